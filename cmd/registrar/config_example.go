@@ -1,0 +1,84 @@
+package main
+
+// exampleConfig is what `registrar generate-config` prints. Option names
+// follow Synapse's homeserver.yaml.
+const exampleConfig = `# registrar configuration. Every option is optional; the values shown are
+# the defaults unless marked "example". Option names follow Synapse's
+# homeserver.yaml. Environment variables REGISTRAR_<OPTION> override them
+# (nested options joined with a double underscore).
+
+# The domain of user IDs (@localpart:server_name).
+server_name: localhost
+# The URL clients reach this server at (default http://server_name:port/).
+#public_baseurl: https://matrix.example.org/
+
+listeners:
+  - port: 8008
+    bind_addresses: ['127.0.0.1']
+    type: http
+
+# Where the SQLite database and generated secrets live.
+data_directory: data
+database:
+  name: sqlite3
+  #args:
+  #  database: /var/lib/registrar/registrar.db
+
+# Request bodies larger than this (bytes) are refused with M_TOO_LARGE.
+max_request_body_size: 65536
+log_level: info
+# One structured log line per request.
+access_log: true
+
+# Registration. registrar refuses to start with open registration and no
+# verification unless enable_registration_without_verification is true.
+enable_registration: false
+enable_registration_without_verification: false
+allow_guest_access: false
+allow_underscore_prefixed_localpart: false
+# Regular expressions new localparts may not match. A plain string is
+# refused with M_INVALID_USERNAME; {pattern, exclusive: true} with
+# M_EXCLUSIVE ("reserved").
+forbidden_usernames: []
+#  - '^admin'
+#  - {pattern: '^support$', exclusive: true}
+server_notices:
+  system_mxid_localpart: ""
+
+# Policies new users accept (the m.login.terms stage); none by default.
+registration_terms: {}
+#  privacy_policy:
+#    version: "1.0"
+#    en: {name: Privacy Policy, url: https://example.org/privacy-1.0.html}
+
+allow_deactivation: true
+
+# Seals secrets kept between requests; generated in data_directory if unset.
+#macaroon_secret_key: <random string>
+#macaroon_secret_key_path: /etc/registrar/macaroon_secret_key
+
+password_config:
+  enabled: true
+  pepper: ""
+  # argon2id (default) or bcrypt; existing hashes of either kind verify.
+  algorithm: argon2id
+  argon2: {memory_kib: 19456, iterations: 2, parallelism: 1}
+  policy:
+    enabled: false
+    minimum_length: 0
+    require_digit: false
+    require_symbol: false
+    require_lowercase: false
+    require_uppercase: false
+bcrypt_rounds: 12
+
+ui_auth:
+  # How long a User-Interactive Authentication session lives.
+  session_lifetime: 48h
+
+# Token lifetimes (null = never expires).
+session_lifetime: null
+refreshable_access_token_lifetime: 5m
+refresh_token_lifetime: null
+nonrefreshable_access_token_lifetime: null
+`

@@ -1,0 +1,147 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"gorm.io/gorm"
+)
+
+// Login is a device and the tokens to issue on it. A device that already
+// exists keeps its display name and loses its previous tokens.
+type Login struct {
+	DeviceID          string
+	DeviceDisplayName string
+	AccessTokenHash   string
+	AccessExpiresAt   *int64
+	// RefreshTokenHash is empty when no refresh token is issued.
+	RefreshTokenHash string
+	RefreshExpiresAt *int64
+	SessionExpiresAt *int64
+}
+
+// Registration is everything a successful registration writes, in one
+// transaction: the account, optionally a login, and the UIA session's
+// record of the registered user.
+type Registration struct {
+	Account Account
+	// UpgradeGuest turns the existing guest account Account.UserID into
+	// this account instead of inserting a new one.
+	UpgradeGuest bool
+	Login        *Login
+	// SessionID, when set, gets SessionData stored as its data.
+	SessionID   string
+	SessionData string
+}
+
+// Register creates (or upgrades) the account and its login atomically.
+// A taken localpart gives ErrUserExists and writes nothing.
+func (s *Store) Register(ctx context.Context, r Registration) error {
+	now := s.nowMS()
+	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		acct := r.Account
+		acct.CreatedAt = now
+		if r.UpgradeGuest {
+			res := tx.Model(&Account{}).
+				Where("user_id = ? AND kind = ? AND deactivated_at IS NULL", acct.UserID, KindGuest).
+				Updates(map[string]any{"kind": acct.Kind, "password_hash": acct.PasswordHash})
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				return ErrUserExists
+			}
+		} else if err := tx.Create(&acct).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return ErrUserExists
+			}
+			return err
+		}
+		if r.Login != nil {
+			if err := issueLogin(tx, acct.UserID, *r.Login, now); err != nil {
+				return err
+			}
+		}
+		if r.SessionID != "" {
+			return tx.Model(&UIASession{}).Where("session_id = ?", r.SessionID).
+				Updates(map[string]any{"data": r.SessionData, "version": gorm.Expr("version + 1")}).Error
+		}
+		return nil
+	}))
+}
+
+// Account returns the account whose localpart matches case-insensitively.
+func (s *Store) Account(ctx context.Context, localpartLower string) (Account, error) {
+	var a Account
+	err := s.db.WithContext(ctx).Where("localpart_lower = ?", localpartLower).Take(&a).Error
+	return a, translate(err)
+}
+
+// LocalpartTaken reports whether any account (deactivated ones included)
+// holds the localpart, compared case-insensitively.
+func (s *Store) LocalpartTaken(ctx context.Context, localpartLower string) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&Account{}).Where("localpart_lower = ?", localpartLower).Limit(1).Count(&n).Error
+	return n > 0, err
+}
+
+// MaxNumericLocalpart returns the largest purely numeric localpart in use,
+// or 0; generated user IDs continue from it.
+func (s *Store) MaxNumericLocalpart(ctx context.Context) (int64, error) {
+	var v *string
+	err := s.db.WithContext(ctx).Raw(
+		`SELECT localpart_lower FROM accounts
+		 WHERE localpart_lower <> '' AND localpart_lower NOT GLOB '*[^0-9]*'
+		 ORDER BY length(localpart_lower) DESC, localpart_lower DESC LIMIT 1`).Scan(&v).Error
+	if err != nil || v == nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(*v, 10, 64)
+	if err != nil {
+		return 0, nil
+	}
+	return n, nil
+}
+
+// SetPassword replaces the account's password hash. With logoutOthers it
+// also deletes every device but keepDevice (all of them when keepDevice is
+// empty), with their tokens.
+func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error {
+	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&Account{}).Where("user_id = ? AND deactivated_at IS NULL", userID).Update("password_hash", hash)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		if !logoutOthers {
+			return nil
+		}
+		return tx.Where("user_id = ? AND device_id <> ?", userID, keepDevice).Delete(&Device{}).Error
+	}))
+}
+
+// Deactivate marks the account deactivated, clears its password and deletes
+// all its devices and tokens in one transaction; with erase it also wipes
+// the profile.
+func (s *Store) Deactivate(ctx context.Context, userID string, erase bool) error {
+	now := s.nowMS()
+	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		updates := map[string]any{"deactivated_at": now, "password_hash": ""}
+		if erase {
+			updates["display_name"] = ""
+			updates["avatar_url"] = ""
+			updates["erased"] = true
+		}
+		res := tx.Model(&Account{}).Where("user_id = ? AND deactivated_at IS NULL", userID).Updates(updates)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return tx.Where("user_id = ?", userID).Delete(&Device{}).Error
+	}))
+}

@@ -1,0 +1,126 @@
+package db
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+)
+
+// migration is one schema step. Steps are applied in order, each in its own
+// transaction, and recorded in schema_migrations; a step never changes once
+// released, so a newer binary upgrades an older database in place.
+type migration struct {
+	id    int
+	name  string
+	stmts []string
+}
+
+var migrations = []migration{
+	{1, "accounts, devices, tokens, UIA sessions", []string{
+		`CREATE TABLE accounts (
+			user_id TEXT NOT NULL PRIMARY KEY,
+			localpart_lower TEXT NOT NULL,
+			password_hash TEXT NOT NULL DEFAULT '',
+			kind TEXT NOT NULL DEFAULT 'user',
+			admin BOOLEAN NOT NULL DEFAULT FALSE,
+			appservice_id TEXT NOT NULL DEFAULT '',
+			display_name TEXT NOT NULL DEFAULT '',
+			avatar_url TEXT NOT NULL DEFAULT '',
+			created_at BIGINT NOT NULL,
+			deactivated_at BIGINT,
+			erased BOOLEAN NOT NULL DEFAULT FALSE
+		)`,
+		`CREATE UNIQUE INDEX accounts_localpart_lower ON accounts (localpart_lower)`,
+		`CREATE TABLE devices (
+			user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+			device_id TEXT NOT NULL,
+			display_name TEXT NOT NULL DEFAULT '',
+			created_at BIGINT NOT NULL,
+			PRIMARY KEY (user_id, device_id)
+		)`,
+		`CREATE TABLE refresh_tokens (
+			id INTEGER PRIMARY KEY AUTOINCREMENT,
+			token_hash TEXT NOT NULL,
+			user_id TEXT NOT NULL,
+			device_id TEXT NOT NULL,
+			created_at BIGINT NOT NULL,
+			expires_at BIGINT,
+			session_expires_at BIGINT,
+			next_token_id BIGINT,
+			consumed BOOLEAN NOT NULL DEFAULT FALSE,
+			FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, device_id) ON DELETE CASCADE
+		)`,
+		`CREATE UNIQUE INDEX refresh_tokens_hash ON refresh_tokens (token_hash)`,
+		`CREATE INDEX refresh_tokens_device ON refresh_tokens (user_id, device_id)`,
+		`CREATE TABLE access_tokens (
+			id INTEGER PRIMARY KEY AUTOINCREMENT,
+			token_hash TEXT NOT NULL,
+			user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+			device_id TEXT NOT NULL,
+			created_at BIGINT NOT NULL,
+			expires_at BIGINT,
+			refresh_token_id BIGINT REFERENCES refresh_tokens (id) ON DELETE CASCADE,
+			used BOOLEAN NOT NULL DEFAULT FALSE,
+			FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, device_id) ON DELETE CASCADE
+		)`,
+		`CREATE UNIQUE INDEX access_tokens_hash ON access_tokens (token_hash)`,
+		`CREATE INDEX access_tokens_device ON access_tokens (user_id, device_id)`,
+		`CREATE TABLE uia_sessions (
+			session_id TEXT NOT NULL PRIMARY KEY,
+			method TEXT NOT NULL,
+			path TEXT NOT NULL,
+			params BLOB,
+			completed TEXT NOT NULL DEFAULT '{}',
+			data TEXT NOT NULL DEFAULT '{}',
+			version INTEGER NOT NULL DEFAULT 0,
+			created_at BIGINT NOT NULL,
+			expires_at BIGINT NOT NULL
+		)`,
+		`CREATE INDEX uia_sessions_expires ON uia_sessions (expires_at)`,
+	}},
+}
+
+// Migrate applies every migration the database has not recorded yet.
+func (s *Store) Migrate(ctx context.Context) error {
+	g := s.db.WithContext(ctx)
+	if err := g.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		id INTEGER NOT NULL PRIMARY KEY,
+		name TEXT NOT NULL,
+		applied_at BIGINT NOT NULL
+	)`).Error; err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range migrations {
+		err := g.Transaction(func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table("schema_migrations").Where("id = ?", m.id).Count(&n).Error; err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			for _, stmt := range m.stmts {
+				if err := tx.Exec(stmt).Error; err != nil {
+					return err
+				}
+			}
+			return tx.Exec(`INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)`,
+				m.id, m.name, s.nowMS()).Error
+		})
+		if err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.id, m.name, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest applied migration.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v *int
+	err := s.db.WithContext(ctx).Raw(`SELECT MAX(id) FROM schema_migrations`).Scan(&v).Error
+	if err != nil || v == nil {
+		return 0, err
+	}
+	return *v, nil
+}

@@ -1,0 +1,85 @@
+package db
+
+// Account kinds.
+const (
+	KindUser  = "user"
+	KindGuest = "guest"
+)
+
+// Account is a local user account. The user ID stays taken for ever, also
+// once the account is deactivated.
+type Account struct {
+	UserID         string `gorm:"column:user_id;primaryKey"`
+	LocalpartLower string `gorm:"column:localpart_lower"`
+	PasswordHash   string `gorm:"column:password_hash"`
+	Kind           string `gorm:"column:kind"`
+	Admin          bool   `gorm:"column:admin"`
+	AppserviceID   string `gorm:"column:appservice_id"`
+	DisplayName    string `gorm:"column:display_name"`
+	AvatarURL      string `gorm:"column:avatar_url"`
+	CreatedAt      int64  `gorm:"column:created_at;autoCreateTime:false"`
+	DeactivatedAt  *int64 `gorm:"column:deactivated_at"`
+	Erased         bool   `gorm:"column:erased"`
+}
+
+// TableName implements gorm's Tabler.
+func (Account) TableName() string { return "accounts" }
+
+// Deactivated reports whether the account was deactivated.
+func (a Account) Deactivated() bool { return a.DeactivatedAt != nil }
+
+// Device is one logged-in client of an account.
+type Device struct {
+	UserID      string `gorm:"column:user_id;primaryKey"`
+	DeviceID    string `gorm:"column:device_id;primaryKey"`
+	DisplayName string `gorm:"column:display_name"`
+	CreatedAt   int64  `gorm:"column:created_at;autoCreateTime:false"`
+}
+
+// TableName implements gorm's Tabler.
+func (Device) TableName() string { return "devices" }
+
+type accessToken struct {
+	ID             int64  `gorm:"column:id;primaryKey"`
+	TokenHash      string `gorm:"column:token_hash"`
+	UserID         string `gorm:"column:user_id"`
+	DeviceID       string `gorm:"column:device_id"`
+	CreatedAt      int64  `gorm:"column:created_at;autoCreateTime:false"`
+	ExpiresAt      *int64 `gorm:"column:expires_at"`
+	RefreshTokenID *int64 `gorm:"column:refresh_token_id"`
+	Used           bool   `gorm:"column:used"`
+}
+
+func (accessToken) TableName() string { return "access_tokens" }
+
+type refreshToken struct {
+	ID               int64  `gorm:"column:id;primaryKey"`
+	TokenHash        string `gorm:"column:token_hash"`
+	UserID           string `gorm:"column:user_id"`
+	DeviceID         string `gorm:"column:device_id"`
+	CreatedAt        int64  `gorm:"column:created_at;autoCreateTime:false"`
+	ExpiresAt        *int64 `gorm:"column:expires_at"`
+	SessionExpiresAt *int64 `gorm:"column:session_expires_at"`
+	NextTokenID      *int64 `gorm:"column:next_token_id"`
+	Consumed         bool   `gorm:"column:consumed"`
+}
+
+func (refreshToken) TableName() string { return "refresh_tokens" }
+
+// UIASession is a stored User-Interactive Authentication session. Params,
+// Completed and Data are owned by impl (opaque here); Version guards
+// concurrent updates.
+type UIASession struct {
+	SessionID string `gorm:"column:session_id;primaryKey"`
+	Method    string `gorm:"column:method"`
+	Path      string `gorm:"column:path"`
+	Params    []byte `gorm:"column:params"`
+	Completed string `gorm:"column:completed"`
+	Data      string `gorm:"column:data"`
+	Version   int64  `gorm:"column:version"`
+	CreatedAt int64  `gorm:"column:created_at;autoCreateTime:false"`
+	ExpiresAt int64  `gorm:"column:expires_at"`
+}
+
+// TableName implements gorm's Tabler.
+func (UIASession) TableName() string { return "uia_sessions" }

@@ -1,0 +1,186 @@
+package db
+
+import (
+	"context"
+	"errors"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// TokenOwner is what an access token resolves to.
+type TokenOwner struct {
+	TokenID        int64
+	UserID         string
+	DeviceID       string
+	ExpiresAt      *int64
+	RefreshTokenID *int64
+	Used           bool
+	Kind           string
+	Deactivated    bool
+}
+
+// IssueLogin creates the device if needed (keeping an existing device's
+// display name), revokes that device's previous tokens, and stores the new
+// ones, in one transaction.
+func (s *Store) IssueLogin(ctx context.Context, userID string, l Login) error {
+	now := s.nowMS()
+	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return issueLogin(tx, userID, l, now)
+	}))
+}
+
+func issueLogin(tx *gorm.DB, userID string, l Login, now int64) error {
+	dev := Device{UserID: userID, DeviceID: l.DeviceID, DisplayName: l.DeviceDisplayName, CreatedAt: now}
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&dev)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		if err := tx.Where("user_id = ? AND device_id = ?", userID, l.DeviceID).Delete(&refreshToken{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("user_id = ? AND device_id = ?", userID, l.DeviceID).Delete(&accessToken{}).Error; err != nil {
+			return err
+		}
+	}
+	var refreshID *int64
+	if l.RefreshTokenHash != "" {
+		rt := refreshToken{TokenHash: l.RefreshTokenHash, UserID: userID, DeviceID: l.DeviceID, CreatedAt: now,
+			ExpiresAt: l.RefreshExpiresAt, SessionExpiresAt: l.SessionExpiresAt}
+		if err := tx.Create(&rt).Error; err != nil {
+			return err
+		}
+		refreshID = &rt.ID
+	}
+	at := accessToken{TokenHash: l.AccessTokenHash, UserID: userID, DeviceID: l.DeviceID, CreatedAt: now,
+		ExpiresAt: l.AccessExpiresAt, RefreshTokenID: refreshID}
+	return tx.Create(&at).Error
+}
+
+// LookupAccessToken resolves an access token by its hash with one indexed
+// query.
+func (s *Store) LookupAccessToken(ctx context.Context, hash string) (TokenOwner, error) {
+	var o TokenOwner
+	err := s.db.WithContext(ctx).Raw(
+		`SELECT t.id AS token_id, t.user_id, t.device_id, t.expires_at, t.refresh_token_id, t.used,
+		        a.kind, a.deactivated_at IS NOT NULL AS deactivated
+		 FROM access_tokens t JOIN accounts a ON a.user_id = t.user_id
+		 WHERE t.token_hash = ?`, hash).Scan(&o).Error
+	if err != nil {
+		return o, err
+	}
+	if o.UserID == "" {
+		return o, ErrNotFound
+	}
+	return o, nil
+}
+
+// MarkAccessTokenUsed records the first use of an access token issued by a
+// refresh: from then on the refresh token it replaced is consumed.
+func (s *Store) MarkAccessTokenUsed(ctx context.Context, tokenID int64, refreshTokenID int64) error {
+	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(&accessToken{}).Where("id = ?", tokenID).Update("used", true).Error; err != nil {
+			return err
+		}
+		return consumePredecessor(tx, refreshTokenID)
+	}))
+}
+
+// consumePredecessor marks the refresh token that was rotated into
+// refreshTokenID as consumed and revokes the access tokens it had issued.
+func consumePredecessor(tx *gorm.DB, refreshTokenID int64) error {
+	var prev []refreshToken
+	if err := tx.Where("next_token_id = ? AND NOT consumed", refreshTokenID).Find(&prev).Error; err != nil {
+		return err
+	}
+	for _, p := range prev {
+		if err := tx.Model(&refreshToken{}).Where("id = ?", p.ID).Update("consumed", true).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("refresh_token_id = ?", p.ID).Delete(&accessToken{}).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrRefreshTokenReused means a consumed refresh token was presented again;
+// its device has been revoked.
+var ErrRefreshTokenReused = errors.New("db: refresh token reused")
+
+// ErrTokenExpired means the refresh token exists but has expired.
+var ErrTokenExpired = errors.New("db: token expired")
+
+// RefreshResult is the device a refresh rotated tokens on.
+type RefreshResult struct {
+	UserID           string
+	DeviceID         string
+	SessionExpiresAt *int64
+}
+
+// RotateRefreshToken exchanges the refresh token with hash oldHash for the
+// new pair in next. The old token stays usable until the new pair is first
+// used: a retry replaces the unused pair. A consumed token revokes the
+// device (reuse detection).
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefresh Login) (RefreshResult, error) {
+	now := s.nowMS()
+	var out RefreshResult
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var old refreshToken
+		if err := tx.Where("token_hash = ?", oldHash).Take(&old).Error; err != nil {
+			return err
+		}
+		out = RefreshResult{UserID: old.UserID, DeviceID: old.DeviceID, SessionExpiresAt: old.SessionExpiresAt}
+		if old.Consumed {
+			if err := tx.Where("user_id = ? AND device_id = ?", old.UserID, old.DeviceID).Delete(&Device{}).Error; err != nil {
+				return err
+			}
+			return ErrRefreshTokenReused
+		}
+		if old.ExpiresAt != nil && *old.ExpiresAt <= now {
+			return ErrTokenExpired
+		}
+		if old.NextTokenID != nil {
+			if err := tx.Where("id = ?", *old.NextTokenID).Delete(&refreshToken{}).Error; err != nil {
+				return err
+			}
+		}
+		// Using this token consumes the one it replaced.
+		if err := consumePredecessor(tx, old.ID); err != nil {
+			return err
+		}
+		rt := refreshToken{TokenHash: newRefresh.RefreshTokenHash, UserID: old.UserID, DeviceID: old.DeviceID,
+			CreatedAt: now, ExpiresAt: newRefresh.RefreshExpiresAt, SessionExpiresAt: old.SessionExpiresAt}
+		if err := tx.Create(&rt).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&refreshToken{}).Where("id = ?", old.ID).Update("next_token_id", rt.ID).Error; err != nil {
+			return err
+		}
+		at := accessToken{TokenHash: newRefresh.AccessTokenHash, UserID: old.UserID, DeviceID: old.DeviceID,
+			CreatedAt: now, ExpiresAt: newRefresh.AccessExpiresAt, RefreshTokenID: &rt.ID}
+		return tx.Create(&at).Error
+	})
+	if errors.Is(err, ErrRefreshTokenReused) {
+		return out, err
+	}
+	return out, translate(err)
+}
+
+// DeleteDevice deletes one device with its tokens.
+func (s *Store) DeleteDevice(ctx context.Context, userID, deviceID string) error {
+	return translate(s.db.WithContext(ctx).Where("user_id = ? AND device_id = ?", userID, deviceID).Delete(&Device{}).Error)
+}
+
+// DeleteAllDevices deletes every device of the user with their tokens.
+func (s *Store) DeleteAllDevices(ctx context.Context, userID string) error {
+	return translate(s.db.WithContext(ctx).Where("user_id = ?", userID).Delete(&Device{}).Error)
+}
+
+// Devices lists the user's devices.
+func (s *Store) Devices(ctx context.Context, userID string) ([]Device, error) {
+	var ds []Device
+	err := s.db.WithContext(ctx).Where("user_id = ?", userID).Order("device_id").Find(&ds).Error
+	return ds, err
+}

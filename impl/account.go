@@ -1,0 +1,96 @@
+package impl
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"registrar/api"
+	"registrar/db"
+)
+
+const (
+	passwordPath   = "/_matrix/client/v3/account/password"
+	deactivatePath = "/_matrix/client/v3/account/deactivate"
+)
+
+var errGuestForbidden = &Error{Status: http.StatusForbidden, Code: CodeGuestAccessForbidden, Message: "Guest access not allowed"}
+
+// reauthFlows are the flows by which a logged-in user proves it is them.
+var reauthFlows = [][]string{{authTypePassword}}
+
+// resetFlows are the flows of a password reset without an access token.
+var resetFlows = [][]string{{authTypeEmail}}
+
+// ChangePassword is POST /_matrix/client/v3/account/password (client-server
+// API v1.7). With an access token the user re-authenticates with its
+// password; the identity proven must be the token's own user.
+func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordRequestObject) (api.ChangePasswordResponseObject, error) {
+	body := req.Body
+	who := requesterFrom(ctx)
+	if who != nil && who.IsGuest {
+		return nil, errGuestForbidden
+	}
+	if !s.cfg.PasswordConfig.Enabled {
+		return nil, forbidden("Password change disabled")
+	}
+	if err := checkPasswordPolicy(s.cfg.PasswordConfig.Policy, body.NewPassword); err != nil {
+		return nil, err
+	}
+	uia := uiaRequest{Method: http.MethodPost, Path: passwordPath, Auth: body.Auth, Flows: resetFlows}
+	if who != nil {
+		uia.Flows, uia.ExpectedUser = reauthFlows, who.UserID
+	}
+	if _, err := s.reauthenticate(ctx, uia); err != nil {
+		return nil, err
+	}
+	if who == nil {
+		return nil, internalError(errors.New("password reset completed without a 3PID stage"))
+	}
+	hash, err := s.hasher.Hash(ctx, body.NewPassword)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	logoutOthers := body.LogoutDevices == nil || *body.LogoutDevices
+	if err := s.store.SetPassword(ctx, who.UserID, hash, logoutOthers, who.DeviceID); err != nil {
+		return nil, internalError(err)
+	}
+	s.log.Info("password changed", "user_id", who.UserID, "logout_devices", logoutOthers)
+	return api.ChangePassword200JSONResponse{}, nil
+}
+
+// DeactivateAccount is POST /_matrix/client/v3/account/deactivate
+// (client-server API v1.7, erase from v1.10). The account, its password,
+// devices and tokens go in one transaction; the user ID stays taken.
+func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccountRequestObject) (api.DeactivateAccountResponseObject, error) {
+	body := req.Body
+	who := requesterFrom(ctx)
+	if who == nil {
+		return nil, errMissingToken
+	}
+	if who.IsGuest {
+		return nil, errGuestForbidden
+	}
+	if !s.cfg.AllowDeactivation {
+		return nil, forbidden("Account deactivation is disabled on this server")
+	}
+	if _, err := s.reauthenticate(ctx, uiaRequest{Method: http.MethodPost, Path: deactivatePath, Auth: body.Auth,
+		Flows: reauthFlows, ExpectedUser: who.UserID}); err != nil {
+		return nil, err
+	}
+	err := s.store.Deactivate(ctx, who.UserID, boolValue(body.Erase))
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return nil, internalError(err)
+	}
+	s.log.Info("account deactivated", "user_id", who.UserID, "erase", boolValue(body.Erase))
+	return api.DeactivateAccount200JSONResponse{IdServerUnbindResult: "success"}, nil
+}
+
+// reauthenticate runs UIA for an account-management request.
+func (s *Server) reauthenticate(ctx context.Context, req uiaRequest) (*uiaSession, error) {
+	sess, err := s.uia.load(ctx, req.Auth, req.Method, req.Path)
+	if err != nil {
+		return nil, err
+	}
+	return s.uia.authenticate(ctx, sess, req)
+}

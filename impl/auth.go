@@ -1,0 +1,93 @@
+package impl
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"registrar/db"
+)
+
+// requester is the authenticated owner of a request's access token.
+type requester struct {
+	UserID   string
+	DeviceID string
+	IsGuest  bool
+	TokenID  int64
+}
+
+type requesterKey struct{}
+
+func withRequester(ctx context.Context, r *requester) context.Context {
+	return context.WithValue(ctx, requesterKey{}, r)
+}
+
+// requesterFrom returns the request's authenticated user, or nil.
+func requesterFrom(ctx context.Context) *requester {
+	r, _ := ctx.Value(requesterKey{}).(*requester)
+	return r
+}
+
+var (
+	errMissingToken = &Error{Status: http.StatusUnauthorized, Code: CodeMissingToken, Message: "Missing access token."}
+	errUnknownToken = &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Unrecognised access token."}
+	errExpiredToken = &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Access token has expired", SoftLogout: true}
+)
+
+// accessToken extracts the token from the Authorization: Bearer header or
+// the access_token query parameter; both at once is refused.
+func accessToken(header http.Header, query url.Values) (string, error) {
+	values := header.Values("Authorization")
+	fromQuery := query.Get("access_token")
+	switch {
+	case len(values) > 1:
+		return "", &Error{Status: http.StatusUnauthorized, Code: CodeMissingToken, Message: "Too many Authorization headers."}
+	case len(values) == 1:
+		if fromQuery != "" {
+			return "", badRequest(CodeInvalidParam, "Mixing Authorization headers and access_token query parameters.")
+		}
+		scheme, token, ok := strings.Cut(values[0], " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsRune(token, ' ') {
+			return "", &Error{Status: http.StatusUnauthorized, Code: CodeMissingToken, Message: "Invalid Authorization header."}
+		}
+		return token, nil
+	}
+	return fromQuery, nil
+}
+
+// authenticate resolves the request's access token. Without a token it
+// returns nil, or M_MISSING_TOKEN when required.
+func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Values, required bool) (*requester, error) {
+	token, err := accessToken(r.Header, query)
+	if err != nil {
+		return nil, err
+	}
+	if token == "" {
+		if required {
+			return nil, errMissingToken
+		}
+		return nil, nil
+	}
+	owner, err := s.store.LookupAccessToken(ctx, hashToken(token))
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, errUnknownToken
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	if owner.Deactivated {
+		return nil, errUnknownToken
+	}
+	if owner.ExpiresAt != nil && *owner.ExpiresAt <= s.now().UnixMilli() {
+		return nil, errExpiredToken
+	}
+	if owner.RefreshTokenID != nil && !owner.Used {
+		// The first use of a refreshed pair consumes the refresh token it replaced.
+		if err := s.store.MarkAccessTokenUsed(ctx, owner.TokenID, *owner.RefreshTokenID); err != nil {
+			return nil, internalError(err)
+		}
+	}
+	return &requester{UserID: owner.UserID, DeviceID: owner.DeviceID, IsGuest: owner.Kind == db.KindGuest, TokenID: owner.TokenID}, nil
+}

@@ -1,0 +1,540 @@
+package impl
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is registrar's configuration. Option names and shapes follow
+// Synapse's homeserver.yaml wherever Synapse has the option.
+type Config struct {
+	ServerName    string     `yaml:"server_name"`
+	PublicBaseURL string     `yaml:"public_baseurl"`
+	Listeners     []Listener `yaml:"listeners"`
+	// DataDirectory holds the SQLite database and generated secrets.
+	DataDirectory string   `yaml:"data_directory"`
+	Database      Database `yaml:"database"`
+	// MaxRequestBodySize bounds every request body, in bytes.
+	MaxRequestBodySize int64 `yaml:"max_request_body_size"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// AccessLog writes one line per request when true.
+	AccessLog bool `yaml:"access_log"`
+
+	EnableRegistration                    bool     `yaml:"enable_registration"`
+	EnableRegistrationWithoutVerification bool     `yaml:"enable_registration_without_verification"`
+	AllowGuestAccess                      bool     `yaml:"allow_guest_access"`
+	RegistrationRequiresToken             bool     `yaml:"registration_requires_token"`
+	RegistrationsRequire3PID              []string `yaml:"registrations_require_3pid"`
+	EnableRegistrationCaptcha             bool     `yaml:"enable_registration_captcha"`
+	AllowUnderscorePrefixedLocalpart      bool     `yaml:"allow_underscore_prefixed_localpart"`
+	// ForbiddenUsernames are regular expressions a new localpart may not
+	// match (registration and availability checks).
+	ForbiddenUsernames []ForbiddenUsername `yaml:"forbidden_usernames"`
+	ServerNotices      ServerNotices       `yaml:"server_notices"`
+	// RegistrationTerms are the policies of the m.login.terms stage, keyed
+	// by policy ID; when empty the stage is not offered.
+	RegistrationTerms map[string]TermsPolicy `yaml:"registration_terms"`
+	AllowDeactivation bool                   `yaml:"allow_deactivation"`
+	// MacaroonSecretKey seals secrets the server keeps between requests
+	// (passwords of pending UIA sessions). Generated under DataDirectory
+	// when neither it nor MacaroonSecretKeyPath is set.
+	MacaroonSecretKey     string `yaml:"macaroon_secret_key"`
+	MacaroonSecretKeyPath string `yaml:"macaroon_secret_key_path"`
+
+	BcryptRounds   int            `yaml:"bcrypt_rounds"`
+	PasswordConfig PasswordConfig `yaml:"password_config"`
+	UIAuth         UIAuthConfig   `yaml:"ui_auth"`
+
+	SessionLifetime                   *Duration `yaml:"session_lifetime"`
+	RefreshableAccessTokenLifetime    *Duration `yaml:"refreshable_access_token_lifetime"`
+	RefreshTokenLifetime              *Duration `yaml:"refresh_token_lifetime"`
+	NonrefreshableAccessTokenLifetime *Duration `yaml:"nonrefreshable_access_token_lifetime"`
+
+	// secretKey is MacaroonSecretKey resolved by Load.
+	secretKey []byte
+	// forbidden holds the compiled ForbiddenUsernames.
+	forbidden []compiledForbidden
+}
+
+// Listener is one HTTP listener (Synapse's listeners entry).
+type Listener struct {
+	Port          int      `yaml:"port"`
+	BindAddresses []string `yaml:"bind_addresses"`
+	Type          string   `yaml:"type"`
+	TLS           bool     `yaml:"tls"`
+	XForwarded    bool     `yaml:"x_forwarded"`
+}
+
+// Database selects the store (Synapse's database section).
+type Database struct {
+	Name string            `yaml:"name"`
+	Args map[string]string `yaml:"args"`
+}
+
+// ServerNotices reserves the server-notices user's localpart.
+type ServerNotices struct {
+	SystemMXIDLocalpart string `yaml:"system_mxid_localpart"`
+}
+
+// ForbiddenUsername is a pattern new localparts may not match. In YAML it is
+// a plain regular expression (refused with M_INVALID_USERNAME) or
+// {pattern: ..., exclusive: true} (refused with M_EXCLUSIVE, "reserved").
+type ForbiddenUsername struct {
+	Pattern   string `yaml:"pattern"`
+	Exclusive bool   `yaml:"exclusive"`
+}
+
+// UnmarshalYAML accepts a plain string or the mapping form.
+func (f *ForbiddenUsername) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		f.Pattern = n.Value
+		return nil
+	}
+	type plain ForbiddenUsername
+	return n.Decode((*plain)(f))
+}
+
+type compiledForbidden struct {
+	re        *regexp.Regexp
+	exclusive bool
+}
+
+// TermsPolicy is one policy of the m.login.terms stage: a version and, per
+// language code, the document's name and URL.
+type TermsPolicy struct {
+	Version      string
+	Translations map[string]TermsDocument
+}
+
+// TermsDocument is one language's version of a policy.
+type TermsDocument struct {
+	Name string `yaml:"name" json:"name"`
+	URL  string `yaml:"url" json:"url"`
+}
+
+// UnmarshalYAML reads {version: ..., <lang>: {name, url}, ...}.
+func (p *TermsPolicy) UnmarshalYAML(n *yaml.Node) error {
+	var raw map[string]yaml.Node
+	if err := n.Decode(&raw); err != nil {
+		return err
+	}
+	p.Translations = map[string]TermsDocument{}
+	for k, v := range raw {
+		if k == "version" {
+			if err := v.Decode(&p.Version); err != nil {
+				return err
+			}
+			continue
+		}
+		var d TermsDocument
+		if err := v.Decode(&d); err != nil {
+			return fmt.Errorf("language %q: %w", k, err)
+		}
+		p.Translations[k] = d
+	}
+	return nil
+}
+
+// PasswordConfig is Synapse's password_config plus the hash choice.
+type PasswordConfig struct {
+	Enabled bool           `yaml:"enabled"`
+	Pepper  string         `yaml:"pepper"`
+	Policy  PasswordPolicy `yaml:"policy"`
+	// Algorithm is argon2id (default) or bcrypt (with bcrypt_rounds).
+	Algorithm string       `yaml:"algorithm"`
+	Argon2    Argon2Config `yaml:"argon2"`
+}
+
+// PasswordPolicy is Synapse's password_config.policy.
+type PasswordPolicy struct {
+	Enabled          bool `yaml:"enabled"`
+	MinimumLength    int  `yaml:"minimum_length"`
+	RequireDigit     bool `yaml:"require_digit"`
+	RequireSymbol    bool `yaml:"require_symbol"`
+	RequireLowercase bool `yaml:"require_lowercase"`
+	RequireUppercase bool `yaml:"require_uppercase"`
+}
+
+// Argon2Config is the argon2id cost.
+type Argon2Config struct {
+	MemoryKiB   uint32 `yaml:"memory_kib"`
+	Iterations  uint32 `yaml:"iterations"`
+	Parallelism uint8  `yaml:"parallelism"`
+}
+
+// UIAuthConfig tunes User-Interactive Authentication.
+type UIAuthConfig struct {
+	// SessionLifetime is how long a UIA session lives (default 48h).
+	SessionLifetime Duration `yaml:"session_lifetime"`
+}
+
+// Duration is a YAML duration: a Go/Synapse string ("5m", "48h", "7d") or
+// an integer of milliseconds.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	units := map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour, 'y': 365 * 24 * time.Hour}
+	if len(s) > 1 {
+		if u, ok := units[s[len(s)-1]]; ok {
+			n, err := strconv.ParseFloat(s[:len(s)-1], 64)
+			if err == nil {
+				return time.Duration(n * float64(u)), nil
+			}
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q (use e.g. 5m, 48h, 7d or milliseconds)", s)
+	}
+	return d, nil
+}
+
+// DefaultConfig returns the configuration used when no file is given:
+// loopback only, registration closed, a ./data directory.
+func DefaultConfig() Config {
+	return Config{
+		ServerName:         "localhost",
+		Listeners:          []Listener{{Port: 8008, BindAddresses: []string{"127.0.0.1"}, Type: "http"}},
+		DataDirectory:      "data",
+		Database:           Database{Name: "sqlite3"},
+		MaxRequestBodySize: 64 << 10,
+		LogLevel:           "info",
+		AccessLog:          true,
+		AllowDeactivation:  true,
+		BcryptRounds:       12,
+		PasswordConfig: PasswordConfig{
+			Enabled:   true,
+			Algorithm: "argon2id",
+			Argon2:    Argon2Config{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
+		},
+		UIAuth:                         UIAuthConfig{SessionLifetime: Duration{48 * time.Hour}},
+		RefreshableAccessTokenLifetime: &Duration{5 * time.Minute},
+	}
+}
+
+// EnvPrefix is the prefix of environment overrides: REGISTRAR_SERVER_NAME
+// sets server_name, REGISTRAR_PASSWORD_CONFIG__ENABLED sets
+// password_config.enabled (nested keys joined by a double underscore).
+const EnvPrefix = "REGISTRAR_"
+
+// LoadConfig reads the YAML file (when path is not empty) over the
+// defaults, applies environment overrides, validates, and resolves secrets.
+// Errors are one line naming the option.
+func LoadConfig(path string, getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %s", path, oneLine(err.Error()))
+		}
+	}
+	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), EnvPrefix, getenv); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	if err := cfg.resolveSecrets(); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// applyEnv sets scalar fields from PREFIX_<YAML_KEY> variables, recursing
+// into nested structs with a double underscore.
+func applyEnv(v reflect.Value, prefix string, getenv func(string) string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if key == "" || key == "-" || !f.IsExported() {
+			continue
+		}
+		name := prefix + strings.ToUpper(key)
+		fv := v.Field(i)
+		if f.Type == reflect.TypeOf(Duration{}) || f.Type == reflect.TypeOf(&Duration{}) {
+			if s := getenv(name); s != "" {
+				d, err := parseDuration(s)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				if fv.Kind() == reflect.Pointer {
+					fv.Set(reflect.ValueOf(&Duration{d}))
+				} else {
+					fv.Set(reflect.ValueOf(Duration{d}))
+				}
+			}
+			continue
+		}
+		switch fv.Kind() {
+		case reflect.Struct:
+			if err := applyEnv(fv, name+"__", getenv); err != nil {
+				return err
+			}
+			continue
+		case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Uint8, reflect.Uint32:
+		default:
+			continue
+		}
+		s := getenv(name)
+		if s == "" {
+			continue
+		}
+		switch fv.Kind() {
+		case reflect.String:
+			fv.SetString(s)
+		case reflect.Bool:
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a boolean", name, s)
+			}
+			fv.SetBool(b)
+		case reflect.Int, reflect.Int64:
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not an integer", name, s)
+			}
+			fv.SetInt(n)
+		default:
+			n, err := strconv.ParseUint(s, 10, fv.Type().Bits())
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a non-negative integer", name, s)
+			}
+			fv.SetUint(n)
+		}
+	}
+	return nil
+}
+
+var serverNameRE = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,255})(:[0-9]{1,5})?$`)
+
+// Validate checks the configuration and compiles what it needs at run
+// time. Each error names the option to change.
+func (c *Config) Validate() error {
+	if !serverNameRE.MatchString(c.ServerName) {
+		return fmt.Errorf("server_name %q is not a valid server name (hostname[:port])", c.ServerName)
+	}
+	if c.PublicBaseURL == "" {
+		c.PublicBaseURL = "http://" + c.ServerName + "/"
+		if l := c.firstListener(); l != nil && l.Port != 80 {
+			host := c.ServerName
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			c.PublicBaseURL = fmt.Sprintf("http://%s:%d/", host, l.Port)
+		}
+	}
+	u, err := url.Parse(c.PublicBaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("public_baseurl %q must be an absolute http(s) URL", c.PublicBaseURL)
+	}
+	if !strings.HasSuffix(c.PublicBaseURL, "/") {
+		c.PublicBaseURL += "/"
+	}
+	if len(c.Listeners) == 0 {
+		return errors.New("listeners: at least one listener is required")
+	}
+	for i, l := range c.Listeners {
+		if l.Port < 0 || l.Port > 65535 {
+			return fmt.Errorf("listeners[%d].port %d is out of range", i, l.Port)
+		}
+		if l.TLS {
+			return fmt.Errorf("listeners[%d].tls: TLS is not supported; terminate TLS in a reverse proxy", i)
+		}
+		for _, a := range l.BindAddresses {
+			if net.ParseIP(a) == nil && a != "localhost" {
+				return fmt.Errorf("listeners[%d].bind_addresses: %q is not an IP address", i, a)
+			}
+		}
+	}
+	if c.DataDirectory == "" {
+		return errors.New("data_directory must not be empty")
+	}
+	switch c.Database.Name {
+	case "sqlite3", "sqlite":
+	case "psycopg2", "postgres", "postgresql":
+		return fmt.Errorf("database.name %q: PostgreSQL is not supported yet; use sqlite3", c.Database.Name)
+	default:
+		return fmt.Errorf("database.name %q is unknown; use sqlite3", c.Database.Name)
+	}
+	if c.MaxRequestBodySize < 1024 {
+		return fmt.Errorf("max_request_body_size %d is too small (at least 1024 bytes)", c.MaxRequestBodySize)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level %q must be debug, info, warn or error", c.LogLevel)
+	}
+	for _, m := range c.RegistrationsRequire3PID {
+		if m != "email" && m != "msisdn" {
+			return fmt.Errorf("registrations_require_3pid: %q must be email or msisdn", m)
+		}
+	}
+	if len(c.RegistrationsRequire3PID) > 0 {
+		return errors.New("registrations_require_3pid: email and phone verification are not available yet; remove it")
+	}
+	if c.RegistrationRequiresToken {
+		return errors.New("registration_requires_token: registration tokens are not available yet; remove it")
+	}
+	if c.EnableRegistrationCaptcha {
+		return errors.New("enable_registration_captcha: captcha verification is not available yet; remove it")
+	}
+	if c.EnableRegistration && !c.EnableRegistrationWithoutVerification && !c.hasVerification() {
+		return errors.New("enable_registration is true but no verification is required (captcha, registration token or 3PID); " +
+			"set enable_registration_without_verification: true to run an open registration server anyway")
+	}
+	c.forbidden = nil
+	for i, f := range c.ForbiddenUsernames {
+		re, err := regexp.Compile(f.Pattern)
+		if err != nil {
+			return fmt.Errorf("forbidden_usernames[%d]: %q is not a valid regular expression", i, f.Pattern)
+		}
+		c.forbidden = append(c.forbidden, compiledForbidden{re: re, exclusive: f.Exclusive})
+	}
+	for id, p := range c.RegistrationTerms {
+		if !opaqueIDRE.MatchString(id) || !opaqueIDRE.MatchString(p.Version) {
+			return fmt.Errorf("registration_terms.%s: policy IDs and versions must be 1-255 of [0-9A-Za-z._~-]", id)
+		}
+		if len(p.Translations) == 0 {
+			return fmt.Errorf("registration_terms.%s: give at least one language with name and url", id)
+		}
+		for lang, d := range p.Translations {
+			u, err := url.Parse(d.URL)
+			if d.Name == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+				return fmt.Errorf("registration_terms.%s.%s: needs a name and an http(s) url", id, lang)
+			}
+		}
+	}
+	if c.BcryptRounds < 4 || c.BcryptRounds > 31 {
+		return fmt.Errorf("bcrypt_rounds %d must be between 4 and 31", c.BcryptRounds)
+	}
+	switch c.PasswordConfig.Algorithm {
+	case "argon2id":
+		a := c.PasswordConfig.Argon2
+		if a.MemoryKiB < 8*uint32(max(a.Parallelism, 1)) || a.Iterations < 1 || a.Parallelism < 1 {
+			return errors.New("password_config.argon2: memory_kib, iterations and parallelism must be positive (memory_kib >= 8*parallelism)")
+		}
+	case "bcrypt":
+	default:
+		return fmt.Errorf("password_config.algorithm %q must be argon2id or bcrypt", c.PasswordConfig.Algorithm)
+	}
+	if p := c.PasswordConfig.Policy; p.MinimumLength < 0 || p.MinimumLength > maxPasswordLength {
+		return fmt.Errorf("password_config.policy.minimum_length %d must be between 0 and %d", p.MinimumLength, maxPasswordLength)
+	}
+	if c.UIAuth.SessionLifetime.Duration < time.Minute {
+		return errors.New("ui_auth.session_lifetime must be at least 1m")
+	}
+	for name, d := range map[string]*Duration{
+		"session_lifetime": c.SessionLifetime, "refreshable_access_token_lifetime": c.RefreshableAccessTokenLifetime,
+		"refresh_token_lifetime": c.RefreshTokenLifetime, "nonrefreshable_access_token_lifetime": c.NonrefreshableAccessTokenLifetime,
+	} {
+		if d != nil && d.Duration <= 0 {
+			return fmt.Errorf("%s must be positive (or null to disable)", name)
+		}
+	}
+	return nil
+}
+
+var opaqueIDRE = regexp.MustCompile(`^[0-9A-Za-z._~-]{1,255}$`)
+
+func (c *Config) hasVerification() bool {
+	return c.RegistrationRequiresToken || c.EnableRegistrationCaptcha || len(c.RegistrationsRequire3PID) > 0
+}
+
+func (c *Config) firstListener() *Listener {
+	if len(c.Listeners) == 0 {
+		return nil
+	}
+	return &c.Listeners[0]
+}
+
+// ListenAddress is the host:port of the first listener.
+func (c *Config) ListenAddress() string {
+	l := c.firstListener()
+	host := "127.0.0.1"
+	if len(l.BindAddresses) > 0 {
+		host = l.BindAddresses[0]
+	}
+	return net.JoinHostPort(host, strconv.Itoa(l.Port))
+}
+
+// DatabasePath is the SQLite file: database.args.database, or
+// registrar.db under the data directory.
+func (c *Config) DatabasePath() string {
+	if p := c.Database.Args["database"]; p != "" {
+		return p
+	}
+	return filepath.Join(c.DataDirectory, "registrar.db")
+}
+
+// resolveSecrets loads or generates the macaroon secret key.
+func (c *Config) resolveSecrets() error {
+	switch {
+	case c.MacaroonSecretKey != "":
+		c.secretKey = []byte(c.MacaroonSecretKey)
+		return nil
+	case c.MacaroonSecretKeyPath != "":
+		b, err := os.ReadFile(c.MacaroonSecretKeyPath)
+		if err != nil {
+			return fmt.Errorf("macaroon_secret_key_path: %w", err)
+		}
+		c.secretKey = bytes.TrimSpace(b)
+	default:
+		path := filepath.Join(c.DataDirectory, "macaroon_secret_key")
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(c.DataDirectory, 0o700); err != nil {
+				return fmt.Errorf("data_directory: %w", err)
+			}
+			b = []byte(randomString(48))
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				return fmt.Errorf("data_directory: cannot write %s: %w", path, err)
+			}
+		} else if err != nil {
+			return fmt.Errorf("data_directory: cannot read %s: %w", path, err)
+		}
+		c.secretKey = bytes.TrimSpace(b)
+	}
+	if len(c.secretKey) < 16 {
+		return errors.New("macaroon_secret_key must be at least 16 characters")
+	}
+	return nil
+}

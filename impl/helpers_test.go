@@ -1,0 +1,173 @@
+package impl_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"registrar/db"
+	"registrar/impl"
+)
+
+// testClock is a settable clock shared by the server and the store.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// testEnv is a server over a real SQLite file in a temp directory.
+type testEnv struct {
+	t      *testing.T
+	cfg    impl.Config
+	dbPath string
+	store  *db.Store
+	server *impl.Server
+	clock  *testClock
+}
+
+// testConfig is an open-registration config with a cheap password hash.
+func testConfig() impl.Config {
+	cfg := impl.DefaultConfig()
+	cfg.ServerName = "example.org"
+	cfg.PublicBaseURL = "https://matrix.example.org/"
+	cfg.EnableRegistration = true
+	cfg.EnableRegistrationWithoutVerification = true
+	cfg.AllowGuestAccess = true
+	cfg.AccessLog = false
+	cfg.MacaroonSecretKey = "test-secret-key-0123456789"
+	cfg.PasswordConfig.Argon2 = impl.Argon2Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
+	cfg.BcryptRounds = 4
+	return cfg
+}
+
+func newEnv(t *testing.T, mutate ...func(*impl.Config)) *testEnv {
+	t.Helper()
+	cfg := testConfig()
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	env := &testEnv{t: t, cfg: cfg, dbPath: filepath.Join(t.TempDir(), "registrar.db"),
+		clock: &testClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
+	env.open()
+	return env
+}
+
+// open (re)opens the store and builds a server on it.
+func (e *testEnv) open() {
+	e.t.Helper()
+	store, err := db.Open(context.Background(), e.dbPath, db.Options{Now: e.clock.Now})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { store.Close() })
+	srv, err := impl.NewServer(e.cfg, store, impl.Options{Now: e.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.store, e.server = store, srv
+}
+
+// restart closes the store and opens a new server on the same file.
+func (e *testEnv) restart() {
+	e.t.Helper()
+	if err := e.store.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.open()
+}
+
+// response is a decoded reply.
+type response struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+	Raw    string
+}
+
+func (r response) str(key string) string {
+	s, _ := r.Body[key].(string)
+	return s
+}
+
+// do sends a request through the full HTTP stack. body is sent as is;
+// header pairs follow.
+func (e *testEnv) do(method, path, body string, header ...string) response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	e.server.ServeHTTP(rec, req)
+	res := response{Status: rec.Code, Header: rec.Header(), Raw: rec.Body.String()}
+	if rec.Body.Len() > 0 {
+		if err := json.Unmarshal(rec.Body.Bytes(), &res.Body); err != nil {
+			e.t.Fatalf("%s %s: response is not a JSON object: %q", method, path, rec.Body.String())
+		}
+	}
+	return res
+}
+
+// expect checks status and errcode ("" = no errcode expected).
+func (r response) expect(t *testing.T, status int, errcode string) response {
+	t.Helper()
+	if r.Status != status || r.str("errcode") != errcode {
+		t.Fatalf("got %d %s, want %d %s; body %s", r.Status, r.str("errcode"), status, errcode, r.Raw)
+	}
+	if errcode != "" {
+		if _, ok := r.Body["error"].(string); !ok {
+			t.Fatalf("error body without an error message: %s", r.Raw)
+		}
+	}
+	return r
+}
+
+func jsonBody(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// register runs the dummy flow in one step and returns the response.
+func (e *testEnv) register(username, password string, extra ...map[string]any) response {
+	e.t.Helper()
+	body := map[string]any{"username": username, "password": password, "auth": map[string]any{"type": "m.login.dummy"}}
+	for _, x := range extra {
+		for k, v := range x {
+			body[k] = v
+		}
+	}
+	return e.do("POST", "/_matrix/client/v3/register", jsonBody(body))
+}
+
+func bearer(token string) []string { return []string{"Authorization", "Bearer " + token} }

@@ -1,0 +1,321 @@
+package impl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"registrar/api"
+	"registrar/db"
+)
+
+const registerPath = "/_matrix/client/v3/register"
+
+// registerParams are /register's parameters as kept in the UIA session, so
+// that a follow-up request carrying only auth registers with them. The
+// password is sealed with the server's key, never stored in plain text.
+type registerParams struct {
+	Username                 string  `json:"username,omitempty"`
+	SealedPassword           string  `json:"sealed_password,omitempty"`
+	DeviceID                 *string `json:"device_id,omitempty"`
+	InitialDeviceDisplayName *string `json:"initial_device_display_name,omitempty"`
+	InhibitLogin             *bool   `json:"inhibit_login,omitempty"`
+	RefreshToken             *bool   `json:"refresh_token,omitempty"`
+	GuestUserID              string  `json:"guest_user_id,omitempty"`
+}
+
+// fillFrom takes every parameter this request left out from the session.
+func (p *registerParams) fillFrom(stored registerParams) {
+	if p.Username == "" {
+		p.Username = stored.Username
+	}
+	if p.SealedPassword == "" {
+		p.SealedPassword = stored.SealedPassword
+	}
+	if p.DeviceID == nil {
+		p.DeviceID = stored.DeviceID
+	}
+	if p.InitialDeviceDisplayName == nil {
+		p.InitialDeviceDisplayName = stored.InitialDeviceDisplayName
+	}
+	if p.InhibitLogin == nil {
+		p.InhibitLogin = stored.InhibitLogin
+	}
+	if p.RefreshToken == nil {
+		p.RefreshToken = stored.RefreshToken
+	}
+	if p.GuestUserID == "" {
+		p.GuestUserID = stored.GuestUserID
+	}
+}
+
+const sessionRegisteredUser = "registered_user_id"
+
+// Register is POST /_matrix/client/v3/register (client-server API v1.7,
+// "Account registration"). Checks run in Synapse's order: kind, application
+// service, registration enabled, username rules, then UIA, then creation.
+func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (api.RegisterResponseObject, error) {
+	body := req.Body
+	if req.Params.Kind != nil && *req.Params.Kind == api.Guest {
+		return s.registerGuest(ctx, body)
+	}
+	if body.Type != nil && *body.Type == "m.login.application_service" {
+		return nil, s.registerAppService(ctx, body)
+	}
+	if requesterFrom(ctx) != nil {
+		return nil, badRequest(CodeUnknown, "An access token may only be given to register as an application service")
+	}
+	if !s.cfg.EnableRegistration {
+		return nil, errRegistrationDisabled
+	}
+	params, err := s.registerParamsOf(ctx, body)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := s.uia.load(ctx, body.Auth, http.MethodPost, registerPath)
+	if err != nil {
+		return nil, err
+	}
+	if sess != nil {
+		var stored registerParams
+		if len(sess.Params) > 0 {
+			if err := json.Unmarshal(sess.Params, &stored); err != nil {
+				return nil, internalError(err)
+			}
+		}
+		params.fillFrom(stored)
+		if userID := sess.Data[sessionRegisteredUser]; userID != "" {
+			// A repeated final request: same account, a fresh login.
+			return s.registered(ctx, userID, params)
+		}
+	}
+	localpart := strings.ToLower(params.Username)
+	if localpart != "" {
+		if err := s.checkUsername(ctx, localpart, params.GuestUserID != ""); err != nil {
+			return nil, err
+		}
+	}
+	sess, err = s.uia.authenticate(ctx, sess, uiaRequest{Method: http.MethodPost, Path: registerPath, Auth: body.Auth,
+		Flows: s.registrationFlows(), Params: mustJSON(params)})
+	if err != nil {
+		return nil, err
+	}
+	if params.SealedPassword == "" {
+		return nil, badRequest(CodeMissingParam, "Missing params: password")
+	}
+	password, err := s.sealer.open(params.SealedPassword, "password")
+	if err != nil {
+		return nil, badRequest(CodeUnknown, "The stored password of this session cannot be used; start a new session")
+	}
+	hash, err := s.hasher.Hash(ctx, string(password))
+	if err != nil {
+		return nil, internalError(err)
+	}
+	return s.createAccount(ctx, sess, localpart, hash, params)
+}
+
+// registerParamsOf checks the request's own parameters (Synapse's order:
+// username length, password length and policy) and seals the password.
+func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONRequestBody) (registerParams, error) {
+	p := registerParams{DeviceID: body.DeviceId, InitialDeviceDisplayName: body.InitialDeviceDisplayName,
+		InhibitLogin: body.InhibitLogin, RefreshToken: body.RefreshToken}
+	if body.Username != nil {
+		if len(*body.Username) > maxUsernameInput {
+			return p, badRequest(CodeInvalidParam, "Invalid username")
+		}
+		p.Username = *body.Username
+	}
+	if body.Password != nil {
+		if err := checkPasswordPolicy(s.cfg.PasswordConfig.Policy, *body.Password); err != nil {
+			return p, err
+		}
+		p.SealedPassword = s.sealer.seal([]byte(*body.Password), "password")
+	} else {
+		// Synapse drops the display name of a request without a password
+		// (a workaround for clients resending it on every stage).
+		p.InitialDeviceDisplayName = nil
+	}
+	if err := checkDeviceParams(p.DeviceID, p.InitialDeviceDisplayName); err != nil {
+		return p, err
+	}
+	if body.GuestAccessToken != nil {
+		owner, err := s.store.LookupAccessToken(ctx, hashToken(*body.GuestAccessToken))
+		if err != nil || owner.Kind != db.KindGuest || owner.Deactivated {
+			return p, forbidden("Invalid guest access token")
+		}
+		lp, _ := s.localpartOf(owner.UserID)
+		if p.Username == "" || strings.ToLower(p.Username) != lp {
+			return p, forbidden("A guest account can only be upgraded to its own user ID")
+		}
+		p.GuestUserID = owner.UserID
+	}
+	return p, nil
+}
+
+const maxDeviceIDLength = 255
+const maxDisplayNameLength = 512
+
+func checkDeviceParams(deviceID, displayName *string) *Error {
+	if deviceID != nil && (*deviceID == "" || len(*deviceID) > maxDeviceIDLength) {
+		return badRequest(CodeInvalidParam, "device_id must be 1-255 bytes")
+	}
+	if displayName != nil && len(*displayName) > maxDisplayNameLength {
+		return badRequest(CodeInvalidParam, "initial_device_display_name is too long")
+	}
+	return nil
+}
+
+// registrationFlows are the UIA flows of /register, from config: the base
+// flow with every configured requirement prepended (Synapse's
+// _calculate_registration_flows).
+func (s *Server) registrationFlows() [][]string {
+	flow := []string{authTypeDummy}
+	if _, ok := s.uia.stages[authTypeTerms]; ok {
+		flow = append([]string{authTypeTerms}, flow...)
+	}
+	return [][]string{flow}
+}
+
+// createAccount writes the account (and its login unless inhibited) in one
+// transaction that also records the user in the UIA session; a name taken
+// meanwhile is M_USER_IN_USE and leaves nothing behind.
+func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart, hash string, p registerParams) (api.RegisterResponseObject, error) {
+	generated := localpart == ""
+	for attempt := 0; ; attempt++ {
+		if generated {
+			localpart = generateLocalpart()
+		}
+		reg := db.Registration{Account: db.Account{UserID: s.userID(localpart), LocalpartLower: localpart,
+			PasswordHash: hash, Kind: db.KindUser}}
+		if p.GuestUserID != "" {
+			reg.Account.UserID, reg.UpgradeGuest = p.GuestUserID, true
+		}
+		var out loginResult
+		if !boolValue(p.InhibitLogin) {
+			login, res, err := s.newLogin(p.DeviceID, p.InitialDeviceDisplayName, boolValue(p.RefreshToken))
+			if err != nil {
+				return nil, err
+			}
+			reg.Login, out = &login, res
+		}
+		if sess.persisted {
+			sess.Data[sessionRegisteredUser] = reg.Account.UserID
+			reg.SessionID, reg.SessionData = sess.ID, string(mustJSON(sess.Data))
+		}
+		err := s.store.Register(ctx, reg)
+		if errors.Is(err, db.ErrUserExists) {
+			if generated && attempt < 10 {
+				continue
+			}
+			return nil, badRequest(CodeUserInUse, "User ID already taken.")
+		}
+		if err != nil {
+			return nil, internalError(err)
+		}
+		s.log.Info("registered user", "user_id", reg.Account.UserID, "guest_upgrade", reg.UpgradeGuest)
+		return s.registerResponse(reg.Account.UserID, p, out), nil
+	}
+}
+
+// registered answers a repeated final request of a completed session: the
+// account exists, so only a new login is issued.
+func (s *Server) registered(ctx context.Context, userID string, p registerParams) (api.RegisterResponseObject, error) {
+	var out loginResult
+	if !boolValue(p.InhibitLogin) {
+		login, res, err := s.newLogin(p.DeviceID, p.InitialDeviceDisplayName, boolValue(p.RefreshToken))
+		if err != nil {
+			return nil, err
+		}
+		if err := s.store.IssueLogin(ctx, userID, login); err != nil {
+			return nil, internalError(err)
+		}
+		out = res
+	}
+	return s.registerResponse(userID, p, out), nil
+}
+
+func (s *Server) registerResponse(userID string, p registerParams, out loginResult) api.Register200JSONResponse {
+	resp := api.Register200JSONResponse{UserId: userID, HomeServer: &s.cfg.ServerName}
+	if out.AccessToken != "" {
+		resp.AccessToken, resp.DeviceId = &out.AccessToken, &out.DeviceID
+		if out.RefreshToken != "" {
+			resp.RefreshToken = &out.RefreshToken
+		}
+		if out.ExpiresInMS != nil {
+			ms := int(*out.ExpiresInMS)
+			resp.ExpiresInMs = &ms
+		}
+	}
+	return resp
+}
+
+// registerGuest is POST /register?kind=guest: no UIA, every body field but
+// initial_device_display_name ignored, a numeric localpart and a server
+// chosen device.
+func (s *Server) registerGuest(ctx context.Context, body *api.RegisterJSONRequestBody) (api.RegisterResponseObject, error) {
+	if !s.cfg.AllowGuestAccess {
+		return nil, forbidden("Guest access is disabled")
+	}
+	display := body.InitialDeviceDisplayName
+	if err := checkDeviceParams(nil, display); err != nil {
+		return nil, err
+	}
+	for attempt := 0; attempt < 10; attempt++ {
+		n, err := s.store.MaxNumericLocalpart(ctx)
+		if err != nil {
+			return nil, internalError(err)
+		}
+		localpart := strconv.FormatInt(n+1, 10)
+		login, out, err := s.newLogin(nil, display, false)
+		if err != nil {
+			return nil, err
+		}
+		err = s.store.Register(ctx, db.Registration{Account: db.Account{UserID: s.userID(localpart),
+			LocalpartLower: localpart, Kind: db.KindGuest}, Login: &login})
+		if errors.Is(err, db.ErrUserExists) {
+			continue
+		}
+		if err != nil {
+			return nil, internalError(err)
+		}
+		return s.registerResponse(s.userID(localpart), registerParams{}, out), nil
+	}
+	return nil, internalError(errors.New("could not allocate a guest user ID"))
+}
+
+// registerAppService is registration with type m.login.application_service.
+func (s *Server) registerAppService(ctx context.Context, _ *api.RegisterJSONRequestBody) error {
+	if requesterFrom(ctx) == nil {
+		return errMissingToken
+	}
+	return forbidden("Invalid application service token.")
+}
+
+// generateLocalpart returns a random localpart for a registration without
+// a username: lower-case letters and digits starting with a letter, so it
+// never collides with the numeric IDs reserved for guests.
+func generateLocalpart() string {
+	return randomFrom("abcdefghijklmnopqrstuvwxyz", 1) + randomFrom("abcdefghijklmnopqrstuvwxyz0123456789", 11)
+}
+
+// CheckUsernameAvailability is GET /_matrix/client/v3/register/available
+// (client-server API v1.7): the same username checks as /register; it
+// reserves nothing.
+func (s *Server) CheckUsernameAvailability(ctx context.Context, req api.CheckUsernameAvailabilityRequestObject) (api.CheckUsernameAvailabilityResponseObject, error) {
+	if !s.cfg.EnableRegistration {
+		return nil, errRegistrationDisabled
+	}
+	if len(req.Params.Username) > maxUsernameInput {
+		return nil, badRequest(CodeInvalidUsername, "Invalid username")
+	}
+	if err := s.checkUsername(ctx, strings.ToLower(req.Params.Username), false); err != nil {
+		return nil, err
+	}
+	available := true
+	return api.CheckUsernameAvailability200JSONResponse{Available: &available}, nil
+}
+
+func boolValue(b *bool) bool { return b != nil && *b }

@@ -1,0 +1,237 @@
+package impl
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"registrar/api"
+	"registrar/db"
+)
+
+// loginResult is what a new login hands the client.
+type loginResult struct {
+	AccessToken  string
+	RefreshToken string
+	DeviceID     string
+	ExpiresInMS  *int64
+}
+
+// newLogin prepares a device and tokens with the configured lifetimes:
+// refreshable_access_token_lifetime when the client asked for a refresh
+// token and refresh is enabled, else nonrefreshable_access_token_lifetime;
+// session_lifetime caps both.
+func (s *Server) newLogin(deviceID, displayName *string, wantRefresh bool) (db.Login, loginResult, error) {
+	if err := checkDeviceParams(deviceID, displayName); err != nil {
+		return db.Login{}, loginResult{}, err
+	}
+	now := s.now()
+	l := db.Login{DeviceID: randomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 10)}
+	if deviceID != nil {
+		l.DeviceID = *deviceID
+	}
+	if displayName != nil {
+		l.DeviceDisplayName = *displayName
+	}
+	out := loginResult{AccessToken: newAccessToken(), DeviceID: l.DeviceID}
+	l.AccessTokenHash = hashToken(out.AccessToken)
+
+	var sessionEnd *time.Time
+	if d := s.cfg.SessionLifetime; d != nil {
+		t := now.Add(d.Duration)
+		sessionEnd = &t
+		l.SessionExpiresAt = msPtr(t)
+	}
+	var accessLifetime *Duration
+	if wantRefresh && s.cfg.RefreshableAccessTokenLifetime != nil {
+		accessLifetime = s.cfg.RefreshableAccessTokenLifetime
+		out.RefreshToken = newRefreshToken()
+		l.RefreshTokenHash = hashToken(out.RefreshToken)
+		if d := s.cfg.RefreshTokenLifetime; d != nil {
+			l.RefreshExpiresAt = msPtr(capTime(now.Add(d.Duration), sessionEnd))
+		} else if sessionEnd != nil {
+			l.RefreshExpiresAt = msPtr(*sessionEnd)
+		}
+	} else {
+		accessLifetime = s.cfg.NonrefreshableAccessTokenLifetime
+	}
+	var expires *time.Time
+	if accessLifetime != nil {
+		t := capTime(now.Add(accessLifetime.Duration), sessionEnd)
+		expires = &t
+	} else if sessionEnd != nil {
+		expires = sessionEnd
+	}
+	if expires != nil {
+		l.AccessExpiresAt = msPtr(*expires)
+		ms := expires.Sub(now).Milliseconds()
+		out.ExpiresInMS = &ms
+	}
+	return l, out, nil
+}
+
+func capTime(t time.Time, limit *time.Time) time.Time {
+	if limit != nil && limit.Before(t) {
+		return *limit
+	}
+	return t
+}
+
+func msPtr(t time.Time) *int64 {
+	ms := t.UnixMilli()
+	return &ms
+}
+
+var errInvalidLogin = &stageFailure{code: CodeForbidden, message: "Invalid username or password"}
+
+// checkPassword resolves user (a user ID or localpart, matched
+// case-insensitively) and verifies its password. A wrong user or password
+// is a *stageFailure; a deactivated account is 403 M_USER_DEACTIVATED.
+// With expectedUser set, any other account is refused before its password
+// is looked at.
+func (s *Server) checkPassword(ctx context.Context, user, password, expectedUser string) (db.Account, error) {
+	localpart, ok := s.localpartOf(user)
+	if !ok || len(password) > 4*maxPasswordLength {
+		return db.Account{}, errInvalidLogin
+	}
+	acct, err := s.store.Account(ctx, strings.ToLower(localpart))
+	if errors.Is(err, db.ErrNotFound) {
+		// Spend the time of a hash anyway, so timing does not reveal which
+		// user IDs exist.
+		_, _ = s.hasher.Verify(ctx, password, dummyHash)
+		return db.Account{}, errInvalidLogin
+	}
+	if err != nil {
+		return db.Account{}, internalError(err)
+	}
+	if expectedUser != "" && acct.UserID != expectedUser {
+		return db.Account{}, forbidden("Invalid auth: the credentials are not those of the logged-in user")
+	}
+	if acct.Deactivated() {
+		return db.Account{}, &Error{Status: http.StatusForbidden, Code: CodeUserDeactivated, Message: "This account has been deactivated"}
+	}
+	ok, err = s.hasher.Verify(ctx, password, acct.PasswordHash)
+	if err != nil {
+		return db.Account{}, internalError(err)
+	}
+	if !ok {
+		return db.Account{}, errInvalidLogin
+	}
+	return acct, nil
+}
+
+// dummyHash is verified for unknown users; it matches no password.
+const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$eRkmdhwKYXz1ciA+cQ1gmyj+k4ZAcSa60QNjRB5Tf+w"
+
+// GetLoginFlows is GET /_matrix/client/v3/login (client-server API v1.7).
+func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestObject) (api.GetLoginFlowsResponseObject, error) {
+	return api.GetLoginFlows200JSONResponse{Flows: []api.LoginFlow{{Type: authTypePassword}}}, nil
+}
+
+// Login is POST /_matrix/client/v3/login (client-server API v1.7) with
+// m.login.password.
+func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.LoginResponseObject, error) {
+	body := req.Body
+	if body.Type != authTypePassword {
+		return nil, badRequest(CodeUnknown, "Unknown login type")
+	}
+	user := ""
+	switch {
+	case body.Identifier != nil:
+		if body.Identifier.Type != "m.id.user" {
+			return nil, badRequest(CodeUnknown, "Unknown login identifier type")
+		}
+		if body.Identifier.User != nil {
+			user = *body.Identifier.User
+		}
+	case body.User != nil:
+		user = *body.User
+	}
+	if user == "" || body.Password == nil {
+		return nil, badRequest(CodeMissingParam, "Missing parameters: identifier and password are required")
+	}
+	acct, err := s.checkPassword(ctx, user, *body.Password, "")
+	var failure *stageFailure
+	if errors.As(err, &failure) {
+		return nil, forbidden(failure.message)
+	}
+	if err != nil {
+		return nil, err
+	}
+	login, out, err := s.newLogin(body.DeviceId, body.InitialDeviceDisplayName, boolValue(body.RefreshToken))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.IssueLogin(ctx, acct.UserID, login); err != nil {
+		return nil, internalError(err)
+	}
+	resp := api.Login200JSONResponse{UserId: acct.UserID, AccessToken: out.AccessToken, DeviceId: out.DeviceID,
+		ExpiresInMs: out.ExpiresInMS, HomeServer: &s.cfg.ServerName, WellKnown: s.wellKnown()}
+	if out.RefreshToken != "" {
+		resp.RefreshToken = &out.RefreshToken
+	}
+	return resp, nil
+}
+
+// Logout is POST /_matrix/client/v3/logout: the caller's device and its
+// tokens are deleted.
+func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.LogoutResponseObject, error) {
+	who := requesterFrom(ctx)
+	if err := s.store.DeleteDevice(ctx, who.UserID, who.DeviceID); err != nil {
+		return nil, internalError(err)
+	}
+	return api.Logout200JSONResponse{}, nil
+}
+
+// LogoutAll is POST /_matrix/client/v3/logout/all: every device and token
+// of the user is deleted, the caller's included.
+func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (api.LogoutAllResponseObject, error) {
+	who := requesterFrom(ctx)
+	if err := s.store.DeleteAllDevices(ctx, who.UserID); err != nil {
+		return nil, internalError(err)
+	}
+	return api.LogoutAll200JSONResponse{}, nil
+}
+
+// Refresh is POST /_matrix/client/v3/refresh (client-server API v1.3):
+// rotates the token pair; the old refresh token stays usable until the new
+// pair is first used, and reusing it after that revokes the device.
+func (s *Server) Refresh(ctx context.Context, req api.RefreshRequestObject) (api.RefreshResponseObject, error) {
+	if s.cfg.RefreshableAccessTokenLifetime == nil {
+		return nil, badRequest(CodeUnrecognized, "Refresh tokens are not enabled on this server")
+	}
+	login, out, err := s.newLogin(nil, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.store.RotateRefreshToken(ctx, hashToken(req.Body.RefreshToken), login)
+	switch {
+	case errors.Is(err, db.ErrRefreshTokenReused):
+		s.log.Warn("refresh token reused; device revoked", "user_id", res.UserID, "device_id", res.DeviceID)
+		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Unknown refresh token"}
+	case errors.Is(err, db.ErrNotFound):
+		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Unknown refresh token"}
+	case errors.Is(err, db.ErrTokenExpired):
+		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Refresh token has expired", SoftLogout: true}
+	case err != nil:
+		return nil, internalError(err)
+	}
+	return api.Refresh200JSONResponse{AccessToken: out.AccessToken, RefreshToken: &out.RefreshToken, ExpiresInMs: out.ExpiresInMS}, nil
+}
+
+// GetTokenOwner is GET /_matrix/client/v3/account/whoami.
+func (s *Server) GetTokenOwner(ctx context.Context, _ api.GetTokenOwnerRequestObject) (api.GetTokenOwnerResponseObject, error) {
+	who := requesterFrom(ctx)
+	guest := who.IsGuest
+	return api.GetTokenOwner200JSONResponse{UserId: who.UserID, DeviceId: &who.DeviceID, IsGuest: &guest}, nil
+}
+
+// GetCapabilities is GET /_matrix/client/v3/capabilities.
+func (s *Server) GetCapabilities(ctx context.Context, _ api.GetCapabilitiesRequestObject) (api.GetCapabilitiesResponseObject, error) {
+	return api.GetCapabilities200JSONResponse{Capabilities: api.Capabilities{
+		MChangePassword: &api.BooleanCapability{Enabled: s.cfg.PasswordConfig.Enabled},
+		M3pidChanges:    &api.BooleanCapability{Enabled: false},
+	}}, nil
+}

@@ -1,0 +1,31 @@
+package impl
+
+import (
+	"context"
+
+	"registrar/db"
+)
+
+// Store is what impl needs from the database; *db.Store satisfies it.
+type Store interface {
+	Register(ctx context.Context, r db.Registration) error
+	Account(ctx context.Context, localpartLower string) (db.Account, error)
+	LocalpartTaken(ctx context.Context, localpartLower string) (bool, error)
+	MaxNumericLocalpart(ctx context.Context) (int64, error)
+	SetPassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error
+	Deactivate(ctx context.Context, userID string, erase bool) error
+
+	IssueLogin(ctx context.Context, userID string, l db.Login) error
+	LookupAccessToken(ctx context.Context, hash string) (db.TokenOwner, error)
+	MarkAccessTokenUsed(ctx context.Context, tokenID, refreshTokenID int64) error
+	RotateRefreshToken(ctx context.Context, oldHash string, next db.Login) (db.RefreshResult, error)
+	DeleteDevice(ctx context.Context, userID, deviceID string) error
+	DeleteAllDevices(ctx context.Context, userID string) error
+
+	CreateUIASession(ctx context.Context, s db.UIASession) error
+	UIASession(ctx context.Context, id string) (db.UIASession, error)
+	UpdateUIASession(ctx context.Context, s db.UIASession) error
+	DeleteExpiredUIASessions(ctx context.Context) (int64, error)
+}
+
+var _ Store = (*db.Store)(nil)
