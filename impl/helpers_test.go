@@ -37,7 +37,7 @@ func (c *testClock) Advance(d time.Duration) {
 
 // testEnv is a server over a real SQLite file in a temp directory.
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    impl.Config
 	dbPath string
 	store  *db.Store
@@ -60,7 +60,7 @@ func testConfig() impl.Config {
 	return cfg
 }
 
-func newEnv(t *testing.T, mutate ...func(*impl.Config)) *testEnv {
+func newEnv(t testing.TB, mutate ...func(*impl.Config)) *testEnv {
 	t.Helper()
 	cfg := testConfig()
 	for _, m := range mutate {
