@@ -31,7 +31,6 @@ func benchRequest(b *testing.B, h http.Handler, method, target, body string, hea
 	}
 }
 
-
 // BenchmarkBareHTTP is the baseline: a plain net/http handler writing a
 // small JSON object, through the same harness.
 func BenchmarkBareHTTP(b *testing.B) {

@@ -73,7 +73,9 @@ func errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-func badRequest(code, msg string) *Error { return &Error{Status: http.StatusBadRequest, Code: code, Message: msg} }
+func badRequest(code, msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: code, Message: msg}
+}
 func forbidden(msg string) *Error {
 	return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: msg}
 }
