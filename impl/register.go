@@ -18,7 +18,7 @@ const registerPath = "/_matrix/client/v3/register"
 // that a follow-up request carrying only auth registers with them. The
 // password is sealed with the server's key, never stored in plain text.
 type registerParams struct {
-	Username                 string  `json:"username,omitempty"`
+	Username                 *string `json:"username,omitempty"`
 	SealedPassword           string  `json:"sealed_password,omitempty"`
 	DeviceID                 *string `json:"device_id,omitempty"`
 	InitialDeviceDisplayName *string `json:"initial_device_display_name,omitempty"`
@@ -29,7 +29,7 @@ type registerParams struct {
 
 // fillFrom takes every parameter this request left out from the session.
 func (p *registerParams) fillFrom(stored registerParams) {
-	if p.Username == "" {
+	if p.Username == nil {
 		p.Username = stored.Username
 	}
 	if p.SealedPassword == "" {
@@ -92,8 +92,9 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 			return s.registered(ctx, userID, params)
 		}
 	}
-	localpart := strings.ToLower(params.Username)
-	if localpart != "" {
+	localpart := ""
+	if params.Username != nil {
+		localpart = strings.ToLower(*params.Username)
 		if err := s.checkUsername(ctx, localpart, params.GuestUserID != ""); err != nil {
 			return nil, err
 		}
@@ -126,7 +127,7 @@ func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONReq
 		if len(*body.Username) > maxUsernameInput {
 			return p, badRequest(CodeInvalidParam, "Invalid username")
 		}
-		p.Username = *body.Username
+		p.Username = body.Username
 	}
 	if body.Password != nil {
 		if err := checkPasswordPolicy(s.cfg.PasswordConfig.Policy, *body.Password); err != nil {
@@ -147,7 +148,7 @@ func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONReq
 			return p, forbidden("Invalid guest access token")
 		}
 		lp, _ := s.localpartOf(owner.UserID)
-		if p.Username == "" || strings.ToLower(p.Username) != lp {
+		if p.Username == nil || strings.ToLower(*p.Username) != lp {
 			return p, forbidden("A guest account can only be upgraded to its own user ID")
 		}
 		p.GuestUserID = owner.UserID
