@@ -126,6 +126,7 @@ type RefreshResult struct {
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefresh Login) (RefreshResult, error) {
 	now := s.nowMS()
 	var out RefreshResult
+	reused := false
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var old refreshToken
 		if err := tx.Where("token_hash = ?", oldHash).Take(&old).Error; err != nil {
@@ -133,10 +134,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefre
 		}
 		out = RefreshResult{UserID: old.UserID, DeviceID: old.DeviceID, SessionExpiresAt: old.SessionExpiresAt}
 		if old.Consumed {
-			if err := tx.Where("user_id = ? AND device_id = ?", old.UserID, old.DeviceID).Delete(&Device{}).Error; err != nil {
-				return err
-			}
-			return ErrRefreshTokenReused
+			reused = true
+			return tx.Where("user_id = ? AND device_id = ?", old.UserID, old.DeviceID).Delete(&Device{}).Error
 		}
 		if old.ExpiresAt != nil && *old.ExpiresAt <= now {
 			return ErrTokenExpired
@@ -162,8 +161,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefre
 			CreatedAt: now, ExpiresAt: newRefresh.AccessExpiresAt, RefreshTokenID: &rt.ID}
 		return tx.Create(&at).Error
 	})
-	if errors.Is(err, ErrRefreshTokenReused) {
-		return out, err
+	if err == nil && reused {
+		return out, ErrRefreshTokenReused
 	}
 	return out, translate(err)
 }

@@ -52,6 +52,7 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 		return nil, internalError(err)
 	}
 	logoutOthers := body.LogoutDevices == nil || *body.LogoutDevices
+	defer s.tokens.revokeUser(who.UserID)
 	if err := s.store.SetPassword(ctx, who.UserID, hash, logoutOthers, who.DeviceID); err != nil {
 		return nil, internalError(err)
 	}
@@ -78,6 +79,7 @@ func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccoun
 		Flows: reauthFlows, ExpectedUser: who.UserID}); err != nil {
 		return nil, err
 	}
+	defer s.tokens.revokeUser(who.UserID)
 	err := s.store.Deactivate(ctx, who.UserID, boolValue(body.Erase))
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return nil, internalError(err)

@@ -70,7 +70,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Va
 		}
 		return nil, nil
 	}
-	owner, err := s.store.LookupAccessToken(ctx, hashToken(token))
+	owner, err := s.lookupToken(ctx, hashToken(token))
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, errUnknownToken
 	}
@@ -85,9 +85,30 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Va
 	}
 	if owner.RefreshTokenID != nil && !owner.Used {
 		// The first use of a refreshed pair consumes the refresh token it replaced.
-		if err := s.store.MarkAccessTokenUsed(ctx, owner.TokenID, *owner.RefreshTokenID); err != nil {
+		err := s.store.MarkAccessTokenUsed(ctx, owner.TokenID, *owner.RefreshTokenID)
+		s.tokens.revokeUser(owner.UserID)
+		if err != nil {
 			return nil, internalError(err)
 		}
 	}
 	return &requester{UserID: owner.UserID, DeviceID: owner.DeviceID, IsGuest: owner.Kind == db.KindGuest, TokenID: owner.TokenID}, nil
+}
+
+// lookupToken resolves a token hash through the cache. Tokens of a
+// refreshed pair are cached only once used, so their first use always
+// reaches the database.
+func (s *Server) lookupToken(ctx context.Context, hash string) (db.TokenOwner, error) {
+	now := s.now()
+	if owner, ok := s.tokens.get(hash, now); ok {
+		return owner, nil
+	}
+	seq := s.tokens.readSeq()
+	owner, err := s.store.LookupAccessToken(ctx, hash)
+	if err != nil {
+		return owner, err
+	}
+	if owner.RefreshTokenID == nil || owner.Used {
+		s.tokens.put(hash, owner, seq, now)
+	}
+	return owner, nil
 }

@@ -207,6 +207,9 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 			reg.SessionID, reg.SessionData = sess.ID, string(mustJSON(sess.Data))
 		}
 		err := s.store.Register(ctx, reg)
+		if reg.UpgradeGuest {
+			s.tokens.revokeUser(reg.Account.UserID)
+		}
 		if errors.Is(err, db.ErrUserExists) {
 			if generated && attempt < 10 {
 				continue
@@ -230,7 +233,9 @@ func (s *Server) registered(ctx context.Context, userID string, p registerParams
 		if err != nil {
 			return nil, err
 		}
-		if err := s.store.IssueLogin(ctx, userID, login); err != nil {
+		err = s.store.IssueLogin(ctx, userID, login)
+		s.tokens.revokeUser(userID)
+		if err != nil {
 			return nil, internalError(err)
 		}
 		out = res

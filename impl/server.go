@@ -32,6 +32,7 @@ type Server struct {
 	hasher *hasher
 	sealer *sealer
 	uia    *uiaEngine
+	tokens *tokenCache
 
 	requestPrefix string
 	requestSeq    atomic.Uint64
@@ -72,6 +73,7 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 	}
 	s.hasher = newHasher(cfg.PasswordConfig, cfg.BcryptRounds)
 	s.uia = newUIAEngine(s)
+	s.tokens = newTokenCache(100_000)
 
 	spec, err := api.GetSwagger()
 	if err != nil {

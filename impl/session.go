@@ -164,6 +164,9 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 	if err != nil {
 		return nil, err
 	}
+	// A reused device_id loses its old tokens; revocations are announced
+	// after the change commits, so no read can cache the old state.
+	defer s.tokens.revokeUser(acct.UserID)
 	if err := s.store.IssueLogin(ctx, acct.UserID, login); err != nil {
 		return nil, internalError(err)
 	}
@@ -179,6 +182,7 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 // tokens are deleted.
 func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.LogoutResponseObject, error) {
 	who := requesterFrom(ctx)
+	defer s.tokens.revokeUser(who.UserID)
 	if err := s.store.DeleteDevice(ctx, who.UserID, who.DeviceID); err != nil {
 		return nil, internalError(err)
 	}
@@ -189,6 +193,7 @@ func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.Log
 // of the user is deleted, the caller's included.
 func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (api.LogoutAllResponseObject, error) {
 	who := requesterFrom(ctx)
+	defer s.tokens.revokeUser(who.UserID)
 	if err := s.store.DeleteAllDevices(ctx, who.UserID); err != nil {
 		return nil, internalError(err)
 	}
@@ -200,13 +205,16 @@ func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (a
 // pair is first used, and reusing it after that revokes the device.
 func (s *Server) Refresh(ctx context.Context, req api.RefreshRequestObject) (api.RefreshResponseObject, error) {
 	if s.cfg.RefreshableAccessTokenLifetime == nil {
-		return nil, badRequest(CodeUnrecognized, "Refresh tokens are not enabled on this server")
+		return nil, &Error{Status: http.StatusNotFound, Code: CodeUnrecognized, Message: "Refresh tokens are not enabled on this server"}
 	}
 	login, out, err := s.newLogin(nil, nil, true)
 	if err != nil {
 		return nil, err
 	}
 	res, err := s.store.RotateRefreshToken(ctx, hashToken(req.Body.RefreshToken), login)
+	if res.UserID != "" {
+		s.tokens.revokeUser(res.UserID)
+	}
 	switch {
 	case errors.Is(err, db.ErrRefreshTokenReused):
 		s.log.Warn("refresh token reused; device revoked", "user_id", res.UserID, "device_id", res.DeviceID)

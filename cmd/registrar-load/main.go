@@ -1,0 +1,243 @@
+// Command registrar-load is registrar's load tool. It sends a bounded
+// number of requests, for a bounded time, to a registrar on a loopback
+// address and reports throughput and latency.
+//
+//	registrar-load -mode register -c 8 -d 10s
+//	registrar-load -mode whoami -c 64 -n 100000
+//	registrar-load -mode hash        # the machine's password-hash limit
+//
+// Modes: versions, available, whoami, register (complete one-step
+// registrations), login, hash (no server: hashes/s at the default cost).
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"registrar/impl"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "registrar-load:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	target      string
+	mode        string
+	concurrency int
+	requests    int64
+	duration    time.Duration
+}
+
+func run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("registrar-load", flag.ContinueOnError)
+	var o options
+	fs.StringVar(&o.target, "target", "http://127.0.0.1:8008", "registrar base URL (loopback only)")
+	fs.StringVar(&o.mode, "mode", "whoami", "versions, available, whoami, register, login or hash")
+	fs.IntVar(&o.concurrency, "c", 8, "concurrent clients")
+	fs.Int64Var(&o.requests, "n", 1_000_000, "stop after this many requests")
+	fs.DurationVar(&o.duration, "d", 10*time.Second, "stop after this long (at most 5m)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.duration > 5*time.Minute || o.duration <= 0 || o.requests <= 0 || o.concurrency < 1 || o.concurrency > 1024 {
+		return errors.New("bounds: 0 < -d <= 5m, -n > 0, 1 <= -c <= 1024")
+	}
+	if o.mode == "hash" {
+		return hashLimit(o, out)
+	}
+	u, err := url.Parse(o.target)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("target %s is not a loopback address", o.target)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
+	req, err := newRequester(o, client)
+	if err != nil {
+		return err
+	}
+	return load(o, req, out)
+}
+
+// requestFunc sends one request and reports whether it succeeded.
+type requestFunc func(ctx context.Context, worker int, seq int64) error
+
+func newRequester(o options, client *http.Client) (requestFunc, error) {
+	base := o.target
+	runID := randomHex(4)
+	send := func(ctx context.Context, method, path string, body any, token string, want int) error {
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+		if err != nil {
+			return err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(data))
+		}
+		return nil
+	}
+	register := func(ctx context.Context, name string) (string, error) {
+		b, _ := json.Marshal(map[string]any{"username": name, "password": "load-test-password-" + name,
+			"auth": map[string]any{"type": "m.login.dummy"}})
+		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/_matrix/client/v3/register", bytes.NewReader(b))
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		var r struct {
+			AccessToken string `json:"access_token"`
+			Error       string `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		if resp.StatusCode != 200 {
+			return "", fmt.Errorf("register: %d %s", resp.StatusCode, r.Error)
+		}
+		return r.AccessToken, nil
+	}
+	switch o.mode {
+	case "versions":
+		return func(ctx context.Context, _ int, _ int64) error {
+			return send(ctx, "GET", "/_matrix/client/versions", nil, "", 200)
+		}, nil
+	case "available":
+		return func(ctx context.Context, _ int, seq int64) error {
+			return send(ctx, "GET", "/_matrix/client/v3/register/available?username=free-"+runID+fmt.Sprint(seq), nil, "", 200)
+		}, nil
+	case "register":
+		return func(ctx context.Context, w int, seq int64) error {
+			_, err := register(ctx, fmt.Sprintf("load-%s-%d-%d", runID, w, seq))
+			return err
+		}, nil
+	case "whoami", "login":
+		token, err := register(context.Background(), "load-"+runID)
+		if err != nil {
+			return nil, fmt.Errorf("setting up a user (is registration open?): %w", err)
+		}
+		if o.mode == "whoami" {
+			return func(ctx context.Context, _ int, _ int64) error {
+				return send(ctx, "GET", "/_matrix/client/v3/account/whoami", nil, token, 200)
+			}, nil
+		}
+		return func(ctx context.Context, w int, _ int64) error {
+			body := map[string]any{"type": "m.login.password", "user": "load-" + runID,
+				"password": "load-test-password-load-" + runID, "device_id": fmt.Sprintf("LOAD%d", w)}
+			return send(ctx, "POST", "/_matrix/client/v3/login", body, "", 200)
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown mode %q", o.mode)
+}
+
+// load runs the workers until the count or the time is used up.
+func load(o options, send requestFunc, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
+	defer cancel()
+	var issued, failed atomic.Int64
+	var firstErr atomic.Value
+	latencies := make([][]time.Duration, o.concurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < o.concurrency; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				seq := issued.Add(1)
+				if seq > o.requests {
+					return
+				}
+				t := time.Now()
+				if err := send(ctx, w, seq); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				latencies[w] = append(latencies[w], time.Since(t))
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range latencies {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	pct := func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[int(float64(len(all)-1)*p)]
+	}
+	fmt.Fprintf(out, "mode=%s c=%d ok=%d failed=%d elapsed=%s rate=%.1f/s p50=%s p99=%s\n",
+		o.mode, o.concurrency, len(all), failed.Load(), elapsed.Round(time.Millisecond),
+		float64(len(all))/elapsed.Seconds(), pct(0.5), pct(0.99))
+	if err, ok := firstErr.Load().(error); ok {
+		fmt.Fprintf(out, "first error: %v\n", err)
+	}
+	return nil
+}
+
+// hashLimit measures the default argon2id cost: one hash's time and the
+// machine's limit, cores / time per hash.
+func hashLimit(o options, out io.Writer) error {
+	a := impl.DefaultConfig().PasswordConfig.Argon2
+	salt := make([]byte, 16)
+	deadline := time.Now().Add(min(o.duration, 5*time.Second))
+	var n int
+	start := time.Now()
+	for time.Now().Before(deadline) && int64(n) < o.requests {
+		argon2.IDKey([]byte("load-test-password"), salt, a.Iterations, a.MemoryKiB, a.Parallelism, 32)
+		n++
+	}
+	per := time.Since(start) / time.Duration(n)
+	cores := runtime.GOMAXPROCS(0)
+	fmt.Fprintf(out, "argon2id m=%dKiB t=%d p=%d: %s per hash on one core; limit with %d cores = %.1f hashes/s\n",
+		a.MemoryKiB, a.Iterations, a.Parallelism, per, cores, float64(cores)/per.Seconds())
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
