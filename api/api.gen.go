@@ -17,6 +17,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
+	"github.com/oapi-codegen/nullable"
 	"github.com/oapi-codegen/runtime"
 )
 
@@ -269,6 +270,22 @@ type RateLimitError struct {
 	RetryAfterMs *int64 `json:"retry_after_ms,omitempty"`
 }
 
+// RegistrationToken A registration token and its use accounting.
+type RegistrationToken struct {
+	// Completed Registrations completed with the token.
+	Completed int `json:"completed"`
+
+	// ExpiryTime Expiry in ms since the epoch; null for never.
+	ExpiryTime nullable.Nullable[int64] `json:"expiry_time"`
+
+	// Pending Registrations in progress that reserved a use.
+	Pending int    `json:"pending"`
+	Token   string `json:"token"`
+
+	// UsesAllowed Registrations allowed; null for unlimited.
+	UsesAllowed nullable.Nullable[int] `json:"uses_allowed"`
+}
+
 // RequestTokenResponse The validation session started by a requestToken call.
 type RequestTokenResponse struct {
 	// Sid The session ID; 1-255 characters of [0-9a-zA-Z.=_-].
@@ -474,6 +491,48 @@ type CheckUsernameAvailabilityParams struct {
 	Username string `form:"username" json:"username"`
 }
 
+// RegisterWithSharedSecretJSONBody defines parameters for RegisterWithSharedSecret.
+type RegisterWithSharedSecretJSONBody struct {
+	Admin        *bool                     `json:"admin,omitempty"`
+	Displayname  *string                   `json:"displayname,omitempty"`
+	InhibitLogin *bool                     `json:"inhibit_login,omitempty"`
+	Mac          string                    `json:"mac"`
+	Nonce        string                    `json:"nonce"`
+	Password     string                    `json:"password"`
+	UserType     nullable.Nullable[string] `json:"user_type,omitempty"`
+	Username     string                    `json:"username"`
+}
+
+// ListRegistrationTokensParams defines parameters for ListRegistrationTokens.
+type ListRegistrationTokensParams struct {
+	// Valid Only valid (true) or only invalid (false) tokens.
+	Valid *bool `form:"valid,omitempty" json:"valid,omitempty"`
+}
+
+// CreateRegistrationTokenJSONBody defines parameters for CreateRegistrationToken.
+type CreateRegistrationTokenJSONBody struct {
+	// ExpiryTime When the token expires, in ms since the epoch; null for never.
+	ExpiryTime nullable.Nullable[int64] `json:"expiry_time,omitempty"`
+
+	// Length Length of a random token (default 16, 1-64).
+	Length *int `json:"length,omitempty"`
+
+	// Token The token; random when absent. 1-64 of [A-Za-z0-9._~-].
+	Token *string `json:"token,omitempty"`
+
+	// UsesAllowed How many registrations the token allows; null for unlimited.
+	UsesAllowed nullable.Nullable[int] `json:"uses_allowed,omitempty"`
+}
+
+// UpdateRegistrationTokenJSONBody defines parameters for UpdateRegistrationToken.
+type UpdateRegistrationTokenJSONBody struct {
+	// ExpiryTime New expiry in ms since the epoch; null for never; absent to keep.
+	ExpiryTime nullable.Nullable[int64] `json:"expiry_time,omitempty"`
+
+	// UsesAllowed New use limit; null for unlimited; absent to keep.
+	UsesAllowed nullable.Nullable[int] `json:"uses_allowed,omitempty"`
+}
+
 // DeactivateAccountJSONRequestBody defines body for DeactivateAccount for application/json ContentType.
 type DeactivateAccountJSONRequestBody DeactivateAccountJSONBody
 
@@ -500,6 +559,15 @@ type RequestTokenToRegisterEmailJSONRequestBody = EmailValidationRequest
 
 // RequestTokenToRegisterMSISDNJSONRequestBody defines body for RequestTokenToRegisterMSISDN for application/json ContentType.
 type RequestTokenToRegisterMSISDNJSONRequestBody = MsisdnValidationRequest
+
+// RegisterWithSharedSecretJSONRequestBody defines body for RegisterWithSharedSecret for application/json ContentType.
+type RegisterWithSharedSecretJSONRequestBody RegisterWithSharedSecretJSONBody
+
+// CreateRegistrationTokenJSONRequestBody defines body for CreateRegistrationToken for application/json ContentType.
+type CreateRegistrationTokenJSONRequestBody CreateRegistrationTokenJSONBody
+
+// UpdateRegistrationTokenJSONRequestBody defines body for UpdateRegistrationToken for application/json ContentType.
+type UpdateRegistrationTokenJSONRequestBody UpdateRegistrationTokenJSONBody
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -557,6 +625,27 @@ type ServerInterface interface {
 	// GetVersions Gets the specification versions the server supports.
 	// (GET /_matrix/client/versions)
 	GetVersions(ctx echo.Context) error
+	// GetRegistrationNonce Gets a single-use nonce for shared-secret registration.
+	// (GET /_synapse/admin/v1/register)
+	GetRegistrationNonce(ctx echo.Context) error
+	// RegisterWithSharedSecret Registers a user authenticated by an HMAC of the shared secret.
+	// (POST /_synapse/admin/v1/register)
+	RegisterWithSharedSecret(ctx echo.Context) error
+	// ListRegistrationTokens Lists registration tokens.
+	// (GET /_synapse/admin/v1/registration_tokens)
+	ListRegistrationTokens(ctx echo.Context, params ListRegistrationTokensParams) error
+	// CreateRegistrationToken Creates a registration token.
+	// (POST /_synapse/admin/v1/registration_tokens/new)
+	CreateRegistrationToken(ctx echo.Context) error
+	// DeleteRegistrationToken Deletes a registration token.
+	// (DELETE /_synapse/admin/v1/registration_tokens/{token})
+	DeleteRegistrationToken(ctx echo.Context, token string) error
+	// GetRegistrationToken Gets one registration token.
+	// (GET /_synapse/admin/v1/registration_tokens/{token})
+	GetRegistrationToken(ctx echo.Context, token string) error
+	// UpdateRegistrationToken Updates a registration token's limits.
+	// (PUT /_synapse/admin/v1/registration_tokens/{token})
+	UpdateRegistrationToken(ctx echo.Context, token string) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -753,6 +842,99 @@ func (w *ServerInterfaceWrapper) GetVersions(ctx echo.Context) error {
 	return err
 }
 
+// GetRegistrationNonce converts echo context to params.
+func (w *ServerInterfaceWrapper) GetRegistrationNonce(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetRegistrationNonce(ctx)
+	return err
+}
+
+// RegisterWithSharedSecret converts echo context to params.
+func (w *ServerInterfaceWrapper) RegisterWithSharedSecret(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RegisterWithSharedSecret(ctx)
+	return err
+}
+
+// ListRegistrationTokens converts echo context to params.
+func (w *ServerInterfaceWrapper) ListRegistrationTokens(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListRegistrationTokensParams
+	// ------------- Optional query parameter "valid" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "valid", ctx.QueryParams(), &params.Valid, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter valid: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListRegistrationTokens(ctx, params)
+	return err
+}
+
+// CreateRegistrationToken converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateRegistrationToken(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateRegistrationToken(ctx)
+	return err
+}
+
+// DeleteRegistrationToken converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteRegistrationToken(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "token" -------------
+	var token string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "token", ctx.Param("token"), &token, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteRegistrationToken(ctx, token)
+	return err
+}
+
+// GetRegistrationToken converts echo context to params.
+func (w *ServerInterfaceWrapper) GetRegistrationToken(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "token" -------------
+	var token string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "token", ctx.Param("token"), &token, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetRegistrationToken(ctx, token)
+	return err
+}
+
+// UpdateRegistrationToken converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateRegistrationToken(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "token" -------------
+	var token string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "token", ctx.Param("token"), &token, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateRegistrationToken(ctx, token)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -818,6 +1000,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_matrix/client/v3/register/email/requestToken", wrapper.RequestTokenToRegisterEmail, options.OperationMiddlewares["requestTokenToRegisterEmail"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/register/msisdn/requestToken", wrapper.RequestTokenToRegisterMSISDN, options.OperationMiddlewares["requestTokenToRegisterMSISDN"]...)
 	router.GET(options.BaseURL+"/_matrix/client/versions", wrapper.GetVersions, options.OperationMiddlewares["getVersions"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v1/register", wrapper.GetRegistrationNonce, options.OperationMiddlewares["getRegistrationNonce"]...)
+	router.POST(options.BaseURL+"/_synapse/admin/v1/register", wrapper.RegisterWithSharedSecret, options.OperationMiddlewares["registerWithSharedSecret"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v1/registration_tokens", wrapper.ListRegistrationTokens, options.OperationMiddlewares["listRegistrationTokens"]...)
+	router.DELETE(options.BaseURL+"/_synapse/admin/v1/registration_tokens/:token", wrapper.DeleteRegistrationToken, options.OperationMiddlewares["deleteRegistrationToken"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v1/registration_tokens/:token", wrapper.GetRegistrationToken, options.OperationMiddlewares["getRegistrationToken"]...)
+	router.PUT(options.BaseURL+"/_synapse/admin/v1/registration_tokens/:token", wrapper.UpdateRegistrationToken, options.OperationMiddlewares["updateRegistrationToken"]...)
+	router.POST(options.BaseURL+"/_synapse/admin/v1/registration_tokens/new", wrapper.CreateRegistrationToken, options.OperationMiddlewares["createRegistrationToken"]...)
 
 }
 
@@ -1718,6 +1907,351 @@ func (response GetVersions200JSONResponse) VisitGetVersionsResponse(w http.Respo
 	return err
 }
 
+type GetRegistrationNonceRequestObject struct {
+}
+
+type GetRegistrationNonceResponseObject interface {
+	VisitGetRegistrationNonceResponse(w http.ResponseWriter) error
+}
+
+type GetRegistrationNonce200JSONResponse struct {
+	Nonce string `json:"nonce"`
+}
+
+func (response GetRegistrationNonce200JSONResponse) VisitGetRegistrationNonceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRegistrationNonce400JSONResponse Error
+
+func (response GetRegistrationNonce400JSONResponse) VisitGetRegistrationNonceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterWithSharedSecretRequestObject struct {
+	Body *RegisterWithSharedSecretJSONRequestBody
+}
+
+type RegisterWithSharedSecretResponseObject interface {
+	VisitRegisterWithSharedSecretResponse(w http.ResponseWriter) error
+}
+
+type RegisterWithSharedSecret200JSONResponse struct {
+	AccessToken *string `json:"access_token,omitempty"`
+	DeviceId    *string `json:"device_id,omitempty"`
+	HomeServer  *string `json:"home_server,omitempty"`
+	UserId      string  `json:"user_id"`
+}
+
+func (response RegisterWithSharedSecret200JSONResponse) VisitRegisterWithSharedSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterWithSharedSecret400JSONResponse Error
+
+func (response RegisterWithSharedSecret400JSONResponse) VisitRegisterWithSharedSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterWithSharedSecret403JSONResponse Error
+
+func (response RegisterWithSharedSecret403JSONResponse) VisitRegisterWithSharedSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRegistrationTokensRequestObject struct {
+	Params ListRegistrationTokensParams
+}
+
+type ListRegistrationTokensResponseObject interface {
+	VisitListRegistrationTokensResponse(w http.ResponseWriter) error
+}
+
+type ListRegistrationTokens200JSONResponse struct {
+	RegistrationTokens []RegistrationToken `json:"registration_tokens"`
+}
+
+func (response ListRegistrationTokens200JSONResponse) VisitListRegistrationTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRegistrationTokens403JSONResponse Error
+
+func (response ListRegistrationTokens403JSONResponse) VisitListRegistrationTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRegistrationTokenRequestObject struct {
+	Body *CreateRegistrationTokenJSONRequestBody
+}
+
+type CreateRegistrationTokenResponseObject interface {
+	VisitCreateRegistrationTokenResponse(w http.ResponseWriter) error
+}
+
+type CreateRegistrationToken200JSONResponse RegistrationToken
+
+func (response CreateRegistrationToken200JSONResponse) VisitCreateRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRegistrationToken400JSONResponse Error
+
+func (response CreateRegistrationToken400JSONResponse) VisitCreateRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRegistrationToken403JSONResponse Error
+
+func (response CreateRegistrationToken403JSONResponse) VisitCreateRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteRegistrationTokenRequestObject struct {
+	Token string `json:"token"`
+}
+
+type DeleteRegistrationTokenResponseObject interface {
+	VisitDeleteRegistrationTokenResponse(w http.ResponseWriter) error
+}
+
+type DeleteRegistrationToken200JSONResponse EmptyObject
+
+func (response DeleteRegistrationToken200JSONResponse) VisitDeleteRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteRegistrationToken403JSONResponse Error
+
+func (response DeleteRegistrationToken403JSONResponse) VisitDeleteRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteRegistrationToken404JSONResponse Error
+
+func (response DeleteRegistrationToken404JSONResponse) VisitDeleteRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRegistrationTokenRequestObject struct {
+	Token string `json:"token"`
+}
+
+type GetRegistrationTokenResponseObject interface {
+	VisitGetRegistrationTokenResponse(w http.ResponseWriter) error
+}
+
+type GetRegistrationToken200JSONResponse RegistrationToken
+
+func (response GetRegistrationToken200JSONResponse) VisitGetRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRegistrationToken403JSONResponse Error
+
+func (response GetRegistrationToken403JSONResponse) VisitGetRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRegistrationToken404JSONResponse Error
+
+func (response GetRegistrationToken404JSONResponse) VisitGetRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateRegistrationTokenRequestObject struct {
+	Token string `json:"token"`
+	Body  *UpdateRegistrationTokenJSONRequestBody
+}
+
+type UpdateRegistrationTokenResponseObject interface {
+	VisitUpdateRegistrationTokenResponse(w http.ResponseWriter) error
+}
+
+type UpdateRegistrationToken200JSONResponse RegistrationToken
+
+func (response UpdateRegistrationToken200JSONResponse) VisitUpdateRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateRegistrationToken400JSONResponse Error
+
+func (response UpdateRegistrationToken400JSONResponse) VisitUpdateRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateRegistrationToken403JSONResponse Error
+
+func (response UpdateRegistrationToken403JSONResponse) VisitUpdateRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateRegistrationToken404JSONResponse Error
+
+func (response UpdateRegistrationToken404JSONResponse) VisitUpdateRegistrationTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetWellknown Gets client discovery information about the domain.
@@ -1774,6 +2308,27 @@ type StrictServerInterface interface {
 	// GetVersions Gets the specification versions the server supports.
 	// (GET /_matrix/client/versions)
 	GetVersions(ctx context.Context, request GetVersionsRequestObject) (GetVersionsResponseObject, error)
+	// GetRegistrationNonce Gets a single-use nonce for shared-secret registration.
+	// (GET /_synapse/admin/v1/register)
+	GetRegistrationNonce(ctx context.Context, request GetRegistrationNonceRequestObject) (GetRegistrationNonceResponseObject, error)
+	// RegisterWithSharedSecret Registers a user authenticated by an HMAC of the shared secret.
+	// (POST /_synapse/admin/v1/register)
+	RegisterWithSharedSecret(ctx context.Context, request RegisterWithSharedSecretRequestObject) (RegisterWithSharedSecretResponseObject, error)
+	// ListRegistrationTokens Lists registration tokens.
+	// (GET /_synapse/admin/v1/registration_tokens)
+	ListRegistrationTokens(ctx context.Context, request ListRegistrationTokensRequestObject) (ListRegistrationTokensResponseObject, error)
+	// CreateRegistrationToken Creates a registration token.
+	// (POST /_synapse/admin/v1/registration_tokens/new)
+	CreateRegistrationToken(ctx context.Context, request CreateRegistrationTokenRequestObject) (CreateRegistrationTokenResponseObject, error)
+	// DeleteRegistrationToken Deletes a registration token.
+	// (DELETE /_synapse/admin/v1/registration_tokens/{token})
+	DeleteRegistrationToken(ctx context.Context, request DeleteRegistrationTokenRequestObject) (DeleteRegistrationTokenResponseObject, error)
+	// GetRegistrationToken Gets one registration token.
+	// (GET /_synapse/admin/v1/registration_tokens/{token})
+	GetRegistrationToken(ctx context.Context, request GetRegistrationTokenRequestObject) (GetRegistrationTokenResponseObject, error)
+	// UpdateRegistrationToken Updates a registration token's limits.
+	// (PUT /_synapse/admin/v1/registration_tokens/{token})
+	UpdateRegistrationToken(ctx context.Context, request UpdateRegistrationTokenRequestObject) (UpdateRegistrationTokenResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -2415,144 +2970,398 @@ func (sh *strictHandler) GetVersions(ctx echo.Context) error {
 	return nil
 }
 
+// GetRegistrationNonce operation middleware
+func (sh *strictHandler) GetRegistrationNonce(ctx echo.Context) error {
+	var request GetRegistrationNonceRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetRegistrationNonce(ctx.Request().Context(), request.(GetRegistrationNonceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetRegistrationNonce")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetRegistrationNonceResponseObject); ok {
+		return validResponse.VisitGetRegistrationNonceResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RegisterWithSharedSecret operation middleware
+func (sh *strictHandler) RegisterWithSharedSecret(ctx echo.Context) error {
+	var request RegisterWithSharedSecretRequestObject
+
+	var body RegisterWithSharedSecretJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RegisterWithSharedSecret(ctx.Request().Context(), request.(RegisterWithSharedSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RegisterWithSharedSecret")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RegisterWithSharedSecretResponseObject); ok {
+		return validResponse.VisitRegisterWithSharedSecretResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListRegistrationTokens operation middleware
+func (sh *strictHandler) ListRegistrationTokens(ctx echo.Context, params ListRegistrationTokensParams) error {
+	var request ListRegistrationTokensRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListRegistrationTokens(ctx.Request().Context(), request.(ListRegistrationTokensRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListRegistrationTokens")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListRegistrationTokensResponseObject); ok {
+		return validResponse.VisitListRegistrationTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateRegistrationToken operation middleware
+func (sh *strictHandler) CreateRegistrationToken(ctx echo.Context) error {
+	var request CreateRegistrationTokenRequestObject
+
+	var body CreateRegistrationTokenJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateRegistrationToken(ctx.Request().Context(), request.(CreateRegistrationTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateRegistrationToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateRegistrationTokenResponseObject); ok {
+		return validResponse.VisitCreateRegistrationTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteRegistrationToken operation middleware
+func (sh *strictHandler) DeleteRegistrationToken(ctx echo.Context, token string) error {
+	var request DeleteRegistrationTokenRequestObject
+
+	request.Token = token
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteRegistrationToken(ctx.Request().Context(), request.(DeleteRegistrationTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteRegistrationToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteRegistrationTokenResponseObject); ok {
+		return validResponse.VisitDeleteRegistrationTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetRegistrationToken operation middleware
+func (sh *strictHandler) GetRegistrationToken(ctx echo.Context, token string) error {
+	var request GetRegistrationTokenRequestObject
+
+	request.Token = token
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetRegistrationToken(ctx.Request().Context(), request.(GetRegistrationTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetRegistrationToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetRegistrationTokenResponseObject); ok {
+		return validResponse.VisitGetRegistrationTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateRegistrationToken operation middleware
+func (sh *strictHandler) UpdateRegistrationToken(ctx echo.Context, token string) error {
+	var request UpdateRegistrationTokenRequestObject
+
+	request.Token = token
+
+	var body UpdateRegistrationTokenJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateRegistrationToken(ctx.Request().Context(), request.(UpdateRegistrationTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateRegistrationToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateRegistrationTokenResponseObject); ok {
+		return validResponse.VisitUpdateRegistrationTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F3/c9u4sf9XMOqbuSQjyU5ybae5eTN1Yl9P7dnOs51c34syEkRCEhoK0BGgFfUm//ubXXwhQIKS7Ti5",
-	"3DU/JRZJEFgsdj/7lb/0MrlaS8GEVr1nv/RUtmQriv89qvTymGoK/8+Zykq+1lyK3jO8woTmGYUfSE41",
-	"JZRkBWdCE1XNVlwroiXRS0ZeKVYORkKzkmaaXzMSPzwWRy9HQ3Kp6YIN1JplfM4z8o5tFaElIznLClqy",
-	"nFBFJL6eFmRdyjUrNWeKKHgJ1WOxpCIvWKnIgmmit2uWk2taVEwNe/1e/QCshefw+jlnJfz1XyWb9571",
-	"/nBQ0+HAEuEA5j6q7/7Q762pUhtZ5m2aXC0ZcVf7ZC5LshoWcsHF0P0KM4GZ9Z71lC65WMCAJVNrKRRL",
-	"D5jRtc6WlLi74oFLZq8nR1ZMKRwpNbC9SGpakAW/ZoLMtrhrS7liipXXrEyOrZclY2ueT7KS5WofGa/s",
-	"3S9Khq+jhcJB5DvWMb2SLbjSpWEvvK+58vr6BK+np4k/pF5AYw6GG3Hdloe5IlRrtlprLhbAybCqgmk2",
-	"JKd0S2ZsLOSKa81yslkyUZNTWTJSkeN4CviabKjyI+REVprIOZlRkY/FgzktihnN3pE1XbA+YSvKC1Jw",
-	"8e5hckmVMmwbL+mYrYEZYPQm18FZ+g7nAo+S0TGRJSlkRos1LXXiHUA3rgtmzzlKAH+TnP2LZRomAte+",
-	"L+SmPZlzwci8kBtY5J7Tb+iTOKPm9/Te4frMlsk5YTRbwr+e2oqU7OeKg9AINo7oJVc4LXgZ12yFo3ew",
-	"TI+WJd0iLdxgvWdv3KzexhRCKnRQ6KLzeF8Cn224XpJvDx8bLqJ5zq2Ia/AnF3NZruz/6wUOx4KVZSZz",
-	"hgzHylKWKDbXJVM4PgwLlCmo0o6lCdWEWs6cU16wvE1/z60d4sMQOjgxy4jFVZVlTKl5VRTb29C737Pr",
-	"Sb/WLBDXK+eE2tmb2SRPCz6Q0F9kWa2oGJSM5nRWMLJiSiE5gH77hwU26mBOvGSYEcUnUdV6LUutcGxk",
-	"QlB4IU12iU7PXwlSrWlJzQg147yMdrHFkvF8RwFXBVspGMsVWbMyOGnDFIPfVsNoiRqSoLjjghRUs9Jx",
-	"pUqLovD4GbI3Tp8/YYkJPpeyYFS8oGs64wXX2xQrZP4qQgk4X4zrJSsJE8AcOQhMIXX7kNjr7UF/WjIc",
-	"QBsV7oaHkc0jwVpnZo6txbrBg+W2l5NYs7/Ku+RnFtzhJafX9fESV8OnqOaXVFh5vItb2xP80O+thubp",
-	"SYid7jCKYnpCr6mm5aQqi48YJOdqXdCtoCt2h1EC9RiROrEVx1xl8pqV2+CgtbfkhTl1ubs5EvYPhhtW",
-	"FIN3Qm7EwYrqkr8/sMcUJD4e0G8UgZsmeNPD1B7WaG7fgn/wd4ZzRtKZg6y3k5uNNLK3X7ZHa3B6NL+A",
-	"3ZPkS5D5BCDTa1rwHG+5YD9XTOk2oe0FZY55KKKZyBWhYDDYMQzmBIFFhYVkNM9LphJQxWzHRLGsZDol",
-	"YCrBf65AZ4JQIwsmWIlIzUJtu51aOlFpfq4nMxZWRH5HHg+e/PGPJFtSgFNg7cg5eXM4+Asd/Pto8H/D",
-	"/54M3sIE2XsKmrj3rLeSAmypCS3Z5G8XJ0dXSS0JC+zQuOHaYY52Wix+DS14xv5q/x7KcpF6Dc8nFGHB",
-	"pAP5HwlibrDkB43J88kOO8Rf3QWJh+TIqSG9tXv+HeELIUuH32OTxy9SkacvR8eKcK1YMU/OQLD3egJw",
-	"PakFSgY0K1nOS5Zpj8K/UWRWyg3gcTrX9Qu5FDFdl1qv1bODg4CyB5kUi5LqqsD71XCpV0Xa/hP5xHJO",
-	"l4qO2F+wjQdCUhRbwucGsIBVUzJU1npJDbVWUumxKFkGvIuWNlHM7hk+ZDlH5CQ6INH6Hvtpc6HZAkzs",
-	"hmyID5dj1cbiApnRIQuSUmOtt+fmzxQnwshb8vfL8zNiHsLt96+pH06N3QU7T1GCGxw7JM+lXtauDlps",
-	"6FbBbqSgRhcshpl6VBwzz+nk1dk/zs5/OvsYZGwGt2wRj38kSCVQ6di7ZJZVJWzcPiDnVuOmEW4g/pCg",
-	"aVozdRw6wzZgKIF12HZoxMSdUcUcpmifErhKXl38iKxtBh7Yk5NJIVhmjmHy3BqNPXTHN5OrvbTxkwmI",
-	"kl57gkjdSvfGhGoIyjtTywLLxHBtMrmbPppQ3etPEOtHAE9pF8ZR6GRIGHNtqiyYnuAzXcrt+8B9ZT1a",
-	"G2smvDy/vCIHeOkAxjHajyv3urS9sMu9Vc++j4MU3LhQcT2o8Qq5WAAc4WK/3YVXAyrXhEtQ9VRxlYtP",
-	"BsfIeikFI6JazVLM+dsHY5mshC636X0dXZ4Pnj7+058Gjwkt1ks6eELs/cYrAnM1pAH2yTktwH6dl3IV",
-	"z+Rvz78CtI8AaK2XIFNODOU7QgMB23bj6MM///nw8C+Hh4eHj79ASGdnf9+YznF8g4zdIK9LxCSk0QXV",
-	"7Ee+4roDkmGwgWpGCrgJHfWoCuHUuGWXZvhbgDIY9XTy4+h0dDU5+eeLk5Pjk+MdMC2+8ROhtSspyYqK",
-	"rVuOSkejdLmdIMtPVgn30Q9yQwopFqGsVEtZFTnZUK7JjM0lHKlyC9KVLigXfcIFWfGi4IplUuQxUnpy",
-	"eHjY7xk1bVjmT9/29nLQDvzY2PAUS5j1X4EEu9gZfQsUkPNmKk1Lqy6ooySORDJaFIk4Bs93u0dHx3dQ",
-	"JI+fPKWzLCkhMPiahmdW3AU75yK1S+Y0rAsTgRTg1ywfiwe/KJ734wPfN7d/eDgkR7M60BDQa0nXayYU",
-	"0Alk736rdk318kDLAzMnJOleXALEDbc+tbEJBkiFI9teufqiiTU4gZ2DUCjzwZqWeht6t+2O3hqTXAUb",
-	"grfADli1ZzmM2xPXRETDe9PiCajeB2Xh9bcPbd5WzV+1RzaILySoPw/4Uiq26Yh212FKHNTR8e7QZooJ",
-	"ErzSyABovd1dS8TpTCwJTlObJaxDrctK4PkQmQx5rG/DCEIKntHIEXlz8OjHRRVrhtwDJpMvWLGcV6tb",
-	"zNs8EFuDQMpuGHWzyUd4isZY1y3jljkBYaQKLSc2XAzNi2EX+80Fkmhat4jW+/WYYW8Xm99lmDW4tcXP",
-	"CCGzqgQLOVuylWVGFAYoNp8zWnYd4lhmAJmNyQpzPjAJGbAaqjDGL0v+b3MOzJiwGAwNoA1rXuPnBwoB",
-	"yBXM5H8q1mUE3Xwi2t9tbeqfYVSCgVOmzaQ4DIu/9/o9ExPqRfKzDryu+T/YtvcByAgHHSOslvIuIaV8",
-	"5nx8NEMujFNZADqvqKALtmICAOs1K00Itfd4+GcggVwzQde896z3dHg4fAqSg+ol7tNBZyzIOiDgH5Ay",
-	"+K5RDnYe0z+xosBHenWyEQ735PDQRPqFtkPQ9bqwkuzgX8o4jUw4Z1+wJxmqQUI1kx5Q/idjXUNY/reH",
-	"397bpAwCTMziTDpFlA66cUXoNeUFQOqhOTXVakWBH4Giyqnr9NN0JitjSeZyRbkwIxxMoh07uH7sWfWg",
-	"O6vpADWbDVwnd/gieAYPzmv3hE0QAD5XvWdvUifJu1WyJcvedZ0GdwxqyaPLivWDXWhKqbcfyWqxskQa",
-	"BK/pipib+962pV6LARBywZIxbQXT66pCWwZ8+ukZMNw046hRGOzvEyUJQ47yPkAucF1mck/+cm+TaxhK",
-	"SSrVxq+xjKlmAzSUWd48FyCvOVPep0kTOXzo0tS8KIhbUupgPD2wovMgZ5g0RjUq7LVMeRGP/T2h88aO",
-	"0CclW8lrtEWLgrg8DAd4UelqORZGfaC5OhyLsbiyaTqEiXwtuUBIbtTJm30ZbUcvR28fHERxggFd84M/",
-	"wNsGvH5wEOd4wU0P8e1NfG4N7BmzBps2mW0myuYmyOeNbKyxoDAOTtGZJmZtkSdtRbfE5Gfg8yZ9yUs/",
-	"krM1EzkQUIp6b8eGJ+NpckXWpbzmOealjcUrUfB3jEibSmPmqfqNeeeSKSKkJpq+Y4QKMm3YL9Ox8HKM",
-	"zFhGK8Wa7kAY8P2aZZYyii+MKeuY16Qij0XTDuFCaUbRux5L1ZqrjgwnWfHHlH4u8+1HCDPYdPy3KM7n",
-	"KJb3pX9hAiaI1IYVd6NkwZDVQ+ZrPoM5aehooilvSJjQhKdmgyyJG6yXjGMoTFvP+YwRHCYnwIWrKlsC",
-	"FltLpTiwFCK2wN3/wAKm68fDx4cP05GO29qXklRixkWOx97aHlY0GIcxusTHYjRH3nN8228y1umryyvi",
-	"GG7qZzEdCzRhQSjKki+4oEWxNTdKgi/GeFpg7pDR3PBgMLrnfcBnZLPk2TJ8CXHv6I8F12RVKUCTuiqF",
-	"OyfmxolZ68RosSmR87GYCjmw0aNp7HzZmaTxIak8m4r//cAt+iWczDMDE2ZwMD7cq+bvWGLSpcFFDsNK",
-	"tAa19MLKJO81NxZ2DgWcZxXY0gSTpDwjD9TDIZnaHNepezNTliuA5+qdV2RJrxmZMSbgTbISeefAwAMF",
-	"i3evHt7wA5i9YD/KkkVvsUmrwXryirkijOZ7SjavlPMqOSlpRUVNpbGYMbipEo5UOUjhFRcoqbtPHZ4u",
-	"AloUzr/SIBICes2buwEoTMhoOcE6QhmGvCyqFbr/zIAAVD25AP7VvF7fsduO7uKzm2JJZ+vBOnCja+Ri",
-	"gdvh43sDblHSa8eEAtradaqbZZd/oTDTOi1AX37oJz0Wb942LlgHwpu3oDprnBrgRdpAi6h66AKMpZ5V",
-	"+6Gx/nYPWg3TW9NY9YXJojX+K1eegW5C4VkIU7G5CvNVflVEiviYCVWVNcA2gNGJD78SMJszXaEqhAty",
-	"I0D+Wr3niPw7Qbik8ZbLH85f/XhMzs6vSMmupcFFuOr6efcw4RE8HRIHrwxWDp/BsoFaNWGimBk/tzNX",
-	"RMZgt7b627jWcOBLx6n/IaC2kAtZ6UnOrnmWSopvottvVGon+q6oiwPEUDLjGLywo/ZrJh4Lt0OWZd3O",
-	"oDpiuRqSYzanVWGLJMuKId/+tGSCTOe0UGzaDxFyRoW1m42RlF9TgdU7Ftm+UXKuiVklWTG9lHn6wMN9",
-	"A3Pfw1ivfgMieEW5gINglxThRoP82shcsM1kd1GkYJtY2ulaY8bQlC+pZjMqqKD7dXb04re/Dm71U//l",
-	"Q8IdthszeJJ40GCE1FfA8GUBBqe0PVqIynk/Hi4cYErzQZhL0I0gmqoNsLVxZPokOlN/GuftP3oESLwW",
-	"Wo8emcrD3biDeNARiDaMTWPKlKF/MyStbCljwDBi4Y79WExb6596DR8BHSS0U2Qoed35RB1oTIWMFgYn",
-	"UO1xxptp7Vhvk3aaFoxAbbtV5ur1UzcIjmGHwBU+BDxkZtwn7H3G1trWoE9PJ1c/XJycvBwdT87Orybf",
-	"n786O54iAJkxa7obrSCkJ/yK6mxpsdRYpHYvc+BoDsajQR4BtrFOLMz5IlSMhXnaWn62HNkOtS6lq2mu",
-	"/Z8kw0ywgBuG8VpGZ5NXlydmIWBLB4tJAS7LLS6+j68yczJpen1XXzfb4qTRPWsBl+Gk8G4wS2dbYsxV",
-	"igvnGSPclZwKXcqCSJuA2AyO1Dt/JS+YYtphnxNbSHBXALTT758uQvjcvpSdUjaVK5OQtUduM0DOKuvg",
-	"a/GVVVm3U5l1+lwvdW58cpct6kDOwxPQi5TtnQIwpsfAnJVMZN0ZPdx450qWyYXgymcJh068vnObhArJ",
-	"xWxIo2h5ejq5PLl4fXKBy7y6eHV5dXI8HQsAeA0JEcC/2kVeVkofWE9Hyq8zFl0mxs1DW/s26PjkbHQS",
-	"7s7VTuLRopAbdl97lnKe4htMDlt6JlSBeIFl00zbLiLN8JVPRk+knYNZ2uL8WEQ7WLuuyrVUCMxLkDba",
-	"CK0Gcrgn4LDCNNj7Rg5RYs1/KnBIkPb2yMEM8pmhQ7R9t0EOwAGXp5djEbF5NNyvhh6iWdwURLi8908K",
-	"I04vR5fHZ58IR3Tluf9GgcTl6aXflDSciGt7PimmeBmy1Fdo8RVafDnQIpJ2t0MWH+mT2CwlXfFd2YR4",
-	"zs83ArM37zHSa1yOkyjPK0gvV5OFKyJsuyCBBuknGy5Dd+NNw3pujwopFspUH5pyZxOJvGc33U7u9AGI",
-	"WGp8+d63j3G9Ya5lOrXSx5ZoHErqzCnLGm1xuhi80dPlHlm8OYNd2xDNolU/F168cbrjjqY/v3seqhf7",
-	"jYoo0ckumBG4i098DfQ9c4lvLXaj9mB1Jfa+1nV176ybcIsvPA8qydWXnoLqtzqYc7p4/0PfW8nxxiI9",
-	"7y8s2lXlU5c+f0doB7ZI1pNEarK9beYyaKpCLggX31njzFaT2W4dHRVcd2+KygXXnBY2wOr6a01cg63G",
-	"2s1VAldNZZ1gm2LrZ2oGuVXxUUjOuOboVsT9BL1d5yVTy646vKhLnKvItM0C7aPWNdLR/qG7f6o9Ae3G",
-	"qXfplRo2k7AlUY0Wo8ELgvMxsUb2nfqYfncfZVH7QsL3m63YrLrcfXrbNd7v17xkasKFLb3eWxXd74HR",
-	"coMGC9+FYhAO3s3YNblpXdOvW9DdsVgo3sNGCVZNuv6tYTwykY+yBw5GH2s//PQg/iUtnasxZc/bk0Xr",
-	"lkph783PVZdSn3abTfrgdPL9+cXz0fHxyVmfnE5eXZ5cTI5Pjl5cjV4fXZ0cP/zSMUGQCmfBgEmjEjnh",
-	"SlVM3diAMGkzoYO9BR3g+id0tYVNx7oTUet0s4C96L3j6pGoe7Do5puBvDkrGFzkWnmdvpO0B7Qo9pH3",
-	"qCh+RQqfYGVWtNKgtuDz0ZvtnkdIfVoUdTpXB/mt3O+m/YW94b5w8R5cZD2oNf7Zr/HjEb9A1X8X5b5P",
-	"H+/SmDfRjUeYmmdTUyn/zB6taIcJV17xyZLQomQ0x4KaL77w8eR95jPE4jWZBhBA4xspGBc23BXD/ZWS",
-	"wH2wkguTi5xRZWo9S0YoQd+sj0pyAFpcLIjPoDJxvgv7540z3nHwkhG9keQdx0znuZVw5tFncN+ATOG3",
-	"qftRYWhE+RRThYFHV8M1r4oCSWgoO3PhDK6I+/iISWu0Q+PS9oyN9T2WO8ialSuOuejKVvv7qGftVJlt",
-	"UTCb1Sp812geF8xi9z/XRL9ZNLnhRWHwSxO+2O0x1mRGhatJo7Ylgw+HckFUNVPA5NikwMQo3FSCQXww",
-	"BPsIbgklUw/G4zTlVaX0WNBKy4Hrq0ekYD7IG2fKO+4IWcHkFuBHI8Dqm2ERoUlvHwvcZjBepkG9nu0W",
-	"Q84khopdJkNJ4XgCv9jiQjvkWHgzUpkPKYAwzbQtvQ4Wg5V/NsS8omsTg7GvjeYiBQYGptYqmQJlKaLo",
-	"jBZkRYWwkbySgSCG6UbPm7I/T2X8hsLWB4TsQoAwGFUfnb0++nF0jED87Oj0ZIrUtYt0zTxx7mfnV4Qq",
-	"Va0sXfzCayvEHU87H5w95hS4GhUX8aun6zfTBxQjGOKKvYL8eNxTLJ+s2WYsfFPKuO+iLNstGeukkjB5",
-	"YSxqqAU0JY1KC3bNZaWAX1tTodoBUnLJ2Fi8uWC2l/KSr8mM6Q3aiVEVhsFUiKPSYrQMxhjYMQZmjIEZ",
-	"Y0BFPrBjPKwT/t02mHheJEr7KCWCbJY48kpmMt+OhSewkdEgPOScTHc45aaGQ56fuB6LY9FNa7x1zbN3",
-	"8clvZvKPRckWtMwLIJoE+bKuXLHP1vtxPNfg+6w2M7lIEp0BTcY3EVFuRcAby+iRqH774ACbjeVAWKfP",
-	"6krCh6l8Dqtpb9AiAxQPehKtiMIMJvN4XMZhtFBXDw0YphfGqXPzaO+Z8YTVVY0L28oQf36bcNO8H9QV",
-	"E3iTabfx263jwdywvYU8kYjnCs5/1LHlkZD6EXFZZjmbc8HI0obva1mHrDgWdcVZ5A/qk1mlTdcNkxpl",
-	"x0O15m8z4syNOcXWf74F6W4v/ejYiV+nXq0kGtnGnIEiKI2BguuhY4uOo8f6Fl9avz/CghlzrvTwGIOY",
-	"KHAzAuVMiZ9p2BgUlb05YabzcNA39oer/z36+4uTlPsQGXdP67mWjwJ99DF+1JJU60VJc0a4sFWAvnyQ",
-	"PPA3wyArmVcFS38pi4sln3HblTmxE3OsvOpjLX3UcAKFfSjqLLMYGAeCzgoxW8bNFXIAYqHSNMAE/QPc",
-	"AjIdXY4SGDWznUZiwYEFXxGZ8ZdkG4TbBFqOSB6GWoCJlOmMYUQshl0GjbALGTmNwOcRDWp2jDIh6mhN",
-	"zSR/r8SiYAQzrG4fZ8mZwm933bBkrJDX3SVje0MwngnuFIMBWUzznOUji8BeB928nnYHVXbESmwSrCDB",
-	"NZesiCoWRY6rRjKIhmtFqOtw9iDxIMjP7q/JpbnH9nLndW5zC0C6nbJKeXSMUsx+F69vLJFmL41A9vjH",
-	"zMjExXbqzc2WjL3bTkzb7C+mWUWQxRYLux6dZY+fPI2iFZHI9OGT3l+jpT2znwmQ5SJOZtvtZLpZV886",
-	"KRfdB9E9men8jHloTnPWlqKpgQ1Mwwv3XT2bRDiNROzU5r+BCvEy7TYR7Fo3BurayaWfrG5DlAryzLT3",
-	"G4taMIG0rVsFxVgZLUUpbOKpV273s6aWcy8RVeFzpvnKl+yG29DukEzOBRz3ll99SbHREc637VkiJtdz",
-	"LORMU25Rdt3mw1tzsW+VYA8ckC0Nf1zcFMcKR0QRgrlU/oHJM8CkcfPWlMeL2DY7COaj4TIqsLzAW6mt",
-	"JZsXSm3XjRbFuW0RsHfLsLS67VvdL7d3xlVrVDVxSQwNUYedBLj9oEbQHGQsMATZcIw9elRHah89GpIX",
-	"1oy3sIO91wCLA/vMvBbQR2i5P5htiVoX3KaGmgfmvETjqpDioaXX1lX4jgXXFlbTwn5Il0zrZUwDMFgY",
-	"1E02dHuXVIejhGs0FE6mYiTk4hp5d/KV0ZXcsQY2mwYg5isipi600SgVuSv/2OXuZ58gTp74QmRVFNvB",
-	"zxUtUAY5PehM5Aen/xwdPzSb4YPWDY75Ekzq+021bXXQCVb80YUAGLU2ZShBcvmxhS+OkKAcbdxBU+Oo",
-	"73/iqL/le1OLkxVVzkx7J/PAXBaF3AA313n+Cn3ej8g0WtWUPCMhdu5ckn205UXsfh7T4E3iuvkZ00fs",
-	"OCf/fPHjq8vR610DWD3M3mdFpcC2hwHUmoKCIyQrKF9Zj3gS9DqHo7LVDqpVE0XRp2q/ZxsBCOtKX5cS",
-	"hEZ/LAyRUTziVz2avoloo4JlmM9C1O7SzZIXSkd6keIXU+G84fDRwLiG+htO1kFrb7evLNg1FbYkz5Wt",
-	"Yas3jWvHvbefVxiL4E174j59Qgu9lNViaUQ/EA+FvRkdMcaqgxrhB3353OSR2RPWTxNqLGJKkdsS6jfY",
-	"+uJjKl98bk0glrp6w37CMheMWenIE91Wzs5S8iVFzmAIPpSEH5YGO45nVUFLMn3HRT4N3adGooyFrd2x",
-	"JU5Ut4JfxlAsiq2PPfnQWfNzbr/zBiS3iJverfrHV736plhB4nuzgxmKJy2JYgyDb8S5EKKu2aZXks1s",
-	"c2AvDu6SuN7T1iJL4nuNUd13KDa0nLxB5z3H+PZaFoXzwHdXilketkpWkWtW8vnWMDrqj7FI+U1MX0Lt",
-	"tZRLscE3mm5QVEe/jsWcNwsOnFK00mWF4P5BJE2pb/WExMh5pqlmtp8k162j6l6njAeoEjkrVSZLF1lq",
-	"BARB6m84om8bCbc4cV1yiUW89itLddjenMT+WCzlhl1HWcrKwEtUIzNG6Iba/fLGph3dz1qAyCyKLViZ",
-	"uNCIZnZzQKysGHokGkQlM5YBk5NK+J0FU8oE6pBz8FN22u+86fMMOxQsLAjdEK5TzdFY9u6VfedRMNBN",
-	"4kR+rq6buhGh4XTkvCs65N1wu5qs1xGj1XaSSVlMvEeutydM1H7gji3aQ99XLSxsPlWn3yoUK027cF5Q",
-	"3BnX5TSx+1E7fsMrVmiYT6YCK5ApTGJafyzOa/R1wd0xeXJ4SM7/0fHt9RunErfm9Pu1T0jQIc4tGw2C",
-	"xnbYePw9WzCe0Hc1YaIp38mGcSN8rBHzheew3VStu1aT9wM3PkPjM67IIwwMPwLIadiomRCyt5dJ3BL5",
-	"Tt2tSLO51Vjcf1sKQ9avja1u19jKe5zCQnwfIfAdrlrpB9YNQd042ATA9M9MfaoNNppr67xwyQtRKxVT",
-	"zGw+DX5/vS9aauUqtbxQzHJMGvzCnV+t7jJGdrdOv1tU4JMAtNs+8t44IeQHg3j7HY3KEddZSIcSU+Tm",
-	"vX3YYJS6mVytmMhZ3vy2MQzf6NdHonZ9QVRXKF1W5uPiMEtMZZGm+YPtQuuLD2FYJKbNOwCqFjzjslLG",
-	"HGe2mb1JzG13c0eRnxCgMDB+IqdBsPjrG/hdLWU9XY86WpHYHQq/b1AH67BhirJb0+o8QgwZedCqJPB3",
-	"N10Bv89WJNbwQ+az7G0+tYFfFGgq9OdswYVqCiLrCHWOBM94zpmTV2XTAPxYHf8ZepR9Jh1/0x5U0bfC",
-	"P10PKkPfr+2n7tZ+ao/Sj/pQoea3rhjtNJbR/OGQ+/W/+YqLefir/v8k+r8pGD6T+g/44I4gIOSkLwYK",
-	"hNT8igR+m0jgE3QfC+oVPDPcBSaYrImd3Zheu3vutVqzEkoD40/mjOqq9M1abMjvZXRzou9G8yPR4Up8",
-	"256OBhsd7Xn8EDdNmHAPtENj/gSkm+NEiR71MOk+OSaUhUFr9Hvjd+V7B70Pbz/8fwAAAP//",
+	"7H3/c9s4sue/gtK7qolTkuxM5s3WOnVVz4k9G+/Gds52ZvZelJIgEpKwoQANAVrRTuX+9qtufCFAgpLt",
+	"OJnMvPyUWCRBoNHo/vRX/tbL5HIlBRNa9Q5/66lswZYU/3tU6cUx1RT+nzOVlXyluRS9Q7zChOYZhR9I",
+	"TjUllGQFZ0ITVU2XXCuiJdELRt4oVg5OhWYlzTS/YSR+eCSOXp8OyZWmczZQK5bxGc/Ie7ZRhJaM5Cwr",
+	"aMlyQhWR+HpakFUpV6zUnCmi4CVUj8SCirxgpSJzponerFhObmhRMTXs9Xv1A7AWnsPrZ5yV8Nf/Ktms",
+	"d9j7j/2aDvuWCPsw99P67o/93ooqtZZl3qbJ9YIRd7VPZrIky2Eh51wM3a8wE5hZ77CndMnFHAYsmVpJ",
+	"oVh6wIyudLagxN0VD1wyez05smJK4Uipge1FUtOCzPkNE2S6wV1byCVTrLxhZXJsvSgZW/F8nJUsV7vI",
+	"eG3vflEyfB0tFA4i37OO6ZVszpUuDXvhfc2V19fHeD09Tfwh9QIaczDciOu2PMwVoVqz5UpzMQdOhlUV",
+	"TLMhOaMbMmUjIZdca5aT9YKJmpzKkpGKHMdTwNdkTZUfISey0kTOyJSKfCQezWhRTGn2nqzonPUJW1Je",
+	"kIKL93vJJVXKsG28pGO2AmaA0ZtcB2fpGc4FHiWnx0SWpJAZLVa01Il3AN24Lpg95ygB/E1y+i+WaZgI",
+	"XPupkOv2ZC4EI7NCrmGRO06/oU/ijJrf03uH6zNbJmeE0WwB/3pqK1KyXysOQiPYOKIXXOG04GVcsyWO",
+	"3sEyPVqWdIO0cIP1Dt+6Wb2LKYRU6KDQZefxvgI+W3O9ID8cPDFcRPOcWxHX4E8uZrJc2v/XCxyOBCvL",
+	"TOYMGY6VpSxRbK5KpnB8GBYoU1ClHUsTqgm1nDmjvGB5m/6eWzvEhyF0cGIWEYurKsuYUrOqKDZ3oXe/",
+	"Z9eTfq1ZIK5Xzgi1szezSZ4WfCChv8iiWlIxKBnN6bRgZMmUQnIA/XYPC2zUwZx4yTAjik+iqtVKllrh",
+	"2MiEoPBCmmwTnZ6/EqRa0ZKaEWrGeR3tYosl4/meBlwVbKVgLFdkxcrgpA1TDH5XDaMlakiC4o4LUlDN",
+	"SseVKi2KwuNnyN44ff6EJSb4XMqCUfGCruiUF1xvUqyQ+asIJeB8Ma4XrCRMAHPkIDCF1O1DYq+3B/1l",
+	"wXAAbVS4Gx5GNo8Ea52aObYW6wYPltteTmLN/irvkp9ZcIeXnF7Xx0tcDp+iml9QYeXxNm5tT/Bjv7cc",
+	"mqfHIXa6xyiK6TG9oZqW46osPmGQnKtVQTeCLtk9RgnUY0TqxFYcc5XJG1ZugoPW3pIX5tTl7uZI2D8a",
+	"rllRDN4LuRb7S6pL/mHfHlOQ+HhAv1MEbhrjTXupPazR3K4Fv/R3hnNG0pmDrDfj2410am+/ao/W4PRo",
+	"fgG7J8mXIPMJQKafacFzvOWS/VoxpduEtheUOeahiGYiV4SCwWDHMJgTBBYVFpLRPC+ZSkAVsx1jxbKS",
+	"6ZSAqQT/tQKdCUKNzJlgJSI1C7XtdmrpRKX5uZ7MSFgR+Yw8GXz/n/9JsgUFOAXWjpyRtweDv9LBv48G",
+	"/z383+PBO5gg+0BBE/cOe0spwJYa05KN/3Z5cnSd1JKwwA6NG64d5minxeLX0IJn7L/s30NZzlOv4fmY",
+	"IiwYdyD/I0HMDZb8oDF5Pt5ih/ir2yDxkBw5NaQ3ds+fET4XsnT4PTZ5/CIVefr69FgRrhUrZskZCPZB",
+	"jwGuJ7VAyYBmJct5yTLtUfh3ikxLuQY8Tme6fiGXIqbrQuuVOtzfDyi7n0kxL6muCrxfDRd6WaTtP5GP",
+	"Led0qeiI/QVbeyAkRbEhfGYAC1g1JUNlrRfUUGsplR6JkmXAu2hpE8XsnuFDlnNETqIDEq3viZ82F5rN",
+	"wcRuyIb4cDlWbSwukBkdsiApNVZ6c2H+THEijLwhf7+6OCfmIdx+/5r64dTYXbDzDCW4wbFD8lzqRe3q",
+	"oMWabhTsRgpqdMFimKlHxTHznI3fnP/j/OKX809BxmZwyxbx+EeCVAKVjr1LZllVwsbtAnJuNW4a4Qbi",
+	"DwmapjVTx6EzbAOGEliHbYdGTNwpVcxhivYpgavkzeUrZG0z8MCenEwKwTJzDJPn1mjsoTu+mVzupI2f",
+	"TECU9NoTROpWurcmVENQ3ptaFlgmhmuTyd30yYTqXn+CWK8APKVdGEehkyFhzLWpMmd6jM90KbefAveV",
+	"9WitrZnw+uLqmuzjpX0Yx2g/rtzr0vbCNvdWPfs+DlJw40LF9aDGK+R8DnCEi912F14NqFwTLkHVM8VV",
+	"Lj4bHCOrhRSMiGo5TTHnHx+MZbISutyk9/X06mLw9MmPPw6eEFqsFnTwPbH3G68IzNWQBtgn57QA+3VW",
+	"ymU8k789/wbQPgGgtV6CTDk2lO8IDQRs242jD/7yl4ODvx4cHBw8+QohnZ39Q2M6x/ENMnaDvC4Rk5BG",
+	"l1SzV3zJdQckw2AD1YwUcBM66lEVwqlxyy7N8HcAZTDq2fjV6dnp9fjkny9OTo5PjrfAtPjGz4TWrqUk",
+	"Syo2bjkqHY3S5WaMLD9eJtxHL+WaFFLMQ1mpFrIqcrKmXJMpm0k4UuUGpCudUy76hAuy5EXBFcukyGOk",
+	"9P3BwUG/Z9S0YZkff+jt5KAt+LGx4SmWCGJH1x1yLhGAQrbnWoF8ACkITMvF/E6u8/DVobscwwBA0mYo",
+	"yxMASLbi5Was+TLBcCd4ESmtiOIiM6qArWS2eEZEVRTIzoJZOd0iONwCHNQ71GXFUu9fMZEDl+xYFBdk",
+	"Vcq5cReAYi+NzM4JBcql1+bVTSrcpca0KOR6Nz3tbcF6K4HH2uCnXUtsgh6cU2MGNRn6wT7HmxMyY4vV",
+	"kvyI5xGvX26NBgeAyHnXlaalhS/UnWwciWS0KBJxNZ5vd9efHt8D2Dz5/imdZkmNhckAaXPBqt9AkrjM",
+	"AXcS6rAlaCV+w/KRePSb4nk/VkB9c/vHvSE5mtaBr4BeC7paMaGAToAFdntZVlQv9rXcN3NqbF4HTgbi",
+	"Rruf2NgEA6TC420vcX3RxL4cgMhBSZX5YEVLvQmjLXZH74yRr4MNwVtgBywMsxzGrQZoIvThg6HKhOnY",
+	"B/Di8aQPtd8Vdl63RzaCKiSoPw/4Uio26QyLrsOUOKinx9tD7SkmSPBKIyOl9XZ3LRE3NrFNOE1tlrAO",
+	"3i6rledDZDLksb4NawkpeEYjx/jtjRk/LkI+M+QO4yb5giXLebW8w7zNA7F3AkjZDetvN/kI39PY9nLL",
+	"uGOOShg5RUueDedD82LYxX5zgSSa1h2yR/x6zLB3yxXZ5ihocGuLn9GkyaqS681VtmBLy4woDFBsPme0",
+	"7DrEscwAMhsXCsx53+A3WA1VmHMiS/5vcw7MmLAYDFWhT8W8xs8PFAKQK5jJ/6lYl1F++4lof7f18fwK",
+	"oxIM5DNtJsVhWPwdMAvGKHuR/KwTAVb8H2zT+whkhIOOAMpS3uHX8tD5nC1kjZEtYNolFXTOlkyAAXXD",
+	"ShPS7z0Z/gVIIFdM0BXvHfaeDg+GT0FyUL3AfdrvjE1ahxj8A1IG33Wa9w57f2P6F1YU+EivTn7D4b4/",
+	"ODDwWWg7BF2tCivJ9v+ljBPThBd3BR+ToUMkVDMJB+V/MvY6hOX/cPDDg03KWCSJWZxLp4jSQWCuCL2h",
+	"HNHr0JyaarmkwI9AUeXUdfppOpWV8Wzkckm5MCPsj6Md27954ll1vzvLbh81m02kSO5wC/L+7J6wCSvA",
+	"56p3+DZ1krybL1uw7H3XaXDHoJY8BtDXu9CUUu8+kdViZYk0CF7TlcFh7nvXlnotBkDIBUvGNCpM96wK",
+	"bRnw6ednwHDTjONQYfJJnyhJGHKU90lzgesyk/v+rw82uYbhnqRS7Ywxnhqq2cBbePG5AHnNmfI+dpoy",
+	"6bkiSvOiIG5JqYPxdN+Kzv2cYRIj1aiwVzLl1T7294TORDtCn5RsKW/QN1IUxOUFOcCLSlfLkTDqA90n",
+	"w5EYiWubNkaYyFeSC4TkRp283ZVhefT69N2j/ShuNaArvv8f8LYBrx8cxDmHcNMevr2Jz63DZ8qswaZN",
+	"pqWJ+roJ8lkjO3AkKIyDU3SmiVlb5Nld0g0x+UL4vEmn89KP5Mwa4ESKem9HhifjaXJFVqW84TnmSY7E",
+	"G1Hw94xIm9pl5qn6jXnnkikipCaavmeECjJp2C+TkfByjExZRivFmu5pGPDDimWWMorPjSnrmNekxo9E",
+	"0w7hQmlG0VsRS9Waq44MJ1nxx5R+LvPNJwgz2HT8tyguZiiWd6UjYkIwiNSGFXer5NWQ1UPmaz6DOZLo",
+	"+KQpb0iYYIenZo0siRusF4xjaFbbSM6UERwmJ8CFyypbABZbSaU4sBQitiD89MgCppsnwycHe+nI213t",
+	"S0kqMeUix2NvbQ8rGkwAA0M0I3E6Q95zfNtvMtbZm6tr4hhu4mcxGQk0YUEoypLPuaBFsTE3SoIvxvhu",
+	"YO6Q05nhwWB0z/uAz8h6wbNF+BLi3tEfCa7JslKAJnVVCndOzI1js9ax0WITImcjMRFyYKOZk9j5sjVp",
+	"6GNSeTYV/4eBW/RrOJnnBiZM4WB8fFDN37HEpEuDixyGlWgNaumFlUkmbW4s7BwKOM8qsKUJJkl5Rh6p",
+	"vSGZ2JzriXszU5YrgOfqnVdkQW8YmTIm4E2yEnnnwMADBYt3rx7e8AOYvWA/ypJFb7FJ1MF68oq5oqDm",
+	"e0o2q5TzKjkpaUVFTaWRmDK4qRKOVDlI4SUXKKm7Tx2eLgJaFM6/0iASAnrNmrsBKEzIaDnBOkIZhrws",
+	"qiW6/8yAAFQ9uQD+1bxe37Hdju7is9tiSWfrwTpwo2vkYoHbwZMHA25REnbHhALa2nWq21U7fKUw0zot",
+	"QF9+7Cc9Fm/fNS5YB8Lbd6A6a5wa4EXaQIuoeugcjKWeVfuhsf5uB1oN063TWPWFyeo2/itXLoRuQuFZ",
+	"CEsDuArzp35XRIr4mAlVlTXANoDRiQ+/EjCbM12hKoQLci1A/lq954j8J0G4pPGWq5cXb14dk/OLa1Ky",
+	"G2lwEa66ft49THgET4fEwSuDlcNnsIylVk2YuGjGz+3MFZEx2K2t/jauNRz42nHq/xBQW8i5rPQ4Zzc8",
+	"SxVpNNHtdyq1E31XZMgBYiiZcQxe2FH7NROPhNshy7JuZ1AdsVwNyTGb0aqwRbtlxZBvf1kwQSYzWig2",
+	"6YcIOaPC2s3GSMpvqMBqMots3yo508SskiyZXsg8feDhvoG5by/Wq9+BCF5SLuAg2CVFuDGK4QbIXLD1",
+	"eHuRrmDrWNrpWmPG0JQvqGZTKqigu3V29OJ3vw9u9VP/7WPCHbYdM3iSeNBghNQ3wPB1AQantD1aiMrL",
+	"Px0u7GOK/X6YS9CNIJqqDbC1cWT6pE5TDx3XkTx+DEi8FlqPH5sUmO24g3jQEYg2jE1jCp+hfzMkrWxp",
+	"bcAwYu6O/UhMWuufeA0fAR0ktFNkKHnd+UQdaEyFjBYGJ1DtccbbSe1Yb5N2khaMQG27VebqzVM3CI5h",
+	"h8AV7gEeMjPuE/YhYytteyJMzsbXLy9PTl6fHo/PL67HP128OT+eIACZMmu6G60gpCf8kupsYbHUSKR2",
+	"L3PgaAbGo0EeAbaxTizMQSRUjIR52lp+tjzeDrUqpauxr/2fJMPMxIAbhvFaTs/Hb65OzELAlg4WkwJc",
+	"lltcfN9kRuGcTNpo39V7Tjc4aXTPWsBlOCm8G8zS6YYYc5XiwnnGCHcl0EKXsiDSJlo1gyP1zl/LS6aY",
+	"dtjnxBa23BcAbfX7p4tivrQvZauUTeXKJGTtkdsMkLPKOvhafGVV1t1UZp3O2UudG59saIuMkPPwBPQi",
+	"ZXuvAIzpeTFjJRNZd0YPN965kmVyLrjyWeuhE6/v3CahQnIxG9Ioop+cja9OLn8+ucRlXl++ubo+OZ6M",
+	"BAC8hoQI4F/tIi8rpfetpyPl1xmJLhPj9qGtXRt0fHJ+ehLuzvVW4rlMvofZs5TzFN9gctjSM6EKxAss",
+	"m2badrVphq98cUSiDALM0hbnxyLawdpVVa6kQmBegrTRRmg1kMMDAYclpmU/NHKIEmv+pwKHBGnvjhzM",
+	"IF8YOkTbdxfkABxwdXY1EhGbR8P9bughmsVtQYSrw/isMOLs6vTq+Pwz4Yiuuos/KJC4Orvym5KGE3Gt",
+	"2WfFFK9DlvoGLb5Bi68HWkTS7m7I4hN9EuuFpEu+LZsQz/nFWmD25gNGeo3LcRzleQXp5Wo8d0WtbRck",
+	"0CD9ZMNl6G68bVjP7VEhxVyZalhTfm8ikQ/sptvKnT4AEUuNr9/79imuN8y1TKdW+tgSjUNJnTllWaNN",
+	"UxeDN3oMPSCLN2ewbRuiWbTqOcOLt0533NKE6k/PQ/Viv1MRJTrZBTMCt/GJr8l/YC7xre5u1a6u7gyw",
+	"q5Vi3cvtNtziGyEEnQ3U156C6rc6mHO6mcTHvreS441Fej5cWLSryqcuxX9GaAe2SNaTRGqyvW3mMmiq",
+	"Qs4JF8+scWaryWz3mI4Krvs36eWCa04LG2B1/d7GruFbY+3mKoGrprJOsHWx8TM1g9yp+CgkZ1xzdCfi",
+	"foZew7OSqUVXHV7UtdBVZNrmlfZR6xrpaEfS3c/XnoB2I9/79O4Nm5vYkqhGy9vgBcH5GFsj+159dZ89",
+	"RFnUrpDww2YrNqsut5/eds+BDyteMjXmwrYC2Fml3++B0XKLhh/PQjEIB+927JrctK7p1y0R71ksFO9h",
+	"owSrJl3/zjAemchH2QMHo4+1H3x+EP+als7VmLLn7cmidYuvsBfsl6pLqU+7zSZ9dDb+6eLy+enx8cl5",
+	"n5yN31ydXI6PT45eXJ/+fHR9crz3tWOCIBXOggGTRiVywpWqmLq1AWHSZkIHews6wPXP6GoLm+B1J6LW",
+	"6WYBe9EHx9Wnou4JpJtvBvLmrGBwkWvldfpW0u7TothF3qOi+B0pfIKVWdFKg9qCL0dvtn0eIfVpUdTp",
+	"XB3kt3K/m/aX9oaHwsU7cJH1oNb4Z7fGj0f8ClX/fZT7Ln28TWPeRjceYWqeTU2l/At7tKIdJlx5xSdL",
+	"QouS0RwLar76wseTD5nPEIvXZBpAAI1vpWBc2HBbDPd3SgL3wUouTC5yRpWp9SwZoQR9sz4qyQFocTEn",
+	"PoPKxPku7Z+3znjHwUtG9FqS9xwznWdWwplHD+G+AZnAbxP3o8LQSN0zSmHg0dVwzaqiQBIayk5dOIMr",
+	"4j6GY9Ia7dC4tB1jY32P5Q6yYuWSYy66stX+PupZO1WmGxTMZrUK33U6iwtmsRul+6hDs2hyzYvC4Jcm",
+	"fLHbY6zJjApXk0ZtSwYfDuWCqGqqgMmxSYGJUbipBIP4YAj2tdwQSiYejMdpystK6ZGglZYD1+eRSMF8",
+	"kDfOlHfcEbKCyS3Aj5iA1TfFIkKT3j4SuM1gvEyCej3bLYacSwwVu0yGksLxBH6xxYV2yJHwZqQyH/YA",
+	"YZppW3odLAYr/2yIeUlXJgZjXxvNRQoMDEysVTIBylJE0RktyJIKYSN5JQNBDNONnjdlf57K2OVq4wNC",
+	"diFAGIyqn57/fPTq9BiB+PnR2ckEqWsX6ZrL4tzPL64JVapaWrr4hddWiDuedj44e8wpcDUqLuJXT9dv",
+	"pg8oRjDEFXsF+fG+11rANiPhm6TGfUBl2W4RWieVhMkLI1FDLaApaVRasBsuKwX82poK1Q6QkivGRuLt",
+	"JbO9vRd8RaZMr9FOjKowDKZCHJUWo2UwxsCOMTBjDMwYAyrygR1jr074d9tg4nmRKO2jlAiyWeLIK5nK",
+	"fDMSnsBGRoPwkDMy2eKUmxgOeX7ien6ORDet8dYVz97HJ7+ZyT8SJZvTMi+AaBLky6pyxT4b78fxXIPv",
+	"s9rM5CJJdAY0Gd9ERLkVAW8to0ei+t2jfWw2lgNhnT6rKwn3UvkcVtPeokUGKB70JFoRhRlM5vG4jMNo",
+	"oa4eGjBML4xT5+bR3qHxhNVVjXPbWhN/fpdw03wY1BUTeJNpt/HHrePB3LCdhTyRiOcKzn/UseWxkPox",
+	"cVlmOZtxwcjChu9rWYesOBJ1xVnkD+qTaaVN1w2TGmXHQ7XmbzPizI05wdZ/viXudi/96bETv069Wkl0",
+	"ahvFBoqgNAYKroeOLDqOHutbfGn9/ggLpsy50sNjDGKiwM0IlDMlfqZho1pU9uaEmU6OQR/jl9f/9+jv",
+	"L05S7kNk3B2t51o+CvTRx/hRS1Kt5iXNGeHCVgH68kHyyN8MgyxlXhUs/eU2LhZ8ym2X8MROzLDyqo+1",
+	"9FHDCRT2oaizzGJgHAg6K8RsGTdXyAGIhUrTkBX0DxMmRwNdjhIYNbOdRmLBgQVfEZnxl2QbhLsEWo5I",
+	"HoZagImU6YxhRCyGXQaNsAs5dRqBzyIa1OwYZULU0ZqaSf5eiXnBCGZY3T3OkjOF35K7ZclYIW+6S8Z2",
+	"hmA8E9wrBgOymOY5y08tAvs56Ob1tDuosiVWYpNgBQmuuWRFVLEoclw1kkE0XCtCXYezR4kHQX52f90w",
+	"zT322wK8zm1uAUi3U1Ypnx6jFLPfaewbS6TZSyOQPf4xMzJxsZ16c7MFY+83Y9PG/atpVhFkscXCrken",
+	"2ZPvn0bRikhk+vBJ77+ipR3az1bIch4ns213Mt2uq2edlIvug+iezHQixzw0pzlrS9HUwAam4aX7zqNN",
+	"IpxEInZi899AhXiZdpcIdq0bA3Xt5NIvVrchSgV5Ztr7jUQtmEDa1q2CYqyMlqIUNvHUK7eHWVPLuZeI",
+	"qvAZ03zpS3bDbWh37CYXAo57y6++oNjoCOfb9iwRk+s5EnKqKbcou27z4a252LdKsAcOyJaGPy5uimOF",
+	"I6IIwVwq/8DkGWDSuHlryuNFbJsdBPPRcBkVWF7grdTWks0LpbbrRoviwrYI2LllWFrd9q3ulttb46o1",
+	"qhq7JIaGqMNOAtx+4CVoDjISGIJsOMYeP64jtY8fD8kLa8Zb2ME+aIDFgX1mXgvoI7TcH003RK0KblND",
+	"zQMzXqJxVUixZ+m1cRW+I8G1hdW0sB92JpN6GZMADBYGdZM13dwn1eEo4RoNhZOpGAm5uEbenXxldCV3",
+	"rIHNpgGI+YqIiQttNEpF7ss/drm72SeIkye+WFoVxWbwa0ULlEFODzoT+dHZP0+P98xm+KB1g2O+BpP6",
+	"YVNtWx10ghV/ciEARq1NGUqQXH5s4YsjJChHG3fQ1Djq+5856m/53tTiZEWVM9PeyTwwk0Uh18DNdZ6/",
+	"Qp/3YzKJVjUhhyTEzp1Lso+2vIjdz2MavElcNz9j+ogd5+SfL169uTr9edsAVg+zD1lRKbDtYQC1oqDg",
+	"CMkKypfWI54Evc7hqGy1g2rVRFH0qdrvK0cAwrrSV6UEodEfCUNkFI/4lZmmbyLaqGAZ5jMltbt0veCF",
+	"0pFepPgFXzhvOHw0MK6h/qaYddDa2+0rC3ZDhS3Jc2Vr2OpN49px7+3nPkYieNOOuE+f0EIvZDVfGNEP",
+	"xENhb0ZHjLHsoEb4xQw+M3lk9oT104QaiZhS5K6E+gO2vviUyhefWxOIpa7esJ+xzAVjVjryRLeVs7OU",
+	"fEmRMxiCD3fhh87BjuNZVdCSTN5zkU9C96mRKCNha3dsiRPVreCXMRSLYuNjTz501vy84J+8Ackd4qb3",
+	"q/7xVa++KVaQ+N7sYIbiSUuiGMPgG3EuhKhrtumVZDPbHNiLg7skrve0tciS+F5jVPcdig0tJ2/Qec8x",
+	"vr2WReE8zFdpFLM8bJWsIjes5LONYXTUHyOR8puYvoTaaymXYoNvNN2gqI5+HYkZbxYcOKVopcsSwf2j",
+	"SJpS3+oJiZHzTFPNbD9JrltH1b1OGQ9QJXJWqkyWLrLUCAiC1F9zRN82Em5x4qrkEot47Ve/6rC9OYn9",
+	"kVjINbuJspSVgZeoRqaM0DW1++WNTTu6n7UAkVkUG7AycaERzezmgFhZMvRINIhKpiwDJieV8DsLppQJ",
+	"1CHn4KcVtd950+cZdihYWBC6IVynmqOx7P0b+86jYKDbxIn8XF03dSNCw+nIWVd0yLvhtjVZryNGy804",
+	"k7IYe49cb0eYqP3APVu0h76vWljYfKpOv1UoVpp24ayguDOuy2li96N2/IZXrNAwn/AFViATmMSk/nih",
+	"1+irgrtj8v3BAbn4RyqZ/uMdUolbc/rz2ick6BDnlo0GQWM7bDz+gS0YT+j7mjDRlO9lw7gRPtWI+cpz",
+	"2G6r1l2ryYeBG1+g8RlX5DEGhh8D5DRs1EwI2dnLJG6JfK/uVqTZ3GokHr4thSHrt8ZWd2ts5T1OYSG+",
+	"jxD4Dlet9APrhqBuHGwCYPpnpj7VBhvNtXVeuOSFqJWKKWY2n6p/uN4XLbVynVpeKGY5Jg1+5c6vVncZ",
+	"I7tbp98tKvBJANptH3lvnBDy0iDefkejcsR1FtKhxBS5eW8fNhilbiaXSyZylje/tQ3DN/r1kahdXxDV",
+	"FUqXlfnYPcwSU1mkaf5gu9D64kMYFolp8w6AqgXPuKyUMceZbWZvEnPb3dxR5CcEKAyMn8hpECz++gZ+",
+	"V0tZT9fjjlYkdofC7xvUwTpsmKLs1rQ6jxBDRh60Kgn83U1XwJ+zFYk1/JD5LHubT23gFwWaCv05m3Oh",
+	"moLIOkKdI8EznnPm5FXZNAA/Vcd/gR5lX0jH37YHVfTt+s/Xg8rQ91v7qfu1n9qh9KM+VKj5rStGO41l",
+	"NH845G79b77iYh7+pv8/i/5vCoYvpP4DPrgnCAg56auBAiE1vyGBPyYS+Azdx4J6Bc8M94EJJmtiazem",
+	"n909D1qtWQmlgfHHM0Z1VfpmLTbk9zq6OdF3o/mR6HAlvm1PR4ONjvY8fojbJky4B9qhMX8C0s1xokSP",
+	"eph0nxzcNrURdKXYPs2XXIQfLt22c2EY81yKjD3sFgoccmdNrLntlsWwcG/fuglN7aZaYDdEbqM9lbJO",
+	"MOfR+xKNI64WtGT5wH4avhkmxcw4/DxXuh0SJQA2CzaoFDMrxKWpzkGj5kiNtGWaYVIUyCX2gbw8O3ox",
+	"uHp59KRP3rONQ9rRN2zNa+yX7/v4YTpLZede7Nd53kDhUQ+ZbNQDqDzqCand34/MBrByDFs5EujoR4m1",
+	"1yf/ki7d8fzNKzLdaKa6q35+4XphiHplvsj/cO2ellykRYbNxHep1rtrFdpDLGmWfLTrJMR59ulWLi49",
+	"XVRFEMrZkSd+mxPXD0NaQdtrWMQfrjFPIxn0Dl1xPjEpzneVuFcy3CfKnec0J43DCoeyboMVfkSXfeBK",
+	"qy/bqAbEkQdFWLbaxj6Ncomo1suGa0CM+YaIKBaIkVc71F/4me5uDPOKK936RLfaFVC+EMXGKqJHcBz2",
+	"gNgSfnSBuUeYjb4X1Kak4srmi9iJTxPVgc+H/VR3B2lu1cuwRaadoCn1tjv1dv3CHJvRoggsBYe3kLEe",
+	"tlsMsJ1KfIFb3YWp9wVbdzeFeYGFY+1NeyhtikndmzGAr2TrPGN8GkPGJoCbQgoFkCezgbmVzBbPCOg3",
+	"xD2CWedaq/1KhwoM2rEUTMxNeWw8l1f4u6lkLKnI5dLO6pHN2CBPfuyTJ4Mff9gbJvu8bKmVxEvP3LCm",
+	"NmwKNtsQB4SXvj0a/Dcd/Ptg8Nfh+P8N3nWVeamxs0xbL3op12CsbSJ+UQF58UkVkLESPpC8m3Ifv4C+",
+	"v6NcSR9P3w3nyynZI5DyFQu+8+/UqmPsL69Xv5yUMiLENM5pSqo7Carf8N+PhrULpllbXB3j72lx9fv1",
+	"a6sbtZl551/VVsNMfvj8MzmXRFXZItz3h+KwY9cGLc1h/Vu5Lz47o9xaQoXS6RuLPGCDcClYF4c0gDrC",
+	"7BXVixpl6wD3pFM3m2bhu35vVSUY780q//0w1TlbGyC1uR2MemahCNGSvGdsdU9YtR2bwKQqZdtrpRBI",
+	"ahZ/GkRSIT/kvz8q+SZzHlTmmHOeVkvfKcPsaKrhO7FmDF9ZlUXvsLff+/ju4/8PAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

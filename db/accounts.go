@@ -33,13 +33,16 @@ type Registration struct {
 	// SessionID, when set, gets SessionData stored as its data.
 	SessionID   string
 	SessionData string
+	// TokenSessionID, when set, is the UIA session whose registration
+	// token reservation becomes a completed use.
+	TokenSessionID string
 }
 
 // Register creates (or upgrades) the account and its login atomically.
 // A taken localpart gives ErrUserExists and writes nothing.
 func (s *Store) Register(ctx context.Context, r Registration) error {
 	now := s.nowMS()
-	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		acct := r.Account
 		acct.CreatedAt = now
 		if r.UpgradeGuest {
@@ -58,6 +61,11 @@ func (s *Store) Register(ctx context.Context, r Registration) error {
 			}
 			return err
 		}
+		if r.TokenSessionID != "" {
+			if err := completeReservation(tx, r.TokenSessionID); err != nil {
+				return err
+			}
+		}
 		if r.Login != nil {
 			if err := issueLogin(tx, acct.UserID, *r.Login, now); err != nil {
 				return err
@@ -68,7 +76,11 @@ func (s *Store) Register(ctx context.Context, r Registration) error {
 				Updates(map[string]any{"data": r.SessionData, "version": gorm.Expr("version + 1")}).Error
 		}
 		return nil
-	}))
+	})
+	if errors.Is(err, ErrUserExists) || errors.Is(err, ErrTokenInvalid) {
+		return err
+	}
+	return translate(err)
 }
 
 // Account returns the account whose localpart matches case-insensitively.

@@ -79,6 +79,24 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX uia_sessions_expires ON uia_sessions (expires_at)`,
 	}},
+	{2, "registration tokens and shared-secret nonces", []string{
+		`CREATE TABLE registration_tokens (
+			token TEXT NOT NULL PRIMARY KEY,
+			uses_allowed INTEGER,
+			pending INTEGER NOT NULL DEFAULT 0,
+			completed INTEGER NOT NULL DEFAULT 0,
+			expiry_time BIGINT
+		)`,
+		`CREATE TABLE registration_token_reservations (
+			session_id TEXT NOT NULL PRIMARY KEY,
+			token TEXT NOT NULL REFERENCES registration_tokens (token) ON DELETE CASCADE,
+			created_at BIGINT NOT NULL
+		)`,
+		`CREATE TABLE registration_nonces (
+			nonce TEXT NOT NULL PRIMARY KEY,
+			expires_at BIGINT NOT NULL
+		)`,
+	}},
 }
 
 // Migrate applies every migration the database has not recorded yet.

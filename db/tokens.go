@@ -17,6 +17,7 @@ type TokenOwner struct {
 	RefreshTokenID *int64
 	Used           bool
 	Kind           string
+	Admin          bool
 	Deactivated    bool
 }
 
@@ -64,7 +65,7 @@ func (s *Store) LookupAccessToken(ctx context.Context, hash string) (TokenOwner,
 	var o TokenOwner
 	err := s.db.WithContext(ctx).Raw(
 		`SELECT t.id AS token_id, t.user_id, t.device_id, t.expires_at, t.refresh_token_id, t.used,
-		        a.kind, a.deactivated_at IS NOT NULL AS deactivated
+		        a.kind, a.admin, a.deactivated_at IS NOT NULL AS deactivated
 		 FROM access_tokens t JOIN accounts a ON a.user_id = t.user_id
 		 WHERE t.token_hash = ?`, hash).Scan(&o).Error
 	if err != nil {

@@ -15,7 +15,11 @@ type requester struct {
 	UserID   string
 	DeviceID string
 	IsGuest  bool
+	Admin    bool
 	TokenID  int64
+	// AppService is set when the token is an application service's
+	// as_token; UserID is then its sender or the asserted user_id.
+	AppService *appService
 }
 
 type requesterKey struct{}
@@ -70,6 +74,9 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Va
 		}
 		return nil, nil
 	}
+	if as := s.appServices.byToken(token); as != nil {
+		return s.appServiceRequester(as, query.Get("user_id"))
+	}
 	owner, err := s.lookupToken(ctx, hashToken(token))
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, errUnknownToken
@@ -91,7 +98,31 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Va
 			return nil, internalError(err)
 		}
 	}
-	return &requester{UserID: owner.UserID, DeviceID: owner.DeviceID, IsGuest: owner.Kind == db.KindGuest, TokenID: owner.TokenID}, nil
+	return &requester{UserID: owner.UserID, DeviceID: owner.DeviceID, IsGuest: owner.Kind == db.KindGuest,
+		Admin: owner.Admin, TokenID: owner.TokenID}, nil
+}
+
+// appServiceRequester is an application service acting as its sender or,
+// with ?user_id=, as a user in its namespaces (identity assertion).
+func (s *Server) appServiceRequester(as *appService, assert string) (*requester, error) {
+	sender := s.userID(as.SenderLocalpart)
+	who := &requester{UserID: sender, AppService: as}
+	if assert != "" && assert != sender {
+		if !as.interested(assert, sender) {
+			return nil, forbidden("Application service cannot masquerade as this user.")
+		}
+		who.UserID = assert
+	}
+	return who, nil
+}
+
+type presentedTokenKey struct{}
+
+// presentedToken is the access token sent to an operation whose spec
+// declares no security (POST /login of an application service).
+func presentedToken(ctx context.Context) string {
+	t, _ := ctx.Value(presentedTokenKey{}).(string)
+	return t
 }
 
 // lookupToken resolves a token hash through the cache. Tokens of a

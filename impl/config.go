@@ -54,6 +54,12 @@ type Config struct {
 	// when neither it nor MacaroonSecretKeyPath is set.
 	MacaroonSecretKey     string `yaml:"macaroon_secret_key"`
 	MacaroonSecretKeyPath string `yaml:"macaroon_secret_key_path"`
+	// RegistrationSharedSecret enables /_synapse/admin/v1/register (what
+	// register_new_matrix_user speaks); or read it from the _path file.
+	RegistrationSharedSecret     string `yaml:"registration_shared_secret"`
+	RegistrationSharedSecretPath string `yaml:"registration_shared_secret_path"`
+	// AppServiceConfigFiles are application service registration files.
+	AppServiceConfigFiles []string `yaml:"app_service_config_files"`
 
 	BcryptRounds   int            `yaml:"bcrypt_rounds"`
 	PasswordConfig PasswordConfig `yaml:"password_config"`
@@ -66,6 +72,10 @@ type Config struct {
 
 	// secretKey is MacaroonSecretKey resolved by Load.
 	secretKey []byte
+	// sharedSecret is the resolved registration shared secret.
+	sharedSecret []byte
+	// appServices are the loaded AppServiceConfigFiles.
+	appServices []*appService
 	// forbidden holds the compiled ForbiddenUsernames.
 	forbidden []compiledForbidden
 }
@@ -411,9 +421,6 @@ func (c *Config) Validate() error {
 	if len(c.RegistrationsRequire3PID) > 0 {
 		return errors.New("registrations_require_3pid: email and phone verification are not available yet; remove it")
 	}
-	if c.RegistrationRequiresToken {
-		return errors.New("registration_requires_token: registration tokens are not available yet; remove it")
-	}
 	if c.EnableRegistrationCaptcha {
 		return errors.New("enable_registration_captcha: captcha verification is not available yet; remove it")
 	}
@@ -507,6 +514,12 @@ func (c *Config) DatabasePath() string {
 
 // resolveSecrets loads or generates the macaroon secret key.
 func (c *Config) resolveSecrets() error {
+	if err := c.resolveSharedSecret(); err != nil {
+		return err
+	}
+	if err := c.loadAppServices(); err != nil {
+		return err
+	}
 	switch {
 	case c.MacaroonSecretKey != "":
 		c.secretKey = []byte(c.MacaroonSecretKey)
@@ -535,6 +548,24 @@ func (c *Config) resolveSecrets() error {
 	}
 	if len(c.secretKey) < 16 {
 		return errors.New("macaroon_secret_key must be at least 16 characters")
+	}
+	return nil
+}
+
+func (c *Config) resolveSharedSecret() error {
+	if c.RegistrationSharedSecret != "" && c.RegistrationSharedSecretPath != "" {
+		return errors.New("registration_shared_secret and registration_shared_secret_path are both set; keep one")
+	}
+	c.sharedSecret = []byte(c.RegistrationSharedSecret)
+	if c.RegistrationSharedSecretPath != "" {
+		b, err := os.ReadFile(c.RegistrationSharedSecretPath)
+		if err != nil {
+			return fmt.Errorf("registration_shared_secret_path: %w", err)
+		}
+		c.sharedSecret = bytes.TrimSpace(b)
+		if len(c.sharedSecret) == 0 {
+			return errors.New("registration_shared_secret_path: the file is empty")
+		}
 	}
 	return nil
 }

@@ -48,11 +48,3 @@ func (s *Server) RequestTokenToResetPasswordEmail(context.Context, api.RequestTo
 func (s *Server) RequestTokenToResetPasswordMSISDN(context.Context, api.RequestTokenToResetPasswordMSISDNRequestObject) (api.RequestTokenToResetPasswordMSISDNResponseObject, error) {
 	return nil, errNotImplemented3PID
 }
-
-// RegistrationTokenValidity is GET /_matrix/client/v1/register/m.login.registration_token/validity.
-func (s *Server) RegistrationTokenValidity(context.Context, api.RegistrationTokenValidityRequestObject) (api.RegistrationTokenValidityResponseObject, error) {
-	if !s.cfg.EnableRegistration {
-		return nil, forbidden("Registration is not enabled on this homeserver.")
-	}
-	return api.RegistrationTokenValidity200JSONResponse{Valid: false}, nil
-}

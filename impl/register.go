@@ -63,7 +63,7 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 		return s.registerGuest(ctx, body)
 	}
 	if body.Type != nil && *body.Type == "m.login.application_service" {
-		return nil, s.registerAppService(ctx, body)
+		return s.registerAppService(ctx, body)
 	}
 	if requesterFrom(ctx) != nil {
 		return nil, badRequest(CodeUnknown, "An access token may only be given to register as an application service")
@@ -177,6 +177,9 @@ func (s *Server) registrationFlows() [][]string {
 	if _, ok := s.uia.stages[authTypeTerms]; ok {
 		flow = append([]string{authTypeTerms}, flow...)
 	}
+	if s.cfg.RegistrationRequiresToken {
+		flow = append([]string{authTypeRegistrationToken}, flow...)
+	}
 	return [][]string{flow}
 }
 
@@ -206,7 +209,13 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 			sess.Data[sessionRegisteredUser] = reg.Account.UserID
 			reg.SessionID, reg.SessionData = sess.ID, string(mustJSON(sess.Data))
 		}
+		if sess.Data[sessionRegistrationTk] != "" {
+			reg.TokenSessionID = sess.ID
+		}
 		err := s.store.Register(ctx, reg)
+		if errors.Is(err, db.ErrTokenInvalid) {
+			return nil, forbidden("The registration token reservation of this session has expired; start again")
+		}
 		if reg.UpgradeGuest {
 			s.tokens.revokeUser(reg.Account.UserID)
 		}
@@ -290,14 +299,6 @@ func (s *Server) registerGuest(ctx context.Context, body *api.RegisterJSONReques
 		return s.registerResponse(s.userID(localpart), registerParams{}, out), nil
 	}
 	return nil, internalError(errors.New("could not allocate a guest user ID"))
-}
-
-// registerAppService is registration with type m.login.application_service.
-func (s *Server) registerAppService(ctx context.Context, _ *api.RegisterJSONRequestBody) error {
-	if requesterFrom(ctx) == nil {
-		return errMissingToken
-	}
-	return forbidden("Invalid application service token.")
 }
 
 // generateLocalpart returns a random localpart for a registration without

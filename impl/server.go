@@ -33,6 +33,8 @@ type Server struct {
 	sealer *sealer
 	uia    *uiaEngine
 	tokens *tokenCache
+	// appServices finds application services by as_token.
+	appServices appServiceIndex
 
 	requestPrefix string
 	requestSeq    atomic.Uint64
@@ -74,6 +76,7 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 	s.hasher = newHasher(cfg.PasswordConfig, cfg.BcryptRounds)
 	s.uia = newUIAEngine(s)
 	s.tokens = newTokenCache(100_000)
+	s.appServices = newAppServiceIndex(cfg.appServices)
 
 	spec, err := api.GetSwagger()
 	if err != nil {
@@ -101,13 +104,13 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
-// Run does the server's background work (sweeping expired UIA sessions)
-// until ctx is done.
+// Run does the server's background work (sweeping expired UIA sessions and
+// the token uses they held) until ctx is done.
 func (s *Server) Run(ctx context.Context) {
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {
-		s.uia.sweep(ctx)
+		s.Sweep(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -115,6 +118,10 @@ func (s *Server) Run(ctx context.Context) {
 		}
 	}
 }
+
+// Sweep removes expired UIA sessions and releases the registration token
+// uses of abandoned ones, once.
+func (s *Server) Sweep(ctx context.Context) { s.uia.sweep(ctx) }
 
 func (s *Server) validationOptions() *openapi3filter.Options {
 	o := &openapi3filter.Options{SkipSettingDefaults: true, KeepValidatedValue: true}
@@ -277,6 +284,11 @@ func (s *Server) operationMiddleware(spec *openapi3.T, path string, item *openap
 				}
 				if who != nil {
 					req = req.WithContext(withRequester(req.Context(), who))
+					c.SetRequest(req)
+				}
+			} else if req.Header.Get("Authorization") != "" || c.QueryParam("access_token") != "" {
+				if token, err := accessToken(req.Header, c.QueryParams()); err == nil && token != "" {
+					req = req.WithContext(context.WithValue(req.Context(), presentedTokenKey{}, token))
 					c.SetRequest(req)
 				}
 			}

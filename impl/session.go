@@ -127,13 +127,20 @@ const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$eRkmdhw
 
 // GetLoginFlows is GET /_matrix/client/v3/login (client-server API v1.7).
 func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestObject) (api.GetLoginFlowsResponseObject, error) {
-	return api.GetLoginFlows200JSONResponse{Flows: []api.LoginFlow{{Type: authTypePassword}}}, nil
+	flows := []api.LoginFlow{{Type: authTypePassword}}
+	if len(s.cfg.appServices) > 0 {
+		flows = append(flows, api.LoginFlow{Type: loginTypeAppService})
+	}
+	return api.GetLoginFlows200JSONResponse{Flows: flows}, nil
 }
 
 // Login is POST /_matrix/client/v3/login (client-server API v1.7) with
 // m.login.password.
 func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.LoginResponseObject, error) {
 	body := req.Body
+	if body.Type == loginTypeAppService && len(s.cfg.appServices) > 0 {
+		return s.loginAppService(ctx, body)
+	}
 	if body.Type != authTypePassword {
 		return nil, badRequest(CodeUnknown, "Unknown login type")
 	}
@@ -160,17 +167,24 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 	if err != nil {
 		return nil, err
 	}
+	return s.issueLoginResponse(ctx, acct.UserID, body)
+}
+
+const loginTypeAppService = "m.login.application_service"
+
+// issueLoginResponse creates the device and tokens of a successful login.
+func (s *Server) issueLoginResponse(ctx context.Context, userID string, body *api.LoginJSONRequestBody) (api.LoginResponseObject, error) {
 	login, out, err := s.newLogin(body.DeviceId, body.InitialDeviceDisplayName, boolValue(body.RefreshToken))
 	if err != nil {
 		return nil, err
 	}
 	// A reused device_id loses its old tokens; revocations are announced
 	// after the change commits, so no read can cache the old state.
-	defer s.tokens.revokeUser(acct.UserID)
-	if err := s.store.IssueLogin(ctx, acct.UserID, login); err != nil {
+	defer s.tokens.revokeUser(userID)
+	if err := s.store.IssueLogin(ctx, userID, login); err != nil {
 		return nil, internalError(err)
 	}
-	resp := api.Login200JSONResponse{UserId: acct.UserID, AccessToken: out.AccessToken, DeviceId: out.DeviceID,
+	resp := api.Login200JSONResponse{UserId: userID, AccessToken: out.AccessToken, DeviceId: out.DeviceID,
 		ExpiresInMs: out.ExpiresInMS, HomeServer: &s.cfg.ServerName, WellKnown: s.wellKnown()}
 	if out.RefreshToken != "" {
 		resp.RefreshToken = &out.RefreshToken
@@ -233,7 +247,11 @@ func (s *Server) Refresh(ctx context.Context, req api.RefreshRequestObject) (api
 func (s *Server) GetTokenOwner(ctx context.Context, _ api.GetTokenOwnerRequestObject) (api.GetTokenOwnerResponseObject, error) {
 	who := requesterFrom(ctx)
 	guest := who.IsGuest
-	return api.GetTokenOwner200JSONResponse{UserId: who.UserID, DeviceId: &who.DeviceID, IsGuest: &guest}, nil
+	resp := api.GetTokenOwner200JSONResponse{UserId: who.UserID, IsGuest: &guest}
+	if who.DeviceID != "" {
+		resp.DeviceId = &who.DeviceID
+	}
+	return resp, nil
 }
 
 // GetCapabilities is GET /_matrix/client/v3/capabilities.

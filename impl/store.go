@@ -26,6 +26,16 @@ type Store interface {
 	UIASession(ctx context.Context, id string) (db.UIASession, error)
 	UpdateUIASession(ctx context.Context, s db.UIASession) error
 	DeleteExpiredUIASessions(ctx context.Context) (int64, error)
+
+	CreateRegistrationToken(ctx context.Context, t db.RegistrationToken) error
+	RegistrationToken(ctx context.Context, token string) (db.RegistrationToken, error)
+	RegistrationTokens(ctx context.Context, valid *bool) ([]db.RegistrationToken, error)
+	UpdateRegistrationToken(ctx context.Context, token string, u db.TokenUpdate) (db.RegistrationToken, error)
+	DeleteRegistrationToken(ctx context.Context, token string) error
+	ReserveRegistrationToken(ctx context.Context, token, sessionID string) error
+	ReleaseAbandonedReservations(ctx context.Context, minAgeMS int64) (int64, error)
+	CreateNonce(ctx context.Context, nonce string, expiresAtMS int64) error
+	UseNonce(ctx context.Context, nonce string) (bool, error)
 }
 
 var _ Store = (*db.Store)(nil)

@@ -92,6 +92,9 @@ func newUIAEngine(s *Server) *uiaEngine {
 	if len(s.cfg.RegistrationTerms) > 0 {
 		u.stages[authTypeTerms] = newTermsStage(s.cfg.RegistrationTerms)
 	}
+	if s.cfg.RegistrationRequiresToken {
+		u.stages[authTypeRegistrationToken] = registrationTokenStage{s: s}
+	}
 	return u
 }
 
@@ -236,6 +239,12 @@ func (u *uiaEngine) sweep(ctx context.Context) {
 	}
 	if n > 0 {
 		u.s.log.Info("swept expired UIA sessions", "count", n)
+	}
+	released, err := u.s.store.ReleaseAbandonedReservations(ctx, abandonedReservationAge.Milliseconds())
+	if err != nil {
+		u.s.log.Warn("releasing registration token reservations failed", "error", err)
+	} else if released > 0 {
+		u.s.log.Info("released registration token uses of abandoned sessions", "count", released)
 	}
 }
 

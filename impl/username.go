@@ -28,6 +28,8 @@ func isNumeric(s string) bool {
 
 func (s *Server) userID(localpart string) string { return "@" + localpart + ":" + s.cfg.ServerName }
 
+func lowerASCII(s string) string { return strings.ToLower(s) }
+
 // localpartOf returns the localpart of a full user ID on this server, or
 // the input unchanged when it is a bare localpart.
 func (s *Server) localpartOf(user string) (string, bool) {
@@ -58,6 +60,9 @@ func (s *Server) checkUsername(ctx context.Context, localpart string, guestUpgra
 	}
 	if n := s.cfg.ServerNotices.SystemMXIDLocalpart; n != "" && strings.EqualFold(n, localpart) {
 		return badRequest(CodeExclusive, "This user ID is reserved.")
+	}
+	if s.exclusiveOwner(s.userID(localpart)) != nil {
+		return badRequest(CodeExclusive, "This user ID is reserved by an application service.")
 	}
 	if len(s.userID(localpart)) > maxUserIDLength {
 		return badRequest(CodeInvalidUsername, fmt.Sprintf("User ID may not be longer than %d characters", maxUserIDLength))

@@ -3,6 +3,8 @@
 //
 //	registrar [serve] [-config FILE] [-listen ADDR]
 //	registrar generate-config
+//	registrar register-user -u NAME [-admin] ...
+//	registrar tokens list|new|show|update|delete ...
 package main
 
 import (
@@ -20,7 +22,7 @@ const exitUsage = 2
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr, nil)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "registrar:", err)
@@ -40,7 +42,7 @@ func (u usageError) Unwrap() error { return u.error }
 
 // run dispatches the subcommand. ready, when not nil, receives the bound
 // address once the server listens (tests).
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, ready chan<- string) error {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -48,6 +50,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		return serve(ctx, args, getenv, stderr, ready)
+	case "register-user":
+		return registerUser(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
+	case "tokens":
+		return tokens(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
 	case "generate-config":
 		_, err := io.WriteString(stdout, exampleConfig)
 		return err
@@ -62,6 +68,15 @@ const usage = `registrar: Matrix account registration and management server
 
   registrar [serve] [-config FILE] [-listen ADDR]   run the server (the default)
   registrar generate-config                        print a commented example config
+  registrar register-user -u NAME [-admin] [-password-file F | -password-stdin] [-url URL]
+                                                   create an account (in the database, or with
+                                                   -url through a running server's shared secret)
+  registrar tokens list [-valid true|false]        registration tokens, as Synapse's admin API
+  registrar tokens new [-token T] [-length N] [-uses-allowed N] [-expiry-time MS | -expires-in DUR]
+  registrar tokens show|delete TOKEN
+  registrar tokens update TOKEN [-uses-allowed N|null] [-expiry-time MS|null | -expires-in DUR]
+
+Every command takes -config FILE (or REGISTRAR_CONFIG).
 
 Environment variables REGISTRAR_<OPTION> override options of the config
 file, e.g. REGISTRAR_SERVER_NAME=example.org, and

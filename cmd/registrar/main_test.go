@@ -29,7 +29,7 @@ func TestServeStartsAndStopsCleanly(t *testing.T) {
 	var logs bytes.Buffer
 	go func() {
 		done <- run(ctx, []string{"serve", "-listen", "127.0.0.1:0"},
-			envFrom(map[string]string{"REGISTRAR_DATA_DIRECTORY": dir}), io.Discard, &logs, ready)
+			envFrom(map[string]string{"REGISTRAR_DATA_DIRECTORY": dir}), nil, io.Discard, &logs, ready)
 	}()
 	var addr string
 	select {
@@ -94,7 +94,7 @@ func TestBadConfigIsOneLineAndUsageError(t *testing.T) {
 			for k, v := range tc.env {
 				env[k] = v
 			}
-			err := run(context.Background(), tc.args, envFrom(env), io.Discard, io.Discard, nil)
+			err := run(context.Background(), tc.args, envFrom(env), nil, io.Discard, io.Discard, nil)
 			var u usageError
 			if !errors.As(err, &u) {
 				t.Fatalf("got %v, want a usage error", err)
@@ -108,7 +108,7 @@ func TestBadConfigIsOneLineAndUsageError(t *testing.T) {
 
 func TestGenerateConfigIsLoadable(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"generate-config"}, envFrom(nil), &out, io.Discard, nil); err != nil {
+	if err := run(context.Background(), []string{"generate-config"}, envFrom(nil), nil, &out, io.Discard, nil); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -121,7 +121,7 @@ func TestGenerateConfigIsLoadable(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-config", p, "-listen", "127.0.0.1:0"},
-			envFrom(map[string]string{"REGISTRAR_DATA_DIRECTORY": dir}), io.Discard, io.Discard, ready)
+			envFrom(map[string]string{"REGISTRAR_DATA_DIRECTORY": dir}), nil, io.Discard, io.Discard, ready)
 	}()
 	select {
 	case <-ready:
