@@ -225,14 +225,22 @@ func tokens(ctx context.Context, args []string, env operatorEnv) error {
 	default:
 		return usageError{fmt.Errorf("tokens: unknown subcommand %q", sub)}
 	}
+	// TOKEN may come before or after the flags.
+	var positional []string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		positional, args = args[:1], args[1:]
+	}
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
+	positional = append(positional, fs.Args()...)
 	if sub == "show" || sub == "update" || sub == "delete" {
-		if fs.NArg() != 1 {
+		if len(positional) != 1 {
 			return usageError{fmt.Errorf("tokens %s: give exactly one TOKEN", sub)}
 		}
-		token = fs.Arg(0)
+		token = positional[0]
+	} else if len(positional) > 0 {
+		return usageError{fmt.Errorf("tokens %s: unexpected argument %q", sub, positional[0])}
 	}
 	uses, usesSet, err := optionalInt(usesAllowed, "uses-allowed")
 	if err != nil {
