@@ -22,17 +22,36 @@ type requester struct {
 	AppService *appService
 }
 
-type requesterKey struct{}
+// requestInfo is what the operation middleware learns about a request,
+// stored once in its context for the handler.
+type requestInfo struct {
+	clientIP string
+	who      *requester
+	// token is the access token sent to an operation whose spec declares
+	// no security (POST /login of an application service).
+	token string
+}
 
-func withRequester(ctx context.Context, r *requester) context.Context {
-	return context.WithValue(ctx, requesterKey{}, r)
+type requestInfoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
+	if info == nil {
+		return &requestInfo{}
+	}
+	return info
 }
 
 // requesterFrom returns the request's authenticated user, or nil.
-func requesterFrom(ctx context.Context) *requester {
-	r, _ := ctx.Value(requesterKey{}).(*requester)
-	return r
-}
+func requesterFrom(ctx context.Context) *requester { return infoFrom(ctx).who }
+
+// clientIP is the request's client address: the peer, or the
+// X-Forwarded-For entry added by a trusted proxy.
+func clientIP(ctx context.Context) string { return infoFrom(ctx).clientIP }
+
+// presentedToken is the access token sent to an operation without declared
+// security.
+func presentedToken(ctx context.Context) string { return infoFrom(ctx).token }
 
 var (
 	errMissingToken = &Error{Status: http.StatusUnauthorized, Code: CodeMissingToken, Message: "Missing access token."}
@@ -116,14 +135,6 @@ func (s *Server) appServiceRequester(as *appService, assert string) (*requester,
 	return who, nil
 }
 
-type presentedTokenKey struct{}
-
-// presentedToken is the access token sent to an operation whose spec
-// declares no security (POST /login of an application service).
-func presentedToken(ctx context.Context) string {
-	t, _ := ctx.Value(presentedTokenKey{}).(string)
-	return t
-}
 
 // lookupToken resolves a token hash through the cache. Tokens of a
 // refreshed pair are cached only once used, so their first use always

@@ -65,6 +65,18 @@ type Config struct {
 	PasswordConfig PasswordConfig `yaml:"password_config"`
 	UIAuth         UIAuthConfig   `yaml:"ui_auth"`
 
+	// Rate limits, Synapse's rc_* settings; rc_registration_global and
+	// rc_username_availability are registrar's own.
+	RcRegistration              RateLimit               `yaml:"rc_registration"`
+	RcRegistrationGlobal        GlobalRegistrationLimit `yaml:"rc_registration_global"`
+	RcLogin                     LoginRateLimits         `yaml:"rc_login"`
+	Rc3PIDValidation            RateLimit               `yaml:"rc_3pid_validation"`
+	RcRegistrationTokenValidity RateLimit               `yaml:"rc_registration_token_validity"`
+	RcUsernameAvailability      RateLimit               `yaml:"rc_username_availability"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For header names the
+	// client; from anyone else the header is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
 	SessionLifetime                   *Duration `yaml:"session_lifetime"`
 	RefreshableAccessTokenLifetime    *Duration `yaml:"refreshable_access_token_lifetime"`
 	RefreshTokenLifetime              *Duration `yaml:"refresh_token_lifetime"`
@@ -76,6 +88,8 @@ type Config struct {
 	sharedSecret []byte
 	// appServices are the loaded AppServiceConfigFiles.
 	appServices []*appService
+	// trustedProxies are the parsed TrustedProxies.
+	trustedProxies []*net.IPNet
 	// forbidden holds the compiled ForbiddenUsernames.
 	forbidden []compiledForbidden
 }
@@ -249,6 +263,15 @@ func DefaultConfig() Config {
 			Argon2:    Argon2Config{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
 		},
 		UIAuth:                         UIAuthConfig{SessionLifetime: Duration{48 * time.Hour}},
+		RcRegistration:                 RateLimit{PerSecond: 0.17, BurstCount: 3},
+		RcLogin: LoginRateLimits{
+			Address:        RateLimit{PerSecond: 0.003, BurstCount: 5},
+			Account:        RateLimit{PerSecond: 0.003, BurstCount: 5},
+			FailedAttempts: RateLimit{PerSecond: 0.17, BurstCount: 3},
+		},
+		Rc3PIDValidation:            RateLimit{PerSecond: 0.003, BurstCount: 5},
+		RcRegistrationTokenValidity: RateLimit{PerSecond: 0.1, BurstCount: 5},
+		RcUsernameAvailability:      RateLimit{PerSecond: 0.5, BurstCount: 10},
 		RefreshableAccessTokenLifetime: &Duration{5 * time.Minute},
 	}
 }
@@ -465,6 +488,39 @@ func (c *Config) Validate() error {
 	}
 	if p := c.PasswordConfig.Policy; p.MinimumLength < 0 || p.MinimumLength > maxPasswordLength {
 		return fmt.Errorf("password_config.policy.minimum_length %d must be between 0 and %d", p.MinimumLength, maxPasswordLength)
+	}
+	for name, rl := range map[string]RateLimit{
+		"rc_registration": c.RcRegistration, "rc_login.address": c.RcLogin.Address, "rc_login.account": c.RcLogin.Account,
+		"rc_login.failed_attempts": c.RcLogin.FailedAttempts, "rc_3pid_validation": c.Rc3PIDValidation,
+		"rc_registration_token_validity": c.RcRegistrationTokenValidity, "rc_username_availability": c.RcUsernameAvailability,
+	} {
+		if rl.PerSecond < 0 || rl.BurstCount < 0 {
+			return fmt.Errorf("%s: per_second and burst_count must not be negative", name)
+		}
+	}
+	if c.RcRegistrationGlobal.PerHour < 0 || c.RcRegistrationGlobal.PerDay < 0 {
+		return errors.New("rc_registration_global: per_hour and per_day must not be negative")
+	}
+	c.trustedProxies = nil
+	for i, cidr := range c.TrustedProxies {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			if ip := net.ParseIP(cidr); ip != nil {
+				bits := 8 * len(ip.To16())
+				if ip.To4() != nil {
+					ip, bits = ip.To4(), 32
+				}
+				n = &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}
+			} else {
+				return fmt.Errorf("trusted_proxies[%d]: %q is not a CIDR or IP address", i, cidr)
+			}
+		}
+		c.trustedProxies = append(c.trustedProxies, n)
+	}
+	for i, l := range c.Listeners {
+		if l.XForwarded && len(c.trustedProxies) == 0 {
+			return fmt.Errorf("listeners[%d].x_forwarded: set trusted_proxies to the proxies whose X-Forwarded-For is believed", i)
+		}
 	}
 	if c.UIAuth.SessionLifetime.Duration < time.Minute {
 		return errors.New("ui_auth.session_lifetime must be at least 1m")

@@ -57,6 +57,12 @@ func testConfig() impl.Config {
 	cfg.MacaroonSecretKey = "test-secret-key-0123456789"
 	cfg.PasswordConfig.Argon2 = impl.Argon2Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
 	cfg.BcryptRounds = 4
+	// Rate limits are off unless a test turns one on.
+	cfg.RcRegistration = impl.RateLimit{}
+	cfg.RcLogin = impl.LoginRateLimits{}
+	cfg.Rc3PIDValidation = impl.RateLimit{}
+	cfg.RcRegistrationTokenValidity = impl.RateLimit{}
+	cfg.RcUsernameAvailability = impl.RateLimit{}
 	return cfg
 }
 
@@ -110,10 +116,24 @@ func (r response) str(key string) string {
 	return s
 }
 
+// requestOptions adjust a test request.
+type requestOptions struct {
+	remote string
+}
+
 // do sends a request through the full HTTP stack. body is sent as is;
 // header pairs follow.
 func (e *testEnv) do(method, path, body string, header ...string) response {
 	e.t.Helper()
+	return e.doWith(nil, method, path, body, header...)
+}
+
+func (e *testEnv) doWith(opt func(*requestOptions), method, path, body string, header ...string) response {
+	e.t.Helper()
+	var o requestOptions
+	if opt != nil {
+		opt(&o)
+	}
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -124,6 +144,9 @@ func (e *testEnv) do(method, path, body string, header ...string) response {
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
+	}
+	if o.remote != "" {
+		req.RemoteAddr = o.remote
 	}
 	rec := httptest.NewRecorder()
 	e.server.ServeHTTP(rec, req)

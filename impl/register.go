@@ -59,11 +59,14 @@ const sessionRegisteredUser = "registered_user_id"
 // service, registration enabled, username rules, then UIA, then creation.
 func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (api.RegisterResponseObject, error) {
 	body := req.Body
-	if req.Params.Kind != nil && *req.Params.Kind == api.Guest {
-		return s.registerGuest(ctx, body)
-	}
 	if body.Type != nil && *body.Type == "m.login.application_service" {
 		return s.registerAppService(ctx, body)
+	}
+	if err := s.limits.checkRegistration(clientIP(ctx), s.now()); err != nil {
+		return nil, err
+	}
+	if req.Params.Kind != nil && *req.Params.Kind == api.Guest {
+		return s.registerGuest(ctx, body)
 	}
 	if requesterFrom(ctx) != nil {
 		return nil, badRequest(CodeUnknown, "An access token may only be given to register as an application service")
@@ -187,6 +190,9 @@ func (s *Server) registrationFlows() [][]string {
 // transaction that also records the user in the UIA session; a name taken
 // meanwhile is M_USER_IN_USE and leaves nothing behind.
 func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart, hash string, p registerParams) (api.RegisterResponseObject, error) {
+	if err := s.limits.takeRegistration(clientIP(ctx), s.now()); err != nil {
+		return nil, err
+	}
 	generated := localpart == ""
 	for attempt := 0; ; attempt++ {
 		if generated {
@@ -278,6 +284,9 @@ func (s *Server) registerGuest(ctx context.Context, body *api.RegisterJSONReques
 	if err := checkDeviceParams(nil, display); err != nil {
 		return nil, err
 	}
+	if err := s.limits.takeRegistration(clientIP(ctx), s.now()); err != nil {
+		return nil, err
+	}
 	for attempt := 0; attempt < 10; attempt++ {
 		n, err := s.store.MaxNumericLocalpart(ctx)
 		if err != nil {
@@ -312,6 +321,9 @@ func generateLocalpart() string {
 // (client-server API v1.7): the same username checks as /register; it
 // reserves nothing.
 func (s *Server) CheckUsernameAvailability(ctx context.Context, req api.CheckUsernameAvailabilityRequestObject) (api.CheckUsernameAvailabilityResponseObject, error) {
+	if err := s.limits.usernameAvailability.take(clientIP(ctx), s.now()); err != nil {
+		return nil, err
+	}
 	if !s.cfg.EnableRegistration {
 		return nil, errRegistrationDisabled
 	}

@@ -56,6 +56,9 @@ func (st registrationTokenStage) Check(ctx context.Context, a *stageAttempt) (st
 // /_matrix/client/v1/register/m.login.registration_token/validity (Matrix
 // v1.2): a point-in-time check that reserves nothing.
 func (s *Server) RegistrationTokenValidity(ctx context.Context, req api.RegistrationTokenValidityRequestObject) (api.RegistrationTokenValidityResponseObject, error) {
+	if err := s.limits.tokenValidity.take(clientIP(ctx), s.now()); err != nil {
+		return nil, err
+	}
 	if !s.cfg.EnableRegistration {
 		return nil, forbidden("Registration is not enabled on this homeserver.")
 	}

@@ -33,6 +33,7 @@ type Server struct {
 	sealer *sealer
 	uia    *uiaEngine
 	tokens *tokenCache
+	limits *limiters
 	// appServices finds application services by as_token.
 	appServices appServiceIndex
 
@@ -76,6 +77,7 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 	s.hasher = newHasher(cfg.PasswordConfig, cfg.BcryptRounds)
 	s.uia = newUIAEngine(s)
 	s.tokens = newTokenCache(100_000)
+	s.limits = newLimiters(&cfg)
 	s.appServices = newAppServiceIndex(cfg.appServices)
 
 	spec, err := api.GetSwagger()
@@ -85,6 +87,14 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = func(err error, c echo.Context) { s.writeError(c, err) }
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(cfg.trustedProxies) > 0 {
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range cfg.trustedProxies {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
 	e.Pre(s.corsAndLimits)
 	if cfg.AccessLog {
 		e.Use(s.accessLog)
@@ -121,7 +131,13 @@ func (s *Server) Run(ctx context.Context) {
 
 // Sweep removes expired UIA sessions and releases the registration token
 // uses of abandoned ones, once.
-func (s *Server) Sweep(ctx context.Context) { s.uia.sweep(ctx) }
+func (s *Server) Sweep(ctx context.Context) {
+	s.uia.sweep(ctx)
+	now := s.now()
+	for _, l := range s.limits.all() {
+		l.reclaim(now)
+	}
+}
 
 func (s *Server) validationOptions() *openapi3filter.Options {
 	o := &openapi3filter.Options{SkipSettingDefaults: true, KeepValidatedValue: true}
@@ -277,21 +293,20 @@ func (s *Server) operationMiddleware(spec *openapi3.T, path string, item *openap
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
+			info := &requestInfo{clientIP: c.RealIP()}
 			if mode != authNone {
 				who, err := s.authenticate(req.Context(), req, c.QueryParams(), mode == authRequired)
 				if err != nil {
 					return err
 				}
-				if who != nil {
-					req = req.WithContext(withRequester(req.Context(), who))
-					c.SetRequest(req)
-				}
+				info.who = who
 			} else if req.Header.Get("Authorization") != "" || c.QueryParam("access_token") != "" {
-				if token, err := accessToken(req.Header, c.QueryParams()); err == nil && token != "" {
-					req = req.WithContext(context.WithValue(req.Context(), presentedTokenKey{}, token))
-					c.SetRequest(req)
+				if token, err := accessToken(req.Header, c.QueryParams()); err == nil {
+					info.token = token
 				}
 			}
+			req = req.WithContext(context.WithValue(req.Context(), requestInfoKey{}, info))
+			c.SetRequest(req)
 			if hasJSONBody {
 				// Clients need not send Content-Type (client-server API, "API standards").
 				if ct := req.Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {

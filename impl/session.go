@@ -96,6 +96,22 @@ func (s *Server) checkPassword(ctx context.Context, user, password, expectedUser
 	if !ok || len(password) > 4*maxPasswordLength {
 		return db.Account{}, errInvalidLogin
 	}
+	// Failed attempts are counted per account (rc_login.failed_attempts),
+	// for logins and UIA password stages alike.
+	failureKey := s.userID(strings.ToLower(localpart))
+	now := s.now()
+	if err := s.limits.loginFailures.check(failureKey, now); err != nil {
+		return db.Account{}, err
+	}
+	acct, err := s.verifyPassword(ctx, localpart, password, expectedUser)
+	var failure *stageFailure
+	if errors.As(err, &failure) {
+		_ = s.limits.loginFailures.take(failureKey, now)
+	}
+	return acct, err
+}
+
+func (s *Server) verifyPassword(ctx context.Context, localpart, password, expectedUser string) (db.Account, error) {
 	acct, err := s.store.Account(ctx, strings.ToLower(localpart))
 	if errors.Is(err, db.ErrNotFound) {
 		// Spend the time of a hash anyway, so timing does not reveal which
@@ -112,7 +128,7 @@ func (s *Server) checkPassword(ctx context.Context, user, password, expectedUser
 	if acct.Deactivated() {
 		return db.Account{}, &Error{Status: http.StatusForbidden, Code: CodeUserDeactivated, Message: "This account has been deactivated"}
 	}
-	ok, err = s.hasher.Verify(ctx, password, acct.PasswordHash)
+	ok, err := s.hasher.Verify(ctx, password, acct.PasswordHash)
 	if err != nil {
 		return db.Account{}, internalError(err)
 	}
@@ -138,6 +154,9 @@ func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestOb
 // m.login.password.
 func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.LoginResponseObject, error) {
 	body := req.Body
+	if err := s.limits.loginAddress.take(clientIP(ctx), s.now()); err != nil {
+		return nil, err
+	}
 	if body.Type == loginTypeAppService && len(s.cfg.appServices) > 0 {
 		return s.loginAppService(ctx, body)
 	}
@@ -165,6 +184,9 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 		return nil, forbidden(failure.message)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := s.limits.loginAccount.take(acct.UserID, s.now()); err != nil {
 		return nil, err
 	}
 	return s.issueLoginResponse(ctx, acct.UserID, body)
