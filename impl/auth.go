@@ -135,7 +135,6 @@ func (s *Server) appServiceRequester(as *appService, assert string) (*requester,
 	return who, nil
 }
 
-
 // lookupToken resolves a token hash through the cache. Tokens of a
 // refreshed pair are cached only once used, so their first use always
 // reaches the database.

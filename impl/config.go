@@ -262,16 +262,16 @@ func DefaultConfig() Config {
 			Algorithm: "argon2id",
 			Argon2:    Argon2Config{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
 		},
-		UIAuth:                         UIAuthConfig{SessionLifetime: Duration{48 * time.Hour}},
-		RcRegistration:                 RateLimit{PerSecond: 0.17, BurstCount: 3},
+		UIAuth:         UIAuthConfig{SessionLifetime: Duration{48 * time.Hour}},
+		RcRegistration: RateLimit{PerSecond: 0.17, BurstCount: 3},
 		RcLogin: LoginRateLimits{
 			Address:        RateLimit{PerSecond: 0.003, BurstCount: 5},
 			Account:        RateLimit{PerSecond: 0.003, BurstCount: 5},
 			FailedAttempts: RateLimit{PerSecond: 0.17, BurstCount: 3},
 		},
-		Rc3PIDValidation:            RateLimit{PerSecond: 0.003, BurstCount: 5},
-		RcRegistrationTokenValidity: RateLimit{PerSecond: 0.1, BurstCount: 5},
-		RcUsernameAvailability:      RateLimit{PerSecond: 0.5, BurstCount: 10},
+		Rc3PIDValidation:               RateLimit{PerSecond: 0.003, BurstCount: 5},
+		RcRegistrationTokenValidity:    RateLimit{PerSecond: 0.1, BurstCount: 5},
+		RcUsernameAvailability:         RateLimit{PerSecond: 0.5, BurstCount: 10},
 		RefreshableAccessTokenLifetime: &Duration{5 * time.Minute},
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"registrar/impl"
 )
 
-
 // doFrom sends a request from the given peer address.
 func (e *testEnv) doFrom(ip, method, path, body string, header ...string) response {
 	e.t.Helper()
