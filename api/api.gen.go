@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -385,6 +386,33 @@ type ChangePasswordJSONBody struct {
 	NewPassword string `json:"new_password"`
 }
 
+// AuthFallbackPageParams defines parameters for AuthFallbackPage.
+type AuthFallbackPageParams struct {
+	// Session The UIA session whose stage the page completes.
+	Session string `form:"session" json:"session"`
+}
+
+// AuthFallbackSubmitFormdataBody defines parameters for AuthFallbackSubmit.
+type AuthFallbackSubmitFormdataBody struct {
+	// Accept Set by the terms page's checkbox.
+	Accept *string `form:"accept,omitempty" json:"accept,omitempty"`
+
+	// CfTurnstileResponse Cloudflare Turnstile's own response field.
+	CfTurnstileResponse *string `form:"cf-turnstile-response,omitempty" json:"cf-turnstile-response,omitempty"`
+
+	// GRecaptchaResponse The captcha widget's response (reCAPTCHA, or hCaptcha/Turnstile in compatibility mode).
+	GRecaptchaResponse *string `form:"g-recaptcha-response,omitempty" json:"g-recaptcha-response,omitempty"`
+
+	// HCaptchaResponse hCaptcha's own response field.
+	HCaptchaResponse *string `form:"h-captcha-response,omitempty" json:"h-captcha-response,omitempty"`
+}
+
+// AuthFallbackSubmitParams defines parameters for AuthFallbackSubmit.
+type AuthFallbackSubmitParams struct {
+	// Session The UIA session whose stage the page completes.
+	Session string `form:"session" json:"session"`
+}
+
 // LoginJSONBody defines parameters for Login.
 type LoginJSONBody struct {
 	// Address Deprecated; a third-party identifier.
@@ -545,6 +573,9 @@ type RequestTokenToResetPasswordEmailJSONRequestBody = EmailValidationRequest
 // RequestTokenToResetPasswordMSISDNJSONRequestBody defines body for RequestTokenToResetPasswordMSISDN for application/json ContentType.
 type RequestTokenToResetPasswordMSISDNJSONRequestBody = MsisdnValidationRequest
 
+// AuthFallbackSubmitFormdataRequestBody defines body for AuthFallbackSubmit for application/x-www-form-urlencoded ContentType.
+type AuthFallbackSubmitFormdataRequestBody AuthFallbackSubmitFormdataBody
+
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody LoginJSONBody
 
@@ -592,6 +623,12 @@ type ServerInterface interface {
 	// GetTokenOwner Gets information about the owner of an access token.
 	// (GET /_matrix/client/v3/account/whoami)
 	GetTokenOwner(ctx echo.Context) error
+	// AuthFallbackPage Shows the page that performs the stage.
+	// (GET /_matrix/client/v3/auth/{authType}/fallback/web)
+	AuthFallbackPage(ctx echo.Context, authType string, params AuthFallbackPageParams) error
+	// AuthFallbackSubmit Submits the page's form; on success the stage is complete.
+	// (POST /_matrix/client/v3/auth/{authType}/fallback/web)
+	AuthFallbackSubmit(ctx echo.Context, authType string, params AuthFallbackSubmitParams) error
 	// GetCapabilities Gets the server's capabilities.
 	// (GET /_matrix/client/v3/capabilities)
 	GetCapabilities(ctx echo.Context) error
@@ -722,6 +759,56 @@ func (w *ServerInterfaceWrapper) GetTokenOwner(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetTokenOwner(ctx)
+	return err
+}
+
+// AuthFallbackPage converts echo context to params.
+func (w *ServerInterfaceWrapper) AuthFallbackPage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "authType" -------------
+	var authType string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "authType", ctx.Param("authType"), &authType, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter authType: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AuthFallbackPageParams
+	// ------------- Required query parameter "session" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "session", ctx.QueryParams(), &params.Session, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter session: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AuthFallbackPage(ctx, authType, params)
+	return err
+}
+
+// AuthFallbackSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AuthFallbackSubmit(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "authType" -------------
+	var authType string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "authType", ctx.Param("authType"), &authType, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter authType: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AuthFallbackSubmitParams
+	// ------------- Required query parameter "session" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "session", ctx.QueryParams(), &params.Session, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter session: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AuthFallbackSubmit(ctx, authType, params)
 	return err
 }
 
@@ -989,6 +1076,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_matrix/client/v3/account/password/email/requestToken", wrapper.RequestTokenToResetPasswordEmail, options.OperationMiddlewares["requestTokenToResetPasswordEmail"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/account/password/msisdn/requestToken", wrapper.RequestTokenToResetPasswordMSISDN, options.OperationMiddlewares["requestTokenToResetPasswordMSISDN"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/account/whoami", wrapper.GetTokenOwner, options.OperationMiddlewares["getTokenOwner"]...)
+	router.GET(options.BaseURL+"/_matrix/client/v3/auth/:authType/fallback/web", wrapper.AuthFallbackPage, options.OperationMiddlewares["authFallbackPage"]...)
+	router.POST(options.BaseURL+"/_matrix/client/v3/auth/:authType/fallback/web", wrapper.AuthFallbackSubmit, options.OperationMiddlewares["authFallbackSubmit"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/capabilities", wrapper.GetCapabilities, options.OperationMiddlewares["getCapabilities"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/login", wrapper.GetLoginFlows, options.OperationMiddlewares["getLoginFlows"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/login", wrapper.Login, options.OperationMiddlewares["login"]...)
@@ -1358,6 +1447,121 @@ func (response GetTokenOwner429JSONResponse) VisitGetTokenOwnerResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AuthFallbackPageRequestObject struct {
+	AuthType string `json:"authType"`
+	Params   AuthFallbackPageParams
+}
+
+type AuthFallbackPageResponseObject interface {
+	VisitAuthFallbackPageResponse(w http.ResponseWriter) error
+}
+
+type AuthFallbackPage200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AuthFallbackPage200TexthtmlResponse) VisitAuthFallbackPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AuthFallbackPage400JSONResponse Error
+
+func (response AuthFallbackPage400JSONResponse) VisitAuthFallbackPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AuthFallbackPage404JSONResponse Error
+
+func (response AuthFallbackPage404JSONResponse) VisitAuthFallbackPageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AuthFallbackSubmitRequestObject struct {
+	AuthType string `json:"authType"`
+	Params   AuthFallbackSubmitParams
+	Body     *AuthFallbackSubmitFormdataRequestBody
+}
+
+type AuthFallbackSubmitResponseObject interface {
+	VisitAuthFallbackSubmitResponse(w http.ResponseWriter) error
+}
+
+type AuthFallbackSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AuthFallbackSubmit200TexthtmlResponse) VisitAuthFallbackSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AuthFallbackSubmit400JSONResponse Error
+
+func (response AuthFallbackSubmit400JSONResponse) VisitAuthFallbackSubmitResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AuthFallbackSubmit404JSONResponse Error
+
+func (response AuthFallbackSubmit404JSONResponse) VisitAuthFallbackSubmitResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2275,6 +2479,12 @@ type StrictServerInterface interface {
 	// GetTokenOwner Gets information about the owner of an access token.
 	// (GET /_matrix/client/v3/account/whoami)
 	GetTokenOwner(ctx context.Context, request GetTokenOwnerRequestObject) (GetTokenOwnerResponseObject, error)
+	// AuthFallbackPage Shows the page that performs the stage.
+	// (GET /_matrix/client/v3/auth/{authType}/fallback/web)
+	AuthFallbackPage(ctx context.Context, request AuthFallbackPageRequestObject) (AuthFallbackPageResponseObject, error)
+	// AuthFallbackSubmit Submits the page's form; on success the stage is complete.
+	// (POST /_matrix/client/v3/auth/{authType}/fallback/web)
+	AuthFallbackSubmit(ctx context.Context, request AuthFallbackSubmitRequestObject) (AuthFallbackSubmitResponseObject, error)
 	// GetCapabilities Gets the server's capabilities.
 	// (GET /_matrix/client/v3/capabilities)
 	GetCapabilities(ctx context.Context, request GetCapabilitiesRequestObject) (GetCapabilitiesResponseObject, error)
@@ -2592,6 +2802,68 @@ func (sh *strictHandler) GetTokenOwner(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetTokenOwnerResponseObject); ok {
 		return validResponse.VisitGetTokenOwnerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AuthFallbackPage operation middleware
+func (sh *strictHandler) AuthFallbackPage(ctx echo.Context, authType string, params AuthFallbackPageParams) error {
+	var request AuthFallbackPageRequestObject
+
+	request.AuthType = authType
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AuthFallbackPage(ctx.Request().Context(), request.(AuthFallbackPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AuthFallbackPage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AuthFallbackPageResponseObject); ok {
+		return validResponse.VisitAuthFallbackPageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AuthFallbackSubmit operation middleware
+func (sh *strictHandler) AuthFallbackSubmit(ctx echo.Context, authType string, params AuthFallbackSubmitParams) error {
+	var request AuthFallbackSubmitRequestObject
+
+	request.AuthType = authType
+	request.Params = params
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AuthFallbackSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AuthFallbackSubmit(ctx.Request().Context(), request.(AuthFallbackSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AuthFallbackSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AuthFallbackSubmitResponseObject); ok {
+		return validResponse.VisitAuthFallbackSubmitResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -3213,155 +3485,161 @@ func (sh *strictHandler) UpdateRegistrationToken(ctx echo.Context, token string)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3/c9s4sue/gtK7qolTkuxM5s3WOnVVz4k9G+/Gds52ZvZelJIgEpKwoQANAVrRTuX+9qtufCFAgpLt",
-	"OJnMvPyUWCRBoNHo/vRX/tbL5HIlBRNa9Q5/66lswZYU/3tU6cUx1RT+nzOVlXyluRS9Q7zChOYZhR9I",
-	"TjUllGQFZ0ITVU2XXCuiJdELRt4oVg5OhWYlzTS/YSR+eCSOXp8OyZWmczZQK5bxGc/Ie7ZRhJaM5Cwr",
-	"aMlyQhWR+HpakFUpV6zUnCmi4CVUj8SCirxgpSJzponerFhObmhRMTXs9Xv1A7AWnsPrZ5yV8Nf/Ktms",
-	"d9j7j/2aDvuWCPsw99P67o/93ooqtZZl3qbJ9YIRd7VPZrIky2Eh51wM3a8wE5hZ77CndMnFHAYsmVpJ",
-	"oVh6wIyudLagxN0VD1wyez05smJK4Uipge1FUtOCzPkNE2S6wV1byCVTrLxhZXJsvSgZW/F8nJUsV7vI",
-	"eG3vflEyfB0tFA4i37OO6ZVszpUuDXvhfc2V19fHeD09Tfwh9QIaczDciOu2PMwVoVqz5UpzMQdOhlUV",
-	"TLMhOaMbMmUjIZdca5aT9YKJmpzKkpGKHMdTwNdkTZUfISey0kTOyJSKfCQezWhRTGn2nqzonPUJW1Je",
-	"kIKL93vJJVXKsG28pGO2AmaA0ZtcB2fpGc4FHiWnx0SWpJAZLVa01Il3AN24Lpg95ygB/E1y+i+WaZgI",
-	"XPupkOv2ZC4EI7NCrmGRO06/oU/ijJrf03uH6zNbJmeE0WwB/3pqK1KyXysOQiPYOKIXXOG04GVcsyWO",
-	"3sEyPVqWdIO0cIP1Dt+6Wb2LKYRU6KDQZefxvgI+W3O9ID8cPDFcRPOcWxHX4E8uZrJc2v/XCxyOBCvL",
-	"TOYMGY6VpSxRbK5KpnB8GBYoU1ClHUsTqgm1nDmjvGB5m/6eWzvEhyF0cGIWEYurKsuYUrOqKDZ3oXe/",
-	"Z9eTfq1ZIK5Xzgi1szezSZ4WfCChv8iiWlIxKBnN6bRgZMmUQnIA/XYPC2zUwZx4yTAjik+iqtVKllrh",
-	"2MiEoPBCmmwTnZ6/EqRa0ZKaEWrGeR3tYosl4/meBlwVbKVgLFdkxcrgpA1TDH5XDaMlakiC4o4LUlDN",
-	"SseVKi2KwuNnyN44ff6EJSb4XMqCUfGCruiUF1xvUqyQ+asIJeB8Ma4XrCRMAHPkIDCF1O1DYq+3B/1l",
-	"wXAAbVS4Gx5GNo8Ea52aObYW6wYPltteTmLN/irvkp9ZcIeXnF7Xx0tcDp+iml9QYeXxNm5tT/Bjv7cc",
-	"mqfHIXa6xyiK6TG9oZqW46osPmGQnKtVQTeCLtk9RgnUY0TqxFYcc5XJG1ZugoPW3pIX5tTl7uZI2D8a",
-	"rllRDN4LuRb7S6pL/mHfHlOQ+HhAv1MEbhrjTXupPazR3K4Fv/R3hnNG0pmDrDfj2410am+/ao/W4PRo",
-	"fgG7J8mXIPMJQKafacFzvOWS/VoxpduEtheUOeahiGYiV4SCwWDHMJgTBBYVFpLRPC+ZSkAVsx1jxbKS",
-	"6ZSAqQT/tQKdCUKNzJlgJSI1C7XtdmrpRKX5uZ7MSFgR+Yw8GXz/n/9JsgUFOAXWjpyRtweDv9LBv48G",
-	"/z383+PBO5gg+0BBE/cOe0spwJYa05KN/3Z5cnSd1JKwwA6NG64d5minxeLX0IJn7L/s30NZzlOv4fmY",
-	"IiwYdyD/I0HMDZb8oDF5Pt5ih/ir2yDxkBw5NaQ3ds+fET4XsnT4PTZ5/CIVefr69FgRrhUrZskZCPZB",
-	"jwGuJ7VAyYBmJct5yTLtUfh3ikxLuQY8Tme6fiGXIqbrQuuVOtzfDyi7n0kxL6muCrxfDRd6WaTtP5GP",
-	"Led0qeiI/QVbeyAkRbEhfGYAC1g1JUNlrRfUUGsplR6JkmXAu2hpE8XsnuFDlnNETqIDEq3viZ82F5rN",
-	"wcRuyIb4cDlWbSwukBkdsiApNVZ6c2H+THEijLwhf7+6OCfmIdx+/5r64dTYXbDzDCW4wbFD8lzqRe3q",
-	"oMWabhTsRgpqdMFimKlHxTHznI3fnP/j/OKX809BxmZwyxbx+EeCVAKVjr1LZllVwsbtAnJuNW4a4Qbi",
-	"DwmapjVTx6EzbAOGEliHbYdGTNwpVcxhivYpgavkzeUrZG0z8MCenEwKwTJzDJPn1mjsoTu+mVzupI2f",
-	"TECU9NoTROpWurcmVENQ3ptaFlgmhmuTyd30yYTqXn+CWK8APKVdGEehkyFhzLWpMmd6jM90KbefAveV",
-	"9WitrZnw+uLqmuzjpX0Yx2g/rtzr0vbCNvdWPfs+DlJw40LF9aDGK+R8DnCEi912F14NqFwTLkHVM8VV",
-	"Lj4bHCOrhRSMiGo5TTHnHx+MZbISutyk9/X06mLw9MmPPw6eEFqsFnTwPbH3G68IzNWQBtgn57QA+3VW",
-	"ymU8k789/wbQPgGgtV6CTDk2lO8IDQRs242jD/7yl4ODvx4cHBw8+QohnZ39Q2M6x/ENMnaDvC4Rk5BG",
-	"l1SzV3zJdQckw2AD1YwUcBM66lEVwqlxyy7N8HcAZTDq2fjV6dnp9fjkny9OTo5PjrfAtPjGz4TWrqUk",
-	"Syo2bjkqHY3S5WaMLD9eJtxHL+WaFFLMQ1mpFrIqcrKmXJMpm0k4UuUGpCudUy76hAuy5EXBFcukyGOk",
-	"9P3BwUG/Z9S0YZkff+jt5KAt+LGx4SmWCGJH1x1yLhGAQrbnWoF8ACkITMvF/E6u8/DVobscwwBA0mYo",
-	"yxMASLbi5Was+TLBcCd4ESmtiOIiM6qArWS2eEZEVRTIzoJZOd0iONwCHNQ71GXFUu9fMZEDl+xYFBdk",
-	"Vcq5cReAYi+NzM4JBcql1+bVTSrcpca0KOR6Nz3tbcF6K4HH2uCnXUtsgh6cU2MGNRn6wT7HmxMyY4vV",
-	"kvyI5xGvX26NBgeAyHnXlaalhS/UnWwciWS0KBJxNZ5vd9efHt8D2Dz5/imdZkmNhckAaXPBqt9AkrjM",
-	"AXcS6rAlaCV+w/KRePSb4nk/VkB9c/vHvSE5mtaBr4BeC7paMaGAToAFdntZVlQv9rXcN3NqbF4HTgbi",
-	"Rruf2NgEA6TC420vcX3RxL4cgMhBSZX5YEVLvQmjLXZH74yRr4MNwVtgBywMsxzGrQZoIvThg6HKhOnY",
-	"B/Di8aQPtd8Vdl63RzaCKiSoPw/4Uio26QyLrsOUOKinx9tD7SkmSPBKIyOl9XZ3LRE3NrFNOE1tlrAO",
-	"3i6rledDZDLksb4NawkpeEYjx/jtjRk/LkI+M+QO4yb5giXLebW8w7zNA7F3AkjZDetvN/kI39PY9nLL",
-	"uGOOShg5RUueDedD82LYxX5zgSSa1h2yR/x6zLB3yxXZ5ihocGuLn9GkyaqS681VtmBLy4woDFBsPme0",
-	"7DrEscwAMhsXCsx53+A3WA1VmHMiS/5vcw7MmLAYDFWhT8W8xs8PFAKQK5jJ/6lYl1F++4lof7f18fwK",
-	"oxIM5DNtJsVhWPwdMAvGKHuR/KwTAVb8H2zT+whkhIOOAMpS3uHX8tD5nC1kjZEtYNolFXTOlkyAAXXD",
-	"ShPS7z0Z/gVIIFdM0BXvHfaeDg+GT0FyUL3AfdrvjE1ahxj8A1IG33Wa9w57f2P6F1YU+EivTn7D4b4/",
-	"ODDwWWg7BF2tCivJ9v+ljBPThBd3BR+ToUMkVDMJB+V/MvY6hOX/cPDDg03KWCSJWZxLp4jSQWCuCL2h",
-	"HNHr0JyaarmkwI9AUeXUdfppOpWV8Wzkckm5MCPsj6Md27954ll1vzvLbh81m02kSO5wC/L+7J6wCSvA",
-	"56p3+DZ1krybL1uw7H3XaXDHoJY8BtDXu9CUUu8+kdViZYk0CF7TlcFh7nvXlnotBkDIBUvGNCpM96wK",
-	"bRnw6ednwHDTjONQYfJJnyhJGHKU90lzgesyk/v+rw82uYbhnqRS7Ywxnhqq2cBbePG5AHnNmfI+dpoy",
-	"6bkiSvOiIG5JqYPxdN+Kzv2cYRIj1aiwVzLl1T7294TORDtCn5RsKW/QN1IUxOUFOcCLSlfLkTDqA90n",
-	"w5EYiWubNkaYyFeSC4TkRp283ZVhefT69N2j/ShuNaArvv8f8LYBrx8cxDmHcNMevr2Jz63DZ8qswaZN",
-	"pqWJ+roJ8lkjO3AkKIyDU3SmiVlb5Nld0g0x+UL4vEmn89KP5Mwa4ESKem9HhifjaXJFVqW84TnmSY7E",
-	"G1Hw94xIm9pl5qn6jXnnkikipCaavmeECjJp2C+TkfByjExZRivFmu5pGPDDimWWMorPjSnrmNekxo9E",
-	"0w7hQmlG0VsRS9Waq44MJ1nxx5R+LvPNJwgz2HT8tyguZiiWd6UjYkIwiNSGFXer5NWQ1UPmaz6DOZLo",
-	"+KQpb0iYYIenZo0siRusF4xjaFbbSM6UERwmJ8CFyypbABZbSaU4sBQitiD89MgCppsnwycHe+nI213t",
-	"S0kqMeUix2NvbQ8rGkwAA0M0I3E6Q95zfNtvMtbZm6tr4hhu4mcxGQk0YUEoypLPuaBFsTE3SoIvxvhu",
-	"YO6Q05nhwWB0z/uAz8h6wbNF+BLi3tEfCa7JslKAJnVVCndOzI1js9ax0WITImcjMRFyYKOZk9j5sjVp",
-	"6GNSeTYV/4eBW/RrOJnnBiZM4WB8fFDN37HEpEuDixyGlWgNaumFlUkmbW4s7BwKOM8qsKUJJkl5Rh6p",
-	"vSGZ2JzriXszU5YrgOfqnVdkQW8YmTIm4E2yEnnnwMADBYt3rx7e8AOYvWA/ypJFb7FJ1MF68oq5oqDm",
-	"e0o2q5TzKjkpaUVFTaWRmDK4qRKOVDlI4SUXKKm7Tx2eLgJaFM6/0iASAnrNmrsBKEzIaDnBOkIZhrws",
-	"qiW6/8yAAFQ9uQD+1bxe37Hdju7is9tiSWfrwTpwo2vkYoHbwZMHA25REnbHhALa2nWq21U7fKUw0zot",
-	"QF9+7Cc9Fm/fNS5YB8Lbd6A6a5wa4EXaQIuoeugcjKWeVfuhsf5uB1oN063TWPWFyeo2/itXLoRuQuFZ",
-	"CEsDuArzp35XRIr4mAlVlTXANoDRiQ+/EjCbM12hKoQLci1A/lq954j8J0G4pPGWq5cXb14dk/OLa1Ky",
-	"G2lwEa66ft49THgET4fEwSuDlcNnsIylVk2YuGjGz+3MFZEx2K2t/jauNRz42nHq/xBQW8i5rPQ4Zzc8",
-	"SxVpNNHtdyq1E31XZMgBYiiZcQxe2FH7NROPhNshy7JuZ1AdsVwNyTGb0aqwRbtlxZBvf1kwQSYzWig2",
-	"6YcIOaPC2s3GSMpvqMBqMots3yo508SskiyZXsg8feDhvoG5by/Wq9+BCF5SLuAg2CVFuDGK4QbIXLD1",
-	"eHuRrmDrWNrpWmPG0JQvqGZTKqigu3V29OJ3vw9u9VP/7WPCHbYdM3iSeNBghNQ3wPB1AQantD1aiMrL",
-	"Px0u7GOK/X6YS9CNIJqqDbC1cWT6pE5TDx3XkTx+DEi8FlqPH5sUmO24g3jQEYg2jE1jCp+hfzMkrWxp",
-	"bcAwYu6O/UhMWuufeA0fAR0ktFNkKHnd+UQdaEyFjBYGJ1DtccbbSe1Yb5N2khaMQG27VebqzVM3CI5h",
-	"h8AV7gEeMjPuE/YhYytteyJMzsbXLy9PTl6fHo/PL67HP128OT+eIACZMmu6G60gpCf8kupsYbHUSKR2",
-	"L3PgaAbGo0EeAbaxTizMQSRUjIR52lp+tjzeDrUqpauxr/2fJMPMxIAbhvFaTs/Hb65OzELAlg4WkwJc",
-	"lltcfN9kRuGcTNpo39V7Tjc4aXTPWsBlOCm8G8zS6YYYc5XiwnnGCHcl0EKXsiDSJlo1gyP1zl/LS6aY",
-	"dtjnxBa23BcAbfX7p4tivrQvZauUTeXKJGTtkdsMkLPKOvhafGVV1t1UZp3O2UudG59saIuMkPPwBPQi",
-	"ZXuvAIzpeTFjJRNZd0YPN965kmVyLrjyWeuhE6/v3CahQnIxG9Ioop+cja9OLn8+ucRlXl++ubo+OZ6M",
-	"BAC8hoQI4F/tIi8rpfetpyPl1xmJLhPj9qGtXRt0fHJ+ehLuzvVW4rlMvofZs5TzFN9gctjSM6EKxAss",
-	"m2badrVphq98cUSiDALM0hbnxyLawdpVVa6kQmBegrTRRmg1kMMDAYclpmU/NHKIEmv+pwKHBGnvjhzM",
-	"IF8YOkTbdxfkABxwdXY1EhGbR8P9bughmsVtQYSrw/isMOLs6vTq+Pwz4Yiuuos/KJC4Orvym5KGE3Gt",
-	"2WfFFK9DlvoGLb5Bi68HWkTS7m7I4hN9EuuFpEu+LZsQz/nFWmD25gNGeo3LcRzleQXp5Wo8d0WtbRck",
-	"0CD9ZMNl6G68bVjP7VEhxVyZalhTfm8ikQ/sptvKnT4AEUuNr9/79imuN8y1TKdW+tgSjUNJnTllWaNN",
-	"UxeDN3oMPSCLN2ewbRuiWbTqOcOLt0533NKE6k/PQ/Viv1MRJTrZBTMCt/GJr8l/YC7xre5u1a6u7gyw",
-	"q5Vi3cvtNtziGyEEnQ3U156C6rc6mHO6mcTHvreS441Fej5cWLSryqcuxX9GaAe2SNaTRGqyvW3mMmiq",
-	"Qs4JF8+scWaryWz3mI4Krvs36eWCa04LG2B1/d7GruFbY+3mKoGrprJOsHWx8TM1g9yp+CgkZ1xzdCfi",
-	"foZew7OSqUVXHV7UtdBVZNrmlfZR6xrpaEfS3c/XnoB2I9/79O4Nm5vYkqhGy9vgBcH5GFsj+159dZ89",
-	"RFnUrpDww2YrNqsut5/eds+BDyteMjXmwrYC2Fml3++B0XKLhh/PQjEIB+927JrctK7p1y0R71ksFO9h",
-	"owSrJl3/zjAemchH2QMHo4+1H3x+EP+als7VmLLn7cmidYuvsBfsl6pLqU+7zSZ9dDb+6eLy+enx8cl5",
-	"n5yN31ydXI6PT45eXJ/+fHR9crz3tWOCIBXOggGTRiVywpWqmLq1AWHSZkIHews6wPXP6GoLm+B1J6LW",
-	"6WYBe9EHx9Wnou4JpJtvBvLmrGBwkWvldfpW0u7TothF3qOi+B0pfIKVWdFKg9qCL0dvtn0eIfVpUdTp",
-	"XB3kt3K/m/aX9oaHwsU7cJH1oNb4Z7fGj0f8ClX/fZT7Ln28TWPeRjceYWqeTU2l/At7tKIdJlx5xSdL",
-	"QouS0RwLar76wseTD5nPEIvXZBpAAI1vpWBc2HBbDPd3SgL3wUouTC5yRpWp9SwZoQR9sz4qyQFocTEn",
-	"PoPKxPku7Z+3znjHwUtG9FqS9xwznWdWwplHD+G+AZnAbxP3o8LQSN0zSmHg0dVwzaqiQBIayk5dOIMr",
-	"4j6GY9Ia7dC4tB1jY32P5Q6yYuWSYy66stX+PupZO1WmGxTMZrUK33U6iwtmsRul+6hDs2hyzYvC4Jcm",
-	"fLHbY6zJjApXk0ZtSwYfDuWCqGqqgMmxSYGJUbipBIP4YAj2tdwQSiYejMdpystK6ZGglZYD1+eRSMF8",
-	"kDfOlHfcEbKCyS3Aj5iA1TfFIkKT3j4SuM1gvEyCej3bLYacSwwVu0yGksLxBH6xxYV2yJHwZqQyH/YA",
-	"YZppW3odLAYr/2yIeUlXJgZjXxvNRQoMDEysVTIBylJE0RktyJIKYSN5JQNBDNONnjdlf57K2OVq4wNC",
-	"diFAGIyqn57/fPTq9BiB+PnR2ckEqWsX6ZrL4tzPL64JVapaWrr4hddWiDuedj44e8wpcDUqLuJXT9dv",
-	"pg8oRjDEFXsF+fG+11rANiPhm6TGfUBl2W4RWieVhMkLI1FDLaApaVRasBsuKwX82poK1Q6QkivGRuLt",
-	"JbO9vRd8RaZMr9FOjKowDKZCHJUWo2UwxsCOMTBjDMwYAyrygR1jr074d9tg4nmRKO2jlAiyWeLIK5nK",
-	"fDMSnsBGRoPwkDMy2eKUmxgOeX7ien6ORDet8dYVz97HJ7+ZyT8SJZvTMi+AaBLky6pyxT4b78fxXIPv",
-	"s9rM5CJJdAY0Gd9ERLkVAW8to0ei+t2jfWw2lgNhnT6rKwn3UvkcVtPeokUGKB70JFoRhRlM5vG4jMNo",
-	"oa4eGjBML4xT5+bR3qHxhNVVjXPbWhN/fpdw03wY1BUTeJNpt/HHrePB3LCdhTyRiOcKzn/UseWxkPox",
-	"cVlmOZtxwcjChu9rWYesOBJ1xVnkD+qTaaVN1w2TGmXHQ7XmbzPizI05wdZ/viXudi/96bETv069Wkl0",
-	"ahvFBoqgNAYKroeOLDqOHutbfGn9/ggLpsy50sNjDGKiwM0IlDMlfqZho1pU9uaEmU6OQR/jl9f/9+jv",
-	"L05S7kNk3B2t51o+CvTRx/hRS1Kt5iXNGeHCVgH68kHyyN8MgyxlXhUs/eU2LhZ8ym2X8MROzLDyqo+1",
-	"9FHDCRT2oaizzGJgHAg6K8RsGTdXyAGIhUrTkBX0DxMmRwNdjhIYNbOdRmLBgQVfEZnxl2QbhLsEWo5I",
-	"HoZagImU6YxhRCyGXQaNsAs5dRqBzyIa1OwYZULU0ZqaSf5eiXnBCGZY3T3OkjOF35K7ZclYIW+6S8Z2",
-	"hmA8E9wrBgOymOY5y08tAvs56Ob1tDuosiVWYpNgBQmuuWRFVLEoclw1kkE0XCtCXYezR4kHQX52f90w",
-	"zT322wK8zm1uAUi3U1Ypnx6jFLPfaewbS6TZSyOQPf4xMzJxsZ16c7MFY+83Y9PG/atpVhFkscXCrken",
-	"2ZPvn0bRikhk+vBJ77+ipR3az1bIch4ns213Mt2uq2edlIvug+iezHQixzw0pzlrS9HUwAam4aX7zqNN",
-	"IpxEInZi899AhXiZdpcIdq0bA3Xt5NIvVrchSgV5Ztr7jUQtmEDa1q2CYqyMlqIUNvHUK7eHWVPLuZeI",
-	"qvAZ03zpS3bDbWh37CYXAo57y6++oNjoCOfb9iwRk+s5EnKqKbcou27z4a252LdKsAcOyJaGPy5uimOF",
-	"I6IIwVwq/8DkGWDSuHlryuNFbJsdBPPRcBkVWF7grdTWks0LpbbrRoviwrYI2LllWFrd9q3ulttb46o1",
-	"qhq7JIaGqMNOAtx+4CVoDjISGIJsOMYeP64jtY8fD8kLa8Zb2ME+aIDFgX1mXgvoI7TcH003RK0KblND",
-	"zQMzXqJxVUixZ+m1cRW+I8G1hdW0sB92JpN6GZMADBYGdZM13dwn1eEo4RoNhZOpGAm5uEbenXxldCV3",
-	"rIHNpgGI+YqIiQttNEpF7ss/drm72SeIkye+WFoVxWbwa0ULlEFODzoT+dHZP0+P98xm+KB1g2O+BpP6",
-	"YVNtWx10ghV/ciEARq1NGUqQXH5s4YsjJChHG3fQ1Djq+5856m/53tTiZEWVM9PeyTwwk0Uh18DNdZ6/",
-	"Qp/3YzKJVjUhhyTEzp1Lso+2vIjdz2MavElcNz9j+ogd5+SfL169uTr9edsAVg+zD1lRKbDtYQC1oqDg",
-	"CMkKypfWI54Evc7hqGy1g2rVRFH0qdrvK0cAwrrSV6UEodEfCUNkFI/4lZmmbyLaqGAZ5jMltbt0veCF",
-	"0pFepPgFXzhvOHw0MK6h/qaYddDa2+0rC3ZDhS3Jc2Vr2OpN49px7+3nPkYieNOOuE+f0EIvZDVfGNEP",
-	"xENhb0ZHjLHsoEb4xQw+M3lk9oT104QaiZhS5K6E+gO2vviUyhefWxOIpa7esJ+xzAVjVjryRLeVs7OU",
-	"fEmRMxiCD3fhh87BjuNZVdCSTN5zkU9C96mRKCNha3dsiRPVreCXMRSLYuNjTz501vy84J+8Ackd4qb3",
-	"q/7xVa++KVaQ+N7sYIbiSUuiGMPgG3EuhKhrtumVZDPbHNiLg7skrve0tciS+F5jVPcdig0tJ2/Qec8x",
-	"vr2WReE8zFdpFLM8bJWsIjes5LONYXTUHyOR8puYvoTaaymXYoNvNN2gqI5+HYkZbxYcOKVopcsSwf2j",
-	"SJpS3+oJiZHzTFPNbD9JrltH1b1OGQ9QJXJWqkyWLrLUCAiC1F9zRN82Em5x4qrkEot47Ve/6rC9OYn9",
-	"kVjINbuJspSVgZeoRqaM0DW1++WNTTu6n7UAkVkUG7AycaERzezmgFhZMvRINIhKpiwDJieV8DsLppQJ",
-	"1CHn4KcVtd950+cZdihYWBC6IVynmqOx7P0b+86jYKDbxIn8XF03dSNCw+nIWVd0yLvhtjVZryNGy804",
-	"k7IYe49cb0eYqP3APVu0h76vWljYfKpOv1UoVpp24ayguDOuy2li96N2/IZXrNAwn/AFViATmMSk/nih",
-	"1+irgrtj8v3BAbn4RyqZ/uMdUolbc/rz2ick6BDnlo0GQWM7bDz+gS0YT+j7mjDRlO9lw7gRPtWI+cpz",
-	"2G6r1l2ryYeBG1+g8RlX5DEGhh8D5DRs1EwI2dnLJG6JfK/uVqTZ3GokHr4thSHrt8ZWd2ts5T1OYSG+",
-	"jxD4Dlet9APrhqBuHGwCYPpnpj7VBhvNtXVeuOSFqJWKKWY2n6p/uN4XLbVynVpeKGY5Jg1+5c6vVncZ",
-	"I7tbp98tKvBJANptH3lvnBDy0iDefkejcsR1FtKhxBS5eW8fNhilbiaXSyZylje/tQ3DN/r1kahdXxDV",
-	"FUqXlfnYPcwSU1mkaf5gu9D64kMYFolp8w6AqgXPuKyUMceZbWZvEnPb3dxR5CcEKAyMn8hpECz++gZ+",
-	"V0tZT9fjjlYkdofC7xvUwTpsmKLs1rQ6jxBDRh60Kgn83U1XwJ+zFYk1/JD5LHubT23gFwWaCv05m3Oh",
-	"moLIOkKdI8EznnPm5FXZNAA/Vcd/gR5lX0jH37YHVfTt+s/Xg8rQ91v7qfu1n9qh9KM+VKj5rStGO41l",
-	"NH845G79b77iYh7+pv8/i/5vCoYvpP4DPrgnCAg56auBAiE1vyGBPyYS+Azdx4J6Bc8M94EJJmtiazem",
-	"n909D1qtWQmlgfHHM0Z1VfpmLTbk9zq6OdF3o/mR6HAlvm1PR4ONjvY8fojbJky4B9qhMX8C0s1xokSP",
-	"eph0nxzcNrURdKXYPs2XXIQfLt22c2EY81yKjD3sFgoccmdNrLntlsWwcG/fuglN7aZaYDdEbqM9lbJO",
-	"MOfR+xKNI64WtGT5wH4avhkmxcw4/DxXuh0SJQA2CzaoFDMrxKWpzkGj5kiNtGWaYVIUyCX2gbw8O3ox",
-	"uHp59KRP3rONQ9rRN2zNa+yX7/v4YTpLZede7Nd53kDhUQ+ZbNQDqDzqCand34/MBrByDFs5EujoR4m1",
-	"1yf/ki7d8fzNKzLdaKa6q35+4XphiHplvsj/cO2ellykRYbNxHep1rtrFdpDLGmWfLTrJMR59ulWLi49",
-	"XVRFEMrZkSd+mxPXD0NaQdtrWMQfrjFPIxn0Dl1xPjEpzneVuFcy3CfKnec0J43DCoeyboMVfkSXfeBK",
-	"qy/bqAbEkQdFWLbaxj6Ncomo1suGa0CM+YaIKBaIkVc71F/4me5uDPOKK936RLfaFVC+EMXGKqJHcBz2",
-	"gNgSfnSBuUeYjb4X1Kak4srmi9iJTxPVgc+H/VR3B2lu1cuwRaadoCn1tjv1dv3CHJvRoggsBYe3kLEe",
-	"tlsMsJ1KfIFb3YWp9wVbdzeFeYGFY+1NeyhtikndmzGAr2TrPGN8GkPGJoCbQgoFkCezgbmVzBbPCOg3",
-	"xD2CWedaq/1KhwoM2rEUTMxNeWw8l1f4u6lkLKnI5dLO6pHN2CBPfuyTJ4Mff9gbJvu8bKmVxEvP3LCm",
-	"NmwKNtsQB4SXvj0a/Dcd/Ptg8Nfh+P8N3nWVeamxs0xbL3op12CsbSJ+UQF58UkVkLESPpC8m3Ifv4C+",
-	"v6NcSR9P3w3nyynZI5DyFQu+8+/UqmPsL69Xv5yUMiLENM5pSqo7Carf8N+PhrULpllbXB3j72lx9fv1",
-	"a6sbtZl551/VVsNMfvj8MzmXRFXZItz3h+KwY9cGLc1h/Vu5Lz47o9xaQoXS6RuLPGCDcClYF4c0gDrC",
-	"7BXVixpl6wD3pFM3m2bhu35vVSUY780q//0w1TlbGyC1uR2MemahCNGSvGdsdU9YtR2bwKQqZdtrpRBI",
-	"ahZ/GkRSIT/kvz8q+SZzHlTmmHOeVkvfKcPsaKrhO7FmDF9ZlUXvsLff+/ju4/8PAAD//w==",
+	"7H17c9s4su9XQencqklSejiTPbO1Sd2q44m9G+8mdm7szOw9UUqCSEjChgI0BGhFO5X72W9140GABCXZ",
+	"cTyZOflnMhZJEGg0un/95K+9TK7WUjChVe/prz2VLdmK4v8eV3p5QjWF/8+Zykq+1lyK3lO8woTmGYUf",
+	"SE41JZRkBWdCE1XNVlwroiXRS0beKlYOzoRmJc00v2Ykfngsjl+fDcmlpgs2UGuW8TnPyAe2VYSWjOQs",
+	"K2jJckIVkfh6WpB1Kdes1JwpouAlVI/Fkoq8YKUiC6aJ3q5ZTq5pUTE17PV79QOwFp7D6+eclfDX/yrZ",
+	"vPe09x+jmg4jS4QRzP2svvtTv7emSm1kmbdpcrVkxF3tk7ksyWpYyAUXQ/crzARm1nvaU7rkYgEDlkyt",
+	"pVAsPWBG1zpbUuLuigcumb2eHFkxpXCk1MD2IqlpQRb8mgky2+KuLeWKKVZeszI5tl6WjK15PslKlqt9",
+	"ZLyydz8vGb6OFgoHkR9Yx/RKtuBKl4a98L7myuvrE7yenib+kHoBjTkYbsR1Wx7milCt2WqtuVgAJ8Oq",
+	"CqbZkLyiWzJjYyFXXGuWk82SiZqcypKRihzHU8DXZEOVHyEnstJEzsmMinwsHsxpUcxo9oGs6YL1CVtR",
+	"XpCCiw8Pk0uqlGHbeEknbA3MAKM3uQ7O0jOcCzxKzk6ILEkhM1qsaakT7wC6cV0we85RAvib5OxfLNMw",
+	"Ebj210Ju2pO5EIzMC7mBRe45/YY+iTNqfk/vHa7PbJmcE0azJfzrqa1IyX6pOAiNYOOIXnKF04KXcc1W",
+	"OHoHy/RoWdIt0sIN1nv6zs3qfUwhpEIHhd50Hu9L4LMN10vyp6PHhotonnMr4hr8ycVcliv7//UCh2PB",
+	"yjKTOUOGY2UpSxSb65IpHB+GBcoUVGnH0oRqQi1nzikvWN6mv+fWDvFhCB2cmGXE4qrKMqbUvCqK7U3o",
+	"3e/Z9aRfaxaI65VzQu3szWySpwUfSOgvsqxWVAxKRnM6KxhZMaWQHEC//cMCG3UwJ14yzIjik6hqvZal",
+	"Vjg2MiEovJAmu0Sn568Eqda0pGaEmnFeR7vYYsl4vmcBVwVbKRjLFVmzMjhpwxSD31TDaIkakqC444IU",
+	"VLPScaVKi6Lw+BmyN06fP2GJCf4oZcGoeE7XdMYLrrcpVsj8VYQScL4Y10tWEiaAOXIQmELq9iGx19uD",
+	"/rxkOIA2KtwNDyObR4K1zswcW4t1gwfLbS8nsWZ/lXfJzyy4w0tOr+vjJa6GT1DNL6mw8ngXt7Yn+Knf",
+	"Ww3N05MQO91iFMX0hF5TTctJVRafMUjO1bqgW0FX7BajBOoxInViK064yuQ1K7fBQWtvyXNz6nJ3cyTs",
+	"Hww3rCgGH4TciNGK6pJ/HNljChIfD+h3isBNE7zpYWoPazS3b8Ev/J3hnJF05iDr7eSwkc7s7Zft0Rqc",
+	"Hs0vYPck+RJkPgXI9BMteI63vGG/VEzpNqHtBWWOeSiimcgVoWAw2DEM5gSBRYWFZDTPS6YSUMVsx0Sx",
+	"rGQ6JWAqwX+pQGeCUCMLJliJSM1CbbudWjpRaX6uJzMWVkQ+I48H3//nf5JsSQFOgbUj5+Td0eAvdPDv",
+	"48F/D//3ZPAeJsg+UtDEvae9lRRgS01oySZ/e3N6fJXUkrDADo0brh3maKfF4tfQgmfsv+zfQ1kuUq/h",
+	"+YQiLJh0IP9jQcwNlvygMXk+2WGH+Ku7IPGQHDs1pLd2z58RvhCydPg9Nnn8IhV58vrsRBGuFSvmyRkI",
+	"9lFPAK4ntUDJgGYly3nJMu1R+HeKzEq5ATxO57p+IZciputS67V6OhoFlB1lUixKqqsC71fDpV4VaftP",
+	"5BPLOV0qOmJ/wTYeCElRbAmfG8ACVk3JUFnrJTXUWkmlx6JkGfAuWtpEMbtn+JDlHJGT6IBE63vsp82F",
+	"ZgswsRuyIT5cjlUbiwtkRocsSEqNtd5emD9TnAgjb8nfLy/OiXkIt9+/pn44NXYX7HyFEtzg2CH5Uepl",
+	"7eqgxYZuFexGCmp0wWKYqUfFMfO8mrw9/8f5xc/nn4OMzeCWLeLxjwWpBCode5fMsqqEjdsH5Nxq3DTC",
+	"DcQfEjRNa6aOQ2fYBgwlsA7bDo2YuDOqmMMU7VMCV8nbNy+Rtc3AA3tyMikEy8wxTJ5bo7GH7vhmcrWX",
+	"Nn4yAVHSa08QqVvpHkyohqC8NbUssEwM1yaTu+mzCdW9/gSxXgJ4SrswjkMnQ8KYa1NlwfQEn+lSbn8N",
+	"3FfWo7WxZsLri8srMsJLIxjHaD+u3OvS9sIu91Y9+z4OUnDjQsX1oMYr5GIBcISL/XYXXg2oXBMuQdVX",
+	"iqtcfDE4RtZLKRgR1WqWYs7fPxjLZCV0uU3v69nlxeDJ4x9+GDwmtFgv6eB7Yu83XhGYqyENsE/OaQH2",
+	"67yUq3gmf/vxG0D7DIDWegky5cRQviM0ELBtN44++vOfj47+cnR0dPT4K4R0dvZ3jekcxzfI2A3yukRM",
+	"Qhq9oZq95CuuOyAZBhuoZqSAm9BRj6oQTo1bdmmGvwEog1FfTV6evTq7mpz+8/np6cnpyQ6YFt/4hdDa",
+	"lZRkRcXWLUelo1G63E6Q5SerhPvohdyQQopFKCvVUlZFTjaUazJjcwlHqtyCdKULykWfcEFWvCi4YpkU",
+	"eYyUvj86Our3jJo2LPPDn3p7OWgHfmxseIolgtjRVYecSwSgkO25ViAfQAoC03KxuJHrPHx16C7HMACQ",
+	"tBnK8gQAkq15uZ1ovkow3CleREororjIjCpga5ktnxFRFQWys2BWTrcIDrcAB/We6rJiqfevmciBS/Ys",
+	"iguyLuXCuAtAsZdGZueEAuXSa/PqJhXuUhNaFHKzn572tmC9lcBjbfDTviU2QQ/OqTGDmgz9YJ/jzQmZ",
+	"scVqSX7E84jX3+yMBgeAyHnXlaalhS/UnWwciWS0KBJxNZ7vdtefndwC2Dz+/gmdZUmNhckAaXPBqt9A",
+	"krjMAXcS6rAlaCV+zfKxePCr4nk/VkB9c/unh0NyPKsDXwG9lnS9ZkIBnQAL7PeyrKlejrQcmTk1Nq8D",
+	"JwNxo91PbGyCAVLh8baXuL5oYl8OQOSgpMp8sKal3obRFrujN8bIV8GG4C2wAxaGWQ7jVgM0EfrwzlBl",
+	"wnTsA3jxeNKH2m8KO6/aIxtBFRLUnwd8KRXbdIZF12FKHNSzk92h9hQTJHilkZHSeru7logbm9gmnKY2",
+	"S1gHb5fVyvMhMhnyWN+GtYQUPKORY/xwY8aPi5DPDLnHuEm+YMVyXq1uMG/zQOydAFJ2w/rDJh/hexrb",
+	"Xm4ZN8xRCSOnaMmz4WJoXgy72G8ukETTukH2iF+PGfZmuSK7HAUNbm3xM5o0WVVyvb3MlmxlmRGFAYrN",
+	"Hxktuw5xLDOAzMaFAnMeGfwGq6EKc05kyf9tzoEZExaDoSr0qZjX+PmBQgByBTP5PxXrMsoPn4j2d1sf",
+	"zy8wKsFAPtNmUhyGxd8Bs2CMshfJzzoRYM3/wba9T0BGOOgIoCzlHX4tnzqfs4WsMbIFTLuigi7Yigkw",
+	"oK5ZaUL6vcfDPwMJ5JoJuua9p70nw6PhE5AcVC9xn0adsUnrEIN/QMrgu87y3tPe35j+mRUFPtKrk99w",
+	"uO+Pjgx8FtoOQdfrwkqy0b+UcWKa8OK+4GMydIiEaibhoPxPxl6HsPw/Hf3pziZlLJLELM6lU0TpIDBX",
+	"hF5Tjuh1aE5NtVpR4EegqHLqOv00ncnKeDZyuaJcmBFGk2jHRtePPauOurPsRqjZbCJFcodbkPcn94RN",
+	"WAE+V72n71Inybv5siXLPnSdBncMasljAH29C00p9f4zWS1WlkiD4DVdGRzmvvdtqddiAIRcsGRMo8J0",
+	"z6rQlgGffHkGDDfNOA4VJp/0iZKEIUd5nzQXuC4zue//cmeTaxjuSSrVzhjjqaGaDbyFF58LkNecKe9j",
+	"pymTniuiNC8K4paUOhhPRlZ0jnKGSYxUo8Jey5RX+8TfEzoT7Qh9UrKVvEbfSFEQlxfkAC8qXS3HwqgP",
+	"dJ8Mx2IsrmzaGGEiX0suEJIbdfJuX4bl8euz9w9GUdxqQNd89B/wtgGvHxzEOYdw00N8exOfW4fPjFmD",
+	"TZtMSxP1dRPk80Z24FhQGAen6EwTs7bIs7uiW2LyhfB5k07npR/JmTXAiRT13o4NT8bT5IqsS3nNc8yT",
+	"HIu3ouAfGJE2tcvMU/Ub884lU0RITTT9wAgVZNqwX6Zj4eUYmbGMVoo13dMw4Mc1yyxlFF8YU9Yxr0mN",
+	"H4umHcKF0oyityKWqjVXHRtOsuKPKf2jzLefIcxg0/HforiYo1jel46ICcEgUhtW3EHJqyGrh8zXfAZz",
+	"JNHxSVPekDDBDk/NBlkSN1gvGcfQrLaRnBkjOExOgAtXVbYELLaWSnFgKURsQfjpgQVM14+Hj48epiNv",
+	"N7UvJanEjIscj721PaxoMAEMDNGMxdkcec/xbb/JWK/eXl4Rx3BTP4vpWKAJC0JRlnzBBS2KrblREnwx",
+	"xncDc4eczQ0PBqN73gd8RjZLni3DlxD3jv5YcE1WlQI0qatSuHNibpyYtU6MFpsSOR+LqZADG82cxs6X",
+	"nUlDn5LKs6n4Pw7col/DyTw3MGEGB+PTnWr+jiUmXRpc5DCsRGtQSy+sTDJpc2Nh51DAeVaBLU0wScoz",
+	"8kA9HJKpzbmeujczZbkCeK7eeUWW9JqRGWMC3iQrkXcODDxQsHj36uENP4DZC/ajLFn0FptEHawnr5gr",
+	"Cmq+p2TzSjmvkpOSVlTUVBqLGYObKuFIlYMUXnGBkrr71OHpIqBF4fwrDSIhoNe8uRuAwoSMlhOsI5Rh",
+	"yMuiWqH7zwwIQNWTC+Bfzev1Hbvt6C4+OxRLOlsP1oEbXSMXC9yOHt8ZcIuSsDsmFNDWrlMdVu3wlcJM",
+	"67QAffmpn/RYvHvfuGAdCO/eg+qscWqAF2kDLaLqoQswlnpW7YfG+vs9aDVMt05j1ecmq9v4r1y5ELoJ",
+	"hWchLA3gKsyf+k0RKeJjJlRV1gDbAEYnPvxKwGzOdIWqEC7IjQD5a/WeI/IfBOGSxlsuX1y8fXlCzi+u",
+	"SMmupcFFuOr6efcw4RE8HRIHrwxWDp/BMpZaNWHiohk/tzNXRMZgt7b627jWcOBrx6n/Q0BtIRey0pOc",
+	"XfMsVaTRRLffqdRO9F2RIQeIoWTGMXhhR+3XTDwWbocsy7qdQXXEcjUkJ2xOq8IW7ZYVQ779eckEmc5p",
+	"odi0HyLkjAprNxsjKb+mAqvJLLJ9p+RcE7NKsmJ6KfP0gYf7Bua+h7Fe/Q5E8IpyAQfBLinCjVEMN0Dm",
+	"gm0mu4t0BdvE0k7XGjOGpnxJNZtRQQXdr7OjF7//bXCrn/qvnxLusN2YwZPEgwYjpL4Bhq8LMDil7dFC",
+	"VF7++XBhhCn2ozCXoBtBNFUbYGvjyPRJnaYeOq4jefQIkHgttB49Mikwu3EH8aAjEG0Ym8YUPkP/Zkha",
+	"2dLagGHEwh37sZi21j/1Gj4COkhop8hQ8rrziTrQmAoZLQxOoNrjjHfT2rHeJu00LRiB2narzNXrJ24Q",
+	"HMMOgSt8CHjIzLhP2MeMrbXtiTB9Nbl68eb09PXZyeT84mry14u35ydTBCAzZk13oxWE9IRfUZ0tLZYa",
+	"i9TuZQ4czcF4NMgjwDbWiYU5iISKsTBPW8vPlsfbodaldDX2tf+TZJiZGHDDMF7L2fnk7eWpWQjY0sFi",
+	"UoDLcouL75vMKJyTSRvtu3rP2RYnje5ZC7gMJ4V3g1k62xJjrlJcOM8Y4a4EWuhSFkTaRKtmcKTe+Sv5",
+	"himmHfY5tYUttwVAO/3+6aKY+/al7JSyqVyZhKw9dpsBclZZB1+Lr6zKupnKrNM5e6lz45MNbZERch6e",
+	"gF6kbG8VgDE9L+asZCLrzujhxjtXskwuBFc+az104vWd2yRUSC5mQxpF9NNXk8vTNz+dvsFlXr15e3l1",
+	"ejIdCwB4DQkRwL/aRV5WSo+spyPl1xmLLhPj8NDWvg06OT0/Ow1352on8Vwm393sWcp5im8wOWzpmVAF",
+	"4gWWTTNtu9o0w1e+OCJRBgFmaYvzYxHtYO26KtdSITAvQdpoI7QayOGOgMMK07LvGjlEiTX/U4FDgrQ3",
+	"Rw5mkHuGDtH23QQ5AAdcvroci4jNo+F+M/QQzeJQEOHqML4ojHh1eXZ5cv6FcERX3cXvFEhcvrr0m5KG",
+	"E3Gt2RfFFK9DlvoGLb5Bi68HWkTS7mbI4jN9EpulpCu+K5sQz/nFRmD25h1Geo3LcRLleQXp5WqycEWt",
+	"bRck0CD9ZMNl6G48NKzn9qiQYqFMNawpvzeRyDt20+3kTh+AiKXG1+99+xzXG+ZaplMrfWyJxqGk7pyy",
+	"Si9Hv8J/r7Zr9mnk2gCONmzWyfDYDcze+Jou2H6e1+yjHmGHkIjkTb5M7vGLq1cvsSvhDVTfZ7LWW9tP",
+	"wteu3FcKrm9q52L/UVtGsmRlK/P2cuk6veEtiN3XrATuUHU3wqHv1LYr8RVv7bcbe5KwaQAgeJ8Tu6Z6",
+	"GSSIWz66UVZsPzWTt2fHvmZlswQJb8ji1+nK3lRXeq7rCnfDBF1nJnZz/CXGYg/Gth8Hm81mANsxqMqC",
+	"CdDv+c6oYQYGUKpTo3btAXAPkA7fKWOuzuTHdOXLfAAIR2lesEF3k9fnhazyeQGW4JW7/TsF4qQ2E+ec",
+	"FenmsYuB55TBYY1kNzxfMI3RNTv6g5I9P3599fzFMeK75XNz58hPB/AVbDrV3OarrmTO0t1Jl4P903Fv",
+	"OHSZh+SAffqigtCyPBwJ06TVYiA8Gd8ZfjDZut4bYTr8fJObKbkZVHnakwSH9BmRwvUNDVrn8rpOulOX",
+	"Zo2Wh11gsdGv7w7hYnMGu2gZzaLVGyG8eHDpwI6Gjn94PFYvFkRyQIlOdkF1uotPfH+bO+YS3zb2oNav",
+	"dZedfW2J676oh3CLbyoUdAlSX3s5h9/qYM7pxkyfuqAE0vPuUoy6KmbrtjbPCO2w05O6MzI529tmLoPV",
+	"V8gF4eKZdXTaymzbia2jGvr2De+54JrTwiYrud6pE9c8tbF2c5XAVVOlLtim2PqZmkFuVMgbkjOu370R",
+	"cb9A3/55ydSyq6Y96gDsuhvYRtD2URtm6Gjt1d0b356AdlP82/TBDxuF2fLiRvv44AXB+ZhYh/WtetQ/",
+	"u4sS48+HhDc67o0OBrtPb7t/z8c1L5macGHb6uzteNPvLeWKHdA861koBuHgHcauyU3rmn7dXviWhbfx",
+	"HjbKmWvS9W/sEkMm8hlrQbDO563dA/p+TUsXtkv5xu3JonW7zLCv+n3VeNan3VZmPHg1+evFmx/PTk5O",
+	"z/vk1eTt5embycnp8fOrs5+Or05PHn7tmCBIK7dgwKQki5xwpSqmDnbGmRTUMFjdgg5w/QuGrcKGst1F",
+	"HXXqdsBe9M5x9Zmo++vp5puBvDlDDxC2w3I6fSdpR7Qo9pH3uCh+QwqfYpVztNKgTu/+6M12zyOkPi2K",
+	"OjW6g/xW7nfT/o294a5w8R5cZKORNf7Zr/HjEb9C1X8b5b5PH+/SmIfoxmNMc7dlHpTfc3Qo2mHClVd8",
+	"siS0KBnNsTj1q28icPox89nW8ZpMMyWg8UEKxqXg7MqH+o0KqnziDxemriejyvRNKBmhBOOcPsOHA9Di",
+	"YkF8NrLJmXlj/zy4egwHLxnRG0k+cKwamlsJZx59CvcNyBR+m7ofFaYZ1P0XFSbxuHroeVUUSEJD2ZlL",
+	"DeCKuA/LmRIBOzQubc/YWCtruYOsWbni6GBVtnOOzyCqnSqzLQpms1qF7zqbx80nsLOz+0BSswHBhheF",
+	"wS9N+GK3x1iTGRWuvpva9kY+tYgLoqqZAibHhj8m3u+mEgziEwuwR/SWUDL1YDwu+VlVSo8FrbQcuJ7J",
+	"RArmE6biqjPHHSErGM84fhAMrL4ZFuSbUrGxwG0G42Ua1L7bzmvkXGoWZAWWFI4n8Ist1LdDjoU3I5X5",
+	"SBYI00zbNibBYrCK3qZrrejaeKLta6O5SIFB9qm1SqZAWYooOqMFWVEhbFZMyUAQw3Sj500JvacyOrK3",
+	"PrnCLgQIgxlqZ+c/Hb88O0Egfn786nSK1LWLdI3ace7nF1eEKlWtLF38wmsrxB1POx+cPebnuXpPlz1T",
+	"T9dvpk/OiWCIK5wOas1839KAbcbCNxyPe2rLst1uu07QDBMBx6KGWkBT0qhaZNdcVgr4tTUVqh0gJZeM",
+	"jcW7N8x+J2PJ12TG9AbtxKii0WAqxFFpMVoGYwzsGAMzxsCMMaAiH9gxHtbFc24bTG5MJEr7KCWCzNA4",
+	"i4nMZL4dC09gI6NBeMg5me5wyk0Nh/x46vpnj0U3rfHWNc8+xCe/WRU3FiVb0DIvgGgS5Mu6coWzW+/H",
+	"8VyD77PazOT1SnQGNBnfZBdxKwLeWUaPRPX7ByNs3JkDYZ0+q6vyH6ZyI62mPSDqDooHPYlWRGE2sHk8",
+	"Lok0Wqgr4A3D9MLodm4e7T01nrC6Q8DCtqnGn98n3DQfB3X1Id5kWlf9fmtiMc96b1FsJOK5gvMfdT97",
+	"JKR+RFzGds7mXDCytKlwtaxDVhyLuno78gf1yazSpoOVSTO246Fa87cZcebGnGIbXd9efreX/uzEiV+n",
+	"Xq0kOrNN1wNFUBoDBddDxxYdR4/1Lb60fn+EBTPmXOnhMQYxUeBmBMqZEj/TsOk7KntzwkxX5OCbAC+u",
+	"/u/x35+fJhMNgAH3tHFt+SjQRx/jRy1JtV6UNGeEC1tR70vxyQN/MwyyknlVdOQZcLHkM26/uJHYiTlW",
+	"MfexL03UvAmFfSjqLLMYGAeCzgox2xKFK+QAxEKlaW4O+ocJk++ILkcJjJrZrl2x4MDi6YjM+EuypdBN",
+	"Ai3HJA9DLcBEynSZMiIWwy6DRtiFnDmNwOcRDWp2jLIK62hNzSR/r8SiYASzlW8eZ8mZwu+yHlh+Xcjr",
+	"7vLrvSEYzwS3isGALKZ5zvIzi8B+CjpjPukOquyIldiCEkGCay7xH1UsihxX2WsQDdeKUNct9EHiQZCf",
+	"3V8KTnOP/U4Pr+uEWgDS7ZRVymcnKMXsN4/7xhJp9qUKZI9/zIxMXGyn3txsydiH7cR8EuWrafwUZITH",
+	"wq5HZ9nj759E0YpIZPrwSe+/oqU9tZ+AkuUiTgzf7WQ6rEN2XeCC7oPonsx81QNzup3mrC1F008iMA3f",
+	"uG8m24T8aSRipzaXHFSIl2k3iWDXujFQ104u/Wx1G6JUkGemVe5Y1IIJpG3ddi/GymgpSmGLOLxyu5s1",
+	"tZx7iagKnzPNV779RbgN7a9fkAsBx73lV19SbBqI8217loipmxgLOdOUW5Rdt8zy1lzsWyXYTw5kS8Mf",
+	"FzeYs8IRUYRgrixuYPIMsADLvDXl8SK2ZR2C+Wi4jAos1fNWamvJ5oVS23WjRXFh2+3s3TJsU9L2re6X",
+	"2zvjqjWqmrgkhoaow7xYbj+WFjTaGgsMQTYcY48e1ZHaR4+G5Lk14y3sYB81wOLAPjOvBfQRWu4PZlui",
+	"1gW3ZRbmgTkv0bgqpHho6bV13TLGgmsLq2mhbGXhtF7GNACDhUHdZEO3t0l1OE64RkPhZKovQy6ukXcn",
+	"XxldyR1r4IcbAIj56sKpC200yi5vyz92ufvZJ4iTJ77+XRXFdvBLRQuUQU4POhP5wat/np08NJvhg9YN",
+	"jvkaTOq7LVtpdaMLVvzZRXUYtTYlnUGh1omFL46QoBxt3EFT46jvf+Gov+V7U9eaFVXOTKtE88BcFoXc",
+	"ADfXNXMKfd6PyDRa1ZQ8JSF27lySfbTlRex+HkvKTBGY+RnTR+w4p/98/vLt5dlPuwaweph9zIpKgW0P",
+	"A6g1BQVHSFZQvrIe8STodQ5HZSsHVau+mKJP1aYCRwDCutLXpQSh0R8LQ2QUj/jFtqZvItqoYBnmk1+1",
+	"u3Sz5IXSkV6kyhV24PDRwLiG+vuc1kFrb7evLNg1Fba83ZWAY9tUjWvHvbefzhqL4E174j59Qgu9lNVi",
+	"aUQ/EA+FvRkdMcaqgxrh16f43OSR2RPWTxNqLGJKkZsS6nfYRupzqkh9bk0glrr6rH/BklGMWenIE91W",
+	"zs5S8uW5zmAIPoIJRxHtOJ5VBS3J9AMX+TR0nxqJMha2DtaWSVDdCn4ZQ7Eotj725ENnzU/1/sGbed0g",
+	"bnq7SlrfQcI3mAwS35vdQFE8aUkUYxh8I86FEH2BwvQdtJltDuzFwV0S906wfT0k8X07qe47FBtaTt6g",
+	"855jfHsti8J5mC+8KWZ52CpZRa5Zyedbw+ioP8Yi5Tcx9SraaymXYoNvNJ0VqY5+HYs5bxYcOKVopcsK",
+	"wf2DSJpS3zYRiZHzTFPNbG9mrltH1b1OGQ9QJXJWqkyWLrLUCAiC1N9wRN82Em5x4rrkEhti2C9o1mF7",
+	"cxL7Y7GUG3YdZSkrAy9RjcwYoRtq98sbm3Z0P2sBIrMotmBl4kIjmtnNAbGyYuiRaBCVzFgGTE4q4XcW",
+	"TCkTqEPOwc8Ua7/zpgYNdihYWBC6IVynGo2y7MNb+87jYKBD4kR+ru7LJEaEhtOR867okHfD7aqHrCNG",
+	"q+0kk7KYeI9cb0+YqP3ALT93Evq+amFh86k6/VahWGnahfOC4s64juGJ3Y8+bWN4xQoN8zl8YAUyhUlM",
+	"6w8Be42+Lrg7Jt8fHZGLf6SS6T/dIJW4Nac/rn1Cgm6rbtloEDS2w8bj79iC8YS+rQkTTflWNowb4XON",
+	"mK88h+1Qte7aNt8N3LiHJqJckUcYGH4EkNOwUTMhZG9fsPjzArfqFEmajSLH4u5bPBmyfmsSebMmkd7j",
+	"FDa18REC3y2ylX5g3RDUjYMNdUwv6tRnT2GjubbOC5e8ELUlM41BbloUvq8/UUutXKWWF4pZjkmDX7nz",
+	"q9Wpzcju1ul3iwp8EoB220feGyeEvDCIt9/x0Q/EdRbSocQUuXlvHzYYpW4mVysmchYYCE58kGbvWxK1",
+	"vg2iukLpssrMZ6ulMKks0jRSsh3dffEhDIvEtHkHQNWCZ1xWypjjzH4YxiTmtr+MgiI/IUBhYPzcXINg",
+	"8Zes8BuVynq6HnW09bI7FH4rqA7WYfMxZbem1cWLGDLyoO1X4O9uugL+mG29rOGHzGfZ23y2Cr/O01To",
+	"P7IFF6opiKwj1DkSPOM5Z05elU0D8HN1/D30+7wnHX9oP8eA4GPx5fo5Gvp+a+V4u1aOe5R+1NMRNb91",
+	"xWinsYzmD4fcr//NF9HMw9/0/xfR/03BcE/qP+CDW4KAkJO+GigQUvMbEvh9IoEv0MkzqFfwzHAbmGCy",
+	"JnZ2Y/rJ3XOn1ZqVUBoYfzJnVFelb9ZiQ36vo5sTfTdiT6H/IHrctqejwUZHex4/xKEJE+6BdmjMn4B0",
+	"c5wo0aMeJt0nB7dNbQVdKzai+YqL8CPgu3YuDGOeS5Gxu91CgUPurYk1tx1YDAv39q2b0NRuqiV2FuY2",
+	"2lMp6wTL7rHd5eWSliwfKJaVrB0mxcw4/NRluh0SJQA2CzaoFDMrxKWpzkGj5kiNtGWaYVIUyCX2kbx4",
+	"dfx8cPni+HGffGBbh7Sj78Gb10zMa/r4kVdLZede7Nd53kDhcQ+ZbNwDqDzuCand3w/MBrByAls5Fujo",
+	"R4n1sE/+JV264/nbl2S2tZ0n01U/P3O9NES9xHndYbunFRdpkWEz8V2q9f5ahfYQK5olH+06CXGefbqV",
+	"i0tPF1URhHL25IkfcuL6YUgr+IQELOJ315inkQx6g644n5kU57tK3CoZ7jPlzo80J43DCoeyboMVfpCe",
+	"feRKq/ttVAPiyIMiLFttY59GuURU62XDNSDGfENEFAvEyKs96s+KOFMc0qkJX3IVqcIrc/uegPKFKLZW",
+	"ET2A4/AQiC3hRxeYe4DZ6A+D2pRUXBnv7SWa6taBz/d3etI6SHNQL8MWmfaCptTbbtQn/Z45NqNFEVgK",
+	"Dm8hY91ttxhgOxWDBb/gg5l6JNimuynMcywca2/aXWlTTOreTgB8JVvnGePTGDI2AdwUUiiAPJkNzK1l",
+	"tnxGQL8h7hHMOtda7Vc6VGDQjqVgYmHKY+O5vMTfTSVjSUUuV3ZWD2zGBnn8Q588Hvzwp4fDZJ+XHbWS",
+	"eOmZG9bUhs3AZhvigPDSd8eD/6aDfx8N/jKc/L/B+64yLzVxlmnrRS/kBoy1bcQvKiAvPqkCMlbCB5L3",
+	"U+7TPej7G8qV9PH03XDuT8keg5SvbIpBlHLhGPv+9er9SSkjQkzjnKakupGg+hX//WRYu2CatcXVCf6e",
+	"Fle/Xb+2ulGbmXf+VW31PfUHP5dEVdky3Pe74rAT1wYtzWH9g9wXX5xRDpZQoXT6xiJ32CBcCtbFIQ2g",
+	"nviwhg5wz+GfsqgSjPd2nf92mOqcbQyQ2h4Go55ZKEK0JB8YW98SVu3GJjCpStn2WikEkprFHwaRVMgP",
+	"+W+PSr7JnDuVOeacp9XSd8owO5pq+E6sGcNXVmXRe9ob9T69//T/AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

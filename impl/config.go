@@ -40,6 +40,8 @@ type Config struct {
 	RegistrationRequiresToken             bool     `yaml:"registration_requires_token"`
 	RegistrationsRequire3PID              []string `yaml:"registrations_require_3pid"`
 	EnableRegistrationCaptcha             bool     `yaml:"enable_registration_captcha"`
+	// Captcha holds the recaptcha_* options (top-level keys, as Synapse).
+	Captcha CaptchaConfig `yaml:",inline"`
 	AllowUnderscorePrefixedLocalpart      bool     `yaml:"allow_underscore_prefixed_localpart"`
 	// ForbiddenUsernames are regular expressions a new localpart may not
 	// match (registration and availability checks).
@@ -88,6 +90,8 @@ type Config struct {
 	sharedSecret []byte
 	// appServices are the loaded AppServiceConfigFiles.
 	appServices []*appService
+	// captchaSecret is the resolved recaptcha private key.
+	captchaSecret string
 	// trustedProxies are the parsed TrustedProxies.
 	trustedProxies []*net.IPNet
 	// forbidden holds the compiled ForbiddenUsernames.
@@ -263,6 +267,11 @@ func DefaultConfig() Config {
 			Argon2:    Argon2Config{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
 		},
 		UIAuth:         UIAuthConfig{SessionLifetime: Duration{48 * time.Hour}},
+		Captcha: CaptchaConfig{
+			RecaptchaSiteverifyAPI: "https://www.recaptcha.net/recaptcha/api/siteverify",
+			RecaptchaAPIJSURL:      "https://www.recaptcha.net/recaptcha/api.js",
+			RecaptchaSitekeyClass:  "g-recaptcha",
+		},
 		RcRegistration: RateLimit{PerSecond: 0.17, BurstCount: 3},
 		RcLogin: LoginRateLimits{
 			Address:        RateLimit{PerSecond: 0.003, BurstCount: 5},
@@ -317,7 +326,13 @@ func applyEnv(v reflect.Value, prefix string, getenv func(string) string) error 
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		key, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if key == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
+			if err := applyEnv(v.Field(i), prefix, getenv); err != nil {
+				return err
+			}
+			continue
+		}
 		if key == "" || key == "-" || !f.IsExported() {
 			continue
 		}
@@ -445,7 +460,13 @@ func (c *Config) Validate() error {
 		return errors.New("registrations_require_3pid: email and phone verification are not available yet; remove it")
 	}
 	if c.EnableRegistrationCaptcha {
-		return errors.New("enable_registration_captcha: captcha verification is not available yet; remove it")
+		cc := c.Captcha
+		if cc.RecaptchaPublicKey == "" || (cc.RecaptchaPrivateKey == "") == (cc.RecaptchaPrivateKeyPath == "") {
+			return errors.New("enable_registration_captcha needs recaptcha_public_key and one of recaptcha_private_key or recaptcha_private_key_path")
+		}
+		if u, err := url.Parse(cc.RecaptchaSiteverifyAPI); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("recaptcha_siteverify_api %q must be an http(s) URL", cc.RecaptchaSiteverifyAPI)
+		}
 	}
 	if c.EnableRegistration && !c.EnableRegistrationWithoutVerification && !c.hasVerification() {
 		return errors.New("enable_registration is true but no verification is required (captcha, registration token or 3PID); " +
@@ -573,6 +594,9 @@ func (c *Config) resolveSecrets() error {
 	if err := c.resolveSharedSecret(); err != nil {
 		return err
 	}
+	if err := c.resolveCaptchaSecret(); err != nil {
+		return err
+	}
 	if err := c.loadAppServices(); err != nil {
 		return err
 	}
@@ -604,6 +628,18 @@ func (c *Config) resolveSecrets() error {
 	}
 	if len(c.secretKey) < 16 {
 		return errors.New("macaroon_secret_key must be at least 16 characters")
+	}
+	return nil
+}
+
+func (c *Config) resolveCaptchaSecret() error {
+	c.captchaSecret = c.Captcha.RecaptchaPrivateKey
+	if p := c.Captcha.RecaptchaPrivateKeyPath; p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("recaptcha_private_key_path: %w", err)
+		}
+		c.captchaSecret = string(bytes.TrimSpace(b))
 	}
 	return nil
 }

@@ -180,6 +180,9 @@ func (s *Server) registrationFlows() [][]string {
 	if _, ok := s.uia.stages[authTypeTerms]; ok {
 		flow = append([]string{authTypeTerms}, flow...)
 	}
+	if s.cfg.EnableRegistrationCaptcha {
+		flow = append([]string{authTypeRecaptcha}, flow...)
+	}
 	if s.cfg.RegistrationRequiresToken {
 		flow = append([]string{authTypeRegistrationToken}, flow...)
 	}

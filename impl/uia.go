@@ -95,6 +95,9 @@ func newUIAEngine(s *Server) *uiaEngine {
 	if s.cfg.RegistrationRequiresToken {
 		u.stages[authTypeRegistrationToken] = registrationTokenStage{s: s}
 	}
+	if s.cfg.EnableRegistrationCaptcha {
+		u.stages[authTypeRecaptcha] = newRecaptchaStage(s)
+	}
 	return u
 }
 

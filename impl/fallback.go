@@ -1,0 +1,190 @@
+package impl
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+	"slices"
+	"sort"
+
+	"registrar/api"
+	"registrar/db"
+)
+
+var errNoFallback = &Error{Status: http.StatusNotFound, Code: CodeUnrecognized, Message: "Unknown auth stage type"}
+
+// fallbackTemplates render the stage pages and the completion page. When
+// the stage is done, the completion page calls window.onAuthDone or posts
+// "authDone" to the opener, as the spec's fallback section requires.
+var fallbackTemplates = template.Must(template.New("").Parse(`
+{{define "head"}}<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}.error{color:#b00}button{font-size:1em;padding:.4em 1.2em}</style>
+{{end}}
+{{define "recaptcha"}}{{template "head" .}}<script src="{{.ScriptURL}}" async defer></script></head><body>
+<h1>Confirm you are human</h1>
+{{if .Error}}<p class="error">{{.Error}}</p>{{end}}
+<form method="post" action="">
+<div class="{{.SitekeyClass}}" data-sitekey="{{.PublicKey}}"></div>
+<p><button type="submit">Continue</button></p>
+</form></body></html>{{end}}
+{{define "terms"}}{{template "head" .}}</head><body>
+<h1>Terms and conditions</h1>
+{{if .Error}}<p class="error">{{.Error}}</p>{{end}}
+<form method="post" action="">
+<p>Please read and accept:</p><ul>
+{{range .Policies}}<li><a href="{{.URL}}" target="_blank" rel="noopener">{{.Name}}</a> (version {{.Version}})</li>{{end}}
+</ul>
+<p><label><input type="checkbox" name="accept" value="yes" required> I have read and agree to these documents</label></p>
+<p><button type="submit">Accept</button></p>
+</form></body></html>{{end}}
+{{define "done"}}{{template "head" .}}<script>
+if (window.onAuthDone) { window.onAuthDone(); }
+else if (window.opener && window.opener.postMessage) { window.opener.postMessage("authDone", "*"); }
+</script></head><body><p>Thank you. You may now close this window and return to the application.</p></body></html>{{end}}
+`))
+
+type fallbackPolicy struct{ Name, URL, Version string }
+
+type fallbackPage struct {
+	Title        string
+	Error        string
+	ScriptURL    string
+	SitekeyClass string
+	PublicKey    string
+	Policies     []fallbackPolicy
+}
+
+func (s *Server) renderFallback(name string, page fallbackPage) (*bytes.Buffer, error) {
+	var buf bytes.Buffer
+	if err := fallbackTemplates.ExecuteTemplate(&buf, name, page); err != nil {
+		return nil, internalError(err)
+	}
+	return &buf, nil
+}
+
+// fallbackStagePage renders the page of a stage, with an error if the last
+// submission failed.
+func (s *Server) fallbackStagePage(authType, errMsg string) (*bytes.Buffer, error) {
+	switch authType {
+	case authTypeRecaptcha:
+		c := s.cfg.Captcha
+		return s.renderFallback("recaptcha", fallbackPage{Title: "Captcha", Error: errMsg, ScriptURL: c.RecaptchaAPIJSURL,
+			SitekeyClass: c.RecaptchaSitekeyClass, PublicKey: c.RecaptchaPublicKey})
+	case authTypeTerms:
+		var policies []fallbackPolicy
+		for _, p := range s.cfg.RegistrationTerms {
+			doc, ok := p.Translations["en"]
+			if !ok {
+				for _, d := range p.Translations {
+					doc = d
+					break
+				}
+			}
+			policies = append(policies, fallbackPolicy{Name: doc.Name, URL: doc.URL, Version: p.Version})
+		}
+		sort.Slice(policies, func(i, j int) bool { return policies[i].Name < policies[j].Name })
+		return s.renderFallback("terms", fallbackPage{Title: "Terms and conditions", Error: errMsg, Policies: policies})
+	}
+	return nil, errNoFallback
+}
+
+// fallbackSession checks that the stage has a page here and the session exists.
+func (s *Server) fallbackSession(ctx context.Context, authType, sessionID string) (*uiaSession, error) {
+	if _, ok := s.uia.stages[authType]; !ok || (authType != authTypeRecaptcha && authType != authTypeTerms) {
+		return nil, errNoFallback
+	}
+	return s.uia.loadAny(ctx, sessionID)
+}
+
+// AuthFallbackPage is GET /_matrix/client/v3/auth/{authType}/fallback/web.
+func (s *Server) AuthFallbackPage(ctx context.Context, req api.AuthFallbackPageRequestObject) (api.AuthFallbackPageResponseObject, error) {
+	if _, err := s.fallbackSession(ctx, req.AuthType, req.Params.Session); err != nil {
+		return nil, err
+	}
+	page, err := s.fallbackStagePage(req.AuthType, "")
+	if err != nil {
+		return nil, err
+	}
+	return api.AuthFallbackPage200TexthtmlResponse{Body: page, ContentLength: int64(page.Len())}, nil
+}
+
+// AuthFallbackSubmit is POST /_matrix/client/v3/auth/{authType}/fallback/web:
+// the page's form; on success the stage is marked complete in the session
+// and the completion page is served.
+func (s *Server) AuthFallbackSubmit(ctx context.Context, req api.AuthFallbackSubmitRequestObject) (api.AuthFallbackSubmitResponseObject, error) {
+	sess, err := s.fallbackSession(ctx, req.AuthType, req.Params.Session)
+	if err != nil {
+		return nil, err
+	}
+	var result string
+	switch req.AuthType {
+	case authTypeRecaptcha:
+		response := firstNonEmpty(req.Body.GRecaptchaResponse, req.Body.HCaptchaResponse, req.Body.CfTurnstileResponse)
+		if response == "" {
+			return s.fallbackRetry(req.AuthType, "Please complete the captcha.")
+		}
+		result, err = s.uia.stages[authTypeRecaptcha].(recaptchaStage).verify(ctx, response, clientIP(ctx))
+		var failure *stageFailure
+		if errors.As(err, &failure) {
+			return s.fallbackRetry(req.AuthType, "The captcha was not accepted; please try again.")
+		}
+		if err != nil {
+			return nil, err
+		}
+	case authTypeTerms:
+		if req.Body.Accept == nil || *req.Body.Accept == "" {
+			return s.fallbackRetry(req.AuthType, "Please accept the documents to continue.")
+		}
+		result, _ = s.uia.stages[authTypeTerms].Check(ctx, &stageAttempt{Session: sess})
+	}
+	if err := s.uia.complete(ctx, sess, req.AuthType, result); err != nil {
+		return nil, err
+	}
+	page, err := s.renderFallback("done", fallbackPage{Title: "Done"})
+	if err != nil {
+		return nil, err
+	}
+	return api.AuthFallbackSubmit200TexthtmlResponse{Body: page, ContentLength: int64(page.Len())}, nil
+}
+
+func (s *Server) fallbackRetry(authType, msg string) (api.AuthFallbackSubmitResponseObject, error) {
+	page, err := s.fallbackStagePage(authType, msg)
+	if err != nil {
+		return nil, err
+	}
+	return api.AuthFallbackSubmit200TexthtmlResponse{Body: page, ContentLength: int64(page.Len())}, nil
+}
+
+func firstNonEmpty(values ...*string) string {
+	for _, v := range values {
+		if v != nil && *v != "" {
+			return *v
+		}
+	}
+	return ""
+}
+
+// loadAny returns a stored session whatever endpoint started it.
+func (u *uiaEngine) loadAny(ctx context.Context, id string) (*uiaSession, error) {
+	row, err := u.s.store.UIASession(ctx, id)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, errUnknownSession
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	return u.load(ctx, &api.AuthData{Session: &id}, row.Method, row.Path)
+}
+
+// complete marks a stage done in a stored session (fallback pages).
+func (u *uiaEngine) complete(ctx context.Context, sess *uiaSession, authType, result string) error {
+	if !slices.Contains(sess.Completed, authType) {
+		sess.Completed = append(sess.Completed, authType)
+	}
+	sess.Data["stage:"+authType] = result
+	return u.save(ctx, sess)
+}
