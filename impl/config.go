@@ -41,8 +41,8 @@ type Config struct {
 	RegistrationsRequire3PID              []string `yaml:"registrations_require_3pid"`
 	EnableRegistrationCaptcha             bool     `yaml:"enable_registration_captcha"`
 	// Captcha holds the recaptcha_* options (top-level keys, as Synapse).
-	Captcha CaptchaConfig `yaml:",inline"`
-	AllowUnderscorePrefixedLocalpart      bool     `yaml:"allow_underscore_prefixed_localpart"`
+	Captcha                          CaptchaConfig `yaml:",inline"`
+	AllowUnderscorePrefixedLocalpart bool          `yaml:"allow_underscore_prefixed_localpart"`
 	// ForbiddenUsernames are regular expressions a new localpart may not
 	// match (registration and availability checks).
 	ForbiddenUsernames []ForbiddenUsername `yaml:"forbidden_usernames"`
@@ -266,7 +266,7 @@ func DefaultConfig() Config {
 			Algorithm: "argon2id",
 			Argon2:    Argon2Config{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
 		},
-		UIAuth:         UIAuthConfig{SessionLifetime: Duration{48 * time.Hour}},
+		UIAuth: UIAuthConfig{SessionLifetime: Duration{48 * time.Hour}},
 		Captcha: CaptchaConfig{
 			RecaptchaSiteverifyAPI: "https://www.recaptcha.net/recaptcha/api/siteverify",
 			RecaptchaAPIJSURL:      "https://www.recaptcha.net/recaptcha/api.js",
