@@ -58,6 +58,23 @@ func (e RegisterParamsKind) Valid() bool {
 	}
 }
 
+// AdminUser A local account as the admin API shows it.
+type AdminUser struct {
+	Admin        bool                      `json:"admin"`
+	Approved     bool                      `json:"approved"`
+	AppserviceId nullable.Nullable[string] `json:"appservice_id,omitempty"`
+
+	// CreationTs Creation time in ms since the epoch.
+	CreationTs  int64   `json:"creation_ts"`
+	Deactivated bool    `json:"deactivated"`
+	Displayname *string `json:"displayname,omitempty"`
+	Erased      *bool   `json:"erased,omitempty"`
+	IsGuest     bool    `json:"is_guest"`
+
+	// Name The user ID.
+	Name string `json:"name"`
+}
+
 // AuthData Authentication data a client submits to the User-Interactive Authentication
 // API. Stage-specific keys are declared as optional properties so that
 // handlers get typed values.
@@ -561,6 +578,12 @@ type UpdateRegistrationTokenJSONBody struct {
 	UsesAllowed nullable.Nullable[int] `json:"uses_allowed,omitempty"`
 }
 
+// UpdateUserAdminJSONBody defines parameters for UpdateUserAdmin.
+type UpdateUserAdminJSONBody struct {
+	// Approved Approve (true) or un-approve an account awaiting approval.
+	Approved *bool `json:"approved,omitempty"`
+}
+
 // DeactivateAccountJSONRequestBody defines body for DeactivateAccount for application/json ContentType.
 type DeactivateAccountJSONRequestBody DeactivateAccountJSONBody
 
@@ -599,6 +622,9 @@ type CreateRegistrationTokenJSONRequestBody CreateRegistrationTokenJSONBody
 
 // UpdateRegistrationTokenJSONRequestBody defines body for UpdateRegistrationToken for application/json ContentType.
 type UpdateRegistrationTokenJSONRequestBody UpdateRegistrationTokenJSONBody
+
+// UpdateUserAdminJSONRequestBody defines body for UpdateUserAdmin for application/json ContentType.
+type UpdateUserAdminJSONRequestBody UpdateUserAdminJSONBody
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -683,6 +709,12 @@ type ServerInterface interface {
 	// UpdateRegistrationToken Updates a registration token's limits.
 	// (PUT /_synapse/admin/v1/registration_tokens/{token})
 	UpdateRegistrationToken(ctx echo.Context, token string) error
+	// GetUserAdmin Gets a local account.
+	// (GET /_synapse/admin/v2/users/{userId})
+	GetUserAdmin(ctx echo.Context, userId string) error
+	// UpdateUserAdmin Changes a local account; registrar supports approved.
+	// (PUT /_synapse/admin/v2/users/{userId})
+	UpdateUserAdmin(ctx echo.Context, userId string) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -1022,6 +1054,38 @@ func (w *ServerInterfaceWrapper) UpdateRegistrationToken(ctx echo.Context) error
 	return err
 }
 
+// GetUserAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) GetUserAdmin(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetUserAdmin(ctx, userId)
+	return err
+}
+
+// UpdateUserAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateUserAdmin(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateUserAdmin(ctx, userId)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -1096,6 +1160,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/_synapse/admin/v1/registration_tokens/:token", wrapper.GetRegistrationToken, options.OperationMiddlewares["getRegistrationToken"]...)
 	router.PUT(options.BaseURL+"/_synapse/admin/v1/registration_tokens/:token", wrapper.UpdateRegistrationToken, options.OperationMiddlewares["updateRegistrationToken"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/registration_tokens/new", wrapper.CreateRegistrationToken, options.OperationMiddlewares["createRegistrationToken"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v2/users/:userId", wrapper.GetUserAdmin, options.OperationMiddlewares["getUserAdmin"]...)
+	router.PUT(options.BaseURL+"/_synapse/admin/v2/users/:userId", wrapper.UpdateUserAdmin, options.OperationMiddlewares["updateUserAdmin"]...)
 
 }
 
@@ -2456,6 +2522,107 @@ func (response UpdateRegistrationToken404JSONResponse) VisitUpdateRegistrationTo
 	return err
 }
 
+type GetUserAdminRequestObject struct {
+	UserId string `json:"userId"`
+}
+
+type GetUserAdminResponseObject interface {
+	VisitGetUserAdminResponse(w http.ResponseWriter) error
+}
+
+type GetUserAdmin200JSONResponse AdminUser
+
+func (response GetUserAdmin200JSONResponse) VisitGetUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUserAdmin403JSONResponse Error
+
+func (response GetUserAdmin403JSONResponse) VisitGetUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUserAdmin404JSONResponse Error
+
+func (response GetUserAdmin404JSONResponse) VisitGetUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUserAdminRequestObject struct {
+	UserId string `json:"userId"`
+	Body   *UpdateUserAdminJSONRequestBody
+}
+
+type UpdateUserAdminResponseObject interface {
+	VisitUpdateUserAdminResponse(w http.ResponseWriter) error
+}
+
+type UpdateUserAdmin200JSONResponse AdminUser
+
+func (response UpdateUserAdmin200JSONResponse) VisitUpdateUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUserAdmin403JSONResponse Error
+
+func (response UpdateUserAdmin403JSONResponse) VisitUpdateUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUserAdmin404JSONResponse Error
+
+func (response UpdateUserAdmin404JSONResponse) VisitUpdateUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetWellknown Gets client discovery information about the domain.
@@ -2539,6 +2706,12 @@ type StrictServerInterface interface {
 	// UpdateRegistrationToken Updates a registration token's limits.
 	// (PUT /_synapse/admin/v1/registration_tokens/{token})
 	UpdateRegistrationToken(ctx context.Context, request UpdateRegistrationTokenRequestObject) (UpdateRegistrationTokenResponseObject, error)
+	// GetUserAdmin Gets a local account.
+	// (GET /_synapse/admin/v2/users/{userId})
+	GetUserAdmin(ctx context.Context, request GetUserAdminRequestObject) (GetUserAdminResponseObject, error)
+	// UpdateUserAdmin Changes a local account; registrar supports approved.
+	// (PUT /_synapse/admin/v2/users/{userId})
+	UpdateUserAdmin(ctx context.Context, request UpdateUserAdminRequestObject) (UpdateUserAdminResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -3480,166 +3653,244 @@ func (sh *strictHandler) UpdateRegistrationToken(ctx echo.Context, token string)
 	return nil
 }
 
+// GetUserAdmin operation middleware
+func (sh *strictHandler) GetUserAdmin(ctx echo.Context, userId string) error {
+	var request GetUserAdminRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetUserAdmin(ctx.Request().Context(), request.(GetUserAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetUserAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetUserAdminResponseObject); ok {
+		return validResponse.VisitGetUserAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateUserAdmin operation middleware
+func (sh *strictHandler) UpdateUserAdmin(ctx echo.Context, userId string) error {
+	var request UpdateUserAdminRequestObject
+
+	request.UserId = userId
+
+	var body UpdateUserAdminJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateUserAdmin(ctx.Request().Context(), request.(UpdateUserAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateUserAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateUserAdminResponseObject); ok {
+		return validResponse.VisitUpdateUserAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H17c9s4su9XQencqklSejiTPbO1Sd2q44m9G+8mdm7szOw9UUqCSEjChgI0BGhFO5X72W9140GABCXZ",
-	"cTyZOflnMhZJEGg0un/95K+9TK7WUjChVe/prz2VLdmK4v8eV3p5QjWF/8+Zykq+1lyK3lO8woTmGYUf",
-	"SE41JZRkBWdCE1XNVlwroiXRS0beKlYOzoRmJc00v2Ykfngsjl+fDcmlpgs2UGuW8TnPyAe2VYSWjOQs",
-	"K2jJckIVkfh6WpB1Kdes1JwpouAlVI/Fkoq8YKUiC6aJ3q5ZTq5pUTE17PV79QOwFp7D6+eclfDX/yrZ",
-	"vPe09x+jmg4jS4QRzP2svvtTv7emSm1kmbdpcrVkxF3tk7ksyWpYyAUXQ/crzARm1nvaU7rkYgEDlkyt",
-	"pVAsPWBG1zpbUuLuigcumb2eHFkxpXCk1MD2IqlpQRb8mgky2+KuLeWKKVZeszI5tl6WjK15PslKlqt9",
-	"ZLyydz8vGb6OFgoHkR9Yx/RKtuBKl4a98L7myuvrE7yenib+kHoBjTkYbsR1Wx7milCt2WqtuVgAJ8Oq",
-	"CqbZkLyiWzJjYyFXXGuWk82SiZqcypKRihzHU8DXZEOVHyEnstJEzsmMinwsHsxpUcxo9oGs6YL1CVtR",
-	"XpCCiw8Pk0uqlGHbeEknbA3MAKM3uQ7O0jOcCzxKzk6ILEkhM1qsaakT7wC6cV0we85RAvib5OxfLNMw",
-	"Ebj210Ju2pO5EIzMC7mBRe45/YY+iTNqfk/vHa7PbJmcE0azJfzrqa1IyX6pOAiNYOOIXnKF04KXcc1W",
-	"OHoHy/RoWdIt0sIN1nv6zs3qfUwhpEIHhd50Hu9L4LMN10vyp6PHhotonnMr4hr8ycVcliv7//UCh2PB",
-	"yjKTOUOGY2UpSxSb65IpHB+GBcoUVGnH0oRqQi1nzikvWN6mv+fWDvFhCB2cmGXE4qrKMqbUvCqK7U3o",
-	"3e/Z9aRfaxaI65VzQu3szWySpwUfSOgvsqxWVAxKRnM6KxhZMaWQHEC//cMCG3UwJ14yzIjik6hqvZal",
-	"Vjg2MiEovJAmu0Sn568Eqda0pGaEmnFeR7vYYsl4vmcBVwVbKRjLFVmzMjhpwxSD31TDaIkakqC444IU",
-	"VLPScaVKi6Lw+BmyN06fP2GJCf4oZcGoeE7XdMYLrrcpVsj8VYQScL4Y10tWEiaAOXIQmELq9iGx19uD",
-	"/rxkOIA2KtwNDyObR4K1zswcW4t1gwfLbS8nsWZ/lXfJzyy4w0tOr+vjJa6GT1DNL6mw8ngXt7Yn+Knf",
-	"Ww3N05MQO91iFMX0hF5TTctJVRafMUjO1bqgW0FX7BajBOoxInViK064yuQ1K7fBQWtvyXNz6nJ3cyTs",
-	"Hww3rCgGH4TciNGK6pJ/HNljChIfD+h3isBNE7zpYWoPazS3b8Ev/J3hnJF05iDr7eSwkc7s7Zft0Rqc",
-	"Hs0vYPck+RJkPgXI9BMteI63vGG/VEzpNqHtBWWOeSiimcgVoWAw2DEM5gSBRYWFZDTPS6YSUMVsx0Sx",
-	"rGQ6JWAqwX+pQGeCUCMLJliJSM1CbbudWjpRaX6uJzMWVkQ+I48H3//nf5JsSQFOgbUj5+Td0eAvdPDv",
-	"48F/D//3ZPAeJsg+UtDEvae9lRRgS01oySZ/e3N6fJXUkrDADo0brh3maKfF4tfQgmfsv+zfQ1kuUq/h",
-	"+YQiLJh0IP9jQcwNlvygMXk+2WGH+Ku7IPGQHDs1pLd2z58RvhCydPg9Nnn8IhV58vrsRBGuFSvmyRkI",
-	"9lFPAK4ntUDJgGYly3nJMu1R+HeKzEq5ATxO57p+IZciputS67V6OhoFlB1lUixKqqsC71fDpV4VaftP",
-	"5BPLOV0qOmJ/wTYeCElRbAmfG8ACVk3JUFnrJTXUWkmlx6JkGfAuWtpEMbtn+JDlHJGT6IBE63vsp82F",
-	"ZgswsRuyIT5cjlUbiwtkRocsSEqNtd5emD9TnAgjb8nfLy/OiXkIt9+/pn44NXYX7HyFEtzg2CH5Uepl",
-	"7eqgxYZuFexGCmp0wWKYqUfFMfO8mrw9/8f5xc/nn4OMzeCWLeLxjwWpBCode5fMsqqEjdsH5Nxq3DTC",
-	"DcQfEjRNa6aOQ2fYBgwlsA7bDo2YuDOqmMMU7VMCV8nbNy+Rtc3AA3tyMikEy8wxTJ5bo7GH7vhmcrWX",
-	"Nn4yAVHSa08QqVvpHkyohqC8NbUssEwM1yaTu+mzCdW9/gSxXgJ4SrswjkMnQ8KYa1NlwfQEn+lSbn8N",
-	"3FfWo7WxZsLri8srMsJLIxjHaD+u3OvS9sIu91Y9+z4OUnDjQsX1oMYr5GIBcISL/XYXXg2oXBMuQdVX",
-	"iqtcfDE4RtZLKRgR1WqWYs7fPxjLZCV0uU3v69nlxeDJ4x9+GDwmtFgv6eB7Yu83XhGYqyENsE/OaQH2",
-	"67yUq3gmf/vxG0D7DIDWegky5cRQviM0ELBtN44++vOfj47+cnR0dPT4K4R0dvZ3jekcxzfI2A3yukRM",
-	"Qhq9oZq95CuuOyAZBhuoZqSAm9BRj6oQTo1bdmmGvwEog1FfTV6evTq7mpz+8/np6cnpyQ6YFt/4hdDa",
-	"lZRkRcXWLUelo1G63E6Q5SerhPvohdyQQopFKCvVUlZFTjaUazJjcwlHqtyCdKULykWfcEFWvCi4YpkU",
-	"eYyUvj86Our3jJo2LPPDn3p7OWgHfmxseIolgtjRVYecSwSgkO25ViAfQAoC03KxuJHrPHx16C7HMACQ",
-	"tBnK8gQAkq15uZ1ovkow3CleREororjIjCpga5ktnxFRFQWys2BWTrcIDrcAB/We6rJiqfevmciBS/Ys",
-	"iguyLuXCuAtAsZdGZueEAuXSa/PqJhXuUhNaFHKzn572tmC9lcBjbfDTviU2QQ/OqTGDmgz9YJ/jzQmZ",
-	"scVqSX7E84jX3+yMBgeAyHnXlaalhS/UnWwciWS0KBJxNZ7vdtefndwC2Dz+/gmdZUmNhckAaXPBqt9A",
-	"krjMAXcS6rAlaCV+zfKxePCr4nk/VkB9c/unh0NyPKsDXwG9lnS9ZkIBnQAL7PeyrKlejrQcmTk1Nq8D",
-	"JwNxo91PbGyCAVLh8baXuL5oYl8OQOSgpMp8sKal3obRFrujN8bIV8GG4C2wAxaGWQ7jVgM0EfrwzlBl",
-	"wnTsA3jxeNKH2m8KO6/aIxtBFRLUnwd8KRXbdIZF12FKHNSzk92h9hQTJHilkZHSeru7logbm9gmnKY2",
-	"S1gHb5fVyvMhMhnyWN+GtYQUPKORY/xwY8aPi5DPDLnHuEm+YMVyXq1uMG/zQOydAFJ2w/rDJh/hexrb",
-	"Xm4ZN8xRCSOnaMmz4WJoXgy72G8ukETTukH2iF+PGfZmuSK7HAUNbm3xM5o0WVVyvb3MlmxlmRGFAYrN",
-	"Hxktuw5xLDOAzMaFAnMeGfwGq6EKc05kyf9tzoEZExaDoSr0qZjX+PmBQgByBTP5PxXrMsoPn4j2d1sf",
-	"zy8wKsFAPtNmUhyGxd8Bs2CMshfJzzoRYM3/wba9T0BGOOgIoCzlHX4tnzqfs4WsMbIFTLuigi7Yigkw",
-	"oK5ZaUL6vcfDPwMJ5JoJuua9p70nw6PhE5AcVC9xn0adsUnrEIN/QMrgu87y3tPe35j+mRUFPtKrk99w",
-	"uO+Pjgx8FtoOQdfrwkqy0b+UcWKa8OK+4GMydIiEaibhoPxPxl6HsPw/Hf3pziZlLJLELM6lU0TpIDBX",
-	"hF5Tjuh1aE5NtVpR4EegqHLqOv00ncnKeDZyuaJcmBFGk2jHRtePPauOurPsRqjZbCJFcodbkPcn94RN",
-	"WAE+V72n71Inybv5siXLPnSdBncMasljAH29C00p9f4zWS1WlkiD4DVdGRzmvvdtqddiAIRcsGRMo8J0",
-	"z6rQlgGffHkGDDfNOA4VJp/0iZKEIUd5nzQXuC4zue//cmeTaxjuSSrVzhjjqaGaDbyFF58LkNecKe9j",
-	"pymTniuiNC8K4paUOhhPRlZ0jnKGSYxUo8Jey5RX+8TfEzoT7Qh9UrKVvEbfSFEQlxfkAC8qXS3HwqgP",
-	"dJ8Mx2IsrmzaGGEiX0suEJIbdfJuX4bl8euz9w9GUdxqQNd89B/wtgGvHxzEOYdw00N8exOfW4fPjFmD",
-	"TZtMSxP1dRPk80Z24FhQGAen6EwTs7bIs7uiW2LyhfB5k07npR/JmTXAiRT13o4NT8bT5IqsS3nNc8yT",
-	"HIu3ouAfGJE2tcvMU/Ub884lU0RITTT9wAgVZNqwX6Zj4eUYmbGMVoo13dMw4Mc1yyxlFF8YU9Yxr0mN",
-	"H4umHcKF0oyityKWqjVXHRtOsuKPKf2jzLefIcxg0/HforiYo1jel46ICcEgUhtW3EHJqyGrh8zXfAZz",
-	"JNHxSVPekDDBDk/NBlkSN1gvGcfQrLaRnBkjOExOgAtXVbYELLaWSnFgKURsQfjpgQVM14+Hj48epiNv",
-	"N7UvJanEjIscj721PaxoMAEMDNGMxdkcec/xbb/JWK/eXl4Rx3BTP4vpWKAJC0JRlnzBBS2KrblREnwx",
-	"xncDc4eczQ0PBqN73gd8RjZLni3DlxD3jv5YcE1WlQI0qatSuHNibpyYtU6MFpsSOR+LqZADG82cxs6X",
-	"nUlDn5LKs6n4Pw7col/DyTw3MGEGB+PTnWr+jiUmXRpc5DCsRGtQSy+sTDJpc2Nh51DAeVaBLU0wScoz",
-	"8kA9HJKpzbmeujczZbkCeK7eeUWW9JqRGWMC3iQrkXcODDxQsHj36uENP4DZC/ajLFn0FptEHawnr5gr",
-	"Cmq+p2TzSjmvkpOSVlTUVBqLGYObKuFIlYMUXnGBkrr71OHpIqBF4fwrDSIhoNe8uRuAwoSMlhOsI5Rh",
-	"yMuiWqH7zwwIQNWTC+Bfzev1Hbvt6C4+OxRLOlsP1oEbXSMXC9yOHt8ZcIuSsDsmFNDWrlMdVu3wlcJM",
-	"67QAffmpn/RYvHvfuGAdCO/eg+qscWqAF2kDLaLqoQswlnpW7YfG+vs9aDVMt05j1ecmq9v4r1y5ELoJ",
-	"hWchLA3gKsyf+k0RKeJjJlRV1gDbAEYnPvxKwGzOdIWqEC7IjQD5a/WeI/IfBOGSxlsuX1y8fXlCzi+u",
-	"SMmupcFFuOr6efcw4RE8HRIHrwxWDp/BMpZaNWHiohk/tzNXRMZgt7b627jWcOBrx6n/Q0BtIRey0pOc",
-	"XfMsVaTRRLffqdRO9F2RIQeIoWTGMXhhR+3XTDwWbocsy7qdQXXEcjUkJ2xOq8IW7ZYVQ779eckEmc5p",
-	"odi0HyLkjAprNxsjKb+mAqvJLLJ9p+RcE7NKsmJ6KfP0gYf7Bua+h7Fe/Q5E8IpyAQfBLinCjVEMN0Dm",
-	"gm0mu4t0BdvE0k7XGjOGpnxJNZtRQQXdr7OjF7//bXCrn/qvnxLusN2YwZPEgwYjpL4Bhq8LMDil7dFC",
-	"VF7++XBhhCn2ozCXoBtBNFUbYGvjyPRJnaYeOq4jefQIkHgttB49Mikwu3EH8aAjEG0Ym8YUPkP/Zkha",
-	"2dLagGHEwh37sZi21j/1Gj4COkhop8hQ8rrziTrQmAoZLQxOoNrjjHfT2rHeJu00LRiB2narzNXrJ24Q",
-	"HMMOgSt8CHjIzLhP2MeMrbXtiTB9Nbl68eb09PXZyeT84mry14u35ydTBCAzZk13oxWE9IRfUZ0tLZYa",
-	"i9TuZQ4czcF4NMgjwDbWiYU5iISKsTBPW8vPlsfbodaldDX2tf+TZJiZGHDDMF7L2fnk7eWpWQjY0sFi",
-	"UoDLcouL75vMKJyTSRvtu3rP2RYnje5ZC7gMJ4V3g1k62xJjrlJcOM8Y4a4EWuhSFkTaRKtmcKTe+Sv5",
-	"himmHfY5tYUttwVAO/3+6aKY+/al7JSyqVyZhKw9dpsBclZZB1+Lr6zKupnKrNM5e6lz45MNbZERch6e",
-	"gF6kbG8VgDE9L+asZCLrzujhxjtXskwuBFc+az104vWd2yRUSC5mQxpF9NNXk8vTNz+dvsFlXr15e3l1",
-	"ejIdCwB4DQkRwL/aRV5WSo+spyPl1xmLLhPj8NDWvg06OT0/Ow1352on8Vwm393sWcp5im8wOWzpmVAF",
-	"4gWWTTNtu9o0w1e+OCJRBgFmaYvzYxHtYO26KtdSITAvQdpoI7QayOGOgMMK07LvGjlEiTX/U4FDgrQ3",
-	"Rw5mkHuGDtH23QQ5AAdcvroci4jNo+F+M/QQzeJQEOHqML4ojHh1eXZ5cv6FcERX3cXvFEhcvrr0m5KG",
-	"E3Gt2RfFFK9DlvoGLb5Bi68HWkTS7mbI4jN9EpulpCu+K5sQz/nFRmD25h1Geo3LcRLleQXp5WqycEWt",
-	"bRck0CD9ZMNl6G48NKzn9qiQYqFMNawpvzeRyDt20+3kTh+AiKXG1+99+xzXG+ZaplMrfWyJxqGk7pyy",
-	"Si9Hv8J/r7Zr9mnk2gCONmzWyfDYDcze+Jou2H6e1+yjHmGHkIjkTb5M7vGLq1cvsSvhDVTfZ7LWW9tP",
-	"wteu3FcKrm9q52L/UVtGsmRlK/P2cuk6veEtiN3XrATuUHU3wqHv1LYr8RVv7bcbe5KwaQAgeJ8Tu6Z6",
-	"GSSIWz66UVZsPzWTt2fHvmZlswQJb8ji1+nK3lRXeq7rCnfDBF1nJnZz/CXGYg/Gth8Hm81mANsxqMqC",
-	"CdDv+c6oYQYGUKpTo3btAXAPkA7fKWOuzuTHdOXLfAAIR2lesEF3k9fnhazyeQGW4JW7/TsF4qQ2E+ec",
-	"FenmsYuB55TBYY1kNzxfMI3RNTv6g5I9P3599fzFMeK75XNz58hPB/AVbDrV3OarrmTO0t1Jl4P903Fv",
-	"OHSZh+SAffqigtCyPBwJ06TVYiA8Gd8ZfjDZut4bYTr8fJObKbkZVHnakwSH9BmRwvUNDVrn8rpOulOX",
-	"Zo2Wh11gsdGv7w7hYnMGu2gZzaLVGyG8eHDpwI6Gjn94PFYvFkRyQIlOdkF1uotPfH+bO+YS3zb2oNav",
-	"dZedfW2J676oh3CLbyoUdAlSX3s5h9/qYM7pxkyfuqAE0vPuUoy6KmbrtjbPCO2w05O6MzI529tmLoPV",
-	"V8gF4eKZdXTaymzbia2jGvr2De+54JrTwiYrud6pE9c8tbF2c5XAVVOlLtim2PqZmkFuVMgbkjOu370R",
-	"cb9A3/55ydSyq6Y96gDsuhvYRtD2URtm6Gjt1d0b356AdlP82/TBDxuF2fLiRvv44AXB+ZhYh/WtetQ/",
-	"u4sS48+HhDc67o0OBrtPb7t/z8c1L5macGHb6uzteNPvLeWKHdA861koBuHgHcauyU3rmn7dXviWhbfx",
-	"HjbKmWvS9W/sEkMm8hlrQbDO563dA/p+TUsXtkv5xu3JonW7zLCv+n3VeNan3VZmPHg1+evFmx/PTk5O",
-	"z/vk1eTt5embycnp8fOrs5+Or05PHn7tmCBIK7dgwKQki5xwpSqmDnbGmRTUMFjdgg5w/QuGrcKGst1F",
-	"HXXqdsBe9M5x9Zmo++vp5puBvDlDDxC2w3I6fSdpR7Qo9pH3uCh+QwqfYpVztNKgTu/+6M12zyOkPi2K",
-	"OjW6g/xW7nfT/o294a5w8R5cZKORNf7Zr/HjEb9C1X8b5b5PH+/SmIfoxmNMc7dlHpTfc3Qo2mHClVd8",
-	"siS0KBnNsTj1q28icPox89nW8ZpMMyWg8UEKxqXg7MqH+o0KqnziDxemriejyvRNKBmhBOOcPsOHA9Di",
-	"YkF8NrLJmXlj/zy4egwHLxnRG0k+cKwamlsJZx59CvcNyBR+m7ofFaYZ1P0XFSbxuHroeVUUSEJD2ZlL",
-	"DeCKuA/LmRIBOzQubc/YWCtruYOsWbni6GBVtnOOzyCqnSqzLQpms1qF7zqbx80nsLOz+0BSswHBhheF",
-	"wS9N+GK3x1iTGRWuvpva9kY+tYgLoqqZAibHhj8m3u+mEgziEwuwR/SWUDL1YDwu+VlVSo8FrbQcuJ7J",
-	"RArmE6biqjPHHSErGM84fhAMrL4ZFuSbUrGxwG0G42Ua1L7bzmvkXGoWZAWWFI4n8Ist1LdDjoU3I5X5",
-	"SBYI00zbNibBYrCK3qZrrejaeKLta6O5SIFB9qm1SqZAWYooOqMFWVEhbFZMyUAQw3Sj500JvacyOrK3",
-	"PrnCLgQIgxlqZ+c/Hb88O0Egfn786nSK1LWLdI3ace7nF1eEKlWtLF38wmsrxB1POx+cPebnuXpPlz1T",
-	"T9dvpk/OiWCIK5wOas1839KAbcbCNxyPe2rLst1uu07QDBMBx6KGWkBT0qhaZNdcVgr4tTUVqh0gJZeM",
-	"jcW7N8x+J2PJ12TG9AbtxKii0WAqxFFpMVoGYwzsGAMzxsCMMaAiH9gxHtbFc24bTG5MJEr7KCWCzNA4",
-	"i4nMZL4dC09gI6NBeMg5me5wyk0Nh/x46vpnj0U3rfHWNc8+xCe/WRU3FiVb0DIvgGgS5Mu6coWzW+/H",
-	"8VyD77PazOT1SnQGNBnfZBdxKwLeWUaPRPX7ByNs3JkDYZ0+q6vyH6ZyI62mPSDqDooHPYlWRGE2sHk8",
-	"Lok0Wqgr4A3D9MLodm4e7T01nrC6Q8DCtqnGn98n3DQfB3X1Id5kWlf9fmtiMc96b1FsJOK5gvMfdT97",
-	"JKR+RFzGds7mXDCytKlwtaxDVhyLuno78gf1yazSpoOVSTO246Fa87cZcebGnGIbXd9efreX/uzEiV+n",
-	"Xq0kOrNN1wNFUBoDBddDxxYdR4/1Lb60fn+EBTPmXOnhMQYxUeBmBMqZEj/TsOk7KntzwkxX5OCbAC+u",
-	"/u/x35+fJhMNgAH3tHFt+SjQRx/jRy1JtV6UNGeEC1tR70vxyQN/MwyyknlVdOQZcLHkM26/uJHYiTlW",
-	"MfexL03UvAmFfSjqLLMYGAeCzgox2xKFK+QAxEKlaW4O+ocJk++ILkcJjJrZrl2x4MDi6YjM+EuypdBN",
-	"Ai3HJA9DLcBEynSZMiIWwy6DRtiFnDmNwOcRDWp2jLIK62hNzSR/r8SiYASzlW8eZ8mZwu+yHlh+Xcjr",
-	"7vLrvSEYzwS3isGALKZ5zvIzi8B+CjpjPukOquyIldiCEkGCay7xH1UsihxX2WsQDdeKUNct9EHiQZCf",
-	"3V8KTnOP/U4Pr+uEWgDS7ZRVymcnKMXsN4/7xhJp9qUKZI9/zIxMXGyn3txsydiH7cR8EuWrafwUZITH",
-	"wq5HZ9nj759E0YpIZPrwSe+/oqU9tZ+AkuUiTgzf7WQ6rEN2XeCC7oPonsx81QNzup3mrC1F008iMA3f",
-	"uG8m24T8aSRipzaXHFSIl2k3iWDXujFQ104u/Wx1G6JUkGemVe5Y1IIJpG3ddi/GymgpSmGLOLxyu5s1",
-	"tZx7iagKnzPNV779RbgN7a9fkAsBx73lV19SbBqI8217loipmxgLOdOUW5Rdt8zy1lzsWyXYTw5kS8Mf",
-	"FzeYs8IRUYRgrixuYPIMsADLvDXl8SK2ZR2C+Wi4jAos1fNWamvJ5oVS23WjRXFh2+3s3TJsU9L2re6X",
-	"2zvjqjWqmrgkhoaow7xYbj+WFjTaGgsMQTYcY48e1ZHaR4+G5Lk14y3sYB81wOLAPjOvBfQRWu4PZlui",
-	"1gW3ZRbmgTkv0bgqpHho6bV13TLGgmsLq2mhbGXhtF7GNACDhUHdZEO3t0l1OE64RkPhZKovQy6ukXcn",
-	"XxldyR1r4IcbAIj56sKpC200yi5vyz92ufvZJ4iTJ77+XRXFdvBLRQuUQU4POhP5wat/np08NJvhg9YN",
-	"jvkaTOq7LVtpdaMLVvzZRXUYtTYlnUGh1omFL46QoBxt3EFT46jvf+Gov+V7U9eaFVXOTKtE88BcFoXc",
-	"ADfXNXMKfd6PyDRa1ZQ8JSF27lySfbTlRex+HkvKTBGY+RnTR+w4p/98/vLt5dlPuwaweph9zIpKgW0P",
-	"A6g1BQVHSFZQvrIe8STodQ5HZSsHVau+mKJP1aYCRwDCutLXpQSh0R8LQ2QUj/jFtqZvItqoYBnmk1+1",
-	"u3Sz5IXSkV6kyhV24PDRwLiG+vuc1kFrb7evLNg1Fba83ZWAY9tUjWvHvbefzhqL4E174j59Qgu9lNVi",
-	"aUQ/EA+FvRkdMcaqgxrh16f43OSR2RPWTxNqLGJKkZsS6nfYRupzqkh9bk0glrr6rH/BklGMWenIE91W",
-	"zs5S8uW5zmAIPoIJRxHtOJ5VBS3J9AMX+TR0nxqJMha2DtaWSVDdCn4ZQ7Eotj725ENnzU/1/sGbed0g",
-	"bnq7SlrfQcI3mAwS35vdQFE8aUkUYxh8I86FEH2BwvQdtJltDuzFwV0S906wfT0k8X07qe47FBtaTt6g",
-	"855jfHsti8J5mC+8KWZ52CpZRa5Zyedbw+ioP8Yi5Tcx9SraaymXYoNvNJ0VqY5+HYs5bxYcOKVopcsK",
-	"wf2DSJpS3zYRiZHzTFPNbG9mrltH1b1OGQ9QJXJWqkyWLrLUCAiC1N9wRN82Em5x4rrkEhti2C9o1mF7",
-	"cxL7Y7GUG3YdZSkrAy9RjcwYoRtq98sbm3Z0P2sBIrMotmBl4kIjmtnNAbGyYuiRaBCVzFgGTE4q4XcW",
-	"TCkTqEPOwc8Ua7/zpgYNdihYWBC6IVynGo2y7MNb+87jYKBD4kR+ru7LJEaEhtOR867okHfD7aqHrCNG",
-	"q+0kk7KYeI9cb0+YqP3ALT93Evq+amFh86k6/VahWGnahfOC4s64juGJ3Y8+bWN4xQoN8zl8YAUyhUlM",
-	"6w8Be42+Lrg7Jt8fHZGLf6SS6T/dIJW4Nac/rn1Cgm6rbtloEDS2w8bj79iC8YS+rQkTTflWNowb4XON",
-	"mK88h+1Qte7aNt8N3LiHJqJckUcYGH4EkNOwUTMhZG9fsPjzArfqFEmajSLH4u5bPBmyfmsSebMmkd7j",
-	"FDa18REC3y2ylX5g3RDUjYMNdUwv6tRnT2GjubbOC5e8ELUlM41BbloUvq8/UUutXKWWF4pZjkmDX7nz",
-	"q9Wpzcju1ul3iwp8EoB220feGyeEvDCIt9/x0Q/EdRbSocQUuXlvHzYYpW4mVysmchYYCE58kGbvWxK1",
-	"vg2iukLpssrMZ6ulMKks0jRSsh3dffEhDIvEtHkHQNWCZ1xWypjjzH4YxiTmtr+MgiI/IUBhYPzcXINg",
-	"8Zes8BuVynq6HnW09bI7FH4rqA7WYfMxZbem1cWLGDLyoO1X4O9uugL+mG29rOGHzGfZ23y2Cr/O01To",
-	"P7IFF6opiKwj1DkSPOM5Z05elU0D8HN1/D30+7wnHX9oP8eA4GPx5fo5Gvp+a+V4u1aOe5R+1NMRNb91",
-	"xWinsYzmD4fcr//NF9HMw9/0/xfR/03BcE/qP+CDW4KAkJO+GigQUvMbEvh9IoEv0MkzqFfwzHAbmGCy",
-	"JnZ2Y/rJ3XOn1ZqVUBoYfzJnVFelb9ZiQ36vo5sTfTdiT6H/IHrctqejwUZHex4/xKEJE+6BdmjMn4B0",
-	"c5wo0aMeJt0nB7dNbQVdKzai+YqL8CPgu3YuDGOeS5Gxu91CgUPurYk1tx1YDAv39q2b0NRuqiV2FuY2",
-	"2lMp6wTL7rHd5eWSliwfKJaVrB0mxcw4/NRluh0SJQA2CzaoFDMrxKWpzkGj5kiNtGWaYVIUyCX2kbx4",
-	"dfx8cPni+HGffGBbh7Sj78Gb10zMa/r4kVdLZede7Nd53kDhcQ+ZbNwDqDzuCand3w/MBrByAls5Fujo",
-	"R4n1sE/+JV264/nbl2S2tZ0n01U/P3O9NES9xHndYbunFRdpkWEz8V2q9f5ahfYQK5olH+06CXGefbqV",
-	"i0tPF1URhHL25IkfcuL6YUgr+IQELOJ315inkQx6g644n5kU57tK3CoZ7jPlzo80J43DCoeyboMVfpCe",
-	"feRKq/ttVAPiyIMiLFttY59GuURU62XDNSDGfENEFAvEyKs96s+KOFMc0qkJX3IVqcIrc/uegPKFKLZW",
-	"ET2A4/AQiC3hRxeYe4DZ6A+D2pRUXBnv7SWa6taBz/d3etI6SHNQL8MWmfaCptTbbtQn/Z45NqNFEVgK",
-	"Dm8hY91ttxhgOxWDBb/gg5l6JNimuynMcywca2/aXWlTTOreTgB8JVvnGePTGDI2AdwUUiiAPJkNzK1l",
-	"tnxGQL8h7hHMOtda7Vc6VGDQjqVgYmHKY+O5vMTfTSVjSUUuV3ZWD2zGBnn8Q588Hvzwp4fDZJ+XHbWS",
-	"eOmZG9bUhs3AZhvigPDSd8eD/6aDfx8N/jKc/L/B+64yLzVxlmnrRS/kBoy1bcQvKiAvPqkCMlbCB5L3",
-	"U+7TPej7G8qV9PH03XDuT8keg5SvbIpBlHLhGPv+9er9SSkjQkzjnKakupGg+hX//WRYu2CatcXVCf6e",
-	"Fle/Xb+2ulGbmXf+VW31PfUHP5dEVdky3Pe74rAT1wYtzWH9g9wXX5xRDpZQoXT6xiJ32CBcCtbFIQ2g",
-	"nviwhg5wz+GfsqgSjPd2nf92mOqcbQyQ2h4Go55ZKEK0JB8YW98SVu3GJjCpStn2WikEkprFHwaRVMgP",
-	"+W+PSr7JnDuVOeacp9XSd8owO5pq+E6sGcNXVmXRe9ob9T69//T/AwAA//8=",
+	"7H19c9u41e9Xwei5M+tk9OJs9tlOk7kzjxO7jdrYzo3t3d5GGQkiIQkNBXAJ0Iq64/vZ7+DghQAJ6sVW",
+	"vNlt/uk2FgkCBwfn/M4rfu0kfJlzRpgUnRe/dkSyIEsM//ckXVJ2I0ih/pESkRQ0l5SzzovOCcp4gjOE",
+	"k4SXTCIskFwQhNUb6OTdEIkFXwlEZb/T7eQFz0khKYFR4Rn1f+Q6J50XnSnnGcGsc9ft4Dwv+C1JW38V",
+	"pLilCRlTeISVWYanGem8kEVJuvYVIQvK5uqNpCBYTXislxYu4bX5EUm6JIgytBRIUJYQWAnJebJQk5/x",
+	"Yoll50WHMvnjDx33FcokmZNCfSYlOJH0Fsu2madU5BleM7wk3gPVPEmBRdu7VIznJREy/qsdMlza9YKg",
+	"UpACDU/7nQZd7rqdgvxS0kJ98oMeomu2JVyMtyPeREK6fux2JJVqEzx+cd/k03+RRKqZnpRycYoljvBS",
+	"KReESZro7UixxAijJKOESSTK6ZJKgSSHbVGj94ZMkgJmSVD48oidvBv20ZXEc9ITOUnojCboE1kLhAuC",
+	"UpJkuCCpYlcOn8cZqrgTCfURLEdsgVmakUKgOZFILSVFtzgriWiyM03V52dUn5L/VZBZ50XnvwbVoRqY",
+	"EzVQcx9WT991OzkWYsWLNL6D9tcumvECLfsZn1PWt3+NbKzaV5FzJlpYIsG5TBYY2afCgQtifo+OLIgQ",
+	"MFJsYPMjqmiB5vSWMDRdw64t+JKoo0uK6NhyURCS03ScFCQV28h4bZ5+XRD4HM4EDMI/kZbpFWROhSzM",
+	"aVfP1Vde/T6G3+PThD/EPoBDDlYPwroND1OBsJRkmUvK5oqT1aoyIkkfneM1mpIR40sqJUnRakFYRU5h",
+	"yIhZCuMJxddohYUbIUW8lIjP0BSzdMSOZjjLpjj5hHI8J11ElphmKKPs05PoksqocD8luWIGNXqd69RZ",
+	"eglzMfIF8UKrghwXMi5snHiwEqBFOvwl46vmZC4ZQbOMr9Qit5x+TZ/IGdV/j+8drE9vGZ8hgpOF+q+j",
+	"tkBWVvobh+SCCpiW+hiVZCmigt38ARcFXjcEr5nVx5BCQIUWCr1vPd5Xis9WVC7QD8fPNBfhNKVGxNX4",
+	"kzKt1AyP2Tn1R4wURcJTAgxHioIXIDbzgggYXw2rKJNhIS1LIywRNpw5wzQjaZP+jltbxIcmtHdiFgGL",
+	"izJJiBCzMsvW+9BbKVZYT/yzeoGwXj5D2MxezyZ6WuCFGBZalEvMegXBqYIjaEmEAHIo+m0fVrFRC3PC",
+	"T5oZQXwiUeY5L6SAsYEJlcLzabJJdDr+ipAqxwVeGoBmGeddsIsNlgznO/S4yttKRkgqUE4K76T1Ywy+",
+	"r4aRHDQkAnFHGcqwJIXlSrEd92iy106fO2GRCb7SsOs1zvGUZlSuY6yQuF8BSqjzRahckAIRppgjVQKT",
+	"8QguNr83B/15QWAAqVW4HV6NrF/x1uqgYW2xdnBvuc3lRNbsfqVt8jPxnnCS0+n6cInL/nNQ8wvMjDze",
+	"xK3NCd51O8u+fnvsY6d7jCKIHONbLHExLovsAYPUsP2eo3jqMSB1ZCtOqUj4LSnW3kGLWDX61KX24UDY",
+	"H/VXJMt6nxhfscESy4J+HphjqiQ+HNDvBFIPjeGhJ7E9rNDctgW/cU/6cwbS6YMs1+PdRhqax6+ao9U4",
+	"PZifx+5R8kXIfKYg0084oyk88p78Yq2vkNDmB6GPuS+iCUsFwspgMGNozKkEFmYGkuE0LYiIQBW9HWNB",
+	"koLImIApGf2lVDpTCTU0J4wUgNQM1DbbKbkVlfrP1WRGzIjIl+hZ7/v//m+ULLCCU8ra4TP04bj3Z9z7",
+	"90nvn/3/Pe59VBMkn7HSxJ0XnSVnypYa44KM//r+7OQ6qiXVAls0rr92NUczLRJ+Bmc0If9j/t3nxTz2",
+	"GZqOMcCCcQvyP2FIP2DIrzQmTccb7BD36yZI3EcnVg3Jtdnzl4jOGS8sfg9NHrdIgZ6/G54KRKUg2Sw6",
+	"A0Y+y7GC61EtUBBFs4KktCCJdCj8O4GmBV8pPI5nsvog5Syk60LKXLwYDDzKDhLO5gWWZQbPi/5CLrO4",
+	"/cfSseGcNhUdsD8jKweEOMvWiM40YFFWTUFAWcsF1tRaciFHrCCJ4l2wtJEgZs/gJcM5LEXBAQnW96zp",
+	"m6nJhvBwWVatLc6TGS2yICo1crm+1P+McaIaeY3+dnV5gfRLsP3uM9XLsbHbYOc5SHCNY/voFZeLytWB",
+	"sxVeC7UbMajRBovVTB0qDpnnfHxz8feLy58vHoKM9eCGLcLxTxgqGSgd8xRPkrIowPW0GcjZ1dhp+BsI",
+	"f4jQNK6ZWg6dZhtlKCnrsOnQCIk7xYJYTNE8JepXdPP+LbC2HrhnTk7CGSOJPobRc6s1dt8e34Qvt9LG",
+	"TcYjSnztESK1K92dCVUTlPemlgGWkeGaZLIPPZhQ7euPEOutAk9xF8aJ72SIGHNNqsyJHMM7bcrtL577",
+	"yni0VsZMeHd5dY0G8NNAjaO1HxX2c3F7YZN7q5p9FwbJqHahwnpA42V8PldwhLLtdhf86lG5IlyEqueC",
+	"ipR9MTiG8gVnBLFyOY0x5+8fjEF0pljH93V4ddl7/uzHH3vPEM7yBe59j8zz2iui5qpJo9gnpThT9uus",
+	"4MtwJn999Q2gPQCgNT4CTDnWlG8JDXhs246jj//0p+PjPx8fHx8/+wohnZn9oTGd5fgaGdtBXpuIiUij",
+	"91iSt3RJZQskg2ADlgRl6iFw1IMqVKfGLrvQw+8BytSo5+O3w/Ph9fjsH6/Pzk7PTjfAtPDBL4TWrjlH",
+	"S8zWdjkiHo2SxXoMLD9eRtxHb/gKZZzNfVkpFrzMUrTCVKIpmXF1pIq1kq54jinrQqCWZhkVJOEsDZHS",
+	"98fHxztEbHfHj7UNj7GEFzu6bpFzkQAUsD2VQskHG0SnbL6X69z/tO8uhzCAImk9lOWFrMnnnBbrsaSx",
+	"8PEZ/BgPib9ErMwyYGdGjJxuELwlMO99PycsVVyyZVGUobzgc+0uUIq90DI7RVhRLr42p25i4S4xxlnG",
+	"V9vpaR7z1lsyONYaP21bYh30wJxqM6jI0PX2OdwcnxkbrBblRziP8Pv7jdFgDxBZ77qQuDDwBduTDSOh",
+	"BGdZJK5G083u+uHpPYDNs++f42kS1ViQDBA3F4z69SSJzRywJ6EKWyqtRG9JOmJHvwqadkMF1NWP3z3p",
+	"o5NpFfjy6LXAeU6YUHRSWGC7lyXHcjGQfKDnVNu8FpysiBvsfmRjIwwQC4/Hcl/sjzr2ZQFEqpRUkfZy",
+	"XMi1H20xO7o3Rr72NgQeUTtgYJjhMGo0QB2h9w+GKiOmY1eBF4cnXah9X9h53RxZCyqfoO48wEcxW8cz",
+	"LNoOU+SgtuX1WGaJMUGEV2oZKY2v298icWMd21SnKZbhBQ7eNquVpn1gMuCxrglrMc4oJJRVjvHdjRk3",
+	"LkA+PeQW4yb6gSVJabncY976hdA7oUjZDut3m3yA73Foe9ll7Jmj4kdOwZIn/Xlff1jtYre+QBRMa4/s",
+	"EbcePex+uSKbHAU1bm3wM5g0SVlQub5KFmRpmBGEAYjNVwQXbYc4lBmKzNqFouY80PhNrQYLyDnhBf23",
+	"Pgd6TLUYCFWBT0V/xs1PKQTIX6xm8n9K0maU7z4R6Z42Pp5f1KgIAvlE6klRNSz8vWOTBTuB/KwSAXL6",
+	"d7Lu3CkyqoMOAMpQ3uLX4oX1Odu8zwDZKky7xAzPyZIwZUDdkkKH9DvP+n9SJOA5YTinnRed5/3j/nMl",
+	"ObBcwD4NWmOTxiGm/qOkDHxrmHZedP5K5M8ky+CVTpX8BsN9f3ys4TOTZgic55mRZIN/Ce3E1OHFbcHH",
+	"aOgQCFVPwgH5H4299tXyfzj+4WCT0hZJZBYX3CqieBCYCoRvMQX02tenplwuseJHRVFh1XX8bTzlpfZs",
+	"pHyJKdMjDMbBjg1unzlWHbRn2Q1As5lEiugONyDvT/YNk7Ci+Fx0XnyInSTn5ksWJPnUdhrsMagkjwb0",
+	"1S7UpdTHB7JaqCyBBrHk3po01M99bEq9BgMA5FJLhjQqSPcsM2kY8PmXZ0B/07TjUEDySRcJjghwlPNJ",
+	"Uwbr0pP7/s8Hm1zNcI9SqXLGaE8NlqTnLLzwXCh5TYlwPnYcM+mpQELSLEN2SbGD8XxgROegSrQGpuAx",
+	"r/ape8Z3JpoRuqggS34LvpEsQzYvyAJeULqSj5hWH+A+6Y/YiF2btDFEWJpzygCSa3XyYVuG5cm74cej",
+	"QRC36uGcDv5Lfa1Hqxd7Yc6heugJfL2Oz43DZ0qMwSZ1pqWO+toJ0lktO3DEsBoHpmhNE722wLO7xGuk",
+	"84XgfZ1O56QfSokxwBFn1d6ONE+G06QC5QW/pSnkSY7YDcvoJ4K4Se3S8xTd2rxTTgRiXCKJPxGEGZrU",
+	"7JfJiDk5hqYkwaUgdfe0GvBzThJDGUHn2pS1zKtT40esbodQJiTB4K0IpWrFVSeak4z4I0K+4un6AcJM",
+	"bTr8N8suZyCWt6UjQkKwEqk1K26n5FWf1X3mq78DOZK2zmJzgh2cmhWwJGywXBAKoVlpIjlTgnS5BlJc",
+	"uCyThcJiOReCKpYCxOaFn44MYLp91n92/CQeedvXvuSoZFPKUjj2xvYwokEHMCBEM2LDGfCe5dtunbHO",
+	"b66ukWW4iZvFZMTAhFVCkRd0ThnOsrV+kCP4MMR3PXMHDWeaB73RHe8rfIZWC5os/I8g+43uiFGJlqVQ",
+	"aFKWBbPnRD841msday02QXw2YhPGeyaaOQmdLxuThu6iyrOu+D/37KLfqZN5oWHCVB2Mu4Nq/pYlRl0a",
+	"lKVqWA7WoOROWOlk0vrGqp0DAedYRW1phElinpEj8aSPJibnemK/TIThCsVz1c4LtMC3BE0JYepLvGRp",
+	"68CKBzIS7l41vOYHZfYq+5EXJPiKSaL21pOWxBYF1b9TkFkprFfJSkkjKioqjdiUqIdKZkmVKim8pAwk",
+	"dfupg9OFlBZV519IJRI8es3qu6FQGOPBcrx1+DIMeJmVS3D/6QEVUHXkUvCv4vXqic12dBuf7Yolra2n",
+	"1gEb7ZWIGVT57GDALUjCbpmQR1uzTrFbtcNXCjON00Lpy7tu1GPx4WPtB+NA+PBRqc4Kp3p4EdfQIqge",
+	"PFfGUseofd9Y/7gFrfrp1nGs+lpndWv/lS0XAjchcywEpQFU+PlTvykiBXxMmCiLCmBrwGjFh1uJMpsT",
+	"WYIqVD/wFVPy1+g9S+Q/CMJFta9cvbm8eXuKLi6vUUFuucZFsOrqffsyogE87SMLrzRW9t+BMpZKNUHi",
+	"oh4/NTMXiIdgt7L6m7hWc+A7y6n/IaA243NeynFKbmkSK9Koo9vvRGwnurbIkCqIIXhCIXhhRu1WTDxi",
+	"docMy9qdAXVEUtFHp2SGy8wU7RYlAb79eUEYmsxwJsik6yPkBDNjN2sjKb3FDKrJDLL9IPhMIr1KtCRy",
+	"wdP4gVfP9fRzT0K9+p0SwUtMmToIZkkBbgxiuH55NVmNNxfpMrIKpZ2sNGYITekCSzLFDDO8XWcHH/74",
+	"2+BWN/Vf7yLusM2YwZHEgQYtpL4Bhq8LMFil7dBCUF7+cLgwgBT7gZ9L0I4g6qpNYWvtyHRJnboeOqwj",
+	"efpUIfFKaD19qlNgNuMO5ECHJ9ogNg0pfJr+9ZC0MKW1HsOwuT32IzZprH/iNHwAdIDQVpGB5LXnE3Sg",
+	"NhUSnGmcgKXDGR8mlWO9SdpJXDAqaput0r/ePreDwBhmCFjhE4WH9Iy7iHxOSC5NT4TJ+fj6zfuzs3fD",
+	"0/HF5fX4L5c3F6cTACBTYkx3rRUYd4RfYpksDJYasdjuJRYczZTxqJGHh22MEwtyEBFmI6bfNpafKY83",
+	"Q+UFtzX2lf8TQbMK4nFDP1zL8GJ8c3WmF6JsaW8xMcBluMXG93VmFMxJp412bb3ndA2TBvesAVyak/yn",
+	"lVk6XSNtrmJk+psgakugmSx4hrhJtKoHR6qdv+bviSDSYp8zU9hyXwC00e8fL4p5bF/KRikby5WJyNoT",
+	"uxlKzgrj4GvwlVFZ+6nMKp2zEzs3LtnQFBkB58EJ6ATK9l4BGN3zYkYKwpL2jB6qvXMFSficUeGy1n0n",
+	"Xte6TXyFZGM2qFZEPzkfX529/+nsPSzz+v3N1fXZ6WTEFMCrSQgP/lUu8qIUcmA8HTG/zoi1mRi7h7a2",
+	"bdDp2cXwzN+d643Es5l8h9mzmPMUvqBz2OIzwUKJF7VsnEjT1aYevnLFEZEyCGWWNjg/FNEW1uZlkXMB",
+	"wLxQ0kZqoVVDDgcCDktIyz40cggSa/5TgUOEtPsjBz3II0OHYPv2QQ6KA67Or0YsYPNguN8MPQSz2BVE",
+	"2DqMLwojzq+GV6cXXwhHtNVd/E6BxNX5lduUOJwIa82+KKZ457PUN2jxDVp8PdAikHb7IYsH+iRWC46X",
+	"dFM2IZzzyxWD7M0DRnq1y3Ec5Hl56eUbOzwqGsTfrLkM7YO7hvXsHmWczYWuhtXl9zoSeWA33UbudAGI",
+	"UGp8/d63h7jeINcynlrpYks4DCW155SVcjH4Vf3v9TondwPbBnCwItNWhoduYObBd3hOtvO8JJ/lADqE",
+	"BCSv82V0j99cn7+FroR7qL4HstaN6SfhalceKwXXNbWzsf+gLSNakKKReXu1sJ3e4BHA7jkpFHeIqhth",
+	"33Vq25T4Co92m409kd80QCF4lxObY7nwEsQNH+2VFduNzeRmeOJqVlYLJeE1Wdw6bdmbaEvPtV3h9kzQ",
+	"tWZiO8dfQSx2Z2z7ubdarXpqO3plkRGm9Hu6MWqYKAMo1qlR2vYAsAdAh++ENlen/HO88mXWUwhHSJqR",
+	"XnuT19cZL9NZpizBa/v4d0KJk8pMnFGSxZvHznuOU3q7NZJd0XROJETXzOhHBXl98u769ZsTwHeL1/rJ",
+	"gZuOwldq07GkJl91yVMS70666G2fjv3CrsvcJQfs7osKQsPy6kjoJq0GA8HJ+E7zg87Wdd4I3eHnm9yM",
+	"yU2vytOcJHVIXyLObN9Qr3UureqkW3VpUmt52AYWa/36DggX6zPYRMtgFo3eCP6PO5cObGjo+IfHY9Vi",
+	"lUj2KNHKLqBON/GJ629zYC5xbWN3av1addnZ1pa46ou6C7e4pkJelyDxtZdzuK325hxvzHTXBiWAnodL",
+	"MWqrmK3a2rxEuMVOj+rOwORsbpv+WVl9GZ8jyl4aR6epzDad2Fqqoe/f8J4yKinOTLKS7Z06jt9icKp/",
+	"RepXXaXOyCpbu5nqQfYq5PXJGdbv7kXcL9C3f1YQsWiraQ86ANvuBqYRtHnVhBlaWnu198Y3J6DZFP8+",
+	"ffD9RmGmvLjWPt77gHc+xsZhfa8e9S8PUWL8cEi413GvdTDYfHqb/Xs+57QgYkyZaauzwx0lC74kOzTP",
+	"eumLQXXwdmPX6Ka1Tb9qL3zPwttwD2vlzBXpunu7xICJXMaaF6xzeWuPgL7f4cKG7WK+cXOycNUu0++r",
+	"/lg1ntVpN5UZR+fjv1y+fzU8PT276KLz8c3V2fvx6dnJ6+vhTyfXZ6dPvnZM4KWVGzCgU5JZiqgQJRE7",
+	"O+N0CqofrG5AB/X7Fwxb+Q1l24s6qtRtj73wwXH1kFX99WT9y4q8KQEPELTDsjp9I2kHOMu2kfcky35D",
+	"Cp9BlXOwUq9O7/HoTTbPw6c+zrIqNbqF/Ebut9P+vXngULh4Cy4y0cgK/2zX+OGIX6Hqv49y36aPN2nM",
+	"XXTjCaS5mzIPTB85OhTsMKLCKT5eIJwVBKdQnPrVNxE4+5y4bOtwTbqZkqLxTgrGpuBsyof6jQqqXOIP",
+	"ZbquJ8FC900oCMII4pwuw4cqoEXZHLlsZJ0z8978c+fqMRi8IEiuOPpEoWpoZiScfvWFeq6HJupvE/tH",
+	"AWkGVf9FAUk8th56VmYZkFBTdmpTA6hA9mI5XSJghoalbRkbamUNd6CcFEsKDlZhOue4DKLKqTJdg2DW",
+	"qxXwreEsbD4BnZ3tBUn1BgQrmmUav9Thi9kebU0mmNn6bmzaG7nUIsqQKKdCMTk0/NHxfjsVbxCXWAA9",
+	"otcIo4kD42HJz7IUcsRwKXnP9kxGnBGXMBVWnVnu8FlBe8bhQjBl9U2hIF+Xio0YbLMyXiZe7bvpvIYu",
+	"uCReVmCB1fFU/GIK9c2QI+bMSKEvyVLCNJGmjYm3GKiiN+laS5xrT7T5bDAXziDIPjFWyURRFgOKTnCG",
+	"lpgxkxVTECWI1XSD93UJvaMyOLLXLrnCLEQRBjLUhhc/nbwdngIQvzg5P5sAdc0ibaN2mPvF5TXCQpRL",
+	"Qxe38MoKscfTzAdmD/l5tt7TZs9U03Wb6ZJzAhhiC6e9WjPXt9RjmxFzDcfDntq8aLbbrhI0/UTAEaug",
+	"lqIpqlUtklvKS6H4tTEVLC0gRVeEjNiH98Tck7GgOZoSuQI7Maho1JgKcFRcjBbeGD0zRk+P0dNj9DBL",
+	"e2aMJ1XxnN0GnRsTiNIuSAkvMzTMYkJTnq5HzBFYy2glPPgMTTY45SaaQ16d2f7ZI9ZOa3g0p8mn8OTX",
+	"q+JGrCBzXKSZIhpX8iUvbeHs2vlxHNfA94w203m9HJwBdcbX2UXUiIAPhtEDUf3xaACNO1NFWKvPqqr8",
+	"J7HcSKNpd4i6K8UDnkQjoiAbWL8elkRqLdQW8FbDdPzodqpf7bzQnrCqQ4C9jRX+/DHipvncq6oP4SHd",
+	"uur3WxMLedZbi2IDEU+FOv9B97OnjMunyGZsp2RGGUELkwpXyTpgxRGrqrcDf1AXTUupO1jpNGMzHqg1",
+	"95gWZ3bMCbTRde3lN3vph6dW/Fr1aiTR0DRd9xRBoQ0UWA8eGXQcvNY1+NL4/QEWTIl1pfvHWImJDDbD",
+	"U84YuZn6Td9B2esTprsie3cCvLn+vyd/e30WTTRQDLiljWvDRwE++hA/So7KfF7glCDKTEW9K8VHR+5h",
+	"NciSp2XWkmdA2YJOqblxI7ITM6hi7kJfmqB5Ewh7X9QZZtEwTgk6I8RMSxQqgAMACxW6ubnSP4TpfEdw",
+	"OXLFqInp2hUKDiieDsgMf4m2FNon0HKCUj/UophI6C5TWsRC2KVXC7ugodUIdBbQoGLHIKuwitZUTPK3",
+	"ks0zgiBbef84S0oE3Mu6Y/l1xm/by6+3hmAcE9wrBqNkMU5Tkg4NAvvJ64z5vD2osiFWYgpKGPJ+s4n/",
+	"oGJB5NjKXo1oqBQI226hR5EXlfxsvym4/bLxKRa0qhNqAEi7U0YpD09Bipk7j7vaEqn3pfJkj3vNXDpv",
+	"YzvV5iYLQj6tx/pKlK+m8ZOXER4Kuw6eJs++fx5EKwKR6cInnf8JlvbCXAHFi3mYGL7ZybRbh+yqwAXc",
+	"B8Ezib7VA3K6reasLEXdT8IzDd/bO5NNQv4kELETk0uuVIiTaftEsCvd6KlrK5d+NroNUKqSZ7pV7ohV",
+	"gklJ26rtXoiVwVLkzBRxOOV2mDU1nHuRqAqdEUmXrv2Fvw3N2y/QJVPHveFXX2BoGgjzbXqWkK6bGDE+",
+	"lZgalF21zHLWXOhbRdBPTsmWmj8ubDBnhCOgCEZsWVxP5xlAAZb+aszjhUzLOgDzwXAJZlCq56zUxpL1",
+	"B7k06waL4tK029m6ZdCmpOlb3S63N8ZVK1Q1tkkMNVEHebHUXJbmNdoaMQhB1hxjT59WkdqnT/votTHj",
+	"Dewgn6WCxZ59pj+r0IdvuR9N10jkGTVlFvqFGS3AuMo4e2LotbbdMkaMSgOrcSZMZeGkWsbEA4OZRt1o",
+	"hdf3SXU4ibhGfeGkqy99Lq6QdytfaV1JLWvAxQ0KiLnqwokNbdTKLu/LP2a529nHi5NHbv8us2zd+6XE",
+	"GcggqwetiXx0/o/h6RO9GS5oXeOYr8GkPmzZSqMbnbfiBxfVQdRal3R6hVqnBr5YQirlaOIOEmtHffcL",
+	"R/0N3+u61iQrU6JbJeoXZjzL+Epxc1UzJ8Dn/RRNglVN0AvkY+fWJZlXG17E9vehpEwXgek/Q/qIGefs",
+	"H6/f3lwNf9o0gNHD5HOSlULZ9moAkWOl4BBKMkyXxiMeBb3W4ShM5aBo1Bdj8KmaVOAAQBhXel5wJTS6",
+	"I6aJDOIRbmyr+yaCjfKWoa/8qtylqwXNhAz0Iha2sAOGDwaGNVT3cxoHrXncfDIjt5iZ8nZbAg5tUyWs",
+	"HfbeXJ01Yt6XtsR9ughncsHL+UKLfkU8EPZ6dMAYyxZq+LdP0ZnOIzMnrBsn1IiFlEL7Eup32EbqIVWk",
+	"LrfGE0ttfda/YMkoxKxk4IluKmdrKbnyXGsweJdgqqMIdhxNygwXaPKJsnTiu0+1RBkxUwdryiSwbAS/",
+	"tKGYZWsXe3Khs/pVvX/wZl57xE3vV0nrOki4BpNe4nu9GyiIJ8mRIASCb8i6EIIbKHTfQZPZZsFeGNxF",
+	"Ye8E09eDI9e3E8uuRbG+5eQMOuc5hq9Xssifh77hTRDDw0bJCnRLCjpba0YH/TFiMb+JrleRTkvZFBv4",
+	"ou6siGXw1xGb0XrBgVWKRrosAdwfBdIUu7aJQIyUJhJLYnozU9k4qvZzQnuASpaSQiS8sJGlWkBQSf0V",
+	"BfRtIuEGJ+YF5dAQw9ygWYXt9UnsjtiCr8htkKUsNLwENTIlCK+w2S9nbJrR3ayZEplZtlZWJiw0oJnZ",
+	"HCVWlgQ8EjWioilJFJOjkrmdVaaUDtQB58A1xdLtvK5BUzvkLcwL3SAqY41GSfLpxnzzxBtolziRm6u9",
+	"mUSLUH86fNYWHXJuuE31kFXEaLkeJ5xnY+eR62wJEzVfuOd1J77vqxIWJp+q1W/li5W6XTjLMOyM7Rge",
+	"2f3gahvNK0Zo6OvwFSugiZrEpLoI2Gn0PKP2mHx/fIwu/x5Lpr/bI5W4Mac/rn2CvG6rdtlgENS2w8Tj",
+	"D2zBOELf14QJpnwvG8aO8FAj5ivPYdtVrdu2zYeBG4/QRJQK9BQCw08V5NRsVE8I2doXLLxe4F6dIlG9",
+	"UeSIHb7FkybrtyaR+zWJdB4nv6mNixC4bpGN9APjhsB2HGioo3tRx649VRtNpXFe2OSFoC2Zbgyyb1H4",
+	"tv5EDbVyHVueL2YpJA1+5c6vRqc2Lbsbp98uyvNJKLTbPPLOOEHojUa83ZZLPwDXGUgHEpOl+rtdtcEg",
+	"dRO+XBKWEs9AsOID1XvfoqD1rRfVZUIWZaKvreZMp7Jw3UjJdHR3xYdqWCCmyTtQVM1oQnkptDlOzMUw",
+	"OjG3eTMKiPyIAFUDw3VzNYKFN1nBHZXCeLqetrT1Mjvk3xVUBeug+ZgwW9Po4oU0GanX9svzd9ddAX/M",
+	"tl7G8APmM+ytr62C23nqCv0VmVMm6oLIOEKtI8ExnnXmpGVRNwAfquMfod/nI+n4Xfs5egQfsS/Xz1HT",
+	"91srx/u1ctyi9IOejqD5jStGWo2lNb8/5Hb9r29E0y9/0/9fRP/XBcMjqX+PD+4JAnxO+mqggE/Nb0jg",
+	"94kEvkAnT69ewTHDfWCCzprY2I3pJ/vMQas1SyakYvzxjGBZFq5Ziwn5vQsejvTdCD2F7kL0sG1PS4ON",
+	"lvY8bohdEybsC83QmDsB8eY4QaJHNUy8Tw5sm1gznAsywOmSMv8S8E0754cxLzhLyGG3kMGQW2ti9WM7",
+	"FsOqZ7vGTahrN8UCOgtTE+0phXGCJY/Y7vJqgQuS9gRJCtIMk0JmHFx1GW+HhJECmxnplYLoFcLSROug",
+	"QXOkWtoyTiApSskl8hm9OT953bt6c/Ksiz6RtUXawX3w+jNj/ZkuXPJqqGzdi90qz1tReNQBJht1FFQe",
+	"dRiX9t9HegNIMVZbOWLg6AeJ9aSL/sVtuuPFzVs0XZvOk/Gqn5+pXGiiXsG8DtjuaUlZXGSYTHybar29",
+	"VqE5xBIn0VfbTkKYZx9v5WLT01mZeaGcLXniu5y4rh/S8q6QUIv43TXmqSWD7tEV54FJca6rxL2S4R4o",
+	"d17hFNUOqzqUVRss/0J68pkKKR63UY0SRw4UQdlqE/vUyiWCWi8TrlFizDVEBLGAtLzaov6MiNPFIa2a",
+	"8C0VgSq81o9vCShfsmxtFNGROg5PFLG5+qMNzB1BNvoTrzYlFleGZzuRprpV4PPjQU9aC2l26mXYINNW",
+	"0BT72l590h+ZYxOcZZ6lYPEWMNZhu8UothMhWHAL3pmpB4ys2pvCvIbCseamHUqbQlL3eqzAV7R1njY+",
+	"tSFjEsB1IYVQkCcxgbmcJ4uXSOk3wD2MGOdao/1Kiwr02rFkhM11eWw4l7fwd13JWGCW8qWZ1ZHJ2EDP",
+	"fuyiZ70ff3jSj/Z52VArCT+9tMPq2rCpstn6MKD66IeT3j9x79/HvT/3x/+v97GtzEuMrWXa+NAbvlLG",
+	"2jrgF+GRF94UHhlL5gLJ2yl39wj6fk+5Ej+erhvO4ynZEyXlS5NiEKRcWMZ+fL36eFJKixDdOKcuqfYS",
+	"VL/Cf+80a2dEkqa4OoW/x8XVb9evrWrUpuedflVb/Uj9wS84EmWy8Pf9UBx2atugxTmsu5P74oszys4S",
+	"ypdO31jkgA3COSNtHFID6pGLNaSHe3a/yqKMMN5Nnv52mOqCrDSQWu8Go14aKIIkR58Iye8JqzZjEzWp",
+	"Upj2WjEEEpvFHwaRlMAP6W+PSr7JnIPKHH3O42rpO6GZvc1U+35QClKIwa8l9GG/2+SEvxGkOAGv5Bfk",
+	"ZvjADTQi2ljb+Z/MQ7rDhbmC7dDKC5vhfTpvrVeARogmtbzlwijNYAdUbCE7HsTlnucFv40pjhP9i+c/",
+	"K1nPPO4HsfEKU10wD7/hbPfygMdTGLseMVPICaU60JT025k7/Jl77dq9BsfupZPlVQQVWf7s64ma+l+Y",
+	"QVlknRedQefu493/DwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -157,3 +157,22 @@ func (s *Store) Deactivate(ctx context.Context, userID string, erase bool) error
 		return tx.Where("user_id = ?", userID).Delete(&Device{}).Error
 	}))
 }
+
+// AccountByUserID returns the account with exactly this user ID.
+func (s *Store) AccountByUserID(ctx context.Context, userID string) (Account, error) {
+	var a Account
+	err := s.db.WithContext(ctx).Where("user_id = ?", userID).Take(&a).Error
+	return a, translate(err)
+}
+
+// SetApproved approves (or un-approves) an account.
+func (s *Store) SetApproved(ctx context.Context, userID string, approved bool) error {
+	res := s.db.WithContext(ctx).Model(&Account{}).Where("user_id = ?", userID).Update("approval_pending", !approved)
+	if res.Error != nil {
+		return translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -97,6 +97,9 @@ var migrations = []migration{
 			expires_at BIGINT NOT NULL
 		)`,
 	}},
+	{3, "accounts awaiting approval", []string{
+		`ALTER TABLE accounts ADD COLUMN approval_pending BOOLEAN NOT NULL DEFAULT FALSE`,
+	}},
 }
 
 // Migrate applies every migration the database has not recorded yet.

@@ -20,6 +20,9 @@ type Account struct {
 	CreatedAt      int64  `gorm:"column:created_at;autoCreateTime:false"`
 	DeactivatedAt  *int64 `gorm:"column:deactivated_at"`
 	Erased         bool   `gorm:"column:erased"`
+	// ApprovalPending marks an account an admin has not approved yet
+	// (require_approval_for_new_accounts); it cannot log in.
+	ApprovalPending bool `gorm:"column:approval_pending"`
 }
 
 // TableName implements gorm's Tabler.

@@ -3,6 +3,7 @@ package impl
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"registrar/db"
 )
@@ -67,3 +68,12 @@ func SharedSecretMAC(secret []byte, nonce, username, password string, admin bool
 
 // SharedSecret is the configured registration shared secret, if any.
 func (c *Config) SharedSecret() []byte { return c.sharedSecret }
+
+// ApproveUser approves an account awaiting approval (userID may be a
+// localpart).
+func (a *Admin) ApproveUser(ctx context.Context, userID string) (string, error) {
+	if lp, ok := a.s.localpartOf(userID); ok && !strings.HasPrefix(userID, "@") {
+		userID = a.s.userID(strings.ToLower(lp))
+	}
+	return userID, a.s.setApproved(ctx, userID, true)
+}

@@ -51,6 +51,9 @@ type Config struct {
 	// by policy ID; when empty the stage is not offered.
 	RegistrationTerms map[string]TermsPolicy `yaml:"registration_terms"`
 	AllowDeactivation bool                   `yaml:"allow_deactivation"`
+	// RequireApprovalForNewAccounts keeps accounts registered through
+	// /register from logging in until an admin approves them.
+	RequireApprovalForNewAccounts bool `yaml:"require_approval_for_new_accounts"`
 	// MacaroonSecretKey seals secrets the server keeps between requests
 	// (passwords of pending UIA sessions). Generated under DataDirectory
 	// when neither it nor MacaroonSecretKeyPath is set.

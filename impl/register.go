@@ -90,7 +90,9 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 			}
 		}
 		params.fillFrom(stored)
-		if userID := sess.Data[sessionRegisteredUser]; userID != "" {
+		if userID := sess.Data[sessionRegisteredUser]; userID != "" && s.cfg.RequireApprovalForNewAccounts {
+			return nil, errAwaitingApproval
+		} else if userID != "" {
 			// A repeated final request: same account, a fresh login.
 			return s.registered(ctx, userID, params)
 		}
@@ -202,12 +204,12 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 			localpart = generateLocalpart()
 		}
 		reg := db.Registration{Account: db.Account{UserID: s.userID(localpart), LocalpartLower: localpart,
-			PasswordHash: hash, Kind: db.KindUser}}
+			PasswordHash: hash, Kind: db.KindUser, ApprovalPending: s.cfg.RequireApprovalForNewAccounts}}
 		if p.GuestUserID != "" {
 			reg.Account.UserID, reg.UpgradeGuest = p.GuestUserID, true
 		}
 		var out loginResult
-		if !boolValue(p.InhibitLogin) {
+		if !boolValue(p.InhibitLogin) && !reg.Account.ApprovalPending {
 			login, res, err := s.newLogin(p.DeviceID, p.InitialDeviceDisplayName, boolValue(p.RefreshToken))
 			if err != nil {
 				return nil, err
@@ -237,7 +239,11 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 		if err != nil {
 			return nil, internalError(err)
 		}
-		s.log.Info("registered user", "user_id", reg.Account.UserID, "guest_upgrade", reg.UpgradeGuest)
+		s.log.Info("registered user", "user_id", reg.Account.UserID, "guest_upgrade", reg.UpgradeGuest,
+			"awaiting_approval", reg.Account.ApprovalPending)
+		if reg.Account.ApprovalPending {
+			return nil, errAwaitingApproval
+		}
 		return s.registerResponse(reg.Account.UserID, p, out), nil
 	}
 }

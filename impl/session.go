@@ -189,6 +189,9 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 	if err := s.limits.loginAccount.take(acct.UserID, s.now()); err != nil {
 		return nil, err
 	}
+	if acct.ApprovalPending {
+		return nil, errAwaitingApproval
+	}
 	return s.issueLoginResponse(ctx, acct.UserID, body)
 }
 

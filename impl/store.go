@@ -10,6 +10,8 @@ import (
 type Store interface {
 	Register(ctx context.Context, r db.Registration) error
 	Account(ctx context.Context, localpartLower string) (db.Account, error)
+	AccountByUserID(ctx context.Context, userID string) (db.Account, error)
+	SetApproved(ctx context.Context, userID string, approved bool) error
 	LocalpartTaken(ctx context.Context, localpartLower string) (bool, error)
 	MaxNumericLocalpart(ctx context.Context) (int64, error)
 	SetPassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error

@@ -90,4 +90,9 @@ func (s *Server) checkUsername(ctx context.Context, localpart string, guestUpgra
 	return nil
 }
 
+// errAwaitingApproval answers registrations and logins of accounts an
+// admin has not approved (MSC3866's stable code).
+var errAwaitingApproval = &Error{Status: http.StatusForbidden, Code: CodeUserAwaitingApproval,
+	Message: "This account is pending approval by a server administrator."}
+
 var errRegistrationDisabled = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Registration has been disabled"}

@@ -54,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return registerUser(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
 	case "tokens":
 		return tokens(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
+	case "users":
+		return users(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
 	case "generate-config":
 		_, err := io.WriteString(stdout, exampleConfig)
 		return err
@@ -75,6 +77,7 @@ const usage = `registrar: Matrix account registration and management server
   registrar tokens new [-token T] [-length N] [-uses-allowed N] [-expiry-time MS | -expires-in DUR]
   registrar tokens show|delete TOKEN
   registrar tokens update TOKEN [-uses-allowed N|null] [-expiry-time MS|null | -expires-in DUR]
+  registrar users approve USER                      let an account awaiting approval log in
 
 Every command takes -config FILE (or REGISTRAR_CONFIG).
 

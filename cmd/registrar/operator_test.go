@@ -119,3 +119,21 @@ func TestRegisterUserThroughSharedSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestUsersApproveCommand(t *testing.T) {
+	c := newCLI(t)
+	c.env["REGISTRAR_REQUIRE_APPROVAL_FOR_NEW_ACCOUNTS"] = "true"
+	if _, err := c.run("pw-1\n", "register-user", "-u", "ann", "-password-stdin"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.run("", "users", "approve", "ann"); err != nil || strings.TrimSpace(out) != "approved @ann:localhost" {
+		t.Fatalf("%q %v", out, err)
+	}
+	if _, err := c.run("", "users", "approve", "@nobody:localhost"); err == nil || !strings.Contains(err.Error(), "M_NOT_FOUND") {
+		t.Fatalf("missing user: %v", err)
+	}
+	var u usageError
+	if _, err := c.run("", "users", "frob"); !errors.As(err, &u) {
+		t.Fatalf("bad subcommand: %v", err)
+	}
+}

@@ -1,0 +1,74 @@
+package impl
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"registrar/api"
+	"registrar/db"
+)
+
+var errNoSuchUser = &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "User not found"}
+
+func adminUserJSON(a db.Account) api.AdminUser {
+	u := api.AdminUser{Name: a.UserID, Admin: a.Admin, Deactivated: a.Deactivated(), Approved: !a.ApprovalPending,
+		IsGuest: a.Kind == db.KindGuest, CreationTs: a.CreatedAt, Erased: &a.Erased}
+	if a.AppserviceID != "" {
+		u.AppserviceId.Set(a.AppserviceID)
+	} else {
+		u.AppserviceId.SetNull()
+	}
+	if a.DisplayName != "" {
+		u.Displayname = &a.DisplayName
+	}
+	return u
+}
+
+// GetUserAdmin is GET /_synapse/admin/v2/users/{userId}.
+func (s *Server) GetUserAdmin(ctx context.Context, req api.GetUserAdminRequestObject) (api.GetUserAdminResponseObject, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	a, err := s.store.AccountByUserID(ctx, req.UserId)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, errNoSuchUser
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	return api.GetUserAdmin200JSONResponse(adminUserJSON(a)), nil
+}
+
+// UpdateUserAdmin is PUT /_synapse/admin/v2/users/{userId}; registrar
+// applies approved (MSC3866).
+func (s *Server) UpdateUserAdmin(ctx context.Context, req api.UpdateUserAdminRequestObject) (api.UpdateUserAdminResponseObject, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if req.Body.Approved != nil {
+		if err := s.setApproved(ctx, req.UserId, *req.Body.Approved); err != nil {
+			return nil, err
+		}
+	}
+	a, err := s.store.AccountByUserID(ctx, req.UserId)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, errNoSuchUser
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	return api.UpdateUserAdmin200JSONResponse(adminUserJSON(a)), nil
+}
+
+func (s *Server) setApproved(ctx context.Context, userID string, approved bool) error {
+	err := s.store.SetApproved(ctx, userID, approved)
+	if errors.Is(err, db.ErrNotFound) {
+		return errNoSuchUser
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	s.log.Info("account approval changed", "user_id", userID, "approved", approved)
+	return nil
+}
