@@ -52,6 +52,43 @@ registration_terms: {}
 #    en: {name: Privacy Policy, url: https://example.org/privacy-1.0.html}
 
 allow_deactivation: true
+# Accounts registered through /register cannot log in until an admin
+# approves them (registrar users approve USER, or PUT
+# /_synapse/admin/v2/users/<user_id> {"approved": true}).
+require_approval_for_new_accounts: false
+
+# Registration tokens (m.login.registration_token on every flow); manage
+# them with 'registrar tokens' or /_synapse/admin/v1/registration_tokens.
+registration_requires_token: false
+# Enables /_synapse/admin/v1/register (register_new_matrix_user).
+#registration_shared_secret: <random string>
+#registration_shared_secret_path: /etc/registrar/registration_shared_secret
+
+# Application service registration files.
+app_service_config_files: []
+
+# Captcha (m.login.recaptcha). Any provider with a reCAPTCHA-style
+# siteverify API works: reCAPTCHA, hCaptcha, Cloudflare Turnstile.
+enable_registration_captcha: false
+#recaptcha_public_key: <site key>
+#recaptcha_private_key: <secret key>
+recaptcha_siteverify_api: https://www.recaptcha.net/recaptcha/api/siteverify
+recaptcha_api_js_url: https://www.recaptcha.net/recaptcha/api.js
+recaptcha_sitekey_class: g-recaptcha
+
+# Rate limits ({per_second, burst_count}; burst_count 0 turns one off).
+rc_registration: {per_second: 0.17, burst_count: 3}
+# Across all addresses (0 = no cap).
+rc_registration_global: {per_hour: 0, per_day: 0}
+rc_login:
+  address: {per_second: 0.003, burst_count: 5}
+  account: {per_second: 0.003, burst_count: 5}
+  failed_attempts: {per_second: 0.17, burst_count: 3}
+rc_3pid_validation: {per_second: 0.003, burst_count: 5}
+rc_registration_token_validity: {per_second: 0.1, burst_count: 5}
+rc_username_availability: {per_second: 0.5, burst_count: 10}
+# X-Forwarded-For is believed only from these proxies (CIDRs).
+trusted_proxies: []
 
 # Seals secrets kept between requests; generated in data_directory if unset.
 #macaroon_secret_key: <random string>
