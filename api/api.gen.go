@@ -22,18 +22,72 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for ThirdPartyIdentifierMedium.
+const (
+	ThirdPartyIdentifierMediumEmail  ThirdPartyIdentifierMedium = "email"
+	ThirdPartyIdentifierMediumMsisdn ThirdPartyIdentifierMedium = "msisdn"
+)
+
+// Valid indicates whether the value is a known member of the ThirdPartyIdentifierMedium enum.
+func (e ThirdPartyIdentifierMedium) Valid() bool {
+	switch e {
+	case ThirdPartyIdentifierMediumEmail:
+		return true
+	case ThirdPartyIdentifierMediumMsisdn:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Delete3pidFromAccountJSONBodyMedium.
+const (
+	Delete3pidFromAccountJSONBodyMediumEmail  Delete3pidFromAccountJSONBodyMedium = "email"
+	Delete3pidFromAccountJSONBodyMediumMsisdn Delete3pidFromAccountJSONBodyMedium = "msisdn"
+)
+
+// Valid indicates whether the value is a known member of the Delete3pidFromAccountJSONBodyMedium enum.
+func (e Delete3pidFromAccountJSONBodyMedium) Valid() bool {
+	switch e {
+	case Delete3pidFromAccountJSONBodyMediumEmail:
+		return true
+	case Delete3pidFromAccountJSONBodyMediumMsisdn:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResult.
+const (
+	Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResultNoSupport Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResult = "no-support"
+	Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResultSuccess   Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResult = "success"
+)
+
+// Valid indicates whether the value is a known member of the Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResult enum.
+func (e Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResult) Valid() bool {
+	switch e {
+	case Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResultNoSupport:
+		return true
+	case Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResultSuccess:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeactivateAccount200JSONResponseBodyIdServerUnbindResult.
 const (
-	NoSupport DeactivateAccount200JSONResponseBodyIdServerUnbindResult = "no-support"
-	Success   DeactivateAccount200JSONResponseBodyIdServerUnbindResult = "success"
+	DeactivateAccount200JSONResponseBodyIdServerUnbindResultNoSupport DeactivateAccount200JSONResponseBodyIdServerUnbindResult = "no-support"
+	DeactivateAccount200JSONResponseBodyIdServerUnbindResultSuccess   DeactivateAccount200JSONResponseBodyIdServerUnbindResult = "success"
 )
 
 // Valid indicates whether the value is a known member of the DeactivateAccount200JSONResponseBodyIdServerUnbindResult enum.
 func (e DeactivateAccount200JSONResponseBodyIdServerUnbindResult) Valid() bool {
 	switch e {
-	case NoSupport:
+	case DeactivateAccount200JSONResponseBodyIdServerUnbindResultNoSupport:
 		return true
-	case Success:
+	case DeactivateAccount200JSONResponseBodyIdServerUnbindResultSuccess:
 		return true
 	default:
 		return false
@@ -318,6 +372,17 @@ type RequestTokenResponse struct {
 	SubmitUrl *string `json:"submit_url,omitempty"`
 }
 
+// ThirdPartyIdentifier A third-party identifier on an account.
+type ThirdPartyIdentifier struct {
+	AddedAt     int64                      `json:"added_at"`
+	Address     string                     `json:"address"`
+	Medium      ThirdPartyIdentifierMedium `json:"medium"`
+	ValidatedAt int64                      `json:"validated_at"`
+}
+
+// ThirdPartyIdentifierMedium defines model for ThirdPartyIdentifier.Medium.
+type ThirdPartyIdentifierMedium string
+
 // ThreepidCredentials Credentials of a validated third-party identifier session.
 type ThreepidCredentials struct {
 	// ClientSecret The client secret used when requesting the validation token.
@@ -354,11 +419,59 @@ type UserIdentifier struct {
 	User *string `json:"user,omitempty"`
 }
 
+// MsisdnValidationSubmitJSONBody defines parameters for MsisdnValidationSubmit.
+type MsisdnValidationSubmitJSONBody struct {
+	ClientSecret string `json:"client_secret"`
+	Sid          string `json:"sid"`
+	Token        string `json:"token"`
+}
+
+// EmailValidationPageParams defines parameters for EmailValidationPage.
+type EmailValidationPageParams struct {
+	Sid          string `form:"sid" json:"sid"`
+	ClientSecret string `form:"client_secret" json:"client_secret"`
+	Token        string `form:"token" json:"token"`
+}
+
+// EmailValidationSubmitFormdataBody defines parameters for EmailValidationSubmit.
+type EmailValidationSubmitFormdataBody struct {
+	ClientSecret string `form:"client_secret" json:"client_secret"`
+	Sid          string `form:"sid" json:"sid"`
+	Token        string `form:"token" json:"token"`
+}
+
 // RegistrationTokenValidityParams defines parameters for RegistrationTokenValidity.
 type RegistrationTokenValidityParams struct {
 	// Token The token to check.
 	Token string `form:"token" json:"token"`
 }
+
+// Add3PIDJSONBody defines parameters for Add3PID.
+type Add3PIDJSONBody struct {
+	// Auth Authentication data a client submits to the User-Interactive Authentication
+	// API. Stage-specific keys are declared as optional properties so that
+	// handlers get typed values.
+	Auth *AuthData `json:"auth,omitempty"`
+
+	// ClientSecret The client secret of the validation session.
+	ClientSecret string `json:"client_secret"`
+
+	// Sid The validation session ID.
+	Sid string `json:"sid"`
+}
+
+// Delete3pidFromAccountJSONBody defines parameters for Delete3pidFromAccount.
+type Delete3pidFromAccountJSONBody struct {
+	Address  string                              `json:"address"`
+	IdServer *string                             `json:"id_server,omitempty"`
+	Medium   Delete3pidFromAccountJSONBodyMedium `json:"medium"`
+}
+
+// Delete3pidFromAccountJSONBodyMedium defines parameters for Delete3pidFromAccount.
+type Delete3pidFromAccountJSONBodyMedium string
+
+// Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResult defines parameters for Delete3pidFromAccount.
+type Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResult string
 
 // DeactivateAccountJSONBody defines parameters for DeactivateAccount.
 type DeactivateAccountJSONBody struct {
@@ -584,6 +697,24 @@ type UpdateUserAdminJSONBody struct {
 	Approved *bool `json:"approved,omitempty"`
 }
 
+// MsisdnValidationSubmitJSONRequestBody defines body for MsisdnValidationSubmit for application/json ContentType.
+type MsisdnValidationSubmitJSONRequestBody MsisdnValidationSubmitJSONBody
+
+// EmailValidationSubmitFormdataRequestBody defines body for EmailValidationSubmit for application/x-www-form-urlencoded ContentType.
+type EmailValidationSubmitFormdataRequestBody EmailValidationSubmitFormdataBody
+
+// Add3PIDJSONRequestBody defines body for Add3PID for application/json ContentType.
+type Add3PIDJSONRequestBody Add3PIDJSONBody
+
+// Delete3pidFromAccountJSONRequestBody defines body for Delete3pidFromAccount for application/json ContentType.
+type Delete3pidFromAccountJSONRequestBody Delete3pidFromAccountJSONBody
+
+// RequestTokenTo3PIDEmailJSONRequestBody defines body for RequestTokenTo3PIDEmail for application/json ContentType.
+type RequestTokenTo3PIDEmailJSONRequestBody = EmailValidationRequest
+
+// RequestTokenTo3PIDMSISDNJSONRequestBody defines body for RequestTokenTo3PIDMSISDN for application/json ContentType.
+type RequestTokenTo3PIDMSISDNJSONRequestBody = MsisdnValidationRequest
+
 // DeactivateAccountJSONRequestBody defines body for DeactivateAccount for application/json ContentType.
 type DeactivateAccountJSONRequestBody DeactivateAccountJSONBody
 
@@ -631,9 +762,33 @@ type ServerInterface interface {
 	// GetWellknown Gets client discovery information about the domain.
 	// (GET /.well-known/matrix/client)
 	GetWellknown(ctx echo.Context) error
+	// MsisdnValidationSubmit Validates a token sent by SMS (the submit_url of requestToken).
+	// (POST /_matrix/client/unstable/add_threepid/msisdn/submit_token)
+	MsisdnValidationSubmit(ctx echo.Context) error
+	// EmailValidationPage Shows the confirmation page of an emailed validation link.
+	// (GET /_matrix/client/unstable/registration/email/submit_token)
+	EmailValidationPage(ctx echo.Context, params EmailValidationPageParams) error
+	// EmailValidationSubmit Validates the emailed token.
+	// (POST /_matrix/client/unstable/registration/email/submit_token)
+	EmailValidationSubmit(ctx echo.Context) error
 	// RegistrationTokenValidity Queries whether a registration token is still valid.
 	// (GET /_matrix/client/v1/register/m.login.registration_token/validity)
 	RegistrationTokenValidity(ctx echo.Context, params RegistrationTokenValidityParams) error
+	// GetAccount3PIDs Lists the third-party identifiers on the account.
+	// (GET /_matrix/client/v3/account/3pid)
+	GetAccount3PIDs(ctx echo.Context) error
+	// Add3PID Adds a validated third-party identifier to the account (UIA).
+	// (POST /_matrix/client/v3/account/3pid/add)
+	Add3PID(ctx echo.Context) error
+	// Delete3pidFromAccount Removes a third-party identifier from the account.
+	// (POST /_matrix/client/v3/account/3pid/delete)
+	Delete3pidFromAccount(ctx echo.Context) error
+	// RequestTokenTo3PIDEmail Sends a validation token to an email address to add to the account.
+	// (POST /_matrix/client/v3/account/3pid/email/requestToken)
+	RequestTokenTo3PIDEmail(ctx echo.Context) error
+	// RequestTokenTo3PIDMSISDN Sends a validation token to a phone number to add to the account.
+	// (POST /_matrix/client/v3/account/3pid/msisdn/requestToken)
+	RequestTokenTo3PIDMSISDN(ctx echo.Context) error
 	// DeactivateAccount Deactivate a user's account.
 	// (POST /_matrix/client/v3/account/deactivate)
 	DeactivateAccount(ctx echo.Context) error
@@ -731,6 +886,56 @@ func (w *ServerInterfaceWrapper) GetWellknown(ctx echo.Context) error {
 	return err
 }
 
+// MsisdnValidationSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) MsisdnValidationSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.MsisdnValidationSubmit(ctx)
+	return err
+}
+
+// EmailValidationPage converts echo context to params.
+func (w *ServerInterfaceWrapper) EmailValidationPage(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params EmailValidationPageParams
+	// ------------- Required query parameter "sid" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "sid", ctx.QueryParams(), &params.Sid, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sid: %s", err))
+	}
+
+	// ------------- Required query parameter "client_secret" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "client_secret", ctx.QueryParams(), &params.ClientSecret, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter client_secret: %s", err))
+	}
+
+	// ------------- Required query parameter "token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "token", ctx.QueryParams(), &params.Token, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.EmailValidationPage(ctx, params)
+	return err
+}
+
+// EmailValidationSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) EmailValidationSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.EmailValidationSubmit(ctx)
+	return err
+}
+
 // RegistrationTokenValidity converts echo context to params.
 func (w *ServerInterfaceWrapper) RegistrationTokenValidity(ctx echo.Context) error {
 	var err error
@@ -746,6 +951,51 @@ func (w *ServerInterfaceWrapper) RegistrationTokenValidity(ctx echo.Context) err
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RegistrationTokenValidity(ctx, params)
+	return err
+}
+
+// GetAccount3PIDs converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAccount3PIDs(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAccount3PIDs(ctx)
+	return err
+}
+
+// Add3PID converts echo context to params.
+func (w *ServerInterfaceWrapper) Add3PID(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Add3PID(ctx)
+	return err
+}
+
+// Delete3pidFromAccount converts echo context to params.
+func (w *ServerInterfaceWrapper) Delete3pidFromAccount(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Delete3pidFromAccount(ctx)
+	return err
+}
+
+// RequestTokenTo3PIDEmail converts echo context to params.
+func (w *ServerInterfaceWrapper) RequestTokenTo3PIDEmail(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RequestTokenTo3PIDEmail(ctx)
+	return err
+}
+
+// RequestTokenTo3PIDMSISDN converts echo context to params.
+func (w *ServerInterfaceWrapper) RequestTokenTo3PIDMSISDN(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RequestTokenTo3PIDMSISDN(ctx)
 	return err
 }
 
@@ -1134,7 +1384,15 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	}
 
 	router.GET(options.BaseURL+"/.well-known/matrix/client", wrapper.GetWellknown, options.OperationMiddlewares["getWellknown"]...)
+	router.POST(options.BaseURL+"/_matrix/client/unstable/add_threepid/msisdn/submit_token", wrapper.MsisdnValidationSubmit, options.OperationMiddlewares["msisdnValidationSubmit"]...)
+	router.GET(options.BaseURL+"/_matrix/client/unstable/registration/email/submit_token", wrapper.EmailValidationPage, options.OperationMiddlewares["emailValidationPage"]...)
+	router.POST(options.BaseURL+"/_matrix/client/unstable/registration/email/submit_token", wrapper.EmailValidationSubmit, options.OperationMiddlewares["emailValidationSubmit"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v1/register/m.login.registration_token/validity", wrapper.RegistrationTokenValidity, options.OperationMiddlewares["registrationTokenValidity"]...)
+	router.GET(options.BaseURL+"/_matrix/client/v3/account/3pid", wrapper.GetAccount3PIDs, options.OperationMiddlewares["getAccount3PIDs"]...)
+	router.POST(options.BaseURL+"/_matrix/client/v3/account/3pid/add", wrapper.Add3PID, options.OperationMiddlewares["add3PID"]...)
+	router.POST(options.BaseURL+"/_matrix/client/v3/account/3pid/delete", wrapper.Delete3pidFromAccount, options.OperationMiddlewares["delete3pidFromAccount"]...)
+	router.POST(options.BaseURL+"/_matrix/client/v3/account/3pid/email/requestToken", wrapper.RequestTokenTo3PIDEmail, options.OperationMiddlewares["requestTokenTo3PIDEmail"]...)
+	router.POST(options.BaseURL+"/_matrix/client/v3/account/3pid/msisdn/requestToken", wrapper.RequestTokenTo3PIDMSISDN, options.OperationMiddlewares["requestTokenTo3PIDMSISDN"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/account/deactivate", wrapper.DeactivateAccount, options.OperationMiddlewares["deactivateAccount"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/account/password", wrapper.ChangePassword, options.OperationMiddlewares["changePassword"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/account/password/email/requestToken", wrapper.RequestTokenToResetPasswordEmail, options.OperationMiddlewares["requestTokenToResetPasswordEmail"]...)
@@ -1200,6 +1458,102 @@ func (response GetWellknown404JSONResponse) VisitGetWellknownResponse(w http.Res
 	return err
 }
 
+type MsisdnValidationSubmitRequestObject struct {
+	Body *MsisdnValidationSubmitJSONRequestBody
+}
+
+type MsisdnValidationSubmitResponseObject interface {
+	VisitMsisdnValidationSubmitResponse(w http.ResponseWriter) error
+}
+
+type MsisdnValidationSubmit200JSONResponse struct {
+	Success bool `json:"success"`
+}
+
+func (response MsisdnValidationSubmit200JSONResponse) VisitMsisdnValidationSubmitResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EmailValidationPageRequestObject struct {
+	Params EmailValidationPageParams
+}
+
+type EmailValidationPageResponseObject interface {
+	VisitEmailValidationPageResponse(w http.ResponseWriter) error
+}
+
+type EmailValidationPage200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response EmailValidationPage200TexthtmlResponse) VisitEmailValidationPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type EmailValidationSubmitRequestObject struct {
+	Body *EmailValidationSubmitFormdataRequestBody
+}
+
+type EmailValidationSubmitResponseObject interface {
+	VisitEmailValidationSubmitResponse(w http.ResponseWriter) error
+}
+
+type EmailValidationSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response EmailValidationSubmit200TexthtmlResponse) VisitEmailValidationSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type EmailValidationSubmit302ResponseHeaders struct {
+	Location *string
+}
+
+type EmailValidationSubmit302Response struct {
+	Headers EmailValidationSubmit302ResponseHeaders
+}
+
+func (response EmailValidationSubmit302Response) VisitEmailValidationSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(302)
+	return nil
+}
+
 type RegistrationTokenValidityRequestObject struct {
 	Params RegistrationTokenValidityParams
 }
@@ -1248,6 +1602,203 @@ func (response RegistrationTokenValidity429JSONResponse) VisitRegistrationTokenV
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccount3PIDsRequestObject struct {
+}
+
+type GetAccount3PIDsResponseObject interface {
+	VisitGetAccount3PIDsResponse(w http.ResponseWriter) error
+}
+
+type GetAccount3PIDs200JSONResponse struct {
+	Threepids []ThirdPartyIdentifier `json:"threepids"`
+}
+
+func (response GetAccount3PIDs200JSONResponse) VisitGetAccount3PIDsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Add3PIDRequestObject struct {
+	Body *Add3PIDJSONRequestBody
+}
+
+type Add3PIDResponseObject interface {
+	VisitAdd3PIDResponse(w http.ResponseWriter) error
+}
+
+type Add3PID200JSONResponse EmptyObject
+
+func (response Add3PID200JSONResponse) VisitAdd3PIDResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Add3PID400JSONResponse Error
+
+func (response Add3PID400JSONResponse) VisitAdd3PIDResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Add3PID401JSONResponse AuthResponse
+
+func (response Add3PID401JSONResponse) VisitAdd3PIDResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Delete3pidFromAccountRequestObject struct {
+	Body *Delete3pidFromAccountJSONRequestBody
+}
+
+type Delete3pidFromAccountResponseObject interface {
+	VisitDelete3pidFromAccountResponse(w http.ResponseWriter) error
+}
+
+type Delete3pidFromAccount200JSONResponse struct {
+	IdServerUnbindResult Delete3pidFromAccount200JSONResponseBodyIdServerUnbindResult `json:"id_server_unbind_result"`
+}
+
+func (response Delete3pidFromAccount200JSONResponse) VisitDelete3pidFromAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestTokenTo3PIDEmailRequestObject struct {
+	Body *RequestTokenTo3PIDEmailJSONRequestBody
+}
+
+type RequestTokenTo3PIDEmailResponseObject interface {
+	VisitRequestTokenTo3PIDEmailResponse(w http.ResponseWriter) error
+}
+
+type RequestTokenTo3PIDEmail200JSONResponse RequestTokenResponse
+
+func (response RequestTokenTo3PIDEmail200JSONResponse) VisitRequestTokenTo3PIDEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestTokenTo3PIDEmail400JSONResponse Error
+
+func (response RequestTokenTo3PIDEmail400JSONResponse) VisitRequestTokenTo3PIDEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestTokenTo3PIDEmail403JSONResponse Error
+
+func (response RequestTokenTo3PIDEmail403JSONResponse) VisitRequestTokenTo3PIDEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestTokenTo3PIDMSISDNRequestObject struct {
+	Body *RequestTokenTo3PIDMSISDNJSONRequestBody
+}
+
+type RequestTokenTo3PIDMSISDNResponseObject interface {
+	VisitRequestTokenTo3PIDMSISDNResponse(w http.ResponseWriter) error
+}
+
+type RequestTokenTo3PIDMSISDN200JSONResponse RequestTokenResponse
+
+func (response RequestTokenTo3PIDMSISDN200JSONResponse) VisitRequestTokenTo3PIDMSISDNResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestTokenTo3PIDMSISDN400JSONResponse Error
+
+func (response RequestTokenTo3PIDMSISDN400JSONResponse) VisitRequestTokenTo3PIDMSISDNResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestTokenTo3PIDMSISDN403JSONResponse Error
+
+func (response RequestTokenTo3PIDMSISDN403JSONResponse) VisitRequestTokenTo3PIDMSISDNResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2628,9 +3179,33 @@ type StrictServerInterface interface {
 	// GetWellknown Gets client discovery information about the domain.
 	// (GET /.well-known/matrix/client)
 	GetWellknown(ctx context.Context, request GetWellknownRequestObject) (GetWellknownResponseObject, error)
+	// MsisdnValidationSubmit Validates a token sent by SMS (the submit_url of requestToken).
+	// (POST /_matrix/client/unstable/add_threepid/msisdn/submit_token)
+	MsisdnValidationSubmit(ctx context.Context, request MsisdnValidationSubmitRequestObject) (MsisdnValidationSubmitResponseObject, error)
+	// EmailValidationPage Shows the confirmation page of an emailed validation link.
+	// (GET /_matrix/client/unstable/registration/email/submit_token)
+	EmailValidationPage(ctx context.Context, request EmailValidationPageRequestObject) (EmailValidationPageResponseObject, error)
+	// EmailValidationSubmit Validates the emailed token.
+	// (POST /_matrix/client/unstable/registration/email/submit_token)
+	EmailValidationSubmit(ctx context.Context, request EmailValidationSubmitRequestObject) (EmailValidationSubmitResponseObject, error)
 	// RegistrationTokenValidity Queries whether a registration token is still valid.
 	// (GET /_matrix/client/v1/register/m.login.registration_token/validity)
 	RegistrationTokenValidity(ctx context.Context, request RegistrationTokenValidityRequestObject) (RegistrationTokenValidityResponseObject, error)
+	// GetAccount3PIDs Lists the third-party identifiers on the account.
+	// (GET /_matrix/client/v3/account/3pid)
+	GetAccount3PIDs(ctx context.Context, request GetAccount3PIDsRequestObject) (GetAccount3PIDsResponseObject, error)
+	// Add3PID Adds a validated third-party identifier to the account (UIA).
+	// (POST /_matrix/client/v3/account/3pid/add)
+	Add3PID(ctx context.Context, request Add3PIDRequestObject) (Add3PIDResponseObject, error)
+	// Delete3pidFromAccount Removes a third-party identifier from the account.
+	// (POST /_matrix/client/v3/account/3pid/delete)
+	Delete3pidFromAccount(ctx context.Context, request Delete3pidFromAccountRequestObject) (Delete3pidFromAccountResponseObject, error)
+	// RequestTokenTo3PIDEmail Sends a validation token to an email address to add to the account.
+	// (POST /_matrix/client/v3/account/3pid/email/requestToken)
+	RequestTokenTo3PIDEmail(ctx context.Context, request RequestTokenTo3PIDEmailRequestObject) (RequestTokenTo3PIDEmailResponseObject, error)
+	// RequestTokenTo3PIDMSISDN Sends a validation token to a phone number to add to the account.
+	// (POST /_matrix/client/v3/account/3pid/msisdn/requestToken)
+	RequestTokenTo3PIDMSISDN(ctx context.Context, request RequestTokenTo3PIDMSISDNRequestObject) (RequestTokenTo3PIDMSISDNResponseObject, error)
 	// DeactivateAccount Deactivate a user's account.
 	// (POST /_matrix/client/v3/account/deactivate)
 	DeactivateAccount(ctx context.Context, request DeactivateAccountRequestObject) (DeactivateAccountResponseObject, error)
@@ -2749,6 +3324,110 @@ func (sh *strictHandler) GetWellknown(ctx echo.Context) error {
 	return nil
 }
 
+// MsisdnValidationSubmit operation middleware
+func (sh *strictHandler) MsisdnValidationSubmit(ctx echo.Context) error {
+	var request MsisdnValidationSubmitRequestObject
+
+	var body MsisdnValidationSubmitJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.MsisdnValidationSubmit(ctx.Request().Context(), request.(MsisdnValidationSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "MsisdnValidationSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(MsisdnValidationSubmitResponseObject); ok {
+		return validResponse.VisitMsisdnValidationSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// EmailValidationPage operation middleware
+func (sh *strictHandler) EmailValidationPage(ctx echo.Context, params EmailValidationPageParams) error {
+	var request EmailValidationPageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EmailValidationPage(ctx.Request().Context(), request.(EmailValidationPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EmailValidationPage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(EmailValidationPageResponseObject); ok {
+		return validResponse.VisitEmailValidationPageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// EmailValidationSubmit operation middleware
+func (sh *strictHandler) EmailValidationSubmit(ctx echo.Context) error {
+	var request EmailValidationSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body EmailValidationSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EmailValidationSubmit(ctx.Request().Context(), request.(EmailValidationSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EmailValidationSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(EmailValidationSubmitResponseObject); ok {
+		return validResponse.VisitEmailValidationSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // RegistrationTokenValidity operation middleware
 func (sh *strictHandler) RegistrationTokenValidity(ctx echo.Context, params RegistrationTokenValidityParams) error {
 	var request RegistrationTokenValidityRequestObject
@@ -2768,6 +3447,213 @@ func (sh *strictHandler) RegistrationTokenValidity(ctx echo.Context, params Regi
 		return err
 	} else if validResponse, ok := response.(RegistrationTokenValidityResponseObject); ok {
 		return validResponse.VisitRegistrationTokenValidityResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAccount3PIDs operation middleware
+func (sh *strictHandler) GetAccount3PIDs(ctx echo.Context) error {
+	var request GetAccount3PIDsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAccount3PIDs(ctx.Request().Context(), request.(GetAccount3PIDsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAccount3PIDs")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAccount3PIDsResponseObject); ok {
+		return validResponse.VisitGetAccount3PIDsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// Add3PID operation middleware
+func (sh *strictHandler) Add3PID(ctx echo.Context) error {
+	var request Add3PIDRequestObject
+
+	var body Add3PIDJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.Add3PID(ctx.Request().Context(), request.(Add3PIDRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Add3PID")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(Add3PIDResponseObject); ok {
+		return validResponse.VisitAdd3PIDResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// Delete3pidFromAccount operation middleware
+func (sh *strictHandler) Delete3pidFromAccount(ctx echo.Context) error {
+	var request Delete3pidFromAccountRequestObject
+
+	var body Delete3pidFromAccountJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.Delete3pidFromAccount(ctx.Request().Context(), request.(Delete3pidFromAccountRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Delete3pidFromAccount")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(Delete3pidFromAccountResponseObject); ok {
+		return validResponse.VisitDelete3pidFromAccountResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RequestTokenTo3PIDEmail operation middleware
+func (sh *strictHandler) RequestTokenTo3PIDEmail(ctx echo.Context) error {
+	var request RequestTokenTo3PIDEmailRequestObject
+
+	var body RequestTokenTo3PIDEmailJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RequestTokenTo3PIDEmail(ctx.Request().Context(), request.(RequestTokenTo3PIDEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RequestTokenTo3PIDEmail")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RequestTokenTo3PIDEmailResponseObject); ok {
+		return validResponse.VisitRequestTokenTo3PIDEmailResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RequestTokenTo3PIDMSISDN operation middleware
+func (sh *strictHandler) RequestTokenTo3PIDMSISDN(ctx echo.Context) error {
+	var request RequestTokenTo3PIDMSISDNRequestObject
+
+	var body RequestTokenTo3PIDMSISDNJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RequestTokenTo3PIDMSISDN(ctx.Request().Context(), request.(RequestTokenTo3PIDMSISDNRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RequestTokenTo3PIDMSISDN")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RequestTokenTo3PIDMSISDNResponseObject); ok {
+		return validResponse.VisitRequestTokenTo3PIDMSISDNResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -3731,166 +4617,177 @@ func (sh *strictHandler) UpdateUserAdmin(ctx echo.Context, userId string) error 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H19c9u41e9Xwei5M+tk9OJs9tlOk7kzjxO7jdrYzo3t3d5GGQkiIQkNBXAJ0Iq64/vZ7+DghQAJ6sVW",
-	"vNlt/uk2FgkCBwfn/M4rfu0kfJlzRpgUnRe/dkSyIEsM//ckXVJ2I0ih/pESkRQ0l5SzzovOCcp4gjOE",
-	"k4SXTCIskFwQhNUb6OTdEIkFXwlEZb/T7eQFz0khKYFR4Rn1f+Q6J50XnSnnGcGsc9ft4Dwv+C1JW38V",
-	"pLilCRlTeISVWYanGem8kEVJuvYVIQvK5uqNpCBYTXislxYu4bX5EUm6JIgytBRIUJYQWAnJebJQk5/x",
-	"Yoll50WHMvnjDx33FcokmZNCfSYlOJH0Fsu2madU5BleM7wk3gPVPEmBRdu7VIznJREy/qsdMlza9YKg",
-	"UpACDU/7nQZd7rqdgvxS0kJ98oMeomu2JVyMtyPeREK6fux2JJVqEzx+cd/k03+RRKqZnpRycYoljvBS",
-	"KReESZro7UixxAijJKOESSTK6ZJKgSSHbVGj94ZMkgJmSVD48oidvBv20ZXEc9ITOUnojCboE1kLhAuC",
-	"UpJkuCCpYlcOn8cZqrgTCfURLEdsgVmakUKgOZFILSVFtzgriWiyM03V52dUn5L/VZBZ50XnvwbVoRqY",
-	"EzVQcx9WT991OzkWYsWLNL6D9tcumvECLfsZn1PWt3+NbKzaV5FzJlpYIsG5TBYY2afCgQtifo+OLIgQ",
-	"MFJsYPMjqmiB5vSWMDRdw64t+JKoo0uK6NhyURCS03ScFCQV28h4bZ5+XRD4HM4EDMI/kZbpFWROhSzM",
-	"aVfP1Vde/T6G3+PThD/EPoBDDlYPwroND1OBsJRkmUvK5oqT1aoyIkkfneM1mpIR40sqJUnRakFYRU5h",
-	"yIhZCuMJxddohYUbIUW8lIjP0BSzdMSOZjjLpjj5hHI8J11ElphmKKPs05PoksqocD8luWIGNXqd69RZ",
-	"eglzMfIF8UKrghwXMi5snHiwEqBFOvwl46vmZC4ZQbOMr9Qit5x+TZ/IGdV/j+8drE9vGZ8hgpOF+q+j",
-	"tkBWVvobh+SCCpiW+hiVZCmigt38ARcFXjcEr5nVx5BCQIUWCr1vPd5Xis9WVC7QD8fPNBfhNKVGxNX4",
-	"kzKt1AyP2Tn1R4wURcJTAgxHioIXIDbzgggYXw2rKJNhIS1LIywRNpw5wzQjaZP+jltbxIcmtHdiFgGL",
-	"izJJiBCzMsvW+9BbKVZYT/yzeoGwXj5D2MxezyZ6WuCFGBZalEvMegXBqYIjaEmEAHIo+m0fVrFRC3PC",
-	"T5oZQXwiUeY5L6SAsYEJlcLzabJJdDr+ipAqxwVeGoBmGeddsIsNlgznO/S4yttKRkgqUE4K76T1Ywy+",
-	"r4aRHDQkAnFHGcqwJIXlSrEd92iy106fO2GRCb7SsOs1zvGUZlSuY6yQuF8BSqjzRahckAIRppgjVQKT",
-	"8QguNr83B/15QWAAqVW4HV6NrF/x1uqgYW2xdnBvuc3lRNbsfqVt8jPxnnCS0+n6cInL/nNQ8wvMjDze",
-	"xK3NCd51O8u+fnvsY6d7jCKIHONbLHExLovsAYPUsP2eo3jqMSB1ZCtOqUj4LSnW3kGLWDX61KX24UDY",
-	"H/VXJMt6nxhfscESy4J+HphjqiQ+HNDvBFIPjeGhJ7E9rNDctgW/cU/6cwbS6YMs1+PdRhqax6+ao9U4",
-	"PZifx+5R8kXIfKYg0084oyk88p78Yq2vkNDmB6GPuS+iCUsFwspgMGNozKkEFmYGkuE0LYiIQBW9HWNB",
-	"koLImIApGf2lVDpTCTU0J4wUgNQM1DbbKbkVlfrP1WRGzIjIl+hZ7/v//m+ULLCCU8ra4TP04bj3Z9z7",
-	"90nvn/3/Pe59VBMkn7HSxJ0XnSVnypYa44KM//r+7OQ6qiXVAls0rr92NUczLRJ+Bmc0If9j/t3nxTz2",
-	"GZqOMcCCcQvyP2FIP2DIrzQmTccb7BD36yZI3EcnVg3Jtdnzl4jOGS8sfg9NHrdIgZ6/G54KRKUg2Sw6",
-	"A0Y+y7GC61EtUBBFs4KktCCJdCj8O4GmBV8pPI5nsvog5Syk60LKXLwYDDzKDhLO5gWWZQbPi/5CLrO4",
-	"/cfSseGcNhUdsD8jKweEOMvWiM40YFFWTUFAWcsF1tRaciFHrCCJ4l2wtJEgZs/gJcM5LEXBAQnW96zp",
-	"m6nJhvBwWVatLc6TGS2yICo1crm+1P+McaIaeY3+dnV5gfRLsP3uM9XLsbHbYOc5SHCNY/voFZeLytWB",
-	"sxVeC7UbMajRBovVTB0qDpnnfHxz8feLy58vHoKM9eCGLcLxTxgqGSgd8xRPkrIowPW0GcjZ1dhp+BsI",
-	"f4jQNK6ZWg6dZhtlKCnrsOnQCIk7xYJYTNE8JepXdPP+LbC2HrhnTk7CGSOJPobRc6s1dt8e34Qvt9LG",
-	"TcYjSnztESK1K92dCVUTlPemlgGWkeGaZLIPPZhQ7euPEOutAk9xF8aJ72SIGHNNqsyJHMM7bcrtL577",
-	"yni0VsZMeHd5dY0G8NNAjaO1HxX2c3F7YZN7q5p9FwbJqHahwnpA42V8PldwhLLtdhf86lG5IlyEqueC",
-	"ipR9MTiG8gVnBLFyOY0x5+8fjEF0pljH93V4ddl7/uzHH3vPEM7yBe59j8zz2iui5qpJo9gnpThT9uus",
-	"4MtwJn999Q2gPQCgNT4CTDnWlG8JDXhs246jj//0p+PjPx8fHx8/+wohnZn9oTGd5fgaGdtBXpuIiUij",
-	"91iSt3RJZQskg2ADlgRl6iFw1IMqVKfGLrvQw+8BytSo5+O3w/Ph9fjsH6/Pzk7PTjfAtPDBL4TWrjlH",
-	"S8zWdjkiHo2SxXoMLD9eRtxHb/gKZZzNfVkpFrzMUrTCVKIpmXF1pIq1kq54jinrQqCWZhkVJOEsDZHS",
-	"98fHxztEbHfHj7UNj7GEFzu6bpFzkQAUsD2VQskHG0SnbL6X69z/tO8uhzCAImk9lOWFrMnnnBbrsaSx",
-	"8PEZ/BgPib9ErMwyYGdGjJxuELwlMO99PycsVVyyZVGUobzgc+0uUIq90DI7RVhRLr42p25i4S4xxlnG",
-	"V9vpaR7z1lsyONYaP21bYh30wJxqM6jI0PX2OdwcnxkbrBblRziP8Pv7jdFgDxBZ77qQuDDwBduTDSOh",
-	"BGdZJK5G083u+uHpPYDNs++f42kS1ViQDBA3F4z69SSJzRywJ6EKWyqtRG9JOmJHvwqadkMF1NWP3z3p",
-	"o5NpFfjy6LXAeU6YUHRSWGC7lyXHcjGQfKDnVNu8FpysiBvsfmRjIwwQC4/Hcl/sjzr2ZQFEqpRUkfZy",
-	"XMi1H20xO7o3Rr72NgQeUTtgYJjhMGo0QB2h9w+GKiOmY1eBF4cnXah9X9h53RxZCyqfoO48wEcxW8cz",
-	"LNoOU+SgtuX1WGaJMUGEV2oZKY2v298icWMd21SnKZbhBQ7eNquVpn1gMuCxrglrMc4oJJRVjvHdjRk3",
-	"LkA+PeQW4yb6gSVJabncY976hdA7oUjZDut3m3yA73Foe9ll7Jmj4kdOwZIn/Xlff1jtYre+QBRMa4/s",
-	"EbcePex+uSKbHAU1bm3wM5g0SVlQub5KFmRpmBGEAYjNVwQXbYc4lBmKzNqFouY80PhNrQYLyDnhBf23",
-	"Pgd6TLUYCFWBT0V/xs1PKQTIX6xm8n9K0maU7z4R6Z42Pp5f1KgIAvlE6klRNSz8vWOTBTuB/KwSAXL6",
-	"d7Lu3CkyqoMOAMpQ3uLX4oX1Odu8zwDZKky7xAzPyZIwZUDdkkKH9DvP+n9SJOA5YTinnRed5/3j/nMl",
-	"ObBcwD4NWmOTxiGm/qOkDHxrmHZedP5K5M8ky+CVTpX8BsN9f3ys4TOTZgic55mRZIN/Ce3E1OHFbcHH",
-	"aOgQCFVPwgH5H4299tXyfzj+4WCT0hZJZBYX3CqieBCYCoRvMQX02tenplwuseJHRVFh1XX8bTzlpfZs",
-	"pHyJKdMjDMbBjg1unzlWHbRn2Q1As5lEiugONyDvT/YNk7Ci+Fx0XnyInSTn5ksWJPnUdhrsMagkjwb0",
-	"1S7UpdTHB7JaqCyBBrHk3po01M99bEq9BgMA5FJLhjQqSPcsM2kY8PmXZ0B/07TjUEDySRcJjghwlPNJ",
-	"Uwbr0pP7/s8Hm1zNcI9SqXLGaE8NlqTnLLzwXCh5TYlwPnYcM+mpQELSLEN2SbGD8XxgROegSrQGpuAx",
-	"r/ape8Z3JpoRuqggS34LvpEsQzYvyAJeULqSj5hWH+A+6Y/YiF2btDFEWJpzygCSa3XyYVuG5cm74cej",
-	"QRC36uGcDv5Lfa1Hqxd7Yc6heugJfL2Oz43DZ0qMwSZ1pqWO+toJ0lktO3DEsBoHpmhNE722wLO7xGuk",
-	"84XgfZ1O56QfSokxwBFn1d6ONE+G06QC5QW/pSnkSY7YDcvoJ4K4Se3S8xTd2rxTTgRiXCKJPxGEGZrU",
-	"7JfJiDk5hqYkwaUgdfe0GvBzThJDGUHn2pS1zKtT40esbodQJiTB4K0IpWrFVSeak4z4I0K+4un6AcJM",
-	"bTr8N8suZyCWt6UjQkKwEqk1K26n5FWf1X3mq78DOZK2zmJzgh2cmhWwJGywXBAKoVlpIjlTgnS5BlJc",
-	"uCyThcJiOReCKpYCxOaFn44MYLp91n92/CQeedvXvuSoZFPKUjj2xvYwokEHMCBEM2LDGfCe5dtunbHO",
-	"b66ukWW4iZvFZMTAhFVCkRd0ThnOsrV+kCP4MMR3PXMHDWeaB73RHe8rfIZWC5os/I8g+43uiFGJlqVQ",
-	"aFKWBbPnRD841msday02QXw2YhPGeyaaOQmdLxuThu6iyrOu+D/37KLfqZN5oWHCVB2Mu4Nq/pYlRl0a",
-	"lKVqWA7WoOROWOlk0vrGqp0DAedYRW1phElinpEj8aSPJibnemK/TIThCsVz1c4LtMC3BE0JYepLvGRp",
-	"68CKBzIS7l41vOYHZfYq+5EXJPiKSaL21pOWxBYF1b9TkFkprFfJSkkjKioqjdiUqIdKZkmVKim8pAwk",
-	"dfupg9OFlBZV519IJRI8es3qu6FQGOPBcrx1+DIMeJmVS3D/6QEVUHXkUvCv4vXqic12dBuf7Yolra2n",
-	"1gEb7ZWIGVT57GDALUjCbpmQR1uzTrFbtcNXCjON00Lpy7tu1GPx4WPtB+NA+PBRqc4Kp3p4EdfQIqge",
-	"PFfGUseofd9Y/7gFrfrp1nGs+lpndWv/lS0XAjchcywEpQFU+PlTvykiBXxMmCiLCmBrwGjFh1uJMpsT",
-	"WYIqVD/wFVPy1+g9S+Q/CMJFta9cvbm8eXuKLi6vUUFuucZFsOrqffsyogE87SMLrzRW9t+BMpZKNUHi",
-	"oh4/NTMXiIdgt7L6m7hWc+A7y6n/IaA243NeynFKbmkSK9Koo9vvRGwnurbIkCqIIXhCIXhhRu1WTDxi",
-	"docMy9qdAXVEUtFHp2SGy8wU7RYlAb79eUEYmsxwJsik6yPkBDNjN2sjKb3FDKrJDLL9IPhMIr1KtCRy",
-	"wdP4gVfP9fRzT0K9+p0SwUtMmToIZkkBbgxiuH55NVmNNxfpMrIKpZ2sNGYITekCSzLFDDO8XWcHH/74",
-	"2+BWN/Vf7yLusM2YwZHEgQYtpL4Bhq8LMFil7dBCUF7+cLgwgBT7gZ9L0I4g6qpNYWvtyHRJnboeOqwj",
-	"efpUIfFKaD19qlNgNuMO5ECHJ9ogNg0pfJr+9ZC0MKW1HsOwuT32IzZprH/iNHwAdIDQVpGB5LXnE3Sg",
-	"NhUSnGmcgKXDGR8mlWO9SdpJXDAqaput0r/ePreDwBhmCFjhE4WH9Iy7iHxOSC5NT4TJ+fj6zfuzs3fD",
-	"0/HF5fX4L5c3F6cTACBTYkx3rRUYd4RfYpksDJYasdjuJRYczZTxqJGHh22MEwtyEBFmI6bfNpafKY83",
-	"Q+UFtzX2lf8TQbMK4nFDP1zL8GJ8c3WmF6JsaW8xMcBluMXG93VmFMxJp412bb3ndA2TBvesAVyak/yn",
-	"lVk6XSNtrmJk+psgakugmSx4hrhJtKoHR6qdv+bviSDSYp8zU9hyXwC00e8fL4p5bF/KRikby5WJyNoT",
-	"uxlKzgrj4GvwlVFZ+6nMKp2zEzs3LtnQFBkB58EJ6ATK9l4BGN3zYkYKwpL2jB6qvXMFSficUeGy1n0n",
-	"Xte6TXyFZGM2qFZEPzkfX529/+nsPSzz+v3N1fXZ6WTEFMCrSQgP/lUu8qIUcmA8HTG/zoi1mRi7h7a2",
-	"bdDp2cXwzN+d643Es5l8h9mzmPMUvqBz2OIzwUKJF7VsnEjT1aYevnLFEZEyCGWWNjg/FNEW1uZlkXMB",
-	"wLxQ0kZqoVVDDgcCDktIyz40cggSa/5TgUOEtPsjBz3II0OHYPv2QQ6KA67Or0YsYPNguN8MPQSz2BVE",
-	"2DqMLwojzq+GV6cXXwhHtNVd/E6BxNX5lduUOJwIa82+KKZ457PUN2jxDVp8PdAikHb7IYsH+iRWC46X",
-	"dFM2IZzzyxWD7M0DRnq1y3Ec5Hl56eUbOzwqGsTfrLkM7YO7hvXsHmWczYWuhtXl9zoSeWA33UbudAGI",
-	"UGp8/d63h7jeINcynlrpYks4DCW155SVcjH4Vf3v9TondwPbBnCwItNWhoduYObBd3hOtvO8JJ/lADqE",
-	"BCSv82V0j99cn7+FroR7qL4HstaN6SfhalceKwXXNbWzsf+gLSNakKKReXu1sJ3e4BHA7jkpFHeIqhth",
-	"33Vq25T4Co92m409kd80QCF4lxObY7nwEsQNH+2VFduNzeRmeOJqVlYLJeE1Wdw6bdmbaEvPtV3h9kzQ",
-	"tWZiO8dfQSx2Z2z7ubdarXpqO3plkRGm9Hu6MWqYKAMo1qlR2vYAsAdAh++ENlen/HO88mXWUwhHSJqR",
-	"XnuT19cZL9NZpizBa/v4d0KJk8pMnFGSxZvHznuOU3q7NZJd0XROJETXzOhHBXl98u769ZsTwHeL1/rJ",
-	"gZuOwldq07GkJl91yVMS70666G2fjv3CrsvcJQfs7osKQsPy6kjoJq0GA8HJ+E7zg87Wdd4I3eHnm9yM",
-	"yU2vytOcJHVIXyLObN9Qr3UureqkW3VpUmt52AYWa/36DggX6zPYRMtgFo3eCP6PO5cObGjo+IfHY9Vi",
-	"lUj2KNHKLqBON/GJ629zYC5xbWN3av1addnZ1pa46ou6C7e4pkJelyDxtZdzuK325hxvzHTXBiWAnodL",
-	"MWqrmK3a2rxEuMVOj+rOwORsbpv+WVl9GZ8jyl4aR6epzDad2Fqqoe/f8J4yKinOTLKS7Z06jt9icKp/",
-	"RepXXaXOyCpbu5nqQfYq5PXJGdbv7kXcL9C3f1YQsWiraQ86ANvuBqYRtHnVhBlaWnu198Y3J6DZFP8+",
-	"ffD9RmGmvLjWPt77gHc+xsZhfa8e9S8PUWL8cEi413GvdTDYfHqb/Xs+57QgYkyZaauzwx0lC74kOzTP",
-	"eumLQXXwdmPX6Ka1Tb9qL3zPwttwD2vlzBXpunu7xICJXMaaF6xzeWuPgL7f4cKG7WK+cXOycNUu0++r",
-	"/lg1ntVpN5UZR+fjv1y+fzU8PT276KLz8c3V2fvx6dnJ6+vhTyfXZ6dPvnZM4KWVGzCgU5JZiqgQJRE7",
-	"O+N0CqofrG5AB/X7Fwxb+Q1l24s6qtRtj73wwXH1kFX99WT9y4q8KQEPELTDsjp9I2kHOMu2kfcky35D",
-	"Cp9BlXOwUq9O7/HoTTbPw6c+zrIqNbqF/Ebut9P+vXngULh4Cy4y0cgK/2zX+OGIX6Hqv49y36aPN2nM",
-	"XXTjCaS5mzIPTB85OhTsMKLCKT5eIJwVBKdQnPrVNxE4+5y4bOtwTbqZkqLxTgrGpuBsyof6jQqqXOIP",
-	"ZbquJ8FC900oCMII4pwuw4cqoEXZHLlsZJ0z8978c+fqMRi8IEiuOPpEoWpoZiScfvWFeq6HJupvE/tH",
-	"AWkGVf9FAUk8th56VmYZkFBTdmpTA6hA9mI5XSJghoalbRkbamUNd6CcFEsKDlZhOue4DKLKqTJdg2DW",
-	"qxXwreEsbD4BnZ3tBUn1BgQrmmUav9Thi9kebU0mmNn6bmzaG7nUIsqQKKdCMTk0/NHxfjsVbxCXWAA9",
-	"otcIo4kD42HJz7IUcsRwKXnP9kxGnBGXMBVWnVnu8FlBe8bhQjBl9U2hIF+Xio0YbLMyXiZe7bvpvIYu",
-	"uCReVmCB1fFU/GIK9c2QI+bMSKEvyVLCNJGmjYm3GKiiN+laS5xrT7T5bDAXziDIPjFWyURRFgOKTnCG",
-	"lpgxkxVTECWI1XSD93UJvaMyOLLXLrnCLEQRBjLUhhc/nbwdngIQvzg5P5sAdc0ibaN2mPvF5TXCQpRL",
-	"Qxe38MoKscfTzAdmD/l5tt7TZs9U03Wb6ZJzAhhiC6e9WjPXt9RjmxFzDcfDntq8aLbbrhI0/UTAEaug",
-	"lqIpqlUtklvKS6H4tTEVLC0gRVeEjNiH98Tck7GgOZoSuQI7Maho1JgKcFRcjBbeGD0zRk+P0dNj9DBL",
-	"e2aMJ1XxnN0GnRsTiNIuSAkvMzTMYkJTnq5HzBFYy2glPPgMTTY45SaaQ16d2f7ZI9ZOa3g0p8mn8OTX",
-	"q+JGrCBzXKSZIhpX8iUvbeHs2vlxHNfA94w203m9HJwBdcbX2UXUiIAPhtEDUf3xaACNO1NFWKvPqqr8",
-	"J7HcSKNpd4i6K8UDnkQjoiAbWL8elkRqLdQW8FbDdPzodqpf7bzQnrCqQ4C9jRX+/DHipvncq6oP4SHd",
-	"uur3WxMLedZbi2IDEU+FOv9B97OnjMunyGZsp2RGGUELkwpXyTpgxRGrqrcDf1AXTUupO1jpNGMzHqg1",
-	"95gWZ3bMCbTRde3lN3vph6dW/Fr1aiTR0DRd9xRBoQ0UWA8eGXQcvNY1+NL4/QEWTIl1pfvHWImJDDbD",
-	"U84YuZn6Td9B2esTprsie3cCvLn+vyd/e30WTTRQDLiljWvDRwE++hA/So7KfF7glCDKTEW9K8VHR+5h",
-	"NciSp2XWkmdA2YJOqblxI7ITM6hi7kJfmqB5Ewh7X9QZZtEwTgk6I8RMSxQqgAMACxW6ubnSP4TpfEdw",
-	"OXLFqInp2hUKDiieDsgMf4m2FNon0HKCUj/UophI6C5TWsRC2KVXC7ugodUIdBbQoGLHIKuwitZUTPK3",
-	"ks0zgiBbef84S0oE3Mu6Y/l1xm/by6+3hmAcE9wrBqNkMU5Tkg4NAvvJ64z5vD2osiFWYgpKGPJ+s4n/",
-	"oGJB5NjKXo1oqBQI226hR5EXlfxsvym4/bLxKRa0qhNqAEi7U0YpD09Bipk7j7vaEqn3pfJkj3vNXDpv",
-	"YzvV5iYLQj6tx/pKlK+m8ZOXER4Kuw6eJs++fx5EKwKR6cInnf8JlvbCXAHFi3mYGL7ZybRbh+yqwAXc",
-	"B8Ezib7VA3K6reasLEXdT8IzDd/bO5NNQv4kELETk0uuVIiTaftEsCvd6KlrK5d+NroNUKqSZ7pV7ohV",
-	"gklJ26rtXoiVwVLkzBRxOOV2mDU1nHuRqAqdEUmXrv2Fvw3N2y/QJVPHveFXX2BoGgjzbXqWkK6bGDE+",
-	"lZgalF21zHLWXOhbRdBPTsmWmj8ubDBnhCOgCEZsWVxP5xlAAZb+aszjhUzLOgDzwXAJZlCq56zUxpL1",
-	"B7k06waL4tK029m6ZdCmpOlb3S63N8ZVK1Q1tkkMNVEHebHUXJbmNdoaMQhB1hxjT59WkdqnT/votTHj",
-	"Dewgn6WCxZ59pj+r0IdvuR9N10jkGTVlFvqFGS3AuMo4e2LotbbdMkaMSgOrcSZMZeGkWsbEA4OZRt1o",
-	"hdf3SXU4ibhGfeGkqy99Lq6QdytfaV1JLWvAxQ0KiLnqwokNbdTKLu/LP2a529nHi5NHbv8us2zd+6XE",
-	"GcggqwetiXx0/o/h6RO9GS5oXeOYr8GkPmzZSqMbnbfiBxfVQdRal3R6hVqnBr5YQirlaOIOEmtHffcL",
-	"R/0N3+u61iQrU6JbJeoXZjzL+Epxc1UzJ8Dn/RRNglVN0AvkY+fWJZlXG17E9vehpEwXgek/Q/qIGefs",
-	"H6/f3lwNf9o0gNHD5HOSlULZ9moAkWOl4BBKMkyXxiMeBb3W4ShM5aBo1Bdj8KmaVOAAQBhXel5wJTS6",
-	"I6aJDOIRbmyr+yaCjfKWoa/8qtylqwXNhAz0Iha2sAOGDwaGNVT3cxoHrXncfDIjt5iZ8nZbAg5tUyWs",
-	"HfbeXJ01Yt6XtsR9ughncsHL+UKLfkU8EPZ6dMAYyxZq+LdP0ZnOIzMnrBsn1IiFlEL7Eup32EbqIVWk",
-	"LrfGE0ttfda/YMkoxKxk4IluKmdrKbnyXGsweJdgqqMIdhxNygwXaPKJsnTiu0+1RBkxUwdryiSwbAS/",
-	"tKGYZWsXe3Khs/pVvX/wZl57xE3vV0nrOki4BpNe4nu9GyiIJ8mRIASCb8i6EIIbKHTfQZPZZsFeGNxF",
-	"Ye8E09eDI9e3E8uuRbG+5eQMOuc5hq9Xssifh77hTRDDw0bJCnRLCjpba0YH/TFiMb+JrleRTkvZFBv4",
-	"ou6siGXw1xGb0XrBgVWKRrosAdwfBdIUu7aJQIyUJhJLYnozU9k4qvZzQnuASpaSQiS8sJGlWkBQSf0V",
-	"BfRtIuEGJ+YF5dAQw9ygWYXt9UnsjtiCr8htkKUsNLwENTIlCK+w2S9nbJrR3ayZEplZtlZWJiw0oJnZ",
-	"HCVWlgQ8EjWioilJFJOjkrmdVaaUDtQB58A1xdLtvK5BUzvkLcwL3SAqY41GSfLpxnzzxBtolziRm6u9",
-	"mUSLUH86fNYWHXJuuE31kFXEaLkeJ5xnY+eR62wJEzVfuOd1J77vqxIWJp+q1W/li5W6XTjLMOyM7Rge",
-	"2f3gahvNK0Zo6OvwFSugiZrEpLoI2Gn0PKP2mHx/fIwu/x5Lpr/bI5W4Mac/rn2CvG6rdtlgENS2w8Tj",
-	"D2zBOELf14QJpnwvG8aO8FAj5ivPYdtVrdu2zYeBG4/QRJQK9BQCw08V5NRsVE8I2doXLLxe4F6dIlG9",
-	"UeSIHb7FkybrtyaR+zWJdB4nv6mNixC4bpGN9APjhsB2HGioo3tRx649VRtNpXFe2OSFoC2Zbgyyb1H4",
-	"tv5EDbVyHVueL2YpJA1+5c6vRqc2Lbsbp98uyvNJKLTbPPLOOEHojUa83ZZLPwDXGUgHEpOl+rtdtcEg",
-	"dRO+XBKWEs9AsOID1XvfoqD1rRfVZUIWZaKvreZMp7Jw3UjJdHR3xYdqWCCmyTtQVM1oQnkptDlOzMUw",
-	"OjG3eTMKiPyIAFUDw3VzNYKFN1nBHZXCeLqetrT1Mjvk3xVUBeug+ZgwW9Po4oU0GanX9svzd9ddAX/M",
-	"tl7G8APmM+ytr62C23nqCv0VmVMm6oLIOEKtI8ExnnXmpGVRNwAfquMfod/nI+n4Xfs5egQfsS/Xz1HT",
-	"91srx/u1ctyi9IOejqD5jStGWo2lNb8/5Hb9r29E0y9/0/9fRP/XBcMjqX+PD+4JAnxO+mqggE/Nb0jg",
-	"94kEvkAnT69ewTHDfWCCzprY2I3pJ/vMQas1SyakYvzxjGBZFq5Ziwn5vQsejvTdCD2F7kL0sG1PS4ON",
-	"lvY8bohdEybsC83QmDsB8eY4QaJHNUy8Tw5sm1gznAsywOmSMv8S8E0754cxLzhLyGG3kMGQW2ti9WM7",
-	"FsOqZ7vGTahrN8UCOgtTE+0phXGCJY/Y7vJqgQuS9gRJCtIMk0JmHFx1GW+HhJECmxnplYLoFcLSROug",
-	"QXOkWtoyTiApSskl8hm9OT953bt6c/Ksiz6RtUXawX3w+jNj/ZkuXPJqqGzdi90qz1tReNQBJht1FFQe",
-	"dRiX9t9HegNIMVZbOWLg6AeJ9aSL/sVtuuPFzVs0XZvOk/Gqn5+pXGiiXsG8DtjuaUlZXGSYTHybar29",
-	"VqE5xBIn0VfbTkKYZx9v5WLT01mZeaGcLXniu5y4rh/S8q6QUIv43TXmqSWD7tEV54FJca6rxL2S4R4o",
-	"d17hFNUOqzqUVRss/0J68pkKKR63UY0SRw4UQdlqE/vUyiWCWi8TrlFizDVEBLGAtLzaov6MiNPFIa2a",
-	"8C0VgSq81o9vCShfsmxtFNGROg5PFLG5+qMNzB1BNvoTrzYlFleGZzuRprpV4PPjQU9aC2l26mXYINNW",
-	"0BT72l590h+ZYxOcZZ6lYPEWMNZhu8UothMhWHAL3pmpB4ys2pvCvIbCseamHUqbQlL3eqzAV7R1njY+",
-	"tSFjEsB1IYVQkCcxgbmcJ4uXSOk3wD2MGOdao/1Kiwr02rFkhM11eWw4l7fwd13JWGCW8qWZ1ZHJ2EDP",
-	"fuyiZ70ff3jSj/Z52VArCT+9tMPq2rCpstn6MKD66IeT3j9x79/HvT/3x/+v97GtzEuMrWXa+NAbvlLG",
-	"2jrgF+GRF94UHhlL5gLJ2yl39wj6fk+5Ej+erhvO4ynZEyXlS5NiEKRcWMZ+fL36eFJKixDdOKcuqfYS",
-	"VL/Cf+80a2dEkqa4OoW/x8XVb9evrWrUpuedflVb/Uj9wS84EmWy8Pf9UBx2atugxTmsu5P74oszys4S",
-	"ypdO31jkgA3COSNtHFID6pGLNaSHe3a/yqKMMN5Nnv52mOqCrDSQWu8Go14aKIIkR58Iye8JqzZjEzWp",
-	"Upj2WjEEEpvFHwaRlMAP6W+PSr7JnIPKHH3O42rpO6GZvc1U+35QClKIwa8l9GG/2+SEvxGkOAGv5Bfk",
-	"ZvjADTQi2ljb+Z/MQ7rDhbmC7dDKC5vhfTpvrVeARogmtbzlwijNYAdUbCE7HsTlnucFv40pjhP9i+c/",
-	"K1nPPO4HsfEKU10wD7/hbPfygMdTGLseMVPICaU60JT025k7/Jl77dq9BsfupZPlVQQVWf7s64ma+l+Y",
-	"QVlknRedQefu493/DwAA//8=",
+	"7H17c9s4tudXQeluVeyUHk7St29NUlt11bF74pnYycZ29+yNUhJEQhImFMAmQCuaruxn38LBgwAJ6uHI",
+	"Tron/0xPLBIEDg7O+Z0nfu8kfJlzRpgUnee/d0SyIEsM/3eYLim7EaRQ/0iJSAqaS8pZ53lniDKe4Azh",
+	"JOElkwgLJBcEYfUGGr49R2LBVwJR2e90O3nBc1JISmBUeEb9H7nOSed5Z8p5RjDrfO52cJ4X/Jakrb8K",
+	"UtzShIwpPMLKLMPTjHSey6IkXfuKkAVlc/VGUhCsJjzWSwuX8NL8iCRdEkQZWgokKEsIrITkPFmoyc94",
+	"scSy87xDmfzxh477CmWSzEmhPpMSnEh6i2XbzFMq8gyvGV4S74FqnqTAou1dKsbzkggZ/9UOGS7tekFQ",
+	"KUiBzk/7nQZdPnc7BfmtpIX65Hs9RNdsS7gYb0e8iYR0/dDtSCrVJnj84r7Jp/8kiVQzHZZycYoljvBS",
+	"KReESZro7UixxAijJKOESSTK6ZJKgSSHbVGj986ZJAXMkqDw5REbvj3voyuJ56QncpLQGU3QR7IWCBcE",
+	"pSTJcEFSxa4cPo8zVHEnEuojWI7YArM0I4VAcyKRWkqKbnFWEtFkZ5qqz8+oPiX/qyCzzvPOfwyqQzUw",
+	"J2qg5n5ePf2528mxECtepPEdtL920YwXaNnP+Jyyvv1rZGPVvoqcM9HCEgnOZbLAyD4VDlwQ83t0ZEGE",
+	"gJFiA5sfUUULNKe3hKHpGnZtwZdEHV1SRMeWi4KQnKbjpCCp2EbGa/P0y4LA53AmYBD+kbRMryBzKmRh",
+	"Trt6rr7y6vcx/B6fJvwh9gEccrB6ENZteJgKhKUky1xSNlecrFaVEUn66AKv0ZSMGF9SKUmKVgvCKnIK",
+	"Q0bMUhhPKL5GKyzcCCnipUR8hqaYpSN2NMNZNsXJR5TjOekissQ0QxllH4+jSyqjwv2U5IoZ1Oh1rlNn",
+	"6QXMxcgXxAutCnJcyLiwceLBSoAW6fBzxlfNybxhBM0yvlKL3HL6NX0iZ1T/Pb53sD69ZXyGCE4W6r+O",
+	"2gJZWelvHJILKmBa6mNUkqWICnbzB1wUeN0QvGZWH0IKARVaKPSu9XhfKT5bUblAP5w80VyE05QaEVfj",
+	"T8q0UjM8ZufUHzFSFAlPCTAcKQpegNjMCyJgfDWsokyGhbQsjbBE2HDmDNOMpE36O25tER+a0N6JWQQs",
+	"LsokIULMyixb70NvpVhhPfHP6gXCevkMYTN7PZvoaYEXYlhoUS4x6xUEpwqOoCURAsih6Ld9WMVGLcwJ",
+	"P2lmBPGJRJnnvJACxgYmVArPp8km0en4K0KqHBd4aQCaZZy3wS42WDKc77nHVd5WMkJSgXJSeCetH2Pw",
+	"fTWM5KAhEYg7ylCGJSksV4rtuEeTvXb63AmLTPAnDbte4hxPaUblOsYKifsVoIQ6X4TKBSkQYYo5UiUw",
+	"GY/gYvN7c9BfFwQGkFqF2+HVyPoVb60OGtYWawf3lttcTmTN7lfaJj8T7wknOZ2uD5e47D8DNb/AzMjj",
+	"TdzanODnbmfZ12+Pfex0h1EEkWN8iyUuxmWRfcEgNWy/5yieegxIHdmKUyoSfkuKtXfQIlaNPnWpfTgQ",
+	"9kf9Fcmy3kfGV2ywxLKgnwbmmCqJDwf0kUDqoTE8dBzbwwrNbVvwK/ekP2cgnT7Icj3ebaRz8/hVc7Qa",
+	"pwfz89g9Sr4Imc8UZPoFZzSFR96R36z1FRLa/CD0MfdFNGGpQFgZDGYMjTmVwMLMQDKcpgUREaiit2Ms",
+	"SFIQGRMwJaO/lUpnKqGG5oSRApCagdpmOyW3olL/uZrMiBkR+QI96T39z/9EyQIrOKWsHT5D7096f8G9",
+	"fw17/9P/3+PeBzVB8gkrTdx53llypmypMS7I+K/vzobXUS2pFtiicf21qzmaaZHwMzijCflv8+8+L+ax",
+	"z9B0jAEWjFuQ/5Ah/YAhv9KYNB1vsEPcr5sgcR8NrRqSa7PnLxCdM15Y/B6aPG6RAj17e34qEJWCZLPo",
+	"DBj5JMcKrke1QEEUzQqS0oIk0qHwRwJNC75SeBzPZPVByllI14WUuXg+GHiUHSSczQssywyeF/2FXGZx",
+	"+4+lY8M5bSo6YH9GVg4IcZatEZ1pwKKsmoKAspYLrKm15EKOWEESxbtgaSNBzJ7BS4ZzWIqCAxKs70nT",
+	"N1OTDeHhsqxaW5wnM1pkQVRq5HL9Rv8zxolq5DX629WbS6Rfgu13n6lejo3dBjsvQIJrHNtHP3G5qFwd",
+	"OFvhtVC7EYMabbBYzdSh4pB5LsY3l3+/fPPr5ZcgYz24YYtw/CFDJQOlY57iSVIWBbieNgM5uxo7DX8D",
+	"4Q8RmsY1U8uh02yjDCVlHTYdGiFxp1gQiymap0T9im7evQbW1gP3zMlJOGMk0ccwem61xu7b45vw5Vba",
+	"uMl4RImvPUKkdqW7M6FqgvLO1DLAMjJck0z2oS8mVPv6I8R6rcBT3IUx9J0MEWOuSZU5kWN4p025/ey5",
+	"r4xHa2XMhLdvrq7RAH4aqHG09qPCfi5uL2xyb1Wz78IgGdUuVFgPaLyMz+cKjlC23e6CXz0qV4SLUPVC",
+	"UJGye4NjKF9wRhArl9MYc/7xwRhEZ4p1fF/Pr970nj358cfeE4SzfIF7T5F5XntF1Fw1aRT7pBRnyn6d",
+	"FXwZzuSvP30HaF8A0BofAaYca8q3hAY8tm3H0Sf/9V8nJ385OTk5efINQjoz+0NjOsvxNTK2g7w2EROR",
+	"Ru+wJK/pksoWSAbBBiwJytRD4KgHVahOjV12oYffA5SpUS/Gr88vzq/HZ/94eXZ2ena6AaaFD94TWrvm",
+	"HC0xW9vliHg0ShbrMbD8eBlxH73iK5RxNvdlpVjwMkvRClOJpmTG1ZEq1kq64jmmrAuBWpplVJCEszRE",
+	"Sk9PTk52iNjujh9rGx5jCS92dN0i5yIBKGB7KoWSDzaITtl8L9e5/2nfXQ5hAEXSeijLC1mTTzkt1mNJ",
+	"Y+HjM/gxHhJ/gViZZcDOjBg53SB4S2De+35OWKq4ZMuiKEN5wefaXaAUe6Fldoqwolx8bU7dxMJdYoyz",
+	"jK+209M85q23ZHCsNX7atsQ66IE51WZQkaHr7XO4OT4zNlgtyo9wHuH3dxujwR4gst51IXFh4Au2JxtG",
+	"QgnOskhcjaab3fXnp3cANk+ePsPTJKqxIBkgbi4Y9etJEps5YE9CFbZUWoneknTEjn4XNO2GCqirH/98",
+	"3EfDaRX48ui1wHlOmFB0Ulhgu5clx3IxkHyg51TbvBacrIgb7H5kYyMMcL2gRfoWF3J9HmQm1GWSVM/1",
+	"cvWgH1XhSjRZiRRL3kmJ0qLq/++QGWNcfdHDuCQpLZc68qH++965Y5agkWHx9Zcs0Nl5DnXvsP5oNbPa",
+	"kN1qhR7tozSN0r6ZmhDLO7I/6rijm0DbnpjTtLd9cu0dBnhEcb+BwOZ0U6N969ZR/2CIPmK2dxVwdFje",
+	"pTnsC/mvmyNrJeET1Mki+Chm63h2S5sgiwjJtpyqilmaTBDhlVo2UOPr9rdIzF7HlZUkix5Qe+JiHgOa",
+	"9oHJgMe6JqTIOKOQzFcFJXY3JN24ALf1kFsMy+gHKnGw47z1C6FnSJGy3aTabfKBbYVDu9cuY8/8ID9q",
+	"DV4U0p/39YfVLnbrC0TBtPbI3HHr0cPul6ezyUlT49YGP4M5mZQFleurZEGWhhlBGIDK+ongou0QhzJD",
+	"kVm7r9ScBxo7q9VgAfk+vKD/0udAj6kWA2FC8Gfpz7j5KWUMiqiayf8pSZtDZPeJSPe08a/9pkZFkERB",
+	"pJ4UVcPC3zs2UbMTyM8qCSOnfyfrzmdFRnXQQV8aylvboXhu/f025zawKpQ9scQMz8mSMKXHbkmh0yk6",
+	"T/r/pUjAc8JwTjvPO8/6J/1nSnJguYB9GrTGhY0zUv1HSRn41nnaed75K5G/kiyDVzpV4iEM9/TkRJsu",
+	"TJohcJ5nRpIN/im0A1mHdrcFfqNhWyBUPQEK5H807t1Xy//h5IeDTUpbg5FZXHKriOIBeCoQvsUULIe+",
+	"PjXlcokVPyqKCquu42/jKS+1VynlS0yZHmEwDnZsUDIh1fgDnKZjm1o50JjKANBKf+dcRDa37hK5grc6",
+	"WkQQIX/i6XovYm6BLW36uCliW0y7CHTuNjxD+uUPTdkVvK3Muc9fyNA1K0mnr8USuOvzNk/G59ieFaRF",
+	"0AoLjVfqnPWL829i8yhYNdM1urq4QkcAkpxlpRSqb/odb+EyXwoNAME3mCwqQGqx1bd4TjomC00JUNF5",
+	"/v73qAjVmxtuWNcjfoM14sPUueOLB7QyffeBPmxlM0k+yQGE5AP+qg/UYA5A/pzNqBUdOXjwQra4Wtjk",
+	"wsajYJiYXBWd+25RsLZ3FaKKSo7aru4pOD71VqtVTwm8XllkhCmwmP7JJcmXbHFBRJlJu7ndzrOTp01g",
+	"Y09/+sJFJlw5hbFpHgnkAhsKuSwITuEI/t55zRMX8t0wuzaBI23WD+RPg2EZkya3Txy8GrRn5Q+AD03i",
+	"ZVSoNFxkv9g3GqKlSU0XFkwWJPnYhuDu45jvo02ABjvoEv3cLpoEhIVaMqRdY8NVBjQ9u3/Q5G+aDjQK",
+	"SFbtIsERARTkYtiUWQ3X7fzw9C8Hm1zN0R+lUhW80ZEdLEnPeYTDA6BsDEqEi8njWAiACiQkzTJfaTcO",
+	"xrOBgfuDZ7ne9zY4PtTPQQizc1CWsyBS1zvtkmgedZhtq4eoPrMr1xrSPBItnjPRDyxTOPcRm/T9B6XT",
+	"mybi+w/q7Fa7+poK60+Ofw6Z1HfnPt1hSxVMb0fiwzRVG3ow6I1LudilSgDqdD539/cwGndM0292b363",
+	"TcFg0SoCDwv4N8o9L7uvhY89/5CSLOCCNvL35P7lb1BfIRDjnge1iwIXLkwRxLAOv8EUnxxsikEFRmSm",
+	"F7xoFNv5BUwHPe3D1M8bavfOGyhlvTJHN+fD491OfkoyIkn74T+F39WjPxd8aeT74UTBhthM4HU/RORm",
+	"Wxjm4a1yt8RxyaaUpWMNe/xVMd4zOXNKlDRs85a1tQ28q1KrCYOCLPktSdER1/9WxzNUM8eH5ft38EHw",
+	"FcQZHhyje6s57RrwPQvtjO/HOq+5UoBnhsHuyvqbBXQ0y/uB1UQ0vhthkaEtIVHMoNO7H1JR2OINpwSc",
+	"hrDYuI7SH8KEqM1MnRGTZNFweuxRnQN/S9OahN+N3Y2/9a78fnF1fnV6eU8M35bx9u1y/NXF1Vfi9yr/",
+	"9Rtj92pid+X2RhbpHXi96hbic3c9Ndc+42fEmhG6WsFBgl+WIVvcajMHIHop+YjpOBzkAPZHbMSuTe0z",
+	"IizNOWWQ26CNs/fb2gQM355/OBoExRc9nNPBf6iv9Wj1Yi/EmuqhY/h6PdHBZC1OrSNdEkNJKNI1E6Sz",
+	"Won7iEGqDUzRWkl6bUF68hKvkS56hfd1TbgLI6GUmCwyBQucw2GkeTKcJhUoL/gtTaHYf8RuWEY/EsRN",
+	"fbKep+jW5p1yoplM4o9ECclJLRFkMmLOuYamJMGlIPUcazXgp5wkhjKCzllwjDTfjVg9oYMyIQmGlLs6",
+	"OLZcdXBgbGxknGVvZoCmdrOWPzQE104dGHxW95mv/g4U+ttmQZurxOHUrIAlYYPlglCoL5KmHGFKkO45",
+	"hBQXLstkgbBAOReCKpZyCM9swpGJPN8+6T85OY6Xj+ybqMORhsdw7I3XwIgGnYUPdQYjdj4D3rN8260z",
+	"1sXN1TWyDDdxs5iMGOQCKa3BCzqnDGfZWj/IEXwYipS8vBF0PtM86I3ueP8j4yu0WtBk4X8E2W90R4xK",
+	"tCyFRAWRZcHsOYmZAhPEZyM2qcyLSZhBuLHy9fMOllK386lnF/1WncxL7bueqoPxYGZUQ4tTlqphOaTV",
+	"SO6Ele6IUN9Y8IQobnSsorY0wiSxFLMjcdxHE2OzTeyXiTBcoXjO99st8C1BU0KY+hIvWdo6sOKBjIS7",
+	"Vw2v+UFpVV6gJS9I8JWZjYO49aQlsRq3/p2CzEph0/OslDSioqLSiE2JeqhkllSpksJLykBSt586OF1I",
+	"aVF1/oVUIsGj16y+GwswPYPleOvwZRjwsrGgrdHc9W3pDz6vV0/cr1Vt3TNqHbDRXp+zB/dj1RS8WafY",
+	"rWXPNxr78LwPNT/Dvg4IDy/iGloE1YPnQnGEUft+1tOHLWjV7xkSx6ovdWsSnQhoe15BvqVLitbeFyr8",
+	"IuCvikgBHxMmyqIC2BowWvHhVkIVJWUJqlD9wFdMyV+j9yyR/yQIF9W+cvXqzc3rU3T55hoV5JZrXASr",
+	"rt63LytrzxO8fWThlcbK/jvQi6lSTVB9r8dPzcxdXMgeoSoU3cS1mgPfWk79NwG1GZ/zUo5TckuTWKeh",
+	"Orp9JGI70bWd8qiCGIInFBz3ZtRuxcQjZnfIsKzdGVBHJBV9dEpmuMxMqkRREuDbXxeEockMZ4JMuj5C",
+	"TjAzwVxtJKW3mEmTSAMSQPCZRHqVaEnkgqfxA6+e6+nnjkO9+gh8wZgydRDMkgLcGBQi+T1CyWq8udMk",
+	"I6tQ2gUuAF9d0wWWZIoZZni7zg4+/OHr4FY39d8/R3I0NmMGRxIHGrSQ+g4Yvi3AYJW2QwtBj9Qvhwtb",
+	"Yhcbtwqwtc6ucZ0JdFPP0NX8+LFC4pXQevxY13Fuxh3IgQ5PtEGRD9Sha/rXnX/C9If0GIbN7bEfsUlj",
+	"/ROn4QOgA4S2igwkrz2foAO1qZDgTOMELB3OeD+psr2apJ3EBaOittkq/evtMzsIjGGGgBUeKzykZ9xF",
+	"5FNCcmka+04uxtev3p2dvT0/HV++uR7//Obm8nQCAGRKjOmutQLjjvBLLJOFwVIjFtu9xIKjmTIeNfLw",
+	"sI1xYkEhPcJsxPTbxvIzPV7NUHnBbaPYyv+JoOMy8UvzwrWcX45vrs70QpQt7S0mBrgMt9jYdpWmZ3of",
+	"dG3TwukaJg3uWQO4NCf5TyuzdLpG2lzFyDTpRtT28WSy4Bniplp4U+jjHRFEWuzzbcT87tWXci8BwShf",
+	"7RE1qVRm1ZOgEzs3rmLe5P0C58EJ6ATK9s4xjoLMSEFY0p58YcIfBUn4nFHhWq/4TrxGyEYRysZsUK0T",
+	"7ORifHX27pezd7DM63c3V9dnp5MRUwCvJiE8+Fe5yItSyIHxdMT8OiPWZmLsHj3atkGnZ5fnZ/7uXG8k",
+	"ni1HP8yexZyn8IUNiXMICyVe1LJxIk1r9nosy3X4iYSzlFna4PxQRFtYm5dFzgXRZQ6CSKmFVg05HAg4",
+	"bIkC3xE5BHG7f1fgECHt/shBD/LA0CHYvn2Qg+KAq4urEQvYPBjuq6GHYBa7ggjbTOheYcS3kkrxRwAS",
+	"VxdXblPicCJsmHavmOKtz1LfocV3aPHtQItA2u2HLL7QJ7FacLykm+pA4Jy/WTEogz9gpFe7HMct9XSb",
+	"rylSNIi/WXMZ2gd3DevZPco4m+t8PaR7yOpI5IHddBu50wUgQqnx7XvfvsT1BkXr8Rp1F1vCYSipPaes",
+	"lIvB7+p/r9c5+Tywd9kMVmTayvBwpYV50NQQ32PB5avri9dVueWDJCHemKbIrozmoXoZuJtZbOw/uFsI",
+	"LUixoaIYHgHsnpNCcYeortTpu+tGNlVjwqPd5u1UyO98qxC8K9TMsVx4nTYMH+1b2t2cyc350NXHrBZK",
+	"wmuyuHXa3m2irWbUXm2yZ9VoS0mYx/H3XV+tzm2sOegVkbbHLewB0OGR0ObqlH+KtxCa9RTCEZJmpNd+",
+	"U9nLjJfpLFOW4LV9/JFQ4qQyE2eUZPEb0OY9xym93W5DW9F0TiRE18zoRwV5OXx7/fLVEPDd4qV+cuCm",
+	"o/CV2nQsqclXXfKUxK/YWvS2T8d+Yddlfv7qleeG5W2/AIeD4WQ80vygs3WdN0K3qf8uN2Ny02tVaE6S",
+	"OqQvEGf28ivv/jdaNfts1aVJ7d6eNrBYu3TmgHCxPoNNtAxm0ajp9H/cuZ59w61Ef3o8Vi1WiWSPEq3s",
+	"Aup0E5+4Ju0H5hJ399lOZeVVq/htteTV5V67cIvrjO+1uhffeo8Bt9XenOO3C7R2awF63kdBaVtv9het",
+	"VYVR3RmYnM1t0z8rqy/jc0TZC+PoNC0uzXUiLW0l735rK2VUUpyZZCV7Adg4fhXvqf4VqV91u09GVtna",
+	"zVQPsldHRJ+cYSPEvYh7D5fPzgoiFm3NQYNr7GyLXnOboXnVhBla7qdov+DVnIDmza53uczVv+3C9Gms",
+	"3YHqfcA7H2PjsL7TRasvDtGr8WELqOutYDef3mYT+k85LYgYU2Z6w+/QTnjBl2SHGyBe+GJQHbzd2DW6",
+	"aW3Tr+7Iu2MHw3APa30hK9J193aJARO5jDUvWPeQPSXe4sL1Aon4xs3JwtWdT/7loA9ZRqm/ayozji7G",
+	"P79599P56enZZRddjG+uzt6NT8+GL6/Pfxlen50ef+uYwEsrN2BApySzFFEhSiJ2dsbpFNT2kuXX+vev",
+	"2zclSN322AsfHFefs9ugp1nwZUVe3csD7o5xOn0jaQc4y7aRd5hlX5HCZ9B6K1ipV6f3cPQmm+fhUx9n",
+	"WZUa3UJ+I/c3VePrBw6Fi7fgIhONrPDPdo0fjvgNqv67KPdt+niTxtxFNw4hzd2UeWD6wNGhYIcRFU7x",
+	"8QLhrCA4heLUb76z3dmnxGVbh2vSXekVjXdSMDYFZ1M+1FcqqHKJP5Tpup4EC93MryAII4hzugwfqoAW",
+	"ZXPkspF1zsw788+dq8dg8IIgueLoI4WqoZmRcPrV5+q5Hpqov03sHwWkGVSXCAlI4rH10LMyy4CEmrJT",
+	"mxpABRI5Sdz1An0zNCxty9hQK2u4A+WkWFJwsArTgtxlEFVOlekaBLNerYBvnc/CjohwPaG95b/egGBF",
+	"s0zjlzp8MdujrckEM1vfjU2feJdaRBkS5VQoJofO6Treb6fiDeISC+CiwzXCaOLAeFjysyyFHDFcSt6z",
+	"F/8hzohLmAqrzix3+KygPePoxlh9UyjI16ViIwbbrIyXiVf7bq6wQJdcEi8rsMDqeCp+MYX6ZsgRc2ak",
+	"0I3SlDBNpOmt6S0GquhNutYS59oTbT4bzIUzCLJPjFUyUZTFgKITnKElZsxkxRRECWI13eB9XULvqAyO",
+	"7LVLrjALUYSBDLXzy1+Gr89PAYhfDi/OJkBds0h72yjM/fLNNcJClEtDF7fwygqxx9PMB2YP+Xm23tNm",
+	"z1TTdZvpknMCGGILp71aM3f5lsc2I+ZuzQwvhuRF887IKkHTTwQcsQpqKZqiWtUiuaW8FIpfG1PB0gJS",
+	"dEXIiL1/R8xlzwuaoymRK7ATg4pGjakAR8XFaOGN0TNj9PQYPT1GD7O0Z8Y4rorn7Dbo3JhAlHZBSniZ",
+	"oWEWE5rydD1ijsBaRivhwWdossEpN9Ec8tOZvQRyxNppDY/mNPkYnvx6VdyIFWSOizRTRONKvuSlLZxd",
+	"Oz+O4xr4ntFmOq+XgzOgzvg6u4gaEfDeMHogqj8cDeD2qVQR1uqzqir/OJYbaTTtDlF3pXjAk2hEFGQD",
+	"69fDkkithdoC3mqYjh/dTvWrnefaE1Z1CJibuxbhz7Ebnz71qupDeEj3U/7j1sRCnvXWothAxFOhzn9w",
+	"jcRjxuVjZDO2UzKjjKCFSYWrZB2w4ohV1duBP6iLpqXpYKXTjM14oNbcY1qc2TEncBecuyN1s5f+/NSK",
+	"X6tejSQ6NzeHeoqg0AYKrAePDDoOXusafGn8/gALpsS60v1jrMREBpvhKWeM3Ez9m0tB2esTpq/28y62",
+	"fXX9f4d/e3kWTTRQDLjlPqyGjwJ89CF+lByV+bzAKUGUmYp6V4qPjtzDapAlT8usJc+AsgWdUnNtdGQn",
+	"ZlDF3IW+NEHzJhD2vqgzzKJhnBJ0RoiZlihUAAcAFir0DZ1K/xCm8x3B5cgVoyama1coOKB4OiAz/CXa",
+	"UmifQMsQpX6oRTGR0F2mtIiFsEuvFnZB51Yj0FlAg4odg6zCKlpTMcnfSjbPCIJs5f3jLCkRyqLdtfw6",
+	"47ft5ddbQzCOCe4Ug1GyGFoTnxsE9ot3xdCz9qDKhliJKShhyPvNJv6DigWRYyt7NaKhUiBsr106iryo",
+	"5OdxaxQmzj3msnla1Qk1AKTdKaOUz09BinHdC6OrLZF6XypP9rjX9MjIxnaqzU0WhHxcj/W93t9M4ycv",
+	"IzwUdh08TZ48fRZEKwKR6cInnf8OlvZc+wKgvVWQGL7ZybTbVYNVgQu4D4JnEn01NeR0W81ZWYq6n4Rn",
+	"Gr4zpLUJ+ZNAxE5MLrlSIU6m7RPBrnSjp66tXPrV6DZAqUqe6TvHRqwSTEraVm33QqwMliJnpojDKbfD",
+	"rKnh3ItEVeiMSLp07S/8bWhe4YzeMHXcG371BYamgTDfpmcJ6bqJEeNTialB2VXLLGfNhb5VBP3klGyp",
+	"+ePCBnNGOAKKYMSWxfV0ngEUYOmvxjxeyLSsAzAfDJdgBqV6zkptLFl/kEuzbrAo3ph2O1u3DNqUNH2r",
+	"2+X2xrhqharGNomhJuogL1aZ9TJstDViEIKsOcYeP64itY8f99FLY8Yb2EE+SQWLPftMf1ahD99yP5qu",
+	"kcgzasos9AszWoBxlXF2bOi1tt0yRoxKA6txJkxl4aRaxsQDg5lG3WiF13dJdRhGXKO+cNLVlz4XV8i7",
+	"la+0rqSWNeD2YQXEXHXhxIY2amWXd+Ufs9zt7OPFyZusMyuzbN37rcQZyCCrB62JfHTxj/PTY70ZLmhd",
+	"45hvwaQ+bNlKoxudt+IvLqqDqLUu6fQKtU4NfLGEVMrRxB0k1o767j1H/Q3f67rWJCtTolsl6hdmPMv4",
+	"SnFzVTMnwOf9GE2CVU3Qc+Rj59YlmVcbXsT296GkTBeB6T9D+ogZ5+wfL1/fXJ3/smkAo4fJpyQrhbLt",
+	"1QAix0rBIZRkmC6NRzwKeq3DUZjKQdGoL8bgUzWpwAGAMK70vOBKaHRHTBMZxOMMXM8130SwUd4y9LUD",
+	"lbt0taCZkIFexMIWdsDwwcCwhldOrhoHrXncfDIjt5iZ8nZbAg5tUyWsHfYeTcG6HDHvS1viPl2EM7ng",
+	"5XyhRb8iHgh7PTpgjGULNaqsaiUqdR6ZOWHdOKFGLKQU2pdQf8A2Ul9SRepyazyx1Hb51z2WjELMSgae",
+	"6KZytpaSK8+1BoNRDGutsjDYcTQpM1ygyUfK0onvPtUSZcRMHawpk8CyEfzShmKWrV3syYXOQrD1p2/m",
+	"tUfc9G6VtK6DhGsw6SW+17uBgniSHAlCIPiGrAshuMpX9x00mW0W7IXBXRT2TjB9PThyfTux7FoU61tO",
+	"zqBznmP4eiWL/HnAt0tBDA8bJSvQLSnobK0ZHfTHiMX8JgtzvYzVUjbFBr6oOyuaGdq/jtiM1gsOrFI0",
+	"0mUJ4P4okKbYtU0EYqQ0kVgS05uZysZRtZ8T2gNUspQUIuGFjSzVAoJK6q8ooG8TCTc4MS8o1zcdSElM",
+	"nwz/JHZHbMFX5DbIUhYaXoIamRKEV9jslzM2zehu1kyJzCxbKysTFhrQzGyOEitLAh6JGlHRlCSKyVHJ",
+	"3M4qU0oH6oBz1HfBD6Z/1zVoaoe8hXmhG0RlrNEoST7emG8OvYF2iRO5udrrMrUI9afDZ23RIeeG21QP",
+	"WUWMlutxwnk2dh65zpYwUfOFO97B6fu+KmFh8qla/Va+WKnbhbMMw87YjuGR3Q/uCNe8YoQGzlZ4DVY1",
+	"mqhJTLRJ6IXxC5Jn1B6Tpycn6M3fY8n0n/dIJW7M6c9rnyCv26pdNhgEte0w8fgDWzCO0Hc1YYIp38mG",
+	"sSN8qRHzjeew7arWbdvmw8CNB2giSgV6DIHhxwpyajaqJ4Rs7QsWXi9wp06RqN4ocsQO3+JJk/V7k8j9",
+	"mkQ6j5Pf1MZFCFy3yEb6gXFDuCvSoKGO7kVdu+/VRLoV6DDOC5u8ELQlMzfM71kUvq0/UUOtXMeW54tZ",
+	"fa3XN+78anRq07K7cfrtojyfhL7Xrn7knXGC0CuNeLstl34ArjOQDiQmS/V3u2qDQeomfLkkLCWegWDF",
+	"B6r3vkVB61svqsuELMoEcsrULCGVhetGSqajuys+VMMCMU3egaJqRhPKS6HNcWIuhtGJuc2bUUDkRwSo",
+	"GhjuQK8RLLzJiiHYXO3petzS1svskH9XUBWsg+ZjwmxNo4sX0mSkXtsvz99ddwX8Odt6GcNPevc66mur",
+	"4HaeukL/icwpE3VBZByh1pHgGM86c9KyqBuAX6rjH6Df5wPp+F37OXoEH7H76+eo6fu9lePdWjluUfpB",
+	"T0fQ/MYVI63G0prfH3K7/tc3oumXv+v/e9H/dcHwQOrf44M7ggCfk74ZKOBT8zsS+GMigXvo5OnVKzhm",
+	"uAtM0FkTG7sx/WKfOWi1ZsmEVIw/nhEsy8I1azEhv7fBw5G+G6GnsNvxV+La9rQ02Ghpz+OG2DVhwr7Q",
+	"DI25ExBvjhMkelTDxPvkwLaJNcO5IAOcLikb3D4JKhXbds4PY15ylpDDbiGDIbfWxOrHdiyGVc92jZtQ",
+	"126KBXQWpibaUwrjBEsesN3l1QIXJO0JkhSkGSaFzDi46jLeDgkjBTYz0isF0SuEpYnWQYPmSLW0ZZxA",
+	"UpSSS+QTenUxfNm7ejV80kUfydoibX+ssf7MWH+mC5e8Gipb92K3yvNWFB51gMlGHQWVRx3Gpf33kd4A",
+	"UozVVo4YOPpBYh130T+5TXe8vHmNpmvTeTJe9fMrlQtN1CuY1wHbPS0pi4sMk4lvU6231yo0h1jiJPpq",
+	"20kI8+zjrVxsejorMy+UsyVPfJcT1/VDWt4VEmoRf7jGPLVk0D264nxhUpzrKnGnZLgvlDs/4RTVDqs6",
+	"lFUbLP9CevKJCiketlGNEkcOFEHZahP71MolglovE65RYsw1RASxgLS82qL+jIjTxSGtmvA1FYEqvNaP",
+	"bwkov2HZ2iiiI3UcjhWxufqjDcwdQTb6sVebEosrw7OdSFPdKvD54aAnrYU0O/UybJBpK2iKfW2vPukP",
+	"zLEJzjLPUrB4CxjrsN1iFNuJECy4Be/M1ANGVu1NYV5C4Vhz0w6lTSGpez1W4CvaOk8bn9qQMQngupBC",
+	"KMiTmMBczpPFC6T0G+AeRoxzrdF+pUUFeu1YMsLmujw2nMtr+LuuZCwwS/nSzOrIZGygJz920ZPejz8c",
+	"96N9XjbUSsJPL+ywujZsqmy2PgyoPvp+2Psf3PvXSe8v/fH/631oK/MSY2uZNj70iq+UsbYO+EV45IU3",
+	"hUfGkrlA8nbKfX4Afb+nXIkfT9cN5+GU7FBJ+dKkGAQpF5axH16vPpyU0iJEN86pS6q9BNXv8N/PmrUz",
+	"IklTXJ3C3+Pi6uv1a6satel5p9/UVj9Qf/BLjkSZLPx9PxSHndo2aHEO6+7kvrh3RtlZQvnS6TuLHLBB",
+	"OGekjUNqQD1ysYb0cM/uV1mUEca7ydOvh6kuyUoDqfVuMOqFgSJIcvSRkPyOsGozNlGTKoVprxVDILFZ",
+	"/GkQSQn8kH59VPJd5hxU5uhzHldLj4Rm9jZT7emgFKQQg99L6MP+eZMT/kaQYgheyXvkZvjADTQi2ljb",
+	"+e/MQ7rDhbmC7dDKC5vhfTpvrVeARogmtbzlwijNYAdUbCE7HsTlnucFv40pjqH+xfOflaxnHveD2HiF",
+	"qS6Yh99wtnt5wMMpjF2PmCnkhFIdaEr6/cwd/sy9dO1eg2P3wsnyKoKKLH/29URN/S/MoCyyzvPOoPP5",
+	"w+f/HwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

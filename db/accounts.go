@@ -36,6 +36,10 @@ type Registration struct {
 	// TokenSessionID, when set, is the UIA session whose registration
 	// token reservation becomes a completed use.
 	TokenSessionID string
+	// Threepids are validated addresses to bind to the account; each one's
+	// validation session is consumed. An address bound meanwhile gives
+	// ErrThreepidInUse and nothing is written.
+	Threepids []NewThreepid
 }
 
 // Register creates (or upgrades) the account and its login atomically.
@@ -66,6 +70,11 @@ func (s *Store) Register(ctx context.Context, r Registration) error {
 				return err
 			}
 		}
+		for _, t := range r.Threepids {
+			if err := addThreepid(tx, acct.UserID, t, now); err != nil {
+				return err
+			}
+		}
 		if r.Login != nil {
 			if err := issueLogin(tx, acct.UserID, *r.Login, now); err != nil {
 				return err
@@ -77,7 +86,7 @@ func (s *Store) Register(ctx context.Context, r Registration) error {
 		}
 		return nil
 	})
-	if errors.Is(err, ErrUserExists) || errors.Is(err, ErrTokenInvalid) {
+	if errors.Is(err, ErrUserExists) || errors.Is(err, ErrTokenInvalid) || errors.Is(err, ErrThreepidInUse) {
 		return err
 	}
 	return translate(err)
@@ -153,6 +162,9 @@ func (s *Store) Deactivate(ctx context.Context, userID string, erase bool) error
 		}
 		if res.RowsAffected == 0 {
 			return ErrNotFound
+		}
+		if err := tx.Where("user_id = ?", userID).Delete(&Threepid{}).Error; err != nil {
+			return err
 		}
 		return tx.Where("user_id = ?", userID).Delete(&Device{}).Error
 	}))

@@ -100,6 +100,33 @@ var migrations = []migration{
 	{3, "accounts awaiting approval", []string{
 		`ALTER TABLE accounts ADD COLUMN approval_pending BOOLEAN NOT NULL DEFAULT FALSE`,
 	}},
+	{4, "third-party identifiers and their validation sessions", []string{
+		`CREATE TABLE threepid_sessions (
+			sid TEXT NOT NULL PRIMARY KEY,
+			client_secret TEXT NOT NULL,
+			medium TEXT NOT NULL,
+			address TEXT NOT NULL,
+			purpose TEXT NOT NULL,
+			send_attempt BIGINT NOT NULL,
+			token_hash TEXT NOT NULL,
+			token_expires_at BIGINT NOT NULL,
+			next_link TEXT NOT NULL DEFAULT '',
+			validated_at BIGINT,
+			created_at BIGINT NOT NULL,
+			expires_at BIGINT NOT NULL
+		)`,
+		`CREATE UNIQUE INDEX threepid_sessions_key ON threepid_sessions (client_secret, medium, address)`,
+		`CREATE INDEX threepid_sessions_expires ON threepid_sessions (expires_at)`,
+		`CREATE TABLE threepids (
+			medium TEXT NOT NULL,
+			address TEXT NOT NULL,
+			user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+			validated_at BIGINT NOT NULL,
+			added_at BIGINT NOT NULL,
+			PRIMARY KEY (medium, address)
+		)`,
+		`CREATE INDEX threepids_user ON threepids (user_id)`,
+	}},
 }
 
 // Migrate applies every migration the database has not recorded yet.

@@ -19,8 +19,15 @@ var errGuestForbidden = &Error{Status: http.StatusForbidden, Code: CodeGuestAcce
 // reauthFlows are the flows by which a logged-in user proves it is them.
 var reauthFlows = [][]string{{authTypePassword}}
 
-// resetFlows are the flows of a password reset without an access token.
-var resetFlows = [][]string{{authTypeEmail}}
+// resetFlows are the flows of a password reset without an access token:
+// a validated address bound to the account.
+func (s *Server) resetFlows() [][]string {
+	flows := [][]string{{authTypeEmail}}
+	if s.sms != nil {
+		flows = append(flows, []string{authTypeMsisdn})
+	}
+	return flows
+}
 
 // ChangePassword is POST /_matrix/client/v3/account/password (client-server
 // API v1.7). With an access token the user re-authenticates with its
@@ -37,15 +44,16 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 	if err := checkPasswordPolicy(s.cfg.PasswordConfig.Policy, body.NewPassword); err != nil {
 		return nil, err
 	}
-	uia := uiaRequest{Method: http.MethodPost, Path: passwordPath, Auth: body.Auth, Flows: resetFlows}
+	uia := uiaRequest{Method: http.MethodPost, Path: passwordPath, Auth: body.Auth, Flows: s.resetFlows()}
 	if who != nil {
 		uia.Flows, uia.ExpectedUser = reauthFlows, who.UserID
 	}
-	if _, err := s.reauthenticate(ctx, uia); err != nil {
+	sess, err := s.reauthenticate(ctx, uia)
+	if err != nil {
 		return nil, err
 	}
 	if who == nil {
-		return nil, internalError(errors.New("password reset completed without a 3PID stage"))
+		return s.resetPassword(ctx, sess, body.NewPassword)
 	}
 	hash, err := s.hasher.Hash(ctx, body.NewPassword)
 	if err != nil {
@@ -95,4 +103,33 @@ func (s *Server) reauthenticate(ctx context.Context, req uiaRequest) (*uiaSessio
 		return nil, err
 	}
 	return s.uia.authenticate(ctx, sess, req)
+}
+
+// resetPassword finishes a password reset: the account owning the address
+// the 3PID stage proved gets the new password and loses every device.
+func (s *Server) resetPassword(ctx context.Context, sess *uiaSession, newPassword string) (api.ChangePasswordResponseObject, error) {
+	proved := sessionThreepids(sess)
+	if len(proved) == 0 {
+		return nil, internalError(errors.New("password reset completed without a 3PID stage"))
+	}
+	userID, err := s.store.ThreepidOwner(ctx, proved[0].Medium, proved[0].Address)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "Third-party identifier not found"}
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	hash, err := s.hasher.Hash(ctx, newPassword)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	defer s.tokens.revokeUser(userID)
+	if err := s.store.SetPassword(ctx, userID, hash, true, ""); err != nil {
+		return nil, internalError(err)
+	}
+	if err := s.store.ConsumeThreepidSession(ctx, proved[0].Sid); err != nil {
+		s.log.Warn("could not consume validation session", "error", err)
+	}
+	s.log.Info("password reset", "user_id", userID, "medium", proved[0].Medium)
+	return api.ChangePassword200JSONResponse{}, nil
 }

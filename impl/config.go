@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -78,6 +79,18 @@ type Config struct {
 	Rc3PIDValidation            RateLimit               `yaml:"rc_3pid_validation"`
 	RcRegistrationTokenValidity RateLimit               `yaml:"rc_registration_token_validity"`
 	RcUsernameAvailability      RateLimit               `yaml:"rc_username_availability"`
+	// Email configures SMTP for validating email addresses; when absent,
+	// email verification is off.
+	Email *EmailConfig `yaml:"email"`
+	// SMSGateway sends SMS for validating phone numbers; when absent,
+	// phone verification is off.
+	SMSGateway                    *SMSGatewayConfig `yaml:"sms_gateway"`
+	DisableMsisdnRegistration     bool              `yaml:"disable_msisdn_registration"`
+	Enable3PIDChanges             bool              `yaml:"enable_3pid_changes"`
+	RequestTokenInhibit3PIDErrors bool              `yaml:"request_token_inhibit_3pid_errors"`
+	NextLinkDomainWhitelist       *[]string         `yaml:"next_link_domain_whitelist"`
+	AllowedLocal3PIDs             []AllowedThreepid `yaml:"allowed_local_3pids"`
+
 	// TrustedProxies are the CIDRs whose X-Forwarded-For header names the
 	// client; from anyone else the header is ignored.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -263,6 +276,7 @@ func DefaultConfig() Config {
 		LogLevel:           "info",
 		AccessLog:          true,
 		AllowDeactivation:  true,
+		Enable3PIDChanges:  true,
 		BcryptRounds:       12,
 		PasswordConfig: PasswordConfig{
 			Enabled:   true,
@@ -459,8 +473,35 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("registrations_require_3pid: %q must be email or msisdn", m)
 		}
 	}
-	if len(c.RegistrationsRequire3PID) > 0 {
-		return errors.New("registrations_require_3pid: email and phone verification are not available yet; remove it")
+	for _, m := range c.RegistrationsRequire3PID {
+		if m == "email" && c.Email == nil {
+			return errors.New("registrations_require_3pid: email needs the email section (SMTP) configured")
+		}
+		if m == "msisdn" && (c.SMSGateway == nil || c.DisableMsisdnRegistration) {
+			return errors.New("registrations_require_3pid: msisdn needs sms_gateway configured and disable_msisdn_registration false")
+		}
+	}
+	if c.Email != nil {
+		c.Email.applyDefaults()
+		if _, err := mailAddress(c.Email.NotifFrom); err != nil {
+			return errors.New("email.notif_from must be an email address, e.g. 'Matrix <noreply@example.org>'")
+		}
+		if _, _, _, _, _, err := c.Email.smtpTarget(); err != nil {
+			return err
+		}
+	}
+	if c.SMSGateway != nil {
+		if u, err := url.Parse(c.SMSGateway.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return errors.New("sms_gateway.url must be an http(s) URL")
+		}
+	}
+	for i := range c.AllowedLocal3PIDs {
+		a := &c.AllowedLocal3PIDs[i]
+		re, err := regexp.Compile(a.Pattern)
+		if err != nil || (a.Medium != "email" && a.Medium != "msisdn") {
+			return fmt.Errorf("allowed_local_3pids[%d]: needs medium email or msisdn and a valid pattern", i)
+		}
+		a.re = re
 	}
 	if c.EnableRegistrationCaptcha {
 		cc := c.Captcha
@@ -664,3 +705,5 @@ func (c *Config) resolveSharedSecret() error {
 	}
 	return nil
 }
+
+func mailAddress(s string) (*mail.Address, error) { return mail.ParseAddress(s) }

@@ -2,7 +2,6 @@ package impl
 
 import (
 	"context"
-	"net/http"
 	"strings"
 
 	"registrar/api"
@@ -24,27 +23,4 @@ func (s *Server) GetWellknown(context.Context, api.GetWellknownRequestObject) (a
 
 func (s *Server) wellKnown() *api.DiscoveryInformation {
 	return &api.DiscoveryInformation{MHomeserver: api.HomeserverInformation{BaseUrl: strings.TrimSuffix(s.cfg.PublicBaseURL, "/")}}
-}
-
-var errNotImplemented3PID = &Error{Status: http.StatusNotImplemented, Code: CodeUnrecognized,
-	Message: "Email and phone number verification is not available on this server"}
-
-// RequestTokenToRegisterEmail is POST /_matrix/client/v3/register/email/requestToken.
-func (s *Server) RequestTokenToRegisterEmail(context.Context, api.RequestTokenToRegisterEmailRequestObject) (api.RequestTokenToRegisterEmailResponseObject, error) {
-	return nil, errNotImplemented3PID
-}
-
-// RequestTokenToRegisterMSISDN is POST /_matrix/client/v3/register/msisdn/requestToken.
-func (s *Server) RequestTokenToRegisterMSISDN(context.Context, api.RequestTokenToRegisterMSISDNRequestObject) (api.RequestTokenToRegisterMSISDNResponseObject, error) {
-	return nil, errNotImplemented3PID
-}
-
-// RequestTokenToResetPasswordEmail is POST /_matrix/client/v3/account/password/email/requestToken.
-func (s *Server) RequestTokenToResetPasswordEmail(context.Context, api.RequestTokenToResetPasswordEmailRequestObject) (api.RequestTokenToResetPasswordEmailResponseObject, error) {
-	return nil, errNotImplemented3PID
-}
-
-// RequestTokenToResetPasswordMSISDN is POST /_matrix/client/v3/account/password/msisdn/requestToken.
-func (s *Server) RequestTokenToResetPasswordMSISDN(context.Context, api.RequestTokenToResetPasswordMSISDNRequestObject) (api.RequestTokenToResetPasswordMSISDNResponseObject, error) {
-	return nil, errNotImplemented3PID
 }

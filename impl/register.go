@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -178,17 +179,39 @@ func checkDeviceParams(deviceID, displayName *string) *Error {
 // flow with every configured requirement prepended (Synapse's
 // _calculate_registration_flows).
 func (s *Server) registrationFlows() [][]string {
-	flow := []string{authTypeDummy}
-	if _, ok := s.uia.stages[authTypeTerms]; ok {
-		flow = append([]string{authTypeTerms}, flow...)
+	requireEmail := slices.Contains(s.cfg.RegistrationsRequire3PID, "email")
+	requireMsisdn := slices.Contains(s.cfg.RegistrationsRequire3PID, "msisdn")
+	email := s.mailer != nil
+	msisdn := s.sms != nil && !s.cfg.DisableMsisdnRegistration
+	var flows [][]string
+	if !requireEmail && !requireMsisdn {
+		flows = append(flows, []string{authTypeDummy})
+	}
+	if email && !requireMsisdn {
+		flows = append(flows, []string{authTypeEmail})
+	}
+	if msisdn {
+		if !requireEmail {
+			flows = append(flows, []string{authTypeMsisdn})
+		}
+		if email {
+			flows = append(flows, []string{authTypeMsisdn, authTypeEmail})
+		}
+	}
+	var prefix []string
+	if s.cfg.RegistrationRequiresToken {
+		prefix = append(prefix, authTypeRegistrationToken)
 	}
 	if s.cfg.EnableRegistrationCaptcha {
-		flow = append([]string{authTypeRecaptcha}, flow...)
+		prefix = append(prefix, authTypeRecaptcha)
 	}
-	if s.cfg.RegistrationRequiresToken {
-		flow = append([]string{authTypeRegistrationToken}, flow...)
+	if _, ok := s.uia.stages[authTypeTerms]; ok {
+		prefix = append(prefix, authTypeTerms)
 	}
-	return [][]string{flow}
+	for i, f := range flows {
+		flows[i] = append(slices.Clone(prefix), f...)
+	}
+	return flows
 }
 
 // createAccount writes the account (and its login unless inhibited) in one
@@ -223,9 +246,18 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 		if sess.Data[sessionRegistrationTk] != "" {
 			reg.TokenSessionID = sess.ID
 		}
+		for _, t := range sessionThreepids(sess) {
+			if !s.threepidAllowed(t.Medium, t.Address) {
+				return nil, errThreepidNotAllowed
+			}
+			reg.Threepids = append(reg.Threepids, db.NewThreepid{Medium: t.Medium, Address: t.Address, ValidatedAt: t.ValidatedAt, SessionID: t.Sid})
+		}
 		err := s.store.Register(ctx, reg)
 		if errors.Is(err, db.ErrTokenInvalid) {
 			return nil, forbidden("The registration token reservation of this session has expired; start again")
+		}
+		if errors.Is(err, db.ErrThreepidInUse) {
+			return nil, badRequest(CodeThreepidInUse, "The specified address is already in use")
 		}
 		if reg.UpgradeGuest {
 			s.tokens.revokeUser(reg.Account.UserID)

@@ -34,6 +34,8 @@ type Server struct {
 	uia    *uiaEngine
 	tokens *tokenCache
 	limits *limiters
+	mailer *mailer
+	sms    *smsSender
 	// appServices finds application services by as_token.
 	appServices appServiceIndex
 
@@ -75,6 +77,14 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.hasher = newHasher(cfg.PasswordConfig, cfg.BcryptRounds)
+	if cfg.Email != nil {
+		if s.mailer, err = newMailer(*cfg.Email, cfg.ServerName); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.SMSGateway != nil {
+		s.sms = newSMSSender(*cfg.SMSGateway)
+	}
 	s.uia = newUIAEngine(s)
 	s.tokens = newTokenCache(100_000)
 	s.limits = newLimiters(&cfg)
@@ -133,6 +143,11 @@ func (s *Server) Run(ctx context.Context) {
 // uses of abandoned ones, once.
 func (s *Server) Sweep(ctx context.Context) {
 	s.uia.sweep(ctx)
+	if n, err := s.store.DeleteExpiredThreepidSessions(ctx); err != nil {
+		s.log.Warn("sweeping 3PID validation sessions failed", "error", err)
+	} else if n > 0 {
+		s.log.Info("swept expired 3PID validation sessions", "count", n)
+	}
 	now := s.now()
 	for _, l := range s.limits.all() {
 		l.reclaim(now)

@@ -37,6 +37,16 @@ type Store interface {
 	ReserveRegistrationToken(ctx context.Context, token, sessionID string) error
 	ReleaseAbandonedReservations(ctx context.Context, minAgeMS int64) (int64, error)
 	CreateNonce(ctx context.Context, nonce string, expiresAtMS int64) error
+
+	StartThreepidValidation(ctx context.Context, next db.ThreepidSession) (db.ThreepidSession, bool, error)
+	ThreepidSession(ctx context.Context, sid string) (db.ThreepidSession, error)
+	MarkThreepidValidated(ctx context.Context, sid, tokenHash string) (bool, error)
+	ThreepidOwner(ctx context.Context, medium, address string) (string, error)
+	Threepids(ctx context.Context, userID string) ([]db.Threepid, error)
+	AddThreepid(ctx context.Context, userID string, t db.NewThreepid) error
+	DeleteThreepid(ctx context.Context, userID, medium, address string) error
+	ConsumeThreepidSession(ctx context.Context, sid string) error
+	DeleteExpiredThreepidSessions(ctx context.Context) (int64, error)
 	UseNonce(ctx context.Context, nonce string) (bool, error)
 }
 

@@ -98,6 +98,12 @@ func newUIAEngine(s *Server) *uiaEngine {
 	if s.cfg.EnableRegistrationCaptcha {
 		u.stages[authTypeRecaptcha] = newRecaptchaStage(s)
 	}
+	if s.mailer != nil {
+		u.stages[authTypeEmail] = threepidStage{s: s, medium: db.MediumEmail}
+	}
+	if s.sms != nil {
+		u.stages[authTypeMsisdn] = threepidStage{s: s, medium: db.MediumMsisdn}
+	}
 	return u
 }
 

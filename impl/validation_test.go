@@ -201,11 +201,13 @@ func TestVersionsAndWellKnown(t *testing.T) {
 	}
 }
 
-func TestUnimplementedOperationsAnswerMatrixErrors(t *testing.T) {
+func TestUnconfiguredMediumAnswersMatrixErrors(t *testing.T) {
 	env := newEnv(t)
 	body := `{"client_secret": "abc", "email": "a@example.org", "send_attempt": 1}`
-	env.do("POST", "/_matrix/client/v3/register/email/requestToken", body).expect(t, 501, "M_UNRECOGNIZED")
-	env.do("POST", "/_matrix/client/v3/account/password/email/requestToken", body).expect(t, 501, "M_UNRECOGNIZED")
+	env.do("POST", "/_matrix/client/v3/register/email/requestToken", body).expect(t, 400, "M_THREEPID_MEDIUM_NOT_SUPPORTED")
+	env.do("POST", "/_matrix/client/v3/account/password/email/requestToken", body).expect(t, 400, "M_THREEPID_MEDIUM_NOT_SUPPORTED")
+	phone := `{"client_secret": "abc", "country": "GB", "phone_number": "07700900001", "send_attempt": 1}`
+	env.do("POST", "/_matrix/client/v3/register/msisdn/requestToken", phone).expect(t, 400, "M_THREEPID_MEDIUM_NOT_SUPPORTED")
 }
 
 func TestContentTypeNotRequired(t *testing.T) {

@@ -1,0 +1,281 @@
+package impl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/wneessen/go-mail"
+)
+
+// EmailConfig is Synapse's email section, plus smtp_url as a single
+// alternative to the split SMTP fields, template_dir for operator
+// templates and send_timeout.
+type EmailConfig struct {
+	SMTPURL                  string        `yaml:"smtp_url"`
+	SMTPHost                 string        `yaml:"smtp_host"`
+	SMTPPort                 int           `yaml:"smtp_port"`
+	SMTPUser                 string        `yaml:"smtp_user"`
+	SMTPPass                 string        `yaml:"smtp_pass"`
+	ForceTLS                 bool          `yaml:"force_tls"`
+	RequireTransportSecurity bool          `yaml:"require_transport_security"`
+	EnableTLS                *bool         `yaml:"enable_tls"`
+	NotifFrom                string        `yaml:"notif_from"`
+	AppName                  string        `yaml:"app_name"`
+	ValidationTokenLifetime  Duration      `yaml:"validation_token_lifetime"`
+	Subjects                 EmailSubjects `yaml:"subjects"`
+	// TemplateDir holds operator templates overriding the built-in ones:
+	// <purpose>.txt and <purpose>.html for registration, password_reset,
+	// add_threepid and already_in_use.
+	TemplateDir string   `yaml:"template_dir"`
+	SendTimeout Duration `yaml:"send_timeout"`
+}
+
+// EmailSubjects are the subject lines; %(server_name)s and %(app)s are
+// replaced as in Synapse.
+type EmailSubjects struct {
+	EmailValidation   string `yaml:"email_validation"`
+	PasswordReset     string `yaml:"password_reset"`
+	AddThreepid       string `yaml:"email_add_threepid"`
+	EmailAlreadyInUse string `yaml:"email_already_in_use"`
+}
+
+// SMSGatewayConfig sends SMS through an HTTP gateway: a JSON POST of
+// {"to": "+<E.164>", "text": ...} to URL, with an optional bearer token.
+type SMSGatewayConfig struct {
+	URL         string   `yaml:"url"`
+	BearerToken string   `yaml:"bearer_token"`
+	Timeout     Duration `yaml:"timeout"`
+}
+
+func (c *EmailConfig) applyDefaults() {
+	if c.SMTPHost == "" {
+		c.SMTPHost = "localhost"
+	}
+	if c.AppName == "" {
+		c.AppName = "Matrix"
+	}
+	if c.ValidationTokenLifetime.Duration == 0 {
+		c.ValidationTokenLifetime.Duration = time.Hour
+	}
+	if c.SendTimeout.Duration == 0 {
+		c.SendTimeout.Duration = 10 * time.Second
+	}
+	s := &c.Subjects
+	if s.EmailValidation == "" {
+		s.EmailValidation = "[%(server_name)s] Validate your email"
+	}
+	if s.PasswordReset == "" {
+		s.PasswordReset = "[%(server_name)s] Password reset"
+	}
+	if s.AddThreepid == "" {
+		s.AddThreepid = "[%(server_name)s] Validate your email"
+	}
+	if s.EmailAlreadyInUse == "" {
+		s.EmailAlreadyInUse = "[%(server_name)s] Email already in use"
+	}
+}
+
+// smtpTarget resolves smtp_url or the split fields.
+func (c *EmailConfig) smtpTarget() (host string, port int, user, pass string, implicitTLS bool, err error) {
+	host, port, user, pass, implicitTLS = c.SMTPHost, c.SMTPPort, c.SMTPUser, c.SMTPPass, c.ForceTLS
+	if c.SMTPURL != "" {
+		u, perr := url.Parse(c.SMTPURL)
+		if perr != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
+			return "", 0, "", "", false, fmt.Errorf("email.smtp_url %q must be smtp://[user:pass@]host[:port] or smtps://...", redactURL(c.SMTPURL))
+		}
+		host, implicitTLS = u.Hostname(), u.Scheme == "smtps"
+		port = 0
+		if p := u.Port(); p != "" {
+			port, _ = strconv.Atoi(p)
+		}
+		if u.User != nil {
+			user = u.User.Username()
+			pass, _ = u.User.Password()
+		}
+	}
+	if port == 0 {
+		port = 25
+		if implicitTLS {
+			port = 465
+		}
+	}
+	return host, port, user, pass, implicitTLS, nil
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = url.User(u.User.Username())
+	return u.String()
+}
+
+// Message purposes; each has a template and a subject.
+const (
+	purposeRegistration  = "registration"
+	purposePasswordReset = "password_reset"
+	purposeAddThreepid   = "add_threepid"
+	purposeAlreadyInUse  = "already_in_use"
+)
+
+// mailer sends validation emails over SMTP.
+type mailer struct {
+	cfg       EmailConfig
+	text      map[string]*texttemplate.Template
+	html      map[string]*htmltemplate.Template
+	serverNam string
+}
+
+// messageData is what templates see.
+type messageData struct {
+	AppName    string
+	ServerName string
+	Address    string
+	Link       string
+	Token      string
+}
+
+var defaultTextTemplates = map[string]string{
+	purposeRegistration:  "Hello,\n\nTo finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address by opening this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email.\n",
+	purposePasswordReset: "Hello,\n\nA password reset was requested for your account on {{.ServerName}}. To continue, open this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email and your password stays as it is.\n",
+	purposeAddThreepid:   "Hello,\n\nTo add this email address to your account on {{.ServerName}}, open this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email.\n",
+	purposeAlreadyInUse:  "Hello,\n\nSomeone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.\n",
+}
+
+var defaultHTMLTemplates = map[string]string{
+	purposeRegistration:  `<!DOCTYPE html><html><body><p>Hello,</p><p>To finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address:</p><p><a href="{{.Link}}">Confirm my email address</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
+	purposePasswordReset: `<!DOCTYPE html><html><body><p>Hello,</p><p>A password reset was requested for your account on {{.ServerName}}.</p><p><a href="{{.Link}}">Continue the password reset</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
+	purposeAddThreepid:   `<!DOCTYPE html><html><body><p>Hello,</p><p>To add this email address to your account on {{.ServerName}}:</p><p><a href="{{.Link}}">Confirm my email address</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
+	purposeAlreadyInUse:  `<!DOCTYPE html><html><body><p>Hello,</p><p>Someone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.</p></body></html>`,
+}
+
+func newMailer(cfg EmailConfig, serverName string) (*mailer, error) {
+	m := &mailer{cfg: cfg, serverNam: serverName, text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
+	for purpose, def := range defaultTextTemplates {
+		text, html := def, defaultHTMLTemplates[purpose]
+		if cfg.TemplateDir != "" {
+			if b, err := os.ReadFile(filepath.Join(cfg.TemplateDir, purpose+".txt")); err == nil {
+				text = string(b)
+			}
+			if b, err := os.ReadFile(filepath.Join(cfg.TemplateDir, purpose+".html")); err == nil {
+				html = string(b)
+			}
+		}
+		t, err := texttemplate.New(purpose).Parse(text)
+		if err != nil {
+			return nil, fmt.Errorf("email.template_dir: %s.txt: %w", purpose, err)
+		}
+		h, err := htmltemplate.New(purpose).Parse(html)
+		if err != nil {
+			return nil, fmt.Errorf("email.template_dir: %s.html: %w", purpose, err)
+		}
+		m.text[purpose], m.html[purpose] = t, h
+	}
+	return m, nil
+}
+
+func (m *mailer) subject(purpose string) string {
+	s := map[string]string{purposeRegistration: m.cfg.Subjects.EmailValidation, purposePasswordReset: m.cfg.Subjects.PasswordReset,
+		purposeAddThreepid: m.cfg.Subjects.AddThreepid, purposeAlreadyInUse: m.cfg.Subjects.EmailAlreadyInUse}[purpose]
+	return strings.NewReplacer("%(server_name)s", m.serverNam, "%(app)s", m.cfg.AppName).Replace(s)
+}
+
+// send delivers one message, giving up after send_timeout.
+func (m *mailer) send(ctx context.Context, to, purpose string, data messageData) error {
+	data.AppName, data.ServerName = m.cfg.AppName, m.serverNam
+	var text, html bytes.Buffer
+	if err := m.text[purpose].Execute(&text, data); err != nil {
+		return err
+	}
+	if err := m.html[purpose].Execute(&html, data); err != nil {
+		return err
+	}
+	msg := mail.NewMsg()
+	if err := msg.From(m.cfg.NotifFrom); err != nil {
+		return fmt.Errorf("email.notif_from: %w", err)
+	}
+	if err := msg.To(to); err != nil {
+		return err
+	}
+	msg.Subject(m.subject(purpose))
+	msg.SetDate()
+	msg.SetMessageID()
+	msg.SetBodyString(mail.TypeTextPlain, text.String())
+	msg.AddAlternativeString(mail.TypeTextHTML, html.String())
+
+	host, port, user, pass, implicitTLS, err := m.cfg.smtpTarget()
+	if err != nil {
+		return err
+	}
+	opts := []mail.Option{mail.WithPort(port), mail.WithTimeout(m.cfg.SendTimeout.Duration)}
+	switch {
+	case implicitTLS:
+		opts = append(opts, mail.WithSSL())
+	case m.cfg.RequireTransportSecurity:
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
+	case m.cfg.EnableTLS != nil && !*m.cfg.EnableTLS:
+		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
+	default:
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
+	}
+	if user != "" {
+		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(user), mail.WithPassword(pass))
+	}
+	client, err := mail.NewClient(host, opts...)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.SendTimeout.Duration)
+	defer cancel()
+	return client.DialAndSendWithContext(ctx, msg)
+}
+
+// smsSender posts SMS to the configured gateway.
+type smsSender struct {
+	cfg    SMSGatewayConfig
+	client *http.Client
+}
+
+func newSMSSender(cfg SMSGatewayConfig) *smsSender {
+	timeout := cfg.Timeout.Duration
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	return &smsSender{cfg: cfg, client: &http.Client{Timeout: timeout}}
+}
+
+func (s *smsSender) send(ctx context.Context, msisdn, text string) error {
+	body, _ := json.Marshal(map[string]string{"to": "+" + msisdn, "text": text})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if s.cfg.BearerToken != "" {
+		req.Header.Set("Authorization", "Bearer "+s.cfg.BearerToken)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return errors.New("SMS gateway answered " + resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,445 @@
+package impl
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"registrar/api"
+	"registrar/db"
+)
+
+// clientSecretRE is the client_secret grammar (identity service API).
+var clientSecretRE = regexp.MustCompile(`^[0-9a-zA-Z.=_-]{1,255}$`)
+
+// AllowedThreepid is one allowed_local_3pids entry: addresses of medium
+// must match pattern.
+type AllowedThreepid struct {
+	Medium  string `yaml:"medium"`
+	Pattern string `yaml:"pattern"`
+	re      *regexp.Regexp
+}
+
+// threepidSessionLifetime is how long a validation session lives.
+const threepidSessionLifetime = 24 * time.Hour
+
+const (
+	emailSubmitPath  = "_matrix/client/unstable/registration/email/submit_token"
+	msisdnSubmitPath = "_matrix/client/unstable/add_threepid/msisdn/submit_token"
+)
+
+var errThreepidNotAllowed = &Error{Status: http.StatusForbidden, Code: CodeThreepidDenied, Message: "Third-party identifier is not allowed"}
+
+// canonicalEmail returns the address in canonical form (lower-cased) or ""
+// when it is not a bare address.
+func canonicalEmail(s string) string {
+	s = strings.TrimSpace(s)
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s || len(s) < 3 || len(s) > 500 {
+		return ""
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok {
+		return ""
+	}
+	return strings.ToLower(local) + "@" + strings.ToLower(domain)
+}
+
+// canonicalMsisdn turns a number dialled from country into E.164 digits
+// without the plus, or "".
+func canonicalMsisdn(country, phone string) string {
+	n, err := phonenumbers.Parse(phone, strings.ToUpper(country))
+	if err != nil || !phonenumbers.IsValidNumber(n) {
+		return ""
+	}
+	return strings.TrimPrefix(phonenumbers.Format(n, phonenumbers.E164), "+")
+}
+
+func (s *Server) threepidAllowed(medium, address string) bool {
+	if len(s.cfg.AllowedLocal3PIDs) == 0 {
+		return true
+	}
+	for _, a := range s.cfg.AllowedLocal3PIDs {
+		if a.Medium == medium && a.re.MatchString(address) {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenRequest is one requestToken call.
+type tokenRequest struct {
+	medium, address, clientSecret string
+	sendAttempt                   int
+	nextLink                      *string
+	purpose                       string
+}
+
+// requestToken is the common core of every requestToken endpoint: checks,
+// send limits, address ownership, send_attempt idempotence, then the
+// message, sent after the session is committed.
+func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestTokenResponse, error) {
+	var none api.RequestTokenResponse
+	switch {
+	case r.medium == db.MediumEmail && s.mailer == nil:
+		return none, badRequest(CodeThreepidMediumUnknown, "Email-based verification is not enabled on this server")
+	case r.medium == db.MediumMsisdn && s.sms == nil:
+		return none, badRequest(CodeThreepidMediumUnknown, "Phone number verification is not enabled on this server")
+	case r.medium == db.MediumMsisdn && r.purpose == purposeRegistration && s.cfg.DisableMsisdnRegistration:
+		return none, badRequest(CodeThreepidMediumUnknown, "Phone number registration is disabled on this server")
+	case r.purpose == purposeAddThreepid && !s.cfg.Enable3PIDChanges:
+		return none, badRequest(CodeForbidden, "3PID changes are disabled on this server")
+	}
+	if !clientSecretRE.MatchString(r.clientSecret) {
+		return none, badRequest(CodeInvalidParam, "Invalid client_secret")
+	}
+	if r.address == "" {
+		return none, badRequest(CodeInvalidParam, map[string]string{db.MediumEmail: "Invalid email address",
+			db.MediumMsisdn: "Invalid phone number"}[r.medium])
+	}
+	if err := s.checkNextLink(r.nextLink); err != nil {
+		return none, err
+	}
+	now := s.now()
+	if err := s.limits.threepidValidation.take(r.medium+" "+clientIP(ctx), now); err != nil {
+		return none, err
+	}
+	if err := s.limits.threepidValidation.take(r.medium+" "+r.address, now); err != nil {
+		return none, err
+	}
+	if !s.threepidAllowed(r.medium, r.address) {
+		return none, errThreepidNotAllowed
+	}
+	owner, err := s.store.ThreepidOwner(ctx, r.medium, r.address)
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return none, internalError(err)
+	}
+	bound := err == nil
+	switch {
+	case r.purpose == purposePasswordReset && !bound:
+		if s.cfg.RequestTokenInhibit3PIDErrors {
+			return s.fakeSid(ctx, r)
+		}
+		return none, badRequest(CodeThreepidNotFound, "Third-party identifier not found")
+	case r.purpose != purposePasswordReset && bound:
+		if s.cfg.RequestTokenInhibit3PIDErrors {
+			if r.medium == db.MediumEmail && r.purpose == purposeRegistration {
+				// Tell the address's owner instead of the requester.
+				if err := s.mailer.send(ctx, r.address, purposeAlreadyInUse, messageData{Address: r.address}); err != nil {
+					s.log.Warn("could not send email", "purpose", purposeAlreadyInUse, "error", err)
+				}
+			}
+			return s.fakeSid(ctx, r)
+		}
+		_ = owner
+		return none, badRequest(CodeThreepidInUse, "The specified address is already in use")
+	}
+
+	token := randomString(32)
+	if r.medium == db.MediumMsisdn {
+		token = randomFrom("0123456789", 6)
+	}
+	next := db.ThreepidSession{Sid: randomString(16), ClientSecret: r.clientSecret, Medium: r.medium, Address: r.address,
+		Purpose: r.purpose, SendAttempt: int64(r.sendAttempt), TokenHash: hashToken(token),
+		TokenExpiresAt: now.Add(s.validationTokenLifetime()).UnixMilli(), ExpiresAt: now.Add(threepidSessionLifetime).UnixMilli()}
+	if r.nextLink != nil {
+		next.NextLink = *r.nextLink
+	}
+	sess, send, err := s.store.StartThreepidValidation(ctx, next)
+	if err != nil {
+		return none, internalError(err)
+	}
+	resp := api.RequestTokenResponse{Sid: sess.Sid}
+	if r.medium == db.MediumMsisdn {
+		submit := s.cfg.PublicBaseURL + msisdnSubmitPath
+		resp.SubmitUrl = &submit
+	}
+	if !send {
+		return resp, nil
+	}
+	if r.medium == db.MediumEmail {
+		link := s.cfg.PublicBaseURL + emailSubmitPath + "?" + url.Values{"sid": {sess.Sid},
+			"client_secret": {r.clientSecret}, "token": {token}}.Encode()
+		if err := s.mailer.send(ctx, r.address, r.purpose, messageData{Address: r.address, Link: link, Token: token}); err != nil {
+			return none, &Error{Status: http.StatusInternalServerError, Code: CodeUnknown, Message: "could not send email", Internal: err}
+		}
+	} else {
+		text := "Your " + s.appName() + " validation code for " + s.cfg.ServerName + " is " + token
+		if err := s.sms.send(ctx, r.address, text); err != nil {
+			return none, &Error{Status: http.StatusInternalServerError, Code: CodeUnknown, Message: "could not send SMS", Internal: err}
+		}
+	}
+	s.log.Info("validation token sent", "medium", r.medium, "purpose", r.purpose, "sid", sess.Sid)
+	return resp, nil
+}
+
+func (s *Server) appName() string {
+	if s.cfg.Email != nil {
+		return s.cfg.Email.AppName
+	}
+	return "Matrix"
+}
+
+func (s *Server) validationTokenLifetime() time.Duration {
+	if s.cfg.Email != nil {
+		return s.cfg.Email.ValidationTokenLifetime.Duration
+	}
+	return time.Hour
+}
+
+// fakeSid answers like a successful request after a random delay, so that
+// request_token_inhibit_3pid_errors hides which addresses have accounts.
+func (s *Server) fakeSid(ctx context.Context, r tokenRequest) (api.RequestTokenResponse, error) {
+	n, _ := rand.Int(rand.Reader, big.NewInt(900))
+	select {
+	case <-time.After(time.Duration(100+n.Int64()) * time.Millisecond):
+	case <-ctx.Done():
+		return api.RequestTokenResponse{}, ctx.Err()
+	}
+	resp := api.RequestTokenResponse{Sid: randomString(16)}
+	if r.medium == db.MediumMsisdn {
+		submit := s.cfg.PublicBaseURL + msisdnSubmitPath
+		resp.SubmitUrl = &submit
+	}
+	return resp, nil
+}
+
+// checkNextLink refuses non-http(s) links and, with
+// next_link_domain_whitelist, other domains.
+func (s *Server) checkNextLink(link *string) error {
+	if link == nil || *link == "" {
+		return nil
+	}
+	u, err := url.Parse(*link)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return badRequest(CodeInvalidParam, "next_link uses an unsupported protocol")
+	}
+	if s.cfg.NextLinkDomainWhitelist != nil {
+		for _, d := range *s.cfg.NextLinkDomainWhitelist {
+			if strings.EqualFold(d, u.Hostname()) {
+				return nil
+			}
+		}
+		return badRequest(CodeInvalidParam, "next_link domain is not in the whitelist")
+	}
+	return nil
+}
+
+func emailRequest(b api.EmailValidationRequest, purpose string) tokenRequest {
+	return tokenRequest{medium: db.MediumEmail, address: canonicalEmail(b.Email), clientSecret: b.ClientSecret,
+		sendAttempt: b.SendAttempt, nextLink: b.NextLink, purpose: purpose}
+}
+
+func msisdnRequest(b api.MsisdnValidationRequest, purpose string) tokenRequest {
+	return tokenRequest{medium: db.MediumMsisdn, address: canonicalMsisdn(b.Country, b.PhoneNumber), clientSecret: b.ClientSecret,
+		sendAttempt: b.SendAttempt, nextLink: b.NextLink, purpose: purpose}
+}
+
+// RequestTokenToRegisterEmail is POST /_matrix/client/v3/register/email/requestToken.
+func (s *Server) RequestTokenToRegisterEmail(ctx context.Context, req api.RequestTokenToRegisterEmailRequestObject) (api.RequestTokenToRegisterEmailResponseObject, error) {
+	resp, err := s.requestToken(ctx, emailRequest(*req.Body, purposeRegistration))
+	if err != nil {
+		return nil, err
+	}
+	return api.RequestTokenToRegisterEmail200JSONResponse(resp), nil
+}
+
+// RequestTokenToRegisterMSISDN is POST /_matrix/client/v3/register/msisdn/requestToken.
+func (s *Server) RequestTokenToRegisterMSISDN(ctx context.Context, req api.RequestTokenToRegisterMSISDNRequestObject) (api.RequestTokenToRegisterMSISDNResponseObject, error) {
+	resp, err := s.requestToken(ctx, msisdnRequest(*req.Body, purposeRegistration))
+	if err != nil {
+		return nil, err
+	}
+	return api.RequestTokenToRegisterMSISDN200JSONResponse(resp), nil
+}
+
+// RequestTokenToResetPasswordEmail is POST /_matrix/client/v3/account/password/email/requestToken.
+func (s *Server) RequestTokenToResetPasswordEmail(ctx context.Context, req api.RequestTokenToResetPasswordEmailRequestObject) (api.RequestTokenToResetPasswordEmailResponseObject, error) {
+	resp, err := s.requestToken(ctx, emailRequest(*req.Body, purposePasswordReset))
+	if err != nil {
+		return nil, err
+	}
+	return api.RequestTokenToResetPasswordEmail200JSONResponse(resp), nil
+}
+
+// RequestTokenToResetPasswordMSISDN is POST /_matrix/client/v3/account/password/msisdn/requestToken.
+func (s *Server) RequestTokenToResetPasswordMSISDN(ctx context.Context, req api.RequestTokenToResetPasswordMSISDNRequestObject) (api.RequestTokenToResetPasswordMSISDNResponseObject, error) {
+	resp, err := s.requestToken(ctx, msisdnRequest(*req.Body, purposePasswordReset))
+	if err != nil {
+		return nil, err
+	}
+	return api.RequestTokenToResetPasswordMSISDN200JSONResponse(resp), nil
+}
+
+// RequestTokenTo3PIDEmail is POST /_matrix/client/v3/account/3pid/email/requestToken.
+func (s *Server) RequestTokenTo3PIDEmail(ctx context.Context, req api.RequestTokenTo3PIDEmailRequestObject) (api.RequestTokenTo3PIDEmailResponseObject, error) {
+	resp, err := s.requestToken(ctx, emailRequest(*req.Body, purposeAddThreepid))
+	if err != nil {
+		return nil, err
+	}
+	return api.RequestTokenTo3PIDEmail200JSONResponse(resp), nil
+}
+
+// RequestTokenTo3PIDMSISDN is POST /_matrix/client/v3/account/3pid/msisdn/requestToken.
+func (s *Server) RequestTokenTo3PIDMSISDN(ctx context.Context, req api.RequestTokenTo3PIDMSISDNRequestObject) (api.RequestTokenTo3PIDMSISDNResponseObject, error) {
+	resp, err := s.requestToken(ctx, msisdnRequest(*req.Body, purposeAddThreepid))
+	if err != nil {
+		return nil, err
+	}
+	return api.RequestTokenTo3PIDMSISDN200JSONResponse(resp), nil
+}
+
+// validatedThreepid is the result of a 3PID UIA stage.
+type validatedThreepid struct {
+	Medium      string `json:"medium"`
+	Address     string `json:"address"`
+	ValidatedAt int64  `json:"validated_at"`
+	Sid         string `json:"sid"`
+}
+
+// validatedSession returns the validated session sid of medium if
+// clientSecret is its secret.
+func (s *Server) validatedSession(ctx context.Context, medium, sid, clientSecret string) (validatedThreepid, bool, error) {
+	sess, err := s.store.ThreepidSession(ctx, sid)
+	if errors.Is(err, db.ErrNotFound) {
+		return validatedThreepid{}, false, nil
+	}
+	if err != nil {
+		return validatedThreepid{}, false, internalError(err)
+	}
+	if subtle.ConstantTimeCompare([]byte(sess.ClientSecret), []byte(clientSecret)) != 1 ||
+		sess.Medium != medium || sess.ValidatedAt == nil {
+		return validatedThreepid{}, false, nil
+	}
+	return validatedThreepid{Medium: sess.Medium, Address: sess.Address, ValidatedAt: *sess.ValidatedAt, Sid: sess.Sid}, true, nil
+}
+
+// threepidStage is m.login.email.identity or m.login.msisdn: the session
+// named by threepid_creds must be validated. Its result is the address.
+type threepidStage struct {
+	s      *Server
+	medium string
+}
+
+func (threepidStage) Params() map[string]any { return nil }
+
+func (st threepidStage) Check(ctx context.Context, a *stageAttempt) (string, error) {
+	creds := a.Auth.ThreepidCreds
+	if creds == nil || creds.Sid == nil || creds.ClientSecret == nil {
+		return "", failStage(CodeMissingParam, "Missing threepid_creds")
+	}
+	v, ok, err := st.s.validatedSession(ctx, st.medium, *creds.Sid, *creds.ClientSecret)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", failStage(CodeUnauthorized, "Unable to get validated threepid")
+	}
+	return string(mustJSON(v)), nil
+}
+
+// sessionThreepids returns the addresses the session's 3PID stages proved.
+func sessionThreepids(sess *uiaSession) []validatedThreepid {
+	var out []validatedThreepid
+	for _, t := range []string{authTypeEmail, authTypeMsisdn} {
+		if r := sess.result(t); r != "" {
+			var v validatedThreepid
+			if json.Unmarshal([]byte(r), &v) == nil {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// GetAccount3PIDs is GET /_matrix/client/v3/account/3pid.
+func (s *Server) GetAccount3PIDs(ctx context.Context, _ api.GetAccount3PIDsRequestObject) (api.GetAccount3PIDsResponseObject, error) {
+	who := requesterFrom(ctx)
+	list, err := s.store.Threepids(ctx, who.UserID)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	out := make([]api.ThirdPartyIdentifier, 0, len(list))
+	for _, t := range list {
+		out = append(out, api.ThirdPartyIdentifier{Medium: api.ThirdPartyIdentifierMedium(t.Medium), Address: t.Address,
+			ValidatedAt: t.ValidatedAt, AddedAt: t.AddedAt})
+	}
+	return api.GetAccount3PIDs200JSONResponse{Threepids: out}, nil
+}
+
+const add3PIDPath = "/_matrix/client/v3/account/3pid/add"
+
+// Add3PID is POST /_matrix/client/v3/account/3pid/add: after re-authentication,
+// binds the validated address to the account.
+func (s *Server) Add3PID(ctx context.Context, req api.Add3PIDRequestObject) (api.Add3PIDResponseObject, error) {
+	who := requesterFrom(ctx)
+	if who.IsGuest {
+		return nil, errGuestForbidden
+	}
+	if !s.cfg.Enable3PIDChanges {
+		return nil, badRequest(CodeForbidden, "3PID changes are disabled on this server")
+	}
+	if _, err := s.reauthenticate(ctx, uiaRequest{Method: http.MethodPost, Path: add3PIDPath, Auth: req.Body.Auth,
+		Flows: reauthFlows, ExpectedUser: who.UserID}); err != nil {
+		return nil, err
+	}
+	var v validatedThreepid
+	found := false
+	for _, medium := range []string{db.MediumEmail, db.MediumMsisdn} {
+		var err error
+		if v, found, err = s.validatedSession(ctx, medium, req.Body.Sid, req.Body.ClientSecret); err != nil {
+			return nil, err
+		}
+		if found {
+			break
+		}
+	}
+	if !found {
+		return nil, badRequest(CodeThreepidAuthFailed, "No validated 3pid session found")
+	}
+	if !s.threepidAllowed(v.Medium, v.Address) {
+		return nil, errThreepidNotAllowed
+	}
+	err := s.store.AddThreepid(ctx, who.UserID, db.NewThreepid{Medium: v.Medium, Address: v.Address, ValidatedAt: v.ValidatedAt, SessionID: v.Sid})
+	if errors.Is(err, db.ErrThreepidInUse) {
+		return nil, badRequest(CodeThreepidInUse, "The specified address is already in use")
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	return api.Add3PID200JSONResponse{}, nil
+}
+
+// Delete3pidFromAccount is POST /_matrix/client/v3/account/3pid/delete.
+// registrar binds nothing on identity servers, so there is nothing to
+// unbind: the result is success.
+func (s *Server) Delete3pidFromAccount(ctx context.Context, req api.Delete3pidFromAccountRequestObject) (api.Delete3pidFromAccountResponseObject, error) {
+	who := requesterFrom(ctx)
+	if who.IsGuest {
+		return nil, errGuestForbidden
+	}
+	if !s.cfg.Enable3PIDChanges {
+		return nil, badRequest(CodeForbidden, "3PID changes are disabled on this server")
+	}
+	address := req.Body.Address
+	if string(req.Body.Medium) == db.MediumEmail {
+		if c := canonicalEmail(address); c != "" {
+			address = c
+		}
+	}
+	if err := s.store.DeleteThreepid(ctx, who.UserID, string(req.Body.Medium), address); err != nil {
+		return nil, internalError(err)
+	}
+	return api.Delete3pidFromAccount200JSONResponse{IdServerUnbindResult: "success"}, nil
+}

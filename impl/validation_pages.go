@@ -1,0 +1,133 @@
+package impl
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"html/template"
+	"strings"
+
+	"registrar/api"
+	"registrar/db"
+)
+
+// validationTemplates are the pages of the emailed link: the GET shows a
+// button that POSTs the token, so link pre-fetchers and scanners that
+// follow links never consume it.
+var validationTemplates = template.Must(template.New("").Parse(`
+{{define "head"}}<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}.error{color:#b00}button{font-size:1em;padding:.4em 1.2em}</style>
+</head><body>{{end}}
+{{define "confirm"}}{{template "head" .}}
+<h1>Confirm your email address</h1>
+<p>Press the button to confirm that this email address belongs to you.</p>
+<form method="post" action="">
+<input type="hidden" name="sid" value="{{.Sid}}">
+<input type="hidden" name="client_secret" value="{{.ClientSecret}}">
+<input type="hidden" name="token" value="{{.Token}}">
+<p><button id="confirm" type="submit">Confirm</button></p>
+</form></body></html>{{end}}
+{{define "result"}}{{template "head" .}}
+{{if .Error}}<h1>Validation failed</h1><p class="error" id="result">{{.Error}}</p>
+{{else}}<h1>Email address confirmed</h1><p id="result">Your email address has been validated. Return to your application to continue.</p>{{end}}
+</body></html>{{end}}
+`))
+
+type validationPage struct {
+	Title, Error             string
+	Sid, ClientSecret, Token string
+}
+
+func renderValidation(name string, p validationPage) (*strings.Builder, error) {
+	var b strings.Builder
+	if err := validationTemplates.ExecuteTemplate(&b, name, p); err != nil {
+		return nil, internalError(err)
+	}
+	return &b, nil
+}
+
+// EmailValidationPage is GET /_matrix/client/unstable/registration/email/submit_token:
+// the page the emailed link opens. It changes nothing.
+func (s *Server) EmailValidationPage(_ context.Context, req api.EmailValidationPageRequestObject) (api.EmailValidationPageResponseObject, error) {
+	page, err := renderValidation("confirm", validationPage{Title: "Confirm your email address",
+		Sid: req.Params.Sid, ClientSecret: req.Params.ClientSecret, Token: req.Params.Token})
+	if err != nil {
+		return nil, err
+	}
+	return api.EmailValidationPage200TexthtmlResponse{Body: strings.NewReader(page.String()), ContentLength: int64(page.Len())}, nil
+}
+
+// EmailValidationSubmit is POST /_matrix/client/unstable/registration/email/submit_token:
+// validates the session, then redirects to its next_link or shows the result.
+func (s *Server) EmailValidationSubmit(ctx context.Context, req api.EmailValidationSubmitRequestObject) (api.EmailValidationSubmitResponseObject, error) {
+	b := req.Body
+	sess, err := s.submitToken(ctx, db.MediumEmail, b.Sid, b.ClientSecret, b.Token)
+	msg := ""
+	var failure *stageFailure
+	switch {
+	case errors.As(err, &failure):
+		msg = failure.message
+	case err != nil:
+		return nil, err
+	case sess.NextLink != "":
+		return api.EmailValidationSubmit302Response{Headers: api.EmailValidationSubmit302ResponseHeaders{Location: &sess.NextLink}}, nil
+	}
+	page, err := renderValidation("result", validationPage{Title: "Email validation", Error: msg})
+	if err != nil {
+		return nil, err
+	}
+	return api.EmailValidationSubmit200TexthtmlResponse{Body: strings.NewReader(page.String()), ContentLength: int64(page.Len())}, nil
+}
+
+// MsisdnValidationSubmit is POST /_matrix/client/unstable/add_threepid/msisdn/submit_token,
+// the submit_url of phone number validation.
+func (s *Server) MsisdnValidationSubmit(ctx context.Context, req api.MsisdnValidationSubmitRequestObject) (api.MsisdnValidationSubmitResponseObject, error) {
+	b := req.Body
+	_, err := s.submitToken(ctx, db.MediumMsisdn, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token))
+	var failure *stageFailure
+	if errors.As(err, &failure) {
+		return api.MsisdnValidationSubmit200JSONResponse{Success: false}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return api.MsisdnValidationSubmit200JSONResponse{Success: true}, nil
+}
+
+var (
+	errBadValidationLink = &stageFailure{code: CodeUnauthorized, message: "This validation link is invalid or has expired. Request a new one from your application."}
+	errTokenUsed         = &stageFailure{code: CodeUnauthorized, message: "This validation link has already been used."}
+)
+
+// submitToken checks a validation token (constant-time comparisons, expiry)
+// and marks its session validated; each token validates once.
+func (s *Server) submitToken(ctx context.Context, medium, sid, clientSecret, token string) (db.ThreepidSession, error) {
+	sess, err := s.store.ThreepidSession(ctx, sid)
+	if errors.Is(err, db.ErrNotFound) {
+		return sess, errBadValidationLink
+	}
+	if err != nil {
+		return sess, internalError(err)
+	}
+	if sess.Medium != medium || subtle.ConstantTimeCompare([]byte(sess.ClientSecret), []byte(clientSecret)) != 1 {
+		return sess, errBadValidationLink
+	}
+	hash := hashToken(token)
+	if sess.TokenHash == "" {
+		return sess, errTokenUsed
+	}
+	if subtle.ConstantTimeCompare([]byte(sess.TokenHash), []byte(hash)) != 1 || sess.TokenExpiresAt <= s.now().UnixMilli() {
+		return sess, errBadValidationLink
+	}
+	ok, err := s.store.MarkThreepidValidated(ctx, sid, hash)
+	if err != nil {
+		return sess, internalError(err)
+	}
+	if !ok {
+		return sess, errTokenUsed
+	}
+	s.log.Info("third-party identifier validated", "medium", medium, "sid", sid)
+	return sess, nil
+}
