@@ -76,6 +76,35 @@ recaptcha_siteverify_api: https://www.recaptcha.net/recaptcha/api/siteverify
 recaptcha_api_js_url: https://www.recaptcha.net/recaptcha/api.js
 recaptcha_sitekey_class: g-recaptcha
 
+# Email and phone verification (3PIDs). Without an email section (and an
+# sms_gateway), that medium is off.
+#email:
+#  smtp_host: localhost            # or smtp_url: smtps://user:pass@mail.example.org:465
+#  smtp_port: 25                   # 465 with force_tls
+#  smtp_user: ""
+#  smtp_pass: ""
+#  force_tls: false
+#  require_transport_security: false
+#  notif_from: "Your Matrix server <noreply@example.org>"
+#  app_name: Matrix
+#  validation_token_lifetime: 1h
+#  send_timeout: 10s
+#  template_dir: /etc/registrar/templates   # registration.txt/.html, password_reset.*, add_threepid.*, already_in_use.*
+#  subjects:
+#    email_validation: "[%(server_name)s] Validate your email"
+#    password_reset: "[%(server_name)s] Password reset"
+#sms_gateway:                      # JSON POST {"to": "+<E.164>", "text": ...}
+#  url: https://sms.example.org/send
+#  bearer_token: <secret>
+registrations_require_3pid: []     # [email] and/or [msisdn]
+disable_msisdn_registration: false
+enable_3pid_changes: true
+# Answer requestToken for unknown or taken addresses as if it worked.
+request_token_inhibit_3pid_errors: false
+#next_link_domain_whitelist: [app.example.org]
+#allowed_local_3pids:
+#  - {medium: email, pattern: '^[^@]+@example\.org$'}
+
 # Rate limits ({per_second, burst_count}; burst_count 0 turns one off).
 rc_registration: {per_second: 0.17, burst_count: 3}
 # Across all addresses (0 = no cap).
