@@ -30,14 +30,22 @@ func (s *Server) GetUserAdmin(ctx context.Context, req api.GetUserAdminRequestOb
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	a, err := s.store.AccountByUserID(ctx, req.UserId)
+	u, err := s.adminUser(ctx, req.UserId)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetUserAdmin200JSONResponse(u), nil
+}
+
+func (s *Server) adminUser(ctx context.Context, userID string) (api.AdminUser, error) {
+	a, err := s.store.AccountByUserID(ctx, userID)
 	if errors.Is(err, db.ErrNotFound) {
-		return nil, errNoSuchUser
+		return api.AdminUser{}, errNoSuchUser
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return api.AdminUser{}, internalError(err)
 	}
-	return api.GetUserAdmin200JSONResponse(adminUserJSON(a)), nil
+	return adminUserJSON(a), nil
 }
 
 // UpdateUserAdmin is PUT /_synapse/admin/v2/users/{userId}; registrar
@@ -51,14 +59,11 @@ func (s *Server) UpdateUserAdmin(ctx context.Context, req api.UpdateUserAdminReq
 			return nil, err
 		}
 	}
-	a, err := s.store.AccountByUserID(ctx, req.UserId)
-	if errors.Is(err, db.ErrNotFound) {
-		return nil, errNoSuchUser
-	}
+	u, err := s.adminUser(ctx, req.UserId)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, err
 	}
-	return api.UpdateUserAdmin200JSONResponse(adminUserJSON(a)), nil
+	return api.UpdateUserAdmin200JSONResponse(u), nil
 }
 
 func (s *Server) setApproved(ctx context.Context, userID string, approved bool) error {
