@@ -102,9 +102,9 @@ func (s *Store) Account(ctx context.Context, localpartLower string) (Account, er
 // LocalpartTaken reports whether any account (deactivated ones included)
 // holds the localpart, compared case-insensitively.
 func (s *Store) LocalpartTaken(ctx context.Context, localpartLower string) (bool, error) {
-	var n int64
-	err := s.db.WithContext(ctx).Model(&Account{}).Where("localpart_lower = ?", localpartLower).Limit(1).Count(&n).Error
-	return n > 0, err
+	var n int
+	err := s.db.WithContext(ctx).Raw(`SELECT 1 FROM accounts WHERE localpart_lower = ? LIMIT 1`, localpartLower).Scan(&n).Error
+	return n == 1, err
 }
 
 // MaxNumericLocalpart returns the largest purely numeric localpart in use,

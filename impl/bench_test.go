@@ -71,3 +71,11 @@ func BenchmarkRegisterFirstChallenge(b *testing.B) {
 }
 
 func newBenchEnv(b *testing.B) *testEnv { return newEnv(b) }
+
+// BenchmarkWhoami is the cheapest authenticated call: it stands for the
+// cost of authenticating any request (token cache warm).
+func BenchmarkWhoami(b *testing.B) {
+	env := newBenchEnv(b)
+	token := env.register("bencher", "pw-bench-1").str("access_token")
+	benchRequest(b, env.server, "GET", "/_matrix/client/v3/account/whoami", "", "Authorization", "Bearer "+token)
+}
