@@ -12,6 +12,8 @@ import (
 	"net/http/httptest"
 	"net/mail"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -477,5 +479,25 @@ func TestThreepidSendLimits(t *testing.T) {
 	r.expect(t, 429, "M_LIMIT_EXCEEDED")
 	if sink.count() != 2 {
 		t.Fatalf("%d mails", sink.count())
+	}
+}
+
+func TestOperatorEmailTemplates(t *testing.T) {
+	sink := newSMTPSink(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "registration.txt"), []byte("Custom {{.AppName}} text: {{.Link}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := newEnv(t, emailConfig(sink), func(c *impl.Config) {
+		c.Email.TemplateDir = dir
+		c.Email.Subjects.EmailValidation = "Welcome to %(app)s"
+	})
+	requestEmailToken(env, registerEmailURL, "t", "templated@example.org", 1).expect(t, 200, "")
+	m := sink.last(t)
+	if !strings.HasPrefix(m.Text, "Custom TestApp text: https://matrix.example.org/") || m.Subject != "Welcome to TestApp" {
+		t.Fatalf("mail %+v", m)
+	}
+	if !strings.Contains(m.HTML, "Confirm my email address") {
+		t.Fatalf("the built-in HTML template should remain: %q", m.HTML)
 	}
 }
