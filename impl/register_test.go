@@ -1,7 +1,9 @@
 package impl_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -343,5 +345,38 @@ func TestOpenRegistrationNeedsExplicitOptIn(t *testing.T) {
 	err := cfg.Validate()
 	if err == nil || !strings.Contains(err.Error(), "enable_registration_without_verification") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestUIASessionSharedBetweenProcesses starts a flow on one server and
+// finishes it on another over the same database file.
+func TestUIASessionSharedBetweenProcesses(t *testing.T) {
+	a := newEnv(t)
+	b := &testEnv{t: t, cfg: a.cfg, dbPath: a.dbPath, clock: a.clock}
+	b.open()
+	session := a.do("POST", registerURL, `{"username":"roamer","password":"pw-roamer-1"}`).expect(t, 401, "").str("session")
+	r := b.do("POST", registerURL, stage("m.login.dummy", session)).expect(t, 200, "")
+	a.do("GET", whoamiURL, "", bearer(r.str("access_token"))...).expect(t, 200, "")
+}
+
+// TestUnexpectedFailureIsGeneric500 breaks the database under the server:
+// the client gets a generic M_UNKNOWN, the log gets the cause and the
+// request ID.
+func TestUnexpectedFailureIsGeneric500(t *testing.T) {
+	var logs bytes.Buffer
+	env := newEnv(t)
+	srv, err := impl.NewServer(env.cfg, env.store, impl.Options{Now: env.clock.Now, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.server = srv
+	env.store.Close()
+	r := env.do("GET", "/_matrix/client/v3/register/available?username=anyone", "").expect(t, 500, "M_UNKNOWN")
+	if r.str("error") != "Internal server error" || strings.Contains(r.Raw, "sql") {
+		t.Fatalf("body %s", r.Raw)
+	}
+	id := r.Header.Get("X-Request-Id")
+	if id == "" || !strings.Contains(logs.String(), `"request_id":"`+id+`"`) || !strings.Contains(logs.String(), "database is closed") {
+		t.Fatalf("log %s (request id %q)", logs.String(), id)
 	}
 }
