@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -67,11 +68,6 @@ func (e *Error) Error() string {
 
 // Unwrap exposes the internal cause.
 func (e *Error) Unwrap() error { return e.Internal }
-
-// errorf builds an *Error with a formatted message.
-func errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
 
 func badRequest(code, msg string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: code, Message: msg}
@@ -203,23 +199,12 @@ func schemaReason(err error) string {
 	}
 	field := ""
 	if ptr := se.JSONPointer(); len(ptr) > 0 {
-		field = "/" + joinPointer(ptr)
+		field = "/" + strings.Join(ptr, "/")
 	}
 	if field != "" {
 		return fmt.Sprintf(" at '%s': %s", field, se.Reason)
 	}
 	return ": " + se.Reason
-}
-
-func joinPointer(ptr []string) string {
-	out := ""
-	for i, p := range ptr {
-		if i > 0 {
-			out += "/"
-		}
-		out += p
-	}
-	return out
 }
 
 // mustJSON marshals v or panics; for values built by the server itself.
