@@ -23,7 +23,7 @@ var reauthFlows = [][]string{{authTypePassword}}
 // a validated address bound to the account.
 func (s *Server) resetFlows() [][]string {
 	flows := [][]string{{authTypeEmail}}
-	if s.sms != nil {
+	if s.msisdnEnabled() {
 		flows = append(flows, []string{authTypeMsisdn})
 	}
 	return flows

@@ -85,6 +85,7 @@ type Config struct {
 	// SMSGateway sends SMS for validating phone numbers; when absent,
 	// phone verification is off.
 	SMSGateway                    *SMSGatewayConfig `yaml:"sms_gateway"`
+	AccountThreepidDelegates      ThreepidDelegates `yaml:"account_threepid_delegates"`
 	DisableMsisdnRegistration     bool              `yaml:"disable_msisdn_registration"`
 	Enable3PIDChanges             bool              `yaml:"enable_3pid_changes"`
 	RequestTokenInhibit3PIDErrors bool              `yaml:"request_token_inhibit_3pid_errors"`
@@ -477,8 +478,8 @@ func (c *Config) Validate() error {
 		if m == "email" && c.Email == nil {
 			return errors.New("registrations_require_3pid: email needs the email section (SMTP) configured")
 		}
-		if m == "msisdn" && (c.SMSGateway == nil || c.DisableMsisdnRegistration) {
-			return errors.New("registrations_require_3pid: msisdn needs sms_gateway configured and disable_msisdn_registration false")
+		if m == "msisdn" && ((c.SMSGateway == nil && c.AccountThreepidDelegates.Msisdn == "") || c.DisableMsisdnRegistration) {
+			return errors.New("registrations_require_3pid: msisdn needs sms_gateway or account_threepid_delegates.msisdn, and disable_msisdn_registration false")
 		}
 	}
 	if c.Email != nil {
@@ -493,6 +494,14 @@ func (c *Config) Validate() error {
 	if c.SMSGateway != nil {
 		if u, err := url.Parse(c.SMSGateway.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 			return errors.New("sms_gateway.url must be an http(s) URL")
+		}
+	}
+	if d := c.AccountThreepidDelegates.Msisdn; d != "" {
+		if u, err := url.Parse(d); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("account_threepid_delegates.msisdn must be the http(s) base URL of an identity server")
+		}
+		if c.SMSGateway != nil {
+			return errors.New("sms_gateway and account_threepid_delegates.msisdn are both set; keep one")
 		}
 	}
 	for i := range c.AllowedLocal3PIDs {

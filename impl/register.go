@@ -182,7 +182,7 @@ func (s *Server) registrationFlows() [][]string {
 	requireEmail := slices.Contains(s.cfg.RegistrationsRequire3PID, "email")
 	requireMsisdn := slices.Contains(s.cfg.RegistrationsRequire3PID, "msisdn")
 	email := s.mailer != nil
-	msisdn := s.sms != nil && !s.cfg.DisableMsisdnRegistration
+	msisdn := s.msisdnEnabled() && !s.cfg.DisableMsisdnRegistration
 	var flows [][]string
 	if !requireEmail && !requireMsisdn {
 		flows = append(flows, []string{authTypeDummy})

@@ -36,6 +36,8 @@ type Server struct {
 	limits *limiters
 	mailer *mailer
 	sms    *smsSender
+	// delegate validates phone numbers when account_threepid_delegates.msisdn is set.
+	delegate *identityDelegate
 	// appServices finds application services by as_token.
 	appServices appServiceIndex
 
@@ -84,6 +86,9 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 	}
 	if cfg.SMSGateway != nil {
 		s.sms = newSMSSender(*cfg.SMSGateway)
+	}
+	if d := cfg.AccountThreepidDelegates.Msisdn; d != "" {
+		s.delegate = newIdentityDelegate(d)
 	}
 	s.uia = newUIAEngine(s)
 	s.tokens = newTokenCache(100_000)

@@ -283,6 +283,6 @@ func (s *Server) GetTokenOwner(ctx context.Context, _ api.GetTokenOwnerRequestOb
 func (s *Server) GetCapabilities(ctx context.Context, _ api.GetCapabilitiesRequestObject) (api.GetCapabilitiesResponseObject, error) {
 	return api.GetCapabilities200JSONResponse{Capabilities: api.Capabilities{
 		MChangePassword: &api.BooleanCapability{Enabled: s.cfg.PasswordConfig.Enabled},
-		M3pidChanges:    &api.BooleanCapability{Enabled: s.cfg.Enable3PIDChanges && (s.mailer != nil || s.sms != nil)},
+		M3pidChanges:    &api.BooleanCapability{Enabled: s.cfg.Enable3PIDChanges && (s.mailer != nil || s.msisdnEnabled())},
 	}}, nil
 }

@@ -84,7 +84,11 @@ type tokenRequest struct {
 	sendAttempt                   int
 	nextLink                      *string
 	purpose                       string
+	// country and phone are the number as given, for a delegate.
+	country, phone string
 }
+
+func (s *Server) msisdnEnabled() bool { return s.sms != nil || s.delegate != nil }
 
 // requestToken is the common core of every requestToken endpoint: checks,
 // send limits, address ownership, send_attempt idempotence, then the
@@ -94,7 +98,7 @@ func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestT
 	switch {
 	case r.medium == db.MediumEmail && s.mailer == nil:
 		return none, badRequest(CodeThreepidMediumUnknown, "Email-based verification is not enabled on this server")
-	case r.medium == db.MediumMsisdn && s.sms == nil:
+	case r.medium == db.MediumMsisdn && !s.msisdnEnabled():
 		return none, badRequest(CodeThreepidMediumUnknown, "Phone number verification is not enabled on this server")
 	case r.medium == db.MediumMsisdn && r.purpose == purposeRegistration && s.cfg.DisableMsisdnRegistration:
 		return none, badRequest(CodeThreepidMediumUnknown, "Phone number registration is disabled on this server")
@@ -146,6 +150,14 @@ func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestT
 		return none, badRequest(CodeThreepidInUse, "The specified address is already in use")
 	}
 
+	if r.medium == db.MediumMsisdn && s.delegate != nil {
+		sid, err := s.delegate.requestToken(ctx, r)
+		if err != nil {
+			return none, &Error{Status: http.StatusInternalServerError, Code: CodeUnknown, Message: "could not send SMS", Internal: err}
+		}
+		submit := s.cfg.PublicBaseURL + msisdnSubmitPath
+		return api.RequestTokenResponse{Sid: sid, SubmitUrl: &submit}, nil
+	}
 	token := randomString(32)
 	if r.medium == db.MediumMsisdn {
 		token = randomFrom("0123456789", 6)
@@ -243,7 +255,7 @@ func emailRequest(b api.EmailValidationRequest, purpose string) tokenRequest {
 
 func msisdnRequest(b api.MsisdnValidationRequest, purpose string) tokenRequest {
 	return tokenRequest{medium: db.MediumMsisdn, address: canonicalMsisdn(b.Country, b.PhoneNumber), clientSecret: b.ClientSecret,
-		sendAttempt: b.SendAttempt, nextLink: b.NextLink, purpose: purpose}
+		sendAttempt: b.SendAttempt, nextLink: b.NextLink, purpose: purpose, country: b.Country, phone: b.PhoneNumber}
 }
 
 // RequestTokenToRegisterEmail is POST /_matrix/client/v3/register/email/requestToken.
@@ -311,6 +323,13 @@ type validatedThreepid struct {
 // validatedSession returns the validated session sid of medium if
 // clientSecret is its secret.
 func (s *Server) validatedSession(ctx context.Context, medium, sid, clientSecret string) (validatedThreepid, bool, error) {
+	if medium == db.MediumMsisdn && s.delegate != nil {
+		v, ok, err := s.delegate.validated(ctx, sid, clientSecret)
+		if err != nil {
+			return v, false, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnknown, Message: "The identity server is unavailable", Internal: err}
+		}
+		return v, ok, nil
+	}
 	sess, err := s.store.ThreepidSession(ctx, sid)
 	if errors.Is(err, db.ErrNotFound) {
 		return validatedThreepid{}, false, nil

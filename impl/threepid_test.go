@@ -501,3 +501,69 @@ func TestOperatorEmailTemplates(t *testing.T) {
 		t.Fatalf("the built-in HTML template should remain: %q", m.HTML)
 	}
 }
+
+// fakeIdentityServer validates phone numbers as an identity server would;
+// its SMS "says" 246810.
+func fakeIdentityServer(t *testing.T) string {
+	var mu sync.Mutex
+	validated := map[string]bool{}
+	numbers := map[string]string{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /_matrix/identity/api/v1/validate/msisdn/requestToken", func(w http.ResponseWriter, r *http.Request) {
+		var in map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		mu.Lock()
+		numbers["is-sid-1"] = "44" + strings.TrimPrefix(in["phone_number"].(string), "0")
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]string{"sid": "is-sid-1"})
+	})
+	mux.HandleFunc("POST /_matrix/identity/api/v1/validate/msisdn/submitToken", func(w http.ResponseWriter, r *http.Request) {
+		var in map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		ok := in["token"] == "246810" && in["client_secret"] == "is-secret"
+		mu.Lock()
+		validated[in["sid"]] = validated[in["sid"]] || ok
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]bool{"success": ok})
+	})
+	mux.HandleFunc("GET /_matrix/identity/api/v1/3pid/getValidated3pid", func(w http.ResponseWriter, r *http.Request) {
+		sid := r.URL.Query().Get("sid")
+		mu.Lock()
+		defer mu.Unlock()
+		if !validated[sid] || r.URL.Query().Get("client_secret") != "is-secret" {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"errcode": "M_SESSION_NOT_VALIDATED", "error": "not validated"})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"medium": "msisdn", "address": numbers[sid], "validated_at": 1})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestPhoneNumberDelegatedToIdentityServer(t *testing.T) {
+	env := newEnv(t, func(c *impl.Config) { c.AccountThreepidDelegates.Msisdn = fakeIdentityServer(t) })
+	first := env.do("POST", registerURL, `{"username":"delegated","password":"pw-del-1"}`).expect(t, 401, "")
+	if !strings.Contains(jsonBody(first.Body["flows"]), `"m.login.msisdn"`) {
+		t.Fatalf("flows %s", first.Raw)
+	}
+	r := env.do("POST", "/_matrix/client/v3/register/msisdn/requestToken",
+		`{"client_secret":"is-secret","country":"GB","phone_number":"07400123456","send_attempt":1}`).expect(t, 200, "")
+	if r.str("sid") != "is-sid-1" {
+		t.Fatalf("requestToken %s", r.Raw)
+	}
+	path := strings.TrimPrefix(r.str("submit_url"), "https://matrix.example.org")
+	env.do("POST", registerURL, jsonBody(map[string]any{"auth": threepidAuth("m.login.msisdn", "is-sid-1", "is-secret", first.str("session"))})).expect(t, 401, "M_UNAUTHORIZED")
+	if env.do("POST", path, `{"sid":"is-sid-1","client_secret":"is-secret","token":"000000"}`).Body["success"] != false {
+		t.Fatal("wrong token accepted")
+	}
+	if env.do("POST", path, `{"sid":"is-sid-1","client_secret":"is-secret","token":"246810"}`).Body["success"] != true {
+		t.Fatal("right token refused")
+	}
+	reg := env.do("POST", registerURL, jsonBody(map[string]any{"auth": threepidAuth("m.login.msisdn", "is-sid-1", "is-secret", first.str("session"))})).expect(t, 200, "")
+	list := env.do("GET", "/_matrix/client/v3/account/3pid", "", bearer(reg.str("access_token"))...)
+	if !strings.Contains(list.Raw, `"address":"447400123456"`) {
+		t.Fatalf("3pids %s", list.Raw)
+	}
+}

@@ -101,7 +101,7 @@ func newUIAEngine(s *Server) *uiaEngine {
 	if s.mailer != nil {
 		u.stages[authTypeEmail] = threepidStage{s: s, medium: db.MediumEmail}
 	}
-	if s.sms != nil {
+	if s.msisdnEnabled() {
 		u.stages[authTypeMsisdn] = threepidStage{s: s, medium: db.MediumMsisdn}
 	}
 	return u

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"html/template"
+	"net/http"
 	"strings"
 
 	"registrar/api"
@@ -85,6 +86,13 @@ func (s *Server) EmailValidationSubmit(ctx context.Context, req api.EmailValidat
 // the submit_url of phone number validation.
 func (s *Server) MsisdnValidationSubmit(ctx context.Context, req api.MsisdnValidationSubmitRequestObject) (api.MsisdnValidationSubmitResponseObject, error) {
 	b := req.Body
+	if s.delegate != nil {
+		ok, err := s.delegate.submitToken(ctx, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token))
+		if err != nil {
+			return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnknown, Message: "The identity server is unavailable", Internal: err}
+		}
+		return api.MsisdnValidationSubmit200JSONResponse{Success: ok}, nil
+	}
 	_, err := s.submitToken(ctx, db.MediumMsisdn, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token))
 	var failure *stageFailure
 	if errors.As(err, &failure) {

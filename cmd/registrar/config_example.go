@@ -96,6 +96,9 @@ recaptcha_sitekey_class: g-recaptcha
 #sms_gateway:                      # JSON POST {"to": "+<E.164>", "text": ...}
 #  url: https://sms.example.org/send
 #  bearer_token: <secret>
+# Or let an identity server validate phone numbers (instead of sms_gateway):
+#account_threepid_delegates:
+#  msisdn: https://identity.example.org
 registrations_require_3pid: []     # [email] and/or [msisdn]
 disable_msisdn_registration: false
 enable_3pid_changes: true
