@@ -1,7 +1,9 @@
 package impl_test
 
 import (
+	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,4 +180,25 @@ func TestCapabilities(t *testing.T) {
 	if jsonBody(r.Body["capabilities"]) != `{"m.3pid_changes":{"enabled":false},"m.change_password":{"enabled":false}}` {
 		t.Fatalf("capabilities %s", r.Raw)
 	}
+}
+
+// TestBcryptHashesStillVerify registers with bcrypt, then logs in on a
+// server hashing with argon2id (and the other way round).
+func TestBcryptHashesStillVerify(t *testing.T) {
+	long := strings.Repeat("long-password-", 8) // over bcrypt's 72 bytes
+	old := newEnv(t, func(c *impl.Config) { c.PasswordConfig.Algorithm = "bcrypt" })
+	old.register("legacy", long).expect(t, 200, "")
+	acct, _ := old.store.Account(context.Background(), "legacy")
+	if !strings.HasPrefix(acct.PasswordHash, "$2") {
+		t.Fatalf("not a bcrypt hash: %q", acct.PasswordHash)
+	}
+	now := &testEnv{t: t, cfg: testConfig(), dbPath: old.dbPath, clock: old.clock}
+	now.open()
+	now.do("POST", loginURL, loginBody("legacy", long)).expect(t, 200, "")
+	now.do("POST", loginURL, loginBody("legacy", "x"+long)).expect(t, 403, "M_FORBIDDEN")
+	now.register("modern", "pw-modern-1").expect(t, 200, "")
+	if a, _ := now.store.Account(context.Background(), "modern"); !strings.HasPrefix(a.PasswordHash, "$argon2id$") {
+		t.Fatalf("not an argon2id hash: %q", a.PasswordHash)
+	}
+	old.do("POST", loginURL, loginBody("modern", "pw-modern-1")).expect(t, 200, "")
 }
