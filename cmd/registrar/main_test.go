@@ -133,3 +133,47 @@ func TestGenerateConfigIsLoadable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestShutdownFinishesInFlightRequests stops the server while a
+// registration is hashing its password (a deliberately slow hash): the
+// client still gets its 200.
+func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	env := map[string]string{
+		"REGISTRAR_DATA_DIRECTORY":                           t.TempDir(),
+		"REGISTRAR_ENABLE_REGISTRATION":                      "true",
+		"REGISTRAR_ENABLE_REGISTRATION_WITHOUT_VERIFICATION": "true",
+		"REGISTRAR_PASSWORD_CONFIG__ARGON2__ITERATIONS":      "100",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, envFrom(env), nil, io.Discard, io.Discard, ready)
+	}()
+	addr := <-ready
+	type result struct {
+		status int
+		err    error
+	}
+	res := make(chan result, 1)
+	go func() {
+		body := strings.NewReader(`{"username":"inflight","password":"pw-inflight-1","auth":{"type":"m.login.dummy"}}`)
+		resp, err := http.Post("http://"+addr+"/_matrix/client/v3/register", "application/json", body)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		res <- result{status: resp.StatusCode}
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is in, its hash takes seconds
+	cancel()
+	r := <-res
+	if r.err != nil || r.status != http.StatusOK {
+		t.Fatalf("in-flight request: %d %v", r.status, r.err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
