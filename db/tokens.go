@@ -113,11 +113,18 @@ var ErrRefreshTokenReused = errors.New("db: refresh token reused")
 // ErrTokenExpired means the refresh token exists but has expired.
 var ErrTokenExpired = errors.New("db: token expired")
 
+// ErrSessionExpired means the login's session_lifetime is over: it cannot
+// be refreshed any more.
+var ErrSessionExpired = errors.New("db: session expired")
+
 // RefreshResult is the device a refresh rotated tokens on.
 type RefreshResult struct {
 	UserID           string
 	DeviceID         string
 	SessionExpiresAt *int64
+	// AccessExpiresAt is the new access token's expiry, capped by the
+	// session's end.
+	AccessExpiresAt *int64
 }
 
 // RotateRefreshToken exchanges the refresh token with hash oldHash for the
@@ -138,9 +145,22 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefre
 			reused = true
 			return tx.Where("user_id = ? AND device_id = ?", old.UserID, old.DeviceID).Delete(&Device{}).Error
 		}
+		if old.SessionExpiresAt != nil && *old.SessionExpiresAt <= now {
+			return ErrSessionExpired
+		}
 		if old.ExpiresAt != nil && *old.ExpiresAt <= now {
 			return ErrTokenExpired
 		}
+		// A refresh never outlives the session it belongs to.
+		capAt := func(t *int64) *int64 {
+			if old.SessionExpiresAt == nil || (t != nil && *t <= *old.SessionExpiresAt) {
+				return t
+			}
+			return old.SessionExpiresAt
+		}
+		newRefresh.AccessExpiresAt = capAt(newRefresh.AccessExpiresAt)
+		newRefresh.RefreshExpiresAt = capAt(newRefresh.RefreshExpiresAt)
+		out.AccessExpiresAt = newRefresh.AccessExpiresAt
 		if old.NextTokenID != nil {
 			if err := tx.Where("id = ?", *old.NextTokenID).Delete(&refreshToken{}).Error; err != nil {
 				return err
@@ -164,6 +184,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefre
 	})
 	if err == nil && reused {
 		return out, ErrRefreshTokenReused
+	}
+	if errors.Is(err, ErrSessionExpired) {
+		return out, err
 	}
 	return out, translate(err)
 }

@@ -262,10 +262,17 @@ func (s *Server) Refresh(ctx context.Context, req api.RefreshRequestObject) (api
 		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Unknown refresh token"}
 	case errors.Is(err, db.ErrTokenExpired):
 		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Refresh token has expired", SoftLogout: true}
+	case errors.Is(err, db.ErrSessionExpired):
+		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "The session has expired; log in again"}
 	case err != nil:
 		return nil, internalError(err)
 	}
-	return api.Refresh200JSONResponse{AccessToken: out.AccessToken, RefreshToken: &out.RefreshToken, ExpiresInMs: out.ExpiresInMS}, nil
+	resp := api.Refresh200JSONResponse{AccessToken: out.AccessToken, RefreshToken: &out.RefreshToken}
+	if res.AccessExpiresAt != nil {
+		ms := *res.AccessExpiresAt - s.now().UnixMilli()
+		resp.ExpiresInMs = &ms
+	}
+	return resp, nil
 }
 
 // GetTokenOwner is GET /_matrix/client/v3/account/whoami.

@@ -202,3 +202,23 @@ func TestBcryptHashesStillVerify(t *testing.T) {
 	}
 	old.do("POST", loginURL, loginBody("modern", "pw-modern-1")).expect(t, 200, "")
 }
+
+// TestRefreshNeverOutlivesSession refreshes near the end of
+// session_lifetime: the new token ends with the session, and after it no
+// refresh works.
+func TestRefreshNeverOutlivesSession(t *testing.T) {
+	env := newEnv(t, func(c *impl.Config) { c.SessionLifetime = &impl.Duration{Duration: time.Hour} })
+	reg := env.register("nora", "pw-nora-1", map[string]any{"refresh_token": true}).expect(t, 200, "")
+	env.clock.Advance(58 * time.Minute)
+	r := env.do("POST", refreshURL, jsonBody(map[string]string{"refresh_token": reg.str("refresh_token")})).expect(t, 200, "")
+	if ms := r.Body["expires_in_ms"].(float64); ms != 120000 {
+		t.Fatalf("expires_in_ms %v, want the 2 minutes left of the session", ms)
+	}
+	env.do("GET", whoamiURL, "", bearer(r.str("access_token"))...).expect(t, 200, "")
+	env.clock.Advance(3 * time.Minute)
+	env.do("GET", whoamiURL, "", bearer(r.str("access_token"))...).expect(t, 401, "M_UNKNOWN_TOKEN")
+	late := env.do("POST", refreshURL, jsonBody(map[string]string{"refresh_token": r.str("refresh_token")})).expect(t, 401, "M_UNKNOWN_TOKEN")
+	if late.Body["soft_logout"] == true {
+		t.Fatalf("a finished session is not a soft logout: %s", late.Raw)
+	}
+}
