@@ -124,10 +124,13 @@ func checkPasswordPolicy(p PasswordPolicy, password string) *Error {
 	if len([]rune(password)) > maxPasswordLength {
 		return badRequest(CodeInvalidParam, "Invalid password")
 	}
+	weak := func(msg string) *Error { return badRequest(CodeWeakPassword, msg) }
+	if password == "" {
+		return weak("Password must not be empty")
+	}
 	if !p.Enabled {
 		return nil
 	}
-	weak := func(msg string) *Error { return badRequest(CodeWeakPassword, msg) }
 	if len([]rune(password)) < p.MinimumLength {
 		return weak(fmt.Sprintf("Password too short (minimum %d characters)", p.MinimumLength))
 	}
