@@ -48,9 +48,15 @@ type options struct {
 	concurrency int
 	requests    int64
 	duration    time.Duration
+	// progress receives a line every two seconds while the load runs.
+	progress io.Writer
 }
 
 func run(args []string, out io.Writer) error {
+	return runWithProgress(args, out, os.Stderr)
+}
+
+func runWithProgress(args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("registrar-load", flag.ContinueOnError)
 	var o options
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8008", "registrar base URL (loopback only)")
@@ -64,6 +70,7 @@ func run(args []string, out io.Writer) error {
 	if o.duration > 5*time.Minute || o.duration <= 0 || o.requests <= 0 || o.concurrency < 1 || o.concurrency > 1024 {
 		return errors.New("bounds: 0 < -d <= 5m, -n > 0, 1 <= -c <= 1024")
 	}
+	o.progress = progress
 	if o.mode == "hash" {
 		return hashLimit(o, out)
 	}
@@ -195,7 +202,22 @@ func load(o options, send requestFunc, out io.Writer) error {
 			}
 		}(w)
 	}
+	stopProgress := make(chan struct{})
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopProgress:
+				return
+			case <-t.C:
+				n := min(issued.Load(), o.requests)
+				fmt.Fprintf(o.progress, "... %s: %d requests, %d failed\n", time.Since(start).Round(time.Second), n, failed.Load())
+			}
+		}
+	}()
 	wg.Wait()
+	close(stopProgress)
 	elapsed := time.Since(start)
 	var all []time.Duration
 	for _, l := range latencies {
