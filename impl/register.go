@@ -102,6 +102,9 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 	if params.Username != nil {
 		localpart = strings.ToLower(*params.Username)
 		if err := s.checkUsername(ctx, localpart, params.GuestUserID != ""); err != nil {
+			if userID := s.registeredMeanwhile(ctx, sess, err); userID != "" {
+				return s.registered(ctx, userID, params)
+			}
 			return nil, err
 		}
 	}
@@ -266,7 +269,11 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 			if generated && attempt < 10 {
 				continue
 			}
-			return nil, badRequest(CodeUserInUse, "User ID already taken.")
+			inUse := badRequest(CodeUserInUse, "User ID already taken.")
+			if userID := s.registeredMeanwhile(ctx, sess, inUse); userID != "" {
+				return s.registered(ctx, userID, p)
+			}
+			return nil, inUse
 		}
 		if err != nil {
 			return nil, internalError(err)
@@ -278,6 +285,25 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 		}
 		return s.registerResponse(reg.Account.UserID, p, out), nil
 	}
+}
+
+// registeredMeanwhile returns the user that a concurrent request of the
+// same UIA session registered, when err is the M_USER_IN_USE that this
+// request ran into because of it; the account and the session's record of
+// it commit together, so a request that sees one sees the other.
+func (s *Server) registeredMeanwhile(ctx context.Context, sess *uiaSession, err *Error) string {
+	if sess == nil || !sess.persisted || err.Code != CodeUserInUse {
+		return ""
+	}
+	row, rerr := s.store.UIASession(ctx, sess.ID)
+	if rerr != nil {
+		return ""
+	}
+	var data map[string]string
+	if json.Unmarshal([]byte(row.Data), &data) != nil {
+		return ""
+	}
+	return data[sessionRegisteredUser]
 }
 
 // registered answers a repeated final request of a completed session: the

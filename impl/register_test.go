@@ -382,3 +382,42 @@ func TestUnexpectedFailureIsGeneric500(t *testing.T) {
 		t.Fatalf("log %s (request id %q)", logs.String(), id)
 	}
 }
+
+// TestConcurrentFinalRequestsOfOneSession double-submits the last stage:
+// one account, every answer either that account or a retryable 409.
+func TestConcurrentFinalRequestsOfOneSession(t *testing.T) {
+	env := newEnv(t)
+	session := env.do("POST", registerURL, `{"username":"twice","password":"pw-twice-1"}`).expect(t, 401, "").str("session")
+	const n = 6
+	results := make([]response, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			results[i] = env.do("POST", registerURL, stage("m.login.dummy", session))
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	for _, r := range results {
+		switch {
+		case r.Status == 200 && r.str("user_id") == "@twice:example.org":
+			ok++
+		case r.Status == 409 && r.str("errcode") == "M_UNKNOWN":
+		default:
+			t.Errorf("unexpected %d %s", r.Status, r.Raw)
+		}
+	}
+	if ok == 0 {
+		t.Fatal("no request succeeded")
+	}
+	// A retry after a 409 gets the same account.
+	env.do("POST", registerURL, stage("m.login.dummy", session)).expect(t, 200, "")
+	if _, err := env.store.Account(context.Background(), "twice"); err != nil {
+		t.Fatal(err)
+	}
+}
