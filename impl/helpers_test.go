@@ -207,3 +207,22 @@ func (e *testEnv) register(username, password string, extra ...map[string]any) r
 }
 
 func bearer(token string) []string { return []string{"Authorization", "Bearer " + token} }
+
+// concurrently runs f(0..n-1) at once, released together, and returns the
+// responses in order.
+func concurrently(n int, f func(i int) response) []response {
+	results := make([]response, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			results[i] = f(i)
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	return results
+}

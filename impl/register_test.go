@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -289,20 +288,9 @@ func TestRegisterSurvivesRestartMidFlow(t *testing.T) {
 // remains.
 func TestRegisterRaceForOneName(t *testing.T) {
 	env := newEnv(t)
-	const n = 12
-	var wg sync.WaitGroup
-	results := make([]response, n)
-	start := make(chan struct{})
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			<-start
-			results[i] = env.register("contested", "pw-contested-1", map[string]any{"device_id": "DEV" + string(rune('A'+i))})
-		}(i)
-	}
-	close(start)
-	wg.Wait()
+	results := concurrently(12, func(i int) response {
+		return env.register("contested", "pw-contested-1", map[string]any{"device_id": "DEV" + string(rune('A'+i))})
+	})
 	wins := 0
 	for _, r := range results {
 		switch {
@@ -388,20 +376,7 @@ func TestUnexpectedFailureIsGeneric500(t *testing.T) {
 func TestConcurrentFinalRequestsOfOneSession(t *testing.T) {
 	env := newEnv(t)
 	session := env.do("POST", registerURL, `{"username":"twice","password":"pw-twice-1"}`).expect(t, 401, "").str("session")
-	const n = 6
-	results := make([]response, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			<-start
-			results[i] = env.do("POST", registerURL, stage("m.login.dummy", session))
-		}(i)
-	}
-	close(start)
-	wg.Wait()
+	results := concurrently(6, func(int) response { return env.do("POST", registerURL, stage("m.login.dummy", session)) })
 	ok := 0
 	for _, r := range results {
 		switch {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -206,19 +205,9 @@ func TestRegistrationTokenLastUseRace(t *testing.T) {
 	for i := range sessions {
 		sessions[i] = env.do("POST", registerURL, jsonBody(map[string]any{"username": "racer" + string(rune('a'+i)), "password": "pw-racer-1"})).str("session")
 	}
-	results := make([]response, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range sessions {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			<-start
-			results[i] = env.do("POST", registerURL, stage("m.login.registration_token", sessions[i], map[string]any{"token": token}))
-		}(i)
-	}
-	close(start)
-	wg.Wait()
+	results := concurrently(n, func(i int) response {
+		return env.do("POST", registerURL, stage("m.login.registration_token", sessions[i], map[string]any{"token": token}))
+	})
 	won := 0
 	for _, r := range results {
 		switch r.str("errcode") {
