@@ -2,6 +2,7 @@ package impl
 
 import (
 	"context"
+	"encoding/hex"
 	"log/slog"
 	"strings"
 
@@ -63,7 +64,7 @@ func (a *Admin) DeleteRegistrationToken(ctx context.Context, token string) error
 
 // SharedSecretMAC computes the mac of shared-secret registration.
 func SharedSecretMAC(secret []byte, nonce, username, password string, admin bool) string {
-	return hexString(sharedSecretMAC(secret, nonce, username, password, admin, ""))
+	return hex.EncodeToString(sharedSecretMAC(secret, nonce, username, password, admin, ""))
 }
 
 // SharedSecret is the configured registration shared secret, if any.

@@ -132,5 +132,3 @@ func (s *Server) createUser(ctx context.Context, username, password string, admi
 	s.log.Info("operator registered user", "user_id", out.UserID, "admin", admin)
 	return out, nil
 }
-
-func hexString(b []byte) string { return hex.EncodeToString(b) }

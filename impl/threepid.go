@@ -125,7 +125,7 @@ func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestT
 	if !s.threepidAllowed(r.medium, r.address) {
 		return none, errThreepidNotAllowed
 	}
-	owner, err := s.store.ThreepidOwner(ctx, r.medium, r.address)
+	_, err := s.store.ThreepidOwner(ctx, r.medium, r.address)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return none, internalError(err)
 	}
@@ -146,7 +146,6 @@ func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestT
 			}
 			return s.fakeSid(ctx, r)
 		}
-		_ = owner
 		return none, badRequest(CodeThreepidInUse, "The specified address is already in use")
 	}
 
