@@ -126,3 +126,18 @@ func TestTrustedProxies(t *testing.T) {
 	proxied.doFrom("203.0.113.9", "GET", url, "", xff("198.51.100.3")...).expect(t, 200, "")
 	proxied.doFrom("203.0.113.9", "GET", url, "", xff("198.51.100.4")...).expect(t, 429, "M_LIMIT_EXCEEDED")
 }
+
+func TestLoginAccountLimitAndDailyCap(t *testing.T) {
+	env := newEnv(t, func(c *impl.Config) {
+		c.RcLogin.Account = impl.RateLimit{PerSecond: 0.003, BurstCount: 2}
+		c.RcRegistrationGlobal = impl.GlobalRegistrationLimit{PerDay: 2}
+	})
+	env.doFrom("10.6.0.1", "POST", registerURL, `{"username":"acc","password":"pw-acc-1","auth":{"type":"m.login.dummy"}}`).expect(t, 200, "")
+	env.doFrom("10.6.0.2", "POST", registerURL, `{"username":"acc2","password":"pw-acc-1","auth":{"type":"m.login.dummy"}}`).expect(t, 200, "")
+	env.doFrom("10.6.0.3", "POST", registerURL, `{"username":"acc3","password":"pw-acc-1","auth":{"type":"m.login.dummy"}}`).expect(t, 429, "M_LIMIT_EXCEEDED")
+	// Successful logins of one account, from any address.
+	env.doFrom("10.6.1.1", "POST", loginURL, loginBody("acc", "pw-acc-1")).expect(t, 200, "")
+	env.doFrom("10.6.1.2", "POST", loginURL, loginBody("ACC", "pw-acc-1")).expect(t, 200, "")
+	env.doFrom("10.6.1.3", "POST", loginURL, loginBody("acc", "pw-acc-1")).expect(t, 429, "M_LIMIT_EXCEEDED")
+	env.doFrom("10.6.1.3", "POST", loginURL, loginBody("acc2", "pw-acc-1")).expect(t, 200, "")
+}

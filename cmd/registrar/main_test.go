@@ -177,3 +177,29 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAccessLogCanBeTurnedOff(t *testing.T) {
+	for _, on := range []string{"true", "false"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		ready := make(chan string, 1)
+		done := make(chan error, 1)
+		var logs bytes.Buffer
+		env := map[string]string{"REGISTRAR_DATA_DIRECTORY": t.TempDir(), "REGISTRAR_ACCESS_LOG": on}
+		go func() {
+			done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, envFrom(env), nil, io.Discard, &logs, ready)
+		}()
+		addr := <-ready
+		resp, err := http.Get("http://" + addr + "/_matrix/client/versions")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), `"msg":"request"`); got != (on == "true") {
+			t.Fatalf("access_log %s: request lines logged = %v", on, got)
+		}
+	}
+}
