@@ -7,14 +7,14 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/matrix"
+	"registrar/impl/passwords"
 )
 
 const (
 	passwordPath   = "/_matrix/client/v3/account/password"
 	deactivatePath = "/_matrix/client/v3/account/deactivate"
 )
-
-var errGuestForbidden = &Error{Status: http.StatusForbidden, Code: CodeGuestAccessForbidden, Message: "Guest access not allowed"}
 
 // reauthFlows are the flows by which a logged-in user proves it is them.
 var reauthFlows = [][]string{{authTypePassword}}
@@ -36,10 +36,10 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 	body := req.Body
 	who := requesterFrom(ctx)
 	if who != nil && who.IsGuest {
-		return nil, errGuestForbidden
+		return nil, matrix.ErrGuestForbidden
 	}
 	if !s.cfg.PasswordConfig.Enabled {
-		return nil, forbidden("Password change disabled")
+		return nil, matrix.Forbidden("Password change disabled")
 	}
 	if err := checkPasswordPolicy(s.cfg.PasswordConfig.Policy, body.NewPassword); err != nil {
 		return nil, err
@@ -57,12 +57,12 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 	}
 	hash, err := s.hasher.Hash(ctx, body.NewPassword)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	logoutOthers := body.LogoutDevices == nil || *body.LogoutDevices
 	defer s.tokens.revokeUser(who.UserID)
 	if err := s.store.SetPassword(ctx, who.UserID, hash, logoutOthers, who.DeviceID); err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	s.log.Info("password changed", "user_id", who.UserID, "logout_devices", logoutOthers)
 	return api.ChangePassword200JSONResponse{}, nil
@@ -75,13 +75,13 @@ func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccoun
 	body := req.Body
 	who := requesterFrom(ctx)
 	if who == nil {
-		return nil, errMissingToken
+		return nil, matrix.ErrMissingToken
 	}
 	if who.IsGuest {
-		return nil, errGuestForbidden
+		return nil, matrix.ErrGuestForbidden
 	}
 	if !s.cfg.AllowDeactivation {
-		return nil, forbidden("Account deactivation is disabled on this server")
+		return nil, matrix.Forbidden("Account deactivation is disabled on this server")
 	}
 	if _, err := s.reauthenticate(ctx, uiaRequest{Method: http.MethodPost, Path: deactivatePath, Auth: body.Auth,
 		Flows: reauthFlows, ExpectedUser: who.UserID}); err != nil {
@@ -90,7 +90,7 @@ func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccoun
 	defer s.tokens.revokeUser(who.UserID)
 	err := s.store.Deactivate(ctx, who.UserID, boolValue(body.Erase))
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	s.log.Info("account deactivated", "user_id", who.UserID, "erase", boolValue(body.Erase))
 	return api.DeactivateAccount200JSONResponse{IdServerUnbindResult: "success"}, nil
@@ -110,26 +110,40 @@ func (s *Server) reauthenticate(ctx context.Context, req uiaRequest) (*uiaSessio
 func (s *Server) resetPassword(ctx context.Context, sess *uiaSession, newPassword string) (api.ChangePasswordResponseObject, error) {
 	proved := sessionThreepids(sess)
 	if len(proved) == 0 {
-		return nil, internalError(errors.New("password reset completed without a 3PID stage"))
+		return nil, matrix.Internal(errors.New("password reset completed without a 3PID stage"))
 	}
 	userID, err := s.store.ThreepidOwner(ctx, proved[0].Medium, proved[0].Address)
 	if errors.Is(err, db.ErrNotFound) {
-		return nil, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "Third-party identifier not found"}
+		return nil, &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeNotFound, Message: "Third-party identifier not found"}
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	hash, err := s.hasher.Hash(ctx, newPassword)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	defer s.tokens.revokeUser(userID)
 	if err := s.store.SetPassword(ctx, userID, hash, true, ""); err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	if err := s.store.ConsumeThreepidSession(ctx, proved[0].Sid); err != nil {
 		s.log.Warn("could not consume validation session", "error", err)
 	}
 	s.log.Info("password reset", "user_id", userID, "medium", proved[0].Medium)
 	return api.ChangePassword200JSONResponse{}, nil
+}
+
+// checkPasswordPolicy answers a password the policy refuses with
+// M_WEAK_PASSWORD naming the rule (an over-long one is an invalid
+// parameter).
+func checkPasswordPolicy(p passwords.Policy, password string) *matrix.Error {
+	v := p.Check(password)
+	switch {
+	case v == nil:
+		return nil
+	case v.TooLong:
+		return matrix.BadRequest(matrix.CodeInvalidParam, v.Rule)
+	}
+	return matrix.BadRequest(matrix.CodeWeakPassword, v.Rule)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"registrar/impl"
+	"registrar/impl/passwords"
 )
 
 const (
@@ -65,7 +66,7 @@ func TestChangePasswordKeepingDevices(t *testing.T) {
 
 func TestChangePasswordRefusals(t *testing.T) {
 	env := newEnv(t, func(c *impl.Config) {
-		c.PasswordConfig.Policy = impl.PasswordPolicy{Enabled: true, MinimumLength: 12}
+		c.PasswordConfig.Policy = passwords.Policy{Enabled: true, MinimumLength: 12}
 	})
 	victim := env.register("quinn", "pw-quinn-long-1").str("access_token")
 	attacker := env.register("rex", "pw-rex-long-1").str("access_token")

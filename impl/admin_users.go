@@ -7,9 +7,10 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/matrix"
 )
 
-var errNoSuchUser = &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "User not found"}
+var errNoSuchUser = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeNotFound, Message: "User not found"}
 
 func adminUserJSON(a db.Account) api.AdminUser {
 	u := api.AdminUser{Name: a.UserID, Admin: a.Admin, Deactivated: a.Deactivated(), Approved: !a.ApprovalPending,
@@ -43,7 +44,7 @@ func (s *Server) adminUser(ctx context.Context, userID string) (api.AdminUser, e
 		return api.AdminUser{}, errNoSuchUser
 	}
 	if err != nil {
-		return api.AdminUser{}, internalError(err)
+		return api.AdminUser{}, matrix.Internal(err)
 	}
 	return adminUserJSON(a), nil
 }
@@ -72,7 +73,7 @@ func (s *Server) setApproved(ctx context.Context, userID string, approved bool) 
 		return errNoSuchUser
 	}
 	if err != nil {
-		return internalError(err)
+		return matrix.Internal(err)
 	}
 	s.log.Info("account approval changed", "user_id", userID, "approved", approved)
 	return nil

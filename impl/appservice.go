@@ -13,6 +13,7 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/matrix"
 )
 
 // appService is one application service registration file (application
@@ -144,25 +145,25 @@ func isHistoricalLocalpart(lp string) bool {
 func (s *Server) registerAppService(ctx context.Context, body *api.RegisterJSONRequestBody) (api.RegisterResponseObject, error) {
 	who := requesterFrom(ctx)
 	if who == nil {
-		return nil, errMissingToken
+		return nil, matrix.ErrMissingToken
 	}
 	if who.AppService == nil {
-		return nil, forbidden("Invalid application service token.")
+		return nil, matrix.Forbidden("Invalid application service token.")
 	}
 	if body.Username == nil {
-		return nil, badRequest(CodeMissingParam, "Missing username")
+		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing username")
 	}
 	localpart := *body.Username
 	userID := s.userID(localpart)
 	if !isHistoricalLocalpart(localpart) || len(userID) > maxUserIDLength {
-		return nil, badRequest(CodeInvalidUsername, "Invalid user localpart")
+		return nil, matrix.BadRequest(matrix.CodeInvalidUsername, "Invalid user localpart")
 	}
 	as := who.AppService
 	if !as.interested(userID, s.userID(as.SenderLocalpart)) {
-		return nil, badRequest(CodeExclusive, "Invalid user localpart for this application service.")
+		return nil, matrix.BadRequest(matrix.CodeExclusive, "Invalid user localpart for this application service.")
 	}
 	if owner := s.exclusiveOwner(userID); owner != nil && owner != as {
-		return nil, badRequest(CodeExclusive, "This user ID is reserved by an application service.")
+		return nil, matrix.BadRequest(matrix.CodeExclusive, "This user ID is reserved by an application service.")
 	}
 	reg := db.Registration{Account: db.Account{UserID: userID, LocalpartLower: lowerASCII(localpart), Kind: db.KindUser, AppserviceID: as.ID}}
 	var out loginResult
@@ -175,10 +176,10 @@ func (s *Server) registerAppService(ctx context.Context, body *api.RegisterJSONR
 	}
 	err := s.store.Register(ctx, reg)
 	if errors.Is(err, db.ErrUserExists) {
-		return nil, badRequest(CodeUserInUse, "User ID already taken.")
+		return nil, matrix.BadRequest(matrix.CodeUserInUse, "User ID already taken.")
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	s.log.Info("application service registered user", "user_id", userID, "appservice", as.ID)
 	return s.registerResponse(userID, registerParams{}, out), nil
@@ -189,31 +190,31 @@ func (s *Server) registerAppService(ctx context.Context, body *api.RegisterJSONR
 func (s *Server) loginAppService(ctx context.Context, body *api.LoginJSONRequestBody) (api.LoginResponseObject, error) {
 	token := presentedToken(ctx)
 	if token == "" {
-		return nil, errMissingToken
+		return nil, matrix.ErrMissingToken
 	}
 	as := s.appServices.byToken(token)
 	if as == nil {
-		return nil, forbidden("Invalid application service token.")
+		return nil, matrix.Forbidden("Invalid application service token.")
 	}
 	if body.Identifier == nil || body.Identifier.Type != "m.id.user" || body.Identifier.User == nil {
-		return nil, badRequest(CodeMissingParam, "Missing identifier: an m.id.user is required")
+		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing identifier: an m.id.user is required")
 	}
 	localpart, ok := s.localpartOf(*body.Identifier.User)
 	if !ok {
-		return nil, forbidden("Invalid username")
+		return nil, matrix.Forbidden("Invalid username")
 	}
 	acct, err := s.store.Account(ctx, lowerASCII(localpart))
 	if errors.Is(err, db.ErrNotFound) {
-		return nil, forbidden("Invalid username")
+		return nil, matrix.Forbidden("Invalid username")
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	if !as.interested(acct.UserID, s.userID(as.SenderLocalpart)) {
-		return nil, badRequest(CodeExclusive, "Invalid user for this application service.")
+		return nil, matrix.BadRequest(matrix.CodeExclusive, "Invalid user for this application service.")
 	}
 	if acct.Deactivated() {
-		return nil, &Error{Status: http.StatusForbidden, Code: CodeUserDeactivated, Message: "This account has been deactivated"}
+		return nil, &matrix.Error{Status: http.StatusForbidden, Code: matrix.CodeUserDeactivated, Message: "This account has been deactivated"}
 	}
 	return s.issueLoginResponse(ctx, acct.UserID, body)
 }

@@ -8,6 +8,9 @@ import (
 	"strings"
 
 	"registrar/db"
+	"registrar/impl/matrix"
+	"registrar/impl/ratelimit"
+	"registrar/impl/secrets"
 )
 
 // requester is the authenticated owner of a request's access token.
@@ -53,12 +56,6 @@ func clientIP(ctx context.Context) string { return infoFrom(ctx).clientIP }
 // security.
 func presentedToken(ctx context.Context) string { return infoFrom(ctx).token }
 
-var (
-	errMissingToken = &Error{Status: http.StatusUnauthorized, Code: CodeMissingToken, Message: "Missing access token."}
-	errUnknownToken = &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Unrecognised access token."}
-	errExpiredToken = &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Access token has expired", SoftLogout: true}
-)
-
 // accessToken extracts the token from the Authorization: Bearer header or
 // the access_token query parameter; both at once is refused.
 func accessToken(header http.Header, query url.Values) (string, error) {
@@ -66,14 +63,14 @@ func accessToken(header http.Header, query url.Values) (string, error) {
 	fromQuery := query.Get("access_token")
 	switch {
 	case len(values) > 1:
-		return "", &Error{Status: http.StatusUnauthorized, Code: CodeMissingToken, Message: "Too many Authorization headers."}
+		return "", &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeMissingToken, Message: "Too many Authorization headers."}
 	case len(values) == 1:
 		if fromQuery != "" {
-			return "", badRequest(CodeInvalidParam, "Mixing Authorization headers and access_token query parameters.")
+			return "", matrix.BadRequest(matrix.CodeInvalidParam, "Mixing Authorization headers and access_token query parameters.")
 		}
 		scheme, token, ok := strings.Cut(values[0], " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsRune(token, ' ') {
-			return "", &Error{Status: http.StatusUnauthorized, Code: CodeMissingToken, Message: "Invalid Authorization header."}
+			return "", &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeMissingToken, Message: "Invalid Authorization header."}
 		}
 		return token, nil
 	}
@@ -89,32 +86,32 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Va
 	}
 	if token == "" {
 		if required {
-			return nil, errMissingToken
+			return nil, matrix.ErrMissingToken
 		}
 		return nil, nil
 	}
 	if as := s.appServices.byToken(token); as != nil {
 		return s.appServiceRequester(as, query.Get("user_id"))
 	}
-	owner, err := s.lookupToken(ctx, hashToken(token))
+	owner, err := s.lookupToken(ctx, secrets.HashToken(token))
 	if errors.Is(err, db.ErrNotFound) {
-		return nil, errUnknownToken
+		return nil, matrix.ErrUnknownToken
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	if owner.Deactivated {
-		return nil, errUnknownToken
+		return nil, matrix.ErrUnknownToken
 	}
 	if owner.ExpiresAt != nil && *owner.ExpiresAt <= s.now().UnixMilli() {
-		return nil, errExpiredToken
+		return nil, matrix.ErrExpiredToken
 	}
 	if owner.RefreshTokenID != nil && !owner.Used {
 		// The first use of a refreshed pair consumes the refresh token it replaced.
 		err := s.store.MarkAccessTokenUsed(ctx, owner.TokenID, *owner.RefreshTokenID)
 		s.tokens.revokeUser(owner.UserID)
 		if err != nil {
-			return nil, internalError(err)
+			return nil, matrix.Internal(err)
 		}
 	}
 	return &requester{UserID: owner.UserID, DeviceID: owner.DeviceID, IsGuest: owner.Kind == db.KindGuest,
@@ -128,7 +125,7 @@ func (s *Server) appServiceRequester(as *appService, assert string) (*requester,
 	who := &requester{UserID: sender, AppService: as}
 	if assert != "" && assert != sender {
 		if !as.interested(assert, sender) {
-			return nil, forbidden("Application service cannot masquerade as this user.")
+			return nil, matrix.Forbidden("Application service cannot masquerade as this user.")
 		}
 		who.UserID = assert
 	}
@@ -153,3 +150,6 @@ func (s *Server) lookupToken(ctx context.Context, hash string) (db.TokenOwner, e
 	}
 	return owner, nil
 }
+
+// addressKey is the rate-limit key of the request's client address.
+func addressKey(ctx context.Context) string { return ratelimit.AddressKey(clientIP(ctx)) }

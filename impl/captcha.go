@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"registrar/impl/matrix"
 	"strings"
 	"time"
 )
@@ -43,7 +44,7 @@ func (st recaptchaStage) Params() map[string]any {
 
 func (st recaptchaStage) Check(ctx context.Context, a *stageAttempt) (string, error) {
 	if a.Auth.Response == nil || *a.Auth.Response == "" {
-		return "", failStage(CodeCaptchaNeeded, "Captcha response is required")
+		return "", failStage(matrix.CodeCaptchaNeeded, "Captcha response is required")
 	}
 	return st.verify(ctx, *a.Auth.Response, clientIP(ctx))
 }
@@ -57,12 +58,12 @@ func (st recaptchaStage) verify(ctx context.Context, response, ip string) (strin
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, st.s.cfg.Captcha.RecaptchaSiteverifyAPI, strings.NewReader(form.Encode()))
 	if err != nil {
-		return "", internalError(err)
+		return "", matrix.Internal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := st.client.Do(req)
 	if err != nil {
-		return "", &Error{Status: http.StatusServiceUnavailable, Code: CodeUnknown, Message: "Captcha verification is unavailable", Internal: err}
+		return "", &matrix.Error{Status: http.StatusServiceUnavailable, Code: matrix.CodeUnknown, Message: "Captcha verification is unavailable", Internal: err}
 	}
 	defer resp.Body.Close()
 	var result struct {
@@ -70,15 +71,15 @@ func (st recaptchaStage) verify(ctx context.Context, response, ip string) (strin
 		ErrorCodes []string `json:"error-codes"`
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", &Error{Status: http.StatusServiceUnavailable, Code: CodeUnknown, Message: "Captcha verification is unavailable",
+		return "", &matrix.Error{Status: http.StatusServiceUnavailable, Code: matrix.CodeUnknown, Message: "Captcha verification is unavailable",
 			Internal: fmt.Errorf("siteverify answered %d", resp.StatusCode)}
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&result); err != nil {
-		return "", &Error{Status: http.StatusServiceUnavailable, Code: CodeUnknown, Message: "Captcha verification is unavailable", Internal: err}
+		return "", &matrix.Error{Status: http.StatusServiceUnavailable, Code: matrix.CodeUnknown, Message: "Captcha verification is unavailable", Internal: err}
 	}
 	if !result.Success {
 		st.s.log.Info("captcha refused", "error_codes", result.ErrorCodes)
-		return "", failStage(CodeUnauthorized, "Captcha failed")
+		return "", failStage(matrix.CodeUnauthorized, "Captcha failed")
 	}
 	return "true", nil
 }

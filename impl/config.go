@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"registrar/impl/passwords"
+	"registrar/impl/secrets"
 	"strconv"
 	"strings"
 	"time"
@@ -67,9 +69,9 @@ type Config struct {
 	// AppServiceConfigFiles are application service registration files.
 	AppServiceConfigFiles []string `yaml:"app_service_config_files"`
 
-	BcryptRounds   int            `yaml:"bcrypt_rounds"`
-	PasswordConfig PasswordConfig `yaml:"password_config"`
-	UIAuth         UIAuthConfig   `yaml:"ui_auth"`
+	BcryptRounds   int              `yaml:"bcrypt_rounds"`
+	PasswordConfig passwords.Config `yaml:"password_config"`
+	UIAuth         UIAuthConfig     `yaml:"ui_auth"`
 
 	// Rate limits, Synapse's rc_* settings; rc_registration_global and
 	// rc_username_availability are registrar's own.
@@ -194,33 +196,6 @@ func (p *TermsPolicy) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// PasswordConfig is Synapse's password_config plus the hash choice.
-type PasswordConfig struct {
-	Enabled bool           `yaml:"enabled"`
-	Pepper  string         `yaml:"pepper"`
-	Policy  PasswordPolicy `yaml:"policy"`
-	// Algorithm is argon2id (default) or bcrypt (with bcrypt_rounds).
-	Algorithm string       `yaml:"algorithm"`
-	Argon2    Argon2Config `yaml:"argon2"`
-}
-
-// PasswordPolicy is Synapse's password_config.policy.
-type PasswordPolicy struct {
-	Enabled          bool `yaml:"enabled"`
-	MinimumLength    int  `yaml:"minimum_length"`
-	RequireDigit     bool `yaml:"require_digit"`
-	RequireSymbol    bool `yaml:"require_symbol"`
-	RequireLowercase bool `yaml:"require_lowercase"`
-	RequireUppercase bool `yaml:"require_uppercase"`
-}
-
-// Argon2Config is the argon2id cost.
-type Argon2Config struct {
-	MemoryKiB   uint32 `yaml:"memory_kib"`
-	Iterations  uint32 `yaml:"iterations"`
-	Parallelism uint8  `yaml:"parallelism"`
-}
-
 // UIAuthConfig tunes User-Interactive Authentication.
 type UIAuthConfig struct {
 	// SessionLifetime is how long a UIA session lives (default 48h).
@@ -279,10 +254,10 @@ func DefaultConfig() Config {
 		AllowDeactivation:  true,
 		Enable3PIDChanges:  true,
 		BcryptRounds:       12,
-		PasswordConfig: PasswordConfig{
+		PasswordConfig: passwords.Config{
 			Enabled:   true,
 			Algorithm: "argon2id",
-			Argon2:    Argon2Config{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
+			Argon2:    passwords.Argon2Config{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
 		},
 		UIAuth: UIAuthConfig{SessionLifetime: Duration{48 * time.Hour}},
 		Captcha: CaptchaConfig{
@@ -560,8 +535,8 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("password_config.algorithm %q must be argon2id or bcrypt", c.PasswordConfig.Algorithm)
 	}
-	if p := c.PasswordConfig.Policy; p.MinimumLength < 0 || p.MinimumLength > maxPasswordLength {
-		return fmt.Errorf("password_config.policy.minimum_length %d must be between 0 and %d", p.MinimumLength, maxPasswordLength)
+	if p := c.PasswordConfig.Policy; p.MinimumLength < 0 || p.MinimumLength > passwords.MaxLength {
+		return fmt.Errorf("password_config.policy.minimum_length %d must be between 0 and %d", p.MinimumLength, passwords.MaxLength)
 	}
 	for name, rl := range map[string]RateLimit{
 		"rc_registration": c.RcRegistration, "rc_login.address": c.RcLogin.Address, "rc_login.account": c.RcLogin.Account,
@@ -670,7 +645,7 @@ func (c *Config) resolveSecrets() error {
 			if err := os.MkdirAll(c.DataDirectory, 0o700); err != nil {
 				return fmt.Errorf("data_directory: %w", err)
 			}
-			b = []byte(randomString(48))
+			b = []byte(secrets.RandomString(48))
 			if err := os.WriteFile(path, b, 0o600); err != nil {
 				return fmt.Errorf("data_directory: cannot write %s: %w", path, err)
 			}

@@ -11,9 +11,10 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/matrix"
 )
 
-var errNoFallback = &Error{Status: http.StatusNotFound, Code: CodeUnrecognized, Message: "Unknown auth stage type"}
+var errNoFallback = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeUnrecognized, Message: "Unknown auth stage type"}
 
 // fallbackTemplates render the stage pages and the completion page. When
 // the stage is done, the completion page calls window.onAuthDone or posts
@@ -61,7 +62,7 @@ type fallbackPage struct {
 func (s *Server) renderFallback(name string, page fallbackPage) (*bytes.Buffer, error) {
 	var buf bytes.Buffer
 	if err := fallbackTemplates.ExecuteTemplate(&buf, name, page); err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return &buf, nil
 }
@@ -175,7 +176,7 @@ func (u *uiaEngine) loadAny(ctx context.Context, id string) (*uiaSession, error)
 		return nil, errUnknownSession
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return u.load(ctx, &api.AuthData{Session: &id}, row.Method, row.Path)
 }

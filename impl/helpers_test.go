@@ -15,6 +15,7 @@ import (
 
 	"registrar/db"
 	"registrar/impl"
+	"registrar/impl/passwords"
 )
 
 // testClock is a settable clock shared by the server and the store.
@@ -55,7 +56,7 @@ func testConfig() impl.Config {
 	cfg.AllowGuestAccess = true
 	cfg.AccessLog = false
 	cfg.MacaroonSecretKey = "test-secret-key-0123456789"
-	cfg.PasswordConfig.Argon2 = impl.Argon2Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
+	cfg.PasswordConfig.Argon2 = passwords.Argon2Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
 	cfg.BcryptRounds = 4
 	// Rate limits are off unless a test turns one on.
 	cfg.RcRegistration = impl.RateLimit{}

@@ -11,6 +11,8 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/matrix"
+	"registrar/impl/secrets"
 )
 
 const registerPath = "/_matrix/client/v3/register"
@@ -63,14 +65,14 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 	if body.Type != nil && *body.Type == "m.login.application_service" {
 		return s.registerAppService(ctx, body)
 	}
-	if err := s.limits.checkRegistration(clientIP(ctx), s.now()); err != nil {
+	if err := s.limits.checkRegistration(addressKey(ctx), s.now()); err != nil {
 		return nil, err
 	}
 	if req.Params.Kind != nil && *req.Params.Kind == api.Guest {
 		return s.registerGuest(ctx, body)
 	}
 	if requesterFrom(ctx) != nil {
-		return nil, badRequest(CodeUnknown, "An access token may only be given to register as an application service")
+		return nil, matrix.BadRequest(matrix.CodeUnknown, "An access token may only be given to register as an application service")
 	}
 	if !s.cfg.EnableRegistration {
 		return nil, errRegistrationDisabled
@@ -87,12 +89,12 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 		var stored registerParams
 		if len(sess.Params) > 0 {
 			if err := json.Unmarshal(sess.Params, &stored); err != nil {
-				return nil, internalError(err)
+				return nil, matrix.Internal(err)
 			}
 		}
 		params.fillFrom(stored)
 		if userID := sess.Data[sessionRegisteredUser]; userID != "" && s.cfg.RequireApprovalForNewAccounts {
-			return nil, errAwaitingApproval
+			return nil, matrix.ErrAwaitingApproval
 		} else if userID != "" {
 			// A repeated final request: same account, a fresh login.
 			return s.registered(ctx, userID, params)
@@ -114,15 +116,15 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 		return nil, err
 	}
 	if params.SealedPassword == "" {
-		return nil, badRequest(CodeMissingParam, "Missing params: password")
+		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing params: password")
 	}
-	password, err := s.sealer.open(params.SealedPassword, "password")
+	password, _, err := s.sealer.Open(params.SealedPassword, "password")
 	if err != nil {
-		return nil, badRequest(CodeUnknown, "The stored password of this session cannot be used; start a new session")
+		return nil, matrix.BadRequest(matrix.CodeUnknown, "The stored password of this session cannot be used; start a new session")
 	}
 	hash, err := s.hasher.Hash(ctx, string(password))
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return s.createAccount(ctx, sess, localpart, hash, params)
 }
@@ -134,7 +136,7 @@ func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONReq
 		InhibitLogin: body.InhibitLogin, RefreshToken: body.RefreshToken}
 	if body.Username != nil {
 		if len(*body.Username) > maxUsernameInput {
-			return p, badRequest(CodeInvalidParam, "Invalid username")
+			return p, matrix.BadRequest(matrix.CodeInvalidParam, "Invalid username")
 		}
 		p.Username = body.Username
 	}
@@ -142,7 +144,7 @@ func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONReq
 		if err := checkPasswordPolicy(s.cfg.PasswordConfig.Policy, *body.Password); err != nil {
 			return p, err
 		}
-		p.SealedPassword = s.sealer.seal([]byte(*body.Password), "password")
+		p.SealedPassword = s.sealer.Seal([]byte(*body.Password), "password")
 	} else {
 		// Synapse drops the display name of a request without a password
 		// (a workaround for clients resending it on every stage).
@@ -152,13 +154,13 @@ func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONReq
 		return p, err
 	}
 	if body.GuestAccessToken != nil {
-		owner, err := s.store.LookupAccessToken(ctx, hashToken(*body.GuestAccessToken))
+		owner, err := s.store.LookupAccessToken(ctx, secrets.HashToken(*body.GuestAccessToken))
 		if err != nil || owner.Kind != db.KindGuest || owner.Deactivated {
-			return p, forbidden("Invalid guest access token")
+			return p, matrix.Forbidden("Invalid guest access token")
 		}
 		lp, _ := s.localpartOf(owner.UserID)
 		if p.Username == nil || strings.ToLower(*p.Username) != lp {
-			return p, forbidden("A guest account can only be upgraded to its own user ID")
+			return p, matrix.Forbidden("A guest account can only be upgraded to its own user ID")
 		}
 		p.GuestUserID = owner.UserID
 	}
@@ -168,12 +170,12 @@ func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONReq
 const maxDeviceIDLength = 255
 const maxDisplayNameLength = 512
 
-func checkDeviceParams(deviceID, displayName *string) *Error {
+func checkDeviceParams(deviceID, displayName *string) *matrix.Error {
 	if deviceID != nil && (*deviceID == "" || len(*deviceID) > maxDeviceIDLength) {
-		return badRequest(CodeInvalidParam, "device_id must be 1-255 bytes")
+		return matrix.BadRequest(matrix.CodeInvalidParam, "device_id must be 1-255 bytes")
 	}
 	if displayName != nil && len(*displayName) > maxDisplayNameLength {
-		return badRequest(CodeInvalidParam, "initial_device_display_name is too long")
+		return matrix.BadRequest(matrix.CodeInvalidParam, "initial_device_display_name is too long")
 	}
 	return nil
 }
@@ -221,7 +223,7 @@ func (s *Server) registrationFlows() [][]string {
 // transaction that also records the user in the UIA session; a name taken
 // meanwhile is M_USER_IN_USE and leaves nothing behind.
 func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart, hash string, p registerParams) (api.RegisterResponseObject, error) {
-	if err := s.limits.takeRegistration(clientIP(ctx), s.now()); err != nil {
+	if err := s.limits.takeRegistration(addressKey(ctx), s.now()); err != nil {
 		return nil, err
 	}
 	generated := localpart == ""
@@ -257,10 +259,10 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 		}
 		err := s.store.Register(ctx, reg)
 		if errors.Is(err, db.ErrTokenInvalid) {
-			return nil, forbidden("The registration token reservation of this session has expired; start again")
+			return nil, matrix.Forbidden("The registration token reservation of this session has expired; start again")
 		}
 		if errors.Is(err, db.ErrThreepidInUse) {
-			return nil, badRequest(CodeThreepidInUse, "The specified address is already in use")
+			return nil, matrix.BadRequest(matrix.CodeThreepidInUse, "The specified address is already in use")
 		}
 		if reg.UpgradeGuest {
 			s.tokens.revokeUser(reg.Account.UserID)
@@ -269,19 +271,19 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 			if generated && attempt < 10 {
 				continue
 			}
-			inUse := badRequest(CodeUserInUse, "User ID already taken.")
+			inUse := matrix.BadRequest(matrix.CodeUserInUse, "User ID already taken.")
 			if userID := s.registeredMeanwhile(ctx, sess, inUse); userID != "" {
 				return s.registered(ctx, userID, p)
 			}
 			return nil, inUse
 		}
 		if err != nil {
-			return nil, internalError(err)
+			return nil, matrix.Internal(err)
 		}
 		s.log.Info("registered user", "user_id", reg.Account.UserID, "guest_upgrade", reg.UpgradeGuest,
 			"awaiting_approval", reg.Account.ApprovalPending)
 		if reg.Account.ApprovalPending {
-			return nil, errAwaitingApproval
+			return nil, matrix.ErrAwaitingApproval
 		}
 		return s.registerResponse(reg.Account.UserID, p, out), nil
 	}
@@ -291,8 +293,8 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 // same UIA session registered, when err is the M_USER_IN_USE that this
 // request ran into because of it; the account and the session's record of
 // it commit together, so a request that sees one sees the other.
-func (s *Server) registeredMeanwhile(ctx context.Context, sess *uiaSession, err *Error) string {
-	if sess == nil || !sess.persisted || err.Code != CodeUserInUse {
+func (s *Server) registeredMeanwhile(ctx context.Context, sess *uiaSession, err *matrix.Error) string {
+	if sess == nil || !sess.persisted || err.Code != matrix.CodeUserInUse {
 		return ""
 	}
 	row, rerr := s.store.UIASession(ctx, sess.ID)
@@ -318,7 +320,7 @@ func (s *Server) registered(ctx context.Context, userID string, p registerParams
 		err = s.store.IssueLogin(ctx, userID, login)
 		s.tokens.revokeUser(userID)
 		if err != nil {
-			return nil, internalError(err)
+			return nil, matrix.Internal(err)
 		}
 		out = res
 	}
@@ -345,19 +347,19 @@ func (s *Server) registerResponse(userID string, p registerParams, out loginResu
 // chosen device.
 func (s *Server) registerGuest(ctx context.Context, body *api.RegisterJSONRequestBody) (api.RegisterResponseObject, error) {
 	if !s.cfg.AllowGuestAccess {
-		return nil, forbidden("Guest access is disabled")
+		return nil, matrix.Forbidden("Guest access is disabled")
 	}
 	display := body.InitialDeviceDisplayName
 	if err := checkDeviceParams(nil, display); err != nil {
 		return nil, err
 	}
-	if err := s.limits.takeRegistration(clientIP(ctx), s.now()); err != nil {
+	if err := s.limits.takeRegistration(addressKey(ctx), s.now()); err != nil {
 		return nil, err
 	}
 	for attempt := 0; attempt < 10; attempt++ {
 		n, err := s.store.MaxNumericLocalpart(ctx)
 		if err != nil {
-			return nil, internalError(err)
+			return nil, matrix.Internal(err)
 		}
 		localpart := strconv.FormatInt(n+1, 10)
 		login, out, err := s.newLogin(nil, display, false)
@@ -370,32 +372,32 @@ func (s *Server) registerGuest(ctx context.Context, body *api.RegisterJSONReques
 			continue
 		}
 		if err != nil {
-			return nil, internalError(err)
+			return nil, matrix.Internal(err)
 		}
 		return s.registerResponse(s.userID(localpart), registerParams{}, out), nil
 	}
-	return nil, internalError(errors.New("could not allocate a guest user ID"))
+	return nil, matrix.Internal(errors.New("could not allocate a guest user ID"))
 }
 
 // generateLocalpart returns a random localpart for a registration without
 // a username: lower-case letters and digits starting with a letter, so it
 // never collides with the numeric IDs reserved for guests.
 func generateLocalpart() string {
-	return randomFrom("abcdefghijklmnopqrstuvwxyz", 1) + randomFrom("abcdefghijklmnopqrstuvwxyz0123456789", 11)
+	return secrets.RandomFrom("abcdefghijklmnopqrstuvwxyz", 1) + secrets.RandomFrom("abcdefghijklmnopqrstuvwxyz0123456789", 11)
 }
 
 // CheckUsernameAvailability is GET /_matrix/client/v3/register/available
 // (client-server API v1.7): the same username checks as /register; it
 // reserves nothing.
 func (s *Server) CheckUsernameAvailability(ctx context.Context, req api.CheckUsernameAvailabilityRequestObject) (api.CheckUsernameAvailabilityResponseObject, error) {
-	if err := s.limits.usernameAvailability.take(clientIP(ctx), s.now()); err != nil {
+	if err := s.limits.usernameAvailability.Take(addressKey(ctx), s.now()); err != nil {
 		return nil, err
 	}
 	if !s.cfg.EnableRegistration {
 		return nil, errRegistrationDisabled
 	}
 	if len(req.Params.Username) > maxUsernameInput {
-		return nil, badRequest(CodeInvalidUsername, "Invalid username")
+		return nil, matrix.BadRequest(matrix.CodeInvalidUsername, "Invalid username")
 	}
 	if err := s.checkUsername(ctx, strings.ToLower(req.Params.Username), false); err != nil {
 		return nil, err

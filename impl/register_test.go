@@ -12,6 +12,7 @@ import (
 
 	"registrar/db"
 	"registrar/impl"
+	"registrar/impl/passwords"
 )
 
 const registerURL = "/_matrix/client/v3/register"
@@ -148,7 +149,7 @@ func TestRegisterGeneratesUsername(t *testing.T) {
 
 func TestRegisterPasswordRules(t *testing.T) {
 	env := newEnv(t, func(c *impl.Config) {
-		c.PasswordConfig.Policy = impl.PasswordPolicy{Enabled: true, MinimumLength: 10, RequireDigit: true,
+		c.PasswordConfig.Policy = passwords.Policy{Enabled: true, MinimumLength: 10, RequireDigit: true,
 			RequireSymbol: true, RequireLowercase: true, RequireUppercase: true}
 	})
 	cases := []struct{ password, errcode, message string }{

@@ -11,6 +11,8 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/matrix"
+	"registrar/impl/secrets"
 )
 
 // registrationTokenRE is the token grammar (Matrix v1.2): 1-64 characters
@@ -18,7 +20,7 @@ import (
 var registrationTokenRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,64}$`)
 
 const (
-	tokenAlphabetURLSafe  = tokenAlphabet + "._~-"
+	tokenAlphabetURLSafe  = secrets.Alphanumeric + "._~-"
 	sessionRegistrationTk = "registration_token"
 	defaultTokenLength    = 16
 )
@@ -32,21 +34,21 @@ func (registrationTokenStage) Params() map[string]any { return nil }
 
 func (st registrationTokenStage) Check(ctx context.Context, a *stageAttempt) (string, error) {
 	if a.Auth.Token == nil || *a.Auth.Token == "" {
-		return "", failStage(CodeMissingParam, "Missing registration token")
+		return "", failStage(matrix.CodeMissingParam, "Missing registration token")
 	}
 	token := *a.Auth.Token
 	if prev := a.Session.Data[sessionRegistrationTk]; prev != "" && prev != token {
-		return "", badRequest(CodeInvalidParam, "Registration token has changed")
+		return "", matrix.BadRequest(matrix.CodeInvalidParam, "Registration token has changed")
 	}
 	if !registrationTokenRE.MatchString(token) {
-		return "", failStage(CodeUnauthorized, "Invalid registration token")
+		return "", failStage(matrix.CodeUnauthorized, "Invalid registration token")
 	}
 	err := st.s.store.ReserveRegistrationToken(ctx, token, a.Session.ID)
 	if errors.Is(err, db.ErrTokenInvalid) {
-		return "", failStage(CodeUnauthorized, "Invalid registration token")
+		return "", failStage(matrix.CodeUnauthorized, "Invalid registration token")
 	}
 	if err != nil {
-		return "", internalError(err)
+		return "", matrix.Internal(err)
 	}
 	a.Session.Data[sessionRegistrationTk] = token
 	return token, nil
@@ -56,15 +58,15 @@ func (st registrationTokenStage) Check(ctx context.Context, a *stageAttempt) (st
 // /_matrix/client/v1/register/m.login.registration_token/validity (Matrix
 // v1.2): a point-in-time check that reserves nothing.
 func (s *Server) RegistrationTokenValidity(ctx context.Context, req api.RegistrationTokenValidityRequestObject) (api.RegistrationTokenValidityResponseObject, error) {
-	if err := s.limits.tokenValidity.take(clientIP(ctx), s.now()); err != nil {
+	if err := s.limits.tokenValidity.Take(addressKey(ctx), s.now()); err != nil {
 		return nil, err
 	}
 	if !s.cfg.EnableRegistration {
-		return nil, forbidden("Registration is not enabled on this homeserver.")
+		return nil, matrix.Forbidden("Registration is not enabled on this homeserver.")
 	}
 	t, err := s.store.RegistrationToken(ctx, req.Params.Token)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return api.RegistrationTokenValidity200JSONResponse{Valid: err == nil && t.Valid(s.now().UnixMilli())}, nil
 }
@@ -73,7 +75,7 @@ func (s *Server) RegistrationTokenValidity(ctx context.Context, req api.Registra
 func requireAdmin(ctx context.Context) error {
 	who := requesterFrom(ctx)
 	if who == nil || !who.Admin {
-		return forbidden("You are not a server admin")
+		return matrix.Forbidden("You are not a server admin")
 	}
 	return nil
 }
@@ -100,35 +102,35 @@ func (s *Server) createRegistrationToken(ctx context.Context, spec TokenSpec) (d
 			spec.Length = defaultTokenLength
 		}
 		if spec.Length < 1 || spec.Length > 64 {
-			return t, badRequest(CodeInvalidParam, "length must be an integer between 1 and 64")
+			return t, matrix.BadRequest(matrix.CodeInvalidParam, "length must be an integer between 1 and 64")
 		}
 	} else if !registrationTokenRE.MatchString(t.Token) {
-		return t, badRequest(CodeInvalidParam, "token must consist of 1-64 characters of [A-Za-z0-9._~-]")
+		return t, matrix.BadRequest(matrix.CodeInvalidParam, "token must consist of 1-64 characters of [A-Za-z0-9._~-]")
 	}
 	for attempt := 0; ; attempt++ {
 		if random {
-			t.Token = randomFrom(tokenAlphabetURLSafe, spec.Length)
+			t.Token = secrets.RandomFrom(tokenAlphabetURLSafe, spec.Length)
 		}
 		err := s.store.CreateRegistrationToken(ctx, t)
 		if errors.Is(err, db.ErrTokenExists) {
 			if random && attempt < 5 {
 				continue
 			}
-			return t, badRequest(CodeInvalidParam, "Token already exists")
+			return t, matrix.BadRequest(matrix.CodeInvalidParam, "Token already exists")
 		}
 		if err != nil {
-			return t, internalError(err)
+			return t, matrix.Internal(err)
 		}
 		return t, nil
 	}
 }
 
-func (s *Server) checkTokenLimits(usesAllowed *int, expiry *int64) *Error {
+func (s *Server) checkTokenLimits(usesAllowed *int, expiry *int64) *matrix.Error {
 	if usesAllowed != nil && *usesAllowed < 0 {
-		return badRequest(CodeInvalidParam, "uses_allowed must be a non-negative integer or null")
+		return matrix.BadRequest(matrix.CodeInvalidParam, "uses_allowed must be a non-negative integer or null")
 	}
 	if expiry != nil && *expiry < s.now().UnixMilli() {
-		return badRequest(CodeInvalidParam, "expiry_time must not be in the past")
+		return matrix.BadRequest(matrix.CodeInvalidParam, "expiry_time must not be in the past")
 	}
 	return nil
 }
@@ -148,7 +150,7 @@ func tokenJSON(t db.RegistrationToken) api.RegistrationToken {
 	return out
 }
 
-var errNoSuchToken = &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "No such registration token"}
+var errNoSuchToken = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeNotFound, Message: "No such registration token"}
 
 // ListRegistrationTokens is GET /_synapse/admin/v1/registration_tokens.
 func (s *Server) ListRegistrationTokens(ctx context.Context, req api.ListRegistrationTokensRequestObject) (api.ListRegistrationTokensResponseObject, error) {
@@ -157,7 +159,7 @@ func (s *Server) ListRegistrationTokens(ctx context.Context, req api.ListRegistr
 	}
 	tokens, err := s.store.RegistrationTokens(ctx, req.Params.Valid)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	out := make([]api.RegistrationToken, 0, len(tokens))
 	for _, t := range tokens {
@@ -176,12 +178,12 @@ func (s *Server) CreateRegistrationToken(ctx context.Context, req api.CreateRegi
 	if b.Token != nil {
 		spec.Token = *b.Token
 		if spec.Token == "" {
-			return nil, badRequest(CodeInvalidParam, "token must consist of 1-64 characters of [A-Za-z0-9._~-]")
+			return nil, matrix.BadRequest(matrix.CodeInvalidParam, "token must consist of 1-64 characters of [A-Za-z0-9._~-]")
 		}
 	}
 	if b.Length != nil {
 		if *b.Length < 1 {
-			return nil, badRequest(CodeInvalidParam, "length must be an integer between 1 and 64")
+			return nil, matrix.BadRequest(matrix.CodeInvalidParam, "length must be an integer between 1 and 64")
 		}
 		spec.Length = *b.Length
 	}
@@ -202,7 +204,7 @@ func (s *Server) GetRegistrationToken(ctx context.Context, req api.GetRegistrati
 		return nil, errNoSuchToken
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return api.GetRegistrationToken200JSONResponse(tokenJSON(t)), nil
 }
@@ -246,7 +248,7 @@ func (s *Server) updateRegistrationToken(ctx context.Context, token string, u db
 		return t, errNoSuchToken
 	}
 	if err != nil {
-		return t, internalError(err)
+		return t, matrix.Internal(err)
 	}
 	return t, nil
 }
@@ -261,7 +263,7 @@ func (s *Server) DeleteRegistrationToken(ctx context.Context, req api.DeleteRegi
 		return nil, errNoSuchToken
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return api.DeleteRegistrationToken200JSONResponse{}, nil
 }

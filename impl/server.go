@@ -20,6 +20,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"registrar/api"
+	"registrar/impl/matrix"
+	"registrar/impl/passwords"
+	"registrar/impl/secrets"
 )
 
 // Server serves the API. Create it with NewServer.
@@ -29,8 +32,8 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	echo   *echo.Echo
-	hasher *hasher
-	sealer *sealer
+	hasher *passwords.Hasher
+	sealer *secrets.Sealer
 	uia    *uiaEngine
 	tokens *tokenCache
 	limits *limiters
@@ -67,7 +70,7 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{cfg: cfg, store: store, log: opts.Logger, now: opts.Now, requestPrefix: randomString(6)}
+	s := &Server{cfg: cfg, store: store, log: opts.Logger, now: opts.Now, requestPrefix: secrets.RandomString(6)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -75,10 +78,10 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 		s.now = time.Now
 	}
 	var err error
-	if s.sealer, err = newSealer(cfg.secretKey, "uia params"); err != nil {
+	if s.sealer, err = secrets.NewSealer(cfg.secretKey, "uia params"); err != nil {
 		return nil, err
 	}
-	s.hasher = newHasher(cfg.PasswordConfig, cfg.BcryptRounds)
+	s.hasher = passwords.NewHasher(cfg.PasswordConfig, cfg.BcryptRounds)
 	if cfg.Email != nil {
 		if s.mailer, err = newMailer(*cfg.Email, cfg.ServerName); err != nil {
 			return nil, err
@@ -155,7 +158,7 @@ func (s *Server) Sweep(ctx context.Context) {
 	}
 	now := s.now()
 	for _, l := range s.limits.all() {
-		l.reclaim(now)
+		l.Reclaim(now)
 	}
 }
 
@@ -375,7 +378,7 @@ func (s *Server) corsAndLimits(next echo.HandlerFunc) echo.HandlerFunc {
 			return c.NoContent(http.StatusNoContent)
 		}
 		if req.ContentLength > limit {
-			return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: "Request body too large"}
+			return &matrix.Error{Status: http.StatusRequestEntityTooLarge, Code: matrix.CodeTooLarge, Message: "Request body too large"}
 		}
 		if req.Body != nil && req.Body != http.NoBody {
 			req.Body = &limitedBody{ReadCloser: req.Body, remaining: limit}

@@ -9,6 +9,9 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/matrix"
+	"registrar/impl/passwords"
+	"registrar/impl/secrets"
 )
 
 // loginResult is what a new login hands the client.
@@ -28,15 +31,15 @@ func (s *Server) newLogin(deviceID, displayName *string, wantRefresh bool) (db.L
 		return db.Login{}, loginResult{}, err
 	}
 	now := s.now()
-	l := db.Login{DeviceID: randomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 10)}
+	l := db.Login{DeviceID: secrets.RandomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 10)}
 	if deviceID != nil {
 		l.DeviceID = *deviceID
 	}
 	if displayName != nil {
 		l.DeviceDisplayName = *displayName
 	}
-	out := loginResult{AccessToken: newAccessToken(), DeviceID: l.DeviceID}
-	l.AccessTokenHash = hashToken(out.AccessToken)
+	out := loginResult{AccessToken: secrets.NewAccessToken(), DeviceID: l.DeviceID}
+	l.AccessTokenHash = secrets.HashToken(out.AccessToken)
 
 	var sessionEnd *time.Time
 	if d := s.cfg.SessionLifetime; d != nil {
@@ -47,8 +50,8 @@ func (s *Server) newLogin(deviceID, displayName *string, wantRefresh bool) (db.L
 	var accessLifetime *Duration
 	if wantRefresh && s.cfg.RefreshableAccessTokenLifetime != nil {
 		accessLifetime = s.cfg.RefreshableAccessTokenLifetime
-		out.RefreshToken = newRefreshToken()
-		l.RefreshTokenHash = hashToken(out.RefreshToken)
+		out.RefreshToken = secrets.NewRefreshToken()
+		l.RefreshTokenHash = secrets.HashToken(out.RefreshToken)
 		if d := s.cfg.RefreshTokenLifetime; d != nil {
 			l.RefreshExpiresAt = msPtr(capTime(now.Add(d.Duration), sessionEnd))
 		} else if sessionEnd != nil {
@@ -84,7 +87,7 @@ func msPtr(t time.Time) *int64 {
 	return &ms
 }
 
-var errInvalidLogin = &stageFailure{code: CodeForbidden, message: "Invalid username or password"}
+var errInvalidLogin = &stageFailure{code: matrix.CodeForbidden, message: "Invalid username or password"}
 
 // checkPassword resolves user (a user ID or localpart, matched
 // case-insensitively) and verifies its password. A wrong user or password
@@ -93,20 +96,20 @@ var errInvalidLogin = &stageFailure{code: CodeForbidden, message: "Invalid usern
 // is looked at.
 func (s *Server) checkPassword(ctx context.Context, user, password, expectedUser string) (db.Account, error) {
 	localpart, ok := s.localpartOf(user)
-	if !ok || len(password) > 4*maxPasswordLength {
+	if !ok || len(password) > 4*passwords.MaxLength {
 		return db.Account{}, errInvalidLogin
 	}
 	// Failed attempts are counted per account (rc_login.failed_attempts),
 	// for logins and UIA password stages alike.
 	failureKey := s.userID(strings.ToLower(localpart))
 	now := s.now()
-	if err := s.limits.loginFailures.check(failureKey, now); err != nil {
+	if err := s.limits.loginFailures.Check(failureKey, now); err != nil {
 		return db.Account{}, err
 	}
 	acct, err := s.verifyPassword(ctx, localpart, password, expectedUser)
 	var failure *stageFailure
 	if errors.As(err, &failure) {
-		_ = s.limits.loginFailures.take(failureKey, now)
+		_ = s.limits.loginFailures.Take(failureKey, now)
 	}
 	return acct, err
 }
@@ -116,30 +119,27 @@ func (s *Server) verifyPassword(ctx context.Context, localpart, password, expect
 	if errors.Is(err, db.ErrNotFound) {
 		// Spend the time of a hash anyway, so timing does not reveal which
 		// user IDs exist.
-		_, _ = s.hasher.Verify(ctx, password, dummyHash)
+		_ = s.hasher.VerifyDummy(ctx, password)
 		return db.Account{}, errInvalidLogin
 	}
 	if err != nil {
-		return db.Account{}, internalError(err)
+		return db.Account{}, matrix.Internal(err)
 	}
 	if expectedUser != "" && acct.UserID != expectedUser {
-		return db.Account{}, forbidden("Invalid auth: the credentials are not those of the logged-in user")
+		return db.Account{}, matrix.Forbidden("Invalid auth: the credentials are not those of the logged-in user")
 	}
 	if acct.Deactivated() {
-		return db.Account{}, &Error{Status: http.StatusForbidden, Code: CodeUserDeactivated, Message: "This account has been deactivated"}
+		return db.Account{}, &matrix.Error{Status: http.StatusForbidden, Code: matrix.CodeUserDeactivated, Message: "This account has been deactivated"}
 	}
 	ok, err := s.hasher.Verify(ctx, password, acct.PasswordHash)
 	if err != nil {
-		return db.Account{}, internalError(err)
+		return db.Account{}, matrix.Internal(err)
 	}
 	if !ok {
 		return db.Account{}, errInvalidLogin
 	}
 	return acct, nil
 }
-
-// dummyHash is verified for unknown users; it matches no password.
-const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$eRkmdhwKYXz1ciA+cQ1gmyj+k4ZAcSa60QNjRB5Tf+w"
 
 // GetLoginFlows is GET /_matrix/client/v3/login (client-server API v1.7).
 func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestObject) (api.GetLoginFlowsResponseObject, error) {
@@ -154,20 +154,20 @@ func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestOb
 // m.login.password.
 func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.LoginResponseObject, error) {
 	body := req.Body
-	if err := s.limits.loginAddress.take(clientIP(ctx), s.now()); err != nil {
+	if err := s.limits.loginAddress.Take(addressKey(ctx), s.now()); err != nil {
 		return nil, err
 	}
 	if body.Type == loginTypeAppService && len(s.cfg.appServices) > 0 {
 		return s.loginAppService(ctx, body)
 	}
 	if body.Type != authTypePassword {
-		return nil, badRequest(CodeUnknown, "Unknown login type")
+		return nil, matrix.BadRequest(matrix.CodeUnknown, "Unknown login type")
 	}
 	user := ""
 	switch {
 	case body.Identifier != nil:
 		if body.Identifier.Type != "m.id.user" {
-			return nil, badRequest(CodeUnknown, "Unknown login identifier type")
+			return nil, matrix.BadRequest(matrix.CodeUnknown, "Unknown login identifier type")
 		}
 		if body.Identifier.User != nil {
 			user = *body.Identifier.User
@@ -176,21 +176,21 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 		user = *body.User
 	}
 	if user == "" || body.Password == nil {
-		return nil, badRequest(CodeMissingParam, "Missing parameters: identifier and password are required")
+		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing parameters: identifier and password are required")
 	}
 	acct, err := s.checkPassword(ctx, user, *body.Password, "")
 	var failure *stageFailure
 	if errors.As(err, &failure) {
-		return nil, forbidden(failure.message)
+		return nil, matrix.Forbidden(failure.message)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := s.limits.loginAccount.take(acct.UserID, s.now()); err != nil {
+	if err := s.limits.loginAccount.Take(acct.UserID, s.now()); err != nil {
 		return nil, err
 	}
 	if acct.ApprovalPending {
-		return nil, errAwaitingApproval
+		return nil, matrix.ErrAwaitingApproval
 	}
 	return s.issueLoginResponse(ctx, acct.UserID, body)
 }
@@ -207,7 +207,7 @@ func (s *Server) issueLoginResponse(ctx context.Context, userID string, body *ap
 	// after the change commits, so no read can cache the old state.
 	defer s.tokens.revokeUser(userID)
 	if err := s.store.IssueLogin(ctx, userID, login); err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	resp := api.Login200JSONResponse{UserId: userID, AccessToken: out.AccessToken, DeviceId: out.DeviceID,
 		ExpiresInMs: out.ExpiresInMS, HomeServer: &s.cfg.ServerName, WellKnown: s.wellKnown()}
@@ -223,7 +223,7 @@ func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.Log
 	who := requesterFrom(ctx)
 	defer s.tokens.revokeUser(who.UserID)
 	if err := s.store.DeleteDevice(ctx, who.UserID, who.DeviceID); err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return api.Logout200JSONResponse{}, nil
 }
@@ -234,7 +234,7 @@ func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (a
 	who := requesterFrom(ctx)
 	defer s.tokens.revokeUser(who.UserID)
 	if err := s.store.DeleteAllDevices(ctx, who.UserID); err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return api.LogoutAll200JSONResponse{}, nil
 }
@@ -244,28 +244,28 @@ func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (a
 // pair is first used, and reusing it after that revokes the device.
 func (s *Server) Refresh(ctx context.Context, req api.RefreshRequestObject) (api.RefreshResponseObject, error) {
 	if s.cfg.RefreshableAccessTokenLifetime == nil {
-		return nil, &Error{Status: http.StatusNotFound, Code: CodeUnrecognized, Message: "Refresh tokens are not enabled on this server"}
+		return nil, &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeUnrecognized, Message: "Refresh tokens are not enabled on this server"}
 	}
 	login, out, err := s.newLogin(nil, nil, true)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.store.RotateRefreshToken(ctx, hashToken(req.Body.RefreshToken), login)
+	res, err := s.store.RotateRefreshToken(ctx, secrets.HashToken(req.Body.RefreshToken), login)
 	if res.UserID != "" {
 		s.tokens.revokeUser(res.UserID)
 	}
 	switch {
 	case errors.Is(err, db.ErrRefreshTokenReused):
 		s.log.Warn("refresh token reused; device revoked", "user_id", res.UserID, "device_id", res.DeviceID)
-		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Unknown refresh token"}
+		return nil, &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeUnknownToken, Message: "Unknown refresh token"}
 	case errors.Is(err, db.ErrNotFound):
-		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Unknown refresh token"}
+		return nil, &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeUnknownToken, Message: "Unknown refresh token"}
 	case errors.Is(err, db.ErrTokenExpired):
-		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "Refresh token has expired", SoftLogout: true}
+		return nil, &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeUnknownToken, Message: "Refresh token has expired", SoftLogout: true}
 	case errors.Is(err, db.ErrSessionExpired):
-		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeUnknownToken, Message: "The session has expired; log in again"}
+		return nil, &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeUnknownToken, Message: "The session has expired; log in again"}
 	case err != nil:
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	resp := api.Refresh200JSONResponse{AccessToken: out.AccessToken, RefreshToken: &out.RefreshToken}
 	if res.AccessExpiresAt != nil {

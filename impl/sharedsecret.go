@@ -11,22 +11,25 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/matrix"
+	"registrar/impl/passwords"
+	"registrar/impl/secrets"
 )
 
 // nonceLifetime is how long a shared-secret registration nonce is valid
 // (Synapse: 60 s); each is usable once.
 const nonceLifetime = time.Minute
 
-var errSharedSecretDisabled = badRequest(CodeUnknown, "Shared secret registration is not enabled")
+var errSharedSecretDisabled = matrix.BadRequest(matrix.CodeUnknown, "Shared secret registration is not enabled")
 
 // GetRegistrationNonce is GET /_synapse/admin/v1/register.
 func (s *Server) GetRegistrationNonce(ctx context.Context, _ api.GetRegistrationNonceRequestObject) (api.GetRegistrationNonceResponseObject, error) {
 	if len(s.cfg.sharedSecret) == 0 {
 		return nil, errSharedSecretDisabled
 	}
-	nonce := randomFrom("0123456789abcdef", 64)
+	nonce := secrets.RandomFrom("0123456789abcdef", 64)
 	if err := s.store.CreateNonce(ctx, nonce, s.now().Add(nonceLifetime).UnixMilli()); err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return api.GetRegistrationNonce200JSONResponse{Nonce: nonce}, nil
 }
@@ -57,16 +60,16 @@ func (s *Server) RegisterWithSharedSecret(ctx context.Context, req api.RegisterW
 	b := req.Body
 	ok, err := s.store.UseNonce(ctx, b.Nonce)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	if !ok {
-		return nil, badRequest(CodeUnknown, "unrecognised nonce")
+		return nil, matrix.BadRequest(matrix.CodeUnknown, "unrecognised nonce")
 	}
 	if len(b.Username) > maxUsernameInput || strings.ContainsRune(b.Username, 0) {
-		return nil, badRequest(CodeInvalidParam, "Invalid username")
+		return nil, matrix.BadRequest(matrix.CodeInvalidParam, "Invalid username")
 	}
-	if len([]rune(b.Password)) > maxPasswordLength || strings.ContainsRune(b.Password, 0) {
-		return nil, badRequest(CodeInvalidParam, "Invalid password")
+	if len([]rune(b.Password)) > passwords.MaxLength || strings.ContainsRune(b.Password, 0) {
+		return nil, matrix.BadRequest(matrix.CodeInvalidParam, "Invalid password")
 	}
 	userType := ""
 	if v := nullableValue(b.UserType); v != nil {
@@ -75,7 +78,7 @@ func (s *Server) RegisterWithSharedSecret(ctx context.Context, req api.RegisterW
 	got, err := hex.DecodeString(b.Mac)
 	want := sharedSecretMAC(s.cfg.sharedSecret, b.Nonce, b.Username, b.Password, boolValue(b.Admin), userType)
 	if err != nil || !hmac.Equal(got, want) {
-		return nil, forbidden("HMAC incorrect")
+		return nil, matrix.Forbidden("HMAC incorrect")
 	}
 	user, err := s.createUser(ctx, b.Username, b.Password, boolValue(b.Admin), b.Displayname, !boolValue(b.InhibitLogin))
 	if err != nil {
@@ -106,7 +109,7 @@ func (s *Server) createUser(ctx context.Context, username, password string, admi
 	}
 	hash, err := s.hasher.Hash(ctx, password)
 	if err != nil {
-		return createdUser{}, internalError(err)
+		return createdUser{}, matrix.Internal(err)
 	}
 	reg := db.Registration{Account: db.Account{UserID: s.userID(localpart), LocalpartLower: localpart,
 		PasswordHash: hash, Kind: db.KindUser, Admin: admin}}
@@ -124,10 +127,10 @@ func (s *Server) createUser(ctx context.Context, username, password string, admi
 	}
 	err = s.store.Register(ctx, reg)
 	if errors.Is(err, db.ErrUserExists) {
-		return out, badRequest(CodeUserInUse, "User ID already taken.")
+		return out, matrix.BadRequest(matrix.CodeUserInUse, "User ID already taken.")
 	}
 	if err != nil {
-		return out, internalError(err)
+		return out, matrix.Internal(err)
 	}
 	s.log.Info("operator registered user", "user_id", out.UserID, "admin", admin)
 	return out, nil

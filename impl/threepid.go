@@ -18,6 +18,8 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/matrix"
+	"registrar/impl/secrets"
 )
 
 // clientSecretRE is the client_secret grammar (identity service API).
@@ -39,7 +41,7 @@ const (
 	msisdnSubmitPath = "_matrix/client/unstable/add_threepid/msisdn/submit_token"
 )
 
-var errThreepidNotAllowed = &Error{Status: http.StatusForbidden, Code: CodeThreepidDenied, Message: "Third-party identifier is not allowed"}
+var errThreepidNotAllowed = &matrix.Error{Status: http.StatusForbidden, Code: matrix.CodeThreepidDenied, Message: "Third-party identifier is not allowed"}
 
 // canonicalEmail returns the address in canonical form (lower-cased) or ""
 // when it is not a bare address.
@@ -97,29 +99,29 @@ func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestT
 	var none api.RequestTokenResponse
 	switch {
 	case r.medium == db.MediumEmail && s.mailer == nil:
-		return none, badRequest(CodeThreepidMediumUnknown, "Email-based verification is not enabled on this server")
+		return none, matrix.BadRequest(matrix.CodeThreepidMediumUnknown, "Email-based verification is not enabled on this server")
 	case r.medium == db.MediumMsisdn && !s.msisdnEnabled():
-		return none, badRequest(CodeThreepidMediumUnknown, "Phone number verification is not enabled on this server")
+		return none, matrix.BadRequest(matrix.CodeThreepidMediumUnknown, "Phone number verification is not enabled on this server")
 	case r.medium == db.MediumMsisdn && r.purpose == purposeRegistration && s.cfg.DisableMsisdnRegistration:
-		return none, badRequest(CodeThreepidMediumUnknown, "Phone number registration is disabled on this server")
+		return none, matrix.BadRequest(matrix.CodeThreepidMediumUnknown, "Phone number registration is disabled on this server")
 	case r.purpose == purposeAddThreepid && !s.cfg.Enable3PIDChanges:
-		return none, badRequest(CodeForbidden, "3PID changes are disabled on this server")
+		return none, matrix.BadRequest(matrix.CodeForbidden, "3PID changes are disabled on this server")
 	}
 	if !clientSecretRE.MatchString(r.clientSecret) {
-		return none, badRequest(CodeInvalidParam, "Invalid client_secret")
+		return none, matrix.BadRequest(matrix.CodeInvalidParam, "Invalid client_secret")
 	}
 	if r.address == "" {
-		return none, badRequest(CodeInvalidParam, map[string]string{db.MediumEmail: "Invalid email address",
+		return none, matrix.BadRequest(matrix.CodeInvalidParam, map[string]string{db.MediumEmail: "Invalid email address",
 			db.MediumMsisdn: "Invalid phone number"}[r.medium])
 	}
 	if err := s.checkNextLink(r.nextLink); err != nil {
 		return none, err
 	}
 	now := s.now()
-	if err := s.limits.threepidValidation.take(r.medium+" "+clientIP(ctx), now); err != nil {
+	if err := s.limits.threepidValidation.Take(r.medium+" "+addressKey(ctx), now); err != nil {
 		return none, err
 	}
-	if err := s.limits.threepidValidation.take(r.medium+" "+r.address, now); err != nil {
+	if err := s.limits.threepidValidation.Take(r.medium+" "+r.address, now); err != nil {
 		return none, err
 	}
 	if !s.threepidAllowed(r.medium, r.address) {
@@ -127,7 +129,7 @@ func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestT
 	}
 	_, err := s.store.ThreepidOwner(ctx, r.medium, r.address)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
-		return none, internalError(err)
+		return none, matrix.Internal(err)
 	}
 	bound := err == nil
 	switch {
@@ -135,7 +137,7 @@ func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestT
 		if s.cfg.RequestTokenInhibit3PIDErrors {
 			return s.fakeSid(ctx, r)
 		}
-		return none, badRequest(CodeThreepidNotFound, "Third-party identifier not found")
+		return none, matrix.BadRequest(matrix.CodeThreepidNotFound, "Third-party identifier not found")
 	case r.purpose != purposePasswordReset && bound:
 		if s.cfg.RequestTokenInhibit3PIDErrors {
 			if r.medium == db.MediumEmail && r.purpose == purposeRegistration {
@@ -146,30 +148,30 @@ func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestT
 			}
 			return s.fakeSid(ctx, r)
 		}
-		return none, badRequest(CodeThreepidInUse, "The specified address is already in use")
+		return none, matrix.BadRequest(matrix.CodeThreepidInUse, "The specified address is already in use")
 	}
 
 	if r.medium == db.MediumMsisdn && s.delegate != nil {
 		sid, err := s.delegate.requestToken(ctx, r)
 		if err != nil {
-			return none, &Error{Status: http.StatusInternalServerError, Code: CodeUnknown, Message: "could not send SMS", Internal: err}
+			return none, &matrix.Error{Status: http.StatusInternalServerError, Code: matrix.CodeUnknown, Message: "could not send SMS", Internal: err}
 		}
 		submit := s.cfg.PublicBaseURL + msisdnSubmitPath
 		return api.RequestTokenResponse{Sid: sid, SubmitUrl: &submit}, nil
 	}
-	token := randomString(32)
+	token := secrets.RandomString(32)
 	if r.medium == db.MediumMsisdn {
-		token = randomFrom("0123456789", 6)
+		token = secrets.RandomFrom("0123456789", 6)
 	}
-	next := db.ThreepidSession{Sid: randomString(16), ClientSecret: r.clientSecret, Medium: r.medium, Address: r.address,
-		Purpose: r.purpose, SendAttempt: int64(r.sendAttempt), TokenHash: hashToken(token),
+	next := db.ThreepidSession{Sid: secrets.RandomString(16), ClientSecret: r.clientSecret, Medium: r.medium, Address: r.address,
+		Purpose: r.purpose, SendAttempt: int64(r.sendAttempt), TokenHash: secrets.HashToken(token),
 		TokenExpiresAt: now.Add(s.validationTokenLifetime()).UnixMilli(), ExpiresAt: now.Add(threepidSessionLifetime).UnixMilli()}
 	if r.nextLink != nil {
 		next.NextLink = *r.nextLink
 	}
 	sess, send, err := s.store.StartThreepidValidation(ctx, next)
 	if err != nil {
-		return none, internalError(err)
+		return none, matrix.Internal(err)
 	}
 	resp := api.RequestTokenResponse{Sid: sess.Sid}
 	if r.medium == db.MediumMsisdn {
@@ -183,12 +185,12 @@ func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestT
 		link := s.cfg.PublicBaseURL + emailSubmitPath + "?" + url.Values{"sid": {sess.Sid},
 			"client_secret": {r.clientSecret}, "token": {token}}.Encode()
 		if err := s.mailer.send(ctx, r.address, r.purpose, messageData{Address: r.address, Link: link, Token: token}); err != nil {
-			return none, &Error{Status: http.StatusInternalServerError, Code: CodeUnknown, Message: "could not send email", Internal: err}
+			return none, &matrix.Error{Status: http.StatusInternalServerError, Code: matrix.CodeUnknown, Message: "could not send email", Internal: err}
 		}
 	} else {
 		text := "Your " + s.appName() + " validation code for " + s.cfg.ServerName + " is " + token
 		if err := s.sms.send(ctx, r.address, text); err != nil {
-			return none, &Error{Status: http.StatusInternalServerError, Code: CodeUnknown, Message: "could not send SMS", Internal: err}
+			return none, &matrix.Error{Status: http.StatusInternalServerError, Code: matrix.CodeUnknown, Message: "could not send SMS", Internal: err}
 		}
 	}
 	s.log.Info("validation token sent", "medium", r.medium, "purpose", r.purpose, "sid", sess.Sid)
@@ -218,7 +220,7 @@ func (s *Server) fakeSid(ctx context.Context, r tokenRequest) (api.RequestTokenR
 	case <-ctx.Done():
 		return api.RequestTokenResponse{}, ctx.Err()
 	}
-	resp := api.RequestTokenResponse{Sid: randomString(16)}
+	resp := api.RequestTokenResponse{Sid: secrets.RandomString(16)}
 	if r.medium == db.MediumMsisdn {
 		submit := s.cfg.PublicBaseURL + msisdnSubmitPath
 		resp.SubmitUrl = &submit
@@ -234,7 +236,7 @@ func (s *Server) checkNextLink(link *string) error {
 	}
 	u, err := url.Parse(*link)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return badRequest(CodeInvalidParam, "next_link uses an unsupported protocol")
+		return matrix.BadRequest(matrix.CodeInvalidParam, "next_link uses an unsupported protocol")
 	}
 	if s.cfg.NextLinkDomainWhitelist != nil {
 		for _, d := range *s.cfg.NextLinkDomainWhitelist {
@@ -242,7 +244,7 @@ func (s *Server) checkNextLink(link *string) error {
 				return nil
 			}
 		}
-		return badRequest(CodeInvalidParam, "next_link domain is not in the whitelist")
+		return matrix.BadRequest(matrix.CodeInvalidParam, "next_link domain is not in the whitelist")
 	}
 	return nil
 }
@@ -325,7 +327,7 @@ func (s *Server) validatedSession(ctx context.Context, medium, sid, clientSecret
 	if medium == db.MediumMsisdn && s.delegate != nil {
 		v, ok, err := s.delegate.validated(ctx, sid, clientSecret)
 		if err != nil {
-			return v, false, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnknown, Message: "The identity server is unavailable", Internal: err}
+			return v, false, &matrix.Error{Status: http.StatusServiceUnavailable, Code: matrix.CodeUnknown, Message: "The identity server is unavailable", Internal: err}
 		}
 		return v, ok, nil
 	}
@@ -334,7 +336,7 @@ func (s *Server) validatedSession(ctx context.Context, medium, sid, clientSecret
 		return validatedThreepid{}, false, nil
 	}
 	if err != nil {
-		return validatedThreepid{}, false, internalError(err)
+		return validatedThreepid{}, false, matrix.Internal(err)
 	}
 	if subtle.ConstantTimeCompare([]byte(sess.ClientSecret), []byte(clientSecret)) != 1 ||
 		sess.Medium != medium || sess.ValidatedAt == nil {
@@ -355,14 +357,14 @@ func (threepidStage) Params() map[string]any { return nil }
 func (st threepidStage) Check(ctx context.Context, a *stageAttempt) (string, error) {
 	creds := a.Auth.ThreepidCreds
 	if creds == nil || creds.Sid == nil || creds.ClientSecret == nil {
-		return "", failStage(CodeMissingParam, "Missing threepid_creds")
+		return "", failStage(matrix.CodeMissingParam, "Missing threepid_creds")
 	}
 	v, ok, err := st.s.validatedSession(ctx, st.medium, *creds.Sid, *creds.ClientSecret)
 	if err != nil {
 		return "", err
 	}
 	if !ok {
-		return "", failStage(CodeUnauthorized, "Unable to get validated threepid")
+		return "", failStage(matrix.CodeUnauthorized, "Unable to get validated threepid")
 	}
 	return string(mustJSON(v)), nil
 }
@@ -386,7 +388,7 @@ func (s *Server) GetAccount3PIDs(ctx context.Context, _ api.GetAccount3PIDsReque
 	who := requesterFrom(ctx)
 	list, err := s.store.Threepids(ctx, who.UserID)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	out := make([]api.ThirdPartyIdentifier, 0, len(list))
 	for _, t := range list {
@@ -403,10 +405,10 @@ const add3PIDPath = "/_matrix/client/v3/account/3pid/add"
 func (s *Server) Add3PID(ctx context.Context, req api.Add3PIDRequestObject) (api.Add3PIDResponseObject, error) {
 	who := requesterFrom(ctx)
 	if who.IsGuest {
-		return nil, errGuestForbidden
+		return nil, matrix.ErrGuestForbidden
 	}
 	if !s.cfg.Enable3PIDChanges {
-		return nil, badRequest(CodeForbidden, "3PID changes are disabled on this server")
+		return nil, matrix.BadRequest(matrix.CodeForbidden, "3PID changes are disabled on this server")
 	}
 	if _, err := s.reauthenticate(ctx, uiaRequest{Method: http.MethodPost, Path: add3PIDPath, Auth: req.Body.Auth,
 		Flows: reauthFlows, ExpectedUser: who.UserID}); err != nil {
@@ -424,17 +426,17 @@ func (s *Server) Add3PID(ctx context.Context, req api.Add3PIDRequestObject) (api
 		}
 	}
 	if !found {
-		return nil, badRequest(CodeThreepidAuthFailed, "No validated 3pid session found")
+		return nil, matrix.BadRequest(matrix.CodeThreepidAuthFailed, "No validated 3pid session found")
 	}
 	if !s.threepidAllowed(v.Medium, v.Address) {
 		return nil, errThreepidNotAllowed
 	}
 	err := s.store.AddThreepid(ctx, who.UserID, db.NewThreepid{Medium: v.Medium, Address: v.Address, ValidatedAt: v.ValidatedAt, SessionID: v.Sid})
 	if errors.Is(err, db.ErrThreepidInUse) {
-		return nil, badRequest(CodeThreepidInUse, "The specified address is already in use")
+		return nil, matrix.BadRequest(matrix.CodeThreepidInUse, "The specified address is already in use")
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return api.Add3PID200JSONResponse{}, nil
 }
@@ -445,10 +447,10 @@ func (s *Server) Add3PID(ctx context.Context, req api.Add3PIDRequestObject) (api
 func (s *Server) Delete3pidFromAccount(ctx context.Context, req api.Delete3pidFromAccountRequestObject) (api.Delete3pidFromAccountResponseObject, error) {
 	who := requesterFrom(ctx)
 	if who.IsGuest {
-		return nil, errGuestForbidden
+		return nil, matrix.ErrGuestForbidden
 	}
 	if !s.cfg.Enable3PIDChanges {
-		return nil, badRequest(CodeForbidden, "3PID changes are disabled on this server")
+		return nil, matrix.BadRequest(matrix.CodeForbidden, "3PID changes are disabled on this server")
 	}
 	address := req.Body.Address
 	if string(req.Body.Medium) == db.MediumEmail {
@@ -457,7 +459,7 @@ func (s *Server) Delete3pidFromAccount(ctx context.Context, req api.Delete3pidFr
 		}
 	}
 	if err := s.store.DeleteThreepid(ctx, who.UserID, string(req.Body.Medium), address); err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return api.Delete3pidFromAccount200JSONResponse{IdServerUnbindResult: "success"}, nil
 }

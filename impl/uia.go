@@ -10,6 +10,8 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/matrix"
+	"registrar/impl/secrets"
 )
 
 // Auth types (client-server API, "Authentication types").
@@ -107,7 +109,7 @@ func newUIAEngine(s *Server) *uiaEngine {
 	return u
 }
 
-var errUnknownSession = badRequest(CodeUnknown, "Unknown session ID")
+var errUnknownSession = matrix.BadRequest(matrix.CodeUnknown, "Unknown session ID")
 
 // load returns the session named by auth.session, or nil when there is
 // none. A session started on another endpoint is refused.
@@ -120,18 +122,18 @@ func (u *uiaEngine) load(ctx context.Context, auth *api.AuthData, method, path s
 		return nil, errUnknownSession
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	if row.Method != method || normalisePath(row.Path) != normalisePath(path) {
-		return nil, forbidden("Requested operation has changed during the UI authentication session.")
+		return nil, matrix.Forbidden("Requested operation has changed during the UI authentication session.")
 	}
 	sess := &uiaSession{ID: row.SessionID, Method: row.Method, Path: row.Path, Params: row.Params,
 		Data: map[string]string{}, version: row.Version, persisted: true}
 	if err := json.Unmarshal([]byte(row.Completed), &sess.Completed); err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	if err := json.Unmarshal([]byte(row.Data), &sess.Data); err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return sess, nil
 }
@@ -145,19 +147,19 @@ func normalisePath(p string) string {
 }
 
 // authenticate runs the submitted stage, if any, and returns the session
-// once some flow is complete; otherwise a *uiaChallenge (401). sess may be
+// once some flow is complete; otherwise a *matrix.Challenge (401). sess may be
 // nil (no session yet): a request whose auth completes a flow on its own
 // succeeds without one.
 func (u *uiaEngine) authenticate(ctx context.Context, sess *uiaSession, req uiaRequest) (*uiaSession, error) {
 	if sess == nil {
-		sess = &uiaSession{ID: randomString(24), Method: req.Method, Path: req.Path, Params: req.Params, Data: map[string]string{}}
+		sess = &uiaSession{ID: secrets.RandomString(24), Method: req.Method, Path: req.Path, Params: req.Params, Data: map[string]string{}}
 	}
 	var failure *stageFailure
 	if req.Auth != nil && req.Auth.Type != nil && *req.Auth.Type != "" {
 		authType := *req.Auth.Type
 		st, ok := u.stages[authType]
 		if !ok || !offered(req.Flows, authType) {
-			return nil, badRequest(CodeUnrecognized, "Unrecognised authentication type")
+			return nil, matrix.BadRequest(matrix.CodeUnrecognized, "Unrecognised authentication type")
 		}
 		result, err := st.Check(ctx, &stageAttempt{Auth: req.Auth, Session: sess, ExpectedUser: req.ExpectedUser})
 		switch {
@@ -195,18 +197,18 @@ func (u *uiaEngine) save(ctx context.Context, sess *uiaSession) error {
 		row.CreatedAt = now.UnixMilli()
 		row.ExpiresAt = now.Add(u.s.cfg.UIAuth.SessionLifetime.Duration).UnixMilli()
 		if err := u.s.store.CreateUIASession(ctx, row); err != nil {
-			return internalError(err)
+			return matrix.Internal(err)
 		}
 		sess.persisted = true
 		return nil
 	}
 	err := u.s.store.UpdateUIASession(ctx, row)
 	if errors.Is(err, db.ErrConflict) {
-		return &Error{Status: http.StatusConflict, Code: CodeUnknown,
+		return &matrix.Error{Status: http.StatusConflict, Code: matrix.CodeUnknown,
 			Message: "Another request in this authentication session was processed first; retry"}
 	}
 	if err != nil {
-		return internalError(err)
+		return matrix.Internal(err)
 	}
 	sess.version++
 	return nil
@@ -215,7 +217,7 @@ func (u *uiaEngine) save(ctx context.Context, sess *uiaSession) error {
 // challenge builds the 401 body: flows (never null), params of the offered
 // stages, the session and the completed stages, plus errcode/error of a
 // failed attempt.
-func (u *uiaEngine) challenge(sess *uiaSession, flows [][]string, failure *stageFailure) *uiaChallenge {
+func (u *uiaEngine) challenge(sess *uiaSession, flows [][]string, failure *stageFailure) *matrix.Challenge {
 	body := api.AuthResponse{Flows: make([]api.AuthFlow, 0, len(flows)), Session: &sess.ID}
 	params := map[string]map[string]any{}
 	for _, f := range flows {
@@ -235,7 +237,7 @@ func (u *uiaEngine) challenge(sess *uiaSession, flows [][]string, failure *stage
 		body.Errcode = &failure.code
 		body.Error = &failure.message
 	}
-	return &uiaChallenge{body: body}
+	return &matrix.Challenge{Body: body}
 }
 
 func (u *uiaEngine) sweep(ctx context.Context) {
@@ -335,7 +337,7 @@ func (p passwordStage) Check(ctx context.Context, a *stageAttempt) (string, erro
 	switch {
 	case a.Auth.Identifier != nil:
 		if a.Auth.Identifier.Type != "m.id.user" {
-			return "", failStage(CodeUnrecognized, "Unknown login identifier type")
+			return "", failStage(matrix.CodeUnrecognized, "Unknown login identifier type")
 		}
 		if a.Auth.Identifier.User != nil {
 			user = *a.Auth.Identifier.User
@@ -344,7 +346,7 @@ func (p passwordStage) Check(ctx context.Context, a *stageAttempt) (string, erro
 		user = *a.Auth.User
 	}
 	if user == "" || a.Auth.Password == nil {
-		return "", failStage(CodeMissingParam, "Missing parameters")
+		return "", failStage(matrix.CodeMissingParam, "Missing parameters")
 	}
 	acct, err := p.s.checkPassword(ctx, user, *a.Auth.Password, a.ExpectedUser)
 	if err != nil {

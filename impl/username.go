@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"registrar/impl/matrix"
 	"strings"
 )
 
@@ -46,53 +47,48 @@ func (s *Server) localpartOf(user string) (string, bool) {
 // checkUsername applies Synapse's check_username rules, in its order and
 // with its messages, to a lower-cased localpart; guestUpgrade allows the
 // numeric localparts of guests.
-func (s *Server) checkUsername(ctx context.Context, localpart string, guestUpgrade bool) *Error {
+func (s *Server) checkUsername(ctx context.Context, localpart string, guestUpgrade bool) *matrix.Error {
 	if localpart == "" {
-		return badRequest(CodeInvalidUsername, "User ID cannot be empty")
+		return matrix.BadRequest(matrix.CodeInvalidUsername, "User ID cannot be empty")
 	}
 	for i := 0; i < len(localpart); i++ {
 		if !isLocalpartChar(localpart[i]) {
-			return badRequest(CodeInvalidUsername, "User ID can only contain characters a-z, 0-9, or '=_-./+'")
+			return matrix.BadRequest(matrix.CodeInvalidUsername, "User ID can only contain characters a-z, 0-9, or '=_-./+'")
 		}
 	}
 	if localpart[0] == '_' && !s.cfg.AllowUnderscorePrefixedLocalpart {
-		return badRequest(CodeInvalidUsername, "User ID may not begin with _")
+		return matrix.BadRequest(matrix.CodeInvalidUsername, "User ID may not begin with _")
 	}
 	if n := s.cfg.ServerNotices.SystemMXIDLocalpart; n != "" && strings.EqualFold(n, localpart) {
-		return badRequest(CodeExclusive, "This user ID is reserved.")
+		return matrix.BadRequest(matrix.CodeExclusive, "This user ID is reserved.")
 	}
 	if s.exclusiveOwner(s.userID(localpart)) != nil {
-		return badRequest(CodeExclusive, "This user ID is reserved by an application service.")
+		return matrix.BadRequest(matrix.CodeExclusive, "This user ID is reserved by an application service.")
 	}
 	if len(s.userID(localpart)) > maxUserIDLength {
-		return badRequest(CodeInvalidUsername, fmt.Sprintf("User ID may not be longer than %d characters", maxUserIDLength))
+		return matrix.BadRequest(matrix.CodeInvalidUsername, fmt.Sprintf("User ID may not be longer than %d characters", maxUserIDLength))
 	}
 	for _, f := range s.cfg.forbidden {
 		if f.re.MatchString(localpart) {
 			if f.exclusive {
-				return badRequest(CodeExclusive, "This user ID is reserved.")
+				return matrix.BadRequest(matrix.CodeExclusive, "This user ID is reserved.")
 			}
-			return badRequest(CodeInvalidUsername, "This user ID is not allowed on this server.")
+			return matrix.BadRequest(matrix.CodeInvalidUsername, "This user ID is not allowed on this server.")
 		}
 	}
 	if !guestUpgrade {
 		taken, err := s.store.LocalpartTaken(ctx, localpart)
 		if err != nil {
-			return internalError(err)
+			return matrix.Internal(err)
 		}
 		if taken {
-			return badRequest(CodeUserInUse, "User ID already taken.")
+			return matrix.BadRequest(matrix.CodeUserInUse, "User ID already taken.")
 		}
 		if isNumeric(localpart) {
-			return badRequest(CodeInvalidUsername, "Numeric user IDs are reserved for guest users.")
+			return matrix.BadRequest(matrix.CodeInvalidUsername, "Numeric user IDs are reserved for guest users.")
 		}
 	}
 	return nil
 }
 
-// errAwaitingApproval answers registrations and logins of accounts an
-// admin has not approved (MSC3866's stable code).
-var errAwaitingApproval = &Error{Status: http.StatusForbidden, Code: CodeUserAwaitingApproval,
-	Message: "This account is pending approval by a server administrator."}
-
-var errRegistrationDisabled = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "Registration has been disabled"}
+var errRegistrationDisabled = &matrix.Error{Status: http.StatusForbidden, Code: matrix.CodeForbidden, Message: "Registration has been disabled"}

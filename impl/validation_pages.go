@@ -10,6 +10,8 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/matrix"
+	"registrar/impl/secrets"
 )
 
 // validationTemplates are the pages of the emailed link: the GET shows a
@@ -44,7 +46,7 @@ type validationPage struct {
 func renderValidation(name string, p validationPage) (*strings.Builder, error) {
 	var b strings.Builder
 	if err := validationTemplates.ExecuteTemplate(&b, name, p); err != nil {
-		return nil, internalError(err)
+		return nil, matrix.Internal(err)
 	}
 	return &b, nil
 }
@@ -89,7 +91,7 @@ func (s *Server) MsisdnValidationSubmit(ctx context.Context, req api.MsisdnValid
 	if s.delegate != nil {
 		ok, err := s.delegate.submitToken(ctx, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token))
 		if err != nil {
-			return nil, &Error{Status: http.StatusServiceUnavailable, Code: CodeUnknown, Message: "The identity server is unavailable", Internal: err}
+			return nil, &matrix.Error{Status: http.StatusServiceUnavailable, Code: matrix.CodeUnknown, Message: "The identity server is unavailable", Internal: err}
 		}
 		return api.MsisdnValidationSubmit200JSONResponse{Success: ok}, nil
 	}
@@ -105,8 +107,8 @@ func (s *Server) MsisdnValidationSubmit(ctx context.Context, req api.MsisdnValid
 }
 
 var (
-	errBadValidationLink = &stageFailure{code: CodeUnauthorized, message: "This validation link is invalid or has expired. Request a new one from your application."}
-	errTokenUsed         = &stageFailure{code: CodeUnauthorized, message: "This validation link has already been used."}
+	errBadValidationLink = &stageFailure{code: matrix.CodeUnauthorized, message: "This validation link is invalid or has expired. Request a new one from your application."}
+	errTokenUsed         = &stageFailure{code: matrix.CodeUnauthorized, message: "This validation link has already been used."}
 )
 
 // submitToken checks a validation token (constant-time comparisons, expiry)
@@ -117,12 +119,12 @@ func (s *Server) submitToken(ctx context.Context, medium, sid, clientSecret, tok
 		return sess, errBadValidationLink
 	}
 	if err != nil {
-		return sess, internalError(err)
+		return sess, matrix.Internal(err)
 	}
 	if sess.Medium != medium || subtle.ConstantTimeCompare([]byte(sess.ClientSecret), []byte(clientSecret)) != 1 {
 		return sess, errBadValidationLink
 	}
-	hash := hashToken(token)
+	hash := secrets.HashToken(token)
 	if sess.TokenHash == "" {
 		return sess, errTokenUsed
 	}
@@ -131,7 +133,7 @@ func (s *Server) submitToken(ctx context.Context, medium, sid, clientSecret, tok
 	}
 	ok, err := s.store.MarkThreepidValidated(ctx, sid, hash)
 	if err != nil {
-		return sess, internalError(err)
+		return sess, matrix.Internal(err)
 	}
 	if !ok {
 		return sess, errTokenUsed

@@ -1,0 +1,178 @@
+// Package passwords hashes and verifies passwords in a bounded pool and
+// applies the password policy. It knows nothing of the server.
+package passwords
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/unicode/norm"
+)
+
+// MaxLength is Synapse's cap on passwords, in characters.
+const MaxLength = 512
+
+// Config is Synapse's password_config plus the choice of hash.
+type Config struct {
+	Enabled bool   `yaml:"enabled"`
+	Pepper  string `yaml:"pepper"`
+	Policy  Policy `yaml:"policy"`
+	// Algorithm is argon2id (default) or bcrypt (with bcrypt_rounds).
+	Algorithm string       `yaml:"algorithm"`
+	Argon2    Argon2Config `yaml:"argon2"`
+}
+
+// Argon2Config is the argon2id cost.
+type Argon2Config struct {
+	MemoryKiB   uint32 `yaml:"memory_kib"`
+	Iterations  uint32 `yaml:"iterations"`
+	Parallelism uint8  `yaml:"parallelism"`
+}
+
+// Hasher hashes and verifies passwords in a bounded pool: at most one
+// hash per core runs at once, so a flood of registrations or logins cannot
+// exhaust memory or starve other requests, and every core is used.
+type Hasher struct {
+	cfg   Config
+	cost  int // bcrypt rounds
+	slots chan struct{}
+
+	dummyOnce sync.Once
+	dummy     string
+}
+
+// NewHasher returns a pool of one slot per core hashing with cfg (and
+// bcryptRounds when the algorithm is bcrypt).
+func NewHasher(cfg Config, bcryptRounds int) *Hasher {
+	h := &Hasher{cfg: cfg, cost: bcryptRounds, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	go h.dummyHash() // ready before the first unknown user asks
+	return h
+}
+
+// Slots is the pool's size.
+func (h *Hasher) Slots() int { return cap(h.slots) }
+
+func (h *Hasher) acquire(ctx context.Context) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *Hasher) release() { <-h.slots }
+
+// prepare normalises the password as Synapse does (NFKC) and adds the pepper.
+func (h *Hasher) prepare(password string) []byte {
+	return []byte(norm.NFKC.String(password) + h.cfg.Pepper)
+}
+
+// Hash returns an encoded hash of password with the configured algorithm.
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	if err := h.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer h.release()
+	return h.hash(h.prepare(password))
+}
+
+func (h *Hasher) hash(pw []byte) (string, error) {
+	if h.cfg.Algorithm == "bcrypt" {
+		b, err := bcrypt.GenerateFromPassword(truncate72(pw), h.cost)
+		return string(b), err
+	}
+	a := h.cfg.Argon2
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	key := argon2.IDKey(pw, salt, a.Iterations, a.MemoryKiB, a.Parallelism, 32)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, a.MemoryKiB, a.Iterations, a.Parallelism,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+}
+
+// truncate72 is bcrypt's input limit, applied as Synapse does.
+func truncate72(pw []byte) []byte {
+	if len(pw) > 72 {
+		return pw[:72]
+	}
+	return pw
+}
+
+// Verify reports whether password matches the stored hash (argon2id or
+// bcrypt, whatever the configured algorithm is now).
+func (h *Hasher) Verify(ctx context.Context, password, encoded string) (bool, error) {
+	if encoded == "" {
+		return false, nil
+	}
+	if err := h.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer h.release()
+	return verify(h.prepare(password), encoded)
+}
+
+// VerifyDummy spends what verifying password against a real hash of the
+// configured algorithm and cost spends, and matches nothing: used for
+// unknown users, so that timing does not tell which user IDs exist.
+func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
+	dummy := h.dummyHash()
+	if err := h.acquire(ctx); err != nil {
+		return err
+	}
+	defer h.release()
+	_, err := verify(h.prepare(password), dummy)
+	return err
+}
+
+// dummyHash is a hash, with the configured settings, of a random password
+// nobody knows; made once.
+func (h *Hasher) dummyHash() string {
+	h.dummyOnce.Do(func() {
+		pw := make([]byte, 32)
+		_, _ = rand.Read(pw)
+		h.dummy, _ = h.hash([]byte(base64.RawStdEncoding.EncodeToString(pw)))
+	})
+	return h.dummy
+}
+
+func verify(pw []byte, encoded string) (bool, error) {
+	if strings.HasPrefix(encoded, "$2") {
+		err := bcrypt.CompareHashAndPassword([]byte(encoded), truncate72(pw))
+		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	var version int
+	var m, t uint32
+	var p uint8
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false, errors.New("unknown password hash format")
+	}
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil {
+		return false, err
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
+		return false, err
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil {
+		return false, err
+	}
+	want, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil {
+		return false, err
+	}
+	got := argon2.IDKey(pw, salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
