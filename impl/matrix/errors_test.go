@@ -45,4 +45,3 @@ func TestFromMapsEveryKindOfFailure(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
