@@ -30,9 +30,10 @@ type Registration struct {
 	// this account instead of inserting a new one.
 	UpgradeGuest bool
 	Login        *Login
-	// SessionID, when set, gets SessionData stored as its data.
-	SessionID   string
-	SessionData string
+	// Session, when set, is the UIA session that authorised the
+	// registration, stored (created or updated) with the record of the
+	// registered user, so that a retry returns the same account.
+	Session *UIASession
 	// TokenSessionID, when set, is the UIA session whose registration
 	// token reservation becomes a completed use.
 	TokenSessionID string
@@ -80,9 +81,8 @@ func (s *Store) Register(ctx context.Context, r Registration) error {
 				return err
 			}
 		}
-		if r.SessionID != "" {
-			return tx.Model(&UIASession{}).Where("session_id = ?", r.SessionID).
-				Updates(map[string]any{"data": r.SessionData, "version": gorm.Expr("version + 1")}).Error
+		if r.Session != nil {
+			return saveUIASession(tx, *r.Session)
 		}
 		return nil
 	})

@@ -127,6 +127,16 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX threepids_user ON threepids (user_id)`,
 	}},
+	{5, "UIA sessions bound to their requester, consumed once, and no stored parameters", []string{
+		// Sessions of earlier releases were bound to nobody: drop them (the
+		// sweep gives back the registration token uses they held).
+		`DELETE FROM uia_sessions`,
+		`ALTER TABLE uia_sessions DROP COLUMN params`,
+		`ALTER TABLE uia_sessions ADD COLUMN requester TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE uia_sessions ADD COLUMN client_addr TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE uia_sessions ADD COLUMN consumed BOOLEAN NOT NULL DEFAULT FALSE`,
+		`CREATE INDEX uia_sessions_client ON uia_sessions (client_addr, expires_at)`,
+	}},
 }
 
 // Migrate applies every migration the database has not recorded yet.

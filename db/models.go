@@ -69,19 +69,24 @@ type refreshToken struct {
 
 func (refreshToken) TableName() string { return "refresh_tokens" }
 
-// UIASession is a stored User-Interactive Authentication session. Params,
-// Completed and Data are owned by impl (opaque here); Version guards
-// concurrent updates.
+// UIASession is the stored state of a User-Interactive Authentication
+// session, written once a stage completes (a session nobody has
+// progressed in lives only in the client's session ID). Completed and
+// Data are owned by impl/uia (opaque here); Version guards concurrent
+// updates; a Consumed session authorised its operation and authorises
+// nothing more.
 type UIASession struct {
-	SessionID string `gorm:"column:session_id;primaryKey"`
-	Method    string `gorm:"column:method"`
-	Path      string `gorm:"column:path"`
-	Params    []byte `gorm:"column:params"`
-	Completed string `gorm:"column:completed"`
-	Data      string `gorm:"column:data"`
-	Version   int64  `gorm:"column:version"`
-	CreatedAt int64  `gorm:"column:created_at;autoCreateTime:false"`
-	ExpiresAt int64  `gorm:"column:expires_at"`
+	SessionID  string `gorm:"column:session_id;primaryKey"`
+	Method     string `gorm:"column:method"`
+	Path       string `gorm:"column:path"`
+	Requester  string `gorm:"column:requester"`
+	ClientAddr string `gorm:"column:client_addr"`
+	Completed  string `gorm:"column:completed"`
+	Data       string `gorm:"column:data"`
+	Consumed   bool   `gorm:"column:consumed"`
+	Version    int64  `gorm:"column:version"`
+	CreatedAt  int64  `gorm:"column:created_at;autoCreateTime:false"`
+	ExpiresAt  int64  `gorm:"column:expires_at"`
 }
 
 // TableName implements gorm's Tabler.

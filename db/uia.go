@@ -2,33 +2,41 @@ package db
 
 import (
 	"context"
+	"errors"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
-// CreateUIASession stores a new UIA session.
+// CreateUIASession stores a session's first progress; a session stored
+// meanwhile by a concurrent request gives ErrConflict.
 func (s *Store) CreateUIASession(ctx context.Context, sess UIASession) error {
-	if sess.CreatedAt == 0 {
-		sess.CreatedAt = s.nowMS()
+	err := s.db.WithContext(ctx).Create(&sess).Error
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return ErrConflict
 	}
-	return translate(s.db.WithContext(ctx).Create(&sess).Error)
+	return translate(err)
 }
 
-// UIASession returns the session, or ErrNotFound when it does not exist or
-// has expired.
+// UIASession returns the stored session, or ErrNotFound when it was never
+// stored or has expired.
 func (s *Store) UIASession(ctx context.Context, id string) (UIASession, error) {
 	var sess UIASession
 	err := s.db.WithContext(ctx).Where("session_id = ? AND expires_at > ?", id, s.nowMS()).Take(&sess).Error
 	return sess, translate(err)
 }
 
-// UpdateUIASession stores the session's completed stages, data and params
-// if nobody changed it since it was read at version sess.Version;
-// otherwise it returns ErrConflict.
+// UpdateUIASession stores the session's completed stages, data and
+// consumption if nobody changed it since it was read at version
+// sess.Version; otherwise it returns ErrConflict.
 func (s *Store) UpdateUIASession(ctx context.Context, sess UIASession) error {
-	res := s.db.WithContext(ctx).Model(&UIASession{}).
+	return updateUIASession(s.db.WithContext(ctx), sess)
+}
+
+func updateUIASession(tx *gorm.DB, sess UIASession) error {
+	res := tx.Model(&UIASession{}).
 		Where("session_id = ? AND version = ?", sess.SessionID, sess.Version).
-		Updates(map[string]any{"completed": sess.Completed, "data": sess.Data, "params": sess.Params,
+		Updates(map[string]any{"completed": sess.Completed, "data": sess.Data, "consumed": sess.Consumed,
 			"version": gorm.Expr("version + 1")})
 	if res.Error != nil {
 		return translate(res.Error)
@@ -37,6 +45,25 @@ func (s *Store) UpdateUIASession(ctx context.Context, sess UIASession) error {
 		return ErrConflict
 	}
 	return nil
+}
+
+// saveUIASession inserts the session, or updates it whatever its version
+// (the caller's transaction decides the outcome by other means).
+func saveUIASession(tx *gorm.DB, sess UIASession) error {
+	return tx.Clauses(clause.OnConflict{
+		Columns: []clause.Column{{Name: "session_id"}},
+		DoUpdates: clause.Assignments(map[string]any{"completed": sess.Completed, "data": sess.Data,
+			"consumed": sess.Consumed, "version": gorm.Expr("uia_sessions.version + 1")}),
+	}).Create(&sess).Error
+}
+
+// LiveUIASessions counts the unconsumed, unexpired sessions stored for a
+// client address.
+func (s *Store) LiveUIASessions(ctx context.Context, clientAddr string) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&UIASession{}).
+		Where("client_addr = ? AND expires_at > ? AND NOT consumed", clientAddr, s.nowMS()).Count(&n).Error
+	return n, translate(err)
 }
 
 // DeleteExpiredUIASessions removes sessions past their expiry and returns

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"registrar/impl/matrix"
+	"registrar/impl/uia"
 	"strings"
 	"time"
 )
@@ -26,44 +28,33 @@ type CaptchaConfig struct {
 	RecaptchaSitekeyClass string `yaml:"recaptcha_sitekey_class"`
 }
 
-// recaptchaStage is m.login.recaptcha: the client's captcha response is
-// verified server-side with the provider's siteverify API, sending the
-// client's address.
-type recaptchaStage struct {
-	s      *Server
-	client *http.Client
+// captchaVerifier verifies captcha responses server-side with the
+// provider's siteverify API, sending the client's address.
+type captchaVerifier struct {
+	secret, siteverifyURL string
+	client                *http.Client
+	log                   *slog.Logger
 }
 
-func newRecaptchaStage(s *Server) recaptchaStage {
-	return recaptchaStage{s: s, client: &http.Client{Timeout: 10 * time.Second}}
+func newCaptchaVerifier(secret, siteverifyURL string, log *slog.Logger) *captchaVerifier {
+	return &captchaVerifier{secret: secret, siteverifyURL: siteverifyURL, client: &http.Client{Timeout: 10 * time.Second}, log: log}
 }
 
-func (st recaptchaStage) Params() map[string]any {
-	return map[string]any{"public_key": st.s.cfg.Captcha.RecaptchaPublicKey}
-}
-
-func (st recaptchaStage) Check(ctx context.Context, a *stageAttempt) (string, error) {
-	if a.Auth.Response == nil || *a.Auth.Response == "" {
-		return "", failStage(matrix.CodeCaptchaNeeded, "Captcha response is required")
-	}
-	return st.verify(ctx, *a.Auth.Response, clientIP(ctx))
-}
-
-// verify asks the siteverify API; a refusal is a stage failure, an
-// unreachable provider a server error.
-func (st recaptchaStage) verify(ctx context.Context, response, ip string) (string, error) {
-	form := url.Values{"secret": {st.s.cfg.captchaSecret}, "response": {response}}
+// VerifyCaptcha implements uia.CaptchaVerifier: a refusal is a stage
+// failure, an unreachable provider a server error.
+func (v *captchaVerifier) VerifyCaptcha(ctx context.Context, response, ip string) error {
+	form := url.Values{"secret": {v.secret}, "response": {response}}
 	if ip != "" {
 		form.Set("remoteip", ip)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, st.s.cfg.Captcha.RecaptchaSiteverifyAPI, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.siteverifyURL, strings.NewReader(form.Encode()))
 	if err != nil {
-		return "", matrix.Internal(err)
+		return matrix.Internal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := st.client.Do(req)
+	resp, err := v.client.Do(req)
 	if err != nil {
-		return "", &matrix.Error{Status: http.StatusServiceUnavailable, Code: matrix.CodeUnknown, Message: "Captcha verification is unavailable", Internal: err}
+		return matrix.Unavailable("Captcha verification is unavailable", err)
 	}
 	defer resp.Body.Close()
 	var result struct {
@@ -71,15 +62,14 @@ func (st recaptchaStage) verify(ctx context.Context, response, ip string) (strin
 		ErrorCodes []string `json:"error-codes"`
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", &matrix.Error{Status: http.StatusServiceUnavailable, Code: matrix.CodeUnknown, Message: "Captcha verification is unavailable",
-			Internal: fmt.Errorf("siteverify answered %d", resp.StatusCode)}
+		return matrix.Unavailable("Captcha verification is unavailable", fmt.Errorf("siteverify answered %d", resp.StatusCode))
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&result); err != nil {
-		return "", &matrix.Error{Status: http.StatusServiceUnavailable, Code: matrix.CodeUnknown, Message: "Captcha verification is unavailable", Internal: err}
+		return matrix.Unavailable("Captcha verification is unavailable", err)
 	}
 	if !result.Success {
-		st.s.log.Info("captcha refused", "error_codes", result.ErrorCodes)
-		return "", failStage(matrix.CodeUnauthorized, "Captcha failed")
+		v.log.Info("captcha refused", "error_codes", result.ErrorCodes)
+		return uia.Fail(matrix.CodeUnauthorized, "Captcha failed")
 	}
-	return "true", nil
+	return nil
 }

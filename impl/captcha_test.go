@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"registrar/impl"
+	"registrar/impl/uia"
 )
 
 // siteverify is a loopback stand-in for reCAPTCHA/hCaptcha/Turnstile's
@@ -89,8 +90,8 @@ func (e *testEnv) page(method, path, form string) (int, string) {
 func TestFallbackPagesCompleteStages(t *testing.T) {
 	sv := newSiteverify(t)
 	env := newEnv(t, captchaConfig(sv), func(c *impl.Config) {
-		c.RegistrationTerms = map[string]impl.TermsPolicy{"tos": {Version: "2",
-			Translations: map[string]impl.TermsDocument{"en": {Name: "Terms <of> Service", URL: "https://example.org/tos"}}}}
+		c.RegistrationTerms = map[string]uia.TermsPolicy{"tos": {Version: "2",
+			Translations: map[string]uia.TermsDocument{"en": {Name: "Terms <of> Service", URL: "https://example.org/tos"}}}}
 	})
 	s := env.do("POST", registerURL, `{"username":"fay","password":"pw-fay-1"}`).expect(t, 401, "").str("session")
 	base := "/_matrix/client/v3/auth/"

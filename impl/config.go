@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"registrar/impl/passwords"
 	"registrar/impl/secrets"
+	"registrar/impl/uia"
 	"strconv"
 	"strings"
 	"time"
@@ -52,8 +53,8 @@ type Config struct {
 	ServerNotices      ServerNotices       `yaml:"server_notices"`
 	// RegistrationTerms are the policies of the m.login.terms stage, keyed
 	// by policy ID; when empty the stage is not offered.
-	RegistrationTerms map[string]TermsPolicy `yaml:"registration_terms"`
-	AllowDeactivation bool                   `yaml:"allow_deactivation"`
+	RegistrationTerms map[string]uia.TermsPolicy `yaml:"registration_terms"`
+	AllowDeactivation bool                       `yaml:"allow_deactivation"`
 	// RequireApprovalForNewAccounts keeps accounts registered through
 	// /register from logging in until an admin approves them.
 	RequireApprovalForNewAccounts bool `yaml:"require_approval_for_new_accounts"`
@@ -81,6 +82,9 @@ type Config struct {
 	Rc3PIDValidation            RateLimit               `yaml:"rc_3pid_validation"`
 	RcRegistrationTokenValidity RateLimit               `yaml:"rc_registration_token_validity"`
 	RcUsernameAvailability      RateLimit               `yaml:"rc_username_availability"`
+	// RcUIAStart charges each new User-Interactive Authentication session
+	// to its client's address.
+	RcUIAStart RateLimit `yaml:"rc_uia_start"`
 	// Email configures SMTP for validating email addresses; when absent,
 	// email verification is off.
 	Email *EmailConfig `yaml:"email"`
@@ -160,46 +164,13 @@ type compiledForbidden struct {
 	exclusive bool
 }
 
-// TermsPolicy is one policy of the m.login.terms stage: a version and, per
-// language code, the document's name and URL.
-type TermsPolicy struct {
-	Version      string
-	Translations map[string]TermsDocument
-}
-
-// TermsDocument is one language's version of a policy.
-type TermsDocument struct {
-	Name string `yaml:"name" json:"name"`
-	URL  string `yaml:"url" json:"url"`
-}
-
-// UnmarshalYAML reads {version: ..., <lang>: {name, url}, ...}.
-func (p *TermsPolicy) UnmarshalYAML(n *yaml.Node) error {
-	var raw map[string]yaml.Node
-	if err := n.Decode(&raw); err != nil {
-		return err
-	}
-	p.Translations = map[string]TermsDocument{}
-	for k, v := range raw {
-		if k == "version" {
-			if err := v.Decode(&p.Version); err != nil {
-				return err
-			}
-			continue
-		}
-		var d TermsDocument
-		if err := v.Decode(&d); err != nil {
-			return fmt.Errorf("language %q: %w", k, err)
-		}
-		p.Translations[k] = d
-	}
-	return nil
-}
-
 // UIAuthConfig tunes User-Interactive Authentication.
 type UIAuthConfig struct {
 	// SessionLifetime is how long a UIA session lives (default 48h).
 	SessionLifetime Duration `yaml:"session_lifetime"`
+	// MaxSessionsPerAddress caps the sessions in progress (with a stage
+	// completed) of one client address; 0 means no cap.
+	MaxSessionsPerAddress int `yaml:"max_sessions_per_address"`
 }
 
 // Duration is a YAML duration: a Go/Synapse string ("5m", "48h", "7d") or
@@ -259,7 +230,7 @@ func DefaultConfig() Config {
 			Algorithm: "argon2id",
 			Argon2:    passwords.Argon2Config{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
 		},
-		UIAuth: UIAuthConfig{SessionLifetime: Duration{48 * time.Hour}},
+		UIAuth: UIAuthConfig{SessionLifetime: Duration{48 * time.Hour}, MaxSessionsPerAddress: 50},
 		Captcha: CaptchaConfig{
 			RecaptchaSiteverifyAPI: "https://www.recaptcha.net/recaptcha/api/siteverify",
 			RecaptchaAPIJSURL:      "https://www.recaptcha.net/recaptcha/api.js",
@@ -274,6 +245,7 @@ func DefaultConfig() Config {
 		Rc3PIDValidation:               RateLimit{PerSecond: 0.003, BurstCount: 5},
 		RcRegistrationTokenValidity:    RateLimit{PerSecond: 0.1, BurstCount: 5},
 		RcUsernameAvailability:         RateLimit{PerSecond: 0.5, BurstCount: 10},
+		RcUIAStart:                     RateLimit{PerSecond: 0.5, BurstCount: 20},
 		RefreshableAccessTokenLifetime: &Duration{5 * time.Minute},
 	}
 }
@@ -542,6 +514,7 @@ func (c *Config) Validate() error {
 		"rc_registration": c.RcRegistration, "rc_login.address": c.RcLogin.Address, "rc_login.account": c.RcLogin.Account,
 		"rc_login.failed_attempts": c.RcLogin.FailedAttempts, "rc_3pid_validation": c.Rc3PIDValidation,
 		"rc_registration_token_validity": c.RcRegistrationTokenValidity, "rc_username_availability": c.RcUsernameAvailability,
+		"rc_uia_start": c.RcUIAStart,
 	} {
 		if rl.PerSecond < 0 || rl.BurstCount < 0 {
 			return fmt.Errorf("%s: per_second and burst_count must not be negative", name)
@@ -573,6 +546,9 @@ func (c *Config) Validate() error {
 	}
 	if c.UIAuth.SessionLifetime.Duration < time.Minute {
 		return errors.New("ui_auth.session_lifetime must be at least 1m")
+	}
+	if c.UIAuth.MaxSessionsPerAddress < 0 {
+		return errors.New("ui_auth.max_sessions_per_address must not be negative (0 means no cap)")
 	}
 	for name, d := range map[string]*Duration{
 		"session_lifetime": c.SessionLifetime, "refreshable_access_token_lifetime": c.RefreshableAccessTokenLifetime,

@@ -6,12 +6,11 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
-	"slices"
 	"sort"
 
 	"registrar/api"
-	"registrar/db"
 	"registrar/impl/matrix"
+	"registrar/impl/uia"
 )
 
 var errNoFallback = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeUnrecognized, Message: "Unknown auth stage type"}
@@ -71,11 +70,11 @@ func (s *Server) renderFallback(name string, page fallbackPage) (*bytes.Buffer, 
 // submission failed.
 func (s *Server) fallbackStagePage(authType, errMsg string) (*bytes.Buffer, error) {
 	switch authType {
-	case authTypeRecaptcha:
+	case uia.TypeRecaptcha:
 		c := s.cfg.Captcha
 		return s.renderFallback("recaptcha", fallbackPage{Title: "Captcha", Error: errMsg, ScriptURL: c.RecaptchaAPIJSURL,
 			SitekeyClass: c.RecaptchaSitekeyClass, PublicKey: c.RecaptchaPublicKey})
-	case authTypeTerms:
+	case uia.TypeTerms:
 		var policies []fallbackPolicy
 		for _, p := range s.cfg.RegistrationTerms {
 			doc, ok := p.Translations["en"]
@@ -94,11 +93,11 @@ func (s *Server) fallbackStagePage(authType, errMsg string) (*bytes.Buffer, erro
 }
 
 // fallbackSession checks that the stage has a page here and the session exists.
-func (s *Server) fallbackSession(ctx context.Context, authType, sessionID string) (*uiaSession, error) {
-	if _, ok := s.uia.stages[authType]; !ok || (authType != authTypeRecaptcha && authType != authTypeTerms) {
+func (s *Server) fallbackSession(ctx context.Context, authType, sessionID string) (*uia.Session, error) {
+	if !s.uia.Offers(authType) || (authType != uia.TypeRecaptcha && authType != uia.TypeTerms) {
 		return nil, errNoFallback
 	}
-	return s.uia.loadAny(ctx, sessionID)
+	return s.uia.LoadAny(ctx, sessionID)
 }
 
 // AuthFallbackPage is GET /_matrix/client/v3/auth/{authType}/fallback/web.
@@ -123,26 +122,27 @@ func (s *Server) AuthFallbackSubmit(ctx context.Context, req api.AuthFallbackSub
 	}
 	var result string
 	switch req.AuthType {
-	case authTypeRecaptcha:
+	case uia.TypeRecaptcha:
 		response := firstNonEmpty(req.Body.GRecaptchaResponse, req.Body.HCaptchaResponse, req.Body.CfTurnstileResponse)
 		if response == "" {
 			return s.fallbackRetry(req.AuthType, "Please complete the captcha.")
 		}
-		result, err = s.uia.stages[authTypeRecaptcha].(recaptchaStage).verify(ctx, response, clientIP(ctx))
-		var failure *stageFailure
+		err = s.captcha.VerifyCaptcha(ctx, response, clientIP(ctx))
+		var failure *uia.Failure
 		if errors.As(err, &failure) {
 			return s.fallbackRetry(req.AuthType, "The captcha was not accepted; please try again.")
 		}
 		if err != nil {
 			return nil, err
 		}
-	case authTypeTerms:
+		result = "true"
+	case uia.TypeTerms:
 		if req.Body.Accept == nil || *req.Body.Accept == "" {
 			return s.fallbackRetry(req.AuthType, "Please accept the documents to continue.")
 		}
-		result, _ = s.uia.stages[authTypeTerms].Check(ctx, &stageAttempt{Session: sess})
+		result = s.terms.Accepted()
 	}
-	if err := s.uia.complete(ctx, sess, req.AuthType, result); err != nil {
+	if err := s.uia.Complete(ctx, sess, req.AuthType, result); err != nil {
 		return nil, err
 	}
 	page, err := s.renderFallback("done", fallbackPage{Title: "Done"})
@@ -167,25 +167,4 @@ func firstNonEmpty(values ...*string) string {
 		}
 	}
 	return ""
-}
-
-// loadAny returns a stored session whatever endpoint started it.
-func (u *uiaEngine) loadAny(ctx context.Context, id string) (*uiaSession, error) {
-	row, err := u.s.store.UIASession(ctx, id)
-	if errors.Is(err, db.ErrNotFound) {
-		return nil, errUnknownSession
-	}
-	if err != nil {
-		return nil, matrix.Internal(err)
-	}
-	return u.load(ctx, &api.AuthData{Session: &id}, row.Method, row.Path)
-}
-
-// complete marks a stage done in a stored session (fallback pages).
-func (u *uiaEngine) complete(ctx context.Context, sess *uiaSession, authType, result string) error {
-	if !slices.Contains(sess.Completed, authType) {
-		sess.Completed = append(sess.Completed, authType)
-	}
-	sess.Data["stage:"+authType] = result
-	return u.save(ctx, sess)
 }

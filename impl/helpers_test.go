@@ -2,7 +2,9 @@ package impl_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -64,6 +66,7 @@ func testConfig() impl.Config {
 	cfg.Rc3PIDValidation = impl.RateLimit{}
 	cfg.RcRegistrationTokenValidity = impl.RateLimit{}
 	cfg.RcUsernameAvailability = impl.RateLimit{}
+	cfg.RcUIAStart = impl.RateLimit{}
 	return cfg
 }
 
@@ -226,4 +229,40 @@ func concurrently(n int, f func(i int) response) []response {
 	close(start)
 	wg.Wait()
 	return results
+}
+
+// tableDump returns every row of table as text, one line per row, read
+// straight from the database file.
+func (e *testEnv) tableDump(table string) string {
+	e.t.Helper()
+	conn, err := sql.Open("sqlite3", "file:"+e.dbPath+"?mode=ro")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close()
+	rows, err := conn.Query("SELECT * FROM " + table)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out strings.Builder
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			e.t.Fatal(err)
+		}
+		for i, v := range vals {
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+			fmt.Fprintf(&out, "%s=%v ", cols[i], v)
+		}
+		out.WriteString("\n")
+	}
+	return out.String()
 }

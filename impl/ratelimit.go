@@ -35,6 +35,7 @@ type limiters struct {
 	threepidValidation   *ratelimit.Limiter
 	tokenValidity        *ratelimit.Limiter
 	usernameAvailability *ratelimit.Limiter
+	uiaStart             *ratelimit.Limiter
 }
 
 func newLimiters(c *Config) *limiters {
@@ -46,6 +47,7 @@ func newLimiters(c *Config) *limiters {
 		threepidValidation:   newLimiter(c.Rc3PIDValidation),
 		tokenValidity:        newLimiter(c.RcRegistrationTokenValidity),
 		usernameAvailability: newLimiter(c.RcUsernameAvailability),
+		uiaStart:             newLimiter(c.RcUIAStart),
 	}
 	if n := c.RcRegistrationGlobal.PerHour; n > 0 {
 		l.registrationHour = newLimiter(RateLimit{PerSecond: float64(n) / 3600, BurstCount: n})
@@ -58,7 +60,7 @@ func newLimiters(c *Config) *limiters {
 
 func (l *limiters) all() []*ratelimit.Limiter {
 	return []*ratelimit.Limiter{l.registration, l.registrationHour, l.registrationDay, l.loginAddress, l.loginAccount,
-		l.loginFailures, l.threepidValidation, l.tokenValidity, l.usernameAvailability}
+		l.loginFailures, l.threepidValidation, l.tokenValidity, l.usernameAvailability, l.uiaStart}
 }
 
 // globalKey is the single key of server-wide limits.

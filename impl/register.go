@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -13,16 +12,17 @@ import (
 	"registrar/db"
 	"registrar/impl/matrix"
 	"registrar/impl/secrets"
+	"registrar/impl/uia"
 )
 
 const registerPath = "/_matrix/client/v3/register"
 
-// registerParams are /register's parameters as kept in the UIA session, so
-// that a follow-up request carrying only auth registers with them. The
-// password is sealed with the server's key, never stored in plain text.
+// registerParams are /register's parameters as kept in the UIA session
+// (sealed into its ID, never stored), so that a follow-up request carrying
+// only auth registers with them.
 type registerParams struct {
 	Username                 *string `json:"username,omitempty"`
-	SealedPassword           string  `json:"sealed_password,omitempty"`
+	Password                 *string `json:"password,omitempty"`
 	DeviceID                 *string `json:"device_id,omitempty"`
 	InitialDeviceDisplayName *string `json:"initial_device_display_name,omitempty"`
 	InhibitLogin             *bool   `json:"inhibit_login,omitempty"`
@@ -35,8 +35,8 @@ func (p *registerParams) fillFrom(stored registerParams) {
 	if p.Username == nil {
 		p.Username = stored.Username
 	}
-	if p.SealedPassword == "" {
-		p.SealedPassword = stored.SealedPassword
+	if p.Password == nil {
+		p.Password = stored.Password
 	}
 	if p.DeviceID == nil {
 		p.DeviceID = stored.DeviceID
@@ -55,6 +55,8 @@ func (p *registerParams) fillFrom(stored registerParams) {
 	}
 }
 
+// sessionRegisteredUser is the session data key of the user a session
+// registered.
 const sessionRegisteredUser = "registered_user_id"
 
 // Register is POST /_matrix/client/v3/register (client-server API v1.7,
@@ -81,7 +83,8 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 	if err != nil {
 		return nil, err
 	}
-	sess, err := s.uia.load(ctx, body.Auth, http.MethodPost, registerPath)
+	uiaReq := s.uiaRequest(ctx, http.MethodPost, registerPath, body.Auth, s.registrationFlows())
+	sess, err := s.uia.Load(ctx, uiaReq)
 	if err != nil {
 		return nil, err
 	}
@@ -110,23 +113,22 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 			return nil, err
 		}
 	}
-	sess, err = s.uia.authenticate(ctx, sess, uiaRequest{Method: http.MethodPost, Path: registerPath, Auth: body.Auth,
-		Flows: s.registrationFlows(), Params: mustJSON(params)})
+	uiaReq.Params = mustJSON(params)
+	sess, err = s.uia.Authenticate(ctx, sess, uiaReq)
 	if err != nil {
 		return nil, err
 	}
-	if params.SealedPassword == "" {
+	if params.Password == nil {
 		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing params: password")
 	}
-	password, _, err := s.sealer.Open(params.SealedPassword, "password")
-	if err != nil {
-		return nil, matrix.BadRequest(matrix.CodeUnknown, "The stored password of this session cannot be used; start a new session")
-	}
-	hash, err := s.hasher.Hash(ctx, string(password))
+	hash, err := s.hasher.Hash(ctx, *params.Password)
 	if err != nil {
 		return nil, matrix.Internal(err)
 	}
-	return s.createAccount(ctx, sess, localpart, hash, params)
+	// A session the client knows of records the account, so that a retry
+	// returns it; one started and finished by this request need not.
+	known := body.Auth != nil && body.Auth.Session != nil
+	return s.createAccount(ctx, sess, known, localpart, hash, params)
 }
 
 // registerParamsOf checks the request's own parameters (Synapse's order:
@@ -144,7 +146,7 @@ func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONReq
 		if err := checkPasswordPolicy(s.cfg.PasswordConfig.Policy, *body.Password); err != nil {
 			return p, err
 		}
-		p.SealedPassword = s.sealer.Seal([]byte(*body.Password), "password")
+		p.Password = body.Password
 	} else {
 		// Synapse drops the display name of a request without a password
 		// (a workaround for clients resending it on every stage).
@@ -180,49 +182,10 @@ func checkDeviceParams(deviceID, displayName *string) *matrix.Error {
 	return nil
 }
 
-// registrationFlows are the UIA flows of /register, from config: the base
-// flow with every configured requirement prepended (Synapse's
-// _calculate_registration_flows).
-func (s *Server) registrationFlows() [][]string {
-	requireEmail := slices.Contains(s.cfg.RegistrationsRequire3PID, "email")
-	requireMsisdn := slices.Contains(s.cfg.RegistrationsRequire3PID, "msisdn")
-	email := s.mailer != nil
-	msisdn := s.msisdnEnabled() && !s.cfg.DisableMsisdnRegistration
-	var flows [][]string
-	if !requireEmail && !requireMsisdn {
-		flows = append(flows, []string{authTypeDummy})
-	}
-	if email && !requireMsisdn {
-		flows = append(flows, []string{authTypeEmail})
-	}
-	if msisdn {
-		if !requireEmail {
-			flows = append(flows, []string{authTypeMsisdn})
-		}
-		if email {
-			flows = append(flows, []string{authTypeMsisdn, authTypeEmail})
-		}
-	}
-	var prefix []string
-	if s.cfg.RegistrationRequiresToken {
-		prefix = append(prefix, authTypeRegistrationToken)
-	}
-	if s.cfg.EnableRegistrationCaptcha {
-		prefix = append(prefix, authTypeRecaptcha)
-	}
-	if _, ok := s.uia.stages[authTypeTerms]; ok {
-		prefix = append(prefix, authTypeTerms)
-	}
-	for i, f := range flows {
-		flows[i] = append(slices.Clone(prefix), f...)
-	}
-	return flows
-}
-
 // createAccount writes the account (and its login unless inhibited) in one
 // transaction that also records the user in the UIA session; a name taken
 // meanwhile is M_USER_IN_USE and leaves nothing behind.
-func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart, hash string, p registerParams) (api.RegisterResponseObject, error) {
+func (s *Server) createAccount(ctx context.Context, sess *uia.Session, known bool, localpart, hash string, p registerParams) (api.RegisterResponseObject, error) {
 	if err := s.limits.takeRegistration(addressKey(ctx), s.now()); err != nil {
 		return nil, err
 	}
@@ -244,12 +207,13 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 			}
 			reg.Login, out = &login, res
 		}
-		if sess.persisted {
+		if known || sess.Stored() {
 			sess.Data[sessionRegisteredUser] = reg.Account.UserID
-			reg.SessionID, reg.SessionData = sess.ID, string(mustJSON(sess.Data))
+			row := s.uia.Row(sess)
+			reg.Session = &row
 		}
-		if sess.Data[sessionRegistrationTk] != "" {
-			reg.TokenSessionID = sess.ID
+		if sess.Data[uia.DataRegistrationToken] != "" {
+			reg.TokenSessionID = sess.ReservationID()
 		}
 		for _, t := range sessionThreepids(sess) {
 			if !s.threepidAllowed(t.Medium, t.Address) {
@@ -272,7 +236,7 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 				continue
 			}
 			inUse := matrix.BadRequest(matrix.CodeUserInUse, "User ID already taken.")
-			if userID := s.registeredMeanwhile(ctx, sess, inUse); userID != "" {
+			if userID := s.registeredMeanwhile(ctx, sess, inUse); known && userID != "" {
 				return s.registered(ctx, userID, p)
 			}
 			return nil, inUse
@@ -293,19 +257,11 @@ func (s *Server) createAccount(ctx context.Context, sess *uiaSession, localpart,
 // same UIA session registered, when err is the M_USER_IN_USE that this
 // request ran into because of it; the account and the session's record of
 // it commit together, so a request that sees one sees the other.
-func (s *Server) registeredMeanwhile(ctx context.Context, sess *uiaSession, err *matrix.Error) string {
-	if sess == nil || !sess.persisted || err.Code != matrix.CodeUserInUse {
+func (s *Server) registeredMeanwhile(ctx context.Context, sess *uia.Session, err *matrix.Error) string {
+	if sess == nil || err.Code != matrix.CodeUserInUse {
 		return ""
 	}
-	row, rerr := s.store.UIASession(ctx, sess.ID)
-	if rerr != nil {
-		return ""
-	}
-	var data map[string]string
-	if json.Unmarshal([]byte(row.Data), &data) != nil {
-		return ""
-	}
-	return data[sessionRegisteredUser]
+	return s.uia.Recorded(ctx, sess, sessionRegisteredUser)
 }
 
 // registered answers a repeated final request of a completed session: the

@@ -13,6 +13,7 @@ import (
 	"registrar/db"
 	"registrar/impl"
 	"registrar/impl/passwords"
+	"registrar/impl/uia"
 )
 
 const registerURL = "/_matrix/client/v3/register"
@@ -35,10 +36,9 @@ func TestRegisterDummyFlowInTwoSteps(t *testing.T) {
 	if c, ok := first.Body["completed"].([]any); !ok || len(c) != 0 {
 		t.Fatalf("completed must be an empty list: %s", first.Raw)
 	}
-	// The password is kept sealed, never in plain text.
-	stored, err := env.store.UIASession(context.Background(), session)
-	if err != nil || strings.Contains(string(stored.Params), "pw-alice-1") {
-		t.Fatalf("session params %q, %v", stored.Params, err)
+	// Starting a session writes nothing, and its ID shows no password.
+	if strings.Contains(session, "pw-alice-1") || env.tableDump("uia_sessions") != "" {
+		t.Fatalf("session %q; stored %q", session, env.tableDump("uia_sessions"))
 	}
 
 	// The follow-up carries only auth: the session supplies the rest.
@@ -64,8 +64,8 @@ func TestRegisterInOneStepWithoutSession(t *testing.T) {
 
 func TestRegisterTermsFlow(t *testing.T) {
 	env := newEnv(t, func(c *impl.Config) {
-		c.RegistrationTerms = map[string]impl.TermsPolicy{"privacy_policy": {Version: "1.0",
-			Translations: map[string]impl.TermsDocument{"en": {Name: "Privacy Policy", URL: "https://example.org/privacy"}}}}
+		c.RegistrationTerms = map[string]uia.TermsPolicy{"privacy_policy": {Version: "1.0",
+			Translations: map[string]uia.TermsDocument{"en": {Name: "Privacy Policy", URL: "https://example.org/privacy"}}}}
 	})
 	first := env.do("POST", registerURL, `{"username":"carol","password":"pw-carol-1"}`).expect(t, 401, "")
 	if got := jsonBody(first.Body["flows"]); got != `[{"stages":["m.login.terms","m.login.dummy"]}]` {
@@ -259,16 +259,24 @@ func TestRegisterSessionRules(t *testing.T) {
 }
 
 func TestRegisterSessionExpiresAndIsSwept(t *testing.T) {
-	env := newEnv(t)
-	session := env.do("POST", registerURL, `{"username":"late","password":"pw-late-1"}`).expect(t, 401, "").str("session")
-	env.clock.Advance(47 * time.Hour)
-	if _, err := env.store.UIASession(context.Background(), session); err != nil {
-		t.Fatalf("session gone before 48h: %v", err)
+	env := newEnv(t, func(c *impl.Config) {
+		c.RegistrationTerms = map[string]uia.TermsPolicy{"tos": {Version: "1",
+			Translations: map[string]uia.TermsDocument{"en": {Name: "Terms", URL: "https://example.org/tos"}}}}
+	})
+	start := func(name string) string {
+		return env.do("POST", registerURL, `{"username":"`+name+`","password":"pw-late-1"}`).expect(t, 401, "").str("session")
 	}
+	early, late := start("early"), start("late")
+	// late has progressed, so its state is stored.
+	env.do("POST", registerURL, stage("m.login.terms", late)).expect(t, 401, "")
+	env.clock.Advance(47 * time.Hour)
+	env.do("POST", registerURL, stage("m.login.terms", early)).expect(t, 401, "")
+	env.do("POST", registerURL, stage("m.login.dummy", early)).expect(t, 200, "")
 	env.clock.Advance(2 * time.Hour)
-	env.do("POST", registerURL, jsonBody(map[string]any{"auth": map[string]any{"type": "m.login.dummy", "session": session}})).expect(t, 400, "M_UNKNOWN")
+	env.do("POST", registerURL, stage("m.login.dummy", late)).expect(t, 400, "M_UNKNOWN")
+	// Both stored states expire with their sessions, 48 h after the start.
 	n, err := env.store.DeleteExpiredUIASessions(context.Background())
-	if err != nil || n != 1 {
+	if err != nil || n != 2 || env.tableDump("uia_sessions") != "" {
 		t.Fatalf("swept %d, %v", n, err)
 	}
 }

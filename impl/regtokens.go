@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/oapi-codegen/nullable"
@@ -13,46 +12,13 @@ import (
 	"registrar/db"
 	"registrar/impl/matrix"
 	"registrar/impl/secrets"
+	"registrar/impl/uia"
 )
-
-// registrationTokenRE is the token grammar (Matrix v1.2): 1-64 characters
-// of [A-Za-z0-9._~-].
-var registrationTokenRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,64}$`)
 
 const (
-	tokenAlphabetURLSafe  = secrets.Alphanumeric + "._~-"
-	sessionRegistrationTk = "registration_token"
-	defaultTokenLength    = 16
+	tokenAlphabetURLSafe = secrets.Alphanumeric + "._~-"
+	defaultTokenLength   = 16
 )
-
-// registrationTokenStage is m.login.registration_token: passing it reserves
-// one use of the token for the session (pending+1); the registration turns
-// it into a completed use, and an abandoned session gives it back.
-type registrationTokenStage struct{ s *Server }
-
-func (registrationTokenStage) Params() map[string]any { return nil }
-
-func (st registrationTokenStage) Check(ctx context.Context, a *stageAttempt) (string, error) {
-	if a.Auth.Token == nil || *a.Auth.Token == "" {
-		return "", failStage(matrix.CodeMissingParam, "Missing registration token")
-	}
-	token := *a.Auth.Token
-	if prev := a.Session.Data[sessionRegistrationTk]; prev != "" && prev != token {
-		return "", matrix.BadRequest(matrix.CodeInvalidParam, "Registration token has changed")
-	}
-	if !registrationTokenRE.MatchString(token) {
-		return "", failStage(matrix.CodeUnauthorized, "Invalid registration token")
-	}
-	err := st.s.store.ReserveRegistrationToken(ctx, token, a.Session.ID)
-	if errors.Is(err, db.ErrTokenInvalid) {
-		return "", failStage(matrix.CodeUnauthorized, "Invalid registration token")
-	}
-	if err != nil {
-		return "", matrix.Internal(err)
-	}
-	a.Session.Data[sessionRegistrationTk] = token
-	return token, nil
-}
 
 // RegistrationTokenValidity is GET
 // /_matrix/client/v1/register/m.login.registration_token/validity (Matrix
@@ -104,7 +70,7 @@ func (s *Server) createRegistrationToken(ctx context.Context, spec TokenSpec) (d
 		if spec.Length < 1 || spec.Length > 64 {
 			return t, matrix.BadRequest(matrix.CodeInvalidParam, "length must be an integer between 1 and 64")
 		}
-	} else if !registrationTokenRE.MatchString(t.Token) {
+	} else if !uia.ValidRegistrationToken(t.Token) {
 		return t, matrix.BadRequest(matrix.CodeInvalidParam, "token must consist of 1-64 characters of [A-Za-z0-9._~-]")
 	}
 	for attempt := 0; ; attempt++ {

@@ -23,6 +23,7 @@ import (
 	"registrar/impl/matrix"
 	"registrar/impl/passwords"
 	"registrar/impl/secrets"
+	"registrar/impl/uia"
 )
 
 // Server serves the API. Create it with NewServer.
@@ -33,12 +34,15 @@ type Server struct {
 	now    func() time.Time
 	echo   *echo.Echo
 	hasher *passwords.Hasher
-	sealer *secrets.Sealer
-	uia    *uiaEngine
-	tokens *tokenCache
-	limits *limiters
-	mailer *mailer
-	sms    *smsSender
+	uia    *uia.Engine
+	// terms is the m.login.terms stage, when offered.
+	terms *uia.Terms
+	// captcha verifies captcha responses, when captcha is enabled.
+	captcha *captchaVerifier
+	tokens  *tokenCache
+	limits  *limiters
+	mailer  *mailer
+	sms     *smsSender
 	// delegate validates phone numbers when account_threepid_delegates.msisdn is set.
 	delegate *identityDelegate
 	// appServices finds application services by as_token.
@@ -78,9 +82,6 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 		s.now = time.Now
 	}
 	var err error
-	if s.sealer, err = secrets.NewSealer(cfg.secretKey, "uia params"); err != nil {
-		return nil, err
-	}
 	s.hasher = passwords.NewHasher(cfg.PasswordConfig, cfg.BcryptRounds)
 	if cfg.Email != nil {
 		if s.mailer, err = newMailer(*cfg.Email, cfg.ServerName); err != nil {
@@ -93,9 +94,14 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 	if d := cfg.AccountThreepidDelegates.Msisdn; d != "" {
 		s.delegate = newIdentityDelegate(d)
 	}
-	s.uia = newUIAEngine(s)
+	if cfg.EnableRegistrationCaptcha {
+		s.captcha = newCaptchaVerifier(cfg.captchaSecret, cfg.Captcha.RecaptchaSiteverifyAPI, s.log)
+	}
 	s.tokens = newTokenCache(100_000)
 	s.limits = newLimiters(&cfg)
+	if s.uia, err = s.newUIAEngine(); err != nil {
+		return nil, err
+	}
 	s.appServices = newAppServiceIndex(cfg.appServices)
 
 	spec, err := api.GetSwagger()
@@ -147,10 +153,31 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
+// sweepUIA removes expired UIA sessions and gives back the registration
+// token uses of abandoned ones.
+func (s *Server) sweepUIA(ctx context.Context) {
+	n, err := s.store.DeleteExpiredUIASessions(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("sweeping expired UIA sessions failed", "error", err)
+		}
+		return
+	}
+	if n > 0 {
+		s.log.Info("swept expired UIA sessions", "count", n)
+	}
+	released, err := s.store.ReleaseAbandonedReservations(ctx, abandonedReservationAge.Milliseconds())
+	if err != nil {
+		s.log.Warn("releasing registration token reservations failed", "error", err)
+	} else if released > 0 {
+		s.log.Info("released registration token uses of abandoned sessions", "count", released)
+	}
+}
+
 // Sweep removes expired UIA sessions and releases the registration token
 // uses of abandoned ones, once.
 func (s *Server) Sweep(ctx context.Context) {
-	s.uia.sweep(ctx)
+	s.sweepUIA(ctx)
 	if n, err := s.store.DeleteExpiredThreepidSessions(ctx); err != nil {
 		s.log.Warn("sweeping 3PID validation sessions failed", "error", err)
 	} else if n > 0 {
@@ -182,11 +209,6 @@ type specRouter struct {
 	err     error
 }
 
-const (
-	v3Prefix = "/_matrix/client/v3/"
-	r0Prefix = "/_matrix/client/r0/"
-)
-
 func (r *specRouter) add(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
 	specPath := echoToSpecPath(path)
 	item := r.spec.Paths.Value(specPath)
@@ -204,8 +226,8 @@ func (r *specRouter) add(method, path string, h echo.HandlerFunc, m ...echo.Midd
 	r.done[method+" "+specPath] = true
 	mw := append([]echo.MiddlewareFunc{r.server.operationMiddleware(r.spec, specPath, item, method, op, r.options)}, m...)
 	route := r.echo.Add(method, path, h, mw...)
-	if rest, ok := strings.CutPrefix(path, v3Prefix); ok {
-		r.echo.Add(method, r0Prefix+rest, h, mw...)
+	if rest, ok := strings.CutPrefix(path, uia.V3Prefix); ok {
+		r.echo.Add(method, uia.R0Prefix+rest, h, mw...)
 	}
 	return route
 }

@@ -12,6 +12,7 @@ import (
 	"registrar/impl/matrix"
 	"registrar/impl/passwords"
 	"registrar/impl/secrets"
+	"registrar/impl/uia"
 )
 
 // loginResult is what a new login hands the client.
@@ -87,11 +88,47 @@ func msPtr(t time.Time) *int64 {
 	return &ms
 }
 
-var errInvalidLogin = &stageFailure{code: matrix.CodeForbidden, message: "Invalid username or password"}
+var errInvalidLogin = &uia.Failure{Code: matrix.CodeForbidden, Message: "Invalid username or password"}
+
+// VerifyPassword implements uia.PasswordVerifier for the m.login.password
+// stage: the identifier's account and its password, which must be the
+// requester's when there is one.
+func (s *Server) VerifyPassword(ctx context.Context, creds *uia.AuthCredentials, requester string) (string, error) {
+	user, err := loginUser(creds)
+	if err != nil {
+		return "", err
+	}
+	acct, err := s.checkPassword(ctx, user, *creds.Password, requester)
+	if err != nil {
+		return "", err
+	}
+	return acct.UserID, nil
+}
+
+// loginUser is the user named by the identifier of a password login or
+// stage: m.id.user, or the deprecated top-level user.
+func loginUser(creds *uia.AuthCredentials) (string, error) {
+	user := ""
+	switch {
+	case creds.Identifier != nil:
+		if creds.Identifier.Type != "m.id.user" {
+			return "", uia.Fail(matrix.CodeUnrecognized, "Unknown login identifier type")
+		}
+		if creds.Identifier.User != nil {
+			user = *creds.Identifier.User
+		}
+	case creds.User != nil:
+		user = *creds.User
+	}
+	if user == "" || creds.Password == nil {
+		return "", uia.Fail(matrix.CodeMissingParam, "Missing parameters: identifier and password are required")
+	}
+	return user, nil
+}
 
 // checkPassword resolves user (a user ID or localpart, matched
 // case-insensitively) and verifies its password. A wrong user or password
-// is a *stageFailure; a deactivated account is 403 M_USER_DEACTIVATED.
+// is errInvalidLogin; a deactivated account is 403 M_USER_DEACTIVATED.
 // With expectedUser set, any other account is refused before its password
 // is looked at.
 func (s *Server) checkPassword(ctx context.Context, user, password, expectedUser string) (db.Account, error) {
@@ -107,8 +144,7 @@ func (s *Server) checkPassword(ctx context.Context, user, password, expectedUser
 		return db.Account{}, err
 	}
 	acct, err := s.verifyPassword(ctx, localpart, password, expectedUser)
-	var failure *stageFailure
-	if errors.As(err, &failure) {
+	if err == errInvalidLogin {
 		_ = s.limits.loginFailures.Take(failureKey, now)
 	}
 	return acct, err
@@ -129,7 +165,7 @@ func (s *Server) verifyPassword(ctx context.Context, localpart, password, expect
 		return db.Account{}, matrix.Forbidden("Invalid auth: the credentials are not those of the logged-in user")
 	}
 	if acct.Deactivated() {
-		return db.Account{}, &matrix.Error{Status: http.StatusForbidden, Code: matrix.CodeUserDeactivated, Message: "This account has been deactivated"}
+		return db.Account{}, matrix.ErrUserDeactivated
 	}
 	ok, err := s.hasher.Verify(ctx, password, acct.PasswordHash)
 	if err != nil {
@@ -143,7 +179,7 @@ func (s *Server) verifyPassword(ctx context.Context, localpart, password, expect
 
 // GetLoginFlows is GET /_matrix/client/v3/login (client-server API v1.7).
 func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestObject) (api.GetLoginFlowsResponseObject, error) {
-	flows := []api.LoginFlow{{Type: authTypePassword}}
+	flows := []api.LoginFlow{{Type: uia.TypePassword}}
 	if len(s.cfg.appServices) > 0 {
 		flows = append(flows, api.LoginFlow{Type: loginTypeAppService})
 	}
@@ -160,31 +196,18 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 	if body.Type == loginTypeAppService && len(s.cfg.appServices) > 0 {
 		return s.loginAppService(ctx, body)
 	}
-	if body.Type != authTypePassword {
+	if body.Type != uia.TypePassword {
 		return nil, matrix.BadRequest(matrix.CodeUnknown, "Unknown login type")
 	}
-	user := ""
-	switch {
-	case body.Identifier != nil:
-		if body.Identifier.Type != "m.id.user" {
-			return nil, matrix.BadRequest(matrix.CodeUnknown, "Unknown login identifier type")
-		}
-		if body.Identifier.User != nil {
-			user = *body.Identifier.User
-		}
-	case body.User != nil:
-		user = *body.User
-	}
-	if user == "" || body.Password == nil {
-		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing parameters: identifier and password are required")
+	creds := &uia.AuthCredentials{Identifier: body.Identifier, User: body.User, Medium: body.Medium, Address: body.Address,
+		Password: body.Password}
+	user, err := loginUser(creds)
+	if err != nil {
+		return nil, asLoginError(err)
 	}
 	acct, err := s.checkPassword(ctx, user, *body.Password, "")
-	var failure *stageFailure
-	if errors.As(err, &failure) {
-		return nil, matrix.Forbidden(failure.message)
-	}
 	if err != nil {
-		return nil, err
+		return nil, asLoginError(err)
 	}
 	if err := s.limits.loginAccount.Take(acct.UserID, s.now()); err != nil {
 		return nil, err
@@ -196,6 +219,22 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 }
 
 const loginTypeAppService = "m.login.application_service"
+
+// asLoginError is a stage failure as /login answers it: 403 for wrong
+// credentials, 400 for a malformed request.
+func asLoginError(err error) error {
+	var failure *uia.Failure
+	if !errors.As(err, &failure) {
+		return err
+	}
+	if failure.Code == matrix.CodeForbidden {
+		return matrix.Forbidden(failure.Message)
+	}
+	if failure.Code == matrix.CodeUnrecognized {
+		return matrix.BadRequest(matrix.CodeUnknown, failure.Message)
+	}
+	return matrix.BadRequest(failure.Code, failure.Message)
+}
 
 // issueLoginResponse creates the device and tokens of a successful login.
 func (s *Server) issueLoginResponse(ctx context.Context, userID string, body *api.LoginJSONRequestBody) (api.LoginResponseObject, error) {

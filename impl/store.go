@@ -28,6 +28,7 @@ type Store interface {
 	UIASession(ctx context.Context, id string) (db.UIASession, error)
 	UpdateUIASession(ctx context.Context, s db.UIASession) error
 	DeleteExpiredUIASessions(ctx context.Context) (int64, error)
+	LiveUIASessions(ctx context.Context, clientAddr string) (int64, error)
 
 	CreateRegistrationToken(ctx context.Context, t db.RegistrationToken) error
 	RegistrationToken(ctx context.Context, token string) (db.RegistrationToken, error)

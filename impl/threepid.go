@@ -20,6 +20,7 @@ import (
 	"registrar/db"
 	"registrar/impl/matrix"
 	"registrar/impl/secrets"
+	"registrar/impl/uia"
 )
 
 // clientSecretRE is the client_secret grammar (identity service API).
@@ -345,35 +346,21 @@ func (s *Server) validatedSession(ctx context.Context, medium, sid, clientSecret
 	return validatedThreepid{Medium: sess.Medium, Address: sess.Address, ValidatedAt: *sess.ValidatedAt, Sid: sess.Sid}, true, nil
 }
 
-// threepidStage is m.login.email.identity or m.login.msisdn: the session
-// named by threepid_creds must be validated. Its result is the address.
-type threepidStage struct {
-	s      *Server
-	medium string
-}
-
-func (threepidStage) Params() map[string]any { return nil }
-
-func (st threepidStage) Check(ctx context.Context, a *stageAttempt) (string, error) {
-	creds := a.Auth.ThreepidCreds
-	if creds == nil || creds.Sid == nil || creds.ClientSecret == nil {
-		return "", failStage(matrix.CodeMissingParam, "Missing threepid_creds")
+// ValidatedThreepid implements uia.ThreepidValidator: the address a
+// validated session proved, as the stage's result.
+func (s *Server) ValidatedThreepid(ctx context.Context, medium, sid, clientSecret string) (string, bool, error) {
+	v, ok, err := s.validatedSession(ctx, medium, sid, clientSecret)
+	if err != nil || !ok {
+		return "", false, err
 	}
-	v, ok, err := st.s.validatedSession(ctx, st.medium, *creds.Sid, *creds.ClientSecret)
-	if err != nil {
-		return "", err
-	}
-	if !ok {
-		return "", failStage(matrix.CodeUnauthorized, "Unable to get validated threepid")
-	}
-	return string(mustJSON(v)), nil
+	return string(mustJSON(v)), true, nil
 }
 
 // sessionThreepids returns the addresses the session's 3PID stages proved.
-func sessionThreepids(sess *uiaSession) []validatedThreepid {
+func sessionThreepids(sess *uia.Session) []validatedThreepid {
 	var out []validatedThreepid
-	for _, t := range []string{authTypeEmail, authTypeMsisdn} {
-		if r := sess.result(t); r != "" {
+	for _, t := range []string{uia.TypeEmail, uia.TypeMsisdn} {
+		if r := sess.Result(t); r != "" {
 			var v validatedThreepid
 			if json.Unmarshal([]byte(r), &v) == nil {
 				out = append(out, v)
@@ -410,35 +397,42 @@ func (s *Server) Add3PID(ctx context.Context, req api.Add3PIDRequestObject) (api
 	if !s.cfg.Enable3PIDChanges {
 		return nil, matrix.BadRequest(matrix.CodeForbidden, "3PID changes are disabled on this server")
 	}
-	if _, err := s.reauthenticate(ctx, uiaRequest{Method: http.MethodPost, Path: add3PIDPath, Auth: req.Body.Auth,
-		Flows: reauthFlows, ExpectedUser: who.UserID}); err != nil {
+	err := s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, add3PIDPath, req.Body.Auth, reauthFlows), func(*uia.Session) error {
+		return s.addThreepid(ctx, who.UserID, req.Body.Sid, req.Body.ClientSecret)
+	})
+	if err != nil {
 		return nil, err
 	}
+	return api.Add3PID200JSONResponse{}, nil
+}
+
+// addThreepid binds the address a validated session proved to the user.
+func (s *Server) addThreepid(ctx context.Context, userID, sid, clientSecret string) error {
 	var v validatedThreepid
 	found := false
 	for _, medium := range []string{db.MediumEmail, db.MediumMsisdn} {
 		var err error
-		if v, found, err = s.validatedSession(ctx, medium, req.Body.Sid, req.Body.ClientSecret); err != nil {
-			return nil, err
+		if v, found, err = s.validatedSession(ctx, medium, sid, clientSecret); err != nil {
+			return err
 		}
 		if found {
 			break
 		}
 	}
 	if !found {
-		return nil, matrix.BadRequest(matrix.CodeThreepidAuthFailed, "No validated 3pid session found")
+		return matrix.BadRequest(matrix.CodeThreepidAuthFailed, "No validated 3pid session found")
 	}
 	if !s.threepidAllowed(v.Medium, v.Address) {
-		return nil, errThreepidNotAllowed
+		return errThreepidNotAllowed
 	}
-	err := s.store.AddThreepid(ctx, who.UserID, db.NewThreepid{Medium: v.Medium, Address: v.Address, ValidatedAt: v.ValidatedAt, SessionID: v.Sid})
+	err := s.store.AddThreepid(ctx, userID, db.NewThreepid{Medium: v.Medium, Address: v.Address, ValidatedAt: v.ValidatedAt, SessionID: v.Sid})
 	if errors.Is(err, db.ErrThreepidInUse) {
-		return nil, matrix.BadRequest(matrix.CodeThreepidInUse, "The specified address is already in use")
+		return matrix.BadRequest(matrix.CodeThreepidInUse, "The specified address is already in use")
 	}
 	if err != nil {
-		return nil, matrix.Internal(err)
+		return matrix.Internal(err)
 	}
-	return api.Add3PID200JSONResponse{}, nil
+	return nil
 }
 
 // Delete3pidFromAccount is POST /_matrix/client/v3/account/3pid/delete.

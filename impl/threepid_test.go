@@ -326,6 +326,12 @@ func TestPasswordResetByEmail(t *testing.T) {
 	validateLink(t, env, m.link(t))
 	env.do("POST", passwordURL, jsonBody(map[string]any{"new_password": "pw-new-1",
 		"auth": threepidAuth("m.login.email.identity", tok.str("sid"), "reset", first.str("session"))})).expect(t, 200, "")
+	// Whoever learns the session ID afterwards can do nothing with it.
+	env.do("POST", passwordURL, jsonBody(map[string]any{"new_password": "attacker-pw",
+		"auth": map[string]any{"session": first.str("session")}})).expect(t, 400, "M_UNKNOWN")
+	env.do("POST", passwordURL, jsonBody(map[string]any{"new_password": "attacker-pw",
+		"auth": threepidAuth("m.login.email.identity", tok.str("sid"), "reset", first.str("session"))})).expect(t, 400, "M_UNKNOWN")
+	env.do("POST", loginURL, loginBody("forgetful", "attacker-pw")).expect(t, 403, "M_FORBIDDEN")
 	env.do("POST", loginURL, loginBody("forgetful", "pw-old-1")).expect(t, 403, "M_FORBIDDEN")
 	env.do("POST", loginURL, loginBody("forgetful", "pw-new-1")).expect(t, 200, "")
 	for _, old := range []string{acct.str("access_token"), other} {

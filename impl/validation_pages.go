@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"html/template"
-	"net/http"
 	"strings"
 
 	"registrar/api"
@@ -68,10 +67,9 @@ func (s *Server) EmailValidationSubmit(ctx context.Context, req api.EmailValidat
 	b := req.Body
 	sess, err := s.submitToken(ctx, db.MediumEmail, b.Sid, b.ClientSecret, b.Token)
 	msg := ""
-	var failure *stageFailure
 	switch {
-	case errors.As(err, &failure):
-		msg = failure.message
+	case isTokenIncorrect(err):
+		msg = err.(*matrix.Error).Message
 	case err != nil:
 		return nil, err
 	case sess.NextLink != "":
@@ -91,13 +89,12 @@ func (s *Server) MsisdnValidationSubmit(ctx context.Context, req api.MsisdnValid
 	if s.delegate != nil {
 		ok, err := s.delegate.submitToken(ctx, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token))
 		if err != nil {
-			return nil, &matrix.Error{Status: http.StatusServiceUnavailable, Code: matrix.CodeUnknown, Message: "The identity server is unavailable", Internal: err}
+			return nil, matrix.Unavailable("The identity server is unavailable", err)
 		}
 		return api.MsisdnValidationSubmit200JSONResponse{Success: ok}, nil
 	}
 	_, err := s.submitToken(ctx, db.MediumMsisdn, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token))
-	var failure *stageFailure
-	if errors.As(err, &failure) {
+	if isTokenIncorrect(err) {
 		return api.MsisdnValidationSubmit200JSONResponse{Success: false}, nil
 	}
 	if err != nil {
@@ -107,9 +104,15 @@ func (s *Server) MsisdnValidationSubmit(ctx context.Context, req api.MsisdnValid
 }
 
 var (
-	errBadValidationLink = &stageFailure{code: matrix.CodeUnauthorized, message: "This validation link is invalid or has expired. Request a new one from your application."}
-	errTokenUsed         = &stageFailure{code: matrix.CodeUnauthorized, message: "This validation link has already been used."}
+	errBadValidationLink = matrix.BadRequest(matrix.CodeTokenIncorrect, "This validation link is invalid or has expired. Request a new one from your application.")
+	errTokenUsed         = matrix.BadRequest(matrix.CodeTokenIncorrect, "This validation link has already been used.")
 )
+
+// isTokenIncorrect tells a wrong, expired or used validation token.
+func isTokenIncorrect(err error) bool {
+	merr, ok := err.(*matrix.Error)
+	return ok && merr.Code == matrix.CodeTokenIncorrect
+}
 
 // submitToken checks a validation token (constant-time comparisons, expiry)
 // and marks its session validated; each token validates once.

@@ -83,11 +83,12 @@ func NewSealer(secret []byte, purpose string) (*Sealer, error) {
 	return &Sealer{aead: aead}, nil
 }
 
-// Seal encrypts plain, binding it to context; the result is URL-safe.
-func (s *Sealer) Seal(plain []byte, context string) string {
-	nonce := make([]byte, s.aead.NonceSize())
+// Seal encrypts plain, binding it to context; the result is URL-safe. It
+// also returns the sealing's nonce, random and unique per sealing.
+func (s *Sealer) Seal(plain []byte, context string) (sealed string, nonce []byte) {
+	nonce = make([]byte, s.aead.NonceSize())
 	_, _ = rand.Read(nonce)
-	return base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, plain, []byte(context)))
+	return base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, plain, []byte(context))), nonce
 }
 
 // ErrMalformed is returned by Open for anything Seal did not make.
@@ -107,3 +108,6 @@ func (s *Sealer) Open(sealed, context string) (plain, nonce []byte, err error) {
 	}
 	return plain, nonce, nil
 }
+
+// EncodeID is the URL-safe text form of a random binary ID.
+func EncodeID(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

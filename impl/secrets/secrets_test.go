@@ -32,12 +32,12 @@ func TestTokensHaveTheirPrefixAndHashDiffers(t *testing.T) {
 func TestSealerRoundTripAndBindings(t *testing.T) {
 	s, _ := NewSealer([]byte("a server secret of some length"), "purpose one")
 	other, _ := NewSealer([]byte("a server secret of some length"), "purpose two")
-	sealed := s.Seal([]byte("hello"), "ctx")
+	sealed, sealNonce := s.Seal([]byte("hello"), "ctx")
 	if strings.ContainsAny(sealed, "+/=") {
 		t.Fatalf("not URL-safe: %q", sealed)
 	}
 	plain, nonce, err := s.Open(sealed, "ctx")
-	if err != nil || string(plain) != "hello" || len(nonce) != 12 {
+	if err != nil || string(plain) != "hello" || len(nonce) != 12 || string(nonce) != string(sealNonce) {
 		t.Fatalf("open: %q %v", plain, err)
 	}
 	for name, open := range map[string]func() error{

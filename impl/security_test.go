@@ -1,0 +1,97 @@
+package impl_test
+
+import (
+	"strings"
+	"testing"
+
+	"registrar/impl"
+	"registrar/impl/uia"
+)
+
+// TestCompletedSessionIsBoundToItsUser: a session one user completed is
+// worthless to another user, on every re-authenticating endpoint.
+func TestCompletedSessionIsBoundToItsUser(t *testing.T) {
+	for _, url := range []string{passwordURL, deactivateURL} {
+		t.Run(url, func(t *testing.T) {
+			env := newEnv(t)
+			a := env.register("alice", "pw-alice-1").str("access_token")
+			b := env.register("bob", "pw-bob-1").str("access_token")
+			body := map[string]any{"new_password": "pw-bob-2", "logout_devices": false}
+			first := env.do("POST", url, jsonBody(body), bearer(b)...).expect(t, 401, "")
+			session := first.str("session")
+			// A takes B's not yet completed session.
+			env.do("POST", url, jsonBody(map[string]any{"new_password": "owned", "auth": map[string]any{"session": session}}), bearer(a)...).
+				expect(t, 403, "M_FORBIDDEN")
+			body["auth"] = passwordAuth("bob", "pw-bob-1", session)
+			env.do("POST", url, jsonBody(body), bearer(b)...).expect(t, 200, "")
+			// A takes B's completed session.
+			r := env.do("POST", url, jsonBody(map[string]any{"new_password": "owned", "logout_devices": false, "auth": map[string]any{"session": session}}), bearer(a)...)
+			if r.Status == 200 {
+				t.Fatalf("another user's completed session authorised %s: %s", url, r.Raw)
+			}
+			env.do("GET", whoamiURL, "", bearer(a)...).expect(t, 200, "")
+			env.do("POST", loginURL, loginBody("alice", "pw-alice-1")).expect(t, 200, "")
+		})
+	}
+}
+
+// TestCompletedSessionIsConsumed: a protected operation runs once per
+// session; replaying the session id runs nothing.
+func TestCompletedSessionIsConsumed(t *testing.T) {
+	env := newEnv(t)
+	tok := env.register("carol", "pw-carol-1").str("access_token")
+	session := env.do("POST", passwordURL, `{"new_password":"pw-carol-2"}`, bearer(tok)...).expect(t, 401, "").str("session")
+	env.do("POST", passwordURL, jsonBody(map[string]any{"new_password": "pw-carol-2", "logout_devices": false,
+		"auth": passwordAuth("carol", "pw-carol-1", session)}), bearer(tok)...).expect(t, 200, "")
+	replay := env.do("POST", passwordURL, jsonBody(map[string]any{"new_password": "attacker-pw", "logout_devices": false,
+		"auth": map[string]any{"session": session}}), bearer(tok)...)
+	if replay.Status == 200 {
+		t.Fatalf("replayed session changed the password again: %s", replay.Raw)
+	}
+	env.do("POST", loginURL, loginBody("carol", "pw-carol-2")).expect(t, 200, "")
+	env.do("POST", loginURL, loginBody("carol", "attacker-pw")).expect(t, 403, "M_FORBIDDEN")
+}
+
+// TestStartingSessionsIsChargedAndWritesNothing: a flood of first
+// /register requests from one address meets 429s and leaves no rows; the
+// sessions in progress of one address are capped.
+func TestStartingSessionsIsChargedAndWritesNothing(t *testing.T) {
+	env := newEnv(t, func(c *impl.Config) {
+		c.RcUIAStart = impl.RateLimit{PerSecond: 0.5, BurstCount: 20}
+		c.UIAuth.MaxSessionsPerAddress = 3
+		c.RegistrationTerms = map[string]uia.TermsPolicy{"tos": {Version: "1",
+			Translations: map[string]uia.TermsDocument{"en": {Name: "Terms", URL: "https://example.org/tos"}}}}
+	})
+	limited := 0
+	var sessions []string
+	for i := 0; i < 100; i++ {
+		r := env.doFrom("203.0.113.9", "POST", registerURL, `{"username":"flood","password":"pw-flood-1"}`)
+		switch r.Status {
+		case 401:
+			sessions = append(sessions, r.str("session"))
+		case 429:
+			limited++
+		default:
+			t.Fatalf("unexpected %d %s", r.Status, r.Raw)
+		}
+	}
+	if len(sessions) != 20 || limited != 80 || env.tableDump("uia_sessions") != "" {
+		t.Fatalf("%d sessions, %d refused, rows %q", len(sessions), limited, env.tableDump("uia_sessions"))
+	}
+	// Another address, in the same IPv6 /64 or not, has its own budget.
+	env.doFrom("[2001:db8::1]", "POST", registerURL, `{}`).expect(t, 401, "")
+	// Progress is stored, up to the cap per address.
+	for i, sess := range sessions[:4] {
+		r := env.doFrom("203.0.113.9", "POST", registerURL, stage("m.login.terms", sess))
+		if i < 3 {
+			r.expect(t, 401, "")
+		} else {
+			r.expect(t, 429, "M_LIMIT_EXCEEDED")
+		}
+	}
+	// Nothing stored ever holds the password.
+	env.doFrom("203.0.113.9", "POST", registerURL, stage("m.login.dummy", sessions[0])).expect(t, 200, "")
+	if dump := env.tableDump("uia_sessions"); strings.Contains(dump, "pw-flood-1") || strings.Count(dump, "\n") != 3 {
+		t.Fatalf("stored sessions: %s", dump)
+	}
+}
