@@ -2,7 +2,7 @@ package uia
 
 import (
 	"context"
-		"errors"
+	"errors"
 	"fmt"
 	"regexp"
 
@@ -54,7 +54,6 @@ func (p *TermsPolicy) UnmarshalYAML(n *yaml.Node) error {
 	}
 	return nil
 }
-
 
 // TermsDocument is one language's version of a policy.
 type TermsDocument struct {
