@@ -19,6 +19,9 @@ type Login struct {
 	RefreshTokenHash string
 	RefreshExpiresAt *int64
 	SessionExpiresAt *int64
+	// VerifiedPasswordHash, when set, is the password hash the login
+	// verified; the login fails if the account's is another by now.
+	VerifiedPasswordHash string
 }
 
 // Registration is everything a successful registration writes, in one

@@ -21,14 +21,51 @@ type TokenOwner struct {
 	Deactivated    bool
 }
 
+// ErrDeactivated means the account is deactivated.
+var ErrDeactivated = errors.New("db: account deactivated")
+
+// ErrCredentialsChanged means the account's password changed after a login
+// verified it.
+var ErrCredentialsChanged = errors.New("db: password changed during login")
+
 // IssueLogin creates the device if needed (keeping an existing device's
 // display name), revokes that device's previous tokens, and stores the new
-// ones, in one transaction.
+// ones, in one transaction that first re-reads the account under its row
+// lock: a deactivated account gives ErrDeactivated, and a password other
+// than the one the login verified (l.VerifiedPasswordHash, when set) gives
+// ErrCredentialsChanged. So a login racing a password change or a
+// deactivation either commits before it (and is revoked by it) or fails.
 func (s *Store) IssueLogin(ctx context.Context, userID string, l Login) error {
 	now := s.nowMS()
-	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		acct, err := lockAccount(tx, userID)
+		if err != nil {
+			return err
+		}
+		if acct.Deactivated() {
+			return ErrDeactivated
+		}
+		if l.VerifiedPasswordHash != "" && acct.PasswordHash != l.VerifiedPasswordHash {
+			return ErrCredentialsChanged
+		}
 		return issueLogin(tx, userID, l, now)
-	}))
+	})
+	if errors.Is(err, ErrDeactivated) || errors.Is(err, ErrCredentialsChanged) {
+		return err
+	}
+	return translate(err)
+}
+
+// lockAccount reads the account, holding its row lock until the
+// transaction ends (SQLite's transactions take the write lock at BEGIN).
+func lockAccount(tx *gorm.DB, userID string) (Account, error) {
+	var a Account
+	q := tx
+	if tx.Dialector.Name() == "postgres" {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	err := q.Where("user_id = ?", userID).Take(&a).Error
+	return a, err
 }
 
 func issueLogin(tx *gorm.DB, userID string, l Login, now int64) error {

@@ -216,5 +216,5 @@ func (s *Server) loginAppService(ctx context.Context, body *api.LoginJSONRequest
 	if acct.Deactivated() {
 		return nil, &matrix.Error{Status: http.StatusForbidden, Code: matrix.CodeUserDeactivated, Message: "This account has been deactivated"}
 	}
-	return s.issueLoginResponse(ctx, acct.UserID, body)
+	return s.issueLoginResponse(ctx, acct.UserID, "", body)
 }

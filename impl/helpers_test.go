@@ -172,8 +172,8 @@ func (e *testEnv) doWith(opt func(*requestOptions), method, path, body string, h
 
 // doQuiet is do that reports a non-JSON body in the response instead of
 // failing (fuzzing runs outside the test that built the env).
-func (e *testEnv) doQuiet(method, path, body string) response {
-	return e.doWith(func(o *requestOptions) { o.quiet = true }, method, path, body)
+func (e *testEnv) doQuiet(method, path, body string, header ...string) response {
+	return e.doWith(func(o *requestOptions) { o.quiet = true }, method, path, body, header...)
 }
 
 // expect checks status and errcode ("" = no errcode expected).

@@ -273,10 +273,10 @@ func (s *Server) registered(ctx context.Context, userID string, p registerParams
 		if err != nil {
 			return nil, err
 		}
-		err = s.store.IssueLogin(ctx, userID, login)
+		err = s.issueLogin(ctx, userID, login)
 		s.tokens.revokeUser(userID)
 		if err != nil {
-			return nil, matrix.Internal(err)
+			return nil, err
 		}
 		out = res
 	}

@@ -1,6 +1,8 @@
 package impl_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -93,5 +95,65 @@ func TestStartingSessionsIsChargedAndWritesNothing(t *testing.T) {
 	env.doFrom("203.0.113.9", "POST", registerURL, stage("m.login.dummy", sessions[0])).expect(t, 200, "")
 	if dump := env.tableDump("uia_sessions"); strings.Contains(dump, "pw-flood-1") || strings.Count(dump, "\n") != 3 {
 		t.Fatalf("stored sessions: %s", dump)
+	}
+}
+
+// raceTrials is how many times each race is run; every trial must hold.
+const raceTrials = 50
+
+// TestLoginRacingPasswordChangeDoesNotSurvive races logins with the old
+// password against a change with logout_devices: no token those logins
+// got may work once the change has returned.
+func TestLoginRacingPasswordChangeDoesNotSurvive(t *testing.T) {
+	env := newEnv(t, func(c *impl.Config) { c.PasswordConfig.Algorithm = "bcrypt"; c.BcryptRounds = 5 })
+	for trial := 0; trial < raceTrials; trial++ {
+		name := fmt.Sprintf("racer%d", trial)
+		caller := env.register(name, "pw-old-1").str("access_token")
+		results := concurrently(5, func(i int) response {
+			if i == 0 {
+				return env.doQuiet("POST", passwordURL, jsonBody(map[string]any{"new_password": "pw-new-1",
+					"auth": passwordAuth(name, "pw-old-1", "")}), bearer(caller)...)
+			}
+			return env.doQuiet("POST", loginURL, loginBody(name, "pw-old-1"))
+		})
+		if results[0].Status != 200 {
+			t.Fatalf("trial %d: password change %d %s", trial, results[0].Status, results[0].Raw)
+		}
+		for _, r := range results[1:] {
+			if r.Status == 200 {
+				if w := env.do("GET", whoamiURL, "", bearer(r.str("access_token"))...); w.Status != 401 {
+					t.Fatalf("trial %d: a login with the old password survived the change: %d", trial, w.Status)
+				}
+			} else if r.Status != 403 {
+				t.Fatalf("trial %d: login %d %s", trial, r.Status, r.Raw)
+			}
+		}
+		env.do("GET", whoamiURL, "", bearer(caller)...).expect(t, 200, "")
+	}
+}
+
+// TestLoginRacingDeactivationLeavesNothing races logins against
+// deactivation: afterwards the account has no device and no token.
+func TestLoginRacingDeactivationLeavesNothing(t *testing.T) {
+	env := newEnv(t, func(c *impl.Config) { c.PasswordConfig.Algorithm = "bcrypt"; c.BcryptRounds = 5 })
+	for trial := 0; trial < raceTrials; trial++ {
+		name := fmt.Sprintf("leaver%d", trial)
+		tok := env.register(name, "pw-leaver-1").str("access_token")
+		results := concurrently(5, func(i int) response {
+			if i == 0 {
+				return env.doQuiet("POST", deactivateURL, jsonBody(map[string]any{"auth": passwordAuth(name, "pw-leaver-1", "")}), bearer(tok)...)
+			}
+			return env.doQuiet("POST", loginURL, loginBody(name, "pw-leaver-1"))
+		})
+		if results[0].Status != 200 {
+			t.Fatalf("trial %d: deactivation %d %s", trial, results[0].Status, results[0].Raw)
+		}
+		userID := "@" + name + ":example.org"
+		if ds, err := env.store.Devices(context.Background(), userID); err != nil || len(ds) != 0 {
+			t.Fatalf("trial %d: devices left on a deactivated account: %v %v", trial, ds, err)
+		}
+		if dump := env.tableDump("access_tokens"); strings.Contains(dump, userID) {
+			t.Fatalf("trial %d: tokens left on a deactivated account", trial)
+		}
 	}
 }

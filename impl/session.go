@@ -215,7 +215,7 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 	if acct.ApprovalPending {
 		return nil, matrix.ErrAwaitingApproval
 	}
-	return s.issueLoginResponse(ctx, acct.UserID, body)
+	return s.issueLoginResponse(ctx, acct.UserID, acct.PasswordHash, body)
 }
 
 const loginTypeAppService = "m.login.application_service"
@@ -236,17 +236,19 @@ func asLoginError(err error) error {
 	return matrix.BadRequest(failure.Code, failure.Message)
 }
 
-// issueLoginResponse creates the device and tokens of a successful login.
-func (s *Server) issueLoginResponse(ctx context.Context, userID string, body *api.LoginJSONRequestBody) (api.LoginResponseObject, error) {
+// issueLoginResponse creates the device and tokens of a successful login;
+// verifiedHash is the password hash the login verified, if any.
+func (s *Server) issueLoginResponse(ctx context.Context, userID, verifiedHash string, body *api.LoginJSONRequestBody) (api.LoginResponseObject, error) {
 	login, out, err := s.newLogin(body.DeviceId, body.InitialDeviceDisplayName, boolValue(body.RefreshToken))
 	if err != nil {
 		return nil, err
 	}
+	login.VerifiedPasswordHash = verifiedHash
 	// A reused device_id loses its old tokens; revocations are announced
 	// after the change commits, so no read can cache the old state.
 	defer s.tokens.revokeUser(userID)
-	if err := s.store.IssueLogin(ctx, userID, login); err != nil {
-		return nil, matrix.Internal(err)
+	if err := s.issueLogin(ctx, userID, login); err != nil {
+		return nil, err
 	}
 	resp := api.Login200JSONResponse{UserId: userID, AccessToken: out.AccessToken, DeviceId: out.DeviceID,
 		ExpiresInMs: out.ExpiresInMS, HomeServer: &s.cfg.ServerName, WellKnown: s.wellKnown()}
@@ -331,4 +333,19 @@ func (s *Server) GetCapabilities(ctx context.Context, _ api.GetCapabilitiesReque
 		MChangePassword: &api.BooleanCapability{Enabled: s.cfg.PasswordConfig.Enabled},
 		M3pidChanges:    &api.BooleanCapability{Enabled: s.cfg.Enable3PIDChanges && (s.mailer != nil || s.msisdnEnabled())},
 	}}, nil
+}
+
+// issueLogin stores a login; an account deactivated, or whose password
+// changed, since the login was checked gets no tokens.
+func (s *Server) issueLogin(ctx context.Context, userID string, login db.Login) error {
+	err := s.store.IssueLogin(ctx, userID, login)
+	switch {
+	case errors.Is(err, db.ErrDeactivated):
+		return matrix.ErrUserDeactivated
+	case errors.Is(err, db.ErrCredentialsChanged):
+		return matrix.Forbidden(errInvalidLogin.Message)
+	case err != nil:
+		return matrix.Internal(err)
+	}
+	return nil
 }
