@@ -3,10 +3,14 @@ package impl_test
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"registrar/impl"
+	"registrar/impl/passwords"
 	"registrar/impl/uia"
 )
 
@@ -156,4 +160,60 @@ func TestLoginRacingDeactivationLeavesNothing(t *testing.T) {
 			t.Fatalf("trial %d: tokens left on a deactivated account", trial)
 		}
 	}
+}
+
+// TestUnknownUserTakesAsLongAsWrongPassword compares the median time of a
+// login to an unknown user with that of a wrong password for a known one,
+// for each algorithm at non-default costs: the medians are within 10% of
+// each other (a ratio, not a wall-clock threshold).
+func TestUnknownUserTakesAsLongAsWrongPassword(t *testing.T) {
+	for name, mutate := range map[string]func(*impl.Config){
+		"bcrypt": func(c *impl.Config) { c.PasswordConfig.Algorithm = "bcrypt"; c.BcryptRounds = 8 },
+		"argon2id": func(c *impl.Config) {
+			c.PasswordConfig.Argon2 = passwords.Argon2Config{MemoryKiB: 4096, Iterations: 4, Parallelism: 1}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := newEnv(t, mutate)
+			env.register("known", "pw-known-1").expect(t, 200, "")
+			timed := func(user string) time.Duration {
+				runtime.GC() // the previous hash's garbage is not this one's cost
+				start := time.Now()
+				env.do("POST", loginURL, loginBody(user, "wrong-password")).expect(t, 403, "M_FORBIDDEN")
+				return time.Since(start)
+			}
+			timed("warmup")
+			// Other tests may load the machine meanwhile: a round whose
+			// medians differ is measured again, up to three rounds. A real
+			// oracle (a dummy hash of another cost) differs in every round.
+			var ratio float64
+			for round := 0; round < 3; round++ {
+				var known, unknown []time.Duration
+				for i := 0; i < 31; i++ {
+					// Alternate the order, so that whatever one login leaves
+					// behind falls on both kinds alike.
+					if i%2 == 0 {
+						known = append(known, timed("known"))
+					}
+					unknown = append(unknown, timed(fmt.Sprintf("unknown%d", i)))
+					if i%2 == 1 {
+						known = append(known, timed("known"))
+					}
+				}
+				mk, mu := median(known), median(unknown)
+				ratio = float64(mu) / float64(mk)
+				t.Logf("round %d: median %s for a known user, %s for an unknown one (ratio %.3f)", round, mk, mu, ratio)
+				if ratio >= 0.9 && ratio <= 1.1 {
+					return
+				}
+			}
+			t.Fatalf("unknown and known users take different times (ratio %.2f)", ratio)
+		})
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
