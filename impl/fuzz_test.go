@@ -1,11 +1,22 @@
 package impl_test
 
-import "testing"
+import (
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"registrar/api"
+)
 
 // checkMatrixResponse fails on a 5xx or on an error that is not a Matrix
 // error (a 401 of User-Interactive Authentication carries flows instead).
 func checkMatrixResponse(t *testing.T, body string, r response) {
 	t.Helper()
+	if r.notJSON && r.Status < 400 && strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+		return // a page
+	}
 	if r.notJSON {
 		t.Fatalf("%q: response is not a JSON object: %d %q", body, r.Status, r.Raw)
 	}
@@ -52,7 +63,7 @@ func FuzzRegister(f *testing.F) {
 		if guest {
 			path += "?kind=guest"
 		}
-		r := env.doRaw("POST", path, body)
+		r := env.doQuiet("POST", path, body)
 		checkMatrixResponse(t, body, r)
 	})
 }
@@ -65,9 +76,56 @@ func FuzzLogin(f *testing.F) {
 	env := newEnv(f)
 	env.register("alice", "pw")
 	f.Fuzz(func(t *testing.T, body string) {
-		checkMatrixResponse(t, body, env.doRaw("POST", loginURL, body))
+		checkMatrixResponse(t, body, env.doQuiet("POST", loginURL, body))
 	})
 }
 
-// doRaw is doQuiet for fuzzing.
-func (e *testEnv) doRaw(method, path, body string) response { return e.doQuiet(method, path, body) }
+// specOperation is one operation of the embedded spec, as a request line.
+type specOperation struct{ method, path string }
+
+// specOperations lists every operation, path parameters filled in.
+func specOperations(t testing.TB) []specOperation {
+	spec, err := api.GetSwagger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []specOperation
+	for path, item := range spec.Paths.Map() {
+		for method := range item.Operations() {
+			ops = append(ops, specOperation{method, pathParamRE.ReplaceAllString(path, "x")})
+		}
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i].path+ops[i].method < ops[j].path+ops[j].method })
+	return ops
+}
+
+var pathParamRE = regexp.MustCompile(`\{[^}]+\}`)
+
+var querySeeds = []string{"", "%zz", "a=%zz", "session=%zz", "a;b", "access_token=%", "username=%ff%fe", "kind=guest&kind=user",
+	"access_token=x&access_token=y", "session=" + strings.Repeat("A", 3000), "sid=1&client_secret=%00&token=x"}
+
+// FuzzQueryStrings sends every operation arbitrary query strings (and
+// bodies), with and without an admin's token.
+func FuzzQueryStrings(f *testing.F) {
+	for i, q := range querySeeds {
+		f.Add(uint(i), q, `{}`, i%2 == 0)
+	}
+	env := newEnv(f)
+	token := env.adminToken("fuzzadmin")
+	ops := specOperations(f)
+	f.Fuzz(func(t *testing.T, which uint, query, body string, withToken bool) {
+		op := ops[which%uint(len(ops))]
+		var header []string
+		if withToken {
+			header = bearer(token)
+		}
+		target := op.path
+		if query != "" {
+			target += "?" + query
+		}
+		if _, err := url.ParseRequestURI(target); err != nil || strings.ContainsFunc(query, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '#' }) {
+			return // not a request line a client can send
+		}
+		checkMatrixResponse(t, op.method+" "+target, env.doQuiet(op.method, target, body, header...))
+	})
+}

@@ -217,3 +217,15 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// TestMalformedQueryStringsAreInvalidParams sends every operation a query
+// string that does not decode: 400 M_INVALID_PARAM, never a 500.
+func TestMalformedQueryStringsAreInvalidParams(t *testing.T) {
+	env := newEnv(t)
+	token := env.adminToken("queryadmin")
+	for _, op := range specOperations(t) {
+		for _, q := range []string{"%zz", "session=%zz", "sid=%zz&client_secret=x&token=y", "a;b"} {
+			env.do(op.method, op.path+"?"+q, `{}`, bearer(token)...).expect(t, 400, "M_INVALID_PARAM")
+		}
+	}
+}

@@ -399,6 +399,9 @@ func (s *Server) corsAndLimits(next echo.HandlerFunc) echo.HandlerFunc {
 		if req.Method == http.MethodOptions {
 			return c.NoContent(http.StatusNoContent)
 		}
+		if req.URL.RawQuery != "" && !validQuery(req.URL.RawQuery) {
+			return errBadQuery
+		}
 		if req.ContentLength > limit {
 			return &matrix.Error{Status: http.StatusRequestEntityTooLarge, Code: matrix.CodeTooLarge, Message: "Request body too large"}
 		}
@@ -407,6 +410,30 @@ func (s *Server) corsAndLimits(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+var errBadQuery = matrix.BadRequest(matrix.CodeInvalidParam, "The query string is not valid URL encoding")
+
+// validQuery reports whether a raw query string decodes: url.ParseQuery
+// refuses a '%' not followed by two hex digits and a ';' separator, which
+// the binders would otherwise meet after validation.
+func validQuery(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case ';':
+			return false
+		case '%':
+			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+				return false
+			}
+			i += 2
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
 }
 
 // limitedBody fails reads past the body size limit with echo's 413 error,
