@@ -17,6 +17,7 @@ import (
 	"registrar/impl/uia"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -33,6 +34,10 @@ type Config struct {
 	Database      Database `yaml:"database"`
 	// MaxRequestBodySize bounds every request body, in bytes.
 	MaxRequestBodySize int64 `yaml:"max_request_body_size"`
+	// MaxConnections bounds the client connections held open at once; idle
+	// keep-alive connections are closed when it is reached. 0 picks 80% of
+	// the process's file descriptor limit (at most 10000).
+	MaxConnections int `yaml:"max_connections"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// AccessLog writes one line per request when true.
@@ -408,6 +413,12 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("database.name %q is unknown; use sqlite3", c.Database.Name)
 	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = defaultMaxConnections()
+	}
+	if c.MaxConnections < 2 {
+		return fmt.Errorf("max_connections %d is too small (at least 2; 0 derives it from the file descriptor limit)", c.MaxConnections)
+	}
 	if c.MaxRequestBodySize < 1024 {
 		return fmt.Errorf("max_request_body_size %d is too small (at least 1024 bytes)", c.MaxRequestBodySize)
 	}
@@ -667,3 +678,13 @@ func (c *Config) resolveSharedSecret() error {
 }
 
 func mailAddress(s string) (*mail.Address, error) { return mail.ParseAddress(s) }
+
+// defaultMaxConnections is 80% of the soft file descriptor limit (the rest
+// is for the database, logs and outgoing requests), at most 10000.
+func defaultMaxConnections() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 {
+		return 1000
+	}
+	return int(min(lim.Cur*8/10, 10000))
+}

@@ -51,8 +51,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
+	guard := newConnectionGuard(cfg.MaxConnections)
+	ln = guard.listener(ln)
 	httpServer := &http.Server{
 		Handler:           srv,
+		ConnState:         guard.track,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -66,7 +69,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.Serve(ln) }()
 	log.Info("listening", "address", ln.Addr().String(), "server_name", cfg.ServerName,
-		"registration_enabled", cfg.EnableRegistration)
+		"registration_enabled", cfg.EnableRegistration, "max_connections", cfg.MaxConnections)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
