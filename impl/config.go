@@ -604,8 +604,27 @@ func (c *Config) DatabasePath() string {
 	return filepath.Join(c.DataDirectory, "registrar.db")
 }
 
+// checkDataDirectory refuses a data directory others may write to: they
+// could replace the database or the secret key.
+func (c *Config) checkDataDirectory() error {
+	info, err := os.Stat(c.DataDirectory)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // created 0700
+	}
+	if err != nil {
+		return fmt.Errorf("data_directory: %w", err)
+	}
+	if info.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("data_directory %s is writable by group or others (mode %04o); run chmod go-w on it", c.DataDirectory, info.Mode().Perm())
+	}
+	return nil
+}
+
 // resolveSecrets loads or generates the macaroon secret key.
 func (c *Config) resolveSecrets() error {
+	if err := c.checkDataDirectory(); err != nil {
+		return err
+	}
 	if err := c.resolveSharedSecret(); err != nil {
 		return err
 	}
@@ -633,7 +652,7 @@ func (c *Config) resolveSecrets() error {
 				return fmt.Errorf("data_directory: %w", err)
 			}
 			b = []byte(secrets.RandomString(48))
-			if err := os.WriteFile(path, b, 0o600); err != nil {
+			if err := writePrivate(path, b); err != nil {
 				return fmt.Errorf("data_directory: cannot write %s: %w", path, err)
 			}
 		} else if err != nil {
@@ -687,4 +706,22 @@ func defaultMaxConnections() int {
 		return 1000
 	}
 	return int(min(lim.Cur*8/10, 10000))
+}
+
+// writePrivate writes a new file readable by its owner only, whatever the
+// umask.
+func writePrivate(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
