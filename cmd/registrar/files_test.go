@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestDataFilesArePrivate runs the server under umask 000: the database,
@@ -51,7 +52,9 @@ func TestWritableDataDirectoryIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stderr strings.Builder
-	err := run(context.Background(), []string{"serve", "-listen", "127.0.0.1:0"},
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"serve", "-listen", "127.0.0.1:0"},
 		envFrom(map[string]string{"REGISTRAR_DATA_DIRECTORY": dir}), nil, io.Discard, &stderr, nil)
 	var u usageError
 	if !errors.As(err, &u) || !strings.Contains(err.Error(), "data_directory") || strings.Contains(err.Error(), "\n") {
