@@ -7,10 +7,12 @@ import (
 	"html/template"
 	"net/http"
 	"sort"
+	"strings"
 
 	"registrar/api"
 	"registrar/impl/matrix"
 	"registrar/impl/uia"
+	"registrar/impl/web"
 )
 
 var errNoFallback = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeUnrecognized, Message: "Unknown auth stage type"}
@@ -22,7 +24,7 @@ var fallbackTemplates = template.Must(template.New("").Parse(`
 {{define "head"}}<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}}</title>
-<style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}.error{color:#b00}button{font-size:1em;padding:.4em 1.2em}</style>
+<style>{{.Style}}</style>
 {{end}}
 {{define "recaptcha"}}{{template "head" .}}<script src="{{.ScriptURL}}" async defer></script></head><body>
 <h1>Confirm you are human</h1>
@@ -41,15 +43,20 @@ var fallbackTemplates = template.Must(template.New("").Parse(`
 <p><label><input type="checkbox" name="accept" value="yes" required> I have read and agree to these documents</label></p>
 <p><button type="submit">Accept</button></p>
 </form></body></html>{{end}}
-{{define "done"}}{{template "head" .}}<script>
-if (window.onAuthDone) { window.onAuthDone(); }
-else if (window.opener && window.opener.postMessage) { window.opener.postMessage("authDone", "*"); }
-</script></head><body><p>Thank you. You may now close this window and return to the application.</p></body></html>{{end}}
+{{define "done"}}{{template "head" .}}<script>{{.DoneScript}}</script></head><body>
+<p>Thank you. You may now close this window and return to the application.</p></body></html>{{end}}
 `))
+
+// fallbackDoneScript tells the client the stage is done (allowed by its
+// hash in the page's Content-Security-Policy).
+const fallbackDoneScript = `if (window.onAuthDone) { window.onAuthDone(); }
+else if (window.opener && window.opener.postMessage) { window.opener.postMessage("authDone", "*"); }`
 
 type fallbackPolicy struct{ Name, URL, Version string }
 
 type fallbackPage struct {
+	Style        template.CSS
+	DoneScript   template.JS
 	Title        string
 	Error        string
 	ScriptURL    string
@@ -59,6 +66,7 @@ type fallbackPage struct {
 }
 
 func (s *Server) renderFallback(name string, page fallbackPage) (*bytes.Buffer, error) {
+	page.Style, page.DoneScript = web.StyleCSS, fallbackDoneScript
 	var buf bytes.Buffer
 	if err := fallbackTemplates.ExecuteTemplate(&buf, name, page); err != nil {
 		return nil, matrix.Internal(err)
@@ -167,4 +175,28 @@ func firstNonEmpty(values ...*string) string {
 		}
 	}
 	return ""
+}
+
+// fallbackPolicy is the Content-Security-Policy of the fallback pages:
+// their completion script, and the captcha provider's scripts and frames.
+func (s *Server) fallbackPolicy() web.Policy {
+	p := web.Policy{Scripts: []string{fallbackDoneScript}}
+	if s.cfg.EnableRegistrationCaptcha {
+		p.ScriptOrigins, p.FrameOrigins = captchaOrigins(s.cfg.Captcha.RecaptchaAPIJSURL)
+	}
+	return p
+}
+
+// captchaOrigins are the origins a captcha widget loads scripts and frames
+// from, for the providers registrar knows, from its script's URL.
+func captchaOrigins(apiJS string) (scripts, frames []string) {
+	o := web.Origin(apiJS)
+	switch {
+	case strings.HasSuffix(o, "recaptcha.net") || strings.HasSuffix(o, "google.com"):
+		return []string{o, "https://www.gstatic.com", "https://www.gstatic.cn"},
+			[]string{o, "https://www.google.com", "https://www.recaptcha.net", "https://recaptcha.google.com"}
+	case strings.HasSuffix(o, "hcaptcha.com"):
+		return []string{o, "https://*.hcaptcha.com"}, []string{"https://*.hcaptcha.com"}
+	}
+	return []string{o}, []string{o}
 }

@@ -3,6 +3,7 @@ package impl_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"registrar/impl"
 	"registrar/impl/passwords"
 	"registrar/impl/uia"
+	"registrar/impl/web"
 )
 
 // TestCompletedSessionIsBoundToItsUser: a session one user completed is
@@ -226,6 +228,68 @@ func TestMalformedQueryStringsAreInvalidParams(t *testing.T) {
 	for _, op := range specOperations(t) {
 		for _, q := range []string{"%zz", "session=%zz", "sid=%zz&client_secret=x&token=y", "a;b"} {
 			env.do(op.method, op.path+"?"+q, `{}`, bearer(token)...).expect(t, 400, "M_INVALID_PARAM")
+		}
+	}
+}
+
+// TestPagesSendSecurityHeaders: every HTML page sends a CSP without
+// unsafe-inline that still allows its own inline style and script, and
+// forbids framing, referrers and sniffing.
+func TestPagesSendSecurityHeaders(t *testing.T) {
+	sv := newSiteverify(t)
+	env := newEnv(t, captchaConfig(sv), func(c *impl.Config) {
+		c.RegistrationTerms = map[string]uia.TermsPolicy{"tos": {Version: "1",
+			Translations: map[string]uia.TermsDocument{"en": {Name: "Terms", URL: "https://example.org/tos"}}}}
+	})
+	session := env.do("POST", registerURL, `{"username":"paged","password":"pw-paged-1"}`).expect(t, 401, "").str("session")
+	for _, tc := range []struct{ method, path, form, script string }{
+		{"GET", "/_matrix/client/v3/auth/m.login.terms/fallback/web?session=" + session, "", ""},
+		{"POST", "/_matrix/client/v3/auth/m.login.terms/fallback/web?session=" + session, "accept=yes", "authDone"},
+		{"GET", "/_matrix/client/v3/auth/m.login.recaptcha/fallback/web?session=" + session, "", ""},
+		{"GET", "/_matrix/client/unstable/registration/email/submit_token?sid=a&client_secret=b&token=c", "", ""},
+		{"POST", "/_matrix/client/unstable/registration/email/submit_token", "sid=a&client_secret=b&token=c", ""},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.form))
+		if tc.form != "" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		rec := httptest.NewRecorder()
+		env.server.ServeHTTP(rec, req)
+		h := rec.Header()
+		csp := h.Get("Content-Security-Policy")
+		if rec.Code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
+			t.Fatalf("%s %s: %d %s", tc.method, tc.path, rec.Code, rec.Body.String())
+		}
+		if csp == "" || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") ||
+			!strings.Contains(csp, web.Hash(web.Style)) || h.Get("X-Frame-Options") != "DENY" ||
+			h.Get("Referrer-Policy") != "no-referrer" || h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s %s: headers %v", tc.method, tc.path, h)
+		}
+		if !strings.Contains(rec.Body.String(), "<style>"+web.Style+"</style>") {
+			t.Errorf("%s %s: the inline style is not the hashed one", tc.method, tc.path)
+		}
+		if tc.script != "" {
+			_, rest, _ := strings.Cut(rec.Body.String(), "<script>")
+			script, _, _ := strings.Cut(rest, "</script>")
+			if !strings.Contains(script, tc.script) || !strings.Contains(csp, web.Hash(script)) {
+				t.Errorf("%s %s: inline script %q not allowed by hash: %s", tc.method, tc.path, script, csp)
+			}
+		}
+	}
+}
+
+// TestNextLinkRules: a next_link outside next_link_domain_whitelist, or
+// not http(s), is refused.
+func TestNextLinkRules(t *testing.T) {
+	sink := newSMTPSink(t)
+	env := newEnv(t, emailConfig(sink), func(c *impl.Config) { c.NextLinkDomainWhitelist = &[]string{"app.example.org"} })
+	for link, status := range map[string]int{
+		"https://app.example.org/done": 200, "https://evil.example/done": 400, "javascript:alert(1)": 400, "file:///etc/passwd": 400,
+	} {
+		r := env.do("POST", registerEmailURL, jsonBody(map[string]any{"client_secret": "nl" + fmt.Sprint(status), "email": "next@example.org",
+			"send_attempt": 1, "next_link": link}))
+		if r.Status != status {
+			t.Errorf("%s: %d %s", link, r.Status, r.Raw)
 		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"registrar/impl/passwords"
 	"registrar/impl/secrets"
 	"registrar/impl/uia"
+	"registrar/impl/web"
 )
 
 // Server serves the API. Create it with NewServer.
@@ -225,6 +226,9 @@ func (r *specRouter) add(method, path string, h echo.HandlerFunc, m ...echo.Midd
 	}
 	r.done[method+" "+specPath] = true
 	mw := append([]echo.MiddlewareFunc{r.server.operationMiddleware(r.spec, specPath, item, method, op, r.options)}, m...)
+	if servesPage(op) {
+		mw = append([]echo.MiddlewareFunc{r.server.pageHeaders(op)}, mw...)
+	}
 	route := r.echo.Add(method, path, h, mw...)
 	if rest, ok := strings.CutPrefix(path, uia.V3Prefix); ok {
 		r.echo.Add(method, uia.R0Prefix+rest, h, mw...)
@@ -368,6 +372,31 @@ func (s *Server) operationMiddleware(spec *openapi3.T, path string, item *openap
 			if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
 				return err
 			}
+			return next(c)
+		}
+	}
+}
+
+// servesPage reports whether an operation answers with an HTML page.
+func servesPage(op *openapi3.Operation) bool {
+	for _, resp := range op.Responses.Map() {
+		if resp.Value != nil && resp.Value.Content.Get("text/html") != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// pageHeaders sets the security headers of an operation's pages, with the
+// Content-Security-Policy its pages need.
+func (s *Server) pageHeaders(op *openapi3.Operation) echo.MiddlewareFunc {
+	policy := web.Policy{}
+	if strings.HasPrefix(strings.ToLower(op.OperationID), "authfallback") {
+		policy = s.fallbackPolicy()
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			web.SetHeaders(c.Response().Header(), policy)
 			return next(c)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"registrar/db"
 	"registrar/impl/matrix"
 	"registrar/impl/secrets"
+	"registrar/impl/web"
 )
 
 // validationTemplates are the pages of the emailed link: the GET shows a
@@ -20,7 +21,7 @@ var validationTemplates = template.Must(template.New("").Parse(`
 {{define "head"}}<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}}</title>
-<style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}.error{color:#b00}button{font-size:1em;padding:.4em 1.2em}</style>
+<style>{{.Style}}</style>
 </head><body>{{end}}
 {{define "confirm"}}{{template "head" .}}
 <h1>Confirm your email address</h1>
@@ -38,11 +39,13 @@ var validationTemplates = template.Must(template.New("").Parse(`
 `))
 
 type validationPage struct {
+	Style                    template.CSS
 	Title, Error             string
 	Sid, ClientSecret, Token string
 }
 
 func renderValidation(name string, p validationPage) (*strings.Builder, error) {
+	p.Style = web.StyleCSS
 	var b strings.Builder
 	if err := validationTemplates.ExecuteTemplate(&b, name, p); err != nil {
 		return nil, matrix.Internal(err)
@@ -72,7 +75,7 @@ func (s *Server) EmailValidationSubmit(ctx context.Context, req api.EmailValidat
 		msg = err.(*matrix.Error).Message
 	case err != nil:
 		return nil, err
-	case sess.NextLink != "":
+	case sess.NextLink != "" && web.SafeRedirect(sess.NextLink):
 		return api.EmailValidationSubmit302Response{Headers: api.EmailValidationSubmit302ResponseHeaders{Location: &sess.NextLink}}, nil
 	}
 	page, err := renderValidation("result", validationPage{Title: "Email validation", Error: msg})
