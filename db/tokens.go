@@ -116,9 +116,9 @@ func (s *Store) LookupAccessToken(ctx context.Context, hash string) (TokenOwner,
 
 // MarkAccessTokenUsed records the first use of an access token issued by a
 // refresh: from then on the refresh token it replaced is consumed.
-func (s *Store) MarkAccessTokenUsed(ctx context.Context, tokenID int64, refreshTokenID int64) error {
+func (s *Store) MarkAccessTokenUsed(ctx context.Context, userID string, tokenID, refreshTokenID int64) error {
 	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Model(&accessToken{}).Where("id = ?", tokenID).Update("used", true).Error; err != nil {
+		if err := tx.Model(&accessToken{}).Where("id = ? AND user_id = ?", tokenID, userID).Update("used", true).Error; err != nil {
 			return err
 		}
 		return consumePredecessor(tx, refreshTokenID)

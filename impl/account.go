@@ -45,7 +45,6 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 			return matrix.Internal(err)
 		}
 		logoutOthers := body.LogoutDevices == nil || *body.LogoutDevices
-		defer s.tokens.revokeUser(who.UserID)
 		if err := s.store.SetPassword(ctx, who.UserID, hash, logoutOthers, who.DeviceID); err != nil {
 			return matrix.Internal(err)
 		}
@@ -74,7 +73,6 @@ func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccoun
 		return nil, matrix.Forbidden("Account deactivation is disabled on this server")
 	}
 	err := s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, deactivatePath, body.Auth, reauthFlows), func(*uia.Session) error {
-		defer s.tokens.revokeUser(who.UserID)
 		err := s.store.Deactivate(ctx, who.UserID, boolValue(body.Erase))
 		if err != nil && !errors.Is(err, db.ErrNotFound) {
 			return matrix.Internal(err)
@@ -106,7 +104,6 @@ func (s *Server) resetPassword(ctx context.Context, sess *uia.Session, newPasswo
 	if err != nil {
 		return matrix.Internal(err)
 	}
-	defer s.tokens.revokeUser(userID)
 	if err := s.store.SetPassword(ctx, userID, hash, true, ""); err != nil {
 		return matrix.Internal(err)
 	}

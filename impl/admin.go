@@ -14,7 +14,7 @@ import (
 type Admin struct{ s *Server }
 
 // NewAdmin builds an Admin over store.
-func NewAdmin(cfg Config, store Store, log *slog.Logger) (*Admin, error) {
+func NewAdmin(cfg Config, store *db.Store, log *slog.Logger) (*Admin, error) {
 	s, err := NewServer(cfg, store, Options{Logger: log})
 	if err != nil {
 		return nil, err

@@ -93,7 +93,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Va
 	if as := s.appServices.byToken(token); as != nil {
 		return s.appServiceRequester(as, query.Get("user_id"))
 	}
-	owner, err := s.lookupToken(ctx, secrets.HashToken(token))
+	owner, err := s.store.LookupAccessToken(ctx, secrets.HashToken(token))
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, matrix.ErrUnknownToken
 	}
@@ -108,8 +108,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Va
 	}
 	if owner.RefreshTokenID != nil && !owner.Used {
 		// The first use of a refreshed pair consumes the refresh token it replaced.
-		err := s.store.MarkAccessTokenUsed(ctx, owner.TokenID, *owner.RefreshTokenID)
-		s.tokens.revokeUser(owner.UserID)
+		err := s.store.MarkAccessTokenUsed(ctx, owner.UserID, owner.TokenID, *owner.RefreshTokenID)
 		if err != nil {
 			return nil, matrix.Internal(err)
 		}
@@ -130,25 +129,6 @@ func (s *Server) appServiceRequester(as *appService, assert string) (*requester,
 		who.UserID = assert
 	}
 	return who, nil
-}
-
-// lookupToken resolves a token hash through the cache. Tokens of a
-// refreshed pair are cached only once used, so their first use always
-// reaches the database.
-func (s *Server) lookupToken(ctx context.Context, hash string) (db.TokenOwner, error) {
-	now := s.now()
-	if owner, ok := s.tokens.get(hash, now); ok {
-		return owner, nil
-	}
-	seq := s.tokens.readSeq()
-	owner, err := s.store.LookupAccessToken(ctx, hash)
-	if err != nil {
-		return owner, err
-	}
-	if owner.RefreshTokenID == nil || owner.Used {
-		s.tokens.put(hash, owner, seq, now)
-	}
-	return owner, nil
 }
 
 // addressKey is the rate-limit key of the request's client address.

@@ -228,9 +228,6 @@ func (s *Server) createAccount(ctx context.Context, sess *uia.Session, known boo
 		if errors.Is(err, db.ErrThreepidInUse) {
 			return nil, matrix.BadRequest(matrix.CodeThreepidInUse, "The specified address is already in use")
 		}
-		if reg.UpgradeGuest {
-			s.tokens.revokeUser(reg.Account.UserID)
-		}
 		if errors.Is(err, db.ErrUserExists) {
 			if generated && attempt < 10 {
 				continue
@@ -274,7 +271,6 @@ func (s *Server) registered(ctx context.Context, userID string, p registerParams
 			return nil, err
 		}
 		err = s.issueLogin(ctx, userID, login)
-		s.tokens.revokeUser(userID)
 		if err != nil {
 			return nil, err
 		}

@@ -20,9 +20,11 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"registrar/api"
+	"registrar/db"
 	"registrar/impl/matrix"
 	"registrar/impl/passwords"
 	"registrar/impl/secrets"
+	"registrar/impl/tokencache"
 	"registrar/impl/uia"
 	"registrar/impl/web"
 )
@@ -30,7 +32,7 @@ import (
 // Server serves the API. Create it with NewServer.
 type Server struct {
 	cfg    Config
-	store  Store
+	store  *tokencache.Store
 	log    *slog.Logger
 	now    func() time.Time
 	echo   *echo.Echo
@@ -40,7 +42,6 @@ type Server struct {
 	terms *uia.Terms
 	// captcha verifies captcha responses, when captcha is enabled.
 	captcha *captchaVerifier
-	tokens  *tokenCache
 	limits  *limiters
 	mailer  *mailer
 	sms     *smsSender
@@ -66,7 +67,7 @@ type Options struct {
 // NewServer builds the HTTP stack: CORS and body limit before routing, then
 // per operation (resolved once here) authentication and kin-openapi request
 // validation, then the generated strict handlers.
-func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
+func NewServer(cfg Config, store *db.Store, opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -75,13 +76,14 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{cfg: cfg, store: store, log: opts.Logger, now: opts.Now, requestPrefix: secrets.RandomString(6)}
+	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, requestPrefix: secrets.RandomString(6)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.store = tokencache.Wrap(store, tokencache.New(100_000), s.now)
 	var err error
 	s.hasher = passwords.NewHasher(cfg.PasswordConfig, cfg.BcryptRounds)
 	if cfg.Email != nil {
@@ -98,7 +100,6 @@ func NewServer(cfg Config, store Store, opts Options) (*Server, error) {
 	if cfg.EnableRegistrationCaptcha {
 		s.captcha = newCaptchaVerifier(cfg.captchaSecret, cfg.Captcha.RecaptchaSiteverifyAPI, s.log)
 	}
-	s.tokens = newTokenCache(100_000)
 	s.limits = newLimiters(&cfg)
 	if s.uia, err = s.newUIAEngine(); err != nil {
 		return nil, err

@@ -244,9 +244,6 @@ func (s *Server) issueLoginResponse(ctx context.Context, userID, verifiedHash st
 		return nil, err
 	}
 	login.VerifiedPasswordHash = verifiedHash
-	// A reused device_id loses its old tokens; revocations are announced
-	// after the change commits, so no read can cache the old state.
-	defer s.tokens.revokeUser(userID)
 	if err := s.issueLogin(ctx, userID, login); err != nil {
 		return nil, err
 	}
@@ -262,7 +259,6 @@ func (s *Server) issueLoginResponse(ctx context.Context, userID, verifiedHash st
 // tokens are deleted.
 func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.LogoutResponseObject, error) {
 	who := requesterFrom(ctx)
-	defer s.tokens.revokeUser(who.UserID)
 	if err := s.store.DeleteDevice(ctx, who.UserID, who.DeviceID); err != nil {
 		return nil, matrix.Internal(err)
 	}
@@ -273,7 +269,6 @@ func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.Log
 // of the user is deleted, the caller's included.
 func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (api.LogoutAllResponseObject, error) {
 	who := requesterFrom(ctx)
-	defer s.tokens.revokeUser(who.UserID)
 	if err := s.store.DeleteAllDevices(ctx, who.UserID); err != nil {
 		return nil, matrix.Internal(err)
 	}
@@ -292,9 +287,6 @@ func (s *Server) Refresh(ctx context.Context, req api.RefreshRequestObject) (api
 		return nil, err
 	}
 	res, err := s.store.RotateRefreshToken(ctx, secrets.HashToken(req.Body.RefreshToken), login)
-	if res.UserID != "" {
-		s.tokens.revokeUser(res.UserID)
-	}
 	switch {
 	case errors.Is(err, db.ErrRefreshTokenReused):
 		s.log.Warn("refresh token reused; device revoked", "user_id", res.UserID, "device_id", res.DeviceID)

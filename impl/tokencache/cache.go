@@ -1,0 +1,80 @@
+// Package tokencache keeps resolved access tokens for a short time so
+// that authenticating a request usually needs no database query, and
+// keeps that cache correct by construction: Store wraps the database so
+// that every write that can revoke a user's tokens invalidates them.
+package tokencache
+
+import (
+	"sync"
+	"time"
+
+	"registrar/db"
+)
+
+// TTL bounds how long a cached token is believed; revocations by other
+// processes sharing the database that are not announced to this one take
+// effect within it.
+const TTL = 10 * time.Second
+
+// Cache maps token hashes to their owners.
+type Cache struct {
+	mu      sync.RWMutex
+	entries map[string]entry
+	// seq counts revocations; revoked holds each user's latest one.
+	seq     uint64
+	revoked map[string]uint64
+	max     int
+}
+
+type entry struct {
+	owner   db.TokenOwner
+	readSeq uint64
+	fetched time.Time
+}
+
+// New returns a cache of at most max tokens.
+func New(max int) *Cache {
+	return &Cache{entries: map[string]entry{}, revoked: map[string]uint64{}, max: max}
+}
+
+// get returns a cached owner that is fresh and was read after the user's
+// last revocation.
+func (c *Cache) get(hash string, now time.Time) (db.TokenOwner, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.entries[hash]
+	if !ok || now.Sub(e.fetched) > TTL || now.Before(e.fetched) || c.revoked[e.owner.UserID] > e.readSeq {
+		return db.TokenOwner{}, false
+	}
+	return e.owner, true
+}
+
+// readSeq is taken before a database read; put stores the result under it,
+// so a revocation racing with the read makes the entry stale.
+func (c *Cache) readSeq() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.seq
+}
+
+func (c *Cache) put(hash string, owner db.TokenOwner, readSeq uint64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		for k := range c.entries { // evict about a tenth, arbitrarily
+			delete(c.entries, k)
+			if len(c.entries) < c.max*9/10 {
+				break
+			}
+		}
+	}
+	c.entries[hash] = entry{owner: owner, readSeq: readSeq, fetched: now}
+}
+
+// RevokeUser invalidates every cached token of the user.
+func (c *Cache) RevokeUser(userID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	c.revoked[userID] = c.seq
+}
