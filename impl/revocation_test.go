@@ -77,7 +77,7 @@ func TestGuestUpgradeIsSeenAtOnce(t *testing.T) {
 	if env.do("GET", whoamiURL, "", bearer(tok)...).Body["is_guest"] != true {
 		t.Fatal("not a guest")
 	}
-	lp := g.str("user_id")[1:len(g.str("user_id"))-len(":example.org")]
+	lp := g.str("user_id")[1 : len(g.str("user_id"))-len(":example.org")]
 	env.do("POST", registerURL, jsonBody(map[string]any{"username": lp, "password": "pw-upgraded-1", "guest_access_token": tok,
 		"auth": map[string]any{"type": "m.login.dummy"}})).expect(t, 200, "")
 	if env.do("GET", whoamiURL, "", bearer(tok)...).Body["is_guest"] != false {
