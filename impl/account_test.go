@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"registrar/impl"
+	"registrar/impl/config"
 	"registrar/impl/passwords"
 )
 
@@ -65,7 +65,7 @@ func TestChangePasswordKeepingDevices(t *testing.T) {
 }
 
 func TestChangePasswordRefusals(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) {
+	env := newEnv(t, func(c *config.Config) {
 		c.PasswordConfig.Policy = passwords.Policy{Enabled: true, MinimumLength: 12}
 	})
 	victim := env.register("quinn", "pw-quinn-long-1").str("access_token")
@@ -88,7 +88,7 @@ func TestChangePasswordRefusals(t *testing.T) {
 	guest := env.do("POST", registerURL+"?kind=guest", `{}`).str("access_token")
 	env.do("POST", passwordURL, `{"new_password":"pw-new-long-1"}`, bearer(guest)...).expect(t, 403, "M_GUEST_ACCESS_FORBIDDEN")
 
-	off := newEnv(t, func(c *impl.Config) { c.PasswordConfig.Enabled = false })
+	off := newEnv(t, func(c *config.Config) { c.PasswordConfig.Enabled = false })
 	tok := off.register("sam", "pw-sam-1").str("access_token")
 	off.do("POST", passwordURL, jsonBody(map[string]any{"new_password": "x", "auth": passwordAuth("sam", "pw-sam-1", "")}), bearer(tok)...).expect(t, 403, "M_FORBIDDEN")
 }
@@ -138,7 +138,7 @@ func TestDeactivateRefusals(t *testing.T) {
 	guest := env.do("POST", registerURL+"?kind=guest", `{}`).str("access_token")
 	env.do("POST", deactivateURL, `{}`, bearer(guest)...).expect(t, 403, "M_GUEST_ACCESS_FORBIDDEN")
 
-	off := newEnv(t, func(c *impl.Config) { c.AllowDeactivation = false })
+	off := newEnv(t, func(c *config.Config) { c.AllowDeactivation = false })
 	tok := off.register("xena", "pw-xena-1").str("access_token")
 	off.do("POST", deactivateURL, jsonBody(map[string]any{"auth": passwordAuth("xena", "pw-xena-1", "")}), bearer(tok)...).expect(t, 403, "M_FORBIDDEN")
 	off.do("GET", whoamiURL, "", bearer(tok)...).expect(t, 200, "")

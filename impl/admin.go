@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"registrar/db"
+	"registrar/impl/config"
 )
 
 // Admin performs operator tasks directly on the store, for the CLI. It
@@ -14,7 +15,7 @@ import (
 type Admin struct{ s *Server }
 
 // NewAdmin builds an Admin over store.
-func NewAdmin(cfg Config, store *db.Store, log *slog.Logger) (*Admin, error) {
+func NewAdmin(cfg config.Config, store *db.Store, log *slog.Logger) (*Admin, error) {
 	s, err := NewServer(cfg, store, Options{Logger: log})
 	if err != nil {
 		return nil, err
@@ -66,9 +67,6 @@ func (a *Admin) DeleteRegistrationToken(ctx context.Context, token string) error
 func SharedSecretMAC(secret []byte, nonce, username, password string, admin bool) string {
 	return hex.EncodeToString(sharedSecretMAC(secret, nonce, username, password, admin, ""))
 }
-
-// SharedSecret is the configured registration shared secret, if any.
-func (c *Config) SharedSecret() []byte { return c.sharedSecret }
 
 // ApproveUser approves an account awaiting approval (userID may be a
 // localpart).

@@ -7,10 +7,11 @@ import (
 	"testing"
 
 	"registrar/impl"
+	"registrar/impl/config"
 )
 
 func TestApprovalBlocksThenAllowsLogin(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) { c.RequireApprovalForNewAccounts = true })
+	env := newEnv(t, func(c *config.Config) { c.RequireApprovalForNewAccounts = true })
 	r := env.register("newbie", "pw-newbie-1").expect(t, 403, "M_USER_AWAITING_APPROVAL")
 	if _, ok := r.Body["access_token"]; ok {
 		t.Fatal("a token for an account awaiting approval")

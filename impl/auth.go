@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"registrar/db"
+	"registrar/impl/appservice"
 	"registrar/impl/matrix"
 	"registrar/impl/ratelimit"
 	"registrar/impl/secrets"
@@ -22,7 +23,7 @@ type requester struct {
 	TokenID  int64
 	// AppService is set when the token is an application service's
 	// as_token; UserID is then its sender or the asserted user_id.
-	AppService *appService
+	AppService *appservice.Service
 }
 
 // requestInfo is what the operation middleware learns about a request,
@@ -90,7 +91,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Va
 		}
 		return nil, nil
 	}
-	if as := s.appServices.byToken(token); as != nil {
+	if as := s.appServices.ByToken(token); as != nil {
 		return s.appServiceRequester(as, query.Get("user_id"))
 	}
 	owner, err := s.store.LookupAccessToken(ctx, secrets.HashToken(token))
@@ -119,11 +120,11 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Va
 
 // appServiceRequester is an application service acting as its sender or,
 // with ?user_id=, as a user in its namespaces (identity assertion).
-func (s *Server) appServiceRequester(as *appService, assert string) (*requester, error) {
+func (s *Server) appServiceRequester(as *appservice.Service, assert string) (*requester, error) {
 	sender := s.userID(as.SenderLocalpart)
 	who := &requester{UserID: sender, AppService: as}
 	if assert != "" && assert != sender {
-		if !as.interested(assert, sender) {
+		if !as.Interested(assert, sender) {
 			return nil, matrix.Forbidden("Application service cannot masquerade as this user.")
 		}
 		who.UserID = assert

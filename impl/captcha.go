@@ -14,20 +14,6 @@ import (
 	"time"
 )
 
-// CaptchaConfig is Synapse's captcha options plus Dendrite's widget
-// options, so that reCAPTCHA, hCaptcha and Cloudflare Turnstile all work:
-// each has a siteverify endpoint taking secret, response and remoteip.
-type CaptchaConfig struct {
-	RecaptchaPublicKey      string `yaml:"recaptcha_public_key"`
-	RecaptchaPrivateKey     string `yaml:"recaptcha_private_key"`
-	RecaptchaPrivateKeyPath string `yaml:"recaptcha_private_key_path"`
-	RecaptchaSiteverifyAPI  string `yaml:"recaptcha_siteverify_api"`
-	// RecaptchaAPIJSURL is the widget script of the fallback page.
-	RecaptchaAPIJSURL string `yaml:"recaptcha_api_js_url"`
-	// RecaptchaSitekeyClass is the CSS class the widget script looks for.
-	RecaptchaSitekeyClass string `yaml:"recaptcha_sitekey_class"`
-}
-
 // captchaVerifier verifies captcha responses server-side with the
 // provider's siteverify API, sending the client's address.
 type captchaVerifier struct {

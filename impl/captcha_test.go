@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"registrar/impl"
+	"registrar/impl/config"
 	"registrar/impl/uia"
 )
 
@@ -34,8 +34,8 @@ func newSiteverify(t *testing.T) *siteverify {
 	return sv
 }
 
-func captchaConfig(sv *siteverify) func(*impl.Config) {
-	return func(c *impl.Config) {
+func captchaConfig(sv *siteverify) func(*config.Config) {
+	return func(c *config.Config) {
 		c.EnableRegistrationCaptcha = true
 		c.EnableRegistrationWithoutVerification = false
 		c.Captcha.RecaptchaPublicKey = "captcha-public"
@@ -89,7 +89,7 @@ func (e *testEnv) page(method, path, form string) (int, string) {
 
 func TestFallbackPagesCompleteStages(t *testing.T) {
 	sv := newSiteverify(t)
-	env := newEnv(t, captchaConfig(sv), func(c *impl.Config) {
+	env := newEnv(t, captchaConfig(sv), func(c *config.Config) {
 		c.RegistrationTerms = map[string]uia.TermsPolicy{"tos": {Version: "2",
 			Translations: map[string]uia.TermsDocument{"en": {Name: "Terms <of> Service", URL: "https://example.org/tos"}}}}
 	})

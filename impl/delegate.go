@@ -12,14 +12,6 @@ import (
 	"time"
 )
 
-// ThreepidDelegates is Synapse's account_threepid_delegates: phone numbers
-// validated by an identity server instead of registrar's SMS gateway.
-// (Synapse removed email delegation as an account-takeover risk; so does
-// registrar.)
-type ThreepidDelegates struct {
-	Msisdn string `yaml:"msisdn"`
-}
-
 // identityDelegate speaks the identity service API's validation endpoints
 // to the configured server.
 type identityDelegate struct {

@@ -17,7 +17,9 @@ import (
 
 	"registrar/db"
 	"registrar/impl"
+	"registrar/impl/config"
 	"registrar/impl/passwords"
+	"registrar/impl/ratelimit"
 )
 
 // testClock is a settable clock shared by the server and the store.
@@ -41,7 +43,7 @@ func (c *testClock) Advance(d time.Duration) {
 // testEnv is a server over a real SQLite file in a temp directory.
 type testEnv struct {
 	t      testing.TB
-	cfg    impl.Config
+	cfg    config.Config
 	dbPath string
 	store  *db.Store
 	server *impl.Server
@@ -49,8 +51,8 @@ type testEnv struct {
 }
 
 // testConfig is an open-registration config with a cheap password hash.
-func testConfig() impl.Config {
-	cfg := impl.DefaultConfig()
+func testConfig() config.Config {
+	cfg := config.Default()
 	cfg.ServerName = "example.org"
 	cfg.PublicBaseURL = "https://matrix.example.org/"
 	cfg.EnableRegistration = true
@@ -61,16 +63,16 @@ func testConfig() impl.Config {
 	cfg.PasswordConfig.Argon2 = passwords.Argon2Config{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
 	cfg.BcryptRounds = 4
 	// Rate limits are off unless a test turns one on.
-	cfg.RcRegistration = impl.RateLimit{}
-	cfg.RcLogin = impl.LoginRateLimits{}
-	cfg.Rc3PIDValidation = impl.RateLimit{}
-	cfg.RcRegistrationTokenValidity = impl.RateLimit{}
-	cfg.RcUsernameAvailability = impl.RateLimit{}
-	cfg.RcUIAStart = impl.RateLimit{}
+	cfg.RcRegistration = ratelimit.Rate{}
+	cfg.RcLogin = config.LoginRateLimits{}
+	cfg.Rc3PIDValidation = ratelimit.Rate{}
+	cfg.RcRegistrationTokenValidity = ratelimit.Rate{}
+	cfg.RcUsernameAvailability = ratelimit.Rate{}
+	cfg.RcUIAStart = ratelimit.Rate{}
 	return cfg
 }
 
-func newEnv(t testing.TB, mutate ...func(*impl.Config)) *testEnv {
+func newEnv(t testing.TB, mutate ...func(*config.Config)) *testEnv {
 	t.Helper()
 	cfg := testConfig()
 	for _, m := range mutate {

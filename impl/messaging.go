@@ -9,120 +9,15 @@ import (
 	htmltemplate "html/template"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
+	"registrar/impl/config"
 	"strings"
 	texttemplate "text/template"
 	"time"
 
 	"github.com/wneessen/go-mail"
 )
-
-// EmailConfig is Synapse's email section, plus smtp_url as a single
-// alternative to the split SMTP fields, template_dir for operator
-// templates and send_timeout.
-type EmailConfig struct {
-	SMTPURL                  string        `yaml:"smtp_url"`
-	SMTPHost                 string        `yaml:"smtp_host"`
-	SMTPPort                 int           `yaml:"smtp_port"`
-	SMTPUser                 string        `yaml:"smtp_user"`
-	SMTPPass                 string        `yaml:"smtp_pass"`
-	ForceTLS                 bool          `yaml:"force_tls"`
-	RequireTransportSecurity bool          `yaml:"require_transport_security"`
-	EnableTLS                *bool         `yaml:"enable_tls"`
-	NotifFrom                string        `yaml:"notif_from"`
-	AppName                  string        `yaml:"app_name"`
-	ValidationTokenLifetime  Duration      `yaml:"validation_token_lifetime"`
-	Subjects                 EmailSubjects `yaml:"subjects"`
-	// TemplateDir holds operator templates overriding the built-in ones:
-	// <purpose>.txt and <purpose>.html for registration, password_reset,
-	// add_threepid and already_in_use.
-	TemplateDir string   `yaml:"template_dir"`
-	SendTimeout Duration `yaml:"send_timeout"`
-}
-
-// EmailSubjects are the subject lines; %(server_name)s and %(app)s are
-// replaced as in Synapse.
-type EmailSubjects struct {
-	EmailValidation   string `yaml:"email_validation"`
-	PasswordReset     string `yaml:"password_reset"`
-	AddThreepid       string `yaml:"email_add_threepid"`
-	EmailAlreadyInUse string `yaml:"email_already_in_use"`
-}
-
-// SMSGatewayConfig sends SMS through an HTTP gateway: a JSON POST of
-// {"to": "+<E.164>", "text": ...} to URL, with an optional bearer token.
-type SMSGatewayConfig struct {
-	URL         string   `yaml:"url"`
-	BearerToken string   `yaml:"bearer_token"`
-	Timeout     Duration `yaml:"timeout"`
-}
-
-func (c *EmailConfig) applyDefaults() {
-	if c.SMTPHost == "" {
-		c.SMTPHost = "localhost"
-	}
-	if c.AppName == "" {
-		c.AppName = "Matrix"
-	}
-	if c.ValidationTokenLifetime.Duration == 0 {
-		c.ValidationTokenLifetime.Duration = time.Hour
-	}
-	if c.SendTimeout.Duration == 0 {
-		c.SendTimeout.Duration = 10 * time.Second
-	}
-	s := &c.Subjects
-	if s.EmailValidation == "" {
-		s.EmailValidation = "[%(server_name)s] Validate your email"
-	}
-	if s.PasswordReset == "" {
-		s.PasswordReset = "[%(server_name)s] Password reset"
-	}
-	if s.AddThreepid == "" {
-		s.AddThreepid = "[%(server_name)s] Validate your email"
-	}
-	if s.EmailAlreadyInUse == "" {
-		s.EmailAlreadyInUse = "[%(server_name)s] Email already in use"
-	}
-}
-
-// smtpTarget resolves smtp_url or the split fields.
-func (c *EmailConfig) smtpTarget() (host string, port int, user, pass string, implicitTLS bool, err error) {
-	host, port, user, pass, implicitTLS = c.SMTPHost, c.SMTPPort, c.SMTPUser, c.SMTPPass, c.ForceTLS
-	if c.SMTPURL != "" {
-		u, perr := url.Parse(c.SMTPURL)
-		if perr != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
-			return "", 0, "", "", false, fmt.Errorf("email.smtp_url %q must be smtp://[user:pass@]host[:port] or smtps://...", redactURL(c.SMTPURL))
-		}
-		host, implicitTLS = u.Hostname(), u.Scheme == "smtps"
-		port = 0
-		if p := u.Port(); p != "" {
-			port, _ = strconv.Atoi(p)
-		}
-		if u.User != nil {
-			user = u.User.Username()
-			pass, _ = u.User.Password()
-		}
-	}
-	if port == 0 {
-		port = 25
-		if implicitTLS {
-			port = 465
-		}
-	}
-	return host, port, user, pass, implicitTLS, nil
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = url.User(u.User.Username())
-	return u.String()
-}
 
 // Message purposes; each has a template and a subject.
 const (
@@ -134,7 +29,7 @@ const (
 
 // mailer sends validation emails over SMTP.
 type mailer struct {
-	cfg       EmailConfig
+	cfg       config.Email
 	text      map[string]*texttemplate.Template
 	html      map[string]*htmltemplate.Template
 	serverNam string
@@ -163,7 +58,7 @@ var defaultHTMLTemplates = map[string]string{
 	purposeAlreadyInUse:  `<!DOCTYPE html><html><body><p>Hello,</p><p>Someone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.</p></body></html>`,
 }
 
-func newMailer(cfg EmailConfig, serverName string) (*mailer, error) {
+func newMailer(cfg config.Email, serverName string) (*mailer, error) {
 	m := &mailer{cfg: cfg, serverNam: serverName, text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
 	for purpose, def := range defaultTextTemplates {
 		text, html := def, defaultHTMLTemplates[purpose]
@@ -217,13 +112,13 @@ func (m *mailer) send(ctx context.Context, to, purpose string, data messageData)
 	msg.SetBodyString(mail.TypeTextPlain, text.String())
 	msg.AddAlternativeString(mail.TypeTextHTML, html.String())
 
-	host, port, user, pass, implicitTLS, err := m.cfg.smtpTarget()
+	target, err := m.cfg.Target()
 	if err != nil {
 		return err
 	}
-	opts := []mail.Option{mail.WithPort(port), mail.WithTimeout(m.cfg.SendTimeout.Duration)}
+	opts := []mail.Option{mail.WithPort(target.Port), mail.WithTimeout(m.cfg.SendTimeout.Duration)}
 	switch {
-	case implicitTLS:
+	case target.ImplicitTLS:
 		opts = append(opts, mail.WithSSL())
 	case m.cfg.RequireTransportSecurity:
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
@@ -232,10 +127,10 @@ func (m *mailer) send(ctx context.Context, to, purpose string, data messageData)
 	default:
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
 	}
-	if user != "" {
-		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(user), mail.WithPassword(pass))
+	if target.User != "" {
+		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(target.User), mail.WithPassword(target.Pass))
 	}
-	client, err := mail.NewClient(host, opts...)
+	client, err := mail.NewClient(target.Host, opts...)
 	if err != nil {
 		return err
 	}
@@ -246,11 +141,11 @@ func (m *mailer) send(ctx context.Context, to, purpose string, data messageData)
 
 // smsSender posts SMS to the configured gateway.
 type smsSender struct {
-	cfg    SMSGatewayConfig
+	cfg    config.SMSGateway
 	client *http.Client
 }
 
-func newSMSSender(cfg SMSGatewayConfig) *smsSender {
+func newSMSSender(cfg config.SMSGateway) *smsSender {
 	timeout := cfg.Timeout.Duration
 	if timeout == 0 {
 		timeout = 10 * time.Second

@@ -1,27 +1,11 @@
 package impl
 
 import (
+	"registrar/impl/config"
 	"registrar/impl/matrix"
 	"registrar/impl/ratelimit"
 	"time"
 )
-
-// RateLimit is Synapse's rate-limit shape (see ratelimit.Rate).
-type RateLimit = ratelimit.Rate
-
-// LoginRateLimits is Synapse's rc_login.
-type LoginRateLimits struct {
-	Address        RateLimit `yaml:"address"`
-	Account        RateLimit `yaml:"account"`
-	FailedAttempts RateLimit `yaml:"failed_attempts"`
-}
-
-// GlobalRegistrationLimit caps registrations across all addresses
-// (rc_registration_global); 0 means no cap.
-type GlobalRegistrationLimit struct {
-	PerHour int `yaml:"per_hour"`
-	PerDay  int `yaml:"per_day"`
-}
 
 // limiters are the server's rate limits, Synapse's rc_* settings plus
 // registrar's own.
@@ -38,7 +22,7 @@ type limiters struct {
 	uiaStart             *ratelimit.Limiter
 }
 
-func newLimiters(c *Config) *limiters {
+func newLimiters(c *config.Config) *limiters {
 	l := &limiters{
 		registration:         newLimiter(c.RcRegistration),
 		loginAddress:         newLimiter(c.RcLogin.Address),
@@ -50,10 +34,10 @@ func newLimiters(c *Config) *limiters {
 		uiaStart:             newLimiter(c.RcUIAStart),
 	}
 	if n := c.RcRegistrationGlobal.PerHour; n > 0 {
-		l.registrationHour = newLimiter(RateLimit{PerSecond: float64(n) / 3600, BurstCount: n})
+		l.registrationHour = newLimiter(ratelimit.Rate{PerSecond: float64(n) / 3600, BurstCount: n})
 	}
 	if n := c.RcRegistrationGlobal.PerDay; n > 0 {
-		l.registrationDay = newLimiter(RateLimit{PerSecond: float64(n) / 86400, BurstCount: n})
+		l.registrationDay = newLimiter(ratelimit.Rate{PerSecond: float64(n) / 86400, BurstCount: n})
 	}
 	return l
 }
@@ -90,4 +74,6 @@ func (l *limiters) takeRegistration(ip string, now time.Time) *matrix.Error {
 	return nil
 }
 
-func newLimiter(r RateLimit) *ratelimit.Limiter { return ratelimit.New(r, ratelimit.DefaultMaxKeys) }
+func newLimiter(r ratelimit.Rate) *ratelimit.Limiter {
+	return ratelimit.New(r, ratelimit.DefaultMaxKeys)
+}

@@ -1,11 +1,11 @@
 package impl_test
 
 import (
+	"registrar/impl/config"
+	"registrar/impl/ratelimit"
 	"strconv"
 	"testing"
 	"time"
-
-	"registrar/impl"
 )
 
 // doFrom sends a request from the given peer address.
@@ -15,8 +15,8 @@ func (e *testEnv) doFrom(ip, method, path, body string, header ...string) respon
 }
 
 func TestRateLimitsAnswer429AndRecover(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) {
-		c.RcUsernameAvailability = impl.RateLimit{PerSecond: 0.5, BurstCount: 2}
+	env := newEnv(t, func(c *config.Config) {
+		c.RcUsernameAvailability = ratelimit.Rate{PerSecond: 0.5, BurstCount: 2}
 	})
 	url := "/_matrix/client/v3/register/available?username=someone"
 	env.doFrom("10.0.0.1", "GET", url, "").expect(t, 200, "")
@@ -34,8 +34,8 @@ func TestRateLimitsAnswer429AndRecover(t *testing.T) {
 }
 
 func TestRegistrationRateLimits(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) {
-		c.RcRegistration = impl.RateLimit{PerSecond: 0.17, BurstCount: 3}
+	env := newEnv(t, func(c *config.Config) {
+		c.RcRegistration = ratelimit.Rate{PerSecond: 0.17, BurstCount: 3}
 	})
 	reg := func(ip, name string) response {
 		return env.doFrom(ip, "POST", registerURL, jsonBody(map[string]any{"username": name, "password": "pw-" + name, "auth": map[string]any{"type": "m.login.dummy"}}))
@@ -53,7 +53,7 @@ func TestRegistrationRateLimits(t *testing.T) {
 	env.doFrom("10.1.0.1", "POST", registerURL+"?kind=guest", `{}`).expect(t, 429, "M_LIMIT_EXCEEDED")
 	reg("10.1.0.2", "elsewhere").expect(t, 200, "")
 
-	global := newEnv(t, func(c *impl.Config) { c.RcRegistrationGlobal = impl.GlobalRegistrationLimit{PerHour: 2} })
+	global := newEnv(t, func(c *config.Config) { c.RcRegistrationGlobal = config.GlobalRegistrationLimit{PerHour: 2} })
 	for i, ip := range []string{"10.2.0.1", "10.2.0.2", "10.2.0.3"} {
 		r := global.doFrom(ip, "POST", registerURL, jsonBody(map[string]any{"username": "g" + strconv.Itoa(i), "password": "pw-g", "auth": map[string]any{"type": "m.login.dummy"}}))
 		if i < 2 {
@@ -68,9 +68,9 @@ func TestRegistrationRateLimits(t *testing.T) {
 }
 
 func TestLoginRateLimits(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) {
-		c.RcLogin.FailedAttempts = impl.RateLimit{PerSecond: 0.17, BurstCount: 3}
-		c.RcLogin.Address = impl.RateLimit{PerSecond: 0.003, BurstCount: 8}
+	env := newEnv(t, func(c *config.Config) {
+		c.RcLogin.FailedAttempts = ratelimit.Rate{PerSecond: 0.17, BurstCount: 3}
+		c.RcLogin.Address = ratelimit.Rate{PerSecond: 0.003, BurstCount: 8}
 	})
 	env.register("yuri", "pw-yuri-1").expect(t, 200, "")
 	for i := 0; i < 3; i++ {
@@ -97,7 +97,7 @@ func TestLoginRateLimits(t *testing.T) {
 }
 
 func TestTokenValidityRateLimit(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) { c.RcRegistrationTokenValidity = impl.RateLimit{PerSecond: 0.1, BurstCount: 5} })
+	env := newEnv(t, func(c *config.Config) { c.RcRegistrationTokenValidity = ratelimit.Rate{PerSecond: 0.1, BurstCount: 5} })
 	url := "/_matrix/client/v1/register/m.login.registration_token/validity?token=guess"
 	for i := 0; i < 5; i++ {
 		env.doFrom("10.4.0.1", "GET", url, "").expect(t, 200, "")
@@ -106,7 +106,7 @@ func TestTokenValidityRateLimit(t *testing.T) {
 }
 
 func TestTrustedProxies(t *testing.T) {
-	limited := func(c *impl.Config) { c.RcUsernameAvailability = impl.RateLimit{PerSecond: 0.001, BurstCount: 1} }
+	limited := func(c *config.Config) { c.RcUsernameAvailability = ratelimit.Rate{PerSecond: 0.001, BurstCount: 1} }
 	url := "/_matrix/client/v3/register/available?username=someone"
 	xff := func(v string) []string { return []string{"X-Forwarded-For", v} }
 
@@ -116,7 +116,7 @@ func TestTrustedProxies(t *testing.T) {
 	env.doFrom("203.0.113.5", "GET", url, "", xff("198.51.100.2")...).expect(t, 429, "M_LIMIT_EXCEEDED")
 
 	// Behind a trusted proxy, each client has its own bucket...
-	proxied := newEnv(t, limited, func(c *impl.Config) { c.TrustedProxies = []string{"10.9.0.0/16"} })
+	proxied := newEnv(t, limited, func(c *config.Config) { c.TrustedProxies = []string{"10.9.0.0/16"} })
 	proxied.doFrom("10.9.0.1", "GET", url, "", xff("198.51.100.1")...).expect(t, 200, "")
 	proxied.doFrom("10.9.0.1", "GET", url, "", xff("198.51.100.2")...).expect(t, 200, "")
 	proxied.doFrom("10.9.0.1", "GET", url, "", xff("198.51.100.1")...).expect(t, 429, "M_LIMIT_EXCEEDED")
@@ -128,9 +128,9 @@ func TestTrustedProxies(t *testing.T) {
 }
 
 func TestLoginAccountLimitAndDailyCap(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) {
-		c.RcLogin.Account = impl.RateLimit{PerSecond: 0.003, BurstCount: 2}
-		c.RcRegistrationGlobal = impl.GlobalRegistrationLimit{PerDay: 2}
+	env := newEnv(t, func(c *config.Config) {
+		c.RcLogin.Account = ratelimit.Rate{PerSecond: 0.003, BurstCount: 2}
+		c.RcRegistrationGlobal = config.GlobalRegistrationLimit{PerDay: 2}
 	})
 	env.doFrom("10.6.0.1", "POST", registerURL, `{"username":"acc","password":"pw-acc-1","auth":{"type":"m.login.dummy"}}`).expect(t, 200, "")
 	env.doFrom("10.6.0.2", "POST", registerURL, `{"username":"acc2","password":"pw-acc-1","auth":{"type":"m.login.dummy"}}`).expect(t, 200, "")

@@ -216,7 +216,7 @@ func (s *Server) createAccount(ctx context.Context, sess *uia.Session, known boo
 			reg.TokenSessionID = sess.ReservationID()
 		}
 		for _, t := range sessionThreepids(sess) {
-			if !s.threepidAllowed(t.Medium, t.Address) {
+			if !s.cfg.ThreepidAllowed(t.Medium, t.Address) {
 				return nil, errThreepidNotAllowed
 			}
 			reg.Threepids = append(reg.Threepids, db.NewThreepid{Medium: t.Medium, Address: t.Address, ValidatedAt: t.ValidatedAt, SessionID: t.Sid})

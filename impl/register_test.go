@@ -12,6 +12,7 @@ import (
 
 	"registrar/db"
 	"registrar/impl"
+	"registrar/impl/config"
 	"registrar/impl/passwords"
 	"registrar/impl/uia"
 )
@@ -63,7 +64,7 @@ func TestRegisterInOneStepWithoutSession(t *testing.T) {
 }
 
 func TestRegisterTermsFlow(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) {
+	env := newEnv(t, func(c *config.Config) {
 		c.RegistrationTerms = map[string]uia.TermsPolicy{"privacy_policy": {Version: "1.0",
 			Translations: map[string]uia.TermsDocument{"en": {Name: "Privacy Policy", URL: "https://example.org/privacy"}}}}
 	})
@@ -85,8 +86,8 @@ func TestRegisterTermsFlow(t *testing.T) {
 }
 
 func TestRegisterUsernameRules(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) {
-		c.ForbiddenUsernames = []impl.ForbiddenUsername{{Pattern: "^admin"}, {Pattern: "^support$", Exclusive: true}}
+	env := newEnv(t, func(c *config.Config) {
+		c.ForbiddenUsernames = []config.ForbiddenUsername{{Pattern: "^admin"}, {Pattern: "^support$", Exclusive: true}}
 		c.ServerNotices.SystemMXIDLocalpart = "notices"
 	})
 	env.register("taken", "pw-taken-1").expect(t, 200, "")
@@ -148,7 +149,7 @@ func TestRegisterGeneratesUsername(t *testing.T) {
 }
 
 func TestRegisterPasswordRules(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) {
+	env := newEnv(t, func(c *config.Config) {
 		c.PasswordConfig.Policy = passwords.Policy{Enabled: true, MinimumLength: 10, RequireDigit: true,
 			RequireSymbol: true, RequireLowercase: true, RequireUppercase: true}
 	})
@@ -229,7 +230,7 @@ func TestRegisterGuestAndUpgrade(t *testing.T) {
 	}
 	env.do("POST", "/_matrix/client/v3/login", `{"type":"m.login.password","user":"1","password":"pw-up-1"}`).expect(t, 200, "")
 
-	off := newEnv(t, func(c *impl.Config) { c.AllowGuestAccess = false })
+	off := newEnv(t, func(c *config.Config) { c.AllowGuestAccess = false })
 	off.do("POST", registerURL+"?kind=guest", `{}`).expect(t, 403, "M_FORBIDDEN")
 }
 
@@ -259,7 +260,7 @@ func TestRegisterSessionRules(t *testing.T) {
 }
 
 func TestRegisterSessionExpiresAndIsSwept(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) {
+	env := newEnv(t, func(c *config.Config) {
 		c.RegistrationTerms = map[string]uia.TermsPolicy{"tos": {Version: "1",
 			Translations: map[string]uia.TermsDocument{"en": {Name: "Terms", URL: "https://example.org/tos"}}}}
 	})
@@ -320,7 +321,7 @@ func TestRegisterRaceForOneName(t *testing.T) {
 }
 
 func TestRegistrationDisabled(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) { c.EnableRegistration = false })
+	env := newEnv(t, func(c *config.Config) { c.EnableRegistration = false })
 	env.register("nobody", "pw-nobody-1").expect(t, 403, "M_FORBIDDEN")
 	env.do("GET", "/_matrix/client/v3/register/available?username=nobody", "").expect(t, 403, "M_FORBIDDEN")
 	if _, err := env.store.Account(context.Background(), "nobody"); err != db.ErrNotFound {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"registrar/impl"
+	"registrar/impl/config"
 )
 
 const tokensURL = "/_synapse/admin/v1/registration_tokens"
@@ -32,7 +33,7 @@ func (e *testEnv) adminToken(name string) string {
 	return r.str("access_token")
 }
 
-func tokenRequired(c *impl.Config) {
+func tokenRequired(c *config.Config) {
 	c.RegistrationRequiresToken = true
 	c.EnableRegistrationWithoutVerification = false
 }
@@ -168,7 +169,7 @@ func TestRegistrationTokenExpiryAndDisabled(t *testing.T) {
 	env.do("POST", registerURL, stage("m.login.registration_token", s, map[string]any{"token": expiring})).expect(t, 401, "M_UNAUTHORIZED")
 	env.do("POST", registerURL, stage("m.login.registration_token", s, map[string]any{"token": disabled})).expect(t, 401, "M_UNAUTHORIZED")
 
-	closed := newEnv(t, tokenRequired, func(c *impl.Config) { c.EnableRegistration = false })
+	closed := newEnv(t, tokenRequired, func(c *config.Config) { c.EnableRegistration = false })
 	closed.do("GET", "/_matrix/client/v1/register/m.login.registration_token/validity?token=x", "").expect(t, 403, "M_FORBIDDEN")
 }
 
@@ -228,7 +229,7 @@ func TestRegistrationTokenLastUseRace(t *testing.T) {
 
 func TestSharedSecretRegistration(t *testing.T) {
 	secret := "shared-secret-for-tests"
-	env := newEnv(t, func(c *impl.Config) {
+	env := newEnv(t, func(c *config.Config) {
 		c.RegistrationSharedSecret = secret
 		c.EnableRegistration = false
 	})
@@ -275,11 +276,11 @@ func TestApplicationServices(t *testing.T) {
 	dir := t.TempDir()
 	bridge := writeAppService(t, dir, "irc", "as-token-irc", `@_irc_.*:example\.org`)
 	other := writeAppService(t, dir, "slack", "as-token-slack", `@_slack_.*`)
-	env := newEnv(t, func(c *impl.Config) { c.AppServiceConfigFiles = []string{bridge, other} })
+	env := newEnv(t, func(c *config.Config) { c.AppServiceConfigFiles = []string{bridge, other} })
 
 	env.register("_irc_alice", "pw-1").expect(t, 400, "M_INVALID_USERNAME") // leading _ first, as Synapse
 	env.do("GET", "/_matrix/client/v3/register/available?username=_irc_alice", "").expect(t, 400, "M_INVALID_USERNAME")
-	open := newEnv(t, func(c *impl.Config) {
+	open := newEnv(t, func(c *config.Config) {
 		c.AppServiceConfigFiles = []string{bridge}
 		c.AllowUnderscorePrefixedLocalpart = true
 	})
@@ -344,7 +345,7 @@ func TestApplicationServiceConfigErrors(t *testing.T) {
 		if name == "shared token" {
 			os.WriteFile(path, []byte("app_service_config_files: ["+a+", "+b+"]\n"), 0o600)
 		}
-		if _, err := impl.LoadConfig(path, getenv); err == nil {
+		if _, err := config.Load(path, getenv); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"registrar/impl"
+	"registrar/impl/config"
 	"registrar/impl/passwords"
+	"registrar/impl/ratelimit"
 	"registrar/impl/uia"
 	"registrar/impl/web"
 )
@@ -64,8 +65,8 @@ func TestCompletedSessionIsConsumed(t *testing.T) {
 // /register requests from one address meets 429s and leaves no rows; the
 // sessions in progress of one address are capped.
 func TestStartingSessionsIsChargedAndWritesNothing(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) {
-		c.RcUIAStart = impl.RateLimit{PerSecond: 0.5, BurstCount: 20}
+	env := newEnv(t, func(c *config.Config) {
+		c.RcUIAStart = ratelimit.Rate{PerSecond: 0.5, BurstCount: 20}
 		c.UIAuth.MaxSessionsPerAddress = 3
 		c.RegistrationTerms = map[string]uia.TermsPolicy{"tos": {Version: "1",
 			Translations: map[string]uia.TermsDocument{"en": {Name: "Terms", URL: "https://example.org/tos"}}}}
@@ -111,7 +112,7 @@ const raceTrials = 50
 // password against a change with logout_devices: no token those logins
 // got may work once the change has returned.
 func TestLoginRacingPasswordChangeDoesNotSurvive(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) { c.PasswordConfig.Algorithm = "bcrypt"; c.BcryptRounds = 5 })
+	env := newEnv(t, func(c *config.Config) { c.PasswordConfig.Algorithm = "bcrypt"; c.BcryptRounds = 5 })
 	for trial := 0; trial < raceTrials; trial++ {
 		name := fmt.Sprintf("racer%d", trial)
 		caller := env.register(name, "pw-old-1").str("access_token")
@@ -141,7 +142,7 @@ func TestLoginRacingPasswordChangeDoesNotSurvive(t *testing.T) {
 // TestLoginRacingDeactivationLeavesNothing races logins against
 // deactivation: afterwards the account has no device and no token.
 func TestLoginRacingDeactivationLeavesNothing(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) { c.PasswordConfig.Algorithm = "bcrypt"; c.BcryptRounds = 5 })
+	env := newEnv(t, func(c *config.Config) { c.PasswordConfig.Algorithm = "bcrypt"; c.BcryptRounds = 5 })
 	for trial := 0; trial < raceTrials; trial++ {
 		name := fmt.Sprintf("leaver%d", trial)
 		tok := env.register(name, "pw-leaver-1").str("access_token")
@@ -169,9 +170,9 @@ func TestLoginRacingDeactivationLeavesNothing(t *testing.T) {
 // for each algorithm at non-default costs: the medians are within 10% of
 // each other (a ratio, not a wall-clock threshold).
 func TestUnknownUserTakesAsLongAsWrongPassword(t *testing.T) {
-	for name, mutate := range map[string]func(*impl.Config){
-		"bcrypt": func(c *impl.Config) { c.PasswordConfig.Algorithm = "bcrypt"; c.BcryptRounds = 8 },
-		"argon2id": func(c *impl.Config) {
+	for name, mutate := range map[string]func(*config.Config){
+		"bcrypt": func(c *config.Config) { c.PasswordConfig.Algorithm = "bcrypt"; c.BcryptRounds = 8 },
+		"argon2id": func(c *config.Config) {
 			c.PasswordConfig.Argon2 = passwords.Argon2Config{MemoryKiB: 4096, Iterations: 4, Parallelism: 1}
 		},
 	} {
@@ -237,7 +238,7 @@ func TestMalformedQueryStringsAreInvalidParams(t *testing.T) {
 // forbids framing, referrers and sniffing.
 func TestPagesSendSecurityHeaders(t *testing.T) {
 	sv := newSiteverify(t)
-	env := newEnv(t, captchaConfig(sv), func(c *impl.Config) {
+	env := newEnv(t, captchaConfig(sv), func(c *config.Config) {
 		c.RegistrationTerms = map[string]uia.TermsPolicy{"tos": {Version: "1",
 			Translations: map[string]uia.TermsDocument{"en": {Name: "Terms", URL: "https://example.org/tos"}}}}
 	})
@@ -282,7 +283,7 @@ func TestPagesSendSecurityHeaders(t *testing.T) {
 // not http(s), is refused.
 func TestNextLinkRules(t *testing.T) {
 	sink := newSMTPSink(t)
-	env := newEnv(t, emailConfig(sink), func(c *impl.Config) { c.NextLinkDomainWhitelist = &[]string{"app.example.org"} })
+	env := newEnv(t, emailConfig(sink), func(c *config.Config) { c.NextLinkDomainWhitelist = &[]string{"app.example.org"} })
 	for link, status := range map[string]int{
 		"https://app.example.org/done": 200, "https://evil.example/done": 400, "javascript:alert(1)": 400, "file:///etc/passwd": 400,
 	} {

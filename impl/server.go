@@ -21,6 +21,8 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/appservice"
+	"registrar/impl/config"
 	"registrar/impl/matrix"
 	"registrar/impl/passwords"
 	"registrar/impl/secrets"
@@ -31,7 +33,7 @@ import (
 
 // Server serves the API. Create it with NewServer.
 type Server struct {
-	cfg    Config
+	cfg    config.Config
 	store  *tokencache.Store
 	log    *slog.Logger
 	now    func() time.Time
@@ -48,7 +50,7 @@ type Server struct {
 	// delegate validates phone numbers when account_threepid_delegates.msisdn is set.
 	delegate *identityDelegate
 	// appServices finds application services by as_token.
-	appServices appServiceIndex
+	appServices *appservice.Index
 
 	requestPrefix string
 	requestSeq    atomic.Uint64
@@ -67,14 +69,9 @@ type Options struct {
 // NewServer builds the HTTP stack: CORS and body limit before routing, then
 // per operation (resolved once here) authentication and kin-openapi request
 // validation, then the generated strict handlers.
-func NewServer(cfg Config, store *db.Store, opts Options) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
+func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error) {
+	if err := cfg.Prepare(); err != nil {
 		return nil, err
-	}
-	if len(cfg.secretKey) == 0 {
-		if err := cfg.resolveSecrets(); err != nil {
-			return nil, err
-		}
 	}
 	s := &Server{cfg: cfg, log: opts.Logger, now: opts.Now, requestPrefix: secrets.RandomString(6)}
 	if s.log == nil {
@@ -98,13 +95,13 @@ func NewServer(cfg Config, store *db.Store, opts Options) (*Server, error) {
 		s.delegate = newIdentityDelegate(d)
 	}
 	if cfg.EnableRegistrationCaptcha {
-		s.captcha = newCaptchaVerifier(cfg.captchaSecret, cfg.Captcha.RecaptchaSiteverifyAPI, s.log)
+		s.captcha = newCaptchaVerifier(cfg.CaptchaSecret(), cfg.Captcha.RecaptchaSiteverifyAPI, s.log)
 	}
 	s.limits = newLimiters(&cfg)
 	if s.uia, err = s.newUIAEngine(); err != nil {
 		return nil, err
 	}
-	s.appServices = newAppServiceIndex(cfg.appServices)
+	s.appServices = appservice.NewIndex(cfg.AppServices())
 
 	spec, err := api.GetSwagger()
 	if err != nil {
@@ -114,9 +111,9 @@ func NewServer(cfg Config, store *db.Store, opts Options) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = func(err error, c echo.Context) { s.writeError(c, err) }
 	e.IPExtractor = echo.ExtractIPDirect()
-	if len(cfg.trustedProxies) > 0 {
+	if proxies := cfg.TrustedProxyNetworks(); len(proxies) > 0 {
 		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-		for _, n := range cfg.trustedProxies {
+		for _, n := range proxies {
 			opts = append(opts, echo.TrustIPRange(n))
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)

@@ -9,6 +9,7 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/config"
 	"registrar/impl/matrix"
 	"registrar/impl/passwords"
 	"registrar/impl/secrets"
@@ -48,7 +49,7 @@ func (s *Server) newLogin(deviceID, displayName *string, wantRefresh bool) (db.L
 		sessionEnd = &t
 		l.SessionExpiresAt = msPtr(t)
 	}
-	var accessLifetime *Duration
+	var accessLifetime *config.Duration
 	if wantRefresh && s.cfg.RefreshableAccessTokenLifetime != nil {
 		accessLifetime = s.cfg.RefreshableAccessTokenLifetime
 		out.RefreshToken = secrets.NewRefreshToken()
@@ -180,7 +181,7 @@ func (s *Server) verifyPassword(ctx context.Context, localpart, password, expect
 // GetLoginFlows is GET /_matrix/client/v3/login (client-server API v1.7).
 func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestObject) (api.GetLoginFlowsResponseObject, error) {
 	flows := []api.LoginFlow{{Type: uia.TypePassword}}
-	if len(s.cfg.appServices) > 0 {
+	if s.appServices.Any() {
 		flows = append(flows, api.LoginFlow{Type: loginTypeAppService})
 	}
 	return api.GetLoginFlows200JSONResponse{Flows: flows}, nil
@@ -193,7 +194,7 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 	if err := s.limits.loginAddress.Take(addressKey(ctx), s.now()); err != nil {
 		return nil, err
 	}
-	if body.Type == loginTypeAppService && len(s.cfg.appServices) > 0 {
+	if body.Type == loginTypeAppService && s.appServices.Any() {
 		return s.loginAppService(ctx, body)
 	}
 	if body.Type != uia.TypePassword {
@@ -323,7 +324,7 @@ func (s *Server) GetTokenOwner(ctx context.Context, _ api.GetTokenOwnerRequestOb
 func (s *Server) GetCapabilities(ctx context.Context, _ api.GetCapabilitiesRequestObject) (api.GetCapabilitiesResponseObject, error) {
 	return api.GetCapabilities200JSONResponse{Capabilities: api.Capabilities{
 		MChangePassword: &api.BooleanCapability{Enabled: s.cfg.PasswordConfig.Enabled},
-		M3pidChanges:    &api.BooleanCapability{Enabled: s.cfg.Enable3PIDChanges && (s.mailer != nil || s.msisdnEnabled())},
+		M3pidChanges:    &api.BooleanCapability{Enabled: s.cfg.Enable3PIDChanges && (s.mailer != nil || s.cfg.MsisdnEnabled())},
 	}}, nil
 }
 

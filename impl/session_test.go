@@ -3,11 +3,10 @@ package impl_test
 import (
 	"context"
 	"net/http"
+	"registrar/impl/config"
 	"strings"
 	"testing"
 	"time"
-
-	"registrar/impl"
 )
 
 const (
@@ -143,9 +142,9 @@ func TestExpiredTokenIsSoftLogout(t *testing.T) {
 }
 
 func TestSessionLifetimeCapsTokens(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) {
-		c.SessionLifetime = &impl.Duration{Duration: time.Hour}
-		c.NonrefreshableAccessTokenLifetime = &impl.Duration{Duration: 2 * time.Hour}
+	env := newEnv(t, func(c *config.Config) {
+		c.SessionLifetime = &config.Duration{Duration: time.Hour}
+		c.NonrefreshableAccessTokenLifetime = &config.Duration{Duration: 2 * time.Hour}
 	})
 	r := env.register("kate", "pw-kate-1").expect(t, 200, "")
 	if r.Body["expires_in_ms"] != float64(3600000) {
@@ -156,7 +155,7 @@ func TestSessionLifetimeCapsTokens(t *testing.T) {
 }
 
 func TestRefreshDisabled(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) { c.RefreshableAccessTokenLifetime = nil })
+	env := newEnv(t, func(c *config.Config) { c.RefreshableAccessTokenLifetime = nil })
 	r := env.register("liam", "pw-liam-1", map[string]any{"refresh_token": true}).expect(t, 200, "")
 	if _, ok := r.Body["refresh_token"]; ok {
 		t.Fatalf("refresh token issued while disabled: %s", r.Raw)
@@ -174,7 +173,7 @@ func TestCapabilities(t *testing.T) {
 	if jsonBody(r.Body["capabilities"]) != `{"m.3pid_changes":{"enabled":false},"m.change_password":{"enabled":true}}` {
 		t.Fatalf("capabilities %s", r.Raw)
 	}
-	off := newEnv(t, func(c *impl.Config) { c.PasswordConfig.Enabled = false })
+	off := newEnv(t, func(c *config.Config) { c.PasswordConfig.Enabled = false })
 	tok = off.register("nia", "pw-nia-1").str("access_token")
 	r = off.do("GET", "/_matrix/client/v3/capabilities", "", bearer(tok)...).expect(t, 200, "")
 	if jsonBody(r.Body["capabilities"]) != `{"m.3pid_changes":{"enabled":false},"m.change_password":{"enabled":false}}` {
@@ -186,7 +185,7 @@ func TestCapabilities(t *testing.T) {
 // server hashing with argon2id (and the other way round).
 func TestBcryptHashesStillVerify(t *testing.T) {
 	long := strings.Repeat("long-password-", 8) // over bcrypt's 72 bytes
-	old := newEnv(t, func(c *impl.Config) { c.PasswordConfig.Algorithm = "bcrypt" })
+	old := newEnv(t, func(c *config.Config) { c.PasswordConfig.Algorithm = "bcrypt" })
 	old.register("legacy", long).expect(t, 200, "")
 	acct, _ := old.store.Account(context.Background(), "legacy")
 	if !strings.HasPrefix(acct.PasswordHash, "$2") {
@@ -207,7 +206,7 @@ func TestBcryptHashesStillVerify(t *testing.T) {
 // session_lifetime: the new token ends with the session, and after it no
 // refresh works.
 func TestRefreshNeverOutlivesSession(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) { c.SessionLifetime = &impl.Duration{Duration: time.Hour} })
+	env := newEnv(t, func(c *config.Config) { c.SessionLifetime = &config.Duration{Duration: time.Hour} })
 	reg := env.register("nora", "pw-nora-1", map[string]any{"refresh_token": true}).expect(t, 200, "")
 	env.clock.Advance(58 * time.Minute)
 	r := env.do("POST", refreshURL, jsonBody(map[string]string{"refresh_token": reg.str("refresh_token")})).expect(t, 200, "")

@@ -24,7 +24,7 @@ var errSharedSecretDisabled = matrix.BadRequest(matrix.CodeUnknown, "Shared secr
 
 // GetRegistrationNonce is GET /_synapse/admin/v1/register.
 func (s *Server) GetRegistrationNonce(ctx context.Context, _ api.GetRegistrationNonceRequestObject) (api.GetRegistrationNonceResponseObject, error) {
-	if len(s.cfg.sharedSecret) == 0 {
+	if len(s.cfg.SharedSecret()) == 0 {
 		return nil, errSharedSecretDisabled
 	}
 	nonce := secrets.RandomFrom("0123456789abcdef", 64)
@@ -54,7 +54,7 @@ func sharedSecretMAC(secret []byte, nonce, username, password string, admin bool
 // register_new_matrix_user speaks. It works while public registration is
 // disabled.
 func (s *Server) RegisterWithSharedSecret(ctx context.Context, req api.RegisterWithSharedSecretRequestObject) (api.RegisterWithSharedSecretResponseObject, error) {
-	if len(s.cfg.sharedSecret) == 0 {
+	if len(s.cfg.SharedSecret()) == 0 {
 		return nil, errSharedSecretDisabled
 	}
 	b := req.Body
@@ -76,7 +76,7 @@ func (s *Server) RegisterWithSharedSecret(ctx context.Context, req api.RegisterW
 		userType = *v
 	}
 	got, err := hex.DecodeString(b.Mac)
-	want := sharedSecretMAC(s.cfg.sharedSecret, b.Nonce, b.Username, b.Password, boolValue(b.Admin), userType)
+	want := sharedSecretMAC(s.cfg.SharedSecret(), b.Nonce, b.Username, b.Password, boolValue(b.Admin), userType)
 	if err != nil || !hmac.Equal(got, want) {
 		return nil, matrix.Forbidden("HMAC incorrect")
 	}

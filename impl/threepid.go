@@ -26,14 +26,6 @@ import (
 // clientSecretRE is the client_secret grammar (identity service API).
 var clientSecretRE = regexp.MustCompile(`^[0-9a-zA-Z.=_-]{1,255}$`)
 
-// AllowedThreepid is one allowed_local_3pids entry: addresses of medium
-// must match pattern.
-type AllowedThreepid struct {
-	Medium  string `yaml:"medium"`
-	Pattern string `yaml:"pattern"`
-	re      *regexp.Regexp
-}
-
 // threepidSessionLifetime is how long a validation session lives.
 const threepidSessionLifetime = 24 * time.Hour
 
@@ -69,18 +61,6 @@ func canonicalMsisdn(country, phone string) string {
 	return strings.TrimPrefix(phonenumbers.Format(n, phonenumbers.E164), "+")
 }
 
-func (s *Server) threepidAllowed(medium, address string) bool {
-	if len(s.cfg.AllowedLocal3PIDs) == 0 {
-		return true
-	}
-	for _, a := range s.cfg.AllowedLocal3PIDs {
-		if a.Medium == medium && a.re.MatchString(address) {
-			return true
-		}
-	}
-	return false
-}
-
 // tokenRequest is one requestToken call.
 type tokenRequest struct {
 	medium, address, clientSecret string
@@ -91,8 +71,6 @@ type tokenRequest struct {
 	country, phone string
 }
 
-func (s *Server) msisdnEnabled() bool { return s.sms != nil || s.delegate != nil }
-
 // requestToken is the common core of every requestToken endpoint: checks,
 // send limits, address ownership, send_attempt idempotence, then the
 // message, sent after the session is committed.
@@ -101,7 +79,7 @@ func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestT
 	switch {
 	case r.medium == db.MediumEmail && s.mailer == nil:
 		return none, matrix.BadRequest(matrix.CodeThreepidMediumUnknown, "Email-based verification is not enabled on this server")
-	case r.medium == db.MediumMsisdn && !s.msisdnEnabled():
+	case r.medium == db.MediumMsisdn && !s.cfg.MsisdnEnabled():
 		return none, matrix.BadRequest(matrix.CodeThreepidMediumUnknown, "Phone number verification is not enabled on this server")
 	case r.medium == db.MediumMsisdn && r.purpose == purposeRegistration && s.cfg.DisableMsisdnRegistration:
 		return none, matrix.BadRequest(matrix.CodeThreepidMediumUnknown, "Phone number registration is disabled on this server")
@@ -125,7 +103,7 @@ func (s *Server) requestToken(ctx context.Context, r tokenRequest) (api.RequestT
 	if err := s.limits.threepidValidation.Take(r.medium+" "+r.address, now); err != nil {
 		return none, err
 	}
-	if !s.threepidAllowed(r.medium, r.address) {
+	if !s.cfg.ThreepidAllowed(r.medium, r.address) {
 		return none, errThreepidNotAllowed
 	}
 	_, err := s.store.ThreepidOwner(ctx, r.medium, r.address)
@@ -422,7 +400,7 @@ func (s *Server) addThreepid(ctx context.Context, userID, sid, clientSecret stri
 	if !found {
 		return matrix.BadRequest(matrix.CodeThreepidAuthFailed, "No validated 3pid session found")
 	}
-	if !s.threepidAllowed(v.Medium, v.Address) {
+	if !s.cfg.ThreepidAllowed(v.Medium, v.Address) {
 		return errThreepidNotAllowed
 	}
 	err := s.store.AddThreepid(ctx, userID, db.NewThreepid{Medium: v.Medium, Address: v.Address, ValidatedAt: v.ValidatedAt, SessionID: v.Sid})

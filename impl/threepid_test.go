@@ -15,14 +15,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"registrar/impl/config"
+	"registrar/impl/ratelimit"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
-
-	"registrar/impl"
 )
 
 // smtpSink is a real SMTP server on loopback that keeps what it receives.
@@ -137,10 +137,10 @@ func (m sentMail) link(t *testing.T) string {
 	return "/" + found[1]
 }
 
-func emailConfig(sink *smtpSink) func(*impl.Config) {
-	return func(c *impl.Config) {
+func emailConfig(sink *smtpSink) func(*config.Config) {
+	return func(c *config.Config) {
 		off := false
-		c.Email = &impl.EmailConfig{SMTPHost: "127.0.0.1", SMTPPort: sink.port, EnableTLS: &off,
+		c.Email = &config.Email{SMTPHost: "127.0.0.1", SMTPPort: sink.port, EnableTLS: &off,
 			NotifFrom: "Registrar <noreply@example.org>", AppName: "TestApp"}
 	}
 }
@@ -178,7 +178,7 @@ const registerEmailURL = "/_matrix/client/v3/register/email/requestToken"
 
 func TestRegisterWithEmail(t *testing.T) {
 	sink := newSMTPSink(t)
-	env := newEnv(t, emailConfig(sink), func(c *impl.Config) {
+	env := newEnv(t, emailConfig(sink), func(c *config.Config) {
 		c.RegistrationsRequire3PID = []string{"email"}
 		c.EnableRegistrationWithoutVerification = false
 	})
@@ -265,8 +265,8 @@ func TestValidationLinks(t *testing.T) {
 
 func TestRequestTokenRefusals(t *testing.T) {
 	sink := newSMTPSink(t)
-	env := newEnv(t, emailConfig(sink), func(c *impl.Config) {
-		c.AllowedLocal3PIDs = []impl.AllowedThreepid{{Medium: "email", Pattern: `@example\.org$`}}
+	env := newEnv(t, emailConfig(sink), func(c *config.Config) {
+		c.AllowedLocal3PIDs = []config.AllowedThreepid{{Medium: "email", Pattern: `@example\.org$`}}
 		c.NextLinkDomainWhitelist = &[]string{"app.example.org"}
 	})
 	cases := []struct {
@@ -294,7 +294,7 @@ func TestRequestTokenRefusals(t *testing.T) {
 
 func TestRequestTokenInhibitErrors(t *testing.T) {
 	sink := newSMTPSink(t)
-	env := newEnv(t, emailConfig(sink), func(c *impl.Config) { c.RequestTokenInhibit3PIDErrors = true })
+	env := newEnv(t, emailConfig(sink), func(c *config.Config) { c.RequestTokenInhibit3PIDErrors = true })
 	start := time.Now()
 	r := env.do("POST", "/_matrix/client/v3/account/password/email/requestToken", `{"client_secret":"s","email":"nobody@example.org","send_attempt":1}`).expect(t, 200, "")
 	if r.str("sid") == "" || time.Since(start) < 100*time.Millisecond {
@@ -398,7 +398,7 @@ func TestThreepidBoundMeanwhile(t *testing.T) {
 
 func TestEmailSendFailureIsClear(t *testing.T) {
 	sink := newSMTPSink(t)
-	env := newEnv(t, emailConfig(sink), func(c *impl.Config) { c.Email.SMTPPort = 1 })
+	env := newEnv(t, emailConfig(sink), func(c *config.Config) { c.Email.SMTPPort = 1 })
 	r := requestEmailToken(env, registerEmailURL, "x", "down@example.org", 1).expect(t, 500, "M_UNKNOWN")
 	if r.str("error") != "could not send email" {
 		t.Fatal(r.Raw)
@@ -433,8 +433,8 @@ var codeRE = regexp.MustCompile(`\b(\d{6})\b`)
 
 func TestRegisterWithPhoneNumber(t *testing.T) {
 	gw := newSMSGateway(t)
-	env := newEnv(t, func(c *impl.Config) {
-		c.SMSGateway = &impl.SMSGatewayConfig{URL: gw.url, BearerToken: "gw-secret"}
+	env := newEnv(t, func(c *config.Config) {
+		c.SMSGateway = &config.SMSGateway{URL: gw.url, BearerToken: "gw-secret"}
 		c.RegistrationsRequire3PID = []string{"msisdn"}
 		c.EnableRegistrationWithoutVerification = false
 	})
@@ -475,7 +475,7 @@ func TestRegisterWithPhoneNumber(t *testing.T) {
 
 func TestThreepidSendLimits(t *testing.T) {
 	sink := newSMTPSink(t)
-	env := newEnv(t, emailConfig(sink), func(c *impl.Config) { c.Rc3PIDValidation = impl.RateLimit{PerSecond: 0.003, BurstCount: 2} })
+	env := newEnv(t, emailConfig(sink), func(c *config.Config) { c.Rc3PIDValidation = ratelimit.Rate{PerSecond: 0.003, BurstCount: 2} })
 	for i := 1; i <= 2; i++ {
 		requestEmailToken(env, registerEmailURL, "lim", "inbox@example.org", i).expect(t, 200, "")
 	}
@@ -494,7 +494,7 @@ func TestOperatorEmailTemplates(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "registration.txt"), []byte("Custom {{.AppName}} text: {{.Link}}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := newEnv(t, emailConfig(sink), func(c *impl.Config) {
+	env := newEnv(t, emailConfig(sink), func(c *config.Config) {
 		c.Email.TemplateDir = dir
 		c.Email.Subjects.EmailValidation = "Welcome to %(app)s"
 	})
@@ -549,7 +549,7 @@ func fakeIdentityServer(t *testing.T) string {
 }
 
 func TestPhoneNumberDelegatedToIdentityServer(t *testing.T) {
-	env := newEnv(t, func(c *impl.Config) { c.AccountThreepidDelegates.Msisdn = fakeIdentityServer(t) })
+	env := newEnv(t, func(c *config.Config) { c.AccountThreepidDelegates.Msisdn = fakeIdentityServer(t) })
 	first := env.do("POST", registerURL, `{"username":"delegated","password":"pw-del-1"}`).expect(t, 401, "")
 	if !strings.Contains(jsonBody(first.Body["flows"]), `"m.login.msisdn"`) {
 		t.Fatalf("flows %s", first.Raw)

@@ -26,11 +26,11 @@ func (s *Server) newUIAEngine() (*uia.Engine, error) {
 	if s.mailer != nil {
 		stages = append(stages, uia.Threepid{AuthType: uia.TypeEmail, Medium: db.MediumEmail, Validator: s})
 	}
-	if s.msisdnEnabled() {
+	if s.cfg.MsisdnEnabled() {
 		stages = append(stages, uia.Threepid{AuthType: uia.TypeMsisdn, Medium: db.MediumMsisdn, Validator: s})
 	}
 	return uia.New(uia.Config{Lifetime: s.cfg.UIAuth.SessionLifetime.Duration, MaxStoredPerAddress: s.cfg.UIAuth.MaxSessionsPerAddress,
-		Secret: s.cfg.secretKey, Now: s.now}, s.store, s.limits.uiaStart, stages...)
+		Secret: s.cfg.SecretKey(), Now: s.now}, s.store, s.limits.uiaStart, stages...)
 }
 
 // uiaRequest describes a call of a protected endpoint by this request's
@@ -82,7 +82,7 @@ func (s *Server) registrationFlows() [][]string {
 	requireEmail := slices.Contains(s.cfg.RegistrationsRequire3PID, "email")
 	requireMsisdn := slices.Contains(s.cfg.RegistrationsRequire3PID, "msisdn")
 	email := s.mailer != nil
-	msisdn := s.msisdnEnabled() && !s.cfg.DisableMsisdnRegistration
+	msisdn := s.cfg.MsisdnEnabled() && !s.cfg.DisableMsisdnRegistration
 	var flows [][]string
 	if !requireEmail && !requireMsisdn {
 		flows = append(flows, []string{uia.TypeDummy})
@@ -118,7 +118,7 @@ func (s *Server) registrationFlows() [][]string {
 // a validated address bound to the account.
 func (s *Server) resetFlows() [][]string {
 	flows := [][]string{{uia.TypeEmail}}
-	if s.msisdnEnabled() {
+	if s.cfg.MsisdnEnabled() {
 		flows = append(flows, []string{uia.TypeMsisdn})
 	}
 	return flows

@@ -62,19 +62,17 @@ func (s *Server) checkUsername(ctx context.Context, localpart string, guestUpgra
 	if n := s.cfg.ServerNotices.SystemMXIDLocalpart; n != "" && strings.EqualFold(n, localpart) {
 		return matrix.BadRequest(matrix.CodeExclusive, "This user ID is reserved.")
 	}
-	if s.exclusiveOwner(s.userID(localpart)) != nil {
+	if s.appServices.ExclusiveOwner(s.userID(localpart)) != nil {
 		return matrix.BadRequest(matrix.CodeExclusive, "This user ID is reserved by an application service.")
 	}
 	if len(s.userID(localpart)) > maxUserIDLength {
 		return matrix.BadRequest(matrix.CodeInvalidUsername, fmt.Sprintf("User ID may not be longer than %d characters", maxUserIDLength))
 	}
-	for _, f := range s.cfg.forbidden {
-		if f.re.MatchString(localpart) {
-			if f.exclusive {
-				return matrix.BadRequest(matrix.CodeExclusive, "This user ID is reserved.")
-			}
-			return matrix.BadRequest(matrix.CodeInvalidUsername, "This user ID is not allowed on this server.")
+	if forbidden, exclusive := s.cfg.ForbiddenUsername(localpart); forbidden {
+		if exclusive {
+			return matrix.BadRequest(matrix.CodeExclusive, "This user ID is reserved.")
 		}
+		return matrix.BadRequest(matrix.CodeInvalidUsername, "This user ID is not allowed on this server.")
 	}
 	if !guestUpgrade {
 		taken, err := s.store.LocalpartTaken(ctx, localpart)

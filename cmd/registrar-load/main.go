@@ -32,7 +32,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
-	"registrar/impl"
+	"registrar/impl/config"
 )
 
 func main() {
@@ -242,7 +242,7 @@ func load(o options, send requestFunc, out io.Writer) error {
 // hashLimit measures the default argon2id cost: one hash's time and the
 // machine's limit, cores / time per hash.
 func hashLimit(o options, out io.Writer) error {
-	a := impl.DefaultConfig().PasswordConfig.Argon2
+	a := config.Default().PasswordConfig.Argon2
 	salt := make([]byte, 16)
 	deadline := time.Now().Add(min(o.duration, 5*time.Second))
 	var n int

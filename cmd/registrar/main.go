@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"registrar/impl/config"
 	"syscall"
 )
 
@@ -57,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "users":
 		return users(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
 	case "generate-config":
-		_, err := io.WriteString(stdout, exampleConfig)
+		_, err := io.WriteString(stdout, config.Example)
 		return err
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, usage)

@@ -20,6 +20,7 @@ import (
 
 	"registrar/db"
 	"registrar/impl"
+	"registrar/impl/config"
 )
 
 // operatorEnv is what operator commands need from the process.
@@ -32,7 +33,7 @@ type operatorEnv struct {
 
 // openAdmin loads the config and opens the database for direct operations.
 func openAdmin(ctx context.Context, configPath string, env operatorEnv) (*impl.Admin, func(), error) {
-	cfg, err := impl.LoadConfig(configPath, env.getenv)
+	cfg, err := config.Load(configPath, env.getenv)
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
@@ -143,7 +144,7 @@ func registerViaAPI(ctx context.Context, base, configPath, secretFile, username,
 		}
 		secret = bytes.TrimSpace(b)
 	} else {
-		cfg, err := impl.LoadConfig(configPath, env.getenv)
+		cfg, err := config.Load(configPath, env.getenv)
 		if err != nil {
 			return "", usageError{err}
 		}

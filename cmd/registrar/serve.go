@@ -13,6 +13,7 @@ import (
 
 	"registrar/db"
 	"registrar/impl"
+	"registrar/impl/config"
 )
 
 // serve runs the HTTP server until ctx is done, then shuts down gracefully,
@@ -25,7 +26,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	cfg, err := impl.LoadConfig(*configPath, getenv)
+	cfg, err := config.Load(*configPath, getenv)
 	if err != nil {
 		return usageError{err}
 	}
@@ -90,7 +91,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	return nil
 }
 
-func newLogger(cfg impl.Config, w io.Writer) *slog.Logger {
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))

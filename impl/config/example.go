@@ -1,8 +1,8 @@
-package main
+package config
 
-// exampleConfig is what `registrar generate-config` prints. Option names
+// Example is what `registrar generate-config` prints. Option names
 // follow Synapse's homeserver.yaml.
-const exampleConfig = `# registrar configuration. Every option is optional; the values shown are
+const Example = `# registrar configuration. Every option is optional; the values shown are
 # the defaults unless marked "example". Option names follow Synapse's
 # homeserver.yaml. Environment variables REGISTRAR_<OPTION> override them
 # (nested options joined with a double underscore).
@@ -26,6 +26,9 @@ database:
 
 # Request bodies larger than this (bytes) are refused with M_TOO_LARGE.
 max_request_body_size: 65536
+# Client connections held open at once; idle keep-alive connections are
+# closed when it is reached. 0: 80% of the file descriptor limit, at most 10000.
+max_connections: 0
 log_level: info
 # One structured log line per request.
 access_log: true
@@ -119,6 +122,8 @@ rc_login:
 rc_3pid_validation: {per_second: 0.003, burst_count: 5}
 rc_registration_token_validity: {per_second: 0.1, burst_count: 5}
 rc_username_availability: {per_second: 0.5, burst_count: 10}
+# Each new User-Interactive Authentication session, per client address.
+rc_uia_start: {per_second: 0.5, burst_count: 20}
 # X-Forwarded-For is believed only from these proxies (CIDRs).
 trusted_proxies: []
 
@@ -144,6 +149,8 @@ bcrypt_rounds: 12
 ui_auth:
   # How long a User-Interactive Authentication session lives.
   session_lifetime: 48h
+  # Sessions in progress (a stage completed) per client address; 0: no cap.
+  max_sessions_per_address: 50
 
 # Token lifetimes (null = never expires).
 session_lifetime: null

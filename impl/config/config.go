@@ -1,0 +1,369 @@
+// Package config is registrar's configuration: option names and shapes
+// follow Synapse's homeserver.yaml wherever Synapse has the option. A
+// configuration is read from YAML over the defaults (set here, in one
+// place), overridden from the environment, completed (options derived
+// from others), validated section by section (every problem reported at
+// once, each naming its option), and resolved (secrets read or generated,
+// application services loaded).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"registrar/impl/appservice"
+	"registrar/impl/passwords"
+	"registrar/impl/ratelimit"
+	"registrar/impl/uia"
+)
+
+// Config is registrar's configuration.
+type Config struct {
+	ServerName    string     `yaml:"server_name"`
+	PublicBaseURL string     `yaml:"public_baseurl"`
+	Listeners     []Listener `yaml:"listeners"`
+	// DataDirectory holds the SQLite database and generated secrets.
+	DataDirectory string   `yaml:"data_directory"`
+	Database      Database `yaml:"database"`
+	// MaxRequestBodySize bounds every request body, in bytes.
+	MaxRequestBodySize int64 `yaml:"max_request_body_size"`
+	// MaxConnections bounds the client connections held open at once; idle
+	// keep-alive connections are closed when it is reached. 0 picks 80% of
+	// the process's file descriptor limit (at most 10000).
+	MaxConnections int `yaml:"max_connections"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// AccessLog writes one line per request when true.
+	AccessLog bool `yaml:"access_log"`
+
+	EnableRegistration                    bool     `yaml:"enable_registration"`
+	EnableRegistrationWithoutVerification bool     `yaml:"enable_registration_without_verification"`
+	AllowGuestAccess                      bool     `yaml:"allow_guest_access"`
+	RegistrationRequiresToken             bool     `yaml:"registration_requires_token"`
+	RegistrationsRequire3PID              []string `yaml:"registrations_require_3pid"`
+	EnableRegistrationCaptcha             bool     `yaml:"enable_registration_captcha"`
+	// Captcha holds the recaptcha_* options (top-level keys, as Synapse).
+	Captcha                          Captcha `yaml:",inline"`
+	AllowUnderscorePrefixedLocalpart bool    `yaml:"allow_underscore_prefixed_localpart"`
+	// ForbiddenUsernames are regular expressions a new localpart may not
+	// match (registration and availability checks).
+	ForbiddenUsernames []ForbiddenUsername `yaml:"forbidden_usernames"`
+	ServerNotices      ServerNotices       `yaml:"server_notices"`
+	// RegistrationTerms are the policies of the m.login.terms stage, keyed
+	// by policy ID; when empty the stage is not offered.
+	RegistrationTerms map[string]uia.TermsPolicy `yaml:"registration_terms"`
+	AllowDeactivation bool                       `yaml:"allow_deactivation"`
+	// RequireApprovalForNewAccounts keeps accounts registered through
+	// /register from logging in until an admin approves them.
+	RequireApprovalForNewAccounts bool `yaml:"require_approval_for_new_accounts"`
+	// MacaroonSecretKey seals secrets the server keeps between requests
+	// (UIA session IDs). Generated under DataDirectory when neither it nor
+	// MacaroonSecretKeyPath is set.
+	MacaroonSecretKey     string `yaml:"macaroon_secret_key"`
+	MacaroonSecretKeyPath string `yaml:"macaroon_secret_key_path"`
+	// RegistrationSharedSecret enables /_synapse/admin/v1/register (what
+	// register_new_matrix_user speaks); or read it from the _path file.
+	RegistrationSharedSecret     string `yaml:"registration_shared_secret"`
+	RegistrationSharedSecretPath string `yaml:"registration_shared_secret_path"`
+	// AppServiceConfigFiles are application service registration files.
+	AppServiceConfigFiles []string `yaml:"app_service_config_files"`
+
+	BcryptRounds   int              `yaml:"bcrypt_rounds"`
+	PasswordConfig passwords.Config `yaml:"password_config"`
+	UIAuth         UIAuth           `yaml:"ui_auth"`
+
+	// Rate limits, Synapse's rc_* settings; rc_registration_global,
+	// rc_username_availability and rc_uia_start are registrar's own.
+	RcRegistration              ratelimit.Rate          `yaml:"rc_registration"`
+	RcRegistrationGlobal        GlobalRegistrationLimit `yaml:"rc_registration_global"`
+	RcLogin                     LoginRateLimits         `yaml:"rc_login"`
+	Rc3PIDValidation            ratelimit.Rate          `yaml:"rc_3pid_validation"`
+	RcRegistrationTokenValidity ratelimit.Rate          `yaml:"rc_registration_token_validity"`
+	RcUsernameAvailability      ratelimit.Rate          `yaml:"rc_username_availability"`
+	// RcUIAStart charges each new User-Interactive Authentication session
+	// to its client's address.
+	RcUIAStart ratelimit.Rate `yaml:"rc_uia_start"`
+	// Email configures SMTP for validating email addresses; when absent,
+	// email verification is off.
+	Email *Email `yaml:"email"`
+	// SMSGateway sends SMS for validating phone numbers; when absent,
+	// phone verification is off.
+	SMSGateway                    *SMSGateway       `yaml:"sms_gateway"`
+	AccountThreepidDelegates      ThreepidDelegates `yaml:"account_threepid_delegates"`
+	DisableMsisdnRegistration     bool              `yaml:"disable_msisdn_registration"`
+	Enable3PIDChanges             bool              `yaml:"enable_3pid_changes"`
+	RequestTokenInhibit3PIDErrors bool              `yaml:"request_token_inhibit_3pid_errors"`
+	NextLinkDomainWhitelist       *[]string         `yaml:"next_link_domain_whitelist"`
+	AllowedLocal3PIDs             []AllowedThreepid `yaml:"allowed_local_3pids"`
+
+	// TrustedProxies are the CIDRs whose X-Forwarded-For header names the
+	// client; from anyone else the header is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	SessionLifetime                   *Duration `yaml:"session_lifetime"`
+	RefreshableAccessTokenLifetime    *Duration `yaml:"refreshable_access_token_lifetime"`
+	RefreshTokenLifetime              *Duration `yaml:"refresh_token_lifetime"`
+	NonrefreshableAccessTokenLifetime *Duration `yaml:"nonrefreshable_access_token_lifetime"`
+
+	built    built
+	resolved resolved
+}
+
+// built holds what validation compiled (patterns, networks).
+type built struct {
+	forbidden      []compiledForbidden
+	allowed3PIDs   []compiledAllowed
+	trustedProxies []*net.IPNet
+}
+
+// resolved holds what Resolve read from outside the configuration.
+type resolved struct {
+	done          bool
+	secretKey     []byte
+	sharedSecret  []byte
+	captchaSecret string
+	appServices   []*appservice.Service
+}
+
+// Listener is one HTTP listener (Synapse's listeners entry).
+type Listener struct {
+	Port          int      `yaml:"port"`
+	BindAddresses []string `yaml:"bind_addresses"`
+	Type          string   `yaml:"type"`
+	TLS           bool     `yaml:"tls"`
+	XForwarded    bool     `yaml:"x_forwarded"`
+}
+
+// Database selects the store (Synapse's database section).
+type Database struct {
+	Name string            `yaml:"name"`
+	Args map[string]string `yaml:"args"`
+}
+
+// ServerNotices reserves the server-notices user's localpart.
+type ServerNotices struct {
+	SystemMXIDLocalpart string `yaml:"system_mxid_localpart"`
+}
+
+// ForbiddenUsername is a pattern new localparts may not match. In YAML it is
+// a plain regular expression (refused with M_INVALID_USERNAME) or
+// {pattern: ..., exclusive: true} (refused with M_EXCLUSIVE, "reserved").
+type ForbiddenUsername struct {
+	Pattern   string `yaml:"pattern"`
+	Exclusive bool   `yaml:"exclusive"`
+}
+
+// UnmarshalYAML accepts a plain string or the mapping form.
+func (f *ForbiddenUsername) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		f.Pattern = n.Value
+		return nil
+	}
+	type plain ForbiddenUsername
+	return n.Decode((*plain)(f))
+}
+
+type compiledForbidden struct {
+	re        *regexp.Regexp
+	exclusive bool
+}
+
+// UIAuth tunes User-Interactive Authentication (Synapse's ui_auth).
+type UIAuth struct {
+	// SessionLifetime is how long a UIA session lives (default 48h).
+	SessionLifetime Duration `yaml:"session_lifetime"`
+	// MaxSessionsPerAddress caps the sessions in progress (with a stage
+	// completed) of one client address; 0 means no cap.
+	MaxSessionsPerAddress int `yaml:"max_sessions_per_address"`
+}
+
+// LoginRateLimits is Synapse's rc_login.
+type LoginRateLimits struct {
+	Address        ratelimit.Rate `yaml:"address"`
+	Account        ratelimit.Rate `yaml:"account"`
+	FailedAttempts ratelimit.Rate `yaml:"failed_attempts"`
+}
+
+// GlobalRegistrationLimit caps registrations across all addresses
+// (rc_registration_global); 0 means no cap.
+type GlobalRegistrationLimit struct {
+	PerHour int `yaml:"per_hour"`
+	PerDay  int `yaml:"per_day"`
+}
+
+// Default returns the configuration used when no file is given: loopback
+// only, registration closed, a ./data directory.
+func Default() Config {
+	return Config{
+		ServerName:         "localhost",
+		Listeners:          []Listener{{Port: 8008, BindAddresses: []string{"127.0.0.1"}, Type: "http"}},
+		DataDirectory:      "data",
+		Database:           Database{Name: "sqlite3"},
+		MaxRequestBodySize: 64 << 10,
+		LogLevel:           "info",
+		AccessLog:          true,
+		AllowDeactivation:  true,
+		Enable3PIDChanges:  true,
+		BcryptRounds:       12,
+		PasswordConfig: passwords.Config{
+			Enabled:   true,
+			Algorithm: "argon2id",
+			Argon2:    passwords.Argon2Config{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
+		},
+		UIAuth: UIAuth{SessionLifetime: Duration{48 * time.Hour}, MaxSessionsPerAddress: 50},
+		Captcha: Captcha{
+			RecaptchaSiteverifyAPI: "https://www.recaptcha.net/recaptcha/api/siteverify",
+			RecaptchaAPIJSURL:      "https://www.recaptcha.net/recaptcha/api.js",
+			RecaptchaSitekeyClass:  "g-recaptcha",
+		},
+		RcRegistration: ratelimit.Rate{PerSecond: 0.17, BurstCount: 3},
+		RcLogin: LoginRateLimits{
+			Address:        ratelimit.Rate{PerSecond: 0.003, BurstCount: 5},
+			Account:        ratelimit.Rate{PerSecond: 0.003, BurstCount: 5},
+			FailedAttempts: ratelimit.Rate{PerSecond: 0.17, BurstCount: 3},
+		},
+		Rc3PIDValidation:               ratelimit.Rate{PerSecond: 0.003, BurstCount: 5},
+		RcRegistrationTokenValidity:    ratelimit.Rate{PerSecond: 0.1, BurstCount: 5},
+		RcUsernameAvailability:         ratelimit.Rate{PerSecond: 0.5, BurstCount: 10},
+		RcUIAStart:                     ratelimit.Rate{PerSecond: 0.5, BurstCount: 20},
+		RefreshableAccessTokenLifetime: &Duration{5 * time.Minute},
+	}
+}
+
+// Load reads the YAML file (when path is not empty) over the defaults,
+// applies environment overrides and prepares the result. Errors are one
+// line naming the option.
+func Load(path string, getenv func(string) string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		if err := decodeYAML(data, &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), EnvPrefix, getenv); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	if err := cfg.Prepare(); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// decodeYAML reads data over cfg, refusing unknown options.
+func decodeYAML(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return errors.New(oneLine(err.Error()))
+	}
+	return nil
+}
+
+// Prepare completes, validates and resolves the configuration; it is
+// idempotent, so a configuration built in code can be handed over as is.
+func (c *Config) Prepare() error {
+	c.complete()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return c.resolve()
+}
+
+// complete sets the options whose defaults derive from other options.
+func (c *Config) complete() {
+	if c.PublicBaseURL == "" && serverNameRE.MatchString(c.ServerName) {
+		c.PublicBaseURL = "http://" + c.ServerName + "/"
+		if l := c.firstListener(); l != nil && l.Port != 80 {
+			host := c.ServerName
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			c.PublicBaseURL = fmt.Sprintf("http://%s:%d/", host, l.Port)
+		}
+	}
+	if c.PublicBaseURL != "" && !strings.HasSuffix(c.PublicBaseURL, "/") {
+		c.PublicBaseURL += "/"
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = defaultMaxConnections()
+	}
+	if c.Email != nil {
+		c.Email.complete()
+	}
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func (c *Config) firstListener() *Listener {
+	if len(c.Listeners) == 0 {
+		return nil
+	}
+	return &c.Listeners[0]
+}
+
+// ListenAddress is the host:port of the first listener.
+func (c *Config) ListenAddress() string {
+	l := c.firstListener()
+	host := "127.0.0.1"
+	if len(l.BindAddresses) > 0 {
+		host = l.BindAddresses[0]
+	}
+	return net.JoinHostPort(host, strconv.Itoa(l.Port))
+}
+
+// DatabasePath is the SQLite file: database.args.database, or
+// registrar.db under the data directory.
+func (c *Config) DatabasePath() string {
+	if p := c.Database.Args["database"]; p != "" {
+		return p
+	}
+	return filepath.Join(c.DataDirectory, "registrar.db")
+}
+
+// HasVerification reports whether registration requires a verification
+// stage (captcha, registration token or 3PID).
+func (c *Config) HasVerification() bool {
+	return c.RegistrationRequiresToken || c.EnableRegistrationCaptcha || len(c.RegistrationsRequire3PID) > 0
+}
+
+// ForbiddenUsername reports whether a localpart matches a
+// forbidden_usernames pattern, and whether that pattern is exclusive.
+func (c *Config) ForbiddenUsername(localpart string) (forbidden, exclusive bool) {
+	for _, f := range c.built.forbidden {
+		if f.re.MatchString(localpart) {
+			return true, f.exclusive
+		}
+	}
+	return false, false
+}
+
+// TrustedProxyNetworks are the parsed trusted_proxies.
+func (c *Config) TrustedProxyNetworks() []*net.IPNet { return c.built.trustedProxies }
+
+// SecretKey is the resolved macaroon secret key.
+func (c *Config) SecretKey() []byte { return c.resolved.secretKey }
+
+// SharedSecret is the resolved registration shared secret, if any.
+func (c *Config) SharedSecret() []byte { return c.resolved.sharedSecret }
+
+// CaptchaSecret is the resolved recaptcha private key.
+func (c *Config) CaptchaSecret() string { return c.resolved.captchaSecret }
+
+// AppServices are the loaded application services.
+func (c *Config) AppServices() []*appservice.Service { return c.resolved.appServices }

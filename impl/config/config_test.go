@@ -1,0 +1,199 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// load reads yaml as a config file with a fresh data directory.
+func load(t *testing.T, yaml string, env map[string]string) (Config, error) {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if env == nil {
+		env = map[string]string{}
+	}
+	if _, ok := env["REGISTRAR_DATA_DIRECTORY"]; !ok {
+		env["REGISTRAR_DATA_DIRECTORY"] = filepath.Join(dir, "data")
+	}
+	return Load(p, func(k string) string { return env[k] })
+}
+
+// TestEveryRefusal: each bad value is refused with one line naming its
+// option, exactly.
+func TestEveryRefusal(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ option, yaml, want string }{
+		{"server_name", `server_name: "bad name"`, `server_name "bad name" is not a valid server name (hostname[:port])`},
+		{"public_baseurl", `public_baseurl: "ftp://x/"`, `public_baseurl "ftp://x/" must be an absolute http(s) URL`},
+		{"listeners", `listeners: []`, `listeners: at least one listener is required`},
+		{"listeners.port", `listeners: [{port: 70000}]`, `listeners[0].port 70000 is out of range`},
+		{"listeners.tls", `listeners: [{port: 8008, tls: true}]`, `listeners[0].tls: TLS is not supported; terminate TLS in a reverse proxy`},
+		{"listeners.bind_addresses", `listeners: [{port: 8008, bind_addresses: [nowhere]}]`, `listeners[0].bind_addresses: "nowhere" is not an IP address`},
+		{"listeners.x_forwarded", `listeners: [{port: 8008, x_forwarded: true}]`, `listeners[0].x_forwarded: set trusted_proxies to the proxies whose X-Forwarded-For is believed`},
+		{"data_directory", `data_directory: ""`, `data_directory must not be empty`},
+		{"public_baseurl without host", `public_baseurl: "https://"`, `public_baseurl "https://" must be an absolute http(s) URL`},
+		{"max_request_body_size", `max_request_body_size: 10`, `max_request_body_size 10 is too small (at least 1024 bytes)`},
+		{"max_connections", `max_connections: 1`, `max_connections 1 is too small (at least 2; 0 derives it from the file descriptor limit)`},
+		{"log_level", `log_level: loud`, `log_level "loud" must be debug, info, warn or error`},
+		{"trusted_proxies", `trusted_proxies: [somewhere]`, `trusted_proxies[0]: "somewhere" is not a CIDR or IP address`},
+		{"database.name", `database: {name: oracle}`, `database.name "oracle" is unknown; use sqlite3`},
+		{"enable_registration", `enable_registration: true`, `enable_registration is true but no verification is required (captcha, registration token or 3PID); set enable_registration_without_verification: true to run an open registration server anyway`},
+		{"forbidden_usernames", `forbidden_usernames: ["("]`, `forbidden_usernames[0]: "(" is not a valid regular expression`},
+		{"registration_terms id", `registration_terms: {"bad id": {version: "1", en: {name: T, url: "https://x/"}}}`, `registration_terms.bad id: policy IDs and versions must be 1-255 of [0-9A-Za-z._~-]`},
+		{"registration_terms languages", `registration_terms: {tos: {version: "1"}}`, `registration_terms.tos: give at least one language with name and url`},
+		{"registration_terms url", `registration_terms: {tos: {version: "1", en: {name: T, url: "javascript:x"}}}`, `registration_terms.tos.en: needs a name and an http(s) url`},
+		{"ui_auth.session_lifetime", `ui_auth: {session_lifetime: 10s}`, `ui_auth.session_lifetime must be at least 1m`},
+		{"ui_auth.max_sessions_per_address", `ui_auth: {session_lifetime: 1h, max_sessions_per_address: -1}`, `ui_auth.max_sessions_per_address must not be negative (0 means no cap)`},
+		{"enable_registration_captcha", `enable_registration_captcha: true`, `enable_registration_captcha needs recaptcha_public_key and one of recaptcha_private_key or recaptcha_private_key_path`},
+		{"recaptcha_siteverify_api", "enable_registration_captcha: true\nrecaptcha_public_key: p\nrecaptcha_private_key: s\nrecaptcha_siteverify_api: 'gopher://x'", `recaptcha_siteverify_api "gopher://x" must be an http(s) URL`},
+		{"registrations_require_3pid medium", `registrations_require_3pid: [pigeon]`, `registrations_require_3pid: "pigeon" must be email or msisdn`},
+		{"registrations_require_3pid email", `registrations_require_3pid: [email]`, `registrations_require_3pid: email needs the email section (SMTP) configured`},
+		{"registrations_require_3pid msisdn", `registrations_require_3pid: [msisdn]`, `registrations_require_3pid: msisdn needs sms_gateway or account_threepid_delegates.msisdn, and disable_msisdn_registration false`},
+		{"email.notif_from", `email: {notif_from: "not an address"}`, `email.notif_from must be an email address, e.g. 'Matrix <noreply@example.org>'`},
+		{"email.smtp_url", `email: {notif_from: "a@b.c", smtp_url: "http://user:secret@x"}`, `email.smtp_url "http://user@x" must be smtp://[user:pass@]host[:port] or smtps://...`},
+		{"sms_gateway.url", `sms_gateway: {url: "ftp://x"}`, `sms_gateway.url must be an http(s) URL`},
+		{"account_threepid_delegates.msisdn", `account_threepid_delegates: {msisdn: "x"}`, `account_threepid_delegates.msisdn must be the http(s) base URL of an identity server`},
+		{"account_threepid_delegates and sms_gateway", "account_threepid_delegates: {msisdn: 'https://is'}\nsms_gateway: {url: 'https://sms'}", `sms_gateway and account_threepid_delegates.msisdn are both set; keep one`},
+		{"allowed_local_3pids", `allowed_local_3pids: [{medium: fax, pattern: "."}]`, `allowed_local_3pids[0]: needs medium email or msisdn and a valid pattern`},
+		{"bcrypt_rounds", `bcrypt_rounds: 3`, `bcrypt_rounds 3 must be between 4 and 31`},
+		{"password_config.argon2", `password_config: {argon2: {memory_kib: 1, iterations: 1, parallelism: 1}}`, `password_config.argon2: memory_kib, iterations and parallelism must be positive (memory_kib >= 8*parallelism)`},
+		{"password_config.algorithm", `password_config: {algorithm: md5}`, `password_config.algorithm "md5" must be argon2id or bcrypt`},
+		{"password_config.policy.minimum_length", `password_config: {policy: {minimum_length: 600}}`, `password_config.policy.minimum_length 600 must be between 0 and 512`},
+		{"rc_login.address", `rc_login: {address: {per_second: -1, burst_count: 1}}`, `rc_login.address: per_second and burst_count must not be negative`},
+		{"rc_uia_start", `rc_uia_start: {per_second: 1, burst_count: -1}`, `rc_uia_start: per_second and burst_count must not be negative`},
+		{"rc_registration_global", `rc_registration_global: {per_hour: -1}`, `rc_registration_global: per_hour and per_day must not be negative`},
+		{"session_lifetime", `session_lifetime: 0`, `session_lifetime must be positive (or null to disable)`},
+		{"registration_shared_secret", "registration_shared_secret: a\nregistration_shared_secret_path: /x", `registration_shared_secret and registration_shared_secret_path are both set; keep one`},
+		{"registration_shared_secret_path empty", "registration_shared_secret_path: " + empty, `registration_shared_secret_path: the file is empty`},
+		{"macaroon_secret_key", `macaroon_secret_key: short`, `macaroon_secret_key must be at least 16 characters`},
+		{"app_service_config_files", `app_service_config_files: [` + empty + `]`, `app_service_config_files: ` + empty + `: id, as_token, hs_token and sender_localpart are required`},
+		{"unknown option", `enable_registraton: true`, `yaml: unmarshal errors: line 1: field enable_registraton not found in type config.Config`},
+	} {
+		t.Run(tc.option, func(t *testing.T) {
+			env := map[string]string{}
+			if strings.HasPrefix(tc.yaml, "data_directory") {
+				env["REGISTRAR_DATA_DIRECTORY"] = ""
+			}
+			_, err := load(t, tc.yaml, env)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			_, msg, _ = strings.Cut(msg, ": ") // "config: " or "config <file>: "
+			if msg != tc.want {
+				t.Fatalf("got  %q\nwant %q", msg, tc.want)
+			}
+		})
+	}
+}
+
+func TestEveryProblemIsReportedAtOnce(t *testing.T) {
+	_, err := load(t, "log_level: loud\nbcrypt_rounds: 3\nserver_name: 'a b'", nil)
+	if err == nil || strings.Contains(err.Error(), "\n") || strings.Count(err.Error(), "; ") != 2 ||
+		!strings.Contains(err.Error(), "server_name") || !strings.Contains(err.Error(), "log_level") || !strings.Contains(err.Error(), "bcrypt_rounds") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestWritableDataDirectoryIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_, err := load(t, "", map[string]string{"REGISTRAR_DATA_DIRECTORY": dir})
+	if err == nil || !strings.Contains(err.Error(), "data_directory "+dir+" is writable by group or others (mode 0777)") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestExampleIsTheDefaults: generate-config's example parses to exactly
+// the configuration used without a file.
+func TestExampleIsTheDefaults(t *testing.T) {
+	env := map[string]string{"REGISTRAR_DATA_DIRECTORY": t.TempDir()}
+	fromExample, err := load(t, Example, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults, err := Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// YAML is the comparison: an option written as [] and an absent one
+	// (nil) are the same option.
+	a, _ := yaml.Marshal(fromExample)
+	b, _ := yaml.Marshal(defaults)
+	if string(a) != string(b) || string(fromExample.SecretKey()) != string(defaults.SecretKey()) {
+		t.Fatalf("the example differs from the defaults:\n%s\n%s", a, b)
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	cfg, err := load(t, "server_name: file.example", map[string]string{
+		"REGISTRAR_SERVER_NAME":                         "env.example",
+		"REGISTRAR_PASSWORD_CONFIG__ENABLED":            "false",
+		"REGISTRAR_PASSWORD_CONFIG__ARGON2__ITERATIONS": "3",
+		"REGISTRAR_UI_AUTH__SESSION_LIFETIME":           "2d",
+		"REGISTRAR_SESSION_LIFETIME":                    "90m",
+		"REGISTRAR_RC_LOGIN__ADDRESS__PER_SECOND":       "1.5",
+		"REGISTRAR_RECAPTCHA_PUBLIC_KEY":                "inline-key",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ServerName != "env.example" || cfg.PasswordConfig.Enabled || cfg.PasswordConfig.Argon2.Iterations != 3 ||
+		cfg.UIAuth.SessionLifetime.Duration != 48*time.Hour || cfg.SessionLifetime.Duration != 90*time.Minute ||
+		cfg.RcLogin.Address.PerSecond != 1.5 || cfg.Captcha.RecaptchaPublicKey != "inline-key" {
+		t.Fatalf("%+v", cfg)
+	}
+	if cfg.PublicBaseURL != "http://env.example:8008/" {
+		t.Fatalf("derived public_baseurl %q", cfg.PublicBaseURL)
+	}
+	for name, value := range map[string]string{"REGISTRAR_ENABLE_REGISTRATION": "maybe", "REGISTRAR_BCRYPT_ROUNDS": "x",
+		"REGISTRAR_SESSION_LIFETIME": "soon"} {
+		if _, err := load(t, "", map[string]string{name: value}); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%s: %v", name, value, err)
+		}
+	}
+}
+
+func TestDurations(t *testing.T) {
+	for in, want := range map[string]time.Duration{"5m": 5 * time.Minute, "48h": 48 * time.Hour, "7d": 7 * 24 * time.Hour,
+		"1w": 7 * 24 * time.Hour, "1500": 1500 * time.Millisecond, "1.5d": 36 * time.Hour} {
+		got, err := parseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("%s: %v %v", in, got, err)
+		}
+	}
+	if _, err := parseDuration("soon"); err == nil {
+		t.Error("soon")
+	}
+}
+
+func TestGeneratedSecretIsKeptAndPrivate(t *testing.T) {
+	env := map[string]string{"REGISTRAR_DATA_DIRECTORY": filepath.Join(t.TempDir(), "d")}
+	a, err := load(t, "", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := load(t, "", env)
+	if len(a.SecretKey()) < 32 || string(a.SecretKey()) != string(b.SecretKey()) {
+		t.Fatal("the generated secret is not reused")
+	}
+	info, _ := os.Stat(filepath.Join(env["REGISTRAR_DATA_DIRECTORY"], "macaroon_secret_key"))
+	if info.Mode().Perm() != 0o600 {
+		t.Fatalf("secret is %04o", info.Mode().Perm())
+	}
+}

@@ -1,0 +1,289 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"registrar/impl/passwords"
+	"registrar/impl/ratelimit"
+)
+
+// Error lists every problem of a configuration, each naming its option; it
+// prints as one line.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string { return strings.Join(e.Problems, "; ") }
+
+// problems collects what is wrong.
+type problems []string
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+// Validate checks every section and reports every problem at once; it
+// also compiles the patterns and networks the server uses, once.
+func (c *Config) Validate() error {
+	var p problems
+	c.validateServer(&p)
+	c.validateDatabase(&p)
+	c.validateRegistration(&p)
+	c.validateCaptcha(&p)
+	c.validateThreepids(&p)
+	c.validatePasswords(&p)
+	c.validateRateLimits(&p)
+	c.validateSessions(&p)
+	if len(p) > 0 {
+		return &Error{Problems: p}
+	}
+	return nil
+}
+
+var serverNameRE = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,255})(:[0-9]{1,5})?$`)
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func (c *Config) validateServer(p *problems) {
+	if !serverNameRE.MatchString(c.ServerName) {
+		p.add("server_name %q is not a valid server name (hostname[:port])", c.ServerName)
+	}
+	// Empty only when derived from an invalid server_name, reported above.
+	if c.PublicBaseURL != "" && !httpURL(c.PublicBaseURL) {
+		p.add("public_baseurl %q must be an absolute http(s) URL", c.PublicBaseURL)
+	}
+	if len(c.Listeners) == 0 {
+		p.add("listeners: at least one listener is required")
+	}
+	for i, l := range c.Listeners {
+		l.validate(p, i)
+	}
+	if c.DataDirectory == "" {
+		p.add("data_directory must not be empty")
+	}
+	if c.MaxRequestBodySize < 1024 {
+		p.add("max_request_body_size %d is too small (at least 1024 bytes)", c.MaxRequestBodySize)
+	}
+	if c.MaxConnections < 2 {
+		p.add("max_connections %d is too small (at least 2; 0 derives it from the file descriptor limit)", c.MaxConnections)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log_level %q must be debug, info, warn or error", c.LogLevel)
+	}
+	c.built.trustedProxies = nil
+	for i, cidr := range c.TrustedProxies {
+		n, ok := parseNetwork(cidr)
+		if !ok {
+			p.add("trusted_proxies[%d]: %q is not a CIDR or IP address", i, cidr)
+			continue
+		}
+		c.built.trustedProxies = append(c.built.trustedProxies, n)
+	}
+	for i, l := range c.Listeners {
+		if l.XForwarded && len(c.TrustedProxies) == 0 {
+			p.add("listeners[%d].x_forwarded: set trusted_proxies to the proxies whose X-Forwarded-For is believed", i)
+		}
+	}
+}
+
+func (l Listener) validate(p *problems, i int) {
+	if l.Port < 0 || l.Port > 65535 {
+		p.add("listeners[%d].port %d is out of range", i, l.Port)
+	}
+	if l.TLS {
+		p.add("listeners[%d].tls: TLS is not supported; terminate TLS in a reverse proxy", i)
+	}
+	for _, a := range l.BindAddresses {
+		if net.ParseIP(a) == nil && a != "localhost" {
+			p.add("listeners[%d].bind_addresses: %q is not an IP address", i, a)
+		}
+	}
+}
+
+// parseNetwork reads a CIDR or a single address.
+func parseNetwork(s string) (*net.IPNet, bool) {
+	if _, n, err := net.ParseCIDR(s); err == nil {
+		return n, true
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, false
+	}
+	if v4 := ip.To4(); v4 != nil {
+		return &net.IPNet{IP: v4, Mask: net.CIDRMask(32, 32)}, true
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}, true
+}
+
+// defaultMaxConnections is 80% of the soft file descriptor limit (the rest
+// is for the database, logs and outgoing requests), at most 10000.
+func defaultMaxConnections() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 {
+		return 1000
+	}
+	return int(min(lim.Cur*8/10, 10000))
+}
+
+func (c *Config) validateDatabase(p *problems) {
+	switch c.Database.Name {
+	case "sqlite3", "sqlite":
+	case "psycopg2", "postgres", "postgresql":
+		p.add("database.name %q: PostgreSQL is not supported yet; use sqlite3", c.Database.Name)
+	default:
+		p.add("database.name %q is unknown; use sqlite3", c.Database.Name)
+	}
+}
+
+var opaqueIDRE = regexp.MustCompile(`^[0-9A-Za-z._~-]{1,255}$`)
+
+func (c *Config) validateRegistration(p *problems) {
+	if c.EnableRegistration && !c.EnableRegistrationWithoutVerification && !c.HasVerification() {
+		p.add("enable_registration is true but no verification is required (captcha, registration token or 3PID); " +
+			"set enable_registration_without_verification: true to run an open registration server anyway")
+	}
+	c.built.forbidden = nil
+	for i, f := range c.ForbiddenUsernames {
+		re, err := regexp.Compile(f.Pattern)
+		if err != nil {
+			p.add("forbidden_usernames[%d]: %q is not a valid regular expression", i, f.Pattern)
+			continue
+		}
+		c.built.forbidden = append(c.built.forbidden, compiledForbidden{re: re, exclusive: f.Exclusive})
+	}
+	for id, pol := range c.RegistrationTerms {
+		if !opaqueIDRE.MatchString(id) || !opaqueIDRE.MatchString(pol.Version) {
+			p.add("registration_terms.%s: policy IDs and versions must be 1-255 of [0-9A-Za-z._~-]", id)
+		}
+		if len(pol.Translations) == 0 {
+			p.add("registration_terms.%s: give at least one language with name and url", id)
+		}
+		for lang, d := range pol.Translations {
+			if d.Name == "" || !httpURL(d.URL) {
+				p.add("registration_terms.%s.%s: needs a name and an http(s) url", id, lang)
+			}
+		}
+	}
+	if c.UIAuth.SessionLifetime.Duration < time.Minute {
+		p.add("ui_auth.session_lifetime must be at least 1m")
+	}
+	if c.UIAuth.MaxSessionsPerAddress < 0 {
+		p.add("ui_auth.max_sessions_per_address must not be negative (0 means no cap)")
+	}
+}
+
+func (c *Config) validateCaptcha(p *problems) {
+	if !c.EnableRegistrationCaptcha {
+		return
+	}
+	cc := c.Captcha
+	if cc.RecaptchaPublicKey == "" || (cc.RecaptchaPrivateKey == "") == (cc.RecaptchaPrivateKeyPath == "") {
+		p.add("enable_registration_captcha needs recaptcha_public_key and one of recaptcha_private_key or recaptcha_private_key_path")
+	}
+	if u, err := url.Parse(cc.RecaptchaSiteverifyAPI); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		p.add("recaptcha_siteverify_api %q must be an http(s) URL", cc.RecaptchaSiteverifyAPI)
+	}
+}
+
+func (c *Config) validateThreepids(p *problems) {
+	for _, m := range c.RegistrationsRequire3PID {
+		switch {
+		case m != "email" && m != "msisdn":
+			p.add("registrations_require_3pid: %q must be email or msisdn", m)
+		case m == "email" && c.Email == nil:
+			p.add("registrations_require_3pid: email needs the email section (SMTP) configured")
+		case m == "msisdn" && (!c.MsisdnEnabled() || c.DisableMsisdnRegistration):
+			p.add("registrations_require_3pid: msisdn needs sms_gateway or account_threepid_delegates.msisdn, and disable_msisdn_registration false")
+		}
+	}
+	if c.Email != nil {
+		if _, err := mail.ParseAddress(c.Email.NotifFrom); err != nil {
+			p.add("email.notif_from must be an email address, e.g. 'Matrix <noreply@example.org>'")
+		}
+		if _, err := c.Email.Target(); err != nil {
+			p.add("%s", err)
+		}
+	}
+	if c.SMSGateway != nil {
+		if u, err := url.Parse(c.SMSGateway.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			p.add("sms_gateway.url must be an http(s) URL")
+		}
+	}
+	if d := c.AccountThreepidDelegates.Msisdn; d != "" {
+		if !httpURL(d) {
+			p.add("account_threepid_delegates.msisdn must be the http(s) base URL of an identity server")
+		}
+		if c.SMSGateway != nil {
+			p.add("sms_gateway and account_threepid_delegates.msisdn are both set; keep one")
+		}
+	}
+	c.built.allowed3PIDs = nil
+	for i, a := range c.AllowedLocal3PIDs {
+		re, err := regexp.Compile(a.Pattern)
+		if err != nil || (a.Medium != "email" && a.Medium != "msisdn") {
+			p.add("allowed_local_3pids[%d]: needs medium email or msisdn and a valid pattern", i)
+			continue
+		}
+		c.built.allowed3PIDs = append(c.built.allowed3PIDs, compiledAllowed{medium: a.Medium, re: re})
+	}
+}
+
+func (c *Config) validatePasswords(p *problems) {
+	if c.BcryptRounds < 4 || c.BcryptRounds > 31 {
+		p.add("bcrypt_rounds %d must be between 4 and 31", c.BcryptRounds)
+	}
+	switch c.PasswordConfig.Algorithm {
+	case "argon2id":
+		a := c.PasswordConfig.Argon2
+		if a.MemoryKiB < 8*uint32(max(a.Parallelism, 1)) || a.Iterations < 1 || a.Parallelism < 1 {
+			p.add("password_config.argon2: memory_kib, iterations and parallelism must be positive (memory_kib >= 8*parallelism)")
+		}
+	case "bcrypt":
+	default:
+		p.add("password_config.algorithm %q must be argon2id or bcrypt", c.PasswordConfig.Algorithm)
+	}
+	if pol := c.PasswordConfig.Policy; pol.MinimumLength < 0 || pol.MinimumLength > passwords.MaxLength {
+		p.add("password_config.policy.minimum_length %d must be between 0 and %d", pol.MinimumLength, passwords.MaxLength)
+	}
+}
+
+func (c *Config) validateRateLimits(p *problems) {
+	for _, rl := range []struct {
+		name string
+		r    ratelimit.Rate
+	}{
+		{"rc_registration", c.RcRegistration}, {"rc_login.address", c.RcLogin.Address}, {"rc_login.account", c.RcLogin.Account},
+		{"rc_login.failed_attempts", c.RcLogin.FailedAttempts}, {"rc_3pid_validation", c.Rc3PIDValidation},
+		{"rc_registration_token_validity", c.RcRegistrationTokenValidity}, {"rc_username_availability", c.RcUsernameAvailability},
+		{"rc_uia_start", c.RcUIAStart},
+	} {
+		if rl.r.PerSecond < 0 || rl.r.BurstCount < 0 {
+			p.add("%s: per_second and burst_count must not be negative", rl.name)
+		}
+	}
+	if c.RcRegistrationGlobal.PerHour < 0 || c.RcRegistrationGlobal.PerDay < 0 {
+		p.add("rc_registration_global: per_hour and per_day must not be negative")
+	}
+}
+
+func (c *Config) validateSessions(p *problems) {
+	for _, d := range []struct {
+		name string
+		d    *Duration
+	}{
+		{"session_lifetime", c.SessionLifetime}, {"refreshable_access_token_lifetime", c.RefreshableAccessTokenLifetime},
+		{"refresh_token_lifetime", c.RefreshTokenLifetime}, {"nonrefreshable_access_token_lifetime", c.NonrefreshableAccessTokenLifetime},
+	} {
+		if d.d != nil && d.d.Duration <= 0 {
+			p.add("%s must be positive (or null to disable)", d.name)
+		}
+	}
+}
