@@ -8,7 +8,6 @@ import (
 	"registrar/api"
 	"registrar/db"
 	"registrar/impl/matrix"
-	"registrar/impl/passwords"
 	"registrar/impl/uia"
 )
 
@@ -29,7 +28,7 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 	if !s.cfg.PasswordConfig.Enabled {
 		return nil, matrix.Forbidden("Password change disabled")
 	}
-	if err := checkPasswordPolicy(s.cfg.PasswordConfig.Policy, body.NewPassword); err != nil {
+	if err := s.accounts.CheckPasswordPolicy(body.NewPassword); err != nil {
 		return nil, err
 	}
 	flows := reauthFlows
@@ -40,16 +39,8 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 		if who == nil {
 			return s.resetPassword(ctx, sess, body.NewPassword)
 		}
-		hash, err := s.hasher.Hash(ctx, body.NewPassword)
-		if err != nil {
-			return matrix.Internal(err)
-		}
 		logoutOthers := body.LogoutDevices == nil || *body.LogoutDevices
-		if err := s.store.SetPassword(ctx, who.UserID, hash, logoutOthers, who.DeviceID); err != nil {
-			return matrix.Internal(err)
-		}
-		s.log.Info("password changed", "user_id", who.UserID, "logout_devices", logoutOthers)
-		return nil
+		return s.accounts.SetPassword(ctx, who.UserID, body.NewPassword, logoutOthers, who.DeviceID)
 	})
 	if err != nil {
 		return nil, err
@@ -73,12 +64,7 @@ func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccoun
 		return nil, matrix.Forbidden("Account deactivation is disabled on this server")
 	}
 	err := s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, deactivatePath, body.Auth, reauthFlows), func(*uia.Session) error {
-		err := s.store.Deactivate(ctx, who.UserID, boolValue(body.Erase))
-		if err != nil && !errors.Is(err, db.ErrNotFound) {
-			return matrix.Internal(err)
-		}
-		s.log.Info("account deactivated", "user_id", who.UserID, "erase", boolValue(body.Erase))
-		return nil
+		return s.accounts.Deactivate(ctx, who.UserID, boolValue(body.Erase))
 	})
 	if err != nil {
 		return nil, err
@@ -100,30 +86,12 @@ func (s *Server) resetPassword(ctx context.Context, sess *uia.Session, newPasswo
 	if err != nil {
 		return matrix.Internal(err)
 	}
-	hash, err := s.hasher.Hash(ctx, newPassword)
-	if err != nil {
-		return matrix.Internal(err)
-	}
-	if err := s.store.SetPassword(ctx, userID, hash, true, ""); err != nil {
-		return matrix.Internal(err)
+	if err := s.accounts.SetPassword(ctx, userID, newPassword, true, ""); err != nil {
+		return err
 	}
 	if err := s.store.ConsumeThreepidSession(ctx, proved[0].Sid); err != nil {
 		s.log.Warn("could not consume validation session", "error", err)
 	}
 	s.log.Info("password reset", "user_id", userID, "medium", proved[0].Medium)
 	return nil
-}
-
-// checkPasswordPolicy answers a password the policy refuses with
-// M_WEAK_PASSWORD naming the rule (an over-long one is an invalid
-// parameter).
-func checkPasswordPolicy(p passwords.Policy, password string) *matrix.Error {
-	v := p.Check(password)
-	switch {
-	case v == nil:
-		return nil
-	case v.TooLong:
-		return matrix.BadRequest(matrix.CodeInvalidParam, v.Rule)
-	}
-	return matrix.BadRequest(matrix.CodeWeakPassword, v.Rule)
 }

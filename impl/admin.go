@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"registrar/db"
+	"registrar/impl/accounts"
 	"registrar/impl/config"
 )
 
@@ -26,8 +27,9 @@ func NewAdmin(cfg config.Config, store *db.Store, log *slog.Logger) (*Admin, err
 // RegisterUser creates an account with a password; it works while public
 // registration is disabled.
 func (a *Admin) RegisterUser(ctx context.Context, username, password string, admin bool) (string, error) {
-	u, err := a.s.createUser(ctx, username, password, admin, nil, false)
-	return u.UserID, err
+	created, err := a.s.accounts.Create(ctx, accounts.NewAccount{Source: accounts.SourceOperator, Localpart: strings.ToLower(username),
+		Password: &password, Admin: admin})
+	return created.UserID, err
 }
 
 // RegistrationTokens lists tokens, all or only the (in)valid ones.
@@ -71,8 +73,6 @@ func SharedSecretMAC(secret []byte, nonce, username, password string, admin bool
 // ApproveUser approves an account awaiting approval (userID may be a
 // localpart).
 func (a *Admin) ApproveUser(ctx context.Context, userID string) (string, error) {
-	if lp, ok := a.s.localpartOf(userID); ok && !strings.HasPrefix(userID, "@") {
-		userID = a.s.userID(strings.ToLower(lp))
-	}
-	return userID, a.s.setApproved(ctx, userID, true)
+	userID, _ = a.s.accounts.CanonicalUserID(userID)
+	return userID, a.s.accounts.SetApproved(ctx, userID, true)
 }

@@ -3,14 +3,12 @@ package impl
 import (
 	"context"
 	"errors"
-	"net/http"
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/accounts"
 	"registrar/impl/matrix"
 )
-
-var errNoSuchUser = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeNotFound, Message: "User not found"}
 
 func adminUserJSON(a db.Account) api.AdminUser {
 	u := api.AdminUser{Name: a.UserID, Admin: a.Admin, Deactivated: a.Deactivated(), Approved: !a.ApprovalPending,
@@ -41,7 +39,7 @@ func (s *Server) GetUserAdmin(ctx context.Context, req api.GetUserAdminRequestOb
 func (s *Server) adminUser(ctx context.Context, userID string) (api.AdminUser, error) {
 	a, err := s.store.AccountByUserID(ctx, userID)
 	if errors.Is(err, db.ErrNotFound) {
-		return api.AdminUser{}, errNoSuchUser
+		return api.AdminUser{}, accounts.ErrNoSuchUser
 	}
 	if err != nil {
 		return api.AdminUser{}, matrix.Internal(err)
@@ -56,7 +54,7 @@ func (s *Server) UpdateUserAdmin(ctx context.Context, req api.UpdateUserAdminReq
 		return nil, err
 	}
 	if req.Body.Approved != nil {
-		if err := s.setApproved(ctx, req.UserId, *req.Body.Approved); err != nil {
+		if err := s.accounts.SetApproved(ctx, req.UserId, *req.Body.Approved); err != nil {
 			return nil, err
 		}
 	}
@@ -65,16 +63,4 @@ func (s *Server) UpdateUserAdmin(ctx context.Context, req api.UpdateUserAdminReq
 		return nil, err
 	}
 	return api.UpdateUserAdmin200JSONResponse(u), nil
-}
-
-func (s *Server) setApproved(ctx context.Context, userID string, approved bool) error {
-	err := s.store.SetApproved(ctx, userID, approved)
-	if errors.Is(err, db.ErrNotFound) {
-		return errNoSuchUser
-	}
-	if err != nil {
-		return matrix.Internal(err)
-	}
-	s.log.Info("account approval changed", "user_id", userID, "approved", approved)
-	return nil
 }

@@ -3,24 +3,13 @@ package impl
 import (
 	"context"
 	"errors"
-	"net/http"
+	"strings"
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/accounts"
 	"registrar/impl/matrix"
 )
-
-func isHistoricalLocalpart(lp string) bool {
-	if lp == "" {
-		return false
-	}
-	for i := 0; i < len(lp); i++ {
-		if lp[i] < 0x21 || lp[i] > 0x7e || lp[i] == ':' {
-			return false
-		}
-	}
-	return true
-}
 
 // registerAppService is POST /register with type m.login.application_service
 // (application service API, "Server admin style permissions"): no UIA, the
@@ -36,36 +25,13 @@ func (s *Server) registerAppService(ctx context.Context, body *api.RegisterJSONR
 	if body.Username == nil {
 		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing username")
 	}
-	localpart := *body.Username
-	userID := s.userID(localpart)
-	if !isHistoricalLocalpart(localpart) || len(userID) > maxUserIDLength {
-		return nil, matrix.BadRequest(matrix.CodeInvalidUsername, "Invalid user localpart")
-	}
-	as := who.AppService
-	if !as.Interested(userID, s.userID(as.SenderLocalpart)) {
-		return nil, matrix.BadRequest(matrix.CodeExclusive, "Invalid user localpart for this application service.")
-	}
-	if owner := s.appServices.ExclusiveOwner(userID); owner != nil && owner != as {
-		return nil, matrix.BadRequest(matrix.CodeExclusive, "This user ID is reserved by an application service.")
-	}
-	reg := db.Registration{Account: db.Account{UserID: userID, LocalpartLower: lowerASCII(localpart), Kind: db.KindUser, AppserviceID: as.ID}}
-	var out loginResult
-	if !boolValue(body.InhibitLogin) {
-		login, res, err := s.newLogin(body.DeviceId, body.InitialDeviceDisplayName, boolValue(body.RefreshToken))
-		if err != nil {
-			return nil, err
-		}
-		reg.Login, out = &login, res
-	}
-	err := s.store.Register(ctx, reg)
-	if errors.Is(err, db.ErrUserExists) {
-		return nil, matrix.BadRequest(matrix.CodeUserInUse, "User ID already taken.")
-	}
+	created, err := s.accounts.Create(ctx, accounts.NewAccount{Source: accounts.SourceAppService, Localpart: *body.Username,
+		AppService: who.AppService, Login: registerParams{DeviceID: body.DeviceId, InitialDeviceDisplayName: body.InitialDeviceDisplayName,
+			InhibitLogin: body.InhibitLogin, RefreshToken: body.RefreshToken}.loginRequest()})
 	if err != nil {
-		return nil, matrix.Internal(err)
+		return nil, err
 	}
-	s.log.Info("application service registered user", "user_id", userID, "appservice", as.ID)
-	return s.registerResponse(userID, registerParams{}, out), nil
+	return s.registerResponse(created.UserID, created.Login), nil
 }
 
 // loginAppService is POST /login with m.login.application_service: the
@@ -82,22 +48,22 @@ func (s *Server) loginAppService(ctx context.Context, body *api.LoginJSONRequest
 	if body.Identifier == nil || body.Identifier.Type != "m.id.user" || body.Identifier.User == nil {
 		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing identifier: an m.id.user is required")
 	}
-	localpart, ok := s.localpartOf(*body.Identifier.User)
+	localpart, ok := s.accounts.Localpart(*body.Identifier.User)
 	if !ok {
 		return nil, matrix.Forbidden("Invalid username")
 	}
-	acct, err := s.store.Account(ctx, lowerASCII(localpart))
+	acct, err := s.store.Account(ctx, strings.ToLower(localpart))
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, matrix.Forbidden("Invalid username")
 	}
 	if err != nil {
 		return nil, matrix.Internal(err)
 	}
-	if !as.Interested(acct.UserID, s.userID(as.SenderLocalpart)) {
+	if !as.Interested(acct.UserID, s.accounts.UserID(as.SenderLocalpart)) {
 		return nil, matrix.BadRequest(matrix.CodeExclusive, "Invalid user for this application service.")
 	}
 	if acct.Deactivated() {
-		return nil, &matrix.Error{Status: http.StatusForbidden, Code: matrix.CodeUserDeactivated, Message: "This account has been deactivated"}
+		return nil, matrix.ErrUserDeactivated
 	}
-	return s.issueLoginResponse(ctx, acct.UserID, "", body)
+	return s.loginResponse(ctx, acct.UserID, "", body)
 }

@@ -121,7 +121,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Va
 // appServiceRequester is an application service acting as its sender or,
 // with ?user_id=, as a user in its namespaces (identity assertion).
 func (s *Server) appServiceRequester(as *appservice.Service, assert string) (*requester, error) {
-	sender := s.userID(as.SenderLocalpart)
+	sender := s.accounts.UserID(as.SenderLocalpart)
 	who := &requester{UserID: sender, AppService: as}
 	if assert != "" && assert != sender {
 		if !as.Interested(assert, sender) {

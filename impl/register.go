@@ -3,13 +3,12 @@ package impl
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/accounts"
 	"registrar/impl/matrix"
 	"registrar/impl/secrets"
 	"registrar/impl/uia"
@@ -67,7 +66,7 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 	if body.Type != nil && *body.Type == "m.login.application_service" {
 		return s.registerAppService(ctx, body)
 	}
-	if err := s.limits.checkRegistration(addressKey(ctx), s.now()); err != nil {
+	if err := s.accounts.CheckRegistration(addressKey(ctx)); err != nil {
 		return nil, err
 	}
 	if req.Params.Kind != nil && *req.Params.Kind == api.Guest {
@@ -96,9 +95,7 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 			}
 		}
 		params.fillFrom(stored)
-		if userID := sess.Data[sessionRegisteredUser]; userID != "" && s.cfg.RequireApprovalForNewAccounts {
-			return nil, matrix.ErrAwaitingApproval
-		} else if userID != "" {
+		if userID := sess.Data[sessionRegisteredUser]; userID != "" {
 			// A repeated final request: same account, a fresh login.
 			return s.registered(ctx, userID, params)
 		}
@@ -106,7 +103,7 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 	localpart := ""
 	if params.Username != nil {
 		localpart = strings.ToLower(*params.Username)
-		if err := s.checkUsername(ctx, localpart, params.GuestUserID != ""); err != nil {
+		if err := s.accounts.CheckUsername(ctx, localpart, params.GuestUserID != ""); err != nil {
 			if userID := s.registeredMeanwhile(ctx, sess, err); userID != "" {
 				return s.registered(ctx, userID, params)
 			}
@@ -121,29 +118,25 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 	if params.Password == nil {
 		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing params: password")
 	}
-	hash, err := s.hasher.Hash(ctx, *params.Password)
-	if err != nil {
-		return nil, matrix.Internal(err)
-	}
 	// A session the client knows of records the account, so that a retry
 	// returns it; one started and finished by this request need not.
 	known := body.Auth != nil && body.Auth.Session != nil
-	return s.createAccount(ctx, sess, known, localpart, hash, params)
+	return s.createAccount(ctx, sess, known, localpart, params)
 }
 
 // registerParamsOf checks the request's own parameters (Synapse's order:
-// username length, password length and policy) and seals the password.
+// username length, password length and policy).
 func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONRequestBody) (registerParams, error) {
 	p := registerParams{DeviceID: body.DeviceId, InitialDeviceDisplayName: body.InitialDeviceDisplayName,
 		InhibitLogin: body.InhibitLogin, RefreshToken: body.RefreshToken}
 	if body.Username != nil {
-		if len(*body.Username) > maxUsernameInput {
+		if len(*body.Username) > accounts.MaxUsernameInput {
 			return p, matrix.BadRequest(matrix.CodeInvalidParam, "Invalid username")
 		}
 		p.Username = body.Username
 	}
 	if body.Password != nil {
-		if err := checkPasswordPolicy(s.cfg.PasswordConfig.Policy, *body.Password); err != nil {
+		if err := s.accounts.CheckPasswordPolicy(*body.Password); err != nil {
 			return p, err
 		}
 		p.Password = body.Password
@@ -152,7 +145,7 @@ func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONReq
 		// (a workaround for clients resending it on every stage).
 		p.InitialDeviceDisplayName = nil
 	}
-	if err := checkDeviceParams(p.DeviceID, p.InitialDeviceDisplayName); err != nil {
+	if err := accounts.CheckDeviceParams(p.DeviceID, p.InitialDeviceDisplayName); err != nil {
 		return p, err
 	}
 	if body.GuestAccessToken != nil {
@@ -160,7 +153,7 @@ func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONReq
 		if err != nil || owner.Kind != db.KindGuest || owner.Deactivated {
 			return p, matrix.Forbidden("Invalid guest access token")
 		}
-		lp, _ := s.localpartOf(owner.UserID)
+		lp, _ := s.accounts.Localpart(owner.UserID)
 		if p.Username == nil || strings.ToLower(*p.Username) != lp {
 			return p, matrix.Forbidden("A guest account can only be upgraded to its own user ID")
 		}
@@ -169,85 +162,45 @@ func (s *Server) registerParamsOf(ctx context.Context, body *api.RegisterJSONReq
 	return p, nil
 }
 
-const maxDeviceIDLength = 255
-const maxDisplayNameLength = 512
-
-func checkDeviceParams(deviceID, displayName *string) *matrix.Error {
-	if deviceID != nil && (*deviceID == "" || len(*deviceID) > maxDeviceIDLength) {
-		return matrix.BadRequest(matrix.CodeInvalidParam, "device_id must be 1-255 bytes")
+// loginRequest is the login a registration asks for, nil when inhibited.
+func (p registerParams) loginRequest() *accounts.LoginRequest {
+	if boolValue(p.InhibitLogin) {
+		return nil
 	}
-	if displayName != nil && len(*displayName) > maxDisplayNameLength {
-		return matrix.BadRequest(matrix.CodeInvalidParam, "initial_device_display_name is too long")
-	}
-	return nil
+	return &accounts.LoginRequest{DeviceID: p.DeviceID, DisplayName: p.InitialDeviceDisplayName, Refresh: boolValue(p.RefreshToken)}
 }
 
-// createAccount writes the account (and its login unless inhibited) in one
-// transaction that also records the user in the UIA session; a name taken
-// meanwhile is M_USER_IN_USE and leaves nothing behind.
-func (s *Server) createAccount(ctx context.Context, sess *uia.Session, known bool, localpart, hash string, p registerParams) (api.RegisterResponseObject, error) {
-	if err := s.limits.takeRegistration(addressKey(ctx), s.now()); err != nil {
+// createAccount makes the account a completed registration session
+// authorised, with what its stages proved.
+func (s *Server) createAccount(ctx context.Context, sess *uia.Session, known bool, localpart string, p registerParams) (api.RegisterResponseObject, error) {
+	n := accounts.NewAccount{Source: accounts.SourceRegister, Localpart: localpart, Password: p.Password,
+		UpgradeGuest: p.GuestUserID, Login: p.loginRequest(), ClientKey: addressKey(ctx)}
+	if known || sess.Stored() {
+		n.Record = func(userID string) *db.UIASession {
+			sess.Data[sessionRegisteredUser] = userID
+			row := s.uia.Row(sess)
+			return &row
+		}
+	}
+	if sess.Data[uia.DataRegistrationToken] != "" {
+		n.TokenReservation = sess.ReservationID()
+	}
+	for _, t := range sessionThreepids(sess) {
+		n.Threepids = append(n.Threepids, db.NewThreepid{Medium: t.Medium, Address: t.Address, ValidatedAt: t.ValidatedAt, SessionID: t.Sid})
+	}
+	created, err := s.accounts.Create(ctx, n)
+	if merr, ok := matrix.As(err); ok && merr.Code == matrix.CodeUserInUse && known {
+		if userID := s.registeredMeanwhile(ctx, sess, merr); userID != "" {
+			return s.registered(ctx, userID, p)
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
-	generated := localpart == ""
-	for attempt := 0; ; attempt++ {
-		if generated {
-			localpart = generateLocalpart()
-		}
-		reg := db.Registration{Account: db.Account{UserID: s.userID(localpart), LocalpartLower: localpart,
-			PasswordHash: hash, Kind: db.KindUser, ApprovalPending: s.cfg.RequireApprovalForNewAccounts}}
-		if p.GuestUserID != "" {
-			reg.Account.UserID, reg.UpgradeGuest = p.GuestUserID, true
-		}
-		var out loginResult
-		if !boolValue(p.InhibitLogin) && !reg.Account.ApprovalPending {
-			login, res, err := s.newLogin(p.DeviceID, p.InitialDeviceDisplayName, boolValue(p.RefreshToken))
-			if err != nil {
-				return nil, err
-			}
-			reg.Login, out = &login, res
-		}
-		if known || sess.Stored() {
-			sess.Data[sessionRegisteredUser] = reg.Account.UserID
-			row := s.uia.Row(sess)
-			reg.Session = &row
-		}
-		if sess.Data[uia.DataRegistrationToken] != "" {
-			reg.TokenSessionID = sess.ReservationID()
-		}
-		for _, t := range sessionThreepids(sess) {
-			if !s.cfg.ThreepidAllowed(t.Medium, t.Address) {
-				return nil, errThreepidNotAllowed
-			}
-			reg.Threepids = append(reg.Threepids, db.NewThreepid{Medium: t.Medium, Address: t.Address, ValidatedAt: t.ValidatedAt, SessionID: t.Sid})
-		}
-		err := s.store.Register(ctx, reg)
-		if errors.Is(err, db.ErrTokenInvalid) {
-			return nil, matrix.Forbidden("The registration token reservation of this session has expired; start again")
-		}
-		if errors.Is(err, db.ErrThreepidInUse) {
-			return nil, matrix.BadRequest(matrix.CodeThreepidInUse, "The specified address is already in use")
-		}
-		if errors.Is(err, db.ErrUserExists) {
-			if generated && attempt < 10 {
-				continue
-			}
-			inUse := matrix.BadRequest(matrix.CodeUserInUse, "User ID already taken.")
-			if userID := s.registeredMeanwhile(ctx, sess, inUse); known && userID != "" {
-				return s.registered(ctx, userID, p)
-			}
-			return nil, inUse
-		}
-		if err != nil {
-			return nil, matrix.Internal(err)
-		}
-		s.log.Info("registered user", "user_id", reg.Account.UserID, "guest_upgrade", reg.UpgradeGuest,
-			"awaiting_approval", reg.Account.ApprovalPending)
-		if reg.Account.ApprovalPending {
-			return nil, matrix.ErrAwaitingApproval
-		}
-		return s.registerResponse(reg.Account.UserID, p, out), nil
+	if created.AwaitingApproval {
+		return nil, matrix.ErrAwaitingApproval
 	}
+	return s.registerResponse(created.UserID, created.Login), nil
 }
 
 // registeredMeanwhile returns the user that a concurrent request of the
@@ -262,26 +215,28 @@ func (s *Server) registeredMeanwhile(ctx context.Context, sess *uia.Session, err
 }
 
 // registered answers a repeated final request of a completed session: the
-// account exists, so only a new login is issued.
+// account exists, so only a new login is issued (none while it awaits
+// approval).
 func (s *Server) registered(ctx context.Context, userID string, p registerParams) (api.RegisterResponseObject, error) {
-	var out loginResult
-	if !boolValue(p.InhibitLogin) {
-		login, res, err := s.newLogin(p.DeviceID, p.InitialDeviceDisplayName, boolValue(p.RefreshToken))
-		if err != nil {
-			return nil, err
+	if s.cfg.RequireApprovalForNewAccounts {
+		if acct, err := s.store.AccountByUserID(ctx, userID); err != nil || acct.ApprovalPending {
+			return nil, matrix.ErrAwaitingApproval
 		}
-		err = s.issueLogin(ctx, userID, login)
-		if err != nil {
-			return nil, err
-		}
-		out = res
 	}
-	return s.registerResponse(userID, p, out), nil
+	var out *accounts.LoginResult
+	if req := p.loginRequest(); req != nil {
+		res, err := s.accounts.Login(ctx, userID, "", *req)
+		if err != nil {
+			return nil, err
+		}
+		out = &res
+	}
+	return s.registerResponse(userID, out), nil
 }
 
-func (s *Server) registerResponse(userID string, p registerParams, out loginResult) api.Register200JSONResponse {
+func (s *Server) registerResponse(userID string, out *accounts.LoginResult) api.Register200JSONResponse {
 	resp := api.Register200JSONResponse{UserId: userID, HomeServer: &s.cfg.ServerName}
-	if out.AccessToken != "" {
+	if out != nil {
 		resp.AccessToken, resp.DeviceId = &out.AccessToken, &out.DeviceID
 		if out.RefreshToken != "" {
 			resp.RefreshToken = &out.RefreshToken
@@ -301,41 +256,12 @@ func (s *Server) registerGuest(ctx context.Context, body *api.RegisterJSONReques
 	if !s.cfg.AllowGuestAccess {
 		return nil, matrix.Forbidden("Guest access is disabled")
 	}
-	display := body.InitialDeviceDisplayName
-	if err := checkDeviceParams(nil, display); err != nil {
+	created, err := s.accounts.Create(ctx, accounts.NewAccount{Source: accounts.SourceGuest, ClientKey: addressKey(ctx),
+		Login: &accounts.LoginRequest{DisplayName: body.InitialDeviceDisplayName}})
+	if err != nil {
 		return nil, err
 	}
-	if err := s.limits.takeRegistration(addressKey(ctx), s.now()); err != nil {
-		return nil, err
-	}
-	for attempt := 0; attempt < 10; attempt++ {
-		n, err := s.store.MaxNumericLocalpart(ctx)
-		if err != nil {
-			return nil, matrix.Internal(err)
-		}
-		localpart := strconv.FormatInt(n+1, 10)
-		login, out, err := s.newLogin(nil, display, false)
-		if err != nil {
-			return nil, err
-		}
-		err = s.store.Register(ctx, db.Registration{Account: db.Account{UserID: s.userID(localpart),
-			LocalpartLower: localpart, Kind: db.KindGuest}, Login: &login})
-		if errors.Is(err, db.ErrUserExists) {
-			continue
-		}
-		if err != nil {
-			return nil, matrix.Internal(err)
-		}
-		return s.registerResponse(s.userID(localpart), registerParams{}, out), nil
-	}
-	return nil, matrix.Internal(errors.New("could not allocate a guest user ID"))
-}
-
-// generateLocalpart returns a random localpart for a registration without
-// a username: lower-case letters and digits starting with a letter, so it
-// never collides with the numeric IDs reserved for guests.
-func generateLocalpart() string {
-	return secrets.RandomFrom("abcdefghijklmnopqrstuvwxyz", 1) + secrets.RandomFrom("abcdefghijklmnopqrstuvwxyz0123456789", 11)
+	return s.registerResponse(created.UserID, created.Login), nil
 }
 
 // CheckUsernameAvailability is GET /_matrix/client/v3/register/available
@@ -348,14 +274,16 @@ func (s *Server) CheckUsernameAvailability(ctx context.Context, req api.CheckUse
 	if !s.cfg.EnableRegistration {
 		return nil, errRegistrationDisabled
 	}
-	if len(req.Params.Username) > maxUsernameInput {
+	if len(req.Params.Username) > accounts.MaxUsernameInput {
 		return nil, matrix.BadRequest(matrix.CodeInvalidUsername, "Invalid username")
 	}
-	if err := s.checkUsername(ctx, strings.ToLower(req.Params.Username), false); err != nil {
+	if err := s.accounts.CheckUsername(ctx, strings.ToLower(req.Params.Username), false); err != nil {
 		return nil, err
 	}
 	available := true
 	return api.CheckUsernameAvailability200JSONResponse{Available: &available}, nil
 }
+
+var errRegistrationDisabled = matrix.Forbidden("Registration has been disabled")
 
 func boolValue(b *bool) bool { return b != nil && *b }

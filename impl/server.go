@@ -21,6 +21,7 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/accounts"
 	"registrar/impl/appservice"
 	"registrar/impl/config"
 	"registrar/impl/matrix"
@@ -33,13 +34,15 @@ import (
 
 // Server serves the API. Create it with NewServer.
 type Server struct {
-	cfg    config.Config
-	store  *tokencache.Store
-	log    *slog.Logger
-	now    func() time.Time
-	echo   *echo.Echo
-	hasher *passwords.Hasher
-	uia    *uia.Engine
+	cfg   config.Config
+	store *tokencache.Store
+	log   *slog.Logger
+	now   func() time.Time
+	echo  *echo.Echo
+	// accounts applies the registration policy, makes accounts and
+	// issues logins.
+	accounts *accounts.Service
+	uia      *uia.Engine
 	// terms is the m.login.terms stage, when offered.
 	terms *uia.Terms
 	// captcha verifies captcha responses, when captcha is enabled.
@@ -82,7 +85,10 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 	}
 	s.store = tokencache.Wrap(store, tokencache.New(100_000), s.now)
 	var err error
-	s.hasher = passwords.NewHasher(cfg.PasswordConfig, cfg.BcryptRounds)
+	s.limits = newLimiters(&s.cfg)
+	s.appServices = appservice.NewIndex(cfg.AppServices())
+	s.accounts = accounts.New(&s.cfg, s.store, passwords.NewHasher(cfg.PasswordConfig, cfg.BcryptRounds), s.appServices,
+		s.limits.accounts, s.now, s.log)
 	if cfg.Email != nil {
 		if s.mailer, err = newMailer(*cfg.Email, cfg.ServerName); err != nil {
 			return nil, err
@@ -97,11 +103,9 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 	if cfg.EnableRegistrationCaptcha {
 		s.captcha = newCaptchaVerifier(cfg.CaptchaSecret(), cfg.Captcha.RecaptchaSiteverifyAPI, s.log)
 	}
-	s.limits = newLimiters(&cfg)
 	if s.uia, err = s.newUIAEngine(); err != nil {
 		return nil, err
 	}
-	s.appServices = appservice.NewIndex(cfg.AppServices())
 
 	spec, err := api.GetSwagger()
 	if err != nil {

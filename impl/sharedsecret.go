@@ -5,12 +5,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"strings"
 	"time"
 
 	"registrar/api"
-	"registrar/db"
+	"registrar/impl/accounts"
 	"registrar/impl/matrix"
 	"registrar/impl/passwords"
 	"registrar/impl/secrets"
@@ -65,7 +64,7 @@ func (s *Server) RegisterWithSharedSecret(ctx context.Context, req api.RegisterW
 	if !ok {
 		return nil, matrix.BadRequest(matrix.CodeUnknown, "unrecognised nonce")
 	}
-	if len(b.Username) > maxUsernameInput || strings.ContainsRune(b.Username, 0) {
+	if len(b.Username) > accounts.MaxUsernameInput || strings.ContainsRune(b.Username, 0) {
 		return nil, matrix.BadRequest(matrix.CodeInvalidParam, "Invalid username")
 	}
 	if len([]rune(b.Password)) > passwords.MaxLength || strings.ContainsRune(b.Password, 0) {
@@ -80,58 +79,21 @@ func (s *Server) RegisterWithSharedSecret(ctx context.Context, req api.RegisterW
 	if err != nil || !hmac.Equal(got, want) {
 		return nil, matrix.Forbidden("HMAC incorrect")
 	}
-	user, err := s.createUser(ctx, b.Username, b.Password, boolValue(b.Admin), b.Displayname, !boolValue(b.InhibitLogin))
+	n := accounts.NewAccount{Source: accounts.SourceSharedSecret, Localpart: strings.ToLower(b.Username), Password: &b.Password,
+		Admin: boolValue(b.Admin)}
+	if b.Displayname != nil {
+		n.DisplayName = *b.Displayname
+	}
+	if !boolValue(b.InhibitLogin) {
+		n.Login = &accounts.LoginRequest{}
+	}
+	created, err := s.accounts.Create(ctx, n)
 	if err != nil {
 		return nil, err
 	}
-	resp := api.RegisterWithSharedSecret200JSONResponse{UserId: user.UserID, HomeServer: &s.cfg.ServerName}
-	if user.login.AccessToken != "" {
-		resp.AccessToken, resp.DeviceId = &user.login.AccessToken, &user.login.DeviceID
+	resp := api.RegisterWithSharedSecret200JSONResponse{UserId: created.UserID, HomeServer: &s.cfg.ServerName}
+	if created.Login != nil {
+		resp.AccessToken, resp.DeviceId = &created.Login.AccessToken, &created.Login.DeviceID
 	}
 	return resp, nil
-}
-
-// createdUser is an account made by an operator.
-type createdUser struct {
-	UserID string
-	login  loginResult
-}
-
-// createUser makes an account directly (shared-secret API and the CLI):
-// the username rules apply, registration being disabled does not.
-func (s *Server) createUser(ctx context.Context, username, password string, admin bool, displayName *string, withLogin bool) (createdUser, error) {
-	localpart := strings.ToLower(username)
-	if err := s.checkUsername(ctx, localpart, false); err != nil {
-		return createdUser{}, err
-	}
-	if err := checkPasswordPolicy(s.cfg.PasswordConfig.Policy, password); err != nil {
-		return createdUser{}, err
-	}
-	hash, err := s.hasher.Hash(ctx, password)
-	if err != nil {
-		return createdUser{}, matrix.Internal(err)
-	}
-	reg := db.Registration{Account: db.Account{UserID: s.userID(localpart), LocalpartLower: localpart,
-		PasswordHash: hash, Kind: db.KindUser, Admin: admin}}
-	if displayName != nil {
-		reg.Account.DisplayName = *displayName
-	}
-	var out createdUser
-	out.UserID = reg.Account.UserID
-	if withLogin {
-		login, res, err := s.newLogin(nil, nil, false)
-		if err != nil {
-			return out, err
-		}
-		reg.Login, out.login = &login, res
-	}
-	err = s.store.Register(ctx, reg)
-	if errors.Is(err, db.ErrUserExists) {
-		return out, matrix.BadRequest(matrix.CodeUserInUse, "User ID already taken.")
-	}
-	if err != nil {
-		return out, matrix.Internal(err)
-	}
-	s.log.Info("operator registered user", "user_id", out.UserID, "admin", admin)
-	return out, nil
 }

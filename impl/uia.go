@@ -12,7 +12,7 @@ import (
 // newUIAEngine assembles the stages this configuration offers: which
 // stages exist is decided here and nowhere else.
 func (s *Server) newUIAEngine() (*uia.Engine, error) {
-	stages := []uia.Stage{uia.Dummy{}, uia.Password{Verifier: s}}
+	stages := []uia.Stage{uia.Dummy{}, uia.Password{Verifier: s.accounts}}
 	if len(s.cfg.RegistrationTerms) > 0 {
 		s.terms = uia.NewTerms(s.cfg.RegistrationTerms)
 		stages = append(stages, s.terms)

@@ -1,0 +1,81 @@
+// Package accounts owns local accounts: the registration policy that
+// every way of making an account applies (username rules, forbidden and
+// reserved names, password policy, approval, registration limits), the
+// one place accounts are created, the one place logins (a device and its
+// tokens) are issued, credentials checked, and passwords and deactivation
+// applied.
+package accounts
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"registrar/db"
+	"registrar/impl/appservice"
+	"registrar/impl/config"
+	"registrar/impl/passwords"
+	"registrar/impl/ratelimit"
+)
+
+// Store is what accounts needs of the database.
+type Store interface {
+	Register(ctx context.Context, r db.Registration) error
+	Account(ctx context.Context, localpartLower string) (db.Account, error)
+	LocalpartTaken(ctx context.Context, localpartLower string) (bool, error)
+	MaxNumericLocalpart(ctx context.Context) (int64, error)
+	IssueLogin(ctx context.Context, userID string, l db.Login) error
+	RotateRefreshToken(ctx context.Context, oldHash string, next db.Login) (db.RefreshResult, error)
+	SetPassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error
+	Deactivate(ctx context.Context, userID string, erase bool) error
+	SetApproved(ctx context.Context, userID string, approved bool) error
+}
+
+// Limits are the rate limits accounts applies (Synapse's rc_registration,
+// rc_registration_global and rc_login); nil limiters allow everything.
+type Limits struct {
+	Registration, RegistrationHour, RegistrationDay *ratelimit.Limiter
+	LoginAddress, LoginAccount, LoginFailures       *ratelimit.Limiter
+}
+
+// NewLimits builds the limits of cfg.
+func NewLimits(cfg *config.Config) Limits {
+	l := Limits{
+		Registration:  ratelimit.New(cfg.RcRegistration, ratelimit.DefaultMaxKeys),
+		LoginAddress:  ratelimit.New(cfg.RcLogin.Address, ratelimit.DefaultMaxKeys),
+		LoginAccount:  ratelimit.New(cfg.RcLogin.Account, ratelimit.DefaultMaxKeys),
+		LoginFailures: ratelimit.New(cfg.RcLogin.FailedAttempts, ratelimit.DefaultMaxKeys),
+	}
+	if n := cfg.RcRegistrationGlobal.PerHour; n > 0 {
+		l.RegistrationHour = ratelimit.New(ratelimit.Rate{PerSecond: float64(n) / 3600, BurstCount: n}, 1)
+	}
+	if n := cfg.RcRegistrationGlobal.PerDay; n > 0 {
+		l.RegistrationDay = ratelimit.New(ratelimit.Rate{PerSecond: float64(n) / 86400, BurstCount: n}, 1)
+	}
+	return l
+}
+
+// All lists the limiters (for reclaiming idle buckets).
+func (l Limits) All() []*ratelimit.Limiter {
+	return []*ratelimit.Limiter{l.Registration, l.RegistrationHour, l.RegistrationDay, l.LoginAddress, l.LoginAccount, l.LoginFailures}
+}
+
+// Service applies the account policies over a store.
+type Service struct {
+	cfg         *config.Config
+	store       Store
+	hasher      *passwords.Hasher
+	appServices *appservice.Index
+	limits      Limits
+	now         func() time.Time
+	log         *slog.Logger
+}
+
+// New builds the service; cfg must be prepared.
+func New(cfg *config.Config, store Store, hasher *passwords.Hasher, appServices *appservice.Index, limits Limits,
+	now func() time.Time, log *slog.Logger) *Service {
+	return &Service{cfg: cfg, store: store, hasher: hasher, appServices: appServices, limits: limits, now: now, log: log}
+}
+
+// Hasher is the password hashing pool.
+func (s *Service) Hasher() *passwords.Hasher { return s.hasher }

@@ -1,0 +1,56 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"registrar/db"
+	"registrar/impl/matrix"
+)
+
+// ErrNoSuchUser is 404 M_NOT_FOUND for an unknown user.
+var ErrNoSuchUser = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeNotFound, Message: "User not found"}
+
+// SetPassword hashes and sets a new password; with logoutOthers every
+// device but keepDevice (all of them when it is empty) is logged out.
+func (s *Service) SetPassword(ctx context.Context, userID, password string, logoutOthers bool, keepDevice string) error {
+	hash, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return matrix.Internal(err)
+	}
+	err = s.store.SetPassword(ctx, userID, hash, logoutOthers, keepDevice)
+	if errors.Is(err, db.ErrNotFound) {
+		return ErrNoSuchUser
+	}
+	if err != nil {
+		return matrix.Internal(err)
+	}
+	s.log.Info("password changed", "user_id", userID, "logout_devices", logoutOthers)
+	return nil
+}
+
+// Deactivate deactivates an account in one transaction (devices, tokens,
+// addresses and password go; the user ID stays taken); with erase the
+// profile goes too. An account already deactivated is not an error.
+func (s *Service) Deactivate(ctx context.Context, userID string, erase bool) error {
+	err := s.store.Deactivate(ctx, userID, erase)
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return matrix.Internal(err)
+	}
+	s.log.Info("account deactivated", "user_id", userID, "erase", erase)
+	return nil
+}
+
+// SetApproved approves (or un-approves) an account.
+func (s *Service) SetApproved(ctx context.Context, userID string, approved bool) error {
+	err := s.store.SetApproved(ctx, userID, approved)
+	if errors.Is(err, db.ErrNotFound) {
+		return ErrNoSuchUser
+	}
+	if err != nil {
+		return matrix.Internal(err)
+	}
+	s.log.Info("account approval changed", "user_id", userID, "approved", approved)
+	return nil
+}

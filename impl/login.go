@@ -1,0 +1,134 @@
+package impl
+
+import (
+	"context"
+	"errors"
+
+	"registrar/api"
+	"registrar/impl/accounts"
+	"registrar/impl/matrix"
+	"registrar/impl/uia"
+)
+
+// GetLoginFlows is GET /_matrix/client/v3/login (client-server API v1.7).
+func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestObject) (api.GetLoginFlowsResponseObject, error) {
+	flows := []api.LoginFlow{{Type: uia.TypePassword}}
+	if s.appServices.Any() {
+		flows = append(flows, api.LoginFlow{Type: loginTypeAppService})
+	}
+	return api.GetLoginFlows200JSONResponse{Flows: flows}, nil
+}
+
+// Login is POST /_matrix/client/v3/login (client-server API v1.7) with
+// m.login.password.
+func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.LoginResponseObject, error) {
+	body := req.Body
+	if err := s.accounts.LoginLimits(addressKey(ctx)); err != nil {
+		return nil, err
+	}
+	if body.Type == loginTypeAppService && s.appServices.Any() {
+		return s.loginAppService(ctx, body)
+	}
+	if body.Type != uia.TypePassword {
+		return nil, matrix.BadRequest(matrix.CodeUnknown, "Unknown login type")
+	}
+	creds := &uia.AuthCredentials{Identifier: body.Identifier, User: body.User, Medium: body.Medium, Address: body.Address,
+		Password: body.Password}
+	user, err := accounts.LoginUser(creds)
+	if err != nil {
+		return nil, asLoginError(err)
+	}
+	acct, err := s.accounts.CheckCredentials(ctx, user, *body.Password, "")
+	if err != nil {
+		return nil, asLoginError(err)
+	}
+	if err := s.accounts.SuccessfulLoginLimit(acct.UserID); err != nil {
+		return nil, err
+	}
+	if acct.ApprovalPending {
+		return nil, matrix.ErrAwaitingApproval
+	}
+	return s.loginResponse(ctx, acct.UserID, acct.PasswordHash, body)
+}
+
+const loginTypeAppService = "m.login.application_service"
+
+// asLoginError is a stage failure as /login answers it: 403 for wrong
+// credentials, 400 for a malformed request.
+func asLoginError(err error) error {
+	var failure *uia.Failure
+	if !errors.As(err, &failure) {
+		return err
+	}
+	if failure.Code == matrix.CodeForbidden {
+		return matrix.Forbidden(failure.Message)
+	}
+	if failure.Code == matrix.CodeUnrecognized {
+		return matrix.BadRequest(matrix.CodeUnknown, failure.Message)
+	}
+	return matrix.BadRequest(failure.Code, failure.Message)
+}
+
+// loginResponse issues the device and tokens of a successful login;
+// verifiedHash is the password hash the login verified, if any.
+func (s *Server) loginResponse(ctx context.Context, userID, verifiedHash string, body *api.LoginJSONRequestBody) (api.LoginResponseObject, error) {
+	out, err := s.accounts.Login(ctx, userID, verifiedHash, accounts.LoginRequest{DeviceID: body.DeviceId,
+		DisplayName: body.InitialDeviceDisplayName, Refresh: boolValue(body.RefreshToken)})
+	if err != nil {
+		return nil, err
+	}
+	resp := api.Login200JSONResponse{UserId: userID, AccessToken: out.AccessToken, DeviceId: out.DeviceID,
+		ExpiresInMs: out.ExpiresInMS, HomeServer: &s.cfg.ServerName, WellKnown: s.wellKnown()}
+	if out.RefreshToken != "" {
+		resp.RefreshToken = &out.RefreshToken
+	}
+	return resp, nil
+}
+
+// Logout is POST /_matrix/client/v3/logout: the caller's device and its
+// tokens are deleted.
+func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.LogoutResponseObject, error) {
+	who := requesterFrom(ctx)
+	if err := s.store.DeleteDevice(ctx, who.UserID, who.DeviceID); err != nil {
+		return nil, matrix.Internal(err)
+	}
+	return api.Logout200JSONResponse{}, nil
+}
+
+// LogoutAll is POST /_matrix/client/v3/logout/all: every device and token
+// of the user is deleted, the caller's included.
+func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (api.LogoutAllResponseObject, error) {
+	who := requesterFrom(ctx)
+	if err := s.store.DeleteAllDevices(ctx, who.UserID); err != nil {
+		return nil, matrix.Internal(err)
+	}
+	return api.LogoutAll200JSONResponse{}, nil
+}
+
+// Refresh is POST /_matrix/client/v3/refresh (client-server API v1.3).
+func (s *Server) Refresh(ctx context.Context, req api.RefreshRequestObject) (api.RefreshResponseObject, error) {
+	out, err := s.accounts.Refresh(ctx, req.Body.RefreshToken)
+	if err != nil {
+		return nil, err
+	}
+	return api.Refresh200JSONResponse{AccessToken: out.AccessToken, RefreshToken: &out.RefreshToken, ExpiresInMs: out.ExpiresInMS}, nil
+}
+
+// GetTokenOwner is GET /_matrix/client/v3/account/whoami.
+func (s *Server) GetTokenOwner(ctx context.Context, _ api.GetTokenOwnerRequestObject) (api.GetTokenOwnerResponseObject, error) {
+	who := requesterFrom(ctx)
+	guest := who.IsGuest
+	resp := api.GetTokenOwner200JSONResponse{UserId: who.UserID, IsGuest: &guest}
+	if who.DeviceID != "" {
+		resp.DeviceId = &who.DeviceID
+	}
+	return resp, nil
+}
+
+// GetCapabilities is GET /_matrix/client/v3/capabilities.
+func (s *Server) GetCapabilities(ctx context.Context, _ api.GetCapabilitiesRequestObject) (api.GetCapabilitiesResponseObject, error) {
+	return api.GetCapabilities200JSONResponse{Capabilities: api.Capabilities{
+		MChangePassword: &api.BooleanCapability{Enabled: s.cfg.PasswordConfig.Enabled},
+		M3pidChanges:    &api.BooleanCapability{Enabled: s.cfg.Enable3PIDChanges && (s.mailer != nil || s.cfg.MsisdnEnabled())},
+	}}, nil
+}
