@@ -129,6 +129,6 @@ func (s *Server) GetTokenOwner(ctx context.Context, _ api.GetTokenOwnerRequestOb
 func (s *Server) GetCapabilities(ctx context.Context, _ api.GetCapabilitiesRequestObject) (api.GetCapabilitiesResponseObject, error) {
 	return api.GetCapabilities200JSONResponse{Capabilities: api.Capabilities{
 		MChangePassword: &api.BooleanCapability{Enabled: s.cfg.PasswordConfig.Enabled},
-		M3pidChanges:    &api.BooleanCapability{Enabled: s.cfg.Enable3PIDChanges && (s.mailer != nil || s.cfg.MsisdnEnabled())},
+		M3pidChanges:    &api.BooleanCapability{Enabled: s.cfg.Enable3PIDChanges && (s.threepids.EmailEnabled() || s.threepids.MsisdnEnabled())},
 	}}, nil
 }

@@ -10,7 +10,6 @@ import (
 // registrar's own: those of accounts, and those of the endpoints.
 type limiters struct {
 	accounts             accounts.Limits
-	threepidValidation   *ratelimit.Limiter
 	tokenValidity        *ratelimit.Limiter
 	usernameAvailability *ratelimit.Limiter
 	uiaStart             *ratelimit.Limiter
@@ -19,7 +18,6 @@ type limiters struct {
 func newLimiters(c *config.Config) *limiters {
 	return &limiters{
 		accounts:             accounts.NewLimits(c),
-		threepidValidation:   ratelimit.New(c.Rc3PIDValidation, ratelimit.DefaultMaxKeys),
 		tokenValidity:        ratelimit.New(c.RcRegistrationTokenValidity, ratelimit.DefaultMaxKeys),
 		usernameAvailability: ratelimit.New(c.RcUsernameAvailability, ratelimit.DefaultMaxKeys),
 		uiaStart:             ratelimit.New(c.RcUIAStart, ratelimit.DefaultMaxKeys),
@@ -27,5 +25,5 @@ func newLimiters(c *config.Config) *limiters {
 }
 
 func (l *limiters) all() []*ratelimit.Limiter {
-	return append(l.accounts.All(), l.threepidValidation, l.tokenValidity, l.usernameAvailability, l.uiaStart)
+	return append(l.accounts.All(), l.tokenValidity, l.usernameAvailability, l.uiaStart)
 }

@@ -27,6 +27,7 @@ import (
 	"registrar/impl/matrix"
 	"registrar/impl/passwords"
 	"registrar/impl/secrets"
+	"registrar/impl/threepid"
 	"registrar/impl/tokencache"
 	"registrar/impl/uia"
 	"registrar/impl/web"
@@ -48,10 +49,8 @@ type Server struct {
 	// captcha verifies captcha responses, when captcha is enabled.
 	captcha *captchaVerifier
 	limits  *limiters
-	mailer  *mailer
-	sms     *smsSender
-	// delegate validates phone numbers when account_threepid_delegates.msisdn is set.
-	delegate *identityDelegate
+	// threepids validates email addresses and phone numbers.
+	threepids *threepid.Service
 	// appServices finds application services by as_token.
 	appServices *appservice.Index
 
@@ -89,16 +88,8 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 	s.appServices = appservice.NewIndex(cfg.AppServices())
 	s.accounts = accounts.New(&s.cfg, s.store, passwords.NewHasher(cfg.PasswordConfig, cfg.BcryptRounds), s.appServices,
 		s.limits.accounts, s.now, s.log)
-	if cfg.Email != nil {
-		if s.mailer, err = newMailer(*cfg.Email, cfg.ServerName); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.SMSGateway != nil {
-		s.sms = newSMSSender(*cfg.SMSGateway)
-	}
-	if d := cfg.AccountThreepidDelegates.Msisdn; d != "" {
-		s.delegate = newIdentityDelegate(d)
+	if s.threepids, err = threepid.New(&s.cfg, s.store, s.now, s.log); err != nil {
+		return nil, err
 	}
 	if cfg.EnableRegistrationCaptcha {
 		s.captcha = newCaptchaVerifier(cfg.CaptchaSecret(), cfg.Captcha.RecaptchaSiteverifyAPI, s.log)
@@ -187,7 +178,7 @@ func (s *Server) Sweep(ctx context.Context) {
 		s.log.Info("swept expired 3PID validation sessions", "count", n)
 	}
 	now := s.now()
-	for _, l := range s.limits.all() {
+	for _, l := range append(s.limits.all(), s.threepids.Limiter()) {
 		l.Reclaim(now)
 	}
 }

@@ -23,11 +23,11 @@ func (s *Server) newUIAEngine() (*uia.Engine, error) {
 	if s.cfg.EnableRegistrationCaptcha {
 		stages = append(stages, uia.Recaptcha{PublicKey: s.cfg.Captcha.RecaptchaPublicKey, Verifier: s.captcha})
 	}
-	if s.mailer != nil {
-		stages = append(stages, uia.Threepid{AuthType: uia.TypeEmail, Medium: db.MediumEmail, Validator: s})
+	if s.threepids.EmailEnabled() {
+		stages = append(stages, uia.Threepid{AuthType: uia.TypeEmail, Medium: db.MediumEmail, Validator: threepidValidator{s.threepids}})
 	}
-	if s.cfg.MsisdnEnabled() {
-		stages = append(stages, uia.Threepid{AuthType: uia.TypeMsisdn, Medium: db.MediumMsisdn, Validator: s})
+	if s.threepids.MsisdnEnabled() {
+		stages = append(stages, uia.Threepid{AuthType: uia.TypeMsisdn, Medium: db.MediumMsisdn, Validator: threepidValidator{s.threepids}})
 	}
 	return uia.New(uia.Config{Lifetime: s.cfg.UIAuth.SessionLifetime.Duration, MaxStoredPerAddress: s.cfg.UIAuth.MaxSessionsPerAddress,
 		Secret: s.cfg.SecretKey(), Now: s.now}, s.store, s.limits.uiaStart, stages...)
@@ -81,7 +81,7 @@ var reauthFlows = [][]string{{uia.TypePassword}}
 func (s *Server) registrationFlows() [][]string {
 	requireEmail := slices.Contains(s.cfg.RegistrationsRequire3PID, "email")
 	requireMsisdn := slices.Contains(s.cfg.RegistrationsRequire3PID, "msisdn")
-	email := s.mailer != nil
+	email := s.threepids.EmailEnabled()
 	msisdn := s.cfg.MsisdnEnabled() && !s.cfg.DisableMsisdnRegistration
 	var flows [][]string
 	if !requireEmail && !requireMsisdn {

@@ -2,15 +2,12 @@ package impl
 
 import (
 	"context"
-	"crypto/subtle"
-	"errors"
 	"html/template"
 	"strings"
 
 	"registrar/api"
 	"registrar/db"
 	"registrar/impl/matrix"
-	"registrar/impl/secrets"
 	"registrar/impl/web"
 )
 
@@ -68,7 +65,7 @@ func (s *Server) EmailValidationPage(_ context.Context, req api.EmailValidationP
 // validates the session, then redirects to its next_link or shows the result.
 func (s *Server) EmailValidationSubmit(ctx context.Context, req api.EmailValidationSubmitRequestObject) (api.EmailValidationSubmitResponseObject, error) {
 	b := req.Body
-	sess, err := s.submitToken(ctx, db.MediumEmail, b.Sid, b.ClientSecret, b.Token)
+	sess, err := s.threepids.Submit(ctx, db.MediumEmail, b.Sid, b.ClientSecret, b.Token)
 	msg := ""
 	switch {
 	case isTokenIncorrect(err):
@@ -89,14 +86,13 @@ func (s *Server) EmailValidationSubmit(ctx context.Context, req api.EmailValidat
 // the submit_url of phone number validation.
 func (s *Server) MsisdnValidationSubmit(ctx context.Context, req api.MsisdnValidationSubmitRequestObject) (api.MsisdnValidationSubmitResponseObject, error) {
 	b := req.Body
-	if s.delegate != nil {
-		ok, err := s.delegate.submitToken(ctx, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token))
+	if ok, handled, err := s.threepids.SubmitDelegated(ctx, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token)); handled {
 		if err != nil {
-			return nil, matrix.Unavailable("The identity server is unavailable", err)
+			return nil, err
 		}
 		return api.MsisdnValidationSubmit200JSONResponse{Success: ok}, nil
 	}
-	_, err := s.submitToken(ctx, db.MediumMsisdn, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token))
+	_, err := s.threepids.Submit(ctx, db.MediumMsisdn, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token))
 	if isTokenIncorrect(err) {
 		return api.MsisdnValidationSubmit200JSONResponse{Success: false}, nil
 	}
@@ -106,44 +102,8 @@ func (s *Server) MsisdnValidationSubmit(ctx context.Context, req api.MsisdnValid
 	return api.MsisdnValidationSubmit200JSONResponse{Success: true}, nil
 }
 
-var (
-	errBadValidationLink = matrix.BadRequest(matrix.CodeTokenIncorrect, "This validation link is invalid or has expired. Request a new one from your application.")
-	errTokenUsed         = matrix.BadRequest(matrix.CodeTokenIncorrect, "This validation link has already been used.")
-)
-
 // isTokenIncorrect tells a wrong, expired or used validation token.
 func isTokenIncorrect(err error) bool {
 	merr, ok := err.(*matrix.Error)
 	return ok && merr.Code == matrix.CodeTokenIncorrect
-}
-
-// submitToken checks a validation token (constant-time comparisons, expiry)
-// and marks its session validated; each token validates once.
-func (s *Server) submitToken(ctx context.Context, medium, sid, clientSecret, token string) (db.ThreepidSession, error) {
-	sess, err := s.store.ThreepidSession(ctx, sid)
-	if errors.Is(err, db.ErrNotFound) {
-		return sess, errBadValidationLink
-	}
-	if err != nil {
-		return sess, matrix.Internal(err)
-	}
-	if sess.Medium != medium || subtle.ConstantTimeCompare([]byte(sess.ClientSecret), []byte(clientSecret)) != 1 {
-		return sess, errBadValidationLink
-	}
-	hash := secrets.HashToken(token)
-	if sess.TokenHash == "" {
-		return sess, errTokenUsed
-	}
-	if subtle.ConstantTimeCompare([]byte(sess.TokenHash), []byte(hash)) != 1 || sess.TokenExpiresAt <= s.now().UnixMilli() {
-		return sess, errBadValidationLink
-	}
-	ok, err := s.store.MarkThreepidValidated(ctx, sid, hash)
-	if err != nil {
-		return sess, matrix.Internal(err)
-	}
-	if !ok {
-		return sess, errTokenUsed
-	}
-	s.log.Info("third-party identifier validated", "medium", medium, "sid", sid)
-	return sess, nil
 }

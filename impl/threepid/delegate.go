@@ -1,4 +1,4 @@
-package impl
+package threepid
 
 import (
 	"bytes"
@@ -55,10 +55,10 @@ func (d *identityDelegate) call(ctx context.Context, method, path string, in, ou
 }
 
 // requestToken asks the identity server to text a token to the number.
-func (d *identityDelegate) requestToken(ctx context.Context, r tokenRequest) (string, error) {
-	in := map[string]any{"client_secret": r.clientSecret, "country": r.country, "phone_number": r.phone, "send_attempt": r.sendAttempt}
-	if r.nextLink != nil {
-		in["next_link"] = *r.nextLink
+func (d *identityDelegate) requestToken(ctx context.Context, r Request) (string, error) {
+	in := map[string]any{"client_secret": r.ClientSecret, "country": r.Country, "phone_number": r.Phone, "send_attempt": r.SendAttempt}
+	if r.NextLink != nil {
+		in["next_link"] = *r.NextLink
 	}
 	var out struct {
 		Sid string `json:"sid"`
@@ -84,7 +84,7 @@ func (d *identityDelegate) submitToken(ctx context.Context, sid, clientSecret, t
 }
 
 // validated asks the identity server which number the session validated.
-func (d *identityDelegate) validated(ctx context.Context, sid, clientSecret string) (validatedThreepid, bool, error) {
+func (d *identityDelegate) validated(ctx context.Context, sid, clientSecret string) (Validated, bool, error) {
 	var out struct {
 		Medium      string `json:"medium"`
 		Address     string `json:"address"`
@@ -93,10 +93,10 @@ func (d *identityDelegate) validated(ctx context.Context, sid, clientSecret stri
 	q := url.Values{"sid": {sid}, "client_secret": {clientSecret}}
 	status, err := d.call(ctx, http.MethodGet, "/_matrix/identity/api/v1/3pid/getValidated3pid?"+q.Encode(), nil, &out)
 	if err != nil {
-		return validatedThreepid{}, false, err
+		return Validated{}, false, err
 	}
 	if status != http.StatusOK || out.Medium != "msisdn" || out.Address == "" {
-		return validatedThreepid{}, false, nil
+		return Validated{}, false, nil
 	}
-	return validatedThreepid{Medium: out.Medium, Address: out.Address, ValidatedAt: out.ValidatedAt}, true, nil
+	return Validated{Medium: out.Medium, Address: out.Address, ValidatedAt: out.ValidatedAt}, true, nil
 }

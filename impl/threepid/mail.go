@@ -1,29 +1,24 @@
-package impl
+package threepid
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	htmltemplate "html/template"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"registrar/impl/config"
 	"strings"
 	texttemplate "text/template"
-	"time"
 
 	"github.com/wneessen/go-mail"
 )
 
-// Message purposes; each has a template and a subject.
+// Purposes of a validation, each with its templates and subject.
 const (
-	purposeRegistration  = "registration"
-	purposePasswordReset = "password_reset"
-	purposeAddThreepid   = "add_threepid"
+	PurposeRegistration  = "registration"
+	PurposePasswordReset = "password_reset"
+	PurposeAddThreepid   = "add_threepid"
 	purposeAlreadyInUse  = "already_in_use"
 )
 
@@ -45,16 +40,16 @@ type messageData struct {
 }
 
 var defaultTextTemplates = map[string]string{
-	purposeRegistration:  "Hello,\n\nTo finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address by opening this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email.\n",
-	purposePasswordReset: "Hello,\n\nA password reset was requested for your account on {{.ServerName}}. To continue, open this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email and your password stays as it is.\n",
-	purposeAddThreepid:   "Hello,\n\nTo add this email address to your account on {{.ServerName}}, open this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email.\n",
+	PurposeRegistration:  "Hello,\n\nTo finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address by opening this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email.\n",
+	PurposePasswordReset: "Hello,\n\nA password reset was requested for your account on {{.ServerName}}. To continue, open this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email and your password stays as it is.\n",
+	PurposeAddThreepid:   "Hello,\n\nTo add this email address to your account on {{.ServerName}}, open this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email.\n",
 	purposeAlreadyInUse:  "Hello,\n\nSomeone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.\n",
 }
 
 var defaultHTMLTemplates = map[string]string{
-	purposeRegistration:  `<!DOCTYPE html><html><body><p>Hello,</p><p>To finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address:</p><p><a href="{{.Link}}">Confirm my email address</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
-	purposePasswordReset: `<!DOCTYPE html><html><body><p>Hello,</p><p>A password reset was requested for your account on {{.ServerName}}.</p><p><a href="{{.Link}}">Continue the password reset</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
-	purposeAddThreepid:   `<!DOCTYPE html><html><body><p>Hello,</p><p>To add this email address to your account on {{.ServerName}}:</p><p><a href="{{.Link}}">Confirm my email address</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
+	PurposeRegistration:  `<!DOCTYPE html><html><body><p>Hello,</p><p>To finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address:</p><p><a href="{{.Link}}">Confirm my email address</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
+	PurposePasswordReset: `<!DOCTYPE html><html><body><p>Hello,</p><p>A password reset was requested for your account on {{.ServerName}}.</p><p><a href="{{.Link}}">Continue the password reset</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
+	PurposeAddThreepid:   `<!DOCTYPE html><html><body><p>Hello,</p><p>To add this email address to your account on {{.ServerName}}:</p><p><a href="{{.Link}}">Confirm my email address</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
 	purposeAlreadyInUse:  `<!DOCTYPE html><html><body><p>Hello,</p><p>Someone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.</p></body></html>`,
 }
 
@@ -84,8 +79,8 @@ func newMailer(cfg config.Email, serverName string) (*mailer, error) {
 }
 
 func (m *mailer) subject(purpose string) string {
-	s := map[string]string{purposeRegistration: m.cfg.Subjects.EmailValidation, purposePasswordReset: m.cfg.Subjects.PasswordReset,
-		purposeAddThreepid: m.cfg.Subjects.AddThreepid, purposeAlreadyInUse: m.cfg.Subjects.EmailAlreadyInUse}[purpose]
+	s := map[string]string{PurposeRegistration: m.cfg.Subjects.EmailValidation, PurposePasswordReset: m.cfg.Subjects.PasswordReset,
+		PurposeAddThreepid: m.cfg.Subjects.AddThreepid, purposeAlreadyInUse: m.cfg.Subjects.EmailAlreadyInUse}[purpose]
 	return strings.NewReplacer("%(server_name)s", m.serverNam, "%(app)s", m.cfg.AppName).Replace(s)
 }
 
@@ -137,40 +132,4 @@ func (m *mailer) send(ctx context.Context, to, purpose string, data messageData)
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.SendTimeout.Duration)
 	defer cancel()
 	return client.DialAndSendWithContext(ctx, msg)
-}
-
-// smsSender posts SMS to the configured gateway.
-type smsSender struct {
-	cfg    config.SMSGateway
-	client *http.Client
-}
-
-func newSMSSender(cfg config.SMSGateway) *smsSender {
-	timeout := cfg.Timeout.Duration
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
-	return &smsSender{cfg: cfg, client: &http.Client{Timeout: timeout}}
-}
-
-func (s *smsSender) send(ctx context.Context, msisdn, text string) error {
-	body, _ := json.Marshal(map[string]string{"to": "+" + msisdn, "text": text})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s.cfg.BearerToken != "" {
-		req.Header.Set("Authorization", "Bearer "+s.cfg.BearerToken)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return errors.New("SMS gateway answered " + resp.Status)
-	}
-	return nil
 }

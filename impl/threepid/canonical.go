@@ -1,0 +1,33 @@
+package threepid
+
+import (
+	"net/mail"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// CanonicalEmail returns the address in canonical form (lower-cased) or ""
+// when it is not a bare address.
+func CanonicalEmail(s string) string {
+	s = strings.TrimSpace(s)
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s || len(s) < 3 || len(s) > 500 {
+		return ""
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok {
+		return ""
+	}
+	return strings.ToLower(local) + "@" + strings.ToLower(domain)
+}
+
+// CanonicalMsisdn turns a number dialled from country into E.164 digits
+// without the plus, or "".
+func CanonicalMsisdn(country, phone string) string {
+	n, err := phonenumbers.Parse(phone, strings.ToUpper(country))
+	if err != nil || !phonenumbers.IsValidNumber(n) {
+		return ""
+	}
+	return strings.TrimPrefix(phonenumbers.Format(n, phonenumbers.E164), "+")
+}
