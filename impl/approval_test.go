@@ -32,11 +32,12 @@ func TestApprovalBlocksThenAllowsLogin(t *testing.T) {
 	// The CLI path.
 	env.register("second", "pw-second-1").expect(t, 403, "M_USER_AWAITING_APPROVAL")
 	a, _ := impl.NewAdmin(env.cfg, env.store, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if id, err := a.ApproveUser(context.Background(), "Second"); err != nil || id != "@second:example.org" {
+	id, _ := a.Accounts.CanonicalUserID("Second")
+	if err := a.Accounts.SetApproved(context.Background(), id, true); err != nil || id != "@second:example.org" {
 		t.Fatalf("approve %s %v", id, err)
 	}
 	env.do("POST", loginURL, loginBody("second", "pw-second-1")).expect(t, 200, "")
-	if _, err := a.ApproveUser(context.Background(), "nobody"); err == nil {
+	if err := a.Accounts.SetApproved(context.Background(), "@nobody:example.org", true); err == nil {
 		t.Fatal("approved a missing user")
 	}
 }

@@ -6,12 +6,15 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"registrar/db"
+	"registrar/impl/accounts"
 	"registrar/impl/appservice"
 	"registrar/impl/matrix"
 	"registrar/impl/ratelimit"
 	"registrar/impl/secrets"
+	"registrar/impl/tokencache"
 )
 
 // requester is the authenticated owner of a request's access token.
@@ -78,9 +81,17 @@ func accessToken(header http.Header, query url.Values) (string, error) {
 	return fromQuery, nil
 }
 
-// authenticate resolves the request's access token. Without a token it
+// tokenResolver finds who a request's access token belongs to.
+type tokenResolver struct {
+	store       *tokencache.Store
+	appServices *appservice.Index
+	accounts    *accounts.Service
+	now         func() time.Time
+}
+
+// resolve resolves the request's access token. Without a token it
 // returns nil, or M_MISSING_TOKEN when required.
-func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Values, required bool) (*requester, error) {
+func (s *tokenResolver) resolve(ctx context.Context, r *http.Request, query url.Values, required bool) (*requester, error) {
 	token, err := accessToken(r.Header, query)
 	if err != nil {
 		return nil, err
@@ -120,7 +131,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request, query url.Va
 
 // appServiceRequester is an application service acting as its sender or,
 // with ?user_id=, as a user in its namespaces (identity assertion).
-func (s *Server) appServiceRequester(as *appservice.Service, assert string) (*requester, error) {
+func (s *tokenResolver) appServiceRequester(as *appservice.Service, assert string) (*requester, error) {
 	sender := s.accounts.UserID(as.SenderLocalpart)
 	who := &requester{UserID: sender, AppService: as}
 	if assert != "" && assert != sender {

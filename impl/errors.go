@@ -11,7 +11,7 @@ import (
 )
 
 // writeError is the one place that writes error responses.
-func (s *Server) writeError(c echo.Context, err error) {
+func (h *httpStack) writeError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
@@ -21,7 +21,7 @@ func (s *Server) writeError(c echo.Context, err error) {
 	}
 	merr := matrix.From(err)
 	if merr.Status >= 500 {
-		s.log.Error("request failed", "request_id", s.requestID(c), "method", c.Request().Method,
+		h.log.Error("request failed", "request_id", h.requestID(c), "method", c.Request().Method,
 			"route", c.Path(), "error", err)
 	}
 	if merr.RetryAfterMS > 0 {

@@ -13,6 +13,8 @@ import (
 	"registrar/impl/matrix"
 	"registrar/impl/uia"
 	"registrar/impl/web"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 var errNoFallback = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeUnrecognized, Message: "Unknown auth stage type"}
@@ -177,9 +179,13 @@ func firstNonEmpty(values ...*string) string {
 	return ""
 }
 
-// fallbackPolicy is the Content-Security-Policy of the fallback pages:
-// their completion script, and the captcha provider's scripts and frames.
-func (s *Server) fallbackPolicy() web.Policy {
+// pagePolicy is the Content-Security-Policy of an operation's pages: the
+// fallback pages' completion script, and the captcha provider's scripts
+// and frames; nothing for the others.
+func (s *Server) pagePolicy(op *openapi3.Operation) web.Policy {
+	if !strings.HasPrefix(strings.ToLower(op.OperationID), "authfallback") {
+		return web.Policy{}
+	}
 	p := web.Policy{Scripts: []string{fallbackDoneScript}}
 	if s.cfg.EnableRegistrationCaptcha {
 		p.ScriptOrigins, p.FrameOrigins = captchaOrigins(s.cfg.Captcha.RecaptchaAPIJSURL)

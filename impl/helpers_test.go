@@ -268,3 +268,5 @@ func (e *testEnv) tableDump(table string) string {
 	}
 	return out.String()
 }
+
+func ptr[T any](v T) *T { return &v }

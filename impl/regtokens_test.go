@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"registrar/impl"
+	"registrar/impl/accounts"
 	"registrar/impl/config"
 )
 
@@ -23,7 +24,8 @@ func (e *testEnv) adminToken(name string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := a.RegisterUser(context.Background(), name, "pw-"+name+"-admin", true); err != nil {
+	if _, err := a.Accounts.Create(context.Background(), accounts.NewAccount{Source: accounts.SourceOperator, Localpart: name,
+		Password: ptr("pw-" + name + "-admin"), Admin: true}); err != nil {
 		e.t.Fatal(err)
 	}
 	r := e.do("POST", loginURL, loginBody(name, "pw-"+name+"-admin"))

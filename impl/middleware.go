@@ -1,0 +1,116 @@
+package impl
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"registrar/impl/matrix"
+)
+
+// corsAndLimits runs before routing: the CORS headers the spec recommends
+// on every response, OPTIONS answered without running any endpoint, and the
+// request body size limit.
+func (h *httpStack) corsAndLimits(next echo.HandlerFunc) echo.HandlerFunc {
+	limit := h.maxBody
+	return func(c echo.Context) error {
+		header := c.Response().Header()
+		header.Set("Access-Control-Allow-Origin", "*")
+		header.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+		header.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
+		req := c.Request()
+		if req.Method == http.MethodOptions {
+			return c.NoContent(http.StatusNoContent)
+		}
+		if req.URL.RawQuery != "" && !validQuery(req.URL.RawQuery) {
+			return errBadQuery
+		}
+		if req.ContentLength > limit {
+			return matrix.ErrTooLarge
+		}
+		if req.Body != nil && req.Body != http.NoBody {
+			req.Body = &limitedBody{ReadCloser: req.Body, remaining: limit}
+		}
+		return next(c)
+	}
+}
+
+var errBadQuery = matrix.BadRequest(matrix.CodeInvalidParam, "The query string is not valid URL encoding")
+
+// validQuery reports whether a raw query string decodes: url.ParseQuery
+// refuses a '%' not followed by two hex digits and a ';' separator, which
+// the binders would otherwise meet after validation.
+func validQuery(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case ';':
+			return false
+		case '%':
+			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+				return false
+			}
+			i += 2
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
+}
+
+// limitedBody fails reads past the body size limit with echo's 413 error,
+// which the error writer maps to M_TOO_LARGE.
+type limitedBody struct {
+	io.ReadCloser
+	remaining int64
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.remaining < 0 {
+		return 0, echo.ErrStatusRequestEntityTooLarge
+	}
+	if int64(len(p)) > l.remaining+1 {
+		p = p[:l.remaining+1]
+	}
+	n, err := l.ReadCloser.Read(p)
+	l.remaining -= int64(n)
+	if l.remaining < 0 {
+		return n, echo.ErrStatusRequestEntityTooLarge
+	}
+	return n, err
+}
+
+// accessLog writes one line per request.
+func (h *httpStack) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		h.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+			slog.String("request_id", h.requestID(c)),
+			slog.String("method", c.Request().Method),
+			slog.String("route", c.Path()),
+			slog.Int("status", c.Response().Status),
+			slog.Duration("duration", time.Since(start)))
+		return nil
+	}
+}
+
+// requestID returns the request's ID (sent as X-Request-Id), assigning
+// one on first use.
+func (h *httpStack) requestID(c echo.Context) string {
+	header := c.Response().Header()
+	if id := header.Get(echo.HeaderXRequestID); id != "" {
+		return id
+	}
+	id := h.requestPrefix + "-" + strconv.FormatUint(h.requestSeq.Add(1), 10)
+	header.Set(echo.HeaderXRequestID, id)
+	return id
+}

@@ -1,0 +1,290 @@
+package impl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+
+	"registrar/api"
+	"registrar/impl/secrets"
+	"registrar/impl/uia"
+	"registrar/impl/web"
+)
+
+// httpStack is the HTTP plumbing around the handlers: CORS, query and
+// body checks before routing, then per operation (resolved once, at
+// start) authentication and kin-openapi request validation, then the
+// generated strict handlers; and the one place errors are written.
+type httpStack struct {
+	echo          *echo.Echo
+	log           *slog.Logger
+	maxBody       int64
+	tokens        *tokenResolver
+	pagePolicy    func(op *openapi3.Operation) web.Policy
+	requestPrefix string
+	requestSeq    atomic.Uint64
+}
+
+func newHTTPStack(s *Server) (*httpStack, error) {
+	spec, err := api.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded spec: %w", err)
+	}
+	h := &httpStack{echo: echo.New(), log: s.log, maxBody: s.cfg.MaxRequestBodySize, requestPrefix: secrets.RandomString(6),
+		tokens:     &tokenResolver{store: s.store, appServices: s.appServices, accounts: s.accounts, now: s.now},
+		pagePolicy: s.pagePolicy}
+	e := h.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = h.writeError
+	e.IPExtractor = echo.ExtractIPDirect()
+	if proxies := s.cfg.TrustedProxyNetworks(); len(proxies) > 0 {
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range proxies {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
+	e.Pre(h.corsAndLimits)
+	if s.cfg.AccessLog {
+		e.Use(h.accessLog)
+	}
+	router := &specRouter{stack: h, spec: spec, options: validationOptions()}
+	api.RegisterHandlers(router, api.NewStrictHandler(s, nil))
+	if router.err != nil {
+		return nil, router.err
+	}
+	if missing := router.unregistered(); len(missing) > 0 {
+		return nil, fmt.Errorf("spec operations without a handler: %s", strings.Join(missing, ", "))
+	}
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *httpStack) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.echo.ServeHTTP(w, r) }
+
+func validationOptions() *openapi3filter.Options {
+	o := &openapi3filter.Options{SkipSettingDefaults: true, KeepValidatedValue: true}
+	o.WithCustomSchemaErrorFunc(func(e *openapi3.SchemaError) string { return e.Reason })
+	return o
+}
+
+// specRouter receives the generated route registrations and attaches each
+// operation's middleware, found by method and path in the spec (never by
+// operationId, which the generated code and the embedded spec spell
+// differently). Every /_matrix/client/v3 route is also served under the
+// legacy /_matrix/client/r0 prefix.
+type specRouter struct {
+	stack   *httpStack
+	spec    *openapi3.T
+	options *openapi3filter.Options
+	done    map[string]bool
+	err     error
+}
+
+func (r *specRouter) add(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	specPath := echoToSpecPath(path)
+	item := r.spec.Paths.Value(specPath)
+	var op *openapi3.Operation
+	if item != nil {
+		op = item.GetOperation(method)
+	}
+	if op == nil {
+		r.err = errors.Join(r.err, fmt.Errorf("generated route %s %s is not in the embedded spec", method, path))
+		return nil
+	}
+	if r.done == nil {
+		r.done = map[string]bool{}
+	}
+	r.done[method+" "+specPath] = true
+	mw := append([]echo.MiddlewareFunc{r.stack.operationMiddleware(r.spec, specPath, item, method, op, r.options)}, m...)
+	if servesPage(op) {
+		mw = append([]echo.MiddlewareFunc{pageHeaders(r.stack.pagePolicy(op))}, mw...)
+	}
+	route := r.stack.echo.Add(method, path, h, mw...)
+	if rest, ok := strings.CutPrefix(path, uia.V3Prefix); ok {
+		r.stack.echo.Add(method, uia.R0Prefix+rest, h, mw...)
+	}
+	return route
+}
+
+func (r *specRouter) unregistered() []string {
+	var missing []string
+	for path, item := range r.spec.Paths.Map() {
+		for method := range item.Operations() {
+			if !r.done[method+" "+path] {
+				missing = append(missing, method+" "+path)
+			}
+		}
+	}
+	return missing
+}
+
+func echoToSpecPath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, part := range parts {
+		if strings.HasPrefix(part, ":") {
+			parts[i] = "{" + part[1:] + "}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// CONNECT implements api.EchoRouter.
+func (r *specRouter) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodConnect, p, h, m...)
+}
+
+// DELETE implements api.EchoRouter.
+func (r *specRouter) DELETE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodDelete, p, h, m...)
+}
+
+// GET implements api.EchoRouter.
+func (r *specRouter) GET(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodGet, p, h, m...)
+}
+
+// HEAD implements api.EchoRouter.
+func (r *specRouter) HEAD(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodHead, p, h, m...)
+}
+
+// OPTIONS implements api.EchoRouter.
+func (r *specRouter) OPTIONS(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodOptions, p, h, m...)
+}
+
+// PATCH implements api.EchoRouter.
+func (r *specRouter) PATCH(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPatch, p, h, m...)
+}
+
+// POST implements api.EchoRouter.
+func (r *specRouter) POST(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPost, p, h, m...)
+}
+
+// PUT implements api.EchoRouter.
+func (r *specRouter) PUT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPut, p, h, m...)
+}
+
+// TRACE implements api.EchoRouter.
+func (r *specRouter) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodTrace, p, h, m...)
+}
+
+// authMode is what an operation's security requirements ask of a token.
+type authMode int
+
+const (
+	authNone     authMode = iota // no security requirement
+	authOptional                 // a token may be given; if given it must be valid
+	authRequired                 // a valid token is required
+)
+
+func operationAuth(op *openapi3.Operation, spec *openapi3.T) authMode {
+	sec := op.Security
+	if sec == nil {
+		sec = &spec.Security
+	}
+	if len(*sec) == 0 {
+		return authNone
+	}
+	for _, req := range *sec {
+		if len(req) == 0 {
+			return authOptional
+		}
+	}
+	return authRequired
+}
+
+// operationMiddleware authenticates and validates requests of one
+// operation. Its route is built once here, so request time does no route
+// finding and cost stays flat as the spec grows.
+func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *openapi3.PathItem, method string, op *openapi3.Operation, opts *openapi3filter.Options) echo.MiddlewareFunc {
+	mode := operationAuth(op, spec)
+	// Security is enforced by authenticate below; kin-openapi validates
+	// parameters and body against a copy without security requirements.
+	validated := *op
+	validated.Security = &openapi3.SecurityRequirements{}
+	route := &routers.Route{Spec: spec, Server: spec.Servers[0], Path: path, PathItem: item, Method: method, Operation: &validated}
+	hasJSONBody := op.RequestBody != nil && op.RequestBody.Value != nil && op.RequestBody.Value.Content.Get("application/json") != nil
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			info := &requestInfo{clientIP: c.RealIP()}
+			if mode != authNone {
+				who, err := h.tokens.resolve(req.Context(), req, c.QueryParams(), mode == authRequired)
+				if err != nil {
+					return err
+				}
+				info.who = who
+			} else if req.Header.Get("Authorization") != "" || c.QueryParam("access_token") != "" {
+				if token, err := accessToken(req.Header, c.QueryParams()); err == nil {
+					info.token = token
+				}
+			}
+			req = req.WithContext(context.WithValue(req.Context(), requestInfoKey{}, info))
+			c.SetRequest(req)
+			if hasJSONBody {
+				// Clients need not send Content-Type (client-server API, "API standards").
+				if ct := req.Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+					req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+				}
+			}
+			in := &openapi3filter.RequestValidationInput{
+				Request:     req,
+				PathParams:  pathParams(c),
+				QueryParams: c.QueryParams(),
+				Route:       route,
+				Options:     opts,
+			}
+			if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
+				return err
+			}
+			return next(c)
+		}
+	}
+}
+
+// servesPage reports whether an operation answers with an HTML page.
+func servesPage(op *openapi3.Operation) bool {
+	for _, resp := range op.Responses.Map() {
+		if resp.Value != nil && resp.Value.Content.Get("text/html") != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// pageHeaders sets the security headers of an operation's pages.
+func pageHeaders(policy web.Policy) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			web.SetHeaders(c.Response().Header(), policy)
+			return next(c)
+		}
+	}
+}
+
+func pathParams(c echo.Context) map[string]string {
+	names := c.ParamNames()
+	if len(names) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(names))
+	for i, n := range names {
+		out[n] = c.ParamValues()[i]
+	}
+	return out
+}
