@@ -44,8 +44,8 @@ func (s *Server) uiaRequest(ctx context.Context, method, path string, auth *api.
 	return r
 }
 
-// authenticateUIA loads the request's session, if any, and runs its stage.
-func (s *Server) authenticateUIA(ctx context.Context, req *uia.Request) (*uia.Session, error) {
+// runUIA loads the request's session, if any, and runs its stage.
+func (s *Server) runUIA(ctx context.Context, req *uia.Request) (*uia.Session, error) {
 	sess, err := s.uia.Load(ctx, req)
 	if err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func (s *Server) authenticateUIA(ctx context.Context, req *uia.Request) (*uia.Se
 // operation (of concurrent requests, one runs it); when op fails the
 // session is given back for a retry.
 func (s *Server) protect(ctx context.Context, req *uia.Request, op func(*uia.Session) error) error {
-	sess, err := s.authenticateUIA(ctx, req)
+	sess, err := s.runUIA(ctx, req)
 	if err != nil {
 		return err
 	}

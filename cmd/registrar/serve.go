@@ -19,23 +19,11 @@ import (
 // serve runs the HTTP server until ctx is done, then shuts down gracefully,
 // letting in-flight requests finish.
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", getenv("REGISTRAR_CONFIG"), "YAML configuration file")
-	listen := fs.String("listen", "", "listen address host:port, overriding the config's first listener")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	cfg, err := config.Load(*configPath, getenv)
+	cfg, addr, err := serveConfig(args, getenv, stderr)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	log := newLogger(cfg, stderr)
-	addr := cfg.ListenAddress()
-	if *listen != "" {
-		addr = *listen
-	}
-
 	store, err := db.Open(ctx, cfg.DatabasePath(), db.Options{})
 	if err != nil {
 		return err
@@ -48,6 +36,36 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	go srv.Run(bgCtx)
+	return listenAndServe(ctx, cfg, addr, srv, log, ready)
+}
+
+// serveConfig reads serve's flags and the configuration; addr is the
+// address to listen on.
+func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (cfg config.Config, addr string, err error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("REGISTRAR_CONFIG"), "YAML configuration file")
+	listen := fs.String("listen", "", "listen address host:port, overriding the config's first listener")
+	if err := fs.Parse(args); err != nil {
+		return cfg, "", usageError{err}
+	}
+	if cfg, err = config.Load(*configPath, getenv); err != nil {
+		return cfg, "", usageError{err}
+	}
+	addr = cfg.ListenAddress()
+	if *listen != "" {
+		addr = *listen
+	}
+	return cfg, addr, nil
+}
+
+// listenAndServe serves handler on addr, with max_connections and
+// timeouts, until ctx is done; then it stops accepting and waits (up to
+// 20 s) for the requests in flight.
+func listenAndServe(ctx context.Context, cfg config.Config, addr string, handler http.Handler, log *slog.Logger, ready chan<- string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -55,7 +73,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	guard := newConnectionGuard(cfg.MaxConnections)
 	ln = guard.listener(ln)
 	httpServer := &http.Server{
-		Handler:           srv,
+		Handler:           handler,
 		ConnState:         guard.track,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -63,10 +81,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBackground()
-	go srv.Run(bgCtx)
-
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.Serve(ln) }()
 	log.Info("listening", "address", ln.Addr().String(), "server_name", cfg.ServerName,
