@@ -14,7 +14,6 @@ import (
 	"registrar/impl/matrix"
 	"registrar/impl/ratelimit"
 	"registrar/impl/secrets"
-	"registrar/impl/tokencache"
 )
 
 // requester is the authenticated owner of a request's access token.
@@ -81,9 +80,15 @@ func accessToken(header http.Header, query url.Values) (string, error) {
 	return fromQuery, nil
 }
 
+// tokenStore is what resolving tokens needs of the database.
+type tokenStore interface {
+	LookupAccessToken(ctx context.Context, hash string) (db.TokenOwner, error)
+	MarkAccessTokenUsed(ctx context.Context, userID string, tokenID, refreshTokenID int64) error
+}
+
 // tokenResolver finds who a request's access token belongs to.
 type tokenResolver struct {
-	store       *tokencache.Store
+	store       tokenStore
 	appServices *appservice.Index
 	accounts    *accounts.Service
 	now         func() time.Time

@@ -40,7 +40,7 @@ func newHTTPStack(s *Server) (*httpStack, error) {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
 	h := &httpStack{echo: echo.New(), log: s.log, maxBody: s.cfg.MaxRequestBodySize, requestPrefix: secrets.RandomString(6),
-		tokens:     &tokenResolver{store: s.store, appServices: s.appServices, accounts: s.accounts, now: s.now},
+		tokens:     &tokenResolver{store: s.revoking, appServices: s.appServices, accounts: s.accounts, now: s.now},
 		pagePolicy: s.pagePolicy}
 	e := h.echo
 	e.HideBanner, e.HidePort = true, true

@@ -54,7 +54,7 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 		return nil, err
 	}
 	s := &Server{core: c}
-	if s.threepids, err = threepid.New(&s.cfg, s.store, now, log); err != nil {
+	if s.threepids, err = threepid.New(&s.cfg, s.revoking, now, log); err != nil {
 		return nil, err
 	}
 	if s.cfg.EnableRegistrationCaptcha {
