@@ -8,19 +8,6 @@ import (
 	"registrar/impl/passwords"
 )
 
-const (
-	passwordURL   = "/_matrix/client/v3/account/password"
-	deactivateURL = "/_matrix/client/v3/account/deactivate"
-)
-
-func passwordAuth(user, password, session string) map[string]any {
-	a := map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": user}, "password": password}
-	if session != "" {
-		a["session"] = session
-	}
-	return a
-}
-
 func TestChangePassword(t *testing.T) {
 	env := newEnv(t)
 	caller := env.register("olga", "pw-olga-old", map[string]any{"device_id": "CALLER"}).str("access_token")

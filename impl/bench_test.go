@@ -2,34 +2,8 @@ package impl_test
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 )
-
-// benchRequest drives one request through the handler as net/http would
-// hand it over (body without GetBody, Content-Length set).
-func benchRequest(b *testing.B, h http.Handler, method, target, body string, header ...string) {
-	b.Helper()
-	b.ReportAllocs()
-	for b.Loop() {
-		var req *http.Request
-		if body != "" {
-			req = httptest.NewRequest(method, target, strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-		} else {
-			req = httptest.NewRequest(method, target, nil)
-		}
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code >= 500 {
-			b.Fatalf("%d %s", rec.Code, rec.Body.String())
-		}
-	}
-}
 
 // BenchmarkBareHTTP is the baseline: a plain net/http handler writing a
 // small JSON object, through the same harness.
@@ -69,8 +43,6 @@ func BenchmarkRegisterFirstChallenge(b *testing.B) {
 	body := `{"username":"alice","password":"correct-horse-battery-staple-1","device_id":"ABC","initial_device_display_name":"x"}`
 	benchRequest(b, env.server, "POST", "/_matrix/client/v3/register", body)
 }
-
-func newBenchEnv(b *testing.B) *testEnv { return newEnv(b) }
 
 // BenchmarkWhoami is the cheapest authenticated call: it stands for the
 // cost of authenticating any request (token cache warm).

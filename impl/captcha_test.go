@@ -1,48 +1,12 @@
 package impl_test
 
 import (
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"registrar/impl/config"
 	"registrar/impl/uia"
 )
-
-// siteverify is a loopback stand-in for reCAPTCHA/hCaptcha/Turnstile's
-// siteverify API; "good" is the only accepted response.
-type siteverify struct {
-	mu       sync.Mutex
-	remoteIP []string
-	server   *httptest.Server
-}
-
-func newSiteverify(t *testing.T) *siteverify {
-	sv := &siteverify{}
-	sv.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
-		sv.mu.Lock()
-		sv.remoteIP = append(sv.remoteIP, r.PostForm.Get("remoteip"))
-		sv.mu.Unlock()
-		ok := r.PostForm.Get("secret") == "captcha-secret" && r.PostForm.Get("response") == "good"
-		_ = json.NewEncoder(w).Encode(map[string]any{"success": ok})
-	}))
-	t.Cleanup(sv.server.Close)
-	return sv
-}
-
-func captchaConfig(sv *siteverify) func(*config.Config) {
-	return func(c *config.Config) {
-		c.EnableRegistrationCaptcha = true
-		c.EnableRegistrationWithoutVerification = false
-		c.Captcha.RecaptchaPublicKey = "captcha-public"
-		c.Captcha.RecaptchaPrivateKey = "captcha-secret"
-		c.Captcha.RecaptchaSiteverifyAPI = sv.server.URL
-	}
-}
 
 func TestCaptchaStage(t *testing.T) {
 	sv := newSiteverify(t)
@@ -74,17 +38,6 @@ func TestCaptchaProviderDown(t *testing.T) {
 	sv.server.Close()
 	r := env.do("POST", registerURL, stage("m.login.recaptcha", s, map[string]any{"response": "good"}))
 	r.expect(t, 503, "M_UNKNOWN")
-}
-
-func (e *testEnv) page(method, path, form string) (int, string) {
-	e.t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(form))
-	if form != "" {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	rec := httptest.NewRecorder()
-	e.server.ServeHTTP(rec, req)
-	return rec.Code, rec.Body.String()
 }
 
 func TestFallbackPagesCompleteStages(t *testing.T) {

@@ -8,12 +8,6 @@ import (
 	"time"
 )
 
-// doFrom sends a request from the given peer address.
-func (e *testEnv) doFrom(ip, method, path, body string, header ...string) response {
-	e.t.Helper()
-	return e.doWith(func(r *requestOptions) { r.remote = ip + ":5555" }, method, path, body, header...)
-}
-
 func TestRateLimitsAnswer429AndRecover(t *testing.T) {
 	env := newEnv(t, func(c *config.Config) {
 		c.RcUsernameAvailability = ratelimit.Rate{PerSecond: 0.5, BurstCount: 2}

@@ -17,8 +17,6 @@ import (
 	"registrar/impl/uia"
 )
 
-const registerURL = "/_matrix/client/v3/register"
-
 func TestRegisterDummyFlowInTwoSteps(t *testing.T) {
 	env := newEnv(t)
 	first := env.do("POST", registerURL, `{"username":"alice","password":"pw-alice-1","initial_device_display_name":"Phone","device_id":"PHONE"}`)
@@ -337,15 +335,6 @@ func TestAvailable(t *testing.T) {
 	}
 	env.register("free", "pw-free-1").expect(t, 200, "")
 	env.do("GET", "/_matrix/client/r0/register/available?username=FREE", "").expect(t, 400, "M_USER_IN_USE")
-}
-
-func TestOpenRegistrationNeedsExplicitOptIn(t *testing.T) {
-	cfg := testConfig()
-	cfg.EnableRegistrationWithoutVerification = false
-	err := cfg.Validate()
-	if err == nil || !strings.Contains(err.Error(), "enable_registration_without_verification") {
-		t.Fatalf("got %v", err)
-	}
 }
 
 // TestUIASessionSharedBetweenProcesses starts a flow on one server and

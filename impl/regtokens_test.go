@@ -3,42 +3,14 @@ package impl_test
 import (
 	"context"
 	"encoding/hex"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"registrar/impl"
-	"registrar/impl/accounts"
 	"registrar/impl/config"
 )
-
-const tokensURL = "/_synapse/admin/v1/registration_tokens"
-
-// adminToken creates a server admin with the operator API and logs it in.
-func (e *testEnv) adminToken(name string) string {
-	e.t.Helper()
-	a, err := impl.NewAdmin(e.cfg, e.store, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := a.Accounts.Create(context.Background(), accounts.NewAccount{Source: accounts.SourceOperator, Localpart: name,
-		Password: ptr("pw-" + name + "-admin"), Admin: true}); err != nil {
-		e.t.Fatal(err)
-	}
-	r := e.do("POST", loginURL, loginBody(name, "pw-"+name+"-admin"))
-	if r.Status != 200 {
-		e.t.Fatalf("admin login: %s", r.Raw)
-	}
-	return r.str("access_token")
-}
-
-func tokenRequired(c *config.Config) {
-	c.RegistrationRequiresToken = true
-	c.EnableRegistrationWithoutVerification = false
-}
 
 func TestRegistrationTokenAdminAPI(t *testing.T) {
 	env := newEnv(t, tokenRequired)
@@ -90,30 +62,6 @@ func TestRegistrationTokenAdminAPI(t *testing.T) {
 	}
 	env.do("DELETE", tokensURL+"/abc.DEF_~-1", "", bearer(admin)...).expect(t, 200, "")
 	env.do("DELETE", tokensURL+"/abc.DEF_~-1", "", bearer(admin)...).expect(t, 404, "M_NOT_FOUND")
-}
-
-func (e *testEnv) newToken(admin, body string) string {
-	e.t.Helper()
-	r := e.do("POST", tokensURL+"/new", body, bearer(admin)...)
-	if r.Status != 200 {
-		e.t.Fatalf("new token: %s", r.Raw)
-	}
-	return r.str("token")
-}
-
-func (e *testEnv) tokenState(admin, token string) response {
-	e.t.Helper()
-	return e.do("GET", tokensURL+"/"+token, "", bearer(admin)...)
-}
-
-func stage(authType, session string, extra ...map[string]any) string {
-	a := map[string]any{"type": authType, "session": session}
-	for _, x := range extra {
-		for k, v := range x {
-			a[k] = v
-		}
-	}
-	return jsonBody(map[string]any{"auth": a})
 }
 
 func TestRegistrationTokenLifecycle(t *testing.T) {
@@ -261,17 +209,6 @@ func TestSharedSecretRegistration(t *testing.T) {
 
 	off := newEnv(t)
 	off.do("GET", "/_synapse/admin/v1/register", "").expect(t, 400, "M_UNKNOWN")
-}
-
-func writeAppService(t *testing.T, dir, id, token, regex string) string {
-	t.Helper()
-	p := filepath.Join(dir, id+".yaml")
-	text := "id: " + id + "\nurl: null\nas_token: " + token + "\nhs_token: hs-" + token + "\nsender_localpart: " + id + "bot\n" +
-		"namespaces:\n  users:\n    - exclusive: true\n      regex: '" + regex + "'\n  rooms: []\n  aliases: []\nrate_limited: false\n"
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func TestApplicationServices(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,9 +103,6 @@ func TestStartingSessionsIsChargedAndWritesNothing(t *testing.T) {
 		t.Fatalf("stored sessions: %s", dump)
 	}
 }
-
-// raceTrials is how many times each race is run; every trial must hold.
-const raceTrials = 50
 
 // TestLoginRacingPasswordChangeDoesNotSurvive races logins with the old
 // password against a change with logout_devices: no token those logins
@@ -213,12 +209,6 @@ func TestUnknownUserTakesAsLongAsWrongPassword(t *testing.T) {
 			t.Fatalf("unknown and known users take different times (ratio %.2f)", ratio)
 		})
 	}
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // TestMalformedQueryStringsAreInvalidParams sends every operation a query

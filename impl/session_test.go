@@ -9,22 +9,6 @@ import (
 	"time"
 )
 
-const (
-	loginURL   = "/_matrix/client/v3/login"
-	whoamiURL  = "/_matrix/client/v3/account/whoami"
-	refreshURL = "/_matrix/client/v3/refresh"
-)
-
-func loginBody(user, password string, extra ...map[string]any) string {
-	b := map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": user}, "password": password}
-	for _, x := range extra {
-		for k, v := range x {
-			b[k] = v
-		}
-	}
-	return jsonBody(b)
-}
-
 func TestLoginFlowsAndCaseInsensitiveLogin(t *testing.T) {
 	env := newEnv(t)
 	flows := env.do("GET", loginURL, "").expect(t, 200, "")

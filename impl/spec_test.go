@@ -2,7 +2,6 @@ package impl_test
 
 import (
 	"context"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -46,17 +45,6 @@ func TestBundleIsValidOpenAPI30(t *testing.T) {
 			t.Errorf("bundle lacks %s", p)
 		}
 	}
-}
-
-func jsonFields(v any) []string {
-	t := reflect.TypeOf(v)
-	var out []string
-	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		out = append(out, name)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // TestGeneratedFieldSets guards against schema corruption in bundling (a

@@ -1,180 +1,17 @@
 package impl_test
 
 import (
-	"encoding/base64"
-	"encoding/json"
-	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"registrar/impl/config"
 	"registrar/impl/ratelimit"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-smtp"
 )
-
-// smtpSink is a real SMTP server on loopback that keeps what it receives.
-type smtpSink struct {
-	mu    sync.Mutex
-	mails []sentMail
-	port  int
-}
-
-type sentMail struct {
-	To      string
-	Subject string
-	Text    string
-	HTML    string
-}
-
-type sinkSession struct {
-	sink *smtpSink
-	to   string
-}
-
-func (s *sinkSession) AuthPlain(string, string) error            { return nil }
-func (s *sinkSession) Mail(string, *smtp.MailOptions) error      { return nil }
-func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error { s.to = to; return nil }
-func (s *sinkSession) Reset()                                    {}
-func (s *sinkSession) Logout() error                             { return nil }
-func (s *sinkSession) Data(r io.Reader) error {
-	msg, err := mail.ReadMessage(r)
-	if err != nil {
-		return err
-	}
-	m := sentMail{To: s.to}
-	dec := new(mime.WordDecoder)
-	m.Subject, _ = dec.DecodeHeader(msg.Header.Get("Subject"))
-	mt, params, _ := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if strings.HasPrefix(mt, "multipart/") {
-		mr := multipart.NewReader(msg.Body, params["boundary"])
-		for {
-			p, err := mr.NextRawPart()
-			if err != nil {
-				break
-			}
-			body := decodePart(p.Header.Get("Content-Transfer-Encoding"), p)
-			if strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") {
-				m.HTML = body
-			} else {
-				m.Text = body
-			}
-		}
-	} else {
-		m.Text = decodePart(msg.Header.Get("Content-Transfer-Encoding"), msg.Body)
-	}
-	s.sink.mu.Lock()
-	s.sink.mails = append(s.sink.mails, m)
-	s.sink.mu.Unlock()
-	return nil
-}
-
-func decodePart(encoding string, r io.Reader) string {
-	var b []byte
-	switch strings.ToLower(encoding) {
-	case "quoted-printable":
-		b, _ = io.ReadAll(quotedprintable.NewReader(r))
-	case "base64":
-		b, _ = io.ReadAll(base64.NewDecoder(base64.StdEncoding, r))
-	default:
-		b, _ = io.ReadAll(r)
-	}
-	return string(b)
-}
-
-func newSMTPSink(t *testing.T) *smtpSink {
-	sink := &smtpSink{}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: sink}, nil }))
-	srv.Domain = "localhost"
-	srv.AllowInsecureAuth = true
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink.port = ln.Addr().(*net.TCPAddr).Port
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return sink
-}
-
-func (s *smtpSink) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.mails)
-}
-
-func (s *smtpSink) last(t *testing.T) sentMail {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.mails) == 0 {
-		t.Fatal("no mail was sent")
-	}
-	return s.mails[len(s.mails)-1]
-}
-
-var linkRE = regexp.MustCompile(`https://matrix\.example\.org/(\S+submit_token\?\S+)`)
-
-// link is the validation link of the mail, as a path on the test server.
-func (m sentMail) link(t *testing.T) string {
-	t.Helper()
-	found := linkRE.FindStringSubmatch(m.Text)
-	if found == nil {
-		t.Fatalf("no validation link in %q", m.Text)
-	}
-	return "/" + found[1]
-}
-
-func emailConfig(sink *smtpSink) func(*config.Config) {
-	return func(c *config.Config) {
-		off := false
-		c.Email = &config.Email{SMTPHost: "127.0.0.1", SMTPPort: sink.port, EnableTLS: &off,
-			NotifFrom: "Registrar <noreply@example.org>", AppName: "TestApp"}
-	}
-}
-
-func requestEmailToken(env *testEnv, path, secret, email string, attempt int) response {
-	env.t.Helper()
-	return env.do("POST", path, jsonBody(map[string]any{"client_secret": secret, "email": email, "send_attempt": attempt}))
-}
-
-// validateLink opens the link (GET shows the button and validates
-// nothing) and submits the page's form.
-func validateLink(t *testing.T, env *testEnv, link string) string {
-	t.Helper()
-	u, _ := url.Parse(link)
-	code, page := env.page("GET", link, "")
-	if code != 200 || !strings.Contains(page, `id="confirm"`) {
-		t.Fatalf("confirmation page %d %s", code, page)
-	}
-	code, result := env.page("POST", u.Path, u.Query().Encode())
-	if code != 200 {
-		t.Fatalf("submit %d %s", code, result)
-	}
-	return result
-}
-
-func threepidAuth(authType, sid, secret, session string) map[string]any {
-	a := map[string]any{"type": authType, "threepid_creds": map[string]any{"sid": sid, "client_secret": secret}}
-	if session != "" {
-		a["session"] = session
-	}
-	return a
-}
-
-const registerEmailURL = "/_matrix/client/v3/register/email/requestToken"
 
 func TestRegisterWithEmail(t *testing.T) {
 	sink := newSMTPSink(t)
@@ -405,32 +242,6 @@ func TestEmailSendFailureIsClear(t *testing.T) {
 	}
 }
 
-// smsGateway is a loopback SMS gateway recording what it is asked to send.
-type smsGateway struct {
-	mu   sync.Mutex
-	sent []map[string]string
-	auth []string
-	url  string
-}
-
-func newSMSGateway(t *testing.T) *smsGateway {
-	g := &smsGateway{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m map[string]string
-		_ = json.NewDecoder(r.Body).Decode(&m)
-		g.mu.Lock()
-		g.sent = append(g.sent, m)
-		g.auth = append(g.auth, r.Header.Get("Authorization"))
-		g.mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(srv.Close)
-	g.url = srv.URL
-	return g
-}
-
-var codeRE = regexp.MustCompile(`\b(\d{6})\b`)
-
 func TestRegisterWithPhoneNumber(t *testing.T) {
 	gw := newSMSGateway(t)
 	env := newEnv(t, func(c *config.Config) {
@@ -506,46 +317,6 @@ func TestOperatorEmailTemplates(t *testing.T) {
 	if !strings.Contains(m.HTML, "Confirm my email address") {
 		t.Fatalf("the built-in HTML template should remain: %q", m.HTML)
 	}
-}
-
-// fakeIdentityServer validates phone numbers as an identity server would;
-// its SMS "says" 246810.
-func fakeIdentityServer(t *testing.T) string {
-	var mu sync.Mutex
-	validated := map[string]bool{}
-	numbers := map[string]string{}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /_matrix/identity/api/v1/validate/msisdn/requestToken", func(w http.ResponseWriter, r *http.Request) {
-		var in map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&in)
-		mu.Lock()
-		numbers["is-sid-1"] = "44" + strings.TrimPrefix(in["phone_number"].(string), "0")
-		mu.Unlock()
-		_ = json.NewEncoder(w).Encode(map[string]string{"sid": "is-sid-1"})
-	})
-	mux.HandleFunc("POST /_matrix/identity/api/v1/validate/msisdn/submitToken", func(w http.ResponseWriter, r *http.Request) {
-		var in map[string]string
-		_ = json.NewDecoder(r.Body).Decode(&in)
-		ok := in["token"] == "246810" && in["client_secret"] == "is-secret"
-		mu.Lock()
-		validated[in["sid"]] = validated[in["sid"]] || ok
-		mu.Unlock()
-		_ = json.NewEncoder(w).Encode(map[string]bool{"success": ok})
-	})
-	mux.HandleFunc("GET /_matrix/identity/api/v1/3pid/getValidated3pid", func(w http.ResponseWriter, r *http.Request) {
-		sid := r.URL.Query().Get("sid")
-		mu.Lock()
-		defer mu.Unlock()
-		if !validated[sid] || r.URL.Query().Get("client_secret") != "is-secret" {
-			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(map[string]string{"errcode": "M_SESSION_NOT_VALIDATED", "error": "not validated"})
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"medium": "msisdn", "address": numbers[sid], "validated_at": 1})
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv.URL
 }
 
 func TestPhoneNumberDelegatedToIdentityServer(t *testing.T) {

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/getkin/kin-openapi/openapi3"
-
 	"registrar/api"
 )
 
@@ -133,24 +131,6 @@ func TestEveryOperationValidates(t *testing.T) {
 	if checked < 20 {
 		t.Fatalf("only %d operations checked", checked)
 	}
-}
-
-// wrongTypedBody gives every property of the operation's body a value of
-// the wrong type; "" when the schema has no properties.
-func wrongTypedBody(op *openapi3.Operation) string {
-	mt := op.RequestBody.Value.Content.Get("application/json")
-	if mt == nil || mt.Schema == nil || len(mt.Schema.Value.Properties) == 0 {
-		return ""
-	}
-	body := map[string]any{}
-	for name, prop := range mt.Schema.Value.Properties {
-		if prop.Value.Type.Is("string") {
-			body[name] = 12345
-		} else {
-			body[name] = "wrong"
-		}
-	}
-	return jsonBody(body)
 }
 
 func TestCORS(t *testing.T) {

@@ -13,10 +13,6 @@ import (
 	"time"
 )
 
-func envFrom(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
-
 // TestServeStartsAndStopsCleanly runs the real serve path on a loopback
 // port, makes a request, and shuts down with a request in flight allowed
 // to finish.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,23 +10,6 @@ import (
 	"strings"
 	"testing"
 )
-
-// cli runs the binary's run function with a temp data directory.
-type cli struct {
-	t   *testing.T
-	env map[string]string
-}
-
-func newCLI(t *testing.T) *cli {
-	return &cli{t: t, env: map[string]string{"REGISTRAR_DATA_DIRECTORY": t.TempDir()}}
-}
-
-func (c *cli) run(stdin string, args ...string) (string, error) {
-	c.t.Helper()
-	var out bytes.Buffer
-	err := run(context.Background(), args, envFrom(c.env), strings.NewReader(stdin), &out, io.Discard, nil)
-	return out.String(), err
-}
 
 func TestRegisterUserCommand(t *testing.T) {
 	c := newCLI(t)
