@@ -22,9 +22,19 @@ build:
 run: build
 	./bin/registrar -config cmd/registrar/dev.yaml
 
-## test: run every test
+# The suite runs once on SQLite, then again on PostgreSQL when one answers
+# (each test gets a fresh schema of this database, dropped afterwards).
+REGISTRAR_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+
+## test: run every test, on SQLite and (when it answers) on PostgreSQL
 test:
 	$(GO) test -count=1 ./...
+	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+		echo "== the suite again, on PostgreSQL"; \
+		REGISTRAR_TEST_POSTGRES='$(REGISTRAR_TEST_POSTGRES)' $(GO) test -count=1 ./...; \
+	else \
+		echo "PostgreSQL does not answer on 127.0.0.1:5432: the suite ran on SQLite only"; \
+	fi
 
 ## race: run every test with the race detector
 race:

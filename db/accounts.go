@@ -113,10 +113,13 @@ func (s *Store) LocalpartTaken(ctx context.Context, localpartLower string) (bool
 // MaxNumericLocalpart returns the largest purely numeric localpart in use,
 // or 0; generated user IDs continue from it.
 func (s *Store) MaxNumericLocalpart(ctx context.Context) (int64, error) {
+	numeric := `localpart_lower <> '' AND localpart_lower NOT GLOB '*[^0-9]*'`
+	if s.engine == Postgres {
+		numeric = `localpart_lower ~ '^[0-9]+$'`
+	}
 	var v *string
 	err := s.db.WithContext(ctx).Raw(
-		`SELECT localpart_lower FROM accounts
-		 WHERE localpart_lower <> '' AND localpart_lower NOT GLOB '*[^0-9]*'
+		`SELECT localpart_lower FROM accounts WHERE ` + numeric + `
 		 ORDER BY length(localpart_lower) DESC, localpart_lower DESC LIMIT 1`).Scan(&v).Error
 	if err != nil || v == nil {
 		return 0, err

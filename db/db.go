@@ -1,6 +1,7 @@
-// Package db is registrar's store: GORM on SQLite, with ordered, recorded
-// migrations. impl depends on a small interface that *Store satisfies; no
-// GORM type leaves this package.
+// Package db is registrar's store: GORM on SQLite (the default) or
+// PostgreSQL, with ordered, recorded migrations run on both. impl's
+// packages depend on small interfaces that *Store satisfies; no GORM type
+// leaves this package.
 package db
 
 import (
@@ -10,10 +11,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 )
 
@@ -28,46 +32,60 @@ var (
 	ErrConflict = errors.New("db: conflicting concurrent change")
 )
 
+// The engines.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
 // Store is registrar's database.
 type Store struct {
-	db  *gorm.DB
-	now func() time.Time
+	db     *gorm.DB
+	engine string
+	dsn    string
+	now    func() time.Time
+	// channel is the NOTIFY channel of revocations (PostgreSQL).
+	channel string
 }
 
 // Options tune Open.
 type Options struct {
 	// Now is the clock used for timestamps; time.Now when nil.
 	Now func() time.Time
-	// MaxOpenConns bounds the connection pool; 0 picks a default.
+	// MaxOpenConns bounds the connection pool (cp_max); 0 picks a default.
 	MaxOpenConns int
+	// MinIdleConns keeps connections open (cp_min).
+	MinIdleConns int
+	// NotifyChannel names the PostgreSQL channel that carries revocations
+	// between instances sharing the database; registrar_revocations when
+	// empty.
+	NotifyChannel string
 }
 
-// Open opens (creating if needed) the SQLite database at path with WAL,
-// a busy timeout and foreign keys on, then applies pending migrations.
-func Open(ctx context.Context, path string, opts Options) (*Store, error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("create database directory: %w", err)
+// Open opens the database named by dsn and applies pending migrations.
+// A postgres:// or postgresql:// URL, or a libpq key=value string with a
+// host, is PostgreSQL; anything else is the path of an SQLite file
+// (created, owner-only, with WAL, a busy timeout and foreign keys on).
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	engine := EngineOf(dsn)
+	var dialector gorm.Dialector
+	if engine == Postgres {
+		dialector = postgres.New(postgres.Config{DSN: dsn})
+	} else {
+		path, err := prepareSQLiteFile(dsn)
+		if err != nil {
+			return nil, err
 		}
+		dialector = sqlite.Open(sqliteDSN(path))
 	}
-	if err := createPrivate(path); err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	q := url.Values{}
-	q.Set("_busy_timeout", "10000")
-	q.Set("_journal_mode", "WAL")
-	q.Set("_foreign_keys", "on")
-	q.Set("_synchronous", "NORMAL")
-	q.Set("_txlock", "immediate")
-	dsn := "file:" + path + "?" + q.Encode()
-	g, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{
+	g, err := gorm.Open(dialector, &gorm.Config{
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
 		PrepareStmt:            true,
 		Logger:                 logger.Discard,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, fmt.Errorf("open database: %w", err)
 	}
 	sqlDB, err := g.DB()
 	if err != nil {
@@ -75,26 +93,67 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	conns := opts.MaxOpenConns
 	if conns <= 0 {
-		conns = 8
+		conns = map[string]int{SQLite: 8, Postgres: 10}[engine]
 	}
 	sqlDB.SetMaxOpenConns(conns)
-	sqlDB.SetMaxIdleConns(conns)
+	sqlDB.SetMaxIdleConns(max(conns, opts.MinIdleConns))
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, fmt.Errorf("open database: %w", err)
 	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
+	s := &Store{db: g, engine: engine, dsn: dsn, now: opts.Now, channel: opts.NotifyChannel}
+	if s.now == nil {
+		s.now = time.Now
 	}
-	s := &Store{db: g, now: now}
+	if s.channel == "" {
+		s.channel = "registrar_revocations"
+	}
 	if err := s.Migrate(ctx); err != nil {
 		sqlDB.Close()
 		return nil, err
 	}
 	return s, nil
 }
+
+// EngineOf tells which engine a DSN names.
+func EngineOf(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") || strings.Contains(dsn, "host=") {
+		return Postgres
+	}
+	return SQLite
+}
+
+// prepareSQLiteFile creates the file's directory (0700) and the file
+// itself readable by its owner only, whatever the umask: SQLite gives its
+// -wal and -shm files the database file's permissions.
+func prepareSQLiteFile(path string) (string, error) {
+	path = strings.TrimPrefix(path, "sqlite:")
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("open database %s: %w", path, err)
+	}
+	defer f.Close()
+	return path, f.Chmod(0o600)
+}
+
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	q.Set("_busy_timeout", "10000")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_foreign_keys", "on")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Engine is the store's engine, SQLite or Postgres.
+func (s *Store) Engine() string { return s.engine }
 
 // Close closes the database.
 func (s *Store) Close() error {
@@ -114,19 +173,17 @@ func (s *Store) Ping(ctx context.Context) error {
 	return sqlDB.PingContext(ctx)
 }
 
-// createPrivate creates the database file readable by its owner only, or
-// makes an existing one so, whatever the umask: SQLite gives its -wal and
-// -shm files the database file's permissions.
-func createPrivate(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Chmod(0o600)
-}
-
 func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
+
+// forUpdate makes a read in a transaction hold its rows' locks until the
+// transaction ends, on PostgreSQL; SQLite's transactions (BEGIN IMMEDIATE)
+// hold the database's write lock from the start.
+func forUpdate(tx *gorm.DB) *gorm.DB {
+	if tx.Dialector.Name() == Postgres {
+		return tx.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	return tx
+}
 
 // translate maps GORM errors onto the package's sentinels.
 func translate(err error) error {

@@ -3,17 +3,42 @@ package db
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"gorm.io/gorm"
 )
 
 // migration is one schema step. Steps are applied in order, each in its own
 // transaction, and recorded in schema_migrations; a step never changes once
-// released, so a newer binary upgrades an older database in place.
+// released, so a newer binary upgrades an older database in place. The
+// statements are SQLite's; on PostgreSQL, forPostgres rewrites the few
+// types the engines spell differently, and a step with postgres set uses
+// those statements instead.
 type migration struct {
-	id    int
-	name  string
-	stmts []string
+	id       int
+	name     string
+	stmts    []string
+	postgres []string
+}
+
+// forPostgres spells SQLite's types as PostgreSQL does.
+var forPostgres = strings.NewReplacer(
+	"INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY",
+	" BLOB", " BYTEA",
+)
+
+func (m migration) statements(engine string) []string {
+	if engine != Postgres {
+		return m.stmts
+	}
+	if m.postgres != nil {
+		return m.postgres
+	}
+	out := make([]string, len(m.stmts))
+	for i, stmt := range m.stmts {
+		out[i] = forPostgres.Replace(stmt)
+	}
+	return out
 }
 
 var migrations = []migration{
@@ -78,7 +103,7 @@ var migrations = []migration{
 			expires_at BIGINT NOT NULL
 		)`,
 		`CREATE INDEX uia_sessions_expires ON uia_sessions (expires_at)`,
-	}},
+	}, nil},
 	{2, "registration tokens and shared-secret nonces", []string{
 		`CREATE TABLE registration_tokens (
 			token TEXT NOT NULL PRIMARY KEY,
@@ -96,10 +121,10 @@ var migrations = []migration{
 			nonce TEXT NOT NULL PRIMARY KEY,
 			expires_at BIGINT NOT NULL
 		)`,
-	}},
+	}, nil},
 	{3, "accounts awaiting approval", []string{
 		`ALTER TABLE accounts ADD COLUMN approval_pending BOOLEAN NOT NULL DEFAULT FALSE`,
-	}},
+	}, nil},
 	{4, "third-party identifiers and their validation sessions", []string{
 		`CREATE TABLE threepid_sessions (
 			sid TEXT NOT NULL PRIMARY KEY,
@@ -126,7 +151,7 @@ var migrations = []migration{
 			PRIMARY KEY (medium, address)
 		)`,
 		`CREATE INDEX threepids_user ON threepids (user_id)`,
-	}},
+	}, nil},
 	{5, "UIA sessions bound to their requester, consumed once, and no stored parameters", []string{
 		// Sessions of earlier releases were bound to nobody: drop them (the
 		// sweep gives back the registration token uses they held).
@@ -136,12 +161,39 @@ var migrations = []migration{
 		`ALTER TABLE uia_sessions ADD COLUMN client_addr TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE uia_sessions ADD COLUMN consumed BOOLEAN NOT NULL DEFAULT FALSE`,
 		`CREATE INDEX uia_sessions_client ON uia_sessions (client_addr, expires_at)`,
-	}},
+	}, nil},
+	{6, "secrets shared by every instance", []string{
+		`CREATE TABLE server_secrets (
+			name TEXT NOT NULL PRIMARY KEY,
+			value TEXT NOT NULL,
+			created_at BIGINT NOT NULL
+		)`,
+	}, nil},
 }
+
+// migrationLock is the PostgreSQL advisory lock instances starting at once
+// take, so that one of them migrates.
+const migrationLock = 0x7265676973747261 // "registra"
 
 // Migrate applies every migration the database has not recorded yet.
 func (s *Store) Migrate(ctx context.Context) error {
 	g := s.db.WithContext(ctx)
+	if s.engine == Postgres {
+		// One connection holds the session-level lock for the whole run.
+		conn, err := s.db.DB()
+		if err != nil {
+			return err
+		}
+		c, err := conn.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		defer c.Close()
+		if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		defer c.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock) //nolint:errcheck
+	}
 	if err := g.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
 		id INTEGER NOT NULL PRIMARY KEY,
 		name TEXT NOT NULL,
@@ -158,7 +210,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			if n > 0 {
 				return nil
 			}
-			for _, stmt := range m.stmts {
+			for _, stmt := range m.statements(s.engine) {
 				if err := tx.Exec(stmt).Error; err != nil {
 					return err
 				}

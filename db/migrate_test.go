@@ -2,45 +2,91 @@ package db_test
 
 import (
 	"context"
-	"path/filepath"
+	"sync"
 	"testing"
 
 	"registrar/db"
+	"registrar/db/dbtest"
 )
 
 func TestMigrateFreshThenAgainIsNoOp(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "m.db")
-	s, err := db.Open(ctx, path, db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := dbtest.New(t)
+	s := d.Open(t, nil)
 	v1, err := s.SchemaVersion(ctx)
-	if err != nil || v1 < 1 {
+	if err != nil || v1 != db.Migrations() {
 		t.Fatalf("schema version %d, %v", v1, err)
 	}
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("second migrate: %v", err)
 	}
-	s.Close()
-	s, err = db.Open(ctx, path, db.Options{})
-	if err != nil {
-		t.Fatalf("reopen: %v", err)
-	}
-	defer s.Close()
-	v2, _ := s.SchemaVersion(ctx)
-	if v2 != v1 {
+	s2 := d.Open(t, nil)
+	if v2, _ := s2.SchemaVersion(ctx); v2 != v1 {
 		t.Fatalf("version changed from %d to %d", v1, v2)
+	}
+}
+
+// TestNewerBinaryUpgradesOlderDatabase builds a database as the first
+// release left it, then opens it with every migration.
+func TestNewerBinaryUpgradesOlderDatabase(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.New(t)
+	restore := db.UseFirstMigrations(1)
+	old, err := db.Open(ctx, d.DSN, d.Options(nil))
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written as the first release wrote it, without later columns.
+	if err := old.Exec(`INSERT INTO accounts (user_id, localpart_lower, kind, created_at) VALUES ('@early:x', 'early', 'user', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Exec(`INSERT INTO uia_sessions (session_id, method, path, created_at, expires_at) VALUES ('old', 'POST', '/x', 1, 9999999999999)`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	s := d.Open(t, nil)
+	if v, _ := s.SchemaVersion(ctx); v != db.Migrations() {
+		t.Fatalf("schema version %d, want %d", v, db.Migrations())
+	}
+	a, err := s.Account(ctx, "early")
+	if err != nil || a.ApprovalPending {
+		t.Fatalf("account after upgrade: %+v %v", a, err)
+	}
+	if _, err := s.UIASession(ctx, "old"); err != db.ErrNotFound {
+		t.Fatalf("a session of an earlier release survived the upgrade: %v", err)
+	}
+}
+
+// TestInstancesStartingTogetherMigrateOnce opens one fresh database from
+// several instances at once.
+func TestInstancesStartingTogetherMigrateOnce(t *testing.T) {
+	d := dbtest.New(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := db.Open(context.Background(), d.DSN, d.Options(nil))
+			if err != nil {
+				errs <- err
+				return
+			}
+			s.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("an instance failed to start: %v", err)
 	}
 }
 
 func TestDuplicateAccountRefusedCaseInsensitively(t *testing.T) {
 	ctx := context.Background()
-	s, err := db.Open(ctx, filepath.Join(t.TempDir(), "d.db"), db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := dbtest.New(t).Open(t, nil)
 	reg := db.Registration{Account: db.Account{UserID: "@Alice:x", LocalpartLower: "alice", Kind: db.KindUser},
 		Login: &db.Login{DeviceID: "D1", AccessTokenHash: "h1"}}
 	if err := s.Register(ctx, reg); err != nil {

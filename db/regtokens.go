@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // RegistrationToken is a token that allows registration (Matrix v1.2,
@@ -139,14 +140,23 @@ func (s *Store) ReserveRegistrationToken(ctx context.Context, token, sessionID s
 		if res.RowsAffected == 0 {
 			return ErrTokenInvalid
 		}
-		return tx.Create(&tokenReservation{SessionID: sessionID, Token: token, CreatedAt: now}).Error
+		// A concurrent request of the same session may have reserved
+		// first: then this one takes nothing (the transaction rolls back).
+		res = tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&tokenReservation{SessionID: sessionID, Token: token, CreatedAt: now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrConflict
+		}
+		return nil
 	}))
 }
 
 // completeReservation turns the session's reservation into a completed use.
 func completeReservation(tx *gorm.DB, sessionID string) error {
 	var r tokenReservation
-	err := tx.Where("session_id = ?", sessionID).Take(&r).Error
+	err := forUpdate(tx).Where("session_id = ?", sessionID).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return ErrTokenInvalid
 	}
@@ -172,14 +182,20 @@ func (s *Store) ReleaseAbandonedReservations(ctx context.Context, minAgeMS int64
 			return err
 		}
 		for _, r := range stale {
-			if err := tx.Delete(&r).Error; err != nil {
-				return err
+			// Another instance sweeping at once gives each use back once:
+			// only the one that deletes the reservation does.
+			res := tx.Where("session_id = ?", r.SessionID).Delete(&tokenReservation{})
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				continue
 			}
 			if err := tx.Exec(`UPDATE registration_tokens SET pending = pending - 1 WHERE token = ? AND pending > 0`, r.Token).Error; err != nil {
 				return err
 			}
+			released++
 		}
-		released = int64(len(stale))
 		return nil
 	})
 	return released, translate(err)

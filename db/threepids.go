@@ -65,7 +65,7 @@ func (s *Store) StartThreepidValidation(ctx context.Context, next ThreepidSessio
 	var out ThreepidSession
 	send := false
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		err := tx.Where("client_secret = ? AND medium = ? AND address = ? AND expires_at > ?",
+		err := forUpdate(tx).Where("client_secret = ? AND medium = ? AND address = ? AND expires_at > ?",
 			next.ClientSecret, next.Medium, next.Address, now).Take(&out).Error
 		if err == nil {
 			if next.SendAttempt <= out.SendAttempt {
@@ -90,6 +90,14 @@ func (s *Store) StartThreepidValidation(ctx context.Context, next ThreepidSessio
 		send, out = true, next
 		return tx.Create(&out).Error
 	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		// A concurrent request with the same key started the session: use it.
+		var existing ThreepidSession
+		if rerr := s.db.WithContext(ctx).Where("client_secret = ? AND medium = ? AND address = ?",
+			next.ClientSecret, next.Medium, next.Address).Take(&existing).Error; rerr == nil {
+			return existing, false, nil
+		}
+	}
 	return out, send, translate(err)
 }
 

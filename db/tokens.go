@@ -57,14 +57,10 @@ func (s *Store) IssueLogin(ctx context.Context, userID string, l Login) error {
 }
 
 // lockAccount reads the account, holding its row lock until the
-// transaction ends (SQLite's transactions take the write lock at BEGIN).
+// transaction ends.
 func lockAccount(tx *gorm.DB, userID string) (Account, error) {
 	var a Account
-	q := tx
-	if tx.Dialector.Name() == "postgres" {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
-	err := q.Where("user_id = ?", userID).Take(&a).Error
+	err := forUpdate(tx).Where("user_id = ?", userID).Take(&a).Error
 	return a, err
 }
 
@@ -174,7 +170,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefre
 	reused := false
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var old refreshToken
-		if err := tx.Where("token_hash = ?", oldHash).Take(&old).Error; err != nil {
+		if err := forUpdate(tx).Where("token_hash = ?", oldHash).Take(&old).Error; err != nil {
 			return err
 		}
 		out = RefreshResult{UserID: old.UserID, DeviceID: old.DeviceID, SessionExpiresAt: old.SessionExpiresAt}

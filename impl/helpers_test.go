@@ -2,10 +2,8 @@ package impl_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -30,6 +28,7 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/db/dbtest"
 	"registrar/impl"
 	"registrar/impl/accounts"
 	"registrar/impl/config"
@@ -58,11 +57,12 @@ func (c *testClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// testEnv is a server over a real SQLite file in a temp directory.
+// testEnv is a server over a fresh database of the engine under test (a
+// real SQLite file in a temp directory, or a PostgreSQL schema).
 type testEnv struct {
 	t      testing.TB
 	cfg    config.Config
-	dbPath string
+	db     dbtest.Database
 	store  *db.Store
 	server *impl.Server
 	clock  *testClock
@@ -96,7 +96,7 @@ func newEnv(t testing.TB, mutate ...func(*config.Config)) *testEnv {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	env := &testEnv{t: t, cfg: cfg, dbPath: filepath.Join(t.TempDir(), "registrar.db"),
+	env := &testEnv{t: t, cfg: cfg, db: dbtest.New(t),
 		clock: &testClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	env.open()
 	return env
@@ -105,11 +105,7 @@ func newEnv(t testing.TB, mutate ...func(*config.Config)) *testEnv {
 // open (re)opens the store and builds a server on it.
 func (e *testEnv) open() {
 	e.t.Helper()
-	store, err := db.Open(context.Background(), e.dbPath, db.Options{Now: e.clock.Now})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { store.Close() })
+	store := e.db.Open(e.t, e.clock.Now)
 	srv, err := impl.NewServer(e.cfg, store, impl.Options{Now: e.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -251,40 +247,10 @@ func concurrently(n int, f func(i int) response) []response {
 	return results
 }
 
-// tableDump returns every row of table as text, one line per row, read
-// straight from the database file.
+// tableDump returns every row of table as text, one line per row.
 func (e *testEnv) tableDump(table string) string {
 	e.t.Helper()
-	conn, err := sql.Open("sqlite3", "file:"+e.dbPath+"?mode=ro")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close()
-	rows, err := conn.Query("SELECT * FROM " + table)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out strings.Builder
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			e.t.Fatal(err)
-		}
-		for i, v := range vals {
-			if b, ok := v.([]byte); ok {
-				v = string(b)
-			}
-			fmt.Fprintf(&out, "%s=%v ", cols[i], v)
-		}
-		out.WriteString("\n")
-	}
-	return out.String()
+	return e.db.Dump(e.t, table)
 }
 
 func ptr[T any](v T) *T { return &v }

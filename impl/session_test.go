@@ -175,7 +175,7 @@ func TestBcryptHashesStillVerify(t *testing.T) {
 	if !strings.HasPrefix(acct.PasswordHash, "$2") {
 		t.Fatalf("not a bcrypt hash: %q", acct.PasswordHash)
 	}
-	now := &testEnv{t: t, cfg: testConfig(), dbPath: old.dbPath, clock: old.clock}
+	now := &testEnv{t: t, cfg: testConfig(), db: old.db, clock: old.clock}
 	now.open()
 	now.do("POST", loginURL, loginBody("legacy", long)).expect(t, 200, "")
 	now.do("POST", loginURL, loginBody("legacy", "x"+long)).expect(t, 403, "M_FORBIDDEN")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"registrar/db/dbtest"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +17,10 @@ import (
 // environment and returns its address; it stops with the test.
 func startServe(t *testing.T, env map[string]string) string {
 	t.Helper()
-	if env["REGISTRAR_DATA_DIRECTORY"] == "" {
-		env["REGISTRAR_DATA_DIRECTORY"] = t.TempDir()
+	for k, v := range serverEnv(t) {
+		if _, set := env[k]; !set {
+			env[k] = v
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -75,7 +78,7 @@ type cli struct {
 }
 
 func newCLI(t *testing.T) *cli {
-	return &cli{t: t, env: map[string]string{"REGISTRAR_DATA_DIRECTORY": t.TempDir()}}
+	return &cli{t: t, env: serverEnv(t)}
 }
 
 func (c *cli) run(stdin string, args ...string) (string, error) {
@@ -83,4 +86,17 @@ func (c *cli) run(stdin string, args ...string) (string, error) {
 	var out bytes.Buffer
 	err := run(context.Background(), args, envFrom(c.env), strings.NewReader(stdin), &out, io.Discard, nil)
 	return out.String(), err
+}
+
+// serverEnv is the environment of a server run by a test: a fresh data
+// directory and a fresh database of the engine under test.
+func serverEnv(t *testing.T) map[string]string {
+	env := dbtest.New(t).ConfigEnv()
+	env["REGISTRAR_DATA_DIRECTORY"] = t.TempDir()
+	return env
+}
+
+func withDataDir(env map[string]string, dir string) map[string]string {
+	env["REGISTRAR_DATA_DIRECTORY"] = dir
+	return env
 }

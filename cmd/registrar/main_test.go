@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"registrar/db/dbtest"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestServeStartsAndStopsCleanly(t *testing.T) {
 	var logs bytes.Buffer
 	go func() {
 		done <- run(ctx, []string{"serve", "-listen", "127.0.0.1:0"},
-			envFrom(map[string]string{"REGISTRAR_DATA_DIRECTORY": dir}), nil, io.Discard, &logs, ready)
+			envFrom(withDataDir(serverEnv(t), dir)), nil, io.Discard, &logs, ready)
 	}()
 	var addr string
 	select {
@@ -53,8 +54,8 @@ func TestServeStartsAndStopsCleanly(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not stop")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "registrar.db")); err != nil {
-		t.Errorf("no database in the data directory: %v", err)
+	if _, err := os.Stat(filepath.Join(dir, "registrar.db")); err != nil && !dbtest.Postgres() {
+		t.Errorf("no SQLite database in the data directory: %v", err)
 	}
 	if !strings.Contains(logs.String(), `"msg":"request"`) {
 		t.Errorf("no access log line: %s", logs.String())
@@ -117,7 +118,7 @@ func TestGenerateConfigIsLoadable(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-config", p, "-listen", "127.0.0.1:0"},
-			envFrom(map[string]string{"REGISTRAR_DATA_DIRECTORY": dir}), nil, io.Discard, io.Discard, ready)
+			envFrom(withDataDir(serverEnv(t), dir)), nil, io.Discard, io.Discard, ready)
 	}()
 	select {
 	case <-ready:
@@ -134,12 +135,10 @@ func TestGenerateConfigIsLoadable(t *testing.T) {
 // registration is hashing its password (a deliberately slow hash): the
 // client still gets its 200.
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
-	env := map[string]string{
-		"REGISTRAR_DATA_DIRECTORY":                           t.TempDir(),
-		"REGISTRAR_ENABLE_REGISTRATION":                      "true",
-		"REGISTRAR_ENABLE_REGISTRATION_WITHOUT_VERIFICATION": "true",
-		"REGISTRAR_PASSWORD_CONFIG__ARGON2__ITERATIONS":      "100",
-	}
+	env := serverEnv(t)
+	env["REGISTRAR_ENABLE_REGISTRATION"] = "true"
+	env["REGISTRAR_ENABLE_REGISTRATION_WITHOUT_VERIFICATION"] = "true"
+	env["REGISTRAR_PASSWORD_CONFIG__ARGON2__ITERATIONS"] = "100"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)
@@ -180,7 +179,8 @@ func TestAccessLogCanBeTurnedOff(t *testing.T) {
 		ready := make(chan string, 1)
 		done := make(chan error, 1)
 		var logs bytes.Buffer
-		env := map[string]string{"REGISTRAR_DATA_DIRECTORY": t.TempDir(), "REGISTRAR_ACCESS_LOG": on}
+		env := serverEnv(t)
+		env["REGISTRAR_ACCESS_LOG"] = on
 		go func() {
 			done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, envFrom(env), nil, io.Discard, &logs, ready)
 		}()

@@ -27,7 +27,7 @@ func openAdmin(ctx context.Context, configPath string, env operatorEnv) (*impl.A
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	store, err := db.Open(ctx, cfg.DatabasePath(), db.Options{})
+	store, err := db.Open(ctx, cfg.DatabaseDSN(), cfg.StoreOptions())
 	if err != nil {
 		return nil, nil, err
 	}

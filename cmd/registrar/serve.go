@@ -24,13 +24,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	store, err := db.Open(ctx, cfg.DatabasePath(), db.Options{})
+	store, err := db.Open(ctx, cfg.DatabaseDSN(), cfg.StoreOptions())
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	version, _ := store.SchemaVersion(ctx)
-	log.Info("database ready", "path", cfg.DatabasePath(), "schema_version", version)
+	log.Info("database ready", "database", cfg.DatabaseRedacted(), "schema_version", version)
 
 	srv, err := impl.NewServer(cfg, store, impl.Options{Logger: log})
 	if err != nil {

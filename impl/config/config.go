@@ -23,6 +23,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"registrar/db"
 	"registrar/impl/appservice"
 	"registrar/impl/passwords"
 	"registrar/impl/ratelimit"
@@ -146,10 +147,33 @@ type Listener struct {
 	XForwarded    bool     `yaml:"x_forwarded"`
 }
 
-// Database selects the store (Synapse's database section).
+// Database selects the store (Synapse's database section): name sqlite3
+// (the default) with args.database the file, or psycopg2 (postgres,
+// postgresql) with libpq's connection arguments or one args.dsn.
 type Database struct {
-	Name string            `yaml:"name"`
-	Args map[string]string `yaml:"args"`
+	Name string       `yaml:"name"`
+	Args DatabaseArgs `yaml:"args"`
+}
+
+// DatabaseArgs are Synapse's database.args.
+type DatabaseArgs struct {
+	// Database is SQLite's file, or PostgreSQL's database name.
+	Database string `yaml:"database"`
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	Sslmode  string `yaml:"sslmode"`
+	// CpMin and CpMax bound the connection pool.
+	CpMin int `yaml:"cp_min"`
+	CpMax int `yaml:"cp_max"`
+	// DSN is a whole connection string or URL instead of the fields.
+	DSN string `yaml:"dsn"`
+	// Keepalives* are Synapse's TCP keepalive options, accepted so that a
+	// Synapse database section works as is; the driver's defaults apply.
+	KeepalivesIdle     int `yaml:"keepalives_idle"`
+	KeepalivesInterval int `yaml:"keepalives_interval"`
+	KeepalivesCount    int `yaml:"keepalives_count"`
 }
 
 // ServerNotices reserves the server-notices user's localpart.
@@ -327,13 +351,70 @@ func (c *Config) ListenAddress() string {
 	return net.JoinHostPort(host, strconv.Itoa(l.Port))
 }
 
-// DatabasePath is the SQLite file: database.args.database, or
-// registrar.db under the data directory.
-func (c *Config) DatabasePath() string {
-	if p := c.Database.Args["database"]; p != "" {
-		return p
+// StoreOptions are db.Open's options from the database section.
+func (c *Config) StoreOptions() db.Options {
+	return db.Options{MaxOpenConns: c.Database.Args.CpMax, MinIdleConns: c.Database.Args.CpMin}
+}
+
+// UsesPostgres reports whether the database is PostgreSQL.
+func (c *Config) UsesPostgres() bool {
+	switch c.Database.Name {
+	case "psycopg2", "postgres", "postgresql":
+		return true
 	}
-	return filepath.Join(c.DataDirectory, "registrar.db")
+	return false
+}
+
+// DatabaseDSN is what db.Open takes: the SQLite file (args.database, or
+// registrar.db under the data directory), or a PostgreSQL connection
+// string (args.dsn, or one built from the connection arguments).
+func (c *Config) DatabaseDSN() string {
+	a := c.Database.Args
+	if !c.UsesPostgres() {
+		if a.Database != "" {
+			return a.Database
+		}
+		return filepath.Join(c.DataDirectory, "registrar.db")
+	}
+	if a.DSN != "" {
+		return a.DSN
+	}
+	host := a.Host
+	if host == "" {
+		host = "localhost"
+	}
+	parts := []string{"host=" + quoteDSN(host)}
+	for _, kv := range [][2]string{{"port", portString(a.Port)}, {"user", a.User}, {"password", a.Password},
+		{"dbname", a.Database}, {"sslmode", a.Sslmode}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+"="+quoteDSN(kv[1]))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// DatabaseRedacted is the DSN without its password, for logs.
+func (c *Config) DatabaseRedacted() string {
+	if !c.UsesPostgres() {
+		return c.DatabaseDSN()
+	}
+	a := c.Database.Args
+	if a.DSN != "" {
+		return redactURL(a.DSN)
+	}
+	return fmt.Sprintf("host=%s port=%d dbname=%s user=%s", a.Host, a.Port, a.Database, a.User)
+}
+
+func portString(p int) string {
+	if p == 0 {
+		return ""
+	}
+	return strconv.Itoa(p)
+}
+
+// quoteDSN quotes a libpq key=value value.
+func quoteDSN(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
 // HasVerification reports whether registration requires a verification

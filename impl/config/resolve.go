@@ -40,6 +40,16 @@ func (c *Config) resolve() error {
 	return nil
 }
 
+// SetSecretKey sets the secret key read from the database, when the
+// configuration gives none and the database is shared (PostgreSQL).
+func (c *Config) SetSecretKey(key []byte) error {
+	if len(key) < 16 {
+		return errors.New("macaroon_secret_key must be at least 16 characters")
+	}
+	c.resolved.secretKey = key
+	return nil
+}
+
 // checkDataDirectory refuses a data directory others may write to: they
 // could replace the database or the secret key.
 func (c *Config) checkDataDirectory() error {
@@ -67,6 +77,10 @@ func (c *Config) readOrMakeSecretKey() ([]byte, error) {
 			return nil, fmt.Errorf("macaroon_secret_key_path: %w", err)
 		}
 		key = bytes.TrimSpace(b)
+	case c.UsesPostgres():
+		// Every instance shares the secret stored in the database; the
+		// server reads it once the database is open (SetSecretKey).
+		return nil, nil
 	default:
 		path := filepath.Join(c.DataDirectory, "macaroon_secret_key")
 		b, err := os.ReadFile(path)

@@ -134,12 +134,27 @@ func defaultMaxConnections() int {
 }
 
 func (c *Config) validateDatabase(p *problems) {
+	a := c.Database.Args
 	switch c.Database.Name {
 	case "sqlite3", "sqlite":
+		if a.DSN != "" || a.Host != "" || a.User != "" {
+			p.add("database.args: host, user and dsn are PostgreSQL's; SQLite takes only database (the file)")
+		}
 	case "psycopg2", "postgres", "postgresql":
-		p.add("database.name %q: PostgreSQL is not supported yet; use sqlite3", c.Database.Name)
+		if a.DSN == "" && a.Database == "" {
+			p.add("database.args: give database (and user, host, ...) or dsn for PostgreSQL")
+		}
+		if a.DSN != "" && (a.Host != "" || a.User != "" || a.Password != "") {
+			p.add("database.args: dsn and the connection arguments are both set; keep one")
+		}
+		if a.Port < 0 || a.Port > 65535 {
+			p.add("database.args.port %d is out of range", a.Port)
+		}
+		if a.CpMin < 0 || a.CpMax < 0 || (a.CpMax > 0 && a.CpMin > a.CpMax) {
+			p.add("database.args: cp_min and cp_max must not be negative, and cp_min not above cp_max")
+		}
 	default:
-		p.add("database.name %q is unknown; use sqlite3", c.Database.Name)
+		p.add("database.name %q is unknown; use sqlite3 or psycopg2", c.Database.Name)
 	}
 }
 

@@ -176,6 +176,9 @@ func (st RegistrationToken) Check(ctx context.Context, a *Attempt) (string, erro
 	if errors.Is(err, db.ErrTokenInvalid) {
 		return "", Fail(matrix.CodeUnauthorized, "Invalid registration token")
 	}
+	if errors.Is(err, db.ErrConflict) {
+		return "", errConflict
+	}
 	if err != nil {
 		return "", matrix.Internal(err)
 	}
