@@ -49,7 +49,12 @@ func TestEveryRefusal(t *testing.T) {
 		{"max_connections", `max_connections: 1`, `max_connections 1 is too small (at least 2; 0 derives it from the file descriptor limit)`},
 		{"log_level", `log_level: loud`, `log_level "loud" must be debug, info, warn or error`},
 		{"trusted_proxies", `trusted_proxies: [somewhere]`, `trusted_proxies[0]: "somewhere" is not a CIDR or IP address`},
-		{"database.name", `database: {name: oracle}`, `database.name "oracle" is unknown; use sqlite3`},
+		{"database.name", `database: {name: oracle}`, `database.name "oracle" is unknown; use sqlite3 or psycopg2`},
+		{"database.args sqlite", `database: {name: sqlite3, args: {host: db.example}}`, `database.args: host, user and dsn are PostgreSQL's; SQLite takes only database (the file)`},
+		{"database.args postgres", `database: {name: psycopg2, args: {user: u}}`, `database.args: give database (and user, host, ...) or dsn for PostgreSQL`},
+		{"database.args dsn", `database: {name: psycopg2, args: {dsn: "postgres://x/y", user: u}}`, `database.args: dsn and the connection arguments are both set; keep one`},
+		{"database.args.port", `database: {name: postgres, args: {database: d, port: 70000}}`, `database.args.port 70000 is out of range`},
+		{"database.args cp", `database: {name: postgresql, args: {database: d, cp_min: 5, cp_max: 2}}`, `database.args: cp_min and cp_max must not be negative, and cp_min not above cp_max`},
 		{"enable_registration", `enable_registration: true`, `enable_registration is true but no verification is required (captcha, registration token or 3PID); set enable_registration_without_verification: true to run an open registration server anyway`},
 		{"forbidden_usernames", `forbidden_usernames: ["("]`, `forbidden_usernames[0]: "(" is not a valid regular expression`},
 		{"registration_terms id", `registration_terms: {"bad id": {version: "1", en: {name: T, url: "https://x/"}}}`, `registration_terms.bad id: policy IDs and versions must be 1-255 of [0-9A-Za-z._~-]`},
@@ -195,5 +200,55 @@ func TestGeneratedSecretIsKeptAndPrivate(t *testing.T) {
 	info, _ := os.Stat(filepath.Join(env["REGISTRAR_DATA_DIRECTORY"], "macaroon_secret_key"))
 	if info.Mode().Perm() != 0o600 {
 		t.Fatalf("secret is %04o", info.Mode().Perm())
+	}
+}
+
+func TestPostgresConnectionString(t *testing.T) {
+	for _, tc := range []struct {
+		args DatabaseArgs
+		want string
+	}{
+		{DatabaseArgs{Database: "synapse", User: "syn'apse", Password: `p\w`, Host: "db.example", Port: 5433, Sslmode: "require"},
+			`host='db.example' port='5433' user='syn\'apse' password='p\\w' dbname='synapse' sslmode='require'`},
+		{DatabaseArgs{Database: "r"}, `host='localhost' dbname='r'`},
+		{DatabaseArgs{DSN: "postgres://u@h/d"}, "postgres://u@h/d"},
+	} {
+		c := Config{Database: Database{Name: "psycopg2", Args: tc.args}}
+		if got := c.DatabaseDSN(); got != tc.want {
+			t.Errorf("got  %s\nwant %s", got, tc.want)
+		}
+	}
+	c := Config{DataDirectory: "/var/lib/r", Database: Database{Name: "sqlite3"}}
+	if c.DatabaseDSN() != "/var/lib/r/registrar.db" || c.UsesPostgres() {
+		t.Error(c.DatabaseDSN())
+	}
+}
+
+// TestSynapseDatabaseSectionLoads: a Synapse database section, keepalives
+// included, works as is, and environment overrides reach its arguments.
+func TestSynapseDatabaseSectionLoads(t *testing.T) {
+	cfg, err := load(t, `
+database:
+  name: psycopg2
+  args:
+    user: synapse_user
+    password: secretpassword
+    database: synapse
+    host: localhost
+    cp_min: 5
+    cp_max: 10
+    keepalives_idle: 10
+    keepalives_interval: 10
+    keepalives_count: 3
+`, map[string]string{"REGISTRAR_DATABASE__ARGS__HOST": "db.internal", "REGISTRAR_DATABASE__ARGS__PORT": "6432"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.UsesPostgres() || cfg.Database.Args.Host != "db.internal" || cfg.Database.Args.Port != 6432 ||
+		cfg.StoreOptions().MaxOpenConns != 10 || cfg.StoreOptions().MinIdleConns != 5 {
+		t.Fatalf("%+v", cfg.Database)
+	}
+	if strings.Contains(cfg.DatabaseRedacted(), "secretpassword") {
+		t.Fatal("the password shows in logs")
 	}
 }
