@@ -24,7 +24,10 @@ run: build
 
 # The suite runs once on SQLite, then again on PostgreSQL when one answers
 # (each test gets a fresh schema of this database, dropped afterwards).
+# The shared rate limits are tested on Redis when one answers.
 REGISTRAR_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+REGISTRAR_TEST_REDIS ?= $(shell redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && echo 127.0.0.1:6379)
+export REGISTRAR_TEST_REDIS
 
 ## test: run every test, on SQLite and (when it answers) on PostgreSQL
 test:

@@ -80,7 +80,7 @@ func (s *Store) Register(ctx context.Context, r Registration) error {
 			}
 		}
 		if r.Login != nil {
-			if err := issueLogin(tx, acct.UserID, *r.Login, now); err != nil {
+			if _, err := issueLogin(tx, acct.UserID, *r.Login, now); err != nil {
 				return err
 			}
 		}

@@ -46,6 +46,8 @@ type Store struct {
 	now    func() time.Time
 	// channel is the NOTIFY channel of revocations (PostgreSQL).
 	channel string
+	// instance tells this store's announcements from other instances'.
+	instance string
 }
 
 // Options tune Open.
@@ -102,7 +104,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	s := &Store{db: g, engine: engine, dsn: dsn, now: opts.Now, channel: opts.NotifyChannel}
+	s := &Store{db: g, engine: engine, dsn: dsn, now: opts.Now, channel: opts.NotifyChannel, instance: newInstanceID()}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -169,6 +169,14 @@ var migrations = []migration{
 			created_at BIGINT NOT NULL
 		)`,
 	}, nil},
+	{7, "revocations announced to the other processes of an SQLite database", []string{
+		`CREATE TABLE revocations (
+			id INTEGER PRIMARY KEY AUTOINCREMENT,
+			user_id TEXT NOT NULL,
+			instance TEXT NOT NULL,
+			created_at BIGINT NOT NULL
+		)`,
+	}, nil},
 }
 
 // migrationLock is the PostgreSQL advisory lock instances starting at once

@@ -11,29 +11,34 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// instanceID tells this process's announcements from other instances'.
-var instanceID = func() string {
+// newInstanceID names an opened store, to tell its own announcements from
+// other instances'.
+func newInstanceID() string {
 	b := make([]byte, 9)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
-}()
-
-// Announce tells the other instances sharing a PostgreSQL database that
-// the user's tokens were revoked (NOTIFY, delivered once the revocation
-// has committed); on SQLite it does nothing.
-func (s *Store) Announce(ctx context.Context, userID string) error {
-	if s.engine != Postgres {
-		return nil
-	}
-	return s.db.WithContext(ctx).Exec(`SELECT pg_notify(?, ?)`, s.channel, instanceID+" "+userID).Error
 }
 
-// Listen calls revoked with each user whose tokens another instance
-// announced revoked, until ctx is done. When the connection drops it calls
-// lost (announcements may have been missed meanwhile) and reconnects. On
-// SQLite it returns at once.
+// Announce tells the other processes sharing the database that the
+// user's tokens were revoked, once the revocation has committed: NOTIFY on
+// PostgreSQL, a row of revocations on SQLite.
+func (s *Store) Announce(ctx context.Context, userID string) error {
+	if s.engine != Postgres {
+		return s.db.WithContext(ctx).Exec(`INSERT INTO revocations (user_id, instance, created_at) VALUES (?, ?, ?)`,
+			userID, s.instance, s.nowMS()).Error
+	}
+	return s.db.WithContext(ctx).Exec(`SELECT pg_notify(?, ?)`, s.channel, s.instance+" "+userID).Error
+}
+
+// pollInterval is how often SQLite's revocations are read.
+const pollInterval = 250 * time.Millisecond
+
+// Listen calls revoked with each user whose tokens another process
+// announced revoked, until ctx is done. When announcements may have been
+// missed (the connection dropped), it calls lost and carries on.
 func (s *Store) Listen(ctx context.Context, revoked func(userID string), lost func(), log *slog.Logger) {
 	if s.engine != Postgres {
+		s.poll(ctx, revoked, lost, log)
 		return
 	}
 	backoff := 100 * time.Millisecond
@@ -69,7 +74,7 @@ func (s *Store) listenOnce(ctx context.Context, revoked func(string), connected 
 			return err
 		}
 		from, userID, ok := strings.Cut(n.Payload, " ")
-		if ok && from != instanceID {
+		if ok && from != s.instance {
 			revoked(userID)
 		}
 	}
@@ -86,4 +91,44 @@ func (s *Store) ServerSecret(ctx context.Context, name string, generate func() s
 	var value string
 	err := g.Raw(`SELECT value FROM server_secrets WHERE name = ?`, name).Scan(&value).Error
 	return value, err
+}
+
+// poll reads SQLite's revocations table, forgetting rows older than a
+// minute.
+func (s *Store) poll(ctx context.Context, revoked func(string), lost func(), log *slog.Logger) {
+	var last int64
+	if err := s.db.WithContext(ctx).Raw(`SELECT COALESCE(MAX(id), 0) FROM revocations`).Scan(&last).Error; err != nil && ctx.Err() == nil {
+		log.Warn("cannot read revocations", "error", err)
+	}
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var rows []struct {
+			ID       int64
+			UserID   string
+			Instance string
+		}
+		err := s.db.WithContext(ctx).Raw(`SELECT id, user_id, instance FROM revocations WHERE id > ? ORDER BY id`, last).Scan(&rows).Error
+		if err != nil {
+			if ctx.Err() == nil {
+				lost()
+				log.Warn("cannot read revocations", "error", err)
+			}
+			continue
+		}
+		for _, r := range rows {
+			if r.Instance != s.instance {
+				revoked(r.UserID)
+			}
+			last = r.ID
+		}
+		if n%240 == 0 { // about once a minute
+			s.db.WithContext(ctx).Exec(`DELETE FROM revocations WHERE created_at < ?`, s.nowMS()-time.Minute.Milliseconds())
+		}
+	}
 }

@@ -35,9 +35,9 @@ var ErrCredentialsChanged = errors.New("db: password changed during login")
 // than the one the login verified (l.VerifiedPasswordHash, when set) gives
 // ErrCredentialsChanged. So a login racing a password change or a
 // deactivation either commits before it (and is revoked by it) or fails.
-func (s *Store) IssueLogin(ctx context.Context, userID string, l Login) error {
+func (s *Store) IssueLogin(ctx context.Context, userID string, l Login) (replaced bool, err error) {
 	now := s.nowMS()
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		acct, err := lockAccount(tx, userID)
 		if err != nil {
 			return err
@@ -48,12 +48,13 @@ func (s *Store) IssueLogin(ctx context.Context, userID string, l Login) error {
 		if l.VerifiedPasswordHash != "" && acct.PasswordHash != l.VerifiedPasswordHash {
 			return ErrCredentialsChanged
 		}
-		return issueLogin(tx, userID, l, now)
+		replaced, err = issueLogin(tx, userID, l, now)
+		return err
 	})
 	if errors.Is(err, ErrDeactivated) || errors.Is(err, ErrCredentialsChanged) {
-		return err
+		return false, err
 	}
-	return translate(err)
+	return replaced, translate(err)
 }
 
 // lockAccount reads the account, holding its row lock until the
@@ -64,18 +65,21 @@ func lockAccount(tx *gorm.DB, userID string) (Account, error) {
 	return a, err
 }
 
-func issueLogin(tx *gorm.DB, userID string, l Login, now int64) error {
+// issueLogin stores a login; replaced reports that the device existed
+// and lost its previous tokens.
+func issueLogin(tx *gorm.DB, userID string, l Login, now int64) (replaced bool, err error) {
 	dev := Device{UserID: userID, DeviceID: l.DeviceID, DisplayName: l.DeviceDisplayName, CreatedAt: now}
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&dev)
 	if res.Error != nil {
-		return res.Error
+		return false, res.Error
 	}
 	if res.RowsAffected == 0 {
+		replaced = true
 		if err := tx.Where("user_id = ? AND device_id = ?", userID, l.DeviceID).Delete(&refreshToken{}).Error; err != nil {
-			return err
+			return true, err
 		}
 		if err := tx.Where("user_id = ? AND device_id = ?", userID, l.DeviceID).Delete(&accessToken{}).Error; err != nil {
-			return err
+			return true, err
 		}
 	}
 	var refreshID *int64
@@ -83,13 +87,13 @@ func issueLogin(tx *gorm.DB, userID string, l Login, now int64) error {
 		rt := refreshToken{TokenHash: l.RefreshTokenHash, UserID: userID, DeviceID: l.DeviceID, CreatedAt: now,
 			ExpiresAt: l.RefreshExpiresAt, SessionExpiresAt: l.SessionExpiresAt}
 		if err := tx.Create(&rt).Error; err != nil {
-			return err
+			return replaced, err
 		}
 		refreshID = &rt.ID
 	}
 	at := accessToken{TokenHash: l.AccessTokenHash, UserID: userID, DeviceID: l.DeviceID, CreatedAt: now,
 		ExpiresAt: l.AccessExpiresAt, RefreshTokenID: refreshID}
-	return tx.Create(&at).Error
+	return replaced, tx.Create(&at).Error
 }
 
 // LookupAccessToken resolves an access token by its hash with one indexed

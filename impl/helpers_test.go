@@ -114,6 +114,14 @@ func (e *testEnv) open() {
 	e.store, e.server = store, srv
 }
 
+// twin is another server (instance) on the same database and config.
+func (e *testEnv) twin() *testEnv {
+	e.t.Helper()
+	b := &testEnv{t: e.t, cfg: e.cfg, db: e.db, clock: e.clock}
+	b.open()
+	return b
+}
+
 // restart closes the store and opens a new server on the same file.
 func (e *testEnv) restart() {
 	e.t.Helper()

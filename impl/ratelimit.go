@@ -15,12 +15,12 @@ type limiters struct {
 	uiaStart             *ratelimit.Limiter
 }
 
-func newLimiters(c *config.Config) *limiters {
+func newLimiters(c *config.Config, remote *ratelimit.Remote) *limiters {
 	return &limiters{
-		accounts:             accounts.NewLimits(c),
-		tokenValidity:        ratelimit.New(c.RcRegistrationTokenValidity, ratelimit.DefaultMaxKeys),
-		usernameAvailability: ratelimit.New(c.RcUsernameAvailability, ratelimit.DefaultMaxKeys),
-		uiaStart:             ratelimit.New(c.RcUIAStart, ratelimit.DefaultMaxKeys),
+		accounts:             accounts.NewLimits(c, remote),
+		tokenValidity:        ratelimit.Shared("rc_registration_token_validity", c.RcRegistrationTokenValidity, remote),
+		usernameAvailability: ratelimit.Shared("rc_username_availability", c.RcUsernameAvailability, remote),
+		uiaStart:             ratelimit.Shared("rc_uia_start", c.RcUIAStart, remote),
 	}
 }
 

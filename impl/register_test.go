@@ -341,8 +341,7 @@ func TestAvailable(t *testing.T) {
 // finishes it on another over the same database file.
 func TestUIASessionSharedBetweenProcesses(t *testing.T) {
 	a := newEnv(t)
-	b := &testEnv{t: t, cfg: a.cfg, db: a.db, clock: a.clock}
-	b.open()
+	b := a.twin()
 	session := a.do("POST", registerURL, `{"username":"roamer","password":"pw-roamer-1"}`).expect(t, 401, "").str("session")
 	r := b.do("POST", registerURL, stage("m.login.dummy", session)).expect(t, 200, "")
 	a.do("GET", whoamiURL, "", bearer(r.str("access_token"))...).expect(t, 200, "")

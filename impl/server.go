@@ -54,7 +54,7 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 		return nil, err
 	}
 	s := &Server{core: c}
-	if s.threepids, err = threepid.New(&s.cfg, s.revoking, now, log); err != nil {
+	if s.threepids, err = threepid.New(&s.cfg, s.revoking, s.redis, now, log); err != nil {
 		return nil, err
 	}
 	if s.cfg.EnableRegistrationCaptcha {
@@ -72,9 +72,11 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.http.ServeHTTP(w, r) }
 
-// Run does the server's background work (sweeping expired UIA sessions and
-// the token uses they held) until ctx is done.
+// Run does the server's background work until ctx is done: it listens
+// for the revocations other instances announce (PostgreSQL), and sweeps
+// expired UIA sessions and the token uses they held.
 func (s *Server) Run(ctx context.Context) {
+	go s.revoking.Listen(ctx, s.revoking.Revoked, s.revoking.Lost, s.log)
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {

@@ -24,7 +24,7 @@ type Store interface {
 	Account(ctx context.Context, localpartLower string) (db.Account, error)
 	LocalpartTaken(ctx context.Context, localpartLower string) (bool, error)
 	MaxNumericLocalpart(ctx context.Context) (int64, error)
-	IssueLogin(ctx context.Context, userID string, l db.Login) error
+	IssueLogin(ctx context.Context, userID string, l db.Login) (bool, error)
 	RotateRefreshToken(ctx context.Context, oldHash string, next db.Login) (db.RefreshResult, error)
 	SetPassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error
 	Deactivate(ctx context.Context, userID string, erase bool) error
@@ -38,19 +38,19 @@ type Limits struct {
 	LoginAddress, LoginAccount, LoginFailures       *ratelimit.Limiter
 }
 
-// NewLimits builds the limits of cfg.
-func NewLimits(cfg *config.Config) Limits {
+// NewLimits builds the limits of cfg, in remote's Redis when it is not nil.
+func NewLimits(cfg *config.Config, remote *ratelimit.Remote) Limits {
 	l := Limits{
-		Registration:  ratelimit.New(cfg.RcRegistration, ratelimit.DefaultMaxKeys),
-		LoginAddress:  ratelimit.New(cfg.RcLogin.Address, ratelimit.DefaultMaxKeys),
-		LoginAccount:  ratelimit.New(cfg.RcLogin.Account, ratelimit.DefaultMaxKeys),
-		LoginFailures: ratelimit.New(cfg.RcLogin.FailedAttempts, ratelimit.DefaultMaxKeys),
+		Registration:  ratelimit.Shared("rc_registration", cfg.RcRegistration, remote),
+		LoginAddress:  ratelimit.Shared("rc_login.address", cfg.RcLogin.Address, remote),
+		LoginAccount:  ratelimit.Shared("rc_login.account", cfg.RcLogin.Account, remote),
+		LoginFailures: ratelimit.Shared("rc_login.failed_attempts", cfg.RcLogin.FailedAttempts, remote),
 	}
 	if n := cfg.RcRegistrationGlobal.PerHour; n > 0 {
-		l.RegistrationHour = ratelimit.New(ratelimit.Rate{PerSecond: float64(n) / 3600, BurstCount: n}, 1)
+		l.RegistrationHour = ratelimit.Shared("rc_registration_global.per_hour", ratelimit.Rate{PerSecond: float64(n) / 3600, BurstCount: n}, remote)
 	}
 	if n := cfg.RcRegistrationGlobal.PerDay; n > 0 {
-		l.RegistrationDay = ratelimit.New(ratelimit.Rate{PerSecond: float64(n) / 86400, BurstCount: n}, 1)
+		l.RegistrationDay = ratelimit.Shared("rc_registration_global.per_day", ratelimit.Rate{PerSecond: float64(n) / 86400, BurstCount: n}, remote)
 	}
 	return l
 }

@@ -114,7 +114,7 @@ func (s *Service) Login(ctx context.Context, userID, verifiedHash string, req Lo
 		return LoginResult{}, err
 	}
 	login.VerifiedPasswordHash = verifiedHash
-	err = s.store.IssueLogin(ctx, userID, login)
+	_, err = s.store.IssueLogin(ctx, userID, login)
 	switch {
 	case errors.Is(err, db.ErrDeactivated):
 		return LoginResult{}, matrix.ErrUserDeactivated

@@ -109,6 +109,10 @@ type Config struct {
 	NextLinkDomainWhitelist       *[]string         `yaml:"next_link_domain_whitelist"`
 	AllowedLocal3PIDs             []AllowedThreepid `yaml:"allowed_local_3pids"`
 
+	// Redis shares the rate limits of every instance (Synapse's redis
+	// section); without it each process limits on its own.
+	Redis Redis `yaml:"redis"`
+
 	// TrustedProxies are the CIDRs whose X-Forwarded-For header names the
 	// client; from anyone else the header is ignored.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -204,6 +208,18 @@ type compiledForbidden struct {
 	exclusive bool
 }
 
+// Redis is Synapse's redis section.
+type Redis struct {
+	Enabled  bool   `yaml:"enabled"`
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	Password string `yaml:"password"`
+	Dbid     int    `yaml:"dbid"`
+}
+
+// Address is host:port.
+func (r Redis) Address() string { return net.JoinHostPort(r.Host, strconv.Itoa(r.Port)) }
+
 // UIAuth tunes User-Interactive Authentication (Synapse's ui_auth).
 type UIAuth struct {
 	// SessionLifetime is how long a UIA session lives (default 48h).
@@ -263,6 +279,7 @@ func Default() Config {
 		RcUsernameAvailability:         ratelimit.Rate{PerSecond: 0.5, BurstCount: 10},
 		RcUIAStart:                     ratelimit.Rate{PerSecond: 0.5, BurstCount: 20},
 		RefreshableAccessTokenLifetime: &Duration{5 * time.Minute},
+		Redis:                          Redis{Host: "localhost", Port: 6379},
 	}
 }
 

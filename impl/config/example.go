@@ -124,6 +124,15 @@ rc_registration_token_validity: {per_second: 0.1, burst_count: 5}
 rc_username_availability: {per_second: 0.5, burst_count: 10}
 # Each new User-Interactive Authentication session, per client address.
 rc_uia_start: {per_second: 0.5, burst_count: 20}
+# Shared rate limits for several instances (Synapse's redis section);
+# without it each process limits on its own. If Redis stops answering,
+# limits fall back to each process's own until it is back.
+redis:
+  enabled: false
+  host: localhost
+  port: 6379
+  #password: <secret>
+  dbid: 0
 # X-Forwarded-For is believed only from these proxies (CIDRs).
 trusted_proxies: []
 

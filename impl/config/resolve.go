@@ -32,7 +32,7 @@ func (c *Config) resolve() error {
 	if r.appServices, err = appservice.Load(c.AppServiceConfigFiles); err != nil {
 		return fmt.Errorf("app_service_config_files: %w", err)
 	}
-	if r.secretKey, err = c.readOrMakeSecretKey(); err != nil {
+	if r.secretKey, err = c.readSecretKey(); err != nil {
 		return err
 	}
 	r.done = true
@@ -40,8 +40,8 @@ func (c *Config) resolve() error {
 	return nil
 }
 
-// SetSecretKey sets the secret key read from the database, when the
-// configuration gives none and the database is shared (PostgreSQL).
+// SetSecretKey sets the secret key kept with the database, when the
+// configuration gives none.
 func (c *Config) SetSecretKey(key []byte) error {
 	if len(key) < 16 {
 		return errors.New("macaroon_secret_key must be at least 16 characters")
@@ -66,7 +66,10 @@ func (c *Config) checkDataDirectory() error {
 	return nil
 }
 
-func (c *Config) readOrMakeSecretKey() ([]byte, error) {
+// readSecretKey reads macaroon_secret_key or its file; nil when neither
+// is set (then the server uses a key kept with its database:
+// UseSecretKeyFile for SQLite, the database itself for PostgreSQL).
+func (c *Config) readSecretKey() ([]byte, error) {
 	var key []byte
 	switch {
 	case c.MacaroonSecretKey != "":
@@ -77,30 +80,33 @@ func (c *Config) readOrMakeSecretKey() ([]byte, error) {
 			return nil, fmt.Errorf("macaroon_secret_key_path: %w", err)
 		}
 		key = bytes.TrimSpace(b)
-	case c.UsesPostgres():
-		// Every instance shares the secret stored in the database; the
-		// server reads it once the database is open (SetSecretKey).
-		return nil, nil
 	default:
-		path := filepath.Join(c.DataDirectory, "macaroon_secret_key")
-		b, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) {
-			if err := os.MkdirAll(c.DataDirectory, 0o700); err != nil {
-				return nil, fmt.Errorf("data_directory: %w", err)
-			}
-			b = []byte(secrets.RandomString(48))
-			if err := writePrivate(path, b); err != nil {
-				return nil, fmt.Errorf("data_directory: cannot write %s: %w", path, err)
-			}
-		} else if err != nil {
-			return nil, fmt.Errorf("data_directory: cannot read %s: %w", path, err)
-		}
-		key = bytes.TrimSpace(b)
+		return nil, nil
 	}
 	if len(key) < 16 {
 		return nil, errors.New("macaroon_secret_key must be at least 16 characters")
 	}
 	return key, nil
+}
+
+// UseSecretKeyFile reads the secret key generated under the data
+// directory, generating it (owner-only) the first time: the key of an
+// SQLite deployment, which shares its data directory.
+func (c *Config) UseSecretKeyFile() error {
+	path := filepath.Join(c.DataDirectory, "macaroon_secret_key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(c.DataDirectory, 0o700); err != nil {
+			return fmt.Errorf("data_directory: %w", err)
+		}
+		b = []byte(secrets.RandomString(48))
+		if err := writePrivate(path, b); err != nil {
+			return fmt.Errorf("data_directory: cannot write %s: %w", path, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("data_directory: cannot read %s: %w", path, err)
+	}
+	return c.SetSecretKey(bytes.TrimSpace(b))
 }
 
 func (c *Config) readCaptchaSecret() (string, error) {

@@ -36,6 +36,7 @@ func (c *Config) Validate() error {
 	c.validateThreepids(&p)
 	c.validatePasswords(&p)
 	c.validateRateLimits(&p)
+	c.validateRedis(&p)
 	c.validateSessions(&p)
 	if len(p) > 0 {
 		return &Error{Problems: p}
@@ -300,5 +301,18 @@ func (c *Config) validateSessions(p *problems) {
 		if d.d != nil && d.d.Duration <= 0 {
 			p.add("%s must be positive (or null to disable)", d.name)
 		}
+	}
+}
+
+func (c *Config) validateRedis(p *problems) {
+	r := c.Redis
+	if !r.Enabled {
+		return
+	}
+	if r.Host == "" || r.Port < 1 || r.Port > 65535 {
+		p.add("redis: host and a port between 1 and 65535 are required when enabled")
+	}
+	if r.Dbid < 0 {
+		p.add("redis.dbid %d must not be negative", r.Dbid)
 	}
 }

@@ -29,12 +29,27 @@ type Rate struct {
 const DefaultMaxKeys = 100_000
 
 // Limiter is a set of token buckets, one per key, holding at most a fixed
-// number of buckets. A nil *Limiter allows everything.
+// number of buckets; with a Remote, the buckets are in Redis and the local
+// ones serve only while Redis fails. A nil *Limiter allows everything.
 type Limiter struct {
+	rate    Rate
 	limit   rate.Limit
 	burst   int
 	mu      sync.Mutex
 	buckets *simplelru.LRU[string, *rate.Limiter]
+	// name keys the limiter's buckets in Redis.
+	name   string
+	remote *Remote
+}
+
+// Shared returns the limiter of r called name in remote's Redis (local
+// buckets when remote is nil), or nil when r is disabled.
+func Shared(name string, r Rate, remote *Remote) *Limiter {
+	l := New(r, DefaultMaxKeys)
+	if l != nil {
+		l.name, l.remote = name, remote
+	}
+	return l
 }
 
 // New returns a limiter of r keeping at most maxKeys buckets, or nil when
@@ -47,7 +62,7 @@ func New(r Rate, maxKeys int) *Limiter {
 	if err != nil {
 		panic(err) // maxKeys <= 0: a programming error
 	}
-	return &Limiter{limit: rate.Limit(r.PerSecond), burst: r.BurstCount, buckets: lru}
+	return &Limiter{rate: r, limit: rate.Limit(r.PerSecond), burst: r.BurstCount, buckets: lru}
 }
 
 func (l *Limiter) bucket(key string) *rate.Limiter {
@@ -64,6 +79,11 @@ func (l *Limiter) Check(key string, now time.Time) *matrix.Error {
 	if l == nil {
 		return nil
 	}
+	if l.remote != nil {
+		if res, ok := l.remote.allow(l.name, key, l.rate, 0); ok {
+			return decide(res, l.rate, true)
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets.Peek(key)
@@ -77,6 +97,11 @@ func (l *Limiter) Check(key string, now time.Time) *matrix.Error {
 func (l *Limiter) Take(key string, now time.Time) *matrix.Error {
 	if l == nil {
 		return nil
+	}
+	if l.remote != nil {
+		if res, ok := l.remote.allow(l.name, key, l.rate, 1); ok {
+			return decide(res, l.rate, false)
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

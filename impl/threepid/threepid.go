@@ -58,9 +58,10 @@ type Service struct {
 	log   *slog.Logger
 }
 
-// New builds the service; cfg must be prepared.
-func New(cfg *config.Config, store Store, now func() time.Time, log *slog.Logger) (*Service, error) {
-	s := &Service{cfg: cfg, store: store, limit: ratelimit.New(cfg.Rc3PIDValidation, ratelimit.DefaultMaxKeys), now: now, log: log}
+// New builds the service; cfg must be prepared; remote, when not nil,
+// shares the validation limit between instances.
+func New(cfg *config.Config, store Store, remote *ratelimit.Remote, now func() time.Time, log *slog.Logger) (*Service, error) {
+	s := &Service{cfg: cfg, store: store, limit: ratelimit.Shared("rc_3pid_validation", cfg.Rc3PIDValidation, remote), now: now, log: log}
 	if cfg.Email != nil {
 		var err error
 		if s.mailer, err = newMailer(*cfg.Email, cfg.ServerName); err != nil {

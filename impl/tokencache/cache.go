@@ -20,9 +20,11 @@ const TTL = 10 * time.Second
 type Cache struct {
 	mu      sync.RWMutex
 	entries map[string]entry
-	// seq counts revocations; revoked holds each user's latest one.
+	// seq counts revocations; revoked holds each user's latest one, and
+	// all the latest revocation of everyone.
 	seq     uint64
 	revoked map[string]uint64
+	all     uint64
 	max     int
 }
 
@@ -43,7 +45,7 @@ func (c *Cache) get(hash string, now time.Time) (db.TokenOwner, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	e, ok := c.entries[hash]
-	if !ok || now.Sub(e.fetched) > TTL || now.Before(e.fetched) || c.revoked[e.owner.UserID] > e.readSeq {
+	if !ok || now.Sub(e.fetched) > TTL || now.Before(e.fetched) || c.revoked[e.owner.UserID] > e.readSeq || c.all > e.readSeq {
 		return db.TokenOwner{}, false
 	}
 	return e.owner, true
@@ -77,4 +79,14 @@ func (c *Cache) RevokeUser(userID string) {
 	defer c.mu.Unlock()
 	c.seq++
 	c.revoked[userID] = c.seq
+}
+
+// RevokeAll invalidates every cached token (revocations may have been
+// missed).
+func (c *Cache) RevokeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	c.all = c.seq
+	clear(c.revoked)
 }

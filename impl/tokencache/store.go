@@ -32,6 +32,10 @@ func (s *Store) OnRevoke(f func(userID string)) { s.announce = f }
 // process revoked.
 func (s *Store) Revoked(userID string) { s.cache.RevokeUser(userID) }
 
+// Lost invalidates every cached token: revocations by other processes may
+// have been missed.
+func (s *Store) Lost() { s.cache.RevokeAll() }
+
 func (s *Store) revoke(userID string) {
 	if userID == "" {
 		return
@@ -71,10 +75,13 @@ func (s *Store) Register(ctx context.Context, r db.Registration) error {
 }
 
 // IssueLogin implements db.Store.IssueLogin; a reused device loses its
-// tokens.
-func (s *Store) IssueLogin(ctx context.Context, userID string, l db.Login) error {
-	defer s.revoke(userID)
-	return s.Store.IssueLogin(ctx, userID, l)
+// tokens (a new device revokes nothing).
+func (s *Store) IssueLogin(ctx context.Context, userID string, l db.Login) (bool, error) {
+	replaced, err := s.Store.IssueLogin(ctx, userID, l)
+	if replaced {
+		s.revoke(userID)
+	}
+	return replaced, err
 }
 
 // MarkAccessTokenUsed implements db.Store.MarkAccessTokenUsed; the
