@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"registrar/db/dbtest"
+	"registrar/impl/config"
 	"strings"
 	"testing"
 	"time"
@@ -100,3 +103,36 @@ func withDataDir(env map[string]string, dir string) map[string]string {
 	env["REGISTRAR_DATA_DIRECTORY"] = dir
 	return env
 }
+
+// portConfig is an open-registration server config with a fixed key.
+func portConfig(dir string) config.Config {
+	cfg := config.Default()
+	cfg.ServerName = "example.org"
+	cfg.DataDirectory = dir
+	cfg.EnableRegistration, cfg.EnableRegistrationWithoutVerification, cfg.RegistrationRequiresToken = true, true, true
+	cfg.MacaroonSecretKey = "a key both databases are served with"
+	cfg.PasswordConfig.Argon2.MemoryKiB, cfg.PasswordConfig.Argon2.Iterations = 64, 1
+	cfg.AccessLog = false
+	return cfg
+}
+
+type client struct {
+	t *testing.T
+	h http.Handler
+}
+
+func (c client) do(method, path, body, token string) map[string]any {
+	c.t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	c.h.ServeHTTP(rec, req)
+	out := map[string]any{"status": float64(rec.Code)}
+	_ = json.Unmarshal(rec.Body.Bytes(), &out)
+	out["status"] = float64(rec.Code)
+	return out
+}
+
+func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }

@@ -5,6 +5,8 @@
 //	registrar generate-config
 //	registrar register-user -u NAME [-admin] ...
 //	registrar tokens list|new|show|update|delete ...
+//	registrar users ...
+//	registrar port-db -sqlite FILE -config FILE
 package main
 
 import (
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return tokens(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
 	case "users":
 		return users(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
+	case "port-db":
+		return portDB(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
 	case "generate-config":
 		_, err := io.WriteString(stdout, config.Example)
 		return err
@@ -79,6 +83,7 @@ const usage = `registrar: Matrix account registration and management server
   registrar tokens show|delete TOKEN
   registrar tokens update TOKEN [-uses-allowed N|null] [-expiry-time MS|null | -expires-in DUR]
   registrar users approve USER                      let an account awaiting approval log in
+  registrar port-db -sqlite FILE -config PG.yaml   copy an SQLite database into an empty PostgreSQL one
 
 Every command takes -config FILE (or REGISTRAR_CONFIG).
 

@@ -1,0 +1,136 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// portedTables are the tables port-db copies, parents before children.
+// revocations are transient and not copied.
+var portedTables = []string{
+	"accounts", "devices", "refresh_tokens", "access_tokens", "uia_sessions",
+	"registration_tokens", "registration_token_reservations", "registration_nonces",
+	"threepid_sessions", "threepids", "server_secrets",
+}
+
+// portBatch is how many rows port-db copies at a time.
+const portBatch = 1000
+
+// ErrTargetNotEmpty refuses to port into a database that holds data.
+var ErrTargetNotEmpty = errors.New("db: the target database is not empty")
+
+// Port copies every table of from (SQLite) into to (PostgreSQL, migrated
+// and empty) in one transaction, in batches, telling progress after each;
+// then it checks that every table holds as many rows on both sides.
+func Port(ctx context.Context, from, to *Store, progress func(table string, done, total int64)) error {
+	if from.engine != SQLite || to.engine != Postgres {
+		return errors.New("db: port copies an SQLite database into a PostgreSQL one")
+	}
+	fv, _ := from.SchemaVersion(ctx)
+	tv, _ := to.SchemaVersion(ctx)
+	if fv != tv {
+		return fmt.Errorf("db: schema versions differ (%d and %d)", fv, tv)
+	}
+	for _, table := range portedTables {
+		n, err := to.count(ctx, table)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: %s has %d rows", ErrTargetNotEmpty, table, n)
+		}
+	}
+	err := to.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, table := range portedTables {
+			if err := portTable(ctx, from, tx, table, progress); err != nil {
+				return fmt.Errorf("%s: %w", table, err)
+			}
+		}
+		// Sequences continue after the copied ids.
+		for _, table := range []string{"refresh_tokens", "access_tokens"} {
+			if err := tx.Exec(fmt.Sprintf(`SELECT setval(pg_get_serial_sequence('%s', 'id'), COALESCE((SELECT MAX(id) FROM %s), 0) + 1, false)`,
+				table, table)).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, table := range portedTables {
+		a, err := from.count(ctx, table)
+		if err != nil {
+			return err
+		}
+		b, err := to.count(ctx, table)
+		if err != nil {
+			return err
+		}
+		if a != b {
+			return fmt.Errorf("db: %s has %d rows in the source and %d in the target", table, a, b)
+		}
+	}
+	return nil
+}
+
+func (s *Store) count(ctx context.Context, table string) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Table(table).Count(&n).Error
+	return n, err
+}
+
+// portTable copies one table by rowid, a batch at a time, turning SQLite's
+// integers into PostgreSQL's booleans where the target column is boolean.
+func portTable(ctx context.Context, from *Store, tx *gorm.DB, table string, progress func(string, int64, int64)) error {
+	total, err := from.count(ctx, table)
+	if err != nil {
+		return err
+	}
+	booleans, err := booleanColumns(tx, table)
+	if err != nil {
+		return err
+	}
+	var done, last int64
+	progress(table, 0, total)
+	for {
+		var rows []map[string]any
+		if err := from.db.WithContext(ctx).Raw(`SELECT rowid AS rowid_, * FROM `+table+` WHERE rowid > ? ORDER BY rowid LIMIT ?`,
+			last, portBatch).Scan(&rows).Error; err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		for _, row := range rows {
+			last = row["rowid_"].(int64)
+			delete(row, "rowid_")
+			for col := range booleans {
+				if v, ok := row[col].(int64); ok {
+					row[col] = v != 0
+				}
+			}
+		}
+		if err := tx.Table(table).Create(&rows).Error; err != nil {
+			return err
+		}
+		done += int64(len(rows))
+		progress(table, done, total)
+	}
+}
+
+// booleanColumns lists the target table's boolean columns.
+func booleanColumns(tx *gorm.DB, table string) (map[string]bool, error) {
+	var cols []string
+	err := tx.Raw(`SELECT column_name FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = ? AND data_type = 'boolean'`, table).Scan(&cols).Error
+	out := map[string]bool{}
+	for _, c := range cols {
+		out[strings.ToLower(c)] = true
+	}
+	return out, err
+}
