@@ -26,6 +26,8 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,11 +45,13 @@ func main() {
 }
 
 type options struct {
-	target      string
+	targets     []string
 	mode        string
 	concurrency int
 	requests    int64
 	duration    time.Duration
+	// pids are the server processes whose CPU time is measured.
+	pids []int
 	// progress receives a line every two seconds while the load runs.
 	progress io.Writer
 }
@@ -57,118 +61,155 @@ func run(args []string, out io.Writer) error {
 }
 
 func runWithProgress(args []string, out, progress io.Writer) error {
-	fs := flag.NewFlagSet("registrar-load", flag.ContinueOnError)
-	var o options
-	fs.StringVar(&o.target, "target", "http://127.0.0.1:8008", "registrar base URL (loopback only)")
-	fs.StringVar(&o.mode, "mode", "whoami", "versions, available, whoami, register, login or hash")
-	fs.IntVar(&o.concurrency, "c", 8, "concurrent clients")
-	fs.Int64Var(&o.requests, "n", 1_000_000, "stop after this many requests")
-	fs.DurationVar(&o.duration, "d", 10*time.Second, "stop after this long (at most 5m)")
-	if err := fs.Parse(args); err != nil {
+	o, err := parseOptions(args)
+	if err != nil {
 		return err
-	}
-	if o.duration > 5*time.Minute || o.duration <= 0 || o.requests <= 0 || o.concurrency < 1 || o.concurrency > 1024 {
-		return errors.New("bounds: 0 < -d <= 5m, -n > 0, 1 <= -c <= 1024")
 	}
 	o.progress = progress
 	if o.mode == "hash" {
 		return hashLimit(o, out)
 	}
-	u, err := url.Parse(o.target)
-	if err != nil {
-		return err
-	}
-	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("target %s is not a loopback address", o.target)
-	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
-	req, err := newRequester(o, client)
+	r := &requester{targets: o.targets, client: client, runID: randomHex(4)}
+	send, err := r.forMode(o.mode)
 	if err != nil {
 		return err
 	}
-	return load(o, req, out)
+	return load(o, send, out)
+}
+
+func parseOptions(args []string) (options, error) {
+	fs := flag.NewFlagSet("registrar-load", flag.ContinueOnError)
+	var o options
+	target := fs.String("target", "http://127.0.0.1:8008", "registrar base URL, or several (instances) separated by commas; loopback only")
+	pids := fs.String("pid", "", "server process IDs (comma-separated) whose CPU time per request is reported")
+	fs.StringVar(&o.mode, "mode", "whoami", "versions, available, whoami, register, login or hash")
+	fs.IntVar(&o.concurrency, "c", 8, "concurrent clients")
+	fs.Int64Var(&o.requests, "n", 1_000_000, "stop after this many requests")
+	fs.DurationVar(&o.duration, "d", 10*time.Second, "stop after this long (at most 5m)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.duration > 5*time.Minute || o.duration <= 0 || o.requests <= 0 || o.concurrency < 1 || o.concurrency > 1024 {
+		return o, errors.New("bounds: 0 < -d <= 5m, -n > 0, 1 <= -c <= 1024")
+	}
+	for _, t := range strings.Split(*target, ",") {
+		u, err := url.Parse(t)
+		if err != nil {
+			return o, err
+		}
+		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return o, fmt.Errorf("target %s is not a loopback address", t)
+		}
+		o.targets = append(o.targets, strings.TrimSuffix(t, "/"))
+	}
+	for _, p := range strings.Split(*pids, ",") {
+		if p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return o, fmt.Errorf("-pid: %q is not a process ID", p)
+		}
+		o.pids = append(o.pids, n)
+	}
+	return o, nil
 }
 
 // requestFunc sends one request and reports whether it succeeded.
 type requestFunc func(ctx context.Context, worker int, seq int64) error
 
-func newRequester(o options, client *http.Client) (requestFunc, error) {
-	base := o.target
-	runID := randomHex(4)
-	send := func(ctx context.Context, method, path string, body any, token string, want int) error {
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-		if err != nil {
-			return err
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(data))
-		}
-		return nil
+// requester sends the requests of a mode; worker w talks to target
+// w mod len(targets).
+type requester struct {
+	targets []string
+	client  *http.Client
+	runID   string
+}
+
+func (r *requester) base(worker int) string { return r.targets[worker%len(r.targets)] }
+
+// send makes one request and checks its status.
+func (r *requester) send(ctx context.Context, worker int, method, path string, body any, token string, want int) error {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
 	}
-	register := func(ctx context.Context, name string) (string, error) {
-		b, _ := json.Marshal(map[string]any{"username": name, "password": "load-test-password-" + name,
-			"auth": map[string]any{"type": "m.login.dummy"}})
-		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/_matrix/client/v3/register", bytes.NewReader(b))
-		resp, err := client.Do(req)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		var r struct {
-			AccessToken string `json:"access_token"`
-			Error       string `json:"error"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&r)
-		if resp.StatusCode != 200 {
-			return "", fmt.Errorf("register: %d %s", resp.StatusCode, r.Error)
-		}
-		return r.AccessToken, nil
+	req, err := http.NewRequestWithContext(ctx, method, r.base(worker)+path, rd)
+	if err != nil {
+		return err
 	}
-	switch o.mode {
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return err
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(data))
+	}
+	return nil
+}
+
+// register completes a one-step registration and returns its token.
+func (r *requester) register(ctx context.Context, worker int, name string) (string, error) {
+	b, _ := json.Marshal(map[string]any{"username": name, "password": "load-test-password-" + name,
+		"auth": map[string]any{"type": "m.login.dummy"}})
+	req, _ := http.NewRequestWithContext(ctx, "POST", r.base(worker)+"/_matrix/client/v3/register", bytes.NewReader(b))
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("register: %d %s", resp.StatusCode, out.Error)
+	}
+	return out.AccessToken, nil
+}
+
+func (r *requester) forMode(mode string) (requestFunc, error) {
+	switch mode {
 	case "versions":
-		return func(ctx context.Context, _ int, _ int64) error {
-			return send(ctx, "GET", "/_matrix/client/versions", nil, "", 200)
+		return func(ctx context.Context, w int, _ int64) error {
+			return r.send(ctx, w, "GET", "/_matrix/client/versions", nil, "", 200)
 		}, nil
 	case "available":
-		return func(ctx context.Context, _ int, seq int64) error {
-			return send(ctx, "GET", "/_matrix/client/v3/register/available?username=free-"+runID+fmt.Sprint(seq), nil, "", 200)
+		return func(ctx context.Context, w int, seq int64) error {
+			return r.send(ctx, w, "GET", "/_matrix/client/v3/register/available?username=free-"+r.runID+fmt.Sprint(seq), nil, "", 200)
 		}, nil
 	case "register":
 		return func(ctx context.Context, w int, seq int64) error {
-			_, err := register(ctx, fmt.Sprintf("load-%s-%d-%d", runID, w, seq))
+			_, err := r.register(ctx, w, fmt.Sprintf("load-%s-%d-%d", r.runID, w, seq))
 			return err
 		}, nil
-	case "whoami", "login":
-		token, err := register(context.Background(), "load-"+runID)
+	case "whoami":
+		token, err := r.register(context.Background(), 0, "load-"+r.runID)
 		if err != nil {
 			return nil, fmt.Errorf("setting up a user (is registration open?): %w", err)
 		}
-		if o.mode == "whoami" {
-			return func(ctx context.Context, _ int, _ int64) error {
-				return send(ctx, "GET", "/_matrix/client/v3/account/whoami", nil, token, 200)
-			}, nil
+		return func(ctx context.Context, w int, _ int64) error {
+			return r.send(ctx, w, "GET", "/_matrix/client/v3/account/whoami", nil, token, 200)
+		}, nil
+	case "login":
+		if _, err := r.register(context.Background(), 0, "load-"+r.runID); err != nil {
+			return nil, fmt.Errorf("setting up a user (is registration open?): %w", err)
 		}
 		return func(ctx context.Context, w int, _ int64) error {
-			body := map[string]any{"type": "m.login.password", "user": "load-" + runID,
-				"password": "load-test-password-load-" + runID, "device_id": fmt.Sprintf("LOAD%d", w)}
-			return send(ctx, "POST", "/_matrix/client/v3/login", body, "", 200)
+			body := map[string]any{"type": "m.login.password", "user": "load-" + r.runID,
+				"password": "load-test-password-load-" + r.runID, "device_id": fmt.Sprintf("LOAD%d", w)}
+			return r.send(ctx, w, "POST", "/_matrix/client/v3/login", body, "", 200)
 		}, nil
 	}
-	return nil, fmt.Errorf("unknown mode %q", o.mode)
+	return nil, fmt.Errorf("unknown mode %q", mode)
 }
 
 // load runs the workers until the count or the time is used up.
@@ -179,6 +220,7 @@ func load(o options, send requestFunc, out io.Writer) error {
 	var firstErr atomic.Value
 	latencies := make([][]time.Duration, o.concurrency)
 	var wg sync.WaitGroup
+	cpuBefore := cpuTime(o.pids)
 	start := time.Now()
 	for w := 0; w < o.concurrency; w++ {
 		wg.Add(1)
@@ -219,6 +261,7 @@ func load(o options, send requestFunc, out io.Writer) error {
 	wg.Wait()
 	close(stopProgress)
 	elapsed := time.Since(start)
+	cpu := cpuTime(o.pids) - cpuBefore
 	var all []time.Duration
 	for _, l := range latencies {
 		all = append(all, l...)
@@ -230,9 +273,13 @@ func load(o options, send requestFunc, out io.Writer) error {
 		}
 		return all[int(float64(len(all)-1)*p)]
 	}
-	fmt.Fprintf(out, "mode=%s c=%d ok=%d failed=%d elapsed=%s rate=%.1f/s p50=%s p99=%s\n",
-		o.mode, o.concurrency, len(all), failed.Load(), elapsed.Round(time.Millisecond),
+	fmt.Fprintf(out, "mode=%s c=%d targets=%d ok=%d failed=%d elapsed=%s rate=%.1f/s p50=%s p99=%s",
+		o.mode, o.concurrency, len(o.targets), len(all), failed.Load(), elapsed.Round(time.Millisecond),
 		float64(len(all))/elapsed.Seconds(), pct(0.5), pct(0.99))
+	if len(o.pids) > 0 && len(all) > 0 {
+		fmt.Fprintf(out, " server_cpu=%.1fµs/op", float64(cpu.Microseconds())/float64(len(all)))
+	}
+	fmt.Fprintln(out)
 	if err, ok := firstErr.Load().(error); ok {
 		fmt.Fprintf(out, "first error: %v\n", err)
 	}
@@ -262,4 +309,24 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// cpuTime is the CPU time (user and system) the processes have used,
+// from /proc/<pid>/stat (in clock ticks of 10 ms, Linux's USER_HZ).
+func cpuTime(pids []int) time.Duration {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces).
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(fields) > 12 {
+			u, _ := strconv.ParseInt(fields[11], 10, 64)
+			s, _ := strconv.ParseInt(fields[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
