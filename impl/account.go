@@ -21,7 +21,10 @@ const (
 // password; the identity proven must be the token's own user.
 func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordRequestObject) (api.ChangePasswordResponseObject, error) {
 	body := req.Body
-	who := requesterFrom(ctx)
+	who, err := optionalRequester(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if who != nil && who.IsGuest {
 		return nil, matrix.ErrGuestForbidden
 	}
@@ -35,7 +38,7 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 	if who == nil {
 		flows = s.resetFlows()
 	}
-	err := s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, passwordPath, body.Auth, flows), func(sess *uia.Session) error {
+	err = s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, passwordPath, body.Auth, flows), func(sess *uia.Session) error {
 		if who == nil {
 			return s.resetPassword(ctx, sess, body.NewPassword)
 		}
@@ -53,7 +56,10 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 // devices and tokens go in one transaction; the user ID stays taken.
 func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccountRequestObject) (api.DeactivateAccountResponseObject, error) {
 	body := req.Body
-	who := requesterFrom(ctx)
+	who, err := optionalRequester(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if who == nil {
 		return nil, matrix.ErrMissingToken
 	}
@@ -63,7 +69,7 @@ func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccoun
 	if !s.cfg.AllowDeactivation {
 		return nil, matrix.Forbidden("Account deactivation is disabled on this server")
 	}
-	err := s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, deactivatePath, body.Auth, reauthFlows), func(*uia.Session) error {
+	err = s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, deactivatePath, body.Auth, reauthFlows), func(*uia.Session) error {
 		return s.accounts.Deactivate(ctx, who.UserID, boolValue(body.Erase))
 	})
 	if err != nil {

@@ -33,6 +33,9 @@ type requester struct {
 type requestInfo struct {
 	clientIP string
 	who      *requester
+	// authErr is why the token of an operation whose token is optional
+	// was refused; the handler decides whether it matters.
+	authErr error
 	// token is the access token sent to an operation whose spec declares
 	// no security (POST /login of an application service).
 	token string
@@ -50,6 +53,13 @@ func infoFrom(ctx context.Context) *requestInfo {
 
 // requesterFrom returns the request's authenticated user, or nil.
 func requesterFrom(ctx context.Context) *requester { return infoFrom(ctx).who }
+
+// optionalRequester is the request's user on an operation whose token is
+// optional: nil without a token, an error for a bad one.
+func optionalRequester(ctx context.Context) (*requester, error) {
+	info := infoFrom(ctx)
+	return info.who, info.authErr
+}
 
 // clientIP is the request's client address: the peer, or the
 // X-Forwarded-For entry added by a trusted proxy.

@@ -63,16 +63,25 @@ const sessionRegisteredUser = "registered_user_id"
 // service, registration enabled, username rules, then UIA, then creation.
 func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (api.RegisterResponseObject, error) {
 	body := req.Body
+	if req.Params.Kind != nil && *req.Params.Kind == api.Guest {
+		// A client that logged out may still send its old token: guests
+		// ignore it, as Synapse does.
+		if err := s.accounts.CheckRegistration(addressKey(ctx)); err != nil {
+			return nil, err
+		}
+		return s.registerGuest(ctx, body)
+	}
+	who, err := optionalRequester(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if body.Type != nil && *body.Type == "m.login.application_service" {
 		return s.registerAppService(ctx, body)
 	}
 	if err := s.accounts.CheckRegistration(addressKey(ctx)); err != nil {
 		return nil, err
 	}
-	if req.Params.Kind != nil && *req.Params.Kind == api.Guest {
-		return s.registerGuest(ctx, body)
-	}
-	if requesterFrom(ctx) != nil {
+	if who != nil {
 		return nil, matrix.BadRequest(matrix.CodeUnknown, "An access token may only be given to register as an application service")
 	}
 	if !s.cfg.EnableRegistration {

@@ -1,9 +1,11 @@
 package impl
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"registrar/api"
+	"registrar/impl/matrix"
 	"registrar/impl/secrets"
 	"registrar/impl/uia"
 	"registrar/impl/web"
@@ -218,28 +221,32 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 	validated := *op
 	validated.Security = &openapi3.SecurityRequirements{}
 	route := &routers.Route{Spec: spec, Server: spec.Servers[0], Path: path, PathItem: item, Method: method, Operation: &validated}
-	hasJSONBody := op.RequestBody != nil && op.RequestBody.Value != nil && op.RequestBody.Value.Content.Get("application/json") != nil
+	bodySchema := jsonBodySchema(op)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
 			info := &requestInfo{clientIP: c.RealIP()}
-			if mode != authNone {
-				who, err := h.tokens.resolve(req.Context(), req, c.QueryParams(), mode == authRequired)
+			switch {
+			case mode == authRequired:
+				who, err := h.tokens.resolve(req.Context(), req, c.QueryParams(), true)
 				if err != nil {
 					return err
 				}
 				info.who = who
-			} else if req.Header.Get("Authorization") != "" || c.QueryParam("access_token") != "" {
+			case mode == authOptional:
+				// The handler decides whether a bad token matters (a guest
+				// registration ignores a logged-out client's old token).
+				info.who, info.authErr = h.tokens.resolve(req.Context(), req, c.QueryParams(), false)
+			case req.Header.Get("Authorization") != "" || c.QueryParam("access_token") != "":
 				if token, err := accessToken(req.Header, c.QueryParams()); err == nil {
 					info.token = token
 				}
 			}
 			req = req.WithContext(context.WithValue(req.Context(), requestInfoKey{}, info))
 			c.SetRequest(req)
-			if hasJSONBody {
-				// Clients need not send Content-Type (client-server API, "API standards").
-				if ct := req.Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-					req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+			if bodySchema != nil {
+				if err := prepareJSONBody(req, bodySchema); err != nil {
+					return err
 				}
 			}
 			in := &openapi3filter.RequestValidationInput{
@@ -255,6 +262,42 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 			return next(c)
 		}
 	}
+}
+
+// jsonBodySchema is the schema of an operation's JSON body, or nil.
+func jsonBodySchema(op *openapi3.Operation) *openapi3.Schema {
+	if op.RequestBody == nil || op.RequestBody.Value == nil {
+		return nil
+	}
+	mt := op.RequestBody.Value.Content.Get("application/json")
+	if mt == nil || mt.Schema == nil || mt.Schema.Value == nil {
+		return nil
+	}
+	return mt.Schema.Value
+}
+
+// prepareJSONBody reads a JSON body before validation: clients need not
+// send Content-Type (client-server API, "API standards"); a body that is
+// not valid UTF-8 is M_NOT_JSON; optional properties set to null are
+// removed (null means absent).
+func prepareJSONBody(req *http.Request, schema *openapi3.Schema) error {
+	if ct := req.Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+		req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	}
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return err
+	}
+	if !validJSONText(body) {
+		return matrix.ErrNotJSON
+	}
+	body = nullsAsAbsent(body, schema)
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	return nil
 }
 
 // servesPage reports whether an operation answers with an HTML page.
