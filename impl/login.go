@@ -34,11 +34,7 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 	}
 	creds := &uia.AuthCredentials{Identifier: body.Identifier, User: body.User, Medium: body.Medium, Address: body.Address,
 		Password: body.Password}
-	user, err := accounts.LoginUser(creds)
-	if err != nil {
-		return nil, asLoginError(err)
-	}
-	acct, err := s.accounts.CheckCredentials(ctx, user, *body.Password, "")
+	acct, err := s.accounts.CheckPasswordLogin(ctx, creds, "")
 	if err != nil {
 		return nil, asLoginError(err)
 	}

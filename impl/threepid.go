@@ -7,18 +7,19 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/canonical"
 	"registrar/impl/matrix"
 	"registrar/impl/threepid"
 	"registrar/impl/uia"
 )
 
 func emailRequest(ctx context.Context, b api.EmailValidationRequest, purpose string) threepid.Request {
-	return threepid.Request{Medium: db.MediumEmail, Address: threepid.CanonicalEmail(b.Email), ClientSecret: b.ClientSecret,
+	return threepid.Request{Medium: db.MediumEmail, Address: canonical.Email(b.Email), ClientSecret: b.ClientSecret,
 		SendAttempt: b.SendAttempt, NextLink: b.NextLink, Purpose: purpose, ClientKey: addressKey(ctx)}
 }
 
 func msisdnRequest(ctx context.Context, b api.MsisdnValidationRequest, purpose string) threepid.Request {
-	return threepid.Request{Medium: db.MediumMsisdn, Address: threepid.CanonicalMsisdn(b.Country, b.PhoneNumber),
+	return threepid.Request{Medium: db.MediumMsisdn, Address: canonical.Msisdn(b.Country, b.PhoneNumber),
 		ClientSecret: b.ClientSecret, SendAttempt: b.SendAttempt, NextLink: b.NextLink, Purpose: purpose,
 		Country: b.Country, Phone: b.PhoneNumber, ClientKey: addressKey(ctx)}
 }
@@ -162,7 +163,7 @@ func (s *Server) Delete3pidFromAccount(ctx context.Context, req api.Delete3pidFr
 	}
 	address := req.Body.Address
 	if string(req.Body.Medium) == db.MediumEmail {
-		if c := threepid.CanonicalEmail(address); c != "" {
+		if c := canonical.Email(address); c != "" {
 			address = c
 		}
 	}

@@ -29,6 +29,7 @@ type Store interface {
 	SetPassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error
 	Deactivate(ctx context.Context, userID string, erase bool) error
 	SetApproved(ctx context.Context, userID string, approved bool) error
+	ThreepidOwner(ctx context.Context, medium, address string) (string, error)
 }
 
 // Limits are the rate limits accounts applies (Synapse's rc_registration,

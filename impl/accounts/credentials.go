@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"registrar/db"
+	"registrar/impl/canonical"
 	"registrar/impl/matrix"
 	"registrar/impl/passwords"
 	"registrar/impl/uia"
@@ -18,67 +19,158 @@ var ErrInvalidLogin = &uia.Failure{Code: matrix.CodeForbidden, Message: "Invalid
 // stage: the identifier's account and its password, which must be the
 // requester's when there is one.
 func (s *Service) VerifyPassword(ctx context.Context, creds *uia.AuthCredentials, requester string) (string, error) {
-	user, err := LoginUser(creds)
-	if err != nil {
-		return "", err
-	}
-	acct, err := s.CheckCredentials(ctx, user, *creds.Password, requester)
+	acct, err := s.CheckPasswordLogin(ctx, creds, requester)
 	if err != nil {
 		return "", err
 	}
 	return acct.UserID, nil
 }
 
-// LoginUser is the user named by the identifier of a password login or
-// stage: m.id.user, or the deprecated top-level user.
-func LoginUser(creds *uia.AuthCredentials) (string, error) {
-	user := ""
-	switch {
-	case creds.Identifier != nil:
-		if creds.Identifier.Type != "m.id.user" {
-			return "", uia.Fail(matrix.CodeUnrecognized, "Unknown login identifier type")
-		}
-		if creds.Identifier.User != nil {
-			user = *creds.Identifier.User
-		}
-	case creds.User != nil:
-		user = *creds.User
-	}
-	if user == "" || creds.Password == nil {
-		return "", uia.Fail(matrix.CodeMissingParam, "Missing parameters: identifier and password are required")
-	}
-	return user, nil
+// Identifier types (client-server API, "Identifier types").
+const (
+	idUser       = "m.id.user"
+	idThirdParty = "m.id.thirdparty"
+	idPhone      = "m.id.phone"
+)
+
+// loginTarget is whom a password login names: a localpart (or user ID),
+// or, for a third-party identifier, its owner ("" when nobody owns it);
+// failureKey counts failed attempts (the user, or the medium and address).
+type loginTarget struct {
+	user       string
+	failureKey string
 }
 
-// CheckCredentials resolves user (a user ID or localpart, matched
-// case-insensitively) and verifies its password. A wrong user or password
-// is ErrInvalidLogin, with the time and rate-limit cost of a real check; a
+var errMissingCredentials = uia.Fail(matrix.CodeMissingParam, "Missing parameters: identifier and password are required")
+
+// identify resolves the identifier of a password login or stage:
+// m.id.user, m.id.thirdparty (email addresses canonicalised as stored),
+// m.id.phone (to E.164), or the deprecated top-level user, or medium and
+// address.
+func (s *Service) identify(ctx context.Context, creds *uia.AuthCredentials) (loginTarget, error) {
+	var medium, address string
+	switch id := creds.Identifier; {
+	case id != nil && id.Type == idUser:
+		return s.userTarget(deref(id.User))
+	case id != nil && id.Type == idThirdParty:
+		medium, address = deref(id.Medium), deref(id.Address)
+	case id != nil && id.Type == idPhone:
+		if id.Country == nil || id.Phone == nil {
+			return loginTarget{}, errMissingCredentials
+		}
+		medium, address = db.MediumMsisdn, canonical.Msisdn(*id.Country, *id.Phone)
+		if address == "" {
+			address = *id.Country + " " + *id.Phone // canonicalises to nothing: an unknown number
+		}
+	case id != nil:
+		return loginTarget{}, uia.Fail(matrix.CodeUnrecognized, "Unknown login identifier type")
+	case creds.User != nil:
+		return s.userTarget(*creds.User)
+	case creds.Medium != nil && creds.Address != nil:
+		medium, address = *creds.Medium, *creds.Address
+	default:
+		return loginTarget{}, errMissingCredentials
+	}
+	return s.thirdPartyTarget(ctx, medium, address)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func (s *Service) userTarget(user string) (loginTarget, error) {
+	if user == "" {
+		return loginTarget{}, errMissingCredentials
+	}
+	key := user
+	if lp, ok := s.Localpart(user); ok {
+		key = s.UserID(strings.ToLower(lp))
+	}
+	return loginTarget{user: user, failureKey: key}, nil
+}
+
+// thirdPartyTarget is the owner of a third-party identifier; an address
+// nobody owns is answered as a wrong password is (same message, time and
+// rate limit).
+func (s *Service) thirdPartyTarget(ctx context.Context, medium, address string) (loginTarget, error) {
+	if medium == "" || address == "" {
+		return loginTarget{}, errMissingCredentials
+	}
+	switch medium {
+	case db.MediumEmail:
+		if c := canonical.Email(address); c != "" {
+			address = c
+		}
+	case db.MediumMsisdn:
+		address = strings.TrimPrefix(address, "+")
+	}
+	t := loginTarget{failureKey: medium + ":" + address}
+	owner, err := s.store.ThreepidOwner(ctx, medium, address)
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return t, matrix.Internal(err)
+	}
+	t.user = owner
+	return t, nil
+}
+
+// CheckPasswordLogin resolves the identifier of a password login or stage
+// and verifies the password: a wrong user, address or password is
+// ErrInvalidLogin, with the time and rate-limit cost of a real check; a
 // deactivated account is 403 M_USER_DEACTIVATED. With expectedUser set,
 // any other account is refused before its password is looked at.
-func (s *Service) CheckCredentials(ctx context.Context, user, password, expectedUser string) (db.Account, error) {
-	localpart, ok := s.Localpart(user)
-	if !ok || len(password) > 4*passwords.MaxLength {
-		return db.Account{}, ErrInvalidLogin
-	}
-	// Failed attempts are counted per account (rc_login.failed_attempts),
-	// for logins and UIA password stages alike.
-	failureKey := s.UserID(strings.ToLower(localpart))
-	now := s.now()
-	if err := s.limits.LoginFailures.Check(failureKey, now); err != nil {
+func (s *Service) CheckPasswordLogin(ctx context.Context, creds *uia.AuthCredentials, expectedUser string) (db.Account, error) {
+	target, err := s.identify(ctx, creds)
+	if err != nil {
 		return db.Account{}, err
 	}
-	acct, err := s.verify(ctx, localpart, password, expectedUser)
+	if creds.Password == nil {
+		return db.Account{}, errMissingCredentials
+	}
+	return s.checkPassword(ctx, target, *creds.Password, expectedUser)
+}
+
+// CheckCredentials checks a user ID or localpart and its password (the
+// sign-in page's form).
+func (s *Service) CheckCredentials(ctx context.Context, user, password, expectedUser string) (db.Account, error) {
+	target, err := s.userTarget(user)
+	if err != nil {
+		return db.Account{}, err
+	}
+	return s.checkPassword(ctx, target, password, expectedUser)
+}
+
+func (s *Service) checkPassword(ctx context.Context, target loginTarget, password, expectedUser string) (db.Account, error) {
+	if len(password) > 4*passwords.MaxLength {
+		return db.Account{}, ErrInvalidLogin
+	}
+	// Failed attempts are counted (rc_login.failed_attempts) for logins
+	// and UIA password stages alike.
+	now := s.now()
+	if err := s.limits.LoginFailures.Check(target.failureKey, now); err != nil {
+		return db.Account{}, err
+	}
+	acct, err := s.verify(ctx, target.user, password, expectedUser)
 	if err == ErrInvalidLogin {
-		_ = s.limits.LoginFailures.Take(failureKey, now)
+		_ = s.limits.LoginFailures.Take(target.failureKey, now)
 	}
 	return acct, err
 }
 
-func (s *Service) verify(ctx context.Context, localpart, password, expectedUser string) (db.Account, error) {
-	acct, err := s.store.Account(ctx, strings.ToLower(localpart))
+// verify looks the user up and checks the password; an unknown user (or
+// none) costs a dummy hash.
+func (s *Service) verify(ctx context.Context, user, password, expectedUser string) (db.Account, error) {
+	localpart, ok := s.Localpart(user)
+	var acct db.Account
+	err := db.ErrNotFound
+	if ok && localpart != "" {
+		acct, err = s.store.Account(ctx, strings.ToLower(localpart))
+	}
 	if errors.Is(err, db.ErrNotFound) {
 		// Spend the time of a hash anyway, so timing does not reveal which
-		// user IDs exist.
+		// user IDs (or addresses) exist.
 		_ = s.hasher.VerifyDummy(ctx, password)
 		return db.Account{}, ErrInvalidLogin
 	}
@@ -91,7 +183,7 @@ func (s *Service) verify(ctx context.Context, localpart, password, expectedUser 
 	if acct.Deactivated() {
 		return db.Account{}, matrix.ErrUserDeactivated
 	}
-	ok, err := s.hasher.Verify(ctx, password, acct.PasswordHash)
+	ok, err = s.hasher.Verify(ctx, password, acct.PasswordHash)
 	if err != nil {
 		return db.Account{}, matrix.Internal(err)
 	}

@@ -1,4 +1,7 @@
-package threepid
+// Package canonical turns third-party identifiers into their canonical
+// forms (client-server API, "3PID types"), as they are stored and
+// compared. It knows nothing of the server.
+package canonical
 
 import (
 	"net/mail"
@@ -7,9 +10,9 @@ import (
 	"github.com/nyaruka/phonenumbers"
 )
 
-// CanonicalEmail returns the address in canonical form (lower-cased) or ""
+// Email returns the address in canonical form (lower-cased) or ""
 // when it is not a bare address.
-func CanonicalEmail(s string) string {
+func Email(s string) string {
 	s = strings.TrimSpace(s)
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Name != "" || a.Address != s || len(s) < 3 || len(s) > 500 {
@@ -22,9 +25,9 @@ func CanonicalEmail(s string) string {
 	return strings.ToLower(local) + "@" + strings.ToLower(domain)
 }
 
-// CanonicalMsisdn turns a number dialled from country into E.164 digits
+// Msisdn turns a number dialled from country into E.164 digits
 // without the plus, or "".
-func CanonicalMsisdn(country, phone string) string {
+func Msisdn(country, phone string) string {
 	n, err := phonenumbers.Parse(phone, strings.ToUpper(country))
 	if err != nil || !phonenumbers.IsValidNumber(n) {
 		return ""
