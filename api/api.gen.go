@@ -208,6 +208,9 @@ type Capabilities struct {
 	// MChangePassword A capability that is either enabled or not.
 	MChangePassword *BooleanCapability `json:"m.change_password,omitempty"`
 
+	// MGetLoginToken A capability that is either enabled or not.
+	MGetLoginToken *BooleanCapability `json:"m.get_login_token,omitempty"`
+
 	// MSetAvatarUrl A capability that is either enabled or not.
 	MSetAvatarUrl *BooleanCapability `json:"m.set_avatar_url,omitempty"`
 
@@ -444,6 +447,12 @@ type EmailValidationSubmitFormdataBody struct {
 	ClientSecret string `form:"client_secret" json:"client_secret"`
 	Sid          string `form:"sid" json:"sid"`
 	Token        string `form:"token" json:"token"`
+}
+
+// GenerateLoginTokenJSONBody defines parameters for GenerateLoginToken.
+type GenerateLoginTokenJSONBody struct {
+	// Auth Additional authentication information for the user-interactive authentication API.
+	Auth *AuthData `json:"auth,omitempty"`
 }
 
 // RegistrationTokenValidityParams defines parameters for RegistrationTokenValidity.
@@ -709,6 +718,9 @@ type MsisdnValidationSubmitJSONRequestBody MsisdnValidationSubmitJSONBody
 // EmailValidationSubmitFormdataRequestBody defines body for EmailValidationSubmit for application/x-www-form-urlencoded ContentType.
 type EmailValidationSubmitFormdataRequestBody EmailValidationSubmitFormdataBody
 
+// GenerateLoginTokenJSONRequestBody defines body for GenerateLoginToken for application/json ContentType.
+type GenerateLoginTokenJSONRequestBody GenerateLoginTokenJSONBody
+
 // Add3PIDJSONRequestBody defines body for Add3PID for application/json ContentType.
 type Add3PIDJSONRequestBody Add3PIDJSONBody
 
@@ -777,6 +789,9 @@ type ServerInterface interface {
 	// EmailValidationSubmit Validates the emailed token.
 	// (POST /_matrix/client/unstable/registration/email/submit_token)
 	EmailValidationSubmit(ctx echo.Context) error
+	// GenerateLoginToken Generates a single-use, short-lived m.login.token token.
+	// (POST /_matrix/client/v1/login/get_token)
+	GenerateLoginToken(ctx echo.Context) error
 	// RegistrationTokenValidity Queries whether a registration token is still valid.
 	// (GET /_matrix/client/v1/register/m.login.registration_token/validity)
 	RegistrationTokenValidity(ctx echo.Context, params RegistrationTokenValidityParams) error
@@ -939,6 +954,15 @@ func (w *ServerInterfaceWrapper) EmailValidationSubmit(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.EmailValidationSubmit(ctx)
+	return err
+}
+
+// GenerateLoginToken converts echo context to params.
+func (w *ServerInterfaceWrapper) GenerateLoginToken(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GenerateLoginToken(ctx)
 	return err
 }
 
@@ -1393,6 +1417,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_matrix/client/unstable/add_threepid/msisdn/submit_token", wrapper.MsisdnValidationSubmit, options.OperationMiddlewares["msisdnValidationSubmit"]...)
 	router.GET(options.BaseURL+"/_matrix/client/unstable/registration/email/submit_token", wrapper.EmailValidationPage, options.OperationMiddlewares["emailValidationPage"]...)
 	router.POST(options.BaseURL+"/_matrix/client/unstable/registration/email/submit_token", wrapper.EmailValidationSubmit, options.OperationMiddlewares["emailValidationSubmit"]...)
+	router.POST(options.BaseURL+"/_matrix/client/v1/login/get_token", wrapper.GenerateLoginToken, options.OperationMiddlewares["generateLoginToken"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v1/register/m.login.registration_token/validity", wrapper.RegistrationTokenValidity, options.OperationMiddlewares["registrationTokenValidity"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/account/3pid", wrapper.GetAccount3PIDs, options.OperationMiddlewares["getAccount3PIDs"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/account/3pid/add", wrapper.Add3PID, options.OperationMiddlewares["add3PID"]...)
@@ -1558,6 +1583,90 @@ func (response EmailValidationSubmit302Response) VisitEmailValidationSubmitRespo
 	}
 	w.WriteHeader(302)
 	return nil
+}
+
+type GenerateLoginTokenRequestObject struct {
+	Body *GenerateLoginTokenJSONRequestBody
+}
+
+type GenerateLoginTokenResponseObject interface {
+	VisitGenerateLoginTokenResponse(w http.ResponseWriter) error
+}
+
+type GenerateLoginToken200JSONResponse struct {
+	// ExpiresInMs Milliseconds until the token is no longer accepted.
+	ExpiresInMs int64 `json:"expires_in_ms"`
+
+	// LoginToken The token for the m.login.token login flow.
+	LoginToken string `json:"login_token"`
+}
+
+func (response GenerateLoginToken200JSONResponse) VisitGenerateLoginTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateLoginToken400JSONResponse Error
+
+func (response GenerateLoginToken400JSONResponse) VisitGenerateLoginTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateLoginToken401JSONResponse AuthResponse
+
+func (response GenerateLoginToken401JSONResponse) VisitGenerateLoginTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateLoginToken404JSONResponse Error
+
+func (response GenerateLoginToken404JSONResponse) VisitGenerateLoginTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateLoginToken429JSONResponse RateLimitError
+
+func (response GenerateLoginToken429JSONResponse) VisitGenerateLoginTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type RegistrationTokenValidityRequestObject struct {
@@ -3194,6 +3303,9 @@ type StrictServerInterface interface {
 	// EmailValidationSubmit Validates the emailed token.
 	// (POST /_matrix/client/unstable/registration/email/submit_token)
 	EmailValidationSubmit(ctx context.Context, request EmailValidationSubmitRequestObject) (EmailValidationSubmitResponseObject, error)
+	// GenerateLoginToken Generates a single-use, short-lived m.login.token token.
+	// (POST /_matrix/client/v1/login/get_token)
+	GenerateLoginToken(ctx context.Context, request GenerateLoginTokenRequestObject) (GenerateLoginTokenResponseObject, error)
 	// RegistrationTokenValidity Queries whether a registration token is still valid.
 	// (GET /_matrix/client/v1/register/m.login.registration_token/validity)
 	RegistrationTokenValidity(ctx context.Context, request RegistrationTokenValidityRequestObject) (RegistrationTokenValidityResponseObject, error)
@@ -3428,6 +3540,52 @@ func (sh *strictHandler) EmailValidationSubmit(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(EmailValidationSubmitResponseObject); ok {
 		return validResponse.VisitEmailValidationSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GenerateLoginToken operation middleware
+func (sh *strictHandler) GenerateLoginToken(ctx echo.Context) error {
+	var request GenerateLoginTokenRequestObject
+
+	var body GenerateLoginTokenJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GenerateLoginToken(ctx.Request().Context(), request.(GenerateLoginTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GenerateLoginToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GenerateLoginTokenResponseObject); ok {
+		return validResponse.VisitGenerateLoginTokenResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -4623,177 +4781,181 @@ func (sh *strictHandler) UpdateUserAdmin(ctx echo.Context, userId string) error 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H17c9s4tudXQeluVeyUHk7St29NUlt13bF74pnYzsZ29+yNUhJEQhImFMAmQCuaruxn38LBgwAJ6uHI",
-	"jrsn/0xPLBIEDg7O+Z0nfu8kfJFzRpgUnZe/d0QyJwsM//c4XVB2I0ih/pESkRQ0l5SzzsvOMcp4gjOE",
-	"k4SXTCIskJwThNUb6PjdGRJzvhSIyn6n28kLnpNCUgKjwjPq/8hVTjovOxPOM4JZ50u3g/O84Lckbf1V",
+	"7H17c9s4tudXQeluVeyUHk7St29NUlt13bF74pnYycZ29+yNUhJEQhLGFMAmQCuaruxn38LBgwAJ6uHI",
+	"jrsn/0xPLBIEDg7O+Z0nfu8kfJFzRpgUnZe/d0QyJwsM//c4XVB2LUih/pESkRQ0l5SzzsvOMcp4gjOE",
+	"k4SXTCIskJwThNUb6Pj9GRJzvhSIyn6n28kLnpNCUgKjwjPq/8hVTjovOxPOM4JZ50u3g/O84Lckbf1V",
 	"kOKWJmRE4RFWZhmeZKTzUhYl6dpXhCwom6k3koJgNeGRXlq4hNfmRyTpgiDK0EIgQVlCYCUk58lcTX7K",
-	"iwWWnZcdyuSPP3TcVyiTZEYK9ZmU4ETSWyzbZp5SkWd4xfCCeA9U8yQFFm3vUjGalUTI+K92yHBp13OC",
-	"SkEKdHbS7zTo8qXbKchvJS3UJz/oIbpmW8LFeDviTSSk68duR1KpNsHjF/dNPvknSaSa6XEp5ydY4ggv",
-	"lXJOmKSJ3o4US4wwSjJKmESinCyoFEhy2BY1eu+MSVLALAkKXx6y43dnfXQl8Yz0RE4SOqUJ+kRWAuGC",
-	"oJQkGS5IqtiVw+dxhiruREJ9BMshm2OWZqQQaEYkUktJ0S3OSiJi7JwWRET464TkBUkUHdGin/EZZf0c",
-	"C7HkRapm9AphJOe0SHs5LuQK0VQtY0pJ8UQgM2hk87qd6kH1zf9VkGnnZec/BtUpHpgjPFDEOque/tLt",
-	"LEhKy8Ud5qpor19GfNo68+h87UBxNrW/dtGUF42PRwcsiMg5Ey18n+BcJnOM7FPhwGqV8Ht0ZEGEgJFi",
-	"A5sfveWiGb0lDE1WQJ45XxAln1rIIOcFITlNR0lBUrFp667N068LAp/DmYBB+CfSMr2CzKiQhRFp6rn6",
-	"yqvfR/B7fJrwh9gHcHhM1YOwbnNQqUBYSrLIJWUzdVzVqjIiSR+d4xWakCHjCyoViy3nhFXkFIaMmKUw",
-	"nlCHFy2xcCOkiJdS8d0Es3TIDqY4yyY4+YRyPCNdRBaYZiij7NNhdEllVINtxfJGiCJeaH2nGD4uUZ0M",
-	"tGKuRQT+nPFlczKXjKBpxpdqkRtEnKZPRBDpv8f3Dtant4xPEcHJXP3XUVsgqxD8jVOHXMC01MeoJAsR",
-	"1V7mD7go8KqhXcysPoYUAiq0UOh96/G+Uny2pHKOfjh6prkIpyk1crzGn5RpzW14zM6pP2SkKBKeEmA4",
-	"UhS8AN2QF0TA+GpYRZkMC2lZGmGJsOHMKaYZSZv0d9zaIj40ob0TMw9YXJRJQoSYllm22oXeCj3AeuKf",
-	"1QuE9YLg1rPXs4meFnghBvjm5QKzXkFwqjAXWhAhgByKfpuHVWzUwpzwk2ZGEJ9IlHnOCylgbGBCpdV9",
-	"mqwTnY6/IqTKcYEXVm0bxnkX7GKDJcP5nnlc5W0lIyQVKCeFd9L6MQbfVcNIDhoSgbijDGVYksJypdgM",
-	"7jTZa6fPnbDIBH/S2PI1zvGEZlSuYqyQuF8BL6nzRaickwIRppgjVQKT8Qj4N783B/11TmAAqVW4HV6N",
-	"rF/x1urwb22xdnBvuc3lRNbsfqVt8jPxnnCS0+n6cImL/gtQ83PMjDxex63NCSqY1tdvj3zsdIdRBJEj",
-	"fIslLkZlkX3FIDUDZsdRPPUYkDqyFSdUJPyWFCvvoEVMN33qUvtwIOwP+kuSZb1PjC/ZYIFlQT8PzDFV",
-	"Eh8O6BOB1EMjeOgwtocVmtu04DfuSX/OQDp9kOVqtN1IZ+bxq+ZoNU4P5uexe5R8ETKfKsj0C85oCo+8",
-	"J79ZEzMktPlB6GPui2jCUoGwsorMGBpzKoGFmYFknhVTU5WwHSNBkoLImIApGf2tVDpTCTU0I4wUgNQM",
-	"1DbbKbkVlfrP1WSGzIjIV+hZ7/l//idK5ljBKWXS8Sn6cNT7C+7967j3P/3/Pep9VBMkn7HSxJ2XnQVn",
-	"ymAc4YKM/vr+9Pg6qiXVAls0rr92NUczLRJ+Bmc0If9t/t3nxSxu640wwIJRC/I/Zkg/YMivNCZNR2vs",
-	"EPfrOkjcR8dWDcmV2fNXiM4YLyx+D00et0iBXrw7OxGISkGyaXQGjHyWIwXXo1qgIIpmBUlpQRLpUPgT",
-	"gSYFXyo8jqey+iDlLKTrXMpcvBwMPMoOEs5mBZZlBs+L/lwusrj9x9KR4Zw2FR2wPyNLB4Q4y1aITjVg",
-	"UVZNQUBZyznW1FpwIYesIIniXXAnIEHMnsFLhnNYioIDEqzvWdMBVZMN4eGyrFpbnCczWmRBVGrkcnWp",
-	"/xnjRDXyCv3t6vIC6Zdg+91nqpdjY7fBznOQ4BrH9tFPXM4rfw7Olngl1G7EoEYbLFYzdag4ZJ7z0c3F",
-	"3y8uf734GmSsBzdsEY5/zFDJQOmYp3iSlEUB/rX1QM6uxk7D30D4Q4Smcc3Ucug02yhDSVmHTYdGSNwJ",
-	"FsRiiuYpUb+im/dvgbX1wD1zchLOGEn0MYyeW62x+/b4JnyxkTZuMh5R4muPEKld6W5NqJqgvDO1DLCM",
-	"DNckk33oqwnVvv4Isd4q8BR3YRz7ToaIMdekyozIEbzTptx+9txXxqO1NGbCu8urazSAnwZqHK39qLCf",
-	"i9sL69xb1ey7MEhGtZ8Y1gMaL+OzmYIjlG22u+BXj8oV4SJUPRdUpOze4BjK55wRxMrFJMacf3wwBiGo",
-	"YhXf17Ory96LZz/+2HuGcJbPce85Ms9rr4iaqyaNYp+U4kzZr9OCL8KZ/PWn7wDtKwBaMyygmHKkKd8S",
-	"GvDYth1HH/3Xfx0d/eXo6Ojo2SOEdGb2+8Z0luNrZGwHeW0iJiKN3mNJ3tIFlS2QDIINWBKUqYfAUQ+q",
-	"UJ0au+xCD78DKFOjno/enp2fXY9O//H69PTk9GQNTAsfvCe0ds05WmC2sssR8WiULFYjYPnRIuI+esOX",
-	"KONs5stKMedllqIlphJNyJSrI1WslHTFM0xZF6LRNMuoIAlnaYiUnh8dHW0Rlt4eP9Y2PMYSXuzoukXO",
-	"RQJQwPZUCiUfbKYAZbOdXOf+p313OYQBFEnroSwvLk8+57RYjSSNxchP4cd43P8VYmWWATszYuR0g+At",
-	"2Qfe93PCUsUlGxZFGcoLPtPuAqXYCy2zU4QV5eJrc+omFu4SI5xlfLmZnuYxb70lg2Ot8dOmJdZBD8yp",
-	"NoOKDF1vn8PN8ZmxwWpRfoTzCL+/XxsN9gCR9a4LiQsDX7A92TASSnCWReJqNF3vrj87uQOwefb8BZ4k",
-	"UY0FGQ9xc8GoX0+S2PQIexKqsKXSSvSWpEN28LugaTdUQF39+JfDPjqeVIEvj15znOeECUUnhQU2e1ly",
-	"LOcDyQd6TrXNa8HJirjB7kc2NsIA13NapO9wIVdnQTZEXSbF0xQQV6LJSqRoSgdRWlT9/y3Sf7wMkMZm",
-	"VgkXhKn/fnDumAVoZFh8/SULdLaeQ907rD9azaw2ZLdaoUf7KE2jtG+mJsSSq+yPOu7oJtC2J+Y07Wyf",
-	"XHuHAR5R3G8gsDnd1GjfunXU3xuij5jtXQUcHZZ3aQ67Qv7r5shaSfgEdbIIPorZKp7d0ibIIkKyLXGs",
-	"YpYmE0R4pZaB1Pi6/S0Ss9dxZSXJdsi50h4DmvaByYDHuiakyDijkLG4JrWq1ZB04wLc1kNuMCyjH2jL",
-	"v2qdd5VzVbFYe6aVmtx2kw9sKxzavXYZO+YH+VFr8KKQ/qyvP6x2sVtfIAqmtUPmjluPHna3PJ11Tpoa",
-	"tzb4GczJpCyoXF0lc7IwzAjCAFTWTwQXbYc4lBmKzNp9peY80NhZrQYLyPfhBf2XPgd6TLUYCBOCP0t/",
-	"xs1PKWNQRNVM/k9J2hwi209EuqeNf+03NSqCJAoi9aSoGhb+3rHZqJ1AflZJGDn9O1l1vigyqoMO+tJQ",
-	"3toOxUvr77eJxYFVoeyJBWZ4RhaEKT12SwqdTtF51v8vRQKeE4Zz2nnZedE/6r9QkgPLOezToDUubJyR",
-	"6j9KysC3ztLOy85fifyVZBm80qkSD2G450dH2nRh0gyB8zwzkmzwT6EdyDq0uynwGw3bAqHqCVAg/6Nx",
-	"775a/g9HP+xtUtoajMzigltFFA/AU4HwLaZgOfT1qSkXC6z4UVFUWHUdfxtPeKm9SilfYMr0CINRsGOD",
-	"kgmpxh/gNB3Z1MqBxlQGgFb6O+cisrl1l8gVvNXRIoII+RNPVzsRcwNsadPHTRHbYtpFoHO34RnSL39s",
-	"yq7gbWXOfflKhq5ZSTp9LZalXp+3eTI+x/asIC2CllhovFLnrF+cfxObR8GqmazQ1fkVOgCQ5CwrpVB9",
-	"0+9wA5f5UmgACL7BZFEBUoutvsMz0jFZaEqAis7LD79HRaje3HDDuh7xG6wRH6bOHV89oJXp2w/0cSOb",
-	"SfJZDiAkH/BXfaAGcwDy52xKrejIwYMXssXV3CYXNh4Fw8TkqugEf4uCtb2rEFVUctR2dUfB8bm3XC57",
-	"SuD1yiIjTIHF9E8uSb5miwsiykzaze12Xhw9bwIbe/rTVy4y4WpGjE3zRCAX2FDIZU5wCkfw985bnriQ",
-	"75rZtQkcabN+IH8aDMuYNLl95uDVoD0rfwB8aBIvo0Kl4SL7xb7REC1NarqwYDInyac2BHcfx3wXbQI0",
-	"2EKX6Oe20SQgLNSSIe0aG64yoOnF/YMmf9N0oFFAsmoXCY4IoCAXw6bMarhu54fnf9nb5GqO/iiVquCN",
-	"juxgSXrOIxweAGVjUCJcTB7HQgBUICFplvlKu3EwXgwM3B+8yPW+t8HxY/0chDA7e2U5CyLhH1slmkcd",
-	"ZpvqIarPbMu1hjRPRIvnTPQDyxTOfcQm/fBR6fSmifjhozq71a6+pcL6k+OfQyb13blPt9hSBdPbkfhx",
-	"mqoN3Rv0xqWcb1MlAHU6X7q7exiNO6bpN7s3v9u6YLBoFYH7Bfxr5Z6X3dfCx55/SEkWcEEb+Xt0//I3",
-	"qK8QiHHPg9pFgQsXpghiWIffYIrP9jbFoAIjMtNzXjSK7fwCpr2e9uPUzxtq984bKGW9Mgc3Z8eH2538",
-	"lGREkvbDfwK/q0d/LvjCyPf9iYI1sZnA676PyM2mMMzDW+VuiaOSTShLRxr2+KtivGdy5pQoadjmLWtr",
-	"G3hbpVYTBgVZ8FuSogOu/62OZ6hmDvfL9+/hg6K1klk7RndWc9o14HsW2hnfj3Vec6UATw2D3ZX11wvo",
-	"aJb3A6uJaHw3wiLHtoREMYNO735IRWGLN5wScBrCYuM6Sn8IE6I2M3VGTJJFw+mxQ3UO/C1NaxJ+O3Y3",
-	"/ta78vv51dnVycU9MXxbxtvj5fir86tvxO9V/usjY/dqYnfl9kYW6R14vWqJ4nN3PTXXPuNnxJoRulrB",
-	"QYJfliFb3GozByB6KfmQ6Tgc5AD2h2zIrk3tMyIszTllkNugjbMPm9oEHL87+3gwCIovejing/9QX+vR",
-	"6sVeiDXVQ4fw9Xqig8lanFhHuiSGklCkayZIp7US9yGDVBuYorWS9NqC9OQFXiFd9Arv65pwF0ZCKTFZ",
-	"ZAoWOIfDUPNkOE0qUF7wW5pCsf+Q3bCMfiKIm/pkPU/Rrc075UQzmcSfiBKS41oiyHjInHMNTUiCS0Hq",
-	"OdZqwM85SQxlBJ2x4BhpvhuyekIHZUISDCl3dXBsuWrvwNjYyDjLLqeAprazlj82BNdWHRh8VveZr/4O",
-	"FPrbjkjrq8Th1CyBJWGD5ZxQqC+SphxhQpBurIQUFy7KZI6wQDkXgiqWcgjPbMKBiTzfPus/OzqMl4/s",
-	"mqjDkYbHcOyN18CIBp2FD3UGQ3Y2Bd6zfNutM9b5zdU1sgw3drMYDxnkAimtwQs6owxn2Uo/yBF8GIqU",
-	"vLwRdDbVPOiN7nj/E+NLtJzTZO5/BNlvdIeMSrQohUQFkWXB7DmJmQJjxKdDNq7Mi3GYQbi28vXLFpZS",
-	"t/O5Zxf9Tp3MC+27nqiD8WBmVEOLU5aqYTmk1UjuhJXuiFDfWPCEKG50rKK2NMIksRSzA3HYR2Njs43t",
-	"l4kwXKF4zvfbzfEtQRNCmPoSL1naOrDigYyEu1cNr/lBaVVeoAUvSPCVqY2DuPWkJbEat/6dgkxLYdPz",
-	"rJQ0oqKi0pBNiHqoZJZUqZLCC8pAUrefOjhdSGlRdf6FVCLBo9e0vhtzMD2D5Xjr8GUY8LKxoK3R3PVt",
-	"6Y8+r1dP3K9Vbd0zah2w0V4ztwf3Y9UUvFmn2K5lzyONfXjeh5qfYVcHhIcXcQ0tgurBM6E4wqh9P+vp",
-	"4wa06vcMiWPV17o1iU4EtD2vIN/SJUVr7wsVfhHwN0WkgI8JE2VRAWwNGK34cCuhipKyBFWofuBLpuSv",
-	"0XuWyH8ShItqX7l6c3nz9gRdXF6jgtxyjYtg1dX79mVl7XmCt48svNJY2X8HejFVqgmq7/X4qZm5iwvZ",
-	"I1SFopu4VnPgO8up/yagNuMzXspRSm5pEus0VEe3T0RsJ7q2Ux5VEEPwhILj3ozarZh4yOwOGZa1OwPq",
-	"iKSij07IFJeZSZUoSgJ8++ucMDSe4kyQcddHyAlmJpirjaT0FjNpEmlAAgg+lUivEi2InPM0fuDVcz39",
-	"3GGoV5+ALxhTpg6CWVKAG4NCJL8RKlmO1neaZGQZSrvABeCrazrHkkwwwwxv1tnBhz9+G9zqpv77l0iO",
-	"xnrM4EjiQIMWUt8Bw+MCDFZpO7QQ9Ej9eriwIXaxdqsAW+vsGteZQDf1DF3NT58qJF4JradPdR3netyB",
-	"HOjwRBsU+UAduqZ/3fknTH9Ij2HYzB77IRs31j92Gj4AOkBoq8hA8trzCTpQmwoJzjROwNLhjA/jKtur",
-	"SdpxXDAqaput0r/evrCDwBhmCFjhocJDesZdRD4nJJeme/H4fHT95v3p6buzk9HF5fXo58ubi5MxAJAJ",
-	"Maa71gqMO8IvsEzmBksNWWz3EguOpsp41MjDwzbGiQWF9AizIdNvG8vP9Hg1Q+UFt41iK/8ngrbSxC/N",
-	"C9dydjG6uTrVC1G2tLeYGOAy3GJj21Wanul90LVNCycrmDS4Zw3g0pzkP63M0skKaXMVI9OJHFHbx5PJ",
-	"gmeIm2rhdaGP90QQabHP44j53asv5V4CglG+2iFqUqnMqidBJ3ZuXMW8yfsFzoMT0AmU7Z1jHAWZkoKw",
-	"pD35woQ/CpLwGaPCtV7xnXiNkI0ilI3ZoFon2PH56Or0/S+n72GZ1+9vrq5PT8ZDpgBeTUJ48K9ykRel",
-	"kAPj6Yj5dYaszcTYPnq0aYNOTi/OTv3duV5LPFuOvp89izlP4QtrEucQFkq8qGXjRJr+8/VYluvwEwln",
-	"KbO0wfmhiLawNi+LnAuiyxwEkVILrRpy2BNw2BAFviNyCOJ2/67AIULa3ZGDHuSBoUOwfbsgB8UBV+dX",
-	"QxaweTDcN0MPwSy2BRG2mdC9wojHkkrxRwASV+dXblPicCJsmHavmOKdz1LfocV3aPF4oEUg7XZDFl/p",
-	"k1jOOV7QdXUgcM4vlwzK4PcY6dUux1FLPd36u5gUDeJv1lyG9sFtw3p2jzLOZjpfD+kesjoSuWc33Vru",
-	"dAGIUGo8fu/b17jeoGg9XqPuYks4DCW155SVcj74Xf3v9SonXwb2LpvBkkxaGR6utDAPmhrieyy4fHN9",
-	"/rYqt3yQJMQb0xTZldE8VC8DdzOLjf0HdwuhOSnWVBTDI4Ddc1Io7hDVlTp9d93IumpMeLTbvJ0K+Z1v",
-	"FYJ3hZo5lnOv04bho11Lu5szuTk7dvUxy7mS8Josbp22d5toqxm1V5vsWDXaUhLmcfx911ercxtrDnpF",
-	"pO1xC3sAdHgitLk64Z/jLYSmPYVwhKQZ6bXfVPY642U6zZQleG0ffyKUOKnMxCklWfwGtFnPcUpvu9vQ",
-	"ljSdEQnRNTP6QUFeH7+7fv3mGPDd/LV+cuCmo/CV2nQsqclXXfCUxK/Ymvc2T8d+YdtlfvnmleeG5W2/",
-	"AIeD4WQ80fygs3WdN0K3qf8uN2Ny02tVaE6SOqSvEGf28ivv/jdaNfts1aVJ7d6eNrBYu3Rmj3CxPoN1",
-	"tAxm0ajp9H/cup59za1Ef3o8Vi1WiWSPEq3sAup0HZ+4Ju175hJ399lWZeVVq/hNteTV5V7bcIvrjO+1",
-	"uhePvceA22pvzvHbBVq7tQA976OgtK03+6vd7kcNTM7mtumfldWX8Rmi7JVxdJoWl+Y6kb3fFEsZlRRn",
-	"JlnJXgA2it83fKJ/RepX3e6TkWW2cjPVg+zUEdEn5+O6fHZaEDFvaw4aXGNnW/Sa2wzNqybM0HI/RfsF",
-	"r+YENG92vctlrv5tF6ZPY+0OVO8D3vkYGYf1nS5afbWPXo0PW0BdbwW7/vQ2m9B/zmlBxIgy0xt+i3bC",
-	"c74gW9wA8coXg+rgbceu0U1rm351R94dOxiGe1jrC1mRrruzSwyYyGWsecG6h+wp8Q4XrhdIxDduThau",
-	"7nzyLwd9yDJK/V1TmXFwPvr58v1PZycnpxdddD66uTp9Pzo5PX59ffbL8fXpyeFjxwReWrkBAzolmaWI",
-	"ClESsbUzTqegtpcsv9W/f9u+KUHqtsdeeO+4+ozdBj3Ngi8r8upeHnB3jNPpa0k7wFm2ibzHWfYNKXwK",
-	"rbeClXp1eg9Hb7J+Hj71cZZVqdEt5Ddyf101vn5gX7h4Ay4y0cgK/2zW+OGIj1D130W5b9LH6zTmNrrx",
-	"GNLcTZkHpg8cHQp2GFHhFB8vEM4KglMoTn30ne1OPycu2zpck+5Kr2i8lYKxKTjr8qG+UUGVS/yhTNf1",
-	"JFjoZn4FQRhBnNNl+FAFtCibIZeNrHNm3pt/bl09BoMXBMklR58oVA1NjYTTr75Uz/XQWP1tbP8oIM2g",
-	"ukRIQBKPrYeellkGJNSUndjUACqQyEnirhfom6FhaRvGhlpZwx0oJ8WCgoNVmBbkLoOocqpMViCY9WoF",
-	"fOtsGnZEhOsJ7S3/9QYES5plGr/U4YvZHm1NJpjZ+m5s+sS71CLKkCgnQjE5dE7X8X47FW8Ql1gAFx2u",
-	"EEZjB8bDkp9FKeSQ4VLynr34D3FGXMJUWHVmucNnBe0ZRzfG6ptAQb4uFRsy2GZlvIy92ndzhQW64JJ4",
-	"WYEFVsdT8Ysp1DdDDpkzI4VulKaEaSJNb01vMVBFb9K1FjjXnmjz2WAunEGQfWyskrGiLAYUneAMLTBj",
-	"JiumIEoQq+kG7+sSekdlcGSvXHKFWYgiDGSonV38cvz27ASA+MXx+ekYqGsWaW8bhblfXF4jLES5MHRx",
-	"C6+sEHs8zXxg9pCfZ+s9bfZMNV23mS45J4AhtnDaqzVzl295bDNk7tbM8GJIXjTvjKwSNP1EwCGroJai",
-	"KapVLZJbykuh+LUxFSwtIEVXhAzZh/fEXPY8pzmaELkEOzGoaNSYCnBUXIwW3hg9M0ZPj9HTY/QwS3tm",
-	"jMOqeM5ug86NCURpF6SElxkaZjGhCU9XQ+YIrGW0Eh58isZrnHJjzSE/ndpLIIesndbwaE6TT+HJr1fF",
-	"DVlBZrhIM0U0ruRLXtrC2ZXz4ziuge8Zbabzejk4A+qMr7OLqBEBHwyjB6L648EAbp9KFWGtPquq8g9j",
-	"uZFG024RdVeKBzyJRkRBNrB+PSyJ1FqoLeCthun40e1Uv9p5qT1hVYeAmblrEf4cu/Hpc6+qPoSHdD/l",
-	"P25NLORZbyyKDUQ8Fer8B9dIPGVcPkU2YzslU8oImptUuErWASsOWVW9HfiDumhSmg5WOs3YjAdqzT2m",
-	"xZkdcwx3wbk7Utd76c9OrPi16tVIojNzc6inCAptoMB68NCg4+C1rsGXxu8PsGBCrCvdP8ZKTGSwGZ5y",
-	"xsjN1L+5FJS9PmH6aj/vYts31//3+G+vT6OJBooBN9yH1fBRgI8+xI+SozKfFTgliDJTUe9K8dGBe1gN",
-	"suBpmbXkGVA2pxNqro2O7MQUqpi70JcmaN4Ewt4XdYZZNIxTgs4IMdMShQrgAMBChb6hU+kfwnS+I7gc",
-	"uWLUxHTtCgUHFE8HZIa/RFsK7RJoOUapH2pRTCR0lyktYiHs0quFXdCZ1Qh0GtCgYscgq7CK1lRM8reS",
-	"zTKCIFt59zhLSoSyaLctv874bXv59cYQjGOCO8VglCyG1sRnBoH94l0x9KI9qLImVmIKShjyfrOJ/6Bi",
-	"QeTYyl6NaKgUCNtrlw4iLyr5edgahYlzj7lsnlZ1Qg0AaXfKKOWzE5BiXPfC6GpLpN6XypM97jU9MrKx",
-	"nWpzkzkhn1Yjfa/3o2n85GWEh8KugyfJs+cvgmhFIDJd+KTz38HSXmpfALS3ChLD1zuZtrtqsCpwAfdB",
-	"8Eyir6aGnG6rOStLUfeT8EzD94a0NiF/HIjYscklVyrEybRdItiVbvTUtZVLvxrdBihVyTN959iQVYJJ",
-	"Sduq7V6IlcFS5MwUcTjltp81NZx7kagKnRJJF679hb8NzSuc0SVTx73hV59jaBoI8216lpCumxgyPpGY",
-	"GpRdtcxy1lzoW0XQT07Jlpo/LmwwZ4QjoAhGbFlcT+cZQAGW/mrM44VMyzoA88FwCWZQques1MaS9Qe5",
-	"NOsGi+LStNvZuGXQpqTpW90st9fGVStUNbJJDDVRB3mxyqyXYaOtIYMQZM0x9vRpFal9+rSPXhsz3sAO",
-	"8lkqWOzZZ/qzCn34lvvBZIVEnlFTZqFfmNICjKuMs0NDr5XtljFkVBpYjTNhKgvH1TLGHhjMNOpGS7y6",
-	"S6rDccQ16gsnXX3pc3GFvFv5SutKalkDbh9WQMxVF45taKNWdnlX/jHL3cw+Xpy8yTrTMstWvd9KnIEM",
-	"snrQmsgH5/84OznUm+GC1jWOeQwm9X7LVhrd6LwVf3VRHUStdUmnV6h1YuCLJaRSjibuILF21HfvOepv",
-	"+F7XtSZZmRLdKlG/MOVZxpeKm6uaOQE+76doHKxqjF4iHzu3Lsm82vAitr8PJWW6CEz/GdJHzDin/3j9",
-	"9ubq7Jd1Axg9TD4nWSmUba8GEDlWCg6hJMN0YTziUdBrHY7CVA6KRn0xBp+qSQUOAIRxpecFV0KjO2Sa",
-	"yCAep+B6rvkmgo3ylqGvHajcpcs5zYQM9CIWtrADhg8GhjW8cXLVOGjN4+aTGbnFzJS32xJwaJsqYe2w",
-	"92gC1uWQeV/aEPfpIpzJOS9ncy36FfFA2OvRAWMsWqhRZVUrUanzyMwJ68YJNWQhpdCuhPoDtpH6mipS",
-	"l1vjiaW2y7/usWQUYlYy8EQ3lbO1lFx5rjUYjGJYaZWFwY6jSZnhAo0/UZaOffeplihDZupgTZkElo3g",
-	"lzYUs2zlYk8udBaCrT99M68d4qZ3q6R1HSRcg0kv8b3eDRTEk+RIEALBN2RdCMFVvrrvoMlss2AvDO6i",
-	"sHeC6evBkevbiWXXoljfcnIGnfMcw9crWeTPA75dCmJ42ChZgW5JQacrzeigP4Ys5jeZm+tlrJayKTbw",
-	"Rd1Z0czQ/nXIprRecGCVopEuCwD3B4E0xa5tIhAjpYnEkpjezFQ2jqr9nNAeoJKlpBAJL2xkqRYQVFJ/",
-	"SQF9m0i4wYl5Qbm+6UBKYvpk+CexO2RzviS3QZay0PAS1MiEILzEZr+csWlGd7NmSmRm2UpZmbDQgGZm",
-	"c5RYWRDwSNSIiiYkUUyOSuZ2VplSOlAHnKO+C34w/buuQVM75C3MC90gKmONRkny6cZ889gbaJs4kZur",
-	"vS5Ti1B/OnzaFh1ybrh19ZBVxGixGiWcZyPnketsCBM1X7jjHZy+76sSFiafqtVv5YuVul04zTDsjO0Y",
-	"Htn94I5wzStGaOBsiVdgVaOxmsRYm4ReGL8geUbtMXl+dIQu/x5Lpv+yQypxY05/XvsEed1W7bLBIKht",
-	"h4nH79mCcYS+qwkTTPlONowd4WuNmEeew7atWrdtm/cDNx6giSgV6CkEhp8qyKnZqJ4QsrEvWHi9wJ06",
-	"RaJ6o8gh23+LJ03W700id2sS6TxOflMbFyFw3SIb6QfGDeGuSIOGOroXde2+VxPpVqDDOC9s8kLQlszc",
-	"ML9jUfim/kQNtXIdW54vZvW1Xo/c+dXo1KZld+P020V5Pgl9r139yDvjBKE3GvF2Wy79AFxnIB1ITJbq",
-	"73bVBoPUTfhiQVhKPAPBig9U732Lgta3XlSXCVmUCeSUqVlCKgvXjZRMR3dXfKiGBWKavANF1YwmlJdC",
-	"m+PEXAyjE3ObN6OAyI8IUDUw3IFeI1h4kxVDsLna0/W0pa2X2SH/rqAqWAfNx4TZmkYXL6TJSL22X56/",
-	"u+4K+HO29TKGn/TuddTXVsHtPHWF/hOZUSbqgsg4Qq0jwTGedeakZVE3AL9Wxz9Av88H0vHb9nP0CD5k",
-	"99fPUdP3eyvHu7Vy3KD0g56OoPmNK0ZajaU1vz/kZv2vb0TTL3/X//ei/+uC4YHUv8cHdwQBPic9Gijg",
-	"U/M7EvhjIoF76OTp1Ss4ZrgLTNBZE2u7Mf1in9lrtWbJhFSMP5oSLMvCNWsxIb93wcORvhuhp7Db8Vfi",
-	"2va0NNhoac/jhtg2YcK+0AyNuRMQb44TJHpUw8T75MC2iRXDuSADnC4oG9w+CyoV23bOD2NecJaQ/W4h",
-	"gyE31sTqx7YshlXPdo2bUNduijl0FqYm2lMK4wRLHrDd5dUcFyTtCZIUpBkmhcw4uOoy3g4JIwU2M9Ir",
-	"BdErhKWJ1kGD5ki1tGWcQFKUkkvkM3pzfvy6d/Xm+FkXfSIri7T9sUb6MyP9mS5c8mqobN2L3SrPW1F4",
-	"2AEmG3YUVB52GJf23wd6A0gxUls5ZODoB4l12EX/5Dbd8eLmLZqsTOfJeNXPr1TONVGvYF57bPe0oCwu",
-	"Mkwmvk213lyr0BxigZPoq20nIcyzj7dysenprMy8UM6GPPFtTlzXD2l5V0ioRfzhGvPUkkF36IrzlUlx",
-	"rqvEnZLhvlLu/IRTVDus6lBWbbD8C+nJZyqkeNhGNUocOVAEZatN7FMrlwhqvUy4Rokx1xARxALS8mqD",
-	"+jMiTheHtGrCt1QEqvBaP74hoHzJspVRRAfqOBwqYnP1RxuYO4Bs9EOvNiUWV4ZnO5GmulXg8+NeT1oL",
-	"abbqZdgg00bQFPvaTn3SH5hjE5xlnqVg8RYw1n67xSi2EyFYcAvemqkHjCzbm8K8hsKx5qbtS5tCUvdq",
-	"pMBXtHWeNj61IWMSwHUhhVCQJzGBuZwn81dI6TfAPYwY51qj/UqLCvTasWSEzXR5bDiXt/B3XclYYJby",
-	"hZnVgcnYQM9+7KJnvR9/OOxH+7ysqZWEn17ZYXVt2ETZbH0YUH30w3Hvf3DvX0e9v/RH/6/3sa3MS4ys",
-	"Zdr40Bu+VMbaKuAX4ZEX3hQeGUvmAsmbKfflAfT9jnIlfjxdN5yHU7LHSsqXJsUgSLmwjP3wevXhpJQW",
-	"IbpxTl1S7SSofof/ftGsnRFJmuLqBP4eF1ffrl9b1ahNzzt9VFv9QP3BLzgSZTL3931fHHZi26DFOay7",
-	"lfvi3hllawnlS6fvLLLHBuGckTYOqQH1yMUa0sM9219lUUYY7yZPvx2muiBLDaRW28GoVwaKIMnRJ0Ly",
-	"O8Kq9dhETaoUpr1WDIHEZvGnQSQl8EP67VHJd5mzV5mjz3lcLT0RmtnbTLXng1KQQgx+L6EP+5d1Tvgb",
-	"QYpj8EreIzfDB26gEdHa2s5/Zx7SHS7MFWz7Vl7YDO/TeWO9AjRCNKnlLRdGaQbbo2IL2XEvLvc8L/ht",
-	"THEc6188/1nJeuZxP4iNl5jqgnn4DWfblwc8nMLY9oiZQk4o1YGmpN/P3P7P3GvX7jU4dq+cLK8iqMjy",
-	"Z19P1NT/wgzKIuu87Aw6Xz5++f8BAAD//w==",
+	"iwWWnZcdyuSPP3TcVyiTZEYK9ZmU4ETSWyzbZp5SkWd4xfCCeA9U8yQFFm3vUjGalUTI+K92yHBpV3OC",
+	"SkEKdHbS7zTo8qXbKchvJS3UJz/qIbpmW8LFeDviTSSk66duR1KpNsHjF/dNPvknSaSa6XEp5ydY4ggv",
+	"lXJOmKSJ3o4US4wwSjJKmESinCyoFEhy2BY1eu+MSVLALAkKXx6y4/dnfXQp8Yz0RE4SOqUJuiErgXBB",
+	"UEqSDBckVezK4fM4QxV3IqE+guWQzTFLM1IINCMSqaWk6BZnJRExdk4LIiL8dULygiSKjmjRz/iMsn6O",
+	"hVjyIlUzeoUwknNapL0cF3KFaKqWMaWkeCKQGTSyed1O9aD65v8qyLTzsvMfg+oUD8wRHihinVVPf+l2",
+	"FiSl5eIOc1W01y8jPm2deXS+dqA4m9pfu2jKi8bHowMWROSciRa+T3AukzlG9qlwYLVK+D06siBCwEix",
+	"gc2P3nLRjN4ShiYrIM+cL4iSTy1kkPOCkJymo6Qgqdi0dVfm6dcFgc/hTMAg/Ia0TK8gMypkYUSaeq6+",
+	"8ur3Efwenyb8IfYBHB5T9SCs2xxUKhCWkixySdlMHVe1qoxI0kfneIUmZMj4gkrFYss5YRU5hSEjZimM",
+	"J9ThRUss3Agp4qVUfDfBLB2ygynOsglOblCOZ6SLyALTDGWU3RxGl1RGNdhWLG+EKOKF1neK4eMS1clA",
+	"K+ZaRODPGV82J/OOETTN+FItcoOI0/SJCCL99/jewfr0lvEpIjiZq/86agtkFYK/ceqQC5iW+hiVZCGi",
+	"2sv8ARcFXjW0i5nVp5BCQIUWCn1oPd6Xis+WVM7RD0fPNBfhNKVGjtf4kzKtuQ2P2Tn1h4wURcJTAgxH",
+	"ioIXoBvygggYXw2rKJNhIS1LIywRNpw5xTQjaZP+jltbxIcmtHdi5gGLizJJiBDTMstWu9BboQdYT/yz",
+	"eoGwXhDcevZ6NtHTAi/EAN+8XGDWKwhOFeZCCyIEkEPRb/Owio1amBN+0swI4hOJMs95IQWMDUyotLpP",
+	"k3Wi0/FXhFQ5LvDCqm3DOO+DXWywZDjfM4+rvK1khKQC5aTwTlo/xuC7ahjJQUMiEHeUoQxLUliuFJvB",
+	"nSZ77fS5ExaZ4E8aW77GOZ7QjMpVjBUS9yvgJXW+CJVzUiDCFHOkSmAyHgH/5vfmoL/OCQwgtQq3w6uR",
+	"9SveWh3+rS3WDu4tt7mcyJrdr7RNfibeE05yOl0fLnHRfwFqfo6ZkcfruLU5QQXT+vrtkY+d7jDKjMgR",
+	"MOTIAYc7jCKIHOFbLHExKovsKwapmUE7juIp2WDDIht6QkXCb0mx8o5rxADUZze1Dwcq46C/JFnWu2F8",
+	"yQYLLAv6eWAOu9IbQNUnAqmHRvDQYYwTKky4acFv3JP+nIF0WhzI1Wi7kc7M45fN0WrnJZifd2ii5IuQ",
+	"+VQBr19wRlN45AP5zRqqIaHND0ILC1/QE5YKhJVtZcbQyFWJPcwMsPNsoZrChe0YCZIURMbEVMnob6XS",
+	"vEo0ohlhpAC8ZwC72U7JrcDVf64mM2RG0L5Cz3rP//M/UTLHCpQpw5BP0cej3l9w71/Hvf/p/+9R75Oa",
+	"IPmMlT7vvOwsOFNm5wgXZPTXD6fHV1FdqxbYorf9tas5mmmR8DM4own5b/PvPi9mcYtxhAFcjFrsh2OG",
+	"9AOG/Erv0nS0xppxv64D1n10bJWZXJk9f4XojPHCWgGh4eQWKdCL92cnAlEpSDaNzoCRz3KkQH9UlxRE",
+	"0awgKS1IIh2WfyLQpOBLherxVFYfpJyFdJ1LmYuXg4FH2UHC2azAsszgedGfy0UWtyJZOjKc06boA/Zn",
+	"ZOngFGfZCtGphj3KNioIqHw5x5paCy7kkBUkUbwLTgkkiNkzeMlwDktRcECC9T1rurFqsiE8XJZVa4vz",
+	"ZEaLLIhKjVyu3ul/xjhRjbxCf7t8d4H0S7D97jPVy7Gx28DrOUhwjYb76Ccu55VXCGdLvBJqN2KApQ1c",
+	"q5k6bB0yz/no+uLvF+9+vfgafK0HN2wRjn/MUMlA6ZineJKURQFeuvVw0K7GTsPfQPhDhKZxzdRy6DTb",
+	"KHNL2ZhNt0hI3AkWxGKK5ilRv6LrD2+BtfXAPXNyEs4YSfQxjJ5brbH79vgmfLGRNm4yHlHia48QqV3p",
+	"bk2omqC8M7UMPI0M1ySTfeirCdW+/gix3irwFHeEHPuuiohJ2KRKBOOGQ/7sOcGMX2xpjI337y6v0AB+",
+	"GqhxtPajwn4ubnWsc5JVs+/CIBnV3mZYD2i8jM9mCo5Qttl6g189KleEi1D1XFCRsnuDYyifc0YQKxeT",
+	"GHP+8cEYBLKKVXxfzy7f9V48+/HH3jOEs3yOe8+ReV77VtRcNWkU+6QUZ8oKnhZ8Ec7krz99B2hfAdCa",
+	"wQXFlCNN+ZYAg8e27Tj66L/+6+joL0dHR0fPHiGkM7PfN6azHF8jYzvIaxMxEWn0AUvyli6obIFkELLA",
+	"kqBMPQTuflCF6tTYZRd6+B1AmRr1fPT27PzsanT6j9enpyenJ2tgWvjgPaG1K87RArOVXY6Ix7RksRoB",
+	"y48WESfUG75EGWczX1aKOS+zFC0xlWhCplwdqWKlpCueYcq6ENOmWUYFSThLQ6T0/OjoaIvg9vb4sbbh",
+	"MZbwIlBXLXIuEsYCtqdSKPlg8w0om+3kgPc/7TvdIZigSFoPiHnRffI5p8VqJGks0n4KP8azB14hVmYZ",
+	"sDMjRk43CN6Sw+B9PycsVVyyYVGUobzgM+0uUIq90DI7RVhRLr42p25iQTMxwlnGl5vpaR7z1lsyONYa",
+	"P21aYh30wJxqM6jI0PX2OdwcnxkbrBblRziP8PuHtTFlDxBZH72QuDDwBduTDSOhBGdZJDpH0/VO/7OT",
+	"OwCbZ89f4EkS1ViQNxE3F4z69SSJTbKwJ6EKfiqtRG9JOmQHvwuadkMF1NWPfznso+NJFT7z6DXHeU6Y",
+	"UHRSWGCzlyXHcj6QfKDnVNu8FpysiBvsfmRjIwxwNadF+h4XcnUW5FTUZVI82QFxJZqsRIomhhClRdX/",
+	"3yKJyMsjaWxmlbZBmPrvR+eOWYBGhsXXX7JAZ+s51L3D+qPVzGpDdqsVerSP0jRK+2aCQyxFy/6oo5du",
+	"Am17Yk7TzvbJlXcY4BHF/QYCm9NNjfatW0f9vSH6iNneVcDRYXmXLLEr5L9qjqyVhE9QJ4vgo5it4jky",
+	"bYIsIiTb0s8qZmkyQYRXanlMja/b3yKRfx2dVpJsh8wt7TGgaR+YDHisawKTjDMKeY9rErRaDUk3LsBt",
+	"PeQGwzL6gbYsrtZ5V5lbFYu152upyW03+cC2wqHda5exY5aRH/sGLwrpz/r6w2oXu/UFomBaO+T/uPXo",
+	"YXfL9lnnpKlxa4OfwZxMyoLK1WUyJwvDjCAMQGX9RHDRdohDmaHIrN1Xas4DjZ3VarCArCFe0H/pc6DH",
+	"VIuBMCH4s/Rn3PyUMgZFVM3k/5SkzSGy/USke9r4135ToyJIxSBST4qqYeHvHZvT2gnkZ5XKkdO/k1Xn",
+	"iyKjOuigLw3lre1QvLT+fpueHFgVyp5YYIZnZEGY0mO3pNBJGZ1n/f9SJOA5YTinnZedF/2j/gslObCc",
+	"wz4NWuPCxhmp/qOkDHzrLO287PyVyF9JlsErnSp9EYZ7fnSkTRcmzRA4zzMjyQb/FNqBrEO7mwK/0bAt",
+	"EKqeRgXyPxr37qvl/3D0w94mpa3ByCwuuFVE8QA8FQjfYgqWQ1+fmnKxwIofFUWFVdfxt/GEl9qrlPIF",
+	"pkyPMBgFOzYomZBq/AFO05FN0BxoTGUAaKW/cy4im1t3iVzCWx0tIoiQP/F0tRMxN8CWNn3cFLEtpl0E",
+	"OncbniH98qem7AreVubcl69k6JqVpJPgYrnu9XmbJ+NzbM8t0iJoiYXGK3XO+sX5N7F5FKyayQpdnl+i",
+	"AwBJzrJSCtU3/Q43cJkvhQaA4BtMFhUgtdjqezwjHZPLpgSo6Lz8+HtUhOrNDTes6xG/wRrxYerc8dUD",
+	"Wpm+/UCfNrKZJJ/lAELyAX/VB2owByB/zqbUio4cPHghW1zObYpi41EwTEyuii4TsChY27sKUUUlR21X",
+	"dxQcn3vL5bKnBF6vLDLCFFhM/+SS5Gu2uCCizKTd3G7nxdHzJrCxpz995SITrvLE2DRPBHKBDYVc5gSn",
+	"cAR/77zliQv5rpldm8CRNusHsrDBsIxJk9tn9YClr5yaRmaVFU1s9ABhcSOMaWTkIZVztJzTZI4wG7KS",
+	"RV/L+Az8jAbUCbwwmPkgiK8e9ofsWhCxKZO9iwrSywtuSgYIKHFJF6Q/ZJfadWkjppSNbikekc8U7PCR",
+	"VzzgpYfWYZcOMULQ9MqTOF+vlRV14L9Z9m4K0ndTQjKUBCgpVtugrdLXrW9A0bpHPXrW3oEs6S9fHlxr",
+	"gxOWiBFl0djFuReDQCWTNPM0MRWIcQhtKBMySUhuvMZbuMzWhv2v3Ccs+QImNZF6W92wXrT5H+rWlrsN",
+	"APEyA8zBViD76P5BtpZ8wPKAeRY4U3QlaRd5PIUSzBiXLiivZynMNJ/tbZpB7nnLbL1Ys9kBsV2Rx8NZ",
+	"Llce/wD7yirtnenIpQ3Mqyk9/8veplSLsUVJWMVNdVAVS9JzwRjf+QByK+J2+PhJwbamF+DjJyW/fCNM",
+	"c4uCyoKyWUZ6pSBdJOa8kL2M3nqVVTaNZJ1Ws06DQXvF2gDQlSlKiELlRuDnF/tGAzC3iQvJUTInyU2b",
+	"X+I+wOsu0hZosIWFpJ/bVjzBkqEkCRusZA7Ui/s/UP6m6fQZAcepiwS3sMAqC8qs3fYYj5Y7HOrMUCJc",
+	"phmOBbaVoJA0y3xTtHEwXgyME2vwItf73uZkOtbPQWJOZ68sZ10j8I+tirCiYaBNtYLVZ7blWkOaJ6Il",
+	"HiT2K/LeUmGjpPHPIVMW5oKCW2zpAKdpu3/pOE3Vhu4dum4HWLu7x81MkKEZDbq3aNK6FCfRKgL3C4jX",
+	"yj0vZ72Fj72oh5IsEFh9WJToWVQK0Li4oAOK3hRBDOukkgdGiOe8aFg9fnHvXk/7cepnw7bHnI2DwMYa",
+	"Dq7Pjg+3O/kpyYgk7Yf/BH5Xj/5c8IWR7/sTBWsyDoJY8j7yETYlFzy8r9ktcVSyCWXpSMMef1WM90wm",
+	"uBIlDY9zy9raBt5WqdWEQUEWXGHpA67/rY5nqGYO98v3H+CDorXLhw737azmtMPb95e3M76fwXPFlQI8",
+	"NQx2V9ZfL6CjtUsPrCaiWUsRFjm2hZGKGXTR0kMqCluS6JSA0xAWG9dR+kOYELWZqTNiUgcbrvwdak7h",
+	"b2lak/DbsbuJIt6V388vzy5PLu6J4dvyuB8vx1+eX34jfq+qOh4Zu1cTuyu3N2oj7sDrVbuw9jDEiXvG",
+	"r/MwI3S1goO09SxDtvGD7/NGkg+Z9rdBZnt/yIbsyvQFQYSlOacMMva0cfZxUwud4/dnnw4GQUlhD+d0",
+	"8B91D3svxJrqoUP4ej19z+TiT2x4WBJDSYhQmAnSaa39y5BBAilM0VpJem2BI3SBV0g3hID3db8UlxyB",
+	"UmJyoxUscA6HoebJcJpUoLzgtzSFRjhDds0yekMQN7079DxFtzbvlBPNZBLfECUkx7X0xvGQOecampAE",
+	"l4LUK4fUgJ9zkhjKCDpjwTHSfDdk9TRFyoQkOBLfqbhq78D4MYd3TLfA9R1U4NQsgSVhg+WcUKialabI",
+	"bkKQbjqIFBcuymSOsEA5F4IqlnIIz2zCgcmnun3Wf3Z0GC+K3DX9lCMNj+HYG6+BEQ26tgyq54bsbAq8",
+	"Z/m2W2es8+vLK2QZbuxmMR4yyHBVWoMXdEYZzrKVfpAj+DCU3nrZkOhsqnnQG93x/g3jSxMi9T6C7De6",
+	"Q0YlWpRCooLIsmD2nMRMgTHi0yEbV+bFOMyLX9vPYZv4XrfzuWcX/V6dzAvtu56og/FgZlRDi1OWqmE5",
+	"JItK7oSV7hZU31jwhChudKyitjTCJLHE6QNx2EdjY7ON7ZeJMFyheM73283xLUETQpj6Ei9Z2jqw4oGM",
+	"hLtXDa/5QWlVXqAFL0jwlamN7rv1pCWxGrf+nYJMS2GTzq2UNKKiotKQTYh6qGSWVKmSwgvKQFK3nzo4",
+	"XUhpUXX+hVQiwaPXtL4bczA9g+V46/BlGPCysaCt0dz1belPPq9XT9yvVW3dM2odsNFeo9M/YqTzMYcV",
+	"a36GXR0QHl7ENbQIqgfPhOIIo/b9XN5PG9Cq308rjlVf67ZdOr3d9oOEVBlX6uOivF5ri2+KSAEfEybK",
+	"gngxfbUQKz7cSqiipCxBFaof+JIp+Wv0niXynwThotpXLt+8u357gi7eXaGC3HKNi2DV1fv2ZWXteYK3",
+	"jyy80ljZfwdSqSrVBD1l9PipmbmLC9kjVIWim7hWc+B7y6n/JqA24zNeylFKbmkS68JXR7dPRGwnuraL",
+	"LFUQQ/CEguPejNqtmHjI7A4ZlrU7A+qIpKKPTsgUl5lJACxKAnz765wwNJ7iTJBx10fICWYmmKuNpPQW",
+	"M2nSQ0ECCD6FDDpeSrQgcs7T+IFXz/X0c4ehXn0CvmBMmToIZkkBbgzKa/0m4WQ5Wt+FmZFlKO0CF4Cv",
+	"rukcSzLBDDO8WWcHH/70bXCrm/rvXyI5GusxgyOJAw1aSH0HDI8LMFil7dBC0D/86+HChtjF2q0CbK2z",
+	"a1y/Hd3wOnQ1P32qkHgltJ4+1Vm563EHcqDDE21QugrdVTT9684/YXonewzDZvbYD9m4sf6x0/AB0AFC",
+	"W0UGkteeT9CB2lRIcKZxApYOZ3wcV9leTdKO44JRUdtslf719oUdBMYwQ+gUZIWH9Iy7iHxOSC5NZ//x",
+	"+ejqzYfT0/dnJ6OLd1ejn99dX5yMAYBMiDHdtVZg3BF+gWUyN1hqyGK7l1hwNFXGo0YeHrYxTixoDwMZ",
+	"1vptY/mZ/udmqCoj2vN/IrhygfgF5+Fazi5G15eneiHKlvYWEwNchltsbLtKPjcdfbq2oe9kBZMG96wB",
+	"XJqT/KeVWTpZIW2uYmRu6UDU9rhmsuAZ4qYHxrrQxwciiLTY53HE/O7Vl3IvAcEoX+0QNalUZtVppxM7",
+	"N64PjKlmAc6DE9AJlO1X5C5PSUFY0p58YcIfBUn4jFHhGor5TrxGyEYRysZsUK1L+vh8dHn64ZfTD7DM",
+	"qw/Xl1enJ+MhUwCvJiE8+Fe5yItSyIHxdMT8OkPWZmJsHz3atEEnpxdnp/7uXK0lnm2ysp89izlP4Qtr",
+	"EucQFkq8qGXjRJq7WeqxLNe3LhLOUmZpg/NDEW1hbV4WORdEF+8JIqUWWjXksCfgsCEKfEfkEMTt/l2B",
+	"Q4S0uyMHPcgDQ4dg+3ZBDooDLs8vhyxg82C4b4YegllsCyJsi7x7hRGPJZXijwAkLs8v3abE4UTYBvRe",
+	"McV7n6W+Q4vv0OLxQItA2u2GLL7SJ7Gcc7yg6+pA4Jy/WzJo7rLHSK92OY5aqsTX31OoaBB/s+YytA9u",
+	"G9aze5RxNtP5ekh3RteRyD276dZyp1fQ6kuNP3sVoBQtnVdcbAmHoaT2nLJSzge/q/+9WuXky8De8zZY",
+	"kkkrw8N1T+ZB0xnjHtsIvLk6f1s1EXiQJMRr0+rfldE8WJ2ru4zPxP6De/fQnBRr+mTAI4Ddc1Io7hDV",
+	"dXN9dxXXumpMeLTbvLkR+f3cFYJ3hZo5lnOvf5Tho10bljRncn127OpjlnMl4TVZ3DptR1LRVjNqr/3a",
+	"sWq0pSTM4/j77hqiK/JjV/FJ27kd9gDo8ERoc3XCP8cb4017CuEISTPSa7/F83XGy3SaKUvwyj7+RChx",
+	"UpmJU0qy+O2gs57jlN52N4UuaTojEqJrZvSDgrw+fn/1+s0x4Lv5a/3kwE1H4Su16VhSk6+64CmJXz85",
+	"722ejv3Ctsv88s37qRiWt11wHA6Gk/FE84PO1nXeCH35yne5GZObXgNec5LUIX2FOLMXQ3p3o9KqhXWr",
+	"Lk1qd9q1gcXaVWp7hIv1GayjZTCLRk2n/+PW9exrbuz70+OxarFKJHuUaGUXUKfr+MRdPbJnLnH3gm5V",
+	"Vl5dgLKplry6+HIbbnH3vXgXuIjH3mPAbbU35/idOa09yICe91FQ2nbjyKvd7g4PTM7mtumfldWX8Rmi",
+	"7JVxdJrGUeaSrL3fok4ZlRRnJlnJXms5it/Ff6J/RepX3cSakWW2cjPVg+zU59cn5+O6mH1aEDFv68gU",
+	"XPFqG8+bm37Nq67zUPTWpfZGT15zpXC+d7no3L/DyXQfrt0P7n3AOx8j47C+0yXkr/bRgfhhC6jrDc7X",
+	"n97m1Sr1rmFbdPya8wXZ4l6jV74YVAdvO3aNblrb9KubX+/Ylzfcw1q344p03Z1dYsBELmMt6OT3cOj7",
+	"PS5cL5CIb9ycLFzdZOhfnP2QZZSmD5yuzDg4H/387sNPZycnpxdddD66vjz9MDo5PX59dfbL8dXpyeFj",
+	"xwReWrkBAzolmaWIClESsbUzTqegtpcsv9W/f9u+KUHqtsdeeO+4+ozdBp06gy8r8upeHnAjmtPpa0k7",
+	"wFm2ibzHWfYNKXwKrbeClXp1eg9Hb7J+Hj71cZZVqdEt5Ddyf101vn5gX7h4Ay4y0cgK/2zW+OGIj1D1",
+	"30W5b9LH6zTmNrrxGNLcTZkHpg8cHQp2GFHhFB8vEM4KglMoTn30ne1OPycu2zpck24orGi8lYKxKTjr",
+	"8qG+UUGVS/yhTNf1JFjoZn4FQRhBnNNl+FAFtCibIZeNrHNmPph/bl09BoMXBMklRzcUqoamRsLpV1+q",
+	"53porP42tn8UkGZQXY0nIInH1kNPyywDEmrKTmxqABVI5CRxl+b0zdCwtA1jQ62s4Q6Uk2JBwcEqzMUa",
+	"LoOocqpMViCY9WoFfOtsGnZEhEt3gW2mZVZvQLCkWabxSx2+mO3R1mSCma3vxub2E5daRBkS5UQoJof7",
+	"QHS8307FG8QlFsD1vSuE0diB8bDkZ1EKOWS4lLznOudyRlzCVFh1ZrnDZwXtGYc+2crqm0BBvi4VGzLY",
+	"ZmW8jL3ad3MxE7rgknhZgQVWx1PxiynUN0MOmTMjhW6UpoRpIk1vTW8xUEVv0rUWONeeaPPZYC6cQZB9",
+	"bKySMTQEBxSd4AwtMGMmK6YgShCr6Qbv6xJ6R2VwZK9ccoVZiCIMZKidXfxy/PbsBID4xfH56RioaxZp",
+	"79CGuV+8u0JYiHJh6OIWXlkh9nia+cDsIT/P1nva7Jlqum4zXXJOAENs4bRXa+aulPTYZsjcXdDhdce8",
+	"aN6EXCVo+omAQ1ZBLUVTVKtaJLeUl0Lxa2MqWFpAii4JGbKPH0imb26c0xxNiFyCnRhUNGpMBTgqLkYL",
+	"b4yeGaOnx+jpMXqYpT0zxmFVPGe3QefGBKK0C1LCywwNs5jQhKerIXME1jJaCQ8+ReM1Trmx5pCfTu3V",
+	"xkPWTmt4NKfJTXjy61VxQ1aQGS7STBGNK/mSl7ZwduX8OI5r4HtGm+m8Xg7OgDrj6+wiakTAR8Pogaj+",
+	"dDCAOxVTRVirz6qq/MNYbqTRtFtE3ZXiAU+iEVGQDaxfD0sitRZqC3irYTp+dDvVr3Zeak9Y1SFgZm4Q",
+	"hj/H7jH83KuqD+Eh3U/5j1sTC3nWG4tiAxFPhTr/weVITxmXT5HN2E7JlDKC5iYVrpJ1wIpDVlVvB/6g",
+	"LpqUpoOVTjM24w2DCyC0OLNjjuGGU3fz93ov/dmJFb9WvRpJdGbuw/YUQaENFFgPHhp0HLzWNfjS+P0B",
+	"FkyIdaX7x1iJiQw2w1POGLmZ+vdxg7LXJ0xfPeBd1/7m6v8e/+31aTTRQDHghlseGz4K8NGH+FFyVOaz",
+	"AqcEUWYq6l0pPjpwD6tBFjwts5Y8A8rmdELlyIXyajsxhSrmLvSlCZo3gbD3RZ1hFg3jlKAzQsy0RKEC",
+	"OACwUKHvnVb6hzCd7wguR64YNTFdu0LBAcXTAZnhL9GWQrsEWo5R6odaFBMJ3WVKi1gIu/RqYRd0ZjUC",
+	"nQY0qNgxyCqsojUVk/ytZLOMIMhW3j3OkhKhLNpty68zfttefr0xBOOY4E4xGCWLoTXxmUFgv3gX571o",
+	"D6qsiZWYghKGvN9s4j+oWBA5trJXIxoqBcL2MsGDyItKfh62RmHi3KO2YoIFreqEGgDS7pRRymcnIMW4",
+	"7oXR1ZZIvS+VJ3vca3pkZGM71eYmc0JuVqMFZzdk9WgaP3kZ4aGw6+BJ8uz5iyBaEYhMFz7p/HewtJfa",
+	"FwDtrYLE8PVOpu0u0K0KXMB9EDyjDESl1pTSsJqzshR1PwnPNPxgSGsT8seBiB2bXHKlQpxM2yWCXelG",
+	"T11bufSr0W3uoiV96dKQVYJJSduq7V6IlcFS5MwUcTjltp81bbjvB6IqdEokXbj2F/42dOG6fO9SoD56",
+	"x9Rxb/jV5xiaBsJ8m54lpOsmhoxPJKYGZVcts5w1F/pWEfSTU7Kl5o8LG8wZ4QgoghFbFtfTeQZQgKW/",
+	"GvN4IdOyDsB8MFyCGZTqOSu1sWT9QS7NusGieGfa7WzcMmhT0vStbpbba+OqFaoa2SSGmqiDvFhl1suw",
+	"0daQQQiy5hh7+rSK1D592kevjRlvYAf5LBUs9uwz/VmFPnzL/WCyQiLPqCmz0C9MaQHGVcbZoaHXynbL",
+	"GDIqDazGmTCVheNqGWMPDGYadaMlXt0l1eE44hr1hZOuvvS5uELerXyldSW1rAF36isg5qoLxza0USu7",
+	"vCv/mOVuZh8vTt5knWmZZavebyXOQAZZPWhN5IPzf5ydHOrNcEHrGsc8BpN6v2UrjW503oq/uqgOota6",
+	"pNMr1Dox8MUSUilHE3eQ2N5Kdr9Rf8P3uq41ycqU6FaJ+oUpzzK+hKsAXc2cAJ/3UzQOVjVGL5GPnVuX",
+	"ZF5teBHb34eSMl0Epv8M6SNmnNN/vH57fXn2y7oBjB4mn5OsFMq2VwOIHCsFh1CSYbowHvEo6LUOR2Eq",
+	"B0WjvhiDT9WkAgcAwrjS84IrodEdMk1kEI9TcD3XfBPBRnnL0NcOVO7S5ZxmQgZ6EQtb2AHDBwPDGt44",
+	"uWoctOZx88mM3GJmytttCTi0TZWwdth7NAHrcsi8L228UxJncs7L2VyLfkU8EPZ6dMAYixZqVFnVSlTq",
+	"PDJzwrpxQg1ZSCm0K6H+iDfsfUUVqcut8cRS2+Vf91gyCjErGXiim8rZWkquPNcaDEYxrLTKwmDH0aTM",
+	"cIHGN5SlY999qiXKkJk6WFMmgWUj+KUNxSxbudiTC52FYOtP38xrh7jp3SppXQcJ12DSS3yvdwMF8SQ5",
+	"EoRA8A1ZF0JwQb3uO2gy2yzYC4O7KOydYPp6cOT6dmLZtSjWt5ycQec8x/D1Shb584Bvl4IYHjZKVqBb",
+	"UtDpSjM66I8hi/lN5uZ6GaulbIoNfFF3VjQztH8dsimtFxxYpWikywLA/UEgTbFrmwjESGkisSSmNzOV",
+	"jaNqPye0B6hkKSlEwgsbWaoFBJXUX1JA3yYSbnBiXlCubzqQkpg+Gf5J7A7ZnC/JbZClLDS8BDUyIQgv",
+	"sdkvZ2ya0d2smRKZWbZSViYsNKCZ2RwlVhYEPBI1oqIJSRSTo5K5nVWmlA7UAeeo74IfTP+ua9DUDnkL",
+	"80I3iMpYo1GS3Fybbx57A20TJ3JztddlahHqT4dP26JDzg23rh6yihgtVqOE82zkPHKdDWGi5gt3vIPT",
+	"931VwsLkU7X6rXyxUrcLpxmGnbEdwyO77x9owytGaOBsiVdgVaOxmsRYm4ReGL8geUbtMXl+dITe/T2W",
+	"TP9lh1Tixpz+vPaJfymyXTYYBLXtMPH4PVswjtB3NWGCKd/JhrEjfK0R88hz2LZV67Zt837gxgM0EaUC",
+	"PYXA8FMFOTUb1RNCNvYFC68XuFOnSFRvFDlk+2/xpMn6vUnkbk0incfJb2rjIgSuW2Qj/cC4IdwVadBQ",
+	"R/eirt33aiLdCnQY54VNXgjakunGILsWhW/qT9RQK1ex5fliVl/r9cidX41ObVp2N06/XZTnk9D32tWP",
+	"vDNOEHqjEW+35dIPwHUG0oHEZKn+bldtMEjdhC8WhKXEMxCs+ED13rcoaH3rRXWZkEWZQE6ZmiWksnDd",
+	"SMl0dHfFh2pYIKbJO1BUzWhCeSm0OU7MxTA6Mbd5MwqI/IgAVQPDHeg1goU3WTEEm6s9XU9b2nqZHfLv",
+	"CqqCddB8TJitaXTxQpqM1Gv75fm7666AP2dbL2P4Se9eR31tFdzOU1foP5EZZaIuiIwj1DoSHONZZ05a",
+	"FnUD8Gt1/AP0+3wgHb9tP0eP4EN2f/0cNX2/t3K8WyvHDUo/6OkImt+4YqTVWFrz+0Nu1v/6RjT98nf9",
+	"fy/6vy4YHkj9e3xwRxDgc9KjgQI+Nb8jgT8mEriHTp5evYJjhrvABJ01sbYb0y/2mb1Wa5ZMSMX4oynB",
+	"sixcsxYT8nsfPBzpuxF6CrsdfyWubU9Lg42W9jxuiG0TJuwLzdCYOwHx5jhBokc1TLxPDmybWDGcCzLA",
+	"6YKywe2zoFKxbef8MOYFZwnZ7xYyGHJjTax+bMtiWPVs17gJde2mmENnYWqiPaUwTrDkAdtdXs5xQdKe",
+	"IElBmmFSyIyDqy7j7ZAwUmAzI71SEL1CWJpoHTRojlRLW8YJJEUpuUQ+ozfnx697l2+On3XRDVlZpO2P",
+	"NdKfGenPdOGSV0Nl617sVnneisLDDjDZsKOg8rDDuLT/PtAbQIqR2sohA0c/SKzDLvont+mOF9dv0WRl",
+	"Ok/Gq35+pXKuiXoJ89pju6cFZXGRYTLxbar15lqF5hALnERfbTsJYZ59vJWLTU9nZeaFcjbkiW9z4rp+",
+	"SMu7QkIt4g/XmKeWDLpDV5yvTIpzXSXulAz3lXLnJ5yi2mFVh7Jqg+VfSE8+UyHFwzaqUeLIgSIoW21i",
+	"n1q5RFDrZcI1Soy5hoggFpCWVxvUnxFxujikVRO+pSJQhVf68Q0B5XcsWxlFdKCOw6EiNld/tIG5A8hG",
+	"P/RqU2JxZXi2E2mqWwU+P+31pLWQZqtehg0ybQRNsa/t1Cf9gTk2wVnmWQoWbwFj7bdbjGI7EYIFt+Ct",
+	"mXrAyLK9KcxrKBxrbtq+tCkkda9GCnxFW+dp41MbMiYBXBdSCAV5EhOYy3kyf4WUfgPcw4hxrjXar7So",
+	"QK8dS0bYTJfHhnN5C3/XlYwFZilfmFkdmIwN9OzHLnrW+/GHw360z8uaWkn46ZUdVteGTZTN1ocB1Uc/",
+	"Hvf+B/f+ddT7S3/0/3qf2sq8xMhapo0PveFLZaytAn4RHnnhTeGRsWQukLyZcl8eQN/vKFfix9N1w3k4",
+	"JXuspHxpUgyClAvL2A+vVx9OSmkRohvn1CXVToLqd/jvF83aGZGkKa5O4O9xcfXt+rVVjdr0vNNHtdUP",
+	"1B/8giNRJnN/3/fFYSe2DVqcw7pbuS/unVG2llC+dPrOIntsEM4ZaeOQGlCPXKwhPdyz/VUWZYTxrvP0",
+	"22GqC7LUQGq1HYx6ZaAIkhzdEJLfEVatxyZqUqUw7bViCCQ2iz8NIimBH9Jvj0q+y5y9yhx9zuNq6YnQ",
+	"zN5mqj0flIIUYvB7CX3Yv6xzwl8LUhyDV/IeuRk+cA2NiNbWdv4785DucGGuYNu38sJmeJ/OG+sVoBGi",
+	"SS1vuTBKM9geFVvIjntxued5wW9jiuNY/+L5z0rWM4/7QWy8xFQXzMNvONu+PODhFMa2R8wUckKpDjQl",
+	"/X7m9n/mXrt2r8Gxe+VkeRVBRZY/+3qipv4XZlAWWedlZ9D58unL/w8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -177,6 +177,15 @@ var migrations = []migration{
 			created_at BIGINT NOT NULL
 		)`,
 	}, nil},
+	{8, "single-use login tokens (m.login.token)", []string{
+		`CREATE TABLE login_tokens (
+			token_hash TEXT NOT NULL PRIMARY KEY,
+			user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+			created_at BIGINT NOT NULL,
+			expires_at BIGINT NOT NULL
+		)`,
+		`CREATE INDEX login_tokens_expires ON login_tokens (expires_at)`,
+	}, nil},
 }
 
 // migrationLock is the PostgreSQL advisory lock instances starting at once

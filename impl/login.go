@@ -3,6 +3,7 @@ package impl
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"registrar/api"
 	"registrar/impl/accounts"
@@ -13,6 +14,10 @@ import (
 // GetLoginFlows is GET /_matrix/client/v3/login (client-server API v1.7).
 func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestObject) (api.GetLoginFlowsResponseObject, error) {
 	flows := []api.LoginFlow{{Type: uia.TypePassword}}
+	if s.cfg.LoginViaExistingSession.Enabled {
+		yes := true
+		flows = append(flows, api.LoginFlow{Type: loginTypeToken, GetLoginToken: &yes})
+	}
 	if s.appServices.Any() {
 		flows = append(flows, api.LoginFlow{Type: loginTypeAppService})
 	}
@@ -28,6 +33,9 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 	}
 	if body.Type == loginTypeAppService && s.appServices.Any() {
 		return s.loginAppService(ctx, body)
+	}
+	if body.Type == loginTypeToken && s.cfg.LoginViaExistingSession.Enabled {
+		return s.loginWithToken(ctx, body)
 	}
 	if body.Type != uia.TypePassword {
 		return nil, matrix.BadRequest(matrix.CodeUnknown, "Unknown login type")
@@ -47,7 +55,67 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 	return s.loginResponse(ctx, acct.UserID, acct.PasswordHash, body)
 }
 
-const loginTypeAppService = "m.login.application_service"
+// Login types besides m.login.password.
+const (
+	loginTypeAppService = "m.login.application_service"
+	loginTypeToken      = "m.login.token"
+)
+
+// loginWithToken is POST /login with m.login.token: a token a logged-in
+// client made with /login/get_token, spent once.
+func (s *Server) loginWithToken(ctx context.Context, body *api.LoginJSONRequestBody) (api.LoginResponseObject, error) {
+	if body.Token == nil || *body.Token == "" {
+		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing parameter: token")
+	}
+	acct, err := s.accounts.UseLoginToken(ctx, *body.Token)
+	if err != nil {
+		return nil, err
+	}
+	if acct.ApprovalPending {
+		return nil, matrix.ErrAwaitingApproval
+	}
+	return s.loginResponse(ctx, acct.UserID, "", body)
+}
+
+const getTokenPath = "/_matrix/client/v1/login/get_token"
+
+// GenerateLoginToken is POST /_matrix/client/v1/login/get_token (Matrix
+// v1.7): a single-use, short-lived m.login.token token for another
+// client, after User-Interactive Authentication (every time) when
+// login_via_existing_session.require_ui_auth is set.
+func (s *Server) GenerateLoginToken(ctx context.Context, req api.GenerateLoginTokenRequestObject) (api.GenerateLoginTokenResponseObject, error) {
+	opts := s.cfg.LoginViaExistingSession
+	if !opts.Enabled {
+		return nil, &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeUnrecognized, Message: "Login via an existing session is not enabled"}
+	}
+	who := requesterFrom(ctx)
+	if who.IsGuest {
+		return nil, matrix.ErrGuestForbidden
+	}
+	if err := s.limits.loginTokens.Check(who.UserID, s.now()); err != nil {
+		return nil, err
+	}
+	var token string
+	var expiresIn int64
+	issue := func(*uia.Session) error {
+		if err := s.limits.loginTokens.Take(who.UserID, s.now()); err != nil {
+			return err
+		}
+		var err error
+		token, expiresIn, err = s.accounts.NewLoginToken(ctx, who.UserID, opts.TokenTimeout.Duration)
+		return err
+	}
+	var err error
+	if opts.RequireUIAuth {
+		err = s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, getTokenPath, req.Body.Auth, reauthFlows), issue)
+	} else {
+		err = issue(nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return api.GenerateLoginToken200JSONResponse{LoginToken: token, ExpiresInMs: expiresIn}, nil
+}
 
 // asLoginError is a stage failure as /login answers it: 403 for wrong
 // credentials, 400 for a malformed request.
@@ -126,5 +194,6 @@ func (s *Server) GetCapabilities(ctx context.Context, _ api.GetCapabilitiesReque
 	return api.GetCapabilities200JSONResponse{Capabilities: api.Capabilities{
 		MChangePassword: &api.BooleanCapability{Enabled: s.cfg.PasswordConfig.Enabled},
 		M3pidChanges:    &api.BooleanCapability{Enabled: s.cfg.Enable3PIDChanges && (s.threepids.EmailEnabled() || s.threepids.MsisdnEnabled())},
+		MGetLoginToken:  &api.BooleanCapability{Enabled: s.cfg.LoginViaExistingSession.Enabled},
 	}}, nil
 }

@@ -13,6 +13,9 @@ type limiters struct {
 	tokenValidity        *ratelimit.Limiter
 	usernameAvailability *ratelimit.Limiter
 	uiaStart             *ratelimit.Limiter
+	// loginTokens is POST /login/get_token's limit per user (Synapse's: one
+	// a minute).
+	loginTokens *ratelimit.Limiter
 }
 
 func newLimiters(c *config.Config, remote *ratelimit.Remote) *limiters {
@@ -21,9 +24,10 @@ func newLimiters(c *config.Config, remote *ratelimit.Remote) *limiters {
 		tokenValidity:        ratelimit.Shared("rc_registration_token_validity", c.RcRegistrationTokenValidity, remote),
 		usernameAvailability: ratelimit.Shared("rc_username_availability", c.RcUsernameAvailability, remote),
 		uiaStart:             ratelimit.Shared("rc_uia_start", c.RcUIAStart, remote),
+		loginTokens:          ratelimit.Shared("login_via_existing_session", ratelimit.Rate{PerSecond: 1.0 / 60, BurstCount: 1}, remote),
 	}
 }
 
 func (l *limiters) all() []*ratelimit.Limiter {
-	return append(l.accounts.All(), l.tokenValidity, l.usernameAvailability, l.uiaStart)
+	return append(l.accounts.All(), l.tokenValidity, l.usernameAvailability, l.uiaStart, l.loginTokens)
 }

@@ -30,6 +30,9 @@ type Store interface {
 	Deactivate(ctx context.Context, userID string, erase bool) error
 	SetApproved(ctx context.Context, userID string, approved bool) error
 	ThreepidOwner(ctx context.Context, medium, address string) (string, error)
+	AccountByUserID(ctx context.Context, userID string) (db.Account, error)
+	CreateLoginToken(ctx context.Context, userID, hash string, expiresAtMS int64) error
+	UseLoginToken(ctx context.Context, hash string) (string, error)
 }
 
 // Limits are the rate limits accounts applies (Synapse's rc_registration,

@@ -163,3 +163,37 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (LoginResult
 	}
 	return out, nil
 }
+
+// errInvalidLoginToken is an unknown, used or expired login token.
+var errInvalidLoginToken = matrix.Forbidden("Invalid login token")
+
+// NewLoginToken makes a single-use token, valid for lifetime, with which
+// another client logs in as userID (m.login.token); it is stored hashed.
+func (s *Service) NewLoginToken(ctx context.Context, userID string, lifetime time.Duration) (string, int64, error) {
+	token := "syl_" + secrets.RandomString(43)
+	if err := s.store.CreateLoginToken(ctx, userID, secrets.HashToken(token), s.now().Add(lifetime).UnixMilli()); err != nil {
+		return "", 0, matrix.Internal(err)
+	}
+	return token, lifetime.Milliseconds(), nil
+}
+
+// UseLoginToken spends a login token and returns the account it logs in:
+// an unknown, used or expired token is 403, a deactivated account 403
+// M_USER_DEACTIVATED.
+func (s *Service) UseLoginToken(ctx context.Context, token string) (db.Account, error) {
+	userID, err := s.store.UseLoginToken(ctx, secrets.HashToken(token))
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Account{}, errInvalidLoginToken
+	}
+	if err != nil {
+		return db.Account{}, matrix.Internal(err)
+	}
+	acct, err := s.store.AccountByUserID(ctx, userID)
+	if err != nil {
+		return db.Account{}, errInvalidLoginToken
+	}
+	if acct.Deactivated() {
+		return db.Account{}, matrix.ErrUserDeactivated
+	}
+	return acct, nil
+}

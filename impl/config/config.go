@@ -117,6 +117,10 @@ type Config struct {
 	// client; from anyone else the header is ignored.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 
+	// LoginViaExistingSession lets a logged-in client make a single-use
+	// token for another client to log in with (Synapse's option).
+	LoginViaExistingSession LoginViaExistingSession `yaml:"login_via_existing_session"`
+
 	SessionLifetime                   *Duration `yaml:"session_lifetime"`
 	RefreshableAccessTokenLifetime    *Duration `yaml:"refreshable_access_token_lifetime"`
 	RefreshTokenLifetime              *Duration `yaml:"refresh_token_lifetime"`
@@ -208,6 +212,16 @@ type compiledForbidden struct {
 	exclusive bool
 }
 
+// LoginViaExistingSession is Synapse's login_via_existing_session:
+// POST /login/get_token and m.login.token.
+type LoginViaExistingSession struct {
+	Enabled bool `yaml:"enabled"`
+	// RequireUIAuth re-prompts for the password before each token.
+	RequireUIAuth bool `yaml:"require_ui_auth"`
+	// TokenTimeout is how long a token stays valid.
+	TokenTimeout Duration `yaml:"token_timeout"`
+}
+
 // Redis is Synapse's redis section.
 type Redis struct {
 	Enabled  bool   `yaml:"enabled"`
@@ -280,6 +294,7 @@ func Default() Config {
 		RcUIAStart:                     ratelimit.Rate{PerSecond: 0.5, BurstCount: 20},
 		RefreshableAccessTokenLifetime: &Duration{5 * time.Minute},
 		Redis:                          Redis{Host: "localhost", Port: 6379},
+		LoginViaExistingSession:        LoginViaExistingSession{RequireUIAuth: true, TokenTimeout: Duration{5 * time.Minute}},
 	}
 }
 

@@ -82,6 +82,7 @@ func TestEveryRefusal(t *testing.T) {
 		{"rc_registration_global", `rc_registration_global: {per_hour: -1}`, `rc_registration_global: per_hour and per_day must not be negative`},
 		{"redis", `redis: {enabled: true, port: 0}`, `redis: host and a port between 1 and 65535 are required when enabled`},
 		{"redis.dbid", `redis: {enabled: true, dbid: -1}`, `redis.dbid -1 must not be negative`},
+		{"login_via_existing_session.token_timeout", `login_via_existing_session: {token_timeout: 2h}`, `login_via_existing_session.token_timeout must be between 1s and 1h`},
 		{"session_lifetime", `session_lifetime: 0`, `session_lifetime must be positive (or null to disable)`},
 		{"registration_shared_secret", "registration_shared_secret: a\nregistration_shared_secret_path: /x", `registration_shared_secret and registration_shared_secret_path are both set; keep one`},
 		{"registration_shared_secret_path empty", "registration_shared_secret_path: " + empty, `registration_shared_secret_path: the file is empty`},

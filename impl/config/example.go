@@ -161,6 +161,13 @@ ui_auth:
   # Sessions in progress (a stage completed) per client address; 0: no cap.
   max_sessions_per_address: 50
 
+# A logged-in client may make a single-use token for another client to log
+# in with (POST /_matrix/client/v1/login/get_token, m.login.token).
+login_via_existing_session:
+  enabled: false
+  require_ui_auth: true        # the password again before each token
+  token_timeout: 5m
+
 # Token lifetimes (null = never expires).
 session_lifetime: null
 refreshable_access_token_lifetime: 5m

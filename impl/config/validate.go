@@ -291,6 +291,9 @@ func (c *Config) validateRateLimits(p *problems) {
 }
 
 func (c *Config) validateSessions(p *problems) {
+	if t := c.LoginViaExistingSession.TokenTimeout.Duration; t < time.Second || t > time.Hour {
+		p.add("login_via_existing_session.token_timeout must be between 1s and 1h")
+	}
 	for _, d := range []struct {
 		name string
 		d    *Duration

@@ -17,7 +17,7 @@ import (
 var readOnly = map[string]bool{
 	"Account": true, "AccountByUserID": true, "LocalpartTaken": true, "MaxNumericLocalpart": true, "Devices": true,
 	"Close": true, "Ping": true, "Migrate": true, "SchemaVersion": true, "Engine": true,
-	"Announce": true, "Listen": true, "ServerSecret": true,
+	"Announce": true, "Listen": true, "ServerSecret": true, "CreateLoginToken": true, "UseLoginToken": true,
 	"CreateUIASession": true, "UIASession": true, "UpdateUIASession": true, "LiveUIASessions": true, "DeleteExpiredUIASessions": true,
 	"CreateRegistrationToken": true, "RegistrationToken": true, "RegistrationTokens": true, "UpdateRegistrationToken": true,
 	"DeleteRegistrationToken": true, "ReserveRegistrationToken": true, "ReleaseAbandonedReservations": true,
