@@ -154,13 +154,13 @@ func TestCapabilities(t *testing.T) {
 	env := newEnv(t)
 	tok := env.register("mia", "pw-mia-1").str("access_token")
 	r := env.do("GET", "/_matrix/client/v3/capabilities", "", bearer(tok)...).expect(t, 200, "")
-	if jsonBody(r.Body["capabilities"]) != `{"m.3pid_changes":{"enabled":false},"m.change_password":{"enabled":true}}` {
+	if jsonBody(r.Body["capabilities"]) != `{"m.3pid_changes":{"enabled":false},"m.change_password":{"enabled":true},"m.get_login_token":{"enabled":false}}` {
 		t.Fatalf("capabilities %s", r.Raw)
 	}
 	off := newEnv(t, func(c *config.Config) { c.PasswordConfig.Enabled = false })
 	tok = off.register("nia", "pw-nia-1").str("access_token")
 	r = off.do("GET", "/_matrix/client/v3/capabilities", "", bearer(tok)...).expect(t, 200, "")
-	if jsonBody(r.Body["capabilities"]) != `{"m.3pid_changes":{"enabled":false},"m.change_password":{"enabled":false}}` {
+	if jsonBody(r.Body["capabilities"]) != `{"m.3pid_changes":{"enabled":false},"m.change_password":{"enabled":false},"m.get_login_token":{"enabled":false}}` {
 		t.Fatalf("capabilities %s", r.Raw)
 	}
 }
