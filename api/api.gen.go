@@ -218,6 +218,21 @@ type Capabilities struct {
 	MSetDisplayname *BooleanCapability `json:"m.set_displayname,omitempty"`
 }
 
+// DeprecatedThreepidCredentials The credentials of a validated session.
+type DeprecatedThreepidCredentials struct {
+	// ClientSecret The client secret of the session.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
+	// IdAccessToken Ignored.
+	IdAccessToken *string `json:"id_access_token,omitempty"`
+
+	// IdServer Ignored.
+	IdServer *string `json:"id_server,omitempty"`
+
+	// Sid The session identifier.
+	Sid *string `json:"sid,omitempty"`
+}
+
 // DiscoveryInformation Client discovery information (.well-known/matrix/client and login's well_known).
 type DiscoveryInformation struct {
 	// MHomeserver Where clients reach the homeserver.
@@ -459,6 +474,19 @@ type GenerateLoginTokenJSONBody struct {
 type RegistrationTokenValidityParams struct {
 	// Token The token to check.
 	Token string `form:"token" json:"token"`
+}
+
+// Post3PIDsJSONBody defines parameters for Post3PIDs.
+type Post3PIDsJSONBody struct {
+	// Bind Ignored; registrar binds nothing on identity servers.
+	Bind                   *bool                          `json:"bind,omitempty"`
+	ThreePidCredsCamelCase *DeprecatedThreepidCredentials `json:"threePidCreds,omitempty"`
+
+	// ThreePidCreds The credentials of a validated session.
+	ThreePidCreds *DeprecatedThreepidCredentials `json:"three_pid_creds,omitempty"`
+
+	// ThreepidCreds The credentials of a validated session.
+	ThreepidCreds *DeprecatedThreepidCredentials `json:"threepid_creds,omitempty"`
 }
 
 // Add3PIDJSONBody defines parameters for Add3PID.
@@ -721,6 +749,11 @@ type EmailValidationSubmitFormdataRequestBody EmailValidationSubmitFormdataBody
 // GenerateLoginTokenJSONRequestBody defines body for GenerateLoginToken for application/json ContentType.
 type GenerateLoginTokenJSONRequestBody GenerateLoginTokenJSONBody
 
+// Post3PIDsJSONRequestBody defines body for Post3PIDs for application/json ContentType.
+//
+// Deprecated: this type has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+type Post3PIDsJSONRequestBody Post3PIDsJSONBody
+
 // Add3PIDJSONRequestBody defines body for Add3PID for application/json ContentType.
 type Add3PIDJSONRequestBody Add3PIDJSONBody
 
@@ -798,6 +831,11 @@ type ServerInterface interface {
 	// GetAccount3PIDs Lists the third-party identifiers on the account.
 	// (GET /_matrix/client/v3/account/3pid)
 	GetAccount3PIDs(ctx echo.Context) error
+	// Post3PIDs Adds a validated third-party identifier to the account (deprecated).
+	// (POST /_matrix/client/v3/account/3pid)
+	//
+	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	Post3PIDs(ctx echo.Context) error
 	// Add3PID Adds a validated third-party identifier to the account (UIA).
 	// (POST /_matrix/client/v3/account/3pid/add)
 	Add3PID(ctx echo.Context) error
@@ -990,6 +1028,15 @@ func (w *ServerInterfaceWrapper) GetAccount3PIDs(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetAccount3PIDs(ctx)
+	return err
+}
+
+// Post3PIDs converts echo context to params.
+func (w *ServerInterfaceWrapper) Post3PIDs(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Post3PIDs(ctx)
 	return err
 }
 
@@ -1420,6 +1467,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_matrix/client/v1/login/get_token", wrapper.GenerateLoginToken, options.OperationMiddlewares["generateLoginToken"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v1/register/m.login.registration_token/validity", wrapper.RegistrationTokenValidity, options.OperationMiddlewares["registrationTokenValidity"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/account/3pid", wrapper.GetAccount3PIDs, options.OperationMiddlewares["getAccount3PIDs"]...)
+	router.POST(options.BaseURL+"/_matrix/client/v3/account/3pid", wrapper.Post3PIDs, options.OperationMiddlewares["post3PIDs"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/account/3pid/add", wrapper.Add3PID, options.OperationMiddlewares["add3PID"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/account/3pid/delete", wrapper.Delete3pidFromAccount, options.OperationMiddlewares["delete3pidFromAccount"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/account/3pid/email/requestToken", wrapper.RequestTokenTo3PIDEmail, options.OperationMiddlewares["requestTokenTo3PIDEmail"]...)
@@ -1740,6 +1788,56 @@ func (response GetAccount3PIDs200JSONResponse) VisitGetAccount3PIDsResponse(w ht
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Post3PIDsRequestObject struct {
+	Body *Post3PIDsJSONRequestBody
+}
+
+type Post3PIDsResponseObject interface {
+	VisitPost3PIDsResponse(w http.ResponseWriter) error
+}
+
+type Post3PIDs200JSONResponse EmptyObject
+
+func (response Post3PIDs200JSONResponse) VisitPost3PIDsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Post3PIDs400JSONResponse Error
+
+func (response Post3PIDs400JSONResponse) VisitPost3PIDsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Post3PIDs403JSONResponse Error
+
+func (response Post3PIDs403JSONResponse) VisitPost3PIDsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3312,6 +3410,11 @@ type StrictServerInterface interface {
 	// GetAccount3PIDs Lists the third-party identifiers on the account.
 	// (GET /_matrix/client/v3/account/3pid)
 	GetAccount3PIDs(ctx context.Context, request GetAccount3PIDsRequestObject) (GetAccount3PIDsResponseObject, error)
+	// Post3PIDs Adds a validated third-party identifier to the account (deprecated).
+	// (POST /_matrix/client/v3/account/3pid)
+	//
+	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	Post3PIDs(ctx context.Context, request Post3PIDsRequestObject) (Post3PIDsResponseObject, error)
 	// Add3PID Adds a validated third-party identifier to the account (UIA).
 	// (POST /_matrix/client/v3/account/3pid/add)
 	Add3PID(ctx context.Context, request Add3PIDRequestObject) (Add3PIDResponseObject, error)
@@ -3634,6 +3737,52 @@ func (sh *strictHandler) GetAccount3PIDs(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetAccount3PIDsResponseObject); ok {
 		return validResponse.VisitGetAccount3PIDsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// Post3PIDs operation middleware
+func (sh *strictHandler) Post3PIDs(ctx echo.Context) error {
+	var request Post3PIDsRequestObject
+
+	var body Post3PIDsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.Post3PIDs(ctx.Request().Context(), request.(Post3PIDsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Post3PIDs")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(Post3PIDsResponseObject); ok {
+		return validResponse.VisitPost3PIDsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -4781,181 +4930,186 @@ func (sh *strictHandler) UpdateUserAdmin(ctx echo.Context, userId string) error 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H17c9s4tudXQeluVeyUHk7St29NUlt13bF74pnYycZ29+yNUhJEQhLGFMAmQCuaruxn38LBgwAJ6uHI",
-	"jrsn/0xPLBIEDg7O+Z0nfu8kfJFzRpgUnZe/d0QyJwsM//c4XVB2LUih/pESkRQ0l5SzzsvOMcp4gjOE",
-	"k4SXTCIskJwThNUb6Pj9GRJzvhSIyn6n28kLnpNCUgKjwjPq/8hVTjovOxPOM4JZ50u3g/O84Lckbf1V",
-	"kOKWJmRE4RFWZhmeZKTzUhYl6dpXhCwom6k3koJgNeGRXlq4hNfmRyTpgiDK0EIgQVlCYCUk58lcTX7K",
-	"iwWWnZcdyuSPP3TcVyiTZEYK9ZmU4ETSWyzbZp5SkWd4xfCCeA9U8yQFFm3vUjGalUTI+K92yHBpV3OC",
-	"SkEKdHbS7zTo8qXbKchvJS3UJz/qIbpmW8LFeDviTSSk66duR1KpNsHjF/dNPvknSaSa6XEp5ydY4ggv",
-	"lXJOmKSJ3o4US4wwSjJKmESinCyoFEhy2BY1eu+MSVLALAkKXx6y4/dnfXQp8Yz0RE4SOqUJuiErgXBB",
-	"UEqSDBckVezK4fM4QxV3IqE+guWQzTFLM1IINCMSqaWk6BZnJRExdk4LIiL8dULygiSKjmjRz/iMsn6O",
-	"hVjyIlUzeoUwknNapL0cF3KFaKqWMaWkeCKQGTSyed1O9aD65v8qyLTzsvMfg+oUD8wRHihinVVPf+l2",
-	"FiSl5eIOc1W01y8jPm2deXS+dqA4m9pfu2jKi8bHowMWROSciRa+T3AukzlG9qlwYLVK+D06siBCwEix",
-	"gc2P3nLRjN4ShiYrIM+cL4iSTy1kkPOCkJymo6Qgqdi0dVfm6dcFgc/hTMAg/Ia0TK8gMypkYUSaeq6+",
-	"8ur3Efwenyb8IfYBHB5T9SCs2xxUKhCWkixySdlMHVe1qoxI0kfneIUmZMj4gkrFYss5YRU5hSEjZimM",
-	"J9ThRUss3Agp4qVUfDfBLB2ygynOsglOblCOZ6SLyALTDGWU3RxGl1RGNdhWLG+EKOKF1neK4eMS1clA",
-	"K+ZaRODPGV82J/OOETTN+FItcoOI0/SJCCL99/jewfr0lvEpIjiZq/86agtkFYK/ceqQC5iW+hiVZCGi",
-	"2sv8ARcFXjW0i5nVp5BCQIUWCn1oPd6Xis+WVM7RD0fPNBfhNKVGjtf4kzKtuQ2P2Tn1h4wURcJTAgxH",
-	"ioIXoBvygggYXw2rKJNhIS1LIywRNpw5xTQjaZP+jltbxIcmtHdi5gGLizJJiBDTMstWu9BboQdYT/yz",
-	"eoGwXhDcevZ6NtHTAi/EAN+8XGDWKwhOFeZCCyIEkEPRb/Owio1amBN+0swI4hOJMs95IQWMDUyotLpP",
-	"k3Wi0/FXhFQ5LvDCqm3DOO+DXWywZDjfM4+rvK1khKQC5aTwTlo/xuC7ahjJQUMiEHeUoQxLUliuFJvB",
-	"nSZ77fS5ExaZ4E8aW77GOZ7QjMpVjBUS9yvgJXW+CJVzUiDCFHOkSmAyHgH/5vfmoL/OCQwgtQq3w6uR",
-	"9SveWh3+rS3WDu4tt7mcyJrdr7RNfibeE05yOl0fLnHRfwFqfo6ZkcfruLU5QQXT+vrtkY+d7jDKjMgR",
-	"MOTIAYc7jCKIHOFbLHExKovsKwapmUE7juIp2WDDIht6QkXCb0mx8o5rxADUZze1Dwcq46C/JFnWu2F8",
-	"yQYLLAv6eWAOu9IbQNUnAqmHRvDQYYwTKky4acFv3JP+nIF0WhzI1Wi7kc7M45fN0WrnJZifd2ii5IuQ",
-	"+VQBr19wRlN45AP5zRqqIaHND0ILC1/QE5YKhJVtZcbQyFWJPcwMsPNsoZrChe0YCZIURMbEVMnob6XS",
-	"vEo0ohlhpAC8ZwC72U7JrcDVf64mM2RG0L5Cz3rP//M/UTLHCpQpw5BP0cej3l9w71/Hvf/p/+9R75Oa",
-	"IPmMlT7vvOwsOFNm5wgXZPTXD6fHV1FdqxbYorf9tas5mmmR8DM4own5b/PvPi9mcYtxhAFcjFrsh2OG",
-	"9AOG/Erv0nS0xppxv64D1n10bJWZXJk9f4XojPHCWgGh4eQWKdCL92cnAlEpSDaNzoCRz3KkQH9UlxRE",
-	"0awgKS1IIh2WfyLQpOBLherxVFYfpJyFdJ1LmYuXg4FH2UHC2azAsszgedGfy0UWtyJZOjKc06boA/Zn",
-	"ZOngFGfZCtGphj3KNioIqHw5x5paCy7kkBUkUbwLTgkkiNkzeMlwDktRcECC9T1rurFqsiE8XJZVa4vz",
-	"ZEaLLIhKjVyu3ul/xjhRjbxCf7t8d4H0S7D97jPVy7Gx28DrOUhwjYb76Ccu55VXCGdLvBJqN2KApQ1c",
-	"q5k6bB0yz/no+uLvF+9+vfgafK0HN2wRjn/MUMlA6ZineJKURQFeuvVw0K7GTsPfQPhDhKZxzdRy6DTb",
-	"KHNL2ZhNt0hI3AkWxGKK5ilRv6LrD2+BtfXAPXNyEs4YSfQxjJ5brbH79vgmfLGRNm4yHlHia48QqV3p",
-	"bk2omqC8M7UMPI0M1ySTfeirCdW+/gix3irwFHeEHPuuiohJ2KRKBOOGQ/7sOcGMX2xpjI337y6v0AB+",
-	"GqhxtPajwn4ubnWsc5JVs+/CIBnV3mZYD2i8jM9mCo5Qttl6g189KleEi1D1XFCRsnuDYyifc0YQKxeT",
-	"GHP+8cEYBLKKVXxfzy7f9V48+/HH3jOEs3yOe8+ReV77VtRcNWkU+6QUZ8oKnhZ8Ec7krz99B2hfAdCa",
-	"wQXFlCNN+ZYAg8e27Tj66L/+6+joL0dHR0fPHiGkM7PfN6azHF8jYzvIaxMxEWn0AUvyli6obIFkELLA",
-	"kqBMPQTuflCF6tTYZRd6+B1AmRr1fPT27PzsanT6j9enpyenJ2tgWvjgPaG1K87RArOVXY6Ix7RksRoB",
-	"y48WESfUG75EGWczX1aKOS+zFC0xlWhCplwdqWKlpCueYcq6ENOmWUYFSThLQ6T0/OjoaIvg9vb4sbbh",
-	"MZbwIlBXLXIuEsYCtqdSKPlg8w0om+3kgPc/7TvdIZigSFoPiHnRffI5p8VqJGks0n4KP8azB14hVmYZ",
-	"sDMjRk43CN6Sw+B9PycsVVyyYVGUobzgM+0uUIq90DI7RVhRLr42p25iQTMxwlnGl5vpaR7z1lsyONYa",
-	"P21aYh30wJxqM6jI0PX2OdwcnxkbrBblRziP8PuHtTFlDxBZH72QuDDwBduTDSOhBGdZJDpH0/VO/7OT",
-	"OwCbZ89f4EkS1ViQNxE3F4z69SSJTbKwJ6EKfiqtRG9JOmQHvwuadkMF1NWPfznso+NJFT7z6DXHeU6Y",
-	"UHRSWGCzlyXHcj6QfKDnVNu8FpysiBvsfmRjIwxwNadF+h4XcnUW5FTUZVI82QFxJZqsRIomhhClRdX/",
-	"3yKJyMsjaWxmlbZBmPrvR+eOWYBGhsXXX7JAZ+s51L3D+qPVzGpDdqsVerSP0jRK+2aCQyxFy/6oo5du",
-	"Am17Yk7TzvbJlXcY4BHF/QYCm9NNjfatW0f9vSH6iNneVcDRYXmXLLEr5L9qjqyVhE9QJ4vgo5it4jky",
-	"bYIsIiTb0s8qZmkyQYRXanlMja/b3yKRfx2dVpJsh8wt7TGgaR+YDHisawKTjDMKeY9rErRaDUk3LsBt",
-	"PeQGwzL6gbYsrtZ5V5lbFYu152upyW03+cC2wqHda5exY5aRH/sGLwrpz/r6w2oXu/UFomBaO+T/uPXo",
-	"YXfL9lnnpKlxa4OfwZxMyoLK1WUyJwvDjCAMQGX9RHDRdohDmaHIrN1Xas4DjZ3VarCArCFe0H/pc6DH",
-	"VIuBMCH4s/Rn3PyUMgZFVM3k/5SkzSGy/USke9r4135ToyJIxSBST4qqYeHvHZvT2gnkZ5XKkdO/k1Xn",
-	"iyKjOuigLw3lre1QvLT+fpueHFgVyp5YYIZnZEGY0mO3pNBJGZ1n/f9SJOA5YTinnZedF/2j/gslObCc",
-	"wz4NWuPCxhmp/qOkDHzrLO287PyVyF9JlsErnSp9EYZ7fnSkTRcmzRA4zzMjyQb/FNqBrEO7mwK/0bAt",
-	"EKqeRgXyPxr37qvl/3D0w94mpa3ByCwuuFVE8QA8FQjfYgqWQ1+fmnKxwIofFUWFVdfxt/GEl9qrlPIF",
-	"pkyPMBgFOzYomZBq/AFO05FN0BxoTGUAaKW/cy4im1t3iVzCWx0tIoiQP/F0tRMxN8CWNn3cFLEtpl0E",
-	"OncbniH98qem7AreVubcl69k6JqVpJPgYrnu9XmbJ+NzbM8t0iJoiYXGK3XO+sX5N7F5FKyayQpdnl+i",
-	"AwBJzrJSCtU3/Q43cJkvhQaA4BtMFhUgtdjqezwjHZPLpgSo6Lz8+HtUhOrNDTes6xG/wRrxYerc8dUD",
-	"Wpm+/UCfNrKZJJ/lAELyAX/VB2owByB/zqbUio4cPHghW1zObYpi41EwTEyuii4TsChY27sKUUUlR21X",
-	"dxQcn3vL5bKnBF6vLDLCFFhM/+SS5Gu2uCCizKTd3G7nxdHzJrCxpz995SITrvLE2DRPBHKBDYVc5gSn",
-	"cAR/77zliQv5rpldm8CRNusHsrDBsIxJk9tn9YClr5yaRmaVFU1s9ABhcSOMaWTkIZVztJzTZI4wG7KS",
-	"RV/L+Az8jAbUCbwwmPkgiK8e9ofsWhCxKZO9iwrSywtuSgYIKHFJF6Q/ZJfadWkjppSNbikekc8U7PCR",
-	"VzzgpYfWYZcOMULQ9MqTOF+vlRV14L9Z9m4K0ndTQjKUBCgpVtugrdLXrW9A0bpHPXrW3oEs6S9fHlxr",
-	"gxOWiBFl0djFuReDQCWTNPM0MRWIcQhtKBMySUhuvMZbuMzWhv2v3Ccs+QImNZF6W92wXrT5H+rWlrsN",
-	"APEyA8zBViD76P5BtpZ8wPKAeRY4U3QlaRd5PIUSzBiXLiivZynMNJ/tbZpB7nnLbL1Ys9kBsV2Rx8NZ",
-	"Llce/wD7yirtnenIpQ3Mqyk9/8veplSLsUVJWMVNdVAVS9JzwRjf+QByK+J2+PhJwbamF+DjJyW/fCNM",
-	"c4uCyoKyWUZ6pSBdJOa8kL2M3nqVVTaNZJ1Ws06DQXvF2gDQlSlKiELlRuDnF/tGAzC3iQvJUTInyU2b",
-	"X+I+wOsu0hZosIWFpJ/bVjzBkqEkCRusZA7Ui/s/UP6m6fQZAcepiwS3sMAqC8qs3fYYj5Y7HOrMUCJc",
-	"phmOBbaVoJA0y3xTtHEwXgyME2vwItf73uZkOtbPQWJOZ68sZ10j8I+tirCiYaBNtYLVZ7blWkOaJ6Il",
-	"HiT2K/LeUmGjpPHPIVMW5oKCW2zpAKdpu3/pOE3Vhu4dum4HWLu7x81MkKEZDbq3aNK6FCfRKgL3C4jX",
-	"yj0vZ72Fj72oh5IsEFh9WJToWVQK0Li4oAOK3hRBDOukkgdGiOe8aFg9fnHvXk/7cepnw7bHnI2DwMYa",
-	"Dq7Pjg+3O/kpyYgk7Yf/BH5Xj/5c8IWR7/sTBWsyDoJY8j7yETYlFzy8r9ktcVSyCWXpSMMef1WM90wm",
-	"uBIlDY9zy9raBt5WqdWEQUEWXGHpA67/rY5nqGYO98v3H+CDorXLhw737azmtMPb95e3M76fwXPFlQI8",
-	"NQx2V9ZfL6CjtUsPrCaiWUsRFjm2hZGKGXTR0kMqCluS6JSA0xAWG9dR+kOYELWZqTNiUgcbrvwdak7h",
-	"b2lak/DbsbuJIt6V388vzy5PLu6J4dvyuB8vx1+eX34jfq+qOh4Zu1cTuyu3N2oj7sDrVbuw9jDEiXvG",
-	"r/MwI3S1goO09SxDtvGD7/NGkg+Z9rdBZnt/yIbsyvQFQYSlOacMMva0cfZxUwud4/dnnw4GQUlhD+d0",
-	"8B91D3svxJrqoUP4ej19z+TiT2x4WBJDSYhQmAnSaa39y5BBAilM0VpJem2BI3SBV0g3hID3db8UlxyB",
-	"UmJyoxUscA6HoebJcJpUoLzgtzSFRjhDds0yekMQN7079DxFtzbvlBPNZBLfECUkx7X0xvGQOecampAE",
-	"l4LUK4fUgJ9zkhjKCDpjwTHSfDdk9TRFyoQkOBLfqbhq78D4MYd3TLfA9R1U4NQsgSVhg+WcUKialabI",
-	"bkKQbjqIFBcuymSOsEA5F4IqlnIIz2zCgcmnun3Wf3Z0GC+K3DX9lCMNj+HYG6+BEQ26tgyq54bsbAq8",
-	"Z/m2W2es8+vLK2QZbuxmMR4yyHBVWoMXdEYZzrKVfpAj+DCU3nrZkOhsqnnQG93x/g3jSxMi9T6C7De6",
-	"Q0YlWpRCooLIsmD2nMRMgTHi0yEbV+bFOMyLX9vPYZv4XrfzuWcX/V6dzAvtu56og/FgZlRDi1OWqmE5",
-	"JItK7oSV7hZU31jwhChudKyitjTCJLHE6QNx2EdjY7ON7ZeJMFyheM73283xLUETQpj6Ei9Z2jqw4oGM",
-	"hLtXDa/5QWlVXqAFL0jwlamN7rv1pCWxGrf+nYJMS2GTzq2UNKKiotKQTYh6qGSWVKmSwgvKQFK3nzo4",
-	"XUhpUXX+hVQiwaPXtL4bczA9g+V46/BlGPCysaCt0dz1belPPq9XT9yvVW3dM2odsNFeo9M/YqTzMYcV",
-	"a36GXR0QHl7ENbQIqgfPhOIIo/b9XN5PG9Cq308rjlVf67ZdOr3d9oOEVBlX6uOivF5ri2+KSAEfEybK",
-	"gngxfbUQKz7cSqiipCxBFaof+JIp+Wv0niXynwThotpXLt+8u357gi7eXaGC3HKNi2DV1fv2ZWXteYK3",
-	"jyy80ljZfwdSqSrVBD1l9PipmbmLC9kjVIWim7hWc+B7y6n/JqA24zNeylFKbmkS68JXR7dPRGwnuraL",
-	"LFUQQ/CEguPejNqtmHjI7A4ZlrU7A+qIpKKPTsgUl5lJACxKAnz765wwNJ7iTJBx10fICWYmmKuNpPQW",
-	"M2nSQ0ECCD6FDDpeSrQgcs7T+IFXz/X0c4ehXn0CvmBMmToIZkkBbgzKa/0m4WQ5Wt+FmZFlKO0CF4Cv",
-	"rukcSzLBDDO8WWcHH/70bXCrm/rvXyI5GusxgyOJAw1aSH0HDI8LMFil7dBC0D/86+HChtjF2q0CbK2z",
-	"a1y/Hd3wOnQ1P32qkHgltJ4+1Vm563EHcqDDE21QugrdVTT9684/YXonewzDZvbYD9m4sf6x0/AB0AFC",
-	"W0UGkteeT9CB2lRIcKZxApYOZ3wcV9leTdKO44JRUdtslf719oUdBMYwQ+gUZIWH9Iy7iHxOSC5NZ//x",
-	"+ejqzYfT0/dnJ6OLd1ejn99dX5yMAYBMiDHdtVZg3BF+gWUyN1hqyGK7l1hwNFXGo0YeHrYxTixoDwMZ",
-	"1vptY/mZ/udmqCoj2vN/IrhygfgF5+Fazi5G15eneiHKlvYWEwNchltsbLtKPjcdfbq2oe9kBZMG96wB",
-	"XJqT/KeVWTpZIW2uYmRu6UDU9rhmsuAZ4qYHxrrQxwciiLTY53HE/O7Vl3IvAcEoX+0QNalUZtVppxM7",
-	"N64PjKlmAc6DE9AJlO1X5C5PSUFY0p58YcIfBUn4jFHhGor5TrxGyEYRysZsUK1L+vh8dHn64ZfTD7DM",
-	"qw/Xl1enJ+MhUwCvJiE8+Fe5yItSyIHxdMT8OkPWZmJsHz3atEEnpxdnp/7uXK0lnm2ysp89izlP4Qtr",
-	"EucQFkq8qGXjRJq7WeqxLNe3LhLOUmZpg/NDEW1hbV4WORdEF+8JIqUWWjXksCfgsCEKfEfkEMTt/l2B",
-	"Q4S0uyMHPcgDQ4dg+3ZBDooDLs8vhyxg82C4b4YegllsCyJsi7x7hRGPJZXijwAkLs8v3abE4UTYBvRe",
-	"McV7n6W+Q4vv0OLxQItA2u2GLL7SJ7Gcc7yg6+pA4Jy/WzJo7rLHSK92OY5aqsTX31OoaBB/s+YytA9u",
-	"G9aze5RxNtP5ekh3RteRyD276dZyp1fQ6kuNP3sVoBQtnVdcbAmHoaT2nLJSzge/q/+9WuXky8De8zZY",
-	"kkkrw8N1T+ZB0xnjHtsIvLk6f1s1EXiQJMRr0+rfldE8WJ2ru4zPxP6De/fQnBRr+mTAI4Ddc1Io7hDV",
-	"dXN9dxXXumpMeLTbvLkR+f3cFYJ3hZo5lnOvf5Tho10bljRncn127OpjlnMl4TVZ3DptR1LRVjNqr/3a",
-	"sWq0pSTM4/j77hqiK/JjV/FJ27kd9gDo8ERoc3XCP8cb4017CuEISTPSa7/F83XGy3SaKUvwyj7+RChx",
-	"UpmJU0qy+O2gs57jlN52N4UuaTojEqJrZvSDgrw+fn/1+s0x4Lv5a/3kwE1H4Su16VhSk6+64CmJXz85",
-	"722ejv3Ctsv88s37qRiWt11wHA6Gk/FE84PO1nXeCH35yne5GZObXgNec5LUIX2FOLMXQ3p3o9KqhXWr",
-	"Lk1qd9q1gcXaVWp7hIv1GayjZTCLRk2n/+PW9exrbuz70+OxarFKJHuUaGUXUKfr+MRdPbJnLnH3gm5V",
-	"Vl5dgLKplry6+HIbbnH3vXgXuIjH3mPAbbU35/idOa09yICe91FQ2nbjyKvd7g4PTM7mtumfldWX8Rmi",
-	"7JVxdJrGUeaSrL3fok4ZlRRnJlnJXms5it/Ff6J/RepX3cSakWW2cjPVg+zU59cn5+O6mH1aEDFv68gU",
-	"XPFqG8+bm37Nq67zUPTWpfZGT15zpXC+d7no3L/DyXQfrt0P7n3AOx8j47C+0yXkr/bRgfhhC6jrDc7X",
-	"n97m1Sr1rmFbdPya8wXZ4l6jV74YVAdvO3aNblrb9KubX+/Ylzfcw1q344p03Z1dYsBELmMt6OT3cOj7",
-	"PS5cL5CIb9ycLFzdZOhfnP2QZZSmD5yuzDg4H/387sNPZycnpxdddD66vjz9MDo5PX59dfbL8dXpyeFj",
-	"xwReWrkBAzolmaWIClESsbUzTqegtpcsv9W/f9u+KUHqtsdeeO+4+ozdBp06gy8r8upeHnAjmtPpa0k7",
-	"wFm2ibzHWfYNKXwKrbeClXp1eg9Hb7J+Hj71cZZVqdEt5Ddyf101vn5gX7h4Ay4y0cgK/2zW+OGIj1D1",
-	"30W5b9LH6zTmNrrxGNLcTZkHpg8cHQp2GFHhFB8vEM4KglMoTn30ne1OPycu2zpck24orGi8lYKxKTjr",
-	"8qG+UUGVS/yhTNf1JFjoZn4FQRhBnNNl+FAFtCibIZeNrHNmPph/bl09BoMXBMklRzcUqoamRsLpV1+q",
-	"53porP42tn8UkGZQXY0nIInH1kNPyywDEmrKTmxqABVI5CRxl+b0zdCwtA1jQ62s4Q6Uk2JBwcEqzMUa",
-	"LoOocqpMViCY9WoFfOtsGnZEhEt3gW2mZVZvQLCkWabxSx2+mO3R1mSCma3vxub2E5daRBkS5UQoJof7",
-	"QHS8307FG8QlFsD1vSuE0diB8bDkZ1EKOWS4lLznOudyRlzCVFh1ZrnDZwXtGYc+2crqm0BBvi4VGzLY",
-	"ZmW8jL3ad3MxE7rgknhZgQVWx1PxiynUN0MOmTMjhW6UpoRpIk1vTW8xUEVv0rUWONeeaPPZYC6cQZB9",
-	"bKySMTQEBxSd4AwtMGMmK6YgShCr6Qbv6xJ6R2VwZK9ccoVZiCIMZKidXfxy/PbsBID4xfH56RioaxZp",
-	"79CGuV+8u0JYiHJh6OIWXlkh9nia+cDsIT/P1nva7Jlqum4zXXJOAENs4bRXa+aulPTYZsjcXdDhdce8",
-	"aN6EXCVo+omAQ1ZBLUVTVKtaJLeUl0Lxa2MqWFpAii4JGbKPH0imb26c0xxNiFyCnRhUNGpMBTgqLkYL",
-	"b4yeGaOnx+jpMXqYpT0zxmFVPGe3QefGBKK0C1LCywwNs5jQhKerIXME1jJaCQ8+ReM1Trmx5pCfTu3V",
-	"xkPWTmt4NKfJTXjy61VxQ1aQGS7STBGNK/mSl7ZwduX8OI5r4HtGm+m8Xg7OgDrj6+wiakTAR8Pogaj+",
-	"dDCAOxVTRVirz6qq/MNYbqTRtFtE3ZXiAU+iEVGQDaxfD0sitRZqC3irYTp+dDvVr3Zeak9Y1SFgZm4Q",
-	"hj/H7jH83KuqD+Eh3U/5j1sTC3nWG4tiAxFPhTr/weVITxmXT5HN2E7JlDKC5iYVrpJ1wIpDVlVvB/6g",
-	"LpqUpoOVTjM24w2DCyC0OLNjjuGGU3fz93ov/dmJFb9WvRpJdGbuw/YUQaENFFgPHhp0HLzWNfjS+P0B",
-	"FkyIdaX7x1iJiQw2w1POGLmZ+vdxg7LXJ0xfPeBd1/7m6v8e/+31aTTRQDHghlseGz4K8NGH+FFyVOaz",
-	"AqcEUWYq6l0pPjpwD6tBFjwts5Y8A8rmdELlyIXyajsxhSrmLvSlCZo3gbD3RZ1hFg3jlKAzQsy0RKEC",
-	"OACwUKHvnVb6hzCd7wguR64YNTFdu0LBAcXTAZnhL9GWQrsEWo5R6odaFBMJ3WVKi1gIu/RqYRd0ZjUC",
-	"nQY0qNgxyCqsojUVk/ytZLOMIMhW3j3OkhKhLNpty68zfttefr0xBOOY4E4xGCWLoTXxmUFgv3gX571o",
-	"D6qsiZWYghKGvN9s4j+oWBA5trJXIxoqBcL2MsGDyItKfh62RmHi3KO2YoIFreqEGgDS7pRRymcnIMW4",
-	"7oXR1ZZIvS+VJ3vca3pkZGM71eYmc0JuVqMFZzdk9WgaP3kZ4aGw6+BJ8uz5iyBaEYhMFz7p/HewtJfa",
-	"FwDtrYLE8PVOpu0u0K0KXMB9EDyjDESl1pTSsJqzshR1PwnPNPxgSGsT8seBiB2bXHKlQpxM2yWCXelG",
-	"T11bufSr0W3uoiV96dKQVYJJSduq7V6IlcFS5MwUcTjltp81bbjvB6IqdEokXbj2F/42dOG6fO9SoD56",
-	"x9Rxb/jV5xiaBsJ8m54lpOsmhoxPJKYGZVcts5w1F/pWEfSTU7Kl5o8LG8wZ4QgoghFbFtfTeQZQgKW/",
-	"GvN4IdOyDsB8MFyCGZTqOSu1sWT9QS7NusGieGfa7WzcMmhT0vStbpbba+OqFaoa2SSGmqiDvFhl1suw",
-	"0daQQQiy5hh7+rSK1D592kevjRlvYAf5LBUs9uwz/VmFPnzL/WCyQiLPqCmz0C9MaQHGVcbZoaHXynbL",
-	"GDIqDazGmTCVheNqGWMPDGYadaMlXt0l1eE44hr1hZOuvvS5uELerXyldSW1rAF36isg5qoLxza0USu7",
-	"vCv/mOVuZh8vTt5knWmZZavebyXOQAZZPWhN5IPzf5ydHOrNcEHrGsc8BpN6v2UrjW503oq/uqgOota6",
-	"pNMr1Dox8MUSUilHE3eQ2N5Kdr9Rf8P3uq41ycqU6FaJ+oUpzzK+hKsAXc2cAJ/3UzQOVjVGL5GPnVuX",
-	"ZF5teBHb34eSMl0Epv8M6SNmnNN/vH57fXn2y7oBjB4mn5OsFMq2VwOIHCsFh1CSYbowHvEo6LUOR2Eq",
-	"B0WjvhiDT9WkAgcAwrjS84IrodEdMk1kEI9TcD3XfBPBRnnL0NcOVO7S5ZxmQgZ6EQtb2AHDBwPDGt44",
-	"uWoctOZx88mM3GJmytttCTi0TZWwdth7NAHrcsi8L228UxJncs7L2VyLfkU8EPZ6dMAYixZqVFnVSlTq",
-	"PDJzwrpxQg1ZSCm0K6H+iDfsfUUVqcut8cRS2+Vf91gyCjErGXiim8rZWkquPNcaDEYxrLTKwmDH0aTM",
-	"cIHGN5SlY999qiXKkJk6WFMmgWUj+KUNxSxbudiTC52FYOtP38xrh7jp3SppXQcJ12DSS3yvdwMF8SQ5",
-	"EoRA8A1ZF0JwQb3uO2gy2yzYC4O7KOydYPp6cOT6dmLZtSjWt5ycQec8x/D1Shb584Bvl4IYHjZKVqBb",
-	"UtDpSjM66I8hi/lN5uZ6GaulbIoNfFF3VjQztH8dsimtFxxYpWikywLA/UEgTbFrmwjESGkisSSmNzOV",
-	"jaNqPye0B6hkKSlEwgsbWaoFBJXUX1JA3yYSbnBiXlCubzqQkpg+Gf5J7A7ZnC/JbZClLDS8BDUyIQgv",
-	"sdkvZ2ya0d2smRKZWbZSViYsNKCZ2RwlVhYEPBI1oqIJSRSTo5K5nVWmlA7UAeeo74IfTP+ua9DUDnkL",
-	"80I3iMpYo1GS3Fybbx57A20TJ3JztddlahHqT4dP26JDzg23rh6yihgtVqOE82zkPHKdDWGi5gt3vIPT",
-	"931VwsLkU7X6rXyxUrcLpxmGnbEdwyO77x9owytGaOBsiVdgVaOxmsRYm4ReGL8geUbtMXl+dITe/T2W",
-	"TP9lh1Tixpz+vPaJfymyXTYYBLXtMPH4PVswjtB3NWGCKd/JhrEjfK0R88hz2LZV67Zt837gxgM0EaUC",
-	"PYXA8FMFOTUb1RNCNvYFC68XuFOnSFRvFDlk+2/xpMn6vUnkbk0incfJb2rjIgSuW2Qj/cC4IdwVadBQ",
-	"R/eirt33aiLdCnQY54VNXgjakunGILsWhW/qT9RQK1ex5fliVl/r9cidX41ObVp2N06/XZTnk9D32tWP",
-	"vDNOEHqjEW+35dIPwHUG0oHEZKn+bldtMEjdhC8WhKXEMxCs+ED13rcoaH3rRXWZkEWZQE6ZmiWksnDd",
-	"SMl0dHfFh2pYIKbJO1BUzWhCeSm0OU7MxTA6Mbd5MwqI/IgAVQPDHeg1goU3WTEEm6s9XU9b2nqZHfLv",
-	"CqqCddB8TJitaXTxQpqM1Gv75fm7666AP2dbL2P4Se9eR31tFdzOU1foP5EZZaIuiIwj1DoSHONZZ05a",
-	"FnUD8Gt1/AP0+3wgHb9tP0eP4EN2f/0cNX2/t3K8WyvHDUo/6OkImt+4YqTVWFrz+0Nu1v/6RjT98nf9",
-	"fy/6vy4YHkj9e3xwRxDgc9KjgQI+Nb8jgT8mEriHTp5evYJjhrvABJ01sbYb0y/2mb1Wa5ZMSMX4oynB",
-	"sixcsxYT8nsfPBzpuxF6CrsdfyWubU9Lg42W9jxuiG0TJuwLzdCYOwHx5jhBokc1TLxPDmybWDGcCzLA",
-	"6YKywe2zoFKxbef8MOYFZwnZ7xYyGHJjTax+bMtiWPVs17gJde2mmENnYWqiPaUwTrDkAdtdXs5xQdKe",
-	"IElBmmFSyIyDqy7j7ZAwUmAzI71SEL1CWJpoHTRojlRLW8YJJEUpuUQ+ozfnx697l2+On3XRDVlZpO2P",
-	"NdKfGenPdOGSV0Nl617sVnneisLDDjDZsKOg8rDDuLT/PtAbQIqR2sohA0c/SKzDLvont+mOF9dv0WRl",
-	"Ok/Gq35+pXKuiXoJ89pju6cFZXGRYTLxbar15lqF5hALnERfbTsJYZ59vJWLTU9nZeaFcjbkiW9z4rp+",
-	"SMu7QkIt4g/XmKeWDLpDV5yvTIpzXSXulAz3lXLnJ5yi2mFVh7Jqg+VfSE8+UyHFwzaqUeLIgSIoW21i",
-	"n1q5RFDrZcI1Soy5hoggFpCWVxvUnxFxujikVRO+pSJQhVf68Q0B5XcsWxlFdKCOw6EiNld/tIG5A8hG",
-	"P/RqU2JxZXi2E2mqWwU+P+31pLWQZqtehg0ybQRNsa/t1Cf9gTk2wVnmWQoWbwFj7bdbjGI7EYIFt+Ct",
-	"mXrAyLK9KcxrKBxrbtq+tCkkda9GCnxFW+dp41MbMiYBXBdSCAV5EhOYy3kyf4WUfgPcw4hxrjXar7So",
-	"QK8dS0bYTJfHhnN5C3/XlYwFZilfmFkdmIwN9OzHLnrW+/GHw360z8uaWkn46ZUdVteGTZTN1ocB1Uc/",
-	"Hvf+B/f+ddT7S3/0/3qf2sq8xMhapo0PveFLZaytAn4RHnnhTeGRsWQukLyZcl8eQN/vKFfix9N1w3k4",
-	"JXuspHxpUgyClAvL2A+vVx9OSmkRohvn1CXVToLqd/jvF83aGZGkKa5O4O9xcfXt+rVVjdr0vNNHtdUP",
-	"1B/8giNRJnN/3/fFYSe2DVqcw7pbuS/unVG2llC+dPrOIntsEM4ZaeOQGlCPXKwhPdyz/VUWZYTxrvP0",
-	"22GqC7LUQGq1HYx6ZaAIkhzdEJLfEVatxyZqUqUw7bViCCQ2iz8NIimBH9Jvj0q+y5y9yhx9zuNq6YnQ",
-	"zN5mqj0flIIUYvB7CX3Yv6xzwl8LUhyDV/IeuRk+cA2NiNbWdv4785DucGGuYNu38sJmeJ/OG+sVoBGi",
-	"SS1vuTBKM9geFVvIjntxued5wW9jiuNY/+L5z0rWM4/7QWy8xFQXzMNvONu+PODhFMa2R8wUckKpDjQl",
-	"/X7m9n/mXrt2r8Gxe+VkeRVBRZY/+3qipv4XZlAWWedlZ9D58unL/w8AAP//",
+	"7H17c9s4tudXQeluVeyUHk7St29NUlt11bZ74pnYycZ29+yNUhJEQhLGFKAmQCuaruxn38LBgwAJ6mHL",
+	"jrsn/0xPLBIEDg7O+Z0nfm8lfL7gjDApWq9/b4lkRuYY/m8/nVN2LUiu/pESkeR0ISlnrdetPsp4gjOE",
+	"k4QXTCIskJwRhNUbqP/hDIkZXwpEZbfVbi1yviC5pARGhWfU/5GrBWm9bo05zwhmra/tFl4scn5L0sZf",
+	"BclvaUKGFB5hRZbhcUZar2VekLZ9Rcicsql6I8kJVhMe6qWFSzg2PyJJ5wRRhuYCCcoSAishC57M1OQn",
+	"PJ9j2Xrdokz++EPLfYUySaYkV59JCU4kvcWyaeYpFYsMrxieE++Bcp4kx6LpXSqG04IIGf/VDhku7WpG",
+	"UCFIjs5Ouq0aXb62Wzn5raC5+uQnPUTbbEu4GG9HvImEdP3cbkkq1SZ4/OK+ycf/JIlUM+0XcnaCJY7w",
+	"UiFnhEma6O1IscQIoySjhEkkivGcSoEkh21Ro3fOmCQ5zJKg8OUB638466JLiaekIxYkoROaoBuyEgjn",
+	"BKUkyXBOUsWuHD6PM1RyJxLqI1gO2AyzNCO5QFMikVpKim5xVhARY+c0JyLCXydkkZNE0RHNuxmfUtZd",
+	"YCGWPE/VjN4gjOSM5mlngXO5QjRVy5hQkj8TyAwa2bx2q3xQffN/5WTSet36j155invmCPcUsc7Kp7+2",
+	"W3OS0mJ+h7kq2uuXEZ80zjw6XztQnE3tr2004Xnt49EBcyIWnIkGvk/wQiYzjOxT4cBqlfB7dGRBhICR",
+	"YgObH73loim9JQyNV0CeGZ8TJZ8ayCBnOSELmg6TnKRi09ZdmaePcwKfw5mAQfgNaZheTqZUyNyINPVc",
+	"deXl70P4PT5N+EPsAzg8pupBWLc5qFQgLCWZLyRlU3Vc1aoyIkkXneMVGpMB43MqFYstZ4SV5BSGjJil",
+	"MJ5QhxctsXAjpIgXUvHdGLN0wA4mOMvGOLlBCzwlbUTmmGYoo+zmMLqkIqrBtmJ5I0QRz7W+Uwwfl6hO",
+	"Blox1yACf874sj6Z94ygScaXapEbRJymT0QQ6b/H9w7Wp7eMTxDByUz911FbIKsQ/I1Th1zAtNTHqCRz",
+	"EdVe5g84z/Gqpl3MrD6HFAIqNFDoY+PxvlR8tqRyhn44eqG5CKcpNXK8wp+Uac1teMzOqTtgJM8TnhJg",
+	"OJLnPAfdsMiJgPHVsIoyGRbSsjTCEmHDmRNMM5LW6e+4tUF8aEJ7J2YWsLgokoQIMSmybLULvRV6gPXE",
+	"P6sXCOsFwa1nr2cTPS3wQgzwzYo5Zp2c4FRhLjQnQgA5FP02D6vYqIE54SfNjCA+kSgWC55LAWMDEyqt",
+	"7tNkneh0/BUh1QLneG7VtmGcD8Eu1lgynO+Zx1XeVjJCUoEWJPdOWjfG4LtqGMlBQyIQd5ShDEuSW64U",
+	"m8GdJnvl9LkTFpngTxpbHuMFHtOMylWMFRL3K+Aldb4IlTOSI8IUc6RKYDIeAf/m9/qgv84IDCC1CrfD",
+	"q5H1K95aHf6tLNYO7i23vpzImt2vtEl+Jt4TTnI6XR8ucd59BWp+hpmRx+u4tT5BBdO6+u2hj53uMMqU",
+	"yCEw5NABhzuMIogc4lsscT4s8uweg1TMoB1H8ZRssGGRDS11ewxHxXe4fEALyluc0RTggTmWEYkPh38o",
+	"SJIT2TCssWLgkZJz3IARdD/EoAiGDVjvbMp4TtKmlzVX7vaaoOm2AqkB/NQ2gIqE35J85cnLiAWuiZPa",
+	"hwOdfdBdkizr3DC+ZL05ljn90jPUVIob2PqZQOqhITx0GDuKJSjfxHFv3ZP+nIF39fLlarjdSGfm8cv6",
+	"aBWBFczPk1pR8kXIfKqQ7y+aUSlnH8lv1lMQEtr8ILS09jUtYakomd2ZDkrvYGaQtWeM7sT/fVQw+luh",
+	"oI/iFDQljORwoozFZLZTcstg+s/lZAbMaLo36EXn5X/+J0pmWKFiZZnzCfp01PkL7vyr3/mf7v8edj6r",
+	"CZIvWAGq1uvWnDNl9w9xToZ//Xjav4qCHbXABuDkr13N0QqE8DM4own5b/PvLs+ndzrUfYb0A4b8Cvi4",
+	"w7zrUS+lXxf17eGVK7PnbxDVoqBEuiUTukUK9OrD2YlAVAqSTaIzYOSLHCqrK6rMc6JolpOU5iSRzph6",
+	"JtA450tlVuGJLD9oxGFJ15mUC/G61/Mo20s4m+ZYFhk8L7ozOc/iZjxLh4ZzmgRbwP6MLB2e5SxbITrR",
+	"uFMZpzkBzCVnWFNrzoUcsJwkinfBK4QEMXsGLxnOYSkKDkiwvhd1P2JFNoSHy7JqZXGezGiQBVGpsZCr",
+	"9/qfMU5UI6/Q3y7fXyD9Emy/+0z5cmzsJuvhHCS4Nke66CcuZ6VbDmdLvBJqN2KIscm6UTN1xk3IPOfD",
+	"64u/X7z/9eI+Bo4e3LBFOH6foYKB0jFP8SQp8hzcpOvxuF2NnYa/gfCHCE3jmqnh0Gm2UfauMvLrfqmQ",
+	"uGMsiAV19VOifkXXH98Ba+uBO+bkJJwxkuhjGD23WmN37fFN+HwjbdxkPKLE1x4hUrPS3ZpQFUF5Z2oZ",
+	"lBcZrk4m+9C9CdW8/gix3inwFPdE9X1fUcQmr1MlYmSEQ/7seSGNY3JprL0P7y+vUA9+6qlxtPajwn4u",
+	"bvat81KWs2/DIBnV7n5YD2i8jE+nCo5Qttl8hl89KpeEi1D1XFCRsgeDY2gx44wgVszHMeb844MxiCTm",
+	"q/i+nl2+77x68eOPnRcIZ4sZ7rxE5nnt3FJz1aRR7JNSnGUkRZOcz8OZ/PWn7wDtHgCtHt1RTDnUlG+I",
+	"8Hhs24yjj/7rv46O/nJ0dHT04glCOjP7fWM6y/EVMjaDvCYRE5FGH7Ek7+icygZIBjEjLAnK1EMQbwFV",
+	"qE6NXXauh98BlKlRz4fvzs7Proan/zg+PT05PVkD08IHHwitXXGO5pit7HJEPKgo89UQWH44j/iI3vIl",
+	"yjib+rJSzHiRpWiJqURjMuHqSOUrJV3xFFPWhqQCmmVUkISzNERKL4+OjrbILtgeP1Y2PMYSXgjwqkHO",
+	"ReKIwPZUCiUfbMIHZdOdIiD+p/2oB0RzFEmrEUkvvYJ8WdB8NZQ0lupwCj/G0zfeIFZkGbAzI0ZO1wje",
+	"kETifX9BWKq4ZMOiKEOLnE+1u0Ap9lzL7BRhRbn42py6iUUtxRBnGV9upqd5zFtvweBYa/y0aYlV0ANz",
+	"qsygJEPb2+dwc3xmrLFalB/hPMLvH9cG9T1AZH2SQuLcwBdsTzaMhBKcZZHw6CYn59nJHYDNi5ev8DiJ",
+	"aixIXImbC0b9epLEZrnYk1BGn5VWorckHbCD3wVN26ECauvHvx52UX9cxi89es3wYkGYUHRSWGCzl2WB",
+	"5awneU/PqbJ5DThZETfY/cjGRhjgakbz9APO5eosSGqpyqR4tgniSjRZiRTNzCFKi6r/v0UWl5fIU9vM",
+	"Mm+GMPXfT84dMweNDIuvvuQiCNvOoeod1h8tZ1YZsl2u0KN9lKZR2m8RGTlujoo07Mn+giWFsBDYnG5q",
+	"tG/VOuruDdFHzPa2Ao4Oy7tslV0h/1V9ZK0kfII6WQQfxWy1W7QmIiSb8v9KZqkzQYRXKolk9eCS+S2S",
+	"eqHTA5Qk2yF1TnsMaNoFJgMea5vIMOOMQuLpmgy5RkPSjQtwWw+5wbCMfqApja5x3mXqXMlizQlzanLb",
+	"TT6wrXBo99pl7Jjm5ScfgBeFdKdd/WG1i+3qAlEwrR0SsNx69LC7pVutc9JUuLXGz2BOJkVO5eoymZG5",
+	"YUYQBqCyfiI4bzrEocxQZNbuKzXnnsbOajVYQNoWz+m/9DnQY6rFQJgQ/Fn6M25+ShmDIipn8n8K0uQQ",
+	"2X4i0j1t/Gu/qVER5MIQqSdF1bDw95ZNKm4F8rPMpVnQv5NV66siozrooC8N5a3tkL+2/n6bHx5YFcqe",
+	"mGOGp2ROmNJjtyTXWTGtF93/UiTgC8LwgrZet151j7qvlOTAcgb71GuMCxtnpPqPkjLwrbO09br1VyJ/",
+	"JVkGr7TK/FEY7uXRkTZdmDRD4MUiM5Ks90+hHcg6tLsp8BsN2wKhqnlsIP+jce+uWv4PRz/sbVLaGozM",
+	"4oJbRRQPwFOB8C2mYDl09akp5nOs+FFRVFh1HX8bj3mhvUopn2PK9Ai9YbBjvYIJqcbv4TQd2gzZnsZU",
+	"BoCW+nvBRWRzqy6RS3irpUUEEfInnq52IuYG2NKkj+sitsG0i0Dnds0zpF/+XJddwdvKnPt6T4auWEk6",
+	"CzFWbFCdt3kyPsfm5C4tgpZYaLxS5axfnH8Tm0fBqhmv0OX5JToAkOQsK6VQfdPvcAOX+VKoBwi+xmRR",
+	"AVKJrX7AU9IyyYRKgIrW60+/R0Wo3txww9oe8WusER+myh33HtDK9O0H+ryRzST5InsQkg/4qzpQjTkA",
+	"+XM2oVZ0LMCDF7LF5czmiNYeBcPE5KroOg2LgrW9qxBVVHJUdnVHwfGls1wuO0rgdYo8I0yBxfRPLknu",
+	"s8U5EUUm7ea2W6+OXtaBjT396RsXmXClP8ameSaQC2wo5DIjOIUj+HvrHU9cyHfN7JoEjrRZP5AGD4Zl",
+	"TJrcvqgGLH3lVDcyy7R0YqMHCIsbYUwjIw+pnKHljCYzhNmAFSz6Wsan4Gc0oE7gucHMB0F89bA7YNeC",
+	"iE2lBG2Uk84i56Zmg4ASl3ROugN2qV2XNmJK2fCW4iH5QsEOH3rVG15+bhV26RAjBE2vPIlzf62sqAP/",
+	"zbL3E5C+mzLCoSZDSbHKBm1VP2B9A4rWHerRs/IOpKlHEiIfWmuDE5aIIWXR2MW5F4NABZM08zQxFYhx",
+	"CG0oEzJJyMJ4jbdwma0N+1+5T1jyBUxqIvW2vGS9aPM/1K4sdxsA4mUGmIOtQPbRw4NsLfmA5QHzzHGm",
+	"6ErSNvJ4CiWYMS5dUF7PUphpvtjbNIPk/4bZerFmswNiuyqbx7Ncrjz+AfaVZd0B05FLG5hXU3r5l71N",
+	"qRJji5KwjJvqoCqWpOOCMb7zAeRWxO3w6bOCbXUvwKfPSn75RpjmFgWVBWXTjHQKQdpIzHguOxm99Urb",
+	"bBrJOq1mnQa95pLBHqArUxUShcq1wM8v9o0aYG4SF5KjZEaSmya/xEOA112kLdBgCwtJP7eteIIlQ00Y",
+	"NljJHKhXD3+g/E3T6TMCjlMbCW5hgVUWlFm77SkeLXc41JmhRLhMMxwLbCtBIWmW+aZo7WC86hknVu/V",
+	"Qu97k5Opr5+DxJzWXlnOukbgH1tVwUXDQJuKNcvPbMu1hjTPREM8SOxX5L2jwkZJ459Dpi7PBQU96y91",
+	"aVdWYjRWBCtggm95kSvjMtj/Hk5TdGC8m/lR98fDLtJYecAAxF+uGF4I8kzpoDlWmtL1FUA8S0nuMk+X",
+	"PL957Zs2A6YkXJmR5wXf5oWQaIZvCRqTMr5rn3UK782AjSlLdcaGC1rhnLicsgPno0XqSdCeM4X+1ecr",
+	"ESpxWAf1H7jwGHwfWF5No7Fe6Q1qnm81oCYackUVU3/QMS6xvdGwvoZMseWXzpR3jE668j9yjOckO8YK",
+	"Y5nPD7cu/N/w2V37CGwY7jFMlbUayasmaJIwpgJHCXyIdz8eeL/g9SpAh9vtvEAl6gSfx1LX6vwhU18K",
+	"h1shYJOos19520/9fOTmqL9x0dhoz0Epag+30qpKqja7+Ptpqpa8d+/Bdj6D9p3rPOsB+QcL6K/LMhWN",
+	"KPRJHXSPnb7BWQ/KXbVN6bjenXlvitVj/3hG+jnPa44nv8HFkxAA12f9LU9+SjIiSfPhP4Hf1aM/53xu",
+	"IPb+RMGapK8gnWcfKWGb8rseP9znljgsADgOteXpr4rxjinGUaKkFvRrWFvTwNvaFRVhkJM5v1Xolet/",
+	"q+MZIv3D/fL9R/igaOx0pTMuQktjC2bXMUc/ZNnM+H4S5RVXCvDUMNhdWX+9gI6Wjz6ymogmjkZYpG9r",
+	"0xUz6LrRx1QUNeznNIR1T1QdJY8BCyszq4PCMpq6Q9k//C1NKxJ+O3Y3iRx35ffzy7PLk4sHYvimUpqn",
+	"y/GX55ffiN/Lwronxu7lxO7K7bXytDvwetkyszkSfOKe8UvtzAhtreCgcijLkG1+5IcdkeQDpkMeUFzU",
+	"HbABuzK9sRBh6YJTBknT2j/2aVMbuf6Hs88HvaCqu4MXtPcf1SBnJ8Sa6qFD+Ho1g9qUQ41tho4khpIQ",
+	"JDYTpJNKC7QBgxx+mKK1kvTagljUHK+MyQvv655hLj8NpcSUpyhY4Hy+A82T4TSpQIuc39IUmsEN2DXL",
+	"6A1B3PSv0vMU7cq8U040k0l8Q5SQHFUyzEcD5uIbaEwSXAhSLd5UA35ZkMRQRtApC46R5ruaHw5RJiTB",
+	"kRB7yVV7B8ZPOcJuOuau7yIGp2YJLAkbLGeEQuMCaeqcxwTpxrtIceG8SGYIC7TgQlDFUg7hmU2wTt/b",
+	"F90XR4dxX+OuFQAcFcZhm2XWa2BEgy7vhQLmATubAO9Zvm1XGev8+vIKWYYbuVmMBgz8zkpr8JxOKcNZ",
+	"ttIPcvCn6l6QXkI6OptoHvRGd7x/w/jSZKl4H0H2G+0Bo1K7qnMii5zZcxIzBUaITwZsVJoXo7A0aW1L",
+	"nW38lu3Wl45d9Ad1Mi+0q3asDsajmVE1LU5ZqoblkK8vuRNWumNedWPBE6K40bGK2tIIk8RqVw7EYReN",
+	"jM02sl8mwnCF4jk/dFKGFwo25gVLGwdWPJCRcPfK4U2sgxEoDeA5Cb4ysQlWbj1pQazGrX4nJ5NC2Lof",
+	"KyWNqCipNGBjoh4qmCVVqqTwnDKQ1M2nDk4XUlpUnX8hlUjw6DWp7sYMTM9gOd46fBkGvGwsaGs0t31b",
+	"+rPP6+UTD2tVW/eMWgdstNfs+4+YbPKUMzsqfoZdHRAeXsQVtAiqB0+F4gij9v1yis8b0KrfUzKOVY9N",
+	"aEF6/bl1tqKrtnSJNl53oW+KSAEfEyaKnHhpVWohVny4lVBFSVmAKlQ/8CUjudG+A2aJ/CdBuKjylcu3",
+	"76/fnaCL91coJ7dc4yJYdfm+fVlZe57g7SILrzRW9t+BbNZSNUFUSo+fmpm70Lw9QmU2UB3Xag78YDn1",
+	"3wTUZnzKCzlMyS1NYp1oq+j2mYjtRNt2UqcKYgieUHDcm1HbJRMPmN0hw7J2Z0AdkVR00QmZ4CIzOdh5",
+	"QYBvf50RhkYTnAkyavsIOcHM5NNoIym9xUyaDH2QAIJPIImZFxLNiZzxNH7g1XMd/dxhqFefgS8YU6YO",
+	"gllSgBuDDgf+RRlkOVx/EwEjy1DaBS4AX13TGZZkjBlmeLPODj78+dvgVjf1379G0uTWYwZHEgcatJD6",
+	"DhieFmCwStuhheAOjfvDhQ2xi7VbBdhaJzi6lmf60ofQ1fz8uULipdB6/lwXRqzHHciBDk+0QfcAaHCl",
+	"6V91/glzf4DHMGxqj/2AjWrrHzkNHwAdILRVZCB57fnUaVepHj3TOAFLhzM+jcqE2zppR3HBqKhttkr/",
+	"evvKDgJjmCF0FYjCQ3rGbUS+JGQhze02o/Ph1duPp6cfzk6GF++vhj+/v744GQEAGRNjumutwLgj/BzL",
+	"ZGaw1IDFdi+x4GiijEeNPDxsY5xY0KELilz028byM3eAmKHKohTP/4ng2iHi9/wI13J2Mby+PNULUba0",
+	"t5gY4DLcYmPbZf2PaarWtk3txyuYNLhnDeDSnOQ/rczS8QppcxUjc1MVovaeByZzniFu2hCtC318JIJI",
+	"i32eRszvQX0pDxIQjPLVDlGTUmWWzc5asXPjWnGZgkLgPDgBrUDZ3qN8ZEJywpLm5AsT/shJwqeMCpdB",
+	"6jvxaiEbRSgbs0GVm0JG58PL04+/nH6EZV59vL68Oj0ZDZgCeBUJ4cG/0kWeF0L2jKcj5tcZsCYTY/vo",
+	"0aYNOjm9ODv1d+dqLfFsn6v97FnMeQpfWJO7jLBQ4kUtGyfS3E9WjWW51qGRcJYyS2ucH4poC2sXRb7g",
+	"guj6aUGk1EKrghz2BBw2RIHviByCuN2/K3CIkHZ35KAHeWToEGzfLshBccDl+eWABWweDPfN0EMwi21B",
+	"hO1S+qAw4qmkUvwRgMTl+aXblDicCDsxPyim+OCz1Hdo8R1aPB1oEUi73ZDFPX0SyxnHc7quFA/O+fsl",
+	"g/5ae4z0apfjsKFRx/q7ehUN4m9WXIb2wW3DenaPMs6mOl8P6cspdCRyz266tdzp9RTwpcafvRBbiobm",
+	"Vy62hMNQUnNOWSFnvd/V/16tFuRrz9512luScSPDw5WH5kHTnOgBO7m8vTp/V/ZxeZQkxGtz24oro3m0",
+	"VgPuQloT+w/unkUzkq9pVQSPAHZfkFxxhyivXO266yjXFcTDo+367cXIv1JDIXhXK7/Acua18DN8tGvP",
+	"qPpMrs/6rj5mOVMSXpPFrdM2hRZNZfv26ssdC/cbSsI8jn/oxk26KUrsOlppS3VhD4AOz4Q2V8f8S7w3",
+	"6aSjEI6QNCOd5pusjzNepJNMWYJX9vFnQomT0kycUJLFL/SbdhyndLa7LXtJ0ymREF0zox/k5Lj/4er4",
+	"bR/w3exYP9lz01H4Sm06ltTkq855SuJXMM86m6djv7DtMr9+85ZWhuVtIzKHg+FkPNP8oLN1nTdC33/1",
+	"XW7G5KbXA92cJHVI3yDO7OXI3v3gtLxFoFGXJpV7XZvAYuU60T3CxeoM1tEymEWtptP/ceuWImturf3T",
+	"47FysUoke5RoZBdQp+v4xN3+tGcucXdjb9XZo7yDalM7j/Ly5224xV255d2hJZ56mxe31d6c49eWNbaB",
+	"BHo+REFpU3eRN41VhVHdGZic9W3TPyurL+NTRNkb4+g0vfvMPYUN/er9lu7rdq3SUhtaP1NJcWaSlezV",
+	"zkN7t3Nl7fpXpH7V9wgwssxWbqZ6kJ1arfvkDDus70Tc9SlB9tc2uDcs4A6cGPV7hCY5EbOmpnjBNef2",
+	"7g9z27151TV/izYzae615/W3C+fbfEnCdtfomQbw4eJ9C8Q7H0PjsN6hD3x1J+/ZBP5xC6ird0ysP731",
+	"262qjRu3aLo443OyxdVyb3wxqA7eduwa3bSm6ZeXb9+xNXq4h5WG8yXp2ju7xICJXMZa0Ez18dD3B5y7",
+	"XiAR37g5Wbi8TLY8dY9bRmlacerKjIPz4c/vP/50dnJyetFG58Pry9OPw5PT/vHV2S/9q9OTw6eOCby0",
+	"cgMGdEoySxEVoiBia2ecTkFtLll+p3//xg2S/NRtj73w3nH1GbsNmiUHX1bk1b084FJKp9PXkraHs2wT",
+	"eftZ9g0pfArdD4OVenV6j0dvsn4ePvVxlpWp0Q3kN3J/XTW+fmBfuHgDLjLRyBL/bNb44YhPUPXfRblv",
+	"0sfrNOY2urEPae6mzAPTR44OBTuMqHCKj+cIZznBKRSnPvnmoqdfXPe1ypp0T3dF460UjE3BWZcP9Y0K",
+	"qlziD2W6rifBQvdTzQnCCOKcLsOHKqBF2RS5bGSdM/PR/HPr6jEYPCdILjm6gX6PfGIknH71tXqug0bq",
+	"byP7RwFpBuXtpAKSeGw99KTIMiChpuzYpgZQgcSCJO7esq4ZGpa2YWyolTXcgRYkn1NwsApzt5HLICqd",
+	"KuMVCGbbqlJ962wSNqWFe8+BbSZFVm1AsKRZpvFLFb6Y7dHWZIKZre/G5gIql1pEGRLFWCgmhyuZdLzf",
+	"TsUbxCUWwA3qK4TRyIHxsORnXgg5YLiQvOOal3NGXMJUWHVmucNnBe0Zh6sKlNU3hoJ8XSo2YLDNyngZ",
+	"ebXv5m48dMEl8bICc6yOp+IXU6hvhhwwZ0YK3ShNCdNEmvbG3mKgit6ka83xQnuizWeDuXAGQfaRsUpG",
+	"cCcDoOgEZ2iOGTNZMTlRglhNN3hfl9A7KoMje+WSK8xCFGEgQ+3s4pf+u7MTAOIX/fPTEVDXLNI2k4W5",
+	"X7y/QliIYm7o4hZeWiH2eJr5wOwhP8/We9rsmXK6bjNdck4AQ2zhtFdr5m719dhmwNx1/OGN8zyvX0Zf",
+	"Jmj6iYADVkItRVNUqVokt5QXQvFrbSpYWkCKLgkZsE8fSaYvz53RBRoTuQQ7Maho1JgKcFRcjObeGB0z",
+	"RkeP0dFjdDBLO2aMw7J4zm6Dzo0JRGkbpISXGRpmMaExT1em0zDUK4CMVsKDT9BojVNupDnkp1PbCXjA",
+	"mmkNjy5ochOe/GpV3IDlZIrzNFNE40q+LApbOLtyfhzHNbZVsRLFOq+XgzOgyvg6u4gaEfDJMHogqj8f",
+	"9OBa21QR1uqzsir/MJYbaTTtFlF3pXjAk2hEFGQD69fDkkithZoC3mqYlh/dTvWrrdfaE1Z2CJiaS9zh",
+	"z7GrZL90yupDeEi3tP/j1sRCnvXGothAxFOhzn9wP91zxuVzZDO2UzKhjKCZSYUrZR2w4oCV1duBP6iN",
+	"xoXpYKXTjM14g+AOHi3O7JgjuGTa6NXuBi/92YkVv1a9GkkESpcKXxHk2kCB9eCBQcfBa22DL43fH2DB",
+	"mFhXun+MlZjIYDM85YyRm6nOsaSuWZw5Yfr2l5Lf/vr26v/2/3Z8Gk00UAy44aLdmo8CfPQhfpQcFYtp",
+	"jlOCKDMV9a4UHx24h9Ugc54WWUOeAWUzOqZy6EJ5lZ2YQBVzG/rSBM2bQNj7os4wi4ZxStAZIWZaolAB",
+	"HABYKNdX/yv9Q5jOdwSXI1eMmpiuXaHggOLpgMzwl2hLoV0CLX2U+qEWxURCd5nSIhbCLp1K2AWdWY1A",
+	"JwENSnYMsgrLaE3JJH8r2DQjCLKVd4+zpEQoi3bb8uuM3zaXX28MwTgmuFMMRsliaE18ZhDYL97dpa+a",
+	"gyprYiWmoIQh7zeb+A8qFkSOrezViIZKgbC9z/Ug8qKSn4eNUZg496itGGNByzqhGoC0O2WU8tkJSDGu",
+	"e2G0tSVS7UvlyR73mh4Z2dhOubnJjJCb1XDO2Q1ZPZnGT15GeCjsWnicvHj5KohWBCLThU9a/x0s7bX2",
+	"BUB7qyAxfL2Tabs7zMsCF3AfBM8oA1GpNaU0rOYsLUXdT8IzDT8a0tqE/FEgYkcml1ypECfTdolgl7rR",
+	"U9dWLv1qdJu7607fezdgpWBS0rZsuxdiZbAUOTNFHE657WdNG65cg6gKnRBJ5679hb8NbTXXuXcvWxe9",
+	"Z+q41/zqMwxNA2G+dc8S0nUTA8bHElODssuWWc6aC32rCPrJKdlS8ceFDeaMcAQUwYgti+voPAMowNJf",
+	"jXm8kGlZB2A+GC7BDEr1nJVaW7L+IJdm3WBRvDftdjZuGbQpqftWN8vttXHVElUNbRJDRdRBXqwy62XY",
+	"aGvAIARZcYw9f15Gap8/76JjY8Yb2EG+SAWLPftMf1ahD99yPxivkFhk1JRZ6BcmNAfjKuPs0NBrZbtl",
+	"DBiVBlbjzF5LMyqXMfLAYKZRN1ri1V1SHfoR16gvnHT1pc/FJfJu5CutK6llDaHYXQExV104sqGNStnl",
+	"XfnHLHcz+3hx8jrrTIosW3V+K3AGMsjqQWsiH5z/4+zkUG+GC1pXOOYpmNT7LVupdaPzVnzvojqIWuuS",
+	"Tq9Q68TAF0tIpRxN3EFiezHkw0b9Dd/rutYkK1KiWyXqFyY8y/gSbmN1NXMCfN7P0ShY1Qi9Rj52blyS",
+	"ebXmRWx+H0rKdBGY/jOkj5hxTv9x/O768uyXdQMYPUy+JFkhlG2vBhALrBQcQkmGqbnmKg56rcNRmMpB",
+	"UasvxuBTNanAAYAwrvRFzpXQaA+YJjKIxwm4niu+iWCjvGXoawdKd+lyRjMhA72IhS3sgOGDgWENb51c",
+	"NQ5a87j5ZEZuMTPl7bYEHNqmSlg77D0ag3U5YN6XNl7rizM548V0pkW/Ih4Iez06YIx5AzXKrGolKnUe",
+	"mTlh7TihBiykFNqVUH/ES07vUUXqcms8sdR0/+IDloxCzEoGnui6craWkivPtQaDUQwrrbIw2HE0KTKc",
+	"o9ENZenId59qiTJgpg7WlElgWQt+aUMxy1Yu9uRCZyHY+tM389ohbnq3SlrXQcI1mPQS36vdQEE8SY4E",
+	"IRB8Q9aFAMrGDqD7DprMNgv2wuAuCnsnmL4eHLm+nVi2LYr1LSdn0DnPMXy9lEX+PODbhSCGh42SFeiW",
+	"5HSy0owO+mPAYn6Tmblexmopm2IDX9SdFc0M7V8HbEKrBQdWKRrpMgdwfxBIU+zaJgIxUppILInpzUxl",
+	"7ajazwntASpYSnKR8NxGlioBQSX1lxTQt4mEG5y4yCnXNx1ISUyfDP8ktgdsxpfkNshSNjdQghoZE4SX",
+	"2OyXMzbN6G7WTInMLFspKxMWGtDMbI4SK3MCHokKUdGYJIrJUcHczipTSgfqgHPUd8EPpn/XNWhqh7yF",
+	"eaEbRGWs0ShJbq7NN/veQNvEidxc7Y3FWoT60+GTpuiQc8Otq4csI0bz1TDhPBs6j1xrQ5io/sIdr0H2",
+	"fV+lsDD5VI1+K1+sVO3CSYZhZ2zH8Mju+wfa8IoRGjhb4hVY1WikJjHSJqEXxs/JIqP2mLw8OkLv/x5L",
+	"pv+6QypxbU5/XvvEv5feLhsMgsp2mHj8ni0YR+i7mjDBlO9kw9gR7mvEPPEctm3Vum3bvB+48QhNRKlA",
+	"zyEw/FxBTs1G1YSQjX3BwusF7tQpElUbRQ7Y/ls8abJ+bxK5W5NI53Hym9q4CIHrFllLPzBuCHdFGjTU",
+	"0b2oK/e9mki3Ah3GeWGTF4K2ZLoxyK5F4Zv6E9XUylVseb6Y1dd6PXHnV61Tm5bdtdNvF+X5JPS9dtUj",
+	"74wThN5qxNtuuPQDcJ2BdCAxWaq/21YbDFI34fM5YSnxDAQrPlC19y0KWt96UV0mZF4kkFOmZgmpLFw3",
+	"UjId3V3xoRoWiGnyDhRVM5pQXghtjhNzMYxOzK3fjAIiPyJA1cBqzVWChTdZMQSbqz1dzxvaepkd8u8K",
+	"KoN10HxMmK2pdfFCmozUa/vl+burroA/Z1svY/j5t43ra6vgdp6qQv+JTCkTVUFkHKHWkeAYzzpz0iKv",
+	"GoD31fGP0O/zkXT8tv0cPYIP2MP1c9T0/d7K8W6tHDco/aCnI2h+44qRVmNpze8PuVn/6xvR9Mvf9f+D",
+	"6P+qYHgk9e/xwR1BgM9JTwYK+NT8jgT+mEjgATp5evUKjhnuAhN01sTabky/2Gf2Wq1ZMCEV4w8nBMsi",
+	"d81aTMjvQ/BwpO9G6Clst/yVuLY9DQ02GtrzuCG2TZiwL9RDY+4ExJvjBIke5TDxPjmwbWLF8EKQHk7n",
+	"lPVuXwSVik0754cxLzhLyH63kMGQG2ti9WNbFsOqZ9vGTahrN8UMOgtTE+0phHGCJY/Y7vJyhnOSdgRJ",
+	"clIPk0JmHFx1GW+HhJECmxnpFILoFcLSROOgQXOkStoyTiApSskl8gW9Pe8fdy7f9l+00Q1ZWaTtjzXU",
+	"nxnqz7ThkldDZetebJd53orCgxYw2aCloPKgxbi0/z7QG0DyodrKAQNHP0iswzb6J7fpjhfX79B4ZTpP",
+	"xqt+fqVypol6CfPaY7unOWVxkWEy8W2q9eZahfoQc5xEX206CWGefbyVi01PZ0XmhXI25Ilvc+LafkjL",
+	"u0JCLeIP15inkgy6Q1eceybFua4Sd0qGu6fc+QmnqHJY1aEs22D5F9KTL1RI8biNapQ4cqAIylbr2KdS",
+	"LhHUeplwjRJjriEiiAWk5dUG9WdEnC4OadSE76gIVOGVfnxDQPk9y1ZGER2o43CoiM3VH21g7gCy0Q+9",
+	"2pRYXBmebUWa6paBz897PWkNpNmql2GNTBtBU+xrO/VJf2SOTXCWeZaCxVvAWPvtFqPYToRgwS14a6bu",
+	"MbJsbgpzDIVj9U3blzaFpO7VUIGvaOs8bXxqQ8YkgOtCCqEgT2ICcwuezN4gpd8A9zBinGu19isNKtBr",
+	"x5IRNtXlseFc3sHfdSVjjlnK52ZWByZjA734sY1edH784bAb7fOyplYSfnpjh9W1YWNls3VhQPXRT/3O",
+	"/+DOv446f+kO/1/nc1OZlxhay7T2obd8qYy1VcAvwiMvvCk8MhbMBZI3U+7rI+j7HeVK/Hi6bjiPp2T7",
+	"SsoXJsUgSLmwjP34evXxpJQWIbpxTlVS7SSofof/ftWsnRFJ6uLqBP4eF1ffrl9b2ahNzzt9Ulv9SP3B",
+	"LzgSRTLz931fHHZi26DFOay9lfviwRllawnlS6fvLLLHBuGckSYOqQD1yMUa0sM9219lUUQY73qRfjtM",
+	"dUGWGkittoNRbwwUQZKjG0IWd4RV67GJmlQhTHutGAKJzeJPg0gK4If026OS7zJnrzJHn/O4WnomNLM3",
+	"mWove4Uguej9XkAf9q/rnPDXguR98Eo+IDfDB66hEdHa2s5/Zx7SHS7MFWz7Vl7YDO/TeWO9AjRCNKnl",
+	"DRdGaQbbo2IL2XEvLvfFIue3McXR1794/rOCdczjfhAbLzHVBfPwG862Lw94PIWx7REzhZxQqgNNSb+f",
+	"uf2fuWPX7jU4dm+cLC8jqMjyZ1dP1NT/wgyKPGu9bvVaXz9//f8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -150,6 +150,34 @@ func (s *Server) Add3PID(ctx context.Context, req api.Add3PIDRequestObject) (api
 	return api.Add3PID200JSONResponse{}, nil
 }
 
+// Post3PIDs is the deprecated POST /_matrix/client/v3/account/3pid
+// (r0.6): adds the address a session this server validated proved, with
+// Synapse's semantics (its credentials as three_pid_creds, threePidCreds
+// or threepid_creds; bind and id_server ignored). It predates UIA.
+func (s *Server) Post3PIDs(ctx context.Context, req api.Post3PIDsRequestObject) (api.Post3PIDsResponseObject, error) {
+	who := requesterFrom(ctx)
+	if who.IsGuest {
+		return nil, matrix.ErrGuestForbidden
+	}
+	if !s.cfg.Enable3PIDChanges {
+		return nil, matrix.BadRequest(matrix.CodeForbidden, "3PID changes are disabled on this server")
+	}
+	creds := req.Body.ThreePidCreds
+	if creds == nil {
+		creds = req.Body.ThreePidCredsCamelCase
+	}
+	if creds == nil {
+		creds = req.Body.ThreepidCreds
+	}
+	if creds == nil || creds.Sid == nil || creds.ClientSecret == nil {
+		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing param three_pid_creds (sid and client_secret)")
+	}
+	if err := s.threepids.Bind(ctx, who.UserID, *creds.Sid, *creds.ClientSecret); err != nil {
+		return nil, err
+	}
+	return api.Post3PIDs200JSONResponse{}, nil
+}
+
 // Delete3pidFromAccount is POST /_matrix/client/v3/account/3pid/delete.
 // registrar binds nothing on identity servers, so there is nothing to
 // unbind: the result is success.

@@ -1,6 +1,7 @@
 package impl_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -343,4 +344,29 @@ func TestPhoneNumberDelegatedToIdentityServer(t *testing.T) {
 	if !strings.Contains(list.Raw, `"address":"447400123456"`) {
 		t.Fatalf("3pids %s", list.Raw)
 	}
+}
+
+// TestDeprecatedPostAccount3PID: older clients add a validated address
+// with POST /account/3pid and any of the spellings of its credentials.
+func TestDeprecatedPostAccount3PID(t *testing.T) {
+	sink := newSMTPSink(t)
+	env := newEnv(t, emailConfig(sink))
+	tok := env.register("oldclient", "pw-oldclient-1").str("access_token")
+	for i, key := range []string{"three_pid_creds", "threePidCreds", "threepid_creds"} {
+		secret := fmt.Sprintf("old%d", i)
+		address := fmt.Sprintf("old%d@example.org", i)
+		r := requestEmailToken(env, "/_matrix/client/v3/account/3pid/email/requestToken", secret, address, 1).expect(t, 200, "")
+		body := jsonBody(map[string]any{key: map[string]any{"sid": r.str("sid"), "client_secret": secret, "id_server": "id.example.org"}, "bind": true})
+		env.do("POST", "/_matrix/client/v3/account/3pid", body, bearer(tok)...).expect(t, 400, "M_THREEPID_AUTH_FAILED")
+		validateLink(t, env, sink.last(t).link(t))
+		env.do("POST", "/_matrix/client/v3/account/3pid", body, bearer(tok)...).expect(t, 200, "")
+		if list := env.do("GET", "/_matrix/client/v3/account/3pid", "", bearer(tok)...); !strings.Contains(list.Raw, address) {
+			t.Fatalf("%s: %s", key, list.Raw)
+		}
+	}
+	env.do("POST", "/_matrix/client/v3/account/3pid", `{}`, bearer(tok)...).expect(t, 400, "M_MISSING_PARAM")
+	env.do("POST", "/_matrix/client/v3/account/3pid", `{}`).expect(t, 401, "M_MISSING_TOKEN")
+	// The address logs in.
+	env.do("POST", loginURL, jsonBody(map[string]any{"type": "m.login.password", "medium": "email", "address": "old0@example.org",
+		"password": "pw-oldclient-1"})).expect(t, 200, "")
 }
