@@ -8,6 +8,7 @@ import (
 	"registrar/api"
 	"registrar/db"
 	"registrar/impl/matrix"
+	"registrar/impl/threepid"
 	"registrar/impl/web"
 )
 
@@ -90,13 +91,13 @@ func (s *Server) MsisdnValidationSubmit(ctx context.Context, req api.MsisdnValid
 		if err != nil {
 			return nil, err
 		}
-		return api.MsisdnValidationSubmit200JSONResponse{Success: ok}, nil
+		if !ok {
+			return nil, threepid.ErrBadLink
+		}
+		return api.MsisdnValidationSubmit200JSONResponse{Success: true}, nil
 	}
-	_, err := s.threepids.Submit(ctx, db.MediumMsisdn, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token))
-	if isTokenIncorrect(err) {
-		return api.MsisdnValidationSubmit200JSONResponse{Success: false}, nil
-	}
-	if err != nil {
+	// A wrong, used or expired code is 400 M_TOKEN_INCORRECT (Matrix v1.18).
+	if _, err := s.threepids.Submit(ctx, db.MediumMsisdn, b.Sid, b.ClientSecret, strings.TrimSpace(b.Token)); err != nil {
 		return nil, err
 	}
 	return api.MsisdnValidationSubmit200JSONResponse{Success: true}, nil
