@@ -368,3 +368,45 @@ func TestDeprecatedPostAccount3PID(t *testing.T) {
 	env.do("POST", loginURL, jsonBody(map[string]any{"type": "m.login.password", "medium": "email", "address": "old0@example.org",
 		"password": "pw-oldclient-1"})).expect(t, 200, "")
 }
+
+// TestValidateOnGet: by default opening the link validates nothing; with
+// email.validate_on_get, registration and add-3PID links validate when
+// opened (and redirect to next_link), while password reset links still
+// ask for the confirmation.
+func TestValidateOnGet(t *testing.T) {
+	sink := newSMTPSink(t)
+	off := newEnv(t, emailConfig(sink))
+	requestEmailToken(off, registerEmailURL, "g0", "g0@example.org", 1).expect(t, 200, "")
+	link := sink.last(t).link(t)
+	if _, page := off.page("GET", link, ""); !strings.Contains(page, `id="confirm"`) {
+		t.Fatalf("page %s", page)
+	}
+	u, _ := url.Parse(link)
+	if _, page := off.page("POST", u.Path, u.Query().Encode()); !strings.Contains(page, "has been validated") {
+		t.Fatal("the GET validated the link")
+	}
+
+	env := newEnv(t, emailConfig(sink), func(c *config.Config) { c.Email.ValidateOnGet = true })
+	requestEmailToken(env, registerEmailURL, "g1", "g1@example.org", 1).expect(t, 200, "")
+	if _, page := env.page("GET", sink.last(t).link(t), ""); !strings.Contains(page, "has been validated") {
+		t.Fatalf("registration link not validated on opening: %s", page)
+	}
+	env.do("POST", registerEmailURL, `{"client_secret":"g2","email":"g2@example.org","send_attempt":1,"next_link":"https://app.example.org/done"}`).expect(t, 200, "")
+	rec := httptest.NewRecorder()
+	env.server.ServeHTTP(rec, httptest.NewRequest("GET", sink.last(t).link(t), nil))
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") != "https://app.example.org/done" {
+		t.Fatalf("redirect %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	// A password reset link still needs the button.
+	tok := env.register("resetter", "pw-resetter-1").str("access_token")
+	r := requestEmailToken(env, "/_matrix/client/v3/account/3pid/email/requestToken", "g3", "g3@example.org", 1).expect(t, 200, "")
+	if _, page := env.page("GET", sink.last(t).link(t), ""); !strings.Contains(page, "has been validated") {
+		t.Fatal("add-3PID link not validated on opening")
+	}
+	env.do("POST", "/_matrix/client/v3/account/3pid/add", jsonBody(map[string]any{"sid": r.str("sid"), "client_secret": "g3",
+		"auth": passwordAuth("resetter", "pw-resetter-1", "")}), bearer(tok)...).expect(t, 200, "")
+	requestEmailToken(env, "/_matrix/client/v3/account/password/email/requestToken", "g4", "g3@example.org", 1).expect(t, 200, "")
+	if _, page := env.page("GET", sink.last(t).link(t), ""); !strings.Contains(page, `id="confirm"`) {
+		t.Fatalf("a password reset link validated on opening: %s", page)
+	}
+}

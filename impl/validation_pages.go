@@ -52,10 +52,24 @@ func renderValidation(name string, p validationPage) (*strings.Builder, error) {
 }
 
 // EmailValidationPage is GET /_matrix/client/unstable/registration/email/submit_token:
-// the page the emailed link opens. It changes nothing.
-func (s *Server) EmailValidationPage(_ context.Context, req api.EmailValidationPageRequestObject) (api.EmailValidationPageResponseObject, error) {
+// the page the emailed link opens, which changes nothing; with
+// email.validate_on_get, registration and add-3PID links validate here.
+func (s *Server) EmailValidationPage(ctx context.Context, req api.EmailValidationPageRequestObject) (api.EmailValidationPageResponseObject, error) {
+	p := req.Params
+	if s.cfg.Email != nil && s.cfg.Email.ValidateOnGet {
+		if purpose := s.threepids.Purpose(ctx, p.Sid); purpose == threepid.PurposeRegistration || purpose == threepid.PurposeAddThreepid {
+			next, page, err := s.validateEmail(ctx, p.Sid, p.ClientSecret, p.Token)
+			switch {
+			case err != nil:
+				return nil, err
+			case next != "":
+				return api.EmailValidationPage302Response{Headers: api.EmailValidationPage302ResponseHeaders{Location: &next}}, nil
+			}
+			return api.EmailValidationPage200TexthtmlResponse{Body: strings.NewReader(page.String()), ContentLength: int64(page.Len())}, nil
+		}
+	}
 	page, err := renderValidation("confirm", validationPage{Title: "Confirm your email address",
-		Sid: req.Params.Sid, ClientSecret: req.Params.ClientSecret, Token: req.Params.Token})
+		Sid: p.Sid, ClientSecret: p.ClientSecret, Token: p.Token})
 	if err != nil {
 		return nil, err
 	}
@@ -66,21 +80,31 @@ func (s *Server) EmailValidationPage(_ context.Context, req api.EmailValidationP
 // validates the session, then redirects to its next_link or shows the result.
 func (s *Server) EmailValidationSubmit(ctx context.Context, req api.EmailValidationSubmitRequestObject) (api.EmailValidationSubmitResponseObject, error) {
 	b := req.Body
-	sess, err := s.threepids.Submit(ctx, db.MediumEmail, b.Sid, b.ClientSecret, b.Token)
+	next, page, err := s.validateEmail(ctx, b.Sid, b.ClientSecret, b.Token)
+	switch {
+	case err != nil:
+		return nil, err
+	case next != "":
+		return api.EmailValidationSubmit302Response{Headers: api.EmailValidationSubmit302ResponseHeaders{Location: &next}}, nil
+	}
+	return api.EmailValidationSubmit200TexthtmlResponse{Body: strings.NewReader(page.String()), ContentLength: int64(page.Len())}, nil
+}
+
+// validateEmail submits an emailed token: the session's next_link to
+// redirect to, or the result page.
+func (s *Server) validateEmail(ctx context.Context, sid, clientSecret, token string) (string, *strings.Builder, error) {
+	sess, err := s.threepids.Submit(ctx, db.MediumEmail, sid, clientSecret, token)
 	msg := ""
 	switch {
 	case isTokenIncorrect(err):
 		msg = err.(*matrix.Error).Message
 	case err != nil:
-		return nil, err
+		return "", nil, err
 	case sess.NextLink != "" && web.SafeRedirect(sess.NextLink):
-		return api.EmailValidationSubmit302Response{Headers: api.EmailValidationSubmit302ResponseHeaders{Location: &sess.NextLink}}, nil
+		return sess.NextLink, nil, nil
 	}
 	page, err := renderValidation("result", validationPage{Title: "Email validation", Error: msg})
-	if err != nil {
-		return nil, err
-	}
-	return api.EmailValidationSubmit200TexthtmlResponse{Body: strings.NewReader(page.String()), ContentLength: int64(page.Len())}, nil
+	return "", page, err
 }
 
 // MsisdnValidationSubmit is POST /_matrix/client/unstable/add_threepid/msisdn/submit_token,

@@ -93,6 +93,7 @@ recaptcha_sitekey_class: g-recaptcha
 #  validation_token_lifetime: 1h
 #  send_timeout: 10s
 #  template_dir: /etc/registrar/templates   # registration.txt/.html, password_reset.*, add_threepid.*, already_in_use.*
+#  validate_on_get: false          # true: registration and add-3PID links validate when opened (Synapse)
 #  subjects:
 #    email_validation: "[%(server_name)s] Validate your email"
 #    password_reset: "[%(server_name)s] Password reset"

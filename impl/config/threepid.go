@@ -43,6 +43,10 @@ type Email struct {
 	// add_threepid and already_in_use.
 	TemplateDir string   `yaml:"template_dir"`
 	SendTimeout Duration `yaml:"send_timeout"`
+	// ValidateOnGet validates registration and add-3PID links when they
+	// are opened, as Synapse does; by default the link opens a page whose
+	// button validates, so that link scanners cannot validate for the user.
+	ValidateOnGet bool `yaml:"validate_on_get"`
 }
 
 // EmailSubjects are the subject lines; %(server_name)s and %(app)s are

@@ -388,6 +388,15 @@ var (
 	errTokenUsed = matrix.BadRequest(matrix.CodeTokenIncorrect, "This validation link has already been used.")
 )
 
+// Purpose is what a live validation session is for, or "".
+func (s *Service) Purpose(ctx context.Context, sid string) string {
+	sess, err := s.store.ThreepidSession(ctx, sid)
+	if err != nil {
+		return ""
+	}
+	return sess.Purpose
+}
+
 // Submit checks a validation token (constant-time comparisons, expiry)
 // and marks its session validated; each token validates once. A wrong,
 // expired or used token is 400 M_TOKEN_INCORRECT.
