@@ -3,7 +3,7 @@
 GO ?= go
 export CGO_ENABLED := 1
 
-.PHONY: generate check-generated build run test race vet bench
+.PHONY: generate check-generated build run test race vet bench jsclient
 
 ## generate: bundle spec/ and regenerate api/ (go generate)
 generate:
@@ -29,8 +29,19 @@ REGISTRAR_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disab
 REGISTRAR_TEST_REDIS ?= $(shell redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && echo 127.0.0.1:6379)
 export REGISTRAR_TEST_REDIS
 
+# matrix-js-sdk, pinned in its package-lock.json, for the client tests.
+JSCLIENT := cmd/registrar/testdata/jsclient
+
+## jsclient: install the pinned matrix-js-sdk the client tests run with node
+jsclient:
+	@if command -v npm >/dev/null 2>&1; then \
+		test -d $(JSCLIENT)/node_modules/matrix-js-sdk || npm ci --prefix $(JSCLIENT) --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "npm not found: the matrix-js-sdk client tests will skip"; \
+	fi
+
 ## test: run every test, on SQLite and (when it answers) on PostgreSQL
-test:
+test: jsclient
 	$(GO) test -count=1 ./...
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 		echo "== the suite again, on PostgreSQL"; \

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,70 +9,7 @@ import (
 	"maunium.net/go/mautrix"
 
 	"registrar/db"
-	"registrar/impl/config"
 )
-
-// mautrixServer starts the real server with the environment extra and
-// returns a mautrix client of it and the server's database.
-func mautrixServer(t *testing.T, extra map[string]string) (*mautrix.Client, *db.Store, map[string]string) {
-	t.Helper()
-	env := serverEnv(t)
-	env["REGISTRAR_ENABLE_REGISTRATION"] = "true"
-	env["REGISTRAR_ENABLE_REGISTRATION_WITHOUT_VERIFICATION"] = "true"
-	env["REGISTRAR_ALLOW_GUEST_ACCESS"] = "true"
-	env["REGISTRAR_PASSWORD_CONFIG__ARGON2__MEMORY_KIB"] = "64"
-	env["REGISTRAR_PASSWORD_CONFIG__ARGON2__ITERATIONS"] = "1"
-	// One client logs in more often than Synapse's rc_login allows.
-	env["REGISTRAR_RC_LOGIN__ADDRESS__BURST_COUNT"] = "100"
-	env["REGISTRAR_RC_LOGIN__ACCOUNT__BURST_COUNT"] = "100"
-	for k, v := range extra {
-		env[k] = v
-	}
-	addr := startServe(t, env)
-	cli, err := mautrix.NewClient("http://"+addr, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load("", envFrom(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := db.Open(context.Background(), cfg.DatabaseDSN(), db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	return cli, store, env
-}
-
-// uia makes a request of a User-Interactive Authentication endpoint
-// through mautrix: the first request gets the session, the second sends
-// auth with it.
-func uia(t *testing.T, cli *mautrix.Client, url string, body map[string]any, auth map[string]any) error {
-	t.Helper()
-	ctx := context.Background()
-	contents, err := cli.MakeRequest(ctx, http.MethodPost, url, body, nil)
-	var httpErr mautrix.HTTPError
-	if !errors.As(err, &httpErr) || httpErr.Response.StatusCode != 401 {
-		t.Fatalf("first request: want a 401 challenge, got %v", err)
-	}
-	var challenge mautrix.RespUserInteractive
-	if err := json.Unmarshal(contents, &challenge); err != nil || challenge.Session == "" {
-		t.Fatalf("challenge %q: %v", contents, err)
-	}
-	auth["session"] = challenge.Session
-	body["auth"] = auth
-	_, err = cli.MakeRequest(ctx, http.MethodPost, url, body, nil)
-	return err
-}
-
-func errcode(err error) string {
-	var httpErr mautrix.HTTPError
-	if errors.As(err, &httpErr) && httpErr.RespError != nil {
-		return httpErr.RespError.ErrCode
-	}
-	return ""
-}
 
 // TestMautrixClient drives the real server with mautrix-go through the
 // account's whole life, checking the server's state after each step.
@@ -248,12 +183,4 @@ func TestMautrixRegistersWithAToken(t *testing.T) {
 	if tok, _ := store.RegistrationToken(ctx, "invite-1"); tok.Completed != 1 || tok.Pending != 0 {
 		t.Fatalf("token accounting %+v", tok)
 	}
-}
-
-func stages(c *mautrix.RespUserInteractive) []string {
-	var out []string
-	for _, s := range c.Flows[0].Stages {
-		out = append(out, string(s))
-	}
-	return out
 }

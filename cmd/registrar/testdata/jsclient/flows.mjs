@@ -1,0 +1,134 @@
+// matrix-js-sdk flows against a running registrar, run by
+// cmd/registrar/jsclient_test.go:  node flows.mjs SCENARIO BASE_URL [ARG]
+// Each scenario throws (exit 1) on anything unexpected and prints one
+// JSON line of what it did, for the Go test to check on the server.
+import { createClient, InteractiveAuth, MatrixError } from "matrix-js-sdk";
+import { logger } from "matrix-js-sdk/lib/logger.js";
+
+logger.setLevel("silent");
+
+const [scenario, baseUrl, arg] = process.argv.slice(2);
+
+function check(cond, what) {
+  if (!cond) throw new Error("check failed: " + what);
+}
+
+async function expectError(promise, errcode, what) {
+  try {
+    await promise;
+  } catch (e) {
+    check(e instanceof MatrixError && e.errcode === errcode, `${what}: got ${e.errcode ?? e}, want ${errcode}`);
+    return e;
+  }
+  throw new Error(`${what}: succeeded, want ${errcode}`);
+}
+
+// register runs /register through InteractiveAuth: the dummy stage is
+// completed by the SDK, a registration token stage by stateUpdated.
+async function register(client, username, password, token) {
+  let ia;
+  ia = new InteractiveAuth({
+    matrixClient: client,
+    doRequest: (auth) => client.registerRequest({ username, password, auth: auth ?? undefined, initial_device_display_name: "js-sdk" }),
+    stateUpdated: (stage) => {
+      if (stage === "m.login.registration_token") {
+        ia.submitAuthDict({ type: stage, token, session: ia.getSessionId() });
+      }
+    },
+    requestEmailToken: async () => {
+      throw new Error("no email stage expected");
+    },
+  });
+  return ia.attemptAuth();
+}
+
+// reauthenticate runs an account operation that starts with "auth": null
+// (as matrix-js-sdk sends it) and then answers the password stage.
+async function reauthenticate(client, user, password, request) {
+  let ia;
+  ia = new InteractiveAuth({
+    matrixClient: client,
+    doRequest: (auth) => request(auth),
+    stateUpdated: (stage) => {
+      check(stage === "m.login.password", "stage " + stage);
+      ia.submitAuthDict({ type: stage, identifier: { type: "m.id.user", user }, password, session: ia.getSessionId() });
+    },
+    requestEmailToken: async () => {
+      throw new Error("no email stage expected");
+    },
+  });
+  return ia.attemptAuth();
+}
+
+function clientFor(creds, extra = {}) {
+  return createClient({ baseUrl, userId: creds.user_id, accessToken: creds.access_token, deviceId: creds.device_id, ...extra });
+}
+
+async function main() {
+  const anon = createClient({ baseUrl });
+  const out = {};
+  if (scenario === "account") {
+    check(await anon.isUsernameAvailable("carol"), "carol available");
+    const reg = await register(anon, "carol", "pw-carol-1");
+    check(reg.user_id.startsWith("@carol:") && reg.access_token, "registered " + reg.user_id);
+    check((await anon.isUsernameAvailable("carol")) === false, "carol taken");
+    const carol = clientFor(reg);
+    const who = await carol.whoami();
+    check(who.user_id === reg.user_id && who.device_id === reg.device_id, "whoami");
+
+    // A password change whose first request carries "auth": null.
+    await reauthenticate(carol, "carol", "pw-carol-1", (auth) => carol.setPassword(auth, "pw-carol-2", false));
+    await expectError(anon.loginWithPassword("carol", "pw-carol-1"), "M_FORBIDDEN", "old password");
+    const second = await anon.loginWithPassword("carol", "pw-carol-2");
+    check(second.user_id === reg.user_id, "new password logs in");
+    const secondClient = clientFor(second);
+    await secondClient.logout();
+    await expectError(secondClient.whoami(), "M_UNKNOWN_TOKEN", "token after logout");
+
+    // Deactivation, also starting with "auth": null.
+    await reauthenticate(carol, "carol", "pw-carol-2", (auth) => carol.deactivateAccount(auth, true));
+    await expectError(carol.whoami(), "M_UNKNOWN_TOKEN", "token after deactivation");
+    await expectError(anon.loginWithPassword("carol", "pw-carol-2"), "M_USER_DEACTIVATED", "login after deactivation");
+
+    const guest = await anon.registerGuest();
+    const g = clientFor(guest);
+    const gwho = await g.whoami();
+    check(gwho.user_id === guest.user_id && gwho.is_guest === true, "guest whoami");
+    out.user = reg.user_id;
+    out.guest = guest.user_id;
+  } else if (scenario === "token") {
+    const reg = await register(anon, "dave", "pw-dave-1", arg);
+    out.user = reg.user_id;
+  } else if (scenario === "refresh") {
+    // Access tokens live two seconds: the SDK refreshes on its own.
+    const login = await anon.loginRequest({ type: "m.login.password", identifier: { type: "m.id.user", user: arg },
+      password: "pw-" + arg, refresh_token: true });
+    check(login.refresh_token && login.expires_in_ms > 0, "login with a refresh token");
+    let refreshes = 0;
+    const refreshing = createClient({ baseUrl, userId: login.user_id, accessToken: login.access_token, refreshToken: login.refresh_token,
+      tokenRefreshFunction: async (refreshToken) => {
+        const r = await anon.refreshToken(refreshToken);
+        refreshes++;
+        return { accessToken: r.access_token, refreshToken: r.refresh_token, expiry: new Date(Date.now() + r.expires_in_ms) };
+      } });
+    await new Promise((r) => setTimeout(r, 2500));
+    const who = await refreshing.whoami();
+    check(who.user_id === login.user_id, "whoami after the refresh");
+    check(refreshes === 1, "refreshed " + refreshes + " times");
+    check(refreshing.getAccessToken() !== login.access_token, "a new access token");
+    // The spent refresh token does not work again.
+    await expectError(anon.refreshToken(login.refresh_token), "M_UNKNOWN_TOKEN", "reusing the first refresh token");
+    out.refreshes = refreshes;
+  } else {
+    throw new Error("unknown scenario " + scenario);
+  }
+  console.log(JSON.stringify(out));
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e instanceof MatrixError ? `${e.errcode}: ${e.message} (${e.httpStatus})` : e.stack ?? e);
+    process.exit(1);
+  },
+);
