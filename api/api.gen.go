@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -112,21 +113,227 @@ func (e RegisterParamsKind) Valid() bool {
 	}
 }
 
-// AdminUser A local account as the admin API shows it.
+// Defines values for ListUsersAdminV2ParamsOrderBy.
+const (
+	ListUsersAdminV2ParamsOrderByAdmin        ListUsersAdminV2ParamsOrderBy = "admin"
+	ListUsersAdminV2ParamsOrderByApproved     ListUsersAdminV2ParamsOrderBy = "approved"
+	ListUsersAdminV2ParamsOrderByAvatarUrl    ListUsersAdminV2ParamsOrderBy = "avatar_url"
+	ListUsersAdminV2ParamsOrderByCreationTs   ListUsersAdminV2ParamsOrderBy = "creation_ts"
+	ListUsersAdminV2ParamsOrderByDeactivated  ListUsersAdminV2ParamsOrderBy = "deactivated"
+	ListUsersAdminV2ParamsOrderByDisplayname  ListUsersAdminV2ParamsOrderBy = "displayname"
+	ListUsersAdminV2ParamsOrderByIsGuest      ListUsersAdminV2ParamsOrderBy = "is_guest"
+	ListUsersAdminV2ParamsOrderByLastSeenTs   ListUsersAdminV2ParamsOrderBy = "last_seen_ts"
+	ListUsersAdminV2ParamsOrderByLocked       ListUsersAdminV2ParamsOrderBy = "locked"
+	ListUsersAdminV2ParamsOrderByName         ListUsersAdminV2ParamsOrderBy = "name"
+	ListUsersAdminV2ParamsOrderByShadowBanned ListUsersAdminV2ParamsOrderBy = "shadow_banned"
+	ListUsersAdminV2ParamsOrderBySuspended    ListUsersAdminV2ParamsOrderBy = "suspended"
+	ListUsersAdminV2ParamsOrderByUserType     ListUsersAdminV2ParamsOrderBy = "user_type"
+)
+
+// Valid indicates whether the value is a known member of the ListUsersAdminV2ParamsOrderBy enum.
+func (e ListUsersAdminV2ParamsOrderBy) Valid() bool {
+	switch e {
+	case ListUsersAdminV2ParamsOrderByAdmin:
+		return true
+	case ListUsersAdminV2ParamsOrderByApproved:
+		return true
+	case ListUsersAdminV2ParamsOrderByAvatarUrl:
+		return true
+	case ListUsersAdminV2ParamsOrderByCreationTs:
+		return true
+	case ListUsersAdminV2ParamsOrderByDeactivated:
+		return true
+	case ListUsersAdminV2ParamsOrderByDisplayname:
+		return true
+	case ListUsersAdminV2ParamsOrderByIsGuest:
+		return true
+	case ListUsersAdminV2ParamsOrderByLastSeenTs:
+		return true
+	case ListUsersAdminV2ParamsOrderByLocked:
+		return true
+	case ListUsersAdminV2ParamsOrderByName:
+		return true
+	case ListUsersAdminV2ParamsOrderByShadowBanned:
+		return true
+	case ListUsersAdminV2ParamsOrderBySuspended:
+		return true
+	case ListUsersAdminV2ParamsOrderByUserType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListUsersAdminV2ParamsDir.
+const (
+	ListUsersAdminV2ParamsDirB ListUsersAdminV2ParamsDir = "b"
+	ListUsersAdminV2ParamsDirF ListUsersAdminV2ParamsDir = "f"
+)
+
+// Valid indicates whether the value is a known member of the ListUsersAdminV2ParamsDir enum.
+func (e ListUsersAdminV2ParamsDir) Valid() bool {
+	switch e {
+	case ListUsersAdminV2ParamsDirB:
+		return true
+	case ListUsersAdminV2ParamsDirF:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListUsersAdminV3ParamsOrderBy.
+const (
+	ListUsersAdminV3ParamsOrderByAdmin        ListUsersAdminV3ParamsOrderBy = "admin"
+	ListUsersAdminV3ParamsOrderByApproved     ListUsersAdminV3ParamsOrderBy = "approved"
+	ListUsersAdminV3ParamsOrderByAvatarUrl    ListUsersAdminV3ParamsOrderBy = "avatar_url"
+	ListUsersAdminV3ParamsOrderByCreationTs   ListUsersAdminV3ParamsOrderBy = "creation_ts"
+	ListUsersAdminV3ParamsOrderByDeactivated  ListUsersAdminV3ParamsOrderBy = "deactivated"
+	ListUsersAdminV3ParamsOrderByDisplayname  ListUsersAdminV3ParamsOrderBy = "displayname"
+	ListUsersAdminV3ParamsOrderByIsGuest      ListUsersAdminV3ParamsOrderBy = "is_guest"
+	ListUsersAdminV3ParamsOrderByLastSeenTs   ListUsersAdminV3ParamsOrderBy = "last_seen_ts"
+	ListUsersAdminV3ParamsOrderByLocked       ListUsersAdminV3ParamsOrderBy = "locked"
+	ListUsersAdminV3ParamsOrderByName         ListUsersAdminV3ParamsOrderBy = "name"
+	ListUsersAdminV3ParamsOrderByShadowBanned ListUsersAdminV3ParamsOrderBy = "shadow_banned"
+	ListUsersAdminV3ParamsOrderBySuspended    ListUsersAdminV3ParamsOrderBy = "suspended"
+	ListUsersAdminV3ParamsOrderByUserType     ListUsersAdminV3ParamsOrderBy = "user_type"
+)
+
+// Valid indicates whether the value is a known member of the ListUsersAdminV3ParamsOrderBy enum.
+func (e ListUsersAdminV3ParamsOrderBy) Valid() bool {
+	switch e {
+	case ListUsersAdminV3ParamsOrderByAdmin:
+		return true
+	case ListUsersAdminV3ParamsOrderByApproved:
+		return true
+	case ListUsersAdminV3ParamsOrderByAvatarUrl:
+		return true
+	case ListUsersAdminV3ParamsOrderByCreationTs:
+		return true
+	case ListUsersAdminV3ParamsOrderByDeactivated:
+		return true
+	case ListUsersAdminV3ParamsOrderByDisplayname:
+		return true
+	case ListUsersAdminV3ParamsOrderByIsGuest:
+		return true
+	case ListUsersAdminV3ParamsOrderByLastSeenTs:
+		return true
+	case ListUsersAdminV3ParamsOrderByLocked:
+		return true
+	case ListUsersAdminV3ParamsOrderByName:
+		return true
+	case ListUsersAdminV3ParamsOrderByShadowBanned:
+		return true
+	case ListUsersAdminV3ParamsOrderBySuspended:
+		return true
+	case ListUsersAdminV3ParamsOrderByUserType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListUsersAdminV3ParamsDir.
+const (
+	ListUsersAdminV3ParamsDirB ListUsersAdminV3ParamsDir = "b"
+	ListUsersAdminV3ParamsDirF ListUsersAdminV3ParamsDir = "f"
+)
+
+// Valid indicates whether the value is a known member of the ListUsersAdminV3ParamsDir enum.
+func (e ListUsersAdminV3ParamsDir) Valid() bool {
+	switch e {
+	case ListUsersAdminV3ParamsDirB:
+		return true
+	case ListUsersAdminV3ParamsDirF:
+		return true
+	default:
+		return false
+	}
+}
+
+// AccountModerationCapability Whether the user may lock and suspend accounts with
+// /_matrix/client/v1/admin/lock|suspend (Matrix v1.18); omitted when both
+// would be false.
+type AccountModerationCapability struct {
+	Lock    *bool `json:"lock,omitempty"`
+	Suspend *bool `json:"suspend,omitempty"`
+}
+
+// AdminDevice One of a user's devices, as the admin API shows it.
+type AdminDevice struct {
+	// Dehydrated Always false; registrar has no dehydrated devices.
+	Dehydrated *bool  `json:"dehydrated,omitempty"`
+	DeviceId   string `json:"device_id"`
+
+	// DisplayName Absent when no name has been set.
+	DisplayName *string `json:"display_name,omitempty"`
+
+	// LastSeenIp The address of the device's last request (recorded every few minutes).
+	LastSeenIp *string `json:"last_seen_ip,omitempty"`
+
+	// LastSeenTs When the device was last used, in ms since the epoch.
+	LastSeenTs *int64 `json:"last_seen_ts,omitempty"`
+
+	// LastSeenUserAgent The user agent of the device's last request.
+	LastSeenUserAgent *string `json:"last_seen_user_agent,omitempty"`
+	UserId            string  `json:"user_id"`
+}
+
+// AdminExternalID An identity at a single sign-on provider (registrar has none).
+type AdminExternalID struct {
+	AuthProvider string `json:"auth_provider"`
+	ExternalId   string `json:"external_id"`
+}
+
+// AdminThreepid An address bound to the account.
+type AdminThreepid struct {
+	AddedAt     int64  `json:"added_at"`
+	Address     string `json:"address"`
+	Medium      string `json:"medium"`
+	ValidatedAt int64  `json:"validated_at"`
+}
+
+// AdminUser A local account as the admin API shows it. The list of accounts leaves
+// threepids and external_ids out.
 type AdminUser struct {
-	Admin        bool                      `json:"admin"`
-	Approved     bool                      `json:"approved"`
-	AppserviceId nullable.Nullable[string] `json:"appservice_id,omitempty"`
+	Admin bool `json:"admin"`
+
+	// Approved Approved by an admin, or never awaiting approval (MSC3866).
+	Approved                bool                      `json:"approved"`
+	AppserviceId            nullable.Nullable[string] `json:"appservice_id,omitempty"`
+	AvatarUrl               nullable.Nullable[string] `json:"avatar_url,omitempty"`
+	ConsentServerNoticeSent nullable.Nullable[string] `json:"consent_server_notice_sent,omitempty"`
+	ConsentTs               nullable.Nullable[int64]  `json:"consent_ts,omitempty"`
+	ConsentVersion          nullable.Nullable[string] `json:"consent_version,omitempty"`
 
 	// CreationTs Creation time in ms since the epoch.
-	CreationTs  int64   `json:"creation_ts"`
-	Deactivated bool    `json:"deactivated"`
-	Displayname *string `json:"displayname,omitempty"`
-	Erased      *bool   `json:"erased,omitempty"`
-	IsGuest     bool    `json:"is_guest"`
+	CreationTs  int64                     `json:"creation_ts"`
+	Deactivated bool                      `json:"deactivated"`
+	Displayname nullable.Nullable[string] `json:"displayname,omitempty"`
+	Erased      bool                      `json:"erased"`
+
+	// ExternalIds Always empty; registrar has no single sign-on providers.
+	ExternalIds *[]AdminExternalID `json:"external_ids,omitempty"`
+	IsGuest     bool               `json:"is_guest"`
+
+	// LastSeenTs When one of the account's tokens was last used, in ms since the epoch (recorded every few minutes).
+	LastSeenTs nullable.Nullable[int64] `json:"last_seen_ts,omitempty"`
+
+	// Locked Locked (Matrix v1.12).
+	Locked bool `json:"locked"`
 
 	// Name The user ID.
 	Name string `json:"name"`
+
+	// ShadowBanned Always false; registrar has no shadow bans.
+	ShadowBanned bool `json:"shadow_banned"`
+
+	// Suspended Suspended (Matrix v1.13).
+	Suspended bool             `json:"suspended"`
+	Threepids *[]AdminThreepid `json:"threepids,omitempty"`
+
+	// UserType null for a normal user, or bot, support, or a configured extra type.
+	UserType nullable.Nullable[string] `json:"user_type"`
 }
 
 // AuthData Authentication data a client submits to the User-Interactive Authentication
@@ -205,6 +412,11 @@ type Capabilities struct {
 	// M3pidChanges A capability that is either enabled or not.
 	M3pidChanges *BooleanCapability `json:"m.3pid_changes,omitempty"`
 
+	// MAccountModeration Whether the user may lock and suspend accounts with
+	// /_matrix/client/v1/admin/lock|suspend (Matrix v1.18); omitted when both
+	// would be false.
+	MAccountModeration *AccountModerationCapability `json:"m.account_moderation,omitempty"`
+
 	// MChangePassword A capability that is either enabled or not.
 	MChangePassword *BooleanCapability `json:"m.change_password,omitempty"`
 
@@ -231,6 +443,21 @@ type DeprecatedThreepidCredentials struct {
 
 	// Sid The session identifier.
 	Sid *string `json:"sid,omitempty"`
+}
+
+// Device One of the user's devices.
+type Device struct {
+	// DeviceId The device's identifier.
+	DeviceId string `json:"device_id"`
+
+	// DisplayName The name the user gave the device; absent when none has been set.
+	DisplayName *string `json:"display_name,omitempty"`
+
+	// LastSeenIp The address the device was last used from (may be a few minutes out of date).
+	LastSeenIp *string `json:"last_seen_ip,omitempty"`
+
+	// LastSeenTs When the device was last used, in ms since the epoch (may be a few minutes out of date).
+	LastSeenTs *int64 `json:"last_seen_ts,omitempty"`
 }
 
 // DiscoveryInformation Client discovery information (.well-known/matrix/client and login's well_known).
@@ -443,6 +670,34 @@ type UserIdentifier struct {
 	User *string `json:"user,omitempty"`
 }
 
+// WhoisConnection An address and user agent a session was used from.
+type WhoisConnection struct {
+	Ip string `json:"ip"`
+
+	// LastSeen Last use in ms since the epoch.
+	LastSeen  int64  `json:"last_seen"`
+	UserAgent string `json:"user_agent"`
+}
+
+// WhoisDevice One device's sessions.
+type WhoisDevice struct {
+	// Sessions The device's sessions; registrar has one per device.
+	Sessions []WhoisSession `json:"sessions"`
+}
+
+// WhoisInfo Where and with what a user's devices were used.
+type WhoisInfo struct {
+	// Devices Each key is one of the user's device IDs.
+	Devices map[string]WhoisDevice `json:"devices"`
+	UserId  string                 `json:"user_id"`
+}
+
+// WhoisSession One session of a device.
+type WhoisSession struct {
+	// Connections Each address and user agent the session was used from, newest first.
+	Connections []WhoisConnection `json:"connections"`
+}
+
 // MsisdnValidationSubmitJSONBody defines parameters for MsisdnValidationSubmit.
 type MsisdnValidationSubmitJSONBody struct {
 	ClientSecret string `json:"client_secret"`
@@ -462,6 +717,16 @@ type EmailValidationSubmitFormdataBody struct {
 	ClientSecret string `form:"client_secret" json:"client_secret"`
 	Sid          string `form:"sid" json:"sid"`
 	Token        string `form:"token" json:"token"`
+}
+
+// SetAdminLockUserJSONBody defines parameters for SetAdminLockUser.
+type SetAdminLockUserJSONBody struct {
+	Locked bool `json:"locked"`
+}
+
+// SetAdminSuspendUserJSONBody defines parameters for SetAdminSuspendUser.
+type SetAdminSuspendUserJSONBody struct {
+	Suspended bool `json:"suspended"`
 }
 
 // GenerateLoginTokenJSONBody defines parameters for GenerateLoginToken.
@@ -586,6 +851,27 @@ type AuthFallbackSubmitParams struct {
 	Session string `form:"session" json:"session"`
 }
 
+// DeleteDevicesJSONBody defines parameters for DeleteDevices.
+type DeleteDevicesJSONBody struct {
+	// Auth Additional authentication information for the user-interactive authentication API.
+	Auth *AuthData `json:"auth,omitempty"`
+
+	// Devices The device IDs to delete.
+	Devices []string `json:"devices"`
+}
+
+// DeleteDeviceJSONBody defines parameters for DeleteDevice.
+type DeleteDeviceJSONBody struct {
+	// Auth Additional authentication information for the user-interactive authentication API.
+	Auth *AuthData `json:"auth,omitempty"`
+}
+
+// UpdateDeviceJSONBody defines parameters for UpdateDevice.
+type UpdateDeviceJSONBody struct {
+	// DisplayName The new display name.
+	DisplayName *string `json:"display_name,omitempty"`
+}
+
 // LoginJSONBody defines parameters for Login.
 type LoginJSONBody struct {
 	// Address Deprecated; a third-party identifier.
@@ -692,6 +978,12 @@ type CheckUsernameAvailabilityParams struct {
 	Username string `form:"username" json:"username"`
 }
 
+// DeactivateUserAdminJSONBody defines parameters for DeactivateUserAdmin.
+type DeactivateUserAdminJSONBody struct {
+	// Erase Also wipe the profile and mark the user erased (default false).
+	Erase *bool `json:"erase,omitempty"`
+}
+
 // RegisterWithSharedSecretJSONBody defines parameters for RegisterWithSharedSecret.
 type RegisterWithSharedSecretJSONBody struct {
 	Admin        *bool                     `json:"admin,omitempty"`
@@ -734,17 +1026,168 @@ type UpdateRegistrationTokenJSONBody struct {
 	UsesAllowed nullable.Nullable[int] `json:"uses_allowed,omitempty"`
 }
 
+// ResetPasswordAdminJSONBody defines parameters for ResetPasswordAdmin.
+type ResetPasswordAdminJSONBody struct {
+	// LogoutDevices Log every device out (default true).
+	LogoutDevices *bool  `json:"logout_devices,omitempty"`
+	NewPassword   string `json:"new_password"`
+}
+
+// UsernameAvailableAdminParams defines parameters for UsernameAvailableAdmin.
+type UsernameAvailableAdminParams struct {
+	Username string `form:"username" json:"username"`
+}
+
+// SetUserAdminStatusJSONBody defines parameters for SetUserAdminStatus.
+type SetUserAdminStatusJSONBody struct {
+	Admin bool `json:"admin"`
+}
+
+// LoginAsUserAdminJSONBody defines parameters for LoginAsUserAdmin.
+type LoginAsUserAdminJSONBody struct {
+	ValidUntilMs nullable.Nullable[int64] `json:"valid_until_ms,omitempty"`
+}
+
+// ListUsersAdminV2Params defines parameters for ListUsersAdminV2.
+type ListUsersAdminV2Params struct {
+	// From Offset in the list (next_token of the previous page); default 0.
+	From *int64 `form:"from,omitempty" json:"from,omitempty"`
+
+	// Limit Most accounts to return; default 100.
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// UserId Keeps user IDs containing this (ignored with name).
+	UserId *string `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Name Keeps accounts whose localpart or display name contains this.
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
+
+	// Guests false leaves guests out (default true).
+	Guests *bool `form:"guests,omitempty" json:"guests,omitempty"`
+
+	// Admins true keeps only admins, false leaves them out; absent keeps both.
+	Admins *bool `form:"admins,omitempty" json:"admins,omitempty"`
+
+	// Deactivated true includes deactivated accounts (default false).
+	Deactivated *bool `form:"deactivated,omitempty" json:"deactivated,omitempty"`
+
+	// Locked true includes locked accounts (default false).
+	Locked *bool `form:"locked,omitempty" json:"locked,omitempty"`
+
+	// Approved false keeps only accounts awaiting approval (default true, all).
+	Approved *bool `form:"approved,omitempty" json:"approved,omitempty"`
+
+	// UserTypes Keeps only these user types; "" is a normal user. Repeatable.
+	UserTypes *[]string `form:"user_types,omitempty" json:"user_types,omitempty"`
+
+	// NotUserType Leaves these user types out; "" is a normal user. Repeatable.
+	NotUserType *[]string `form:"not_user_type,omitempty" json:"not_user_type,omitempty"`
+
+	// OrderBy The order; ties go by ascending name.
+	OrderBy *ListUsersAdminV2ParamsOrderBy `form:"order_by,omitempty" json:"order_by,omitempty"`
+
+	// Dir f (forwards, the default) or b (backwards).
+	Dir *ListUsersAdminV2ParamsDir `form:"dir,omitempty" json:"dir,omitempty"`
+}
+
+// ListUsersAdminV2ParamsOrderBy defines parameters for ListUsersAdminV2.
+type ListUsersAdminV2ParamsOrderBy string
+
+// ListUsersAdminV2ParamsDir defines parameters for ListUsersAdminV2.
+type ListUsersAdminV2ParamsDir string
+
 // UpdateUserAdminJSONBody defines parameters for UpdateUserAdmin.
 type UpdateUserAdminJSONBody struct {
-	// Approved Approve (true) or un-approve an account awaiting approval.
-	Approved *bool `json:"approved,omitempty"`
+	Admin *bool `json:"admin,omitempty"`
+
+	// Approved Approve (true) or un-approve an account (MSC3866).
+	Approved      *bool                     `json:"approved,omitempty"`
+	AvatarUrl     *string                   `json:"avatar_url,omitempty"`
+	Deactivated   *bool                     `json:"deactivated,omitempty"`
+	Displayname   *string                   `json:"displayname,omitempty"`
+	ExternalIds   *[]map[string]interface{} `json:"external_ids,omitempty"`
+	Locked        *bool                     `json:"locked,omitempty"`
+	LogoutDevices *bool                     `json:"logout_devices,omitempty"`
+	Password      *string                   `json:"password,omitempty"`
+	Threepids     *[]struct {
+		Address string `json:"address"`
+		Medium  string `json:"medium"`
+	} `json:"threepids,omitempty"`
+
+	// UserType bot, support or an extra type; null makes a normal user.
+	UserType nullable.Nullable[string] `json:"user_type,omitempty"`
 }
+
+// DeleteDevicesAdminJSONBody defines parameters for DeleteDevicesAdmin.
+type DeleteDevicesAdminJSONBody struct {
+	Devices []string `json:"devices"`
+}
+
+// UpdateDeviceAdminJSONBody defines parameters for UpdateDeviceAdmin.
+type UpdateDeviceAdminJSONBody struct {
+	// DisplayName The new name; absent leaves it.
+	DisplayName *string `json:"display_name,omitempty"`
+}
+
+// ListUsersAdminV3Params defines parameters for ListUsersAdminV3.
+type ListUsersAdminV3Params struct {
+	// From Offset in the list (next_token of the previous page); default 0.
+	From *int64 `form:"from,omitempty" json:"from,omitempty"`
+
+	// Limit Most accounts to return; default 100.
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// UserId Keeps user IDs containing this (ignored with name).
+	UserId *string `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Name Keeps accounts whose localpart or display name contains this.
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
+
+	// Guests false leaves guests out (default true).
+	Guests *bool `form:"guests,omitempty" json:"guests,omitempty"`
+
+	// Admins true keeps only admins, false leaves them out; absent keeps both.
+	Admins *bool `form:"admins,omitempty" json:"admins,omitempty"`
+
+	// Deactivated true keeps only deactivated accounts, false leaves them out; absent keeps both.
+	Deactivated *bool `form:"deactivated,omitempty" json:"deactivated,omitempty"`
+
+	// Locked true includes locked accounts (default false).
+	Locked *bool `form:"locked,omitempty" json:"locked,omitempty"`
+
+	// Approved false keeps only accounts awaiting approval (default true, all).
+	Approved *bool `form:"approved,omitempty" json:"approved,omitempty"`
+
+	// UserTypes Keeps only these user types; "" is a normal user. Repeatable.
+	UserTypes *[]string `form:"user_types,omitempty" json:"user_types,omitempty"`
+
+	// NotUserType Leaves these user types out; "" is a normal user. Repeatable.
+	NotUserType *[]string `form:"not_user_type,omitempty" json:"not_user_type,omitempty"`
+
+	// OrderBy The order; ties go by ascending name.
+	OrderBy *ListUsersAdminV3ParamsOrderBy `form:"order_by,omitempty" json:"order_by,omitempty"`
+
+	// Dir f (forwards, the default) or b (backwards).
+	Dir *ListUsersAdminV3ParamsDir `form:"dir,omitempty" json:"dir,omitempty"`
+}
+
+// ListUsersAdminV3ParamsOrderBy defines parameters for ListUsersAdminV3.
+type ListUsersAdminV3ParamsOrderBy string
+
+// ListUsersAdminV3ParamsDir defines parameters for ListUsersAdminV3.
+type ListUsersAdminV3ParamsDir string
 
 // MsisdnValidationSubmitJSONRequestBody defines body for MsisdnValidationSubmit for application/json ContentType.
 type MsisdnValidationSubmitJSONRequestBody MsisdnValidationSubmitJSONBody
 
 // EmailValidationSubmitFormdataRequestBody defines body for EmailValidationSubmit for application/x-www-form-urlencoded ContentType.
 type EmailValidationSubmitFormdataRequestBody EmailValidationSubmitFormdataBody
+
+// SetAdminLockUserJSONRequestBody defines body for SetAdminLockUser for application/json ContentType.
+type SetAdminLockUserJSONRequestBody SetAdminLockUserJSONBody
+
+// SetAdminSuspendUserJSONRequestBody defines body for SetAdminSuspendUser for application/json ContentType.
+type SetAdminSuspendUserJSONRequestBody SetAdminSuspendUserJSONBody
 
 // GenerateLoginTokenJSONRequestBody defines body for GenerateLoginToken for application/json ContentType.
 type GenerateLoginTokenJSONRequestBody GenerateLoginTokenJSONBody
@@ -781,6 +1224,15 @@ type RequestTokenToResetPasswordMSISDNJSONRequestBody = MsisdnValidationRequest
 // AuthFallbackSubmitFormdataRequestBody defines body for AuthFallbackSubmit for application/x-www-form-urlencoded ContentType.
 type AuthFallbackSubmitFormdataRequestBody AuthFallbackSubmitFormdataBody
 
+// DeleteDevicesJSONRequestBody defines body for DeleteDevices for application/json ContentType.
+type DeleteDevicesJSONRequestBody DeleteDevicesJSONBody
+
+// DeleteDeviceJSONRequestBody defines body for DeleteDevice for application/json ContentType.
+type DeleteDeviceJSONRequestBody DeleteDeviceJSONBody
+
+// UpdateDeviceJSONRequestBody defines body for UpdateDevice for application/json ContentType.
+type UpdateDeviceJSONRequestBody UpdateDeviceJSONBody
+
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody LoginJSONBody
 
@@ -796,6 +1248,9 @@ type RequestTokenToRegisterEmailJSONRequestBody = EmailValidationRequest
 // RequestTokenToRegisterMSISDNJSONRequestBody defines body for RequestTokenToRegisterMSISDN for application/json ContentType.
 type RequestTokenToRegisterMSISDNJSONRequestBody = MsisdnValidationRequest
 
+// DeactivateUserAdminJSONRequestBody defines body for DeactivateUserAdmin for application/json ContentType.
+type DeactivateUserAdminJSONRequestBody DeactivateUserAdminJSONBody
+
 // RegisterWithSharedSecretJSONRequestBody defines body for RegisterWithSharedSecret for application/json ContentType.
 type RegisterWithSharedSecretJSONRequestBody RegisterWithSharedSecretJSONBody
 
@@ -805,8 +1260,23 @@ type CreateRegistrationTokenJSONRequestBody CreateRegistrationTokenJSONBody
 // UpdateRegistrationTokenJSONRequestBody defines body for UpdateRegistrationToken for application/json ContentType.
 type UpdateRegistrationTokenJSONRequestBody UpdateRegistrationTokenJSONBody
 
+// ResetPasswordAdminJSONRequestBody defines body for ResetPasswordAdmin for application/json ContentType.
+type ResetPasswordAdminJSONRequestBody ResetPasswordAdminJSONBody
+
+// SetUserAdminStatusJSONRequestBody defines body for SetUserAdminStatus for application/json ContentType.
+type SetUserAdminStatusJSONRequestBody SetUserAdminStatusJSONBody
+
+// LoginAsUserAdminJSONRequestBody defines body for LoginAsUserAdmin for application/json ContentType.
+type LoginAsUserAdminJSONRequestBody LoginAsUserAdminJSONBody
+
 // UpdateUserAdminJSONRequestBody defines body for UpdateUserAdmin for application/json ContentType.
 type UpdateUserAdminJSONRequestBody UpdateUserAdminJSONBody
+
+// DeleteDevicesAdminJSONRequestBody defines body for DeleteDevicesAdmin for application/json ContentType.
+type DeleteDevicesAdminJSONRequestBody DeleteDevicesAdminJSONBody
+
+// UpdateDeviceAdminJSONRequestBody defines body for UpdateDeviceAdmin for application/json ContentType.
+type UpdateDeviceAdminJSONRequestBody UpdateDeviceAdminJSONBody
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -822,6 +1292,18 @@ type ServerInterface interface {
 	// EmailValidationSubmit Validates the emailed token.
 	// (POST /_matrix/client/unstable/registration/email/submit_token)
 	EmailValidationSubmit(ctx echo.Context) error
+	// GetAdminLockUser Whether a local account is locked.
+	// (GET /_matrix/client/v1/admin/lock/{userId})
+	GetAdminLockUser(ctx echo.Context, userId string) error
+	// SetAdminLockUser Locks or unlocks a local account.
+	// (PUT /_matrix/client/v1/admin/lock/{userId})
+	SetAdminLockUser(ctx echo.Context, userId string) error
+	// GetAdminSuspendUser Whether a local account is suspended.
+	// (GET /_matrix/client/v1/admin/suspend/{userId})
+	GetAdminSuspendUser(ctx echo.Context, userId string) error
+	// SetAdminSuspendUser Suspends or unsuspends a local account.
+	// (PUT /_matrix/client/v1/admin/suspend/{userId})
+	SetAdminSuspendUser(ctx echo.Context, userId string) error
 	// GenerateLoginToken Generates a single-use, short-lived m.login.token token.
 	// (POST /_matrix/client/v1/login/get_token)
 	GenerateLoginToken(ctx echo.Context) error
@@ -863,6 +1345,9 @@ type ServerInterface interface {
 	// GetTokenOwner Gets information about the owner of an access token.
 	// (GET /_matrix/client/v3/account/whoami)
 	GetTokenOwner(ctx echo.Context) error
+	// GetWhoIs Where and with what a user's devices were used.
+	// (GET /_matrix/client/v3/admin/whois/{userId})
+	GetWhoIs(ctx echo.Context, userId string) error
 	// AuthFallbackPage Shows the page that performs the stage.
 	// (GET /_matrix/client/v3/auth/{authType}/fallback/web)
 	AuthFallbackPage(ctx echo.Context, authType string, params AuthFallbackPageParams) error
@@ -872,6 +1357,21 @@ type ServerInterface interface {
 	// GetCapabilities Gets the server's capabilities.
 	// (GET /_matrix/client/v3/capabilities)
 	GetCapabilities(ctx echo.Context) error
+	// DeleteDevices Deletes several of the user's devices and their tokens.
+	// (POST /_matrix/client/v3/delete_devices)
+	DeleteDevices(ctx echo.Context) error
+	// GetDevices Lists the user's devices.
+	// (GET /_matrix/client/v3/devices)
+	GetDevices(ctx echo.Context) error
+	// DeleteDevice Deletes one of the user's devices and its tokens.
+	// (DELETE /_matrix/client/v3/devices/{deviceId})
+	DeleteDevice(ctx echo.Context, deviceId string) error
+	// GetDevice Gets one of the user's devices.
+	// (GET /_matrix/client/v3/devices/{deviceId})
+	GetDevice(ctx echo.Context, deviceId string) error
+	// UpdateDevice Renames one of the user's devices; an application service may create one.
+	// (PUT /_matrix/client/v3/devices/{deviceId})
+	UpdateDevice(ctx echo.Context, deviceId string) error
 	// GetLoginFlows Gets the login types the server supports.
 	// (GET /_matrix/client/v3/login)
 	GetLoginFlows(ctx echo.Context) error
@@ -902,6 +1402,9 @@ type ServerInterface interface {
 	// GetVersions Gets the specification versions the server supports.
 	// (GET /_matrix/client/versions)
 	GetVersions(ctx echo.Context) error
+	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
+	// (POST /_synapse/admin/v1/deactivate/{userId})
+	DeactivateUserAdmin(ctx echo.Context, userId string) error
 	// GetRegistrationNonce Gets a single-use nonce for shared-secret registration.
 	// (GET /_synapse/admin/v1/register)
 	GetRegistrationNonce(ctx echo.Context) error
@@ -923,12 +1426,51 @@ type ServerInterface interface {
 	// UpdateRegistrationToken Updates a registration token's limits.
 	// (PUT /_synapse/admin/v1/registration_tokens/{token})
 	UpdateRegistrationToken(ctx echo.Context, token string) error
+	// ResetPasswordAdmin Sets a user's password.
+	// (POST /_synapse/admin/v1/reset_password/{userId})
+	ResetPasswordAdmin(ctx echo.Context, userId string) error
+	// UsernameAvailableAdmin Whether a username is valid and free, even with registration closed.
+	// (GET /_synapse/admin/v1/username_available)
+	UsernameAvailableAdmin(ctx echo.Context, params UsernameAvailableAdminParams) error
+	// GetUserAdminStatus Whether the user is a server admin.
+	// (GET /_synapse/admin/v1/users/{userId}/admin)
+	GetUserAdminStatus(ctx echo.Context, userId string) error
+	// SetUserAdminStatus Grants or revokes server admin; nobody demotes themselves.
+	// (PUT /_synapse/admin/v1/users/{userId}/admin)
+	SetUserAdminStatus(ctx echo.Context, userId string) error
+	// LoginAsUserAdmin An access token for the user, on the admin's behalf.
+	// (POST /_synapse/admin/v1/users/{userId}/login)
+	LoginAsUserAdmin(ctx echo.Context, userId string) error
+	// WhoisAdmin Where and with what the user's devices were used.
+	// (GET /_synapse/admin/v1/whois/{userId})
+	WhoisAdmin(ctx echo.Context, userId string) error
+	// ListUsersAdminV2 Lists local accounts, a page at a time.
+	// (GET /_synapse/admin/v2/users)
+	ListUsersAdminV2(ctx echo.Context, params ListUsersAdminV2Params) error
 	// GetUserAdmin Gets a local account.
 	// (GET /_synapse/admin/v2/users/{userId})
 	GetUserAdmin(ctx echo.Context, userId string) error
-	// UpdateUserAdmin Changes a local account; registrar supports approved.
+	// UpdateUserAdmin Creates (201) or changes (200) a local account.
 	// (PUT /_synapse/admin/v2/users/{userId})
 	UpdateUserAdmin(ctx echo.Context, userId string) error
+	// DeleteDevicesAdmin Deletes some of a user's devices and their tokens.
+	// (POST /_synapse/admin/v2/users/{userId}/delete_devices)
+	DeleteDevicesAdmin(ctx echo.Context, userId string) error
+	// ListDevicesAdmin Lists a user's devices.
+	// (GET /_synapse/admin/v2/users/{userId}/devices)
+	ListDevicesAdmin(ctx echo.Context, userId string) error
+	// DeleteDeviceAdmin Deletes one of a user's devices and its tokens.
+	// (DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId})
+	DeleteDeviceAdmin(ctx echo.Context, userId string, deviceId string) error
+	// GetDeviceAdmin Gets one of a user's devices.
+	// (GET /_synapse/admin/v2/users/{userId}/devices/{deviceId})
+	GetDeviceAdmin(ctx echo.Context, userId string, deviceId string) error
+	// UpdateDeviceAdmin Renames one of a user's devices.
+	// (PUT /_synapse/admin/v2/users/{userId}/devices/{deviceId})
+	UpdateDeviceAdmin(ctx echo.Context, userId string, deviceId string) error
+	// ListUsersAdminV3 Lists local accounts; deactivated filters both ways.
+	// (GET /_synapse/admin/v3/users)
+	ListUsersAdminV3(ctx echo.Context, params ListUsersAdminV3Params) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -992,6 +1534,70 @@ func (w *ServerInterfaceWrapper) EmailValidationSubmit(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.EmailValidationSubmit(ctx)
+	return err
+}
+
+// GetAdminLockUser converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAdminLockUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAdminLockUser(ctx, userId)
+	return err
+}
+
+// SetAdminLockUser converts echo context to params.
+func (w *ServerInterfaceWrapper) SetAdminLockUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SetAdminLockUser(ctx, userId)
+	return err
+}
+
+// GetAdminSuspendUser converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAdminSuspendUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAdminSuspendUser(ctx, userId)
+	return err
+}
+
+// SetAdminSuspendUser converts echo context to params.
+func (w *ServerInterfaceWrapper) SetAdminSuspendUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SetAdminSuspendUser(ctx, userId)
 	return err
 }
 
@@ -1121,6 +1727,22 @@ func (w *ServerInterfaceWrapper) GetTokenOwner(ctx echo.Context) error {
 	return err
 }
 
+// GetWhoIs converts echo context to params.
+func (w *ServerInterfaceWrapper) GetWhoIs(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetWhoIs(ctx, userId)
+	return err
+}
+
 // AuthFallbackPage converts echo context to params.
 func (w *ServerInterfaceWrapper) AuthFallbackPage(ctx echo.Context) error {
 	var err error
@@ -1177,6 +1799,72 @@ func (w *ServerInterfaceWrapper) GetCapabilities(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetCapabilities(ctx)
+	return err
+}
+
+// DeleteDevices converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteDevices(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteDevices(ctx)
+	return err
+}
+
+// GetDevices converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDevices(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDevices(ctx)
+	return err
+}
+
+// DeleteDevice converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteDevice(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "deviceId" -------------
+	var deviceId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "deviceId", ctx.Param("deviceId"), &deviceId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter deviceId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteDevice(ctx, deviceId)
+	return err
+}
+
+// GetDevice converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDevice(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "deviceId" -------------
+	var deviceId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "deviceId", ctx.Param("deviceId"), &deviceId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter deviceId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDevice(ctx, deviceId)
+	return err
+}
+
+// UpdateDevice converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateDevice(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "deviceId" -------------
+	var deviceId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "deviceId", ctx.Param("deviceId"), &deviceId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter deviceId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateDevice(ctx, deviceId)
 	return err
 }
 
@@ -1288,6 +1976,22 @@ func (w *ServerInterfaceWrapper) GetVersions(ctx echo.Context) error {
 	return err
 }
 
+// DeactivateUserAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) DeactivateUserAdmin(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeactivateUserAdmin(ctx, userId)
+	return err
+}
+
 // GetRegistrationNonce converts echo context to params.
 func (w *ServerInterfaceWrapper) GetRegistrationNonce(ctx echo.Context) error {
 	var err error
@@ -1381,6 +2085,206 @@ func (w *ServerInterfaceWrapper) UpdateRegistrationToken(ctx echo.Context) error
 	return err
 }
 
+// ResetPasswordAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) ResetPasswordAdmin(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ResetPasswordAdmin(ctx, userId)
+	return err
+}
+
+// UsernameAvailableAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) UsernameAvailableAdmin(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UsernameAvailableAdminParams
+	// ------------- Required query parameter "username" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "username", ctx.QueryParams(), &params.Username, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter username: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UsernameAvailableAdmin(ctx, params)
+	return err
+}
+
+// GetUserAdminStatus converts echo context to params.
+func (w *ServerInterfaceWrapper) GetUserAdminStatus(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetUserAdminStatus(ctx, userId)
+	return err
+}
+
+// SetUserAdminStatus converts echo context to params.
+func (w *ServerInterfaceWrapper) SetUserAdminStatus(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SetUserAdminStatus(ctx, userId)
+	return err
+}
+
+// LoginAsUserAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) LoginAsUserAdmin(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.LoginAsUserAdmin(ctx, userId)
+	return err
+}
+
+// WhoisAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) WhoisAdmin(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.WhoisAdmin(ctx, userId)
+	return err
+}
+
+// ListUsersAdminV2 converts echo context to params.
+func (w *ServerInterfaceWrapper) ListUsersAdminV2(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListUsersAdminV2Params
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name", ctx.QueryParams(), &params.Name, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// ------------- Optional query parameter "guests" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "guests", ctx.QueryParams(), &params.Guests, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter guests: %s", err))
+	}
+
+	// ------------- Optional query parameter "admins" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "admins", ctx.QueryParams(), &params.Admins, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter admins: %s", err))
+	}
+
+	// ------------- Optional query parameter "deactivated" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "deactivated", ctx.QueryParams(), &params.Deactivated, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter deactivated: %s", err))
+	}
+
+	// ------------- Optional query parameter "locked" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "locked", ctx.QueryParams(), &params.Locked, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter locked: %s", err))
+	}
+
+	// ------------- Optional query parameter "approved" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "approved", ctx.QueryParams(), &params.Approved, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter approved: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_types" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_types", ctx.QueryParams(), &params.UserTypes, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_types: %s", err))
+	}
+
+	// ------------- Optional query parameter "not_user_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "not_user_type", ctx.QueryParams(), &params.NotUserType, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter not_user_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "order_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "order_by", ctx.QueryParams(), &params.OrderBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter order_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "dir" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "dir", ctx.QueryParams(), &params.Dir, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter dir: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListUsersAdminV2(ctx, params)
+	return err
+}
+
 // GetUserAdmin converts echo context to params.
 func (w *ServerInterfaceWrapper) GetUserAdmin(ctx echo.Context) error {
 	var err error
@@ -1410,6 +2314,212 @@ func (w *ServerInterfaceWrapper) UpdateUserAdmin(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateUserAdmin(ctx, userId)
+	return err
+}
+
+// DeleteDevicesAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteDevicesAdmin(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteDevicesAdmin(ctx, userId)
+	return err
+}
+
+// ListDevicesAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDevicesAdmin(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDevicesAdmin(ctx, userId)
+	return err
+}
+
+// DeleteDeviceAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteDeviceAdmin(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// ------------- Path parameter "deviceId" -------------
+	var deviceId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "deviceId", ctx.Param("deviceId"), &deviceId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter deviceId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteDeviceAdmin(ctx, userId, deviceId)
+	return err
+}
+
+// GetDeviceAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDeviceAdmin(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// ------------- Path parameter "deviceId" -------------
+	var deviceId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "deviceId", ctx.Param("deviceId"), &deviceId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter deviceId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDeviceAdmin(ctx, userId, deviceId)
+	return err
+}
+
+// UpdateDeviceAdmin converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateDeviceAdmin(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// ------------- Path parameter "deviceId" -------------
+	var deviceId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "deviceId", ctx.Param("deviceId"), &deviceId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter deviceId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateDeviceAdmin(ctx, userId, deviceId)
+	return err
+}
+
+// ListUsersAdminV3 converts echo context to params.
+func (w *ServerInterfaceWrapper) ListUsersAdminV3(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListUsersAdminV3Params
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name", ctx.QueryParams(), &params.Name, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// ------------- Optional query parameter "guests" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "guests", ctx.QueryParams(), &params.Guests, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter guests: %s", err))
+	}
+
+	// ------------- Optional query parameter "admins" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "admins", ctx.QueryParams(), &params.Admins, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter admins: %s", err))
+	}
+
+	// ------------- Optional query parameter "deactivated" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "deactivated", ctx.QueryParams(), &params.Deactivated, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter deactivated: %s", err))
+	}
+
+	// ------------- Optional query parameter "locked" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "locked", ctx.QueryParams(), &params.Locked, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter locked: %s", err))
+	}
+
+	// ------------- Optional query parameter "approved" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "approved", ctx.QueryParams(), &params.Approved, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter approved: %s", err))
+	}
+
+	// ------------- Optional query parameter "user_types" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_types", ctx.QueryParams(), &params.UserTypes, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_types: %s", err))
+	}
+
+	// ------------- Optional query parameter "not_user_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "not_user_type", ctx.QueryParams(), &params.NotUserType, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter not_user_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "order_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "order_by", ctx.QueryParams(), &params.OrderBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter order_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "dir" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "dir", ctx.QueryParams(), &params.Dir, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter dir: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListUsersAdminV3(ctx, params)
 	return err
 }
 
@@ -1464,6 +2574,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_matrix/client/unstable/add_threepid/msisdn/submit_token", wrapper.MsisdnValidationSubmit, options.OperationMiddlewares["msisdnValidationSubmit"]...)
 	router.GET(options.BaseURL+"/_matrix/client/unstable/registration/email/submit_token", wrapper.EmailValidationPage, options.OperationMiddlewares["emailValidationPage"]...)
 	router.POST(options.BaseURL+"/_matrix/client/unstable/registration/email/submit_token", wrapper.EmailValidationSubmit, options.OperationMiddlewares["emailValidationSubmit"]...)
+	router.GET(options.BaseURL+"/_matrix/client/v1/admin/lock/:userId", wrapper.GetAdminLockUser, options.OperationMiddlewares["getAdminLockUser"]...)
+	router.PUT(options.BaseURL+"/_matrix/client/v1/admin/lock/:userId", wrapper.SetAdminLockUser, options.OperationMiddlewares["setAdminLockUser"]...)
+	router.GET(options.BaseURL+"/_matrix/client/v1/admin/suspend/:userId", wrapper.GetAdminSuspendUser, options.OperationMiddlewares["getAdminSuspendUser"]...)
+	router.PUT(options.BaseURL+"/_matrix/client/v1/admin/suspend/:userId", wrapper.SetAdminSuspendUser, options.OperationMiddlewares["setAdminSuspendUser"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v1/login/get_token", wrapper.GenerateLoginToken, options.OperationMiddlewares["generateLoginToken"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v1/register/m.login.registration_token/validity", wrapper.RegistrationTokenValidity, options.OperationMiddlewares["registrationTokenValidity"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/account/3pid", wrapper.GetAccount3PIDs, options.OperationMiddlewares["getAccount3PIDs"]...)
@@ -1477,9 +2591,15 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_matrix/client/v3/account/password/email/requestToken", wrapper.RequestTokenToResetPasswordEmail, options.OperationMiddlewares["requestTokenToResetPasswordEmail"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/account/password/msisdn/requestToken", wrapper.RequestTokenToResetPasswordMSISDN, options.OperationMiddlewares["requestTokenToResetPasswordMSISDN"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/account/whoami", wrapper.GetTokenOwner, options.OperationMiddlewares["getTokenOwner"]...)
+	router.GET(options.BaseURL+"/_matrix/client/v3/admin/whois/:userId", wrapper.GetWhoIs, options.OperationMiddlewares["getWhoIs"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/auth/:authType/fallback/web", wrapper.AuthFallbackPage, options.OperationMiddlewares["authFallbackPage"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/auth/:authType/fallback/web", wrapper.AuthFallbackSubmit, options.OperationMiddlewares["authFallbackSubmit"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/capabilities", wrapper.GetCapabilities, options.OperationMiddlewares["getCapabilities"]...)
+	router.POST(options.BaseURL+"/_matrix/client/v3/delete_devices", wrapper.DeleteDevices, options.OperationMiddlewares["deleteDevices"]...)
+	router.GET(options.BaseURL+"/_matrix/client/v3/devices", wrapper.GetDevices, options.OperationMiddlewares["getDevices"]...)
+	router.DELETE(options.BaseURL+"/_matrix/client/v3/devices/:deviceId", wrapper.DeleteDevice, options.OperationMiddlewares["deleteDevice"]...)
+	router.GET(options.BaseURL+"/_matrix/client/v3/devices/:deviceId", wrapper.GetDevice, options.OperationMiddlewares["getDevice"]...)
+	router.PUT(options.BaseURL+"/_matrix/client/v3/devices/:deviceId", wrapper.UpdateDevice, options.OperationMiddlewares["updateDevice"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/login", wrapper.GetLoginFlows, options.OperationMiddlewares["getLoginFlows"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/login", wrapper.Login, options.OperationMiddlewares["login"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
@@ -1490,6 +2610,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_matrix/client/v3/register/email/requestToken", wrapper.RequestTokenToRegisterEmail, options.OperationMiddlewares["requestTokenToRegisterEmail"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/register/msisdn/requestToken", wrapper.RequestTokenToRegisterMSISDN, options.OperationMiddlewares["requestTokenToRegisterMSISDN"]...)
 	router.GET(options.BaseURL+"/_matrix/client/versions", wrapper.GetVersions, options.OperationMiddlewares["getVersions"]...)
+	router.POST(options.BaseURL+"/_synapse/admin/v1/deactivate/:userId", wrapper.DeactivateUserAdmin, options.OperationMiddlewares["deactivateUserAdmin"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v1/register", wrapper.GetRegistrationNonce, options.OperationMiddlewares["getRegistrationNonce"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/register", wrapper.RegisterWithSharedSecret, options.OperationMiddlewares["registerWithSharedSecret"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v1/registration_tokens", wrapper.ListRegistrationTokens, options.OperationMiddlewares["listRegistrationTokens"]...)
@@ -1497,8 +2618,21 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/_synapse/admin/v1/registration_tokens/:token", wrapper.GetRegistrationToken, options.OperationMiddlewares["getRegistrationToken"]...)
 	router.PUT(options.BaseURL+"/_synapse/admin/v1/registration_tokens/:token", wrapper.UpdateRegistrationToken, options.OperationMiddlewares["updateRegistrationToken"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/registration_tokens/new", wrapper.CreateRegistrationToken, options.OperationMiddlewares["createRegistrationToken"]...)
+	router.POST(options.BaseURL+"/_synapse/admin/v1/reset_password/:userId", wrapper.ResetPasswordAdmin, options.OperationMiddlewares["resetPasswordAdmin"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v1/username_available", wrapper.UsernameAvailableAdmin, options.OperationMiddlewares["usernameAvailableAdmin"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v1/users/:userId/admin", wrapper.GetUserAdminStatus, options.OperationMiddlewares["getUserAdminStatus"]...)
+	router.PUT(options.BaseURL+"/_synapse/admin/v1/users/:userId/admin", wrapper.SetUserAdminStatus, options.OperationMiddlewares["setUserAdminStatus"]...)
+	router.POST(options.BaseURL+"/_synapse/admin/v1/users/:userId/login", wrapper.LoginAsUserAdmin, options.OperationMiddlewares["loginAsUserAdmin"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v1/whois/:userId", wrapper.WhoisAdmin, options.OperationMiddlewares["whoisAdmin"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v2/users", wrapper.ListUsersAdminV2, options.OperationMiddlewares["listUsersAdminV2"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v2/users/:userId", wrapper.GetUserAdmin, options.OperationMiddlewares["getUserAdmin"]...)
 	router.PUT(options.BaseURL+"/_synapse/admin/v2/users/:userId", wrapper.UpdateUserAdmin, options.OperationMiddlewares["updateUserAdmin"]...)
+	router.POST(options.BaseURL+"/_synapse/admin/v2/users/:userId/delete_devices", wrapper.DeleteDevicesAdmin, options.OperationMiddlewares["deleteDevicesAdmin"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v2/users/:userId/devices", wrapper.ListDevicesAdmin, options.OperationMiddlewares["listDevicesAdmin"]...)
+	router.DELETE(options.BaseURL+"/_synapse/admin/v2/users/:userId/devices/:deviceId", wrapper.DeleteDeviceAdmin, options.OperationMiddlewares["deleteDeviceAdmin"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v2/users/:userId/devices/:deviceId", wrapper.GetDeviceAdmin, options.OperationMiddlewares["getDeviceAdmin"]...)
+	router.PUT(options.BaseURL+"/_synapse/admin/v2/users/:userId/devices/:deviceId", wrapper.UpdateDeviceAdmin, options.OperationMiddlewares["updateDeviceAdmin"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v3/users", wrapper.ListUsersAdminV3, options.OperationMiddlewares["listUsersAdminV3"]...)
 
 }
 
@@ -1661,6 +2795,272 @@ func (response EmailValidationSubmit302Response) VisitEmailValidationSubmitRespo
 	}
 	w.WriteHeader(302)
 	return nil
+}
+
+type GetAdminLockUserRequestObject struct {
+	UserId string `json:"userId"`
+}
+
+type GetAdminLockUserResponseObject interface {
+	VisitGetAdminLockUserResponse(w http.ResponseWriter) error
+}
+
+type GetAdminLockUser200JSONResponse struct {
+	Locked bool `json:"locked"`
+}
+
+func (response GetAdminLockUser200JSONResponse) VisitGetAdminLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminLockUser400JSONResponse Error
+
+func (response GetAdminLockUser400JSONResponse) VisitGetAdminLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminLockUser403JSONResponse Error
+
+func (response GetAdminLockUser403JSONResponse) VisitGetAdminLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminLockUser404JSONResponse Error
+
+func (response GetAdminLockUser404JSONResponse) VisitGetAdminLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetAdminLockUserRequestObject struct {
+	UserId string `json:"userId"`
+	Body   *SetAdminLockUserJSONRequestBody
+}
+
+type SetAdminLockUserResponseObject interface {
+	VisitSetAdminLockUserResponse(w http.ResponseWriter) error
+}
+
+type SetAdminLockUser200JSONResponse struct {
+	Locked bool `json:"locked"`
+}
+
+func (response SetAdminLockUser200JSONResponse) VisitSetAdminLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetAdminLockUser400JSONResponse Error
+
+func (response SetAdminLockUser400JSONResponse) VisitSetAdminLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetAdminLockUser403JSONResponse Error
+
+func (response SetAdminLockUser403JSONResponse) VisitSetAdminLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetAdminLockUser404JSONResponse Error
+
+func (response SetAdminLockUser404JSONResponse) VisitSetAdminLockUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminSuspendUserRequestObject struct {
+	UserId string `json:"userId"`
+}
+
+type GetAdminSuspendUserResponseObject interface {
+	VisitGetAdminSuspendUserResponse(w http.ResponseWriter) error
+}
+
+type GetAdminSuspendUser200JSONResponse struct {
+	Suspended bool `json:"suspended"`
+}
+
+func (response GetAdminSuspendUser200JSONResponse) VisitGetAdminSuspendUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminSuspendUser400JSONResponse Error
+
+func (response GetAdminSuspendUser400JSONResponse) VisitGetAdminSuspendUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminSuspendUser403JSONResponse Error
+
+func (response GetAdminSuspendUser403JSONResponse) VisitGetAdminSuspendUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminSuspendUser404JSONResponse Error
+
+func (response GetAdminSuspendUser404JSONResponse) VisitGetAdminSuspendUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetAdminSuspendUserRequestObject struct {
+	UserId string `json:"userId"`
+	Body   *SetAdminSuspendUserJSONRequestBody
+}
+
+type SetAdminSuspendUserResponseObject interface {
+	VisitSetAdminSuspendUserResponse(w http.ResponseWriter) error
+}
+
+type SetAdminSuspendUser200JSONResponse struct {
+	Suspended bool `json:"suspended"`
+}
+
+func (response SetAdminSuspendUser200JSONResponse) VisitSetAdminSuspendUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetAdminSuspendUser400JSONResponse Error
+
+func (response SetAdminSuspendUser400JSONResponse) VisitSetAdminSuspendUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetAdminSuspendUser403JSONResponse Error
+
+func (response SetAdminSuspendUser403JSONResponse) VisitSetAdminSuspendUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetAdminSuspendUser404JSONResponse Error
+
+func (response SetAdminSuspendUser404JSONResponse) VisitSetAdminSuspendUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type GenerateLoginTokenRequestObject struct {
@@ -2311,6 +3711,56 @@ func (response GetTokenOwner429JSONResponse) VisitGetTokenOwnerResponse(w http.R
 	return err
 }
 
+type GetWhoIsRequestObject struct {
+	UserId string `json:"userId"`
+}
+
+type GetWhoIsResponseObject interface {
+	VisitGetWhoIsResponse(w http.ResponseWriter) error
+}
+
+type GetWhoIs200JSONResponse WhoisInfo
+
+func (response GetWhoIs200JSONResponse) VisitGetWhoIsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWhoIs403JSONResponse Error
+
+func (response GetWhoIs403JSONResponse) VisitGetWhoIsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWhoIs404JSONResponse Error
+
+func (response GetWhoIs404JSONResponse) VisitGetWhoIsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AuthFallbackPageRequestObject struct {
 	AuthType string `json:"authType"`
 	Params   AuthFallbackPageParams
@@ -2460,6 +3910,203 @@ func (response GetCapabilities429JSONResponse) VisitGetCapabilitiesResponse(w ht
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDevicesRequestObject struct {
+	Body *DeleteDevicesJSONRequestBody
+}
+
+type DeleteDevicesResponseObject interface {
+	VisitDeleteDevicesResponse(w http.ResponseWriter) error
+}
+
+type DeleteDevices200JSONResponse EmptyObject
+
+func (response DeleteDevices200JSONResponse) VisitDeleteDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDevices401JSONResponse AuthResponse
+
+func (response DeleteDevices401JSONResponse) VisitDeleteDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDevicesRequestObject struct {
+}
+
+type GetDevicesResponseObject interface {
+	VisitGetDevicesResponse(w http.ResponseWriter) error
+}
+
+type GetDevices200JSONResponse struct {
+	Devices []Device `json:"devices"`
+}
+
+func (response GetDevices200JSONResponse) VisitGetDevicesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDeviceRequestObject struct {
+	DeviceId string `json:"deviceId"`
+	Body     *DeleteDeviceJSONRequestBody
+}
+
+type DeleteDeviceResponseObject interface {
+	VisitDeleteDeviceResponse(w http.ResponseWriter) error
+}
+
+type DeleteDevice200JSONResponse EmptyObject
+
+func (response DeleteDevice200JSONResponse) VisitDeleteDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDevice401JSONResponse AuthResponse
+
+func (response DeleteDevice401JSONResponse) VisitDeleteDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDeviceRequestObject struct {
+	DeviceId string `json:"deviceId"`
+}
+
+type GetDeviceResponseObject interface {
+	VisitGetDeviceResponse(w http.ResponseWriter) error
+}
+
+type GetDevice200JSONResponse Device
+
+func (response GetDevice200JSONResponse) VisitGetDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDevice404JSONResponse Error
+
+func (response GetDevice404JSONResponse) VisitGetDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDeviceRequestObject struct {
+	DeviceId string `json:"deviceId"`
+	Body     *UpdateDeviceJSONRequestBody
+}
+
+type UpdateDeviceResponseObject interface {
+	VisitUpdateDeviceResponse(w http.ResponseWriter) error
+}
+
+type UpdateDevice200JSONResponse EmptyObject
+
+func (response UpdateDevice200JSONResponse) VisitUpdateDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDevice201JSONResponse EmptyObject
+
+func (response UpdateDevice201JSONResponse) VisitUpdateDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDevice403JSONResponse Error
+
+func (response UpdateDevice403JSONResponse) VisitUpdateDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDevice404JSONResponse Error
+
+func (response UpdateDevice404JSONResponse) VisitUpdateDeviceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2971,6 +4618,73 @@ func (response GetVersions200JSONResponse) VisitGetVersionsResponse(w http.Respo
 	return err
 }
 
+type DeactivateUserAdminRequestObject struct {
+	UserId string `json:"userId"`
+	Body   *DeactivateUserAdminJSONRequestBody
+}
+
+type DeactivateUserAdminResponseObject interface {
+	VisitDeactivateUserAdminResponse(w http.ResponseWriter) error
+}
+
+type DeactivateUserAdmin200JSONResponse struct {
+	IdServerUnbindResult string `json:"id_server_unbind_result"`
+}
+
+func (response DeactivateUserAdmin200JSONResponse) VisitDeactivateUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeactivateUserAdmin400JSONResponse Error
+
+func (response DeactivateUserAdmin400JSONResponse) VisitDeactivateUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeactivateUserAdmin403JSONResponse Error
+
+func (response DeactivateUserAdmin403JSONResponse) VisitDeactivateUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeactivateUserAdmin404JSONResponse Error
+
+func (response DeactivateUserAdmin404JSONResponse) VisitDeactivateUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetRegistrationNonceRequestObject struct {
 }
 
@@ -3316,6 +5030,442 @@ func (response UpdateRegistrationToken404JSONResponse) VisitUpdateRegistrationTo
 	return err
 }
 
+type ResetPasswordAdminRequestObject struct {
+	UserId string `json:"userId"`
+	Body   *ResetPasswordAdminJSONRequestBody
+}
+
+type ResetPasswordAdminResponseObject interface {
+	VisitResetPasswordAdminResponse(w http.ResponseWriter) error
+}
+
+type ResetPasswordAdmin200JSONResponse EmptyObject
+
+func (response ResetPasswordAdmin200JSONResponse) VisitResetPasswordAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPasswordAdmin400JSONResponse Error
+
+func (response ResetPasswordAdmin400JSONResponse) VisitResetPasswordAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPasswordAdmin403JSONResponse Error
+
+func (response ResetPasswordAdmin403JSONResponse) VisitResetPasswordAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPasswordAdmin404JSONResponse Error
+
+func (response ResetPasswordAdmin404JSONResponse) VisitResetPasswordAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UsernameAvailableAdminRequestObject struct {
+	Params UsernameAvailableAdminParams
+}
+
+type UsernameAvailableAdminResponseObject interface {
+	VisitUsernameAvailableAdminResponse(w http.ResponseWriter) error
+}
+
+type UsernameAvailableAdmin200JSONResponse struct {
+	Available bool `json:"available"`
+}
+
+func (response UsernameAvailableAdmin200JSONResponse) VisitUsernameAvailableAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UsernameAvailableAdmin400JSONResponse Error
+
+func (response UsernameAvailableAdmin400JSONResponse) VisitUsernameAvailableAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UsernameAvailableAdmin403JSONResponse Error
+
+func (response UsernameAvailableAdmin403JSONResponse) VisitUsernameAvailableAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUserAdminStatusRequestObject struct {
+	UserId string `json:"userId"`
+}
+
+type GetUserAdminStatusResponseObject interface {
+	VisitGetUserAdminStatusResponse(w http.ResponseWriter) error
+}
+
+type GetUserAdminStatus200JSONResponse struct {
+	Admin bool `json:"admin"`
+}
+
+func (response GetUserAdminStatus200JSONResponse) VisitGetUserAdminStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUserAdminStatus400JSONResponse Error
+
+func (response GetUserAdminStatus400JSONResponse) VisitGetUserAdminStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUserAdminStatus403JSONResponse Error
+
+func (response GetUserAdminStatus403JSONResponse) VisitGetUserAdminStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUserAdminStatus404JSONResponse Error
+
+func (response GetUserAdminStatus404JSONResponse) VisitGetUserAdminStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetUserAdminStatusRequestObject struct {
+	UserId string `json:"userId"`
+	Body   *SetUserAdminStatusJSONRequestBody
+}
+
+type SetUserAdminStatusResponseObject interface {
+	VisitSetUserAdminStatusResponse(w http.ResponseWriter) error
+}
+
+type SetUserAdminStatus200JSONResponse EmptyObject
+
+func (response SetUserAdminStatus200JSONResponse) VisitSetUserAdminStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetUserAdminStatus400JSONResponse Error
+
+func (response SetUserAdminStatus400JSONResponse) VisitSetUserAdminStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetUserAdminStatus403JSONResponse Error
+
+func (response SetUserAdminStatus403JSONResponse) VisitSetUserAdminStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetUserAdminStatus404JSONResponse Error
+
+func (response SetUserAdminStatus404JSONResponse) VisitSetUserAdminStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LoginAsUserAdminRequestObject struct {
+	UserId string `json:"userId"`
+	Body   *LoginAsUserAdminJSONRequestBody
+}
+
+type LoginAsUserAdminResponseObject interface {
+	VisitLoginAsUserAdminResponse(w http.ResponseWriter) error
+}
+
+type LoginAsUserAdmin200JSONResponse struct {
+	AccessToken string `json:"access_token"`
+}
+
+func (response LoginAsUserAdmin200JSONResponse) VisitLoginAsUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LoginAsUserAdmin400JSONResponse Error
+
+func (response LoginAsUserAdmin400JSONResponse) VisitLoginAsUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LoginAsUserAdmin403JSONResponse Error
+
+func (response LoginAsUserAdmin403JSONResponse) VisitLoginAsUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LoginAsUserAdmin404JSONResponse Error
+
+func (response LoginAsUserAdmin404JSONResponse) VisitLoginAsUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WhoisAdminRequestObject struct {
+	UserId string `json:"userId"`
+}
+
+type WhoisAdminResponseObject interface {
+	VisitWhoisAdminResponse(w http.ResponseWriter) error
+}
+
+type WhoisAdmin200JSONResponse WhoisInfo
+
+func (response WhoisAdmin200JSONResponse) VisitWhoisAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WhoisAdmin400JSONResponse Error
+
+func (response WhoisAdmin400JSONResponse) VisitWhoisAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WhoisAdmin403JSONResponse Error
+
+func (response WhoisAdmin403JSONResponse) VisitWhoisAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WhoisAdmin404JSONResponse Error
+
+func (response WhoisAdmin404JSONResponse) VisitWhoisAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsersAdminV2RequestObject struct {
+	Params ListUsersAdminV2Params
+}
+
+type ListUsersAdminV2ResponseObject interface {
+	VisitListUsersAdminV2Response(w http.ResponseWriter) error
+}
+
+type ListUsersAdminV2200JSONResponse struct {
+	// NextToken from for the next page; absent on the last page.
+	NextToken *string `json:"next_token,omitempty"`
+
+	// Total How many accounts the filters keep.
+	Total int64       `json:"total"`
+	Users []AdminUser `json:"users"`
+}
+
+func (response ListUsersAdminV2200JSONResponse) VisitListUsersAdminV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsersAdminV2400JSONResponse Error
+
+func (response ListUsersAdminV2400JSONResponse) VisitListUsersAdminV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsersAdminV2403JSONResponse Error
+
+func (response ListUsersAdminV2403JSONResponse) VisitListUsersAdminV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetUserAdminRequestObject struct {
 	UserId string `json:"userId"`
 }
@@ -3334,6 +5484,20 @@ func (response GetUserAdmin200JSONResponse) VisitGetUserAdminResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetUserAdmin400JSONResponse Error
+
+func (response GetUserAdmin400JSONResponse) VisitGetUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3389,6 +5553,34 @@ func (response UpdateUserAdmin200JSONResponse) VisitUpdateUserAdminResponse(w ht
 	return err
 }
 
+type UpdateUserAdmin201JSONResponse AdminUser
+
+func (response UpdateUserAdmin201JSONResponse) VisitUpdateUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUserAdmin400JSONResponse Error
+
+func (response UpdateUserAdmin400JSONResponse) VisitUpdateUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateUserAdmin403JSONResponse Error
 
 func (response UpdateUserAdmin403JSONResponse) VisitUpdateUserAdminResponse(w http.ResponseWriter) error {
@@ -3403,9 +5595,74 @@ func (response UpdateUserAdmin403JSONResponse) VisitUpdateUserAdminResponse(w ht
 	return err
 }
 
-type UpdateUserAdmin404JSONResponse Error
+type UpdateUserAdmin409JSONResponse Error
 
-func (response UpdateUserAdmin404JSONResponse) VisitUpdateUserAdminResponse(w http.ResponseWriter) error {
+func (response UpdateUserAdmin409JSONResponse) VisitUpdateUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDevicesAdminRequestObject struct {
+	UserId string `json:"userId"`
+	Body   *DeleteDevicesAdminJSONRequestBody
+}
+
+type DeleteDevicesAdminResponseObject interface {
+	VisitDeleteDevicesAdminResponse(w http.ResponseWriter) error
+}
+
+type DeleteDevicesAdmin200JSONResponse EmptyObject
+
+func (response DeleteDevicesAdmin200JSONResponse) VisitDeleteDevicesAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDevicesAdmin400JSONResponse Error
+
+func (response DeleteDevicesAdmin400JSONResponse) VisitDeleteDevicesAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDevicesAdmin403JSONResponse Error
+
+func (response DeleteDevicesAdmin403JSONResponse) VisitDeleteDevicesAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDevicesAdmin404JSONResponse Error
+
+func (response DeleteDevicesAdmin404JSONResponse) VisitDeleteDevicesAdminResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -3413,6 +5670,326 @@ func (response UpdateUserAdmin404JSONResponse) VisitUpdateUserAdminResponse(w ht
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDevicesAdminRequestObject struct {
+	UserId string `json:"userId"`
+}
+
+type ListDevicesAdminResponseObject interface {
+	VisitListDevicesAdminResponse(w http.ResponseWriter) error
+}
+
+type ListDevicesAdmin200JSONResponse struct {
+	Devices []AdminDevice `json:"devices"`
+	Total   int           `json:"total"`
+}
+
+func (response ListDevicesAdmin200JSONResponse) VisitListDevicesAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDevicesAdmin400JSONResponse Error
+
+func (response ListDevicesAdmin400JSONResponse) VisitListDevicesAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDevicesAdmin403JSONResponse Error
+
+func (response ListDevicesAdmin403JSONResponse) VisitListDevicesAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDevicesAdmin404JSONResponse Error
+
+func (response ListDevicesAdmin404JSONResponse) VisitListDevicesAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDeviceAdminRequestObject struct {
+	UserId   string `json:"userId"`
+	DeviceId string `json:"deviceId"`
+}
+
+type DeleteDeviceAdminResponseObject interface {
+	VisitDeleteDeviceAdminResponse(w http.ResponseWriter) error
+}
+
+type DeleteDeviceAdmin200JSONResponse EmptyObject
+
+func (response DeleteDeviceAdmin200JSONResponse) VisitDeleteDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDeviceAdmin400JSONResponse Error
+
+func (response DeleteDeviceAdmin400JSONResponse) VisitDeleteDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDeviceAdmin403JSONResponse Error
+
+func (response DeleteDeviceAdmin403JSONResponse) VisitDeleteDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteDeviceAdmin404JSONResponse Error
+
+func (response DeleteDeviceAdmin404JSONResponse) VisitDeleteDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDeviceAdminRequestObject struct {
+	UserId   string `json:"userId"`
+	DeviceId string `json:"deviceId"`
+}
+
+type GetDeviceAdminResponseObject interface {
+	VisitGetDeviceAdminResponse(w http.ResponseWriter) error
+}
+
+type GetDeviceAdmin200JSONResponse AdminDevice
+
+func (response GetDeviceAdmin200JSONResponse) VisitGetDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDeviceAdmin400JSONResponse Error
+
+func (response GetDeviceAdmin400JSONResponse) VisitGetDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDeviceAdmin403JSONResponse Error
+
+func (response GetDeviceAdmin403JSONResponse) VisitGetDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDeviceAdmin404JSONResponse Error
+
+func (response GetDeviceAdmin404JSONResponse) VisitGetDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDeviceAdminRequestObject struct {
+	UserId   string `json:"userId"`
+	DeviceId string `json:"deviceId"`
+	Body     *UpdateDeviceAdminJSONRequestBody
+}
+
+type UpdateDeviceAdminResponseObject interface {
+	VisitUpdateDeviceAdminResponse(w http.ResponseWriter) error
+}
+
+type UpdateDeviceAdmin200JSONResponse EmptyObject
+
+func (response UpdateDeviceAdmin200JSONResponse) VisitUpdateDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDeviceAdmin400JSONResponse Error
+
+func (response UpdateDeviceAdmin400JSONResponse) VisitUpdateDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDeviceAdmin403JSONResponse Error
+
+func (response UpdateDeviceAdmin403JSONResponse) VisitUpdateDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDeviceAdmin404JSONResponse Error
+
+func (response UpdateDeviceAdmin404JSONResponse) VisitUpdateDeviceAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsersAdminV3RequestObject struct {
+	Params ListUsersAdminV3Params
+}
+
+type ListUsersAdminV3ResponseObject interface {
+	VisitListUsersAdminV3Response(w http.ResponseWriter) error
+}
+
+type ListUsersAdminV3200JSONResponse struct {
+	// NextToken from for the next page; absent on the last page.
+	NextToken *string `json:"next_token,omitempty"`
+
+	// Total How many accounts the filters keep.
+	Total int64       `json:"total"`
+	Users []AdminUser `json:"users"`
+}
+
+func (response ListUsersAdminV3200JSONResponse) VisitListUsersAdminV3Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsersAdminV3400JSONResponse Error
+
+func (response ListUsersAdminV3400JSONResponse) VisitListUsersAdminV3Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUsersAdminV3403JSONResponse Error
+
+func (response ListUsersAdminV3403JSONResponse) VisitListUsersAdminV3Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3431,6 +6008,18 @@ type StrictServerInterface interface {
 	// EmailValidationSubmit Validates the emailed token.
 	// (POST /_matrix/client/unstable/registration/email/submit_token)
 	EmailValidationSubmit(ctx context.Context, request EmailValidationSubmitRequestObject) (EmailValidationSubmitResponseObject, error)
+	// GetAdminLockUser Whether a local account is locked.
+	// (GET /_matrix/client/v1/admin/lock/{userId})
+	GetAdminLockUser(ctx context.Context, request GetAdminLockUserRequestObject) (GetAdminLockUserResponseObject, error)
+	// SetAdminLockUser Locks or unlocks a local account.
+	// (PUT /_matrix/client/v1/admin/lock/{userId})
+	SetAdminLockUser(ctx context.Context, request SetAdminLockUserRequestObject) (SetAdminLockUserResponseObject, error)
+	// GetAdminSuspendUser Whether a local account is suspended.
+	// (GET /_matrix/client/v1/admin/suspend/{userId})
+	GetAdminSuspendUser(ctx context.Context, request GetAdminSuspendUserRequestObject) (GetAdminSuspendUserResponseObject, error)
+	// SetAdminSuspendUser Suspends or unsuspends a local account.
+	// (PUT /_matrix/client/v1/admin/suspend/{userId})
+	SetAdminSuspendUser(ctx context.Context, request SetAdminSuspendUserRequestObject) (SetAdminSuspendUserResponseObject, error)
 	// GenerateLoginToken Generates a single-use, short-lived m.login.token token.
 	// (POST /_matrix/client/v1/login/get_token)
 	GenerateLoginToken(ctx context.Context, request GenerateLoginTokenRequestObject) (GenerateLoginTokenResponseObject, error)
@@ -3472,6 +6061,9 @@ type StrictServerInterface interface {
 	// GetTokenOwner Gets information about the owner of an access token.
 	// (GET /_matrix/client/v3/account/whoami)
 	GetTokenOwner(ctx context.Context, request GetTokenOwnerRequestObject) (GetTokenOwnerResponseObject, error)
+	// GetWhoIs Where and with what a user's devices were used.
+	// (GET /_matrix/client/v3/admin/whois/{userId})
+	GetWhoIs(ctx context.Context, request GetWhoIsRequestObject) (GetWhoIsResponseObject, error)
 	// AuthFallbackPage Shows the page that performs the stage.
 	// (GET /_matrix/client/v3/auth/{authType}/fallback/web)
 	AuthFallbackPage(ctx context.Context, request AuthFallbackPageRequestObject) (AuthFallbackPageResponseObject, error)
@@ -3481,6 +6073,21 @@ type StrictServerInterface interface {
 	// GetCapabilities Gets the server's capabilities.
 	// (GET /_matrix/client/v3/capabilities)
 	GetCapabilities(ctx context.Context, request GetCapabilitiesRequestObject) (GetCapabilitiesResponseObject, error)
+	// DeleteDevices Deletes several of the user's devices and their tokens.
+	// (POST /_matrix/client/v3/delete_devices)
+	DeleteDevices(ctx context.Context, request DeleteDevicesRequestObject) (DeleteDevicesResponseObject, error)
+	// GetDevices Lists the user's devices.
+	// (GET /_matrix/client/v3/devices)
+	GetDevices(ctx context.Context, request GetDevicesRequestObject) (GetDevicesResponseObject, error)
+	// DeleteDevice Deletes one of the user's devices and its tokens.
+	// (DELETE /_matrix/client/v3/devices/{deviceId})
+	DeleteDevice(ctx context.Context, request DeleteDeviceRequestObject) (DeleteDeviceResponseObject, error)
+	// GetDevice Gets one of the user's devices.
+	// (GET /_matrix/client/v3/devices/{deviceId})
+	GetDevice(ctx context.Context, request GetDeviceRequestObject) (GetDeviceResponseObject, error)
+	// UpdateDevice Renames one of the user's devices; an application service may create one.
+	// (PUT /_matrix/client/v3/devices/{deviceId})
+	UpdateDevice(ctx context.Context, request UpdateDeviceRequestObject) (UpdateDeviceResponseObject, error)
 	// GetLoginFlows Gets the login types the server supports.
 	// (GET /_matrix/client/v3/login)
 	GetLoginFlows(ctx context.Context, request GetLoginFlowsRequestObject) (GetLoginFlowsResponseObject, error)
@@ -3511,6 +6118,9 @@ type StrictServerInterface interface {
 	// GetVersions Gets the specification versions the server supports.
 	// (GET /_matrix/client/versions)
 	GetVersions(ctx context.Context, request GetVersionsRequestObject) (GetVersionsResponseObject, error)
+	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
+	// (POST /_synapse/admin/v1/deactivate/{userId})
+	DeactivateUserAdmin(ctx context.Context, request DeactivateUserAdminRequestObject) (DeactivateUserAdminResponseObject, error)
 	// GetRegistrationNonce Gets a single-use nonce for shared-secret registration.
 	// (GET /_synapse/admin/v1/register)
 	GetRegistrationNonce(ctx context.Context, request GetRegistrationNonceRequestObject) (GetRegistrationNonceResponseObject, error)
@@ -3532,12 +6142,51 @@ type StrictServerInterface interface {
 	// UpdateRegistrationToken Updates a registration token's limits.
 	// (PUT /_synapse/admin/v1/registration_tokens/{token})
 	UpdateRegistrationToken(ctx context.Context, request UpdateRegistrationTokenRequestObject) (UpdateRegistrationTokenResponseObject, error)
+	// ResetPasswordAdmin Sets a user's password.
+	// (POST /_synapse/admin/v1/reset_password/{userId})
+	ResetPasswordAdmin(ctx context.Context, request ResetPasswordAdminRequestObject) (ResetPasswordAdminResponseObject, error)
+	// UsernameAvailableAdmin Whether a username is valid and free, even with registration closed.
+	// (GET /_synapse/admin/v1/username_available)
+	UsernameAvailableAdmin(ctx context.Context, request UsernameAvailableAdminRequestObject) (UsernameAvailableAdminResponseObject, error)
+	// GetUserAdminStatus Whether the user is a server admin.
+	// (GET /_synapse/admin/v1/users/{userId}/admin)
+	GetUserAdminStatus(ctx context.Context, request GetUserAdminStatusRequestObject) (GetUserAdminStatusResponseObject, error)
+	// SetUserAdminStatus Grants or revokes server admin; nobody demotes themselves.
+	// (PUT /_synapse/admin/v1/users/{userId}/admin)
+	SetUserAdminStatus(ctx context.Context, request SetUserAdminStatusRequestObject) (SetUserAdminStatusResponseObject, error)
+	// LoginAsUserAdmin An access token for the user, on the admin's behalf.
+	// (POST /_synapse/admin/v1/users/{userId}/login)
+	LoginAsUserAdmin(ctx context.Context, request LoginAsUserAdminRequestObject) (LoginAsUserAdminResponseObject, error)
+	// WhoisAdmin Where and with what the user's devices were used.
+	// (GET /_synapse/admin/v1/whois/{userId})
+	WhoisAdmin(ctx context.Context, request WhoisAdminRequestObject) (WhoisAdminResponseObject, error)
+	// ListUsersAdminV2 Lists local accounts, a page at a time.
+	// (GET /_synapse/admin/v2/users)
+	ListUsersAdminV2(ctx context.Context, request ListUsersAdminV2RequestObject) (ListUsersAdminV2ResponseObject, error)
 	// GetUserAdmin Gets a local account.
 	// (GET /_synapse/admin/v2/users/{userId})
 	GetUserAdmin(ctx context.Context, request GetUserAdminRequestObject) (GetUserAdminResponseObject, error)
-	// UpdateUserAdmin Changes a local account; registrar supports approved.
+	// UpdateUserAdmin Creates (201) or changes (200) a local account.
 	// (PUT /_synapse/admin/v2/users/{userId})
 	UpdateUserAdmin(ctx context.Context, request UpdateUserAdminRequestObject) (UpdateUserAdminResponseObject, error)
+	// DeleteDevicesAdmin Deletes some of a user's devices and their tokens.
+	// (POST /_synapse/admin/v2/users/{userId}/delete_devices)
+	DeleteDevicesAdmin(ctx context.Context, request DeleteDevicesAdminRequestObject) (DeleteDevicesAdminResponseObject, error)
+	// ListDevicesAdmin Lists a user's devices.
+	// (GET /_synapse/admin/v2/users/{userId}/devices)
+	ListDevicesAdmin(ctx context.Context, request ListDevicesAdminRequestObject) (ListDevicesAdminResponseObject, error)
+	// DeleteDeviceAdmin Deletes one of a user's devices and its tokens.
+	// (DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId})
+	DeleteDeviceAdmin(ctx context.Context, request DeleteDeviceAdminRequestObject) (DeleteDeviceAdminResponseObject, error)
+	// GetDeviceAdmin Gets one of a user's devices.
+	// (GET /_synapse/admin/v2/users/{userId}/devices/{deviceId})
+	GetDeviceAdmin(ctx context.Context, request GetDeviceAdminRequestObject) (GetDeviceAdminResponseObject, error)
+	// UpdateDeviceAdmin Renames one of a user's devices.
+	// (PUT /_synapse/admin/v2/users/{userId}/devices/{deviceId})
+	UpdateDeviceAdmin(ctx context.Context, request UpdateDeviceAdminRequestObject) (UpdateDeviceAdminResponseObject, error)
+	// ListUsersAdminV3 Lists local accounts; deactivated filters both ways.
+	// (GET /_synapse/admin/v3/users)
+	ListUsersAdminV3(ctx context.Context, request ListUsersAdminV3RequestObject) (ListUsersAdminV3ResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -3673,6 +6322,152 @@ func (sh *strictHandler) EmailValidationSubmit(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(EmailValidationSubmitResponseObject); ok {
 		return validResponse.VisitEmailValidationSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAdminLockUser operation middleware
+func (sh *strictHandler) GetAdminLockUser(ctx echo.Context, userId string) error {
+	var request GetAdminLockUserRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAdminLockUser(ctx.Request().Context(), request.(GetAdminLockUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAdminLockUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAdminLockUserResponseObject); ok {
+		return validResponse.VisitGetAdminLockUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SetAdminLockUser operation middleware
+func (sh *strictHandler) SetAdminLockUser(ctx echo.Context, userId string) error {
+	var request SetAdminLockUserRequestObject
+
+	request.UserId = userId
+
+	var body SetAdminLockUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SetAdminLockUser(ctx.Request().Context(), request.(SetAdminLockUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetAdminLockUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SetAdminLockUserResponseObject); ok {
+		return validResponse.VisitSetAdminLockUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAdminSuspendUser operation middleware
+func (sh *strictHandler) GetAdminSuspendUser(ctx echo.Context, userId string) error {
+	var request GetAdminSuspendUserRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAdminSuspendUser(ctx.Request().Context(), request.(GetAdminSuspendUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAdminSuspendUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAdminSuspendUserResponseObject); ok {
+		return validResponse.VisitGetAdminSuspendUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SetAdminSuspendUser operation middleware
+func (sh *strictHandler) SetAdminSuspendUser(ctx echo.Context, userId string) error {
+	var request SetAdminSuspendUserRequestObject
+
+	request.UserId = userId
+
+	var body SetAdminSuspendUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SetAdminSuspendUser(ctx.Request().Context(), request.(SetAdminSuspendUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetAdminSuspendUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SetAdminSuspendUserResponseObject); ok {
+		return validResponse.VisitSetAdminSuspendUserResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -4210,6 +7005,31 @@ func (sh *strictHandler) GetTokenOwner(ctx echo.Context) error {
 	return nil
 }
 
+// GetWhoIs operation middleware
+func (sh *strictHandler) GetWhoIs(ctx echo.Context, userId string) error {
+	var request GetWhoIsRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetWhoIs(ctx.Request().Context(), request.(GetWhoIsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetWhoIs")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetWhoIsResponseObject); ok {
+		return validResponse.VisitGetWhoIsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // AuthFallbackPage operation middleware
 func (sh *strictHandler) AuthFallbackPage(ctx echo.Context, authType string, params AuthFallbackPageParams) error {
 	var request AuthFallbackPageRequestObject
@@ -4289,6 +7109,199 @@ func (sh *strictHandler) GetCapabilities(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetCapabilitiesResponseObject); ok {
 		return validResponse.VisitGetCapabilitiesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteDevices operation middleware
+func (sh *strictHandler) DeleteDevices(ctx echo.Context) error {
+	var request DeleteDevicesRequestObject
+
+	var body DeleteDevicesJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteDevices(ctx.Request().Context(), request.(DeleteDevicesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteDevices")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteDevicesResponseObject); ok {
+		return validResponse.VisitDeleteDevicesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetDevices operation middleware
+func (sh *strictHandler) GetDevices(ctx echo.Context) error {
+	var request GetDevicesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDevices(ctx.Request().Context(), request.(GetDevicesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDevices")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetDevicesResponseObject); ok {
+		return validResponse.VisitGetDevicesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteDevice operation middleware
+func (sh *strictHandler) DeleteDevice(ctx echo.Context, deviceId string) error {
+	var request DeleteDeviceRequestObject
+
+	request.DeviceId = deviceId
+
+	var body DeleteDeviceJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteDevice(ctx.Request().Context(), request.(DeleteDeviceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteDevice")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteDeviceResponseObject); ok {
+		return validResponse.VisitDeleteDeviceResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetDevice operation middleware
+func (sh *strictHandler) GetDevice(ctx echo.Context, deviceId string) error {
+	var request GetDeviceRequestObject
+
+	request.DeviceId = deviceId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDevice(ctx.Request().Context(), request.(GetDeviceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDevice")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetDeviceResponseObject); ok {
+		return validResponse.VisitGetDeviceResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateDevice operation middleware
+func (sh *strictHandler) UpdateDevice(ctx echo.Context, deviceId string) error {
+	var request UpdateDeviceRequestObject
+
+	request.DeviceId = deviceId
+
+	var body UpdateDeviceJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateDevice(ctx.Request().Context(), request.(UpdateDeviceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateDevice")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateDeviceResponseObject); ok {
+		return validResponse.VisitUpdateDeviceResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -4644,6 +7657,57 @@ func (sh *strictHandler) GetVersions(ctx echo.Context) error {
 	return nil
 }
 
+// DeactivateUserAdmin operation middleware
+func (sh *strictHandler) DeactivateUserAdmin(ctx echo.Context, userId string) error {
+	var request DeactivateUserAdminRequestObject
+
+	request.UserId = userId
+
+	var body DeactivateUserAdminJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeactivateUserAdmin(ctx.Request().Context(), request.(DeactivateUserAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeactivateUserAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeactivateUserAdminResponseObject); ok {
+		return validResponse.VisitDeactivateUserAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetRegistrationNonce operation middleware
 func (sh *strictHandler) GetRegistrationNonce(ctx echo.Context) error {
 	var request GetRegistrationNonceRequestObject
@@ -4882,6 +7946,253 @@ func (sh *strictHandler) UpdateRegistrationToken(ctx echo.Context, token string)
 	return nil
 }
 
+// ResetPasswordAdmin operation middleware
+func (sh *strictHandler) ResetPasswordAdmin(ctx echo.Context, userId string) error {
+	var request ResetPasswordAdminRequestObject
+
+	request.UserId = userId
+
+	var body ResetPasswordAdminJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ResetPasswordAdmin(ctx.Request().Context(), request.(ResetPasswordAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResetPasswordAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ResetPasswordAdminResponseObject); ok {
+		return validResponse.VisitResetPasswordAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UsernameAvailableAdmin operation middleware
+func (sh *strictHandler) UsernameAvailableAdmin(ctx echo.Context, params UsernameAvailableAdminParams) error {
+	var request UsernameAvailableAdminRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UsernameAvailableAdmin(ctx.Request().Context(), request.(UsernameAvailableAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UsernameAvailableAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UsernameAvailableAdminResponseObject); ok {
+		return validResponse.VisitUsernameAvailableAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetUserAdminStatus operation middleware
+func (sh *strictHandler) GetUserAdminStatus(ctx echo.Context, userId string) error {
+	var request GetUserAdminStatusRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetUserAdminStatus(ctx.Request().Context(), request.(GetUserAdminStatusRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetUserAdminStatus")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetUserAdminStatusResponseObject); ok {
+		return validResponse.VisitGetUserAdminStatusResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SetUserAdminStatus operation middleware
+func (sh *strictHandler) SetUserAdminStatus(ctx echo.Context, userId string) error {
+	var request SetUserAdminStatusRequestObject
+
+	request.UserId = userId
+
+	var body SetUserAdminStatusJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SetUserAdminStatus(ctx.Request().Context(), request.(SetUserAdminStatusRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetUserAdminStatus")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SetUserAdminStatusResponseObject); ok {
+		return validResponse.VisitSetUserAdminStatusResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// LoginAsUserAdmin operation middleware
+func (sh *strictHandler) LoginAsUserAdmin(ctx echo.Context, userId string) error {
+	var request LoginAsUserAdminRequestObject
+
+	request.UserId = userId
+
+	var body LoginAsUserAdminJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.LoginAsUserAdmin(ctx.Request().Context(), request.(LoginAsUserAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "LoginAsUserAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(LoginAsUserAdminResponseObject); ok {
+		return validResponse.VisitLoginAsUserAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// WhoisAdmin operation middleware
+func (sh *strictHandler) WhoisAdmin(ctx echo.Context, userId string) error {
+	var request WhoisAdminRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.WhoisAdmin(ctx.Request().Context(), request.(WhoisAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "WhoisAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(WhoisAdminResponseObject); ok {
+		return validResponse.VisitWhoisAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListUsersAdminV2 operation middleware
+func (sh *strictHandler) ListUsersAdminV2(ctx echo.Context, params ListUsersAdminV2Params) error {
+	var request ListUsersAdminV2RequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListUsersAdminV2(ctx.Request().Context(), request.(ListUsersAdminV2RequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListUsersAdminV2")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListUsersAdminV2ResponseObject); ok {
+		return validResponse.VisitListUsersAdminV2Response(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetUserAdmin operation middleware
 func (sh *strictHandler) GetUserAdmin(ctx echo.Context, userId string) error {
 	var request GetUserAdminRequestObject
@@ -4955,193 +8266,451 @@ func (sh *strictHandler) UpdateUserAdmin(ctx echo.Context, userId string) error 
 	return nil
 }
 
+// DeleteDevicesAdmin operation middleware
+func (sh *strictHandler) DeleteDevicesAdmin(ctx echo.Context, userId string) error {
+	var request DeleteDevicesAdminRequestObject
+
+	request.UserId = userId
+
+	var body DeleteDevicesAdminJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteDevicesAdmin(ctx.Request().Context(), request.(DeleteDevicesAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteDevicesAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteDevicesAdminResponseObject); ok {
+		return validResponse.VisitDeleteDevicesAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListDevicesAdmin operation middleware
+func (sh *strictHandler) ListDevicesAdmin(ctx echo.Context, userId string) error {
+	var request ListDevicesAdminRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDevicesAdmin(ctx.Request().Context(), request.(ListDevicesAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDevicesAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListDevicesAdminResponseObject); ok {
+		return validResponse.VisitListDevicesAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteDeviceAdmin operation middleware
+func (sh *strictHandler) DeleteDeviceAdmin(ctx echo.Context, userId string, deviceId string) error {
+	var request DeleteDeviceAdminRequestObject
+
+	request.UserId = userId
+	request.DeviceId = deviceId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteDeviceAdmin(ctx.Request().Context(), request.(DeleteDeviceAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteDeviceAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteDeviceAdminResponseObject); ok {
+		return validResponse.VisitDeleteDeviceAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetDeviceAdmin operation middleware
+func (sh *strictHandler) GetDeviceAdmin(ctx echo.Context, userId string, deviceId string) error {
+	var request GetDeviceAdminRequestObject
+
+	request.UserId = userId
+	request.DeviceId = deviceId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDeviceAdmin(ctx.Request().Context(), request.(GetDeviceAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDeviceAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetDeviceAdminResponseObject); ok {
+		return validResponse.VisitGetDeviceAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateDeviceAdmin operation middleware
+func (sh *strictHandler) UpdateDeviceAdmin(ctx echo.Context, userId string, deviceId string) error {
+	var request UpdateDeviceAdminRequestObject
+
+	request.UserId = userId
+	request.DeviceId = deviceId
+
+	var body UpdateDeviceAdminJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateDeviceAdmin(ctx.Request().Context(), request.(UpdateDeviceAdminRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateDeviceAdmin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateDeviceAdminResponseObject); ok {
+		return validResponse.VisitUpdateDeviceAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListUsersAdminV3 operation middleware
+func (sh *strictHandler) ListUsersAdminV3(ctx echo.Context, params ListUsersAdminV3Params) error {
+	var request ListUsersAdminV3RequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListUsersAdminV3(ctx.Request().Context(), request.(ListUsersAdminV3RequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListUsersAdminV3")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListUsersAdminV3ResponseObject); ok {
+		return validResponse.VisitListUsersAdminV3Response(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H17cxu5tedXQfFulSUXH7KdO9nYtVVXljQxE0vyWpIne00XCXaDJOImwGmgRTNT3s9+CwePBrrRfMiU",
-	"rJn4n0wsdqOBg4NzfueJ31oJny84I0yK1svfWiKZkTmG/3uczim7ESRX/0iJSHK6kJSz1svWMcp4gjOE",
-	"k4QXTCIskJwRhNUb6PhdH4kZXwpEZbfVbi1yviC5pARGhWfU/5GrBWm9bI05zwhmra/tFl4scn5L0sZf",
-	"BclvaUKGFB5hRZbhcUZaL2VekLZ9Rcicsql6I8kJVhMe6qWFSzgxPyJJ5wRRhuYCCcoSAishC57M1OQn",
-	"PJ9j2XrZokz+9KeW+wplkkxJrj6TEpxIeotl08xTKhYZXjE8J94D5TxJjkXTu1QMpwURMv6rHTJc2vWM",
-	"oEKQHPVPu60aXb62Wzn5taC5+uRHPUTbbEu4GG9HvImEdP3Ubkkq1SZ4/OK+ycf/JIlUMz0u5OwUSxzh",
-	"pULOCJM00duRYokRRklGCZNIFOM5lQJJDtuiRu/0mSQ5zJKg8OUBO37X76IriaekIxYkoROaoM9kJRDO",
-	"CUpJkuGcpIpdOXweZ6jkTiTUR7AcsBlmaUZygaZEIrWUFN3irCAixs5pTkSEv07JIieJoiOadzM+pay7",
-	"wEIseZ6qGb1CGMkZzdPOAudyhWiqljGhJH8ikBk0snntVvmg+ub/ysmk9bL1H73yFPfMEe4pYvXLp7+2",
-	"W3OS0mJ+h7kq2uuXEZ80zjw6XztQnE3tr2004Xnt49EBcyIWnIkGvk/wQiYzjOxT4cBqlfB7dGRBhICR",
-	"YgObH73loim9JQyNV0CeGZ8TJZ8ayCBnOSELmg6TnKRi09Zdm6dPcgKfw5mAQfhn0jC9nEypkLkRaeq5",
-	"6srL34fwe3ya8IfYB3B4TNWDsG5zUKlAWEoyX0jKpuq4qlVlRJIuOscrNCYDxudUKhZbzggrySkMGTFL",
-	"YTyhDi9aYuFGSBEvpOK7MWbpgB1McJaNcfIZLfCUtBGZY5qhjLLPh9ElFVENthXLGyGKeK71nWL4uER1",
-	"MtCKuQYR+HPGl/XJXDKCJhlfqkVuEHGaPhFBpP8e3ztYn94yPkEEJzP1X0dtgaxC8DdOHXIB01Ifo5LM",
-	"RVR7mT/gPMermnYxs/oUUgio0ECh943H+0rx2ZLKGfrT0TPNRThNqZHjFf6kTGtuw2N2Tt0BI3me8JQA",
-	"w5E85znohkVOBIyvhlWUybCQlqURlggbzpxgmpG0Tn/HrQ3iQxPaOzGzgMVFkSREiEmRZatd6K3QA6wn",
-	"/lm9QFgvCG49ez2b6GmBF2KAb1bMMevkBKcKc6E5EQLIoei3eVjFRg3MCT9pZgTxiUSxWPBcChgbmFBp",
-	"dZ8m60Sn468IqRY4x3Ortg3jvAt2scaS4Xz7Hld5W8kISQVakNw7ad0Yg++qYSQHDYlA3FGGMixJbrlS",
-	"bAZ3muyV0+dOWGSCrzW2PMELPKYZlasYKyTuV8BL6nwRKmckR4Qp5kiVwGQ8Av7N7/VBf5kRGEBqFW6H",
-	"VyPrV7y1OvxbWawd3FtufTmRNbtfaZP8TLwnnOR0uj5c4rz7AtT8DDMjj9dxa32CCqZ19dtDHzvdYZQp",
-	"kUNgyKEDDncYRRA5xLdY4nxY5Nk3DFIxg3YcxVOywYZFNrTU7TEcFd/h8gEtKG9xRlOAB+ZYRiQ+HP6h",
-	"IElOZMOwxoqBR0rOcQNG0P0QgyIYNmC9/pTxnKRNL2uu3O01QdNtBVID+KltABUJvyX5ypOXEQtcEye1",
-	"Dwc6+6C7JFnW+cz4kvXmWOb0S89QUyluYOsnAqmHhvDQYewolqB8E8e9cU/6cwbe1cuXq+F2I/XN41f1",
-	"0SoCK5ifJ7Wi5IuQ+Uwh3w+aUSln78mv1lMQEtr8ILS09jUtYakomd2ZDkrvYGaQtWeM7sT/x6hg9NdC",
-	"QR/FKWhKGMnhRBmLyWyn5JbB9J/LyQyY0XSv0LPO8//8T5TMsELFyjLnE/TxqPMX3PnXcee/u/9n2Pmk",
-	"Jki+YAWoWi9bc86U3T/EORn+9f3Z8XUU7KgFNgAnf+1qjlYghJ/BGU3If5l/d3k+vdOhPmZIP2DIr4CP",
-	"O8y7HvVS+nXRsT28cmX2/BWiWhSUSLdkQrdIgV68658KRKUg2SQ6A0a+yKGyuqLKPCeKZjlJaU4S6Yyp",
-	"JwKNc75UZhWeyPKDRhyWdJ1JuRAvez2Psr2Es2mOZZHB86I7k/MsbsazdGg4p0mwBezPyNLhWc6yFaIT",
-	"jTuVcZoTwFxyhjW15lzIActJongXvEJIELNn8JLhHJai4IAE63tW9yNWZEN4uCyrVhbnyYwGWRCVGgu5",
-	"utT/jHGiGnmF/nZ1eYH0S7D97jPly7Gxm6yHc5Dg2hzpotdczkq3HM6WeCXUbsQQY5N1o2bqjJuQec6H",
-	"Nxd/v7j85eJbDBw9uGGLcPxjhgoGSsc8xZOkyHNwk67H43Y1dhr+BsIfIjSNa6aGQ6fZRtm7ysiv+6VC",
-	"4o6xIBbU1U+J+hXdvH8LrK0H7piTk3DGSKKPYfTcao3dtcc34fONtHGT8YgSX3uESM1Kd2tCVQTlnall",
-	"UF5kuDqZ7EPfTKjm9UeI9VaBp7gn6tj3FUVs8jpVIkZGOOTPnhfSOCaXxtp7d3l1jXrwU0+No7UfFfZz",
-	"cbNvnZeynH0bBsmodvfDekDjZXw6VXCEss3mM/zqUbkkXISq54KKlN0bHEOLGWcEsWI+jjHn7x+MQSQx",
-	"X8X3tX912Xnx7KefOs8QzhYz3HmOzPPauaXmqkmj2CelOMtIiiY5n4cz+evrHwDtGwBaPbqjmHKoKd8Q",
-	"4fHYthlHH/35z0dHfzk6Ojp69gghnZn9vjGd5fgKGZtBXpOIiUij91iSt3ROZQMkg5gRlgRl6iGIt4Aq",
-	"VKfGLjvXw+8AytSo58O3/fP+9fDsHydnZ6dnp2tgWvjgPaG1a87RHLOVXY6IBxVlvhoCyw/nER/RG75E",
-	"GWdTX1aKGS+yFC0xlWhMJlwdqXylpCueYsrakFRAs4wKknCWhkjp+dHR0RbZBdvjx8qGx1jCCwFeN8i5",
-	"SBwR2J5KoeSDTfigbLpTBMT/tB/1gGiOImk1IumlV5AvC5qvhpLGUh3O4Md4+sYrxIosA3ZmxMjpGsEb",
-	"kki87y8ISxWXbFgUZWiR86l2FyjFnmuZnSKsKBdfm1M3sailGOIs48vN9DSPeestGBxrjZ82LbEKemBO",
-	"lRmUZGh7+xxujs+MNVaL8iOcR/j9/dqgvgeIrE9SSJwb+ILtyYaRUIKzLBIe3eTk7J/eAdg8e/4Cj5Oo",
-	"xoLElbi5YNSvJ0lslos9CWX0WWklekvSATv4TdC0HSqgtn7862EXHY/L+KVHrxleLAgTik4KC2z2siyw",
-	"nPUk7+k5VTavAScr4ga7H9nYCANcz2ievsO5XPWDpJaqTIpnmyCuRJOVSNHMHKK0qPr/W2RxeYk8tc0s",
-	"82YIU//96Nwxc9DIsPjqSy6CsO0cqt5h/dFyZpUh2+UKPdpHaRql/RaRkZPmqEjDnuwvWFIIC4HN6aZG",
-	"+1ato+7eEH3EbG8r4OiwvMtW2RXyX9dH1krCJ6iTRfBRzFa7RWsiQrIp/69kljoTRHilkkhWDy6Z3yKp",
-	"Fzo9QEmyHVLntMeApl1gMuCxtokMM84oJJ6uyZBrNCTduAC39ZAbDMvoB5rS6BrnXabOlSzWnDCnJrfd",
-	"5APbCod2r13GjmlefvIBeFFId9rVH1a72K4uEAXT2iEBy61HD7tbutU6J02FW2v8DOZkUuRUrq6SGZkb",
-	"ZgRhACrrNcF50yEOZYYis3ZfqTn3NHZWq8EC0rZ4Tv+lz4EeUy0GwoTgz9KfcfNTyhgUUTmT/1uQJofI",
-	"9hOR7mnjX/tVjYogF4ZIPSmqhoW/t2xScSuQn2UuzYL+naxaXxUZ1UEHfWkob22H/KX199v88MCqUPbE",
-	"HDM8JXPClB67JbnOimk96/5ZkYAvCMML2nrZetE96r5QkgPLGexTrzEubJyR6j9KysC3+mnrZeuvRP5C",
-	"sgxeaZX5ozDc86MjbbowaYbAi0VmJFnvn0I7kHVod1PgNxq2BUJV89hA/kfj3l21/D8d/Wlvk9LWYGQW",
-	"F9wqongAngqEbzEFy6GrT00xn2PFj4qiwqrr+Nt4zAvtVUr5HFOmR+gNgx3rFUxINX4Pp+nQZsj2NKYy",
-	"ALTU3wsuIptbdYlcwVstLSKIkK95utqJmBtgS5M+rovYBtMuAp3bNc+QfvlTXXYFbytz7us3MnTFStJZ",
-	"iLFig+q8zZPxOdbllRY9Syw0TjF8fnT/fF5+nAq0zDmbtjW25DkC65Wk6OB8eH3597OLYf/i5PL9+7OT",
-	"67aVYLfPus/+92H1AHxwblhsBgfja7xCV+dX6ACwnDMAld73LdTDDYfBF5Y9MDRqZ2Eaw9CvVyglE1xk",
-	"+uAtnO8Ti8/CILGEswk1h7SNljOazCAKA2piwDSgRr9QOdNx7K4FqEPOhlNlcNZEOU7Tzot3/VOwL8WA",
-	"2TeUfaYEOVUUxwJdrRheCPJEoJQrnROe40r8+h2ekpZJ2FRKSrRefvwtqqb0AQoPRdtjmtrxiw9TPYHf",
-	"PKDVm9sP9GnjUZbki+xB2kNwLqoDRc+Av/Mmc96YPDkRimcW4Dn92m69OHpeZ64PzlApt/WVix+4Ah1j",
-	"eTwRyIUf1F7PCE5hE39rveWJC8yuWUJ43q5mNke4tgwwTE2ukq7TsVaQ/rhC1FHNUeG4HRXHl85yuewo",
-	"hdcp8owwZSykf3BN8i3stxuTPRxnlZJc2qwvKIMAx0JMTN8+qwasfXBSdzKUZQnERo98gWz0ohK4Whpj",
-	"NmAFi76W8Sn4mQ2oF3hubKaDIL5+2B2wG0HEplISJcs7i5ybmh0CIE7SOekO2JV2XduIOWXDW4qH5AsF",
-	"P8zQq97x8rOrsFuHmCFofu1Jw29HZYo68N8su5yAZthUEQA1OUrCVjZoq/oR6xtStO5Qj56Vd6BMIZIQ",
-	"e9+oTcMYMaQsGrs692JQqGCSZp6jmQrEOIS2SA5m4sJEDbZwma5N+yhxlyVfwKQmU8OWF60Xbf6H2pXl",
-	"bgtATWaIOdgPCD4NywP2neNM0ZWkTvnC+U0wY1y6pAw9S2Gm+Wxv0wyKPxpm6+UamB0Q21VZPZzleu3x",
-	"D7CvLOtOmI5c28QMNaXnf9nblCox1igJy7i5DqpjSTouGOc7n0BuRdxOHz8pSFn3An38pOSXb4RrblE2",
-	"iKBsmpFOIUgbiRnPZSejt15po00jWqfVrNOo11wy2gN0ZaqCor6WWuDvg32jBuabxIXkKJmR5HOTX+o+",
-	"gPUu0hZosIWFrJ/bVjzBkqEmEBusZA7Ui/s/UP6m6fQpAcepjQS3sMAqC8o8+/3RHS13ONSZoUS4TEMc",
-	"S2xQgkLSLHMuidjBeNEzTszei4Xe9yYn47F+DhKzWntlOesag39sVQUZDQNuKtYtP7Mt1xrSPBEN8UCx",
-	"X5H3lgobJY9/Dpm6TBcU9qy/1KXdWYnRWBGugAm+5UWujMtg/3s4TdGB8Q3lR92fDrtIY+UBAxBfejkE",
-	"mWOlKV1fCcSzlOQu83jJ888vfdNmwJSEKzMyveDrvBASzfAtQWNSxvfts07hvRqwMWWpzthxQUucE5dT",
-	"eOB89Eg9CdpzptC/+nwlQikO66D+HRceg+8Dy6tpNNarvULN860GVEVDrrBi6nc6xim2NxrW1xAqtvzS",
-	"mfKO0UnX/kdO8JxkJ1hhLPP54daNHzZ8dtc+EhuGewhTZa1G8qpJmiSMqcBSAh/yHR4OvF/wehWow+12",
-	"XqASdYLXQ6lrcLaa+mI43AoBm0St/crb49TPR2/O+jAuGhvtOyhF7eFWWlVJ1eYQz3GaqiXv3Xuwnc+g",
-	"fec633pCxr0ldKzLMhaNKPRRHXSPnb7DWQ/KnbVN6bjenXlvitVj/3BG+jnPa44nv8HJoxAAN/3jLU9+",
-	"SjIiSfPhP4Xf1aM/53xuIPb+RMGapL8gnWsfKYGb8vsePtzrljgsADgOteXpr4rxjinGUqKkFvRtWFvT",
-	"wNvaFRVhkJM5v1Xolet/q+MZIv3D/fL9e/igaOx0pjNuQktjC2bXwVw/FtzM+H4S7TVXCvDMMNhdWX+9",
-	"gI6WDz+wmogmDkdY5Nj2JlDMoOuGH1JR1LCfF0rV7omqo+QhYGFlZnVQWEZTd2j7AH9L04qE347dTSLP",
-	"Xfn9/Kp/dXpxTwzfVEr1eDn+6vzqO/F7WVj5yNi9nNhdub1WnngHXi9bpjZHgk/dM36ppRmhrRUcVI5l",
-	"GbLNr/ywI5J8wHTIA4rLugM2YNemNxoiLF1wyiBpXvvHPm5qI3j8rv/poBdU9Xfwgvb+oxrk7IRYUz10",
-	"CF+vZtCbcrixTX2SxFASgsRmgnRSaYE3YFDDAVO0VpJeWxCLmuOVMXnhfd0zzuUnopSY8iQFC5zP1+Qi",
-	"hdOkAi1yfktTaAY4YDcso58J4qZ/mZ6naFfmnXKimUziz0QJyVGlwmA0YC6+gcYkwYUg1eJdNeCXBUkM",
-	"ZQSdsuAYab6r+eEQZUISHAmxl1y1d2D8mCPspmPy+i5ycGqWwJKwwXJGKDSukKbOfUyQbryMFBfOi2SG",
-	"sEALLgRVLOUQntmEAy8h8Ogw7mvctQKEo8I4bLPMeg2MaNDl3VDAPmD9CfCe5dt2lbHOb66ukWW4kZvF",
-	"aMDA76y0Bs/plDKcZSv9IAd/qu4F6hUkoP5E86A3uuP9z4wvTZaK9xFkv9EeMCq1qzonssiZPScxU2CE",
-	"+GTARqV5MQpL09a2VNrGb9lufenYRb9TJ/NCu2rH6mA8mBlV0+KUpWpYDvUakjthpTsmVjcWPCGKGx2r",
-	"qC2NMEmsdulAHHbRyNhsI/tlIgxXKJ7zQydleKFgY16wtHFgxQMZCXevHN7EOhiB0hCek+ArE5tg5daT",
-	"FsRq3Op3cjIphK37slLSiIqSSgM2JuqhgllSpUoKzykDSd186uB0IaVF1fkXUokEj16T6m7MwPQMluOt",
-	"w5dhwMvGgrZGc9u3pT/5vF4+cb9WtXXPqHXARnvN3n+PySaPObOj4mfY1QHh4UVcQYugevBUKI4wat8v",
-	"p/m0Aa36PUXjWPXEhBak159dZyu6aluXaON1l/quiBTwMWGiyImXVqUWYsWHWwlVlJQFqEL1A18ykhvt",
-	"O2CWyH8QhIsqX7l6c3nz9hRdXF6jnNxyjYtg1eX79mVl7XmCt4ssvNJY2X8HsllL1QRRKT1+ambuQvP2",
-	"CJXZQHVcqznwneXUfxNQm/EpL+QwJbc0iXUirqLbJyK2E23bSZ8qiCF4QsFxb0Ztl0w8YHaHDMvanQF1",
-	"RFLRRae6nETnYOcFAb79ZUYYGk1wJsio7SPkBDOTT6ONpPQWM2ky9EECCD6BJGZeSDQncsbT+IFXz3X0",
-	"c4ehXn0CvmBMmToIZkkBbgw6XPgXpZDlcP1NFIwsQ2kXuAB8dU1nWJIxZpjhzTo7+PCn74Nb3dR/+xpJ",
-	"k1uPGRxJHGjQQuoHYHhcgMEqbYcWgjtUvh0ubIhdrN0qwNY6wdG1vNOXfoSu5qdPFRIvhdbTp7owYj3u",
-	"QA50eKINKvygwZmmf9X5J8z9ER7DsKk99gM2qq1/5DR8AHSA0FaRgeS151OnXaV69EzjBCwdzvg4KhNu",
-	"66QdxQWjorbZKv3r7Qs7CIxhhtBVIAoP6Rm3EfmSkIU0txuNzofXb96fnb3rnw4vLq+HP1/eXJyOAICM",
-	"iTHdtVZg3BF+jmUyM1hqwGK7l1hwNFHGo0YeHrYxTizo0AZFLvptY/mZO2DMUGVRiuf/RHDtFPF7voRr",
-	"6V8Mb67O9EKULe0tJga4DLe4ckVX/2Oa6rXtpQbjFUwa3LOuvFFxkv+0MkvHK6TNVYzMTWWI2ns+mMx5",
-	"hrhpQ7Uu9PGeCCIt9nkcMb979aXcS0Awylc7RE1KlVk2u2vFzo1rxWYKCoHz4AS0AmX7DeUjE5ITljQn",
-	"X5jwR04SPmVUuAxS34lXC9koQtmYDarcFDM6H16dvf9w9h6Wef3+5ur67HQ0YArgVSSEB/9KF3leCNkz",
-	"no6YX2fAmkyM7aNHmzbo9Oyif+bvzvVa4tk+Z/vZs5jzFL6wJncZYaHEi1o2TqS5n64ay3KtYyPhLGWW",
-	"1jg/FNEW1i6KfMEF0YXpgkiphVYFOewJOGyIAt8ROQRxu39X4BAh7e7IQQ/ywNAh2L5dkIPigKvzqwEL",
-	"2DwY7ruhh2AW24II26X2XmHEY0ml+D0AiavzK7cpcTgRduK+V0zxzmepH9DiB7R4PNAikHa7IYtv9Eks",
-	"ZxzP6bpSPDjnl0sG/dX2GOnVLsdhQ6OO9Xc1KxrE36y4DO2Du7VWGpOMs6nO10P6chIdidyzm267Rkuh",
-	"1PijF2JL0dD8zMWWcBhKas4pK+Ss95v63+vVgnzt2btue0sybmR4uPLSPGgaJ91jJ5c31+dvyz4uD5KE",
-	"eGNu23FlNA/WasBdSGxi/8Hdw2hG8lpvvLJVETwC2H1BcsUdorxyt+uuI11XEA+Ptuu3VyP/ShWF4F2t",
-	"/ALLmdfC0fDRrv2s6jO56R+7+pjlTEl4TRa3TtsUXDSV7durT3cs3G8oCfM4/r4bN+mmKLHriKUt1YU9",
-	"ADo8EdpcHfMv8d60k45COELSjHSabzI/yXiRTjJlCV7bx58IJU5KM3FCSRa/0HHacZzS2e629CVNp0RC",
-	"dM2MfpCTk+N31ydvjgHfzU70kz03HYWv1KZjSU2+6pynJH4F96yzeTr2C9su8+t3b2llWL7WTw1OxhPN",
-	"Dzpb13kj9P1nP+RmTG56PfDNSVKH9BXizF6O7d0PT8tbJBp1aVK517cJLFauk90jXKzOYB0tg1nUajr9",
-	"H7duKbLm1uI/PB4rF6tEskeJRnYBdbqOT9ztX3vmEnc3+ladPco7yDa18ygv/96GW9yVa94dauKxt3lx",
-	"W+3NOX5tXWMbSKDnfRSUNnUXedVYVRjVnYHJWd82/bOy+jI+RZS9Mo5O07vP3FPZcF+B39J/3a5VWqpD",
-	"628qKc5MspK92nto7/aurF3/itSv+h4JRpbZys1UD7JTq32fnGGH/Z2Iuz4lyP7aBveGBdyBE6N+j9Qk",
-	"J2LW1BQvuObe3v2iWRSZV13zt2gzk+Zee15/u3C+zZdkbHeNorkAIFy8b4F452NoHNY73ANQ3clvvATg",
-	"YQuoq3eMrD+99dvNqo0bt2i6OONzssXVgq98MagO3nbsGt20pumXl6/fsTV+uIeVCwdK0rV3dokBE7mM",
-	"taCZ6sOh73c4d71AIr5xc7JweZlweeoetozStOLUlRkH58OfL9+/7p+enl200fnw5urs/fD07Pjkuv/h",
-	"+Prs9PCxYwIvrdyAAZ2SzFJEhSiI2NoZp1NQm0uW3+rfv3ODJD9122MvvHdc3We3QbPk4MuKvLqXB1xK",
-	"6nT6WtL2cJZtIu9xln1HCp9B98NgpV6d3sPRm6yfh099nGVlanQD+Y3cX1eNrx/YFy7egItMNLLEP5s1",
-	"fjjiI1T9d1Hum/TxOo25jW48hjR3U+aB6QNHh4IdRlQ4xcdzhLOc4BSKUx99c9GzL677WmVNuqe7ovFW",
-	"Csam4KzLh/pOBVUu8YcyXdeTYKH7qeYEYQRxTpfhQxXQomyKXDayzpl5b/65dfUYDJ4TJJccfYZ+j3xi",
-	"JJx+9aV6roNG6m8j+0cBaQbl7bQCknhsPfSkyDIgoabs2KYGUIHEgiTu3rquGRqWtmFsqJU13IEWJJ9T",
-	"cLAKc7eVyyAqnSrjFQhm26pSfas/CZvSwr33wDaTIqs2IFjSLNP4pQpfzPZoazLBzNZ3Y3MBmUstogyJ",
-	"YiwUk8OVXDreb6fiDeISC+AG/RXCaOTAeFjyMy+EHDBcSN5xzcs5Iy5hKqw6s9zhs4L2jMNVBcrqG0NB",
-	"vi4VGzDYZmW8jLzad3M3IrrgknhZgTlWx1PxiynUN0MOmDMjhW6UpoRpIk17Y28xUEVv0rXmeKE90eaz",
-	"wVw4gyD7yFglI7iTAVB0gjM0x4yZrJicKEGsphu8r0voHZXBkb1yyRVmIYowkKHWv/hw/LZ/CkD84vj8",
-	"bATUNYu0zWRh7heX1wgLUcwNXdzCSyvEHk8zH5g95OfZek+bPVNO122mS84JYIgtnPZqzdytzh7bDBgw",
-	"E/X622pm47nre+9+KhM0/UTAASuhlqIpqlQtklvKCwH3HVWngqUFpOiKkAH7+J5k+vLkGV2gMZFLsBOD",
-	"ikaNqQBHxcVo7o3RMWN09BgdPUYHs7Rjxjgsi+fsNujcmECUtkFKeJmhYRYTGvN0ZToNQ70CyGglPPgE",
-	"jdY45UaaQ16f2U7AA9ZMa3h0QZPP4cmvVsUNWE6mOE8zRTSu5MuisIWzK+fHcVxjWxUrUazzejk4A6qM",
-	"r7OLqBEBHw2jB6L600EPrjVOFWGtPiur8g9juZFG024RdVeKBzyJRkRBNrB+PSyJ1FqoKeCthmn50W1z",
-	"OVfrpfaElR0CpuYSf/hz7CrhL52y+hAe0i3tf781sZBnvbEoNhDxVKjzH9xP+JRx+RTZjO2UTCgjaGZS",
-	"4UpZB6w4YGX1duAPaqNxYTpY6TRjM94guINHizM75gguGTd6tbvBS98/teLXqlcjiUDpUuErglwbKLAe",
-	"PDDoOHitbfCl8fsDLBgT60r3j7ESExlshqecMXIz1TmW1DWLMydM3/5S8ttf31z/v+O/nZxFEw0UA264",
-	"aLnmowAffYgfJUfFYprjlCDKTEW9K8VHB+5hNcicp0XWkGdA2YyOqRy6UF5lJyZQxdyGvjRB8yYQ9r6o",
-	"M8yiYZwSdEaImZYoVAAHABbKyYTnBPSP4hYl08HlyBWjJqZrVyg4oHg6IDP8JdpSaJdAyzFK/VCLYiKh",
-	"u0xpEQthl04l7IL6ViPQSUCDkh2DrMIyWlMyyd8KNs0Igmzl3eMsKRFwDeOW5dcZv20uv94YgnFMcKcY",
-	"jJLF0Jq4bxDYB+/u2hfNQZU1sRJTUMKQ95tN/AcVCyLHVvZqREOlQNje53sQeVHJz8PGKEyce9RWjLGg",
-	"ZZ1QDUDanTJKuX8KUozrXhhtbYlU+1J5sse9pkdGNrZTbm4yI+Tzajjn7DNZPZrGT15GeCjsWnicPHv+",
-	"IohWBCLThU9a/xUs7aX2BUB7qyAxfL2Tabs77MsCF3AfBM8oA1GpNaU0rOYsLUXdT8IzDd8b0tqE/FEg",
-	"Ykcml1ypECfTdolgl7rRU9dWLv1idJu76w6bW0pLwaSkbdl2L8TKYClyZoo4nHLbz5o2XLkGURU6IZLO",
-	"XfsLfxvaaq5z7162Lrpk6rjX/OozLNw1tXXPEtJ1EwPGxxJTg7LLllnOmgt9qwj6ySnZUvHHhQ3mjHAE",
-	"FMGILYvr6DwDKMDSX415vJBpWQdgPhguwQxK9ZyVWluy/iCXZt1gUVyadjsbtwzalNR9q5vl9tq4aomq",
-	"hjaJoSLqIC9WmfUybLQ1YBCCrDjGnj4tI7VPn3bRiTHjDewgX6SCxZ59pj+r0IdvuR+MV0gsMmrKLPQL",
-	"E5qDcZVxdmjotbLdMgaMSgOrcWavpRmVyxh5YDDTqBst8eouqQ7HEdeoL5x09aXPxSXybuQrrSupZQ2h",
-	"2F0BMVddOLKhjUrZ5V35xyx3M/t4cfI660yKLFt1fi1wBjLI6kFrIh+c/6N/eqg3wwWtKxzzGEzq/Zat",
-	"1LrReSv+5qI6iFrrkk6vUOvUwBdLSKUcTdxBYnsx5P1G/Q3f67rWJCtSolsl6hcmPMv4Em5jdTVzAnze",
-	"T9EoWNUIvUQ+dm5cknm15kVsfh9KynQRmP4zpI+Ycc7+cfL25qr/Yd0ARg+TL0lWCGXbqwHEAisFh1CS",
-	"YWquuYqDXutwFKZyUNTqizH4VE0qcAAgjCt9kXMlNNoDpokM4nECrueKbyLYKG8Z+tqB0l26nNFMyEAv",
-	"YmELO2D4YGBYwxsnV42D1jxuPpmRW8xMebstAYe2qRLWDnuPxmBdDpj3pY3X+uJMzngxnWnRr4gHwl6P",
-	"Dhhj3kCNMqtaiUqdR2ZOWDtOqAELKYV2JdTv8ZLTb6gidbk1nlhqun/xHktGIWYlA090XTlbS8mV51qD",
-	"wSiGlVZZGOw4mhQZztHoM2XpyHefaokyYKYO1pRJYFkLfmlDMctWLvbkQmch2PrDN/PaIW56t0pa10HC",
-	"NZj0Et+r3UBBPEmOBCEQfEPWhQDKxg6g+w6azDYL9sLgLgp7J5i+Hhy5vp1Yti2K9S0nZ9A5zzF8vZRF",
-	"/jzg24UghoeNkhXoluR0stKMDvpjwGJ+k5m5XsZqKZtiA1/UnRXNDO1fB2xCqwUHVika6TIHcH8QSFPs",
-	"2iYCMVKaSCyJ6c1MZe2o2s8J7QEqWEpykfDcRpYqAUEl9ZcU0LeJhBucuMgp1zcdSElMnwz/JLYHbMaX",
-	"5DbIUjY3UIIaGROEl9jslzM2zehu1kyJzCxbKSsTFhrQzGyOEitzAh6JClHRmCSKyVHB3M4qU0oH6oBz",
-	"1HfBD6Z/1zVoaoe8hXmhG0RlrNEoST7fmG8eewNtEydyc7U3FmsR6k+HT5qiQ84Nt64esowYzVfDhPNs",
-	"6DxyrQ1hovoLd7wG2fd9lcLC5FM1+q18sVK1CycZhp2xHcMju+8faMMrRmjgbIlXYFWjkZrESJuEXhg/",
-	"J4uM2mPy/OgIXf49lkz/dYdU4tqc/rj2iX8vvV02GASV7TDx+D1bMI7QdzVhginfyYaxI3yrEfPIc9i2",
-	"Veu2bfN+4MYDNBGlAj2FwPBTBTk1G1UTQjb2BQuvF7hTp0hUbRQ5YPtv8aTJ+qNJ5G5NIp3HyW9q4yIE",
-	"rltkLf3AuCHcFWnQUEf3oq7c92oi3Qp0GOeFTV4I2pLpxiC7FoVv6k9UUyvXseX5YlZf6/XInV+1Tm1a",
-	"dtdOv12U55PQ99pVj7wzThB6oxFvu+HSD8B1BtKBxGSp/m5bbTBI3YTP54SlxDMQrPhA1d63KGh960V1",
-	"mZB5kUBOmZolpLJw3UjJdHR3xYdqWCCmyTtQVM1oQnkhtDlOzMUwOjG3fjMKiPyIAFUDqzVXCRbeZMUQ",
-	"bK72dD1taOtldsi/K6gM1kHzMWG2ptbFC2kyUq/tl+fvrroC/phtvYzh5982rq+tgtt5qgr9NZlSJqqC",
-	"yDhCrSPBMZ515qRFXjUAv1XHP0C/zwfS8dv2c/QIPmD3189R0/dHK8e7tXLcoPSDno6g+Y0rRlqNpTW/",
-	"P+Rm/a9vRNMv/9D/96L/q4LhgdS/xwd3BAE+Jz0aKOBT8wcS+H0igXvo5OnVKzhmuAtM0FkTa7sxfbDP",
-	"7LVas2BCKsYfTgiWRe6atZiQ37vg4UjfjdBT2G75K3FtexoabDS053FDbJswYV+oh8bcCYg3xwkSPcph",
-	"4n1yYNvEiuGFID2czinr3T4LKhWbds4PY15wlpD9biGDITfWxOrHtiyGVc+2jZtQ126KGXQWpibaUwjj",
-	"BEsesN3l1QznJO0IkuSkHiaFzDi46jLeDgkjBTYz0ikE0SuEpYnGQYPmSJW0ZZxAUpSSS+QLenN+fNK5",
-	"enP8rI0+k5VF2v5YQ/2Zof5MGy55NVS27sV2meetKDxoAZMNWgoqD1qMS/vvA70BJB+qrRwwcPSDxDps",
-	"o39ym+54cfMWjVem82S86ucXKmeaqFcwrz22e5pTFhcZJhPfplpvrlWoDzHHSfTVppMQ5tnHW7nY9HRW",
-	"ZF4oZ0Oe+DYnru2HtLwrJNQifneNeSrJoDt0xfnGpDjXVeJOyXDfKHde4xRVDqs6lGUbLP9CevKFCike",
-	"tlGNEkcOFEHZah37VMolglovE65RYsw1RASxgLS82qD+jIjTxSGNmvAtFYEqvNaPbwgoX7JsZRTRgToO",
-	"h4rYXP3RBuYOIBv90KtNicWV4dlWpKluGfj8tNeT1kCarXoZ1si0ETTFvrZTn/QH5tgEZ5lnKVi8BYy1",
-	"324xiu1ECBbcgrdm6h4jy+amMCdQOFbftH1pU0jqXg0V+Iq2ztPGpzZkTAK4LqQQCvIkJjC34MnsFVL6",
-	"DXAPI8a5Vmu/0qACvXYsGWFTXR4bzuUt/F1XMuaYpXxuZnVgMjbQs5/a6Fnnpz8ddqN9XtbUSsJPr+yw",
-	"ujZsrGy2LgyoPvrxuPPfuPOvo85fusP/3/nUVOYlhtYyrX3oDV8qY20V8IvwyAtvCo+MBXOB5M2U+/oA",
-	"+n5HuRI/nq4bzsMp2WMl5QuTYhCkXFjGfni9+nBSSosQ3TinKql2ElS/wX+/atbOiCR1cXUKf4+Lq+/X",
-	"r61s1KbnnT6qrX6g/uAXHIkimfn7vi8OO7Vt0OIc1t7KfXHvjLK1hPKl0w8W2WODcM5IE4dUgHrkYg3p",
-	"4Z7tr7IoIox3s0i/H6a6IEsNpFbbwahXBoogydFnQhZ3hFXrsYmaVCFMe60YAonN4g+DSArgh/T7o5If",
-	"MmevMkef87haeiI0szeZas97hSC56P1WQB/2r+uc8DeC5MfglbxHboYP3EAjorW1nf/OPKQ7XJgr2Pat",
-	"vLAZ3qfzxnoFaIRoUssbLozSDLZHxRay415c7otFzm9jiuNY/+L5zwrWMY/7QWy8xFQXzMNvONu+PODh",
-	"FMa2R8wUckKpDjQl/XHm9n/mTly71+DYvXKyvIygIsufXT1RU/8LMyjyrPWy1Wt9/fT1fwIAAP//",
+	"7L19cxs3si/8VVA8T1UkF0nJdk72rF1P1VEkZaOzlu1rycm5J3RR4AxIYjUEuABGNDfX97PfQuNlgBkM",
+	"XyRKVmL9s1mLMxig0ehu9Muvf+9kfDbnjDAlO69+78hsSmYY/u9RlvGSqXOeE4EV5ewYz/GIFlQt9c85",
+	"kZmgc/1D51Xn1ylRUyKQmhJUSiLQDC9RwbNrhFmOZCnnhOUImyElWlA1HbCD4QwrQT8fZAUlTB3cPD/A",
+	"+YyyA/3i/3Ev7Z3DQ+jmef/5f+y/RnxGlSI5WkwJQyOuB1rwssjRiKAxLiTpd7qdueBzIhQlsBQ9nv6v",
+	"Ws5J51VnxHlBMOt86XbsR1I/ful2FFWF/tsqUnTdi3z0D5IpPeiRXsQJuaEZaVLqHSOIjxEGMn0nUQ7P",
+	"yS7CEqgHFEBH78+QnPKFRFQ115OT6TIXWJG8Of5RscBLaSjxGgkyoVIJLNAUS8Q4ql51X+5XSwgIY34c",
+	"0pA0UgnKJvArlfMCL4cMzxJLPBpJwpTZIMaRfgg+PyKEIUlU8MVqyAJLNZSEsCGdN4e8BMrkgkipqacJ",
+	"ZWb4nUT6TSTIP0siFdoTJOMiJzkiN0Qs0Zgs0IyyUhG5v+a7Sib5mgVfQwtsv1dKkncRZWgmkaQsI/AU",
+	"mfNsqj8z5mKGVedVhzL1w/fVdylTZEJE/GHNCUM8IUylFw4HCn5fufbk8mDs5C5+6Xb0i1RoLvot2PDq",
+	"pU/BEQh4uo3lTz8rIhguzk4SPMEQzQlTVC0RVghrok0KgiSdsB5naC74Dc2J0BsYsywj+80TgEs1Hbp3",
+	"kixK7GQ2Wnw8XPxynQjBKtsIcTkVhMxpniSDY+MRL1mOFDen3kiYxELznORDDJyxAVPZwZMUmZGclrPk",
+	"Tze4oLkWCpt+qUY/O3T1/W418drodXJ6WrUR86M0O1wjpNYuuHCEWyE9kT5CBZVweLwGKgi+IXLAlP28",
+	"BEUV7LtEvEzux4yytC7Bc81BSZlsf0GjJcLMTLKLuEBMCymEF5gqyibIjIALtHd+cfzyP374YT8tnPF8",
+	"LokIBDQriwKPNFGVKElCDOAbrLAYlqLY6PGMMy3Ch/orRAwZV/pb0kqojV83ErXBTC3vB2zsBrghQgIJ",
+	"N/moIKCbk3L82P6IFJ2RO4ntnOBM0RunfBOa0+hGpxrXzpsILNvGCvmxVdWT2VwtE6q+RcKCwqeKzGDE",
+	"/0+QcedV598OKjvwwBqBB3Vx98XPHguBl/rfVA4nWvekp7+BbuXGHApk4HcSKX5NmNxI2a5V+LfgPm0u",
+	"po7xG/h7ZJC+aDmhacPIK/Ozk6SyllOc88VwhBm7hWln3kYjzFpsOmvspoa+cD9Fq3vZsjovNPVAm7OS",
+	"F/UJRgKTw/yxPje9YWjMBcKI6c0sgIYgP0dcdZEs53MuFPwBo4yzMZ2UgoA0FxjpQfvt+95iEcAGdq24",
+	"j0+9P7KeU0LSBnogOB6xeKrvdLj8un4E9ZfSjaWanmCFE2xSqqm2tDIj8XKssKYL3LGQLEczqqSzO/To",
+	"vTOmiID1ERS/PGBH78/66ELhCenJOcnomGbomiwlwkKboVmBNaWxRBw+jwtU6Usk9UewGrApZnlBhEQT",
+	"omBDcnSDi9JcPhoGj7Ng4mWdkLkgGdxcZv2CTyjrz7GUCy5yPaPXCCM1pSLvzbFQS2ttjilcsuygyUNX",
+	"PbiOiTWxzqqnI5Nqy7lq2puXzWUwPfPkfN1AafHifu3Cial/PDmgIHKu9W16wAzPVTbFyD0VD6xXCb+n",
+	"5RmRTn03B7Y/BstFE3qj7/RLIM+Uz4ixP5JjOxk0zATJ18ofJ3qOBYHP4ULCIFrRpKfnxKuxGvRz9ZVX",
+	"vw/h9/Q0kyINrrPxMdUPwrrtQaUSYaW0bteWoeJIr6ogivTROV6iERmwyBPiySktGbU9q8eT+vCCLnUj",
+	"5Nq01Xw3wiwfsL0xLooRzq7RHE9IF5EZpgUqKLveb71S3pLlrfLTkhrMd83wiW+Erhcn5lpE4E8FX6Sd",
+	"LOOCL/Qi14g4Q5+EIDJ/T+8drM9sGR8jgrOpM2LMW8ipknDj9CGXMK3IAmthGacaa3rJzupTTCGgQguF",
+	"PrQe7wvw0lA1Rd8fPjdchPOcWjle40/KjCVleczNqT9gRIiM58RcoITQWlgQNBek8gJpyoAlZ1naugCA",
+	"M8eYFiRv0t9za4v4MIQOTsw0YnFZZhmRclwWxXIbemvtDutJf9YsENYLgtvM3swmeVrghdT9dVrOMOsJ",
+	"gnNtlaAZkRLIAVbM2mE1G7UwJ/xkmBHEpzOQJIwNTKi1+sa3AMdfCVLNscAzp7Yt47yPdrHBkvF8zwKu",
+	"CraSEZJLNCciOGn9FINvq2EUBw2JQNxRhgqs9AXccKVMi6Lw+Bmy106fP2GJCf5orOZVvvMjrWPtr2Av",
+	"6fNFKPjTCdPMkYOvgCfcEfb31Q75YHg9snklZdnXFusGD5bbXE5izf5X2iY/s+AJLzm9ro+XOOu/BDU/",
+	"xczK41Xc2pygNtP69m45nHkX/lq2X+HzhyHNhIahOXaLiU2IGgKPD70tcotRJFHD2MVzy0FqzostRwn0",
+	"dsQDCR6pzIWUaZZmmuoBI3u9X9Gd9IQSAXkylCQTpMW77i5G8EjFjH7AxIVhiEG3DFvMx7MJ44LkbS8b",
+	"Rt/uNUnzTWVciz3V3ICV8SlnrVURqlQYKnBBNqfmgxRrLjSrg0l6JIggeftxgm9IEAV5jXAUb2I7DTa1",
+	"xX7QWPAZ2puBKa4VduV2cta1Zs2HijltOJNt/frVDgc6oD0KdEJlxm+IWAZqPeGLNQcudw9HpuVef0GK",
+	"onfN+IIdROFhsC9BVH4nkX5oCA/tpzRGdXdcJ8V+9k+GcwZ56OJVw81GOrOPXzRHq0dLwvmFhE2RL0Hm",
+	"U31B+8UIP8rZBxP+axLa/iCNUREahITlshKg/oarzSPM7AUw8JlsJVOPUMnoP0ttoWt+RxPCiAk424u9",
+	"3U7FnWAwf64mM2DWIHuNnvde/Pu/o2yK9eWNCBD8vx32/op7/zrq/U///x/2PvUhXoe13d951Zlxdk2W",
+	"cogFGf7tw+nRZdIm1wtsse/Dtes5OiUTfwYXNCP/af/d52JyK0VxxJB5wJJf2+deQWyrPiqN2kdhtNU8",
+	"/xpRo16qC1nFhH6REr18f3YiEVWSFOPkDBj5rIYFZddJwSWIppkgORUkU6EWGQm+gDj2WFUftCq2outU",
+	"qbl8dXAQUPYg42wisCoLeF72p2pWpL1NLB9azmlTlhH7My0p7bWLs2KJ6Nhcj6hEE0HgaqCm2FBrxqUa",
+	"MEEyzbvgvERagld3Kss5LEfRAYnW93ytxI0Pl2PV2uICmdEiC5JSY66W78w/U5wIYST0Xxfv3iLzEmy/",
+	"/0z1cmrstkuuDSbAJbiPfuRqWnmPsQlnaN2duNi0XcL1TP0dPGae8+HHt39/++7Xt3e5h5vBLVvE4x8x",
+	"VDJQOvYpnmWlECRfe210q3HTCDcQ/pCgaVoztRw6wzYSCfBFNd2nMXFHWBJ3UWieEv0r+vjhDbC2Gbhn",
+	"T07GGSOZOYbJc2s0dt8d34zP1tLGTyYgSnrtCSK1K92NCVUTlLemljWaE8M1yeQeujOh2tefINYbbTyl",
+	"HaZHoUsz4TpqUiVxcY2H/Clwllv/+cI6Jd6/u7hEB/DTgR7HaD8q3efS3olVzvRq9iYeWFATlYL1gMYr",
+	"+GSizRHK1nt56oG4inAJqp5LKnN2b+YYmk/1lYaVs1GKOf/4xhi4WcQyva9nF+96L5//8EPvOcLFfIp7",
+	"L5B93vhg9VwNaTT75BQXhb2bxTP5249PBtodDLRmEFIz5dBQviUQGbBtux19+Je/HB7+9fDw8PD5IzTp",
+	"7Ox3bdM5jq+Rsd3IaxMxCWn0ASvyhs6oajHJILSJFUGFfgh8C6AK9alxyw7ySTc0yvSo58M3Z+dnl8PT",
+	"/z4+PT05PVlhpsUP3pO1dsk5mmG2dMuR6di3EsshsPxwlvDF/MwXqOBsEspKOYV08wWmCo3ImOsjJZaQ",
+	"vzfBlBkPDS0KKknGWR5bSi8ODw+398OssB9rG55iiSBSfdki5xLhbmB7qqSWDy43i7LJVoG68NNhcA6C",
+	"jpqk9cB5kIVFPs+pWA4VTXkFT+HHtC/sNfIZQ5BfecsssDlhueaSNYuikFk3sc5CrJAwMjs3Kf7ptXl1",
+	"kwquyyEuCr5YT0/7WLDeksGxNvbTuiXWjR6YU20GFRm6wT7HmxMyY4PVkvwI5xF+/7Ay9yQwiJyfWyos",
+	"rPmC3cmGkVCGiyIRxV/nOD87uYVh8/zFSzzKkhoL8qvS1wWrfgNJ4pKx3EmonNxaK9Ebkg/Y3u+S5t1Y",
+	"AXXN41/2+ygstgjoNcXzOWFS00nbAuu9LHOspgeKH5g51TavxU6WsWM4ubEJBricUpG/x0Itz6Lcq7pM",
+	"SidFIc4gifpBM+YJ0//9zbtjZqCRYfEPkEsfDRmk1ge0T9I0SfsNom3H7ZG2lj3ZXQAOgivAzfZ0U6t9",
+	"67ej/s4s+sS1vasNR2/L+6SqbU3+y+bIRkmEBPWyCD6K2XK7CGBCSCbTi7+EzNJkggSv1PIdmwFL+1si",
+	"Q8hksWhJtkWGp/EY0LwPTAY81rUJDIwzCuUeKxI5Wy+Sflwwt82Qay6WyQ+0ZXu2zrvK8KxYrD2vU09u",
+	"s8lHdysc33vdMrbMRgxzZMCLQvqTvvmwybauLRBF09oiT9Cvxwy7XVbgKidNjVsT/PzrlFN57F2YK6uz",
+	"tPEb1N1hf7b0jckHgJvMbeLJ7RHfRFWBDe3eqSolLiFcTTg674QTil4O6FmnVhtBVyUS+BQAS71UmqX9",
+	"ZU0OgXusXvegD8KcCPvgxkltMPMLmzy2NufSTbFOnfZIOPx8xsa8zQrU/AW3oMUUciHjXAu00M9oNmvL",
+	"uliZdLd25XbijXS8U5xBgEYrPN6SCILOTmQyF2/jUlP3YNevpU5YoFwbWS/acv40x7ljCmZLxRT1G6sP",
+	"YySulpoGLWIgUNaxIOgiRhZEKjSmwnhONmfD4Iyt48Rw4nWaObI0yAZ+tKwUVC0v9Hct74AVBLb6jwSL",
+	"NuslNpa0fjF+ey2sD8xR1GIcS0ir5oL+yxgAZkxNCFgrOPLNZ/z89C0ELPBqJv+rJG2e4M0novzTNrDw",
+	"Tz0qglxVosykqB4W/t5xxVqdyHCsNmJO/070TmhLzx5oR3cvil65QKcrR43cKZqJZpjhCZlpGdvt+LLG",
+	"zvP+XzQJ+JwwPKedV52X/cP+S82wWE1hnw5aE2JsFEb/RzM3fOss77zq/I2oX0lRwCudqr4DhntxeGhP",
+	"gLJD4Pm8sCbcwT+kOVeGP9dxbzJfBQhVzzMHwzeZ8NPXy//+8PudTcq4wRKzeMudBZ7OPKIS4RtMwWXS",
+	"N6emnM2w5kdNUenuKem38YiXRj7kfIYpMyPUES5KJpUe/wDn+dBVsByYy6S9eVcXlzmXic2t+4Iv4K2O",
+	"kRNEqh95vtyKmGvua20XkaZt2eLTSvgMug2XuHn5U1N2RW8rUZIvd2TomvVhqgRa8D+iedsn03Nsyisj",
+	"erSSgAua5fPD++fz6uNUooXgbNI1eooLBG47KPIcXr77++nb4dnb43cfPpweX3ZRBLNSPwC/+PgTtoOD",
+	"12m0RBfnF2gP9KL3fGnlG7rm9tcchlBYHoCHpXEWJinnwY9LlJMxLgtz8OY+6IPltbRXUCgHtYe0ixZT",
+	"mk0h/AxqYsCMJwH9qi0x+HLf3cyHnA0nRHWbohznee/l+7MTcKzJAXNvIG12zAmjmuJYooslw3Opjdec",
+	"a50Tn+Na4s57PCEdW1ChlZTsvPrt96SaMgcoPhTdgGkaxy89TP0E3nlApzc3H+jT2qOsyGd1APle0bmo",
+	"D5Q8A+HO28o26+sRRGqemUPI6Eu38/LwRZO5fvEemmpbX/vAqS+gtdbgdxL5uKve6ynBOWzi7503PPMZ",
+	"KSuWEJ+3i6mr4WksA0xbm6Rp6mid+8d8/Eu3RXPUOG5LxfG5t1gselrh9UpREJZxW0j+J9Ykd2G/7Zjs",
+	"4TirkuTKpbtCmSJ4VFNiOkLlOvi9BDfLl1XGJ9Stv+HZta1d36G+rqAZ1qhr++Cm2rrCnpAKkhQeUlvD",
+	"BZNKxLiyqDZ758Ozt78cvTk7Gb4/+nB0vm8n9PJhJpThoqimhJ3dDGzwsAZ7qe/iZm9AfFMojgvQGPrR",
+	"/RaUZuJm+9snrbWaF83fPmklVB0OVzWHa+hCVCLDUH1f9Vgp6ZUYH6Ap9WWuUpTmBG2rKedl4rBdpA7b",
+	"Lq4Buzln92m5378kYGTxJA3WSANvUyksJgQOiqpe0RY44+ZE/ellhz6DEpkkDPi/NSGyRrtaBJnNFayF",
+	"7Nm9jo1ggtbeit2zT5r2SdPuRtN6nnqkyrZ+8Hahb3d55u7XX/YwsuFJ9z7p3i2kiT2SVv1K969NNXCt",
+	"EiV0vjcTBCpYHOLSwkOHo/X7mtAu1WRgA1ay5GsFn0ACqQ1aSTyzLLgXFc7s9wfsoyRyHZRRFwnSmwtu",
+	"MaMMHqKiM9IfsAuTk+pKYSgb3lA8JJ8pJFgNA/SoAB+kbniY2hGohrkMvH13F3+aOvDfong3BmZYh0gD",
+	"mFCaCWobtBF+kUv60rTu0YCetXcAJieBnnDfUta46eWQsmRS+nmQXI5KpmgRZJCCqICcdX3ys4zMbTrw",
+	"JpDUq+q5qriCI1/EpLYEy8FbrXbdhR/q1pa7qbKwJV/WcfWASsJBjS+wRDNcaLqS3AtjOL8ZZlpeu2or",
+	"C2hqp/l8Z9OMwIdaZhsUEdkdkJuhfD2cwrgM+MdqOo97xExJiqu40lN68dedTalWPJEkYVUQY6plsCI9",
+	"n2W/SyXm5Kv06Oi9UpIuklMuVK+gNwG0nqsPXOW1dUkRB+2QhQcQPbCoVMnbZiOj/xf3xgamua9izKYk",
+	"u27Lu7iPwNE20hZosIE9a57bVDzBkiFFDdtYwMNZjuGmmbpICcepiyR3ZoFTFpQF8elHd7T84dBnhhLp",
+	"S4hxqmJJCwpFi8KH3FMH4+WBNQcPXlqI/lY3i3kOKi5362LZHkA5md+/Ll2s+sz2N7B0or/csc+MSlf+",
+	"kv4csriAlQXfDUxzV0/rJEYrIqk2TPANLwXiYxTt/wHOK8xrcdj/Yb+PjK08YGDEV1F8SWZYa0qPa4x4",
+	"kRPhIQUWXFy/CkN3A6YlXFVqHVRVzEqp0BTfEINTVZUDwLNe4b0esBFluSnF89UIWBBfLBy0y9BPgvac",
+	"autff75WemAA0WM2f89lwOC7sOX1NFrBzcL03fp865UScgX4+HtTvCA3vzSsBpzTbPm5N+E9q5Muw48c",
+	"4xkpjrEk/vPDjYGH13x2WxzjNcM9xFVlpUYKYGLaJIzNrNUCHwqZHs54f8ubkIHebnfzApVoKjcfSl1D",
+	"MpHFt4TDDb4eU4G5W3l7lIdAE+3lXHFXGrRXidr9jbSqlqrtKYxHea6XvHPvwWY+g+6tQSGblVb3Vqm1",
+	"Cj5A0ofx/N7xoAfs9BXOeoSNae6Unuv9mQ+mWD/2D3dJP+ei4XgKAbYfhQD4eHa04cnPSUEUaT/8J/C7",
+	"fvQnwWfWxN6dKFhRzRvVae6i1ndd4e7Dh2f8EoclGI5Dc/MMV8V4z6IsQduSelJzW81Yy8Cb3itqwkCQ",
+	"GfTD2uPm3/p4xpb+/m75/gN8ULZ22jAVJfFNYwNmN8nKYa5zO+OH1fGXXCvAU8tgt2X91QI6iQv4wGoi",
+	"iQiQYJEjBzqqmcEAAj6komjYfkGqsHFP1B0lDxX/C2bWNAqr8NcWeK7wt7zZeHATdreFKrfl9/OLs4uT",
+	"t/fE8G0YSY+X4y/OL74Sv1eIaY+M3auJ3ZbbG7hjt+D1KkzdHgk+8c+EFbI+5A0KDiChigK55gth2BEp",
+	"PmAm5AGoUf0BG7BL25sDEZbPOWVQF278Y7+ta2Nz9P7s095BBNfZw3N68G/1IGcvtjX1Q/vw9To0hsW5",
+	"GrnSHkUsJSFIbCdIx7UWLAMG4CwwRXdLMmuLYlEzvLRXXnjf9Czx9XcoJxZ3SJsF3udra23iaVLpWhvm",
+	"8KGPrKDXBHHbP8PMU3Zr8845MUym8DXRQvKqBh1yNWA+voFGJMOlJHVUPj3g5znJLGUknbDoGBm+a/jh",
+	"EGVSEZwIsVdctXPD+DFH2G1HvQ3aiptO37DBakooINIqC2A5Isg05kOaC2eQgiLRnEtJNUt5C89uQtjo",
+	"8LCl0eG20C4cldZhWxS14nmD2wigEQN2Ngbec3zbrTPW+ceLS+QY7srP4mrAwO+stQYXdEIZLoqleZCD",
+	"P9X0ogqQRtDZ2PBgMLrn/WvGFzZLJfgIct/oDhhVxlUtiCoFc+ckdRW4Qnw8YFfV9eIqxpxaiZW+id+y",
+	"2/ncc4t+r0/mW+OqHemD8WDXqGZXa5brYTkAsSjuhZXp2FPfWPCEaG70rKK3NMEkKVCiPbnfR1f2znbl",
+	"vmy6GGNQl1HopAovlMw0m24bWPNAQeLdq4a3sQ5GAPOFCxJ9ZewKiPx68pI4jVv/jiDjUjpAJyclraio",
+	"qDRgI6IfKpkjVa6l8IwykNTtpw5OF9JaVJ9/qbRICOg1ru+GbZwaLidYRyjDgJftDdpdmrvhXfpTyOvV",
+	"E/d7q3buGd/vJE6w+8MlmzzmzI6an2FbB0RgL+KatQiqB0+k5gir9kO4iE9rrNWwAVXaVj22oQUV9Ac1",
+	"2YoeRs8n2gSw8V/VIgX7mDBZiqDzDxiMTnz4lVBNSVWCKtQ/8AUjwmrfAXNE/pNYuKj2lYuf3318c4Le",
+	"vrtEgtxwYxfBqqv33cv6thcI3j5y5pVNEw7egWzWSjVBVMqMn9uZ+9C8O0JVNlDTrjUc+N5x6jdi1BZ8",
+	"wks1DACbVlu338nUTnRdJ1eqTQzJMwqOeztqt2LiAXM7ZFnW7QyoI5LLPjoxcAmmxliUBPgW+k1dQVfx",
+	"q25oIWeY2Xwac0nKbzBTtgIdJIDkY0hi5qVCM6KmPE8feP1czzy3H+vV78AXjCnTByFoNOZ1aQRdGzZY",
+	"J4vh6k7IjCxiaRe5AEJ1TadYkRFmmOH1Ojv68KevY7f6qf/+JZEmt9pm8CTxRoMRUk8Gw+MyGJzS9tZC",
+	"1MP77ubCmtjFyq0C29okOPpeFqbpdOxqfvZMW+KV0Hr2zBRGrLY7kDc6AtEGCDbQucDQv+78k7Z/ccAw",
+	"bOKO/YBdNdZ/5TV8ZOgAoZ0iA8nrzqdJu8rN6IWxE7DydsZvV1XCbZO0V2nBqKltt8r8evPSDQJj2CFM",
+	"FYi2h8yMu4h8zshc2e76V+fDy58/nJ6+PzsZvn13Ofzp3ce3J1fIdgQ0V3ejFRj3hJ9hlU2tLTVgqd3L",
+	"nHE01pdHY3kEto11YkHrBShyMW/bm5/tQW6HqopSAv8nyqAhQwjmHK/l7O3w48WpWYi+SweLSRlclls8",
+	"HI/Ht7DdMrquqe5oCZMG96yH79GcFD6tr6WjJTLXVVN4RTOCqOszzZTgBeIWX35V6OMDkUQ52+dxxPzu",
+	"1ZdyLwHBJF9tETWpVGbVxaKTOje+x4IFzAHOgxPQiZTtHcpHxkQQlrUnX9jwhyAZnzAqfQZp6MRrhGw0",
+	"oVzMBtU6lV+dDy9OP/xy+gGWefnh48Xl6cnVgGkDryYhAvOvcpGLUqoD6+lI+XUGrO2KsXn0aN0GnZy+",
+	"PTsNd+dyJfFcA4Pd7FnKeQpfWJG7jLDU4kUvG2cK8bk1W77EeQm2J1QinKWvpQ3Oj0W0M2vnpZhzSQzw",
+	"miRKGaFVsxx2ZDisiQLf0nKI4nbfquGQIO32loMZ5IFNh2j7trEcNAdcnF8MWMTm0XBfzXqIZrGpEeHa",
+	"T92rGfFYUin+CIbExfmF35S0ORG32LtXm+J9yFJPpsWTafF4TItI2m1nWdzRJ7GYcjyjq0rx4Jy/W7Bd",
+	"Yx1VDe6TGcNyOHG9PJsuyK3x7reDDh6RgrOJyddDpuuwiUTu2E23GZBwLDX+7IXYSraAe/vYEo5DSe05",
+	"ZQDutZhyKlPQXs3eKCHCi/X9x3ljUzKTpLghMoXQoX6d8jN5n6DvVX+GFRg6QSeLKngRNY/+SiA61niL",
+	"gXQQiyL9D42TYzBq7Ld3C7G1VaORL2n46bvjabWcjFJND37X/3u5nJMvB2NcFCOcXR8syKhVFRyVavqT",
+	"fdBCZt8jhu/Pl+dvKgTfB0nP/WgbzPsCswcD4dDWGUT3bFaM2w8DOq15qZGI60Gq4RG41c6J0HLTAhop",
+	"R7u1UBHwaBdVUBUZnqtsilHYRVzfbVtw3hwfbYtk3pzJx7OjqsfLVNs+hix+na4PpmwDtJC+E8t2oHPp",
+	"YsmA4+8bstvABTX10gVRrogd9gDo8J00jpwR/5xuxzbuadtfKlqQnmjt83lc8DIfF1gQdOke/05qRVs5",
+	"UMaUFHnyI5Oe55QV3zBKwPDTguYToiDubEffE+T46P3l8c9HcPOZHpsnD/x09M1DbzpW1GZyz3hO9pMT",
+	"mvbWT8d9YdNlfvnqYOaW5RtI+nAyvjP8YPLYvZ8O7lJPcjMpN4O2r/Yk6UP6GnGGbOpgRV1ttjiJ02pl",
+	"ZnhuigzsQW67Rh2Hz+30IlWfwSpaRrNoVDuHP24MthO85LJTvg3IKMtGZrFaJAeUaGUXU6MbJialnfeb",
+	"gQ5ah7JLKKwoO2DO3Rnm2v9lv4/OTmCbnBHqLzfeAwK5y1iQAbNAJ6laCb2IE7uGbySlrDWXrGqWCMSF",
+	"nGkjMoJWdC39QFvQg8LmfI8ca8BfNgVBE86IKSwmguw/lnJ+Rki+69NvToBEktwQgYtkt8bwAu5RCNuk",
+	"guetNv0RnrYd++A2h8KqmlfegX1beei+AK7iXVm3CQe/m/9jvUUVqML2Atp056o5bPed2DbpmLHcRm1i",
+	"O+rIat1fmOUDJshYEDl1EVWp+BzgsMBZrBBnGekjYFfjPraSyk1swGLB7xNWVwr9bxd99lFIW2iK7mUt",
+	"lt+EqG1rimvELBj1FdTrail6r505rYhctX8Pe0UC887ekCz/AB2pBAyknRvFrRu1oZ/Tid9bdg5oL8Dx",
+	"8jOncl7gJdIfRHt4BAG5guAbIhFV+310VHVC8GUsBhloDEkte+fDjxenH4YXHy/en749OT3R7yQF+YCZ",
+	"ZIlwBqZDsgG8d8E6mwtDg/JoQAgfsL0Xh8+jFpF/2X+NMFtqMpNCEjTRRP/+8PumyP44z/HORbYl3tDs",
+	"Vlv6f0jie/OrPISohV7TQEfjp3+xy/jfBph9CdvAcFQecNQDI6O0NQz5M4q0D0Sz8Aqp9rrNhIMqNJMp",
+	"xVm7Awkc7KssfwD9/6ngix0b/1AWt7Hp72ex1vo3425q+9sEFJI7VPnl3GqKRwyJ7J0/wZzDJBu7KLmi",
+	"JSjQ8z7A19qQeF+3InAlvelRekardFRckwBR9tpLJdBjpfEJJ0euPrxu1z5CxDPEXKaMKooL6z8brtZF",
+	"J6GaB53LyKJY+pk62dldBUnXTk7owwDPmcG3IO7q8jn3axfuKy4EFyX81Ae0t8C2BhJhuaPD17QsiuIL",
+	"ZAvwb3tfiqAXRDxfm5zRbXN9rRhsOSddRPqTfmPxYUwyOB9DK3OTn9Piev1O2l5W+gOQFaD3cT1AKPz6",
+	"8GCDIVpO0ru4Ormq0eRkgwYlUz4jrYgsdWJaMdhi/CXYNblpbdNfkKIYgnxZexmjMuM3RCzPKidAYw8j",
+	"Yoak626dPubtEqjujBoPPVw87j0WHjc3kUdqTxb2Qjo4dQ9rR9q2NQbFZO98+NO7Dz+enZycvu0ie786",
+	"OT06vjz75ehS37AeuU0QuP7CuAo4J6QswU+xWeKaKdduh/d7Y37/ymDiIcxBwF677zB25geWrpC8+rIm",
+	"b249RFTJ6j60irQHuCjWkfeoKL4ihU+hU0i00uDy8XD0JqvnEVIfF8VaF7uV+6uQK80Du7KL19hFNnO/",
+	"sn/Wa/x4xEeo+m+j3Nfp41UacxPdeAQ+IQuJgukDZ1JHO4yo9IqPC4QLQXC+rPIwH7GGOf3sOxXU1mT6",
+	"H2oab6RgXLnaqtrBrwQ+5HMaKDMYOBmWxjkqCMIIagJCB5SBK/OV+6a+7IP958ZISzC4IEgtOLqG3ih8",
+	"bCWcefWVfq6HrvTfrtwfJYTlpHeISXD5OOzAcVkUQEJD2ZEro6ESyTnJ6Nguu2+HhqWtGRtCdJY70JyI",
+	"GYWUKxMCCartKqfKaAmC2bV10d86G8cNnMCNB2wzLos6WOeCFoWxX+rmi90ec5vMMHNYiHpTuaD/8mV4",
+	"lCFZjqRmcqYcs/upBIN4z7eefrFEGF15YzyGx5mVUg0YLhXv+UZ/nBFfXBgjNDnuCFnB5MpBAFff+kYA",
+	"XmlglQYMtllfXq4CnEg6Rpgt++gtVySooBVYH0/NL9ZFb4ccMH+NlCZ0oIVppmwrsGAxgDhps+NneG5y",
+	"0+xno7lwBgUpV/ZWcgX9S8GKznCBZpgxW0EmiBbEerrR+wZu0lMZUtuWvhDJLkQTBqo5Xe9dbYi/PTo/",
+	"vQLq2kW6xksw97fvLhGWspxZuviFV7cQdzztfGD2UMvqsNFcpVk1Xb+ZvpAtMkMcyGCAywR7CrCdFdsM",
+	"GDATDXpBGWbjwveI9D9Vxcxh0eyAVaaWpimqIXyRG8pLqfm1MRWsnEGKLggZsN8+kAIOnZzSORoRtYB7",
+	"YoT+ZWwqsKPSYlQEY/TsGD0zRs+M0cMs79kx9iugKbcNJhEgEqVdkBJBFXVc8YdGPF/arlyA7QEyWgsP",
+	"PkZXK5xyV4ZDfjx1XbMGrJ3W8OicZtfxya8jSA2YIBMs8kITjWv5Mi8dyNzS+3E817i2XloUmxp4Ds6A",
+	"OuObSjxqRcBvltEjUf1p7wDPATsuI9LpswrBcj9VR2w17QZ5+FrxgCfRiiionDevx/BhRgu1pcDrYTph",
+	"qDQ3r9oKkgBN0xTYWQfZp4Sb5nOvQuqCh0z7xz9u4gdgEqzN/IhEPJX6/FcjUYmeMa6eIYdukJMxZQRN",
+	"bdloJetsfk2FdBj5g7poVFq0d1OSb8cbRP2qjThzY15BPZXVq/01XvqzEyd+nXq1kujMRsoCRSDMBQXW",
+	"gwfWOo5e61r70kVFtVkw8qHI8BhrMVHAZgTK2eUdDamtR6a+sYI9YSbPtOK3v/18+b+P/uv4NFl6oBlw",
+	"WL8JrfFRgI8+th8VR+V8InBOEGUWfbKK9+/5h/UgM56XRUvlAWVTOqJq6EN5tZ0YA+JfFzCcI6BzEPah",
+	"qLPMYsw4LeisELPwwVQCB4AtJMiYCwL6R3OLlungcuSaUTOLcB8LDgAajMgMf0nCb28TaDmKMyo0E0mD",
+	"yG5ELIRderWwCzpzGoGOIxpU7BhV4FbRmopJ/qtkk4IgqOzfPs6SE6lvtJtCFRb8ph2qcG0IxjPBrWIw",
+	"WhZDG68za4H9QoQ0Az/vv2wPqqyIlVjwlZasFSdyHAqesWiokghb5kV7qaD30fuz/dYoTHvKyAhLWmHq",
+	"NAxIt1NWKZ+dgBTjBje2a24idQz3QPb412zBp4vtVJubTQm5Xg5nnF2T5aMBSQ/QE2Jh18Gj7PmLl1G0",
+	"IhKZPnzS+c9oaa+MLwCg4CMQhdVOpgawRyRZ68fGIvNEz+gLolZrWmk4zVndFA32anA1/GBJ68ArriIR",
+	"e2VxF7QK8TJtmwh2pRsDde3k0q9Wt4GVquUZlsZ2qASTlrZVi4rYVoabImcW8MQrt92sqeHcS0RV6Jgo",
+	"OvPZKuE2dPVcZ7QoqCSZFrB99I7p497wq08xNNiA+TY9S8hgjAwYHylMrZVdwcv721zsW0XQe6GWshxC",
+	"LEfCEawIRhyEVM/kGQBYkflqyuOFbHsHMOaj4TLMANbK31IbSzYfhMQ7vW64Ubyz0NRrtwwgfZu+1fVy",
+	"e2VctbKqhi6JoSbqoFJWX+tVDEo/YBCCrDnGnj2rIrXPnvXRsb3GW7ODfFbaLA7uZ+az2voIb+57oyWS",
+	"84JaSBLzwpgKuFwVnO1bei0dsuyAUWXNaly4Fs5X1TKuAmOwMFY3WuDlbVIdjhKu0VA4GaSykIsry7uV",
+	"r3xypj1/mt21IeaRuK5caKMGUXZb/rHLXc8+QZy8yTrjsiiWvX+WuAAZ5PSguyLvnf/32cm+2QwftK5x",
+	"zGO4Uu8W4qXRuSFY8Z0BqCBqbeDPAlCjE2u+OEJq5WjjDgobR333nqP+lu8NBlxWlDkJMxrHvCj4QnNz",
+	"hS8lwef9DF1Fq7pCr1BoO7cuyb7a8CK2vw/wSwYwyfwZ0kfsOKf/ffzm48XZL6sGsHqYfM6KUuq7PWRu",
+	"zrFWcAhlBaa2JXza6HUOR2lRtmQDiw+DT9UWB0cGhHWlzwXXQqM7YIbIIB7H4Hqu+SaijQqWYVp0Vu7S",
+	"xZQWUkV6EUsH9QDDRwPDGn72ctU6aO3j9pMFucHMQkE6uERoMaRg7bD3aAS3ywELvrS2GhUXasrLydSI",
+	"fk08EPZmdLAxZi3UqOqstag0eWT2hHXThBqwmFJoW0L9ASHX74K45nNrArH0oRYFyqnEo+Je4dUgZqUi",
+	"T3RTObubkoeycxcGqxiWRmVhuMfRrCywQFfXlOVXofvUSJQBs5hxFjgBq0bwy1wUi2LpY08+dBYbW396",
+	"4Pst4qa3Q53zaKu+GUsrINexEU+KI0kIBN+QcyGAsnEDGJwum9nmjL04uItinFGLgcuR73GDVddZseHN",
+	"yV/ovOcYvl7JonAe8O1SEsvDVslKdEMEHS8No4P+GLCU32RqWzE7LeVSbOCLpo7YztD9dcDGtA5B4JSi",
+	"lS4zMO73Imnq8bcMUmxOM4UVsX3MwvIje1Td56TxAJUsJ0JmXLjIUi0gqKX+goL1bSPh1k6cC8pNV1Cl",
+	"iMWUDU9id8CmfEFuoixlacxLUCMjgvAC2/3yl007up810yKzKJb6lgkLjWhmN0eLlRkBj0SNqGhEMs3k",
+	"qGR+Z/VVygTqgHP0d8EPZn43qDR6h4KFBaEbRFWqKQ/Jrj/abx4FA20SJ/JzVdzjOZN4OnzcFh3ybrhV",
+	"xXVVxGi2HGacF0PvkeusCRM1XzAxozv5viphYfOpWv1WoVip3wvHBYadcd31ErsfHmjLK1Zo4GKBl3Cr",
+	"Rld6ElfmShiE8QWZF9QdkxeHh+jd31PJ9F+2SCVuzOnPez9BQWW2WzZcCGrbYePxO77BeELf9goTTflW",
+	"dxg3wl0vMY88h21Tte5anO3G3HiAhjtUomcQGH6mTU7DRvWEkLUY+nErzlt1VUH1pioDtns4dEPWp4Yq",
+	"2zVU8R6nEADaRwh8Z5VG+oF1Q2A3DoBPm75teoQGxDS3deVLcNGba2QE4W9AdLeFiVuH5d1QK5ep5YVi",
+	"1rTAf+TOr0ZXAyO7G6ffLSrwSWhrt3nk/eUEoZ+NxdttaZALdp016UBistx8t6s3GKRuxmczKMCupJMT",
+	"H6jeJwpFbaKCqC6TSpQGHljPElJZuAEdt/hFvvhQDwvEtHkHmqoFzSgvpbmOE9tE2STmNrsIg8hPCFA9",
+	"sF5znWBx13eGYHONp+tZCwS+3aGwr3YVrAOgfmm3poF4jwwZaQCRH/i7666APycEvr34AfNZ9jYt3qGT",
+	"dV2h/0gmlMm6ILKOUOdI8IznnDl5KeoXwLvq+AfojfNAOn7T3icBwQfs/nqfGPo+tT25XduTNUo/6n8C",
+	"mt+6YpTTWEbzh0Ou1//a5nMvP+n/e9H/dcHwQOo/4INbGgEhJz0aUyCk5pMl8Me0BO6h601Qr+CZ4TZm",
+	"gsmaWImv+Yt7ZqfVmiWTSjP+cEywKoUHa7Ehv/fRwwncjdhT2O2EK7kltqwfYtOECfdCMzTmT0AaHCdK",
+	"9KiGSePkwLbJJcNzSWzrlpvnBzmBWDNWJGrhstZHDsV31p3Z0rbgNu002sB8Tvw0P0oijvTsd1bCTARO",
+	"IdkfFZKjBZ0Tl3E3pgWxdYDiuhLr8HqO9qxP3+QW7m/qmd5t7bIXw8OSjSjLh4JIiDOsKzhue3HbnB8q",
+	"UcVRDwjJcRRmiwZIHGF3ISvVIXDy1Zr0gPs6bNDz5+nJU53R0LToIiyR74ZWMQcowVaxFBZQtymUMLvi",
+	"LWd3Rx2NzxKDIdeeHPPYhjX6+tmujV6YknI5heaA1AahS2l989kD9uW5mGJB8p4kmSDN7A1I2GWQt5JU",
+	"RBjpO3BBeqUkZoWwNNk6aITZVqumwBnkampziXxGP58fHfcufj563kXXZOkcAOFYQ/OZoflMF/HxgFkq",
+	"u6hHtyo/0RQedIDJBh0tGwYdxpX7957ZACKGeisHDOKPYEjtd9E/uMvCfvvxDRotVapHmbvK/0rV1BD1",
+	"Aua1QxS6GWVpS8YWCLkKkPUlVM0hZjhLvtp2EuLynzTClKuaYWURRJjXlK9scuK6YaQ96AKtF/GHwwur",
+	"5ahvAdZ1x1xdD3ZzqxzdO8qdH3GOaodVH8oKnS/U3gDW+8DN9bQ48nc1qKZvXslqVVxRCaqNImsx5ju3",
+	"gFhARl6tUX9WxJmatVZN+IbKSBVemsfX5Lm8Y8XSKqI9fRz2NbG5/qPLF9gzhmxQMpdKd4FnOwmbvrJ6",
+	"P+30pLWQZiOI1QaZ1t7lUl/bqtWpfFSW5s67P0TGQtyDYxOmPmBk0Y5VdQz1rM1N29nF7/OciuVQG19J",
+	"RE/jEzP+FVuXYuq7pDZ5bI8HMufZ9DXS+g3sHkasz7+BCtWiAgOUqIKwianaj+fyBv5uCqwFZjmf2Vn5",
+	"S+fzH7roee+H7/f7SfipFSXc8NNrN6wpWQW89j4MqD/621Hvf3DvX4e9v/aH/7f3qa36VA6dw6zxoZ/5",
+	"As0wW0b8IgPywpsyIGPJfH7Lesp9bbDzhFxJH08P0vWQN+MbXJQkuBU7teoY++H16sNJqWPbGwAnJNVW",
+	"gup3+G+tYU2qf0taXH09GMkKP9LMO/+WXR/Bvu+6e0oLh3U3cl/cO6NsLKFC6fTEIjtu2tLCIes7tqjA",
+	"7tm2XUuqY8lXsqnekoUxpJabmVGvrSmCFEfXhMxvaVattk30pEppUf9SFkhqFn8ai8R2Xvn6VsmTzNmp",
+	"zDHnPK2WvpOG2Vdd1SRRQ+eIedSRwQ96qu/tTHcbGDRY1sPWvqRv+MTiN7sWOaWqrmTgVUl3e2BkMVzh",
+	"Oq37O8On/wANS727HXJx1FMQ8FsKAl6YkFCtJWeroHF+32GqXrVmucTVfAVxhz1lPt2mKC8hcnYZIQgX",
+	"mMgMiOC//bOf7lLM9nAnrz4FKO/yTfxMXh94mL1zuVn11UVBAdf+n9Uh4RoFxVVZhiiY5WgsCOlqrcKa",
+	"wU6UFVyS1YdJemV94IOFbTdQn0pzobAqd5yY1RqqrPM6PLdxnol+GkmY75Ni+ZYUS9hhyxE8sdavaJ6m",
+	"rtsX6VN2r7kAWxywR2U3mlP9ZDV+g4f7bwIzJQ2y/g2/JjJa52vE+Ijn+po147ZJ0UyS4mZFAllNF/qs",
+	"l69/fW3xufp+p7ZGnbX1Q0UFlUp2bVPuAbOsIUjGRU5yC6bp3gHAFODoYckULYYziWb4Gpo5ORzGRh4T",
+	"tM48krtPtY0nkuydcxvP2oPm8ty1VU/dy/4k4r4JEdeG6au/1HX1N7Dm7yQakSkGAPq0cFtMOZWRVy5p",
+	"4v+qH6sO8D1pdvjKGRvzVRfDqpuzxVoiVKCMM0ZMKdTTWfjGbHlh8p3hjrsIYYICTlnop3zfsK+luVNH",
+	"8IWxL1bm5GntaU7fLy/WZuONx5IoB02jFTzaY+SzGkYdAV0nHDTHE7L/GjlP82Fbct5Y8FmUm9fQtjPK",
+	"6KycdV4dpjRtfZrnvOrtIE3ZoioFq2by/LB1LhBx2OVk/k7IXLr9lnHNLpVoz/bDMSymJ7G/CrJrmM5i",
+	"rJR++vOeGIsplxGuvohbNtjpSZhc20Ssi3KLWUCOJioIviHS9N6QLVGI1PfMC6uzNxuf1CNCHFSafFE4",
+	"ErKLoqkAFCkvlY+dmhdGXE3bJmPGuc1kPBRgUHpU7UyiMCv1+eDdO82h4Nn1LT5vXtvyy4bk4V64r+IF",
+	"pgY7fD4X/AYXMUdAN6rWuZh3tp7N36t5GKBbOJvQuv81GnQGHeOyMQCCRqugD2ROsDLO6hWHEwaJprN5",
+	"bWYzmdJxaDRFw623nibjalgVPOxmplqp6TudeI2g1nvCIaFcZhafwnX/Ts0H3huOltFUXF8qK2eoHLoO",
+	"VdhaieESaidiinO+GI4wY/DvsN6k28E3WGExLEXR6XagDw3kzuk9K7BUQ0mI+6dn9FLOoaZev+447lN3",
+	"A5kHgJsLLHLZtc1LgLMhwDBCeyOcXcOv7WediiRdxp1uZ5Saw25DQZVmb/oDoJ7f3Q30g6DsvRi19wRN",
+	"U/gh3f6fK1ysSMKtNDh0FSigfqE1vyaZTyM2T7oHE+ijtInIq5Ltzbhu/pvcpd8xAmQIYImfrhJfqRTA",
+	"XBbcLnQBPXpCANId6htbbrMvaq66jQJW93mfDfh1Za3zE599Ux5qk9cQMfnjCDjFX/yJkiKXqCBjBRcB",
+	"qfDSuoSXCAvSr9JzBJkXOHP9Ye1fB0xfyws+kc3UppJBR9A4Lcq3U3o9YKH9LUpb4LGY8oJUprlpZAA9",
+	"EdxftClDSC4RHjA/u8WUFkEuETjw9bc4e43UVBAyp7l0azAA4nZbvpMOTIXIvg+gC4sAbquVkaQT1tNz",
+	"kXyg9SwRDBdDPSa3cUbMDLLaXC3NlRwLaHVuPBLdZGLt7l3mK0p+vdXUxK4wvwSlfSXr2cdD2J+984vj",
+	"l//xww8teWqBVZeuaa0MxFvVJIdkT5nKFSxLbDd4KzL51WbaXvOZlYXLnr2iOdW3BTgs+f6M5FQblOtC",
+	"B/a5rh/sU3f9yqOq6njXR1x1HeILsriAn5XAcMGxmc0m9hNfb9qjLtu05/vyCHSy7X4C+PbQyR9E9Itd",
+	"diHZdCauceuTlbCplfDXB6ARi1DymBH1Xm/cT+3Z3ovD5yCDDUvCHw73E8bEJubxganiCqXb48Nq0jM8",
+	"MRPcrTIMVn1LcC43wh8gH8YHzARBE84I2uMCYiL7T0Ll28JVMhWGkpvOObg9orqyAj8hSvxpao1iNY7x",
+	"zrxgqbO8VvOa6aTsIu/0SiSMpATANm6m4DQ+Hb1v6egZz1b9wD3WcHTjZB/8bv6PdautLlw3R+ve3Wsb",
+	"Kz7oHOfVHpZPWu+b1Ho2DTKp9KA9W4Wy0+Y2fiDOjhTUKs5+YuTHzchAH2b/7PyfY2NiyXuCBkiw+NdU",
+	"M90kDIHTJjtEIqifzZ3cEo3bcej8jmkcHv2rj6vatBXTSvCROb+20piC6HU9uZ2eREwFUWi6i7ZLmZRJ",
+	"+XK7DMeXTxmOTxmOTxmO95XhGEwmleN496k9ZT8+ZT8+ZT8+ZT8+ZT8+ZT8+ZT/eOfvxdaSmHZNpBYwW",
+	"eAk2N8xAz8lYy5Bj0znofPn05f8FAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -22,6 +22,9 @@ type Login struct {
 	// VerifiedPasswordHash, when set, is the password hash the login
 	// verified; the login fails if the account's is another by now.
 	VerifiedPasswordHash string
+	// PuppetedBy, when set, is the admin this login is made for: the
+	// device is hidden from the user's device lists.
+	PuppetedBy string
 }
 
 // Registration is everything a successful registration writes, in one
@@ -50,7 +53,7 @@ type Registration struct {
 // A taken localpart gives ErrUserExists and writes nothing.
 func (s *Store) Register(ctx context.Context, r Registration) error {
 	now := s.nowMS()
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.write(ctx, func(tx *gorm.DB) error {
 		acct := r.Account
 		acct.CreatedAt = now
 		if r.UpgradeGuest {
@@ -135,7 +138,7 @@ func (s *Store) MaxNumericLocalpart(ctx context.Context) (int64, error) {
 // also deletes every device but keepDevice (all of them when keepDevice is
 // empty), with their tokens.
 func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error {
-	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return translate(s.write(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&Account{}).Where("user_id = ? AND deactivated_at IS NULL", userID).Update("password_hash", hash)
 		if res.Error != nil {
 			return res.Error
@@ -151,29 +154,31 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutOthe
 }
 
 // Deactivate marks the account deactivated, clears its password and deletes
-// all its devices and tokens in one transaction; with erase it also wipes
-// the profile.
+// all its devices, tokens and addresses in one transaction; with erase it
+// also wipes the profile. An account deactivated already gives ErrNotFound.
 func (s *Store) Deactivate(ctx context.Context, userID string, erase bool) error {
 	now := s.nowMS()
-	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		updates := map[string]any{"deactivated_at": now, "password_hash": ""}
-		if erase {
-			updates["display_name"] = ""
-			updates["avatar_url"] = ""
-			updates["erased"] = true
-		}
-		res := tx.Model(&Account{}).Where("user_id = ? AND deactivated_at IS NULL", userID).Updates(updates)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return ErrNotFound
-		}
-		if err := tx.Where("user_id = ?", userID).Delete(&Threepid{}).Error; err != nil {
-			return err
-		}
-		return tx.Where("user_id = ?", userID).Delete(&Device{}).Error
-	}))
+	return translate(s.write(ctx, func(tx *gorm.DB) error { return deactivate(tx, userID, erase, now) }))
+}
+
+func deactivate(tx *gorm.DB, userID string, erase bool, now int64) error {
+	updates := map[string]any{"deactivated_at": now, "password_hash": ""}
+	if erase {
+		updates["display_name"] = ""
+		updates["avatar_url"] = ""
+		updates["erased"] = true
+	}
+	res := tx.Model(&Account{}).Where("user_id = ? AND deactivated_at IS NULL", userID).Updates(updates)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	if err := tx.Where("user_id = ?", userID).Delete(&Threepid{}).Error; err != nil {
+		return err
+	}
+	return tx.Where("user_id = ?", userID).Delete(&Device{}).Error
 }
 
 // AccountByUserID returns the account with exactly this user ID.
@@ -185,12 +190,14 @@ func (s *Store) AccountByUserID(ctx context.Context, userID string) (Account, er
 
 // SetApproved approves (or un-approves) an account.
 func (s *Store) SetApproved(ctx context.Context, userID string, approved bool) error {
-	res := s.db.WithContext(ctx).Model(&Account{}).Where("user_id = ?", userID).Update("approval_pending", !approved)
-	if res.Error != nil {
-		return translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return translate(s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&Account{}).Where("user_id = ?", userID).Update("approval_pending", !approved)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return nil
+	}))
 }

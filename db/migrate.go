@@ -186,6 +186,36 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX login_tokens_expires ON login_tokens (expires_at)`,
 	}, nil},
+	{9, "account locking, suspension and user types; devices last seen; client addresses; admin audit", []string{
+		`ALTER TABLE accounts ADD COLUMN locked BOOLEAN NOT NULL DEFAULT FALSE`,
+		`ALTER TABLE accounts ADD COLUMN suspended BOOLEAN NOT NULL DEFAULT FALSE`,
+		`ALTER TABLE accounts ADD COLUMN user_type TEXT`,
+		`ALTER TABLE accounts ADD COLUMN last_seen_at BIGINT`,
+		`CREATE INDEX accounts_created_at ON accounts (created_at)`,
+		`ALTER TABLE devices ADD COLUMN last_seen_ip TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE devices ADD COLUMN last_seen_user_agent TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE devices ADD COLUMN last_seen_at BIGINT`,
+		`ALTER TABLE devices ADD COLUMN hidden BOOLEAN NOT NULL DEFAULT FALSE`,
+		`ALTER TABLE access_tokens ADD COLUMN puppeted_by TEXT NOT NULL DEFAULT ''`,
+		`CREATE TABLE client_ips (
+			user_id TEXT NOT NULL,
+			device_id TEXT NOT NULL,
+			ip TEXT NOT NULL,
+			user_agent TEXT NOT NULL,
+			last_seen BIGINT NOT NULL,
+			PRIMARY KEY (user_id, device_id, ip, user_agent),
+			FOREIGN KEY (user_id, device_id) REFERENCES devices (user_id, device_id) ON DELETE CASCADE
+		)`,
+		`CREATE TABLE admin_audit (
+			id INTEGER PRIMARY KEY AUTOINCREMENT,
+			created_at BIGINT NOT NULL,
+			actor TEXT NOT NULL,
+			action TEXT NOT NULL,
+			target TEXT NOT NULL,
+			detail TEXT NOT NULL DEFAULT '{}'
+		)`,
+		`CREATE INDEX admin_audit_target ON admin_audit (target, id)`,
+	}, nil},
 }
 
 // migrationLock is the PostgreSQL advisory lock instances starting at once

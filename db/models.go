@@ -23,6 +23,16 @@ type Account struct {
 	// ApprovalPending marks an account an admin has not approved yet
 	// (require_approval_for_new_accounts); it cannot log in.
 	ApprovalPending bool `gorm:"column:approval_pending"`
+	// Locked accounts keep their tokens but may use none of them but to
+	// log out (Matrix v1.12); Suspended ones may not change the account
+	// (v1.13).
+	Locked    bool `gorm:"column:locked"`
+	Suspended bool `gorm:"column:suspended"`
+	// UserType is nil for a normal user, or bot, support.
+	UserType *string `gorm:"column:user_type"`
+	// LastSeenAt is when one of the account's tokens was last used (ms),
+	// recorded in batches.
+	LastSeenAt *int64 `gorm:"column:last_seen_at"`
 }
 
 // TableName implements gorm's Tabler.
@@ -37,6 +47,14 @@ type Device struct {
 	DeviceID    string `gorm:"column:device_id;primaryKey"`
 	DisplayName string `gorm:"column:display_name"`
 	CreatedAt   int64  `gorm:"column:created_at;autoCreateTime:false"`
+	// LastSeenIP, LastSeenUserAgent and LastSeenAt describe the device's
+	// last request, recorded in batches (a few minutes late at most).
+	LastSeenIP        string `gorm:"column:last_seen_ip"`
+	LastSeenUserAgent string `gorm:"column:last_seen_user_agent"`
+	LastSeenAt        *int64 `gorm:"column:last_seen_at"`
+	// Hidden devices carry an admin's token for the user (POST
+	// /_synapse/admin/v1/users/{userId}/login); lists leave them out.
+	Hidden bool `gorm:"column:hidden"`
 }
 
 // TableName implements gorm's Tabler.
@@ -51,6 +69,8 @@ type accessToken struct {
 	ExpiresAt      *int64 `gorm:"column:expires_at"`
 	RefreshTokenID *int64 `gorm:"column:refresh_token_id"`
 	Used           bool   `gorm:"column:used"`
+	// PuppetedBy is the admin who made this token for the user, or "".
+	PuppetedBy string `gorm:"column:puppeted_by"`
 }
 
 func (accessToken) TableName() string { return "access_tokens" }

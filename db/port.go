@@ -14,7 +14,7 @@ import (
 var portedTables = []string{
 	"accounts", "devices", "refresh_tokens", "access_tokens", "uia_sessions",
 	"registration_tokens", "registration_token_reservations", "registration_nonces",
-	"threepid_sessions", "threepids", "server_secrets",
+	"threepid_sessions", "threepids", "server_secrets", "client_ips", "admin_audit",
 }
 
 // portBatch is how many rows port-db copies at a time.
@@ -51,7 +51,7 @@ func Port(ctx context.Context, from, to *Store, progress func(table string, done
 			}
 		}
 		// Sequences continue after the copied ids.
-		for _, table := range []string{"refresh_tokens", "access_tokens"} {
+		for _, table := range []string{"refresh_tokens", "access_tokens", "admin_audit"} {
 			if err := tx.Exec(fmt.Sprintf(`SELECT setval(pg_get_serial_sequence('%s', 'id'), COALESCE((SELECT MAX(id) FROM %s), 0) + 1, false)`,
 				table, table)).Error; err != nil {
 				return err

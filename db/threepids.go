@@ -135,7 +135,7 @@ func (s *Store) Threepids(ctx context.Context, userID string) ([]Threepid, error
 // validation session.
 func (s *Store) AddThreepid(ctx context.Context, userID string, t NewThreepid) error {
 	now := s.nowMS()
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return addThreepid(tx, userID, t, now) })
+	err := s.write(ctx, func(tx *gorm.DB) error { return addThreepid(tx, userID, t, now) })
 	if errors.Is(err, ErrThreepidInUse) {
 		return err
 	}
@@ -158,8 +158,9 @@ func addThreepid(tx *gorm.DB, userID string, t NewThreepid, now int64) error {
 
 // DeleteThreepid unbinds an address from the user; absent is not an error.
 func (s *Store) DeleteThreepid(ctx context.Context, userID, medium, address string) error {
-	return translate(s.db.WithContext(ctx).Where("user_id = ? AND medium = ? AND address = ?", userID, medium, address).
-		Delete(&Threepid{}).Error)
+	return translate(s.write(ctx, func(tx *gorm.DB) error {
+		return tx.Where("user_id = ? AND medium = ? AND address = ?", userID, medium, address).Delete(&Threepid{}).Error
+	}))
 }
 
 // ConsumeThreepidSession deletes a validation session once it has served.

@@ -19,6 +19,10 @@ type TokenOwner struct {
 	Kind           string
 	Admin          bool
 	Deactivated    bool
+	Locked         bool
+	Suspended      bool
+	// Puppet: an admin made this token for the user.
+	Puppet bool
 }
 
 // ErrDeactivated means the account is deactivated.
@@ -31,13 +35,14 @@ var ErrCredentialsChanged = errors.New("db: password changed during login")
 // IssueLogin creates the device if needed (keeping an existing device's
 // display name), revokes that device's previous tokens, and stores the new
 // ones, in one transaction that first re-reads the account under its row
-// lock: a deactivated account gives ErrDeactivated, and a password other
-// than the one the login verified (l.VerifiedPasswordHash, when set) gives
+// lock: a deactivated account gives ErrDeactivated, a locked one (but for
+// an admin's puppet login) ErrAccountLocked, and a password other than the
+// one the login verified (l.VerifiedPasswordHash, when set) gives
 // ErrCredentialsChanged. So a login racing a password change or a
 // deactivation either commits before it (and is revoked by it) or fails.
 func (s *Store) IssueLogin(ctx context.Context, userID string, l Login) (replaced bool, err error) {
 	now := s.nowMS()
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.write(ctx, func(tx *gorm.DB) error {
 		acct, err := lockAccount(tx, userID)
 		if err != nil {
 			return err
@@ -45,13 +50,16 @@ func (s *Store) IssueLogin(ctx context.Context, userID string, l Login) (replace
 		if acct.Deactivated() {
 			return ErrDeactivated
 		}
+		if acct.Locked && l.PuppetedBy == "" {
+			return ErrAccountLocked
+		}
 		if l.VerifiedPasswordHash != "" && acct.PasswordHash != l.VerifiedPasswordHash {
 			return ErrCredentialsChanged
 		}
 		replaced, err = issueLogin(tx, userID, l, now)
 		return err
 	})
-	if errors.Is(err, ErrDeactivated) || errors.Is(err, ErrCredentialsChanged) {
+	if errors.Is(err, ErrDeactivated) || errors.Is(err, ErrCredentialsChanged) || errors.Is(err, ErrAccountLocked) {
 		return false, err
 	}
 	return replaced, translate(err)
@@ -68,7 +76,7 @@ func lockAccount(tx *gorm.DB, userID string) (Account, error) {
 // issueLogin stores a login; replaced reports that the device existed
 // and lost its previous tokens.
 func issueLogin(tx *gorm.DB, userID string, l Login, now int64) (replaced bool, err error) {
-	dev := Device{UserID: userID, DeviceID: l.DeviceID, DisplayName: l.DeviceDisplayName, CreatedAt: now}
+	dev := Device{UserID: userID, DeviceID: l.DeviceID, DisplayName: l.DeviceDisplayName, CreatedAt: now, Hidden: l.PuppetedBy != ""}
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&dev)
 	if res.Error != nil {
 		return false, res.Error
@@ -92,7 +100,7 @@ func issueLogin(tx *gorm.DB, userID string, l Login, now int64) (replaced bool, 
 		refreshID = &rt.ID
 	}
 	at := accessToken{TokenHash: l.AccessTokenHash, UserID: userID, DeviceID: l.DeviceID, CreatedAt: now,
-		ExpiresAt: l.AccessExpiresAt, RefreshTokenID: refreshID}
+		ExpiresAt: l.AccessExpiresAt, RefreshTokenID: refreshID, PuppetedBy: l.PuppetedBy}
 	return replaced, tx.Create(&at).Error
 }
 
@@ -102,7 +110,8 @@ func (s *Store) LookupAccessToken(ctx context.Context, hash string) (TokenOwner,
 	var o TokenOwner
 	err := s.db.WithContext(ctx).Raw(
 		`SELECT t.id AS token_id, t.user_id, t.device_id, t.expires_at, t.refresh_token_id, t.used,
-		        a.kind, a.admin, a.deactivated_at IS NOT NULL AS deactivated
+		        a.kind, a.admin, a.deactivated_at IS NOT NULL AS deactivated, a.locked, a.suspended,
+		        t.puppeted_by <> '' AS puppet
 		 FROM access_tokens t JOIN accounts a ON a.user_id = t.user_id
 		 WHERE t.token_hash = ?`, hash).Scan(&o).Error
 	if err != nil {
@@ -147,6 +156,10 @@ func consumePredecessor(tx *gorm.DB, refreshTokenID int64) error {
 // its device has been revoked.
 var ErrRefreshTokenReused = errors.New("db: refresh token reused")
 
+// ErrAccountLocked means the account is locked: its refresh tokens stay,
+// unusable until it is unlocked.
+var ErrAccountLocked = errors.New("db: account locked")
+
 // ErrTokenExpired means the refresh token exists but has expired.
 var ErrTokenExpired = errors.New("db: token expired")
 
@@ -188,6 +201,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefre
 		if old.ExpiresAt != nil && *old.ExpiresAt <= now {
 			return ErrTokenExpired
 		}
+		var locked bool
+		if err := tx.Raw(`SELECT locked FROM accounts WHERE user_id = ?`, old.UserID).Scan(&locked).Error; err != nil {
+			return err
+		}
+		if locked {
+			return ErrAccountLocked
+		}
 		// A refresh never outlives the session it belongs to.
 		capAt := func(t *int64) *int64 {
 			if old.SessionExpiresAt == nil || (t != nil && *t <= *old.SessionExpiresAt) {
@@ -222,25 +242,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefre
 	if err == nil && reused {
 		return out, ErrRefreshTokenReused
 	}
-	if errors.Is(err, ErrSessionExpired) {
+	if errors.Is(err, ErrSessionExpired) || errors.Is(err, ErrAccountLocked) {
 		return out, err
 	}
 	return out, translate(err)
-}
-
-// DeleteDevice deletes one device with its tokens.
-func (s *Store) DeleteDevice(ctx context.Context, userID, deviceID string) error {
-	return translate(s.db.WithContext(ctx).Where("user_id = ? AND device_id = ?", userID, deviceID).Delete(&Device{}).Error)
-}
-
-// DeleteAllDevices deletes every device of the user with their tokens.
-func (s *Store) DeleteAllDevices(ctx context.Context, userID string) error {
-	return translate(s.db.WithContext(ctx).Where("user_id = ?", userID).Delete(&Device{}).Error)
-}
-
-// Devices lists the user's devices.
-func (s *Store) Devices(ctx context.Context, userID string) ([]Device, error) {
-	var ds []Device
-	err := s.db.WithContext(ctx).Where("user_id = ?", userID).Order("device_id").Find(&ds).Error
-	return ds, err
 }

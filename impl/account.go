@@ -25,8 +25,10 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 	if err != nil {
 		return nil, err
 	}
-	if who != nil && who.IsGuest {
-		return nil, matrix.ErrGuestForbidden
+	if who != nil {
+		if err := mayChangeAccount(who); err != nil {
+			return nil, err
+		}
 	}
 	if !s.cfg.PasswordConfig.Enabled {
 		return nil, matrix.Forbidden("Password change disabled")
@@ -78,6 +80,19 @@ func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccoun
 	return api.DeactivateAccount200JSONResponse{IdServerUnbindResult: "success"}, nil
 }
 
+// mayChangeAccount refuses account changes (password, addresses) to
+// guests and to suspended accounts (Matrix v1.13); deactivating and
+// logging out stay allowed.
+func mayChangeAccount(who *requester) error {
+	switch {
+	case who.IsGuest:
+		return matrix.ErrGuestForbidden
+	case who.Suspended:
+		return matrix.ErrUserSuspended
+	}
+	return nil
+}
+
 // resetPassword finishes a password reset: the account owning the address
 // the 3PID stage proved gets the new password and loses every device.
 func (s *Server) resetPassword(ctx context.Context, sess *uia.Session, newPassword string) error {
@@ -91,6 +106,9 @@ func (s *Server) resetPassword(ctx context.Context, sess *uia.Session, newPasswo
 	}
 	if err != nil {
 		return matrix.Internal(err)
+	}
+	if acct, err := s.store.AccountByUserID(ctx, userID); err == nil && acct.Suspended {
+		return matrix.ErrUserSuspended
 	}
 	if err := s.accounts.SetPassword(ctx, userID, newPassword, true, ""); err != nil {
 		return err

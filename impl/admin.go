@@ -9,6 +9,7 @@ import (
 	"registrar/impl/accounts"
 	"registrar/impl/config"
 	"registrar/impl/regtokens"
+	"registrar/impl/useradmin"
 )
 
 // Admin is what operator commands work with, directly on the database
@@ -16,6 +17,7 @@ import (
 type Admin struct {
 	Accounts *accounts.Service
 	Tokens   *regtokens.Service
+	Users    *useradmin.Service
 }
 
 // NewAdmin builds the operator's services over store.
@@ -24,7 +26,7 @@ func NewAdmin(cfg config.Config, store *db.Store, log *slog.Logger) (*Admin, err
 	if err != nil {
 		return nil, err
 	}
-	return &Admin{Accounts: c.accounts, Tokens: c.regtokens}, nil
+	return &Admin{Accounts: c.accounts, Tokens: c.regtokens, Users: c.users}, nil
 }
 
 // SharedSecretMAC computes the mac of shared-secret registration.

@@ -22,7 +22,11 @@ type requester struct {
 	DeviceID string
 	IsGuest  bool
 	Admin    bool
-	TokenID  int64
+	// Suspended accounts may not change the account (Matrix v1.13).
+	Suspended bool
+	// Puppet: an admin made the token (its use is not the user's).
+	Puppet  bool
+	TokenID int64
 	// AppService is set when the token is an application service's
 	// as_token; UserID is then its sender or the asserted user_id.
 	AppService *appservice.Service
@@ -105,8 +109,9 @@ type tokenResolver struct {
 }
 
 // resolve resolves the request's access token. Without a token it
-// returns nil, or M_MISSING_TOKEN when required.
-func (s *tokenResolver) resolve(ctx context.Context, r *http.Request, query url.Values, required bool) (*requester, error) {
+// returns nil, or M_MISSING_TOKEN when required. A locked account's token
+// is M_USER_LOCKED unless allowLocked (logging out).
+func (s *tokenResolver) resolve(ctx context.Context, r *http.Request, query url.Values, required, allowLocked bool) (*requester, error) {
 	token, err := accessToken(r.Header, query)
 	if err != nil {
 		return nil, err
@@ -133,6 +138,9 @@ func (s *tokenResolver) resolve(ctx context.Context, r *http.Request, query url.
 	if owner.ExpiresAt != nil && *owner.ExpiresAt <= s.now().UnixMilli() {
 		return nil, matrix.ErrExpiredToken
 	}
+	if owner.Locked && !allowLocked {
+		return nil, matrix.ErrUserLocked
+	}
 	if owner.RefreshTokenID != nil && !owner.Used {
 		// The first use of a refreshed pair consumes the refresh token it replaced.
 		err := s.store.MarkAccessTokenUsed(ctx, owner.UserID, owner.TokenID, *owner.RefreshTokenID)
@@ -141,7 +149,7 @@ func (s *tokenResolver) resolve(ctx context.Context, r *http.Request, query url.
 		}
 	}
 	return &requester{UserID: owner.UserID, DeviceID: owner.DeviceID, IsGuest: owner.Kind == db.KindGuest,
-		Admin: owner.Admin, TokenID: owner.TokenID}, nil
+		Admin: owner.Admin, Suspended: owner.Suspended, Puppet: owner.Puppet, TokenID: owner.TokenID}, nil
 }
 
 // appServiceRequester is an application service acting as its sender or,

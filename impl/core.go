@@ -10,11 +10,13 @@ import (
 	"registrar/impl/accounts"
 	"registrar/impl/appservice"
 	"registrar/impl/config"
+	"registrar/impl/devices"
 	"registrar/impl/passwords"
 	"registrar/impl/ratelimit"
 	"registrar/impl/regtokens"
 	"registrar/impl/secrets"
 	"registrar/impl/tokencache"
+	"registrar/impl/useradmin"
 )
 
 // core is what the HTTP server and the operator commands share: the
@@ -29,6 +31,8 @@ type core struct {
 	limits      *limiters
 	accounts    *accounts.Service
 	regtokens   *regtokens.Service
+	devices     *devices.Service
+	users       *useradmin.Service
 	now         func() time.Time
 	log         *slog.Logger
 	// revoking is the store itself, for wiring the services.
@@ -53,6 +57,7 @@ type handlerStore interface {
 	DeleteExpiredUIASessions(ctx context.Context) (int64, error)
 	ReleaseAbandonedReservations(ctx context.Context, minAgeMS int64) (int64, error)
 	DeleteExpiredThreepidSessions(ctx context.Context) (int64, error)
+	DeleteClientIPsBefore(ctx context.Context, beforeMS int64) (int64, error)
 }
 
 func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog.Logger) (*core, error) {
@@ -75,6 +80,8 @@ func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog
 	c.accounts = accounts.New(&c.cfg, revoking, passwords.NewHasher(c.cfg.PasswordConfig, c.cfg.BcryptRounds), c.appServices,
 		c.limits.accounts, now, log)
 	c.regtokens = regtokens.New(revoking, now)
+	c.devices = devices.New(revoking)
+	c.users = useradmin.New(&c.cfg, revoking, c.accounts, c.devices, log)
 	return c, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"registrar/api"
+	"registrar/db"
 	"registrar/impl/accounts"
 	"registrar/impl/matrix"
 	"registrar/impl/uia"
@@ -49,8 +50,8 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 	if err := s.accounts.SuccessfulLoginLimit(acct.UserID); err != nil {
 		return nil, err
 	}
-	if acct.ApprovalPending {
-		return nil, matrix.ErrAwaitingApproval
+	if err := loginAllowed(acct); err != nil {
+		return nil, err
 	}
 	return s.loginResponse(ctx, acct.UserID, acct.PasswordHash, body)
 }
@@ -71,10 +72,23 @@ func (s *Server) loginWithToken(ctx context.Context, body *api.LoginJSONRequestB
 	if err != nil {
 		return nil, err
 	}
-	if acct.ApprovalPending {
-		return nil, matrix.ErrAwaitingApproval
+	if err := loginAllowed(acct); err != nil {
+		return nil, err
 	}
 	return s.loginResponse(ctx, acct.UserID, "", body)
+}
+
+// loginAllowed refuses a login, once its credentials are proven, to an
+// account awaiting approval or locked (Matrix v1.12); a suspended account
+// logs in (v1.13).
+func loginAllowed(acct db.Account) error {
+	switch {
+	case acct.ApprovalPending:
+		return matrix.ErrAwaitingApproval
+	case acct.Locked:
+		return matrix.ErrUserLocked
+	}
+	return nil
 }
 
 const getTokenPath = "/_matrix/client/v1/login/get_token"
@@ -189,11 +203,16 @@ func (s *Server) GetTokenOwner(ctx context.Context, _ api.GetTokenOwnerRequestOb
 	return resp, nil
 }
 
-// GetCapabilities is GET /_matrix/client/v3/capabilities.
+// GetCapabilities is GET /_matrix/client/v3/capabilities; server admins
+// see m.account_moderation (Matrix v1.18).
 func (s *Server) GetCapabilities(ctx context.Context, _ api.GetCapabilitiesRequestObject) (api.GetCapabilitiesResponseObject, error) {
-	return api.GetCapabilities200JSONResponse{Capabilities: api.Capabilities{
+	caps := api.Capabilities{
 		MChangePassword: &api.BooleanCapability{Enabled: s.cfg.PasswordConfig.Enabled},
 		M3pidChanges:    &api.BooleanCapability{Enabled: s.cfg.Enable3PIDChanges && (s.threepids.EmailEnabled() || s.threepids.MsisdnEnabled())},
 		MGetLoginToken:  &api.BooleanCapability{Enabled: s.cfg.LoginViaExistingSession.Enabled},
-	}}, nil
+	}
+	if requireAdmin(ctx) == nil {
+		caps.MAccountModeration = &api.AccountModerationCapability{Lock: ptrTo(true), Suspend: ptrTo(true)}
+	}
+	return api.GetCapabilities200JSONResponse{Capabilities: caps}, nil
 }

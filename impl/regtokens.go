@@ -28,15 +28,6 @@ func (s *Server) RegistrationTokenValidity(ctx context.Context, req api.Registra
 	return api.RegistrationTokenValidity200JSONResponse{Valid: valid}, nil
 }
 
-// requireAdmin refuses callers that are not server admins.
-func requireAdmin(ctx context.Context) error {
-	who := requesterFrom(ctx)
-	if who == nil || !who.Admin {
-		return matrix.Forbidden("You are not a server admin")
-	}
-	return nil
-}
-
 func tokenJSON(t db.RegistrationToken) api.RegistrationToken {
 	out := api.RegistrationToken{Token: t.Token, Pending: t.Pending, Completed: t.Completed}
 	if t.UsesAllowed != nil {

@@ -19,6 +19,7 @@ import (
 	"registrar/api"
 	"registrar/impl/matrix"
 	"registrar/impl/secrets"
+	"registrar/impl/seen"
 	"registrar/impl/uia"
 	"registrar/impl/web"
 )
@@ -32,6 +33,7 @@ type httpStack struct {
 	log           *slog.Logger
 	maxBody       int64
 	tokens        *tokenResolver
+	seen          *seen.Recorder
 	pagePolicy    func(op *openapi3.Operation) web.Policy
 	requestPrefix string
 	requestSeq    atomic.Uint64
@@ -44,6 +46,7 @@ func newHTTPStack(s *Server) (*httpStack, error) {
 	}
 	h := &httpStack{echo: echo.New(), log: s.log, maxBody: s.cfg.MaxRequestBodySize, requestPrefix: secrets.RandomString(6),
 		tokens:     &tokenResolver{store: s.revoking, appServices: s.appServices, accounts: s.accounts, now: s.now},
+		seen:       s.seen,
 		pagePolicy: s.pagePolicy}
 	e := h.echo
 	e.HideBanner, e.HidePort = true, true
@@ -216,6 +219,8 @@ func operationAuth(op *openapi3.Operation, spec *openapi3.T) authMode {
 // finding and cost stays flat as the spec grows.
 func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *openapi3.PathItem, method string, op *openapi3.Operation, opts *openapi3filter.Options) echo.MiddlewareFunc {
 	mode := operationAuth(op, spec)
+	// A locked account may still log out (Matrix v1.12).
+	allowLocked := path == uia.V3Prefix+"logout" || path == uia.V3Prefix+"logout/all"
 	// Security is enforced by authenticate below; kin-openapi validates
 	// parameters and body against a copy without security requirements.
 	validated := *op
@@ -228,15 +233,19 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 			info := &requestInfo{clientIP: c.RealIP()}
 			switch {
 			case mode == authRequired:
-				who, err := h.tokens.resolve(req.Context(), req, c.QueryParams(), true)
+				who, err := h.tokens.resolve(req.Context(), req, c.QueryParams(), true, allowLocked)
 				if err != nil {
 					return err
 				}
 				info.who = who
+				h.recordUse(who, info.clientIP, req.UserAgent())
 			case mode == authOptional:
 				// The handler decides whether a bad token matters (a guest
 				// registration ignores a logged-out client's old token).
-				info.who, info.authErr = h.tokens.resolve(req.Context(), req, c.QueryParams(), false)
+				info.who, info.authErr = h.tokens.resolve(req.Context(), req, c.QueryParams(), false, allowLocked)
+				if info.who != nil {
+					h.recordUse(info.who, info.clientIP, req.UserAgent())
+				}
 			case req.Header.Get("Authorization") != "" || c.QueryParam("access_token") != "":
 				if token, err := accessToken(req.Header, c.QueryParams()); err == nil {
 					info.token = token
@@ -261,6 +270,14 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 			}
 			return next(c)
 		}
+	}
+}
+
+// recordUse notes a device's use for its last-seen fields and whois; an
+// application service's or an admin's puppet token is not the user's use.
+func (h *httpStack) recordUse(who *requester, ip, userAgent string) {
+	if who.AppService == nil && !who.Puppet {
+		h.seen.Record(who.UserID, who.DeviceID, ip, userAgent)
 	}
 }
 

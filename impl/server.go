@@ -8,11 +8,13 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"registrar/api"
 	"registrar/db"
 	"registrar/impl/config"
+	"registrar/impl/seen"
 	"registrar/impl/threepid"
 	"registrar/impl/uia"
 )
@@ -27,7 +29,9 @@ type Server struct {
 	captcha *captchaVerifier
 	// threepids validates email addresses and phone numbers.
 	threepids *threepid.Service
-	http      http.Handler
+	// seen records device uses in batches.
+	seen *seen.Recorder
+	http http.Handler
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -53,7 +57,7 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{core: c}
+	s := &Server{core: c, seen: seen.New(c.revoking, now, log)}
 	if s.threepids, err = threepid.New(&s.cfg, s.revoking, s.redis, now, log); err != nil {
 		return nil, err
 	}
@@ -73,10 +77,16 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.http.ServeHTTP(w, r) }
 
 // Run does the server's background work until ctx is done: it listens
-// for the revocations other instances announce (PostgreSQL), and sweeps
-// expired UIA sessions and the token uses they held.
+// for the revocations other instances announce (PostgreSQL), writes the
+// device uses noted (every seenInterval, and once more at the end), and
+// sweeps expired UIA sessions and the token uses they held. It returns
+// once the last write is done.
 func (s *Server) Run(ctx context.Context) {
 	go s.revoking.Listen(ctx, s.revoking.Revoked, s.revoking.Lost, s.log)
+	var flushed sync.WaitGroup
+	flushed.Add(1)
+	go func() { defer flushed.Done(); s.seen.Run(ctx, seenInterval) }()
+	defer flushed.Wait()
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {
@@ -110,11 +120,25 @@ func (s *Server) Sweep(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Info("swept expired 3PID validation sessions", "count", n)
 	}
+	if age := s.cfg.UserIPsMaxAge; age != nil {
+		if n, err := s.store.DeleteClientIPsBefore(ctx, s.now().Add(-age.Duration).UnixMilli()); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweeping old client addresses failed", "error", err)
+		} else if n > 0 {
+			s.log.Info("swept client addresses older than user_ips_max_age", "count", n)
+		}
+	}
 	now := s.now()
 	for _, l := range append(s.limits.all(), s.threepids.Limiter()) {
 		l.Reclaim(now)
 	}
 }
+
+// FlushDeviceUses writes the device uses noted since the last write now
+// (Run does every seenInterval).
+func (s *Server) FlushDeviceUses(ctx context.Context) error { return s.seen.Flush(ctx) }
+
+// seenInterval is how often noted device uses are written.
+const seenInterval = 5 * time.Second
 
 // abandonedReservationAge is how old a token reservation without a live
 // session must be before the sweep gives its use back; it spares the

@@ -135,8 +135,8 @@ const add3PIDPath = "/_matrix/client/v3/account/3pid/add"
 // binds the validated address to the account.
 func (s *Server) Add3PID(ctx context.Context, req api.Add3PIDRequestObject) (api.Add3PIDResponseObject, error) {
 	who := requesterFrom(ctx)
-	if who.IsGuest {
-		return nil, matrix.ErrGuestForbidden
+	if err := mayChangeAccount(who); err != nil {
+		return nil, err
 	}
 	if !s.cfg.Enable3PIDChanges {
 		return nil, matrix.BadRequest(matrix.CodeForbidden, "3PID changes are disabled on this server")
@@ -156,8 +156,8 @@ func (s *Server) Add3PID(ctx context.Context, req api.Add3PIDRequestObject) (api
 // or threepid_creds; bind and id_server ignored). It predates UIA.
 func (s *Server) Post3PIDs(ctx context.Context, req api.Post3PIDsRequestObject) (api.Post3PIDsResponseObject, error) {
 	who := requesterFrom(ctx)
-	if who.IsGuest {
-		return nil, matrix.ErrGuestForbidden
+	if err := mayChangeAccount(who); err != nil {
+		return nil, err
 	}
 	if !s.cfg.Enable3PIDChanges {
 		return nil, matrix.BadRequest(matrix.CodeForbidden, "3PID changes are disabled on this server")
@@ -183,8 +183,8 @@ func (s *Server) Post3PIDs(ctx context.Context, req api.Post3PIDsRequestObject) 
 // unbind: the result is success.
 func (s *Server) Delete3pidFromAccount(ctx context.Context, req api.Delete3pidFromAccountRequestObject) (api.Delete3pidFromAccountResponseObject, error) {
 	who := requesterFrom(ctx)
-	if who.IsGuest {
-		return nil, matrix.ErrGuestForbidden
+	if err := mayChangeAccount(who); err != nil {
+		return nil, err
 	}
 	if !s.cfg.Enable3PIDChanges {
 		return nil, matrix.BadRequest(matrix.CodeForbidden, "3PID changes are disabled on this server")

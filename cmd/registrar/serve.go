@@ -37,9 +37,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBackground()
-	go srv.Run(bgCtx)
-	return listenAndServe(ctx, cfg, addr, srv, log, ready)
+	background := make(chan struct{})
+	go func() { defer close(background); srv.Run(bgCtx) }()
+	err = listenAndServe(ctx, cfg, addr, srv, log, ready)
+	stopBackground()
+	<-background // the last device uses are written before the store closes
+	return err
 }
 
 // serveConfig reads serve's flags and the configuration; addr is the

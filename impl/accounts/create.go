@@ -53,6 +53,13 @@ type NewAccount struct {
 	Password    *string
 	Admin       bool
 	DisplayName string
+	// AvatarURL, UserType and Locked are set by an admin creating the
+	// account (the admin API).
+	AvatarURL string
+	UserType  *string
+	Locked    bool
+	// AwaitApproval puts the account in the approval queue.
+	AwaitApproval bool
 	// AppService registers in its namespace (SourceAppService).
 	AppService *appservice.Service
 	// UpgradeGuest turns this guest account into the new account.
@@ -124,7 +131,7 @@ func (s *Service) checkNew(n NewAccount) error {
 		}
 	}
 	for _, t := range n.Threepids {
-		if !s.cfg.ThreepidAllowed(t.Medium, t.Address) {
+		if n.Source != SourceOperator && !s.cfg.ThreepidAllowed(t.Medium, t.Address) {
 			return errThreepidDenied
 		}
 	}
@@ -165,7 +172,8 @@ func (s *Service) insert(ctx context.Context, n NewAccount, hash string) (Create
 	}
 	reg := db.Registration{Account: db.Account{UserID: s.UserID(localpart), LocalpartLower: strings.ToLower(localpart),
 		PasswordHash: hash, Kind: db.KindUser, Admin: n.Admin, DisplayName: n.DisplayName,
-		ApprovalPending: s.cfg.RequireApprovalForNewAccounts && (n.Source == SourceRegister || n.Source == SourceSignUp)},
+		AvatarURL: n.AvatarURL, UserType: n.UserType, Locked: n.Locked,
+		ApprovalPending: n.AwaitApproval || s.cfg.RequireApprovalForNewAccounts && (n.Source == SourceRegister || n.Source == SourceSignUp)},
 		TokenSessionID: n.TokenReservation, Threepids: n.Threepids}
 	if n.Source == SourceGuest {
 		reg.Account.Kind = db.KindGuest

@@ -120,10 +120,33 @@ func (s *Service) Login(ctx context.Context, userID, verifiedHash string, req Lo
 		return LoginResult{}, matrix.ErrUserDeactivated
 	case errors.Is(err, db.ErrCredentialsChanged):
 		return LoginResult{}, matrix.Forbidden(ErrInvalidLogin.Message)
+	case errors.Is(err, db.ErrAccountLocked):
+		return LoginResult{}, matrix.ErrUserLocked
 	case err != nil:
 		return LoginResult{}, matrix.Internal(err)
 	}
 	return out, nil
+}
+
+// PuppetLogin makes an access token for userID on behalf of the admin
+// (Synapse's POST /_synapse/admin/v1/users/{userId}/login): on a hidden
+// device, so it is in none of the user's device lists, expiring at
+// validUntilMS when set.
+func (s *Service) PuppetLogin(ctx context.Context, userID, admin string, validUntilMS *int64) (string, error) {
+	token := secrets.NewAccessToken()
+	l := db.Login{DeviceID: secrets.RandomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 10), AccessTokenHash: secrets.HashToken(token),
+		AccessExpiresAt: validUntilMS, PuppetedBy: admin}
+	_, err := s.store.IssueLogin(ctx, userID, l)
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		return "", ErrNoSuchUser
+	case errors.Is(err, db.ErrDeactivated):
+		return "", matrix.ErrUserDeactivated
+	case err != nil:
+		return "", matrix.Internal(err)
+	}
+	s.log.Info("admin logged in as user", "user_id", userID, "admin", admin)
+	return token, nil
 }
 
 var (
@@ -151,6 +174,8 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (LoginResult
 		return LoginResult{}, errUnknownRefreshToken
 	case errors.Is(err, db.ErrTokenExpired):
 		return LoginResult{}, &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeUnknownToken, Message: "Refresh token has expired", SoftLogout: true}
+	case errors.Is(err, db.ErrAccountLocked):
+		return LoginResult{}, matrix.ErrUserLocked
 	case errors.Is(err, db.ErrSessionExpired):
 		return LoginResult{}, &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeUnknownToken, Message: "The session has expired; log in again"}
 	case err != nil:

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,6 +121,13 @@ type Config struct {
 	// LoginViaExistingSession lets a logged-in client make a single-use
 	// token for another client to log in with (Synapse's option).
 	LoginViaExistingSession LoginViaExistingSession `yaml:"login_via_existing_session"`
+
+	// UserIPsMaxAge is how long the addresses and user agents each device
+	// was used from are kept (whois); null keeps them for ever.
+	UserIPsMaxAge *Duration `yaml:"user_ips_max_age"`
+	// UserTypes are the user types beyond bot and support that the admin
+	// API accepts (Synapse's user_types).
+	UserTypes UserTypes `yaml:"user_types"`
 
 	SessionLifetime                   *Duration `yaml:"session_lifetime"`
 	RefreshableAccessTokenLifetime    *Duration `yaml:"refreshable_access_token_lifetime"`
@@ -243,6 +251,16 @@ type UIAuth struct {
 	MaxSessionsPerAddress int `yaml:"max_sessions_per_address"`
 }
 
+// UserTypes is Synapse's user_types.
+type UserTypes struct {
+	ExtraUserTypes []string `yaml:"extra_user_types"`
+}
+
+// ValidUserType reports whether t is bot, support or an extra user type.
+func (c *Config) ValidUserType(t string) bool {
+	return t == "bot" || t == "support" || slices.Contains(c.UserTypes.ExtraUserTypes, t)
+}
+
 // LoginRateLimits is Synapse's rc_login.
 type LoginRateLimits struct {
 	Address        ratelimit.Rate `yaml:"address"`
@@ -293,6 +311,7 @@ func Default() Config {
 		RcUsernameAvailability:         ratelimit.Rate{PerSecond: 0.5, BurstCount: 10},
 		RcUIAStart:                     ratelimit.Rate{PerSecond: 0.5, BurstCount: 20},
 		RefreshableAccessTokenLifetime: &Duration{5 * time.Minute},
+		UserIPsMaxAge:                  &Duration{28 * 24 * time.Hour},
 		Redis:                          Redis{Host: "localhost", Port: 6379},
 		LoginViaExistingSession:        LoginViaExistingSession{RequireUIAuth: true, TokenTimeout: Duration{5 * time.Minute}},
 	}

@@ -169,6 +169,14 @@ login_via_existing_session:
   require_ui_auth: true        # the password again before each token
   token_timeout: 5m
 
+# How long the addresses and user agents of each device's use are kept
+# (the admin API's whois); null keeps them for ever.
+user_ips_max_age: 28d
+
+# User types the admin API accepts besides bot and support.
+user_types:
+  extra_user_types: []
+
 # Token lifetimes (null = never expires).
 session_lifetime: null
 refreshable_access_token_lifetime: 5m

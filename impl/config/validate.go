@@ -38,6 +38,7 @@ func (c *Config) Validate() error {
 	c.validateRateLimits(&p)
 	c.validateRedis(&p)
 	c.validateSessions(&p)
+	c.validateUserTypes(&p)
 	if len(p) > 0 {
 		return &Error{Problems: p}
 	}
@@ -300,9 +301,18 @@ func (c *Config) validateSessions(p *problems) {
 	}{
 		{"session_lifetime", c.SessionLifetime}, {"refreshable_access_token_lifetime", c.RefreshableAccessTokenLifetime},
 		{"refresh_token_lifetime", c.RefreshTokenLifetime}, {"nonrefreshable_access_token_lifetime", c.NonrefreshableAccessTokenLifetime},
+		{"user_ips_max_age", c.UserIPsMaxAge},
 	} {
 		if d.d != nil && d.d.Duration <= 0 {
 			p.add("%s must be positive (or null to disable)", d.name)
+		}
+	}
+}
+
+func (c *Config) validateUserTypes(p *problems) {
+	for _, t := range c.UserTypes.ExtraUserTypes {
+		if t == "" || strings.TrimSpace(t) != t {
+			p.add("user_types.extra_user_types: %q is not a user type", t)
 		}
 	}
 }

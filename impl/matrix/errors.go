@@ -124,9 +124,15 @@ var (
 	ErrUserDeactivated  = &Error{Status: http.StatusForbidden, Code: CodeUserDeactivated, Message: "This account has been deactivated"}
 	ErrAwaitingApproval = &Error{Status: http.StatusForbidden, Code: CodeUserAwaitingApproval,
 		Message: "This account is pending approval by a server administrator."}
-	ErrTooLarge     = &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: "Request body too large"}
-	ErrNotJSON      = BadRequest(CodeNotJSON, "Content not JSON.")
-	ErrUnrecognized = &Error{Status: http.StatusNotFound, Code: CodeUnrecognized, Message: "Unrecognized request"}
+	// ErrUserLocked answers every request of a locked account but logout
+	// (Matrix v1.12): the client keeps its session for when it is unlocked.
+	ErrUserLocked = &Error{Status: http.StatusUnauthorized, Code: CodeUserLocked, Message: "This account has been locked", SoftLogout: true}
+	// ErrUserSuspended refuses an account change of a suspended account
+	// (Matrix v1.13).
+	ErrUserSuspended = &Error{Status: http.StatusForbidden, Code: CodeUserSuspended, Message: "You cannot perform this action while suspended."}
+	ErrTooLarge      = &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: "Request body too large"}
+	ErrNotJSON       = BadRequest(CodeNotJSON, "Content not JSON.")
+	ErrUnrecognized  = &Error{Status: http.StatusNotFound, Code: CodeUnrecognized, Message: "Unrecognized request"}
 )
 
 // As returns err as an *Error when it is one (or wraps one).

@@ -130,3 +130,17 @@ func (s *Store) SetApproved(ctx context.Context, userID string, approved bool) e
 	defer s.revoke(userID)
 	return s.Store.SetApproved(ctx, userID, approved)
 }
+
+// DeleteDevices implements db.Store.DeleteDevices.
+func (s *Store) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
+	defer s.revoke(userID)
+	return s.Store.DeleteDevices(ctx, userID, deviceIDs)
+}
+
+// UpdateAccount implements db.Store.UpdateAccount; cached tokens carry
+// the account's admin, lock and suspension state, and a password change
+// or deactivation may log devices out.
+func (s *Store) UpdateAccount(ctx context.Context, userID string, c db.AccountChanges) (db.Account, error) {
+	defer s.revoke(userID)
+	return s.Store.UpdateAccount(ctx, userID, c)
+}

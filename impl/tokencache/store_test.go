@@ -24,6 +24,8 @@ var readOnly = map[string]bool{
 	"CreateNonce": true, "UseNonce": true,
 	"StartThreepidValidation": true, "ThreepidSession": true, "MarkThreepidValidated": true, "ThreepidOwner": true,
 	"Threepids": true, "AddThreepid": true, "DeleteThreepid": true, "ConsumeThreepidSession": true, "DeleteExpiredThreepidSessions": true,
+	"Device": true, "RenameDevice": true, "CreateDevice": true, "ListAccounts": true, "AuditLog": true,
+	"RecordSeen": true, "ClientIPs": true, "DeleteClientIPsBefore": true,
 }
 
 func TestEveryWriteThatRevokesIsWrapped(t *testing.T) {
