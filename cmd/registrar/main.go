@@ -82,7 +82,16 @@ const usage = `registrar: Matrix account registration and management server
   registrar tokens new [-token T] [-length N] [-uses-allowed N] [-expiry-time MS | -expires-in DUR]
   registrar tokens show|delete TOKEN
   registrar tokens update TOKEN [-uses-allowed N|null] [-expiry-time MS|null | -expires-in DUR]
-  registrar users approve USER                      let an account awaiting approval log in
+  registrar users list [-guests] [-deactivated] [-admins]
+                                                   local accounts (active ones, without guests)
+  registrar users show|devices USER                one account, or its devices
+  registrar users create USER [-admin] [-password-file F | -password-stdin]
+  registrar users set-password USER [-logout-devices] [-password-file F | -password-stdin]
+  registrar users deactivate USER [-erase]
+  registrar users lock|unlock|suspend|unsuspend|make-admin|revoke-admin|approve USER
+  registrar users audit [USER] [-limit N]          admin changes, newest first
+                                                   (users: -json for scripts; USER is a user ID
+                                                   or a localpart; works with the server running)
   registrar port-db -sqlite FILE -config PG.yaml   copy an SQLite database into an empty PostgreSQL one
 
 Every command takes -config FILE (or REGISTRAR_CONFIG).

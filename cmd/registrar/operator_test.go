@@ -119,3 +119,95 @@ func TestUsersApproveCommand(t *testing.T) {
 		t.Fatalf("bad subcommand: %v", err)
 	}
 }
+
+func TestUsersCommands(t *testing.T) {
+	c := newCLI(t)
+	mustRun := func(stdin string, args ...string) string {
+		t.Helper()
+		out, err := c.run(stdin, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return out
+	}
+	if out := mustRun("pw-ann-1\n", "users", "create", "ann", "-admin", "-password-stdin"); strings.TrimSpace(out) != "created @ann:localhost" {
+		t.Fatalf("create: %q", out)
+	}
+	mustRun("pw-bob-1\n", "users", "create", "@bob:localhost", "-password-stdin")
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"users", "lock", "bob"}, "locked @bob:localhost"},
+		{[]string{"users", "suspend", "bob"}, "suspended @bob:localhost"},
+		{[]string{"users", "make-admin", "bob"}, "made admin @bob:localhost"},
+		{[]string{"users", "revoke-admin", "bob"}, "revoked admin of @bob:localhost"},
+		{[]string{"users", "unsuspend", "bob"}, "unsuspended @bob:localhost"},
+		{[]string{"users", "unlock", "bob"}, "unlocked @bob:localhost"},
+	}
+	for _, s := range steps {
+		if out := mustRun("", s.args...); strings.TrimSpace(out) != s.want {
+			t.Fatalf("%v: %q, want %q", s.args, out, s.want)
+		}
+	}
+	var u userOutput
+	if err := json.Unmarshal([]byte(mustRun("", "users", "lock", "bob", "-json")), &u); err != nil || !u.Locked || u.Name != "@bob:localhost" {
+		t.Fatalf("lock -json: %+v %v", u, err)
+	}
+	mustRun("", "users", "unlock", "bob")
+	mustRun("pw-bob-2\n", "users", "set-password", "bob", "-password-stdin", "-logout-devices")
+
+	table := mustRun("", "users", "list")
+	if !strings.Contains(table, "USER ID") || !strings.Contains(table, "@ann:localhost") || !strings.Contains(table, "@bob:localhost") {
+		t.Fatalf("list:\n%s", table)
+	}
+	var list struct {
+		Users []userOutput `json:"users"`
+		Total int          `json:"total"`
+	}
+	if err := json.Unmarshal([]byte(mustRun("", "users", "list", "-admins", "-json")), &list); err != nil || list.Total != 1 || list.Users[0].Name != "@ann:localhost" {
+		t.Fatalf("list -admins -json: %+v %v", list, err)
+	}
+	if show := mustRun("", "users", "show", "bob"); !strings.Contains(show, "locked:") || !strings.Contains(show, "@bob:localhost") {
+		t.Fatalf("show:\n%s", show)
+	}
+	if devices := mustRun("", "users", "devices", "bob"); !strings.HasPrefix(devices, "DEVICE ID") {
+		t.Fatalf("devices:\n%s", devices)
+	}
+	mustRun("", "users", "deactivate", "bob", "-erase")
+	if out := mustRun("", "users", "list", "-json"); strings.Contains(out, "@bob:localhost") {
+		t.Fatalf("a deactivated account listed without -deactivated: %s", out)
+	}
+	if out := mustRun("", "users", "list", "-deactivated"); !strings.Contains(out, "@bob:localhost") {
+		t.Fatalf("-deactivated: %s", out)
+	}
+	audit := mustRun("", "users", "audit", "bob")
+	for _, action := range []string{"create", "lock", "suspend", "make_admin", "reset_password", "deactivate", "cli:"} {
+		if !strings.Contains(audit, action) {
+			t.Fatalf("audit lacks %s:\n%s", action, audit)
+		}
+	}
+	if strings.Contains(audit, "pw-bob") {
+		t.Fatalf("a password in the audit:\n%s", audit)
+	}
+
+	// Errors: one line, non-zero, and the operator's mistakes are usage errors.
+	for _, args := range [][]string{{"users", "lock", "nobody"}, {"users", "show", "@nobody:localhost"}, {"users", "devices", "ghost"}} {
+		_, err := c.run("", args...)
+		if err == nil || !strings.Contains(err.Error(), "User not found") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	if _, err := c.run("pw\n", "users", "create", "ann", "-password-stdin"); err == nil || !strings.Contains(err.Error(), "M_USER_IN_USE") {
+		t.Fatalf("create existing: %v", err)
+	}
+	var usage usageError
+	for _, args := range [][]string{{"users", "lock"}, {"users", "list", "extra"}, {"users", "show", "a", "b"}, {"users", "lock", "bob", "-nope"}} {
+		if _, err := c.run("", args...); !errors.As(err, &usage) {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	if _, err := c.run("", "users", "lock", "@bob:elsewhere.example"); err == nil || !strings.Contains(err.Error(), "not a user of this server") {
+		t.Fatalf("remote user: %v", err)
+	}
+}

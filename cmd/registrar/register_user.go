@@ -41,7 +41,7 @@ func registerUser(ctx context.Context, args []string, env operatorEnv) error {
 	if *username == "" {
 		return usageError{errors.New("register-user: -u USERNAME is required")}
 	}
-	password, err := readPassword(*passwordFile, *passwordStdin, env)
+	password, err := readPassword("register-user", *passwordFile, *passwordStdin, env)
 	if err != nil {
 		return err
 	}
@@ -68,12 +68,12 @@ func registerUser(ctx context.Context, args []string, env operatorEnv) error {
 
 // readPassword takes the password from a file, standard input, or a
 // prompt on the terminal (asked twice).
-func readPassword(file string, fromStdin bool, env operatorEnv) (string, error) {
+func readPassword(cmd, file string, fromStdin bool, env operatorEnv) (string, error) {
 	switch {
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", usageError{fmt.Errorf("register-user: %w", err)}
+			return "", usageError{fmt.Errorf("%s: %w", cmd, err)}
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	case fromStdin:
@@ -82,13 +82,13 @@ func readPassword(file string, fromStdin bool, env operatorEnv) (string, error) 
 			return "", err
 		}
 		if line = strings.TrimRight(line, "\r\n"); line == "" {
-			return "", usageError{errors.New("register-user: empty password on standard input")}
+			return "", usageError{fmt.Errorf("%s: empty password on standard input", cmd)}
 		}
 		return line, nil
 	}
 	f, ok := env.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", usageError{errors.New("register-user: no password: use -password-file, -password-stdin or a terminal")}
+		return "", usageError{fmt.Errorf("%s: no password: use -password-file, -password-stdin or a terminal", cmd)}
 	}
 	fmt.Fprint(env.stderr, "Password: ")
 	p1, err := term.ReadPassword(int(f.Fd()))
@@ -103,7 +103,7 @@ func readPassword(file string, fromStdin bool, env operatorEnv) (string, error) 
 		return "", err
 	}
 	if string(p1) != string(p2) || len(p1) == 0 {
-		return "", usageError{errors.New("register-user: passwords do not match or are empty")}
+		return "", usageError{fmt.Errorf("%s: passwords do not match or are empty", cmd)}
 	}
 	return string(p1), nil
 }

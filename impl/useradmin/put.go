@@ -84,6 +84,26 @@ func (s *Service) Put(ctx context.Context, actor, user string, c Changes) (u Use
 // the insert.
 var errCreatedMeanwhile = errors.New("useradmin: created meanwhile")
 
+// Create makes a new account with c's fields; an existing one is
+// M_USER_IN_USE (the operator's `users create`).
+func (s *Service) Create(ctx context.Context, actor, user string, c Changes) (User, error) {
+	userID, err := s.LocalUserID(user)
+	if err != nil {
+		return User{}, err
+	}
+	tps, err := s.checkChanges(c)
+	if err != nil {
+		return User{}, err
+	}
+	if err := s.create(ctx, actor, userID, c, tps); err != nil {
+		if errors.Is(err, errCreatedMeanwhile) {
+			return User{}, accounts.ErrUserInUse
+		}
+		return User{}, err
+	}
+	return s.Get(ctx, userID)
+}
+
 // checkChanges validates what needs no account, and returns the
 // addresses in canonical form.
 func (s *Service) checkChanges(c Changes) (*[]db.NewThreepid, error) {
@@ -145,6 +165,7 @@ func (s *Service) create(ctx context.Context, actor, userID string, c Changes, t
 		n.Threepids = *tps
 	}
 	detail := changeDetail(c)
+	delete(detail, "logout_devices") // a new account has no devices
 	if _, err := s.accounts.Create(audited(ctx, actor, "create", userID, detail), n); err != nil {
 		if errors.Is(err, accounts.ErrUserInUse) {
 			return errCreatedMeanwhile
