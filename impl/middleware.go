@@ -20,7 +20,7 @@ func (h *httpStack) corsAndLimits(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		header := c.Response().Header()
 		header.Set("Access-Control-Allow-Origin", "*")
-		header.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+		header.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS") // Matrix v1.13
 		header.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
 		req := c.Request()
 		if req.Method == http.MethodOptions {

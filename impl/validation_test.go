@@ -151,7 +151,7 @@ func TestCORS(t *testing.T) {
 		}
 		for h, want := range map[string]string{
 			"Access-Control-Allow-Origin":  "*",
-			"Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+			"Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
 			"Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization",
 		} {
 			if got := req.Header.Get(h); got != want {
