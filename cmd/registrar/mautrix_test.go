@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -182,5 +183,55 @@ func TestMautrixRegistersWithAToken(t *testing.T) {
 	}
 	if tok, _ := store.RegistrationToken(ctx, "invite-1"); tok.Completed != 1 || tok.Pending != 0 {
 		t.Fatalf("token accounting %+v", tok)
+	}
+}
+
+// TestMautrixManagesDevices lists, renames and deletes devices with
+// mautrix-go, the deletion through User-Interactive Authentication.
+func TestMautrixManagesDevices(t *testing.T) {
+	ctx := context.Background()
+	cli, store, _ := mautrixServer(t, nil)
+	reg, err := cli.RegisterDummy(ctx, &mautrix.ReqRegister[any]{Username: "dora", Password: "pw-dora-1", InitialDeviceDisplayName: "laptop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.SetCredentials(reg.UserID, reg.AccessToken)
+	anon, _ := mautrix.NewClient(cli.HomeserverURL.String(), "", "")
+	login := &mautrix.ReqLogin{Type: mautrix.AuthTypePassword, DeviceID: "PHONE",
+		Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: "dora"}, Password: "pw-dora-1"}
+	phone, err := anon.Login(ctx, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devices, err := cli.GetDevicesInfo(ctx)
+	if err != nil || len(devices.Devices) != 2 {
+		t.Fatalf("devices %+v %v", devices, err)
+	}
+	if err := cli.SetDeviceInfo(ctx, "PHONE", &mautrix.ReqDeviceInfo{DisplayName: "pocket"}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := cli.GetDeviceInfo(ctx, "PHONE"); err != nil || d.DisplayName != "pocket" {
+		t.Fatalf("device %+v %v", d, err)
+	}
+
+	// The first request answers the UIA challenge (read as mautrix's own
+	// UIA helpers do); the password completes it.
+	body, err := cli.MakeRequest(ctx, http.MethodDelete, cli.BuildClientURL("v3", "devices", "PHONE"), &mautrix.ReqDeleteDevice[any]{}, nil)
+	var challenge mautrix.RespUserInteractive
+	if err == nil || errcode(err) != "" || json.Unmarshal(body, &challenge) != nil ||
+		challenge.Session == "" || !challenge.HasSingleStageFlow(mautrix.AuthTypePassword) {
+		t.Fatalf("challenge %s %v", body, err)
+	}
+	auth := map[string]any{"type": "m.login.password", "session": challenge.Session, "password": "pw-dora-1",
+		"identifier": map[string]any{"type": "m.id.user", "user": "dora"}}
+	if err := cli.DeleteDevice(ctx, "PHONE", &mautrix.ReqDeleteDevice[any]{Auth: auth}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	phoneCli, _ := mautrix.NewClient(cli.HomeserverURL.String(), phone.UserID, phone.AccessToken)
+	if _, err := phoneCli.Whoami(ctx); errcode(err) != "M_UNKNOWN_TOKEN" {
+		t.Fatalf("the deleted device's token: %v", err)
+	}
+	if ds, _ := store.Devices(ctx, "@dora:localhost"); len(ds) != 1 || ds[0].DeviceID != string(reg.DeviceID) {
+		t.Fatalf("devices left %+v", ds)
 	}
 }
