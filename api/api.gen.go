@@ -379,6 +379,30 @@ type AuthFlow struct {
 	Stages []string `json:"stages"`
 }
 
+// AuthMetadata The OAuth 2.0 authorisation server metadata (RFC 8414).
+type AuthMetadata struct {
+	AccountManagementActionsSupported      *[]string `json:"account_management_actions_supported,omitempty"`
+	AccountManagementUri                   *string   `json:"account_management_uri,omitempty"`
+	AuthorizationEndpoint                  string    `json:"authorization_endpoint"`
+	ClaimsSupported                        *[]string `json:"claims_supported,omitempty"`
+	CodeChallengeMethodsSupported          []string  `json:"code_challenge_methods_supported"`
+	DeviceAuthorizationEndpoint            *string   `json:"device_authorization_endpoint,omitempty"`
+	GrantTypesSupported                    []string  `json:"grant_types_supported"`
+	IdTokenSigningAlgValuesSupported       *[]string `json:"id_token_signing_alg_values_supported,omitempty"`
+	Issuer                                 string    `json:"issuer"`
+	JwksUri                                *string   `json:"jwks_uri,omitempty"`
+	PromptValuesSupported                  *[]string `json:"prompt_values_supported,omitempty"`
+	RegistrationEndpoint                   string    `json:"registration_endpoint"`
+	ResponseModesSupported                 []string  `json:"response_modes_supported"`
+	ResponseTypesSupported                 []string  `json:"response_types_supported"`
+	RevocationEndpoint                     string    `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported *[]string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	ScopesSupported                        *[]string `json:"scopes_supported,omitempty"`
+	SubjectTypesSupported                  *[]string `json:"subject_types_supported,omitempty"`
+	TokenEndpoint                          string    `json:"token_endpoint"`
+	TokenEndpointAuthMethodsSupported      *[]string `json:"token_endpoint_auth_methods_supported,omitempty"`
+}
+
 // AuthResponse Sent with 401 when additional authentication information is required.
 // errcode and error are present when the last attempt at a stage failed.
 type AuthResponse struct {
@@ -573,6 +597,37 @@ type MsisdnValidationRequest struct {
 	//
 	// Example: 1
 	SendAttempt int `json:"send_attempt"`
+}
+
+// OAuthClientMetadata A client's registered metadata. Human-readable values may be localised
+// with a "#<language tag>" suffix (client_name#fr).
+type OAuthClientMetadata struct {
+	// ApplicationType web (the default) or native.
+	ApplicationType *string `json:"application_type,omitempty"`
+
+	// ClientId Set in the answer.
+	ClientId   *string `json:"client_id,omitempty"`
+	ClientName *string `json:"client_name,omitempty"`
+
+	// ClientUri The client's home page; https, the common base of its other URIs.
+	ClientUri     *string   `json:"client_uri,omitempty"`
+	Contacts      *[]string `json:"contacts,omitempty"`
+	GrantTypes    *[]string `json:"grant_types,omitempty"`
+	LogoUri       *string   `json:"logo_uri,omitempty"`
+	PolicyUri     *string   `json:"policy_uri,omitempty"`
+	RedirectUris  *[]string `json:"redirect_uris,omitempty"`
+	ResponseTypes *[]string `json:"response_types,omitempty"`
+
+	// TokenEndpointAuthMethod none; registrar's clients are public.
+	TokenEndpointAuthMethod *string                `json:"token_endpoint_auth_method,omitempty"`
+	TosUri                  *string                `json:"tos_uri,omitempty"`
+	AdditionalProperties    map[string]interface{} `json:"-"`
+}
+
+// OAuthError An OAuth 2.0 error.
+type OAuthError struct {
+	Error            string  `json:"error"`
+	ErrorDescription *string `json:"error_description,omitempty"`
 }
 
 // RateLimitError The rate limit was reached for this request.
@@ -978,6 +1033,88 @@ type CheckUsernameAvailabilityParams struct {
 	Username string `form:"username" json:"username"`
 }
 
+// ConsentSubmitFormdataBody defines parameters for ConsentSubmit.
+type ConsentSubmitFormdataBody struct {
+	// Action allow or deny
+	Action *string `form:"action,omitempty" json:"action,omitempty"`
+	Csrf   *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+}
+
+// DeviceVerificationPageParams defines parameters for DeviceVerificationPage.
+type DeviceVerificationPageParams struct {
+	UserCode *string `form:"user_code,omitempty" json:"user_code,omitempty"`
+}
+
+// DeviceVerificationSubmitFormdataBody defines parameters for DeviceVerificationSubmit.
+type DeviceVerificationSubmitFormdataBody struct {
+	Csrf     *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	UserCode *string `form:"user_code,omitempty" json:"user_code,omitempty"`
+}
+
+// SignInPageParams defines parameters for SignInPage.
+type SignInPageParams struct {
+	// Next The registrar page to continue to.
+	Next *string `form:"next,omitempty" json:"next,omitempty"`
+}
+
+// SignInSubmitFormdataBody defines parameters for SignInSubmit.
+type SignInSubmitFormdataBody struct {
+	Csrf     *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	Next     *string `form:"next,omitempty" json:"next,omitempty"`
+	Password *string `form:"password,omitempty" json:"password,omitempty"`
+	Username *string `form:"username,omitempty" json:"username,omitempty"`
+}
+
+// SignOutSubmitFormdataBody defines parameters for SignOutSubmit.
+type SignOutSubmitFormdataBody struct {
+	Csrf *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+}
+
+// OauthAuthorizeParams defines parameters for OauthAuthorize.
+type OauthAuthorizeParams struct {
+	// ResponseType code
+	ResponseType *string `form:"response_type,omitempty" json:"response_type,omitempty"`
+	ClientId     *string `form:"client_id,omitempty" json:"client_id,omitempty"`
+	RedirectUri  *string `form:"redirect_uri,omitempty" json:"redirect_uri,omitempty"`
+
+	// Scope urn:matrix:client:api:* urn:matrix:client:device:<id> (and openid)
+	Scope *string `form:"scope,omitempty" json:"scope,omitempty"`
+	State *string `form:"state,omitempty" json:"state,omitempty"`
+
+	// ResponseMode query or fragment
+	ResponseMode  *string `form:"response_mode,omitempty" json:"response_mode,omitempty"`
+	CodeChallenge *string `form:"code_challenge,omitempty" json:"code_challenge,omitempty"`
+
+	// CodeChallengeMethod S256
+	CodeChallengeMethod *string `form:"code_challenge_method,omitempty" json:"code_challenge_method,omitempty"`
+	Nonce               *string `form:"nonce,omitempty" json:"nonce,omitempty"`
+	Prompt              *string `form:"prompt,omitempty" json:"prompt,omitempty"`
+}
+
+// OauthDeviceAuthorizationFormdataBody defines parameters for OauthDeviceAuthorization.
+type OauthDeviceAuthorizationFormdataBody struct {
+	ClientId *string `form:"client_id,omitempty" json:"client_id,omitempty"`
+	Scope    *string `form:"scope,omitempty" json:"scope,omitempty"`
+}
+
+// OauthRevokeFormdataBody defines parameters for OauthRevoke.
+type OauthRevokeFormdataBody struct {
+	ClientId      *string `form:"client_id,omitempty" json:"client_id,omitempty"`
+	Token         *string `form:"token,omitempty" json:"token,omitempty"`
+	TokenTypeHint *string `form:"token_type_hint,omitempty" json:"token_type_hint,omitempty"`
+}
+
+// OauthTokenFormdataBody defines parameters for OauthToken.
+type OauthTokenFormdataBody struct {
+	ClientId     *string `form:"client_id,omitempty" json:"client_id,omitempty"`
+	Code         *string `form:"code,omitempty" json:"code,omitempty"`
+	CodeVerifier *string `form:"code_verifier,omitempty" json:"code_verifier,omitempty"`
+	DeviceCode   *string `form:"device_code,omitempty" json:"device_code,omitempty"`
+	GrantType    *string `form:"grant_type,omitempty" json:"grant_type,omitempty"`
+	RedirectUri  *string `form:"redirect_uri,omitempty" json:"redirect_uri,omitempty"`
+	RefreshToken *string `form:"refresh_token,omitempty" json:"refresh_token,omitempty"`
+}
+
 // DeactivateUserAdminJSONBody defines parameters for DeactivateUserAdmin.
 type DeactivateUserAdminJSONBody struct {
 	// Erase Also wipe the profile and mark the user erased (default false).
@@ -1248,6 +1385,30 @@ type RequestTokenToRegisterEmailJSONRequestBody = EmailValidationRequest
 // RequestTokenToRegisterMSISDNJSONRequestBody defines body for RequestTokenToRegisterMSISDN for application/json ContentType.
 type RequestTokenToRegisterMSISDNJSONRequestBody = MsisdnValidationRequest
 
+// ConsentSubmitFormdataRequestBody defines body for ConsentSubmit for application/x-www-form-urlencoded ContentType.
+type ConsentSubmitFormdataRequestBody ConsentSubmitFormdataBody
+
+// DeviceVerificationSubmitFormdataRequestBody defines body for DeviceVerificationSubmit for application/x-www-form-urlencoded ContentType.
+type DeviceVerificationSubmitFormdataRequestBody DeviceVerificationSubmitFormdataBody
+
+// SignInSubmitFormdataRequestBody defines body for SignInSubmit for application/x-www-form-urlencoded ContentType.
+type SignInSubmitFormdataRequestBody SignInSubmitFormdataBody
+
+// SignOutSubmitFormdataRequestBody defines body for SignOutSubmit for application/x-www-form-urlencoded ContentType.
+type SignOutSubmitFormdataRequestBody SignOutSubmitFormdataBody
+
+// OauthDeviceAuthorizationFormdataRequestBody defines body for OauthDeviceAuthorization for application/x-www-form-urlencoded ContentType.
+type OauthDeviceAuthorizationFormdataRequestBody OauthDeviceAuthorizationFormdataBody
+
+// RegisterOAuthClientJSONRequestBody defines body for RegisterOAuthClient for application/json ContentType.
+type RegisterOAuthClientJSONRequestBody = OAuthClientMetadata
+
+// OauthRevokeFormdataRequestBody defines body for OauthRevoke for application/x-www-form-urlencoded ContentType.
+type OauthRevokeFormdataRequestBody OauthRevokeFormdataBody
+
+// OauthTokenFormdataRequestBody defines body for OauthToken for application/x-www-form-urlencoded ContentType.
+type OauthTokenFormdataRequestBody OauthTokenFormdataBody
+
 // DeactivateUserAdminJSONRequestBody defines body for DeactivateUserAdmin for application/json ContentType.
 type DeactivateUserAdminJSONRequestBody DeactivateUserAdminJSONBody
 
@@ -1278,11 +1439,247 @@ type DeleteDevicesAdminJSONRequestBody DeleteDevicesAdminJSONBody
 // UpdateDeviceAdminJSONRequestBody defines body for UpdateDeviceAdmin for application/json ContentType.
 type UpdateDeviceAdminJSONRequestBody UpdateDeviceAdminJSONBody
 
+// Getter for additional properties for OAuthClientMetadata. Returns the specified
+// element and whether it was found
+func (a OAuthClientMetadata) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for OAuthClientMetadata
+func (a *OAuthClientMetadata) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for OAuthClientMetadata to handle AdditionalProperties
+func (a *OAuthClientMetadata) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["application_type"]; found {
+		err = json.Unmarshal(raw, &a.ApplicationType)
+		if err != nil {
+			return fmt.Errorf("error reading 'application_type': %w", err)
+		}
+		delete(object, "application_type")
+	}
+
+	if raw, found := object["client_id"]; found {
+		err = json.Unmarshal(raw, &a.ClientId)
+		if err != nil {
+			return fmt.Errorf("error reading 'client_id': %w", err)
+		}
+		delete(object, "client_id")
+	}
+
+	if raw, found := object["client_name"]; found {
+		err = json.Unmarshal(raw, &a.ClientName)
+		if err != nil {
+			return fmt.Errorf("error reading 'client_name': %w", err)
+		}
+		delete(object, "client_name")
+	}
+
+	if raw, found := object["client_uri"]; found {
+		err = json.Unmarshal(raw, &a.ClientUri)
+		if err != nil {
+			return fmt.Errorf("error reading 'client_uri': %w", err)
+		}
+		delete(object, "client_uri")
+	}
+
+	if raw, found := object["contacts"]; found {
+		err = json.Unmarshal(raw, &a.Contacts)
+		if err != nil {
+			return fmt.Errorf("error reading 'contacts': %w", err)
+		}
+		delete(object, "contacts")
+	}
+
+	if raw, found := object["grant_types"]; found {
+		err = json.Unmarshal(raw, &a.GrantTypes)
+		if err != nil {
+			return fmt.Errorf("error reading 'grant_types': %w", err)
+		}
+		delete(object, "grant_types")
+	}
+
+	if raw, found := object["logo_uri"]; found {
+		err = json.Unmarshal(raw, &a.LogoUri)
+		if err != nil {
+			return fmt.Errorf("error reading 'logo_uri': %w", err)
+		}
+		delete(object, "logo_uri")
+	}
+
+	if raw, found := object["policy_uri"]; found {
+		err = json.Unmarshal(raw, &a.PolicyUri)
+		if err != nil {
+			return fmt.Errorf("error reading 'policy_uri': %w", err)
+		}
+		delete(object, "policy_uri")
+	}
+
+	if raw, found := object["redirect_uris"]; found {
+		err = json.Unmarshal(raw, &a.RedirectUris)
+		if err != nil {
+			return fmt.Errorf("error reading 'redirect_uris': %w", err)
+		}
+		delete(object, "redirect_uris")
+	}
+
+	if raw, found := object["response_types"]; found {
+		err = json.Unmarshal(raw, &a.ResponseTypes)
+		if err != nil {
+			return fmt.Errorf("error reading 'response_types': %w", err)
+		}
+		delete(object, "response_types")
+	}
+
+	if raw, found := object["token_endpoint_auth_method"]; found {
+		err = json.Unmarshal(raw, &a.TokenEndpointAuthMethod)
+		if err != nil {
+			return fmt.Errorf("error reading 'token_endpoint_auth_method': %w", err)
+		}
+		delete(object, "token_endpoint_auth_method")
+	}
+
+	if raw, found := object["tos_uri"]; found {
+		err = json.Unmarshal(raw, &a.TosUri)
+		if err != nil {
+			return fmt.Errorf("error reading 'tos_uri': %w", err)
+		}
+		delete(object, "tos_uri")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for OAuthClientMetadata to handle AdditionalProperties
+func (a OAuthClientMetadata) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.ApplicationType != nil {
+		object["application_type"], err = json.Marshal(a.ApplicationType)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'application_type': %w", err)
+		}
+	}
+
+	if a.ClientId != nil {
+		object["client_id"], err = json.Marshal(a.ClientId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'client_id': %w", err)
+		}
+	}
+
+	if a.ClientName != nil {
+		object["client_name"], err = json.Marshal(a.ClientName)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'client_name': %w", err)
+		}
+	}
+
+	if a.ClientUri != nil {
+		object["client_uri"], err = json.Marshal(a.ClientUri)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'client_uri': %w", err)
+		}
+	}
+
+	if a.Contacts != nil {
+		object["contacts"], err = json.Marshal(a.Contacts)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'contacts': %w", err)
+		}
+	}
+
+	if a.GrantTypes != nil {
+		object["grant_types"], err = json.Marshal(a.GrantTypes)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'grant_types': %w", err)
+		}
+	}
+
+	if a.LogoUri != nil {
+		object["logo_uri"], err = json.Marshal(a.LogoUri)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'logo_uri': %w", err)
+		}
+	}
+
+	if a.PolicyUri != nil {
+		object["policy_uri"], err = json.Marshal(a.PolicyUri)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'policy_uri': %w", err)
+		}
+	}
+
+	if a.RedirectUris != nil {
+		object["redirect_uris"], err = json.Marshal(a.RedirectUris)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'redirect_uris': %w", err)
+		}
+	}
+
+	if a.ResponseTypes != nil {
+		object["response_types"], err = json.Marshal(a.ResponseTypes)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'response_types': %w", err)
+		}
+	}
+
+	if a.TokenEndpointAuthMethod != nil {
+		object["token_endpoint_auth_method"], err = json.Marshal(a.TokenEndpointAuthMethod)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'token_endpoint_auth_method': %w", err)
+		}
+	}
+
+	if a.TosUri != nil {
+		object["tos_uri"], err = json.Marshal(a.TosUri)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'tos_uri': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetWellknown Gets client discovery information about the domain.
 	// (GET /.well-known/matrix/client)
 	GetWellknown(ctx echo.Context) error
+	// GetOpenIDConfiguration The same metadata at the issuer's OpenID Connect discovery location.
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx echo.Context) error
 	// MsisdnValidationSubmit Validates a token sent by SMS (the submit_url of requestToken).
 	// (POST /_matrix/client/unstable/add_threepid/msisdn/submit_token)
 	MsisdnValidationSubmit(ctx echo.Context) error
@@ -1304,6 +1701,9 @@ type ServerInterface interface {
 	// SetAdminSuspendUser Suspends or unsuspends a local account.
 	// (PUT /_matrix/client/v1/admin/suspend/{userId})
 	SetAdminSuspendUser(ctx echo.Context, userId string) error
+	// GetAuthMetadata Gets the OAuth 2.0 authorisation server metadata (Matrix v1.15).
+	// (GET /_matrix/client/v1/auth_metadata)
+	GetAuthMetadata(ctx echo.Context) error
 	// GenerateLoginToken Generates a single-use, short-lived m.login.token token.
 	// (POST /_matrix/client/v1/login/get_token)
 	GenerateLoginToken(ctx echo.Context) error
@@ -1402,6 +1802,45 @@ type ServerInterface interface {
 	// GetVersions Gets the specification versions the server supports.
 	// (GET /_matrix/client/versions)
 	GetVersions(ctx echo.Context) error
+	// ConsentPage The consent page of an authorisation (signed in).
+	// (GET /_registrar/consent/{grantId})
+	ConsentPage(ctx echo.Context, grantId string) error
+	// ConsentSubmit Allows or denies the authorisation.
+	// (POST /_registrar/consent/{grantId})
+	ConsentSubmit(ctx echo.Context, grantId string) error
+	// DeviceVerificationPage The device verification page (RFC 8628 verification_uri).
+	// (GET /_registrar/device)
+	DeviceVerificationPage(ctx echo.Context, params DeviceVerificationPageParams) error
+	// DeviceVerificationSubmit Submits the user code shown on the device.
+	// (POST /_registrar/device)
+	DeviceVerificationSubmit(ctx echo.Context) error
+	// SignInPage The sign-in page.
+	// (GET /_registrar/login)
+	SignInPage(ctx echo.Context, params SignInPageParams) error
+	// SignInSubmit Signs in with a username (or user ID) and password.
+	// (POST /_registrar/login)
+	SignInSubmit(ctx echo.Context) error
+	// SignOutSubmit Ends the browser's sign-in.
+	// (POST /_registrar/logout)
+	SignOutSubmit(ctx echo.Context) error
+	// OauthAuthorize The authorisation endpoint (RFC 6749 §4.1, PKCE S256 required).
+	// (GET /_registrar/oauth2/authorize)
+	OauthAuthorize(ctx echo.Context, params OauthAuthorizeParams) error
+	// OauthDeviceAuthorization Starts a device authorisation (RFC 8628 §3.1).
+	// (POST /_registrar/oauth2/device_authorization)
+	OauthDeviceAuthorization(ctx echo.Context) error
+	// GetOAuthKeys The JSON Web Key Set that verifies ID tokens.
+	// (GET /_registrar/oauth2/keys)
+	GetOAuthKeys(ctx echo.Context) error
+	// RegisterOAuthClient Registers a client (RFC 7591 with the Matrix rules).
+	// (POST /_registrar/oauth2/register)
+	RegisterOAuthClient(ctx echo.Context) error
+	// OauthRevoke Revokes an access or refresh token and its device (RFC 7009).
+	// (POST /_registrar/oauth2/revoke)
+	OauthRevoke(ctx echo.Context) error
+	// OauthToken The token endpoint (authorization_code, refresh_token, device_code).
+	// (POST /_registrar/oauth2/token)
+	OauthToken(ctx echo.Context) error
 	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
 	// (POST /_synapse/admin/v1/deactivate/{userId})
 	DeactivateUserAdmin(ctx echo.Context, userId string) error
@@ -1484,6 +1923,15 @@ func (w *ServerInterfaceWrapper) GetWellknown(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetWellknown(ctx)
+	return err
+}
+
+// GetOpenIDConfiguration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpenIDConfiguration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpenIDConfiguration(ctx)
 	return err
 }
 
@@ -1598,6 +2046,15 @@ func (w *ServerInterfaceWrapper) SetAdminSuspendUser(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.SetAdminSuspendUser(ctx, userId)
+	return err
+}
+
+// GetAuthMetadata converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAuthMetadata(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAuthMetadata(ctx)
 	return err
 }
 
@@ -1973,6 +2430,227 @@ func (w *ServerInterfaceWrapper) GetVersions(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetVersions(ctx)
+	return err
+}
+
+// ConsentPage converts echo context to params.
+func (w *ServerInterfaceWrapper) ConsentPage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "grantId" -------------
+	var grantId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "grantId", ctx.Param("grantId"), &grantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter grantId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ConsentPage(ctx, grantId)
+	return err
+}
+
+// ConsentSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) ConsentSubmit(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "grantId" -------------
+	var grantId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "grantId", ctx.Param("grantId"), &grantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter grantId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ConsentSubmit(ctx, grantId)
+	return err
+}
+
+// DeviceVerificationPage converts echo context to params.
+func (w *ServerInterfaceWrapper) DeviceVerificationPage(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeviceVerificationPageParams
+	// ------------- Optional query parameter "user_code" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_code", ctx.QueryParams(), &params.UserCode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_code: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeviceVerificationPage(ctx, params)
+	return err
+}
+
+// DeviceVerificationSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) DeviceVerificationSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeviceVerificationSubmit(ctx)
+	return err
+}
+
+// SignInPage converts echo context to params.
+func (w *ServerInterfaceWrapper) SignInPage(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SignInPageParams
+	// ------------- Optional query parameter "next" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "next", ctx.QueryParams(), &params.Next, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter next: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SignInPage(ctx, params)
+	return err
+}
+
+// SignInSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) SignInSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SignInSubmit(ctx)
+	return err
+}
+
+// SignOutSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) SignOutSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SignOutSubmit(ctx)
+	return err
+}
+
+// OauthAuthorize converts echo context to params.
+func (w *ServerInterfaceWrapper) OauthAuthorize(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params OauthAuthorizeParams
+	// ------------- Optional query parameter "response_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "response_type", ctx.QueryParams(), &params.ResponseType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter response_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "client_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "client_id", ctx.QueryParams(), &params.ClientId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter client_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "redirect_uri" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "redirect_uri", ctx.QueryParams(), &params.RedirectUri, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter redirect_uri: %s", err))
+	}
+
+	// ------------- Optional query parameter "scope" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "scope", ctx.QueryParams(), &params.Scope, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter scope: %s", err))
+	}
+
+	// ------------- Optional query parameter "state" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "state", ctx.QueryParams(), &params.State, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter state: %s", err))
+	}
+
+	// ------------- Optional query parameter "response_mode" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "response_mode", ctx.QueryParams(), &params.ResponseMode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter response_mode: %s", err))
+	}
+
+	// ------------- Optional query parameter "code_challenge" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "code_challenge", ctx.QueryParams(), &params.CodeChallenge, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter code_challenge: %s", err))
+	}
+
+	// ------------- Optional query parameter "code_challenge_method" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "code_challenge_method", ctx.QueryParams(), &params.CodeChallengeMethod, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter code_challenge_method: %s", err))
+	}
+
+	// ------------- Optional query parameter "nonce" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "nonce", ctx.QueryParams(), &params.Nonce, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter nonce: %s", err))
+	}
+
+	// ------------- Optional query parameter "prompt" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "prompt", ctx.QueryParams(), &params.Prompt, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter prompt: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.OauthAuthorize(ctx, params)
+	return err
+}
+
+// OauthDeviceAuthorization converts echo context to params.
+func (w *ServerInterfaceWrapper) OauthDeviceAuthorization(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.OauthDeviceAuthorization(ctx)
+	return err
+}
+
+// GetOAuthKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOAuthKeys(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOAuthKeys(ctx)
+	return err
+}
+
+// RegisterOAuthClient converts echo context to params.
+func (w *ServerInterfaceWrapper) RegisterOAuthClient(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RegisterOAuthClient(ctx)
+	return err
+}
+
+// OauthRevoke converts echo context to params.
+func (w *ServerInterfaceWrapper) OauthRevoke(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.OauthRevoke(ctx)
+	return err
+}
+
+// OauthToken converts echo context to params.
+func (w *ServerInterfaceWrapper) OauthToken(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.OauthToken(ctx)
 	return err
 }
 
@@ -2571,6 +3249,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	}
 
 	router.GET(options.BaseURL+"/.well-known/matrix/client", wrapper.GetWellknown, options.OperationMiddlewares["getWellknown"]...)
+	router.GET(options.BaseURL+"/.well-known/openid-configuration", wrapper.GetOpenIDConfiguration, options.OperationMiddlewares["getOpenIDConfiguration"]...)
 	router.POST(options.BaseURL+"/_matrix/client/unstable/add_threepid/msisdn/submit_token", wrapper.MsisdnValidationSubmit, options.OperationMiddlewares["msisdnValidationSubmit"]...)
 	router.GET(options.BaseURL+"/_matrix/client/unstable/registration/email/submit_token", wrapper.EmailValidationPage, options.OperationMiddlewares["emailValidationPage"]...)
 	router.POST(options.BaseURL+"/_matrix/client/unstable/registration/email/submit_token", wrapper.EmailValidationSubmit, options.OperationMiddlewares["emailValidationSubmit"]...)
@@ -2578,6 +3257,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PUT(options.BaseURL+"/_matrix/client/v1/admin/lock/:userId", wrapper.SetAdminLockUser, options.OperationMiddlewares["setAdminLockUser"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v1/admin/suspend/:userId", wrapper.GetAdminSuspendUser, options.OperationMiddlewares["getAdminSuspendUser"]...)
 	router.PUT(options.BaseURL+"/_matrix/client/v1/admin/suspend/:userId", wrapper.SetAdminSuspendUser, options.OperationMiddlewares["setAdminSuspendUser"]...)
+	router.GET(options.BaseURL+"/_matrix/client/v1/auth_metadata", wrapper.GetAuthMetadata, options.OperationMiddlewares["getAuthMetadata"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v1/login/get_token", wrapper.GenerateLoginToken, options.OperationMiddlewares["generateLoginToken"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v1/register/m.login.registration_token/validity", wrapper.RegistrationTokenValidity, options.OperationMiddlewares["registrationTokenValidity"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/account/3pid", wrapper.GetAccount3PIDs, options.OperationMiddlewares["getAccount3PIDs"]...)
@@ -2610,6 +3290,19 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_matrix/client/v3/register/email/requestToken", wrapper.RequestTokenToRegisterEmail, options.OperationMiddlewares["requestTokenToRegisterEmail"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/register/msisdn/requestToken", wrapper.RequestTokenToRegisterMSISDN, options.OperationMiddlewares["requestTokenToRegisterMSISDN"]...)
 	router.GET(options.BaseURL+"/_matrix/client/versions", wrapper.GetVersions, options.OperationMiddlewares["getVersions"]...)
+	router.GET(options.BaseURL+"/_registrar/consent/:grantId", wrapper.ConsentPage, options.OperationMiddlewares["consentPage"]...)
+	router.POST(options.BaseURL+"/_registrar/consent/:grantId", wrapper.ConsentSubmit, options.OperationMiddlewares["consentSubmit"]...)
+	router.GET(options.BaseURL+"/_registrar/device", wrapper.DeviceVerificationPage, options.OperationMiddlewares["deviceVerificationPage"]...)
+	router.POST(options.BaseURL+"/_registrar/device", wrapper.DeviceVerificationSubmit, options.OperationMiddlewares["deviceVerificationSubmit"]...)
+	router.GET(options.BaseURL+"/_registrar/login", wrapper.SignInPage, options.OperationMiddlewares["signInPage"]...)
+	router.POST(options.BaseURL+"/_registrar/login", wrapper.SignInSubmit, options.OperationMiddlewares["signInSubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/logout", wrapper.SignOutSubmit, options.OperationMiddlewares["signOutSubmit"]...)
+	router.GET(options.BaseURL+"/_registrar/oauth2/authorize", wrapper.OauthAuthorize, options.OperationMiddlewares["oauthAuthorize"]...)
+	router.POST(options.BaseURL+"/_registrar/oauth2/device_authorization", wrapper.OauthDeviceAuthorization, options.OperationMiddlewares["oauthDeviceAuthorization"]...)
+	router.GET(options.BaseURL+"/_registrar/oauth2/keys", wrapper.GetOAuthKeys, options.OperationMiddlewares["getOAuthKeys"]...)
+	router.POST(options.BaseURL+"/_registrar/oauth2/register", wrapper.RegisterOAuthClient, options.OperationMiddlewares["registerOAuthClient"]...)
+	router.POST(options.BaseURL+"/_registrar/oauth2/revoke", wrapper.OauthRevoke, options.OperationMiddlewares["oauthRevoke"]...)
+	router.POST(options.BaseURL+"/_registrar/oauth2/token", wrapper.OauthToken, options.OperationMiddlewares["oauthToken"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/deactivate/:userId", wrapper.DeactivateUserAdmin, options.OperationMiddlewares["deactivateUserAdmin"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v1/register", wrapper.GetRegistrationNonce, options.OperationMiddlewares["getRegistrationNonce"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/register", wrapper.RegisterWithSharedSecret, options.OperationMiddlewares["registerWithSharedSecret"]...)
@@ -2660,6 +3353,41 @@ func (response GetWellknown200JSONResponse) VisitGetWellknownResponse(w http.Res
 type GetWellknown404JSONResponse Error
 
 func (response GetWellknown404JSONResponse) VisitGetWellknownResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenIDConfigurationRequestObject struct {
+}
+
+type GetOpenIDConfigurationResponseObject interface {
+	VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error
+}
+
+type GetOpenIDConfiguration200JSONResponse AuthMetadata
+
+func (response GetOpenIDConfiguration200JSONResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenIDConfiguration404JSONResponse Error
+
+func (response GetOpenIDConfiguration404JSONResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -3052,6 +3780,41 @@ func (response SetAdminSuspendUser403JSONResponse) VisitSetAdminSuspendUserRespo
 type SetAdminSuspendUser404JSONResponse Error
 
 func (response SetAdminSuspendUser404JSONResponse) VisitSetAdminSuspendUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthMetadataRequestObject struct {
+}
+
+type GetAuthMetadataResponseObject interface {
+	VisitGetAuthMetadataResponse(w http.ResponseWriter) error
+}
+
+type GetAuthMetadata200JSONResponse AuthMetadata
+
+func (response GetAuthMetadata200JSONResponse) VisitGetAuthMetadataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthMetadata404JSONResponse Error
+
+func (response GetAuthMetadata404JSONResponse) VisitGetAuthMetadataResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -4618,6 +5381,840 @@ func (response GetVersions200JSONResponse) VisitGetVersionsResponse(w http.Respo
 	return err
 }
 
+type ConsentPageRequestObject struct {
+	GrantId string `json:"grantId"`
+}
+
+type ConsentPageResponseObject interface {
+	VisitConsentPageResponse(w http.ResponseWriter) error
+}
+
+type ConsentPage200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ConsentPage200TexthtmlResponse) VisitConsentPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConsentPage303ResponseHeaders struct {
+	Location *string
+}
+
+type ConsentPage303Response struct {
+	Headers ConsentPage303ResponseHeaders
+}
+
+func (response ConsentPage303Response) VisitConsentPageResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type ConsentPage400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ConsentPage400TexthtmlResponse) VisitConsentPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConsentPage403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ConsentPage403TexthtmlResponse) VisitConsentPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConsentPage404TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ConsentPage404TexthtmlResponse) VisitConsentPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(404)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConsentSubmitRequestObject struct {
+	GrantId string `json:"grantId"`
+	Body    *ConsentSubmitFormdataRequestBody
+}
+
+type ConsentSubmitResponseObject interface {
+	VisitConsentSubmitResponse(w http.ResponseWriter) error
+}
+
+type ConsentSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ConsentSubmit200TexthtmlResponse) VisitConsentSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConsentSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type ConsentSubmit303Response struct {
+	Headers ConsentSubmit303ResponseHeaders
+}
+
+func (response ConsentSubmit303Response) VisitConsentSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type ConsentSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ConsentSubmit400TexthtmlResponse) VisitConsentSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConsentSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ConsentSubmit403TexthtmlResponse) VisitConsentSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ConsentSubmit404TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ConsentSubmit404TexthtmlResponse) VisitConsentSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(404)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type DeviceVerificationPageRequestObject struct {
+	Params DeviceVerificationPageParams
+}
+
+type DeviceVerificationPageResponseObject interface {
+	VisitDeviceVerificationPageResponse(w http.ResponseWriter) error
+}
+
+type DeviceVerificationPage200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response DeviceVerificationPage200TexthtmlResponse) VisitDeviceVerificationPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type DeviceVerificationPage303ResponseHeaders struct {
+	Location *string
+}
+
+type DeviceVerificationPage303Response struct {
+	Headers DeviceVerificationPage303ResponseHeaders
+}
+
+func (response DeviceVerificationPage303Response) VisitDeviceVerificationPageResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type DeviceVerificationPage400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response DeviceVerificationPage400TexthtmlResponse) VisitDeviceVerificationPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type DeviceVerificationPage403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response DeviceVerificationPage403TexthtmlResponse) VisitDeviceVerificationPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type DeviceVerificationSubmitRequestObject struct {
+	Body *DeviceVerificationSubmitFormdataRequestBody
+}
+
+type DeviceVerificationSubmitResponseObject interface {
+	VisitDeviceVerificationSubmitResponse(w http.ResponseWriter) error
+}
+
+type DeviceVerificationSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response DeviceVerificationSubmit200TexthtmlResponse) VisitDeviceVerificationSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type DeviceVerificationSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type DeviceVerificationSubmit303Response struct {
+	Headers DeviceVerificationSubmit303ResponseHeaders
+}
+
+func (response DeviceVerificationSubmit303Response) VisitDeviceVerificationSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type DeviceVerificationSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response DeviceVerificationSubmit400TexthtmlResponse) VisitDeviceVerificationSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type DeviceVerificationSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response DeviceVerificationSubmit403TexthtmlResponse) VisitDeviceVerificationSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignInPageRequestObject struct {
+	Params SignInPageParams
+}
+
+type SignInPageResponseObject interface {
+	VisitSignInPageResponse(w http.ResponseWriter) error
+}
+
+type SignInPage200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignInPage200TexthtmlResponse) VisitSignInPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignInPage303ResponseHeaders struct {
+	Location *string
+}
+
+type SignInPage303Response struct {
+	Headers SignInPage303ResponseHeaders
+}
+
+func (response SignInPage303Response) VisitSignInPageResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type SignInPage400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignInPage400TexthtmlResponse) VisitSignInPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignInPage403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignInPage403TexthtmlResponse) VisitSignInPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignInSubmitRequestObject struct {
+	Body *SignInSubmitFormdataRequestBody
+}
+
+type SignInSubmitResponseObject interface {
+	VisitSignInSubmitResponse(w http.ResponseWriter) error
+}
+
+type SignInSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignInSubmit200TexthtmlResponse) VisitSignInSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignInSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type SignInSubmit303Response struct {
+	Headers SignInSubmit303ResponseHeaders
+}
+
+func (response SignInSubmit303Response) VisitSignInSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type SignInSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignInSubmit400TexthtmlResponse) VisitSignInSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignInSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignInSubmit403TexthtmlResponse) VisitSignInSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignOutSubmitRequestObject struct {
+	Body *SignOutSubmitFormdataRequestBody
+}
+
+type SignOutSubmitResponseObject interface {
+	VisitSignOutSubmitResponse(w http.ResponseWriter) error
+}
+
+type SignOutSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignOutSubmit200TexthtmlResponse) VisitSignOutSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignOutSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type SignOutSubmit303Response struct {
+	Headers SignOutSubmit303ResponseHeaders
+}
+
+func (response SignOutSubmit303Response) VisitSignOutSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type SignOutSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignOutSubmit400TexthtmlResponse) VisitSignOutSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignOutSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignOutSubmit403TexthtmlResponse) VisitSignOutSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type OauthAuthorizeRequestObject struct {
+	Params OauthAuthorizeParams
+}
+
+type OauthAuthorizeResponseObject interface {
+	VisitOauthAuthorizeResponse(w http.ResponseWriter) error
+}
+
+type OauthAuthorize302Response struct {
+}
+
+func (response OauthAuthorize302Response) VisitOauthAuthorizeResponse(w http.ResponseWriter) error {
+	w.WriteHeader(302)
+	return nil
+}
+
+type OauthAuthorize400JSONResponse OAuthError
+
+func (response OauthAuthorize400JSONResponse) VisitOauthAuthorizeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OauthDeviceAuthorizationRequestObject struct {
+	Body *OauthDeviceAuthorizationFormdataRequestBody
+}
+
+type OauthDeviceAuthorizationResponseObject interface {
+	VisitOauthDeviceAuthorizationResponse(w http.ResponseWriter) error
+}
+
+type OauthDeviceAuthorization200JSONResponse map[string]interface{}
+
+func (response OauthDeviceAuthorization200JSONResponse) VisitOauthDeviceAuthorizationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OauthDeviceAuthorization400JSONResponse OAuthError
+
+func (response OauthDeviceAuthorization400JSONResponse) VisitOauthDeviceAuthorizationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOAuthKeysRequestObject struct {
+}
+
+type GetOAuthKeysResponseObject interface {
+	VisitGetOAuthKeysResponse(w http.ResponseWriter) error
+}
+
+type GetOAuthKeys200JSONResponse struct {
+	Keys []map[string]interface{} `json:"keys"`
+}
+
+func (response GetOAuthKeys200JSONResponse) VisitGetOAuthKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOAuthKeys404JSONResponse Error
+
+func (response GetOAuthKeys404JSONResponse) VisitGetOAuthKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterOAuthClientRequestObject struct {
+	Body *RegisterOAuthClientJSONRequestBody
+}
+
+type RegisterOAuthClientResponseObject interface {
+	VisitRegisterOAuthClientResponse(w http.ResponseWriter) error
+}
+
+type RegisterOAuthClient201JSONResponse OAuthClientMetadata
+
+func (response RegisterOAuthClient201JSONResponse) VisitRegisterOAuthClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterOAuthClient400JSONResponse OAuthError
+
+func (response RegisterOAuthClient400JSONResponse) VisitRegisterOAuthClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OauthRevokeRequestObject struct {
+	Body *OauthRevokeFormdataRequestBody
+}
+
+type OauthRevokeResponseObject interface {
+	VisitOauthRevokeResponse(w http.ResponseWriter) error
+}
+
+type OauthRevoke200Response struct {
+}
+
+func (response OauthRevoke200Response) VisitOauthRevokeResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type OauthRevoke400JSONResponse OAuthError
+
+func (response OauthRevoke400JSONResponse) VisitOauthRevokeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OauthTokenRequestObject struct {
+	Body *OauthTokenFormdataRequestBody
+}
+
+type OauthTokenResponseObject interface {
+	VisitOauthTokenResponse(w http.ResponseWriter) error
+}
+
+type OauthToken200JSONResponse map[string]interface{}
+
+func (response OauthToken200JSONResponse) VisitOauthTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OauthToken400JSONResponse OAuthError
+
+func (response OauthToken400JSONResponse) VisitOauthTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeactivateUserAdminRequestObject struct {
 	UserId string `json:"userId"`
 	Body   *DeactivateUserAdminJSONRequestBody
@@ -5999,6 +7596,9 @@ type StrictServerInterface interface {
 	// GetWellknown Gets client discovery information about the domain.
 	// (GET /.well-known/matrix/client)
 	GetWellknown(ctx context.Context, request GetWellknownRequestObject) (GetWellknownResponseObject, error)
+	// GetOpenIDConfiguration The same metadata at the issuer's OpenID Connect discovery location.
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx context.Context, request GetOpenIDConfigurationRequestObject) (GetOpenIDConfigurationResponseObject, error)
 	// MsisdnValidationSubmit Validates a token sent by SMS (the submit_url of requestToken).
 	// (POST /_matrix/client/unstable/add_threepid/msisdn/submit_token)
 	MsisdnValidationSubmit(ctx context.Context, request MsisdnValidationSubmitRequestObject) (MsisdnValidationSubmitResponseObject, error)
@@ -6020,6 +7620,9 @@ type StrictServerInterface interface {
 	// SetAdminSuspendUser Suspends or unsuspends a local account.
 	// (PUT /_matrix/client/v1/admin/suspend/{userId})
 	SetAdminSuspendUser(ctx context.Context, request SetAdminSuspendUserRequestObject) (SetAdminSuspendUserResponseObject, error)
+	// GetAuthMetadata Gets the OAuth 2.0 authorisation server metadata (Matrix v1.15).
+	// (GET /_matrix/client/v1/auth_metadata)
+	GetAuthMetadata(ctx context.Context, request GetAuthMetadataRequestObject) (GetAuthMetadataResponseObject, error)
 	// GenerateLoginToken Generates a single-use, short-lived m.login.token token.
 	// (POST /_matrix/client/v1/login/get_token)
 	GenerateLoginToken(ctx context.Context, request GenerateLoginTokenRequestObject) (GenerateLoginTokenResponseObject, error)
@@ -6118,6 +7721,45 @@ type StrictServerInterface interface {
 	// GetVersions Gets the specification versions the server supports.
 	// (GET /_matrix/client/versions)
 	GetVersions(ctx context.Context, request GetVersionsRequestObject) (GetVersionsResponseObject, error)
+	// ConsentPage The consent page of an authorisation (signed in).
+	// (GET /_registrar/consent/{grantId})
+	ConsentPage(ctx context.Context, request ConsentPageRequestObject) (ConsentPageResponseObject, error)
+	// ConsentSubmit Allows or denies the authorisation.
+	// (POST /_registrar/consent/{grantId})
+	ConsentSubmit(ctx context.Context, request ConsentSubmitRequestObject) (ConsentSubmitResponseObject, error)
+	// DeviceVerificationPage The device verification page (RFC 8628 verification_uri).
+	// (GET /_registrar/device)
+	DeviceVerificationPage(ctx context.Context, request DeviceVerificationPageRequestObject) (DeviceVerificationPageResponseObject, error)
+	// DeviceVerificationSubmit Submits the user code shown on the device.
+	// (POST /_registrar/device)
+	DeviceVerificationSubmit(ctx context.Context, request DeviceVerificationSubmitRequestObject) (DeviceVerificationSubmitResponseObject, error)
+	// SignInPage The sign-in page.
+	// (GET /_registrar/login)
+	SignInPage(ctx context.Context, request SignInPageRequestObject) (SignInPageResponseObject, error)
+	// SignInSubmit Signs in with a username (or user ID) and password.
+	// (POST /_registrar/login)
+	SignInSubmit(ctx context.Context, request SignInSubmitRequestObject) (SignInSubmitResponseObject, error)
+	// SignOutSubmit Ends the browser's sign-in.
+	// (POST /_registrar/logout)
+	SignOutSubmit(ctx context.Context, request SignOutSubmitRequestObject) (SignOutSubmitResponseObject, error)
+	// OauthAuthorize The authorisation endpoint (RFC 6749 §4.1, PKCE S256 required).
+	// (GET /_registrar/oauth2/authorize)
+	OauthAuthorize(ctx context.Context, request OauthAuthorizeRequestObject) (OauthAuthorizeResponseObject, error)
+	// OauthDeviceAuthorization Starts a device authorisation (RFC 8628 §3.1).
+	// (POST /_registrar/oauth2/device_authorization)
+	OauthDeviceAuthorization(ctx context.Context, request OauthDeviceAuthorizationRequestObject) (OauthDeviceAuthorizationResponseObject, error)
+	// GetOAuthKeys The JSON Web Key Set that verifies ID tokens.
+	// (GET /_registrar/oauth2/keys)
+	GetOAuthKeys(ctx context.Context, request GetOAuthKeysRequestObject) (GetOAuthKeysResponseObject, error)
+	// RegisterOAuthClient Registers a client (RFC 7591 with the Matrix rules).
+	// (POST /_registrar/oauth2/register)
+	RegisterOAuthClient(ctx context.Context, request RegisterOAuthClientRequestObject) (RegisterOAuthClientResponseObject, error)
+	// OauthRevoke Revokes an access or refresh token and its device (RFC 7009).
+	// (POST /_registrar/oauth2/revoke)
+	OauthRevoke(ctx context.Context, request OauthRevokeRequestObject) (OauthRevokeResponseObject, error)
+	// OauthToken The token endpoint (authorization_code, refresh_token, device_code).
+	// (POST /_registrar/oauth2/token)
+	OauthToken(ctx context.Context, request OauthTokenRequestObject) (OauthTokenResponseObject, error)
 	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
 	// (POST /_synapse/admin/v1/deactivate/{userId})
 	DeactivateUserAdmin(ctx context.Context, request DeactivateUserAdminRequestObject) (DeactivateUserAdminResponseObject, error)
@@ -6218,6 +7860,29 @@ func (sh *strictHandler) GetWellknown(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetWellknownResponseObject); ok {
 		return validResponse.VisitGetWellknownResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOpenIDConfiguration operation middleware
+func (sh *strictHandler) GetOpenIDConfiguration(ctx echo.Context) error {
+	var request GetOpenIDConfigurationRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenIDConfiguration(ctx.Request().Context(), request.(GetOpenIDConfigurationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenIDConfiguration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpenIDConfigurationResponseObject); ok {
+		return validResponse.VisitGetOpenIDConfigurationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -6468,6 +8133,29 @@ func (sh *strictHandler) SetAdminSuspendUser(ctx echo.Context, userId string) er
 		return err
 	} else if validResponse, ok := response.(SetAdminSuspendUserResponseObject); ok {
 		return validResponse.VisitSetAdminSuspendUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAuthMetadata operation middleware
+func (sh *strictHandler) GetAuthMetadata(ctx echo.Context) error {
+	var request GetAuthMetadataRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAuthMetadata(ctx.Request().Context(), request.(GetAuthMetadataRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAuthMetadata")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAuthMetadataResponseObject); ok {
+		return validResponse.VisitGetAuthMetadataResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -7657,6 +9345,408 @@ func (sh *strictHandler) GetVersions(ctx echo.Context) error {
 	return nil
 }
 
+// ConsentPage operation middleware
+func (sh *strictHandler) ConsentPage(ctx echo.Context, grantId string) error {
+	var request ConsentPageRequestObject
+
+	request.GrantId = grantId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ConsentPage(ctx.Request().Context(), request.(ConsentPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ConsentPage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ConsentPageResponseObject); ok {
+		return validResponse.VisitConsentPageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ConsentSubmit operation middleware
+func (sh *strictHandler) ConsentSubmit(ctx echo.Context, grantId string) error {
+	var request ConsentSubmitRequestObject
+
+	request.GrantId = grantId
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body ConsentSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ConsentSubmit(ctx.Request().Context(), request.(ConsentSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ConsentSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ConsentSubmitResponseObject); ok {
+		return validResponse.VisitConsentSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeviceVerificationPage operation middleware
+func (sh *strictHandler) DeviceVerificationPage(ctx echo.Context, params DeviceVerificationPageParams) error {
+	var request DeviceVerificationPageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeviceVerificationPage(ctx.Request().Context(), request.(DeviceVerificationPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeviceVerificationPage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeviceVerificationPageResponseObject); ok {
+		return validResponse.VisitDeviceVerificationPageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeviceVerificationSubmit operation middleware
+func (sh *strictHandler) DeviceVerificationSubmit(ctx echo.Context) error {
+	var request DeviceVerificationSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body DeviceVerificationSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeviceVerificationSubmit(ctx.Request().Context(), request.(DeviceVerificationSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeviceVerificationSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeviceVerificationSubmitResponseObject); ok {
+		return validResponse.VisitDeviceVerificationSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SignInPage operation middleware
+func (sh *strictHandler) SignInPage(ctx echo.Context, params SignInPageParams) error {
+	var request SignInPageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SignInPage(ctx.Request().Context(), request.(SignInPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SignInPage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SignInPageResponseObject); ok {
+		return validResponse.VisitSignInPageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SignInSubmit operation middleware
+func (sh *strictHandler) SignInSubmit(ctx echo.Context) error {
+	var request SignInSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body SignInSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SignInSubmit(ctx.Request().Context(), request.(SignInSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SignInSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SignInSubmitResponseObject); ok {
+		return validResponse.VisitSignInSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SignOutSubmit operation middleware
+func (sh *strictHandler) SignOutSubmit(ctx echo.Context) error {
+	var request SignOutSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body SignOutSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SignOutSubmit(ctx.Request().Context(), request.(SignOutSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SignOutSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SignOutSubmitResponseObject); ok {
+		return validResponse.VisitSignOutSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// OauthAuthorize operation middleware
+func (sh *strictHandler) OauthAuthorize(ctx echo.Context, params OauthAuthorizeParams) error {
+	var request OauthAuthorizeRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.OauthAuthorize(ctx.Request().Context(), request.(OauthAuthorizeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "OauthAuthorize")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(OauthAuthorizeResponseObject); ok {
+		return validResponse.VisitOauthAuthorizeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// OauthDeviceAuthorization operation middleware
+func (sh *strictHandler) OauthDeviceAuthorization(ctx echo.Context) error {
+	var request OauthDeviceAuthorizationRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body OauthDeviceAuthorizationFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.OauthDeviceAuthorization(ctx.Request().Context(), request.(OauthDeviceAuthorizationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "OauthDeviceAuthorization")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(OauthDeviceAuthorizationResponseObject); ok {
+		return validResponse.VisitOauthDeviceAuthorizationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOAuthKeys operation middleware
+func (sh *strictHandler) GetOAuthKeys(ctx echo.Context) error {
+	var request GetOAuthKeysRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOAuthKeys(ctx.Request().Context(), request.(GetOAuthKeysRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOAuthKeys")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOAuthKeysResponseObject); ok {
+		return validResponse.VisitGetOAuthKeysResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RegisterOAuthClient operation middleware
+func (sh *strictHandler) RegisterOAuthClient(ctx echo.Context) error {
+	var request RegisterOAuthClientRequestObject
+
+	var body RegisterOAuthClientJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RegisterOAuthClient(ctx.Request().Context(), request.(RegisterOAuthClientRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RegisterOAuthClient")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RegisterOAuthClientResponseObject); ok {
+		return validResponse.VisitRegisterOAuthClientResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// OauthRevoke operation middleware
+func (sh *strictHandler) OauthRevoke(ctx echo.Context) error {
+	var request OauthRevokeRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body OauthRevokeFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.OauthRevoke(ctx.Request().Context(), request.(OauthRevokeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "OauthRevoke")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(OauthRevokeResponseObject); ok {
+		return validResponse.VisitOauthRevokeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// OauthToken operation middleware
+func (sh *strictHandler) OauthToken(ctx echo.Context) error {
+	var request OauthTokenRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body OauthTokenFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.OauthToken(ctx.Request().Context(), request.(OauthTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "OauthToken")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(OauthTokenResponseObject); ok {
+		return validResponse.VisitOauthTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // DeactivateUserAdmin operation middleware
 func (sh *strictHandler) DeactivateUserAdmin(ctx echo.Context, userId string) error {
 	var request DeactivateUserAdminRequestObject
@@ -8470,247 +10560,279 @@ func (sh *strictHandler) ListUsersAdminV3(ctx echo.Context, params ListUsersAdmi
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L19cxs3si/8VVA8T1UkF0nJdk72rF1P1VEkZaOzlu1rycm5J3RR4AxIYjUEuABGNDfX97PfQuNlgBkM",
-	"XyRKVmL9s1mLMxig0ehu9Muvf+9kfDbnjDAlO69+78hsSmYY/u9RlvGSqXOeE4EV5ewYz/GIFlQt9c85",
-	"kZmgc/1D51Xn1ylRUyKQmhJUSiLQDC9RwbNrhFmOZCnnhOUImyElWlA1HbCD4QwrQT8fZAUlTB3cPD/A",
-	"+YyyA/3i/3Ev7Z3DQ+jmef/5f+y/RnxGlSI5WkwJQyOuB1rwssjRiKAxLiTpd7qdueBzIhQlsBQ9nv6v",
-	"Ws5J51VnxHlBMOt86XbsR1I/ful2FFWF/tsqUnTdi3z0D5IpPeiRXsQJuaEZaVLqHSOIjxEGMn0nUQ7P",
-	"yS7CEqgHFEBH78+QnPKFRFQ115OT6TIXWJG8Of5RscBLaSjxGgkyoVIJLNAUS8Q4ql51X+5XSwgIY34c",
-	"0pA0UgnKJvArlfMCL4cMzxJLPBpJwpTZIMaRfgg+PyKEIUlU8MVqyAJLNZSEsCGdN4e8BMrkgkipqacJ",
-	"ZWb4nUT6TSTIP0siFdoTJOMiJzkiN0Qs0Zgs0IyyUhG5v+a7Sib5mgVfQwtsv1dKkncRZWgmkaQsI/AU",
-	"mfNsqj8z5mKGVedVhzL1w/fVdylTZEJE/GHNCUM8IUylFw4HCn5fufbk8mDs5C5+6Xb0i1RoLvot2PDq",
-	"pU/BEQh4uo3lTz8rIhguzk4SPMEQzQlTVC0RVghrok0KgiSdsB5naC74Dc2J0BsYsywj+80TgEs1Hbp3",
-	"kixK7GQ2Wnw8XPxynQjBKtsIcTkVhMxpniSDY+MRL1mOFDen3kiYxELznORDDJyxAVPZwZMUmZGclrPk",
-	"Tze4oLkWCpt+qUY/O3T1/W418drodXJ6WrUR86M0O1wjpNYuuHCEWyE9kT5CBZVweLwGKgi+IXLAlP28",
-	"BEUV7LtEvEzux4yytC7Bc81BSZlsf0GjJcLMTLKLuEBMCymEF5gqyibIjIALtHd+cfzyP374YT8tnPF8",
-	"LokIBDQriwKPNFGVKElCDOAbrLAYlqLY6PGMMy3Ch/orRAwZV/pb0kqojV83ErXBTC3vB2zsBrghQgIJ",
-	"N/moIKCbk3L82P6IFJ2RO4ntnOBM0RunfBOa0+hGpxrXzpsILNvGCvmxVdWT2VwtE6q+RcKCwqeKzGDE",
-	"/0+QcedV598OKjvwwBqBB3Vx98XPHguBl/rfVA4nWvekp7+BbuXGHApk4HcSKX5NmNxI2a5V+LfgPm0u",
-	"po7xG/h7ZJC+aDmhacPIK/Ozk6SyllOc88VwhBm7hWln3kYjzFpsOmvspoa+cD9Fq3vZsjovNPVAm7OS",
-	"F/UJRgKTw/yxPje9YWjMBcKI6c0sgIYgP0dcdZEs53MuFPwBo4yzMZ2UgoA0FxjpQfvt+95iEcAGdq24",
-	"j0+9P7KeU0LSBnogOB6xeKrvdLj8un4E9ZfSjaWanmCFE2xSqqm2tDIj8XKssKYL3LGQLEczqqSzO/To",
-	"vTOmiID1ERS/PGBH78/66ELhCenJOcnomGbomiwlwkKboVmBNaWxRBw+jwtU6Usk9UewGrApZnlBhEQT",
-	"omBDcnSDi9JcPhoGj7Ng4mWdkLkgGdxcZv2CTyjrz7GUCy5yPaPXCCM1pSLvzbFQS2ttjilcsuygyUNX",
-	"PbiOiTWxzqqnI5Nqy7lq2puXzWUwPfPkfN1AafHifu3Cial/PDmgIHKu9W16wAzPVTbFyD0VD6xXCb+n",
-	"5RmRTn03B7Y/BstFE3qj7/RLIM+Uz4ixP5JjOxk0zATJ18ofJ3qOBYHP4ULCIFrRpKfnxKuxGvRz9ZVX",
-	"vw/h9/Q0kyINrrPxMdUPwrrtQaUSYaW0bteWoeJIr6ogivTROV6iERmwyBPiySktGbU9q8eT+vCCLnUj",
-	"5Nq01Xw3wiwfsL0xLooRzq7RHE9IF5EZpgUqKLveb71S3pLlrfLTkhrMd83wiW+Erhcn5lpE4E8FX6Sd",
-	"LOOCL/Qi14g4Q5+EIDJ/T+8drM9sGR8jgrOpM2LMW8ipknDj9CGXMK3IAmthGacaa3rJzupTTCGgQguF",
-	"PrQe7wvw0lA1Rd8fPjdchPOcWjle40/KjCVleczNqT9gRIiM58RcoITQWlgQNBek8gJpyoAlZ1naugCA",
-	"M8eYFiRv0t9za4v4MIQOTsw0YnFZZhmRclwWxXIbemvtDutJf9YsENYLgtvM3swmeVrghdT9dVrOMOsJ",
-	"gnNtlaAZkRLIAVbM2mE1G7UwJ/xkmBHEpzOQJIwNTKi1+sa3AMdfCVLNscAzp7Yt47yPdrHBkvF8zwKu",
-	"CraSEZJLNCciOGn9FINvq2EUBw2JQNxRhgqs9AXccKVMi6Lw+Bmy106fP2GJCf5orOZVvvMjrWPtr2Av",
-	"6fNFKPjTCdPMkYOvgCfcEfb31Q75YHg9snklZdnXFusGD5bbXE5izf5X2iY/s+AJLzm9ro+XOOu/BDU/",
-	"xczK41Xc2pygNtP69m45nHkX/lq2X+HzhyHNhIahOXaLiU2IGgKPD70tcotRJFHD2MVzy0FqzostRwn0",
-	"dsQDCR6pzIWUaZZmmuoBI3u9X9Gd9IQSAXkylCQTpMW77i5G8EjFjH7AxIVhiEG3DFvMx7MJ44LkbS8b",
-	"Rt/uNUnzTWVciz3V3ICV8SlnrVURqlQYKnBBNqfmgxRrLjSrg0l6JIggeftxgm9IEAV5jXAUb2I7DTa1",
-	"xX7QWPAZ2puBKa4VduV2cta1Zs2HijltOJNt/frVDgc6oD0KdEJlxm+IWAZqPeGLNQcudw9HpuVef0GK",
-	"onfN+IIdROFhsC9BVH4nkX5oCA/tpzRGdXdcJ8V+9k+GcwZ56OJVw81GOrOPXzRHq0dLwvmFhE2RL0Hm",
-	"U31B+8UIP8rZBxP+axLa/iCNUREahITlshKg/oarzSPM7AUw8JlsJVOPUMnoP0ttoWt+RxPCiAk424u9",
-	"3U7FnWAwf64mM2DWIHuNnvde/Pu/o2yK9eWNCBD8vx32/op7/zrq/U///x/2PvUhXoe13d951Zlxdk2W",
-	"cogFGf7tw+nRZdIm1wtsse/Dtes5OiUTfwYXNCP/af/d52JyK0VxxJB5wJJf2+deQWyrPiqN2kdhtNU8",
-	"/xpRo16qC1nFhH6REr18f3YiEVWSFOPkDBj5rIYFZddJwSWIppkgORUkU6EWGQm+gDj2WFUftCq2outU",
-	"qbl8dXAQUPYg42wisCoLeF72p2pWpL1NLB9azmlTlhH7My0p7bWLs2KJ6Nhcj6hEE0HgaqCm2FBrxqUa",
-	"MEEyzbvgvERagld3Kss5LEfRAYnW93ytxI0Pl2PV2uICmdEiC5JSY66W78w/U5wIYST0Xxfv3iLzEmy/",
-	"/0z1cmrstkuuDSbAJbiPfuRqWnmPsQlnaN2duNi0XcL1TP0dPGae8+HHt39/++7Xt3e5h5vBLVvE4x8x",
-	"VDJQOvYpnmWlECRfe210q3HTCDcQ/pCgaVoztRw6wzYSCfBFNd2nMXFHWBJ3UWieEv0r+vjhDbC2Gbhn",
-	"T07GGSOZOYbJc2s0dt8d34zP1tLGTyYgSnrtCSK1K92NCVUTlLemljWaE8M1yeQeujOh2tefINYbbTyl",
-	"HaZHoUsz4TpqUiVxcY2H/Clwllv/+cI6Jd6/u7hEB/DTgR7HaD8q3efS3olVzvRq9iYeWFATlYL1gMYr",
-	"+GSizRHK1nt56oG4inAJqp5LKnN2b+YYmk/1lYaVs1GKOf/4xhi4WcQyva9nF+96L5//8EPvOcLFfIp7",
-	"L5B93vhg9VwNaTT75BQXhb2bxTP5249PBtodDLRmEFIz5dBQviUQGbBtux19+Je/HB7+9fDw8PD5IzTp",
-	"7Ox3bdM5jq+Rsd3IaxMxCWn0ASvyhs6oajHJILSJFUGFfgh8C6AK9alxyw7ySTc0yvSo58M3Z+dnl8PT",
-	"/z4+PT05PVlhpsUP3pO1dsk5mmG2dMuR6di3EsshsPxwlvDF/MwXqOBsEspKOYV08wWmCo3ImOsjJZaQ",
-	"vzfBlBkPDS0KKknGWR5bSi8ODw+398OssB9rG55iiSBSfdki5xLhbmB7qqSWDy43i7LJVoG68NNhcA6C",
-	"jpqk9cB5kIVFPs+pWA4VTXkFT+HHtC/sNfIZQ5BfecsssDlhueaSNYuikFk3sc5CrJAwMjs3Kf7ptXl1",
-	"kwquyyEuCr5YT0/7WLDeksGxNvbTuiXWjR6YU20GFRm6wT7HmxMyY4PVkvwI5xF+/7Ay9yQwiJyfWyos",
-	"rPmC3cmGkVCGiyIRxV/nOD87uYVh8/zFSzzKkhoL8qvS1wWrfgNJ4pKx3EmonNxaK9Ebkg/Y3u+S5t1Y",
-	"AXXN41/2+ygstgjoNcXzOWFS00nbAuu9LHOspgeKH5g51TavxU6WsWM4ubEJBricUpG/x0Itz6Lcq7pM",
-	"SidFIc4gifpBM+YJ0//9zbtjZqCRYfEPkEsfDRmk1ge0T9I0SfsNom3H7ZG2lj3ZXQAOgivAzfZ0U6t9",
-	"67ej/s4s+sS1vasNR2/L+6SqbU3+y+bIRkmEBPWyCD6K2XK7CGBCSCbTi7+EzNJkggSv1PIdmwFL+1si",
-	"Q8hksWhJtkWGp/EY0LwPTAY81rUJDIwzCuUeKxI5Wy+Sflwwt82Qay6WyQ+0ZXu2zrvK8KxYrD2vU09u",
-	"s8lHdysc33vdMrbMRgxzZMCLQvqTvvmwybauLRBF09oiT9Cvxwy7XVbgKidNjVsT/PzrlFN57F2YK6uz",
-	"tPEb1N1hf7b0jckHgJvMbeLJ7RHfRFWBDe3eqSolLiFcTTg674QTil4O6FmnVhtBVyUS+BQAS71UmqX9",
-	"ZU0OgXusXvegD8KcCPvgxkltMPMLmzy2NufSTbFOnfZIOPx8xsa8zQrU/AW3oMUUciHjXAu00M9oNmvL",
-	"uliZdLd25XbijXS8U5xBgEYrPN6SCILOTmQyF2/jUlP3YNevpU5YoFwbWS/acv40x7ljCmZLxRT1G6sP",
-	"YySulpoGLWIgUNaxIOgiRhZEKjSmwnhONmfD4Iyt48Rw4nWaObI0yAZ+tKwUVC0v9Hct74AVBLb6jwSL",
-	"NuslNpa0fjF+ey2sD8xR1GIcS0ir5oL+yxgAZkxNCFgrOPLNZ/z89C0ELPBqJv+rJG2e4M0novzTNrDw",
-	"Tz0qglxVosykqB4W/t5xxVqdyHCsNmJO/070TmhLzx5oR3cvil65QKcrR43cKZqJZpjhCZlpGdvt+LLG",
-	"zvP+XzQJ+JwwPKedV52X/cP+S82wWE1hnw5aE2JsFEb/RzM3fOss77zq/I2oX0lRwCudqr4DhntxeGhP",
-	"gLJD4Pm8sCbcwT+kOVeGP9dxbzJfBQhVzzMHwzeZ8NPXy//+8PudTcq4wRKzeMudBZ7OPKIS4RtMwWXS",
-	"N6emnM2w5kdNUenuKem38YiXRj7kfIYpMyPUES5KJpUe/wDn+dBVsByYy6S9eVcXlzmXic2t+4Iv4K2O",
-	"kRNEqh95vtyKmGvua20XkaZt2eLTSvgMug2XuHn5U1N2RW8rUZIvd2TomvVhqgRa8D+iedsn03Nsyisj",
-	"erSSgAua5fPD++fz6uNUooXgbNI1eooLBG47KPIcXr77++nb4dnb43cfPpweX3ZRBLNSPwC/+PgTtoOD",
-	"12m0RBfnF2gP9KL3fGnlG7rm9tcchlBYHoCHpXEWJinnwY9LlJMxLgtz8OY+6IPltbRXUCgHtYe0ixZT",
-	"mk0h/AxqYsCMJwH9qi0x+HLf3cyHnA0nRHWbohznee/l+7MTcKzJAXNvIG12zAmjmuJYooslw3Opjdec",
-	"a50Tn+Na4s57PCEdW1ChlZTsvPrt96SaMgcoPhTdgGkaxy89TP0E3nlApzc3H+jT2qOsyGd1APle0bmo",
-	"D5Q8A+HO28o26+sRRGqemUPI6Eu38/LwRZO5fvEemmpbX/vAqS+gtdbgdxL5uKve6ynBOWzi7503PPMZ",
-	"KSuWEJ+3i6mr4WksA0xbm6Rp6mid+8d8/Eu3RXPUOG5LxfG5t1gselrh9UpREJZxW0j+J9Ykd2G/7Zjs",
-	"4TirkuTKpbtCmSJ4VFNiOkLlOvi9BDfLl1XGJ9Stv+HZta1d36G+rqAZ1qhr++Cm2rrCnpAKkhQeUlvD",
-	"BZNKxLiyqDZ758Ozt78cvTk7Gb4/+nB0vm8n9PJhJpThoqimhJ3dDGzwsAZ7qe/iZm9AfFMojgvQGPrR",
-	"/RaUZuJm+9snrbWaF83fPmklVB0OVzWHa+hCVCLDUH1f9Vgp6ZUYH6Ap9WWuUpTmBG2rKedl4rBdpA7b",
-	"Lq4Buzln92m5378kYGTxJA3WSANvUyksJgQOiqpe0RY44+ZE/ellhz6DEpkkDPi/NSGyRrtaBJnNFayF",
-	"7Nm9jo1ggtbeit2zT5r2SdPuRtN6nnqkyrZ+8Hahb3d55u7XX/YwsuFJ9z7p3i2kiT2SVv1K969NNXCt",
-	"EiV0vjcTBCpYHOLSwkOHo/X7mtAu1WRgA1ay5GsFn0ACqQ1aSTyzLLgXFc7s9wfsoyRyHZRRFwnSmwtu",
-	"MaMMHqKiM9IfsAuTk+pKYSgb3lA8JJ8pJFgNA/SoAB+kbniY2hGohrkMvH13F3+aOvDfong3BmZYh0gD",
-	"mFCaCWobtBF+kUv60rTu0YCetXcAJieBnnDfUta46eWQsmRS+nmQXI5KpmgRZJCCqICcdX3ys4zMbTrw",
-	"JpDUq+q5qriCI1/EpLYEy8FbrXbdhR/q1pa7qbKwJV/WcfWASsJBjS+wRDNcaLqS3AtjOL8ZZlpeu2or",
-	"C2hqp/l8Z9OMwIdaZhsUEdkdkJuhfD2cwrgM+MdqOo97xExJiqu40lN68dedTalWPJEkYVUQY6plsCI9",
-	"n2W/SyXm5Kv06Oi9UpIuklMuVK+gNwG0nqsPXOW1dUkRB+2QhQcQPbCoVMnbZiOj/xf3xgamua9izKYk",
-	"u27Lu7iPwNE20hZosIE9a57bVDzBkiFFDdtYwMNZjuGmmbpICcepiyR3ZoFTFpQF8elHd7T84dBnhhLp",
-	"S4hxqmJJCwpFi8KH3FMH4+WBNQcPXlqI/lY3i3kOKi5362LZHkA5md+/Ll2s+sz2N7B0or/csc+MSlf+",
-	"kv4csriAlQXfDUxzV0/rJEYrIqk2TPANLwXiYxTt/wHOK8xrcdj/Yb+PjK08YGDEV1F8SWZYa0qPa4x4",
-	"kRPhIQUWXFy/CkN3A6YlXFVqHVRVzEqp0BTfEINTVZUDwLNe4b0esBFluSnF89UIWBBfLBy0y9BPgvac",
-	"autff75WemAA0WM2f89lwOC7sOX1NFrBzcL03fp865UScgX4+HtTvCA3vzSsBpzTbPm5N+E9q5Muw48c",
-	"4xkpjrEk/vPDjYGH13x2WxzjNcM9xFVlpUYKYGLaJIzNrNUCHwqZHs54f8ubkIHebnfzApVoKjcfSl1D",
-	"MpHFt4TDDb4eU4G5W3l7lIdAE+3lXHFXGrRXidr9jbSqlqrtKYxHea6XvHPvwWY+g+6tQSGblVb3Vqm1",
-	"Cj5A0ofx/N7xoAfs9BXOeoSNae6Unuv9mQ+mWD/2D3dJP+ei4XgKAbYfhQD4eHa04cnPSUEUaT/8J/C7",
-	"fvQnwWfWxN6dKFhRzRvVae6i1ndd4e7Dh2f8EoclGI5Dc/MMV8V4z6IsQduSelJzW81Yy8Cb3itqwkCQ",
-	"GfTD2uPm3/p4xpb+/m75/gN8ULZ22jAVJfFNYwNmN8nKYa5zO+OH1fGXXCvAU8tgt2X91QI6iQv4wGoi",
-	"iQiQYJEjBzqqmcEAAj6komjYfkGqsHFP1B0lDxX/C2bWNAqr8NcWeK7wt7zZeHATdreFKrfl9/OLs4uT",
-	"t/fE8G0YSY+X4y/OL74Sv1eIaY+M3auJ3ZbbG7hjt+D1KkzdHgk+8c+EFbI+5A0KDiChigK55gth2BEp",
-	"PmAm5AGoUf0BG7BL25sDEZbPOWVQF278Y7+ta2Nz9P7s095BBNfZw3N68G/1IGcvtjX1Q/vw9To0hsW5",
-	"GrnSHkUsJSFIbCdIx7UWLAMG4CwwRXdLMmuLYlEzvLRXXnjf9Czx9XcoJxZ3SJsF3udra23iaVLpWhvm",
-	"8KGPrKDXBHHbP8PMU3Zr8845MUym8DXRQvKqBh1yNWA+voFGJMOlJHVUPj3g5znJLGUknbDoGBm+a/jh",
-	"EGVSEZwIsVdctXPD+DFH2G1HvQ3aiptO37DBakooINIqC2A5Isg05kOaC2eQgiLRnEtJNUt5C89uQtjo",
-	"8LCl0eG20C4cldZhWxS14nmD2wigEQN2Ngbec3zbrTPW+ceLS+QY7srP4mrAwO+stQYXdEIZLoqleZCD",
-	"P9X0ogqQRtDZ2PBgMLrn/WvGFzZLJfgIct/oDhhVxlUtiCoFc+ckdRW4Qnw8YFfV9eIqxpxaiZW+id+y",
-	"2/ncc4t+r0/mW+OqHemD8WDXqGZXa5brYTkAsSjuhZXp2FPfWPCEaG70rKK3NMEkKVCiPbnfR1f2znbl",
-	"vmy6GGNQl1HopAovlMw0m24bWPNAQeLdq4a3sQ5GAPOFCxJ9ZewKiPx68pI4jVv/jiDjUjpAJyclraio",
-	"qDRgI6IfKpkjVa6l8IwykNTtpw5OF9JaVJ9/qbRICOg1ru+GbZwaLidYRyjDgJftDdpdmrvhXfpTyOvV",
-	"E/d7q3buGd/vJE6w+8MlmzzmzI6an2FbB0RgL+KatQiqB0+k5gir9kO4iE9rrNWwAVXaVj22oQUV9Ac1",
-	"2YoeRs8n2gSw8V/VIgX7mDBZiqDzDxiMTnz4lVBNSVWCKtQ/8AUjwmrfAXNE/pNYuKj2lYuf3318c4Le",
-	"vrtEgtxwYxfBqqv33cv6thcI3j5y5pVNEw7egWzWSjVBVMqMn9uZ+9C8O0JVNlDTrjUc+N5x6jdi1BZ8",
-	"wks1DACbVlu338nUTnRdJ1eqTQzJMwqOeztqt2LiAXM7ZFnW7QyoI5LLPjoxcAmmxliUBPgW+k1dQVfx",
-	"q25oIWeY2Xwac0nKbzBTtgIdJIDkY0hi5qVCM6KmPE8feP1czzy3H+vV78AXjCnTByFoNOZ1aQRdGzZY",
-	"J4vh6k7IjCxiaRe5AEJ1TadYkRFmmOH1Ojv68KevY7f6qf/+JZEmt9pm8CTxRoMRUk8Gw+MyGJzS9tZC",
-	"1MP77ubCmtjFyq0C29okOPpeFqbpdOxqfvZMW+KV0Hr2zBRGrLY7kDc6AtEGCDbQucDQv+78k7Z/ccAw",
-	"bOKO/YBdNdZ/5TV8ZOgAoZ0iA8nrzqdJu8rN6IWxE7DydsZvV1XCbZO0V2nBqKltt8r8evPSDQJj2CFM",
-	"FYi2h8yMu4h8zshc2e76V+fDy58/nJ6+PzsZvn13Ofzp3ce3J1fIdgQ0V3ejFRj3hJ9hlU2tLTVgqd3L",
-	"nHE01pdHY3kEto11YkHrBShyMW/bm5/tQW6HqopSAv8nyqAhQwjmHK/l7O3w48WpWYi+SweLSRlclls8",
-	"HI/Ht7DdMrquqe5oCZMG96yH79GcFD6tr6WjJTLXVVN4RTOCqOszzZTgBeIWX35V6OMDkUQ52+dxxPzu",
-	"1ZdyLwHBJF9tETWpVGbVxaKTOje+x4IFzAHOgxPQiZTtHcpHxkQQlrUnX9jwhyAZnzAqfQZp6MRrhGw0",
-	"oVzMBtU6lV+dDy9OP/xy+gGWefnh48Xl6cnVgGkDryYhAvOvcpGLUqoD6+lI+XUGrO2KsXn0aN0GnZy+",
-	"PTsNd+dyJfFcA4Pd7FnKeQpfWJG7jLDU4kUvG2cK8bk1W77EeQm2J1QinKWvpQ3Oj0W0M2vnpZhzSQzw",
-	"miRKGaFVsxx2ZDisiQLf0nKI4nbfquGQIO32loMZ5IFNh2j7trEcNAdcnF8MWMTm0XBfzXqIZrGpEeHa",
-	"T92rGfFYUin+CIbExfmF35S0ORG32LtXm+J9yFJPpsWTafF4TItI2m1nWdzRJ7GYcjyjq0rx4Jy/W7Bd",
-	"Yx1VDe6TGcNyOHG9PJsuyK3x7reDDh6RgrOJyddDpuuwiUTu2E23GZBwLDX+7IXYSraAe/vYEo5DSe05",
-	"ZQDutZhyKlPQXs3eKCHCi/X9x3ljUzKTpLghMoXQoX6d8jN5n6DvVX+GFRg6QSeLKngRNY/+SiA61niL",
-	"gXQQiyL9D42TYzBq7Ld3C7G1VaORL2n46bvjabWcjFJND37X/3u5nJMvB2NcFCOcXR8syKhVFRyVavqT",
-	"fdBCZt8jhu/Pl+dvKgTfB0nP/WgbzPsCswcD4dDWGUT3bFaM2w8DOq15qZGI60Gq4RG41c6J0HLTAhop",
-	"R7u1UBHwaBdVUBUZnqtsilHYRVzfbVtw3hwfbYtk3pzJx7OjqsfLVNs+hix+na4PpmwDtJC+E8t2oHPp",
-	"YsmA4+8bstvABTX10gVRrogd9gDo8J00jpwR/5xuxzbuadtfKlqQnmjt83lc8DIfF1gQdOke/05qRVs5",
-	"UMaUFHnyI5Oe55QV3zBKwPDTguYToiDubEffE+T46P3l8c9HcPOZHpsnD/x09M1DbzpW1GZyz3hO9pMT",
-	"mvbWT8d9YdNlfvnqYOaW5RtI+nAyvjP8YPLYvZ8O7lJPcjMpN4O2r/Yk6UP6GnGGbOpgRV1ttjiJ02pl",
-	"ZnhuigzsQW67Rh2Hz+30IlWfwSpaRrNoVDuHP24MthO85LJTvg3IKMtGZrFaJAeUaGUXU6MbJialnfeb",
-	"gQ5ah7JLKKwoO2DO3Rnm2v9lv4/OTmCbnBHqLzfeAwK5y1iQAbNAJ6laCb2IE7uGbySlrDWXrGqWCMSF",
-	"nGkjMoJWdC39QFvQg8LmfI8ca8BfNgVBE86IKSwmguw/lnJ+Rki+69NvToBEktwQgYtkt8bwAu5RCNuk",
-	"guetNv0RnrYd++A2h8KqmlfegX1beei+AK7iXVm3CQe/m/9jvUUVqML2Atp056o5bPed2DbpmLHcRm1i",
-	"O+rIat1fmOUDJshYEDl1EVWp+BzgsMBZrBBnGekjYFfjPraSyk1swGLB7xNWVwr9bxd99lFIW2iK7mUt",
-	"lt+EqG1rimvELBj1FdTrail6r505rYhctX8Pe0UC887ekCz/AB2pBAyknRvFrRu1oZ/Tid9bdg5oL8Dx",
-	"8jOncl7gJdIfRHt4BAG5guAbIhFV+310VHVC8GUsBhloDEkte+fDjxenH4YXHy/en749OT3R7yQF+YCZ",
-	"ZIlwBqZDsgG8d8E6mwtDg/JoQAgfsL0Xh8+jFpF/2X+NMFtqMpNCEjTRRP/+8PumyP44z/HORbYl3tDs",
-	"Vlv6f0jie/OrPISohV7TQEfjp3+xy/jfBph9CdvAcFQecNQDI6O0NQz5M4q0D0Sz8Aqp9rrNhIMqNJMp",
-	"xVm7Awkc7KssfwD9/6ngix0b/1AWt7Hp72ex1vo3425q+9sEFJI7VPnl3GqKRwyJ7J0/wZzDJBu7KLmi",
-	"JSjQ8z7A19qQeF+3InAlvelRekardFRckwBR9tpLJdBjpfEJJ0euPrxu1z5CxDPEXKaMKooL6z8brtZF",
-	"J6GaB53LyKJY+pk62dldBUnXTk7owwDPmcG3IO7q8jn3axfuKy4EFyX81Ae0t8C2BhJhuaPD17QsiuIL",
-	"ZAvwb3tfiqAXRDxfm5zRbXN9rRhsOSddRPqTfmPxYUwyOB9DK3OTn9Piev1O2l5W+gOQFaD3cT1AKPz6",
-	"8GCDIVpO0ru4Ormq0eRkgwYlUz4jrYgsdWJaMdhi/CXYNblpbdNfkKIYgnxZexmjMuM3RCzPKidAYw8j",
-	"Yoak626dPubtEqjujBoPPVw87j0WHjc3kUdqTxb2Qjo4dQ9rR9q2NQbFZO98+NO7Dz+enZycvu0ie786",
-	"OT06vjz75ehS37AeuU0QuP7CuAo4J6QswU+xWeKaKdduh/d7Y37/ymDiIcxBwF677zB25geWrpC8+rIm",
-	"b249RFTJ6j60irQHuCjWkfeoKL4ihU+hU0i00uDy8XD0JqvnEVIfF8VaF7uV+6uQK80Du7KL19hFNnO/",
-	"sn/Wa/x4xEeo+m+j3Nfp41UacxPdeAQ+IQuJgukDZ1JHO4yo9IqPC4QLQXC+rPIwH7GGOf3sOxXU1mT6",
-	"H2oab6RgXLnaqtrBrwQ+5HMaKDMYOBmWxjkqCMIIagJCB5SBK/OV+6a+7IP958ZISzC4IEgtOLqG3ih8",
-	"bCWcefWVfq6HrvTfrtwfJYTlpHeISXD5OOzAcVkUQEJD2ZEro6ESyTnJ6Nguu2+HhqWtGRtCdJY70JyI",
-	"GYWUKxMCCartKqfKaAmC2bV10d86G8cNnMCNB2wzLos6WOeCFoWxX+rmi90ec5vMMHNYiHpTuaD/8mV4",
-	"lCFZjqRmcqYcs/upBIN4z7eefrFEGF15YzyGx5mVUg0YLhXv+UZ/nBFfXBgjNDnuCFnB5MpBAFff+kYA",
-	"XmlglQYMtllfXq4CnEg6Rpgt++gtVySooBVYH0/NL9ZFb4ccMH+NlCZ0oIVppmwrsGAxgDhps+NneG5y",
-	"0+xno7lwBgUpV/ZWcgX9S8GKznCBZpgxW0EmiBbEerrR+wZu0lMZUtuWvhDJLkQTBqo5Xe9dbYi/PTo/",
-	"vQLq2kW6xksw97fvLhGWspxZuviFV7cQdzztfGD2UMvqsNFcpVk1Xb+ZvpAtMkMcyGCAywR7CrCdFdsM",
-	"GDATDXpBGWbjwveI9D9Vxcxh0eyAVaaWpimqIXyRG8pLqfm1MRWsnEGKLggZsN8+kAIOnZzSORoRtYB7",
-	"YoT+ZWwqsKPSYlQEY/TsGD0zRs+M0cMs79kx9iugKbcNJhEgEqVdkBJBFXVc8YdGPF/arlyA7QEyWgsP",
-	"PkZXK5xyV4ZDfjx1XbMGrJ3W8OicZtfxya8jSA2YIBMs8kITjWv5Mi8dyNzS+3E817i2XloUmxp4Ds6A",
-	"OuObSjxqRcBvltEjUf1p7wDPATsuI9LpswrBcj9VR2w17QZ5+FrxgCfRiiionDevx/BhRgu1pcDrYTph",
-	"qDQ3r9oKkgBN0xTYWQfZp4Sb5nOvQuqCh0z7xz9u4gdgEqzN/IhEPJX6/FcjUYmeMa6eIYdukJMxZQRN",
-	"bdloJetsfk2FdBj5g7poVFq0d1OSb8cbRP2qjThzY15BPZXVq/01XvqzEyd+nXq1kujMRsoCRSDMBQXW",
-	"gwfWOo5e61r70kVFtVkw8qHI8BhrMVHAZgTK2eUdDamtR6a+sYI9YSbPtOK3v/18+b+P/uv4NFl6oBlw",
-	"WL8JrfFRgI8+th8VR+V8InBOEGUWfbKK9+/5h/UgM56XRUvlAWVTOqJq6EN5tZ0YA+JfFzCcI6BzEPah",
-	"qLPMYsw4LeisELPwwVQCB4AtJMiYCwL6R3OLlungcuSaUTOLcB8LDgAajMgMf0nCb28TaDmKMyo0E0mD",
-	"yG5ELIRderWwCzpzGoGOIxpU7BhV4FbRmopJ/qtkk4IgqOzfPs6SE6lvtJtCFRb8ph2qcG0IxjPBrWIw",
-	"WhZDG68za4H9QoQ0Az/vv2wPqqyIlVjwlZasFSdyHAqesWiokghb5kV7qaD30fuz/dYoTHvKyAhLWmHq",
-	"NAxIt1NWKZ+dgBTjBje2a24idQz3QPb412zBp4vtVJubTQm5Xg5nnF2T5aMBSQ/QE2Jh18Gj7PmLl1G0",
-	"IhKZPnzS+c9oaa+MLwCg4CMQhdVOpgawRyRZ68fGIvNEz+gLolZrWmk4zVndFA32anA1/GBJ68ArriIR",
-	"e2VxF7QK8TJtmwh2pRsDde3k0q9Wt4GVquUZlsZ2qASTlrZVi4rYVoabImcW8MQrt92sqeHcS0RV6Jgo",
-	"OvPZKuE2dPVcZ7QoqCSZFrB99I7p497wq08xNNiA+TY9S8hgjAwYHylMrZVdwcv721zsW0XQe6GWshxC",
-	"LEfCEawIRhyEVM/kGQBYkflqyuOFbHsHMOaj4TLMANbK31IbSzYfhMQ7vW64Ubyz0NRrtwwgfZu+1fVy",
-	"e2VctbKqhi6JoSbqoFJWX+tVDEo/YBCCrDnGnj2rIrXPnvXRsb3GW7ODfFbaLA7uZ+az2voIb+57oyWS",
-	"84JaSBLzwpgKuFwVnO1bei0dsuyAUWXNaly4Fs5X1TKuAmOwMFY3WuDlbVIdjhKu0VA4GaSykIsry7uV",
-	"r3xypj1/mt21IeaRuK5caKMGUXZb/rHLXc8+QZy8yTrjsiiWvX+WuAAZ5PSguyLvnf/32cm+2QwftK5x",
-	"zGO4Uu8W4qXRuSFY8Z0BqCBqbeDPAlCjE2u+OEJq5WjjDgobR333nqP+lu8NBlxWlDkJMxrHvCj4QnNz",
-	"hS8lwef9DF1Fq7pCr1BoO7cuyb7a8CK2vw/wSwYwyfwZ0kfsOKf/ffzm48XZL6sGsHqYfM6KUuq7PWRu",
-	"zrFWcAhlBaa2JXza6HUOR2lRtmQDiw+DT9UWB0cGhHWlzwXXQqM7YIbIIB7H4Hqu+SaijQqWYVp0Vu7S",
-	"xZQWUkV6EUsH9QDDRwPDGn72ctU6aO3j9pMFucHMQkE6uERoMaRg7bD3aAS3ywELvrS2GhUXasrLydSI",
-	"fk08EPZmdLAxZi3UqOqstag0eWT2hHXThBqwmFJoW0L9ASHX74K45nNrArH0oRYFyqnEo+Je4dUgZqUi",
-	"T3RTObubkoeycxcGqxiWRmVhuMfRrCywQFfXlOVXofvUSJQBs5hxFjgBq0bwy1wUi2LpY08+dBYbW396",
-	"4Pst4qa3Q53zaKu+GUsrINexEU+KI0kIBN+QcyGAsnEDGJwum9nmjL04uItinFGLgcuR73GDVddZseHN",
-	"yV/ovOcYvl7JonAe8O1SEsvDVslKdEMEHS8No4P+GLCU32RqWzE7LeVSbOCLpo7YztD9dcDGtA5B4JSi",
-	"lS4zMO73Imnq8bcMUmxOM4UVsX3MwvIje1Td56TxAJUsJ0JmXLjIUi0gqKX+goL1bSPh1k6cC8pNV1Cl",
-	"iMWUDU9id8CmfEFuoixlacxLUCMjgvAC2/3yl007up810yKzKJb6lgkLjWhmN0eLlRkBj0SNqGhEMs3k",
-	"qGR+Z/VVygTqgHP0d8EPZn43qDR6h4KFBaEbRFWqKQ/Jrj/abx4FA20SJ/JzVdzjOZN4OnzcFh3ybrhV",
-	"xXVVxGi2HGacF0PvkeusCRM1XzAxozv5viphYfOpWv1WoVip3wvHBYadcd31ErsfHmjLK1Zo4GKBl3Cr",
-	"Rld6ElfmShiE8QWZF9QdkxeHh+jd31PJ9F+2SCVuzOnPez9BQWW2WzZcCGrbYePxO77BeELf9goTTflW",
-	"dxg3wl0vMY88h21Tte5anO3G3HiAhjtUomcQGH6mTU7DRvWEkLUY+nErzlt1VUH1pioDtns4dEPWp4Yq",
-	"2zVU8R6nEADaRwh8Z5VG+oF1Q2A3DoBPm75teoQGxDS3deVLcNGba2QE4W9AdLeFiVuH5d1QK5ep5YVi",
-	"1rTAf+TOr0ZXAyO7G6ffLSrwSWhrt3nk/eUEoZ+NxdttaZALdp016UBistx8t6s3GKRuxmczKMCupJMT",
-	"H6jeJwpFbaKCqC6TSpQGHljPElJZuAEdt/hFvvhQDwvEtHkHmqoFzSgvpbmOE9tE2STmNrsIg8hPCFA9",
-	"sF5znWBx13eGYHONp+tZCwS+3aGwr3YVrAOgfmm3poF4jwwZaQCRH/i7666APycEvr34AfNZ9jYt3qGT",
-	"dV2h/0gmlMm6ILKOUOdI8IznnDl5KeoXwLvq+AfojfNAOn7T3icBwQfs/nqfGPo+tT25XduTNUo/6n8C",
-	"mt+6YpTTWEbzh0Ou1//a5nMvP+n/e9H/dcHwQOo/4INbGgEhJz0aUyCk5pMl8Me0BO6h601Qr+CZ4TZm",
-	"gsmaWImv+Yt7ZqfVmiWTSjP+cEywKoUHa7Ehv/fRwwncjdhT2O2EK7kltqwfYtOECfdCMzTmT0AaHCdK",
-	"9KiGSePkwLbJJcNzSWzrlpvnBzmBWDNWJGrhstZHDsV31p3Z0rbgNu002sB8Tvw0P0oijvTsd1bCTARO",
-	"IdkfFZKjBZ0Tl3E3pgWxdYDiuhLr8HqO9qxP3+QW7m/qmd5t7bIXw8OSjSjLh4JIiDOsKzhue3HbnB8q",
-	"UcVRDwjJcRRmiwZIHGF3ISvVIXDy1Zr0gPs6bNDz5+nJU53R0LToIiyR74ZWMQcowVaxFBZQtymUMLvi",
-	"LWd3Rx2NzxKDIdeeHPPYhjX6+tmujV6YknI5heaA1AahS2l989kD9uW5mGJB8p4kmSDN7A1I2GWQt5JU",
-	"RBjpO3BBeqUkZoWwNNk6aITZVqumwBnkampziXxGP58fHfcufj563kXXZOkcAOFYQ/OZoflMF/HxgFkq",
-	"u6hHtyo/0RQedIDJBh0tGwYdxpX7957ZACKGeisHDOKPYEjtd9E/uMvCfvvxDRotVapHmbvK/0rV1BD1",
-	"Aua1QxS6GWVpS8YWCLkKkPUlVM0hZjhLvtp2EuLynzTClKuaYWURRJjXlK9scuK6YaQ96AKtF/GHwwur",
-	"5ahvAdZ1x1xdD3ZzqxzdO8qdH3GOaodVH8oKnS/U3gDW+8DN9bQ48nc1qKZvXslqVVxRCaqNImsx5ju3",
-	"gFhARl6tUX9WxJmatVZN+IbKSBVemsfX5Lm8Y8XSKqI9fRz2NbG5/qPLF9gzhmxQMpdKd4FnOwmbvrJ6",
-	"P+30pLWQZiOI1QaZ1t7lUl/bqtWpfFSW5s67P0TGQtyDYxOmPmBk0Y5VdQz1rM1N29nF7/OciuVQG19J",
-	"RE/jEzP+FVuXYuq7pDZ5bI8HMufZ9DXS+g3sHkasz7+BCtWiAgOUqIKwianaj+fyBv5uCqwFZjmf2Vn5",
-	"S+fzH7roee+H7/f7SfipFSXc8NNrN6wpWQW89j4MqD/621Hvf3DvX4e9v/aH/7f3qa36VA6dw6zxoZ/5",
-	"As0wW0b8IgPywpsyIGPJfH7Lesp9bbDzhFxJH08P0vWQN+MbXJQkuBU7teoY++H16sNJqWPbGwAnJNVW",
-	"gup3+G+tYU2qf0taXH09GMkKP9LMO/+WXR/Bvu+6e0oLh3U3cl/cO6NsLKFC6fTEIjtu2tLCIes7tqjA",
-	"7tm2XUuqY8lXsqnekoUxpJabmVGvrSmCFEfXhMxvaVattk30pEppUf9SFkhqFn8ai8R2Xvn6VsmTzNmp",
-	"zDHnPK2WvpOG2Vdd1SRRQ+eIedSRwQ96qu/tTHcbGDRY1sPWvqRv+MTiN7sWOaWqrmTgVUl3e2BkMVzh",
-	"Oq37O8On/wANS727HXJx1FMQ8FsKAl6YkFCtJWeroHF+32GqXrVmucTVfAVxhz1lPt2mKC8hcnYZIQgX",
-	"mMgMiOC//bOf7lLM9nAnrz4FKO/yTfxMXh94mL1zuVn11UVBAdf+n9Uh4RoFxVVZhiiY5WgsCOlqrcKa",
-	"wU6UFVyS1YdJemV94IOFbTdQn0pzobAqd5yY1RqqrPM6PLdxnol+GkmY75Ni+ZYUS9hhyxE8sdavaJ6m",
-	"rtsX6VN2r7kAWxywR2U3mlP9ZDV+g4f7bwIzJQ2y/g2/JjJa52vE+Ijn+po147ZJ0UyS4mZFAllNF/qs",
-	"l69/fW3xufp+p7ZGnbX1Q0UFlUp2bVPuAbOsIUjGRU5yC6bp3gHAFODoYckULYYziWb4Gpo5ORzGRh4T",
-	"tM48krtPtY0nkuydcxvP2oPm8ty1VU/dy/4k4r4JEdeG6au/1HX1N7Dm7yQakSkGAPq0cFtMOZWRVy5p",
-	"4v+qH6sO8D1pdvjKGRvzVRfDqpuzxVoiVKCMM0ZMKdTTWfjGbHlh8p3hjrsIYYICTlnop3zfsK+luVNH",
-	"8IWxL1bm5GntaU7fLy/WZuONx5IoB02jFTzaY+SzGkYdAV0nHDTHE7L/GjlP82Fbct5Y8FmUm9fQtjPK",
-	"6KycdV4dpjRtfZrnvOrtIE3ZoioFq2by/LB1LhBx2OVk/k7IXLr9lnHNLpVoz/bDMSymJ7G/CrJrmM5i",
-	"rJR++vOeGIsplxGuvohbNtjpSZhc20Ssi3KLWUCOJioIviHS9N6QLVGI1PfMC6uzNxuf1CNCHFSafFE4",
-	"ErKLoqkAFCkvlY+dmhdGXE3bJmPGuc1kPBRgUHpU7UyiMCv1+eDdO82h4Nn1LT5vXtvyy4bk4V64r+IF",
-	"pgY7fD4X/AYXMUdAN6rWuZh3tp7N36t5GKBbOJvQuv81GnQGHeOyMQCCRqugD2ROsDLO6hWHEwaJprN5",
-	"bWYzmdJxaDRFw623nibjalgVPOxmplqp6TudeI2g1nvCIaFcZhafwnX/Ts0H3huOltFUXF8qK2eoHLoO",
-	"VdhaieESaidiinO+GI4wY/DvsN6k28E3WGExLEXR6XagDw3kzuk9K7BUQ0mI+6dn9FLOoaZev+447lN3",
-	"A5kHgJsLLHLZtc1LgLMhwDBCeyOcXcOv7WediiRdxp1uZ5Saw25DQZVmb/oDoJ7f3Q30g6DsvRi19wRN",
-	"U/gh3f6fK1ysSMKtNDh0FSigfqE1vyaZTyM2T7oHE+ijtInIq5Ltzbhu/pvcpd8xAmQIYImfrhJfqRTA",
-	"XBbcLnQBPXpCANId6htbbrMvaq66jQJW93mfDfh1Za3zE599Ux5qk9cQMfnjCDjFX/yJkiKXqCBjBRcB",
-	"qfDSuoSXCAvSr9JzBJkXOHP9Ye1fB0xfyws+kc3UppJBR9A4Lcq3U3o9YKH9LUpb4LGY8oJUprlpZAA9",
-	"EdxftClDSC4RHjA/u8WUFkEuETjw9bc4e43UVBAyp7l0azAA4nZbvpMOTIXIvg+gC4sAbquVkaQT1tNz",
-	"kXyg9SwRDBdDPSa3cUbMDLLaXC3NlRwLaHVuPBLdZGLt7l3mK0p+vdXUxK4wvwSlfSXr2cdD2J+984vj",
-	"l//xww8teWqBVZeuaa0MxFvVJIdkT5nKFSxLbDd4KzL51WbaXvOZlYXLnr2iOdW3BTgs+f6M5FQblOtC",
-	"B/a5rh/sU3f9yqOq6njXR1x1HeILsriAn5XAcMGxmc0m9hNfb9qjLtu05/vyCHSy7X4C+PbQyR9E9Itd",
-	"diHZdCauceuTlbCplfDXB6ARi1DymBH1Xm/cT+3Z3ovD5yCDDUvCHw73E8bEJubxganiCqXb48Nq0jM8",
-	"MRPcrTIMVn1LcC43wh8gH8YHzARBE84I2uMCYiL7T0Ll28JVMhWGkpvOObg9orqyAj8hSvxpao1iNY7x",
-	"zrxgqbO8VvOa6aTsIu/0SiSMpATANm6m4DQ+Hb1v6egZz1b9wD3WcHTjZB/8bv6PdautLlw3R+ve3Wsb",
-	"Kz7oHOfVHpZPWu+b1Ho2DTKp9KA9W4Wy0+Y2fiDOjhTUKs5+YuTHzchAH2b/7PyfY2NiyXuCBkiw+NdU",
-	"M90kDIHTJjtEIqifzZ3cEo3bcej8jmkcHv2rj6vatBXTSvCROb+20piC6HU9uZ2eREwFUWi6i7ZLmZRJ",
-	"+XK7DMeXTxmOTxmOTxmO95XhGEwmleN496k9ZT8+ZT8+ZT8+ZT8+ZT8+ZT8+ZT/eOfvxdaSmHZNpBYwW",
-	"eAk2N8xAz8lYy5Bj0znofPn05f8FAAD//w==",
+	"7L37chs3ti/8KijOV2UpRVKynUkmdn1VW5GUiSaW5SPJyT47dLXAbpDEqAlwGmjRHB+f19nvsZ/sFBYu",
+	"DXSjeZEoWYn1z2QsdqNxWVj39VufOimfzjgjTIrOq08dkU7IFMP/PUhTXjJ5yjNSYEk5O8QzPKQ5lQv1",
+	"c0ZEWtCZ+qHzqvPbhMgJKZCcEFQKUqApXqCcp9cIswyJUswIyxDWQwo0p3IyYHvJFMuCftxLc0qY3Lt5",
+	"voezKWV76sX/Y1/aOYWH0M3z/vO/7b5GfEqlJBmaTwhDQ64GmvMyz9CQoBHOBel3up1ZwWekkJTAUtR4",
+	"6r9yMSOdV50h5znBrPO52zEfif34uduRVObqb8u2omtf5MN/klSqQQ/UIo7IDU1Jc6fOGEF8hDBs0zOB",
+	"MnhOdBEWsHuwA+jg3QkSEz4XiMrmejIyWWQFliRrjn+Qz/FC6J14jQoypkIWuEATLBDjqHrVfrlfLcHb",
+	"GP1jQv2tEbKgbAy/UjHL8SJheBpZ4sFQECb1ATGO1EPw+SEhDAkivS9WQ+ZYyEQQwhI6aw55CTuTFUQI",
+	"tXtqo/QMnwmk3kQF+VdJhEQ7BUl5kZEMkRtSLNCIzNGUslISsbviu1JE6Zp5X0NzbL5XCpJ1EWVoKpCg",
+	"LCXwFJnxdKI+M+LFFMvOqw5l8rtvq+9SJsmYFOGHFSUkeEyYjC8cLhT8vnTt0eXB2NFT/NztqBdpoajo",
+	"d+/Aq5c+eFfAo+k2kj/+KEnBcH5yFKEJhmhGmKRygbBEWG3aOCdI0DHrcYZmBb+hGSnUAYYky8hu8wbg",
+	"Uk4S+06URImZzFqLD4cLX65vgrfKto24nBSEzGgW3QZLxkNesgxJrm+95jCRhWYZyRIMlLEGUZnBozsy",
+	"JRktp9GfbnBOM8UU1v1Sbf/M0NX3u9XEa6PXt9PtVdtmvhf6hGsbqaQLzu3GLeGeSF2hnAq4PE4C5QTf",
+	"EDFg0nxegKDyzl0gXkbPY0pZXJbgmaKgKE82v6DhAmGmJ9lFvEBMMSmE55hKysZIj4BztHN6cfjyb999",
+	"txtnzng2E6TwGDQr8xwP1abKoiQRNoBvsMRFUhb5Wo+nnCkWnqivkCJhXKpvCcOh1n5dc9QGMbW875Gx",
+	"HeCGFAK2cJ2PFgRkc5SPH5ofkaRTcie2nRGcSnpjhW9EcmrZaEXjynmTAou2sXx6bBX1ZDqTi4iob+Gw",
+	"IPCpJFMY8f8ryKjzqvOXvUoP3DNK4F6d3X12s8dFgRfq31QkYyV74tNfQ7ZyrQ55PPCZQJJfEybWErYr",
+	"Bf4tqE+pi7Fr/Ab+HiikL1puaFwxcsL85CgqrMUEZ3yeDDFjt1Dt9NtoiFmLTmeU3djQF/anYHUvW1bn",
+	"mKYaaH1Scqw+Qkigcug/1uemDgyNeIEwYuowc9hD4J9DLrtIlLMZLyT8AaOUsxEdlwUBbl5gpAbtt597",
+	"i0YAB9g17D689e7KOkrxt9aTA971CNlT/aT95dflI4i/mGws5eQISxwhk1JOlKaVao6XYYnVvoCNhUQ5",
+	"nFIprN6hRu+dMEkKWB9B4csDdvDupI8uJB6TnpiRlI5oiq7JQiBcKDU0zbHaaSwQh8/jHFXyEgn1ESwH",
+	"bIJZlpNCoDGRcCAZusF5qY2PhsJjNZhwWUdkVpAULJdpP+djyvozLMScF5ma0WuEkZzQIuvNcCEXRtsc",
+	"UTCyzKDRS1c9uIqI1WadVE8HKtWGc1V7r1/WxmB85tH52oHi7MX+2oUbU/94dMCCiJmSt/EBUzyT6QQj",
+	"+1Q4sFol/B7nZ0RY8d0c2PzoLReN6Y2y6RewPRM+JVr/iI5teVCSFiRbyX8s6zksCHwO5wIGUYImPj3L",
+	"XrXWoJ6rr7z6PYHf49OMsjQwZ8Nrqh6EdZuLSgXCUirZrjRDyZFaVU4k6aNTvEBDMmCBJ8RtpzDbqPRZ",
+	"NZ5QlxdkqR0hU6qtorshZtmA7Yxwng9xeo1meEy6iEwxzVFO2fVuq0l5S5I3wk9xalDfFcFHvuG7Xiyb",
+	"a2GBP+V8HneyjHI+V4tcweL0/kQYkf57/OxgffrI+AgRnE6sEqPfQlaU+AenLrmAaQUaWAvJWNFYk0tm",
+	"Vh/CHYJdaNmhUyJxFhUUaiVn6hH0or8P9MgLKsyuwM1DU/My2jn/6RD97dvn38aMca24JVPM8JhMleKu",
+	"tpozkRjZrFWOdZfcjY1YFjT6qpn2v/VFJCybccpk9NE0x3R66zmlPCNJOsF5TtiYJFMiJzy79WjG3bLB",
+	"7McFVibVYkZu/VGaaU6VKJuAsnGC83GiBfGthxSibPHA/HN+LVqPbVbw6Uze8eMBD166eVZ6JVOe3eV7",
+	"ZpQ7nUJBbni61pwbzwG93JX0RMrvMHtRAne52xZoKly6+vCRLSy8xkgN4bYykMYk4wfXRoRLiKXtKi+h",
+	"0jW4T00iOK7fIhXOW5W+C/DdUzlB3+4/17oFzjJqtPua1kKZtq+N5mE3uD9gpCjUnLVbrSiUbVYQNCtI",
+	"FRtQ8hLse6PoGMcw6CsjTHOSNWWN02FalEotfj09ahIoPqJMUyLEqMzzxSZSWNl8sJ74Z/UCYb2gzuvZ",
+	"69lEdSh4IebVnJRTzHoFwZmyVdGUCAHbAbbtymGVctGissBPWkXRot2QjoCxQTVRtt7aviGrdUS2aoYL",
+	"PLXGnCGcd8EpNkgynO+JR1XeUTJCMoFmpPD0r36MwDe1OyQHuwmBEkwZyrEkhaVKEVdQfV6it712A90N",
+	"i0zwR+1LWRZRPVCWl/kVrGh1vwiFKCthijgy8CDziJPa/L48TOsNr0bWr8T8PbXF2sG95TaXE1mz+5W2",
+	"adWp94TTp50FGC5x2n8Jxt8EM6OlL6PW5gSV8d53aqYL7K4k+yWRYBhSTyjxjfRbTGxMZAI0njgL9Raj",
+	"CCKT0PF/y0FqLu0NR/GsuYAGIjRSGZExgz1ONNUDmve6aJO96REhAvwkESQtSEvM1brL4JGKGN2AETdS",
+	"gkG2JC1OhZMx4wXJ2l7WhL7Za4Jm6/K4Fiu7eQBLsxasDV/lLcSSE7zAVHNqLnS9ws21PMVAjQR5Bc6r",
+	"MMY3xIuNv0Y4yEJgW01BaMsIQKOCT9HOFBw0SmBXwQjrc1Gk+VCZCGvOZNNob3XCngxozw04oiLlN6RY",
+	"eGI9EqHTFy6zDweq5U5/TvK8d834nO0FSUOgXwKrfCaQeiiBh3ZjEqPyKK7iYj+7J/05Az+0WQzJeiOd",
+	"mMcvmqPVY+j+/PyNjW1fZJuPp5jmv2rmRzk710khzY02PwitVPgKIWGZqBio83sq9Qgz4xb0POkb8dQD",
+	"VDL6r1Jp6Ire0ZgwotOQjLvXHKfkljHoP1eTGTCjkL1Gz3sv/vpXlE5wgVNJCmD8v+/3fsC9fx/0/qv/",
+	"/ye9D33I4sBK7++86kw5uyYLkeCCJH8/Pz64jOrkaoEt+r2/djVHK2TCz+CcpuQ/zL/7vBjfSlAcMKQf",
+	"MNuv9HMnIDYVH5VE7SM/B0c//xpRLV4qg6wiQrdIgV6+OzkSiEpB8lF0Box8lElO2XWUcRVE7VlBMlqQ",
+	"VPpSZFjwOWQ3jWT1QSNiq32dSDkTr/b2vJ3dSzkbF1iWOTwv+hM5zeMxCJYlhnLahGVA/kxxSmN2cZYv",
+	"EB1p84gKNC4ImAZygvVuTbmQA1aQVNEuOLOQ4uCVTWUoh2UouCDB+p6v5Ljh5bKkWlucxzNaeEGUa8zk",
+	"4kz/M0aJkFyA/nFx9hbpl+D43Weql2Njtxm5JsQMRnAf/cjlpIopYh3kVrI7Yti0GeFqps4GD4nnNHn/",
+	"9pe3Z7+9vYsdrgc3ZBGOf8BQyUDomKd4mpZFQbKVZqNdjZ2Gf4Dwh8iexiVTy6XTZCNQARGKZlAt3Nwh",
+	"FsQaCs1bon5F78/fAGnrgXvm5qScMaId/vF7qyV2317flE9X7o2bjLcp8bVHNqld6K69UTVGeevdMkpz",
+	"ZLjmNtmH7rxR7euPbNYbpTzFw2gHfqAr4jpq7krEcA2H/MkLoZqo6tw4Jd6dXVyiPfhpT42jpR8VyDk5",
+	"W7JRWkOs1ex1lkhOda4CrAckXs7HY6WOULbay1NPz6g2LrKrp4KKjN2bOoZmE2XSsHI6jBHnH18ZAzdL",
+	"sYif68nFWe/l8+++6z1HOJ9NcO8FMs9rH6yaq94aRT4ZxXlubLNwJn//8UlBu4OC1gzqKaJM9M63pKd4",
+	"ZNuuR+9///3+/g/7+/v7zx+hSmdmv22dzlJ8bRvblbw2FhPhRhDl1xa2nw4Qd8/r9LiGNxrefiZMYgxR",
+	"NGmzA/ro51Bd0mFdZLwPkOpBBckGDOJKGA06fxmU+/sv0xyzcamOReIx/IUMOkiUoxH9iHbMDjE8JX8Z",
+	"FbHEA8XSTUQuLgXmZIh2tNdkhMtc7oLPHEt6Ew+gmE/GnFcXRCKqSQQzMW+56d6cW3IQqJfN0OZ3fCbg",
+	"mkNCzmsE+kFXM2Y+nXKm1Qs+UhcecRCe789P4ultKWcSp1JsFqD1IpSbvZjzMW8P+vOcpovWny3/UQ+I",
+	"u0Tm7xKM9iPNkVxUzvzU22fCqY4Q3SyHOU3jeWC8LRfCc4/HrmnbbW4zrpiX0qMNrJgVxVuKZtQvSTDi",
+	"p9VGTGi6eLOLzP0cS/KGTqlsmT+k3mFJUK4eAi8nKOVKflsG7NU7rWkeqlFPkzcnpyeXyfF/Hh4fHx0f",
+	"LTEYwwfvyW685BxNMVvY5Yh4bqYsFgkI32Qa8Qr/zOco52zsa21iAuWQc0wlGpIRV8K9WEB9yRhTpn3F",
+	"NFccOeUsC222F/v7+5t7hJdYsrUDj5GEl0Bx2aJxRdIxQQArBlgKVztA2XijlAH/036aAIgptaX1xE6v",
+	"SoB8nNFikUgai08cw49xr/xr5DLaof7nllUKM8IyRSUrFkWh8mNswhZYokJrj5kuQY2vzSm+seRPkeA8",
+	"5/PV+2ke89ZbMrjW2pJbtcS6+QVzqs2g2oaud87h4fjE2CC1KD3CfYTfz5fmRnummY24CYkLY0hhe7Nh",
+	"JJTiPI9kma4K4Z0c3cLEev7iJR6mUd0Z8v/jjgtjCHicxBYL2JtQhduUfkxvlEq380nQrBuqwl39+Ofd",
+	"PvKLgb39muDZjDCh9klZJav9vTMsJ3uS7+k51Q6vRTaJMEQVPdgIAVxOaJG9w4VcnAS1AXWeFE/aR5xB",
+	"kd+DVnQSpv77u3MMT8E2gMU/QK1nMKRX+untfXRPo3u/Rtz/sD3m33Im20sFgDAvULO53dRI37qfpr81",
+	"30LEgdhVJqzzKrik/02dD5fNkbWQ8DfU8SL4KGaLzXIRIkwyWv722SeWJhFEaKVWj9NMnTC/RXIVdT6d",
+	"4mQbVCBp3yXN+kBkQGPGKsOMMwrlyEsKjVpdWm5cMPz1kCtcXNEPtFUjtc67qkCqSKy97khNbr3JB14e",
+	"HHrg7DI2rJbxs/XAn0v6477+sK4GrC0QBdPaoI7FrUcPu1nVyjJ3cY1aI/T824RTceiCKUvRA5Ty6+FC",
+	"YHe3lMXkUlGaxK0zW9pzTyJVrybJ5E5V0yHExfKNo7OOP6HgZW8/67vVtqHLUppcMpLZvVgZkPllRTaT",
+	"faxel6suwowU5sG102th5hcmjXVlTZCdYn132nNy4OcTNuJtWqCiL7CC5hPIyg6zvtBcPaPIrC3/a2n6",
+	"78qVm4k3EoOPcQqhYiXweEtKGjo5EtGs4LWhUOyDXbeW+sbCzrVt60Vb9rGiOHtNQW2piKJusbqAasS0",
+	"VHvQwgY8YR0ygi5iZE6ERCNaaM/J+mTo3bFVlOhPvL5ndlsa2wYe/bQsqFxcqO+6ojIiBOjqPxJctGkv",
+	"obKk5IuOICpmvWdd1QCudODXeSA9ptoIWCuEFPVn3PyUFWKK0exM/ldJ2mJS609EuqdNiPNfalQEWfNE",
+	"6klRNSz8vWPBBDqB4lgdxIz+QtRJKE3PXGi7744VvbIpFxYuJXCnKCKqKu2UPm9hNzrP+9+rLeAzwvCM",
+	"dl51Xvb3+y8VwWI5gXPaa03NM/Fg9R9F3PCtk6zzqvN3In8jeQ6veFUvMNyL/X1zA6QZwnPy7/1T6Hul",
+	"6XMV9UYz52Cj6p59UHyjqYd9tfxv97/d2qS0Gywyi7fcauDxHEgqEL7BFFwmfX1ryukUK3pUO2o90S1v",
+	"4yEvNX/I+BRTpkcIDk8dMs16FkDBJUy0neHZjLCTo8Pg8Xs8zaCqKbJ/l6DQmoDUg51aWEN78O4ERNNo",
+	"VD8hcOngaTVFZKL9ug7tmUB6O5Hhtt4x5qbozBxZDTSvZEIqktjDWZbYovg9bf8bZ0lla864iJxlPZB4",
+	"AW91NGsnQv7Is8VGO7nCxG6zHeM1gKvltQBZXY+n6pc/NMVN8LYsSvL5jlRbUxh1iVkLpGAwb/NkfI5N",
+	"OtPSQsl1sKkNke8/DJG7bJx5wdm4q1ULXiDwtAJuTHJ59svx2+Tk7eHZ+fnx4WUXBciN9Rvxq0tewGZw",
+	"cBQOF+ji9EIHbStnpdKXfG/q7orL4Mu3PXCKNe7COObv+XFhI8XakHUZA1hcC+M1AAZp+GoXzSc0nUDu",
+	"Ekj2AdPOH/SbUp7hy33rTEk4S8ZEdpvSF2dZ7+W7kyPwhYoBs28gpSkqtqx2HAt0sWB4JpS9kXGlJoT3",
+	"uJb1+Q6PScdU4ym9QnRe/f4pqlnoCxReiq5HNI3rFx+mfgPvPKBVddYf6MPKqyzJR7kHycLBvagPFL0D",
+	"/skbsAzjniuIUDQzgyjf527n5f6LJnH96pxq1bG+dlk3DpPHKPDPBHJJO+qsJwRncIifOm+MRFixhPC+",
+	"XUxsAWhjGWCNmAx/Dc1jPXb64xC6j0mOGsVtKDg+9ubzeU/pKL2yyAlLucGm+hNLkruQ32ZE9nCUVXFy",
+	"aWslAPkEnOAxNh0A/e59KsEz9nmZrglQWG94em3gsLYoryu0txXi2jy4rrSu4OyEhAy3h5TW4BOgAjEu",
+	"DVDmzmly8vbXgzcnR8m7g/OD010zoZcPM6EU53k1JWxNHSCDh7WxynRizwbYN4XKag/grR+4JEBoRpwR",
+	"v39QUqvpG/j9gxJC1eWwJde4BlhKBdIE1Xcl85WQXgobCJJS2d+VoNQ3aFNJOSsjl+0idtm2YQZs557d",
+	"p+Z+/5yAkfkTN1jBDZxOJXExJnBRZPWK0sCZTnn88/MOdQcF0nkz8H9rTGSFdDWglOsLWIMCun0ZGyCP",
+	"rrSK7bNPkvZJ0m5H0jqaeqTCtn7xtiFvt3nn7tdf9jC84Un2PsneDbiJuZJG/Ar7r7UlsKkicLU2rYI3",
+	"BGt7Cp9A+ERdkvdvz48Pz/7+9uS/jo92oxEvuQmAqeeM/utu67nVyk/9oEkzF6fCwiO2Fsx3FBt/vc6i",
+	"oIp82YCVLPpazseQq23iwxAqAtaxE1TL7vYH7L0gYhWqbRcVpKcxNikbG2h8SaekP2AXOv3b1r9SltxQ",
+	"nJCPFHIZEw9I2AMFq9OtLhiFEthLz0t7d7Gldgf+m+dnI7jEq6ga4IHV5a0d0FqghTa/Uu11j3r7WXsH",
+	"sPEikEn3LR11eEUklEXrP069Og5UMklzL1kbWDyUhyiOnaZkZjLv1+lOtKyIu4oH2e0LiNTUXVuk4+Uu",
+	"V/9D3dpy1xXyps7bOBwfULjbrlNzLNAU52pfSeaEKNzfFDMlZ22JteltYab5fKvs3eW0t8zWqxw2JyDW",
+	"g/Z8QHng0Y/RUBzYIdPVX7bMWk3pxQ9bm1KtTim6hVXtmS5Mw5L0XEHLNpUPy1+Fa5TVKwXpIjHhhezl",
+	"9MZDWbegAMu87Tb/aK8dvX4Poj4GijKqrDSKZ361b6xhUjnognRC0uu2FKf7CPhtwm1hD9awQ/Rz67In",
+	"WDJkg2ITw3k4jd8/NA2GIOA6dZHgVi2wwoIyL6/g0V0tdznUnaFEONwQHCsOVIxC0jx3qRKxi/Fyz6jx",
+	"ey9Nt7ZWLV0/BzAL23WNbd5LJ1pKsyozs/rM5pZzvKZGbNnXSYWtNIt/Dhkw4Mry6nqquQXRiMMXeM0p",
+	"lGKCb3hZID5Cwfnv4axqf1Ts97/b7SOtKxvcgir7QpApVpLStbhBPM9I4YrB57y4fuWHXAdMcbgKX8Ur",
+	"YJqWQqIJviEanLKqvIFnncB7PWBDyjJd9eoKf3BBHEKI1zlRPQnSc6K0f/X5WpWP7o0Vkvk7LjwC34Yu",
+	"r6bRimjqZ8rX51svShJL+lC903VCYn2jYTnKrCLLj70x7xmZdOl/5BBPSX6IBXGfT9buQbPis5u2tFkx",
+	"3EOYKkslkocN18ZhTBK7YvhQM/hwyvtb3sQJdnq7nReIRF0k/VDiGpLADKg1XG7w0eli5+3y24PMR5dq",
+	"r5wMG5SinYrV7q4lVRVXbU89PcgyteStew/W8xl0b40E3SxqvLeiyGWYQYI+jMf+jhfdI6cvcNcDQGxt",
+	"Uzqqd3fem2L92j+ckX7Ki4bjye+q8SgYwPuTgzVvfkZyIkn75T+C39WjPxV8alTs7bGCJYXzQUn0Nsrq",
+	"V9XIP3xYzS0xKUFxTLTl6a+K8Z6BVoQOlvVk9LbyzJaB17UrasygIFNojbzD9b/V9Qw1/d3t0v05fFC0",
+	"Nl3UxVuhpbEGseskcz9HvZ3wfSCKS64E4LEhsNuS/nIGHQUDfmAxEQXfiJDIgUUaV8SgUYAfUlA0dD8v",
+	"xVu7J+qOkoeK23ozayqFVdhyAxB3+FvW7EG/DrmbAqPb0vvpxcnF0dt7Ivg2YMTHS/EXpxdfiN4rmNRH",
+	"Ru7VxG5L7Q2w0VvQepVe0B4JPnLP+MXoLlUBBBygr+U5sh2X/LAjknzAdMgDANr6AzZgl6YhF7K4hOpR",
+	"7R/7fVVH04N3Jx929gKM7h6e0b2/1IOcvVDXVA/twtfrKDQGUm5oS7IkMTsJQWIzQTqq9V0bMMBBgila",
+	"K0mvLYhFTfHCmLzwvm5U5kpdUUYMxJdSC5zP19RIhdOkwna5z+BD71lOr4lByLTzBCRNf94ZJ5rIJL4m",
+	"ikle1VB6rgbMxTfQkKS4FKQOxasG/DgjqdkZQccsuEaa7hp+OESZkARHQuwVVW1dMX7MEXbTXH156zK4",
+	"NXMgSThgOSEUYOilQa0eEqR7tCNFhVNIHRJoxoWgiqSchmcOwc8N2W/peb8pihJHpXHY5nkNp0KDNQM+",
+	"y4CdjID2LN1264R1+v7iElmCu3KzuBow8DsrqcELOqYM5/lCP8jBn6rbEnugPuhkpGnQG93R/jXjc5Ol",
+	"4n0E2W90B4xK7aouiCwLZu9JzBS4Qnw0YFeVeXEVwrstbZCyjt+y2/nYs4t+p27mW+2qHaqL8WBmVEOK",
+	"U5apYTlgHknumJVu01c/WPCEKGp0pKKONEIkMfyvHbHbR1fGZruyXybCUIWiOT90UoUXSjbkJctaB1Y0",
+	"kJPw9KrhTayDEYBX4gUJvjKyhV9uPVlJrMStf6cgo1JY7DTLJQ2rqHZpwIZEPVQyu1WZ4sJTyoBTt986",
+	"uF1ISVF1/4VULMHbr1H9NCZgegbL8dbh8zCgZWNBW6O569vSH3xar564X6vaumdck7MwMfIPl2zymDM7",
+	"an6GTR0Qnr6Ia9oiiB48FooijNj3kVk+rNBW/a6TcV310IQWdHG7ac8P2YoOsdIl2ni9Yr6oRgr6MWGi",
+	"LLx2f6AwWvbhVkLVTsoSRKH6gc8ZKYz0HTC7yX8SDRfVvnLx89n7N0fo7dklKsgN13oRrLp6375skewt",
+	"lDay6pVJ7/begWzWSjRBVEqPn5mZu9C8vUJVNlBTr9UU+M5S6lei1OZ8zEuZeNhoy7XbZyJ2El2I/mtt",
+	"FwvBUwqOezNqtyLiAbMnZEjWngyII5KJPjrSMBe6NrwoCdAtNJm8GuFckKuuryGnmJl8Gm0kZTeYSYMc",
+	"ABxA8BEkMfNSIg2eH7/w6rmefm43lKvQWmKKKVMXwesu6mRpgBLtaeaMzIN+uxFfApmH3C5wAfjimk6w",
+	"JEPMMMOrZXbw4Q9fRm91U//0OZImt1xncFvilAbNpJ4UhselMFih7bQFe3BbUhdWxC6WHhXo1jrB0TWw",
+	"Aijimqv5m2+UJl4xrW++0YURy/UO5JQOj7UB8hC0K9L7X3f+CV3a4BMMG9trP2BXjfVfOQkfKDqw0VaQ",
+	"Aee191OnXWV69FzrCVg6PeP3qyrhtrm1V3HGqHbbHJX+9eal67SjxjBD6CoQpQ/pGXcR+ZiSmYQZDNjV",
+	"aXL58/nx8buTo+Tt2WXy09n7t0dXthGPNt21VGDcbfwUy3RidKkBi51eapWjkTIetebh6TbGiQX9lqDI",
+	"Rb9tLD89oB2qKkrx/J8ohS5MPm56uJaTt8n7i2O9EGVLe4uJKVyGWhyMksMlMS2yuraT/nABkwb3rINd",
+	"UpTkP63M0uECaXNVF8zRlCCqrS3FcgqeI25aOSwLfZwTQaTVfR5HzO9efSn3EhCM0tUGUZNKZFYNYzqx",
+	"e+PamRigI6A8uAGdQNjeoXxkRArC0vbkCxP+KEjKx4wKl0HqO/EaIRu1UTZmA1e16nSDrk6Ti+PzX4/P",
+	"YZmX5+8vLo+PrgZMKXg1DuGpf5WLvCiF3DOejphfZ8DaTIz1o0erDujo+O3JsX86l0s3z/YK2c6ZxZyn",
+	"8IUlucsIC8VeTCsuxGcVnKOfl2AaQUbCWcosbVB+yKKtWjsrixnX3cEKxW2kZlo1zWFLisOKKPAtNYcg",
+	"bve1Kg6Rrd1cc9CDPLDqEBzfJpqDooCL04sBC8g8GO6LaQ/BLNZVImzPyXtVIx5LKsUfQZG4OL1whxJX",
+	"J8K+uveqU7zzSepJtXhSLR6PahFwu800izv6JOYTjqd0WSke3POzOds2RpV2OSYtAKJUJGPbwLvpgty4",
+	"tcRmkM9DknM21vl6EKlnJhK5ZTfdegDQIdf4sxdiS9GCo+9iSzgMJbXnlAEo23zCqYhBsjXbEPnIPMb3",
+	"H+aNTchUkPyGiBhCh/xtwk/EfULKVK1QlmAfeU1jquCF1yfki4EfGeUtBEBCLIj0PzS+kcYWMt/eLjTa",
+	"Rj19Psdhw++Og9ZyM0o52fuk/vdyMSOf90Y4z4c4vd6bk2GrKDgo5eQn86CBOr9H7OWfL0/fVMjLD5Ke",
+	"+55pVu8KzB4SlElAdM9kxdjz0GDhipYaibgOXBweAat2RgrFNw2gkbR7txIqAh7togqqIsUzmU6wbulm",
+	"QC+UbduCz2fpaFME+uZM3p8cVO2UJkr30dvi1mlbzoo2QAvhmh5tBhYYL5b0KP6+odY1XFC8C74pYocz",
+	"gH14JrQjZ8g/xjsfjnpK9xeS5qRXtLbUPcx5mY1yXBB0aR9/JpSgrRwoI0ryLPqRcc9RypJvaCGg6WlO",
+	"szGREHc2o+8U5PDg3eXhzwdg+UwO9ZN7bjrK8lCHjiU1mdxTnpHd6IQmvdXTsV9Yd5mfvzgIvSH5RgcE",
+	"uBnPND3oPHbnpzNt6J/4ZoRveh2WzU1Sl/Q14gyZ1MFqd5XaYjlOq5aZ4pkuMjAXuc2MOvSf26ohVZ/B",
+	"sr0MZtGodvZ/XBtsx3vJZqd8HZBRhoz0YhVL9nailVx0ja6fmBR33q8HOmgcyjahsNrZAbPuTj/X/vvd",
+	"Pjo5gmOySqgzbpwHBHKXcUEGzACdxGol1CKOzBq+kpSy1lyyqi8pbC7kTGuW4XV9bGm924Ie5PfBfORY",
+	"A87YLAgac0Z0YTEpyO5jKednhGTbvv36BggkyA0pcB5tjOob4A6FsI0rONpqkx/+bduyD259KKyqT+wd",
+	"yLeVhu4L4Co8lVWHsPdJ/x/jLapAFTZn0LqrWs1hu2vZtk7HDPk2amPbQfNj4/7CLBuwgowKIiY2oiok",
+	"nwEcFjiLJeIsJX0E5Krdx4ZT2YkNWMj4XcLqUqb/9aLPPgpuq7haxWux+CpYbVv/ac1mQamvoF6Xc9F7",
+	"bYJrWOSy83tYEwnUO2MhGfqBfaQCMJC2rhS3HtSafk7Lfm/Z8aG9AMfxz4yKWY4XSH0Q7eAhBORygm+I",
+	"QFTu9tFB1cHClbFoZKARJLXsnCbvL47Pk4v3F++O3x4dH6l3oox8wHSyhD8D3YxcNyqwwTqTC0O98mhA",
+	"CB+wnRf7z4PWnt/vvkaYLdQ2k1wQNFab/u3+t02W/X6W4a2zbLN5iT6ttvR/f4vvza/yEKwW2rrDPmo/",
+	"/Yttxv/WwOyL6AaaojKPoh4YGaWt0cufkaWdE0XCS7ja6zYVDqrQdKYUZ+0OJHCwL9P8AfT/p5zPt6z8",
+	"Q1nc2qq/m8VK7V+Pu67ubxJQSGZR5RczIykeMSSyc/54c/aTbMyixJJWrrCf9wG+1obE+7oVgSvqTQ/S",
+	"M1q5o+RqCxBlrx1XAjlWap9wdOTqw6tO7T1EPH3MZcqopDg3/rNkuSw68sU8yFxG5vnCzdTyzu4ySLr2",
+	"7YQ+DPCcHnyDzV1ePmd/7YK9YkNwQcJPfUBjBbY1kPDLHS2+piFRFBqQLcC/7X0pvF4Q4XxNcka3zfW1",
+	"ZLDFjHQR6Y/7jcX7MUnvfiSG50Y/p9j16pM0PcjUByArQJ3jaoBQ+PXhwQZ9tJyod3F5clWjyckaDUom",
+	"fEpaEVnqm2nYYIvyFyHX6KG1TX9O8jwB/rLSGKMi5TekWJxUToDGGQab6W9dd+P0MaeXQHVn0Hjo4eJx",
+	"73DhcHMjeaTmZmHHpL1b97B6pGlbo1FMdk6Tn87Ofzw5Ojp+20XGvjo6Pji8PPn14FJ3pHrUOoHn+vPj",
+	"KuCcEKIEP8V6iWu6XLsd3u+N/v0Lg4n7MAceeW2/M9yJG1jYQvLqy2p7M+MholJU9tCyrd3Deb5qew/y",
+	"/Avu8DF0CglW6hkfD7ffZPk8/N3Heb7SxW74/jLkSv3AtvTiFXqRydyv9J/VEj8c8RGK/tsI91XyeJnE",
+	"XEc2HoBPyECiYPrAmdTBCSMqnODjBcJ5QXC2qPIwH7GEOf7oOhXU1qT7H6o9XkvA2HK1ZbWDXwh8yOU0",
+	"UKYxcFIstHO0IAgjqAnwHVAarsxV7uv6snPzz7WRlmDwgiA55+gaeqPwkeFw+tVX6rkeulJ/u7J/FBCW",
+	"E84hJsDlY7EDR2WewxbqnR3aMhoqkJiRlI7MsvtmaFjairEhRGeoA81IMaWQcqVDIF61XeVUGS6AMdu2",
+	"LupbJ6OwgRO48YBsRmVeB+uc0zzX+ktdfTHHo63JFDOLhWjagv7bleFRhkQ5FIrImbTE7qbiDeI832r6",
+	"+QJhdOWU8RAeZ1oKOWC4lLznGv1xRlxxYYjQZKnDJwWdKwcBXGX1DQG8UsMqDRgcszJerjycSDpCmC36",
+	"6C2XxKugLbC6nopejIveDDlgzowUOnSgmGkqTSswbzGAOGmy46d4pnPTzGeDuXAGBSlXxiq5gv6loEWn",
+	"OEdTzJipICuIYsRqusH7Gm7S7TKkti1cIZJZiNoYqOa0PZOVIv724PT4CnbXLNI2XoK5vz27RFiIcmr2",
+	"xS28skLs9TTzgdlDLavFRrOVZtV03WG6QrZADbEggx4uE5wpwHZWZDNgQEzU6wWliY0Xrkek+6kqZvaL",
+	"ZgesUrXUnqIawhe5obwUil4bU8HSKqTogpAB+/2c5HDpxITO0JDIOdiJAfqX1qlAj4qz0cIbo2fG6Okx",
+	"enqMHmZZz4yxWwFN2WPQiQABK+0Cl/CqqMOKPzTk2cJ05QJsD+DRinnwEbpa4pS70hTy47HtmjVg7XsN",
+	"j85oeh3e/DqC1IAVZIyLLFebxhV/mZUWZG7h/DiOamxbL8WKdQ08B2dAnfB1JR41LOB3Q+gBq/6ws4dn",
+	"gB2XEmHlWYVguRurIzaSdo08fCV4wJNoWBRUzuvXQ/gwLYXaUuDVMB0/VJrpV00FiYemqQvsjIPsQ8RN",
+	"87FXIXXBQ7r94x838QMwCVZmfgQsngp1/6uRqEDfMC6/QRbdICMjygiamLLRiteZ/JoK6TDwB3XRsDRo",
+	"77ok34w3CPpVa3Zmx7yCeiojV/srvPQnR5b9WvFqONGJiZR5gqDQBgqsBw+Mdhy81jX6pY2KKrVg6EKR",
+	"/jVWbCKHw/CEs807SqipR6ausYK5YTrPtKK3v/98+b8P/nF4HC09UASY1C2hFT4K8NGH+qPkqJyNC5wR",
+	"RJlBn6zi/TvuYTXIlGdl3lJ5QNmEDqlMXCivdhIjQPzrAoZzAHQOzN5ndYZYtBqnGJ1hYgY+mAqgANCF",
+	"CjLiBQH5o6hF8XRwOXJFqKlBuA8ZBwANBtsMf4nCb28SaDkIMyoUEQmNyK5ZLIRderWwCzqxEoGOgj2o",
+	"yDGowK2iNRWR/KNk45wgqOzfPM6SEaEs2nWhCnN+0w5VuDIE44jgVjEYxYuhjdeJ0cB+JYXQAz/vv2wP",
+	"qiyJlRjwlZasFctyLAqe1mioFAgb4kU7saD3wbuT3dYoTHvKyBALWmHqNBRIe1JGKJ8cARfjGje2qy2R",
+	"Ooa7x3vca6bg08Z2qsNNJ4RcL5IpZ9dk8WhA0j30hJDZdfAwff7iZRCtCFimC590/iNY2ivtCwAo+ABE",
+	"YbmTqQHsEXDW+rUxyDzBM8pAVGJNCQ0rOStLUWOveqbhudlaC15xFbDYK4O7oESI42mbRLAr2eiJa8uX",
+	"fjOyDbRUxc+w0LpDxZgUt61aVIS6MliKnBnAEyfctrOmhnMvElWhIyLp1GWr+MfQVXOd0jyngqSKwfbR",
+	"GVPXveFXn2BosAHzbXqWkMYYGTA+lJgaLbuCl3fWXOhbRdB7oZay7EMsB8wRtAhGLIRUT+cZAFiR/mrM",
+	"44VMewdQ5oPhUswA1spZqY0l6w9C4p1aN1gUZwaaeuWRAaRv07e6mm8vjatWWlVikxhqrA4qZZVZL0NQ",
+	"+gGDEGTNMfbNN1Wk9ptv+ujQmPFG7SAfpVKLPftMf1ZpH77lvjNcIDHLqYEk0S+MaAHGVc7ZrtmvhUWW",
+	"HTAqjVqNc9vC+apaxpWnDOZa60ZzvLhNqsNBxDXqMyeNVOZTcaV5t9KVS84090+Ru1LEHBLXlQ1t1CDK",
+	"bks/ZrmryceLkzdJZ1Tm+aL3rxLnwIOsHLQm8s7pf54c7erDcEHrGsU8BpN6uxAvjc4N3orvDEAFUWsN",
+	"f+aBGh0Z9cVupBKOJu4gsXbUd+856m/oXmPApXmZET+jccTznM8VNVf4UgJ83t+gq2BVV+gV8nXn1iWZ",
+	"VxtexPb3AX5JAybpP0P6iBnn+D8P37y/OPl12QBGDpOPaV4KZdtD5uYMKwGHUJpjalrCx5Ve63AUBmVL",
+	"NLD4MPhUTXFwoEAYV/qs4IppdAdMbzKwxxG4nmu+ieCgvGXoFp2Vu3Q+obmQgVzEwkI9wPDBwLCGnx1f",
+	"NQ5a87j5ZE5uMDNQkBYuEVoMSVg7nD0agnU5YN6XVlaj4lxOeDmeaNavNg+YvR4ddIxpy25UddaKVeo8",
+	"MnPDuvGNGrBwp9CmG/UHhFy/C+Kay63x2NJ5LQqUUYGH+b3Cq0HMSgae6KZwtpaSg7KzBoMRDAstsjDY",
+	"cTQtc1ygq2vKsivffao5yoAZzDgDnIBlI/ilDcU8X7jYkwudhcrWnx74foO46e1Q5xzaqmvG0grIdajZ",
+	"k+RIEALBN2RdCCBs7AAap8tktlllLwzuohBn1GDgcuR63GDZtVqsbzk5g855juHrFS/y5wHfLgUxNGyE",
+	"rEA3pKCjhSZ0kB8DFvObTEwrZiulbIoNfFHXEZsZ2r8O2IjWIQisUDTcZQrK/U7ATR3+lkaKzWgqsSSm",
+	"j5lffmSuqv2c0B6gkmWkECkvbGSpFhBUXH9OQfs2kXCjJ84KynVXUCmJwZT1b2J3wCZ8Tm6CLGWh1UsQ",
+	"I0OC8Byb83LGphndzZoplpnnC2VlwkKDPTOHo9jKlIBHorapaEhSReSoZO5klSmlA3VAOeq74AfTv2tU",
+	"GnVC3sK80A2iMtaUh6TX7803D7yB1okTublK7vCcSTgdPmqLDjk33LLiuipiNF0kKed54jxynRVhouYL",
+	"OmZ0J99XxSxMPlWr38pnK3W7cJRjOBnbXS9y+v6FNrRimAbO53gBVjW6UpO40iahF8YvyCyn9pq82N9H",
+	"Z7/Ekuk/b5BK3JjTn9c+QV5ltl02GAS14zDx+C1bMG6jb2vCBFO+lQ1jR7irEfPIc9jWFeu2xdl21I0H",
+	"aLhDBfoGAsPfKJVTk1E9IWQlhn7YivNWXVVQvanKgG0fDl1v61NDlc0aqjiPkw8A7SIErrNKI/3AuCGw",
+	"HQfAp3XfNjVCA2Kam7ryBbjotRkZQPhrEN1NYeJWYXk3xMplbHk+m9Ut8B+586vR1UDz7sbtt4vyfBJK",
+	"221eeWecIPSz1ni7LQ1yQa8zKh1wTJbp73bVAQPXTfl0CgXYFXey7APV+0ShoE2UF9VlQhalhgdWs4RU",
+	"Fq5Bxw1+kSs+VMPCZpq8A7WrOU0pL4U2x4lpoqwTc5tdhIHlRxioGlitub5hYdd3huBwtafrmxYIfHNC",
+	"fl/tKlgHQP3CHE0D8R7pbaQeRL7n7667Av6cEPjG8APiM+StW7xDJ+u6QP+RjCkTdUZkHKHWkeAIzzpz",
+	"srKoG4B3lfEP0BvngWT8ur1PvA0fsPvrfaL396ntye3anqwQ+kH/E5D8xhUjrcTSkt8fcrX8VzqffflJ",
+	"/t+L/K8zhgcS/x4d3FIJ8Cnp0agC/m4+aQJ/TE3gHrreePUKjhhuoyborIml+Jq/2me2Wq1ZMiEV4Scj",
+	"gmVZOLAWE/J7Fzwcwd0IPYXdjr+SW2LLuiHWTZiwLzRDY+4GxMFxgkSPapg4Tg4cm9UHi71UHQCTe5/G",
+	"BWYy7NxS86XrJ++/JYXrRvFS3/bwiTMv2/mjREKSGcAzAh65+UWTI+S0TAjOwMX/qfOG6x1aMaWonL7L",
+	"eiAlgFYe2B2scdMFhnDVfLLYbWFud/3qM4EOL85/qhIAoY6RjZXWOi84G7egid32u7bdi0k4FTa+rsyU",
+	"selmG5CwBt4HutJ7YtoOBe/vCDqG/moMTvRjz1FvT+ePdF51YLJroR4aOt9O5wpzJ+6/aYWl23C/dRM1",
+	"XqCMsEW0QYUoRvEy8y/cbeHpjn81d/xAEakwVEottoj/9opbXZNYOn28VUxpFM5fSeEkopFYMdYQCdom",
+	"oC+u4AZPN+NPcjMa0sjU3d149KPnu3P+0yH623cv/hb8lpQFXUMqRYVHk1LvW460iIOuR/hPwuLpSrT0",
+	"8QHvBXTEFRNAdWEBMu4mPHw5FusFHbOTFrYdQ50xo5oWbRz8dpSV6v+3pecoUnli8l8rk1cGRY8ycwy3",
+	"Yt6aRr8Ywwb6jf3gV+IurQ194vJPd8JxeTpmkBFl0HpcptCOzrUt0MnRLuRe+uC4G7H7pUCL6vtnpfxC",
+	"t+mJ9L9i0j8G9IMJQcOCzzXevJEOm5E4Vxbtiz1Xat2q3JypRw7cYysUHGOMxlQYS4+J1D1hl/aAjQ2g",
+	"aUYD8G78ckEyWpBUKgOos1ED2rJgpjr+lZ7BKzyjr75Bzb9rzfLVoNzff5nSDP5L0I7iQ3xGGM1227rT",
+	"pvx2WyIklmSz5cAIirxGBR5DaGTFcU1X+RfajotnJEknOM8JG284yYsXf/2uZV7hsMmUyAm/FUUwztJb",
+	"LWxW8OlsM2385f6LSK6Jifl7yh0UIzX55D13cD1T13t5u3aHjWbvEXp/fuJDZu4wLt2PJNuNqbGhC85B",
+	"CYKn4rvvv/0B/c9/f9t/3kXvfjk8RooEbL1K1nBZzAouecpzJQSBk7UxOAP2YPmcEy9xwQ7MTvs5DoI3",
+	"7k/GO6YWU4A1Y7gvFWA5xayMAZqtVUvsIueR6Tb8TTuJLeIEFE8LVNFFALd1g/MHJugDhhzF2QsVqpcS",
+	"wBldT7xaeMc51v7nv1/2n9+eNK/JYmnkGVbxi3poq6Fn+9l6mLgKJi8NE8Pr64aI1cN6w77/6/Pvdx+2",
+	"GRDsH3rR34dKMCoQH41ibOkfF2dv0W9kiH4hC3QB+SxYGiomAp0c1bp0Ng4yBpsbh/uDKWlwjXvKmPO+",
+	"cEokzgAcbx3m8Pz+p9AmV7oViJRjh7ZHKpqaIW4Hx7ANfmGsgsTMzU2IF9ZgSHztspn+UiFmGTlqbsQP",
+	"zytoUlMuWZQ5Ee0O+uUMpSA3/JqskG7n+qEvJNDa4cnhF7ANkgllcrtCLzxQvQWZ9hYY/cWk6e0+Nlmk",
+	"5+r3iAAlzEeysW0ujbTSxLW//8NtyUjWU6QjVHRpmqJ8ESJqCfzoHxLDuItl/W9aR4Bsi8Ri5kUwhjwr",
+	"Mv7ASsD8L6+4Kc5rQIV3fES3LqouYaipBcvqIlBLu4hmiUXIkhNr4n7pC4R2LFOGs+yiQPVPZjpJvotE",
+	"zudJxuesi/r9ftRe0Yur7JRwJK3s1nbGo6+1FUOxYHgmyB7OppTt3TzfywgAqWBJ9j6V0OoMstxWRpYA",
+	"Wd64P10gKcwm0sNtJ5noyE3zvSDFgZr91vpzkAKLWLF2Ljia0xmxcHIjmhMDcl9cV1E/eD1DO6ZgXQPn",
+	"7a5bdr3dxhwuxzgp2ZAypSwIKKJf1U2j7cVNAa2oEg32qB6w39SBD4XotZnyKrptyjKgAjxsk6kU57mX",
+	"M20zT+ESPpydYrOTNP6o2pJtN8m2B+/nzXcRFmjP/MNjN5Dh3W9jS76Z02az+tBBb42DbYt3SfvsVt4c",
+	"/diaDWjUs11Tmq/7pYgJL6RGfFGspRSm8Nz1032Ay3MxwQXJeoKkBWlCEwEaJQNQpmiWNUaCsnFOeqUg",
+	"eoWwNNE6aNCQtAYVjFMAIpwQNCEf0c+nB4e9i58PnneVdW+r2/yxEv2ZRH+mi/howMwu20Bdt8JWVjs8",
+	"6ACRDTqKNww6jEv77x19AKQApWTAAFwDqgR2u+if3EKMvn3/Bg0Xkoh2pP3fqJzoTb2AeW2xxeqUsnia",
+	"vkG/bglhR/DBm0NMcRoPqLfchDUi6k69ZWXuwad0N42/N29c14eRcfPQi/jDNcOsAbBu0InyjkCUrpPb",
+	"PXo8WvnOjzhDtcuqLmXVetaX3tCJXjys3FbsyBUiQauYZQ4X3avJ769gIFIUG7OFfppfIc2vVog/w+K0",
+	"+dQqCd9QEYjCS/34iuDpGcsXRhDtqOuwqzabqz+6wLRWZD08+FiACp6NxacqrffDVm9ay9as1T+8sU0r",
+	"PdCxr617t5wn9/FomlvU9hTZiVBZCF3X6xD1HiPzdu/PITRraB7a1gy/jzNaLBKlfEXbVescTmOZaw+F",
+	"Bi8XSuVJDRjOjKeT10jJN9B7GDEF7Y2Why0i0GuBmBM21i1pwrm8gb/r7iEFZhmfmlk5o/P5d130vPfd",
+	"t7v9aG/FJf1J4KfXdljdj2EoCJN9GFB99PeD3n/h3r/3ez/0k//b+9DWWkEkthq08aGf+RxNMVsE9CK8",
+	"7YU3hbeNJXPgTat37iE8XRvylfj1dB0oH9IyvsF5SfyUIyNWLWE/vFx9OC6lWYhuVlnnVBsxqk/w38+a",
+	"tHMiScxHpf4eZ1dfrkdy1RxZzzv7ml0f3rlvz+thWg/HKay7lvvi3gllbQ7lc6cnEtkOiYCbhDPSRiGr",
+	"C3Olp/es70kvI4T3fpZ9OZ3qLZlrRWqxnhr12qgiSHJ0TcjslmrVct1ETaoUpqVtTAOJzeJPo5GUQA/Z",
+	"l9dKnnjOVnmOvudxsfRMaGJfZqoJIhPriHnUkcFzNdV3ZqbbDQzq0gzTfjDS6eoNHyPFphY2HYKXsjLJ",
+	"wKsSCwN2O4zMkyWu07q/03/6wxdmLGtonM7dDkBT8ikI+DUFAS90SKjU5SJVSVQLo7F+3yTWjKGmuYRQ",
+	"9Tmxl31N8IKViPObl7luFCHwFxjJDPBvfPXsh7sgtT/czatPAbDL0U6Aeb7rJTGqn+qQ5l3koZPv/lkd",
+	"Er9NCGBohpDjelMwy9CoIKSrpAprBjtRmnNBll8m4YT1ngsWtlmgLpXmQmJZbjn1uzVUWad1eG7tPBP1",
+	"NBIw3yfB8jUJFntx/A2PrPULqqcxc/sifsvuNRdggwv2qPRGfauftMav8HL/vcBMmnRznYPur/M1YnzI",
+	"M2VmTbnUKFlTQfKbJQlkNVnosl6+vPna4nN95pLqdQMW5qEDG23a/J5TIUXXpOIPmCGNgqS8yEhmOkXb",
+	"d6AbmM5RLpmkeTIVaIrVDrtOss08pjdqtw7E9lNtw4mov2zszrv/JNoVuTx19uo/vVFqwBOL+5pYXFvD",
+	"evWlrsWLgjU/E2hIJjgftTK3+YRTEXjloir+b+qx6gLfk2SHr5ywEV9mGDruJWyxHS1QyhkjGuf76S58",
+	"Zbp8ofOdwcad+z3wPEqZq6dKYULWX0pyx67gC61fLM3JU9JT375fX6zMxhuNBJG275oS8GiHkY/S1DwZ",
+	"NWBWkBuDbD8mu6+R9TTvtyXnjQo+DXLzGtJ2ShmdltPOq/2YpK1P85QLafP6hcbkl2XBqpk832+dC0Qc",
+	"tjmZXwiZCXveImxIQQXaoWPGC5szriaxu6wf5RpQL7HPu82YT7ggyHWcBEhXnZEN37bTEzC5VuQ97aLc",
+	"YBaQo4lygm+IQGMNfR+PQsS+p19Ynr3Z+KQaEeKgQueLwpUQXRRMBfps81K62Kl+YcjlpG0yepzbTMb1",
+	"ufVKj6qTiRRmxT7vvXunOeQ8vb7F5/VrG35Zb7l/FvareI4pdIHFs1nBb3AeUkQX4TxvnYt+Z+PZ/FLN",
+	"Q3dxh7up3hOv0aAz6GiXje6Oq6UKOiczgqV2Vi+5nDBIMJ31Gw80kykthQZT1NR662kyLpOq4GE7M1VC",
+	"Tdl0xWsEjUzGHBLKRWqaL0Ffz5b5wHvJcBFMhTDFXX+3fIaKBDhAp2ucRH7NRrd+IyY44/NkiBmDf/v1",
+	"Jt0OvsESF0lZ5J1uJy2IyZ1TZ5ZjIRNBiP2nI/RSzKBhjHrdUtyH7ho8D7pJz3GRia5BWQXKhgDDEO0M",
+	"cXoNv7bfdVpE92XU6XaGsTlsNxRUSfamPwCa1VjbADDtlLB3bNTYCWpPHUJnBN5A4nxJEm4lwZXWRHOo",
+	"X2jNr4nm0xTrJ92DCqSUoZXJ9npcO/91bOkzRqreCGZVT6bElykF0MaCPYUuMriGWH1bUsWpPi9RpVdb",
+	"s37A6j7tWY9el9Y6P9HZV+Wh1nkNAZE/joBT+MWfKMkzgXIykmAICIkXxiW8QLgg/So9pyCzHKem6YT9",
+	"64ApszznY9FMbSpZToS66H5alDp40ENfD5ivfxelKfCYT3hOKtWccqZ914X7i1JlCMkEwgPmZjef0NzL",
+	"JQIHPgBrsddITgpCZjQTdg3qQwNmjuWZsJ3CiOh7EOgTrEjUVCtrKEQ1F8EHSs6SguE8UWNyE2fETLcN",
+	"ncmFNslxQVBBRtoj0Y0m1m7fZb6k5NdpTU3sCv2LV9pXsp553O9pt3N6cfjyb99915Kn5ml18ZrWSkG8",
+	"VU2yv+2bwMQ5LTL61WbaXvOZpYXLjryCOdWPBSgs+v6UZFQplKtCB+a5rhvsQ3f1yoOq6vDUh1x2bTsz",
+	"ZJrefpQFBgPHZDbr2E9o3rRHXR4SSmgbMhnhkTQ5AukEM4McvU3AubVnAkbQEwTKBlrCDw+wRyxoAcs0",
+	"q3dy435qz3Ze7D8HHqxJEv6wvxtRJtZRj/d0FZfP3R4fVpOaoUa2FdsVht6qb9l50o7wB8iHcQGzgqAx",
+	"Z7rjwJwUZPeJqXxduEq6wlDwqXZ0tEdUl1bgR1iJu02tUazGNd6aFyx2l1dKXj2dmF7knF6RhJEYA9jE",
+	"zeTdxqer9zVdPe3Zql+4xxqObtzsvU/6/xi32vLCdQNFf9/utbUFn6KtSuxh8ST1vkqpZ9Igo0IPuu9V",
+	"KDttbuMHouxAQC2j7CdCftyEDPvDzJ+t/3OkVSxxT9AAERL/kmKmG4UhsNJki0gE9bu5FStRux0T63eM",
+	"4/CoX11c1aStUBkJqH7+o5iK6iYVRK3rye30xGIqiEJFEcu4TEylfLlZhuPLpwzHpwzHpwzH+8pw9CYT",
+	"y3G8+9Sesh+fsh+fsh+fsh+fsh+fsh+fsh/vnP34OhDTlsiUAEZzvACdG2ag5qS1Zcix6ex1Pn/4/P8C",
+	"AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

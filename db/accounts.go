@@ -25,6 +25,9 @@ type Login struct {
 	// PuppetedBy, when set, is the admin this login is made for: the
 	// device is hidden from the user's device lists.
 	PuppetedBy string
+	// OAuthClientID and Scope are set on logins of the OAuth 2.0 API.
+	OAuthClientID string
+	Scope         string
 }
 
 // Registration is everything a successful registration writes, in one
@@ -135,8 +138,8 @@ func (s *Store) MaxNumericLocalpart(ctx context.Context) (int64, error) {
 }
 
 // SetPassword replaces the account's password hash. With logoutOthers it
-// also deletes every device but keepDevice (all of them when keepDevice is
-// empty), with their tokens.
+// also deletes every device but keepDevice (all of them, and the browser
+// sign-ins, when keepDevice is empty), with their tokens.
 func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error {
 	return translate(s.write(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&Account{}).Where("user_id = ? AND deactivated_at IS NULL", userID).Update("password_hash", hash)
@@ -148,6 +151,11 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutOthe
 		}
 		if !logoutOthers {
 			return nil
+		}
+		if keepDevice == "" {
+			if err := tx.Where("user_id = ?", userID).Delete(&browserSession{}).Error; err != nil {
+				return err
+			}
 		}
 		return tx.Where("user_id = ? AND device_id <> ?", userID, keepDevice).Delete(&Device{}).Error
 	}))
@@ -176,6 +184,9 @@ func deactivate(tx *gorm.DB, userID string, erase bool, now int64) error {
 		return ErrNotFound
 	}
 	if err := tx.Where("user_id = ?", userID).Delete(&Threepid{}).Error; err != nil {
+		return err
+	}
+	if err := tx.Where("user_id = ?", userID).Delete(&browserSession{}).Error; err != nil {
 		return err
 	}
 	return tx.Where("user_id = ?", userID).Delete(&Device{}).Error

@@ -179,6 +179,9 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, c AccountChang
 			return err
 		}
 		if c.PasswordHash != nil && c.LogoutDevices {
+			if err := tx.Where("user_id = ?", userID).Delete(&browserSession{}).Error; err != nil {
+				return err
+			}
 			if err := tx.Where("user_id = ?", userID).Delete(&Device{}).Error; err != nil {
 				return err
 			}

@@ -216,6 +216,62 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX admin_audit_target ON admin_audit (target, id)`,
 	}, nil},
+	{10, "OAuth 2.0: clients, grants (codes and device codes), consents, browser sessions; tokens know their client", []string{
+		`CREATE TABLE oauth_clients (
+			client_id TEXT NOT NULL PRIMARY KEY,
+			metadata TEXT NOT NULL,
+			metadata_hash TEXT NOT NULL,
+			application_type TEXT NOT NULL,
+			redirect_uris TEXT NOT NULL,
+			grant_types TEXT NOT NULL,
+			created_at BIGINT NOT NULL
+		)`,
+		`CREATE UNIQUE INDEX oauth_clients_metadata ON oauth_clients (metadata_hash)`,
+		`CREATE TABLE oauth_grants (
+			id TEXT NOT NULL PRIMARY KEY,
+			kind TEXT NOT NULL,
+			client_id TEXT NOT NULL REFERENCES oauth_clients (client_id) ON DELETE CASCADE,
+			scope TEXT NOT NULL,
+			device_id TEXT NOT NULL,
+			redirect_uri TEXT NOT NULL DEFAULT '',
+			response_mode TEXT NOT NULL DEFAULT '',
+			state TEXT NOT NULL DEFAULT '',
+			nonce TEXT NOT NULL DEFAULT '',
+			code_challenge TEXT NOT NULL DEFAULT '',
+			prompt TEXT NOT NULL DEFAULT '',
+			status TEXT NOT NULL DEFAULT 'pending',
+			user_id TEXT,
+			auth_time BIGINT,
+			code_hash TEXT,
+			device_code_hash TEXT,
+			user_code TEXT,
+			last_poll_at BIGINT,
+			poll_interval INTEGER NOT NULL DEFAULT 5,
+			created_at BIGINT NOT NULL,
+			expires_at BIGINT NOT NULL
+		)`,
+		`CREATE UNIQUE INDEX oauth_grants_code ON oauth_grants (code_hash)`,
+		`CREATE UNIQUE INDEX oauth_grants_device_code ON oauth_grants (device_code_hash)`,
+		`CREATE UNIQUE INDEX oauth_grants_user_code ON oauth_grants (user_code)`,
+		`CREATE INDEX oauth_grants_expires ON oauth_grants (expires_at)`,
+		`CREATE TABLE oauth_consents (
+			user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+			client_id TEXT NOT NULL REFERENCES oauth_clients (client_id) ON DELETE CASCADE,
+			scope TEXT NOT NULL,
+			created_at BIGINT NOT NULL,
+			PRIMARY KEY (user_id, client_id)
+		)`,
+		`CREATE TABLE browser_sessions (
+			id_hash TEXT NOT NULL PRIMARY KEY,
+			user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+			created_at BIGINT NOT NULL,
+			expires_at BIGINT NOT NULL
+		)`,
+		`CREATE INDEX browser_sessions_user ON browser_sessions (user_id)`,
+		`ALTER TABLE refresh_tokens ADD COLUMN oauth_client_id TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE refresh_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE access_tokens ADD COLUMN oauth_client_id TEXT NOT NULL DEFAULT ''`,
+	}, nil},
 }
 
 // migrationLock is the PostgreSQL advisory lock instances starting at once

@@ -71,6 +71,8 @@ type accessToken struct {
 	Used           bool   `gorm:"column:used"`
 	// PuppetedBy is the admin who made this token for the user, or "".
 	PuppetedBy string `gorm:"column:puppeted_by"`
+	// OAuthClientID is the OAuth 2.0 client the token was issued to.
+	OAuthClientID string `gorm:"column:oauth_client_id"`
 }
 
 func (accessToken) TableName() string { return "access_tokens" }
@@ -85,6 +87,10 @@ type refreshToken struct {
 	SessionExpiresAt *int64 `gorm:"column:session_expires_at"`
 	NextTokenID      *int64 `gorm:"column:next_token_id"`
 	Consumed         bool   `gorm:"column:consumed"`
+	// OAuthClientID and Scope: the OAuth 2.0 client and scope of the
+	// grant, kept across rotations.
+	OAuthClientID string `gorm:"column:oauth_client_id"`
+	Scope         string `gorm:"column:scope"`
 }
 
 func (refreshToken) TableName() string { return "refresh_tokens" }

@@ -81,9 +81,17 @@ func (s *Store) listenOnce(ctx context.Context, revoked func(string), connected 
 }
 
 // ServerSecret returns the secret called name that every instance sharing
-// the database uses, storing generate's value the first time.
+// the database uses, storing generate's value the first time (generate
+// runs only when there is none yet).
 func (s *Store) ServerSecret(ctx context.Context, name string, generate func() string) (string, error) {
 	g := s.db.WithContext(ctx)
+	var existing string
+	if err := g.Raw(`SELECT value FROM server_secrets WHERE name = ?`, name).Scan(&existing).Error; err != nil {
+		return "", err
+	}
+	if existing != "" {
+		return existing, nil
+	}
 	if err := g.Exec(`INSERT INTO server_secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`,
 		name, generate(), s.nowMS()).Error; err != nil {
 		return "", err

@@ -15,6 +15,7 @@ var portedTables = []string{
 	"accounts", "devices", "refresh_tokens", "access_tokens", "uia_sessions",
 	"registration_tokens", "registration_token_reservations", "registration_nonces",
 	"threepid_sessions", "threepids", "server_secrets", "client_ips", "admin_audit",
+	"oauth_clients", "oauth_grants", "oauth_consents", "browser_sessions",
 }
 
 // portBatch is how many rows port-db copies at a time.

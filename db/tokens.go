@@ -93,14 +93,14 @@ func issueLogin(tx *gorm.DB, userID string, l Login, now int64) (replaced bool, 
 	var refreshID *int64
 	if l.RefreshTokenHash != "" {
 		rt := refreshToken{TokenHash: l.RefreshTokenHash, UserID: userID, DeviceID: l.DeviceID, CreatedAt: now,
-			ExpiresAt: l.RefreshExpiresAt, SessionExpiresAt: l.SessionExpiresAt}
+			ExpiresAt: l.RefreshExpiresAt, SessionExpiresAt: l.SessionExpiresAt, OAuthClientID: l.OAuthClientID, Scope: l.Scope}
 		if err := tx.Create(&rt).Error; err != nil {
 			return replaced, err
 		}
 		refreshID = &rt.ID
 	}
 	at := accessToken{TokenHash: l.AccessTokenHash, UserID: userID, DeviceID: l.DeviceID, CreatedAt: now,
-		ExpiresAt: l.AccessExpiresAt, RefreshTokenID: refreshID, PuppetedBy: l.PuppetedBy}
+		ExpiresAt: l.AccessExpiresAt, RefreshTokenID: refreshID, PuppetedBy: l.PuppetedBy, OAuthClientID: l.OAuthClientID}
 	return replaced, tx.Create(&at).Error
 }
 
@@ -175,12 +175,16 @@ type RefreshResult struct {
 	// AccessExpiresAt is the new access token's expiry, capped by the
 	// session's end.
 	AccessExpiresAt *int64
+	// Scope is the OAuth 2.0 grant's scope (empty for the legacy API).
+	Scope string
 }
 
 // RotateRefreshToken exchanges the refresh token with hash oldHash for the
 // new pair in next. The old token stays usable until the new pair is first
 // used: a retry replaces the unused pair. A consumed token revokes the
-// device (reuse detection).
+// device (reuse detection). The token must have been issued to
+// newRefresh.OAuthClientID (empty for the legacy API); another client's
+// is ErrNotFound.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefresh Login) (RefreshResult, error) {
 	now := s.nowMS()
 	var out RefreshResult
@@ -190,7 +194,10 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefre
 		if err := forUpdate(tx).Where("token_hash = ?", oldHash).Take(&old).Error; err != nil {
 			return err
 		}
-		out = RefreshResult{UserID: old.UserID, DeviceID: old.DeviceID, SessionExpiresAt: old.SessionExpiresAt}
+		if old.OAuthClientID != newRefresh.OAuthClientID {
+			return ErrNotFound
+		}
+		out = RefreshResult{UserID: old.UserID, DeviceID: old.DeviceID, SessionExpiresAt: old.SessionExpiresAt, Scope: old.Scope}
 		if old.Consumed {
 			reused = true
 			return tx.Where("user_id = ? AND device_id = ?", old.UserID, old.DeviceID).Delete(&Device{}).Error
@@ -228,7 +235,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefre
 			return err
 		}
 		rt := refreshToken{TokenHash: newRefresh.RefreshTokenHash, UserID: old.UserID, DeviceID: old.DeviceID,
-			CreatedAt: now, ExpiresAt: newRefresh.RefreshExpiresAt, SessionExpiresAt: old.SessionExpiresAt}
+			CreatedAt: now, ExpiresAt: newRefresh.RefreshExpiresAt, SessionExpiresAt: old.SessionExpiresAt,
+			OAuthClientID: old.OAuthClientID, Scope: old.Scope}
 		if err := tx.Create(&rt).Error; err != nil {
 			return err
 		}
@@ -236,13 +244,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefre
 			return err
 		}
 		at := accessToken{TokenHash: newRefresh.AccessTokenHash, UserID: old.UserID, DeviceID: old.DeviceID,
-			CreatedAt: now, ExpiresAt: newRefresh.AccessExpiresAt, RefreshTokenID: &rt.ID}
+			CreatedAt: now, ExpiresAt: newRefresh.AccessExpiresAt, RefreshTokenID: &rt.ID, OAuthClientID: old.OAuthClientID}
 		return tx.Create(&at).Error
 	})
 	if err == nil && reused {
 		return out, ErrRefreshTokenReused
 	}
-	if errors.Is(err, ErrSessionExpired) || errors.Is(err, ErrAccountLocked) {
+	if errors.Is(err, ErrSessionExpired) || errors.Is(err, ErrAccountLocked) || errors.Is(err, ErrNotFound) {
 		return out, err
 	}
 	return out, translate(err)

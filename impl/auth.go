@@ -43,6 +43,12 @@ type requestInfo struct {
 	// token is the access token sent to an operation whose spec declares
 	// no security (POST /login of an application service).
 	token string
+	// request is the request itself (its cookies, or to hand it to the
+	// OAuth library).
+	request *http.Request
+	// errorFormat is how the operation's errors are written: "" (Matrix),
+	// "oauth2" (RFC 6749) or "html" (a page).
+	errorFormat string
 }
 
 type requestInfoKey struct{}

@@ -58,6 +58,7 @@ type handlerStore interface {
 	ReleaseAbandonedReservations(ctx context.Context, minAgeMS int64) (int64, error)
 	DeleteExpiredThreepidSessions(ctx context.Context) (int64, error)
 	DeleteClientIPsBefore(ctx context.Context, beforeMS int64) (int64, error)
+	DeleteExpiredOAuth(ctx context.Context) (int64, error)
 }
 
 func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog.Logger) (*core, error) {

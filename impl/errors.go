@@ -2,12 +2,15 @@ package impl
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
 
 	"registrar/impl/matrix"
+	"registrar/impl/oauth"
+	"registrar/impl/web"
 )
 
 // writeError is the one place that writes error responses.
@@ -19,7 +22,13 @@ func (h *httpStack) writeError(err error, c echo.Context) {
 		_ = c.JSON(http.StatusUnauthorized, challenge.Body)
 		return
 	}
+	var oerr *oauth.Error
+	if errors.As(err, &oerr) {
+		_ = c.JSON(oerr.Status, oauthErrorBody{Error: oerr.Code, Description: oerr.Description})
+		return
+	}
 	merr := matrix.From(err)
+	format := infoFrom(c.Request().Context()).errorFormat
 	if merr.Status >= 500 {
 		h.log.Error("request failed", "request_id", h.requestID(c), "method", c.Request().Method,
 			"route", c.Path(), "error", err)
@@ -31,7 +40,31 @@ func (h *httpStack) writeError(err error, c echo.Context) {
 		_ = c.NoContent(merr.Status)
 		return
 	}
-	_ = c.JSON(merr.Status, merr.Body())
+	switch {
+	case format == "oauth2":
+		code := oauth.CodeInvalidRequest
+		switch {
+		case merr.Code == matrix.CodeBadJSON: // only client registration takes JSON
+			code = oauth.CodeInvalidClientMetadata
+		case merr.Status >= 500:
+			code = oauth.CodeServerError
+		case merr.Status == http.StatusTooManyRequests:
+			code = oauth.CodeTemporarilyUnavailble
+		}
+		_ = c.JSON(merr.Status, oauthErrorBody{Error: code, Description: merr.Message})
+	case format == "html" && h.errorPage != nil:
+		page := h.errorPage(merr.Status, merr.Message)
+		web.SetHeaders(c.Response().Header(), web.Policy{})
+		_ = c.HTMLBlob(merr.Status, page)
+	default:
+		_ = c.JSON(merr.Status, merr.Body())
+	}
+}
+
+// oauthErrorBody is the error answer of RFC 6749 §5.2.
+type oauthErrorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
 }
 
 // mustJSON marshals v or panics; for values built by the server itself.

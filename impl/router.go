@@ -29,12 +29,14 @@ import (
 // start) authentication and kin-openapi request validation, then the
 // generated strict handlers; and the one place errors are written.
 type httpStack struct {
-	echo          *echo.Echo
-	log           *slog.Logger
-	maxBody       int64
-	tokens        *tokenResolver
-	seen          *seen.Recorder
-	pagePolicy    func(op *openapi3.Operation) web.Policy
+	echo       *echo.Echo
+	log        *slog.Logger
+	maxBody    int64
+	tokens     *tokenResolver
+	seen       *seen.Recorder
+	pagePolicy func(op *openapi3.Operation) web.Policy
+	// errorPage renders an error of a page operation as a page.
+	errorPage     func(status int, msg string) []byte
 	requestPrefix string
 	requestSeq    atomic.Uint64
 }
@@ -48,6 +50,9 @@ func newHTTPStack(s *Server) (*httpStack, error) {
 		tokens:     &tokenResolver{store: s.revoking, appServices: s.appServices, accounts: s.accounts, now: s.now},
 		seen:       s.seen,
 		pagePolicy: s.pagePolicy}
+	if s.oauth != nil {
+		h.errorPage = func(status int, msg string) []byte { return s.oauth.ErrorPage(status, msg).HTML }
+	}
 	e := h.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = h.writeError
@@ -227,10 +232,17 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 	validated.Security = &openapi3.SecurityRequirements{}
 	route := &routers.Route{Spec: spec, Server: spec.Servers[0], Path: path, PathItem: item, Method: method, Operation: &validated}
 	bodySchema := jsonBodySchema(op)
+	// The OAuth library parses and validates its protocol's requests and
+	// answers with the protocol's errors.
+	protocol := op.Extensions["x-registrar-protocol"] != nil
+	errorFormat, _ := op.Extensions["x-registrar-errors"].(string)
+	if protocol {
+		errorFormat = "oauth2"
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
-			info := &requestInfo{clientIP: c.RealIP()}
+			info := &requestInfo{clientIP: c.RealIP(), errorFormat: errorFormat}
 			switch {
 			case mode == authRequired:
 				who, err := h.tokens.resolve(req.Context(), req, c.QueryParams(), true, allowLocked)
@@ -252,7 +264,11 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 				}
 			}
 			req = req.WithContext(context.WithValue(req.Context(), requestInfoKey{}, info))
+			info.request = req
 			c.SetRequest(req)
+			if protocol {
+				return next(c)
+			}
 			if bodySchema != nil {
 				if err := prepareJSONBody(req, bodySchema); err != nil {
 					return err

@@ -14,6 +14,7 @@ import (
 	"registrar/api"
 	"registrar/db"
 	"registrar/impl/config"
+	"registrar/impl/oauth"
 	"registrar/impl/seen"
 	"registrar/impl/threepid"
 	"registrar/impl/uia"
@@ -31,7 +32,9 @@ type Server struct {
 	threepids *threepid.Service
 	// seen records device uses in batches.
 	seen *seen.Recorder
-	http http.Handler
+	// oauth is the OAuth 2.0 authorisation server, nil when it is off.
+	oauth *oauth.Service
+	http  http.Handler
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -63,6 +66,10 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 	}
 	if s.cfg.EnableRegistrationCaptcha {
 		s.captcha = newCaptchaVerifier(s.cfg.CaptchaSecret(), s.cfg.Captcha.RecaptchaSiteverifyAPI, log)
+	}
+	if s.cfg.OAuth.Enabled {
+		s.oauth = oauth.New(&s.cfg, oauth.Options{Store: s.revoking, Accounts: s.accounts, Remote: s.redis, ClientKey: addressKey,
+			Secret: s.cfg.SecretKey(), Now: now, Log: log})
 	}
 	if s.uia, err = s.newUIAEngine(); err != nil {
 		return nil, err
@@ -120,6 +127,11 @@ func (s *Server) Sweep(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Info("swept expired 3PID validation sessions", "count", n)
 	}
+	if n, err := s.store.DeleteExpiredOAuth(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("sweeping expired OAuth grants and browser sessions failed", "error", err)
+	} else if n > 0 {
+		s.log.Info("swept expired OAuth grants and browser sessions", "count", n)
+	}
 	if age := s.cfg.UserIPsMaxAge; age != nil {
 		if n, err := s.store.DeleteClientIPsBefore(ctx, s.now().Add(-age.Duration).UnixMilli()); err != nil && ctx.Err() == nil {
 			s.log.Warn("sweeping old client addresses failed", "error", err)
@@ -128,7 +140,11 @@ func (s *Server) Sweep(ctx context.Context) {
 		}
 	}
 	now := s.now()
-	for _, l := range append(s.limits.all(), s.threepids.Limiter()) {
+	limiters := append(s.limits.all(), s.threepids.Limiter())
+	if s.oauth != nil {
+		limiters = append(limiters, s.oauth.Limiters()...)
+	}
+	for _, l := range limiters {
 		l.Reclaim(now)
 	}
 }

@@ -112,9 +112,10 @@ func TestEveryOperationValidates(t *testing.T) {
 					query, refused = "?"+requiredQuery+"=x", true
 				}
 				if op.RequestBody != nil && op.RequestBody.Value.Content.Get("application/json") != nil {
-					env.do(method, p+query, `{not json`, header...).expect(t, http.StatusBadRequest, "M_NOT_JSON")
+					jop := jsonOperation{method: method, path: p, oauth: op.Extensions["x-registrar-errors"] == "oauth2"}
+					jop.expectRefused(t, env.do(method, p+query, `{not json`, header...), http.StatusBadRequest, "M_NOT_JSON")
 					if bad := wrongTypedBody(op); bad != "" {
-						env.do(method, p+query, bad, header...).expect(t, http.StatusBadRequest, "M_BAD_JSON")
+						jop.expectRefused(t, env.do(method, p+query, bad, header...), http.StatusBadRequest, "M_BAD_JSON")
 					}
 					refused = true
 				}

@@ -24,6 +24,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	slog.SetDefault(log) // libraries' logs (the OAuth library's) go the same way
 	store, err := db.Open(ctx, cfg.DatabaseDSN(), cfg.StoreOptions())
 	if err != nil {
 		return err

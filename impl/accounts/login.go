@@ -18,6 +18,9 @@ type LoginRequest struct {
 	DisplayName *string
 	// Refresh: the client supports refresh tokens.
 	Refresh bool
+	// OAuthAccessLifetime, when set, makes an OAuth 2.0 login: a refresh
+	// token always, and access tokens of this lifetime.
+	OAuthAccessLifetime time.Duration
 }
 
 // LoginResult is what a new login hands the client.
@@ -70,8 +73,12 @@ func (s *Service) prepareLogin(req LoginRequest) (db.Login, LoginResult, error) 
 		l.SessionExpiresAt = msPtr(t)
 	}
 	accessLifetime := s.cfg.NonrefreshableAccessTokenLifetime
-	if req.Refresh && s.cfg.RefreshableAccessTokenLifetime != nil {
+	if req.OAuthAccessLifetime > 0 {
+		accessLifetime = &config.Duration{Duration: req.OAuthAccessLifetime}
+	} else if req.Refresh && s.cfg.RefreshableAccessTokenLifetime != nil {
 		accessLifetime = s.cfg.RefreshableAccessTokenLifetime
+	}
+	if req.OAuthAccessLifetime > 0 || (req.Refresh && s.cfg.RefreshableAccessTokenLifetime != nil) {
 		out.RefreshToken = secrets.NewRefreshToken()
 		l.RefreshTokenHash = secrets.HashToken(out.RefreshToken)
 		l.RefreshExpiresAt = expiry(now, s.cfg.RefreshTokenLifetime, sessionEnd)
@@ -82,6 +89,12 @@ func (s *Service) prepareLogin(req LoginRequest) (db.Login, LoginResult, error) 
 		out.ExpiresInMS = &ms
 	}
 	return l, out, nil
+}
+
+// PrepareLogin makes the device and tokens of a login issued elsewhere
+// (an OAuth 2.0 grant, spent in the same transaction as the login).
+func (s *Service) PrepareLogin(req LoginRequest) (db.Login, LoginResult, error) {
+	return s.prepareLogin(req)
 }
 
 // expiry is now+lifetime capped by the session's end, the session's end
@@ -161,32 +174,44 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (LoginResult
 	if s.cfg.RefreshableAccessTokenLifetime == nil {
 		return LoginResult{}, errRefreshDisabled
 	}
-	login, out, err := s.prepareLogin(LoginRequest{Refresh: true})
+	out, _, err := s.rotate(ctx, refreshToken, LoginRequest{Refresh: true}, "")
+	return out, err
+}
+
+// RefreshOAuth rotates the token pair of an OAuth 2.0 grant of clientID,
+// as Refresh does, and returns the grant's scope.
+func (s *Service) RefreshOAuth(ctx context.Context, refreshToken, clientID string, accessLifetime time.Duration) (LoginResult, string, error) {
+	return s.rotate(ctx, refreshToken, LoginRequest{OAuthAccessLifetime: accessLifetime}, clientID)
+}
+
+func (s *Service) rotate(ctx context.Context, refreshToken string, req LoginRequest, clientID string) (LoginResult, string, error) {
+	login, out, err := s.prepareLogin(req)
 	if err != nil {
-		return LoginResult{}, err
+		return LoginResult{}, "", err
 	}
+	login.OAuthClientID = clientID
 	res, err := s.store.RotateRefreshToken(ctx, secrets.HashToken(refreshToken), login)
 	switch {
 	case errors.Is(err, db.ErrRefreshTokenReused):
 		s.log.Warn("refresh token reused; device revoked", "user_id", res.UserID, "device_id", res.DeviceID)
-		return LoginResult{}, errUnknownRefreshToken
+		return LoginResult{}, "", errUnknownRefreshToken
 	case errors.Is(err, db.ErrNotFound):
-		return LoginResult{}, errUnknownRefreshToken
+		return LoginResult{}, "", errUnknownRefreshToken
 	case errors.Is(err, db.ErrTokenExpired):
-		return LoginResult{}, &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeUnknownToken, Message: "Refresh token has expired", SoftLogout: true}
-	case errors.Is(err, db.ErrAccountLocked):
-		return LoginResult{}, matrix.ErrUserLocked
+		return LoginResult{}, "", &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeUnknownToken, Message: "Refresh token has expired", SoftLogout: true}
 	case errors.Is(err, db.ErrSessionExpired):
-		return LoginResult{}, &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeUnknownToken, Message: "The session has expired; log in again"}
+		return LoginResult{}, "", &matrix.Error{Status: http.StatusUnauthorized, Code: matrix.CodeUnknownToken, Message: "The session has expired; log in again"}
+	case errors.Is(err, db.ErrAccountLocked):
+		return LoginResult{}, "", matrix.ErrUserLocked
 	case err != nil:
-		return LoginResult{}, matrix.Internal(err)
+		return LoginResult{}, "", matrix.Internal(err)
 	}
 	out.DeviceID, out.ExpiresInMS = res.DeviceID, nil
 	if res.AccessExpiresAt != nil {
 		ms := *res.AccessExpiresAt - s.now().UnixMilli()
 		out.ExpiresInMS = &ms
 	}
-	return out, nil
+	return out, res.Scope, nil
 }
 
 // errInvalidLoginToken is an unknown, used or expired login token.

@@ -122,6 +122,10 @@ type Config struct {
 	// token for another client to log in with (Synapse's option).
 	LoginViaExistingSession LoginViaExistingSession `yaml:"login_via_existing_session"`
 
+	// OAuth is the OAuth 2.0 API (Matrix v1.15+): registrar as the
+	// authorisation server, beside the legacy API.
+	OAuth OAuth `yaml:"oauth"`
+
 	// UserIPsMaxAge is how long the addresses and user agents each device
 	// was used from are kept (whois); null keeps them for ever.
 	UserIPsMaxAge *Duration `yaml:"user_ips_max_age"`
@@ -251,6 +255,35 @@ type UIAuth struct {
 	MaxSessionsPerAddress int `yaml:"max_sessions_per_address"`
 }
 
+// OAuth configures the OAuth 2.0 API.
+type OAuth struct {
+	// Enabled serves the OAuth 2.0 API (auth_metadata and its endpoints).
+	Enabled bool `yaml:"enabled"`
+	// Issuer is the authorisation server's identifier; public_baseurl by
+	// default.
+	Issuer string `yaml:"issuer"`
+	// LegacyAPI keeps the legacy login and registration API (UIA /register,
+	// /login, /refresh) beside it.
+	LegacyAPI bool `yaml:"legacy_api"`
+	// AccessTokenLifetime is how long an OAuth access token lives before
+	// it is refreshed.
+	AccessTokenLifetime Duration `yaml:"access_token_lifetime"`
+	// CodeLifetime is how long an authorisation code may be exchanged.
+	CodeLifetime Duration `yaml:"code_lifetime"`
+	// DeviceCodeLifetime is how long a device authorisation waits for the
+	// user; DevicePollInterval the least time between polls.
+	DeviceCodeLifetime Duration `yaml:"device_code_lifetime"`
+	DevicePollInterval Duration `yaml:"device_poll_interval"`
+	// BrowserSessionLifetime is how long a sign-in in the browser lasts.
+	BrowserSessionLifetime Duration `yaml:"browser_session_lifetime"`
+	// RcClientRegistration, RcDeviceAuthorization and RcUserCode limit
+	// client registrations, device authorisations and wrong user codes
+	// per client address.
+	RcClientRegistration  ratelimit.Rate `yaml:"rc_client_registration"`
+	RcDeviceAuthorization ratelimit.Rate `yaml:"rc_device_authorization"`
+	RcUserCode            ratelimit.Rate `yaml:"rc_user_code"`
+}
+
 // UserTypes is Synapse's user_types.
 type UserTypes struct {
 	ExtraUserTypes []string `yaml:"extra_user_types"`
@@ -312,8 +345,14 @@ func Default() Config {
 		RcUIAStart:                     ratelimit.Rate{PerSecond: 0.5, BurstCount: 20},
 		RefreshableAccessTokenLifetime: &Duration{5 * time.Minute},
 		UserIPsMaxAge:                  &Duration{28 * 24 * time.Hour},
-		Redis:                          Redis{Host: "localhost", Port: 6379},
-		LoginViaExistingSession:        LoginViaExistingSession{RequireUIAuth: true, TokenTimeout: Duration{5 * time.Minute}},
+		OAuth: OAuth{Enabled: true, LegacyAPI: true, AccessTokenLifetime: Duration{5 * time.Minute},
+			CodeLifetime: Duration{10 * time.Minute}, DeviceCodeLifetime: Duration{30 * time.Minute},
+			DevicePollInterval: Duration{5 * time.Second}, BrowserSessionLifetime: Duration{24 * time.Hour},
+			RcClientRegistration:  ratelimit.Rate{PerSecond: 0.1, BurstCount: 10},
+			RcDeviceAuthorization: ratelimit.Rate{PerSecond: 0.1, BurstCount: 10},
+			RcUserCode:            ratelimit.Rate{PerSecond: 0.05, BurstCount: 5}},
+		Redis:                   Redis{Host: "localhost", Port: 6379},
+		LoginViaExistingSession: LoginViaExistingSession{RequireUIAuth: true, TokenTimeout: Duration{5 * time.Minute}},
 	}
 }
 
@@ -374,6 +413,9 @@ func (c *Config) complete() {
 	}
 	if c.PublicBaseURL != "" && !strings.HasSuffix(c.PublicBaseURL, "/") {
 		c.PublicBaseURL += "/"
+	}
+	if c.OAuth.Issuer == "" {
+		c.OAuth.Issuer = c.PublicBaseURL
 	}
 	if c.MaxConnections == 0 {
 		c.MaxConnections = defaultMaxConnections()

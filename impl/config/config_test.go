@@ -88,6 +88,13 @@ func TestEveryRefusal(t *testing.T) {
 		{"registration_shared_secret_path empty", "registration_shared_secret_path: " + empty, `registration_shared_secret_path: the file is empty`},
 		{"macaroon_secret_key", `macaroon_secret_key: short`, `macaroon_secret_key must be at least 16 characters`},
 		{"app_service_config_files", `app_service_config_files: [` + empty + `]`, `app_service_config_files: ` + empty + `: id, as_token, hs_token and sender_localpart are required`},
+		{"user_ips_max_age", `user_ips_max_age: 0`, `user_ips_max_age must be positive (or null to disable)`},
+		{"user_types.extra_user_types", `user_types: {extra_user_types: [""]}`, `user_types.extra_user_types: "" is not a user type`},
+		{"oauth.issuer", `oauth: {issuer: "https://x/?a=b"}`, `oauth.issuer "https://x/?a=b" must be an absolute http(s) URL without query or fragment`},
+		{"oauth.legacy_api", `oauth: {enabled: false, legacy_api: false}`, `oauth: legacy_api: false needs oauth.enabled: true (no way to log in would remain)`},
+		{"oauth.access_token_lifetime", `oauth: {access_token_lifetime: 10s}`, `oauth.access_token_lifetime must be between 1m0s and 24h0m0s`},
+		{"oauth.device_poll_interval", `oauth: {device_poll_interval: 0s}`, `oauth.device_poll_interval must be between 1s and 1m0s`},
+		{"oauth.rc_user_code", `oauth: {rc_user_code: {per_second: -1}}`, `oauth.rc_user_code: per_second and burst_count must not be negative`},
 		{"unknown option", `enable_registraton: true`, `yaml: unmarshal errors: line 1: field enable_registraton not found in type config.Config`},
 	} {
 		t.Run(tc.option, func(t *testing.T) {

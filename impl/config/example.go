@@ -169,6 +169,22 @@ login_via_existing_session:
   require_ui_auth: true        # the password again before each token
   token_timeout: 5m
 
+# The OAuth 2.0 API (Matrix v1.15+; Element X signs in only with it):
+# registrar is the authorisation server. Its endpoints and pages live under
+# /_registrar/ (forward that path to registrar too).
+oauth:
+  enabled: true
+  #issuer: https://matrix.example.org/   # default: public_baseurl
+  legacy_api: true              # keep UIA /register, /login and /refresh
+  access_token_lifetime: 5m
+  code_lifetime: 10m
+  device_code_lifetime: 30m
+  device_poll_interval: 5s
+  browser_session_lifetime: 24h
+  rc_client_registration: {per_second: 0.1, burst_count: 10}
+  rc_device_authorization: {per_second: 0.1, burst_count: 10}
+  rc_user_code: {per_second: 0.05, burst_count: 5}
+
 # How long the addresses and user agents of each device's use are kept
 # (the admin API's whois); null keeps them for ever.
 user_ips_max_age: 28d

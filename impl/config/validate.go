@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 	c.validateRedis(&p)
 	c.validateSessions(&p)
 	c.validateUserTypes(&p)
+	c.validateOAuth(&p)
 	if len(p) > 0 {
 		return &Error{Problems: p}
 	}
@@ -280,7 +281,8 @@ func (c *Config) validateRateLimits(p *problems) {
 		{"rc_registration", c.RcRegistration}, {"rc_login.address", c.RcLogin.Address}, {"rc_login.account", c.RcLogin.Account},
 		{"rc_login.failed_attempts", c.RcLogin.FailedAttempts}, {"rc_3pid_validation", c.Rc3PIDValidation},
 		{"rc_registration_token_validity", c.RcRegistrationTokenValidity}, {"rc_username_availability", c.RcUsernameAvailability},
-		{"rc_uia_start", c.RcUIAStart},
+		{"rc_uia_start", c.RcUIAStart}, {"oauth.rc_client_registration", c.OAuth.RcClientRegistration},
+		{"oauth.rc_device_authorization", c.OAuth.RcDeviceAuthorization}, {"oauth.rc_user_code", c.OAuth.RcUserCode},
 	} {
 		if rl.r.PerSecond < 0 || rl.r.BurstCount < 0 {
 			p.add("%s: per_second and burst_count must not be negative", rl.name)
@@ -305,6 +307,35 @@ func (c *Config) validateSessions(p *problems) {
 	} {
 		if d.d != nil && d.d.Duration <= 0 {
 			p.add("%s must be positive (or null to disable)", d.name)
+		}
+	}
+}
+
+func (c *Config) validateOAuth(p *problems) {
+	o := c.OAuth
+	if !o.Enabled {
+		if !o.LegacyAPI {
+			p.add("oauth: legacy_api: false needs oauth.enabled: true (no way to log in would remain)")
+		}
+		return
+	}
+	// An issuer derived from public_baseurl is checked as public_baseurl.
+	if u, err := url.Parse(o.Issuer); o.Issuer != c.PublicBaseURL && (err != nil || !httpURL(o.Issuer) || u.RawQuery != "" || u.Fragment != "") {
+		p.add("oauth.issuer %q must be an absolute http(s) URL without query or fragment", o.Issuer)
+	}
+	for _, d := range []struct {
+		name     string
+		d        time.Duration
+		min, max time.Duration
+	}{
+		{"access_token_lifetime", o.AccessTokenLifetime.Duration, time.Minute, 24 * time.Hour},
+		{"code_lifetime", o.CodeLifetime.Duration, 30 * time.Second, time.Hour},
+		{"device_code_lifetime", o.DeviceCodeLifetime.Duration, time.Minute, 24 * time.Hour},
+		{"device_poll_interval", o.DevicePollInterval.Duration, time.Second, time.Minute},
+		{"browser_session_lifetime", o.BrowserSessionLifetime.Duration, 5 * time.Minute, 366 * 24 * time.Hour},
+	} {
+		if d.d < d.min || d.d > d.max {
+			p.add("oauth.%s must be between %s and %s", d.name, d.min, d.max)
 		}
 	}
 }

@@ -144,3 +144,30 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, c db.AccountCh
 	defer s.revoke(userID)
 	return s.Store.UpdateAccount(ctx, userID, c)
 }
+
+// ExchangeOAuthCode implements db.Store.ExchangeOAuthCode; a replayed
+// code logs its device out, and a reused device loses its tokens.
+func (s *Store) ExchangeOAuthCode(ctx context.Context, codeHash string, l db.Login) (db.OAuthGrant, bool, error) {
+	g, replaced, err := s.Store.ExchangeOAuthCode(ctx, codeHash, l)
+	if (replaced || err == db.ErrCodeReplayed) && g.UserID != nil {
+		s.revoke(*g.UserID)
+	}
+	return g, replaced, err
+}
+
+// PollDeviceGrant implements db.Store.PollDeviceGrant; a reused device
+// loses its tokens.
+func (s *Store) PollDeviceGrant(ctx context.Context, deviceCodeHash, clientID string, l db.Login) (db.OAuthGrant, bool, error) {
+	g, replaced, err := s.Store.PollDeviceGrant(ctx, deviceCodeHash, clientID, l)
+	if replaced && g.UserID != nil {
+		s.revoke(*g.UserID)
+	}
+	return g, replaced, err
+}
+
+// RevokeOAuthToken implements db.Store.RevokeOAuthToken.
+func (s *Store) RevokeOAuthToken(ctx context.Context, tokenHash string) (string, error) {
+	userID, err := s.Store.RevokeOAuthToken(ctx, tokenHash)
+	s.revoke(userID)
+	return userID, err
+}

@@ -26,6 +26,9 @@ var readOnly = map[string]bool{
 	"Threepids": true, "AddThreepid": true, "DeleteThreepid": true, "ConsumeThreepidSession": true, "DeleteExpiredThreepidSessions": true,
 	"Device": true, "RenameDevice": true, "CreateDevice": true, "ListAccounts": true, "AuditLog": true,
 	"RecordSeen": true, "ClientIPs": true, "DeleteClientIPsBefore": true,
+	"RegisterOAuthClient": true, "OAuthGrantByCode": true, "OAuthClient": true, "CreateOAuthGrant": true, "OAuthGrant": true, "PendingDeviceGrant": true,
+	"DecideOAuthGrant": true, "OAuthConsent": true, "SaveOAuthConsent": true, "CreateBrowserSession": true,
+	"BrowserSession": true, "DeleteBrowserSession": true, "DeleteExpiredOAuth": true,
 }
 
 func TestEveryWriteThatRevokesIsWrapped(t *testing.T) {

@@ -36,6 +36,9 @@ type Policy struct {
 	Scripts       []string
 	ScriptOrigins []string
 	FrameOrigins  []string
+	// FormAction are sources beyond 'self' a form may end up at after
+	// redirects (an OAuth client's redirect URI).
+	FormAction []string
 }
 
 // String renders the policy.
@@ -52,7 +55,13 @@ func (p Policy) String() string {
 	if len(p.FrameOrigins) > 0 {
 		b.WriteString("; frame-src " + strings.Join(p.FrameOrigins, " "))
 	}
-	b.WriteString("; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	b.WriteString("; form-action 'self'")
+	for _, src := range p.FormAction {
+		if src != "" {
+			b.WriteString(" " + src)
+		}
+	}
+	b.WriteString("; base-uri 'none'; frame-ancestors 'none'")
 	return b.String()
 }
 

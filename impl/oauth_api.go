@@ -1,0 +1,300 @@
+package impl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"registrar/api"
+	"registrar/db"
+	"registrar/impl/matrix"
+	"registrar/impl/oauth"
+	"registrar/impl/secrets"
+	"registrar/impl/web"
+)
+
+// errOAuthOff answers the OAuth 2.0 API's operations when it is off.
+var errOAuthOff = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeUnrecognized,
+	Message: "The OAuth 2.0 API is not enabled on this server; use the legacy API."}
+
+func (s *Server) oauthOn() error {
+	if s.oauth == nil {
+		return errOAuthOff
+	}
+	return nil
+}
+
+// GetAuthMetadata is GET /_matrix/client/v1/auth_metadata (Matrix v1.15).
+func (s *Server) GetAuthMetadata(ctx context.Context, _ api.GetAuthMetadataRequestObject) (api.GetAuthMetadataResponseObject, error) {
+	m, err := s.authMetadata()
+	if err != nil {
+		return nil, err
+	}
+	return api.GetAuthMetadata200JSONResponse(m), nil
+}
+
+// GetOpenIDConfiguration is GET /.well-known/openid-configuration, the
+// same metadata where OpenID Connect clients look for it.
+func (s *Server) GetOpenIDConfiguration(ctx context.Context, _ api.GetOpenIDConfigurationRequestObject) (api.GetOpenIDConfigurationResponseObject, error) {
+	m, err := s.authMetadata()
+	if err != nil {
+		return nil, err
+	}
+	return api.GetOpenIDConfiguration200JSONResponse(m), nil
+}
+
+func (s *Server) authMetadata() (api.AuthMetadata, error) {
+	var m api.AuthMetadata
+	if err := s.oauthOn(); err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(mustJSON(s.oauth.Metadata()), &m); err != nil {
+		return m, matrix.Internal(err)
+	}
+	return m, nil
+}
+
+// GetOAuthKeys is GET /_registrar/oauth2/keys: the ID token signing key.
+func (s *Server) GetOAuthKeys(ctx context.Context, _ api.GetOAuthKeysRequestObject) (api.GetOAuthKeysResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	set, err := s.oauth.KeySet(ctx)
+	if err != nil {
+		return nil, matrix.Internal(err)
+	}
+	var out api.GetOAuthKeys200JSONResponse
+	if err := json.Unmarshal(mustJSON(set), &out); err != nil {
+		return nil, matrix.Internal(err)
+	}
+	return out, nil
+}
+
+// RegisterOAuthClient is POST /_registrar/oauth2/register (RFC 7591).
+func (s *Server) RegisterOAuthClient(ctx context.Context, req api.RegisterOAuthClientRequestObject) (api.RegisterOAuthClientResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	b := req.Body
+	m := oauth.ClientMetadata{ClientURI: deref(b.ClientUri), ClientName: deref(b.ClientName), LogoURI: deref(b.LogoUri),
+		TOSURI: deref(b.TosUri), PolicyURI: deref(b.PolicyUri), ApplicationType: deref(b.ApplicationType),
+		TokenEndpointAuthMethod: deref(b.TokenEndpointAuthMethod), RedirectURIs: derefSlice(b.RedirectUris),
+		GrantTypes: derefSlice(b.GrantTypes), ResponseTypes: derefSlice(b.ResponseTypes), Contacts: derefSlice(b.Contacts),
+		Localized: map[string]string{}}
+	for k, v := range b.AdditionalProperties {
+		if str, ok := v.(string); ok && strings.Contains(k, "#") {
+			m.Localized[k] = str
+		}
+	}
+	registered, err := s.oauth.RegisterClient(ctx, m, addressKey(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return registeredClient{registered}, nil
+}
+
+// registeredClient answers a registration with the metadata registered,
+// localized variants included (the generated 201 type would drop them).
+type registeredClient struct{ oauth.ClientMetadata }
+
+// VisitRegisterOAuthClientResponse implements api.RegisterOAuthClientResponseObject.
+func (r registeredClient) VisitRegisterOAuthClientResponse(w http.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusCreated)
+	return json.NewEncoder(w).Encode(r.ClientMetadata)
+}
+
+func isNotFound(err error) bool { return errors.Is(err, db.ErrNotFound) }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefSlice(s *[]string) []string {
+	if s == nil {
+		return nil
+	}
+	return *s
+}
+
+// OauthRevoke is POST /_registrar/oauth2/revoke (RFC 7009): the token's
+// device is logged out, access and refresh tokens both; an unknown token
+// is not an error, nor is a client_id that is not the token's.
+func (s *Server) OauthRevoke(ctx context.Context, req api.OauthRevokeRequestObject) (api.OauthRevokeResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	token := deref(req.Body.Token)
+	if token == "" {
+		return nil, &oauth.Error{Status: http.StatusBadRequest, Code: oauth.CodeInvalidRequest, Description: "token is required"}
+	}
+	if _, err := s.revoking.RevokeOAuthToken(ctx, secrets.HashToken(token)); err != nil && !isNotFound(err) {
+		return nil, matrix.Internal(err)
+	}
+	return api.OauthRevoke200Response{}, nil
+}
+
+// protocolResponse hands a request to zitadel/oidc's handler, which
+// parses, validates and answers it (RFC 6749 errors and redirects).
+type protocolResponse struct {
+	handler http.Handler
+	request *http.Request
+}
+
+func (p protocolResponse) serve(w http.ResponseWriter) error {
+	p.handler.ServeHTTP(w, p.request)
+	return nil
+}
+
+// VisitOauthAuthorizeResponse implements api.OauthAuthorizeResponseObject.
+func (p protocolResponse) VisitOauthAuthorizeResponse(w http.ResponseWriter) error { return p.serve(w) }
+
+// VisitOauthTokenResponse implements api.OauthTokenResponseObject.
+func (p protocolResponse) VisitOauthTokenResponse(w http.ResponseWriter) error { return p.serve(w) }
+
+// VisitOauthDeviceAuthorizationResponse implements api.OauthDeviceAuthorizationResponseObject.
+func (p protocolResponse) VisitOauthDeviceAuthorizationResponse(w http.ResponseWriter) error {
+	return p.serve(w)
+}
+
+func (s *Server) protocol(ctx context.Context) (protocolResponse, error) {
+	if err := s.oauthOn(); err != nil {
+		return protocolResponse{}, err
+	}
+	return protocolResponse{handler: s.oauth.Protocol(), request: infoFrom(ctx).request}, nil
+}
+
+// OauthAuthorize is GET /_registrar/oauth2/authorize (RFC 6749 §4.1).
+func (s *Server) OauthAuthorize(ctx context.Context, _ api.OauthAuthorizeRequestObject) (api.OauthAuthorizeResponseObject, error) {
+	return s.protocol(ctx)
+}
+
+// OauthToken is POST /_registrar/oauth2/token.
+func (s *Server) OauthToken(ctx context.Context, _ api.OauthTokenRequestObject) (api.OauthTokenResponseObject, error) {
+	return s.protocol(ctx)
+}
+
+// OauthDeviceAuthorization is POST /_registrar/oauth2/device_authorization (RFC 8628).
+func (s *Server) OauthDeviceAuthorization(ctx context.Context, _ api.OauthDeviceAuthorizationRequestObject) (api.OauthDeviceAuthorizationResponseObject, error) {
+	return s.protocol(ctx)
+}
+
+// pageResponse writes an oauth.Page: HTML or a redirect, its cookies and
+// its Content-Security-Policy.
+type pageResponse struct{ oauth.Page }
+
+func (p pageResponse) write(w http.ResponseWriter) error {
+	h := w.Header()
+	for _, c := range p.Cookies {
+		h.Add("Set-Cookie", c.String())
+	}
+	web.SetHeaders(h, p.Policy())
+	if p.Status == http.StatusSeeOther {
+		h.Set("Location", p.Location)
+		w.WriteHeader(p.Status)
+		return nil
+	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(p.Status)
+	_, err := bytes.NewReader(p.HTML).WriteTo(w)
+	return err
+}
+
+// VisitSignInPageResponse implements api.SignInPageResponseObject.
+func (p pageResponse) VisitSignInPageResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitSignInSubmitResponse implements api.SignInSubmitResponseObject.
+func (p pageResponse) VisitSignInSubmitResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitSignOutSubmitResponse implements api.SignOutSubmitResponseObject.
+func (p pageResponse) VisitSignOutSubmitResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitConsentPageResponse implements api.ConsentPageResponseObject.
+func (p pageResponse) VisitConsentPageResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitConsentSubmitResponse implements api.ConsentSubmitResponseObject.
+func (p pageResponse) VisitConsentSubmitResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitDeviceVerificationPageResponse implements api.DeviceVerificationPageResponseObject.
+func (p pageResponse) VisitDeviceVerificationPageResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitDeviceVerificationSubmitResponse implements api.DeviceVerificationSubmitResponseObject.
+func (p pageResponse) VisitDeviceVerificationSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// browser is the page request's cookies and address.
+func browser(ctx context.Context) oauth.Browser {
+	b := oauth.Browser{ClientKey: addressKey(ctx)}
+	if r := infoFrom(ctx).request; r != nil {
+		b.Cookies = r.Cookies()
+	}
+	return b
+}
+
+// SignInPage is GET /_registrar/login.
+func (s *Server) SignInPage(ctx context.Context, req api.SignInPageRequestObject) (api.SignInPageResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	return pageResponse{s.oauth.SignInPage(ctx, browser(ctx), deref(req.Params.Next))}, nil
+}
+
+// SignInSubmit is POST /_registrar/login.
+func (s *Server) SignInSubmit(ctx context.Context, req api.SignInSubmitRequestObject) (api.SignInSubmitResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	b := req.Body
+	return pageResponse{s.oauth.SignIn(ctx, browser(ctx), oauth.SignInForm{Username: deref(b.Username), Password: deref(b.Password),
+		CSRF: deref(b.Csrf), Next: deref(b.Next)})}, nil
+}
+
+// SignOutSubmit is POST /_registrar/logout.
+func (s *Server) SignOutSubmit(ctx context.Context, req api.SignOutSubmitRequestObject) (api.SignOutSubmitResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	return pageResponse{s.oauth.SignOut(ctx, browser(ctx), deref(req.Body.Csrf))}, nil
+}
+
+// ConsentPage is GET /_registrar/consent/{grantId}.
+func (s *Server) ConsentPage(ctx context.Context, req api.ConsentPageRequestObject) (api.ConsentPageResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	return pageResponse{s.oauth.ConsentPage(ctx, browser(ctx), req.GrantId)}, nil
+}
+
+// ConsentSubmit is POST /_registrar/consent/{grantId}.
+func (s *Server) ConsentSubmit(ctx context.Context, req api.ConsentSubmitRequestObject) (api.ConsentSubmitResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	return pageResponse{s.oauth.Consent(ctx, browser(ctx), req.GrantId, deref(req.Body.Action), deref(req.Body.Csrf))}, nil
+}
+
+// DeviceVerificationPage is GET /_registrar/device (RFC 8628 verification_uri).
+func (s *Server) DeviceVerificationPage(ctx context.Context, req api.DeviceVerificationPageRequestObject) (api.DeviceVerificationPageResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	return pageResponse{s.oauth.DevicePage(ctx, browser(ctx), deref(req.Params.UserCode))}, nil
+}
+
+// DeviceVerificationSubmit is POST /_registrar/device.
+func (s *Server) DeviceVerificationSubmit(ctx context.Context, req api.DeviceVerificationSubmitRequestObject) (api.DeviceVerificationSubmitResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	return pageResponse{s.oauth.DeviceSubmit(ctx, browser(ctx), deref(req.Body.UserCode), deref(req.Body.Csrf))}, nil
+}
