@@ -41,7 +41,7 @@ func (h *httpStack) writeError(err error, c echo.Context) {
 		return
 	}
 	switch {
-	case format == "oauth2":
+	case format == "oauth2" && merr != errOAuthOff:
 		code := oauth.CodeInvalidRequest
 		switch {
 		case merr.Code == matrix.CodeBadJSON: // only client registration takes JSON

@@ -87,6 +87,9 @@ func testConfig() config.Config {
 	cfg.RcRegistrationTokenValidity = ratelimit.Rate{}
 	cfg.RcUsernameAvailability = ratelimit.Rate{}
 	cfg.RcUIAStart = ratelimit.Rate{}
+	cfg.OAuth.RcClientRegistration = ratelimit.Rate{}
+	cfg.OAuth.RcDeviceAuthorization = ratelimit.Rate{}
+	cfg.OAuth.RcUserCode = ratelimit.Rate{}
 	return cfg
 }
 

@@ -336,3 +336,299 @@ func TestOAuthDeviceGrant(t *testing.T) {
 		t.Fatal("a device code worked twice")
 	}
 }
+
+func TestOAuthClientRegistrationRules(t *testing.T) {
+	env := newOAuthEnv(t)
+	valid := map[string]any{"client_uri": "https://example.com/", "redirect_uris": []string{"https://app.example.com/callback"}}
+	with := func(changes map[string]any) string {
+		m := map[string]any{}
+		for k, v := range valid {
+			m[k] = v
+		}
+		for k, v := range changes {
+			if v == nil {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+		return jsonBody(m)
+	}
+	cases := []struct {
+		name    string
+		body    string
+		status  int
+		errCode string
+	}{
+		{"valid web client", with(nil), 201, ""},
+		{"no client_uri", with(map[string]any{"client_uri": nil}), 400, "invalid_client_metadata"},
+		{"http client_uri", with(map[string]any{"client_uri": "http://example.com/"}), 400, "invalid_client_metadata"},
+		{"client_uri with user info", with(map[string]any{"client_uri": "https://u:p@example.com/"}), 400, "invalid_client_metadata"},
+		{"web client with http redirect", with(map[string]any{"redirect_uris": []string{"http://example.com/callback"}}), 400, "invalid_redirect_uri"},
+		{"web redirect on another host", with(map[string]any{"redirect_uris": []string{"https://evil.example.net/cb"}}), 400, "invalid_redirect_uri"},
+		{"redirect with a fragment", with(map[string]any{"redirect_uris": []string{"https://example.com/cb#x"}}), 400, "invalid_redirect_uri"},
+		{"web redirect on a subdomain with a port and query", with(map[string]any{"redirect_uris": []string{"https://example.com:5173/?query=value"}}), 201, ""},
+		{"native private-use scheme", with(map[string]any{"application_type": "native", "redirect_uris": []string{"com.example.app:/callback", "com.example:callback"}}), 201, ""},
+		{"native loopback", with(map[string]any{"application_type": "native", "redirect_uris": []string{"http://localhost/callback", "http://[::1]/callback"}}), 201, ""},
+		{"native scheme not matching client_uri", with(map[string]any{"application_type": "native", "redirect_uris": []string{"example:/callback"}}), 400, "invalid_redirect_uri"},
+		{"native scheme with an authority", with(map[string]any{"application_type": "native", "redirect_uris": []string{"com.example.app://callback"}}), 400, "invalid_redirect_uri"},
+		{"native https localhost", with(map[string]any{"application_type": "native", "redirect_uris": []string{"https://localhost/callback"}}), 400, "invalid_redirect_uri"},
+		{"native loopback with a port", with(map[string]any{"application_type": "native", "redirect_uris": []string{"http://localhost:1234/callback"}}), 400, "invalid_redirect_uri"},
+		{"no redirect uris for the code grant", with(map[string]any{"redirect_uris": nil}), 400, "invalid_redirect_uri"},
+		{"device-only client needs none", with(map[string]any{"redirect_uris": nil, "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"}}), 201, ""},
+		{"confidential client", with(map[string]any{"token_endpoint_auth_method": "client_secret_basic"}), 400, "invalid_client_metadata"},
+		{"unknown application type", with(map[string]any{"application_type": "desktop"}), 400, "invalid_client_metadata"},
+		{"implicit response type", with(map[string]any{"response_types": []string{"token"}}), 400, "invalid_client_metadata"},
+		{"logo on another host", with(map[string]any{"logo_uri": "https://cdn.example.net/logo.png"}), 400, "invalid_client_metadata"},
+		{"localized policy on another host", with(map[string]any{"policy_uri#fr": "https://evil.example.net/"}), 400, "invalid_client_metadata"},
+		{"redirect_uris not an array", with(map[string]any{"redirect_uris": "https://example.com/cb"}), 400, "invalid_client_metadata"},
+		{"not JSON", `{client_uri`, 400, "invalid_request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := env.do("POST", "/_registrar/oauth2/register", tc.body)
+			if r.Status != tc.status || r.str("error") != tc.errCode {
+				t.Fatalf("got %d %s, want %d %s", r.Status, r.Raw, tc.status, tc.errCode)
+			}
+			if tc.status == 400 && r.str("error_description") == "" {
+				t.Fatalf("no error_description: %s", r.Raw)
+			}
+		})
+	}
+	// Unsupported grant types are left out of the registration; identical
+	// metadata shares a client.
+	a := env.do("POST", "/_registrar/oauth2/register", with(map[string]any{"grant_types": []string{"authorization_code",
+		"urn:ietf:params:oauth:grant-type:token-exchange"}})).expect(t, 201, "")
+	b := env.do("POST", "/_registrar/oauth2/register", with(map[string]any{"grant_types": []string{"authorization_code"}})).expect(t, 201, "")
+	if strings.Contains(a.Raw, "token-exchange") || a.str("client_id") != b.str("client_id") {
+		t.Fatalf("registrations %s %s", a.Raw, b.Raw)
+	}
+}
+
+func TestOAuthAuthorizationRefusals(t *testing.T) {
+	env := newOAuthEnv(t)
+	env.register("ann", "pw-ann-1")
+	clientID := env.registerClient(t, nil)
+	cfg := env.oauthConfig(clientID, 50000, "ANNDEVICE")
+	ctx := context.Background()
+	verifier := oauth2.GenerateVerifier()
+	challenge := oauth2.S256ChallengeOption(verifier)
+	b := env.browser(t)
+
+	// Errors before the redirect URI is known to be the client's are not
+	// redirected.
+	unregistered := *cfg
+	unregistered.RedirectURL = "http://127.0.0.1:50000/elsewhere"
+	if p := b.get(unregistered.AuthCodeURL("s", challenge)); p.status != 400 || p.location != "" || !strings.Contains(p.body, "invalid_request") {
+		t.Fatalf("unregistered redirect URI: %d %q %s", p.status, p.location, p.body)
+	}
+	unknown := *cfg
+	unknown.ClientID = "NOSUCHCLIENT"
+	if p := b.get(unknown.AuthCodeURL("s", challenge)); p.location != "" || !strings.Contains(p.body, "invalid_client") {
+		t.Fatalf("unknown client: %d %q %s", p.status, p.location, p.body)
+	}
+	// Errors after it go back to the client with the state.
+	redirected := []struct {
+		name, url, errCode string
+	}{
+		{"no PKCE", cfg.AuthCodeURL("s1"), "invalid_request"},
+		{"plain PKCE", cfg.AuthCodeURL("s2", oauth2.SetAuthURLParam("code_challenge", verifier),
+			oauth2.SetAuthURLParam("code_challenge_method", "plain")), "invalid_request"},
+		{"no device scope", strings.Replace(cfg.AuthCodeURL("s3", challenge), "+urn%3Amatrix%3Aclient%3Adevice%3AANNDEVICE", "", 1), "invalid_scope"},
+		{"two device scopes", cfg.AuthCodeURL("s4", challenge, oauth2.SetAuthURLParam("scope",
+			"urn:matrix:client:api:* urn:matrix:client:device:A urn:matrix:client:device:B")), "invalid_scope"},
+		{"no api scope", cfg.AuthCodeURL("s5", challenge, oauth2.SetAuthURLParam("scope", "urn:matrix:client:device:A")), "invalid_scope"},
+		{"token response type", cfg.AuthCodeURL("s6", challenge, oauth2.SetAuthURLParam("response_type", "token")), "unauthorized_client"},
+	}
+	for _, tc := range redirected {
+		p := b.get(tc.url)
+		params := callbackParams(t, p.location)
+		if p.status != 302 || params.Get("error") != tc.errCode || params.Get("state") == "" {
+			t.Fatalf("%s: %d %q", tc.name, p.status, p.location)
+		}
+	}
+
+	// Wrong and missing verifiers, then an expired code.
+	params := b.authorize(cfg.AuthCodeURL("ok", challenge), "ann", "pw-ann-1")
+	if _, err := cfg.Exchange(ctx, params.Get("code"), oauth2.VerifierOption(oauth2.GenerateVerifier())); tokenError(err) != "invalid_grant" {
+		t.Fatalf("wrong verifier: %v", err)
+	}
+	if _, err := cfg.Exchange(ctx, params.Get("code")); tokenError(err) != "invalid_request" {
+		t.Fatalf("missing verifier: %v", err)
+	}
+	other := *cfg
+	other.RedirectURL = "http://127.0.0.1:50001/callback"
+	if _, err := other.Exchange(ctx, params.Get("code"), oauth2.VerifierOption(verifier)); tokenError(err) != "invalid_grant" {
+		t.Fatalf("another redirect_uri: %v", err)
+	}
+	env.clock.Advance(11 * time.Minute)
+	if _, err := cfg.Exchange(ctx, params.Get("code"), oauth2.VerifierOption(verifier)); tokenError(err) != "invalid_grant" {
+		t.Fatalf("expired code: %v", err)
+	}
+
+	// A device ID another user holds is refused.
+	env.register("bob", "pw-bob-1", map[string]any{"device_id": "BOBSDEVICE"})
+	bobs := env.oauthConfig(clientID, 50000, "BOBSDEVICE")
+	params = env.browser(t).authorize(bobs.AuthCodeURL("taken", challenge), "ann", "pw-ann-1")
+	if params.Get("error") != "invalid_scope" || params.Get("state") != "taken" {
+		t.Fatalf("another user's device: %v", params)
+	}
+
+	// Denying goes back with access_denied (another client: ann's consent
+	// to the first one is remembered).
+	second := env.registerClient(t, map[string]any{"client_name": "Second"})
+	b2 := env.browser(t)
+	p := b2.signIn(b2.get(env.oauthConfig(second, 50000, "DENIED").AuthCodeURL("d", challenge)), "ann", "pw-ann-1")
+	p = b2.post(p.url, url.Values{"action": {"deny"}, "csrf": {p.csrf(t)}})
+	if params := callbackParams(t, p.location); params.Get("error") != "access_denied" || params.Get("state") != "d" {
+		t.Fatalf("deny: %q", p.location)
+	}
+	// The fragment response mode.
+	p = b2.get(env.oauthConfig(second, 50000, "FRAG").AuthCodeURL("f", challenge, oauth2.SetAuthURLParam("response_mode", "fragment")))
+	p = b2.post(p.url, url.Values{"action": {"allow"}, "csrf": {p.csrf(t)}})
+	if u, _ := url.Parse(p.location); u == nil || u.RawQuery != "" || !strings.Contains(u.Fragment, "code=") {
+		t.Fatalf("fragment mode: %q", p.location)
+	}
+}
+
+func TestOAuthSignInRules(t *testing.T) {
+	env := newOAuthEnv(t, func(c *config.Config) { c.RequireApprovalForNewAccounts = true })
+	admin := env.adminToken("root")
+	for _, name := range []string{"locked", "gone", "fine"} {
+		env.do("PUT", adminV2Users+"@"+name+":example.org", `{"password":"pw-`+name+`-1"}`, bearer(admin)...).expect(t, 201, "")
+	}
+	env.register("waiting", "pw-waiting-1").expect(t, 403, "M_USER_AWAITING_APPROVAL")
+	env.do("PUT", lockURL+"@locked:example.org", `{"locked":true}`, bearer(admin)...).expect(t, 200, "")
+	env.do("POST", "/_synapse/admin/v1/deactivate/@gone:example.org", `{}`, bearer(admin)...).expect(t, 200, "")
+	cases := []struct{ user, password, want string }{
+		{"locked", "pw-locked-1", "This account has been locked."},
+		{"gone", "pw-gone-1", "This account has been deactivated."},
+		{"waiting", "pw-waiting-1", "waiting for a server administrator"},
+		{"fine", "wrong", "Wrong username or password."},
+		{"nobody", "pw", "Wrong username or password."},
+		{"<script>alert(1)</script>", "pw", "Wrong username or password."},
+	}
+	for _, tc := range cases {
+		b := env.browser(t)
+		p := b.signIn(b.get(env.base+"/_registrar/login"), tc.user, tc.password)
+		if p.status < 400 || !strings.Contains(p.body, tc.want) {
+			t.Fatalf("%s: %d %s", tc.user, p.status, p.body)
+		}
+		if strings.Contains(p.body, "<script>") {
+			t.Fatalf("an echoed value is not escaped: %s", p.body)
+		}
+		if b.client.Jar.Cookies(mustURL(env.base + "/_registrar/"))[0].Name == "registrar_session" {
+			t.Fatalf("%s got a session", tc.user)
+		}
+	}
+	b := env.browser(t)
+	p := b.signIn(b.get(env.base+"/_registrar/login"), "fine", "pw-fine-1")
+	if p.status != 200 || !strings.Contains(p.body, `id="user">@fine:example.org`) {
+		t.Fatalf("signed in: %d %s", p.status, p.body)
+	}
+	// Every page sends the security headers; the policy allows no inline
+	// script or style but by hash.
+	csp := p.header.Get("Content-Security-Policy")
+	if strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") ||
+		p.header.Get("X-Frame-Options") != "DENY" || p.header.Get("Referrer-Policy") != "no-referrer" {
+		t.Fatalf("headers %v", p.header)
+	}
+	for _, c := range b.client.Jar.Cookies(mustURL(env.base + "/_registrar/")) {
+		if c.Name == "registrar_session" && c.Value != "" {
+			goto signedIn
+		}
+	}
+	t.Fatal("no session cookie")
+signedIn:
+	// Locking the account ends what its browser session may do.
+	env.do("PUT", lockURL+"@fine:example.org", `{"locked":true}`, bearer(admin)...).expect(t, 200, "")
+	if p := b.get(env.base + "/_registrar/login"); !strings.Contains(p.body, `id="password"`) {
+		t.Fatalf("a locked account's session still counts: %s", p.body)
+	}
+}
+
+func mustURL(raw string) *url.URL {
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+func TestOAuthFormsNeedTheirCSRFToken(t *testing.T) {
+	env := newOAuthEnv(t)
+	env.register("cat", "pw-cat-1")
+	clientID := env.registerClient(t, nil)
+	b := env.browser(t)
+	verifier := oauth2.GenerateVerifier()
+	consent := b.signIn(b.get(env.oauthConfig(clientID, 1, "CATDEVICE").AuthCodeURL("s", oauth2.S256ChallengeOption(verifier))), "cat", "pw-cat-1")
+	if !strings.Contains(consent.body, `id="allow"`) {
+		t.Fatalf("consent %s", consent.body)
+	}
+	forms := []struct {
+		path string
+		form url.Values
+	}{
+		{"/_registrar/login", url.Values{"username": {"cat"}, "password": {"pw-cat-1"}}},
+		{"/_registrar/logout", url.Values{}},
+		{strings.TrimPrefix(consent.url, env.base), url.Values{"action": {"allow"}}},
+		{"/_registrar/device", url.Values{"user_code": {"BCDF-GHJK"}}},
+	}
+	for _, f := range forms {
+		for _, token := range []string{"", "forged"} {
+			form := url.Values{}
+			for k, v := range f.form {
+				form[k] = v
+			}
+			if token != "" {
+				form.Set("csrf", token)
+			}
+			if p := b.post(env.base+f.path, form); p.status != 403 || !strings.Contains(p.body, "Please try again") {
+				t.Fatalf("%s without a valid CSRF token: %d %s", f.path, p.status, p.body)
+			}
+		}
+	}
+	// Another browser's token does not fit this browser's cookie.
+	other := env.browser(t)
+	foreign := other.get(env.base + "/_registrar/login").csrf(t)
+	if p := b.post(consent.url, url.Values{"action": {"allow"}, "csrf": {foreign}}); p.status != 403 {
+		t.Fatalf("a foreign CSRF token: %d", p.status)
+	}
+	// Nothing was decided: the consent page is still there.
+	if p := b.get(consent.url); !strings.Contains(p.body, `id="allow"`) {
+		t.Fatalf("consent after refused forms: %s", p.body)
+	}
+}
+
+func TestOAuthTokensWorkEverywhereAndLogOut(t *testing.T) {
+	env := newOAuthEnv(t)
+	env.register("eve", "pw-eve-1")
+	clientID := env.registerClient(t, nil)
+	cfg := env.oauthConfig(clientID, 1, "EVEDEVICE")
+	verifier := oauth2.GenerateVerifier()
+	params := env.browser(t).authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "eve", "pw-eve-1")
+	tok, err := cfg.Exchange(context.Background(), params.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	devices := env.do("GET", "/_matrix/client/v3/devices", "", bearer(tok.AccessToken)...).expect(t, 200, "")
+	if !strings.Contains(devices.Raw, `"EVEDEVICE"`) {
+		t.Fatalf("devices %s", devices.Raw)
+	}
+	env.do("GET", "/_matrix/client/v3/account/3pid", "", bearer(tok.AccessToken)...).expect(t, 200, "")
+	env.do("POST", "/_matrix/client/v3/logout", "", bearer(tok.AccessToken)...).expect(t, 200, "")
+	env.do("GET", whoamiURL, "", bearer(tok.AccessToken)...).expect(t, 401, "M_UNKNOWN_TOKEN")
+	if _, err := cfg.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); tokenError(err) != "invalid_grant" {
+		t.Fatalf("refresh after logout: %v", err)
+	}
+}
+
+func TestOAuthOff(t *testing.T) {
+	env := newEnv(t, func(c *config.Config) { c.OAuth.Enabled = false })
+	for _, req := range []struct{ method, path string }{
+		{"GET", "/_matrix/client/v1/auth_metadata"}, {"GET", "/.well-known/openid-configuration"},
+		{"GET", "/_registrar/oauth2/keys"}, {"GET", "/_registrar/login"}, {"GET", "/_registrar/oauth2/authorize?client_id=x"},
+	} {
+		env.do(req.method, req.path, "").expect(t, 404, "M_UNRECOGNIZED")
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"registrar/db"
 	"registrar/impl/matrix"
 	"registrar/impl/secrets"
+	"registrar/impl/uia"
 	"registrar/impl/web"
 )
 
@@ -275,6 +276,10 @@ func (s *Service) SignIn(ctx context.Context, b Browser, f SignInForm) Page {
 }
 
 func signInStatus(err error) int {
+	var failure *uia.Failure
+	if errors.As(err, &failure) {
+		return http.StatusBadRequest
+	}
 	if merr, ok := matrix.As(err); ok && merr.Status < 500 {
 		if merr.Status == http.StatusTooManyRequests {
 			return merr.Status
@@ -285,6 +290,10 @@ func signInStatus(err error) int {
 }
 
 func signInMessage(err error) string {
+	var failure *uia.Failure
+	if errors.As(err, &failure) {
+		return "Wrong username or password."
+	}
 	merr, _ := matrix.As(err)
 	switch {
 	case merr == nil || merr.Status >= 500:
