@@ -206,10 +206,11 @@ func (s *Server) GetTokenOwner(ctx context.Context, _ api.GetTokenOwnerRequestOb
 // GetCapabilities is GET /_matrix/client/v3/capabilities; server admins
 // see m.account_moderation (Matrix v1.18).
 func (s *Server) GetCapabilities(ctx context.Context, _ api.GetCapabilitiesRequestObject) (api.GetCapabilitiesResponseObject, error) {
+	legacy := s.cfg.OAuth.LegacyAPI
 	caps := api.Capabilities{
-		MChangePassword: &api.BooleanCapability{Enabled: s.cfg.PasswordConfig.Enabled},
-		M3pidChanges:    &api.BooleanCapability{Enabled: s.cfg.Enable3PIDChanges && (s.threepids.EmailEnabled() || s.threepids.MsisdnEnabled())},
-		MGetLoginToken:  &api.BooleanCapability{Enabled: s.cfg.LoginViaExistingSession.Enabled},
+		MChangePassword: &api.BooleanCapability{Enabled: legacy && s.cfg.PasswordConfig.Enabled},
+		M3pidChanges:    &api.BooleanCapability{Enabled: legacy && s.cfg.Enable3PIDChanges && (s.threepids.EmailEnabled() || s.threepids.MsisdnEnabled())},
+		MGetLoginToken:  &api.BooleanCapability{Enabled: legacy && s.cfg.LoginViaExistingSession.Enabled},
 	}
 	if requireAdmin(ctx) == nil {
 		caps.MAccountModeration = &api.AccountModerationCapability{Lock: ptrTo(true), Suspend: ptrTo(true)}

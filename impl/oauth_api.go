@@ -20,6 +20,11 @@ import (
 var errOAuthOff = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeUnrecognized,
 	Message: "The OAuth 2.0 API is not enabled on this server; use the legacy API."}
 
+// errLegacyAuthOff answers the legacy authentication API's operations
+// when oauth.legacy_api is false.
+var errLegacyAuthOff = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeUnrecognized,
+	Message: "The legacy authentication API is disabled on this server; use the OAuth 2.0 API (see /_matrix/client/v1/auth_metadata)."}
+
 func (s *Server) oauthOn() error {
 	if s.oauth == nil {
 		return errOAuthOff

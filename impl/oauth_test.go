@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -17,6 +18,8 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"registrar/impl"
+	"registrar/impl/accounts"
 	"registrar/impl/config"
 )
 
@@ -631,4 +634,57 @@ func TestOAuthOff(t *testing.T) {
 	} {
 		env.do(req.method, req.path, "").expect(t, 404, "M_UNRECOGNIZED")
 	}
+}
+
+func TestLegacyAuthOff(t *testing.T) {
+	dir := t.TempDir()
+	reg := writeAppService(t, dir, "bridge", "as-token-1", "@bridge_.*:example.org")
+	env := newOAuthEnv(t, func(c *config.Config) {
+		c.OAuth.LegacyAPI = false
+		c.AppServiceConfigFiles = []string{reg}
+	})
+	a, err := impl.NewAdmin(env.cfg, env.store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Accounts.Create(context.Background(), accounts.NewAccount{Source: accounts.SourceOperator, Localpart: "root",
+		Password: ptr("pw-root-admin")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []struct{ method, path, body string }{
+		{"GET", "/_matrix/client/v3/login", ""},
+		{"POST", "/_matrix/client/v3/login", loginBody("root", "pw-root-admin")},
+		{"POST", "/_matrix/client/r0/login", loginBody("root", "pw-root-admin")},
+		{"POST", "/_matrix/client/v3/register", `{"username":"x","password":"pw-x-1","auth":{"type":"m.login.dummy"}}`},
+		{"POST", "/_matrix/client/v3/register?kind=guest", `{}`},
+		{"POST", "/_matrix/client/v3/refresh", `{"refresh_token":"x"}`},
+		{"POST", "/_matrix/client/v3/account/password", `{"new_password":"x"}`},
+		{"POST", "/_matrix/client/v3/account/deactivate", `{}`},
+		{"POST", "/_matrix/client/v3/register/email/requestToken", `{"client_secret":"s","email":"a@example.org","send_attempt":1}`},
+		{"POST", "/_matrix/client/v3/delete_devices", `{"devices":[]}`},
+	} {
+		env.do(req.method, req.path, req.body).expect(t, 404, "M_UNRECOGNIZED")
+	}
+	// Application services still register their users; the OAuth 2.0 API works.
+	env.do("POST", registerURL, `{"type":"m.login.application_service","username":"bridge_a","inhibit_login":true}`,
+		bearer("as-token-1")...).expect(t, 200, "")
+	token := env.oauthToken(t, "root", "pw-root-admin")
+	r := env.do("GET", "/_matrix/client/v3/capabilities", "", bearer(token)...).expect(t, 200, "")
+	if caps := r.Body["capabilities"].(map[string]any); caps["m.change_password"].(map[string]any)["enabled"] != false {
+		t.Fatalf("capabilities %s", r.Raw)
+	}
+}
+
+// oauthToken signs the user in through the code grant and returns the
+// access token.
+func (e *oauthEnv) oauthToken(t *testing.T, user, password string) string {
+	t.Helper()
+	cfg := e.oauthConfig(e.registerClient(t, nil), 1, "DEV"+strings.ToUpper(user))
+	verifier := oauth2.GenerateVerifier()
+	params := e.browser(t).authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), user, password)
+	tok, err := cfg.Exchange(context.Background(), params.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
 }

@@ -63,6 +63,10 @@ const sessionRegisteredUser = "registered_user_id"
 // service, registration enabled, username rules, then UIA, then creation.
 func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (api.RegisterResponseObject, error) {
 	body := req.Body
+	appService := body.Type != nil && *body.Type == "m.login.application_service"
+	if !s.cfg.OAuth.LegacyAPI && !appService {
+		return nil, errLegacyAuthOff
+	}
 	if req.Params.Kind != nil && *req.Params.Kind == api.Guest {
 		// A client that logged out may still send its old token: guests
 		// ignore it, as Synapse does.
@@ -75,7 +79,7 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 	if err != nil {
 		return nil, err
 	}
-	if body.Type != nil && *body.Type == "m.login.application_service" {
+	if appService {
 		return s.registerAppService(ctx, body)
 	}
 	if err := s.accounts.CheckRegistration(addressKey(ctx)); err != nil {

@@ -35,6 +35,8 @@ type httpStack struct {
 	tokens     *tokenResolver
 	seen       *seen.Recorder
 	pagePolicy func(op *openapi3.Operation) web.Policy
+	// legacyAuth serves the legacy authentication API (oauth.legacy_api).
+	legacyAuth bool
 	// errorPage renders an error of a page operation as a page.
 	errorPage     func(status int, msg string) []byte
 	requestPrefix string
@@ -49,7 +51,7 @@ func newHTTPStack(s *Server) (*httpStack, error) {
 	h := &httpStack{echo: echo.New(), log: s.log, maxBody: s.cfg.MaxRequestBodySize, requestPrefix: secrets.RandomString(6),
 		tokens:     &tokenResolver{store: s.revoking, appServices: s.appServices, accounts: s.accounts, now: s.now},
 		seen:       s.seen,
-		pagePolicy: s.pagePolicy}
+		pagePolicy: s.pagePolicy, legacyAuth: s.cfg.OAuth.LegacyAPI}
 	if s.oauth != nil {
 		h.errorPage = func(status int, msg string) []byte { return s.oauth.ErrorPage(status, msg).HTML }
 	}
@@ -235,12 +237,16 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 	// The OAuth library parses and validates its protocol's requests and
 	// answers with the protocol's errors.
 	protocol := op.Extensions["x-registrar-protocol"] != nil
+	legacyOff := op.Extensions["x-registrar-legacy-auth"] == true && !h.legacyAuth
 	errorFormat, _ := op.Extensions["x-registrar-errors"].(string)
 	if protocol {
 		errorFormat = "oauth2"
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			if legacyOff {
+				return errLegacyAuthOff
+			}
 			req := c.Request()
 			info := &requestInfo{clientIP: c.RealIP(), errorFormat: errorFormat}
 			switch {
