@@ -1683,6 +1683,12 @@ type ServerInterface interface {
 	// MsisdnValidationSubmit Validates a token sent by SMS (the submit_url of requestToken).
 	// (POST /_matrix/client/unstable/add_threepid/msisdn/submit_token)
 	MsisdnValidationSubmit(ctx echo.Context) error
+	// GetAuthIssuer The issuer (MSC2965's earlier discovery, still asked by older clients).
+	// (GET /_matrix/client/unstable/org.matrix.msc2965/auth_issuer)
+	GetAuthIssuer(ctx echo.Context) error
+	// GetAuthMetadataUnstable The same metadata at MSC2965's unstable path, which matrix-js-sdk 37 asks first.
+	// (GET /_matrix/client/unstable/org.matrix.msc2965/auth_metadata)
+	GetAuthMetadataUnstable(ctx echo.Context) error
 	// EmailValidationPage Shows the confirmation page of an emailed validation link.
 	// (GET /_matrix/client/unstable/registration/email/submit_token)
 	EmailValidationPage(ctx echo.Context, params EmailValidationPageParams) error
@@ -1941,6 +1947,24 @@ func (w *ServerInterfaceWrapper) MsisdnValidationSubmit(ctx echo.Context) error 
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.MsisdnValidationSubmit(ctx)
+	return err
+}
+
+// GetAuthIssuer converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAuthIssuer(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAuthIssuer(ctx)
+	return err
+}
+
+// GetAuthMetadataUnstable converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAuthMetadataUnstable(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAuthMetadataUnstable(ctx)
 	return err
 }
 
@@ -3251,6 +3275,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/.well-known/matrix/client", wrapper.GetWellknown, options.OperationMiddlewares["getWellknown"]...)
 	router.GET(options.BaseURL+"/.well-known/openid-configuration", wrapper.GetOpenIDConfiguration, options.OperationMiddlewares["getOpenIDConfiguration"]...)
 	router.POST(options.BaseURL+"/_matrix/client/unstable/add_threepid/msisdn/submit_token", wrapper.MsisdnValidationSubmit, options.OperationMiddlewares["msisdnValidationSubmit"]...)
+	router.GET(options.BaseURL+"/_matrix/client/unstable/org.matrix.msc2965/auth_issuer", wrapper.GetAuthIssuer, options.OperationMiddlewares["getAuthIssuer"]...)
+	router.GET(options.BaseURL+"/_matrix/client/unstable/org.matrix.msc2965/auth_metadata", wrapper.GetAuthMetadataUnstable, options.OperationMiddlewares["getAuthMetadataUnstable"]...)
 	router.GET(options.BaseURL+"/_matrix/client/unstable/registration/email/submit_token", wrapper.EmailValidationPage, options.OperationMiddlewares["emailValidationPage"]...)
 	router.POST(options.BaseURL+"/_matrix/client/unstable/registration/email/submit_token", wrapper.EmailValidationSubmit, options.OperationMiddlewares["emailValidationSubmit"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v1/admin/lock/:userId", wrapper.GetAdminLockUser, options.OperationMiddlewares["getAdminLockUser"]...)
@@ -3433,6 +3459,78 @@ func (response MsisdnValidationSubmit400JSONResponse) VisitMsisdnValidationSubmi
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthIssuerRequestObject struct {
+}
+
+type GetAuthIssuerResponseObject interface {
+	VisitGetAuthIssuerResponse(w http.ResponseWriter) error
+}
+
+type GetAuthIssuer200JSONResponse struct {
+	Issuer string `json:"issuer"`
+}
+
+func (response GetAuthIssuer200JSONResponse) VisitGetAuthIssuerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthIssuer404JSONResponse Error
+
+func (response GetAuthIssuer404JSONResponse) VisitGetAuthIssuerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthMetadataUnstableRequestObject struct {
+}
+
+type GetAuthMetadataUnstableResponseObject interface {
+	VisitGetAuthMetadataUnstableResponse(w http.ResponseWriter) error
+}
+
+type GetAuthMetadataUnstable200JSONResponse AuthMetadata
+
+func (response GetAuthMetadataUnstable200JSONResponse) VisitGetAuthMetadataUnstableResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthMetadataUnstable404JSONResponse Error
+
+func (response GetAuthMetadataUnstable404JSONResponse) VisitGetAuthMetadataUnstableResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7602,6 +7700,12 @@ type StrictServerInterface interface {
 	// MsisdnValidationSubmit Validates a token sent by SMS (the submit_url of requestToken).
 	// (POST /_matrix/client/unstable/add_threepid/msisdn/submit_token)
 	MsisdnValidationSubmit(ctx context.Context, request MsisdnValidationSubmitRequestObject) (MsisdnValidationSubmitResponseObject, error)
+	// GetAuthIssuer The issuer (MSC2965's earlier discovery, still asked by older clients).
+	// (GET /_matrix/client/unstable/org.matrix.msc2965/auth_issuer)
+	GetAuthIssuer(ctx context.Context, request GetAuthIssuerRequestObject) (GetAuthIssuerResponseObject, error)
+	// GetAuthMetadataUnstable The same metadata at MSC2965's unstable path, which matrix-js-sdk 37 asks first.
+	// (GET /_matrix/client/unstable/org.matrix.msc2965/auth_metadata)
+	GetAuthMetadataUnstable(ctx context.Context, request GetAuthMetadataUnstableRequestObject) (GetAuthMetadataUnstableResponseObject, error)
 	// EmailValidationPage Shows the confirmation page of an emailed validation link.
 	// (GET /_matrix/client/unstable/registration/email/submit_token)
 	EmailValidationPage(ctx context.Context, request EmailValidationPageRequestObject) (EmailValidationPageResponseObject, error)
@@ -7929,6 +8033,52 @@ func (sh *strictHandler) MsisdnValidationSubmit(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(MsisdnValidationSubmitResponseObject); ok {
 		return validResponse.VisitMsisdnValidationSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAuthIssuer operation middleware
+func (sh *strictHandler) GetAuthIssuer(ctx echo.Context) error {
+	var request GetAuthIssuerRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAuthIssuer(ctx.Request().Context(), request.(GetAuthIssuerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAuthIssuer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAuthIssuerResponseObject); ok {
+		return validResponse.VisitGetAuthIssuerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAuthMetadataUnstable operation middleware
+func (sh *strictHandler) GetAuthMetadataUnstable(ctx echo.Context) error {
+	var request GetAuthMetadataUnstableRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAuthMetadataUnstable(ctx.Request().Context(), request.(GetAuthMetadataUnstableRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAuthMetadataUnstable")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAuthMetadataUnstableResponseObject); ok {
+		return validResponse.VisitGetAuthMetadataUnstableResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -10640,199 +10790,201 @@ var swaggerSpec = []string{
 	"Uf2EwKWDp9UUkYn26zq0ZwLp7USG23rHmJuiM3NkNdC8kgmpSGIPZ1lii+L3tP1vnCWVrTnjInKW9UDi",
 	"BbzV0aydCPkjzxYb7eQKE7vNdozXAK6W1wJkdT2eql/+0BQ3wduyKMnnO1JtTWHUJWYtkILBvM2T8Tk2",
 	"6UxLCyXXwaY2RL7/METusnHmBWfjrlYteIHA0wq4Mcnl2S/Hb5OTt4dn5+fHh5ddFCA31m/Ery55AZvB",
-	"wVE4XKCL0wsdtK2clUpf8r2pEAz+2HMCrpeTMU4XPVzKiTnUZXfFF3974DNrXJVxzB3048IGkrWd6xIK",
-	"sLgWxqkA/NOw3S6aT2g6gdQmEPwDpn1D6DelW8OX+9bXknCWjInsNoUzzrLey3cnR+AqFQNm30BKkVRc",
-	"Wx0IFuhiwfBMKHMk42qDwmteSwp9h8ekY4r1lNohOq9+/xRVPPT9Cu9M16Opxu2MD1O/oHce0GpC6w/0",
-	"YeVNl+Sj3INc4uDa1AeKXhH/5A2WhvHeFUQomplBEPBzt/Ny/0WTuH51PrfqWF+7pBwH2WP0+2cCuZwe",
-	"ddYTgjM4xE+dN0ZgrFhCeB0vJrY+tLEMMFZMAYBG7rEOPfvx5Tex2yJ3agS5odj52JvP5z2l4fTKIics",
-	"5QbZ6k8sh+5CnZvR4MMRXiUHpK20ANwU40LfmMkHKMJ7n0pwu31epsgCztYbnl4brK0tKgMVlNwKXcA8",
-	"uK4qUGHlCQnpcw+pCoDDgQrEuDQonDunycnbXw/enBwl7w7OD053zYRePsyEUpzn1ZSwtaOADB7WgCvT",
-	"iT0bYP4UyrY99Lh+4O8AkRvxdPz+Qcm8puPh9w9KhFV3x9Zz4xoaKhVIE1Tf1eNXIn4pJiHIWWXcV2JW",
-	"36BN5eysjFy2i9hl24aNsZ17dp9mwf1zAkbmT9xgBTdwGpnExZjARZHVK0p/Zzqf8s/PO9QdFEgn5cB/",
-	"1phI3N3gpKtBvFxfwBqI0e3L2ADWdKXJbZ99krRPknY7ktbR1CMVtvWLtw15u807d7/OuIfhDU+y90n2",
-	"bsBNzJU04lfYf60tgU2JgivkaRW8IRLcU2wGYjPqkrx/e358ePb3tyf/dXy0Gw2nyU3QUT1P9193W8+t",
-	"VtvqR2SaiT4V0B6xhWa+m9kEA3SKBlXkywasZNHXcj6GRHATfIY4FLCOnaAUd7c/YO8FEasgc7uoID0N",
-	"4EnZ2ODuSzol/QG70LnltriWsuSG4oR8pJAomXgoxR7iWJ1udTUq1Ndeej7eu4st7Tn61MF5fjaCS7yK",
-	"qgF7WF3e2gGthYhokzfVXveot5+1dwB4L4LHdN/SUcduREJZtLjk1CsSQSWTNPcywYHFQ+2J4thpSmYm",
-	"rX+d1kfLKsSrYJPdvoBITVG3hVFe7pH1P9StLXddIW+KyLU/8iGFu21pNccCTXGu9pVkTojC/U0xU3LW",
-	"1m+bxhlmms+3yt5dwnzLbL2yZHMCYj3c0AeUBx79GA3FISkyXVpma7jVlF78sLUp1YqgoltYFbbpqjcs",
-	"Sc9Vy2xT+bD8VbguXL1SkC4SE17IXk5vPAh3izhwB2e8zX3aa0fO34OQkoHBjOoyjcKdX+0ba1hcDjYh",
-	"nZD0ui296j6iiZswY9iDNcwU/dy63AuWDJmo2ESAHs4g8A9NAzEIuG1dJLjVGqwsoczLaXh0N8/dHXWl",
-	"KBEOswTHChMVH5E0z12aRuxivNwzWv7eS9MprlWJ188BxMN2PWeb9/GJlvGsygqtPrO5YR2v5xFbdoVS",
-	"Yavc4p9DBoi4Msy6nuZuATzi0AleYwylt+AbXhaIj1Bw/ns4q1ovFfv973b7SKvSBjOhSu0QZIqVIHXt",
-	"dRDPM1K4QvQ5L65f+QHbAVMcrsJ28YqnpqWQaIJviAbGrKp+4FknD18P2JCyTFfcuqIjXBCHTuJ1bVRP",
-	"gnCdKONAfb5WYaT7coVk/o4Lj8C3oeqrabSiqfpZ+vX51guixJIeWO90jZJY36ZYjnCryPJjb8x7RiZd",
-	"+h85xFOSH2JB3OeTtfvfrPjspu10Vgz3EJbMUonk4dK1cRiTQK8YPtQrPpxu/5Y3MYqdWm/nBSJRF2g/",
-	"lLiGDDMDqA2XG1x4utB6u/z2IPORrdqrNsPmqGinYrW3y/+rCV3FdNuzYg+yTO3I1n0P63kcurcGqW7W",
-	"W95bveYyOCNBH8bff0c+4FHbF2AFAVa3tkjdpXAswZtinSs8nIl/youG28pv+PEo+MP7k4PtMIaM5ESS",
-	"dt5wBL+rR38q+NQo6NvjFEtK/oNi7m0AAqyq7n/4mJ1bYlKC2plou9VfFeM9AwoJvTfrafRthaUtA69r",
-	"ldR4RUGm0NR5h+t/q9sb2gm7270W5/BB0douUpedhXbKGsSu89/97Pp2wvchNC65ko/HhsBuS/rL+XcU",
-	"xviBpUgUNiRCIgcWI10Rg8Yvfkg50tAcvexz7dyou1keKijszaypUlYx0Q3g5+FvWax7/p1Zv6mcuu11",
-	"OL04uTh6e0/3oQ3x8fFeiIvTiy90HSr810d2G6qJ3fYyNFBUt38VqsyH9iD1kXvGL8J3WRQgHgF1Ls+R",
-	"7TTlR0SR5AOmozEATNcfsAG7NI3IkMVjVI9q39zvqzq5Hrw7+bCzF2CT9/CM7v2lHn/thYqsemgXvl5H",
-	"3zFQekNbiiaJ2WiIX5sJ0lGt39yAAf4TTNGaYHptQZhsihfG3Ib3dYM2V+KLMmKgzZRS4fzNpvgrnCYV",
-	"trt/Bh96z3J6TQwyqJ0nIIj688440TQo8TVRLPaqhk50NWAutoKGJMWlIHUIYjXgxxlJzc4IOmbBLdNk",
-	"2fABIsqEJDgS/a+oautq9WMO/pum8stbtsGtmQNJwgHLCaEAvy8NWveQIN2bHikqnEJWk0AzLgRVJOX0",
-	"Q3MIftrKfkuv/03RozgqjbM4z2v4HBqkGnBpBuxkBLRn6bZbJ6zT9xeXyBLclZvF1YCBz1sJFV7QMWU4",
-	"zxf6QQ6+XN2O2QMzQicjTYPe6I72rxmfmwQa7yPIfqM7YFRqN3lBZFkwe09ihsQV4qMBu6qMk6sQ1m5p",
-	"Y5h1fKaKp9tFv1M38612Ew/VxXgwI6wh5CnL1LAcsJ4kd8xKtyesHyy4WRQ1OlJRRxohkhju2Y7Y7aMr",
-	"Y/Fd2S8TYahC0ZwftqlCGyUb8pJlrQMrGshJeHrV8CbOwgjASvGCBF8Z2ZI1t56sJFYg179TkFEpLGac",
-	"5ZKGVVS7NGBDoh4qmd2qTHHhKWXAqdtvHdwupKSouv9CKpbg7deofhoTMFyD5Xjr8HkY0LKxv63J3fUt",
-	"8Q8+rVdP3K9Nbn0/rrlbmLP5h8uDecxJJzUvxabuC09fxDVtEUQPHgtFEUbs+4g0H+6mzPrNOOOq7KGJ",
-	"euiifv20zrN0QJ4uRchrofNFFVZQnwkTZeF1QQR90nIXtxKqNlqWICnVD3zOSGGE84DZM/iTKMCo9pWL",
-	"n8/evzlCb88uUUFuuFabYNXV+/ZlC/BvEcaR1b5MYrr3DuThVpILAmZ6/MzM3GUN2BtWJSo11V5Nge8s",
-	"pX4lOm/Ox7yUiQcZt1z5fSZiJ9GFxAStDGMheEohaGBG7VZEPGD2hAzJ2pMBaUUy0UdHGt5DF70XJQG6",
-	"hd6bVyOcC3LV9RXoFDOT6qNtqOwGM2kQE4ADCD6C9GteSqR7CsQvvHqup5/bDcUudNyYYsrURfCarjpR",
-	"G4Bne4o7I/OgDXHEE0HmIberORAqaU4nWJIhZpjh1SI9+PCHL6PWuql/+hzJ4FuuUrgtcTqFZlJP+sTj",
-	"0ies0HbKhD24h9EmVsRNlp4kaOY6NdO1/QIA55qb+5tvlB5f8bRvvtEVH8vVEuR0Eo/zAV4TNHnSx1P3",
-	"LApds+HTExtbrjBgV431XzkFINCD4BysnAPGbK+vThjL9Oi5ViOwdGrI71dVqnBza6/ifFPttjkq/evN",
-	"S9efSI1hhtDlLUpd0jPuIvIxJTMJMxiwq9Pk8ufz4+N3J0fJ27PL5Kez92+Prmz7Im34a6HBuNv4KZbp",
-	"xKhaAxY7vdTqTiNlemrFxFN9jAsMulRB9Y5+29iNekA7VFVt43lPUQq9q3y0+XAtJ2+T9xfHeiHKEvcW",
-	"E9PHDLU4dCmHx2Iai3URoSB9hwuYNDh3HRqVoiT/aWXUDhdIG7u6EpCmBFFtqymOVPAccdMAY1lc5ZwI",
-	"Iq1q9DjijffqibmXYGSUrjYIyVQStWqz04ndG9cExgA8AeXBDegEsvgOdTEjUhCWtueFmNhKQVI+ZlS4",
-	"3FffBdiIB6mNsgEhuKpVfyB0dZpcHJ//enwOy7w8f39xeXx0NWBK/6txCE87rBzsRSnknvGTxLxCA9Zm",
-	"gawfmlp1QEfHb0+O/dO5XLp5tsPKds4s5nqFLyzJukZYKPZiGpghPqtAMP2cCNM+MxIrU1Zrg/JDFm21",
-	"3llZzLjuqVYobiM106opFg+jV6yIQN9SsQhihl+rXhHZ2s0VCz3IA2sWwfFtolgoCrg4vRiw4BYEw30x",
-	"5SKYxbo6hm3kea9axmNJ4/gj6BkXpxfuUOLaRtis+F5Vjnc+ST1pHk+ax+PRPAJut5nicb8ejfmE4yld",
-	"VoIIbOBszrYN3aX9mUkL7CoVydg2TW/6Nzdu57EZzPaQ5JyNdaYhZAkwEwXdsg9wPdDtkKn82evTpWjp",
-	"XeACVziMU7UnOgNW3XzCqYgh1TVbP/mARSawEOasTchUkPyGiBhwifxtwk/EfSLtVO1nlkBCeY16qsiI",
-	"15vli2FCGd0uxIVCLMgyeGjYJw25ZL69XcS4jfoofY5jsd8dHq7lZpRysvdJ/e/lYkY+741wng9xer03",
-	"J8NWUXBQyslP5kGDH3+PiNU/X56+qfCqHyRz+D3TrN5Vzj0kVpWA0KHJyLHnoRHYFS01coQdYjs8Akbv",
-	"jBSKbxqcJ2maTq+EZ1+FoAEjdVGF4JHimUwnWHfZM1AhyjJuQTW0ZLYp6n9zJu9PDqoOVxOlOeldc9tg",
-	"uwCLNpwP4fpQbQaxGC8S9S7EfePXa5Clpti6INLW9sMZwD48E9oNNOQf480oRz1lOQhJc9IrWrscH+a8",
-	"zEY5Lgi6tI8/E0oOV+6XESV5Fv3IuOcoZck3tIzQ9DSn2ZhIiHmb0XcKcnjw7vLw5wOwmyaH+sk9Nx1l",
-	"t6hDx5KaJPMpz8hudEKT3urp2C+su8zPXxzZ35B8o+sE3Ixnmh50ir3z8oEl9sRWo2zVa3ptbpK6pK8R",
-	"Z8hkNVa7q7Qay3FuW3OR4pkujzD3vM0IO/Sf26oZVp/Bsq0OZtEoAvd/XBuiyHvJJs58HThchsr0YhXH",
-	"9nai1aTRtcl+zlQ8MrAekqPxVttcx2pnB8z6Uv0qge93++jkCI7JqrDONHLuFci6xgUZMAMPE6vyUIs4",
-	"Mmv4SrLdWtPcqk6ysLmQ7W05ioNlammW3IK55HcufeQQDM5ULQgac0Z0QTUpyO5jQTlghGTbvv36Bggk",
-	"yA0pcB5tZeub7xba8XYyxiO9NvHiX8YtO/jWxxerGv/egbpbSey+UMPCQ1vCueH3vU/6P4wrqsKa2Jx/",
-	"6zZ5NWfxruXqOpE0ZOuojasH3ayNbw2zbMAKMiqImNhorpB8Bhhj4KiWiLOU9BFQs3ZdG0ZmJzZgoVxw",
-	"qbZLZcLXi/j7KJixYnoVK8biq+DEbQ3FNRcGk2BNHtxdwWTvtemx4aDLjvdh7S9QDo35ZcgLtpkKAJba",
-	"ukrdeo5r+lgtd75lE472yiLHXjMqZjleIPVBtIOHECvMCb4hAlG520cHVVMRV5+j4ZZGkG+zc5q8vzg+",
-	"Ty7eX7w7fnt0fKTeifL5AdN5HP4MdPN53TvCxhFNmg71ysIBtH3Adl7sPw9auX6/+xphtlDbTHJB0Fht",
-	"+rf73zY5+vtZhrfO0c3mJfq02uoa/C2+N6fNQ3BiaOMP+6hjBC+2GXtcAycxojpoiso8inpgPJm23jt/",
-	"RpZ2ThQJL+Fqr9s0PCiv00lcnJFWrRS898sMA+jD8FPO51u2DaDeb23LwM1ipXGgx13XNDC5MSSzQP+L",
-	"mZEUjxiG2rmOvDn7+T9mUeL2vXlhu+8D0a4NHPl1K6xZ1JMfZI60Mk/J1Q4hyl47pgVirtT+6OjI1YdX",
-	"Hep7CMb6MNiUUUlxbpxzyXJRdeRrASCSGZnnCzdTy1q7y3D+2rcTOmfAc3rwDTZ3edmg/bUL1o4N/wWp",
-	"SvUBjQ3Z1vLDL/O0mKaGglFofrZgMbd3EvG6d4TzdT0NWvxqSwZbzEgXkf6431i8Hw/17kdiWHL0c4qb",
-	"rz5J0zVOfQASFtQ5rgZlhV8fHsHRBxGKui6X53012tKs0VJmwqekFaimvpmGS7bohhFyjR5a2/TnJM8T",
-	"4C8rbTUqUn5DisVJ5UJonGGwmf7WdTfObHNqC1S1Bq2iHi4W+A4XDqs4kgFrbhZ2TNq7dQ+rZppGQxrc",
-	"Zec0+ens/MeTo6Pjt11kzK+j44PDy5NfDy51D7FHrTJ4jkM/aAOuDSFK8HLUcupu52rWVeztmIlv9O9f",
-	"GP7dR3/wqG/7rf5O3MDC1tdXX1a7nxn3E5WisqaWbe0ezvNV23uQ519wh4+ht0uwUs90ebj9Jsvn4e8+",
-	"zvOV/nsjFpbBgeoHtqU2r1CbTElCpR6tVgjCER+hZnAb2b9KXC8TqOuIzgPwKBmkGEwfOAc8OGFEhZOL",
-	"vEA4LwjOFlUG6SMWQMcfXW+J2pp0Q0u1x9uQP7ZMb1nN5BeCbHLpFpRp5KAUC+15LQjCCIodfO+WxoBz",
-	"gAa6ru7c/HNtfCoYvCBIzjm6hmY3fGQYoH71lXquh67U367sHwWEBIXztgnwJ1lAxlGZ57CFemeHtnyI",
-	"CiRmJKUjs+y+GRqWtmJsCA8a4kEzUkwpJIvp8ItXZVh5bIYL4Nu2T4/61sko7MgFPkKgqlGZ1xFQ5zTP",
-	"tfZTV37M8WhbNMXMAkyaNrD/duWHlCFRDoW6A0zau+Cm4g3i3Opq+vkCYXTlVPkQVGhaCjlguJS85xo7",
-	"ckZcUWWIa2WpwycFneUHwWNlMw4BEVSDUQ0YHLMyfa488E06Qpgt+ugtl8SrHC6wur2KXoz/3ww5YM4I",
-	"FTouoXhtKk1vN28xAONp0v6neKaz6sxng7lwBpU2V8amuYJ+taCDpzhHU8yYqZwriOLTarrB+xrD0+0y",
-	"JOUtXAGWWYjaGKhitT2ylRr/9uD0+Ap21yzSdtKCub89u0RYiHJq9sUtvLJh7PU084HZQw2vRZSzFXbV",
-	"dN1hugK+QEuxyI0emhWcKWChVmQzYEBM1GvupYmNF64nqPupKuL2i4UHrNLE1J6iGi4auaG8FIpeG1PB",
-	"0uqr6IKQAfv9nORw6cSEztCQyDlYmQFmmla5QM2Ks9HCG6NnxujpMXp6jB5mWc+MsVvBc9lj0EkIASvt",
-	"ApfwqsfDSkc05NnCtFkDyBPg0Yp58BG6WuLSu9IU8uOxbYM2YO17DY/OaHod3vw67taAFWSMiyxXm8YV",
-	"f5mVFppv4bxAjmpsnzbFinXtPwdXQp3wdQUiNSzgd0PoAav+sLOHZ4C4lxJh5VkFC7obq582knaNCgIl",
-	"eMAPaVgUIAbo10PQNS2F2pL31TAdPw6b6VdNaYwHUaorB4177UPEyfOxV+GbwUO6n+cfN+kEsBhWZp0E",
-	"LJ4Kdf+rkahA3zAuv0EW1SEjI8oImphy2YrXmdyeCh8y8CZ10bA0CPsaisCMNwj6k2t2Zse8gkIxI1f7",
-	"K3z8J0eW/VrxajjRiQnDeYKg0PYLrAcPjPIcvNY16qcNuSq1YOjinP41Vmwih8PwhLPNeUqoqcOmrteF",
-	"uWE6Bbait7//fPm/D/5xeBwtmlAEmNQNpRUuDPDwh/qj5KicjQucEUSZweyskgl23MNqkCnPyrylZoKy",
-	"CR1Smbg4Ye0kRoCT2AVg7AA9Hpi9z+oMsWg1TjE6w8QMJjMVQAGgCxVkxAsC8kdRi+Lp4LDkilBT0zYg",
-	"ZBwAzxhsM/wlimm+SZjmIEzXUEQkNMy9ZrEQtOnVgjboxEoEOgr2oCLHoLS4ivVURPKPko1zggDRYPMo",
-	"TUaEMnjXBXjM+U07wOPKAI4jgltFcBQvhsZrJ0YD+5UUQg/8vP+yPSSzJNJiQGdaUmIsy7HYgVqjoVIg",
-	"bIgX7cQi6gfvTnZbYzjt+ShDLGgFNdRQIO1JGaF8cgRcjGu03a62ROrA+B7vca+ZSlYbGaoON50Qcr1I",
-	"ppxdk8WjQZ73UCNCZtfBw/T5i5dBrCNgmS740vmPYGmvtC8A8PUD8IjlPqgGoEnAWevXxiASBc8oA1GJ",
-	"NSU0rOSsLEWNWOuZhudmay1ox1XAYq8M3oQSIY6nbRL/rmSjJ64tX/rNyDbQUhU/w0LrDhVjUty26vsR",
-	"6spgKXJmgF6ccNvOmhq+v0hMho6IpFOXCuMfQ1fNdUrznAqSKgbbR2dMXfeG232CoWsJzLfpeEIaW2XA",
-	"+FBiarTsCrPfWXOh6xVBQ4taurQPTB0wR9AiGLHQWT2dpQAgTfqrMYcYMj0zQJkPhksxAzgvZ6U2lqw/",
-	"CFl9at1gUZwZQO+VRwZAyE3X62q+vTQqW2lViU2BqLE6qPFVZr0Mkf4HDAKYNcfYN99Ucd5vvumjQ2PG",
-	"G7WDfJRKLfbsM/1ZpX34lvvOcIHELKcGikW/MKIFGFc5Z7tmvxYWj3fAqDRqNc5tT+6rahlXnjKYa60b",
-	"zfHiNokSBxHPqc+cNEKbT8WV5t1KVy7z09w/Re5KEXMIZFc28lGDZrst/ZjlriYfL8reJJ1RmeeL3r9K",
-	"nAMPsnLQmsg7p/95crSrD8OFvGsU8xhM6u1i1zTaYXgrvjPwFsS8NeybB+Z0ZNQXu5FKOJqwhMQam6V7",
-	"zzkDhu419l2alxnx0yVHPM/5XFFzhaslwOf9DboKVnWFXiFfd25dknm14UVsfx9gpzRQlP4zJJ+YcY7/",
-	"8/DN+4uTX5cNYOQw+ZjmpVC2PaSFzrAScAilOaamx39c6bUOR2HQxUQDgxCDT9WUNQcKhHGlzwqumEZ3",
-	"wPQmA3scgeu55psIDspbhu6aWrlL5xOaCxnIRSwshgUMHwwMa/jZ8VXjoDWPm0/m5AYzA4FpYSKhb5OE",
-	"tcPZoyFYlwPmfWlloSzO5YSX44lm/WrzgNnr0UHHmLbsRlUhrlilzkIzN6wb36gBC3cKbbpRf0Cg+rsg",
-	"zbnMHI8tndeiQBkVeJjfK6wcxKxk4IluCmdrKTkIP2swGMGw0CILgx1H0zLHBbq6piy78t2nmqMMmMHK",
-	"M5APWDaCX9pQzPOFiz250FmobP3p2wVsEDddgba3IvC851rYtCKNHWr2JDkShEDwDVkXAggbO4AGIDN5",
-	"cVbZC4O7KMRXNdi/HLnOQFh2rRbrW07OoHOeY/h6xYv8ecC3S0EMDRshK9ANKehooQkd5MeAxfwmE9Md",
-	"20opm4EDX9QlzmaG9q8DNqJ1dAQrFA13mYJyvxNwUwcsphFyM5pKLIlpDufXNpmraj8ntAeoZBkpRMoL",
-	"G1mqBQQV159T0L5NJNzoibOCct2JVUpisHT9m9gdsAmfk5sgx1lo9RLEyJAgPMfmvJyxaUZ3s2aKZeb5",
-	"QlmZsNBgz8zhKLYyJeCRqG0qGpJUETkqmTtZZUrpQB1Qjvou+MH07xpPR52QtzAvdIOojLUyIun1e/PN",
-	"A2+gdeJEbq6SOxxrEk6Hj9qiQ84Nt6xyr4oYTRdJynmeOI9cZ0WYqPmCjhndyfdVMQuTbtXqt/LZSt0u",
-	"HOUYTsa2LIycvn+hDa0YpoHzOV6AVY2u1CSutEnohfELMsupvSYv9vfR2S+xVPzPGyQiN+b057VPkFcV",
-	"bpcNBkHtOEw8fssWjNvo25owwZRvZcPYEe5qxDzyFLd1xbptDLcddeMB+hBRgb6BwPA3SuXUZFRPCFnZ",
-	"OyDsb3qrZjOo3mtmwLYPA6+39anPzGZ9ZpzHyQe+dhEC13CmkX5g3BDYjgOg27rbnRqhAa3NTdH6Alz0",
-	"2owMWhdodOBNAe5WYZg3xMplbHk+m6WQNPjInV+Nbg6adzduv12U55NQ2m7zyjvjBKGftcbbbek6DHqd",
-	"UemAY7JMf7erDhi4bsqnU6jurriTZR+o3j4LBd2zvKguE7IoNe6xmiWksnANtm6glVzpohoWNtPkHahd",
-	"zWlKeSm0OU5MZ2qdmNtszQwsP8JA1cBqzfUNC1vpMwSHqz1d37RA/5sT8puVV8E6aFAgzNE0kP6R3kbq",
-	"tQbw/N11V8CfE/rfGH5AfIa8dd98aA9eF+g/kjFlos6IjCPUOhIc4VlnTlYWdQPwfgD8l/W12XbLoAdS",
-	"AdZtCeOdx4DdX0sYvb9P3WBu1w1mhU4QtIUBxcB4aqQVaFox8IdcrR4oldC+/KQe3It6UGcMD6QdeHRw",
-	"Sx3Bp6RHoyn4u/mkKPwxFYV7aAbklTM4YrgHLULnXCxFBv3VPrPVUtCSCanuRTIiWJaFA4oxAcN3wcMR",
-	"zI/Qz9jt+Cu5JWiuG2LddAv7QjOw5i5IHLcnSBOpholC+Ohjc+e6l6oDYHLv07jATIYNbWqeeP3k/Xfq",
-	"cE06XmpmED5x5uVKf5RISDIDYEnAYTe/aHKEjJgJwRkECD513nC9QyumFBXjd1kPJBTQyn+7gzVevMAQ",
-	"7JpPFrstvO+uX30m0OHF+U9V+iBUQbKxUmrnBWfjFqCz237XdsEx6arCRueVkTM2LYIDEtYNB4Cu9J6Y",
-	"bkzB+zuCjqErHdutl/Hq7JPOqw5Mdi1ARkPn2+nYYe7E/TfrsHQb7rduPccLlBG2iDbmEMUoXsN+C6jY",
-	"pzv9dKfXuNMHiiiFoUpqgUr8t1fc4pqE0snmrWJJA4L+SgonAY2EirGCSIg3AfVxxe1/uhl/kpvRkD6m",
-	"Su/Gox89353znw7R37578bfgt6Qs6BpSKCosmpR633Kjhf13PcJ/Eg5f9RXw+xOB8wL6BIsJQMKwAJR3",
-	"E569HAb2go7ZSQubjkHWmFFNZzoObjvKSvXfbck7ilSemPrXytSVwdCjzBzDrZi1ptEvxqCBfmM/+HW6",
-	"SytHn7j6V8zV6ZhBfpTB7nF5Qzs687ZAJ0e7kInpA+1uxN6XojKq75+V8gvdnidS/4pI/RiwDyYEDQs+",
-	"11D2hvtvRtJcWagv9lyhdavycqYeOXCPrVBgjHEZU1EsPSZS97Jd2rs2NoCmGQ3eu/HLBcloQVKpDJrO",
-	"Ro1zy4KZ2vhXegav8Iy++gY1/641x1eDcn//ZUoz+H+CdhTf4TPCaLbb1lU35bfbEiGxJJstB0ZQ5DUq",
-	"8BgiHyuOa7rKX9B2XDwjSTrBeU7YeMNJXrz463ct8wqHTaZETvitKIJxlt5qYbOCT2ebadsv919EUklM",
-	"SN9T3qAUqckn77nz7Jm63su70DtkNHuP0PvzEx9Pc4dx6X4k2W5MTQ1dag5IEDwP333/7Q/of/772/7z",
-	"Lnr3y+ExUiRgq1WyhgtiVnDJU54roQecrI3BGagHy+eceIkLcmB22m9xELxxfzLdMbWYgqsZw3oif9vY",
-	"sytjeGZr1RK7yHlYug3/0U5iSzgBw9PCVHQRgG3d4PyBCfqAIUdx9kKF6qQEaEbXja8WnnGOsv/575f9",
-	"57cnzWuyWBo5hlX8oh7aaujYfrYe5q2CwUvDvPD6uiFe9bDesO//+vz73YftMwT7h17096EOjArER6MY",
-	"W/rHxdlb9BsZol/IAl1AugqWhoqJQCdHDnyp5SBjoLlxsD+YkobWuKeEOO8Lp0TiDKDx1mEOz+9/Cm1y",
-	"pVtBSDl2aJu3oqkZ4nZgDNvgF8YqSMzc3IR4YQ2GxNcum9ktFV6WkaPmRvzwvAImNcWSRZkT0e5wX85Q",
-	"CnLDr8kK6XauH/pCAq0duxx+AdsgmVAmtyv0wgPVW5Bp74DRX0wW3u5jk0V6rn5/CVDCfBwb22DTSCtN",
-	"XPv7P9yWjGQ9AzpCRZemocoXIaKWQI7+ITGMu1jWO6d1BMiWSCxiXgRhyLMi4w+sRNP/8oqb4rwGUnjH",
-	"x3ProuoShppasKwuArW0i2iWWHwsObEm7pe+QGjHMmU4yy4KVP9kpnPgu0jkfJ5kfM66qN/vR+0VvbjK",
-	"TglH0spubWc8+lpbMRQLhmeC7OFsStnezfO9jACMCpZk71MJbdIgS21l5Ahw5Y270wWKwmwgPdx2koGO",
-	"3DTfC1IcqNlvrXkHKbCIlWrngqM5nRELJjeiOTEQ98V1FdWD1zO0Y8rVNWze7rpF19vt2uFSiJOSDSlT",
-	"yoKAEvpVrTbaXtwUzooq0WCP6gF7VR34QIheiyqvnttmJAMmwMM2qEpxnnsp0TZzFC7hw9kpNttIo4+q",
-	"Ldl2e2578H5afBdhgfbMPzx2Awnc/Ta25Js5bTarDxz01jjYtniXtM9u5c3Rj63ZnUY92zWF+bqZipjw",
-	"Qmq8F8VaSmHKzl2r3ge4PBcTXJCsJ0hakCYwEWBRMoBkimZJYyQoG+ekVwqiVwhLE62D9v3IcA0oGKcA",
-	"QzghaEI+op9PDw57Fz8fPO8q694Wr/ljJfozif5MF/HRgJldtoG5boWsrHZ40AEiG3QUbxh0GJf23zv6",
-	"AEgBSsmAAbQGFAHsdtE/uQUYffv+DRouJBHtOPu/UTnRm3oB89pie9YpZfE0e4N93RKijqCDN4eY4jQe",
-	"MG+5CWtEzJ16y8rcA0/pbhpfb964rg8i4+ahF/GHa6RZg1/doIvlHWEoXZu3e/R4tPKdH3GGapdVXcqq",
-	"ba0vvaHJvXhYua3YkaszgkYxyxwuulOT313BAKQoNmbr+DS/QppfrRB/hsVp86lVEr6hIhCFl/rxFcHT",
-	"M5YvjCDaUddhV202V390gWmtyHpo8LEAFTwbi09VWu+Hrd60lq1ZqzV5Y5tWeqBjX1v3bjlP7uPRNLeo",
-	"7SmyE6GyELqu1yHqPUbm7d6fQ2jV0Dy0rRl+H2e0WCRK+Yq2utY5msYy1x4KDV0ulMqTGiicGU8nr5GS",
-	"b6D3MGLq1Rv9EFtEoNcfMSdsrBvShHN5A3/XvUMKzDI+NbNyRufz77roee+7b3f70caLS7qTwE+v7bC6",
-	"G8NQECb7MKD66O8Hvf/CvX/v937oJ/+396GtsYJIbLFn40M/8zmaYrYI6EV42wtvCm8bS+agm1bv3EN4",
-	"ujbkK/Hr6dpTPqRlfIPzkvgpR0asWsJ+eLn6cFxKsxDdybLOqTZiVJ/g/z9r0s6JJDEflfp7nF19uQbK",
-	"VedkPe/sa3Z9eOe+Pa+H6Uscp7DuWu6LeyeUtTmUz52eSGQ7JAJuEs5IG4WsLqyVnt6zvie9jBDe+1n2",
-	"5XSqt2SuFanFemrUa6OKIMnRNSGzW6pVy3UTNalSmIa2MQ0kNos/jUZSAj1kX14reeI5W+U5+p7HxdIz",
-	"oYl9makmiEysI+ZRRwbP1VTfmZluNzCoSzFM88FIn6s3fIwUm1rYdAheysokA69KLAzY7TAyT5a4Tuv+",
-	"Tv/pD1+YsayhcTp3O+BIyacg4NcUBLzQIaFSl4tUJVAtjMb6fZNYK4aa5hIC1efEXvY1wQhW4s1vXsa6",
-	"UYTAX2AkM8C/8dWzH+6C0/5wN68+BUAuRzsB4vmul8SofqoDmneRh02++2d1SPw2IQCRGQKO603BLEOj",
-	"gpCukiqsGexEac4FWX6ZhBPWey5Y2GaBulSaC4llueXU79ZQZZ3W4bm180zU00jAfJ8Ey9ckWOzF8Tc8",
-	"stYvqJ7GzO2L+C2711yADS7Yo9Ib9a1+0hq/wsv99wIzadLNdQ66v87XiPEhz5SZNeVSo15NBclvliSQ",
-	"1WShy3r58uZri8/1mUuq1+1XmAf+a7Rp83tOhRRdk4o/YIY0CpLyIiOZ6RNt34FeYDpHuWSS5slUoClW",
-	"O+z6yDbzmN6o3ToQ20+1DSei/rKxO+/+k2hX5PLU2av/9EapAU8s7mticW3t6tWXuhYPCtb8TKAhmeB8",
-	"1Mrc5hNOReCVi6r4v6nHqgt8T5IdvnLCRnyZYei4l7DFdrRAKWeMaBjvp7vwlenyhc53Bht37nfA8yhl",
-	"rp4qhQlZfynJHbuCL7R+sTQnT0lPfft+fbEyG280EkTarmtKwKMdRj5KU/Nk1IBZQW4McP2Y7L5G1tO8",
-	"35acNyr4NMjNa0jbKWV0Wk47r/ZjkrY+zVMupM3rFxpyX5YFq2byfL91LhBx2OZkfiFkJux5i7DfBBVo",
-	"h44ZL2zOuJrE7rJulGtAvcQ+7zZjPuGCINdvEiBadUY2fNtOT8DkWpH1tItyg1lAjibKCb4hAo01sn08",
-	"ChH7nn5hefZm45NqRIiDCp0vCldCdFEwFeiyzUvpYqf6hSGXk7bJ6HFuMxnX5dYrPapOJlKYFfu89+6d",
-	"5pDz9PoWn9evbfhlveX+Wdiv4jmm0AMWz2YFv8F5SBFdhPO8dS76nY1n80s1D93DHe6mek+8RoPOoKNd",
-	"Nro3rpYq6JzMCJbaWb3kcsIgwXTWbxzQTKa0FBpMUVPrrafJuEyqgoftzFQJNWXTFa8R9CkZc0goF6np",
-	"rQRdPVvmA+8lw0UwFcIUd/3d8hkqEuAAna5xEvk1G936jZjgjM+TIWYM/u3Xm3Q7+AZLXCRlkXe6nbQg",
-	"JndOnVmOhUwEIfafjtBLMYN+MOp1S3EfumvwPOglPcdFJroGRRUoGwIMQ7QzxOk1/Np+12kR3ZdRp9sZ",
-	"xuaw3VBQJdmb/gDoRWNtA8C0U8LesVFjJ6g9dQicEXgDifMlSbiVBFdaE82hfqE1vyaaT1Osn3QPKpBS",
-	"hlYm2+tx7fzXsaXPGKl6G5hVPZkSX6YUQBsL9hS6yOAaYvVtSRWn+rxElV5tzfoBq/u0Zz16XVrr/ERn",
-	"X5WHWuc1BET+OAJO4Rd/oiTPBMrJSIIhICReGJfwAuGC9Kv0nILMcpyaJhL2rwOmzPKcj0UztalkORHq",
-	"ovtpUergQQ99PWC+/l2UpsBjPuE5qVRzypn2XRfuL0qVISQTCA+Ym918QnMvlwgc+ACsxV4jOSkImdFM",
-	"2DWoDw2YOZZnwjYCI6LvQZxPsCJRU62soRDVXAQfKDlLCobzRI3JTZwRM900dCYX2iTHBUEFGWmPRDea",
-	"WLt9l/mSkl+nNTWxK/QvXmlfyXrmcb9l3c7pxeHLv333XUuemqfVxWtaKwXxVjXJ/rZvAhPntMjoV5tp",
-	"e81nlhYuO/IK5lQ/FqCw6PtTklGlUK4KHZjnum6wD93VKw+qqsNTH3LZte3IkGl5+1EWGAwck9msYz+h",
-	"edMedXlIKKFtyGSER9LkCKQTzAxy9DYB59aeCRhBTxAoG2gJPzzAHrGgwyvTrN7JjfupPdt5sf8ceLAm",
-	"SfjD/m5EmVhHPd7TVVw+d3t8WE1qhhrZVmxXGHqrvmXnSDvCHyAfxgXMCoLGnOkOA3NSkN0npvJ14Srp",
-	"CkPBp9rR0R5RXVqBH2El7ja1RrEa13hrXrDYXV4pefV0YnqRc3pFEkZiDGATN5N3G5+u3td09bRnq37h",
-	"Hms4unGz9z7p/zButeWF6waK/r7da2sLPkVbldjD4knqfZVSz6RBRoUedNerUHba3MYPRNmBgFpG2U+E",
-	"/LgJGfaHmT9b/+dIq1jinqABIiT+JcVMNwpDYKXJFpEI6ndzK1aidjsm1u8Yx+FRv7q4qklboTISUP38",
-	"RzEV1U0qiFrXk9vpicVUEIWKIpZxmZhK+XKzDMeXTxmOTxmOTxmO95Xh6E0mluN496k9ZT8+ZT8+ZT8+",
-	"ZT8+ZT8+ZT8+ZT/eOfvxdSCmLZEpAYzmeAE6N8xAzUlry5Bj09nrfP7w+f8FAAD//w==",
+	"wVE4XKCL0wsdtK2clUpf8r2pEAz+2HMCrpeTMU4XPVzKiTnUZXeFF+O+SUqbivTFD9/9dQ/CflU1cxvT",
+	"U1f9xJaObpFqWuuo42Wr65KMfvzLs0NFHu/fnh8fnv397cl/HR/txvijniyAn6kjeSYQwUVOfYnYRULS",
+	"PEdYXGsnO88zYvMRxe4KFtl27FMvJ2LZwVvx894M+CTuNjrfhvyrDtoeEVJ6ZRfNJzSdIH1UvX+Knsiu",
+	"0cvv1akLa8EsPWhfvd0Dn3hDFI5j7t4fFzZRRPuxXMKQ/nIFMGXUKjvTd2cXl6DYD5j2/aLflO0MX+5b",
+	"X2rCWTImsttUvnGW9V6+OzmCUIgYMPsGUoai0soUw8UCXSwYngmiTF2uGGBIpLWk73d4TDqmGFeZFaLz",
+	"6vdPUcNCy89QJnY9SmlwpPgwdQF85wGtpbP+QB9WXkhJPso9qBUILkN9oCjh+ydvsHKMd74gQtHMDIL8",
+	"n7udl/svmsT1q/OpV8f62iXdOUguY78/E8jl7KmznhCcwSF+6rwxCuGKJYQX8GJi678bywBnhCnw0chc",
+	"1mFvP75c0nZb9MoaQW6oVn7szefznrJgemWRE5Zyg1z3J9Yz70Kdm9HgwxFepedJW0kFuEgmRLaxEheg",
+	"hO99KsGt/nmp6FaPv+HptcHS26LaVkFFrtD1zYPr6m0VFqaQkB77kKo+OBSpQIxLg7K7c5qcvP314M3J",
+	"UfLu4PzgdNdM6OXDTCjFeV5NCVs/CZDBwzpoynRizwaYPwVYBg8dsh/4M0HkRjyZv39QMq/pWPz9gxJh",
+	"1d2xeA24hnZMBdIE1Xd4G5WIX4o5CnJWKVmVmNU3aFM5Oysjl+0idtm24UPYzj27T7P//jkBI/MnbrCC",
+	"GziNTOJiTOCiyOoVpb8znS/95+cd6g4KpJPu4D9rTCRuQjnpahBt1xewBkJ4+zI2gC1e6VKzzz5J2idJ",
+	"ux1J62jqkQrb+sXbhrzd5p27X2f7w/CGJ9n7JHs34CbmShrxK+y/1pbAt3FKPzmj13ZGQ7hcboJ+7EWy",
+	"/rrbem612nU/4tpM5KuANIktJPXdzCbYp1OwqCJfNmAli76W8zEUepjkEvCzA+vYCUrtd/sD9l4QsQoS",
+	"u4sK0tMAvZSNTV8NSaekP2AXunbEFs9TltxQnJCPFBKhEw+F3EMUrNOtrjaH+vlLz8d7d7GlPUefOjjP",
+	"z0ZwiVdRNWCLq8tbO6C1EE9tcrba6x719rP2DgBrRvDW7ls66tisSCiLFo+dekVgqGSS5l6lB7B4qC1T",
+	"HDtNycyU7azT2mwZAkQVTLbbFxCpAW2wMOnLPbL+h7q15a4r5A1IhPZHPqRwty3r5ligKc7VvpLMCVG4",
+	"vylmSs5afAbTGMdM8/lW2bsriGmZrQc7YE5ArIcL/IDywKMfo6E4pFSmS0ctRoOa0osftjalWpFjdAur",
+	"wlVd1Yol6blquG0qH5a/Ctdlr1cK0kViwgvZy+mN16LBIorcwRlvcxv32jtj7EFIycDcRnWZRmHer/aN",
+	"NSwuB4uSTkh63ZY+eR/RxE2YMezBGmaKfm5d7gVLhkxzbCJAD2cQ+IemgVYE3LYuEtxqDVaWUOblLD26",
+	"m+fujrpSlAiHSYRjhceKj0AWil1S7GK83DNa/t5L0wmyVYnXzwGEy3Y9Z5v36YqW6a3K+q4+s7lhHa/X",
+	"E1t2hVJhq1jjn0MGaLwyzLqe5m4BeuLQKF7jG6W34BteFoiPUHD+ezirWqsV+/3vdvtIq9IGE6VK7RBk",
+	"ipUgde2zwhwnNOfF9Ss/YDtgisNV2E1eceS0FBJN8A3RwLdVVR886+Th6wEbUpbpinpXVIgL4tCHvK6s",
+	"6kkQrhNlHKjP1yoIdd+9kMzfceER+DZUfTWNVrRkvwqnPt96waNY0uPuna5BFOvbFMsRrBVZfuyNec/I",
+	"pEv/I4d4SvJDLIj7fLJ2f6sVn920XdaK4R7CklkqkTzcyTYOYwpkFMOHeuSH0+3f8iYGuVPr7bxAJGoA",
+	"hocS15BhZgDz4XKDC08DKWyX3x5kPnJde1V22PwY7VSs9nb5vTWhq5hue9b7QZapHdm672E9j0P31iD0",
+	"zXrqe6vHXgZXJujD+PvvyAc8avsCrCDA4tcWqbsUjiV4U6xzhYcz8U950XBb+Q19HgV/eH9ysB3GkJGc",
+	"SNLOG47gd/XoTwWfGgV9e5xiCaRHANawDcCPVegdDx+zc0tMSlA7E223+qtivGdAX6G3br1Mpq02omXg",
+	"tYslQl5RkCk0bd/h+t/q9oZ2wu52r8U5fFC0toPVZaWhnbIGsev8d796pp3wfYicS67k47EhsNuS/nL+",
+	"HYUpf2ApEoUFipDIge2BoIhB45M/pBxpaI5e9rl2btTdLA8VFPZm1lQpq5joBu0l4G9ZVhMAW2H9pjLy",
+	"ttfh9OLk4ujtPd2HNkTXx3shLk4vvtB1qPCdH9ltqCZ228vQQEne/lWoMh/ag9RH7hkfZMNlUYB4BFTJ",
+	"PEe2k5wfEUWSD5iOxgDwZH/ABuzSNBpEFm9VPap9c7+v6tR88O7kw85e0Hugh2d07y/1+GsvVGTVQ7vw",
+	"9Tq6loHKHNpSU0nMRkP82kyQjmr9JAcM8N1gitYE02sLwmRTvDDmNryvGzC6En6UEQNdqJQK5282xV/h",
+	"NKlAs4Lf0Aw6aw7Ye5bTa2KQf+08ASHYn3fGiaZBia+JYrFXNfSxqwFzsRU0JCkuBalDjKsBP85IanZG",
+	"0DELbpkmy4YPEFEmJMGR6H9FVVtXqx9z8L/bIQWO4Uj6LRnh1syBJOGA5YRQaK8hDRr/kCAYJkOKCqeQ",
+	"1STQjAtBFUk5/dAcgp+2sr8b93Nuig7HUWmcxXlew9/RIPSAOzVgJyOgPUu33Tphnb6/uESW4K7cLK4G",
+	"DHzeSqjwgo4pw3m+0A9y8OXqduseWBk6GWka9EZ3tH/N+Nwk0HgfQfYb3QGjUrvJCyLLgtl7EjMkrhAf",
+	"DdhVZZxchbCVSxs/reMzVTzdLvqduplvtZt4qC7GgxlhDSFPWaaG5YDlJrljVrr9aP1gwc2iqNGRijrS",
+	"CJHEcA13xG4fXRmL78p+mQhDFYrm/LBNFdoo2ZCXLGsdWNFATsLTq4Y3cRZGADaOFyT4ysiWrLn1ZCWx",
+	"Arn+nYKMSmExIS2XNKyi2qUBGxL1UMnsVmWKC08pA07dfuvgdiElRdX9F1KxBG+/RvXTmIDhGizHW4fP",
+	"w4CWjf1tTe6ub4l/8Gm9euJ+bXLr+3HNG8OczT9cHsxjTjqpeSk2dV94+iKuaYsgevBYKIowYt9HnPpw",
+	"N2XWb7YbV2UPTdRDF/Xrp3WepQPqdSlCXousL6qwgvpMmCgLr8sp6JOWu7iVULXRsgRJqX7gc0YKI5wH",
+	"zJ7Bn0QBRrWvXPx89v7NEXp7dokKcsO12gSrrt63L9sGHraDALLal0lM996BPNxKckHATI+fmZm7rAF7",
+	"w6pEpabaqynwnaXUr0TnzfmYlzLxICGXK7/PROwkupCYoJVhLARPKQQNzKjdiogHzJ6QIVl7MiCtSCb6",
+	"6EjDe+ii96IkQLfQW/dqhHNBrrq+Ap1iZlJ9tA2V3WAmDWICcADBR5B+zUuJdM+Q+IVXz/X0c7uh2IWO",
+	"OlNMmboIXlNlJ2oDcHxPcWdkHrQZj3giyDzkdjUHQiXN6QRLMsQMM7xapAcf/vBl1Fo39U+fIxl8y1UK",
+	"tyVOp9BM6kmfeFz6hBXaTpmwB/cw2sSKuMnSkwTNXKdmurZ+ANBec3N/843S4yue9s03uuJjuVqCnE7i",
+	"cT7AY4Mmbvp46p5FoWs2fHpiY8sVBuyqsf4rpwAEehCcg5VzwJjt9dUJY5kePddqBJZODfn9qkoVbm7t",
+	"VZxvqt02R6V/vXnp+o+pMcwQurxFqUt6xl1EPqZkJmEGA3Z1mlz+fH58/O7kKHl7dpn8dPb+7dGVbU+m",
+	"DX8tNBh3Gz/FMp0YVWvAYqeXWt1ppExPrZh4qo9xgUEXOqje0W8bu1EPaIeqqm087ylKoTed300iXMvJ",
+	"2+T9xbFeiLLEvcXE9DFDLQ5dyuGxmMaBXUQoSN/hAiYNzl2HRqUoyX9aGbXDBdLGrq4EpClBVNtqiiMV",
+	"PEfcNLhZFlc5J4JIqxo9jnjjvXpi7iUYGaWrDUIylUSt2mh1YvfGNXkyAE9AeXADOoEsvkNdzIgUhKXt",
+	"eSEmtlKQlI8ZFS731XcBNuJBaqNsQAiuatX/C12dJhfH578en8MyL8/fX1weH10NmNL/ahzC0w4rB3tR",
+	"Crln/CQxr9CAtVkg64emVh3Q0fHbk2P/dC6Xbp7toLSdM4u5XuELS7KuERaKvZgGhYjPKpBbPyfCtMeN",
+	"xMqU1dqg/JBFW613VhYzrnsmForbSM20aorFw+gVKyLQt1Qsgpjh16pXRLZ2c8VCD/LAmkVwfJsoFooC",
+	"Lk4vBiy4BcFwX0y5CGaxro5hG/Xeq5bxWNI4/gh6xsXphTuUuLYRNiO/V5XjnU9ST5rHk+bxeDSPgNtt",
+	"pnjcr0djPuF4SpeVIAIbOJuzbUN3aX9m0gK7SkUyBsYYKYq9RbuezWD0hyTnbKwzDSFLgJko6JZ9gOuB",
+	"6odM5c9eny5FS28SF7jCYZyqPdEZsOrmE05FDKmu2drNBywygYUwZ21CpoLkN0TEgEvkbxN+Iu4Taadq",
+	"L7UEEsprxFVFRrzeS18ME8rodiEuFGJBlsFDwz5pyCXz7e0ixm3UJ+1zHIv97vBwLTejlJO9T+p/Lxcz",
+	"8nlvhPN8iNPrvTkZtoqCg1JOfjIPGvz4e0Ss/vny9E2FV/0gmcPvmWb1rnLuIbGqBIQOTUaOPQ+NwK5o",
+	"qZEj7BDb4REwemekUHzT4DxJ01R+JTz7KgQNGKmLKgSPFM9kOsG6i6aBClGWcQuqoSWzTVH/mzN5f3JQ",
+	"dbCbKM1J75rbBtvlW7ThfAjXZ24ziMV4kah3Ie4bv16DLDXF1gWRtrYfzgD24ZnQbqAh/xhvNjvqKctB",
+	"SJqTXtHaxfww52U2ynFB0KV9/JlQcrhyv4woybPoR8Y9RylLvqFlhKanOc3GRELM24y+U5DDg3eXhz8f",
+	"gN00OdRP7rnpKLtFHTqW1CSZT3lGdqMTmvRWT8d+Yd1lfv7iyP6G5BtdJ+BmPNP0oFPsnZcPLLEnthpl",
+	"q15Te3OT1CV9jThDJqux2l2l1ViOc9uaixTPdHmEuedtRtih/9xWzbD6DJZtdTCLRhG4/+PaEEXeSzZx",
+	"5uvA4TJUpherOLa3E60mja5N9nOm4pGB9ZAcjbfa5jpWOztg1pfqVwl8v9tHJ0dwTFaFdaaRc69A1jUu",
+	"yIAZeJhYlYdaxJFZw1eS7daa5lZ1iobNhWxvy1EcLFNLM/QWzCW/M/Ejh2BwpmpB0JgzoguqSUF2HwvK",
+	"ASMk2/bt1zdAIEFuSIHzaKtq33y30I63kzEe6bWJF/8ybtnBtz6+WNXY+w7U3Upi94UaFh7aEs4Nv+99",
+	"0v9hXFEV1sTm/Fu3waw5i3ctV9eJpCFbR21cPehWb3xrmGUDVpBRQcTERnOF5DPAGANHtUScpaSPgJq1",
+	"69owMjuxAQvlgku1XSoTvl7E30fBjBXTq1gxFl8FJ4byrlYuDCbBmjy4u4LJ3mtTc8NBlx3vw9pfoBwa",
+	"88uQF2wzFQAstXWVuvUc1/SxWu58yyYc7ZVFjr1mVMxyvEDqg2gHDyFWmBN8QwSicrePDqqmIq4+R8Mt",
+	"jSDfZuc0eX9xfJ5cvL94d/z26PhIvRPl8wOm8zj8GUAAxfSOsHFEk6ZDvbJwAG0fsJ0X+8+DVs3f775G",
+	"mC3UNpNcEDRWm/7t/rdNjv5+luGtc3SzeYk+rba6Bn+L781p8xCcWNmgJeyjjhG82GbscQ2cxIjqoCkq",
+	"8yjqgfFk2nrv/BlZ2jlRJLyEq71u0/CgvE4ncXFGWrVS8N4vMwygD8NPOZ9v2TaAer+1LQM3i5XGgR53",
+	"XdPA5MaQzAL9L2ZGUjxiGGrnOvLm7Of/mEWJ2/fmhe2+D0S7NnDk162wZlFPfpA50so8JVc7hCh77ZgW",
+	"iLlS+6OjI1cfXnWo7yEY68NgU0YlxblxziXLRdWRrwWASGZkni/cTC1r7S7D+WvfTuicAc/pwTfY3OVl",
+	"g/bXLlg7NvwXpCrVBzQ2ZFvLD7/M02KaGgpGofnZgsXc3knE694Rztf1NGjxqy0ZbDEjXUT6435j8X48",
+	"1LsfiWHJ0c8pbr76JE3XOPUBSFhQ57galBV+fXgERx9EKOq6XJ731WhLs0ZLmQmfklagmvpmGi7ZohtG",
+	"yDV6aG3Tn5M8T4C/rLTVqEj5DSkWJ5ULoXGGwWb6W9fdOLPNqS1Q1Rq0inq4WOA7XDis4kgGrLlZ2DFp",
+	"79Y9rJppGg1pcJed0+Sns/MfT46Ojt92kTG/jo4PDi9Pfj241D3EHrXK4DkO/aANuDaEKMHLUcupu52r",
+	"WVext2MmvtG/f2H4dx/9waO+7bf6O3EDC1tfX31Z7X5m3E9UisqaWra1ezjPV23vQZ5/wR0+ht4uwUo9",
+	"0+Xh9pssn4e/+zjPV/rvjVhYBgeqH9iW2rxCbTIlCZV6tFohCEd8hJrBbWT/KnG9TKCuIzoPwKNkkGIw",
+	"feAc8OCEERVOLvIC4bwgOFtUGaSPWAAdf3S9JWpr0g0t1R5vQ/7YMr1lNZNfCLLJpVtQppGDUiy057Ug",
+	"CCModvC9WxoDzgEa6Lq6c/PPtfGpYPCCIDnn6Bqa3fCRYYD61VfquR66Un+7sn8UEBIUztsmwJ9kARlH",
+	"ZZ7DFuqdHdryISqQmJGUjsyy+2ZoWNqKsSE8aIgHzUgxpZAspsMvXpVh5bEZLoBv2z496lsno7AjF/gI",
+	"gapGZV5HQJ3TPNfaT135McejbdEUMwswadrA/tuVH1KGRDkU6g4wae+Cm4o3iHOrq+nnC4TRlVPlQ1Ch",
+	"aSnkgOFS8p5r7MgZcUWVIa6VpQ6fFHSWHwSPlc04BERQDUY1YHDMyvS58sA36Qhhtuijt1wSr3K4wOr2",
+	"Knox/n8z5IA5I1TouITitak0vd28xQCMp0n7n+KZzqoznw3mwhlU2lwZm+YK+tWCDp7iHE0xY6ZyriCK",
+	"T6vpBu9rDE+3y5CUt3AFWGYhamOgitX2yFZq/NuD0+Mr2F2zSNtJC+b+9uwSYSHKqdkXt/DKhrHX08wH",
+	"Zg81vBZRzlbYVdN1h+kK+AItxSI3emhWcKaAhVqRzYABMVGvuZcmNl64nqDup6qI2y8WHrBKE1N7imq4",
+	"aOSG8lIoem1MBUurr6ILQgbs93OSw6UTEzpDQyLnYGUGmGla5QI1K85GC2+Mnhmjp8fo6TF6mGU9M8Zu",
+	"Bc9lj0EnIQSstAtcwqseDysd0ZBnC9NmDSBPgEcr5sFH6GqJS+9KU8iPx7YN2oC17zU8OqPpdXjz67hb",
+	"A1aQMS6yXG0aV/xlVlpovoXzAjmqsX3aFCvWtf8cXAl1wtcViNSwgN8NoQes+sPOHp4B4l5KhJVnFSzo",
+	"bqx+2kjaNSoIlOABP6RhUYAYoF8PQde0FGpL3lfDdPw4bKZfNaUxHkSprhw07rUPESfPx16FbwYP6X6e",
+	"f9ykE8BiWJl1ErB4KtT9r0aiAn3DuPwGWVSHjIwoI2hiymUrXmdyeyp8yMCb1EXD0iDsaygCM94g6E+u",
+	"2Zkd8woKxYxc7a/w8Z8cWfZrxavhRCcmDOcJgkLbL7AePDDKc/Ba16ifNuSq1IKhi3P611ixiRwOwxPO",
+	"NucpoaYOm7peF+aG6RTYit7+/vPl/z74x+FxtGhCEWBSN5RWuDDAwx/qj5KjcjYucEYQZQazs0om2HEP",
+	"q0GmPCvzlpoJyiZ0SGXi4oS1kxgBTmIXgLED9Hhg9j6rM8Si1TjF6AwTM5jMVAAFgC5UkBEvCMgfRS2K",
+	"p4PDkitCTU3bgJBxADxjsM3wlyim+SZhmoMwXUMRkdAw95rFQtCmVwvaoBMrEego2IOKHIPS4irWUxHJ",
+	"P0o2zgkCRIPNozQZEcrgXRfgMec37QCPKwM4jghuFcFRvBgar50YDexXUgg98PP+y/aQzJJIiwGdaUmJ",
+	"sSzHYgdqjYZKgbAhXrQTi6gfvDvZbY3htOejDLGgFdRQQ4G0J2WE8skRcDGu0Xa72hKpA+N7vMe9ZipZ",
+	"bWSoOtx0Qsj1Iplydk0WjwZ53kONCJldBw/T5y9eBrGOgGW64EvnP4KlvdK+AMDXD8AjlvugGoAmAWet",
+	"XxuDSBQ8owxEJdaU0LCSs7IUNWKtZxqem621oB1XAYu9MngTSoQ4nrZJ/LuSjZ64tnzpNyPbQEtV/AwL",
+	"rTtUjElx26rvR6grg6XImQF6ccJtO2tq+P4iMRk6IpJOXSqMfwxdNdcpzXMqSKoYbB+dMXXdG273CYau",
+	"JTDfpuMJaWyVAeNDianRsivMfmfNha5XBA0taunSPjB1wBxBi2DEQmf1dJYCgDTpr8YcYsj0zABlPhgu",
+	"xQzgvJyV2liy/iBk9al1g0VxZgC9Vx4ZACE3Xa+r+fbSqGylVSU2BaLG6qDGV5n1MkT6HzAIYNYcY998",
+	"U8V5v/mmjw6NGW/UDvJRKrXYs8/0Z5X24VvuO8MFErOcGigW/cKIFmBc5Zztmv1aWDzeAaPSqNU4tz25",
+	"r6plXHnKYK61bjTHi9skShxEPKc+c9IIbT4VV5p3K125zE9z/xS5K0XMIZBd2chHDZrttvRjlruafLwo",
+	"e5N0RmWeL3r/KnEOPMjKQWsi75z+58nRrj4MF/KuUcxjMKm3i13TaIfhrfjOwFsQ89awbx6Y05FRX+xG",
+	"KuFowhISa2yW7j3nDBi619h3aV5mxE+XHPE853NFzRWulgCf9zfoKljVFXqFfN25dUnm1YYXsf19gJ3S",
+	"QFH6z5B8YsY5/s/DN+8vTn5dNoCRw+RjmpdC2faQFjrDSsAhlOaYmh7/caXXOhyFQRcTDQxCDD5VU9Yc",
+	"KBDGlT4ruGIa3QHTmwzscQSu55pvIjgobxm6a2rlLp1PaC5kIBexsBgWMHwwMKzhZ8dXjYPWPG4+mZMb",
+	"zAwEpoWJhL5NEtYOZ4+GYF0OmPellYWyOJcTXo4nmvWrzQNmr0cHHWPashtVhbhilToLzdywbnyjBizc",
+	"KbTpRv0BgervgjTnMnM8tnReiwJlVOBhfq+wchCzkoEnuimcraXkIPyswWAEw0KLLAx2HE3LHBfo6pqy",
+	"7Mp3n2qOMmAGK89APmDZCH5pQzHPFy725EJnobL1p28XsEHcdAXa3orA855rYdOKNHao2ZPkSBACwTdk",
+	"XQggbOwAGoDM5MVZZS8M7qIQX9Vg/3LkOgNh2bVarG85OYPOeY7h6xUv8ucB3y4FMTRshKxAN6Sgo4Um",
+	"dJAfAxbzm0xMd2wrpWwGDnxRlzibGdq/DtiI1tERrFA03GUKyv1OwE0dsJhGyM1oKrEkpjmcX9tkrqr9",
+	"nNAeoJJlpBApL2xkqRYQVFx/TkH7NpFwoyfOCsp1J1YpicHS9W9id8AmfE5ughxnodVLECNDgvAcm/Ny",
+	"xqYZ3c2aKZaZ5wtlZcJCgz0zh6PYypSAR6K2qWhIUkXkqGTuZJUppQN1QDnqu+AH079rPB11Qt7CvNAN",
+	"ojLWyoik1+/NNw+8gdaJE7m5Su5wrEk4HT5qiw45N9yyyr0qYjRdJCnneeI8cp0VYaLmCzpmdCffV8Us",
+	"TLpVq9/KZyt1u3CUYzgZ27Iwcvr+hTa0YpgGzud4AVY1ulKTuNImoRfGL8gsp/aavNjfR2e/xFLxP2+Q",
+	"iNyY05/XPkFeVbhdNhgEteMw8fgtWzBuo29rwgRTvpUNY0e4qxHzyFPc1hXrtjHcdtSNB+hDRAX6BgLD",
+	"3yiVU5NRPSFkZe+AsL/prZrNoHqvmQHbPgy83tanPjOb9ZlxHicf+NpFCFzDmUb6gXFDYDsOgG7rbndq",
+	"hAa0NjdF6wtw0WszMmhdoNGBNwW4W4Vh3hArl7Hl+WyWQtLgI3d+Nbo5aN7duP12UZ5PQmm7zSvvjBOE",
+	"ftYab7el6zDodUalA47JMv3drjpg4Lopn06hurviTpZ9oHr7LBR0z/KiukzIotS4x2qWkMrCNdi6gVZy",
+	"pYtqWNhMk3egdjWnKeWl0OY4MZ2pdWJuszUzsPwIA1UDqzXXNyxspc8QHK72dH3TAv1vTshvVl4F66BB",
+	"gTBH00D6R3obqdcawPN3110Bf07of2P4AfEZ8tZ986E9eF2g/0jGlIk6IzKOUOtIcIRnnTlZWdQNwPsB",
+	"8F/W12bbLYMeSAVYtyWMdx4Ddn8tYfT+PnWDuV03mBU6QdAWBhQD46mRVqBpxcAfcrV6oFRC+/KTenAv",
+	"6kGdMTyQduDRwS11BJ+SHo2m4O/mk6Lwx1QU7qEZkFfO4IjhHrQInXOxFBn0V/vMVktBSyakuhfJiGBZ",
+	"Fg4oxgQM3wUPRzA/Qj9jt+Ov5JaguW6IddMt7AvNwJq7IHHcniBNpBomCuGjj82d616qDoDJvU/jAjMZ",
+	"NrSpeeL1k/ffqcM16XipmUH4xJmXK/1RIiHJDIAlAYfd/KLJETJiJgRnECD41HnD9Q6tmFJUjN9lPZBQ",
+	"QCv/7Q7WePECQ7BrPlnstvC+u371mUCHF+c/VemDUAXJxkqpnRecjVuAzm77XdsFx6SrChudV0bO2LQI",
+	"DkhYNxwAutJ7YroxBe/vCDqGrnRst17Gq7NPOq86MNm1ABkNnW+nY4e5E/ffrMPSbbjfuvUcL1BG2CLa",
+	"mEMUo3gN+y2gYp/u9NOdXuNOHyiiFIYqqQUq8d9ecYtrEkonm7eKJQ0I+ispnAQ0EirGCiIh3gTUxxW3",
+	"/+lm/EluRkP6mCq9G49+9Hx3zn86RH/77sXfgt+SsqBrSKGosGhS6n3LjRb23/UI/0k4fNVXwO9PBM4L",
+	"6BMsJgAJwwJQ3k149nIY2As6ZictbDoGWWNGNZ3pOLjtKCvVf7cl7yhSeWLqXytTVwZDjzJzDLdi1ppG",
+	"vxiDBvqN/eDX6S6tHH3i6l8xV6djBvlRBrvH5Q3t6MzbAp0c7UImpg+0uxF7X4rKqL5/VsovdHueSP0r",
+	"IvVjwD6YEDQs+FxD2RvuvxlJc2WhvthzhdatysuZeuTAPbZCgTHGZUxFsfSYSN3Ldmnv2tgAmmY0eO/G",
+	"LxckowVJpTJoOhs1zi0LZmrjX+kZvMIz+uob1Py71hxfDcr9/ZcpzeD/CdpRfIfPCKPZbltX3ZTfbkuE",
+	"xJJsthwYQZHXqMBjiHysOK7pKn9B23HxjCTpBOc5YeMNJ3nx4q/ftcwrHDaZEjnht6IIxll6q4XNCj6d",
+	"baZtv9x/EUklMSF9T3mDUqQmn7znzrNn6nov70LvkNHsPULvz098PM0dxqX7kWS7MTU1dKk5IEHwPHz3",
+	"/bc/oP/572/7z7vo3S+Hx0iRgK1WyRouiFnBJU95roQecLI2BmegHiyfc+IlLsiB2Wm/xUHwxv3JdMfU",
+	"YgquZgzrifxtY8+ujOGZrVVL7CLnYek2/Ec7iS3hBAxPC1PRRQC2dYPzByboA4YcxdkLFaqTEqAZXTe+",
+	"WnjGOcr+579f9p/fnjSvyWJp5BhW8Yt6aKuhY/vZepi3CgYvDfPC6+uGeNXDesO+/+vz73cfts8Q7B96",
+	"0d+HOjAqEB+NYmzpHxdnb9FvZIh+IQt0AekqWBoqJgKdHDnwpZaDjIHmxsH+YEoaWuOeEuK8L5wSiTOA",
+	"xluHOTy//ym0yZVuBSHl2KFt3oqmZojbgTFsg18YqyAxc3MT4oU1GBJfu2xmt1R4WUaOmhvxw/MKmNQU",
+	"SxZlTkS7w305QynIDb8mK6TbuX7oCwm0duxy+AVsg2RCmdyu0AsPVG9Bpr0DRn8xWXi7j00W6bn6/SVA",
+	"CfNxbGyDTSOtNHHt7/9wWzKS9QzoCBVdmoYqX4SIWgI5+ofEMO5iWe+c1hEgWyKxiHkRhCHPiow/sBJN",
+	"/8srborzGkjhHR/PrYuqSxhqasGyugjU0i6iWWLxseTEmrhf+gKhHcuU4Sy7KFD9k5nOge8ikfN5kvE5",
+	"66J+vx+1V/TiKjslHEkru7Wd8ehrbcVQLBieCbKHsyllezfP9zICMCpYkr1PJbRJgyy1lZEjwJU37k4X",
+	"KAqzgfRw20kGOnLTfC9IcaBmv7XmHaTAIlaqnQuO5nRGLJjciObEQNwX11VUD17P0I4pV9ewebvrFl1v",
+	"t2uHSyFOSjakTCkLAkroV7XaaHtxUzgrqkSDPaoH7FV14AMhei2qvHpum5EMmAAP26AqxXnupUTbzFG4",
+	"hA9np9hsI40+qrZk2+257cH7afFdhAXaM//w2A0kcPfb2JJv5rTZrD5w0FvjYNviXdI+u5U3Rz+2Znca",
+	"9WzXFObrZipiwgup8V4UaymFKTt3rXof4PJcTHBBsp4gaUGawESARckAkimaJY2RoGyck14piF4hLE20",
+	"Dtr3I8M1oGCcAgzhhKAJ+Yh+Pj047F38fPC8q6x7W7zmj5XozyT6M13ERwNmdtkG5roVsrLa4UEHiGzQ",
+	"Ubxh0GFc2n/v6AMgBSglAwbQGlAEsNtF/+QWYPTt+zdouJBEtOPs/0blRG/qBcxri+1Zp5TF0+wN9nVL",
+	"iDqCDt4cYorTeMC85SasETF36i0rcw88pbtpfL1547o+iIybh17EH66RZg1+dYMulneEoXRt3u7R49HK",
+	"d37EGapdVnUpq7a1vvSGJvfiYeW2YkeuzggaxSxzuOhOTX53BQOQotiYrePT/AppfrVC/BkWp82nVkn4",
+	"hopAFF7qx1cET89YvjCCaEddh1212Vz90QWmtSLrocHHAlTwbCw+VWm9H7Z601q2Zq3W5I1tWumBjn1t",
+	"3bvlPLmPR9PcoranyE6EykLoul6HqPcYmbd7fw6hVUPz0LZm+H2c0WKRKOUr2upa52gay1x7KDR0uVAq",
+	"T2qgcGY8nbxGSr6B3sOIqVdv9ENsEYFef8ScsLFuSBPO5Q38XfcOKTDL+NTMyhmdz7/roue9777d7Ucb",
+	"Ly7pTgI/vbbD6m4MQ0GY7MOA6qO/H/T+C/f+vd/7oZ/8396HtsYKIrHFno0P/cznaIrZIqAX4W0vvCm8",
+	"bSyZg25avXMP4enakK/Er6drT/mQlvENzkvipxwZsWoJ++Hl6sNxKc1CdCfLOqfaiFF9gv//rEk7J5LE",
+	"fFTq73F29eUaKFedk/W8s6/Z9eGd+/a8HqYvcZzCumu5L+6dUNbmUD53eiKR7ZAIuEk4I20UsrqwVnp6",
+	"z/qe9DJCeO9n2ZfTqd6SuVakFuupUa+NKoIkR9eEzG6pVi3XTdSkSmEa2sY0kNgs/jQaSQn0kH15reSJ",
+	"52yV5+h7HhdLz4Qm9mWmmiAysY6YRx0ZPFdTfWdmut3AoC7FMM0HI32u3vAxUmxqYdMheCkrkwy8KrEw",
+	"YLfDyDxZ4jqt+zv9pz98Ycayhsbp3O2AIyWfgoBfUxDwQoeESl0uUpVAtTAa6/dNYq0YappLCFSfE3vZ",
+	"1wQjWIk3v3kZ60YRAn+BkcwA/8ZXz364C077w928+hQAuRztBIjnu14So/qpDmjeRR42+e6f1SHx24QA",
+	"RGYIOK43BbMMjQpCukqqsGawE6U5F2T5ZRJOWO+5YGGbBepSaS4kluWWU79bQ5V1Wofn1s4zUU8jAfN9",
+	"Eixfk2CxF8ff8Mhav6B6GjO3L+K37F5zATa4YI9Kb9S3+klr/Aov998LzKRJN9c56P46XyPGhzxTZtaU",
+	"S416NRUkv1mSQFaThS7r5cubry0+12cuqV63X2Ee+K/Rps3vORVSdE0q/oAZ0ihIyouMZKZPtH0HeoHp",
+	"HOWSSZonU4GmWO2w6yPbzGN6o3brQGw/1TaciPrLxu68+0+iXZHLU2ev/tMbpQY8sbivicW1tatXX+pa",
+	"PChY8zOBhmSC81Erc5tPOBWBVy6q4v+mHqsu8D1JdvjKCRvxZYah417CFtvRAqWcMaJhvJ/uwlemyxc6",
+	"3xls3LnfAc+jlLl6qhQmZP2lJHfsCr7Q+sXSnDwlPfXt+/XFymy80UgQabuuKQGPdhj5KE3Nk1EDZgW5",
+	"McD1Y7L7GllP835bct6o4NMgN68hbaeU0Wk57bzaj0na+jRPuZA2r19oyH1ZFqyayfP91rlAxGGbk/mF",
+	"kJmw5y3CfhNUoB06ZrywOeNqErvLulGuAfUS+7zbjPmEC4Jcv0mAaNUZ2fBtOz0Bk2tF1tMuyg1mATma",
+	"KCf4hgg01sj28ShE7Hv6heXZm41PqhEhDip0vihcCdFFwVSgyzYvpYud6heGXE7aJqPHuc1kXJdbr/So",
+	"OplIYVbs8967d5pDztPrW3xev7bhl/WW+2dhv4rnmEIPWDybFfwG5yFFdBHO89a56Hc2ns0v1Tx0D3e4",
+	"m+o98RoNOoOOdtno3rhaqqBzMiNYamf1kssJgwTTWb9xQDOZ0lJoMEVNrbeeJuMyqQoetjNTJdSUTVe8",
+	"RtCnZMwhoVykprcSdPVsmQ+8lwwXwVQIU9z1d8tnqEiAA3S6xknk12x06zdigjM+T4aYMfi3X2/S7eAb",
+	"LHGRlEXe6XbSgpjcOXVmORYyEYTYfzpCL8UM+sGo1y3FfeiuwfOgl/QcF5noGhRVoGwIMAzRzhCn1/Br",
+	"+12nRXRfRp1uZxibw3ZDQZVkb/oDoBeNtQ0A004Je8dGjZ2g9tQhcEbgDSTOlyThVhJcaU00h/qF1vya",
+	"aD5NsX7SPahAShlamWyvx7XzX8eWPmOk6m1gVvVkSnyZUgBtLNhT6CKDa4jVtyVVnOrzElV6tTXrB6zu",
+	"05716HVprfMTnX1VHmqd1xAQ+eMIOIVf/ImSPBMoJyMJhoCQeGFcwguEC9Kv0nMKMstxappI2L8OmDLL",
+	"cz4WzdSmkuVEqIvup0Wpgwc99PWA+fp3UZoCj/mE56RSzSln2ndduL8oVYaQTCA8YG528wnNvVwicOAD",
+	"sBZ7jeSkIGRGM2HXoD40YOZYngnbCIyIvgdxPsGKRE21soZCVHMRfKDkLCkYzhM1JjdxRsx009CZXGiT",
+	"HBcEFWSkPRLdaGLt9l3mS0p+ndbUxK7Qv3ilfSXrmcf9lnU7pxeHL//23XcteWqeVhevaa0UxFvVJPvb",
+	"vglMnNMio19tpu01n1lauOzIK5hT/ViAwqLvT0lGlUK5KnRgnuu6wT50V688qKoOT33IZde2I0Om5e1H",
+	"WWAwcExms479hOZNe9TlIaGEtiGTER5JkyOQTjAzyNHbBJxbeyZgBD1BoGygJfzwAHvEgg6vTLN6Jzfu",
+	"p/Zs58X+c+DBmiThD/u7EWViHfV4T1dx+dzt8WE1qRlqZFuxXWHorfqWnSPtCH+AfBgXMCsIGnOmOwzM",
+	"SUF2n5jK14WrpCsMBZ9qR0d7RHVpBX6Elbjb1BrFalzjrXnBYnd5peTV04npRc7pFUkYiTGATdxM3m18",
+	"unpf09XTnq36hXus4ejGzd77pP/DuNWWF64bKPr7dq+tLfgUbVViD4snqfdVSj2TBhkVetBdr0LZaXMb",
+	"PxBlBwJqGWU/EfLjJmTYH2b+bP2fI61iiXuCBoiQ+JcUM90oDIGVJltEIqjfza1YidrtmFi/YxyHR/3q",
+	"4qombYXKSED18x/FVFQ3qSBqXU9upycWU0EUKopYxmViKuXLzTIcXz5lOD5lOD5lON5XhqM3mViO492n",
+	"9pT9+JT9+JT9+JT9+JT9+JT9+JT9eOfsx9eBmLZEpgQwmuMF6NwwAzUnrS1Djk1nr/P5w+f/FwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

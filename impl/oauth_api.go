@@ -41,6 +41,24 @@ func (s *Server) GetAuthMetadata(ctx context.Context, _ api.GetAuthMetadataReque
 	return api.GetAuthMetadata200JSONResponse(m), nil
 }
 
+// GetAuthMetadataUnstable is GET
+// /_matrix/client/unstable/org.matrix.msc2965/auth_metadata (MSC2965).
+func (s *Server) GetAuthMetadataUnstable(ctx context.Context, _ api.GetAuthMetadataUnstableRequestObject) (api.GetAuthMetadataUnstableResponseObject, error) {
+	m, err := s.authMetadata()
+	if err != nil {
+		return nil, err
+	}
+	return api.GetAuthMetadataUnstable200JSONResponse(m), nil
+}
+
+// GetAuthIssuer is GET /_matrix/client/unstable/org.matrix.msc2965/auth_issuer.
+func (s *Server) GetAuthIssuer(ctx context.Context, _ api.GetAuthIssuerRequestObject) (api.GetAuthIssuerResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	return api.GetAuthIssuer200JSONResponse{Issuer: s.cfg.OAuth.Issuer}, nil
+}
+
 // GetOpenIDConfiguration is GET /.well-known/openid-configuration, the
 // same metadata where OpenID Connect clients look for it.
 func (s *Server) GetOpenIDConfiguration(ctx context.Context, _ api.GetOpenIDConfigurationRequestObject) (api.GetOpenIDConfigurationResponseObject, error) {

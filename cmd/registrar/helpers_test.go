@@ -27,6 +27,12 @@ import (
 // environment and returns its address; it stops with the test.
 func startServe(t *testing.T, env map[string]string) string {
 	t.Helper()
+	return startServeAt(t, env, "127.0.0.1:0")
+}
+
+// startServeAt is startServe on a given address.
+func startServeAt(t *testing.T, env map[string]string, addr string) string {
+	t.Helper()
 	for k, v := range serverEnv(t) {
 		if _, set := env[k]; !set {
 			env[k] = v
@@ -36,7 +42,7 @@ func startServe(t *testing.T, env map[string]string) string {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "-listen", "127.0.0.1:0"}, envFrom(env), nil, io.Discard, io.Discard, ready)
+		done <- run(ctx, []string{"serve", "-listen", addr}, envFrom(env), nil, io.Discard, io.Discard, ready)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -206,6 +212,12 @@ func mautrixServer(t *testing.T, extra map[string]string) (*mautrix.Client, *db.
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cli, openStore(t, env), env
+}
+
+// openStore opens the database of a server's environment.
+func openStore(t *testing.T, env map[string]string) *db.Store {
+	t.Helper()
 	cfg, err := config.Load("", envFrom(env))
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +227,7 @@ func mautrixServer(t *testing.T, extra map[string]string) (*mautrix.Client, *db.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	return cli, store, env
+	return store
 }
 
 // uia makes a request of a User-Interactive Authentication endpoint

@@ -217,8 +217,25 @@ func (s *Service) SignInPage(ctx context.Context, b Browser, next string) Page {
 		}
 		return s.render(http.StatusOK, "signedin", view{Title: "Signed in", User: acct.UserID, CSRF: token}, nonNilCookies(set)...)
 	}
-	return s.render(http.StatusOK, "signin", view{Title: "Sign in", Action: PathLogin, CSRF: token, Next: localNext(next)},
+	p := s.render(http.StatusOK, "signin", view{Title: "Sign in", Action: PathLogin, CSRF: token, Next: localNext(next)},
 		nonNilCookies(set)...)
+	p.FormAction = s.nextFormAction(ctx, next)
+	return p
+}
+
+// nextFormAction: a sign-in that continues to a consent may end, after
+// redirects, at the client's redirect URI, which the page's form-action
+// must allow.
+func (s *Service) nextFormAction(ctx context.Context, next string) []string {
+	id, ok := strings.CutPrefix(localNext(next), PathConsent)
+	if !ok {
+		return nil
+	}
+	g, err := s.store.OAuthGrant(ctx, id)
+	if err != nil || g.RedirectURI == "" {
+		return nil
+	}
+	return []string{formSource(g.RedirectURI)}
 }
 
 func nonNilCookies(cs ...*http.Cookie) []*http.Cookie {
@@ -242,8 +259,10 @@ func (s *Service) SignIn(ctx context.Context, b Browser, f SignInForm) Page {
 	}
 	token, _ := s.csrf(b)
 	retry := func(status int, msg string) Page {
-		return s.render(status, "signin", view{Title: "Sign in", Action: PathLogin, CSRF: token, Next: localNext(f.Next),
+		p := s.render(status, "signin", view{Title: "Sign in", Action: PathLogin, CSRF: token, Next: localNext(f.Next),
 			Username: f.Username, Error: msg})
+		p.FormAction = s.nextFormAction(ctx, f.Next)
+		return p
 	}
 	if err := s.accounts.LoginLimits(b.ClientKey); err != nil {
 		return retry(http.StatusTooManyRequests, "Too many attempts. Wait a little and try again.")
@@ -380,9 +399,13 @@ func (s *Service) consentView(t consentTarget, acct db.Account, csrf, errMsg str
 	if t.grant.Kind == db.GrantDevice {
 		title = "Allow this device?"
 	}
-	return s.render(http.StatusOK, "consent", view{Title: title, Error: errMsg, Action: PathConsent + t.grant.ID, CSRF: csrf,
+	p := s.render(http.StatusOK, "consent", view{Title: title, Error: errMsg, Action: PathConsent + t.grant.ID, CSRF: csrf,
 		User: acct.UserID, ClientName: name, ClientURI: m.ClientURI, ClientHost: host, TOS: m.TOSURI, Policy: m.PolicyURI,
 		Scopes: describeScope(t.grant)}, cookies...)
+	if t.grant.RedirectURI != "" {
+		p.FormAction = []string{formSource(t.grant.RedirectURI)}
+	}
+	return p
 }
 
 // describeScope says in words what a grant allows.

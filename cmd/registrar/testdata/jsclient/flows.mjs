@@ -4,6 +4,13 @@
 // JSON line of what it did, for the Go test to check on the server.
 import { createClient, InteractiveAuth, MatrixError } from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
+import {
+  registerOidcClient,
+  generateOidcAuthorizationUrl,
+  completeAuthorizationCodeGrant,
+  OidcTokenRefresher,
+} from "matrix-js-sdk/lib/oidc/index.js";
+import { createInterface } from "node:readline";
 
 logger.setLevel("silent");
 
@@ -64,6 +71,61 @@ function clientFor(creds, extra = {}) {
   return createClient({ baseUrl, userId: creds.user_id, accessToken: creds.access_token, deviceId: creds.device_id, ...extra });
 }
 
+// A browser's storage, for the SDK's OIDC helpers (node has no window).
+class MemoryStorage {
+  constructor() { this.items = new Map(); }
+  get length() { return this.items.size; }
+  key(i) { return [...this.items.keys()][i] ?? null; }
+  getItem(k) { return this.items.has(k) ? this.items.get(k) : null; }
+  setItem(k, v) { this.items.set(k, String(v)); }
+  removeItem(k) { this.items.delete(k); }
+  clear() { this.items.clear(); }
+}
+
+// oidc signs in with the OAuth 2.0 API as Element Web does: discovery,
+// dynamic registration, the authorisation URL (printed for the Go test,
+// whose headless Chromium signs in and consents), then the code grant
+// with the callback URL the Go test writes back; then whoami, a refresh
+// and a revocation.
+async function oidc(anon, redirectUri) {
+  const origin = new URL(redirectUri).origin;
+  globalThis.window = { sessionStorage: new MemoryStorage(), localStorage: new MemoryStorage(), location: { origin, href: origin } };
+  const metadata = await anon.getAuthMetadata();
+  check(metadata.issuer && metadata.registration_endpoint && metadata.code_challenge_methods_supported.includes("S256"), "metadata");
+  const clientId = await registerOidcClient(metadata, {
+    clientName: "js-sdk test", clientUri: "https://client.example.org/", applicationType: "native",
+    redirectUris: [new URL("/callback", "http://127.0.0.1").href], contacts: [],
+    tosUri: "https://client.example.org/tos", policyUri: "https://client.example.org/privacy",
+  });
+  const nonce = "nonce-" + Math.random().toString(36).slice(2);
+  const authUrl = await generateOidcAuthorizationUrl({ metadata, redirectUri, clientId, homeserverUrl: baseUrl, nonce });
+  console.log(JSON.stringify({ authUrl }));
+  const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const callback = new URL((await lines.next()).value);
+  const done = await completeAuthorizationCodeGrant(callback.searchParams.get("code"), callback.searchParams.get("state"));
+  const tokens = done.tokenResponse;
+  check(tokens.access_token && tokens.refresh_token && done.idTokenClaims.sub, "tokens and ID token");
+  const deviceMatch = /device:(\S+)/.exec(tokens.scope);
+  check(deviceMatch, "device scope " + tokens.scope);
+  const client = createClient({ baseUrl, accessToken: tokens.access_token });
+  const who = await client.whoami();
+  check(who.device_id === deviceMatch[1], "whoami device " + who.device_id);
+
+  const refresher = new OidcTokenRefresher(metadata.issuer, clientId, redirectUri, who.device_id, done.idTokenClaims);
+  await refresher.oidcClientReady;
+  const refreshed = await refresher.doRefreshAccessToken(tokens.refresh_token);
+  check(refreshed.accessToken && refreshed.accessToken !== tokens.access_token, "refreshed");
+  const fresh = createClient({ baseUrl, accessToken: refreshed.accessToken });
+  check((await fresh.whoami()).user_id === who.user_id, "whoami after the refresh");
+
+  const revoked = await fetch(metadata.revocation_endpoint, { method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ token: refreshed.accessToken, token_type_hint: "access_token", client_id: clientId }) });
+  check(revoked.status === 200, "revocation " + revoked.status);
+  await expectError(fresh.whoami(), "M_UNKNOWN_TOKEN", "token after revocation");
+  return { user: who.user_id, device: who.device_id, client_id: clientId, sub: done.idTokenClaims.sub };
+}
+
 async function main() {
   const anon = createClient({ baseUrl });
   const out = {};
@@ -119,6 +181,8 @@ async function main() {
     // The spent refresh token does not work again.
     await expectError(anon.refreshToken(login.refresh_token), "M_UNKNOWN_TOKEN", "reusing the first refresh token");
     out.refreshes = refreshes;
+  } else if (scenario === "oidc") {
+    out.oidc = await oidc(anon, arg);
   } else {
     throw new Error("unknown scenario " + scenario);
   }
