@@ -21,6 +21,7 @@ import (
 	"registrar/impl"
 	"registrar/impl/accounts"
 	"registrar/impl/config"
+	"registrar/impl/ratelimit"
 )
 
 // oauthEnv is a server on a real listener whose public_baseurl is its
@@ -687,4 +688,75 @@ func (e *oauthEnv) oauthToken(t *testing.T, user, password string) string {
 		t.Fatal(err)
 	}
 	return tok.AccessToken
+}
+
+func TestOAuthDeviceGrantPollingAnswers(t *testing.T) {
+	env := newOAuthEnv(t, func(c *config.Config) {
+		c.OAuth.RcDeviceAuthorization = ratelimit.Rate{PerSecond: 0.0001, BurstCount: 3}
+		c.OAuth.RcUserCode = ratelimit.Rate{PerSecond: 0.001, BurstCount: 2}
+	})
+	env.register("pol", "pw-pol-1")
+	clientID := env.registerClient(t, nil)
+	poll := func(deviceCode string) string {
+		t.Helper()
+		resp, err := http.PostForm(env.base+"/_registrar/oauth2/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"},
+			"device_code": {deviceCode}, "client_id": {clientID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		if e, ok := body["error"].(string); ok {
+			return e
+		}
+		return "tokens"
+	}
+	start := func() map[string]any {
+		t.Helper()
+		resp, err := http.PostForm(env.base+"/_registrar/oauth2/device_authorization", url.Values{"client_id": {clientID},
+			"scope": {"urn:matrix:client:api:* urn:matrix:client:device:POLLED"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return body
+	}
+	a := start()
+	if got := poll(a["device_code"].(string)); got != "authorization_pending" {
+		t.Fatalf("first poll %s", got)
+	}
+	if got := poll(a["device_code"].(string)); got != "slow_down" {
+		t.Fatalf("an immediate second poll %s", got)
+	}
+	env.clock.Advance(31 * time.Minute)
+	if got := poll(a["device_code"].(string)); got != "expired_token" {
+		t.Fatalf("after expiry %s", got)
+	}
+	// Denied.
+	b := start()
+	br := env.browser(t)
+	p := br.get(b["verification_uri_complete"].(string))
+	p = br.post(env.base+"/_registrar/device", url.Values{"user_code": {b["user_code"].(string)}, "csrf": {p.csrf(t)}})
+	p = br.signIn(p, "pol", "pw-pol-1")
+	br.post(p.url, url.Values{"action": {"deny"}, "csrf": {p.csrf(t)}})
+	if got := poll(b["device_code"].(string)); got != "access_denied" {
+		t.Fatalf("after deny %s", got)
+	}
+	if got := poll("not-a-device-code"); got != "invalid_grant" {
+		t.Fatalf("unknown device code %s", got)
+	}
+	// Device authorisations and wrong user codes are rate limited.
+	start()
+	if r := start(); r["error"] != "slow_down" {
+		t.Fatalf("fourth device authorisation %v", r)
+	}
+	for i, want := range []int{400, 400, 429} {
+		p := br.get(env.base + "/_registrar/device")
+		if got := br.post(env.base+"/_registrar/device", url.Values{"user_code": {"ZZZZ-ZZZZ"}, "csrf": {p.csrf(t)}}); got.status != want {
+			t.Fatalf("wrong code %d: %d", i, got.status)
+		}
+	}
 }
