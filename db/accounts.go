@@ -59,10 +59,14 @@ func (s *Store) Register(ctx context.Context, r Registration) error {
 	err := s.write(ctx, func(tx *gorm.DB) error {
 		acct := r.Account
 		acct.CreatedAt = now
+		if acct.ConsentVersion != "" {
+			acct.ConsentAt = &now
+		}
 		if r.UpgradeGuest {
 			res := tx.Model(&Account{}).
 				Where("user_id = ? AND kind = ? AND deactivated_at IS NULL", acct.UserID, KindGuest).
-				Updates(map[string]any{"kind": acct.Kind, "password_hash": acct.PasswordHash})
+				Updates(map[string]any{"kind": acct.Kind, "password_hash": acct.PasswordHash, "consent_version": acct.ConsentVersion,
+					"consent_at": acct.ConsentAt})
 			if res.Error != nil {
 				return res.Error
 			}

@@ -272,6 +272,10 @@ var migrations = []migration{
 		`ALTER TABLE refresh_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE access_tokens ADD COLUMN oauth_client_id TEXT NOT NULL DEFAULT ''`,
 	}, nil},
+	{11, "terms accepted at registration", []string{
+		`ALTER TABLE accounts ADD COLUMN consent_version TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE accounts ADD COLUMN consent_at BIGINT`,
+	}, nil},
 }
 
 // migrationLock is the PostgreSQL advisory lock instances starting at once

@@ -33,6 +33,10 @@ type Account struct {
 	// LastSeenAt is when one of the account's tokens was last used (ms),
 	// recorded in batches.
 	LastSeenAt *int64 `gorm:"column:last_seen_at"`
+	// ConsentVersion is the terms accepted at registration (policy:version
+	// pairs), at ConsentAt.
+	ConsentVersion string `gorm:"column:consent_version"`
+	ConsentAt      *int64 `gorm:"column:consent_at"`
 }
 
 // TableName implements gorm's Tabler.

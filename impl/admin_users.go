@@ -54,8 +54,12 @@ func adminUserJSON(a db.Account, threepids []db.Threepid) api.AdminUser {
 		u.Threepids = &list
 		u.ExternalIds = &[]api.AdminExternalID{}
 		u.ConsentServerNoticeSent.SetNull()
-		u.ConsentVersion.SetNull()
-		u.ConsentTs.SetNull()
+		setOrNull(&u.ConsentVersion, a.ConsentVersion, a.ConsentVersion != "")
+		if a.ConsentAt != nil {
+			u.ConsentTs.Set(*a.ConsentAt)
+		} else {
+			u.ConsentTs.SetNull()
+		}
 	}
 	return u
 }

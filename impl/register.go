@@ -95,16 +95,51 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 	if err != nil {
 		return nil, err
 	}
-	uiaReq := s.uiaRequest(ctx, http.MethodPost, registerPath, body.Auth, s.registrationFlows())
-	sess, err := s.uia.Load(ctx, uiaReq)
+	done, err := s.register(ctx, registration{params: params, auth: body.Auth, source: accounts.SourceRegister})
 	if err != nil {
 		return nil, err
+	}
+	if done.AwaitingApproval {
+		return nil, matrix.ErrAwaitingApproval
+	}
+	return s.registerResponse(done.UserID, done.Login), nil
+}
+
+// registration is one request of a person registering: /register's, or
+// the sign-up page's (which drives the same UIA session, stage by stage,
+// as a client would).
+type registration struct {
+	params registerParams
+	auth   *api.AuthData
+	source accounts.Source
+}
+
+// registered is an account a registration made (or had made, on a
+// repeated final request).
+type registered struct {
+	UserID           string
+	Login            *accounts.LoginResult
+	AwaitingApproval bool
+}
+
+// register applies the registration policy, in Synapse's order: the
+// username, then User-Interactive Authentication (the flows the
+// configuration requires: token, captcha, terms, email or phone), then
+// creation. It returns the account, or a *matrix.Challenge for the next
+// stage, or the refusal. Both /register and the sign-up page call it: a
+// policy lives here, or in the stages and accounts.Create it calls, once.
+func (s *Server) register(ctx context.Context, r registration) (registered, error) {
+	params := r.params
+	uiaReq := s.uiaRequest(ctx, http.MethodPost, registerPath, r.auth, s.registrationFlows())
+	sess, err := s.uia.Load(ctx, uiaReq)
+	if err != nil {
+		return registered{}, err
 	}
 	if sess != nil {
 		var stored registerParams
 		if len(sess.Params) > 0 {
 			if err := json.Unmarshal(sess.Params, &stored); err != nil {
-				return nil, matrix.Internal(err)
+				return registered{}, matrix.Internal(err)
 			}
 		}
 		params.fillFrom(stored)
@@ -120,21 +155,21 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 			if userID := s.registeredMeanwhile(ctx, sess, err); userID != "" {
 				return s.registered(ctx, userID, params)
 			}
-			return nil, err
+			return registered{}, err
 		}
 	}
 	uiaReq.Params = mustJSON(params)
 	sess, err = s.uia.Authenticate(ctx, sess, uiaReq)
 	if err != nil {
-		return nil, err
+		return registered{}, err
 	}
 	if params.Password == nil {
-		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing params: password")
+		return registered{}, matrix.BadRequest(matrix.CodeMissingParam, "Missing params: password")
 	}
 	// A session the client knows of records the account, so that a retry
 	// returns it; one started and finished by this request need not.
-	known := body.Auth != nil && body.Auth.Session != nil
-	return s.createAccount(ctx, sess, known, localpart, params)
+	known := r.auth != nil && r.auth.Session != nil
+	return s.createAccount(ctx, sess, known, localpart, params, r.source)
 }
 
 // registerParamsOf checks the request's own parameters (Synapse's order:
@@ -184,9 +219,11 @@ func (p registerParams) loginRequest() *accounts.LoginRequest {
 }
 
 // createAccount makes the account a completed registration session
-// authorised, with what its stages proved.
-func (s *Server) createAccount(ctx context.Context, sess *uia.Session, known bool, localpart string, p registerParams) (api.RegisterResponseObject, error) {
-	n := accounts.NewAccount{Source: accounts.SourceRegister, Localpart: localpart, Password: p.Password,
+// authorised, with what its stages proved (addresses, the token use, the
+// terms accepted).
+func (s *Server) createAccount(ctx context.Context, sess *uia.Session, known bool, localpart string, p registerParams,
+	source accounts.Source) (registered, error) {
+	n := accounts.NewAccount{Source: source, Localpart: localpart, Password: p.Password,
 		UpgradeGuest: p.GuestUserID, Login: p.loginRequest(), ClientKey: addressKey(ctx)}
 	if known || sess.Stored() {
 		n.Record = func(userID string) *db.UIASession {
@@ -198,6 +235,9 @@ func (s *Server) createAccount(ctx context.Context, sess *uia.Session, known boo
 	if sess.Data[uia.DataRegistrationToken] != "" {
 		n.TokenReservation = sess.ReservationID()
 	}
+	if accepted := sess.Result(uia.TypeTerms); accepted != "" {
+		n.ConsentVersion = accepted
+	}
 	for _, t := range sessionThreepids(sess) {
 		n.Threepids = append(n.Threepids, db.NewThreepid{Medium: t.Medium, Address: t.Address, ValidatedAt: t.ValidatedAt, SessionID: t.Sid})
 	}
@@ -208,12 +248,9 @@ func (s *Server) createAccount(ctx context.Context, sess *uia.Session, known boo
 		}
 	}
 	if err != nil {
-		return nil, err
+		return registered{}, err
 	}
-	if created.AwaitingApproval {
-		return nil, matrix.ErrAwaitingApproval
-	}
-	return s.registerResponse(created.UserID, created.Login), nil
+	return registered{UserID: created.UserID, Login: created.Login, AwaitingApproval: created.AwaitingApproval}, nil
 }
 
 // registeredMeanwhile returns the user that a concurrent request of the
@@ -230,21 +267,21 @@ func (s *Server) registeredMeanwhile(ctx context.Context, sess *uia.Session, err
 // registered answers a repeated final request of a completed session: the
 // account exists, so only a new login is issued (none while it awaits
 // approval).
-func (s *Server) registered(ctx context.Context, userID string, p registerParams) (api.RegisterResponseObject, error) {
+func (s *Server) registered(ctx context.Context, userID string, p registerParams) (registered, error) {
 	if s.cfg.RequireApprovalForNewAccounts {
 		if acct, err := s.store.AccountByUserID(ctx, userID); err != nil || acct.ApprovalPending {
-			return nil, matrix.ErrAwaitingApproval
+			return registered{UserID: userID, AwaitingApproval: true}, nil
 		}
 	}
-	var out *accounts.LoginResult
+	out := registered{UserID: userID}
 	if req := p.loginRequest(); req != nil {
 		res, err := s.accounts.Login(ctx, userID, "", *req)
 		if err != nil {
-			return nil, err
+			return registered{}, err
 		}
-		out = &res
+		out.Login = &res
 	}
-	return s.registerResponse(userID, out), nil
+	return out, nil
 }
 
 func (s *Server) registerResponse(userID string, out *accounts.LoginResult) api.Register200JSONResponse {

@@ -60,6 +60,9 @@ type NewAccount struct {
 	Locked    bool
 	// AwaitApproval puts the account in the approval queue.
 	AwaitApproval bool
+	// ConsentVersion records the terms accepted at registration (the
+	// m.login.terms stage's result), with the time of creation.
+	ConsentVersion string
 	// AppService registers in its namespace (SourceAppService).
 	AppService *appservice.Service
 	// UpgradeGuest turns this guest account into the new account.
@@ -172,7 +175,7 @@ func (s *Service) insert(ctx context.Context, n NewAccount, hash string) (Create
 	}
 	reg := db.Registration{Account: db.Account{UserID: s.UserID(localpart), LocalpartLower: strings.ToLower(localpart),
 		PasswordHash: hash, Kind: db.KindUser, Admin: n.Admin, DisplayName: n.DisplayName,
-		AvatarURL: n.AvatarURL, UserType: n.UserType, Locked: n.Locked,
+		AvatarURL: n.AvatarURL, UserType: n.UserType, Locked: n.Locked, ConsentVersion: n.ConsentVersion,
 		ApprovalPending: n.AwaitApproval || s.cfg.RequireApprovalForNewAccounts && (n.Source == SourceRegister || n.Source == SourceSignUp)},
 		TokenSessionID: n.TokenReservation, Threepids: n.Threepids}
 	if n.Source == SourceGuest {
