@@ -1033,6 +1033,60 @@ type CheckUsernameAvailabilityParams struct {
 	Username string `form:"username" json:"username"`
 }
 
+// AccountPageParams defines parameters for AccountPage.
+type AccountPageParams struct {
+	// Action org.matrix.profile, org.matrix.devices_list, org.matrix.device_view, org.matrix.device_delete or org.matrix.account_deactivate
+	Action   *string `form:"action,omitempty" json:"action,omitempty"`
+	DeviceId *string `form:"device_id,omitempty" json:"device_id,omitempty"`
+}
+
+// AccountDeactivateSubmitFormdataBody defines parameters for AccountDeactivateSubmit.
+type AccountDeactivateSubmitFormdataBody struct {
+	Confirm  *string `form:"confirm,omitempty" json:"confirm,omitempty"`
+	Csrf     *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	Erase    *string `form:"erase,omitempty" json:"erase,omitempty"`
+	Password *string `form:"password,omitempty" json:"password,omitempty"`
+}
+
+// AccountDeviceDeleteSubmitFormdataBody defines parameters for AccountDeviceDeleteSubmit.
+type AccountDeviceDeleteSubmitFormdataBody struct {
+	Csrf     *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	DeviceId *string `form:"device_id,omitempty" json:"device_id,omitempty"`
+}
+
+// AccountPasswordSubmitFormdataBody defines parameters for AccountPasswordSubmit.
+type AccountPasswordSubmitFormdataBody struct {
+	Csrf               *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	CurrentPassword    *string `form:"current_password,omitempty" json:"current_password,omitempty"`
+	LogoutOthers       *string `form:"logout_others,omitempty" json:"logout_others,omitempty"`
+	NewPassword        *string `form:"new_password,omitempty" json:"new_password,omitempty"`
+	NewPasswordConfirm *string `form:"new_password_confirm,omitempty" json:"new_password_confirm,omitempty"`
+}
+
+// AccountThreepidAddSubmitFormdataBody defines parameters for AccountThreepidAddSubmit.
+type AccountThreepidAddSubmitFormdataBody struct {
+	Address *string `form:"address,omitempty" json:"address,omitempty"`
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+	Csrf    *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	Medium  *string `form:"medium,omitempty" json:"medium,omitempty"`
+}
+
+// AccountThreepidRemoveSubmitFormdataBody defines parameters for AccountThreepidRemoveSubmit.
+type AccountThreepidRemoveSubmitFormdataBody struct {
+	Address *string `form:"address,omitempty" json:"address,omitempty"`
+	Csrf    *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	Medium  *string `form:"medium,omitempty" json:"medium,omitempty"`
+}
+
+// AccountThreepidVerifySubmitFormdataBody defines parameters for AccountThreepidVerifySubmit.
+type AccountThreepidVerifySubmitFormdataBody struct {
+	ClientSecret *string `form:"client_secret,omitempty" json:"client_secret,omitempty"`
+	Code         *string `form:"code,omitempty" json:"code,omitempty"`
+	Csrf         *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	Medium       *string `form:"medium,omitempty" json:"medium,omitempty"`
+	Sid          *string `form:"sid,omitempty" json:"sid,omitempty"`
+}
+
 // ConsentSubmitFormdataBody defines parameters for ConsentSubmit.
 type ConsentSubmitFormdataBody struct {
 	// Action allow or deny
@@ -1113,6 +1167,35 @@ type OauthTokenFormdataBody struct {
 	GrantType    *string `form:"grant_type,omitempty" json:"grant_type,omitempty"`
 	RedirectUri  *string `form:"redirect_uri,omitempty" json:"redirect_uri,omitempty"`
 	RefreshToken *string `form:"refresh_token,omitempty" json:"refresh_token,omitempty"`
+}
+
+// SignUpPageParams defines parameters for SignUpPage.
+type SignUpPageParams struct {
+	// Grant The authorisation to continue after signing up.
+	Grant *string `form:"grant,omitempty" json:"grant,omitempty"`
+
+	// RegistrationToken Prefills the registration token (invite links).
+	RegistrationToken *string `form:"registration_token,omitempty" json:"registration_token,omitempty"`
+}
+
+// SignUpSubmitFormdataBody defines parameters for SignUpSubmit.
+type SignUpSubmitFormdataBody struct {
+	AcceptTerms         *string `form:"accept_terms,omitempty" json:"accept_terms,omitempty"`
+	CfTurnstileResponse *string `form:"cf-turnstile-response,omitempty" json:"cf-turnstile-response,omitempty"`
+	ClientSecret        *string `form:"client_secret,omitempty" json:"client_secret,omitempty"`
+	Code                *string `form:"code,omitempty" json:"code,omitempty"`
+	Csrf                *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	Email               *string `form:"email,omitempty" json:"email,omitempty"`
+	GRecaptchaResponse  *string `form:"g-recaptcha-response,omitempty" json:"g-recaptcha-response,omitempty"`
+	Grant               *string `form:"grant,omitempty" json:"grant,omitempty"`
+	HCaptchaResponse    *string `form:"h-captcha-response,omitempty" json:"h-captcha-response,omitempty"`
+	Password            *string `form:"password,omitempty" json:"password,omitempty"`
+	PasswordConfirm     *string `form:"password_confirm,omitempty" json:"password_confirm,omitempty"`
+	RegistrationToken   *string `form:"registration_token,omitempty" json:"registration_token,omitempty"`
+	Session             *string `form:"session,omitempty" json:"session,omitempty"`
+	Sid                 *string `form:"sid,omitempty" json:"sid,omitempty"`
+	Step                *string `form:"step,omitempty" json:"step,omitempty"`
+	Username            *string `form:"username,omitempty" json:"username,omitempty"`
 }
 
 // DeactivateUserAdminJSONBody defines parameters for DeactivateUserAdmin.
@@ -1385,6 +1468,24 @@ type RequestTokenToRegisterEmailJSONRequestBody = EmailValidationRequest
 // RequestTokenToRegisterMSISDNJSONRequestBody defines body for RequestTokenToRegisterMSISDN for application/json ContentType.
 type RequestTokenToRegisterMSISDNJSONRequestBody = MsisdnValidationRequest
 
+// AccountDeactivateSubmitFormdataRequestBody defines body for AccountDeactivateSubmit for application/x-www-form-urlencoded ContentType.
+type AccountDeactivateSubmitFormdataRequestBody AccountDeactivateSubmitFormdataBody
+
+// AccountDeviceDeleteSubmitFormdataRequestBody defines body for AccountDeviceDeleteSubmit for application/x-www-form-urlencoded ContentType.
+type AccountDeviceDeleteSubmitFormdataRequestBody AccountDeviceDeleteSubmitFormdataBody
+
+// AccountPasswordSubmitFormdataRequestBody defines body for AccountPasswordSubmit for application/x-www-form-urlencoded ContentType.
+type AccountPasswordSubmitFormdataRequestBody AccountPasswordSubmitFormdataBody
+
+// AccountThreepidAddSubmitFormdataRequestBody defines body for AccountThreepidAddSubmit for application/x-www-form-urlencoded ContentType.
+type AccountThreepidAddSubmitFormdataRequestBody AccountThreepidAddSubmitFormdataBody
+
+// AccountThreepidRemoveSubmitFormdataRequestBody defines body for AccountThreepidRemoveSubmit for application/x-www-form-urlencoded ContentType.
+type AccountThreepidRemoveSubmitFormdataRequestBody AccountThreepidRemoveSubmitFormdataBody
+
+// AccountThreepidVerifySubmitFormdataRequestBody defines body for AccountThreepidVerifySubmit for application/x-www-form-urlencoded ContentType.
+type AccountThreepidVerifySubmitFormdataRequestBody AccountThreepidVerifySubmitFormdataBody
+
 // ConsentSubmitFormdataRequestBody defines body for ConsentSubmit for application/x-www-form-urlencoded ContentType.
 type ConsentSubmitFormdataRequestBody ConsentSubmitFormdataBody
 
@@ -1408,6 +1509,9 @@ type OauthRevokeFormdataRequestBody OauthRevokeFormdataBody
 
 // OauthTokenFormdataRequestBody defines body for OauthToken for application/x-www-form-urlencoded ContentType.
 type OauthTokenFormdataRequestBody OauthTokenFormdataBody
+
+// SignUpSubmitFormdataRequestBody defines body for SignUpSubmit for application/x-www-form-urlencoded ContentType.
+type SignUpSubmitFormdataRequestBody SignUpSubmitFormdataBody
 
 // DeactivateUserAdminJSONRequestBody defines body for DeactivateUserAdmin for application/json ContentType.
 type DeactivateUserAdminJSONRequestBody DeactivateUserAdminJSONBody
@@ -1808,6 +1912,27 @@ type ServerInterface interface {
 	// GetVersions Gets the specification versions the server supports.
 	// (GET /_matrix/client/versions)
 	GetVersions(ctx echo.Context) error
+	// AccountPage The account management page (account_management_uri), opened at an action's view.
+	// (GET /_registrar/account)
+	AccountPage(ctx echo.Context, params AccountPageParams) error
+	// AccountDeactivateSubmit Deactivates the account (with the password and a confirmation).
+	// (POST /_registrar/account/deactivate)
+	AccountDeactivateSubmit(ctx echo.Context) error
+	// AccountDeviceDeleteSubmit Ends a session (device); its tokens stop working at once.
+	// (POST /_registrar/account/device/delete)
+	AccountDeviceDeleteSubmit(ctx echo.Context) error
+	// AccountPasswordSubmit Changes the password (with the current one).
+	// (POST /_registrar/account/password)
+	AccountPasswordSubmit(ctx echo.Context) error
+	// AccountThreepidAddSubmit Starts adding an email address or phone number (a code is sent).
+	// (POST /_registrar/account/threepid/add)
+	AccountThreepidAddSubmit(ctx echo.Context) error
+	// AccountThreepidRemoveSubmit Removes an email address or phone number.
+	// (POST /_registrar/account/threepid/remove)
+	AccountThreepidRemoveSubmit(ctx echo.Context) error
+	// AccountThreepidVerifySubmit Adds the address whose code is given.
+	// (POST /_registrar/account/threepid/verify)
+	AccountThreepidVerifySubmit(ctx echo.Context) error
 	// ConsentPage The consent page of an authorisation (signed in).
 	// (GET /_registrar/consent/{grantId})
 	ConsentPage(ctx echo.Context, grantId string) error
@@ -1847,6 +1972,12 @@ type ServerInterface interface {
 	// OauthToken The token endpoint (authorization_code, refresh_token, device_code).
 	// (POST /_registrar/oauth2/token)
 	OauthToken(ctx echo.Context) error
+	// SignUpPage The sign-up page (prompt=create); the same registration policy as /register.
+	// (GET /_registrar/signup)
+	SignUpPage(ctx echo.Context, params SignUpPageParams) error
+	// SignUpSubmit Submits a step of the sign-up (the form, or the emailed code).
+	// (POST /_registrar/signup)
+	SignUpSubmit(ctx echo.Context) error
 	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
 	// (POST /_synapse/admin/v1/deactivate/{userId})
 	DeactivateUserAdmin(ctx echo.Context, userId string) error
@@ -2457,6 +2588,85 @@ func (w *ServerInterfaceWrapper) GetVersions(ctx echo.Context) error {
 	return err
 }
 
+// AccountPage converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountPage(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AccountPageParams
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", ctx.QueryParams(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter action: %s", err))
+	}
+
+	// ------------- Optional query parameter "device_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "device_id", ctx.QueryParams(), &params.DeviceId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter device_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountPage(ctx, params)
+	return err
+}
+
+// AccountDeactivateSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountDeactivateSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountDeactivateSubmit(ctx)
+	return err
+}
+
+// AccountDeviceDeleteSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountDeviceDeleteSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountDeviceDeleteSubmit(ctx)
+	return err
+}
+
+// AccountPasswordSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountPasswordSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountPasswordSubmit(ctx)
+	return err
+}
+
+// AccountThreepidAddSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountThreepidAddSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountThreepidAddSubmit(ctx)
+	return err
+}
+
+// AccountThreepidRemoveSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountThreepidRemoveSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountThreepidRemoveSubmit(ctx)
+	return err
+}
+
+// AccountThreepidVerifySubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountThreepidVerifySubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountThreepidVerifySubmit(ctx)
+	return err
+}
+
 // ConsentPage converts echo context to params.
 func (w *ServerInterfaceWrapper) ConsentPage(ctx echo.Context) error {
 	var err error
@@ -2675,6 +2885,40 @@ func (w *ServerInterfaceWrapper) OauthToken(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.OauthToken(ctx)
+	return err
+}
+
+// SignUpPage converts echo context to params.
+func (w *ServerInterfaceWrapper) SignUpPage(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SignUpPageParams
+	// ------------- Optional query parameter "grant" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "grant", ctx.QueryParams(), &params.Grant, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter grant: %s", err))
+	}
+
+	// ------------- Optional query parameter "registration_token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "registration_token", ctx.QueryParams(), &params.RegistrationToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter registration_token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SignUpPage(ctx, params)
+	return err
+}
+
+// SignUpSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) SignUpSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SignUpSubmit(ctx)
 	return err
 }
 
@@ -3316,6 +3560,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_matrix/client/v3/register/email/requestToken", wrapper.RequestTokenToRegisterEmail, options.OperationMiddlewares["requestTokenToRegisterEmail"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/register/msisdn/requestToken", wrapper.RequestTokenToRegisterMSISDN, options.OperationMiddlewares["requestTokenToRegisterMSISDN"]...)
 	router.GET(options.BaseURL+"/_matrix/client/versions", wrapper.GetVersions, options.OperationMiddlewares["getVersions"]...)
+	router.GET(options.BaseURL+"/_registrar/account", wrapper.AccountPage, options.OperationMiddlewares["accountPage"]...)
+	router.POST(options.BaseURL+"/_registrar/account/deactivate", wrapper.AccountDeactivateSubmit, options.OperationMiddlewares["accountDeactivateSubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/account/device/delete", wrapper.AccountDeviceDeleteSubmit, options.OperationMiddlewares["accountDeviceDeleteSubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/account/password", wrapper.AccountPasswordSubmit, options.OperationMiddlewares["accountPasswordSubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/account/threepid/add", wrapper.AccountThreepidAddSubmit, options.OperationMiddlewares["accountThreepidAddSubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/account/threepid/remove", wrapper.AccountThreepidRemoveSubmit, options.OperationMiddlewares["accountThreepidRemoveSubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/account/threepid/verify", wrapper.AccountThreepidVerifySubmit, options.OperationMiddlewares["accountThreepidVerifySubmit"]...)
 	router.GET(options.BaseURL+"/_registrar/consent/:grantId", wrapper.ConsentPage, options.OperationMiddlewares["consentPage"]...)
 	router.POST(options.BaseURL+"/_registrar/consent/:grantId", wrapper.ConsentSubmit, options.OperationMiddlewares["consentSubmit"]...)
 	router.GET(options.BaseURL+"/_registrar/device", wrapper.DeviceVerificationPage, options.OperationMiddlewares["deviceVerificationPage"]...)
@@ -3329,6 +3580,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_registrar/oauth2/register", wrapper.RegisterOAuthClient, options.OperationMiddlewares["registerOAuthClient"]...)
 	router.POST(options.BaseURL+"/_registrar/oauth2/revoke", wrapper.OauthRevoke, options.OperationMiddlewares["oauthRevoke"]...)
 	router.POST(options.BaseURL+"/_registrar/oauth2/token", wrapper.OauthToken, options.OperationMiddlewares["oauthToken"]...)
+	router.GET(options.BaseURL+"/_registrar/signup", wrapper.SignUpPage, options.OperationMiddlewares["signUpPage"]...)
+	router.POST(options.BaseURL+"/_registrar/signup", wrapper.SignUpSubmit, options.OperationMiddlewares["signUpSubmit"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/deactivate/:userId", wrapper.DeactivateUserAdmin, options.OperationMiddlewares["deactivateUserAdmin"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v1/register", wrapper.GetRegistrationNonce, options.OperationMiddlewares["getRegistrationNonce"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/register", wrapper.RegisterWithSharedSecret, options.OperationMiddlewares["registerWithSharedSecret"]...)
@@ -5479,6 +5732,594 @@ func (response GetVersions200JSONResponse) VisitGetVersionsResponse(w http.Respo
 	return err
 }
 
+type AccountPageRequestObject struct {
+	Params AccountPageParams
+}
+
+type AccountPageResponseObject interface {
+	VisitAccountPageResponse(w http.ResponseWriter) error
+}
+
+type AccountPage200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountPage200TexthtmlResponse) VisitAccountPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountPage303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountPage303Response struct {
+	Headers AccountPage303ResponseHeaders
+}
+
+func (response AccountPage303Response) VisitAccountPageResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountPage400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountPage400TexthtmlResponse) VisitAccountPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountPage403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountPage403TexthtmlResponse) VisitAccountPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountDeactivateSubmitRequestObject struct {
+	Body *AccountDeactivateSubmitFormdataRequestBody
+}
+
+type AccountDeactivateSubmitResponseObject interface {
+	VisitAccountDeactivateSubmitResponse(w http.ResponseWriter) error
+}
+
+type AccountDeactivateSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountDeactivateSubmit200TexthtmlResponse) VisitAccountDeactivateSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountDeactivateSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountDeactivateSubmit303Response struct {
+	Headers AccountDeactivateSubmit303ResponseHeaders
+}
+
+func (response AccountDeactivateSubmit303Response) VisitAccountDeactivateSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountDeactivateSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountDeactivateSubmit400TexthtmlResponse) VisitAccountDeactivateSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountDeactivateSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountDeactivateSubmit403TexthtmlResponse) VisitAccountDeactivateSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountDeviceDeleteSubmitRequestObject struct {
+	Body *AccountDeviceDeleteSubmitFormdataRequestBody
+}
+
+type AccountDeviceDeleteSubmitResponseObject interface {
+	VisitAccountDeviceDeleteSubmitResponse(w http.ResponseWriter) error
+}
+
+type AccountDeviceDeleteSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountDeviceDeleteSubmit200TexthtmlResponse) VisitAccountDeviceDeleteSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountDeviceDeleteSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountDeviceDeleteSubmit303Response struct {
+	Headers AccountDeviceDeleteSubmit303ResponseHeaders
+}
+
+func (response AccountDeviceDeleteSubmit303Response) VisitAccountDeviceDeleteSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountDeviceDeleteSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountDeviceDeleteSubmit400TexthtmlResponse) VisitAccountDeviceDeleteSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountDeviceDeleteSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountDeviceDeleteSubmit403TexthtmlResponse) VisitAccountDeviceDeleteSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountPasswordSubmitRequestObject struct {
+	Body *AccountPasswordSubmitFormdataRequestBody
+}
+
+type AccountPasswordSubmitResponseObject interface {
+	VisitAccountPasswordSubmitResponse(w http.ResponseWriter) error
+}
+
+type AccountPasswordSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountPasswordSubmit200TexthtmlResponse) VisitAccountPasswordSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountPasswordSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountPasswordSubmit303Response struct {
+	Headers AccountPasswordSubmit303ResponseHeaders
+}
+
+func (response AccountPasswordSubmit303Response) VisitAccountPasswordSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountPasswordSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountPasswordSubmit400TexthtmlResponse) VisitAccountPasswordSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountPasswordSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountPasswordSubmit403TexthtmlResponse) VisitAccountPasswordSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountThreepidAddSubmitRequestObject struct {
+	Body *AccountThreepidAddSubmitFormdataRequestBody
+}
+
+type AccountThreepidAddSubmitResponseObject interface {
+	VisitAccountThreepidAddSubmitResponse(w http.ResponseWriter) error
+}
+
+type AccountThreepidAddSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountThreepidAddSubmit200TexthtmlResponse) VisitAccountThreepidAddSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountThreepidAddSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountThreepidAddSubmit303Response struct {
+	Headers AccountThreepidAddSubmit303ResponseHeaders
+}
+
+func (response AccountThreepidAddSubmit303Response) VisitAccountThreepidAddSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountThreepidAddSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountThreepidAddSubmit400TexthtmlResponse) VisitAccountThreepidAddSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountThreepidAddSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountThreepidAddSubmit403TexthtmlResponse) VisitAccountThreepidAddSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountThreepidRemoveSubmitRequestObject struct {
+	Body *AccountThreepidRemoveSubmitFormdataRequestBody
+}
+
+type AccountThreepidRemoveSubmitResponseObject interface {
+	VisitAccountThreepidRemoveSubmitResponse(w http.ResponseWriter) error
+}
+
+type AccountThreepidRemoveSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountThreepidRemoveSubmit200TexthtmlResponse) VisitAccountThreepidRemoveSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountThreepidRemoveSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountThreepidRemoveSubmit303Response struct {
+	Headers AccountThreepidRemoveSubmit303ResponseHeaders
+}
+
+func (response AccountThreepidRemoveSubmit303Response) VisitAccountThreepidRemoveSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountThreepidRemoveSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountThreepidRemoveSubmit400TexthtmlResponse) VisitAccountThreepidRemoveSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountThreepidRemoveSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountThreepidRemoveSubmit403TexthtmlResponse) VisitAccountThreepidRemoveSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountThreepidVerifySubmitRequestObject struct {
+	Body *AccountThreepidVerifySubmitFormdataRequestBody
+}
+
+type AccountThreepidVerifySubmitResponseObject interface {
+	VisitAccountThreepidVerifySubmitResponse(w http.ResponseWriter) error
+}
+
+type AccountThreepidVerifySubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountThreepidVerifySubmit200TexthtmlResponse) VisitAccountThreepidVerifySubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountThreepidVerifySubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountThreepidVerifySubmit303Response struct {
+	Headers AccountThreepidVerifySubmit303ResponseHeaders
+}
+
+func (response AccountThreepidVerifySubmit303Response) VisitAccountThreepidVerifySubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountThreepidVerifySubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountThreepidVerifySubmit400TexthtmlResponse) VisitAccountThreepidVerifySubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountThreepidVerifySubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountThreepidVerifySubmit403TexthtmlResponse) VisitAccountThreepidVerifySubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
 type ConsentPageRequestObject struct {
 	GrantId string `json:"grantId"`
 }
@@ -6310,6 +7151,174 @@ func (response OauthToken400JSONResponse) VisitOauthTokenResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignUpPageRequestObject struct {
+	Params SignUpPageParams
+}
+
+type SignUpPageResponseObject interface {
+	VisitSignUpPageResponse(w http.ResponseWriter) error
+}
+
+type SignUpPage200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignUpPage200TexthtmlResponse) VisitSignUpPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignUpPage303ResponseHeaders struct {
+	Location *string
+}
+
+type SignUpPage303Response struct {
+	Headers SignUpPage303ResponseHeaders
+}
+
+func (response SignUpPage303Response) VisitSignUpPageResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type SignUpPage400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignUpPage400TexthtmlResponse) VisitSignUpPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignUpPage403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignUpPage403TexthtmlResponse) VisitSignUpPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignUpSubmitRequestObject struct {
+	Body *SignUpSubmitFormdataRequestBody
+}
+
+type SignUpSubmitResponseObject interface {
+	VisitSignUpSubmitResponse(w http.ResponseWriter) error
+}
+
+type SignUpSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignUpSubmit200TexthtmlResponse) VisitSignUpSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignUpSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type SignUpSubmit303Response struct {
+	Headers SignUpSubmit303ResponseHeaders
+}
+
+func (response SignUpSubmit303Response) VisitSignUpSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type SignUpSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignUpSubmit400TexthtmlResponse) VisitSignUpSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SignUpSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SignUpSubmit403TexthtmlResponse) VisitSignUpSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -7825,6 +8834,27 @@ type StrictServerInterface interface {
 	// GetVersions Gets the specification versions the server supports.
 	// (GET /_matrix/client/versions)
 	GetVersions(ctx context.Context, request GetVersionsRequestObject) (GetVersionsResponseObject, error)
+	// AccountPage The account management page (account_management_uri), opened at an action's view.
+	// (GET /_registrar/account)
+	AccountPage(ctx context.Context, request AccountPageRequestObject) (AccountPageResponseObject, error)
+	// AccountDeactivateSubmit Deactivates the account (with the password and a confirmation).
+	// (POST /_registrar/account/deactivate)
+	AccountDeactivateSubmit(ctx context.Context, request AccountDeactivateSubmitRequestObject) (AccountDeactivateSubmitResponseObject, error)
+	// AccountDeviceDeleteSubmit Ends a session (device); its tokens stop working at once.
+	// (POST /_registrar/account/device/delete)
+	AccountDeviceDeleteSubmit(ctx context.Context, request AccountDeviceDeleteSubmitRequestObject) (AccountDeviceDeleteSubmitResponseObject, error)
+	// AccountPasswordSubmit Changes the password (with the current one).
+	// (POST /_registrar/account/password)
+	AccountPasswordSubmit(ctx context.Context, request AccountPasswordSubmitRequestObject) (AccountPasswordSubmitResponseObject, error)
+	// AccountThreepidAddSubmit Starts adding an email address or phone number (a code is sent).
+	// (POST /_registrar/account/threepid/add)
+	AccountThreepidAddSubmit(ctx context.Context, request AccountThreepidAddSubmitRequestObject) (AccountThreepidAddSubmitResponseObject, error)
+	// AccountThreepidRemoveSubmit Removes an email address or phone number.
+	// (POST /_registrar/account/threepid/remove)
+	AccountThreepidRemoveSubmit(ctx context.Context, request AccountThreepidRemoveSubmitRequestObject) (AccountThreepidRemoveSubmitResponseObject, error)
+	// AccountThreepidVerifySubmit Adds the address whose code is given.
+	// (POST /_registrar/account/threepid/verify)
+	AccountThreepidVerifySubmit(ctx context.Context, request AccountThreepidVerifySubmitRequestObject) (AccountThreepidVerifySubmitResponseObject, error)
 	// ConsentPage The consent page of an authorisation (signed in).
 	// (GET /_registrar/consent/{grantId})
 	ConsentPage(ctx context.Context, request ConsentPageRequestObject) (ConsentPageResponseObject, error)
@@ -7864,6 +8894,12 @@ type StrictServerInterface interface {
 	// OauthToken The token endpoint (authorization_code, refresh_token, device_code).
 	// (POST /_registrar/oauth2/token)
 	OauthToken(ctx context.Context, request OauthTokenRequestObject) (OauthTokenResponseObject, error)
+	// SignUpPage The sign-up page (prompt=create); the same registration policy as /register.
+	// (GET /_registrar/signup)
+	SignUpPage(ctx context.Context, request SignUpPageRequestObject) (SignUpPageResponseObject, error)
+	// SignUpSubmit Submits a step of the sign-up (the form, or the emailed code).
+	// (POST /_registrar/signup)
+	SignUpSubmit(ctx context.Context, request SignUpSubmitRequestObject) (SignUpSubmitResponseObject, error)
 	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
 	// (POST /_synapse/admin/v1/deactivate/{userId})
 	DeactivateUserAdmin(ctx context.Context, request DeactivateUserAdminRequestObject) (DeactivateUserAdminResponseObject, error)
@@ -9495,6 +10531,229 @@ func (sh *strictHandler) GetVersions(ctx echo.Context) error {
 	return nil
 }
 
+// AccountPage operation middleware
+func (sh *strictHandler) AccountPage(ctx echo.Context, params AccountPageParams) error {
+	var request AccountPageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountPage(ctx.Request().Context(), request.(AccountPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountPage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountPageResponseObject); ok {
+		return validResponse.VisitAccountPageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AccountDeactivateSubmit operation middleware
+func (sh *strictHandler) AccountDeactivateSubmit(ctx echo.Context) error {
+	var request AccountDeactivateSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountDeactivateSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountDeactivateSubmit(ctx.Request().Context(), request.(AccountDeactivateSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountDeactivateSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountDeactivateSubmitResponseObject); ok {
+		return validResponse.VisitAccountDeactivateSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AccountDeviceDeleteSubmit operation middleware
+func (sh *strictHandler) AccountDeviceDeleteSubmit(ctx echo.Context) error {
+	var request AccountDeviceDeleteSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountDeviceDeleteSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountDeviceDeleteSubmit(ctx.Request().Context(), request.(AccountDeviceDeleteSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountDeviceDeleteSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountDeviceDeleteSubmitResponseObject); ok {
+		return validResponse.VisitAccountDeviceDeleteSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AccountPasswordSubmit operation middleware
+func (sh *strictHandler) AccountPasswordSubmit(ctx echo.Context) error {
+	var request AccountPasswordSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountPasswordSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountPasswordSubmit(ctx.Request().Context(), request.(AccountPasswordSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountPasswordSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountPasswordSubmitResponseObject); ok {
+		return validResponse.VisitAccountPasswordSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AccountThreepidAddSubmit operation middleware
+func (sh *strictHandler) AccountThreepidAddSubmit(ctx echo.Context) error {
+	var request AccountThreepidAddSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountThreepidAddSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountThreepidAddSubmit(ctx.Request().Context(), request.(AccountThreepidAddSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountThreepidAddSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountThreepidAddSubmitResponseObject); ok {
+		return validResponse.VisitAccountThreepidAddSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AccountThreepidRemoveSubmit operation middleware
+func (sh *strictHandler) AccountThreepidRemoveSubmit(ctx echo.Context) error {
+	var request AccountThreepidRemoveSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountThreepidRemoveSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountThreepidRemoveSubmit(ctx.Request().Context(), request.(AccountThreepidRemoveSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountThreepidRemoveSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountThreepidRemoveSubmitResponseObject); ok {
+		return validResponse.VisitAccountThreepidRemoveSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AccountThreepidVerifySubmit operation middleware
+func (sh *strictHandler) AccountThreepidVerifySubmit(ctx echo.Context) error {
+	var request AccountThreepidVerifySubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountThreepidVerifySubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountThreepidVerifySubmit(ctx.Request().Context(), request.(AccountThreepidVerifySubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountThreepidVerifySubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountThreepidVerifySubmitResponseObject); ok {
+		return validResponse.VisitAccountThreepidVerifySubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ConsentPage operation middleware
 func (sh *strictHandler) ConsentPage(ctx echo.Context, grantId string) error {
 	var request ConsentPageRequestObject
@@ -9891,6 +11150,64 @@ func (sh *strictHandler) OauthToken(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(OauthTokenResponseObject); ok {
 		return validResponse.VisitOauthTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SignUpPage operation middleware
+func (sh *strictHandler) SignUpPage(ctx echo.Context, params SignUpPageParams) error {
+	var request SignUpPageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SignUpPage(ctx.Request().Context(), request.(SignUpPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SignUpPage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SignUpPageResponseObject); ok {
+		return validResponse.VisitSignUpPageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SignUpSubmit operation middleware
+func (sh *strictHandler) SignUpSubmit(ctx echo.Context) error {
+	var request SignUpSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body SignUpSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SignUpSubmit(ctx.Request().Context(), request.(SignUpSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SignUpSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SignUpSubmitResponseObject); ok {
+		return validResponse.VisitSignUpSubmitResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -10710,281 +12027,293 @@ func (sh *strictHandler) ListUsersAdminV3(ctx echo.Context, params ListUsersAdmi
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chs3ti/8KijOV2UpRVKynUkmdn1VW5GUiSaW5SPJyT47dLXAbpDEqAlwGmjRHB+f19nvsZ/sFBYu",
-	"DXSjeZEoWYn1z0wsdqNxWVj39VufOimfzjgjTIrOq08dkU7IFMN/HqQpL5k85RkpsKScHeIZHtKcyoX6",
-	"OSMiLehM/dB51fltQuSEFEhOCCoFKdAUL1DO02uEWYZEKWaEZQjrIQWaUzkZsL1kimVBP+6lOSVM7t08",
-	"38PZlLI99eL/sS/tnMJD6OZ5//nfdl8jPqVSkgzNJ4ShIVcDzXmZZ2hI0AjngvQ73c6s4DNSSEpgKWo8",
-	"9f9yMSOdV50h5znBrPO52zEfif34uduRVObqb8u2omtf5MN/klSqQQ/UIo7IDU1Jc6fOGEF8hDBs0zOB",
-	"MnhOdBEWsHuwA+jg3QkSEz4XiMrmejIyWWQFliRrjn+Qz/FC6J14jQoypkIWuEATLBDjqHrVfrlfLcHb",
-	"GP1jQv2tEbKgbAy/UjHL8SJheBpZ4sFQECb1ATGO1EPw+SEhDAkivS9WQ+ZYyEQQwhI6aw55CTuTFUQI",
-	"tXtqo/QMnwmk3kQF+VdJhEQ7BUl5kZEMkRtSLNCIzNGUslISsbviu1JE6Zp5X0NzbL5XCpJ1EWVoKpCg",
-	"LCXwFJnxdKI+M+LFFMvOqw5l8rtvq+9SJsmYFOGHFSUkeEyYjC8cLhT8vnTt0eXB2NFT/NztqBdpoajo",
-	"d+/Aq5c+eFfAo+k2kj/+KEnBcH5yFKEJhmhGmKRygbBEWG3aOCdI0DHrcYZmBb+hGSnUAYYky8hu8wbg",
-	"Uk4S+06URImZzFqLD4cLX65vgrfKto24nBSEzGgW3QZLxkNesgxJrm+95jCRhWYZyRIMlLEGUZnBozsy",
-	"JRktp9GfbnBOM8UU1v1Sbf/M0NX3u9XEa6PXt9PtVdtmvhf6hGsbqaQLzu3GLeGeSF2hnAq4PE4C5QTf",
-	"EDFg0nxegKDyzl0gXkbPY0pZXJbgmaKgKE82v6DhAmGmJ9lFvEBMMSmE55hKysZIj4BztHN6cfjyb999",
-	"txtnzng2E6TwGDQr8xwP1abKoiQRNoBvsMRFUhb5Wo+nnCkWnqivkCJhXKpvCcOh1n5dc9QGMbW875Gx",
-	"HeCGFAK2cJ2PFgRkc5SPH5ofkaRTcie2nRGcSnpjhW9EcmrZaEXjynmTAou2sXx6bBX1ZDqTi4iob+Gw",
-	"IPCpJFMY8f8ryKjzqvOXvUoP3DNK4F6d3X12s8dFgRfq31QkYyV74tNfQ7ZyrQ55PPCZQJJfEybWErYr",
-	"Bf4tqE+pi7Fr/Ab+HiikL1puaFwxcsL85CgqrMUEZ3yeDDFjt1Dt9NtoiFmLTmeU3djQF/anYHUvW1bn",
-	"mKYaaH1Scqw+Qkigcug/1uemDgyNeIEwYuowc9hD4J9DLrtIlLMZLyT8AaOUsxEdlwUBbl5gpAbtt597",
-	"i0YAB9g17D689e7KOkrxt9aTA971CNlT/aT95dflI4i/mGws5eQISxwhk1JOlKaVao6XYYnVvoCNhUQ5",
-	"nFIprN6hRu+dMEkKWB9B4csDdvDupI8uJB6TnpiRlI5oiq7JQiBcKDU0zbHaaSwQh8/jHFXyEgn1ESwH",
-	"bIJZlpNCoDGRcCAZusF5qY2PhsJjNZhwWUdkVpAULJdpP+djyvozLMScF5ma0WuEkZzQIuvNcCEXRtsc",
-	"UTCyzKDRS1c9uIqI1WadVE8HKtWGc1V7r1/WxmB85tH52oHi7MX+2oUbU/94dMCCiJmSt/EBUzyT6QQj",
-	"+1Q4sFol/B7nZ0RY8d0c2PzoLReN6Y2y6RewPRM+JVr/iI5teVCSFiRbyX8s6zksCHwO5wIGUYImPj3L",
-	"XrXWoJ6rr7z6PYHf49OMsjQwZ8Nrqh6EdZuLSgXCUirZrjRDyZFaVU4k6aNTvEBDMmCBJ8RtpzDbqPRZ",
-	"NZ5QlxdkqR0hU6qtorshZtmA7Yxwng9xeo1meEy6iEwxzVFO2fVuq0l5S5I3wk9xalDfFcFHvuG7Xiyb",
-	"a2GBP+V8HneyjHI+V4tcweL0/kQYkf57/OxgffrI+AgRnE6sEqPfQlaU+AenLrmAaQUaWAvJWNFYk0tm",
-	"Vh/CHYJdaNmhUyJxFhUUaiVn6hH0or8P9MgLKsyuwM1DU/My2jn/6RD97dvn38aMca24JVPM8JhMleKu",
-	"tpozkRjZrFWOdZfcjY1YFjT6qpn2v/VFJCybccpk9NE0x3R66zmlPCNJOsF5TtiYJFMiJzy79WjG3bLB",
-	"7McFVibVYkZu/VGaaU6VKJuAsnGC83GiBfGthxSibPHA/HN+LVqPbVbw6Uze8eMBD166eVZ6JVOe3eV7",
-	"ZpQ7nUJBbni61pwbzwG93JX0RMrvMHtRAne52xZoKly6+vCRLSy8xkgN4bYykMYk4wfXRoRLiKXtKi+h",
-	"0jW4T00iOK7fIhXOW5W+C/DdUzlB3+4/17oFzjJqtPua1kKZtq+N5mE3uD9gpCjUnLVbrSiUbVYQNCtI",
-	"FRtQ8hLse6PoGMcw6CsjTHOSNWWN02FalEotfj09ahIoPqJMUyLEqMzzxSZSWNl8sJ74Z/UCYb2gzuvZ",
-	"69lEdSh4IebVnJRTzHoFwZmyVdGUCAHbAbbtymGVctGissBPWkXRot2QjoCxQTVRtt7aviGrdUS2aoYL",
-	"PLXGnCGcd8EpNkgynO+JR1XeUTJCMoFmpPD0r36MwDe1OyQHuwmBEkwZyrEkhaVKEVdQfV6it712A90N",
-	"i0zwR+1LWRZRPVCWl/kVrGh1vwiFKCthijgy8CDziJPa/L48TOsNr0bWr8T8PbXF2sG95TaXE1mz+5W2",
-	"adWp94TTp50FGC5x2n8Jxt8EM6OlL6PW5gSV8d53aqYL7K4k+yWRYBhSTyjxjfRbTGxMZAI0njgL9Raj",
-	"CCKT0PF/y0FqLu0NR/GsuYAGIjRSGZExgz1ONNUDmve6aJO96REhAvwkESQtSEvM1brL4JGKGN2AETdS",
-	"gkG2JC1OhZMx4wXJ2l7WhL7Za4Jm6/K4Fiu7eQBLsxasDV/lLcSSE7zAVHNqLnS9ws21PMVAjQR5Bc6r",
-	"MMY3xIuNv0Y4yEJgW01BaMsIQKOCT9HOFBw0SmBXwQjrc1Gk+VCZCGvOZNNob3XCngxozw04oiLlN6RY",
-	"eGI9EqHTFy6zDweq5U5/TvK8d834nO0FSUOgXwKrfCaQeiiBh3ZjEqPyKK7iYj+7J/05Az+0WQzJeiOd",
-	"mMcvmqPVY+j+/PyNjW1fZJuPp5jmv2rmRzk710khzY02PwitVPgKIWGZqBio83sq9Qgz4xb0POkb8dQD",
-	"VDL6r1Jp6Ire0ZgwotOQjLvXHKfkljHoP1eTGTCjkL1Gz3sv/vpXlE5wgVNJCmD8v+/3fsC9fx/0/qv/",
-	"/ye9D33I4sBK7++86kw5uyYLkeCCJH8/Pz64jOrkaoEt+r2/djVHK2TCz+CcpuQ/zL/7vBjfSlAcMKQf",
-	"MNuv9HMnIDYVH5VE7SM/B0c//xpRLV4qg6wiQrdIgV6+OzkSiEpB8lF0Box8lElO2XWUcRVE7VlBMlqQ",
-	"VPpSZFjwOWQ3jWT1QSNiq32dSDkTr/b2vJ3dSzkbF1iWOTwv+hM5zeMxCJYlhnLahGVA/kxxSmN2cZYv",
-	"EB1p84gKNC4ImAZygvVuTbmQA1aQVNEuOLOQ4uCVTWUoh2UouCDB+p6v5Ljh5bKkWlucxzNaeEGUa8zk",
-	"4kz/M0aJkFyA/nFx9hbpl+D43Weql2Njtxm5JsQMRnAf/cjlpIopYh3kVrI7Yti0GeFqps4GD4nnNHn/",
-	"9pe3Z7+9vYsdrgc3ZBGOf8BQyUDomKd4mpZFQbKVZqNdjZ2Gf4Dwh8iexiVTy6XTZCNQARGKZlAt3Nwh",
-	"FsQaCs1bon5F78/fAGnrgXvm5qScMaId/vF7qyV2317flE9X7o2bjLcp8bVHNqld6K69UTVGeevdMkpz",
-	"ZLjmNtmH7rxR7euPbNYbpTzFw2gHfqAr4jpq7krEcA2H/MkLoZqo6tw4Jd6dXVyiPfhpT42jpR8VyDk5",
-	"W7JRWkOs1ex1lkhOda4CrAckXs7HY6WOULbay1NPz6g2LrKrp4KKjN2bOoZmE2XSsHI6jBHnH18ZAzdL",
-	"sYif68nFWe/l8+++6z1HOJ9NcO8FMs9rH6yaq94aRT4ZxXlubLNwJn//8UlBu4OC1gzqKaJM9M63pKd4",
-	"ZNuuR+9///3+/g/7+/v7zx+hSmdmv22dzlJ8bRvblbw2FhPhRhDl1xa2nw4Qd8/r9LiGNxrefiZMYgxR",
-	"NGmzA/ro51Bd0mFdZLwPkOpBBckGDOJKGA06fxmU+/sv0xyzcamOReIx/IUMOkiUoxH9iHbMDjE8JX8Z",
-	"FbHEA8XSTUQuLgXmZIh2tNdkhMtc7oLPHEt6Ew+gmE/GnFcXRCKqSQQzMW+56d6cW3IQqJfN0OZ3fCbg",
-	"mkNCzmsE+kFXM2Y+nXKm1Qs+UhcecRCe789P4ultKWcSp1JsFqD1IpSbvZjzMW8P+vOcpovWny3/UQ+I",
-	"u0Tm7xKM9iPNkVxUzvzU22fCqY4Q3SyHOU3jeWC8LRfCc4/HrmnbbW4zrpiX0qMNrJgVxVuKZtQvSTDi",
-	"p9VGTGi6eLOLzP0cS/KGTqlsmT+k3mFJUK4eAi8nKOVKflsG7NU7rWkeqlFPkzcnpyeXyfF/Hh4fHx0f",
-	"LTEYwwfvyW685BxNMVvY5Yh4bqYsFgkI32Qa8Qr/zOco52zsa21iAuWQc0wlGpIRV8K9WEB9yRhTpn3F",
-	"NFccOeUsC222F/v7+5t7hJdYsrUDj5GEl0Bx2aJxRdIxQQArBlgKVztA2XijlAH/036aAIgptaX1xE6v",
-	"SoB8nNFikUgai08cw49xr/xr5DLaof7nllUKM8IyRSUrFkWh8mNswhZYokJrj5kuQY2vzSm+seRPkeA8",
-	"5/PV+2ke89ZbMrjW2pJbtcS6+QVzqs2g2oaud87h4fjE2CC1KD3CfYTfz5fmRnummY24CYkLY0hhe7Nh",
-	"JJTiPI9kma4K4Z0c3cLEev7iJR6mUd0Z8v/jjgtjCHicxBYL2JtQhduUfkxvlEq380nQrBuqwl39+Ofd",
-	"PvKLgb39muDZjDCh9klZJav9vTMsJ3uS7+k51Q6vRTaJMEQVPdgIAVxOaJG9w4VcnAS1AXWeFE/aR5xB",
-	"kd+DVnQSpv7/d+cYnoJtAIt/gFrPYEiv9NPb++ieRvd+jbj/YXvMv+VMtpcKAGFeoGZzu6mRvnU/TX9r",
-	"voWIA7GrTFjnVXBJ/5s6Hy6bI2sh4W+o40XwUcwWm+UiRJhktPzts08sTSKI0EqtHqeZOmF+i+Qq6nw6",
-	"xck2qEDSvkua9YHIgMaMVYYZZxTKkZcUGrW6tNy4YPjrIVe4uKIfaKtGap13VYFUkVh73ZGa3HqTD7w8",
-	"OPTA2WVsWC3jZ+uBP5f0x339YV0NWFsgCqa1QR2LW48edrOqlWXu4hq1Ruj5twmn4tAFU5aiByjl18OF",
-	"wO5uKYvJpaI0iVtntrTnnkSqXk2SyZ2qpkOIi+UbR2cdf0LBy95+1nerbUOXpTS5ZCSze7EyIPPLimwm",
-	"+1i9LlddhBkpzINrp9fCzC9MGuvKmiA7xfrutOfkwM8nbMTbtEBFX2AFzSeQlR1mfaG5ekaRWVv+19L0",
-	"35UrNxNvJAYf4xRCxUrg8ZaUNHRyJKJZwWtDodgHu24t9Y2FnWvb1ou27GNFcfaagtpSEUXdYnUB1Yhp",
-	"qfaghQ14wjpkBF3EyJwIiUa00J6T9cnQu2OrKNGfeH3P7LY0tg08+mlZULm4UN91RWVECNDVfyS4aNNe",
-	"QmVJyRcdQVTMes+6qgFc6cCv80B6TLURsFYIKerPuPkpK8QUo9mZ/K+StMWk1p+IdE+bEOe/1KgIsuaJ",
-	"1JOialj4e8eCCXQCxbE6iBn9haiTUJqeudB23x0remVTLixcSuBOUURUVdopfd7CbnSe979XW8BnhOEZ",
-	"7bzqvOzv918qgsVyAue015qaZ+LB6v8UccO3TrLOq87fifyN5Dm84lW9wHAv9vfNDZBmCM/Jv/dPoe+V",
-	"ps9V1BvNnIONqnv2QfGNph721fK/3f92a5PSbrDILN5yq4HHcyCpQPgGU3CZ9PWtKadTrOhR7aj1RLe8",
-	"jYe81Pwh41NMmR4hODx1yDTrWQAFlzDRdoZnM8JOjg6Dx+/xNIOqpsj+XYJCawJSD3ZqYQ3twbsTEE2j",
-	"Uf2EwKWDp9UUkYn26zq0ZwLp7USG23rHmJuiM3NkNdC8kgmpSGIPZ1lii+L3tP1vnCWVrTnjInKW9UDi",
-	"BbzV0aydCPkjzxYb7eQKE7vNdozXAK6W1wJkdT2eql/+0BQ3wduyKMnnO1JtTWHUJWYtkILBvM2T8Tk2",
-	"6UxLCyXXwaY2RL7/METusnHmBWfjrlYteIHA0wq4Mcnl2S/Hb5OTt4dn5+fHh5ddFCA31m/Ery55AZvB",
-	"wVE4XKCL0wsdtK2clUpf8r2pEAz+2HMCrpeTMU4XPVzKiTnUZXeFF+O+SUqbivTFD9/9dQ/CflU1cxvT",
-	"U1f9xJaObpFqWuuo42Wr65KMfvzLs0NFHu/fnh8fnv397cl/HR/txvijniyAn6kjeSYQwUVOfYnYRULS",
-	"PEdYXGsnO88zYvMRxe4KFtl27FMvJ2LZwVvx894M+CTuNjrfhvyrDtoeEVJ6ZRfNJzSdIH1UvX+Knsiu",
-	"0cvv1akLa8EsPWhfvd0Dn3hDFI5j7t4fFzZRRPuxXMKQ/nIFMGXUKjvTd2cXl6DYD5j2/aLflO0MX+5b",
-	"X2rCWTImsttUvnGW9V6+OzmCUIgYMPsGUoai0soUw8UCXSwYngmiTF2uGGBIpLWk73d4TDqmGFeZFaLz",
-	"6vdPUcNCy89QJnY9SmlwpPgwdQF85wGtpbP+QB9WXkhJPso9qBUILkN9oCjh+ydvsHKMd74gQtHMDIL8",
-	"n7udl/svmsT1q/OpV8f62iXdOUguY78/E8jl7KmznhCcwSF+6rwxCuGKJYQX8GJi678bywBnhCnw0chc",
-	"1mFvP75c0nZb9MoaQW6oVn7szefznrJgemWRE5Zyg1z3J9Yz70Kdm9HgwxFepedJW0kFuEgmRLaxEheg",
-	"hO99KsGt/nmp6FaPv+HptcHS26LaVkFFrtD1zYPr6m0VFqaQkB77kKo+OBSpQIxLg7K7c5qcvP314M3J",
-	"UfLu4PzgdNdM6OXDTCjFeV5NCVs/CZDBwzpoynRizwaYPwVYBg8dsh/4M0HkRjyZv39QMq/pWPz9gxJh",
-	"1d2xeA24hnZMBdIE1Xd4G5WIX4o5CnJWKVmVmNU3aFM5Oysjl+0idtm24UPYzj27T7P//jkBI/MnbrCC",
-	"GziNTOJiTOCiyOoVpb8znS/95+cd6g4KpJPu4D9rTCRuQjnpahBt1xewBkJ4+zI2gC1e6VKzzz5J2idJ",
-	"ux1J62jqkQrb+sXbhrzd5p27X2f7w/CGJ9n7JHs34CbmShrxK+y/1pbAt3FKPzmj13ZGQ7hcboJ+7EWy",
-	"/rrbem612nU/4tpM5KuANIktJPXdzCbYp1OwqCJfNmAli76W8zEUepjkEvCzA+vYCUrtd/sD9l4QsQoS",
-	"u4sK0tMAvZSNTV8NSaekP2AXunbEFs9TltxQnJCPFBKhEw+F3EMUrNOtrjaH+vlLz8d7d7GlPUefOjjP",
-	"z0ZwiVdRNWCLq8tbO6C1EE9tcrba6x719rP2DgBrRvDW7ls66tisSCiLFo+dekVgqGSS5l6lB7B4qC1T",
-	"HDtNycyU7azT2mwZAkQVTLbbFxCpAW2wMOnLPbL+h7q15a4r5A1IhPZHPqRwty3r5ligKc7VvpLMCVG4",
-	"vylmSs5afAbTGMdM8/lW2bsriGmZrQc7YE5ArIcL/IDywKMfo6E4pFSmS0ctRoOa0osftjalWpFjdAur",
-	"wlVd1Yol6blquG0qH5a/Ctdlr1cK0kViwgvZy+mN16LBIorcwRlvcxv32jtj7EFIycDcRnWZRmHer/aN",
-	"NSwuB4uSTkh63ZY+eR/RxE2YMezBGmaKfm5d7gVLhkxzbCJAD2cQ+IemgVYE3LYuEtxqDVaWUOblLD26",
-	"m+fujrpSlAiHSYRjhceKj0AWil1S7GK83DNa/t5L0wmyVYnXzwGEy3Y9Z5v36YqW6a3K+q4+s7lhHa/X",
-	"E1t2hVJhq1jjn0MGaLwyzLqe5m4BeuLQKF7jG6W34BteFoiPUHD+ezirWqsV+/3vdvtIq9IGE6VK7RBk",
-	"ipUgde2zwhwnNOfF9Ss/YDtgisNV2E1eceS0FBJN8A3RwLdVVR886+Th6wEbUpbpinpXVIgL4tCHvK6s",
-	"6kkQrhNlHKjP1yoIdd+9kMzfceER+DZUfTWNVrRkvwqnPt96waNY0uPuna5BFOvbFMsRrBVZfuyNec/I",
-	"pEv/I4d4SvJDLIj7fLJ2f6sVn920XdaK4R7CklkqkTzcyTYOYwpkFMOHeuSH0+3f8iYGuVPr7bxAJGoA",
-	"hocS15BhZgDz4XKDC08DKWyX3x5kPnJde1V22PwY7VSs9nb5vTWhq5hue9b7QZapHdm672E9j0P31iD0",
-	"zXrqe6vHXgZXJujD+PvvyAc8avsCrCDA4tcWqbsUjiV4U6xzhYcz8U950XBb+Q19HgV/eH9ysB3GkJGc",
-	"SNLOG47gd/XoTwWfGgV9e5xiCaRHANawDcCPVegdDx+zc0tMSlA7E223+qtivGdAX6G3br1Mpq02omXg",
-	"tYslQl5RkCk0bd/h+t/q9oZ2wu52r8U5fFC0toPVZaWhnbIGsev8d796pp3wfYicS67k47EhsNuS/nL+",
-	"HYUpf2ApEoUFipDIge2BoIhB45M/pBxpaI5e9rl2btTdLA8VFPZm1lQpq5joBu0l4G9ZVhMAW2H9pjLy",
-	"ttfh9OLk4ujtPd2HNkTXx3shLk4vvtB1qPCdH9ltqCZ228vQQEne/lWoMh/ag9RH7hkfZMNlUYB4BFTJ",
-	"PEe2k5wfEUWSD5iOxgDwZH/ABuzSNBpEFm9VPap9c7+v6tR88O7kw85e0Hugh2d07y/1+GsvVGTVQ7vw",
-	"9Tq6loHKHNpSU0nMRkP82kyQjmr9JAcM8N1gitYE02sLwmRTvDDmNryvGzC6En6UEQNdqJQK5282xV/h",
-	"NKlAs4Lf0Aw6aw7Ye5bTa2KQf+08ASHYn3fGiaZBia+JYrFXNfSxqwFzsRU0JCkuBalDjKsBP85IanZG",
-	"0DELbpkmy4YPEFEmJMGR6H9FVVtXqx9z8L/bIQWO4Uj6LRnh1syBJOGA5YRQaK8hDRr/kCAYJkOKCqeQ",
-	"1STQjAtBFUk5/dAcgp+2sr8b93Nuig7HUWmcxXlew9/RIPSAOzVgJyOgPUu33Tphnb6/uESW4K7cLK4G",
-	"DHzeSqjwgo4pw3m+0A9y8OXqduseWBk6GWka9EZ3tH/N+Nwk0HgfQfYb3QGjUrvJCyLLgtl7EjMkrhAf",
-	"DdhVZZxchbCVSxs/reMzVTzdLvqduplvtZt4qC7GgxlhDSFPWaaG5YDlJrljVrr9aP1gwc2iqNGRijrS",
-	"CJHEcA13xG4fXRmL78p+mQhDFYrm/LBNFdoo2ZCXLGsdWNFATsLTq4Y3cRZGADaOFyT4ysiWrLn1ZCWx",
-	"Arn+nYKMSmExIS2XNKyi2qUBGxL1UMnsVmWKC08pA07dfuvgdiElRdX9F1KxBG+/RvXTmIDhGizHW4fP",
-	"w4CWjf1tTe6ub4l/8Gm9euJ+bXLr+3HNG8OczT9cHsxjTjqpeSk2dV94+iKuaYsgevBYKIowYt9HnPpw",
-	"N2XWb7YbV2UPTdRDF/Xrp3WepQPqdSlCXousL6qwgvpMmCgLr8sp6JOWu7iVULXRsgRJqX7gc0YKI5wH",
-	"zJ7Bn0QBRrWvXPx89v7NEXp7dokKcsO12gSrrt63L9sGHraDALLal0lM996BPNxKckHATI+fmZm7rAF7",
-	"w6pEpabaqynwnaXUr0TnzfmYlzLxICGXK7/PROwkupCYoJVhLARPKQQNzKjdiogHzJ6QIVl7MiCtSCb6",
-	"6EjDe+ii96IkQLfQW/dqhHNBrrq+Ap1iZlJ9tA2V3WAmDWICcADBR5B+zUuJdM+Q+IVXz/X0c7uh2IWO",
-	"OlNMmboIXlNlJ2oDcHxPcWdkHrQZj3giyDzkdjUHQiXN6QRLMsQMM7xapAcf/vBl1Fo39U+fIxl8y1UK",
-	"tyVOp9BM6kmfeFz6hBXaTpmwB/cw2sSKuMnSkwTNXKdmurZ+ANBec3N/843S4yue9s03uuJjuVqCnE7i",
-	"cT7AY4Mmbvp46p5FoWs2fHpiY8sVBuyqsf4rpwAEehCcg5VzwJjt9dUJY5kePddqBJZODfn9qkoVbm7t",
-	"VZxvqt02R6V/vXnp+o+pMcwQurxFqUt6xl1EPqZkJmEGA3Z1mlz+fH58/O7kKHl7dpn8dPb+7dGVbU+m",
-	"DX8tNBh3Gz/FMp0YVWvAYqeXWt1ppExPrZh4qo9xgUEXOqje0W8bu1EPaIeqqm087ylKoTed300iXMvJ",
-	"2+T9xbFeiLLEvcXE9DFDLQ5dyuGxmMaBXUQoSN/hAiYNzl2HRqUoyX9aGbXDBdLGrq4EpClBVNtqiiMV",
-	"PEfcNLhZFlc5J4JIqxo9jnjjvXpi7iUYGaWrDUIylUSt2mh1YvfGNXkyAE9AeXADOoEsvkNdzIgUhKXt",
-	"eSEmtlKQlI8ZFS731XcBNuJBaqNsQAiuatX/C12dJhfH578en8MyL8/fX1weH10NmNL/ahzC0w4rB3tR",
-	"Crln/CQxr9CAtVkg64emVh3Q0fHbk2P/dC6Xbp7toLSdM4u5XuELS7KuERaKvZgGhYjPKpBbPyfCtMeN",
-	"xMqU1dqg/JBFW613VhYzrnsmForbSM20aorFw+gVKyLQt1Qsgpjh16pXRLZ2c8VCD/LAmkVwfJsoFooC",
-	"Lk4vBiy4BcFwX0y5CGaxro5hG/Xeq5bxWNI4/gh6xsXphTuUuLYRNiO/V5XjnU9ST5rHk+bxeDSPgNtt",
-	"pnjcr0djPuF4SpeVIAIbOJuzbUN3aX9m0gK7SkUyBsYYKYq9RbuezWD0hyTnbKwzDSFLgJko6JZ9gOuB",
-	"6odM5c9eny5FS28SF7jCYZyqPdEZsOrmE05FDKmu2drNBywygYUwZ21CpoLkN0TEgEvkbxN+Iu4Taadq",
-	"L7UEEsprxFVFRrzeS18ME8rodiEuFGJBlsFDwz5pyCXz7e0ixm3UJ+1zHIv97vBwLTejlJO9T+p/Lxcz",
-	"8nlvhPN8iNPrvTkZtoqCg1JOfjIPGvz4e0Ss/vny9E2FV/0gmcPvmWb1rnLuIbGqBIQOTUaOPQ+NwK5o",
-	"qZEj7BDb4REwemekUHzT4DxJ01R+JTz7KgQNGKmLKgSPFM9kOsG6i6aBClGWcQuqoSWzTVH/mzN5f3JQ",
-	"dbCbKM1J75rbBtvlW7ThfAjXZ24ziMV4kah3Ie4bv16DLDXF1gWRtrYfzgD24ZnQbqAh/xhvNjvqKctB",
-	"SJqTXtHaxfww52U2ynFB0KV9/JlQcrhyv4woybPoR8Y9RylLvqFlhKanOc3GRELM24y+U5DDg3eXhz8f",
-	"gN00OdRP7rnpKLtFHTqW1CSZT3lGdqMTmvRWT8d+Yd1lfv7iyP6G5BtdJ+BmPNP0oFPsnZcPLLEnthpl",
-	"q15Te3OT1CV9jThDJqux2l2l1ViOc9uaixTPdHmEuedtRtih/9xWzbD6DJZtdTCLRhG4/+PaEEXeSzZx",
-	"5uvA4TJUpherOLa3E60mja5N9nOm4pGB9ZAcjbfa5jpWOztg1pfqVwl8v9tHJ0dwTFaFdaaRc69A1jUu",
-	"yIAZeJhYlYdaxJFZw1eS7daa5lZ1iobNhWxvy1EcLFNLM/QWzCW/M/Ejh2BwpmpB0JgzoguqSUF2HwvK",
-	"ASMk2/bt1zdAIEFuSIHzaKtq33y30I63kzEe6bWJF/8ybtnBtz6+WNXY+w7U3Upi94UaFh7aEs4Nv+99",
-	"0v9hXFEV1sTm/Fu3waw5i3ctV9eJpCFbR21cPehWb3xrmGUDVpBRQcTERnOF5DPAGANHtUScpaSPgJq1",
-	"69owMjuxAQvlgku1XSoTvl7E30fBjBXTq1gxFl8FJ4byrlYuDCbBmjy4u4LJ3mtTc8NBlx3vw9pfoBwa",
-	"88uQF2wzFQAstXWVuvUc1/SxWu58yyYc7ZVFjr1mVMxyvEDqg2gHDyFWmBN8QwSicrePDqqmIq4+R8Mt",
-	"jSDfZuc0eX9xfJ5cvL94d/z26PhIvRPl8wOm8zj8GUAAxfSOsHFEk6ZDvbJwAG0fsJ0X+8+DVs3f775G",
-	"mC3UNpNcEDRWm/7t/rdNjv5+luGtc3SzeYk+rba6Bn+L781p8xCcWNmgJeyjjhG82GbscQ2cxIjqoCkq",
-	"8yjqgfFk2nrv/BlZ2jlRJLyEq71u0/CgvE4ncXFGWrVS8N4vMwygD8NPOZ9v2TaAer+1LQM3i5XGgR53",
-	"XdPA5MaQzAL9L2ZGUjxiGGrnOvLm7Of/mEWJ2/fmhe2+D0S7NnDk162wZlFPfpA50so8JVc7hCh77ZgW",
-	"iLlS+6OjI1cfXnWo7yEY68NgU0YlxblxziXLRdWRrwWASGZkni/cTC1r7S7D+WvfTuicAc/pwTfY3OVl",
-	"g/bXLlg7NvwXpCrVBzQ2ZFvLD7/M02KaGgpGofnZgsXc3knE694Rztf1NGjxqy0ZbDEjXUT6435j8X48",
-	"1LsfiWHJ0c8pbr76JE3XOPUBSFhQ57galBV+fXgERx9EKOq6XJ731WhLs0ZLmQmfklagmvpmGi7ZohtG",
-	"yDV6aG3Tn5M8T4C/rLTVqEj5DSkWJ5ULoXGGwWb6W9fdOLPNqS1Q1Rq0inq4WOA7XDis4kgGrLlZ2DFp",
-	"79Y9rJppGg1pcJed0+Sns/MfT46Ojt92kTG/jo4PDi9Pfj241D3EHrXK4DkO/aANuDaEKMHLUcupu52r",
-	"WVext2MmvtG/f2H4dx/9waO+7bf6O3EDC1tfX31Z7X5m3E9UisqaWra1ezjPV23vQZ5/wR0+ht4uwUo9",
-	"0+Xh9pssn4e/+zjPV/rvjVhYBgeqH9iW2rxCbTIlCZV6tFohCEd8hJrBbWT/KnG9TKCuIzoPwKNkkGIw",
-	"feAc8OCEERVOLvIC4bwgOFtUGaSPWAAdf3S9JWpr0g0t1R5vQ/7YMr1lNZNfCLLJpVtQppGDUiy057Ug",
-	"CCModvC9WxoDzgEa6Lq6c/PPtfGpYPCCIDnn6Bqa3fCRYYD61VfquR66Un+7sn8UEBIUztsmwJ9kARlH",
-	"ZZ7DFuqdHdryISqQmJGUjsyy+2ZoWNqKsSE8aIgHzUgxpZAspsMvXpVh5bEZLoBv2z496lsno7AjF/gI",
-	"gapGZV5HQJ3TPNfaT135McejbdEUMwswadrA/tuVH1KGRDkU6g4wae+Cm4o3iHOrq+nnC4TRlVPlQ1Ch",
-	"aSnkgOFS8p5r7MgZcUWVIa6VpQ6fFHSWHwSPlc04BERQDUY1YHDMyvS58sA36Qhhtuijt1wSr3K4wOr2",
-	"Knox/n8z5IA5I1TouITitak0vd28xQCMp0n7n+KZzqoznw3mwhlU2lwZm+YK+tWCDp7iHE0xY6ZyriCK",
-	"T6vpBu9rDE+3y5CUt3AFWGYhamOgitX2yFZq/NuD0+Mr2F2zSNtJC+b+9uwSYSHKqdkXt/DKhrHX08wH",
-	"Zg81vBZRzlbYVdN1h+kK+AItxSI3emhWcKaAhVqRzYABMVGvuZcmNl64nqDup6qI2y8WHrBKE1N7imq4",
-	"aOSG8lIoem1MBUurr6ILQgbs93OSw6UTEzpDQyLnYGUGmGla5QI1K85GC2+Mnhmjp8fo6TF6mGU9M8Zu",
-	"Bc9lj0EnIQSstAtcwqseDysd0ZBnC9NmDSBPgEcr5sFH6GqJS+9KU8iPx7YN2oC17zU8OqPpdXjz67hb",
-	"A1aQMS6yXG0aV/xlVlpovoXzAjmqsX3aFCvWtf8cXAl1wtcViNSwgN8NoQes+sPOHp4B4l5KhJVnFSzo",
-	"bqx+2kjaNSoIlOABP6RhUYAYoF8PQde0FGpL3lfDdPw4bKZfNaUxHkSprhw07rUPESfPx16FbwYP6X6e",
-	"f9ykE8BiWJl1ErB4KtT9r0aiAn3DuPwGWVSHjIwoI2hiymUrXmdyeyp8yMCb1EXD0iDsaygCM94g6E+u",
-	"2Zkd8woKxYxc7a/w8Z8cWfZrxavhRCcmDOcJgkLbL7AePDDKc/Ba16ifNuSq1IKhi3P611ixiRwOwxPO",
-	"NucpoaYOm7peF+aG6RTYit7+/vPl/z74x+FxtGhCEWBSN5RWuDDAwx/qj5KjcjYucEYQZQazs0om2HEP",
-	"q0GmPCvzlpoJyiZ0SGXi4oS1kxgBTmIXgLED9Hhg9j6rM8Si1TjF6AwTM5jMVAAFgC5UkBEvCMgfRS2K",
-	"p4PDkitCTU3bgJBxADxjsM3wlyim+SZhmoMwXUMRkdAw95rFQtCmVwvaoBMrEego2IOKHIPS4irWUxHJ",
-	"P0o2zgkCRIPNozQZEcrgXRfgMec37QCPKwM4jghuFcFRvBgar50YDexXUgg98PP+y/aQzJJIiwGdaUmJ",
-	"sSzHYgdqjYZKgbAhXrQTi6gfvDvZbY3htOejDLGgFdRQQ4G0J2WE8skRcDGu0Xa72hKpA+N7vMe9ZipZ",
-	"bWSoOtx0Qsj1Iplydk0WjwZ53kONCJldBw/T5y9eBrGOgGW64EvnP4KlvdK+AMDXD8AjlvugGoAmAWet",
-	"XxuDSBQ8owxEJdaU0LCSs7IUNWKtZxqem621oB1XAYu9MngTSoQ4nrZJ/LuSjZ64tnzpNyPbQEtV/AwL",
-	"rTtUjElx26rvR6grg6XImQF6ccJtO2tq+P4iMRk6IpJOXSqMfwxdNdcpzXMqSKoYbB+dMXXdG273CYau",
-	"JTDfpuMJaWyVAeNDianRsivMfmfNha5XBA0taunSPjB1wBxBi2DEQmf1dJYCgDTpr8YcYsj0zABlPhgu",
-	"xQzgvJyV2liy/iBk9al1g0VxZgC9Vx4ZACE3Xa+r+fbSqGylVSU2BaLG6qDGV5n1MkT6HzAIYNYcY998",
-	"U8V5v/mmjw6NGW/UDvJRKrXYs8/0Z5X24VvuO8MFErOcGigW/cKIFmBc5Zztmv1aWDzeAaPSqNU4tz25",
-	"r6plXHnKYK61bjTHi9skShxEPKc+c9IIbT4VV5p3K125zE9z/xS5K0XMIZBd2chHDZrttvRjlruafLwo",
-	"e5N0RmWeL3r/KnEOPMjKQWsi75z+58nRrj4MF/KuUcxjMKm3i13TaIfhrfjOwFsQ89awbx6Y05FRX+xG",
-	"KuFowhISa2yW7j3nDBi619h3aV5mxE+XHPE853NFzRWulgCf9zfoKljVFXqFfN25dUnm1YYXsf19gJ3S",
-	"QFH6z5B8YsY5/s/DN+8vTn5dNoCRw+RjmpdC2faQFjrDSsAhlOaYmh7/caXXOhyFQRcTDQxCDD5VU9Yc",
-	"KBDGlT4ruGIa3QHTmwzscQSu55pvIjgobxm6a2rlLp1PaC5kIBexsBgWMHwwMKzhZ8dXjYPWPG4+mZMb",
-	"zAwEpoWJhL5NEtYOZ4+GYF0OmPellYWyOJcTXo4nmvWrzQNmr0cHHWPashtVhbhilToLzdywbnyjBizc",
-	"KbTpRv0BgervgjTnMnM8tnReiwJlVOBhfq+wchCzkoEnuimcraXkIPyswWAEw0KLLAx2HE3LHBfo6pqy",
-	"7Mp3n2qOMmAGK89APmDZCH5pQzHPFy725EJnobL1p28XsEHcdAXa3orA855rYdOKNHao2ZPkSBACwTdk",
-	"XQggbOwAGoDM5MVZZS8M7qIQX9Vg/3LkOgNh2bVarG85OYPOeY7h6xUv8ucB3y4FMTRshKxAN6Sgo4Um",
-	"dJAfAxbzm0xMd2wrpWwGDnxRlzibGdq/DtiI1tERrFA03GUKyv1OwE0dsJhGyM1oKrEkpjmcX9tkrqr9",
-	"nNAeoJJlpBApL2xkqRYQVFx/TkH7NpFwoyfOCsp1J1YpicHS9W9id8AmfE5ughxnodVLECNDgvAcm/Ny",
-	"xqYZ3c2aKZaZ5wtlZcJCgz0zh6PYypSAR6K2qWhIUkXkqGTuZJUppQN1QDnqu+AH079rPB11Qt7CvNAN",
-	"ojLWyoik1+/NNw+8gdaJE7m5Su5wrEk4HT5qiw45N9yyyr0qYjRdJCnneeI8cp0VYaLmCzpmdCffV8Us",
-	"TLpVq9/KZyt1u3CUYzgZ27Iwcvr+hTa0YpgGzud4AVY1ulKTuNImoRfGL8gsp/aavNjfR2e/xFLxP2+Q",
-	"iNyY05/XPkFeVbhdNhgEteMw8fgtWzBuo29rwgRTvpUNY0e4qxHzyFPc1hXrtjHcdtSNB+hDRAX6BgLD",
-	"3yiVU5NRPSFkZe+AsL/prZrNoHqvmQHbPgy83tanPjOb9ZlxHicf+NpFCFzDmUb6gXFDYDsOgG7rbndq",
-	"hAa0NjdF6wtw0WszMmhdoNGBNwW4W4Vh3hArl7Hl+WyWQtLgI3d+Nbo5aN7duP12UZ5PQmm7zSvvjBOE",
-	"ftYab7el6zDodUalA47JMv3drjpg4Lopn06hurviTpZ9oHr7LBR0z/KiukzIotS4x2qWkMrCNdi6gVZy",
-	"pYtqWNhMk3egdjWnKeWl0OY4MZ2pdWJuszUzsPwIA1UDqzXXNyxspc8QHK72dH3TAv1vTshvVl4F66BB",
-	"gTBH00D6R3obqdcawPN3110Bf07of2P4AfEZ8tZ986E9eF2g/0jGlIk6IzKOUOtIcIRnnTlZWdQNwPsB",
-	"8F/W12bbLYMeSAVYtyWMdx4Ddn8tYfT+PnWDuV03mBU6QdAWBhQD46mRVqBpxcAfcrV6oFRC+/KTenAv",
-	"6kGdMTyQduDRwS11BJ+SHo2m4O/mk6Lwx1QU7qEZkFfO4IjhHrQInXOxFBn0V/vMVktBSyakuhfJiGBZ",
-	"Fg4oxgQM3wUPRzA/Qj9jt+Ov5JaguW6IddMt7AvNwJq7IHHcniBNpBomCuGjj82d616qDoDJvU/jAjMZ",
-	"NrSpeeL1k/ffqcM16XipmUH4xJmXK/1RIiHJDIAlAYfd/KLJETJiJgRnECD41HnD9Q6tmFJUjN9lPZBQ",
-	"QCv/7Q7WePECQ7BrPlnstvC+u371mUCHF+c/VemDUAXJxkqpnRecjVuAzm77XdsFx6SrChudV0bO2LQI",
-	"DkhYNxwAutJ7YroxBe/vCDqGrnRst17Gq7NPOq86MNm1ABkNnW+nY4e5E/ffrMPSbbjfuvUcL1BG2CLa",
-	"mEMUo3gN+y2gYp/u9NOdXuNOHyiiFIYqqQUq8d9ecYtrEkonm7eKJQ0I+ispnAQ0EirGCiIh3gTUxxW3",
-	"/+lm/EluRkP6mCq9G49+9Hx3zn86RH/77sXfgt+SsqBrSKGosGhS6n3LjRb23/UI/0k4fNVXwO9PBM4L",
-	"6BMsJgAJwwJQ3k149nIY2As6ZictbDoGWWNGNZ3pOLjtKCvVf7cl7yhSeWLqXytTVwZDjzJzDLdi1ppG",
-	"vxiDBvqN/eDX6S6tHH3i6l8xV6djBvlRBrvH5Q3t6MzbAp0c7UImpg+0uxF7X4rKqL5/VsovdHueSP0r",
-	"IvVjwD6YEDQs+FxD2RvuvxlJc2WhvthzhdatysuZeuTAPbZCgTHGZUxFsfSYSN3Ldmnv2tgAmmY0eO/G",
-	"LxckowVJpTJoOhs1zi0LZmrjX+kZvMIz+uob1Py71hxfDcr9/ZcpzeD/CdpRfIfPCKPZbltX3ZTfbkuE",
-	"xJJsthwYQZHXqMBjiHysOK7pKn9B23HxjCTpBOc5YeMNJ3nx4q/ftcwrHDaZEjnht6IIxll6q4XNCj6d",
-	"baZtv9x/EUklMSF9T3mDUqQmn7znzrNn6nov70LvkNHsPULvz098PM0dxqX7kWS7MTU1dKk5IEHwPHz3",
-	"/bc/oP/572/7z7vo3S+Hx0iRgK1WyRouiFnBJU95roQecLI2BmegHiyfc+IlLsiB2Wm/xUHwxv3JdMfU",
-	"YgquZgzrifxtY8+ujOGZrVVL7CLnYek2/Ec7iS3hBAxPC1PRRQC2dYPzByboA4YcxdkLFaqTEqAZXTe+",
-	"WnjGOcr+579f9p/fnjSvyWJp5BhW8Yt6aKuhY/vZepi3CgYvDfPC6+uGeNXDesO+/+vz73cfts8Q7B96",
-	"0d+HOjAqEB+NYmzpHxdnb9FvZIh+IQt0AekqWBoqJgKdHDnwpZaDjIHmxsH+YEoaWuOeEuK8L5wSiTOA",
-	"xluHOTy//ym0yZVuBSHl2KFt3oqmZojbgTFsg18YqyAxc3MT4oU1GBJfu2xmt1R4WUaOmhvxw/MKmNQU",
-	"SxZlTkS7w305QynIDb8mK6TbuX7oCwm0duxy+AVsg2RCmdyu0AsPVG9Bpr0DRn8xWXi7j00W6bn6/SVA",
-	"CfNxbGyDTSOtNHHt7/9wWzKS9QzoCBVdmoYqX4SIWgI5+ofEMO5iWe+c1hEgWyKxiHkRhCHPiow/sBJN",
-	"/8srborzGkjhHR/PrYuqSxhqasGyugjU0i6iWWLxseTEmrhf+gKhHcuU4Sy7KFD9k5nOge8ikfN5kvE5",
-	"66J+vx+1V/TiKjslHEkru7Wd8ehrbcVQLBieCbKHsyllezfP9zICMCpYkr1PJbRJgyy1lZEjwJU37k4X",
-	"KAqzgfRw20kGOnLTfC9IcaBmv7XmHaTAIlaqnQuO5nRGLJjciObEQNwX11VUD17P0I4pV9ewebvrFl1v",
-	"t2uHSyFOSjakTCkLAkroV7XaaHtxUzgrqkSDPaoH7FV14AMhei2qvHpum5EMmAAP26AqxXnupUTbzFG4",
-	"hA9np9hsI40+qrZk2+257cH7afFdhAXaM//w2A0kcPfb2JJv5rTZrD5w0FvjYNviXdI+u5U3Rz+2Znca",
-	"9WzXFObrZipiwgup8V4UaymFKTt3rXof4PJcTHBBsp4gaUGawESARckAkimaJY2RoGyck14piF4hLE20",
-	"Dtr3I8M1oGCcAgzhhKAJ+Yh+Pj047F38fPC8q6x7W7zmj5XozyT6M13ERwNmdtkG5roVsrLa4UEHiGzQ",
-	"Ubxh0GFc2n/v6AMgBSglAwbQGlAEsNtF/+QWYPTt+zdouJBEtOPs/0blRG/qBcxri+1Zp5TF0+wN9nVL",
-	"iDqCDt4cYorTeMC85SasETF36i0rcw88pbtpfL1547o+iIybh17EH66RZg1+dYMulneEoXRt3u7R49HK",
-	"d37EGapdVnUpq7a1vvSGJvfiYeW2YkeuzggaxSxzuOhOTX53BQOQotiYrePT/AppfrVC/BkWp82nVkn4",
-	"hopAFF7qx1cET89YvjCCaEddh1212Vz90QWmtSLrocHHAlTwbCw+VWm9H7Z601q2Zq3W5I1tWumBjn1t",
-	"3bvlPLmPR9PcoranyE6EykLoul6HqPcYmbd7fw6hVUPz0LZm+H2c0WKRKOUr2upa52gay1x7KDR0uVAq",
-	"T2qgcGY8nbxGSr6B3sOIqVdv9ENsEYFef8ScsLFuSBPO5Q38XfcOKTDL+NTMyhmdz7/roue9777d7Ucb",
-	"Ly7pTgI/vbbD6m4MQ0GY7MOA6qO/H/T+C/f+vd/7oZ/8396HtsYKIrHFno0P/cznaIrZIqAX4W0vvCm8",
-	"bSyZg25avXMP4enakK/Er6drT/mQlvENzkvipxwZsWoJ++Hl6sNxKc1CdCfLOqfaiFF9gv//rEk7J5LE",
-	"fFTq73F29eUaKFedk/W8s6/Z9eGd+/a8HqYvcZzCumu5L+6dUNbmUD53eiKR7ZAIuEk4I20UsrqwVnp6",
-	"z/qe9DJCeO9n2ZfTqd6SuVakFuupUa+NKoIkR9eEzG6pVi3XTdSkSmEa2sY0kNgs/jQaSQn0kH15reSJ",
-	"52yV5+h7HhdLz4Qm9mWmmiAysY6YRx0ZPFdTfWdmut3AoC7FMM0HI32u3vAxUmxqYdMheCkrkwy8KrEw",
-	"YLfDyDxZ4jqt+zv9pz98Ycayhsbp3O2AIyWfgoBfUxDwQoeESl0uUpVAtTAa6/dNYq0YappLCFSfE3vZ",
-	"1wQjWIk3v3kZ60YRAn+BkcwA/8ZXz364C077w928+hQAuRztBIjnu14So/qpDmjeRR42+e6f1SHx24QA",
-	"RGYIOK43BbMMjQpCukqqsGawE6U5F2T5ZRJOWO+5YGGbBepSaS4kluWWU79bQ5V1Wofn1s4zUU8jAfN9",
-	"Eixfk2CxF8ff8Mhav6B6GjO3L+K37F5zATa4YI9Kb9S3+klr/Aov998LzKRJN9c56P46XyPGhzxTZtaU",
-	"S416NRUkv1mSQFaThS7r5cubry0+12cuqV63X2Ee+K/Rps3vORVSdE0q/oAZ0ihIyouMZKZPtH0HeoHp",
-	"HOWSSZonU4GmWO2w6yPbzGN6o3brQGw/1TaciPrLxu68+0+iXZHLU2ev/tMbpQY8sbivicW1tatXX+pa",
-	"PChY8zOBhmSC81Erc5tPOBWBVy6q4v+mHqsu8D1JdvjKCRvxZYah417CFtvRAqWcMaJhvJ/uwlemyxc6",
-	"3xls3LnfAc+jlLl6qhQmZP2lJHfsCr7Q+sXSnDwlPfXt+/XFymy80UgQabuuKQGPdhj5KE3Nk1EDZgW5",
-	"McD1Y7L7GllP835bct6o4NMgN68hbaeU0Wk57bzaj0na+jRPuZA2r19oyH1ZFqyayfP91rlAxGGbk/mF",
-	"kJmw5y3CfhNUoB06ZrywOeNqErvLulGuAfUS+7zbjPmEC4Jcv0mAaNUZ2fBtOz0Bk2tF1tMuyg1mATma",
-	"KCf4hgg01sj28ShE7Hv6heXZm41PqhEhDip0vihcCdFFwVSgyzYvpYud6heGXE7aJqPHuc1kXJdbr/So",
-	"OplIYVbs8967d5pDztPrW3xev7bhl/WW+2dhv4rnmEIPWDybFfwG5yFFdBHO89a56Hc2ns0v1Tx0D3e4",
-	"m+o98RoNOoOOdtno3rhaqqBzMiNYamf1kssJgwTTWb9xQDOZ0lJoMEVNrbeeJuMyqQoetjNTJdSUTVe8",
-	"RtCnZMwhoVykprcSdPVsmQ+8lwwXwVQIU9z1d8tnqEiAA3S6xknk12x06zdigjM+T4aYMfi3X2/S7eAb",
-	"LHGRlEXe6XbSgpjcOXVmORYyEYTYfzpCL8UM+sGo1y3FfeiuwfOgl/QcF5noGhRVoGwIMAzRzhCn1/Br",
-	"+12nRXRfRp1uZxibw3ZDQZVkb/oDoBeNtQ0A004Je8dGjZ2g9tQhcEbgDSTOlyThVhJcaU00h/qF1vya",
-	"aD5NsX7SPahAShlamWyvx7XzX8eWPmOk6m1gVvVkSnyZUgBtLNhT6CKDa4jVtyVVnOrzElV6tTXrB6zu",
-	"05716HVprfMTnX1VHmqd1xAQ+eMIOIVf/ImSPBMoJyMJhoCQeGFcwguEC9Kv0nMKMstxappI2L8OmDLL",
-	"cz4WzdSmkuVEqIvup0Wpgwc99PWA+fp3UZoCj/mE56RSzSln2ndduL8oVYaQTCA8YG528wnNvVwicOAD",
-	"sBZ7jeSkIGRGM2HXoD40YOZYngnbCIyIvgdxPsGKRE21soZCVHMRfKDkLCkYzhM1JjdxRsx009CZXGiT",
-	"HBcEFWSkPRLdaGLt9l3mS0p+ndbUxK7Qv3ilfSXrmcf9lnU7pxeHL//23XcteWqeVhevaa0UxFvVJPvb",
-	"vglMnNMio19tpu01n1lauOzIK5hT/ViAwqLvT0lGlUK5KnRgnuu6wT50V688qKoOT33IZde2I0Om5e1H",
-	"WWAwcExms479hOZNe9TlIaGEtiGTER5JkyOQTjAzyNHbBJxbeyZgBD1BoGygJfzwAHvEgg6vTLN6Jzfu",
-	"p/Zs58X+c+DBmiThD/u7EWViHfV4T1dx+dzt8WE1qRlqZFuxXWHorfqWnSPtCH+AfBgXMCsIGnOmOwzM",
-	"SUF2n5jK14WrpCsMBZ9qR0d7RHVpBX6Elbjb1BrFalzjrXnBYnd5peTV04npRc7pFUkYiTGATdxM3m18",
-	"unpf09XTnq36hXus4ejGzd77pP/DuNWWF64bKPr7dq+tLfgUbVViD4snqfdVSj2TBhkVetBdr0LZaXMb",
-	"PxBlBwJqGWU/EfLjJmTYH2b+bP2fI61iiXuCBoiQ+JcUM90oDIGVJltEIqjfza1YidrtmFi/YxyHR/3q",
-	"4qombYXKSED18x/FVFQ3qSBqXU9upycWU0EUKopYxmViKuXLzTIcXz5lOD5lOD5lON5XhqM3mViO492n",
-	"9pT9+JT9+JT9+JT9+JT9+JT9+JT9eOfsx9eBmLZEpgQwmuMF6NwwAzUnrS1Djk1nr/P5w+f/FwAA//8=",
+	"7L37chs3mjj6KijOqbKUIinZziQTu7ZqFUmZaGJZPpKc7NnQ1QK7QRKjJsAB0KI5Pv69zr7HPtmv8OHS",
+	"6G40LxIlK7H+mYnFbjTw4btfP3VSPp1xRpiSnVefOjKdkCmG/zxIU14wdcozIrCinB3iGR7SnKqF/jkj",
+	"MhV0pn/ovOr8NiFqQgRSE4IKSQSa4gXKeXqNMMuQLOSMsAxhs6REc6omA7aXTLES9ONemlPC1N7N8z2c",
+	"TSnb0y/+/+6lnVN4CN087z//2+5rxKdUKZKh+YQwNOR6oTkv8gwNCRrhXJJ+p9uZCT4jQlECR9Hr6f9X",
+	"ixnpvOoMOc8JZp3P3Y79SOzHz92OoirXf1sGiq57kQ//SVKlFz3QhzgiNzQlTUidMYL4CGEA0zOJMnhO",
+	"dhGWAD2AADp4d4LkhM8loqp5noxMFpnAimTN9Q/yOV5IA4nXSJAxlUpggSZYIsZR+ar7cr88QgAY82NC",
+	"Q9BIJSgbw69UznK8SBieRo54MJSEKXNBjCP9EHx+SAhDkqjgi+WSOZYqkYSwhM6aS14CZDJBpNTQ04Ay",
+	"O3wmkX4TCfKvgkiFdgRJuchIhsgNEQs0InM0paxQRO6u+K6SUbxmwdfQHNvvFZJkXUQZmkokKUsJPEVm",
+	"PJ3oz4y4mGLVedWhTH33bfldyhQZE1H9sMaEBI8JU/GDA0HB70vPHj0erB29xc/djn6RCo1FvwcXXr70",
+	"ISCBAKfbUP74oyKC4fzkKIITDNGMMEXVAmGFsAbaOCdI0jHrcYZmgt/QjAh9gVWUZWS3SQG4UJPEvRNF",
+	"UWI3s9bhq8tVX64DIThlGyAuJ4KQGc2iYHBoPOQFy5DihuoNh4kcNMtIlmDAjDWQyi4ehciUZLSYRn+6",
+	"wTnNNFNY90s1+Nmly+93y43XVq+D08OqDZjvpbnhGiC1dMG5A9wS7ok0CeVUAvF4CZQTfEPkgCn7eQmC",
+	"Krh3iXgRvY8pZXFZgmcag6I82f6ChguEmdlkF3GBmGZSCM8xVZSNkVkB52jn9OLw5d+++243zpzxbCaJ",
+	"CBg0K/IcDzVQlShIhA3gG6ywSAqRr/V4yplm4Yn+ChEJ40p/S1oOtfbrhqM2kKnl/QCN3QI3REgA4Tof",
+	"FQRkc5SPH9ofkaJTcie2nRGcKnrjhG9EchrZ6ETjyn0TgWXbWiE+top6Mp2pRUTUt3BYEPhUkSms+P8I",
+	"Muq86vxlr9QD96wSuFdnd5/97rEQeKH/TWUy1rInvv01ZCs36lDAA59JpPg1YXItYbtS4N8C+7S6GCPj",
+	"N/D3ikL6ooVC44qRF+YnR1FhLSc44/NkiBm7hWpn3kZDzFp0Oqvsxpa+cD9VTvey5XSeaeqF1kclz+oj",
+	"iAQqh/ljfW/6wtCIC4QR05eZAwyBfw656iJZzGZcKPgDRilnIzouBAFuLjDSi/bb771FI4AL7Fp2X6V6",
+	"T7IeU0LQBnIgII8qe6rfdHj8unwE8ReTjYWaHGGFI2hSqInWtFLD8TKssIYL2FhIFsMpVdLpHXr13glT",
+	"RMD5CKq+PGAH70766ELhMenJGUnpiKbomiwkwkKroWmONaSxRBw+j3NUyksk9UewGrAJZllOhERjouBC",
+	"MnSD88IYHw2Fx2kw1WMdkZkgKVgu037Ox5T1Z1jKOReZ3tFrhJGaUJH1ZliohdU2RxSMLLtolOjKB1ch",
+	"sQbWSfl0RaXacK8a9uZlYwzGdx7dr1sozl7cr12gmPrHowsKImda3sYXTPFMpROM3FPVhfUp4fc4PyPS",
+	"ie/mwvbH4LhoTG+0Tb8A8Ez4lBj9I7q240FJKki2kv841nMoCHwO5xIW0YImvj3HXo3WoJ+rn7z8PYHf",
+	"49uMsjQwZ6tkqh+Ec1tCpRJhpbRs15qh4kifKieK9NEpXqAhGbCKJ8SDU1owan1Wryc18YIsdStkWrXV",
+	"eDfELBuwnRHO8yFOr9EMj0kXkSmmOcopu95tNSlvifJW+GlODeq7RvjIN0LXi2NzLSzwp5zP406WUc7n",
+	"+pArWJyBT4QRmb/H7w7OZ66MjxDB6cQpMeYt5ERJeHGayCVsq6KBtaCME401uWR39aEKIYBCC4ROicJZ",
+	"VFDok5zpR9CL/j7gIxdUWqgA5aGpfRntnP90iP727fNvY8a4UdySKWZ4TKZacdeg5kwmVjYblWPdI3dj",
+	"KxaCRl+12/63IUTCshmnTEUfTXNMp7feU8ozkqQTnOeEjUkyJWrCs1uvZt0tG+x+LLA2qRYzcuuP0sxw",
+	"qkTbBJSNE5yPEyOIb72klEWLB+af82vZem0zwaczdcePV3jwUuA56ZVMeXaX79lV7nQLgtzwdK09N54D",
+	"fLkr6smU32H3sgDucjcQGCxcevrqI1s4eI2RWsRtZSCNTcYvrg0JlyBLGykvwdI1uE9NIniu3yIVzluV",
+	"vgvw3VM1Qd/uPze6Bc4yarX7mtZCmbGvrebhANwfMCKE3rNxqwmhbTNB0EyQMjag5SXY91bRsY5h0FdG",
+	"mOYka8oar8O0KJVG/AZ61KSi+MgiTYmUoyLPF5tIYW3zwXninzUHhPOCOm92b3YT1aHghZhXc1JMMesJ",
+	"gjNtq6IpkRLAAbbtymW1ctGissBPRkUxot2ijoS1QTXRtt7aviGndURANcMCT50xZxHnXeUWGyhZ3e9J",
+	"gFXBVTJCMolmRAT6Vz+G4JvaHYqD3YRACaYM5VgR4bBSxhXUkJcYsNco0FNYZIM/Gl/Ksojqgba87K9g",
+	"RWv6IhSirIRp5MjAg8wjTmr7+/IwbbC8Xtm8EvP31A7rFg+O2zxO5Mz+V9qmVafBE16f9hZg9YjT/ksw",
+	"/iaYWS19GbY2N6iN975XM31gdyXaL4kEw5JmQ0lopN9iY2OiEsDxxFuot1hFEpVUHf+3XKTm0t5wlcCa",
+	"q+BABEdKIzJmsMeRpnzA8F4fbXKUHhEiwE8SSVJBWmKuzl0Gj5TI6BeMuJESDLIlaXEqnIwZFyRre9kg",
+	"+mavSZqty+NarOzmBSzNWnA2fJm3EEtOCAJTza350PUKN9fyFAO9EuQVeK/CGN+QIDb+GuFKFgLbagpC",
+	"W0YAGgk+RTtTcNBogV0GI5zPRaPmQ2UirLmTTaO95Q0HMqA9N+CIypTfELEIxHokQmcILnMPV1TLnf6c",
+	"5HnvmvE526skDYF+CazymUT6oQQe2o1JjNKjuIqL/eyfDPcM/NBlMSTrrXRiH79orlaPoYf7CwEbA18E",
+	"zMdTTPNfDfOjnJ2bpJAmoO0P0igVoUJIWCZLBur9nlo9wsy6BQNP+kY89QAVjP6r0Bq6xnc0JoyYNCTr",
+	"7rXXqbhjDObP5WYGzCpkr9Hz3ou//hWlEyxwqogAxv/7fu8H3Pv3Qe+/+/+R9D70IYsDa72/86oz5eya",
+	"LGSCBUn+fn58cBnVyfUBW/T78Ox6j07IVD+Dc5qS/7T/7nMxvpWgOGDIPGDBr/VzLyA2FR+lRO2jMAfH",
+	"PP8aUSNeSoOsREJ/SIlevjs5kogqSfJRdAeMfFRJTtl1lHEJomEmSEYFSVUoRYaCzyG7aaTKD1oRW8J1",
+	"otRMvtrbCyC7l3I2FlgVOTwv+xM1zeMxCJYlFnPahGUF/ZnmlNbs4ixfIDoy5hGVaCwImAZqgg20plyq",
+	"ARMk1bgLziykOXhpU1nMYRmqEEjlfM9XctwqcTlUrR0u4BktvCDKNWZqcWb+GcNESC5A/7g4e4vMS3D9",
+	"/jPly7G124xcG2IGI7iPfuRqUsYUsQlya9kdMWzajHC9U2+DV5HnNHn/9pe3Z7+9vYsdbha3aFFd/4Ch",
+	"goHQsU/xNC2EINlKs9Gdxm0jvED4QwSmccnUQnQGbSQSEKFoBtWqwB1iSZyh0KQS/St6f/4GUNss3LOU",
+	"k3LGiHH4x+nWSOy+I9+UT1fCxm8mAEr87BEgtQvdtQFVY5S3hpZVmiPLNcHkHrozoNrPHwHWG608xcNo",
+	"B2GgK+I6akIlYrhWl/wpCKHaqOrcOiXenV1coj34aU+vY6Qflcg7OVuyUVpDrOXuTZZITk2uApwHJF7O",
+	"x2OtjlC22stTT88oAReB6qmkMmP3po6h2USbNKyYDmPI+cdXxsDNIhbxez25OOu9fP7dd73nCOezCe69",
+	"QPZ544PVezWg0eiTUZzn1jar7uTvPz4paHdQ0JpBPY2UiYF8S3pKgLbtevT+99/v7/+wv7+///wRqnR2",
+	"99vW6RzG18DYruS1sZgIN4Iov7Gww3SAuHvepMc1vNHw9jNpE2OIxkmXHdBHP1fVJRPWRdb7AKkeVJJs",
+	"wCCuhNGg85dBsb//Ms0xGxf6WhQew1/IoINkMRrRj2jHQojhKfnLSMQSDzRLtxG5uBSYkyHaMV6TES5y",
+	"tQs+c6zoTTyAYj8Zc15dEIWoQRHM5LyF0oM9t+Qg0CCboc3v+EwCmUNCzmsE+kHXMGY+nXJm1As+0gSP",
+	"OAjP9+cn8fS2lDOFUyU3C9AGEcrNXsz5mLcH/XlO00Xrz47/6AfkXSLzdwlGh5HmSC4qZ2Hq7TPpVUeI",
+	"bhbDnKbxPDDelgsRuMdjZNpGzW3GFQtSeoyBFbOieEvRjP4lqaz4abURUzVdgt1F9n6OFXlDp1S17B9S",
+	"77AiKNcPgZcTlHItvx0DDuqd1jQP9aqnyZuT05PL5Pi/Do+Pj46PlhiM1QfvyW685BxNMVu448h4bqYS",
+	"iwSEbzKNeIV/5nOUczYOtTY5gXLIOaYKDcmIa+EuFlBfMsaUGV8xzTVHTjnLqjbbi/39/c09wkss2dqF",
+	"x1AiSKC4bNG4IumYIIA1Ayykrx2gbLxRykD46TBNAMSUBmk9sTOoEiAfZ1QsEkVj8Ylj+DHulX+NfEY7",
+	"1P/cskphRlimsWTFoShUfoxt2AIrJIz2mJkS1PjZvOIbS/6UCc5zPl8NT/tYcN6CAVkbS27VEevmF+yp",
+	"toMSDN3gnquXEyJjA9Wi+Aj0CL+fL82NDkwzF3GTCgtrSGFH2bASSnGeR7JMV4XwTo5uYWI9f/ESD9Oo",
+	"7gz5/3HHhTUEAk7iigUcJZThNq0f0xut0u18kjTrVlXhrnn8824fhcXAAbwmeDYjTGo4aatktb93htVk",
+	"T/E9s6fa5bXIJlkNUUUvNoIAlxMqsndYqMVJpTagzpPiSfuIMyjye9CKTsL0///uHcNTsA3g8A9Q61lZ",
+	"Mij9DGAfhWkU9mvE/Q/bY/4td7K9VAAI8wI2W+qmVvrW/TT9rfkWIg7ErjZhvVfBJ/1v6ny4bK5shEQI",
+	"UM+L4KOYLTbLRYgwyWj52+cQWZpIEMGVWj1OM3XC/hbJVTT5dJqTbVCBZHyXNOsDkgGOWasMM84olCMv",
+	"KTRqdWn5dcHwN0uucHFFP9BWjdS677ICqUSx9rojvbn1Nl/x8uCqB84dY8NqmTBbD/y5pD/umw+basDa",
+	"AVFlWxvUsfjzmGU3q1pZ5i6uYWsEn3+bcCoPfTBlafcArfwGfSGwpy1tMflUlCZym8yW9tyTSNWrTTK5",
+	"U9V0tcXFcsDRWSfcUOXlAJ51aLUBdFlKk09GstCLlQHZX1ZkM7nH6nW5mhBmRNgH106vhZ1f2DTWlTVB",
+	"bot16LTn5MDPJ2zE27RAjV9gBc0nkJVdzfpCc/2MRrO2/K+l6b8rT2433kgMPsYphIq1wOMtKWno5EhG",
+	"s4LXboXiHuz6s9QBC5BrA+tFW/axxjhHpqC2lEhRt1h9QDViWmoYtLCBQFhXGUEXMTInUqERFcZzsj4a",
+	"BjS2ChPDjddh5sDSABt49NNCULW40N/1RWVEStDVfyRYtGkvVWVJyxcTQdTMes+5qqG50kFY54HMmhoQ",
+	"cFYIKZrP+P1pK8QWo7md/L8FaYtJrb8R5Z+2Ic5/6VURZM0TZTZF9bLw945rJtCpKI7lRczoL0TfhNb0",
+	"LEE7uHtW9MqlXLh2KRV3ikaistJO6/Ou7Ubnef97DQI+IwzPaOdV52V/v/9SIyxWE7invdbUPBsP1v+n",
+	"kRu+dZJ1XnX+TtRvJM/hlaDqBZZ7sb9vKUDZJQIn/94/paErg5+rsDeaOQeAqnv2QfGNph729fG/3f92",
+	"a5sybrDILt5yp4HHcyCpRPgGU3CZ9A3VFNMp1vioIeo80S1v4yEvDH/I+BRTZlaoXJ6+ZJr1XAMFnzDR",
+	"dodnM8JOjg4rj9/jbVaqmiLwuwSF1gakHuzWqjW0B+9OQDSNRvUbApcOnpZbRDbab+rQnklkwIkstw2u",
+	"MbdFZ/bKak3zCiaVRok9nGWJK4rfM/a/dZaUtuaMy8hd1gOJF/BWx7B2ItWPPFtsBMkVJnab7RivAVwt",
+	"ryXI6no81bz8oSluKm8rUZDPd8TamsJoSsxaWgpW9m2fjO+xiWdGWmi5Dja1RfL9h0Fyn40zF5yNu0a1",
+	"4AKBpxX6xiSXZ78cv01O3h6enZ8fH152UaVzY50ifvXJC9guDo7C4QJdnF6YoG3prNT6UuhNhWDwx54X",
+	"cL2cjHG66OFCTeylLqMVLsZ9m5Q2lemLH7776x6E/cpq5jamp0n9xJWObhFrWuuo42Wr66KMefzLs0ON",
+	"Hu/fnh8fnv397cl/Hx/txvij2Sw0P9NX8kwigkVOQ4nYRVLRPEdYXhsnO88z4vIR5e4KFtl27dMgJ2LZ",
+	"xTvx894u+CTuNrrfhvwrL9pdEdJ6ZRfNJzSdIHNVvX/Knsyu0cvv9a1LZ8EsvehQvd0Dn3hDFI5j7t4f",
+	"Fy5RxPixfMKQ+XLZYMqqVW6n784uLkGxHzDj+0W/adsZvtx3vtSEs2RMVLepfOMs6718d3IEoRA5YO4N",
+	"pA1FrZVphoslulgwPJNEm7pcM8AqktaSvt/hMenYYlxtVsjOq98/RQ0LIz+rMrEbYEqDI8WXqQvgOy/o",
+	"LJ31F/qwkiAV+aj2oFagQgz1haKIH9687ZVjvfOCSI0zMwjyf+52Xu6/aCLXr96nXl7ra59051tyWfv9",
+	"mUQ+Z0/f9YTgDC7xU+eNVQhXHKFKgBcTV//dOAY4I2yBj+nM5Rz27uPLJW23Ra+sIeSGauXH3nw+72kL",
+	"pleInLCU2851f2I98y7YuRkOPhzilXqecpVU0BfJhsg2VuIqXcL3PhXgVv+8VHTrx9/w9Nr20tui2la2",
+	"ilyh69sH19Xbyl6YUkF67EOq+uBQpBIxrmyX3Z3T5OTtrwdvTo6SdwfnB6e7dkMvH2ZDKc7zckvY+UkA",
+	"DR7WQVOkE3c3wPwptGUIukP2K/5MELkRT+bvH7TMazoWf/+gRVhJO65fA651O6YSGYTq+34bpYhf2nMU",
+	"5KxWskoxayhoUzk7KyLEdhEjtm34ELZDZ/dp9t8/J2Bk/sQNVnADr5EpLMYECEWVr2j9nZl86T8/79A0",
+	"KJFJuoP/rDGRuAnlpavtaLu+gLUthLcvYytti1e61NyzT5L2SdJuR9J6nHqkwrZOeNuQt9ukuft1tj8M",
+	"b3iSvU+ydwNuYknSil/p/rW2BL6NU/rJGb22MxrC5WqT7sdBJOuvu633VqtdDyOuzUS+spEmcYWkoZvZ",
+	"BvtMChbV6MsGrGDR13I+hkIPm1wCfnZgHTuVUvvd/oC9l0SuaondRYL0TINeysZ2roaiU9IfsAtTO+KK",
+	"5ylLbihOyEcKidBJ0IU86ChYx1tTbQ7185eBj/fuYst4jj51cJ6fjYCIV2E19BbXxFu7oLU6nrrkbA3r",
+	"Hg3gWXsHGmtG+q3dt3Q0sVmZUBYtHjsNisBQwRTNg0oPYPFQW6Y5dpqSmS3bWWe02bIOEGUw2YGvgqS2",
+	"aYNrk77cIxt+qFs77rpC3jaJMP7IhxTubmTdHEs0xbmGK8m8EAX6TTHTctb1Z7CDcew2n2+VvfuCmJbd",
+	"Bm0H7A3I9foCP6A8CPDHaii+UyozpaOuR4Pe0osftralWpFjFIRl4aqpasWK9Hw13DaVD8dfpZ+y1ysk",
+	"6SI54UL1cnoTjGhwHUXu4Ix3uY177ZMx9iCkZNvcRnWZRmHer+6NNSwu3xYlnZD0ui198j6iiZswY4DB",
+	"GmaKeW5d7gVHhkxzbCNAD2cQhJdmGq1IoLYuktxpDU6WUBbkLD06yvO0o0mKEul7EuFY4bHmI5CF4o4U",
+	"I4yXe1bL33tpJ0G2KvHmOWjhsl3P2eZzuqJlequyvsvPbG5Yx+v15JZdoVS6Ktb455BtNF4aZt1Ac3cN",
+	"euKtUYLBN1pvwTe8EIiPUOX+93BWjlYT+/3vdvvIqNK2J0qZ2iHJFGtB6sdnVXOc0JyL61dhwHbANIcr",
+	"ezcFxZHTQio0wTfENL4tq/rgWS8PXw/YkLLMVNT7okIsiO8+FExl1U+CcJ1o40B/vlZBaObuVdH8HZcB",
+	"gm9D1dfbaO2WHFbh1PdbL3iUS2bcvTM1iHJ9m2J5B2uNlh97Y96zMuky/MghnpL8EEviP5+sPd9qxWc3",
+	"HZe1YrmHsGSWSqSg72Qbh7EFMprhQz3yw+n2b3mzB7lX692+QCSaBgwPJa4hw8w2zAfiBheeaaSwXX57",
+	"kIWd69qrsqvDj9FOyWpvl99bE7qa6bZnvR9kmYbI1n0P63kcurduQt+sp763euxl7cokfRh//x35QIBt",
+	"X4AVVHrxG4vUE4VnCcEW61zh4Uz8Uy4abqtwoM+j4A/vTw62wxgykhNF2nnDEfyuH/1J8KlV0LfHKZa0",
+	"9Kg0a9hGw49V3TsePmbnj5gUoHYmxm4NT8V4zzZ9hdm69TKZttqIloXXLpao8gpBpjC0fYebf2vqrdoJ",
+	"u9sli3P4oGwdB2vKSqt2yhrIbvLfw+qZdsQPW+Rcci0fjy2C3Rb1l/PvaJvyB5Yi0bZAERQ5cDMQNDKY",
+	"/uQPKUcammOQfW6cG3U3y0MFhYOdNVXKMia6wXgJ+FuW1QTAVli/rYy8LTmcXpxcHL29J3po6+j6eAni",
+	"4vTiC5FD2d/5kVFDubHbEkOjS/L2SaHMfGgPUh/5Z8ImGz6LAsQjdJXMc+QmyYURUaT4gJloDDSe7A/Y",
+	"gF3aQYPI9VvVjxrf3O+rJjUfvDv5sLNXmT3QwzO695d6/LVXVWT1Q7vw9Xp3Ldsqc+hKTRWxgIb4td0g",
+	"HdXmSQ4Y9HeDLToTzJytEiab4oU1t+F9M4DRl/CjjNjWhVqp8P5mW/xV3SaVaCb4Dc1gsuaAvWc5vSa2",
+	"86/bJ3QIDvedcWJwUOFrolnsVa372NWA+dgKGpIUF5LUW4zrBT/OSGohI+mYVajMoGXDB4gok4rgSPS/",
+	"xKqtq9WPOfjf7RCBY30kw5GMQDVzQEm4YDUhFMZrKNuNf0gQLJMhjYVTyGqSaMalpBqlvH5oLyFMW9nf",
+	"jfs5N+0Ox1FhncV5Xuu/Y5rQQ9+pATsZAe45vO3WEev0/cUlcgh35XdxNWDg89ZChQs6pgzn+cI8yMGX",
+	"a8atB83K0MnI4GCwusf9a8bnNoEm+Ahy3+gOGFXGTS6IKgRzdBIzJK4QHw3YVWmcXFXbVi4d/LSOz1Tz",
+	"dHfod5oy3xo38VATxoMZYQ0hT1mml+XQy01xz6zM+NH6xYKbRWOjRxV9pREkifU13JG7fXRlLb4r92Ui",
+	"LVZonAvDNmVoo2BDXrCsdWGNAzmp3l65vI2zMAJt47ggla+MXMmaP09WECeQ698RZFRI1xPScUnLKkoo",
+	"DdiQ6IcK5kCVaS48pQw4dTvVAXUhLUU1/UulWUIAr1H9NiZguFaOE5wj5GGAy9b+diZ3N7TEP4S4Xj5x",
+	"vza58/344Y3VnM0/XB7MY046qXkpNnVfBPoirmmLIHrwWGqMsGI/7Dj14W7KbDhsN67KHtqohynqN0+b",
+	"PEvfqNenCAUjsr6owgrqM2GyEMGUU9AnHXfxJ6Ea0KoASal/4HNGhBXOA+bu4E+iAKPaVy5+Pnv/5gi9",
+	"PbtEgtxwozbBqcv33ctugIebIICc9mUT04N3IA+3lFwQMDPrZ3bnPmvAUViZqNRUew0GvnOY+pXovDkf",
+	"80IlQUvI5crvMxm7iS4kJhhlGEvJUwpBA7tqt0TiAXM3ZFHW3QxIK5LJPjoy7T1M0bsoCOAtzNa9GuFc",
+	"kqtuqECnmNlUH2NDZTeYKdsxATiA5CNIv+aFQmZmSJzg9XM989xuVezCRJ0ppkwTQjBU2YvaSnP8QHFn",
+	"ZF4ZMx7xRJB5ldvVHAilNKcTrMgQM8zwapFe+fCHL6PW+q1/+hzJ4FuuUniQeJ3CMKknfeJx6RNOaHtl",
+	"wl3cw2gTK+ImS28SNHOTmunH+kGD9pqb+5tvtB5f8rRvvjEVH8vVEuR1koDzQT82GOJmrqfuWZSmZiPE",
+	"JzZ2XGHArhrnv/IKQEUPgntwcg4YsyNfkzCWmdVzo0Zg5dWQ36/KVOEmaK/ifFND216V+fXmpZ8/ptew",
+	"S5jyFq0umR13EfmYkpmCHQzY1Wly+fP58fG7k6Pk7dll8tPZ+7dHV248mTH8jdBg3AN+ilU6sarWgMVu",
+	"L3W600ibnkYxCVQf6wKDKXRQvWPetnajWdAtVVbbBN5TlMJsunCaRPUsJ2+T9xfH5iDaEg8OE9PHLLb4",
+	"7lK+H4sdHNhFhIL0HS5g0+Dc9d2oNCaFT2ujdrhAxtg1lYA0JYgaW01zJMFzxO2Am2VxlXMiiXKq0eOI",
+	"N96rJ+ZegpFRvNogJFNK1HKMVidGN37Ik23wBJgHFNCpyOI71MWMiCAsbc8LsbEVQVI+ZlT63NfQBdiI",
+	"B2lAuYAQkGo5/wtdnSYXx+e/Hp/DMS/P319cHh9dDZjW/2ocItAOSwe7KKTas36SmFdowNoskPVDU6su",
+	"6Oj47clxeDuXS4HnJiht585irlf4wpKsa4SlZi92QCHis7LJbZgTYcfjRmJl2mptYH6VRTutd1aIGTcz",
+	"E4XmNsowrZpi8TB6xYoI9C0Vi0rM8GvVKyKg3VyxMIs8sGZRub5NFAuNARenFwNWoYLKcl9MuajsYl0d",
+	"ww3qvVct47GkcfwR9IyL0wt/KXFtozqM/F5VjnchSj1pHk+ax+PRPCrcbjPF4349GvMJx1O6rAQR2MDZ",
+	"nG27dZfxZyYtbVepTMbAGCNFsbcY17NZG/0hyTkbm0xDyBJgNgq6ZR/gek31q0zlz16frmTLbBIfuMLV",
+	"OFV7ojP0qptPOJWxTnXN0W5hwyIbWKjmrE3IVJL8hshY4xL124SfyPvstFOOl1rSEioYxFVGRoLZS1+s",
+	"J5TV7ap9oRCrZBk8dNsn03LJfnu7HeM2mpP2Od6L/e7t4Vooo1CTvU/6fy8XM/J5b4TzfIjT6705GbaK",
+	"goNCTX6yD9r+8ffYsfrny9M3Zb/qB8kcfs8Mq/eVcw/Zq0pC6NBm5Lj7MB3YNS41coR9x3Z4BIzeGRGa",
+	"b9o+T8oOlV/Znn1VBw1YqYvKDh4pnql0gs0UTdsqRFvGLV0NHZpt2vW/uZP3JwflBLuJ1pwM1DwY3JRv",
+	"2dbnQ/o5c5u1WIwXiQYEcd/9602TpabYuiDK1fbDHQAcnknjBhryj/Fhs6OethykojnpidYp5oc5L7JR",
+	"jgVBl+7xZ1LL4dL9MqIkz6IfGfc8piz5hpERBp/mNBsTBTFvu/qOIIcH7y4Pfz4Au2lyaJ7c89vRdou+",
+	"dKyoTTKf8ozsRjc06a3ejvvCusf8/MU7+1uUb0ydAMp4ZvDBpNh7Lx9YYk9sNcpWg6H2lpI0kb5GnCGb",
+	"1VhCV2s1juPctuYixTNTHmHpvM0IOwyf26oZVt/BMlBXdtEoAg9/XLtFUfCSS5z5OvpwWSwzh9UcO4BE",
+	"q0ljapPDnKl4ZGC9To7WW+1yHUvIDpjzpYZVAt/v9tHJEVyTU2G9aeTdK5B1jQUZMNseJlbloQ9xZM/w",
+	"lWS7taa5lZOiAbiQ7e04im/L1DIMvaXnUjiZ+JG3YPCmqiBozBkxBdVEkN3H0uWAEZJtm/oNBUgkyQ0R",
+	"OI+Oqg7Nd9fa8XYyJkC9NvESEuOWHXzr9xcrB3vfAbtbUey+uoZVL20J54bf9z6Z/7CuqLLXxOb824zB",
+	"rDmLdx1XN4mkVbaO2rh6ZVq99a1hlg2YICNB5MRFc6XiM+gxBo5qhThLSR8BNhvXtWVkbmMDVpULPtV2",
+	"qUz4ejv+PgpmrJleyYqx/Co4MZR3tXJhMAnW5MHdFUz2XoeaWw667Hof1v4C5dCaXxa9AMxUQmOpravU",
+	"rfe4po/VcedbDuForyzy7DWjcpbjBdIfRDt4CLHCnOAbIhFVu310UA4V8fU5pt3SCPJtdk6T9xfH58nF",
+	"+4t3x2+Pjo/0O1E+P2AmjyPcAQRQ7OwIF0e0aTo0KAuHpu0DtvNi/3llVPP3u68RZgsNZpJLgsYa6N/u",
+	"f9vk6O9nGd46R7fAS8xttdU1hCC+N6fNQ3BibYMWAEcTI3ixzdjjGn0SI6qDwagswKgH7ifTNnvnz8jS",
+	"zolG4SVc7XWbhgfldSaJizPSqpWC936ZYQBzGH7K+XzLtgHU+61tGfhdrDQOzLrrmgY2N4ZkrtH/YmYl",
+	"xSNuQ+1dR8Gew/wfeyh5+9m8AO776GjX1hz5dWtbs6gnv5I50so8FdcQQpS99kwLxFxh/NHRlcsPr7rU",
+	"9xCMDdtgU0YVxbl1ziXLRdVRqAWASGZkni/8Th1r7S7r89cOTpicAc+ZxTcA7vKyQfdrF6wdF/6rpCrV",
+	"F7Q2ZNvIj7DM0/U0tRiMquZnSy/m9kkiwfSO6n79TIMWv9qSxRYz0kWkP+43Dh/GQwP6SCxLjn5Oc/PV",
+	"N2mnxukPQMKCvsfVTVnh14fv4Bg2EYq6LpfnfTXG0qwxUmbCp6S1UU0dmJZLtuiGEXSNXlrb9uckzxPg",
+	"LyttNSpTfkPE4qR0ITTusALMEHTdjTPbvNoCVa2VUVEPFwt8h4XvVRzJgLWUhT2TDqjuYdVMO2jINHfZ",
+	"OU1+Ojv/8eTo6PhtF1nz6+j44PDy5NeDSzND7FGrDIHjMAzagGtDygK8HLWcutu5mk0Ve3vPxDfm9y/c",
+	"/j3s/hBg3/ZH/Z34haWrry+/rKGfWfcTVbK0ppaBdg/n+SrwHuT5F4TwMcx2qZw0MF0eDt5k+T5C6OM8",
+	"X+m/t2JhWTtQ88C21OYVapMtSSjVo9UKQXXFR6gZ3Eb2rxLXywTqOqLzADxKtlMMpg+cA165YUSll4tc",
+	"IJwLgrNFmUH6iAXQ8Uc/W6J2JjPQUsN4G/LHlektq5n8Qi2bfLoFZaZzUIql8bwKgjCCYofQu2V6wPmG",
+	"Bqau7tz+c+3+VLC4IEjNObqGYTd8ZBmgefWVfq6HrvTfrtwfJYQEpfe2SfAnuYaMoyLPAYQGskNXPkQl",
+	"kjOS0pE9dt8uDUdbsTaEBy3yoBkRUwrJYib8ElQZlh6b4QL4tpvTo791MqpO5AIfIWDVqMjrHVDnNM+N",
+	"9lNXfuz1GFs0xcw1mLRjYP/tyw8pQ7IYSk0DTDla8FsJFvFudb39fIEwuvKqfLWp0LSQasBwoXjPD3bk",
+	"jPiiympfK4cdISqYLD8IHmubcQgdQU0zqgGDa9amz1XQfJOOEGaLPnrLFQkqhwXW1Kvxxfr/7ZID5o1Q",
+	"aeISmtemys52Cw4DbTxt2v8Uz0xWnf1sZS+cQaXNlbVprmBeLejgKc7RFDNmK+cE0Xxab7fyvunh6aEM",
+	"SXkLX4BlD6IBA1Wsbka2VuPfHpweXwF07SHdJC3Y+9uzS4SlLKYWLv7gpQ3jyNPuB3YPNbyuo5yrsCu3",
+	"6y/TF/BVtBTXuTHoZgV3Cr1QS7QZMEAmGgz3MsjGhZ8J6n8qi7jDYuEBKzUxDVNU64tGbigvpMbXxlaw",
+	"cvoquiBkwH4/JzkQnZzQGRoSNQcrs9IzzahcoGbF2agI1ujZNXpmjZ5Zo4dZ1rNr7Jbtudw1mCSECivt",
+	"ApcIqserlY5oyLOFHbMGLU+AR2vmwUfoaolL78pgyI/HbgzagLXDGh6d0fS6Svn1vlsDJsgYiyzXQOOa",
+	"v8wK15pv4b1AHmvcnDbNik3tPwdXQh3xTQUitSzgd4voFVb9YWcPz6DjXkqkk2dlW9DdWP20lbRrVBBo",
+	"wQN+SMuioGOAeb3adM1Iobbkfb1MJ4zDZuZVWxoTtCg1lYPWvfYh4uT52Cv7m8FDZp7nHzfpBHoxrMw6",
+	"qbB4KjX9lytRib5hXH2DXFeHjIwoI2hiy2VLXmdze8r+kBVvUhcNC9th37QisOsNKvPJDTtza15BoZiV",
+	"q/0VPv6TI8d+nXi1nOjEhuECQSCM/QLnwQOrPFde61r104VctVow9HHOkIw1m8jhMgLh7HKeEmrrsKmf",
+	"dWEpzKTAlvj2958v/7+DfxweR4smNAImdUNphQsDPPxV/VFxVMzGAmcEUWZ7dpbJBDv+Yb3IlGdF3lIz",
+	"QdmEDqlKfJywdhMj6JPYhcbYle7xwOxDVmeRxahxmtFZJmZ7MlMJGAC6kCAjLgjIH40tmqeDw5JrRE3t",
+	"2IAq44D2jBUww1+iPc03CdMcVNM1NBJJ0+besFgI2vRqQRt04iQCHVVgUKJjpbS4jPWUSPKPgo1zgqCj",
+	"weZRmoxIbfCu2+Ax5zftDR5XBnA8EtwqgqN5MQxeO7Ea2K9ESLPw8/7L9pDMkkiLbTrTkhLjWI7rHWg0",
+	"GqokwhZ50U4son7w7mS3NYbTno8yxJKWrYYaCqS7KSuUT46Ai3HTbbdrLJF6Y/yA9/jXbCWriwyVl5tO",
+	"CLleJFPOrsni0XSeD7pGVJldBw/T5y9eVmIdFZbpgy+d/6wc7ZXxBUB//UrziOU+qEZDkwpnrZON7UhU",
+	"eUYbiFqsaaHhJGdpKZqOtYFpeG5B65p2XFVY7JXtN6FFiOdpm8S/S9kYiGvHl36zsg20VM3PsDS6Q8mY",
+	"NLct535UdWWwFDmzjV68cNvOmRq+v0hMho6IolOfChNeQ1fvdUrznEqSagbbR2dMk3vD7T7BMLUE9tt0",
+	"PCHTW2XA+FBharXssme/t+aqrlcEAy1q6dJhY+oKcwQtghHXOqtnshSgSZP5aswhhuzMDFDmK8ulmEE7",
+	"L2+lNo5sPghZffrcYFGc2YbeK68MGiE3Xa+r+fbSqGypVSUuBaLG6qDGV5v1qtrpf8AggFlzjH3zTRnn",
+	"/eabPjq0ZrxVO8hHpdXiwD4zn9XaR2i57wwXSM5yaluxmBdGVIBxlXO2a+G1cP14B4wqq1bj3M3kviqP",
+	"cRUog7nRutEcL26TKHEQ8ZyGzMl0aAuxuNS8W/HKZ35a+tPorhUx34HsykU+aq3Zbos/9rir0SeIsjdR",
+	"Z1Tk+aL3rwLnwIOcHHQm8s7pf50c7ZrL8CHvGsY8BpN6u71rGuMwghPfufEWxLxN27egmdORVV8cILVw",
+	"tGEJhU1vlu495wxYvDe979K8yEiYLjniec7nGpvLvloSfN7foKvKqa7QKxTqzq1Hsq82vIjt70PbKdMo",
+	"yvwZkk/sOsf/dfjm/cXJr8sWsHKYfEzzQmrbHtJCZ1gLOITSHFM74z+u9DqHo7TdxWSjByEGn6ota64o",
+	"ENaVPhNcM43ugBkgA3scgeu55puoXFRwDDM1tXSXzic0l6oiF7F0PSxg+crCcIafPV+1Dlr7uP1kTm4w",
+	"sy0wXZtImNuk4Oxw92gI1uWABV9aWSiLczXhxXhiWL8GHjB7szroGNMWaJQV4ppVmiw0S2HdOKAGrAop",
+	"tCmg/oCN6u/Sac5n5gRs6bwWBcqoxMP8XtvKQcxKVTzRTeHsLCXfws8ZDFYwLIzIwmDH0bTIsUBX15Rl",
+	"V6H71HCUAbO98mzLB6wawS9jKOb5wseefOisqmz96ccFbBA3XdFtb0Xgec+PsGntNHZo2JPiSBICwTfk",
+	"XAggbNwCpgGZzYtzyl41uIuq/VVt71+O/GQgrLpOiw0tJ2/Qec8xfL3kReE+4NuFJBaHrZCV6IYIOloY",
+	"RAf5MWAxv8nETsd2Uspl4MAXTYmz3aH764CNaL07ghOKlrtMQbnfqXBT31jMdMjNaKqwInY4XFjbZEnV",
+	"fU4aD1DBMiJkyoWLLNUCgprrzylo3zYSbvXEmaDcTGJVitheuiEldgdswufkppLjLI16CWJkSBCeY3tf",
+	"3ti0q/tdM80y83yhrUw4aAVm9nI0W5kS8EjUgIqGJNVIjgrmb1abUiZQB5ijvwt+MPO76aejbyg4WBC6",
+	"QVTFRhmR9Pq9/eZBsNA6cSK/V8V9H2tS3Q4ftUWHvBtuWeVeGTGaLpKU8zzxHrnOijBR8wUTM7qT76tk",
+	"FjbdqtVvFbKVul04yjHcjBtZGLn9kKAtrlimgfM5XoBVja70Jq6MSRiE8QWZ5dSRyYv9fXT2SywV//MG",
+	"iciNPf157RMUVIW7Y4NBULsOG4/fsgXjAX1bE6ay5VvZMG6FuxoxjzzFbV2x7gbDbUfdeIA5RFSibyAw",
+	"/I1WOQ0a1RNCVs4OqM43vdWwGVSfNTNg228Db8D6NGdmszkz3uMUNr72EQI/cKaRfmDdENitA023zbQ7",
+	"vUKjtTa3ResLcNEbM7IyusB0B960wd2qHuYNsXIZO17IZikkDT5y51djmoPh3Q3qd4cKfBJa222SvDdO",
+	"EPrZaLzdlqnDoNdZlQ44JsvMd7v6goHrpnw6herukjs59oHq47NQZXpWENVlUonC9D3Wu4RUFm6ardvW",
+	"Sr50US8LwLR5BxqqOU0pL6Qxx4mdTG0Sc5ujmYHlRxioXlifuQ6w6ih9huByjafrm5bW//aGwmHlZbAO",
+	"BhRIezWNTv/IgJEGowECf3fdFfDnbP1vDT9APoveZm4+jAevC/QfyZgyWWdE1hHqHAke8ZwzJytE3QC8",
+	"nwb+y+babHtk0AOpAOuOhAnuY8DubySMge/TNJjbTYNZoRNUxsKAYmA9NcoJNKMYhEuuVg+0SuheflIP",
+	"7kU9qDOGB9IOAjy4pY4QYtKj0RRCaD4pCn9MReEehgEF5QweGe5BizA5F0s7g/7qntlqKWjBpNJ0kYwI",
+	"VoXwjWJswPBd5eFIz4+qn7HbCU9yy6a5fol10y3cC83AmieQeN+eSppIuUy0hY+5Nn+vbmxT+5AO87ud",
+	"z7HU487FuG+TJmeCj2gOzeP932yVTZJTqSI/JDeUzGN/N0XVWg8LfrPbTjICEXasSIsXHwML7qwYDRF7",
+	"M+yNsbRV3z024/fzSl4avlh94ixIG/+okFRkppXQCcEZ3NCnzhtukGLFp6Oay132DTkUtHRZ7/iJGjA5",
+	"oIskhkDffLLYbeH7d/38M4kOL85/KlMnoQKUjTUizQVnYz/ZoJyUaeLamSlvqJPbZeVRxyfNqXYcPpY/",
+	"JIWgu13EZ8TnwyCDjM8k0rheL0k2mTSdVx04dAud7gUI39o5wNLskX/0voeJpJyNqJhGeWQqxShenC+w",
+	"mZixtBZhjfTyz08k+JWQYInRsvLaji+39AUqEGZGFjHhAnZvS3BaDOyVjbVX0Jx+2jQBvneqa6OsZQ2x",
+	"ngjoayagY5ZJ8GKZmVc7BlN2XwcNqeM92W9FOiEfX0o1blDyF6OYtBBCy+wlkqfbMQ2TEqjAidsDjMyX",
+	"LxE+kLRLzSci/ZqJNOzy7eVZKeIsriLOyC1FmpoIQmY028PZatq8tA8fZPdOnkFj1yaF6r2IxWYqZtnZ",
+	"9InAngisHMqmoNUMzjLrEKtGqLmoOtR2sJmeTs00+rsSnSBTfkPWprtzePyLkt4TeT2R1wbkZTBWriSs",
+	"O9KRSRdfm45+hcfvXcMER3giSSqIahFkGdkSmXU78snGeyK/em/eLJOVSJOZbOxEGESMNiO9VGMNU3uf",
+	"xgIzVR16X8vWN0/e/zTvjREOhk/BrFb7i6HU3ceKiNig4SPAv5ZhKLf9rpuUb1taSFfBh2aCjyGrM+J3",
+	"txhoYGKSLqrv70g6ZtA3cpV6ts7QJovn25nqbWni/gd6O7ytwhuC2/oyM8IW0eHdcbnzBxAiTzT9R6Xp",
+	"A42U0mIldd788O3NJJTxY7aKJeOVBw3Q0lc8nt1WBpaA0vYHCgM/UcYdKKMhfWwnv5sAf2zY9/ynQ/S3",
+	"7178rfIbRH5XS6GosGhi6hfziZeI/yQcvmoSMBgYjPkAU0JOoG08qwzu24RnLx8Vd0HH7IStk3Z0GbQW",
+	"EQaIikNqL2WF/u+2Al+NKk9M/Wtl6tpg6FFmr+FWzNrg6Bdj0IC/G+bPVLtLPnH1r5ir0zGDGmrb39/X",
+	"Fu+Y7hwCnRztQhpNOIxvI/a+dHKT/v5Zob4Q9Tyh+leE6pD1oiE4FHxuxt1a7r8ZSnNtob7Y881YW5WX",
+	"M/3IgX9shQJjjcuYiuLwMQHg3CKJ2cYjViQxt7wsSEYFSSGVddX71SMVgtn+ua/MDl7hGX31DWr+3WiO",
+	"rwbF/v7LlGbw/wTtaL7DZ4TRbLcFNDLltwOJVCZbfIPjwAoavUYCj6E6YsV1TVf5C9qui2ckSSc4zwkb",
+	"b7jJixd//a5lX9VlkylRE34rjGCcpbc62Ezw6Wwzbfvl/otIuakt+wuUN4iPNPmkLyLdtDpvvRKgM03e",
+	"S+uAyukpjo7Q+/OTcObWDuPK/0iy3WjGecWl5ocNgefhu++//QH97/9823/eRe9+OTxGGgVcR6us4YKY",
+	"Ca54ynMt9ICTtTE4mz/q+JwXL3FBDszO+C0OKm/cd5C1ZWKqYQzrifxtz6dbWedjQauP2EXew9Jt+I92",
+	"EtfmEeZ8uVbWXQQDOW5w/sAIfcCQxzhHUNGcGucsq4VnvKPsf//nZf/57VHzmiyWVpfBKX7RD221vMx9",
+	"tl4KVhaMLS0Fg9fXLQPTDxuAff/X59/vtrjq72k+IMAPvejvQ684KhEfjWJs6R8XZ2/Rb2SIfiELdAEl",
+	"rVhZLCYSnRz5AQ0tFxkbrBcfCARbMu2376loPvjCKVE4g/E56zCH5/e/hTa50i3HTHh2aLsfEjS1S9yu",
+	"YfM2+IW1ChK7N78hLpzBkITaZTOFqJypYeWopYgfnpfDy2xDRVHkRLY73JczFEFu+DVZId3OzUNfSKC1",
+	"zzeFX8A2SCaUqe0KveqFGhBkxjtg9Rdbqb/72GSR2Ws4gxqUsLDXPUyq9jOSLXLt7/9wWzRS9S4pESy6",
+	"tEPXvwgStaedadvAMm6xrJyodQXIlkjcVJ3IFILAiow/sHLi7pdX3DTntQUyO+HMly4qibCqqVWO1UWg",
+	"lnYRzRI3Q0NNnIn7pQkI7TimDHfZRRXVP5mZPjldJHM+TzI+Z13U7/ej9oo5XGmnVFcyym4NMgF+3UIx",
+	"1KZgMVsaR3o/WzeOVNVawzCS6cauP0bZGBWztqASAHAzw/2dICOa57LZJN9Oj6LshiqCcsqujZyL+x7K",
+	"Fy0pPdWtP+WDBsGuYmazFowz5j/MlLnd1+X4puqEBp7TdIGwRF5Zv0Oc7P3s/hPgUjJTiSKipVtHOuqp",
+	"QjCpaE56DvnjT95DFjekwsflZ0+QFM9UOsHLt2V4S+yXSW+tBZYGBteoS+zGuEzUB2MKTDfIWe92NBv4",
+	"E0Ysnzjb/dVx2cQUbOJltguZ43U7yn7XLwskSDIU1TRioR+5YHgmyR7OppTt3TwPum/sfdJoaXPhV+oV",
+	"MOHeBlW9AK/mHJvltpNyXPZJeC+JONC772xrHLFv21HTKXPJ0ZzOiBtrN6I5scP2xXWZOwSvZ2jHNs43",
+	"A/x2123//nmrXj3fzCwp2JCyLBFEQjP/TysGabW9uOlgLaoNUHdV23fRtBsA4UhGzxO6YWd51xsNphNs",
+	"0JptCz7IFOd50JzN9bACInw4b6jLaTZzUDVImkNk7jJBJuxlUvZk64K+1Wz2A63k+m1sKXSmtnnGwxFG",
+	"b20Yb4u0ZCKDKynHPLYOnRwgeLZrRwRAe1wkJ1woM3lGs5ZC2gb4rpv/QxDPxQQLkvWMctgYkQRTMRkM",
+	"h4r2a8NIi7yc9ApJzAnhaLJ10X6oV9dGFuMUBiJOCJqQj+jn04PD3sXPB8+76JosXBvdisZmPmMV2y7i",
+	"owGzUHZKVrfaQmfQASQbdDRvGHQYV+7fO+YCiADXx4DBkA8oLtvton9yN+r07fs3aLhQRLZP/P+NqokB",
+	"6oVRuLc2OR8EX7Thn53C3aJWRuaUN5eY4jSeltdCCWvk5XknGivyYIxLd1OduElx3XCcjd+HOcSHB/Cv",
+	"LR+avFEHo8Yg2Dgo2ypj7zIQ07R3rUzTezi+8yPOUI1YoaLaXmZVepOPVEK7xweU25od+Y6nU6zSybKw",
+	"DmwzmOPnR7VoNuZ1eWALyPCrFeIvNErbY8RvqKyIwkvz+Arf4BnLF8gZTqIgu9COUv/R21NGkQ3m0sec",
+	"dPBszC9Xar0ftkppLaDxcezlfbprYFoZ5459bV3a8vHix6NpblHb02gnI85duQlS7zEyb48xHYI7r3lp",
+	"WzP8Ps6oWCRa+WqqIr+5EV/W/2/iIGaIutQqT2qH8sx4OnmNtHwDvYcR2znfDPA088C/+1ZTTFwEunHh",
+	"n7udnLCxmjT38gb+DmXCSGCW8alzpDuj8/l3XfS89923u5E55GHAtQVLX7tlQefBQ0mY6sOC+qO/H/T+",
+	"G/f+vd/7oZ/8n96H6GTuQhKZuLbTjQ/9zOdoitmigi8yAC+8KQMwFswPkVoNuYeIp23IV+LkycjcDqt/",
+	"QMv4BucFCT1lVqw6xH54ufpwXMqwEC2dm5xqI0b1Cf7/s0Ft1ziz7qPSf4+zq3tCvOPpTC3OVkshUPHM",
+	"vrOv2fUR3Pv2vB4aqq0Y1l3LfXHviLI2hwq50xOKbAdFwE3CGWnDkNXtO1Sg96zvSS8iiPd+ln05neot",
+	"mRtFarGeGvXaqiJIcXRNTOTpFmrVct1Eb6qQBIG+EdNAYrv402gkBeBD9uW1kiees1WeY+g8LpaeSYPs",
+	"y0w1ScrewY86Mniut+raLW83MGjbI9sxHxGzjI+RZlMLl3TJC1WaZOBViYUBV3ZVrvs7w6c/fGHGsobG",
+	"6d3t0F5UPQUBv6Yg4IUJCRWmKLUstG5hNM7vm1Smt0dV5trI/Jw4Yl+z5dHKyfebJxRuFCEIDxjJDAgp",
+	"vnz2w10mxj8c5dW3ADPU0U5l9vpuUCqhf6qPVu+iYEr67p/VIfHbhMCwzurocwMUzDI0EoR0tVRhzWAn",
+	"SnMuyXJikl5Y7/lgYZsF6lNpLhRWxZYLzFpDlXVch+fWzjPRTyMJ+30SLF+TYHGEEwI8ctYvqJ7GzO2L",
+	"OJXday7ABgT2qPRGQ9VPWuNXSNx/F5gpW9RmKt3Cc75GjA95ps2sKbeTsqaS5DdLEshqstBnvXx587XF",
+	"5/rMl+4BEiIWjCG22rT9PadSya4t+BswixqCpFxkJENYhu8UkvSNepEUTNE8mUo0xRrCVNmgZjOP6Y2G",
+	"1oHcfqptdSP6Lxu78+4/iXZFLk+dvYZPb5Qa8MTiviYWd+BLd01EbhQAv+u6TsKZn0k0JBOcj1qZ23zC",
+	"qax45aIq/m/6sZKA70myw1dO2IgvMww995KupJ8KlHLGiBko/kQLX5kuL0y+M9i4czeZvoYpc/1UIW3I",
+	"+ktJ7hgJvjD6xdKcPC09DfX9+mJlNt5oJInSYl+DQQt4tMPIR2Urq60aMBPkxo7QH5Pd18h5mvfbkvNG",
+	"gk8ruXkNaTuljE6LaefVfkzS1rd5yqVyef3SDP9XhWDlTp7vt+4FIg7b3MwvhMyku28Jdc2YQi0zjOHf",
+	"oWPGhcsZ15toLTR2SbMb1Tibz3tgmJEkQDAzLKBJls3Ihm+77Ulb9tXSv9e4KDfYBeRoopzgGyLR2MzY",
+	"j0choqXd8MLy7M3GJ/WKEAeVJl8USEJ2UWUrWkPXG/GxU/PCkKtJ22bMOrfZDGVpXmSkUnpU3kykMCs+",
+	"HN2/e6c95Dy9vsXnzWsbftmAPLwL91U8x1TBLLjZTPAbnFcxootwnrfuxbyz8W5+KfehJkRaWarfk6/R",
+	"oDPoGJcN02RvpQo6JzOClXFWLyFOWKSynXrfqqCFTC2ft5lM6TC0skWDrbfeJuMqKQsetrNTLdS0TSde",
+	"I22boDGHhHKZmu4VwFja9gPvJcNFZSuEae76u+MzVCbAATpd6yQKaza6dYqY4IzPkyFmDP4d1pt0O/gG",
+	"KyySQuSdbgfK8CF3Tt9ZjqVKJCHunx7RCzkjLIP/9hj3obsGz0M7Iy7mWGSya3u1A2ZDgGGIdoY4vYZf",
+	"22mdiihcRp1uZxjbw3ZDQaVkb/oDtMj2tgGUXGth79motRM0TH2f70gTJYXzJUm4pQTXWhPNoX6hNb8m",
+	"mk8j1k+6BxVIK0Mrk+3Num7/69jSZ4yUE5TsqZ5MiS9TCmCMBXcLXWS7J2P9bUU1p/q8RJVebc2GAav7",
+	"tGcDfF1a6/yEZ1+Vh9rkNVSQ/HEEnKpf/ImSPJMoJyMFhoBUeGFdwguEBemX6TmCzHKc1sZyD5g2y3M+",
+	"ls3UpoLlRGpCD9Oi9MWDHvp6wEL9WxS2wGM+4TkpVXPKmfFdC/8XrcoQkkmEB8zvbj6heZBLBA58aN/J",
+	"XiM3MVW6M+gPDZi9lmfSDYoksh8MUplgjaK2Wtk01dB7kXyg5SwRDOeJXpPbOCNmZuDrTC2MSY4FQYKM",
+	"jEeiG02s3b7LfEnJr9eamr0rzC9BaV/BevbxoDYf7ZxeHL7823ffteSpBVpdvKa1VBBvVZMcgn2TZrRe",
+	"i4x+tZm213xmaeGyR6/KntYfL71sinSo79jnun6xpsrTPHmlqrp660OuukgWsxk3DgiNvR+VwGDg2Mxm",
+	"E/upmjftUZeHbFi4DZlsm9pBz/QJZrax0Tbb2q69E9OL7KkFyvpawg8PACPmZwhrI58ZVu/lxv3Unu28",
+	"2H8OPNigJPxhfzeiTKyjHu+ZKq6Quz2+Xk16h6Z/vtyuMAxOvb5bpcJz3Qp/gHwYHzATBI05M3OM5kSQ",
+	"3Sem8nX1VTIVhpJPjaOjPaK6tAI/wko8NbVGsRpkvDUvWIyWV0pes52YXuSdXpGEkRgD2MTNFFDjE+l9",
+	"TaRnPFt1gnus4egGZe99Mv9h3WrLC9ftwJv7dq+tLfg0bpViD8snqfdVSj2bBhkVejDDt+yy0+Y2fiDM",
+	"rgioZZj9hMiPG5EBPsz+2fk/R0bFkvfUGiCC4l9SzHSjbQicNNliJ4I6bW7FSjRux8T5HeN9ePSvPq5q",
+	"01aoigRUP/9RTEVNSYLocz25nZ5YTNmiUGPEMi4TUylfbpbh+PIpw/Epw/Epw/G+MhyDzcRyHO++tafs",
+	"x6fsx6fsx6fsx6fsx6fsx6fsxztnP76uiGmHZFoAozlegM4NO9B7Mtoy5Nh09jqfP3z+vwEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

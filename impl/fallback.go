@@ -6,7 +6,6 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
-	"sort"
 	"strings"
 
 	"registrar/api"
@@ -85,18 +84,7 @@ func (s *Server) fallbackStagePage(authType, errMsg string) (*bytes.Buffer, erro
 		return s.renderFallback("recaptcha", fallbackPage{Title: "Captcha", Error: errMsg, ScriptURL: c.RecaptchaAPIJSURL,
 			SitekeyClass: c.RecaptchaSitekeyClass, PublicKey: c.RecaptchaPublicKey})
 	case uia.TypeTerms:
-		var policies []fallbackPolicy
-		for _, p := range s.cfg.RegistrationTerms {
-			doc, ok := p.Translations["en"]
-			if !ok {
-				for _, d := range p.Translations {
-					doc = d
-					break
-				}
-			}
-			policies = append(policies, fallbackPolicy{Name: doc.Name, URL: doc.URL, Version: p.Version})
-		}
-		sort.Slice(policies, func(i, j int) bool { return policies[i].Name < policies[j].Name })
+		policies := s.termsPolicies()
 		return s.renderFallback("terms", fallbackPage{Title: "Terms and conditions", Error: errMsg, Policies: policies})
 	}
 	return nil, errNoFallback

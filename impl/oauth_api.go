@@ -218,7 +218,7 @@ func (p pageResponse) write(w http.ResponseWriter) error {
 	for _, c := range p.Cookies {
 		h.Add("Set-Cookie", c.String())
 	}
-	web.SetHeaders(h, p.Policy())
+	web.SetHeaders(h, p.Policy)
 	if p.Status == http.StatusSeeOther {
 		h.Set("Location", p.Location)
 		w.WriteHeader(p.Status)
@@ -252,6 +252,45 @@ func (p pageResponse) VisitDeviceVerificationPageResponse(w http.ResponseWriter)
 
 // VisitDeviceVerificationSubmitResponse implements api.DeviceVerificationSubmitResponseObject.
 func (p pageResponse) VisitDeviceVerificationSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitSignUpPageResponse implements api.SignUpPageResponseObject.
+func (p pageResponse) VisitSignUpPageResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitSignUpSubmitResponse implements api.SignUpSubmitResponseObject.
+func (p pageResponse) VisitSignUpSubmitResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitAccountPageResponse implements api.AccountPageResponseObject.
+func (p pageResponse) VisitAccountPageResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitAccountPasswordSubmitResponse implements api.AccountPasswordSubmitResponseObject.
+func (p pageResponse) VisitAccountPasswordSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitAccountThreepidAddSubmitResponse implements api.AccountThreepidAddSubmitResponseObject.
+func (p pageResponse) VisitAccountThreepidAddSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitAccountThreepidVerifySubmitResponse implements api.AccountThreepidVerifySubmitResponseObject.
+func (p pageResponse) VisitAccountThreepidVerifySubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitAccountThreepidRemoveSubmitResponse implements api.AccountThreepidRemoveSubmitResponseObject.
+func (p pageResponse) VisitAccountThreepidRemoveSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitAccountDeviceDeleteSubmitResponse implements api.AccountDeviceDeleteSubmitResponseObject.
+func (p pageResponse) VisitAccountDeviceDeleteSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitAccountDeactivateSubmitResponse implements api.AccountDeactivateSubmitResponseObject.
+func (p pageResponse) VisitAccountDeactivateSubmitResponse(w http.ResponseWriter) error {
 	return p.write(w)
 }
 

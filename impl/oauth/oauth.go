@@ -39,6 +39,8 @@ const (
 	PathLogout              = "/_registrar/logout"
 	PathConsent             = "/_registrar/consent/"
 	PathDevice              = "/_registrar/device"
+	PathSignUp              = "/_registrar/signup"
+	PathAccount             = "/_registrar/account"
 	// CookiePath scopes the browser's cookies to the pages.
 	CookiePath = "/_registrar/"
 )
@@ -161,7 +163,15 @@ type Metadata struct {
 	SubjectTypesSupported                  []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported       []string `json:"id_token_signing_alg_values_supported"`
 	ClaimsSupported                        []string `json:"claims_supported"`
+	PromptValuesSupported                  []string `json:"prompt_values_supported,omitempty"`
+	AccountManagementURI                   string   `json:"account_management_uri"`
+	AccountManagementActionsSupported      []string `json:"account_management_actions_supported"`
 }
+
+// AccountActions are the account management actions the account page
+// opens at (Matrix v1.18).
+var AccountActions = []string{"org.matrix.profile", "org.matrix.devices_list", "org.matrix.device_view",
+	"org.matrix.device_delete", "org.matrix.account_deactivate"}
 
 // Metadata describes this server.
 func (s *Service) Metadata() Metadata {
@@ -183,5 +193,17 @@ func (s *Service) Metadata() Metadata {
 		SubjectTypesSupported:                  []string{"public"},
 		IDTokenSigningAlgValuesSupported:       []string{"RS256"},
 		ClaimsSupported:                        []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce"},
+		PromptValuesSupported:                  s.promptValues(),
+		AccountManagementURI:                   s.url(PathAccount),
+		AccountManagementActionsSupported:      AccountActions,
 	}
+}
+
+// promptValues: prompt=create (the sign-up page) while registration is
+// open.
+func (s *Service) promptValues() []string {
+	if s.cfg.EnableRegistration {
+		return []string{"create"}
+	}
+	return nil
 }

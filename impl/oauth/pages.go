@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -31,19 +30,16 @@ const (
 )
 
 // Page is a page to answer: HTML with a status, or a 303 redirect; with
-// the cookies to set and the origins its forms may lead to.
+// the cookies to set and its Content-Security-Policy (whose FormAction
+// names where a form of the page may end up after redirects, the
+// client's redirect URI).
 type Page struct {
 	Status   int
 	HTML     []byte
 	Location string
 	Cookies  []*http.Cookie
-	// FormAction are the origins (or schemes) beyond 'self' a form of the
-	// page may end up at after redirects (the client's redirect URI).
-	FormAction []string
+	Policy   web.Policy
 }
-
-// Policy is the page's Content-Security-Policy.
-func (p Page) Policy() web.Policy { return web.Policy{FormAction: p.FormAction} }
 
 // Browser is what a page request brings: its cookies and the rate-limit
 // key of its address.
@@ -61,14 +57,7 @@ func (b Browser) cookie(name string) string {
 	return ""
 }
 
-var pageTemplates = template.Must(template.New("").Parse(`
-{{define "head"}}<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}} - {{.ServerName}}</title><style>{{.Style}}</style></head><body><main>
-<h1>{{.Title}}</h1>
-{{if .Error}}<p class="error" role="alert" id="error">{{.Error}}</p>{{end}}{{end}}
-{{define "foot"}}</main></body></html>{{end}}
-
+var pageTemplates = web.Templates(`
 {{define "signin"}}{{template "head" .}}
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="next" value="{{.Next}}">
@@ -77,12 +66,7 @@ var pageTemplates = template.Must(template.New("").Parse(`
 <label for="password">Password</label>
 <input type="password" id="password" name="password" autocomplete="current-password" required>
 <p><button type="submit" id="submit">Sign in</button></p>
-</form>{{template "foot"}}{{end}}
-
-{{define "signedin"}}{{template "head" .}}
-<p>You are signed in as <strong id="user">{{.User}}</strong>.</p>
-<form method="post" action="{{.Logout}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
-<p><button type="submit" id="signout">Sign out</button></p></form>{{template "foot"}}{{end}}
+</form>{{if .SignUp}}<p>New here? <a href="{{.SignUp}}" id="signup">Create an account</a></p>{{end}}{{template "foot"}}{{end}}
 
 {{define "consent"}}{{template "head" .}}
 <p><strong id="client">{{.ClientName}}</strong> (<a href="{{.ClientURI}}" rel="noopener noreferrer">{{.ClientHost}}</a>) wants to:</p>
@@ -102,24 +86,27 @@ var pageTemplates = template.Must(template.New("").Parse(`
 <input type="text" id="user_code" name="user_code" value="{{.UserCode}}" autocomplete="off" autocapitalize="characters" required autofocus>
 <p><button type="submit" id="submit">Continue</button></p></form>{{template "foot"}}{{end}}
 
-{{define "message"}}{{template "head" .}}<p id="message">{{.Message}}</p>{{template "foot"}}{{end}}
-`))
+`)
 
 // view is what the templates render.
 type view struct {
-	Style                      template.CSS
-	Title, ServerName, Error   string
-	Action, CSRF, Next, Logout string
-	Username, User, UserCode   string
-	ClientName, ClientURI      string
-	ClientHost, TOS, Policy    string
-	Message                    string
-	Scopes                     []string
+	web.Frame
+	Action, CSRF, Next, Logout, SignUp string
+	Username, User, UserCode           string
+	ClientName, ClientURI              string
+	ClientHost, TOS, Policy            string
+	Scopes                             []string
 }
 
 func (s *Service) render(status int, name string, v view, cookies ...*http.Cookie) Page {
 	v.Style, v.ServerName = web.StyleCSS, s.cfg.ServerName
 	v.Logout = PathLogout
+	if name == "signin" && s.cfg.EnableRegistration {
+		v.SignUp = PathSignUp
+		if grant := grantOfNext(v.Next); grant != "" {
+			v.SignUp += "?grant=" + url.QueryEscape(grant)
+		}
+	}
 	var buf bytes.Buffer
 	if err := pageTemplates.ExecuteTemplate(&buf, name, v); err != nil {
 		s.log.Error("rendering a page failed", "page", name, "error", err)
@@ -129,7 +116,7 @@ func (s *Service) render(status int, name string, v view, cookies ...*http.Cooki
 }
 
 func (s *Service) message(status int, title, msg string) Page {
-	return s.render(status, "message", view{Title: title, Message: msg})
+	return s.render(status, "message", view{Frame: web.Frame{Title: title, Message: msg}})
 }
 
 func redirect(location string, cookies ...*http.Cookie) Page {
@@ -211,15 +198,15 @@ func localNext(next string) string {
 // SignInPage is the sign-in form, or, signed in, who is.
 func (s *Service) SignInPage(ctx context.Context, b Browser, next string) Page {
 	token, set := s.csrf(b)
-	if acct, ok := s.signedIn(ctx, b); ok {
+	if _, ok := s.signedIn(ctx, b); ok {
 		if n := localNext(next); n != "" {
 			return redirect(n, nonNilCookies(set)...)
 		}
-		return s.render(http.StatusOK, "signedin", view{Title: "Signed in", User: acct.UserID, CSRF: token}, nonNilCookies(set)...)
+		return redirect(PathAccount, nonNilCookies(set)...)
 	}
-	p := s.render(http.StatusOK, "signin", view{Title: "Sign in", Action: PathLogin, CSRF: token, Next: localNext(next)},
+	p := s.render(http.StatusOK, "signin", view{Frame: web.Frame{Title: "Sign in"}, Action: PathLogin, CSRF: token, Next: localNext(next)},
 		nonNilCookies(set)...)
-	p.FormAction = s.nextFormAction(ctx, next)
+	p.Policy.FormAction = s.nextFormAction(ctx, next)
 	return p
 }
 
@@ -259,9 +246,8 @@ func (s *Service) SignIn(ctx context.Context, b Browser, f SignInForm) Page {
 	}
 	token, _ := s.csrf(b)
 	retry := func(status int, msg string) Page {
-		p := s.render(status, "signin", view{Title: "Sign in", Action: PathLogin, CSRF: token, Next: localNext(f.Next),
-			Username: f.Username, Error: msg})
-		p.FormAction = s.nextFormAction(ctx, f.Next)
+		p := s.render(status, "signin", view{Frame: web.Frame{Title: "Sign in", Error: msg}, Action: PathLogin, CSRF: token, Next: localNext(f.Next), Username: f.Username})
+		p.Policy.FormAction = s.nextFormAction(ctx, f.Next)
 		return p
 	}
 	if err := s.accounts.LoginLimits(b.ClientKey); err != nil {
@@ -289,7 +275,7 @@ func (s *Service) SignIn(ctx context.Context, b Browser, f SignInForm) Page {
 	s.log.Info("signed in in the browser", "user_id", acct.UserID)
 	next := localNext(f.Next)
 	if next == "" {
-		next = PathLogin
+		next = PathAccount
 	}
 	return redirect(next, s.cookie(sessionCookie, session, lifetime))
 }
@@ -399,11 +385,9 @@ func (s *Service) consentView(t consentTarget, acct db.Account, csrf, errMsg str
 	if t.grant.Kind == db.GrantDevice {
 		title = "Allow this device?"
 	}
-	p := s.render(http.StatusOK, "consent", view{Title: title, Error: errMsg, Action: PathConsent + t.grant.ID, CSRF: csrf,
-		User: acct.UserID, ClientName: name, ClientURI: m.ClientURI, ClientHost: host, TOS: m.TOSURI, Policy: m.PolicyURI,
-		Scopes: describeScope(t.grant)}, cookies...)
+	p := s.render(http.StatusOK, "consent", view{Frame: web.Frame{Title: title, Error: errMsg}, Action: PathConsent + t.grant.ID, CSRF: csrf, User: acct.UserID, ClientName: name, ClientURI: m.ClientURI, ClientHost: host, TOS: m.TOSURI, Policy: m.PolicyURI, Scopes: describeScope(t.grant)}, cookies...)
 	if t.grant.RedirectURI != "" {
-		p.FormAction = []string{formSource(t.grant.RedirectURI)}
+		p.Policy.FormAction = []string{formSource(t.grant.RedirectURI)}
 	}
 	return p
 }
@@ -516,7 +500,7 @@ func (s *Service) backToClient(g db.OAuthGrant, response any) Page {
 		return s.message(http.StatusInternalServerError, "Something went wrong", "Something went wrong; try again.")
 	}
 	p := redirect(location)
-	p.FormAction = []string{formSource(g.RedirectURI)}
+	p.Policy.FormAction = []string{formSource(g.RedirectURI)}
 	return p
 }
 
@@ -535,7 +519,7 @@ func formSource(raw string) string {
 // DevicePage asks for the code the device shows.
 func (s *Service) DevicePage(ctx context.Context, b Browser, userCode string) Page {
 	token, set := s.csrf(b)
-	return s.render(http.StatusOK, "device", view{Title: "Connect a device", Action: PathDevice, CSRF: token, UserCode: userCode},
+	return s.render(http.StatusOK, "device", view{Frame: web.Frame{Title: "Connect a device"}, Action: PathDevice, CSRF: token, UserCode: userCode},
 		nonNilCookies(set)...)
 }
 
@@ -547,7 +531,7 @@ func (s *Service) DeviceSubmit(ctx context.Context, b Browser, userCode, csrf st
 	}
 	token, _ := s.csrf(b)
 	retry := func(status int, msg string) Page {
-		return s.render(status, "device", view{Title: "Connect a device", Action: PathDevice, CSRF: token, UserCode: userCode, Error: msg})
+		return s.render(status, "device", view{Frame: web.Frame{Title: "Connect a device", Error: msg}, Action: PathDevice, CSRF: token, UserCode: userCode})
 	}
 	if err := s.limits.userCode.Check(b.ClientKey, s.now()); err != nil {
 		return retry(http.StatusTooManyRequests, "Too many wrong codes. Wait a little and try again.")

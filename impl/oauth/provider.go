@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -166,6 +167,9 @@ func (p *provider) Authorize(ctx context.Context, cr *op.ClientRequest[oidc.Auth
 		PollInterval: 0, ExpiresAt: now.Add(grantLifetime).UnixMilli()}
 	if err := p.s.store.CreateOAuthGrant(ctx, g); err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	if slices.Contains(r.Prompt, "create") && p.s.cfg.EnableRegistration {
+		return op.NewRedirect(p.s.url(PathSignUp + "?grant=" + g.ID)), nil
 	}
 	return op.NewRedirect(p.s.url(PathConsent + g.ID)), nil
 }

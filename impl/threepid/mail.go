@@ -37,19 +37,21 @@ type messageData struct {
 	Address    string
 	Link       string
 	Token      string
+	// Code is the token when it is short enough to type, else "".
+	Code string
 }
 
 var defaultTextTemplates = map[string]string{
-	PurposeRegistration:  "Hello,\n\nTo finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address by opening this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email.\n",
+	PurposeRegistration:  "Hello,\n\nTo finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address by opening this link:\n\n{{.Link}}\n{{if .Code}}\nOr enter this code on the sign-up page: {{.Code}}\n{{end}}\nIf you did not ask for this, ignore this email.\n",
 	PurposePasswordReset: "Hello,\n\nA password reset was requested for your account on {{.ServerName}}. To continue, open this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email and your password stays as it is.\n",
-	PurposeAddThreepid:   "Hello,\n\nTo add this email address to your account on {{.ServerName}}, open this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email.\n",
+	PurposeAddThreepid:   "Hello,\n\nTo add this email address to your account on {{.ServerName}}, open this link:\n\n{{.Link}}\n{{if .Code}}\nOr enter this code on your account page: {{.Code}}\n{{end}}\nIf you did not ask for this, ignore this email.\n",
 	purposeAlreadyInUse:  "Hello,\n\nSomeone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.\n",
 }
 
 var defaultHTMLTemplates = map[string]string{
-	PurposeRegistration:  `<!DOCTYPE html><html><body><p>Hello,</p><p>To finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address:</p><p><a href="{{.Link}}">Confirm my email address</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
+	PurposeRegistration:  `<!DOCTYPE html><html><body><p>Hello,</p><p>To finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address:</p><p><a href="{{.Link}}">Confirm my email address</a></p>{{if .Code}}<p>Or enter this code on the sign-up page: <strong>{{.Code}}</strong></p>{{end}}<p>If you did not ask for this, ignore this email.</p></body></html>`,
 	PurposePasswordReset: `<!DOCTYPE html><html><body><p>Hello,</p><p>A password reset was requested for your account on {{.ServerName}}.</p><p><a href="{{.Link}}">Continue the password reset</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
-	PurposeAddThreepid:   `<!DOCTYPE html><html><body><p>Hello,</p><p>To add this email address to your account on {{.ServerName}}:</p><p><a href="{{.Link}}">Confirm my email address</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
+	PurposeAddThreepid:   `<!DOCTYPE html><html><body><p>Hello,</p><p>To add this email address to your account on {{.ServerName}}:</p><p><a href="{{.Link}}">Confirm my email address</a></p>{{if .Code}}<p>Or enter this code on your account page: <strong>{{.Code}}</strong></p>{{end}}<p>If you did not ask for this, ignore this email.</p></body></html>`,
 	purposeAlreadyInUse:  `<!DOCTYPE html><html><body><p>Hello,</p><p>Someone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.</p></body></html>`,
 }
 

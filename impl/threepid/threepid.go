@@ -96,12 +96,24 @@ type Request struct {
 	Country, Phone string
 	// ClientKey is the client address's rate-limit key.
 	ClientKey string
+	// ShortCode sends a code short enough to type (the sign-up and account
+	// pages ask for it; wrong tries are rate limited there) with the link.
+	ShortCode bool
 }
 
 // Response is a requestToken answer.
 type Response struct {
 	Sid       string
 	SubmitURL *string
+}
+
+// CodeAlphabet is the alphabet of short codes: consonants and digits
+// without 0, 1 (no words, no O/0 or I/1 confusion).
+const CodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ23456789"
+
+// NormalizeCode reads a typed code: case, spaces and dashes do not matter.
+func NormalizeCode(typed string) string {
+	return strings.NewReplacer(" ", "", "-", "").Replace(strings.ToUpper(strings.TrimSpace(typed)))
 }
 
 // clientSecretRE is the client_secret grammar (identity service API).
@@ -246,8 +258,11 @@ func (s *Service) checkOwnership(ctx context.Context, r Request) error {
 func (s *Service) startAndSend(ctx context.Context, r Request) (Response, error) {
 	now := s.now()
 	token := secrets.RandomString(32)
-	if r.Medium == db.MediumMsisdn {
+	switch {
+	case r.Medium == db.MediumMsisdn:
 		token = secrets.RandomFrom("0123456789", 6)
+	case r.ShortCode:
+		token = secrets.RandomFrom(CodeAlphabet, 8)
 	}
 	next := db.ThreepidSession{Sid: secrets.RandomString(16), ClientSecret: r.ClientSecret, Medium: r.Medium, Address: r.Address,
 		Purpose: r.Purpose, SendAttempt: int64(r.SendAttempt), TokenHash: secrets.HashToken(token),
@@ -272,7 +287,11 @@ func (s *Service) send(ctx context.Context, r Request, sid, token string) error 
 	if r.Medium == db.MediumEmail {
 		link := s.cfg.PublicBaseURL + EmailSubmitPath + "?" + url.Values{"sid": {sid},
 			"client_secret": {r.ClientSecret}, "token": {token}}.Encode()
-		if err := s.mailer.send(ctx, r.Address, r.Purpose, messageData{Address: r.Address, Link: link, Token: token}); err != nil {
+		data := messageData{Address: r.Address, Link: link, Token: token}
+		if r.ShortCode {
+			data.Code = token
+		}
+		if err := s.mailer.send(ctx, r.Address, r.Purpose, data); err != nil {
 			return &matrix.Error{Status: http.StatusInternalServerError, Code: matrix.CodeUnknown, Message: "could not send email", Internal: err}
 		}
 	} else {

@@ -90,3 +90,31 @@ func SafeRedirect(raw string) bool {
 	u, err := url.Parse(raw)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
+
+// layout is the frame of every registrar page: head (title, style, the
+// heading, an error) and foot.
+const layout = `{{define "head"}}<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}} - {{.ServerName}}</title><style>{{.Style}}</style>{{range .ScriptURLs}}<script src="{{.}}" async defer></script>{{end}}</head><body><main>
+<h1>{{.Title}}</h1>
+{{if .Error}}<p class="error" role="alert" id="error"{{if .ErrorCode}} data-errcode="{{.ErrorCode}}"{{end}}>{{.Error}}</p>{{end}}{{if .Notice}}<p role="status" id="notice">{{.Notice}}</p>{{end}}{{end}}
+{{define "foot"}}</main></body></html>{{end}}
+{{define "message"}}{{template "head" .}}<p id="message">{{.Message}}</p>{{template "foot"}}{{end}}
+`
+
+// Frame is what the layout shows: set Title and ServerName (Style is
+// filled in), and Error or Notice for a line above the page's content;
+// ScriptURLs load third-party scripts (a captcha widget).
+type Frame struct {
+	Title, ServerName, Error, Notice, Message string
+	// ErrorCode is the Matrix errcode behind Error, if any (for scripts).
+	ErrorCode  string
+	ScriptURLs []string
+	Style      template.CSS
+}
+
+// Templates parses page templates that use the layout ("head", "foot",
+// and "message" for a one-paragraph page).
+func Templates(defs string) *template.Template {
+	return template.Must(template.Must(template.New("").Parse(layout)).Parse(defs))
+}

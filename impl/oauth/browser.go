@@ -1,0 +1,66 @@
+package oauth
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"registrar/db"
+	"registrar/impl/secrets"
+)
+
+// CSRF is the browser's form token, and its cookie to set (nil when the
+// browser has one already).
+func (s *Service) CSRF(b Browser) (string, *http.Cookie) { return s.csrf(b) }
+
+// CheckCSRF accepts a form whose token matches the browser's cookie.
+func (s *Service) CheckCSRF(b Browser, token string) bool { return s.checkCSRF(b, token) }
+
+// CSRFFailed is the page of a form without its valid token.
+func (s *Service) CSRFFailed() Page { return s.csrfFailed() }
+
+// Message is a one-paragraph page.
+func (s *Service) Message(status int, title, msg string) Page { return s.message(status, title, msg) }
+
+// Redirect is a 303 to location.
+func Redirect(location string, cookies ...*http.Cookie) Page { return redirect(location, cookies...) }
+
+// Cookies drops the nil ones of cookies to set.
+func Cookies(cs ...*http.Cookie) []*http.Cookie { return nonNilCookies(cs...) }
+
+// SignedIn returns the account the browser is signed in as, if it may
+// still use the server.
+func (s *Service) SignedIn(ctx context.Context, b Browser) (db.Account, bool) {
+	return s.signedIn(ctx, b)
+}
+
+// StartSession signs the browser in as userID and returns the cookie.
+func (s *Service) StartSession(ctx context.Context, userID string) (*http.Cookie, error) {
+	session := secrets.RandomString(32)
+	lifetime := s.cfg.OAuth.BrowserSessionLifetime.Duration
+	if err := s.store.CreateBrowserSession(ctx, secrets.HashToken(session), userID, s.now().Add(lifetime).UnixMilli()); err != nil {
+		return nil, err
+	}
+	return s.cookie(sessionCookie, session, lifetime), nil
+}
+
+// GrantFormAction is the CSP form-action source of a grant's redirect
+// URI (forms that end there after redirects), nil for none.
+func (s *Service) GrantFormAction(ctx context.Context, grantID string) []string {
+	return s.nextFormAction(ctx, PathConsent+grantID)
+}
+
+// PendingGrant reports whether grantID is an authorisation in progress.
+func (s *Service) PendingGrant(ctx context.Context, grantID string) bool {
+	g, err := s.store.OAuthGrant(ctx, grantID)
+	return err == nil && g.Status == db.GrantPending
+}
+
+// grantOfNext is the grant a sign-in continues to, or "".
+func grantOfNext(next string) string {
+	id, _ := strings.CutPrefix(localNext(next), PathConsent)
+	if id == localNext(next) {
+		return ""
+	}
+	return id
+}
