@@ -40,7 +40,47 @@ func TestMatrixJSSDKSignsInWithOAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The client's redirect URI: a loopback listener that records the callback.
+	out := oidcFlow(t, nodePath, exe, base, "", func(browse context.Context, authURL string) {
+		err := chromedp.Do(browse,
+			chromedp.Navigate(authURL),
+			chromedp.WaitVisible(chromedp.ID("username")),
+			chromedp.SendKeys(chromedp.ID("username"), "olivia"),
+			chromedp.SendKeys(chromedp.ID("password"), "pw-olivia-1"),
+			chromedp.Click(chromedp.ID("submit")),
+			chromedp.WaitVisible(chromedp.ID("allow")),
+		)
+		if err != nil {
+			t.Fatalf("sign-in in Chromium: %v", err)
+		}
+		clientName, err := chromedp.Run(browse, chromedp.Text(chromedp.ID("client")))
+		if err != nil || clientName != "js-sdk test" {
+			t.Fatalf("consent names %q: %v", clientName, err)
+		}
+		scopes, err := chromedp.Run(browse, chromedp.Evaluate[int](`document.querySelectorAll("#scopes li").length`))
+		if err != nil || scopes != 2 {
+			t.Fatalf("consent lists %d scopes: %v", scopes, err)
+		}
+		if err := chromedp.Do(browse, chromedp.Click(chromedp.ID("allow")), chromedp.WaitVisible(chromedp.ID("done"))); err != nil {
+			t.Fatalf("consent in Chromium: %v", err)
+		}
+	})
+	o, _ := out["oidc"].(map[string]any)
+	if o["user"] != "@olivia:localhost" || o["sub"] != "@olivia:localhost" || o["device"] == "" {
+		t.Fatalf("the SDK's result %v", out)
+	}
+	// The device was logged out by the revocation.
+	store := openStore(t, env)
+	if devs, _ := store.Devices(ctx, "@olivia:localhost"); len(devs) != 1 {
+		t.Fatalf("devices %+v: want only the registration's", devs)
+	}
+}
+
+// oidcFlow runs flows.mjs's oidc scenario: the SDK prints the
+// authorisation URL, inBrowser takes Chromium from it to the client's
+// redirect URI (a loopback listener here), and the SDK completes the
+// grant with the callback; it returns what the SDK printed last.
+func oidcFlow(t *testing.T, nodePath, exe, base, prompt string, inBrowser func(browse context.Context, authURL string)) map[string]any {
+	t.Helper()
 	callbacks := make(chan string, 1)
 	cbLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,9 +97,13 @@ func TestMatrixJSSDKSignsInWithOAuth(t *testing.T) {
 	t.Cleanup(func() { cbServer.Close() })
 	redirectURI := "http://" + cbLn.Addr().String() + "/callback"
 
-	jsCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	jsCtx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(jsCtx, nodePath, "flows.mjs", "oidc", base, redirectURI)
+	args := []string{"flows.mjs", "oidc", base, redirectURI}
+	if prompt != "" {
+		args = append(args, prompt)
+	}
+	cmd := exec.CommandContext(jsCtx, nodePath, args...)
 	cmd.Dir = jsClientDir
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -78,30 +122,7 @@ func TestMatrixJSSDKSignsInWithOAuth(t *testing.T) {
 	if err := json.Unmarshal(lines.Bytes(), &first); err != nil || !strings.HasPrefix(first.AuthURL, base+"/_registrar/oauth2/authorize?") {
 		t.Fatalf("authorisation URL %q: %v", lines.Text(), err)
 	}
-
-	browse := browserContext(t, exe)
-	err = chromedp.Do(browse,
-		chromedp.Navigate(first.AuthURL),
-		chromedp.WaitVisible(chromedp.ID("username")),
-		chromedp.SendKeys(chromedp.ID("username"), "olivia"),
-		chromedp.SendKeys(chromedp.ID("password"), "pw-olivia-1"),
-		chromedp.Click(chromedp.ID("submit")),
-		chromedp.WaitVisible(chromedp.ID("allow")),
-	)
-	if err != nil {
-		t.Fatalf("sign-in in Chromium: %v", err)
-	}
-	clientName, err := chromedp.Run(browse, chromedp.Text(chromedp.ID("client")))
-	if err != nil || clientName != "js-sdk test" {
-		t.Fatalf("consent names %q: %v", clientName, err)
-	}
-	scopes, err := chromedp.Run(browse, chromedp.Evaluate[int](`document.querySelectorAll("#scopes li").length`))
-	if err != nil || scopes != 2 {
-		t.Fatalf("consent lists %d scopes: %v", scopes, err)
-	}
-	if err := chromedp.Do(browse, chromedp.Click(chromedp.ID("allow")), chromedp.WaitVisible(chromedp.ID("done"))); err != nil {
-		t.Fatalf("consent in Chromium: %v", err)
-	}
+	inBrowser(browserContext(t, exe), first.AuthURL)
 	var callback string
 	select {
 	case callback = <-callbacks:
@@ -119,15 +140,7 @@ func TestMatrixJSSDKSignsInWithOAuth(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("matrix-js-sdk oidc: %v\n%s", err, stderr.String())
 	}
-	o, _ := out["oidc"].(map[string]any)
-	if o["user"] != "@olivia:localhost" || o["sub"] != "@olivia:localhost" || o["device"] == "" {
-		t.Fatalf("the SDK's result %v", out)
-	}
-	// The device was logged out by the revocation.
-	store := openStore(t, env)
-	if devs, _ := store.Devices(ctx, "@olivia:localhost"); len(devs) != 1 {
-		t.Fatalf("devices %+v: want only the registration's", devs)
-	}
+	return out
 }
 
 // browserContext starts headless Chromium for the test.

@@ -14,7 +14,7 @@ import { createInterface } from "node:readline";
 
 logger.setLevel("silent");
 
-const [scenario, baseUrl, arg] = process.argv.slice(2);
+const [scenario, baseUrl, arg, arg2] = process.argv.slice(2);
 
 function check(cond, what) {
   if (!cond) throw new Error("check failed: " + what);
@@ -82,12 +82,13 @@ class MemoryStorage {
   clear() { this.items.clear(); }
 }
 
-// oidc signs in with the OAuth 2.0 API as Element Web does: discovery,
+// oidc signs in (or, with prompt "create", up) with the OAuth 2.0 API as
+// Element Web does: discovery,
 // dynamic registration, the authorisation URL (printed for the Go test,
 // whose headless Chromium signs in and consents), then the code grant
 // with the callback URL the Go test writes back; then whoami, a refresh
 // and a revocation.
-async function oidc(anon, redirectUri) {
+async function oidc(anon, redirectUri, prompt) {
   const origin = new URL(redirectUri).origin;
   globalThis.window = { sessionStorage: new MemoryStorage(), localStorage: new MemoryStorage(), location: { origin, href: origin } };
   const metadata = await anon.getAuthMetadata();
@@ -98,7 +99,8 @@ async function oidc(anon, redirectUri) {
     tosUri: "https://client.example.org/tos", policyUri: "https://client.example.org/privacy",
   });
   const nonce = "nonce-" + Math.random().toString(36).slice(2);
-  const authUrl = await generateOidcAuthorizationUrl({ metadata, redirectUri, clientId, homeserverUrl: baseUrl, nonce });
+  if (prompt) check((metadata.prompt_values_supported ?? []).includes(prompt), "prompt " + prompt + " supported");
+  const authUrl = await generateOidcAuthorizationUrl({ metadata, redirectUri, clientId, homeserverUrl: baseUrl, nonce, prompt });
   console.log(JSON.stringify({ authUrl }));
   const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
   const callback = new URL((await lines.next()).value);
@@ -182,7 +184,7 @@ async function main() {
     await expectError(anon.refreshToken(login.refresh_token), "M_UNKNOWN_TOKEN", "reusing the first refresh token");
     out.refreshes = refreshes;
   } else if (scenario === "oidc") {
-    out.oidc = await oidc(anon, arg);
+    out.oidc = await oidc(anon, arg, arg2);
   } else {
     throw new Error("unknown scenario " + scenario);
   }
