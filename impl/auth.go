@@ -103,6 +103,7 @@ func accessToken(header http.Header, query url.Values) (string, error) {
 // tokenStore is what resolving tokens needs of the database.
 type tokenStore interface {
 	LookupAccessToken(ctx context.Context, hash string) (db.TokenOwner, error)
+	Device(ctx context.Context, userID, deviceID string) (db.Device, error)
 	MarkAccessTokenUsed(ctx context.Context, userID string, tokenID, refreshTokenID int64) error
 }
 
@@ -129,7 +130,11 @@ func (s *tokenResolver) resolve(ctx context.Context, r *http.Request, query url.
 		return nil, nil
 	}
 	if as := s.appServices.ByToken(token); as != nil {
-		return s.appServiceRequester(as, query.Get("user_id"))
+		who, err := s.appServiceRequester(as, query.Get("user_id"))
+		if err != nil {
+			return nil, err
+		}
+		return who, s.masqueradeDevice(ctx, who, query)
 	}
 	owner, err := s.store.LookupAccessToken(ctx, secrets.HashToken(token))
 	if errors.Is(err, db.ErrNotFound) {
@@ -156,6 +161,28 @@ func (s *tokenResolver) resolve(ctx context.Context, r *http.Request, query url.
 	}
 	return &requester{UserID: owner.UserID, DeviceID: owner.DeviceID, IsGuest: owner.Kind == db.KindGuest,
 		Admin: owner.Admin, Suspended: owner.Suspended, Puppet: owner.Puppet, TokenID: owner.TokenID}, nil
+}
+
+// masqueradeDevice lets an application service act as one of its user's
+// devices with ?device_id= (Matrix v1.17, MSC4326; the unstable
+// org.matrix.msc3202.device_id that bridges still send is accepted too).
+func (s *tokenResolver) masqueradeDevice(ctx context.Context, who *requester, query url.Values) error {
+	device := query.Get("device_id")
+	if device == "" {
+		device = query.Get("org.matrix.msc3202.device_id")
+	}
+	if device == "" {
+		return nil
+	}
+	_, err := s.store.Device(ctx, who.UserID, device)
+	if errors.Is(err, db.ErrNotFound) {
+		return matrix.BadRequest(matrix.CodeUnknownDevice, "The device does not belong to the user")
+	}
+	if err != nil {
+		return matrix.Internal(err)
+	}
+	who.DeviceID = device
+	return nil
 }
 
 // appServiceRequester is an application service acting as its sender or,

@@ -238,3 +238,22 @@ func TestAdminDevicesAndLoginAs(t *testing.T) {
 		t.Fatalf("audit:\n%s", audit)
 	}
 }
+
+func TestApplicationServiceMasqueradesAsADevice(t *testing.T) {
+	dir := t.TempDir()
+	reg := writeAppService(t, dir, "bridge", "as-token-1", "@bridge_.*:example.org")
+	env := newEnv(t, func(c *config.Config) { c.AppServiceConfigFiles = []string{reg} })
+	env.do("POST", registerURL, `{"type":"m.login.application_service","username":"bridge_bob","inhibit_login":true}`,
+		bearer("as-token-1")...).expect(t, 200, "")
+	env.do("PUT", devicesURL+"/BOBDEV?user_id=@bridge_bob:example.org", `{}`, bearer("as-token-1")...).expect(t, 201, "")
+	for _, param := range []string{"device_id", "org.matrix.msc3202.device_id"} {
+		r := env.do("GET", whoamiURL+"?user_id=@bridge_bob:example.org&"+param+"=BOBDEV", "", bearer("as-token-1")...).expect(t, 200, "")
+		if r.str("device_id") != "BOBDEV" || r.str("user_id") != "@bridge_bob:example.org" {
+			t.Fatalf("%s: whoami %s", param, r.Raw)
+		}
+	}
+	env.do("GET", whoamiURL+"?user_id=@bridge_bob:example.org&device_id=NOPE", "", bearer("as-token-1")...).expect(t, 400, "M_UNKNOWN_DEVICE")
+	if r := env.do("GET", whoamiURL+"?user_id=@bridge_bob:example.org", "", bearer("as-token-1")...); r.Body["device_id"] != nil {
+		t.Fatalf("no device asked: %s", r.Raw)
+	}
+}

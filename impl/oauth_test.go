@@ -215,7 +215,9 @@ func TestOAuthCodeGrantWithPKCE(t *testing.T) {
 
 	meta := env.do("GET", "/_matrix/client/v1/auth_metadata", "").expect(t, 200, "")
 	if meta.str("issuer") != env.base+"/" || meta.str("token_endpoint") != cfg.Endpoint.TokenURL ||
-		!strings.Contains(meta.Raw, `"code_challenge_methods_supported":["S256"]`) {
+		!strings.Contains(meta.Raw, `"code_challenge_methods_supported":["S256"]`) || !strings.Contains(meta.Raw, `"prompt_values_supported":["create"]`) ||
+		meta.str("account_management_uri") != env.base+"/_registrar/account" ||
+		!strings.Contains(meta.Raw, `"org.matrix.device_delete"`) {
 		t.Fatalf("metadata %s", meta.Raw)
 	}
 	if oidc := env.do("GET", "/.well-known/openid-configuration", "").expect(t, 200, ""); oidc.str("jwks_uri") == "" {
@@ -577,6 +579,13 @@ func TestOAuthFormsNeedTheirCSRFToken(t *testing.T) {
 		{"/_registrar/logout", url.Values{}},
 		{strings.TrimPrefix(consent.url, env.base), url.Values{"action": {"allow"}}},
 		{"/_registrar/device", url.Values{"user_code": {"BCDF-GHJK"}}},
+		{"/_registrar/signup", url.Values{"step": {"form"}, "username": {"someone"}, "password": {"pw-1"}, "password_confirm": {"pw-1"}}},
+		{"/_registrar/account/password", url.Values{"current_password": {"pw-cat-1"}, "new_password": {"x"}, "new_password_confirm": {"x"}}},
+		{"/_registrar/account/threepid/add", url.Values{"medium": {"email"}, "address": {"cat@example.org"}}},
+		{"/_registrar/account/threepid/verify", url.Values{"medium": {"email"}, "sid": {"x"}, "client_secret": {"y"}, "code": {"z"}}},
+		{"/_registrar/account/threepid/remove", url.Values{"medium": {"email"}, "address": {"cat@example.org"}}},
+		{"/_registrar/account/device/delete", url.Values{"device_id": {"CATDEVICE"}}},
+		{"/_registrar/account/deactivate", url.Values{"password": {"pw-cat-1"}, "confirm": {"yes"}}},
 	}
 	for _, f := range forms {
 		for _, token := range []string{"", "forged"} {
@@ -598,10 +607,12 @@ func TestOAuthFormsNeedTheirCSRFToken(t *testing.T) {
 	if p := b.post(consent.url, url.Values{"action": {"allow"}, "csrf": {foreign}}); p.status != 403 {
 		t.Fatalf("a foreign CSRF token: %d", p.status)
 	}
-	// Nothing was decided: the consent page is still there.
+	// Nothing was decided: the consent page is still there; the account
+	// and its sessions are as they were.
 	if p := b.get(consent.url); !strings.Contains(p.body, `id="allow"`) {
 		t.Fatalf("consent after refused forms: %s", p.body)
 	}
+	env.do("POST", loginURL, loginBody("cat", "pw-cat-1")).expect(t, 200, "")
 }
 
 func TestOAuthTokensWorkEverywhereAndLogOut(t *testing.T) {

@@ -42,6 +42,7 @@ const (
 	CodeTokenIncorrect        = "M_TOKEN_INCORRECT"
 	CodeUserLocked            = "M_USER_LOCKED"
 	CodeUserSuspended         = "M_USER_SUSPENDED"
+	CodeUnknownDevice         = "M_UNKNOWN_DEVICE"
 )
 
 // Error is the one Matrix error type: every failure a client sees is an
