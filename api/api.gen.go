@@ -2047,6 +2047,12 @@ type ServerInterface interface {
 	// ListUsersAdminV3 Lists local accounts; deactivated filters both ways.
 	// (GET /_synapse/admin/v3/users)
 	ListUsersAdminV3(ctx echo.Context, params ListUsersAdminV3Params) error
+	// GetHealth Whether the process serves requests.
+	// (GET /health)
+	GetHealth(ctx echo.Context) error
+	// GetReadiness Whether the server can answer requests that need its stores.
+	// (GET /readyz)
+	GetReadiness(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -3469,6 +3475,24 @@ func (w *ServerInterfaceWrapper) ListUsersAdminV3(ctx echo.Context) error {
 	return err
 }
 
+// GetHealth converts echo context to params.
+func (w *ServerInterfaceWrapper) GetHealth(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetHealth(ctx)
+	return err
+}
+
+// GetReadiness converts echo context to params.
+func (w *ServerInterfaceWrapper) GetReadiness(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetReadiness(ctx)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -3605,6 +3629,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/_synapse/admin/v2/users/:userId/devices/:deviceId", wrapper.GetDeviceAdmin, options.OperationMiddlewares["getDeviceAdmin"]...)
 	router.PUT(options.BaseURL+"/_synapse/admin/v2/users/:userId/devices/:deviceId", wrapper.UpdateDeviceAdmin, options.OperationMiddlewares["updateDeviceAdmin"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v3/users", wrapper.ListUsersAdminV3, options.OperationMiddlewares["listUsersAdminV3"]...)
+	router.GET(options.BaseURL+"/health", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
+	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness, options.OperationMiddlewares["getReadiness"]...)
 
 }
 
@@ -8698,6 +8724,56 @@ func (response ListUsersAdminV3403JSONResponse) VisitListUsersAdminV3Response(w 
 	return err
 }
 
+type GetHealthRequestObject struct {
+}
+
+type GetHealthResponseObject interface {
+	VisitGetHealthResponse(w http.ResponseWriter) error
+}
+
+type GetHealth200TextResponse string
+
+func (response GetHealth200TextResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(200)
+
+	_, err := w.Write([]byte(fmt.Sprint(response)))
+	return err
+}
+
+type GetReadinessRequestObject struct {
+}
+
+type GetReadinessResponseObject interface {
+	VisitGetReadinessResponse(w http.ResponseWriter) error
+}
+
+type GetReadiness200TextResponse string
+
+func (response GetReadiness200TextResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(200)
+
+	_, err := w.Write([]byte(fmt.Sprint(response)))
+	return err
+}
+
+type GetReadiness503JSONResponse Error
+
+func (response GetReadiness503JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetWellknown Gets client discovery information about the domain.
@@ -8969,6 +9045,12 @@ type StrictServerInterface interface {
 	// ListUsersAdminV3 Lists local accounts; deactivated filters both ways.
 	// (GET /_synapse/admin/v3/users)
 	ListUsersAdminV3(ctx context.Context, request ListUsersAdminV3RequestObject) (ListUsersAdminV3ResponseObject, error)
+	// GetHealth Whether the process serves requests.
+	// (GET /health)
+	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
+	// GetReadiness Whether the server can answer requests that need its stores.
+	// (GET /readyz)
+	GetReadiness(ctx context.Context, request GetReadinessRequestObject) (GetReadinessResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -12022,298 +12104,350 @@ func (sh *strictHandler) ListUsersAdminV3(ctx echo.Context, params ListUsersAdmi
 	return nil
 }
 
+// GetHealth operation middleware
+func (sh *strictHandler) GetHealth(ctx echo.Context) error {
+	var request GetHealthRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetHealth(ctx.Request().Context(), request.(GetHealthRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetHealth")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetHealthResponseObject); ok {
+		return validResponse.VisitGetHealthResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetReadiness operation middleware
+func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
+	var request GetReadinessRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetReadiness(ctx.Request().Context(), request.(GetReadinessRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetReadiness")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetReadinessResponseObject); ok {
+		return validResponse.VisitGetReadinessResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chs3mjj6KijOqbKUIinZziQTu7ZqFUmZaGJZPpKc7NnQ1QK7QRKjJsAB0KI5Pv69zr7HPtmv8OHS",
-	"6G40LxIlK7H+mYnFbjTw4btfP3VSPp1xRpiSnVefOjKdkCmG/zxIU14wdcozIrCinB3iGR7SnKqF/jkj",
-	"MhV0pn/ovOr8NiFqQgRSE4IKSQSa4gXKeXqNMMuQLOSMsAxhs6REc6omA7aXTLES9ONemlPC1N7N8z2c",
-	"TSnb0y/+/+6lnVN4CN087z//2+5rxKdUKZKh+YQwNOR6oTkv8gwNCRrhXJJ+p9uZCT4jQlECR9Hr6f9X",
-	"ixnpvOoMOc8JZp3P3Y79SOzHz92OoirXf1sGiq57kQ//SVKlFz3QhzgiNzQlTUidMYL4CGEA0zOJMnhO",
-	"dhGWAD2AADp4d4LkhM8loqp5noxMFpnAimTN9Q/yOV5IA4nXSJAxlUpggSZYIsZR+ar7cr88QgAY82NC",
-	"Q9BIJSgbw69UznK8SBieRo54MJSEKXNBjCP9EHx+SAhDkqjgi+WSOZYqkYSwhM6aS14CZDJBpNTQ04Ay",
-	"O3wmkX4TCfKvgkiFdgRJuchIhsgNEQs0InM0paxQRO6u+K6SUbxmwdfQHNvvFZJkXUQZmkokKUsJPEVm",
-	"PJ3oz4y4mGLVedWhTH33bfldyhQZE1H9sMaEBI8JU/GDA0HB70vPHj0erB29xc/djn6RCo1FvwcXXr70",
-	"ISCBAKfbUP74oyKC4fzkKIITDNGMMEXVAmGFsAbaOCdI0jHrcYZmgt/QjAh9gVWUZWS3SQG4UJPEvRNF",
-	"UWI3s9bhq8tVX64DIThlGyAuJ4KQGc2iYHBoPOQFy5DihuoNh4kcNMtIlmDAjDWQyi4ehciUZLSYRn+6",
-	"wTnNNFNY90s1+Nmly+93y43XVq+D08OqDZjvpbnhGiC1dMG5A9wS7ok0CeVUAvF4CZQTfEPkgCn7eQmC",
-	"Krh3iXgRvY8pZXFZgmcag6I82f6ChguEmdlkF3GBmGZSCM8xVZSNkVkB52jn9OLw5d+++243zpzxbCaJ",
-	"CBg0K/IcDzVQlShIhA3gG6ywSAqRr/V4yplm4Yn+ChEJ40p/S1oOtfbrhqM2kKnl/QCN3QI3REgA4Tof",
-	"FQRkc5SPH9ofkaJTcie2nRGcKnrjhG9EchrZ6ETjyn0TgWXbWiE+top6Mp2pRUTUt3BYEPhUkSms+P8I",
-	"Muq86vxlr9QD96wSuFdnd5/97rEQeKH/TWUy1rInvv01ZCs36lDAA59JpPg1YXItYbtS4N8C+7S6GCPj",
-	"N/D3ikL6ooVC44qRF+YnR1FhLSc44/NkiBm7hWpn3kZDzFp0Oqvsxpa+cD9VTvey5XSeaeqF1kclz+oj",
-	"iAQqh/ljfW/6wtCIC4QR05eZAwyBfw656iJZzGZcKPgDRilnIzouBAFuLjDSi/bb771FI4AL7Fp2X6V6",
-	"T7IeU0LQBnIgII8qe6rfdHj8unwE8ReTjYWaHGGFI2hSqInWtFLD8TKssIYL2FhIFsMpVdLpHXr13glT",
-	"RMD5CKq+PGAH70766ELhMenJGUnpiKbomiwkwkKroWmONaSxRBw+j3NUyksk9UewGrAJZllOhERjouBC",
-	"MnSD88IYHw2Fx2kw1WMdkZkgKVgu037Ox5T1Z1jKOReZ3tFrhJGaUJH1ZliohdU2RxSMLLtolOjKB1ch",
-	"sQbWSfl0RaXacK8a9uZlYwzGdx7dr1sozl7cr12gmPrHowsKImda3sYXTPFMpROM3FPVhfUp4fc4PyPS",
-	"ie/mwvbH4LhoTG+0Tb8A8Ez4lBj9I7q240FJKki2kv841nMoCHwO5xIW0YImvj3HXo3WoJ+rn7z8PYHf",
-	"49uMsjQwZ6tkqh+Ec1tCpRJhpbRs15qh4kifKieK9NEpXqAhGbCKJ8SDU1owan1Wryc18YIsdStkWrXV",
-	"eDfELBuwnRHO8yFOr9EMj0kXkSmmOcopu95tNSlvifJW+GlODeq7RvjIN0LXi2NzLSzwp5zP406WUc7n",
-	"+pArWJyBT4QRmb/H7w7OZ66MjxDB6cQpMeYt5ERJeHGayCVsq6KBtaCME401uWR39aEKIYBCC4ROicJZ",
-	"VFDok5zpR9CL/j7gIxdUWqgA5aGpfRntnP90iP727fNvY8a4UdySKWZ4TKZacdeg5kwmVjYblWPdI3dj",
-	"KxaCRl+12/63IUTCshmnTEUfTXNMp7feU8ozkqQTnOeEjUkyJWrCs1uvZt0tG+x+LLA2qRYzcuuP0sxw",
-	"qkTbBJSNE5yPEyOIb72klEWLB+af82vZem0zwaczdcePV3jwUuA56ZVMeXaX79lV7nQLgtzwdK09N54D",
-	"fLkr6smU32H3sgDucjcQGCxcevrqI1s4eI2RWsRtZSCNTcYvrg0JlyBLGykvwdI1uE9NIniu3yIVzluV",
-	"vgvw3VM1Qd/uPze6Bc4yarX7mtZCmbGvrebhANwfMCKE3rNxqwmhbTNB0EyQMjag5SXY91bRsY5h0FdG",
-	"mOYka8oar8O0KJVG/AZ61KSi+MgiTYmUoyLPF5tIYW3zwXninzUHhPOCOm92b3YT1aHghZhXc1JMMesJ",
-	"gjNtq6IpkRLAAbbtymW1ctGissBPRkUxot2ijoS1QTXRtt7aviGndURANcMCT50xZxHnXeUWGyhZ3e9J",
-	"gFXBVTJCMolmRAT6Vz+G4JvaHYqD3YRACaYM5VgR4bBSxhXUkJcYsNco0FNYZIM/Gl/Ksojqgba87K9g",
-	"RWv6IhSirIRp5MjAg8wjTmr7+/IwbbC8Xtm8EvP31A7rFg+O2zxO5Mz+V9qmVafBE16f9hZg9YjT/ksw",
-	"/iaYWS19GbY2N6iN975XM31gdyXaL4kEw5JmQ0lopN9iY2OiEsDxxFuot1hFEpVUHf+3XKTm0t5wlcCa",
-	"q+BABEdKIzJmsMeRpnzA8F4fbXKUHhEiwE8SSVJBWmKuzl0Gj5TI6BeMuJESDLIlaXEqnIwZFyRre9kg",
-	"+mavSZqty+NarOzmBSzNWnA2fJm3EEtOCAJTza350PUKN9fyFAO9EuQVeK/CGN+QIDb+GuFKFgLbagpC",
-	"W0YAGgk+RTtTcNBogV0GI5zPRaPmQ2UirLmTTaO95Q0HMqA9N+CIypTfELEIxHokQmcILnMPV1TLnf6c",
-	"5HnvmvE526skDYF+CazymUT6oQQe2o1JjNKjuIqL/eyfDPcM/NBlMSTrrXRiH79orlaPoYf7CwEbA18E",
-	"zMdTTPNfDfOjnJ2bpJAmoO0P0igVoUJIWCZLBur9nlo9wsy6BQNP+kY89QAVjP6r0Bq6xnc0JoyYNCTr",
-	"7rXXqbhjDObP5WYGzCpkr9Hz3ou//hWlEyxwqogAxv/7fu8H3Pv3Qe+/+/+R9D70IYsDa72/86oz5eya",
-	"LGSCBUn+fn58cBnVyfUBW/T78Ox6j07IVD+Dc5qS/7T/7nMxvpWgOGDIPGDBr/VzLyA2FR+lRO2jMAfH",
-	"PP8aUSNeSoOsREJ/SIlevjs5kogqSfJRdAeMfFRJTtl1lHEJomEmSEYFSVUoRYaCzyG7aaTKD1oRW8J1",
-	"otRMvtrbCyC7l3I2FlgVOTwv+xM1zeMxCJYlFnPahGUF/ZnmlNbs4ixfIDoy5hGVaCwImAZqgg20plyq",
-	"ARMk1bgLziykOXhpU1nMYRmqEEjlfM9XctwqcTlUrR0u4BktvCDKNWZqcWb+GcNESC5A/7g4e4vMS3D9",
-	"/jPly7G124xcG2IGI7iPfuRqUsYUsQlya9kdMWzajHC9U2+DV5HnNHn/9pe3Z7+9vYsdbha3aFFd/4Ch",
-	"goHQsU/xNC2EINlKs9Gdxm0jvED4QwSmccnUQnQGbSQSEKFoBtWqwB1iSZyh0KQS/St6f/4GUNss3LOU",
-	"k3LGiHH4x+nWSOy+I9+UT1fCxm8mAEr87BEgtQvdtQFVY5S3hpZVmiPLNcHkHrozoNrPHwHWG608xcNo",
-	"B2GgK+I6akIlYrhWl/wpCKHaqOrcOiXenV1coj34aU+vY6Qflcg7OVuyUVpDrOXuTZZITk2uApwHJF7O",
-	"x2OtjlC22stTT88oAReB6qmkMmP3po6h2USbNKyYDmPI+cdXxsDNIhbxez25OOu9fP7dd73nCOezCe69",
-	"QPZ544PVezWg0eiTUZzn1jar7uTvPz4paHdQ0JpBPY2UiYF8S3pKgLbtevT+99/v7/+wv7+///wRqnR2",
-	"99vW6RzG18DYruS1sZgIN4Iov7Gww3SAuHvepMc1vNHw9jNpE2OIxkmXHdBHP1fVJRPWRdb7AKkeVJJs",
-	"wCCuhNGg85dBsb//Ms0xGxf6WhQew1/IoINkMRrRj2jHQojhKfnLSMQSDzRLtxG5uBSYkyHaMV6TES5y",
-	"tQs+c6zoTTyAYj8Zc15dEIWoQRHM5LyF0oM9t+Qg0CCboc3v+EwCmUNCzmsE+kHXMGY+nXJm1As+0gSP",
-	"OAjP9+cn8fS2lDOFUyU3C9AGEcrNXsz5mLcH/XlO00Xrz47/6AfkXSLzdwlGh5HmSC4qZ2Hq7TPpVUeI",
-	"bhbDnKbxPDDelgsRuMdjZNpGzW3GFQtSeoyBFbOieEvRjP4lqaz4abURUzVdgt1F9n6OFXlDp1S17B9S",
-	"77AiKNcPgZcTlHItvx0DDuqd1jQP9aqnyZuT05PL5Pi/Do+Pj46PlhiM1QfvyW685BxNMVu448h4bqYS",
-	"iwSEbzKNeIV/5nOUczYOtTY5gXLIOaYKDcmIa+EuFlBfMsaUGV8xzTVHTjnLqjbbi/39/c09wkss2dqF",
-	"x1AiSKC4bNG4IumYIIA1Ayykrx2gbLxRykD46TBNAMSUBmk9sTOoEiAfZ1QsEkVj8Ylj+DHulX+NfEY7",
-	"1P/cskphRlimsWTFoShUfoxt2AIrJIz2mJkS1PjZvOIbS/6UCc5zPl8NT/tYcN6CAVkbS27VEevmF+yp",
-	"toMSDN3gnquXEyJjA9Wi+Aj0CL+fL82NDkwzF3GTCgtrSGFH2bASSnGeR7JMV4XwTo5uYWI9f/ESD9Oo",
-	"7gz5/3HHhTUEAk7iigUcJZThNq0f0xut0u18kjTrVlXhrnn8824fhcXAAbwmeDYjTGo4aatktb93htVk",
-	"T/E9s6fa5bXIJlkNUUUvNoIAlxMqsndYqMVJpTagzpPiSfuIMyjye9CKTsL0///uHcNTsA3g8A9Q61lZ",
-	"Mij9DGAfhWkU9mvE/Q/bY/4td7K9VAAI8wI2W+qmVvrW/TT9rfkWIg7ErjZhvVfBJ/1v6ny4bK5shEQI",
-	"UM+L4KOYLTbLRYgwyWj52+cQWZpIEMGVWj1OM3XC/hbJVTT5dJqTbVCBZHyXNOsDkgGOWasMM84olCMv",
-	"KTRqdWn5dcHwN0uucHFFP9BWjdS677ICqUSx9rojvbn1Nl/x8uCqB84dY8NqmTBbD/y5pD/umw+basDa",
-	"AVFlWxvUsfjzmGU3q1pZ5i6uYWsEn3+bcCoPfTBlafcArfwGfSGwpy1tMflUlCZym8yW9tyTSNWrTTK5",
-	"U9V0tcXFcsDRWSfcUOXlAJ51aLUBdFlKk09GstCLlQHZX1ZkM7nH6nW5mhBmRNgH106vhZ1f2DTWlTVB",
-	"bot16LTn5MDPJ2zE27RAjV9gBc0nkJVdzfpCc/2MRrO2/K+l6b8rT2433kgMPsYphIq1wOMtKWno5EhG",
-	"s4LXboXiHuz6s9QBC5BrA+tFW/axxjhHpqC2lEhRt1h9QDViWmoYtLCBQFhXGUEXMTInUqERFcZzsj4a",
-	"BjS2ChPDjddh5sDSABt49NNCULW40N/1RWVEStDVfyRYtGkvVWVJyxcTQdTMes+5qqG50kFY54HMmhoQ",
-	"cFYIKZrP+P1pK8QWo7md/L8FaYtJrb8R5Z+2Ic5/6VURZM0TZTZF9bLw945rJtCpKI7lRczoL0TfhNb0",
-	"LEE7uHtW9MqlXLh2KRV3ikaistJO6/Ou7Ubnef97DQI+IwzPaOdV52V/v/9SIyxWE7invdbUPBsP1v+n",
-	"kRu+dZJ1XnX+TtRvJM/hlaDqBZZ7sb9vKUDZJQIn/94/paErg5+rsDeaOQeAqnv2QfGNph729fG/3f92",
-	"a5sybrDILt5yp4HHcyCpRPgGU3CZ9A3VFNMp1vioIeo80S1v4yEvDH/I+BRTZlaoXJ6+ZJr1XAMFnzDR",
-	"dodnM8JOjg4rj9/jbVaqmiLwuwSF1gakHuzWqjW0B+9OQDSNRvUbApcOnpZbRDbab+rQnklkwIkstw2u",
-	"MbdFZ/bKak3zCiaVRok9nGWJK4rfM/a/dZaUtuaMy8hd1gOJF/BWx7B2ItWPPFtsBMkVJnab7RivAVwt",
-	"ryXI6no81bz8oSluKm8rUZDPd8TamsJoSsxaWgpW9m2fjO+xiWdGWmi5Dja1RfL9h0Fyn40zF5yNu0a1",
-	"4AKBpxX6xiSXZ78cv01O3h6enZ8fH152UaVzY50ifvXJC9guDo7C4QJdnF6YoG3prNT6UuhNhWDwx54X",
-	"cL2cjHG66OFCTeylLqMVLsZ9m5Q2lemLH7776x6E/cpq5jamp0n9xJWObhFrWuuo42Wr66KMefzLs0ON",
-	"Hu/fnh8fnv397cl/Hx/txvij2Sw0P9NX8kwigkVOQ4nYRVLRPEdYXhsnO88z4vIR5e4KFtl27dMgJ2LZ",
-	"xTvx894u+CTuNrrfhvwrL9pdEdJ6ZRfNJzSdIHNVvX/Knsyu0cvv9a1LZ8EsvehQvd0Dn3hDFI5j7t4f",
-	"Fy5RxPixfMKQ+XLZYMqqVW6n784uLkGxHzDj+0W/adsZvtx3vtSEs2RMVLepfOMs6718d3IEoRA5YO4N",
-	"pA1FrZVphoslulgwPJNEm7pcM8AqktaSvt/hMenYYlxtVsjOq98/RQ0LIz+rMrEbYEqDI8WXqQvgOy/o",
-	"LJ31F/qwkiAV+aj2oFagQgz1haKIH9687ZVjvfOCSI0zMwjyf+52Xu6/aCLXr96nXl7ra59051tyWfv9",
-	"mUQ+Z0/f9YTgDC7xU+eNVQhXHKFKgBcTV//dOAY4I2yBj+nM5Rz27uPLJW23Ra+sIeSGauXH3nw+72kL",
-	"pleInLCU2851f2I98y7YuRkOPhzilXqecpVU0BfJhsg2VuIqXcL3PhXgVv+8VHTrx9/w9Nr20tui2la2",
-	"ilyh69sH19Xbyl6YUkF67EOq+uBQpBIxrmyX3Z3T5OTtrwdvTo6SdwfnB6e7dkMvH2ZDKc7zckvY+UkA",
-	"DR7WQVOkE3c3wPwptGUIukP2K/5MELkRT+bvH7TMazoWf/+gRVhJO65fA651O6YSGYTq+34bpYhf2nMU",
-	"5KxWskoxayhoUzk7KyLEdhEjtm34ELZDZ/dp9t8/J2Bk/sQNVnADr5EpLMYECEWVr2j9nZl86T8/79A0",
-	"KJFJuoP/rDGRuAnlpavtaLu+gLUthLcvYytti1e61NyzT5L2SdJuR9J6nHqkwrZOeNuQt9ukuft1tj8M",
-	"b3iSvU+ydwNuYknSil/p/rW2BL6NU/rJGb22MxrC5WqT7sdBJOuvu633VqtdDyOuzUS+spEmcYWkoZvZ",
-	"BvtMChbV6MsGrGDR13I+hkIPm1wCfnZgHTuVUvvd/oC9l0SuaondRYL0TINeysZ2roaiU9IfsAtTO+KK",
-	"5ylLbihOyEcKidBJ0IU86ChYx1tTbQ7185eBj/fuYst4jj51cJ6fjYCIV2E19BbXxFu7oLU6nrrkbA3r",
-	"Hg3gWXsHGmtG+q3dt3Q0sVmZUBYtHjsNisBQwRTNg0oPYPFQW6Y5dpqSmS3bWWe02bIOEGUw2YGvgqS2",
-	"aYNrk77cIxt+qFs77rpC3jaJMP7IhxTubmTdHEs0xbmGK8m8EAX6TTHTctb1Z7CDcew2n2+VvfuCmJbd",
-	"Bm0H7A3I9foCP6A8CPDHaii+UyozpaOuR4Pe0osftralWpFjFIRl4aqpasWK9Hw13DaVD8dfpZ+y1ysk",
-	"6SI54UL1cnoTjGhwHUXu4Ix3uY177ZMx9iCkZNvcRnWZRmHer+6NNSwu3xYlnZD0ui198j6iiZswY4DB",
-	"GmaKeW5d7gVHhkxzbCNAD2cQhJdmGq1IoLYuktxpDU6WUBbkLD06yvO0o0mKEul7EuFY4bHmI5CF4o4U",
-	"I4yXe1bL33tpJ0G2KvHmOWjhsl3P2eZzuqJlequyvsvPbG5Yx+v15JZdoVS6Ktb455BtNF4aZt1Ac3cN",
-	"euKtUYLBN1pvwTe8EIiPUOX+93BWjlYT+/3vdvvIqNK2J0qZ2iHJFGtB6sdnVXOc0JyL61dhwHbANIcr",
-	"ezcFxZHTQio0wTfENL4tq/rgWS8PXw/YkLLMVNT7okIsiO8+FExl1U+CcJ1o40B/vlZBaObuVdH8HZcB",
-	"gm9D1dfbaO2WHFbh1PdbL3iUS2bcvTM1iHJ9m2J5B2uNlh97Y96zMuky/MghnpL8EEviP5+sPd9qxWc3",
-	"HZe1YrmHsGSWSqSg72Qbh7EFMprhQz3yw+n2b3mzB7lX692+QCSaBgwPJa4hw8w2zAfiBheeaaSwXX57",
-	"kIWd69qrsqvDj9FOyWpvl99bE7qa6bZnvR9kmYbI1n0P63kcurduQt+sp763euxl7cokfRh//x35QIBt",
-	"X4AVVHrxG4vUE4VnCcEW61zh4Uz8Uy4abqtwoM+j4A/vTw62wxgykhNF2nnDEfyuH/1J8KlV0LfHKZa0",
-	"9Kg0a9hGw49V3TsePmbnj5gUoHYmxm4NT8V4zzZ9hdm69TKZttqIloXXLpao8gpBpjC0fYebf2vqrdoJ",
-	"u9sli3P4oGwdB2vKSqt2yhrIbvLfw+qZdsQPW+Rcci0fjy2C3Rb1l/PvaJvyB5Yi0bZAERQ5cDMQNDKY",
-	"/uQPKUcammOQfW6cG3U3y0MFhYOdNVXKMia6wXgJ+FuW1QTAVli/rYy8LTmcXpxcHL29J3po6+j6eAni",
-	"4vTiC5FD2d/5kVFDubHbEkOjS/L2SaHMfGgPUh/5Z8ImGz6LAsQjdJXMc+QmyYURUaT4gJloDDSe7A/Y",
-	"gF3aQYPI9VvVjxrf3O+rJjUfvDv5sLNXmT3QwzO695d6/LVXVWT1Q7vw9Xp3Ldsqc+hKTRWxgIb4td0g",
-	"HdXmSQ4Y9HeDLToTzJytEiab4oU1t+F9M4DRl/CjjNjWhVqp8P5mW/xV3SaVaCb4Dc1gsuaAvWc5vSa2",
-	"86/bJ3QIDvedcWJwUOFrolnsVa372NWA+dgKGpIUF5LUW4zrBT/OSGohI+mYVajMoGXDB4gok4rgSPS/",
-	"xKqtq9WPOfjf7RCBY30kw5GMQDVzQEm4YDUhFMZrKNuNf0gQLJMhjYVTyGqSaMalpBqlvH5oLyFMW9nf",
-	"jfs5N+0Ox1FhncV5Xuu/Y5rQQ9+pATsZAe45vO3WEev0/cUlcgh35XdxNWDg89ZChQs6pgzn+cI8yMGX",
-	"a8atB83K0MnI4GCwusf9a8bnNoEm+Ahy3+gOGFXGTS6IKgRzdBIzJK4QHw3YVWmcXFXbVi4d/LSOz1Tz",
-	"dHfod5oy3xo38VATxoMZYQ0hT1mml+XQy01xz6zM+NH6xYKbRWOjRxV9pREkifU13JG7fXRlLb4r92Ui",
-	"LVZonAvDNmVoo2BDXrCsdWGNAzmp3l65vI2zMAJt47ggla+MXMmaP09WECeQ698RZFRI1xPScUnLKkoo",
-	"DdiQ6IcK5kCVaS48pQw4dTvVAXUhLUU1/UulWUIAr1H9NiZguFaOE5wj5GGAy9b+diZ3N7TEP4S4Xj5x",
-	"vza58/344Y3VnM0/XB7MY046qXkpNnVfBPoirmmLIHrwWGqMsGI/7Dj14W7KbDhsN67KHtqohynqN0+b",
-	"PEvfqNenCAUjsr6owgrqM2GyEMGUU9AnHXfxJ6Ea0KoASal/4HNGhBXOA+bu4E+iAKPaVy5+Pnv/5gi9",
-	"PbtEgtxwozbBqcv33ctugIebIICc9mUT04N3IA+3lFwQMDPrZ3bnPmvAUViZqNRUew0GvnOY+pXovDkf",
-	"80IlQUvI5crvMxm7iS4kJhhlGEvJUwpBA7tqt0TiAXM3ZFHW3QxIK5LJPjoy7T1M0bsoCOAtzNa9GuFc",
-	"kqtuqECnmNlUH2NDZTeYKdsxATiA5CNIv+aFQmZmSJzg9XM989xuVezCRJ0ppkwTQjBU2YvaSnP8QHFn",
-	"ZF4ZMx7xRJB5ldvVHAilNKcTrMgQM8zwapFe+fCHL6PW+q1/+hzJ4FuuUniQeJ3CMKknfeJx6RNOaHtl",
-	"wl3cw2gTK+ImS28SNHOTmunH+kGD9pqb+5tvtB5f8rRvvjEVH8vVEuR1koDzQT82GOJmrqfuWZSmZiPE",
-	"JzZ2XGHArhrnv/IKQEUPgntwcg4YsyNfkzCWmdVzo0Zg5dWQ36/KVOEmaK/ifFND216V+fXmpZ8/ptew",
-	"S5jyFq0umR13EfmYkpmCHQzY1Wly+fP58fG7k6Pk7dll8tPZ+7dHV248mTH8jdBg3AN+ilU6sarWgMVu",
-	"L3W600ibnkYxCVQf6wKDKXRQvWPetnajWdAtVVbbBN5TlMJsunCaRPUsJ2+T9xfH5iDaEg8OE9PHLLb4",
-	"7lK+H4sdHNhFhIL0HS5g0+Dc9d2oNCaFT2ujdrhAxtg1lYA0JYgaW01zJMFzxO2Am2VxlXMiiXKq0eOI",
-	"N96rJ+ZegpFRvNogJFNK1HKMVidGN37Ik23wBJgHFNCpyOI71MWMiCAsbc8LsbEVQVI+ZlT63NfQBdiI",
-	"B2lAuYAQkGo5/wtdnSYXx+e/Hp/DMS/P319cHh9dDZjW/2ocItAOSwe7KKTas36SmFdowNoskPVDU6su",
-	"6Oj47clxeDuXS4HnJiht585irlf4wpKsa4SlZi92QCHis7LJbZgTYcfjRmJl2mptYH6VRTutd1aIGTcz",
-	"E4XmNsowrZpi8TB6xYoI9C0Vi0rM8GvVKyKg3VyxMIs8sGZRub5NFAuNARenFwNWoYLKcl9MuajsYl0d",
-	"ww3qvVct47GkcfwR9IyL0wt/KXFtozqM/F5VjnchSj1pHk+ax+PRPCrcbjPF4349GvMJx1O6rAQR2MDZ",
-	"nG27dZfxZyYtbVepTMbAGCNFsbcY17NZG/0hyTkbm0xDyBJgNgq6ZR/gek31q0zlz16frmTLbBIfuMLV",
-	"OFV7ojP0qptPOJWxTnXN0W5hwyIbWKjmrE3IVJL8hshY4xL124SfyPvstFOOl1rSEioYxFVGRoLZS1+s",
-	"J5TV7ap9oRCrZBk8dNsn03LJfnu7HeM2mpP2Od6L/e7t4Vooo1CTvU/6fy8XM/J5b4TzfIjT6705GbaK",
-	"goNCTX6yD9r+8ffYsfrny9M3Zb/qB8kcfs8Mq/eVcw/Zq0pC6NBm5Lj7MB3YNS41coR9x3Z4BIzeGRGa",
-	"b9o+T8oOlV/Znn1VBw1YqYvKDh4pnql0gs0UTdsqRFvGLV0NHZpt2vW/uZP3JwflBLuJ1pwM1DwY3JRv",
-	"2dbnQ/o5c5u1WIwXiQYEcd/9602TpabYuiDK1fbDHQAcnknjBhryj/Fhs6OethykojnpidYp5oc5L7JR",
-	"jgVBl+7xZ1LL4dL9MqIkz6IfGfc8piz5hpERBp/mNBsTBTFvu/qOIIcH7y4Pfz4Au2lyaJ7c89vRdou+",
-	"dKyoTTKf8ozsRjc06a3ejvvCusf8/MU7+1uUb0ydAMp4ZvDBpNh7Lx9YYk9sNcpWg6H2lpI0kb5GnCGb",
-	"1VhCV2s1juPctuYixTNTHmHpvM0IOwyf26oZVt/BMlBXdtEoAg9/XLtFUfCSS5z5OvpwWSwzh9UcO4BE",
-	"q0ljapPDnKl4ZGC9To7WW+1yHUvIDpjzpYZVAt/v9tHJEVyTU2G9aeTdK5B1jQUZMNseJlbloQ9xZM/w",
-	"lWS7taa5lZOiAbiQ7e04im/L1DIMvaXnUjiZ+JG3YPCmqiBozBkxBdVEkN3H0uWAEZJtm/oNBUgkyQ0R",
-	"OI+Oqg7Nd9fa8XYyJkC9NvESEuOWHXzr9xcrB3vfAbtbUey+uoZVL20J54bf9z6Z/7CuqLLXxOb824zB",
-	"rDmLdx1XN4mkVbaO2rh6ZVq99a1hlg2YICNB5MRFc6XiM+gxBo5qhThLSR8BNhvXtWVkbmMDVpULPtV2",
-	"qUz4ejv+PgpmrJleyYqx/Co4MZR3tXJhMAnW5MHdFUz2XoeaWw667Hof1v4C5dCaXxa9AMxUQmOpravU",
-	"rfe4po/VcedbDuForyzy7DWjcpbjBdIfRDt4CLHCnOAbIhFVu310UA4V8fU5pt3SCPJtdk6T9xfH58nF",
-	"+4t3x2+Pjo/0O1E+P2AmjyPcAQRQ7OwIF0e0aTo0KAuHpu0DtvNi/3llVPP3u68RZgsNZpJLgsYa6N/u",
-	"f9vk6O9nGd46R7fAS8xttdU1hCC+N6fNQ3BibYMWAEcTI3ixzdjjGn0SI6qDwagswKgH7ifTNnvnz8jS",
-	"zolG4SVc7XWbhgfldSaJizPSqpWC936ZYQBzGH7K+XzLtgHU+61tGfhdrDQOzLrrmgY2N4ZkrtH/YmYl",
-	"xSNuQ+1dR8Gew/wfeyh5+9m8AO776GjX1hz5dWtbs6gnv5I50so8FdcQQpS99kwLxFxh/NHRlcsPr7rU",
-	"9xCMDdtgU0YVxbl1ziXLRdVRqAWASGZkni/8Th1r7S7r89cOTpicAc+ZxTcA7vKyQfdrF6wdF/6rpCrV",
-	"F7Q2ZNvIj7DM0/U0tRiMquZnSy/m9kkiwfSO6n79TIMWv9qSxRYz0kWkP+43Dh/GQwP6SCxLjn5Oc/PV",
-	"N2mnxukPQMKCvsfVTVnh14fv4Bg2EYq6LpfnfTXG0qwxUmbCp6S1UU0dmJZLtuiGEXSNXlrb9uckzxPg",
-	"LyttNSpTfkPE4qR0ITTusALMEHTdjTPbvNoCVa2VUVEPFwt8h4XvVRzJgLWUhT2TDqjuYdVMO2jINHfZ",
-	"OU1+Ojv/8eTo6PhtF1nz6+j44PDy5NeDSzND7FGrDIHjMAzagGtDygK8HLWcutu5mk0Ve3vPxDfm9y/c",
-	"/j3s/hBg3/ZH/Z34haWrry+/rKGfWfcTVbK0ppaBdg/n+SrwHuT5F4TwMcx2qZw0MF0eDt5k+T5C6OM8",
-	"X+m/t2JhWTtQ88C21OYVapMtSSjVo9UKQXXFR6gZ3Eb2rxLXywTqOqLzADxKtlMMpg+cA165YUSll4tc",
-	"IJwLgrNFmUH6iAXQ8Uc/W6J2JjPQUsN4G/LHlektq5n8Qi2bfLoFZaZzUIql8bwKgjCCYofQu2V6wPmG",
-	"Bqau7tz+c+3+VLC4IEjNObqGYTd8ZBmgefWVfq6HrvTfrtwfJYQEpfe2SfAnuYaMoyLPAYQGskNXPkQl",
-	"kjOS0pE9dt8uDUdbsTaEBy3yoBkRUwrJYib8ElQZlh6b4QL4tpvTo791MqpO5AIfIWDVqMjrHVDnNM+N",
-	"9lNXfuz1GFs0xcw1mLRjYP/tyw8pQ7IYSk0DTDla8FsJFvFudb39fIEwuvKqfLWp0LSQasBwoXjPD3bk",
-	"jPiiympfK4cdISqYLD8IHmubcQgdQU0zqgGDa9amz1XQfJOOEGaLPnrLFQkqhwXW1Kvxxfr/7ZID5o1Q",
-	"aeISmtemys52Cw4DbTxt2v8Uz0xWnf1sZS+cQaXNlbVprmBeLejgKc7RFDNmK+cE0Xxab7fyvunh6aEM",
-	"SXkLX4BlD6IBA1Wsbka2VuPfHpweXwF07SHdJC3Y+9uzS4SlLKYWLv7gpQ3jyNPuB3YPNbyuo5yrsCu3",
-	"6y/TF/BVtBTXuTHoZgV3Cr1QS7QZMEAmGgz3MsjGhZ8J6n8qi7jDYuEBKzUxDVNU64tGbigvpMbXxlaw",
-	"cvoquiBkwH4/JzkQnZzQGRoSNQcrs9IzzahcoGbF2agI1ujZNXpmjZ5Zo4dZ1rNr7Jbtudw1mCSECivt",
-	"ApcIqserlY5oyLOFHbMGLU+AR2vmwUfoaolL78pgyI/HbgzagLXDGh6d0fS6Svn1vlsDJsgYiyzXQOOa",
-	"v8wK15pv4b1AHmvcnDbNik3tPwdXQh3xTQUitSzgd4voFVb9YWcPz6DjXkqkk2dlW9DdWP20lbRrVBBo",
-	"wQN+SMuioGOAeb3adM1Iobbkfb1MJ4zDZuZVWxoTtCg1lYPWvfYh4uT52Cv7m8FDZp7nHzfpBHoxrMw6",
-	"qbB4KjX9lytRib5hXH2DXFeHjIwoI2hiy2VLXmdze8r+kBVvUhcNC9th37QisOsNKvPJDTtza15BoZiV",
-	"q/0VPv6TI8d+nXi1nOjEhuECQSCM/QLnwQOrPFde61r104VctVow9HHOkIw1m8jhMgLh7HKeEmrrsKmf",
-	"dWEpzKTAlvj2958v/7+DfxweR4smNAImdUNphQsDPPxV/VFxVMzGAmcEUWZ7dpbJBDv+Yb3IlGdF3lIz",
-	"QdmEDqlKfJywdhMj6JPYhcbYle7xwOxDVmeRxahxmtFZJmZ7MlMJGAC6kCAjLgjIH40tmqeDw5JrRE3t",
-	"2IAq44D2jBUww1+iPc03CdMcVNM1NBJJ0+besFgI2vRqQRt04iQCHVVgUKJjpbS4jPWUSPKPgo1zgqCj",
-	"weZRmoxIbfCu2+Ax5zftDR5XBnA8EtwqgqN5MQxeO7Ea2K9ESLPw8/7L9pDMkkiLbTrTkhLjWI7rHWg0",
-	"GqokwhZ50U4son7w7mS3NYbTno8yxJKWrYYaCqS7KSuUT46Ai3HTbbdrLJF6Y/yA9/jXbCWriwyVl5tO",
-	"CLleJFPOrsni0XSeD7pGVJldBw/T5y9eVmIdFZbpgy+d/6wc7ZXxBUB//UrziOU+qEZDkwpnrZON7UhU",
-	"eUYbiFqsaaHhJGdpKZqOtYFpeG5B65p2XFVY7JXtN6FFiOdpm8S/S9kYiGvHl36zsg20VM3PsDS6Q8mY",
-	"NLct535UdWWwFDmzjV68cNvOmRq+v0hMho6IolOfChNeQ1fvdUrznEqSagbbR2dMk3vD7T7BMLUE9tt0",
-	"PCHTW2XA+FBharXssme/t+aqrlcEAy1q6dJhY+oKcwQtghHXOqtnshSgSZP5aswhhuzMDFDmK8ulmEE7",
-	"L2+lNo5sPghZffrcYFGc2YbeK68MGiE3Xa+r+fbSqGypVSUuBaLG6qDGV5v1qtrpf8AggFlzjH3zTRnn",
-	"/eabPjq0ZrxVO8hHpdXiwD4zn9XaR2i57wwXSM5yaluxmBdGVIBxlXO2a+G1cP14B4wqq1bj3M3kviqP",
-	"cRUog7nRutEcL26TKHEQ8ZyGzMl0aAuxuNS8W/HKZ35a+tPorhUx34HsykU+aq3Zbos/9rir0SeIsjdR",
-	"Z1Tk+aL3rwLnwIOcHHQm8s7pf50c7ZrL8CHvGsY8BpN6u71rGuMwghPfufEWxLxN27egmdORVV8cILVw",
-	"tGEJhU1vlu495wxYvDe979K8yEiYLjniec7nGpvLvloSfN7foKvKqa7QKxTqzq1Hsq82vIjt70PbKdMo",
-	"yvwZkk/sOsf/dfjm/cXJr8sWsHKYfEzzQmrbHtJCZ1gLOITSHFM74z+u9DqHo7TdxWSjByEGn6ota64o",
-	"ENaVPhNcM43ugBkgA3scgeu55puoXFRwDDM1tXSXzic0l6oiF7F0PSxg+crCcIafPV+1Dlr7uP1kTm4w",
-	"sy0wXZtImNuk4Oxw92gI1uWABV9aWSiLczXhxXhiWL8GHjB7szroGNMWaJQV4ppVmiw0S2HdOKAGrAop",
-	"tCmg/oCN6u/Sac5n5gRs6bwWBcqoxMP8XtvKQcxKVTzRTeHsLCXfws8ZDFYwLIzIwmDH0bTIsUBX15Rl",
-	"V6H71HCUAbO98mzLB6wawS9jKOb5wseefOisqmz96ccFbBA3XdFtb0Xgec+PsGntNHZo2JPiSBICwTfk",
-	"XAggbNwCpgGZzYtzyl41uIuq/VVt71+O/GQgrLpOiw0tJ2/Qec8xfL3kReE+4NuFJBaHrZCV6IYIOloY",
-	"RAf5MWAxv8nETsd2Uspl4MAXTYmz3aH764CNaL07ghOKlrtMQbnfqXBT31jMdMjNaKqwInY4XFjbZEnV",
-	"fU4aD1DBMiJkyoWLLNUCgprrzylo3zYSbvXEmaDcTGJVitheuiEldgdswufkppLjLI16CWJkSBCeY3tf",
-	"3ti0q/tdM80y83yhrUw4aAVm9nI0W5kS8EjUgIqGJNVIjgrmb1abUiZQB5ijvwt+MPO76aejbyg4WBC6",
-	"QVTFRhmR9Pq9/eZBsNA6cSK/V8V9H2tS3Q4ftUWHvBtuWeVeGTGaLpKU8zzxHrnOijBR8wUTM7qT76tk",
-	"FjbdqtVvFbKVul04yjHcjBtZGLn9kKAtrlimgfM5XoBVja70Jq6MSRiE8QWZ5dSRyYv9fXT2SywV//MG",
+	"7L37chs3mjj6KijOqbKUIinZziQTu7ZqFUmZaGJZPpKc7NnQRYHdIIlRE+gB0KI5Pv69zr7HPtmv8OHS",
+	"6G40LxIlK7H+mYnFbjTw4btfP3USPss5I0zJzqtPHZlMyQzDfx4kCS+YOuUpEVhRzg5xjkc0o2qhf06J",
+	"TATN9Q+dV53fpkRNiUBqSlAhiUAzvEAZT64RZimShcwJSxE2S0o0p2o6YHvDGVaCftxLMkqY2rt5vofT",
+	"GWV7+sX/3720cwoPoZvn/ed/232N+IwqRVI0nxKGRlwvNOdFlqIRQWOcSdLvdDu54DkRihI4il5P/79a",
+	"5KTzqjPiPCOYdT53O/YjsR8/dzuKqkz/bRkouu5FPvonSZRe9EAf4ojc0IQ0IXXGCOJjhAFMzyRK4TnZ",
+	"RVgC9AAC6ODdCZJTPpeIquZ5UjJdpAIrkjbXP8jmeCENJF4jQSZUKoEFmmKJGEflq+7L/fIIAWDMj0Ma",
+	"gkYqQdkEfqUyz/BiyPAscsSDkSRMmQtiHOmH4PMjQhiSRAVfLJfMsFRDSQgb0ry55CVAJhVESg09DSiz",
+	"w2cS6TeRIP8qiFRoR5CEi5SkiNwQsUBjMkczygpF5O6K7yoZxWsWfA3Nsf1eIUnaRZShmUSSsoTAUyTn",
+	"yVR/ZszFDKvOqw5l6rtvy+9SpsiEiOqHNSYM8YQwFT84EBT8vvTs0ePB2tFb/Nzt6Bep0Fj0e3Dh5Usf",
+	"AhIIcLoN5Y8/KiIYzk6OIjjBEE0JU1QtEFYIa6BNMoIknbAeZygX/IamROgLrKIsI7tNCsCFmg7dO1EU",
+	"JXYzax2+ulz15ToQglO2AeJyKgjJaRoFg0PjES9YihQ3VG84TOSgaUrSIQbMWAOp7OJRiMxISotZ9Kcb",
+	"nNFUM4V1v1SDn126/H633Hht9To4PazagPlemhuuAVJLF5w5wC3hnkiTUEYlEI+XQBnBN0QOmLKflyCo",
+	"gnuXiBfR+5hRFpclONcYFOXJ9hc0WiDMzCa7iAvENJNCeI6pomyCzAo4QzunF4cv//bdd7tx5ozzXBIR",
+	"MGhWZBkeaaAqUZAIG8A3WGExLES21uMJZ5qFD/VXiBgyrvS3pOVQa79uOGoDmVreD9DYLXBDhAQQrvNR",
+	"QUA2R/n4of0RKTojd2LbKcGJojdO+EYkp5GNTjSu3DcRWLatFeJjq6gns1wtIqK+hcOCwKeKzGDF/0eQ",
+	"cedV5y97pR64Z5XAvTq7++x3j4XAC/1vKocTLXvi219DtnKjDgU88JlEil8TJtcStisF/i2wT6uLMTJ+",
+	"A3+vKKQvWig0rhh5YX5yFBXWcopTPh+OMGO3UO3M22iEWYtOZ5Xd2NIX7qfK6V62nM4zTb3Q+qjkWX0E",
+	"kUDlMH+s701fGBpzgTBi+jIzgCHwzxFXXSSLPOdCwR8wSjgb00khCHBzgZFetN9+7y0aAVxg17L7KtV7",
+	"kvWYEoI2kAMBeVTZU/2mw+PX5SOIv5hsLNT0CCscQZNCTbWmlRiOl2KFNVzAxkKyGM2okk7v0Kv3Tpgi",
+	"As5HUPXlATt4d9JHFwpPSE/mJKFjmqBrspAIC62GJhnWkMYScfg8zlApL5HUH8FqwKaYpRkREk2IggtJ",
+	"0Q3OCmN8NBQep8FUj3VEckESsFxm/YxPKOvnWMo5F6ne0WuEkZpSkfZyLNTCaptjCkaWXTRKdOWDq5BY",
+	"A+ukfLqiUm24Vw1787IxBuM7j+7XLRRnL+7XLlBM/ePRBQWRuZa38QUTnKtkipF7qrqwPiX8HudnRDrx",
+	"3VzY/hgcF03ojbbpFwCeKZ8Ro39E13Y8aJgIkq7kP471HAoCn8OZhEW0oIlvz7FXozXo5+onL38fwu/x",
+	"bUZZGpizVTLVD8K5LaFSibBSWrZrzVBxpE+VEUX66BQv0IgMWMUT4sEpLRi1PqvXk5p4QZa6FVKt2mq8",
+	"G2GWDtjOGGfZCCfXKMcT0kVkhmmGMsqud1tNyluivBV+mlOD+q4RPvKN0PXi2FwLC/wp4/O4k2Wc8bk+",
+	"5AoWZ+ATYUTm7/G7g/OZK+NjRHAydUqMeQs5URJenCZyCduqaGAtKONEY00u2V19qEIIoNACoVOicBoV",
+	"FPokZ/oR9KK/D/jIBZUWKkB5aGZfRjvnPx2iv337/NuYMW4Ut+EMMzwhM624a1BzJodWNhuVY90jd2Mr",
+	"FoJGX7Xb/rchRMLSnFOmoo8mGaazW+8p4SkZJlOcZYRNyHBG1JSnt17Nuls22P1EYG1SLXJy64/S1HCq",
+	"obYJKJsMcTYZGkF86yWlLFo8MP+cX8vWa8sFn+Xqjh+v8OClwHPSazjj6V2+Z1e50y0IcsOTtfbceA7w",
+	"5a6oJxN+h93LArjL3UBgsHDp6auPbOHgNUZqEbeVgTQ2Gb+4NiRcgixtpLwES9fgPjWJ4Ll+i1Q4b1X6",
+	"LsB3T9UUfbv/3OgWOE2p1e5rWgtlxr62mocDcH/AiBB6z8atJoS2zQRBuSBlbEDLS7DvraJjHcOgr4wx",
+	"zUjalDVeh2lRKo34DfSoaUXxkUWSECnHRZYtNpHC2uaD88Q/aw4I5wV13uze7CaqQ8ELMa/mtJhh1hME",
+	"p9pWRTMiJYADbNuVy2rlokVlgZ+MimJEu0UdCWuDaqJtvbV9Q07riIAqxwLPnDFnEedd5RYbKFnd70mA",
+	"VcFVMkJSiXIiAv2rH0PwTe0OxcFuQqAEU4YyrIhwWCnjCmrISwzYaxToKSyywR+NL2VZRPVAW172V7Ci",
+	"NX0RClFWwjRypOBB5hEntf19eZg2WF6vbF6J+Xtqh3WLB8dtHidyZv8rbdOqk+AJr097C7B6xFn/JRh/",
+	"U8yslr4MW5sb1MZ736uZPrC7Eu2XRIJhSbOhYWik32JjE6KGgONDb6HeYhVJ1LDq+L/lIjWX9oarBNZc",
+	"BQciOFIakTGDPY405QOG9/pok6P0iBABfjKUJBGkJebq3GXwSImMfsGIG2mIQbYMW5wKJxPGBUnbXjaI",
+	"vtlrkqbr8rgWK7t5AUuzFpwNX+YtxJITgsBUc2s+dL3CzbU8xUCvBHkF3qswwTckiI2/RriShcC2moLQ",
+	"lhGAxoLP0M4MHDRaYJfBCOdz0aj5UJkIa+5k02hvecOBDGjPDTiiMuE3RCwCsR6J0BmCS93DFdVypz8n",
+	"Wda7ZnzO9ipJQ6BfAqt8JpF+aAgP7cYkRulRXMXFfvZPhnsGfuiyGIbrrXRiH79orlaPoYf7CwEbA18E",
+	"zMczTLNfDfOjnJ2bpJAmoO0P0igVoUJIWCpLBur9nlo9wsy6BQNP+kY89QAVjP6r0Bq6xnc0IYyYNCTr",
+	"7rXXqbhjDObP5WYGzCpkr9Hz3ou//hUlUyxwoogAxv/7fu8H3Pv3Qe+/+/8x7H3oQxYH1np/51Vnxtk1",
+	"WcghFmT49/Pjg8uoTq4P2KLfh2fXe3RCpvoZnNGE/Kf9d5+Lya0ExQFD5gELfq2fewGxqfgoJWofhTk4",
+	"5vnXiBrxUhpkJRL6Q0r08t3JkURUSZKNoztg5KMaZpRdRxmXIBpmgqRUkESFUmQk+Byym8aq/KAVsSVc",
+	"p0rl8tXeXgDZvYSzicCqyOB52Z+qWRaPQbB0aDGnTVhW0J9pTmnNLs6yBaJjYx5RiSaCgGmgpthAa8al",
+	"GjBBEo274MxCmoOXNpXFHJaiCoFUzvd8JcetEpdD1drhAp7RwguiXCNXizPzzxgmQnIB+sfF2VtkXoLr",
+	"958pX46t3Wbk2hAzGMF99CNX0zKmiE2QW8vuiGHTZoTrnXobvIo8p8P3b395e/bb27vY4WZxixbV9Q8Y",
+	"KhgIHfsUT5JCCJKuNBvdadw2wguEP0RgGpdMLURn0EYiARGKZlCtCtwRlsQZCk0q0b+i9+dvALXNwj1L",
+	"OQlnjBiHf5xujcTuO/JN+GwlbPxmAqDEzx4BUrvQXRtQNUZ5a2hZpTmyXBNM7qE7A6r9/BFgvdHKUzyM",
+	"dhAGuiKuoyZUIoZrdcmfghCqjarOrVPi3dnFJdqDn/b0Okb6UYm8k7MlG6U1xFru3mSJZNTkKsB5QOJl",
+	"fDLR6ghlq7089fSMEnARqJ5KKlN2b+oYyqfapGHFbBRDzj++MgZuFrGI3+vJxVnv5fPvvus9RzjLp7j3",
+	"AtnnjQ9W79WARqNPSnGWWdusupO///ikoN1BQWsG9TRSDg3kW9JTArRt16P3v/9+f/+H/f39/eePUKWz",
+	"u9+2TucwvgbGdiWvjcVEuBFE+Y2FHaYDxN3zJj2u4Y2Gt59JmxhDNE667IA++rmqLpmwLrLeB0j1oJKk",
+	"AwZxJYwGnb8Miv39l0mG2aTQ16LwBP5CBh0ki/GYfkQ7FkIMz8hfxiKWeKBZuo3IxaXAnIzQjvGajHGR",
+	"qV3wmWNFb+IBFPvJmPPqgihEDYpgJuctlB7suSUHgQbZDG1+x2cSyBwScl4j0A+6hjHz2Ywzo17wsSZ4",
+	"xEF4vj8/iae3JZwpnCi5WYA2iFBu9mLGJ7w96M8zmixaf3b8Rz8g7xKZv0swOow0R3JROQtTb59JrzpC",
+	"dLMYZTSJ54HxtlyIwD0eI9M2am4zrliQ0mMMrJgVxVuKZvQvw8qKn1YbMVXTJdhdZO/nWJE3dEZVy/4h",
+	"9Q4rgjL9EHg5QSnX8tsx4KDeaU3zUK96OnxzcnpyOTz+r8Pj46PjoyUGY/XBe7IbLzlHM8wW7jgynpup",
+	"xGIIwnc4i3iFf+ZzlHE2CbU2OYVyyDmmCo3ImGvhLhZQXzLBlBlfMc00R044S6s224v9/f3NPcJLLNna",
+	"hcdQIkiguGzRuCLpmCCANQMspK8doGyyUcpA+OkwTQDElAZpPbEzqBIgH3MqFkNFY/GJY/gx7pV/jXxG",
+	"O9T/3LJKIScs1Viy4lAUKj8mNmyBFRJGe0xNCWr8bF7xjSV/yiHOMj5fDU/7WHDeggFZG0tu1RHr5hfs",
+	"qbaDEgzd4J6rlxMiYwPVovgI9Ai/ny/NjQ5MMxdxkwoLa0hhR9mwEkpwlkWyTFeF8E6ObmFiPX/xEo+S",
+	"qO4M+f9xx4U1BAJO4ooFHCWU4TatH9MbrdLtfJI07VZV4a55/PNuH4XFwAG8pjjPCZMaTtoqWe3vzbGa",
+	"7im+Z/ZUu7wW2SSrIaroxUYQ4HJKRfoOC7U4qdQG1HlSPGkfcQZFfg9a0UmY/v/fvWN4BrYBHP4Baj0r",
+	"SwalnwHsozCNwn6NuP9he8y/5U62lwoAYV7AZkvd1Erfup+mvzXfQsSB2NUmrPcq+KT/TZ0Pl82VjZAI",
+	"Aep5EXwUs8VmuQgRJhktf/scIksTCSK4UqvHaaZO2N8iuYomn05zsg0qkIzvkqZ9QDLAMWuVYcYZhXLk",
+	"JYVGrS4tvy4Y/mbJFS6u6AfaqpFa911WIJUo1l53pDe33uYrXh5c9cC5Y2xYLRNm64E/l/QnffNhUw1Y",
+	"OyCqbGuDOhZ/HrPsZlUry9zFNWyN4PNvU07loQ+mLO0eoJXfoC8E9rSlLSafitJEbpPZ0p57Eql6tUkm",
+	"d6qarra4WA44mnfCDVVeDuBZh1YbQJelNPlkJAu9WBmQ/WVFNpN7rF6XqwkhJ8I+uHZ6Lez8wqaxrqwJ",
+	"clusQ6c9Jwd+PmFj3qYFavwCK2g+hazsatYXmutnNJq15X8tTf9deXK78UZi8DFOIFSsBR5vSUlDJ0cy",
+	"mhW8disU92DXn6UOWIBcG1gv2rKPNcY5MgW1pUSKusXqA6oR01LDoIUNBMK6ygi6iJE5kQqNqTCek/XR",
+	"MKCxVZgYbrwOMweWBtjAo58UgqrFhf6uLyojUoKu/iPBok17qSpLWr6YCKJm1nvOVQ3NlQ7COg9k1tSA",
+	"gLNCSNF8xu9PWyG2GM3t5P8tSFtMav2NKP+0DXH+S6+KIGueKLMpqpeFv3dcM4FORXEsLyKnvxB9E1rT",
+	"swTt4O5Z0SuXcuHapVTcKRqJyko7rc+7thud5/3vNQh4ThjOaedV52V/v/9SIyxWU7invdbUPBsP1v+n",
+	"kRu+dZJ2XnX+TtRvJMvglaDqBZZ7sb9vKUDZJQIn/94/paErg5+rsDeaOQeAqnv2QfGNph729fG/3f92",
+	"a5sybrDILt5yp4HHcyCpRPgGU3CZ9A3VFLMZ1vioIeo80S1v4xEvDH9I+QxTZlaoXJ6+ZJr2XAMFnzDR",
+	"dodnOWEnR4eVx+/xNitVTRH4XYJCawNSD3Zr1Rrag3cnIJrG4/oNgUsHz8otIhvtN3VozyQy4ESW2wbX",
+	"mNmiM3tltaZ5BZNKo8QeTtOhK4rfM/a/dZaUtmbOZeQu64HEC3irY1g7kepHni42guQKE7vNdozXAK6W",
+	"1xJkdT2eal7+0BQ3lbeVKMjnO2JtTWE0JWYtLQUr+7ZPxvfYxDMjLbRcB5vaIvn+wyC5z8aZC84mXaNa",
+	"cIHA0wp9Y4aXZ78cvx2evD08Oz8/PrzsokrnxjpF/OqTF7BdHByFowW6OL0wQdvSWan1pdCbCsHgjz0v",
+	"4HoZmeBk0cOFmtpLXUYrXEz6NiltJpMXP3z31z0I+5XVzG1MT5P6iSsd3SLWtNZRx8tW10UZ8/iXZ4ca",
+	"Pd6/PT8+PPv725P/Pj7ajfFHs1lofqav5JlEBIuMhhKxi6SiWYawvDZOdp6lxOUjyt0VLLLt2mdBTsSy",
+	"i3fi571d8EncbXS/DflXXrS7IqT1yi6aT2kyReaqev+UPZleo5ff61uXzoJZetGhersHPvGGKJzE3L0/",
+	"LlyiiPFj+YQh8+WywZRVq9xO351dXIJiP2DG94t+07YzfLnvfKlDzoYTorpN5Runae/lu5MjCIXIAXNv",
+	"IG0oaq1MM1ws0cWC4VwSbepyzQCrSFpL+n6HJ6Rji3G1WSE7r37/FDUsjPysysRugCkNjhRfpi6A77yg",
+	"s3TWX+jDSoJU5KPag1qBCjHUF4oifnjztleO9c4LIjXO5BDk/9ztvNx/0USuX71PvbzW1z7pzrfksvb7",
+	"M4l8zp6+6ynBKVzip84bqxCuOEKVAC+mrv67cQxwRtgCH9OZyzns3ceXS9pui15ZQ8gN1cqPvfl83tMW",
+	"TK8QGWEJt53r/sR65l2wczMcfDjEK/U85SqpoC+SDZFtrMRVuoTvfSrArf55qejWj7/hybXtpbdFta1s",
+	"FblC17cPrqu3lb0wpYL02IdU9cGhSCViXNkuuzunw5O3vx68OTkavjs4PzjdtRt6+TAbSnCWlVvCzk8C",
+	"aPCwDpoimbq7AeZPoS1D0B2yX/FngsiNeDJ//6BlXtOx+PsHLcJK2nH9GnCt2zGVyCBU3/fbKEX80p6j",
+	"IGe1klWKWUNBm8rZvIgQ20WM2LbhQ9gOnd2n2X//nICR+RM3WMENvEamsJgQIBRVvqL1d2bypf/8vEPT",
+	"oEQm6Q7+s8ZE4iaUl662o+36Ata2EN6+jK20LV7pUnPPPknaJ0m7HUnrceqRCts64W1D3m6T5u7X2f4w",
+	"vOFJ9j7J3g24iSVJK36l+9faEvg2TuknZ/TazmgIl6tNuh8Hkay/7rbeW612PYy4NhP5ykaaxBWShm5m",
+	"G+wzKVhUoy8bsIJFX8v4BAo9bHIJ+NmBdexUSu13+wP2XhK5qiV2FwnSMw16KZvYuRqKzkh/wC5M7Ygr",
+	"nqdseEPxkHykkAg9DLqQBx0F63hrqs2hfv4y8PHeXWwZz9GnDs6yszEQ8Sqsht7imnhrF7RWx1OXnK1h",
+	"3aMBPGvvQGPNSL+1+5aOJjYrh5RFi8dOgyIwVDBFs6DSA1g81JZpjp0kJLdlO+uMNlvWAaIMJjvwVZDU",
+	"Nm1wbdKXe2TDD3Vrx11XyNsmEcYf+ZDC3Y2sm2OJZjjTcCWpF6JAvwlmWs66/gx2MI7d5vOtsndfENOy",
+	"26DtgL0BuV5f4AeUBwH+WA3Fd0plpnTU9WjQW3rxw9a2VCtyjIKwLFw1Va1YkZ6vhtum8uH4q/RT9nqF",
+	"JF0kp1yoXkZvghENrqPIHZzxLrdxr30yxh6ElGyb26gu0yjM+9W9sYbF5duiJFOSXLelT95HNHETZgww",
+	"WMNMMc+ty73gyJBpjm0E6OEMgvDSTKMVCdTWRZI7rcHJEsqCnKVHR3medjRJUSJ9TyIcKzzWfASyUNyR",
+	"YoTxcs9q+Xsv7STIViXePActXLbrOdt8Tle0TG9V1nf5mc0N63i9ntyyK5RKV8Ua/xyyjcZLw6wbaO6u",
+	"QU+8NUow+EbrLfiGFwLxMarc/x5Oy9FqYr//3W4fGVXa9kQpUzskmWEtSP34rGqOE5pzcf0qDNgOmOZw",
+	"Ze+moDhyVkiFpviGmMa3ZVUfPOvl4esBG1GWmop6X1SIBfHdh4KprPpJEK5TbRzoz9cqCM3cvSqav+My",
+	"QPBtqPp6G63dksMqnPp+6wWPcsmMu3emBlGub1Ms72Ct0fJjb8J7ViZdhh85xDOSHWJJ/OeHa8+3WvHZ",
+	"TcdlrVjuISyZpRIp6DvZxmFsgYxm+FCP/HC6/Vve7EHu1Xq3LxCJpgHDQ4lryDCzDfOBuMGFZxopbJff",
+	"HqRh57r2quzq8GO0U7La2+X31oSuZrrtWe8HaaohsnXfw3oeh+6tm9A366nvrR57WbsySR/G339HPhBg",
+	"2xdgBZVe/MYi9UThWUKwxTpXeDgT/5SLhtsqHOjzKPjD+5OD7TCGlGREkXbecAS/60d/EnxmFfTtcYol",
+	"LT0qzRq20fBjVfeOh4/Z+SMOC1A7h8ZuDU/FeM82fYXZuvUymbbaiJaF1y6WqPIKQWYwtH2Hm39r6q3a",
+	"CbvbJYtz+KBsHQdrykqrdsoayG7y38PqmXbED1vkXHItH48tgt0W9Zfz72ib8geWItG2QBEUOXAzEDQy",
+	"mP7kDylHGppjkH1unBt1N8tDBYWDnTVVyjImusF4CfhbmtYEwFZYv62MvC05nF6cXBy9vSd6aOvo+ngJ",
+	"4uL04guRQ9nf+ZFRQ7mx2xJDo0vy9kmhzHxoD1If+WfCJhs+iwLEI3SVzDLkJsmFEVGk+ICZaAw0nuwP",
+	"2IBd2kGDyPVb1Y8a39zvqyY1H7w7+bCzV5k90MM53ftLPf7aqyqy+qFd+Hq9u5ZtlTlypaaKWEBD/Npu",
+	"kI5r8yQHDPq7wRadCWbOVgmTzfDCmtvwvhnA6Ev4UUps60KtVHh/sy3+qm6TSpQLfkNTmKw5YO9ZRq+J",
+	"7fzr9gkdgsN9p5wYHFT4mmgWe1XrPnY1YD62gkYkwYUk9RbjesGPOUksZCSdsAqVGbRs+AARZVIRHIn+",
+	"l1i1dbX6MQf/ux0icKyPZDiSEahmDigJF6ymhMJ4DWW78Y8IgmVSpLFwBllNEuVcSqpRyuuH9hLCtJX9",
+	"3bifc9PucBwV1lmcZbX+O6YJPfSdGrCTMeCew9tuHbFO319cIodwV34XVwMGPm8tVLigE8pwli3Mgxx8",
+	"uWbcetCsDJ2MDQ4Gq3vcv2Z8bhNogo8g943ugFFl3OSCqEIwRycxQ+IK8fGAXZXGyVW1beXSwU/r+Ew1",
+	"T3eHfqcp861xE480YTyYEdYQ8pSlelkOvdwU98zKjB+tXyy4WTQ2elTRVxpBklhfwx2520dX1uK7cl8m",
+	"0mKFxrkwbFOGNgo24gVLWxfWOJCR6u2Vy9s4CyPQNo4LUvnK2JWs+fOkBXECuf4dQcaFdD0hHZe0rKKE",
+	"0oCNiH6oYA5UqebCM8qAU7dTHVAX0lJU079UmiUE8BrXb2MKhmvlOME5Qh4GuGztb2dyd0NL/EOI6+UT",
+	"92uTO9+PH95Yzdn8w+XBPOakk5qXYlP3RaAv4pq2CKIHT6TGCCv2w45TH+6mzIbDduOq7KGNepiifvO0",
+	"ybP0jXp9ilAwIuuLKqygPhMmCxFMOQV90nEXfxKqAa0KkJT6Bz5nRFjhPGDuDv4kCjCqfeXi57P3b47Q",
+	"27NLJMgNN2oTnLp8373sBni4CQLIaV82MT14B/JwS8kFATOzfmp37rMGHIWViUpNtddg4DuHqV+Jzpvx",
+	"CS/UMGgJuVz5fSZjN9GFxASjDGMpeUIhaGBX7ZZIPGDuhizKupsBaUVS2UdHpr2HKXoXBQG8hdm6V2Oc",
+	"SXLVDRXoBDOb6mNsqPQGM2U7JgAHkHwM6de8UMjMDIkTvH6uZ57brYpdmKgzw5RpQgiGKntRW2mOHyju",
+	"jMwrY8Yjnggyr3K7mgOhlOZ0ihUZYYYZXi3SKx/+8GXUWr/1T58jGXzLVQoPEq9TGCb1pE88Ln3CCW2v",
+	"TLiLexhtYkXcZOlNgmZuUjP9WD9o0F5zc3/zjdbjS572zTem4mO5WoK8ThJwPujHBkPczPXUPYvS1GyE",
+	"+MQmjisM2FXj/FdeAajoQXAPTs4BY3bkaxLGUrN6ZtQIrLwa8vtVmSrcBO1VnG9qaNurMr/evPTzx/Qa",
+	"dglT3qLVJbPjLiIfE5Ir2MGAXZ0OL38+Pz5+d3I0fHt2Ofzp7P3boys3nswY/kZoMO4BP8MqmVpVa8Bi",
+	"t5c43WmsTU+jmASqj3WBwRQ6qN4xb1u70SzoliqrbQLvKUpgNl04TaJ6lpO3w/cXx+Yg2hIPDhPTxyy2",
+	"+O5Svh+LHRzYRYSC9B0tYNPg3PXdqDQmhU9ro3a0QMbYNZWANCGIGltNcyTBM8TtgJtlcZVzIolyqtHj",
+	"iDfeqyfmXoKRUbzaICRTStRyjFYnRjd+yJNt8ASYBxTQqcjiO9TFjIkgLGnPC7GxFUESPmFU+tzX0AXY",
+	"iAdpQLmAEJBqOf8LXZ0OL47Pfz0+h2Nenr+/uDw+uhowrf/VOESgHZYOdlFItWf9JDGv0IC1WSDrh6ZW",
+	"XdDR8duT4/B2LpcCz01Q2s6dxVyv8IUlWdcIS81e7IBCxPOyyW2YE2HH40ZiZdpqbWB+lUU7rTcvRM7N",
+	"zEShuY0yTKumWDyMXrEiAn1LxaISM/xa9YoIaDdXLMwiD6xZVK5vE8VCY8DF6cWAVaigstwXUy4qu1hX",
+	"x3CDeu9Vy3gsaRx/BD3j4vTCX0pc26gOI79XleNdiFJPmseT5vF4NI8Kt9tM8bhfj8Z8yvGMLitBBDZw",
+	"Nmfbbt1l/JnDlrarVA4nwBgjRbG3GNezWRv9Eck4m5hMQ8gSYDYKumUf4HpN9atM5c9en65ky2wSH7jC",
+	"1ThVe6Iz9KqbTzmVsU51zdFuYcMiG1io5qxNyUyS7IbIWOMS9duUn8j77LRTjpda0hIqGMRVRkaC2Utf",
+	"rCeU1e2qfaEQq2QZPHTbJ9NyyX57ux3jNpqT9jnei/3u7eFaKKNQ071P+n8vFzn5vDfGWTbCyfXenIxa",
+	"RcFBoaY/2Qdt//h77Fj98+Xpm7Jf9YNkDr9nhtX7yrmH7FUlIXRoM3LcfZgO7BqXGjnCvmM7PAJGb06E",
+	"5pu2z5OyQ+VXtmdf1UEDVuqisoNHgnOVTLGZomlbhWjLuKWroUOzTbv+N3fy/uSgnGA31ZqTgZoHg5vy",
+	"Ldv6fEg/Z26zFovxItGAIO67f71pstQUWxdEudp+uAOAwzNp3EAj/jE+bHbc05aDVDQjPdE6xfww40U6",
+	"zrAg6NI9/kxqOVy6X8aUZGn0I5Oex5Ql3zAywuDTnKYToiDmbVffEeTw4N3l4c8HYDdND82Te3472m7R",
+	"l44VtUnmM56S3eiGpr3V23FfWPeYn794Z3+L8o2pE0AZzww+mBR77+UDS+yJrUbZajDU3lKSJtLXiDNk",
+	"sxpL6GqtxnGc29ZcJDg35RGWztuMsMPwua2aYfUdLAN1ZReNIvDwx7VbFAUvucSZr6MPl8Uyc1jNsQNI",
+	"tJo0pjY5zJmKRwbW6+RovdUu17GE7IA5X2pYJfD9bh+dHME1ORXWm0bevQJZ11iQAbPtYWJVHvoQR/YM",
+	"X0m2W2uaWzkpGoAL2d6Oo/i2TC3D0Ft6LoWTiR95CwZvqgqCJpwRU1BNBNl9LF0OGCHptqnfUIBEktwQ",
+	"gbPoqOrQfHetHW8nYwLUaxMvITFu2cG3fn+xcrD3HbC7FcXuq2tY9dKWcG74fe+T+Q/riip7TWzOv80Y",
+	"zJqzeNdxdZNIWmXrqI2rV6bVW98aZumACTIWRE5dNFcqnkOPMXBUK8RZQvoIsNm4ri0jcxsbsKpc8Km2",
+	"S2XC19vx91EwY830SlaM5VfBiaG8q5ULg0mwJg/urmCy9zrU3HLQZdf7sPYXKIfW/LLoBWCmEhpLbV2l",
+	"br3HNX2sjjvfcghHe2WRZ68plXmGF0h/EO3gEcQKM4JviERU7fbRQTlUxNfnmHZLY8i32Tkdvr84Ph9e",
+	"vL94d/z26PhIvxPl8wNm8jjCHUAAxc6OcHFEm6ZDg7JwaNo+YDsv9p9XRjV/v/saYbbQYCaZJGiigf7t",
+	"/rdNjv4+T/HWOboF3tDcVltdQwjie3PaPAQn1jZoAXA0MYIX24w9rtEnMaI6GIxKA4x64H4ybbN3/ows",
+	"7ZxoFF7C1V63aXhQXmeSuDgjrVopeO+XGQYwh+GnjM+3bBtAvd/aloHfxUrjwKy7rmlgc2NI6hr9L3Ir",
+	"KR5xG2rvOgr2HOb/2EPJ28/mBXDfR0e7tubIr1vbmkU9+ZXMkVbmqbiGEKLstWdaIOYK44+Orlx+eNWl",
+	"vodgbNgGmzKqKM6sc264XFQdhVoAiGRG5tnC79Sx1u6yPn/t4ITJGfCcWXwD4C4vG3S/dsHaceG/SqpS",
+	"fUFrQ7aN/AjLPF1PU4vBqGp+tvRibp8kEkzvqO7XzzRo8astWWyRky4i/Um/cfgwHhrQx9Cy5OjnNDdf",
+	"fZN2apz+ACQs6Htc3ZQVfn34Do5hE6Go63J53ldjLM0aI2WmfEZaG9XUgWm5ZItuGEHX6KW1bX9OsmwI",
+	"/GWlrUZlwm+IWJyULoTGHVaAGYKuu3Fmm1dboKq1Mirq4WKB77DwvYojGbCWsrBn0gHVPayaaQcNmeYu",
+	"O6fDn87Ofzw5Ojp+20XW/Do6Pji8PPn14NLMEHvUKkPgOAyDNuDakLIAL0ctp+52rmZTxd7eM/GN+f0L",
+	"t38Puz8E2Lf9UX8nfmHp6uvLL2vop9b9RJUsralloN3DWbYKvAdZ9gUhfAyzXSonDUyXh4M3Wb6PEPo4",
+	"y1b6761YWNYO1DywLbV5hdpkSxJK9Wi1QlBd8RFqBreR/avE9TKBuo7oPACPku0Ug+kD54BXbhhR6eUi",
+	"FwhnguB0UWaQPmIBdPzRz5aonckMtNQw3ob8cWV6y2omv1DLJp9uQZnpHJRgaTyvgiCMoNgh9G6ZHnC+",
+	"oYGpqzu3/1y7PxUsLghSc46uYdgNH1sGaF59pZ/roSv9tyv3RwkhQem9bRL8Sa4h47jIMgChgezIlQ9R",
+	"iWROEjq2x+7bpeFoK9aG8KBFHpQTMaOQLGbCL0GVYemxGS2Ab7s5PfpbJ+PqRC7wEQJWjYus3gF1TrPM",
+	"aD915cdej7FFE8xcg0k7BvbfvvyQMiSLkdQ0wJSjBb+VYBHvVtfbzxYIoyuvylebCs0KqQYMF4r3/GBH",
+	"zogvqqz2tXLYEaKCyfKD4LG2GUfQEdQ0oxowuGZt+lwFzTfpGGG26KO3XJGgclhgTb0aX6z/3y45YN4I",
+	"lSYuoXltouxst+Aw0MbTpv3PcG6y6uxnK3vhDCptrqxNcwXzakEHT3CGZpgxWzkniObTeruV900PTw9l",
+	"SMpb+AIsexANGKhidTOytRr/9uD0+Aqgaw/pJmnB3t+eXSIsZTGzcPEHL20YR552P7B7qOF1HeVchV25",
+	"XX+ZvoCvoqW4zo1BNyu4U+iFWqLNgAEy0WC4l0E2LvxMUP9TWcQdFgsPWKmJaZiiWl80ckN5ITW+NraC",
+	"ldNX0QUhA/b7OcmA6OSU5mhE1ByszErPNKNygZoVZ6MiWKNn1+iZNXpmjR5mac+usVu253LXYJIQKqy0",
+	"C1wiqB6vVjqiEU8XdswatDwBHq2ZBx+jqyUuvSuDIT8euzFoA9YOa3g0p8l1lfLrfbcGTJAJFmmmgcY1",
+	"f8kL15pv4b1AHmvcnDbNik3tPwdXQh3xTQUitSzgd4voFVb9YWcP59BxLyHSybOyLehurH7aSto1Kgi0",
+	"4AE/pGVR0DHAvF5tumakUFvyvl6mE8ZhU/OqLY0JWpSaykHrXvsQcfJ87JX9zeAhM8/zj5t0Ar0YVmad",
+	"VFg8lZr+y5WoRN8wrr5BrqtDSsaUETS15bIlr7O5PWV/yIo3qYtGhe2wb1oR2PUGlfnkhp25Na+gUMzK",
+	"1f4KH//JkWO/TrxaTnRiw3CBIBDGfoHz4IFVniuvda366UKuWi0Y+ThnSMaaTWRwGYFwdjlPQ2rrsKmf",
+	"dWEpzKTAlvj2958v/7+DfxweR4smNAIO64bSChcGePir+qPiqMgnAqcEUWZ7dpbJBDv+Yb3IjKdF1lIz",
+	"QdmUjqga+jhh7SbG0CexC42xK93jgdmHrM4ii1HjNKOzTMz2ZKYSMAB0IUHGXBCQPxpbNE8HhyXXiJrY",
+	"sQFVxgHtGStghr9Ee5pvEqY5qKZraCSSps29YbEQtOnVgjboxEkEOq7AoETHSmlxGespkeQfBZtkBEFH",
+	"g82jNCmR2uBdt8Fjxm/aGzyuDOB4JLhVBEfzYhi8dmI1sF+JkGbh5/2X7SGZJZEW23SmJSXGsRzXO9Bo",
+	"NFRJhC3yop1YRP3g3cluawynPR9lhCUtWw01FEh3U1YonxwBF+Om227XWCL1xvgB7/Gv2UpWFxkqLzeZ",
+	"EnK9GM44uyaLR9N5PugaUWV2HTxKnr94WYl1VFimD750/rNytFfGFwD99SvNI5b7oBoNTSqctU42tiNR",
+	"5RltIGqxpoWGk5ylpWg61gam4bkFrWvacVVhsVe234QWIZ6nbRL/LmVjIK4dX/rNyjbQUjU/w9LoDiVj",
+	"0ty2nPtR1ZXBUuTMNnrxwm07Z2r4/iIxGTomis58Kkx4DV291xnNMipJohlsH50xTe4Nt/sUw9QS2G/T",
+	"8YRMb5UB4yOFqdWyy5793pqrul4RDLSopUuHjakrzBG0CEZc66yeyVKAJk3mqzGHGLIzM0CZryyXYAbt",
+	"vLyV2jiy+SBk9elzg0VxZht6r7wyaITcdL2u5ttLo7KlVjV0KRA1Vgc1vtqsV9VO/wMGAcyaY+ybb8o4",
+	"7zff9NGhNeOt2kE+Kq0WB/aZ+azWPkLLfWe0QDLPqG3FYl4YUwHGVcbZroXXwvXjHTCqrFqNMzeT+6o8",
+	"xlWgDGZG60ZzvLhNosRBxHMaMifToS3E4lLzbsUrn/lp6U+ju1bEfAeyKxf5qLVmuy3+2OOuRp8gyt5E",
+	"nXGRZYvevwqcAQ9yctCZyDun/3VytGsuw4e8axjzGEzq7fauaYzDCE5858ZbEPM2bd+CZk5HVn1xgNTC",
+	"0YYlFDa9Wbr3nDNg8d70vkuyIiVhuuSYZxmfa2wu+2pJ8Hl/g64qp7pCr1CoO7ceyb7a8CK2vw9tp0yj",
+	"KPNnSD6x6xz/1+Gb9xcnvy5bwMph8jHJCqlte0gLzbEWcAglGaZ2xn9c6XUOR2m7i8lGD0IMPlVb1lxR",
+	"IKwrPRdcM43ugBkgA3scg+u55puoXFRwDDM1tXSXzqc0k6oiF7F0PSxg+crCcIafPV+1Dlr7uP1kRm4w",
+	"sy0wXZtImNuk4Oxw92gE1uWABV9aWSiLMzXlxWRqWL8GHjB7szroGLMWaJQV4ppVmiw0S2HdOKAGrAop",
+	"tCmg/oCN6u/Sac5n5gRs6bwWBUqpxKPsXtvKQcxKVTzRTeHsLCXfws8ZDFYwLIzIwmDH0aTIsEBX15Sl",
+	"V6H71HCUAbO98mzLB6wawS9jKGbZwseefOisqmz96ccFbBA3XdFtb0Xgec+PsGntNHZo2JPiSBICwTfk",
+	"XAggbNwCpgGZzYtzyl41uIuq/VVt71+O/GQgrLpOiw0tJ2/Qec8xfL3kReE+4NuFJBaHrZCV6IYIOl4Y",
+	"RAf5MWAxv8nUTsd2Uspl4MAXTYmz3aH764CNab07ghOKlrvMQLnfqXBT31jMdMhNaaKwInY4XFjbZEnV",
+	"fU4aD1DBUiJkwoWLLNUCgprrzylo3zYSbvXEXFBuJrEqRWwv3ZASuwM25XNyU8lxlka9BDEyIgjPsb0v",
+	"b2za1f2umWaZWbbQViYctAIzezmarcwIeCRqQEUjkmgkRwXzN6tNKROoA8zR3wU/mPnd9NPRNxQcLAjd",
+	"IKpio4xIcv3efvMgWGidOJHfq+K+jzWpboeP26JD3g23rHKvjBjNFsOE82zoPXKdFWGi5gsmZnQn31fJ",
+	"LGy6VavfKmQrdbtwnGG4GTeyMHL7IUFbXLFMA2dzvACrGl3pTVwZkzAI4wuSZ9SRyYv9fXT2SywV//MG",
 	"iciNPf157RMUVIW7Y4NBULsOG4/fsgXjAX1bE6ay5VvZMG6FuxoxjzzFbV2x7gbDbUfdeIA5RFSibyAw",
 	"/I1WOQ0a1RNCVs4OqM43vdWwGVSfNTNg228Db8D6NGdmszkz3uMUNr72EQI/cKaRfmDdENitA023zbQ7",
 	"vUKjtTa3ResLcNEbM7IyusB0B960wd2qHuYNsXIZO17IZikkDT5y51djmoPh3Q3qd4cKfBJa222SvDdO",
-	"EPrZaLzdlqnDoNdZlQ44JsvMd7v6goHrpnw6herukjs59oHq47NQZXpWENVlUonC9D3Wu4RUFm6ardvW",
-	"Sr50US8LwLR5BxqqOU0pL6Qxx4mdTG0Sc5ujmYHlRxioXlifuQ6w6ih9huByjafrm5bW//aGwmHlZbAO",
-	"BhRIezWNTv/IgJEGowECf3fdFfDnbP1vDT9APoveZm4+jAevC/QfyZgyWWdE1hHqHAke8ZwzJytE3QC8",
+	"EPrZaLzdlqnDoNdZlQ44JkvNd7v6goHrJnw2g+rukjs59oHq47NQZXpWENVlUonC9D3Wu4RUFm6ardvW",
+	"Sr50US8LwLR5BxqqGU0oL6Qxx4mdTG0Sc5ujmYHlRxioXlifuQ6w6ih9huByjafrm5bW//aGwmHlZbAO",
+	"BhRIezWNTv/IgJEGowECf3fdFfDnbP1vDT9APoveZm4+jAevC/QfyYQyWWdE1hHqHAke8ZwzJy1E3QC8",
 	"nwb+y+babHtk0AOpAOuOhAnuY8DubySMge/TNJjbTYNZoRNUxsKAYmA9NcoJNKMYhEuuVg+0SuheflIP",
-	"7kU9qDOGB9IOAjy4pY4QYtKj0RRCaD4pCn9MReEehgEF5QweGe5BizA5F0s7g/7qntlqKWjBpNJ0kYwI",
-	"VoXwjWJswPBd5eFIz4+qn7HbCU9yy6a5fol10y3cC83AmieQeN+eSppIuUy0hY+5Nn+vbmxT+5AO87ud",
-	"z7HU487FuG+TJmeCj2gOzeP932yVTZJTqSI/JDeUzGN/N0XVWg8LfrPbTjICEXasSIsXHwML7qwYDRF7",
-	"M+yNsbRV3z024/fzSl4avlh94ixIG/+okFRkppXQCcEZ3NCnzhtukGLFp6Oay132DTkUtHRZ7/iJGjA5",
-	"oIskhkDffLLYbeH7d/38M4kOL85/KlMnoQKUjTUizQVnYz/ZoJyUaeLamSlvqJPbZeVRxyfNqXYcPpY/",
-	"JIWgu13EZ8TnwyCDjM8k0rheL0k2mTSdVx04dAud7gUI39o5wNLskX/0voeJpJyNqJhGeWQqxShenC+w",
-	"mZixtBZhjfTyz08k+JWQYInRsvLaji+39AUqEGZGFjHhAnZvS3BaDOyVjbVX0Jx+2jQBvneqa6OsZQ2x",
-	"ngjoayagY5ZJ8GKZmVc7BlN2XwcNqeM92W9FOiEfX0o1blDyF6OYtBBCy+wlkqfbMQ2TEqjAidsDjMyX",
-	"LxE+kLRLzSci/ZqJNOzy7eVZKeIsriLOyC1FmpoIQmY028PZatq8tA8fZPdOnkFj1yaF6r2IxWYqZtnZ",
-	"9InAngisHMqmoNUMzjLrEKtGqLmoOtR2sJmeTs00+rsSnSBTfkPWprtzePyLkt4TeT2R1wbkZTBWriSs",
-	"O9KRSRdfm45+hcfvXcMER3giSSqIahFkGdkSmXU78snGeyK/em/eLJOVSJOZbOxEGESMNiO9VGMNU3uf",
-	"xgIzVR16X8vWN0/e/zTvjREOhk/BrFb7i6HU3ceKiNig4SPAv5ZhKLf9rpuUb1taSFfBh2aCjyGrM+J3",
-	"txhoYGKSLqrv70g6ZtA3cpV6ts7QJovn25nqbWni/gd6O7ytwhuC2/oyM8IW0eHdcbnzBxAiTzT9R6Xp",
-	"A42U0mIldd788O3NJJTxY7aKJeOVBw3Q0lc8nt1WBpaA0vYHCgM/UcYdKKMhfWwnv5sAf2zY9/ynQ/S3",
-	"7178rfIbRH5XS6GosGhi6hfziZeI/yQcvmoSMBgYjPkAU0JOoG08qwzu24RnLx8Vd0HH7IStk3Z0GbQW",
-	"EQaIikNqL2WF/u+2Al+NKk9M/Wtl6tpg6FFmr+FWzNrg6Bdj0IC/G+bPVLtLPnH1r5ir0zGDGmrb39/X",
-	"Fu+Y7hwCnRztQhpNOIxvI/a+dHKT/v5Zob4Q9Tyh+leE6pD1oiE4FHxuxt1a7r8ZSnNtob7Y881YW5WX",
-	"M/3IgX9shQJjjcuYiuLwMQHg3CKJ2cYjViQxt7wsSEYFSSGVddX71SMVgtn+ua/MDl7hGX31DWr+3WiO",
-	"rwbF/v7LlGbw/wTtaL7DZ4TRbLcFNDLltwOJVCZbfIPjwAoavUYCj6E6YsV1TVf5C9qui2ckSSc4zwkb",
-	"b7jJixd//a5lX9VlkylRE34rjGCcpbc62Ezw6Wwzbfvl/otIuakt+wuUN4iPNPmkLyLdtDpvvRKgM03e",
-	"S+uAyukpjo7Q+/OTcObWDuPK/0iy3WjGecWl5ocNgefhu++//QH97/9823/eRe9+OTxGGgVcR6us4YKY",
-	"Ca54ynMt9ICTtTE4mz/q+JwXL3FBDszO+C0OKm/cd5C1ZWKqYQzrifxtz6dbWedjQauP2EXew9Jt+I92",
-	"EtfmEeZ8uVbWXQQDOW5w/sAIfcCQxzhHUNGcGucsq4VnvKPsf//nZf/57VHzmiyWVpfBKX7RD221vMx9",
-	"tl4KVhaMLS0Fg9fXLQPTDxuAff/X59/vtrjq72k+IMAPvejvQ684KhEfjWJs6R8XZ2/Rb2SIfiELdAEl",
-	"rVhZLCYSnRz5AQ0tFxkbrBcfCARbMu2376loPvjCKVE4g/E56zCH5/e/hTa50i3HTHh2aLsfEjS1S9yu",
-	"YfM2+IW1ChK7N78hLpzBkITaZTOFqJypYeWopYgfnpfDy2xDRVHkRLY73JczFEFu+DVZId3OzUNfSKC1",
-	"zzeFX8A2SCaUqe0KveqFGhBkxjtg9Rdbqb/72GSR2Ws4gxqUsLDXPUyq9jOSLXLt7/9wWzRS9S4pESy6",
-	"tEPXvwgStaedadvAMm6xrJyodQXIlkjcVJ3IFILAiow/sHLi7pdX3DTntQUyO+HMly4qibCqqVWO1UWg",
-	"lnYRzRI3Q0NNnIn7pQkI7TimDHfZRRXVP5mZPjldJHM+TzI+Z13U7/ej9oo5XGmnVFcyym4NMgF+3UIx",
-	"1KZgMVsaR3o/WzeOVNVawzCS6cauP0bZGBWztqASAHAzw/2dICOa57LZJN9Oj6LshiqCcsqujZyL+x7K",
-	"Fy0pPdWtP+WDBsGuYmazFowz5j/MlLnd1+X4puqEBp7TdIGwRF5Zv0Oc7P3s/hPgUjJTiSKipVtHOuqp",
-	"QjCpaE56DvnjT95DFjekwsflZ0+QFM9UOsHLt2V4S+yXSW+tBZYGBteoS+zGuEzUB2MKTDfIWe92NBv4",
-	"E0Ysnzjb/dVx2cQUbOJltguZ43U7yn7XLwskSDIU1TRioR+5YHgmyR7OppTt3TwPum/sfdJoaXPhV+oV",
-	"MOHeBlW9AK/mHJvltpNyXPZJeC+JONC772xrHLFv21HTKXPJ0ZzOiBtrN6I5scP2xXWZOwSvZ2jHNs43",
-	"A/x2123//nmrXj3fzCwp2JCyLBFEQjP/TysGabW9uOlgLaoNUHdV23fRtBsA4UhGzxO6YWd51xsNphNs",
-	"0JptCz7IFOd50JzN9bACInw4b6jLaTZzUDVImkNk7jJBJuxlUvZk64K+1Wz2A63k+m1sKXSmtnnGwxFG",
-	"b20Yb4u0ZCKDKynHPLYOnRwgeLZrRwRAe1wkJ1woM3lGs5ZC2gb4rpv/QxDPxQQLkvWMctgYkQRTMRkM",
-	"h4r2a8NIi7yc9ApJzAnhaLJ10X6oV9dGFuMUBiJOCJqQj+jn04PD3sXPB8+76JosXBvdisZmPmMV2y7i",
-	"owGzUHZKVrfaQmfQASQbdDRvGHQYV+7fO+YCiADXx4DBkA8oLtvton9yN+r07fs3aLhQRLZP/P+NqokB",
-	"6oVRuLc2OR8EX7Thn53C3aJWRuaUN5eY4jSeltdCCWvk5XknGivyYIxLd1OduElx3XCcjd+HOcSHB/Cv",
-	"LR+avFEHo8Yg2Dgo2ypj7zIQ07R3rUzTezi+8yPOUI1YoaLaXmZVepOPVEK7xweU25od+Y6nU6zSybKw",
-	"DmwzmOPnR7VoNuZ1eWALyPCrFeIvNErbY8RvqKyIwkvz+Arf4BnLF8gZTqIgu9COUv/R21NGkQ3m0sec",
-	"dPBszC9Xar0ftkppLaDxcezlfbprYFoZ5459bV3a8vHix6NpblHb02gnI85duQlS7zEyb48xHYI7r3lp",
-	"WzP8Ps6oWCRa+WqqIr+5EV/W/2/iIGaIutQqT2qH8sx4OnmNtHwDvYcR2znfDPA088C/+1ZTTFwEunHh",
-	"n7udnLCxmjT38gb+DmXCSGCW8alzpDuj8/l3XfS89923u5E55GHAtQVLX7tlQefBQ0mY6sOC+qO/H/T+",
-	"G/f+vd/7oZ/8n96H6GTuQhKZuLbTjQ/9zOdoitmigi8yAC+8KQMwFswPkVoNuYeIp23IV+LkycjcDqt/",
-	"QMv4BucFCT1lVqw6xH54ufpwXMqwEC2dm5xqI0b1Cf7/s0Ft1ziz7qPSf4+zq3tCvOPpTC3OVkshUPHM",
-	"vrOv2fUR3Pv2vB4aqq0Y1l3LfXHviLI2hwq50xOKbAdFwE3CGWnDkNXtO1Sg96zvSS8iiPd+ln05neot",
-	"mRtFarGeGvXaqiJIcXRNTOTpFmrVct1Eb6qQBIG+EdNAYrv402gkBeBD9uW1kiees1WeY+g8LpaeSYPs",
-	"y0w1ScrewY86Mniut+raLW83MGjbI9sxHxGzjI+RZlMLl3TJC1WaZOBViYUBV3ZVrvs7w6c/fGHGsobG",
-	"6d3t0F5UPQUBv6Yg4IUJCRWmKLUstG5hNM7vm1Smt0dV5trI/Jw4Yl+z5dHKyfebJxRuFCEIDxjJDAgp",
-	"vnz2w10mxj8c5dW3ADPU0U5l9vpuUCqhf6qPVu+iYEr67p/VIfHbhMCwzurocwMUzDI0EoR0tVRhzWAn",
-	"SnMuyXJikl5Y7/lgYZsF6lNpLhRWxZYLzFpDlXVch+fWzjPRTyMJ+30SLF+TYHGEEwI8ctYvqJ7GzO2L",
-	"OJXday7ABgT2qPRGQ9VPWuNXSNx/F5gpW9RmKt3Cc75GjA95ps2sKbeTsqaS5DdLEshqstBnvXx587XF",
-	"5/rMl+4BEiIWjCG22rT9PadSya4t+BswixqCpFxkJENYhu8UkvSNepEUTNE8mUo0xRrCVNmgZjOP6Y2G",
-	"1oHcfqptdSP6Lxu78+4/iXZFLk+dvYZPb5Qa8MTiviYWd+BLd01EbhQAv+u6TsKZn0k0JBOcj1qZ23zC",
-	"qax45aIq/m/6sZKA70myw1dO2IgvMww995KupJ8KlHLGiBko/kQLX5kuL0y+M9i4czeZvoYpc/1UIW3I",
-	"+ktJ7hgJvjD6xdKcPC09DfX9+mJlNt5oJInSYl+DQQt4tMPIR2Urq60aMBPkxo7QH5Pd18h5mvfbkvNG",
-	"gk8ruXkNaTuljE6LaefVfkzS1rd5yqVyef3SDP9XhWDlTp7vt+4FIg7b3MwvhMyku28Jdc2YQi0zjOHf",
-	"oWPGhcsZ15toLTR2SbMb1Tibz3tgmJEkQDAzLKBJls3Ihm+77Ulb9tXSv9e4KDfYBeRoopzgGyLR2MzY",
-	"j0choqXd8MLy7M3GJ/WKEAeVJl8USEJ2UWUrWkPXG/GxU/PCkKtJ22bMOrfZDGVpXmSkUnpU3kykMCs+",
-	"HN2/e6c95Dy9vsXnzWsbftmAPLwL91U8x1TBLLjZTPAbnFcxootwnrfuxbyz8W5+KfehJkRaWarfk6/R",
-	"oDPoGJcN02RvpQo6JzOClXFWLyFOWKSynXrfqqCFTC2ft5lM6TC0skWDrbfeJuMqKQsetrNTLdS0TSde",
-	"I22boDGHhHKZmu4VwFja9gPvJcNFZSuEae76u+MzVCbAATpd6yQKaza6dYqY4IzPkyFmDP4d1pt0O/gG",
-	"KyySQuSdbgfK8CF3Tt9ZjqVKJCHunx7RCzkjLIP/9hj3obsGz0M7Iy7mWGSya3u1A2ZDgGGIdoY4vYZf",
-	"22mdiihcRp1uZxjbw3ZDQaVkb/oDtMj2tgGUXGth79motRM0TH2f70gTJYXzJUm4pQTXWhPNoX6hNb8m",
-	"mk8j1k+6BxVIK0Mrk+3Num7/69jSZ4yUE5TsqZ5MiS9TCmCMBXcLXWS7J2P9bUU1p/q8RJVebc2GAav7",
-	"tGcDfF1a6/yEZ1+Vh9rkNVSQ/HEEnKpf/ImSPJMoJyMFhoBUeGFdwguEBemX6TmCzHKc1sZyD5g2y3M+",
-	"ls3UpoLlRGpCD9Oi9MWDHvp6wEL9WxS2wGM+4TkpVXPKmfFdC/8XrcoQkkmEB8zvbj6heZBLBA58aN/J",
-	"XiM3MVW6M+gPDZi9lmfSDYoksh8MUplgjaK2Wtk01dB7kXyg5SwRDOeJXpPbOCNmZuDrTC2MSY4FQYKM",
-	"jEeiG02s3b7LfEnJr9eamr0rzC9BaV/BevbxoDYf7ZxeHL7823ffteSpBVpdvKa1VBBvVZMcgn2TZrRe",
-	"i4x+tZm213xmaeGyR6/KntYfL71sinSo79jnun6xpsrTPHmlqrp660OuukgWsxk3DgiNvR+VwGDg2Mxm",
-	"E/upmjftUZeHbFi4DZlsm9pBz/QJZrax0Tbb2q69E9OL7KkFyvpawg8PACPmZwhrI58ZVu/lxv3Unu28",
-	"2H8OPNigJPxhfzeiTKyjHu+ZKq6Quz2+Xk16h6Z/vtyuMAxOvb5bpcJz3Qp/gHwYHzATBI05M3OM5kSQ",
-	"3Sem8nX1VTIVhpJPjaOjPaK6tAI/wko8NbVGsRpkvDUvWIyWV0pes52YXuSdXpGEkRgD2MTNFFDjE+l9",
-	"TaRnPFt1gnus4egGZe99Mv9h3WrLC9ftwJv7dq+tLfg0bpViD8snqfdVSj2bBhkVejDDt+yy0+Y2fiDM",
-	"rgioZZj9hMiPG5EBPsz+2fk/R0bFkvfUGiCC4l9SzHSjbQicNNliJ4I6bW7FSjRux8T5HeN9ePSvPq5q",
-	"01aoigRUP/9RTEVNSYLocz25nZ5YTNmiUGPEMi4TUylfbpbh+PIpw/Epw/Epw/G+MhyDzcRyHO++tafs",
-	"x6fsx6fsx6fsx6fsx6fsx6fsxztnP76uiGmHZFoAozlegM4NO9B7Mtoy5Nh09jqfP3z+vwEAAP//",
+	"7kU9qDOGB9IOAjy4pY4QYtKj0RRCaD4pCn9MReEehgEF5QweGe5BizA5F0s7g/7qntlqKWjBpNJ0MRwT",
+	"rArhG8XYgOG7ysORnh9VP2O3E57klk1z/RLrplu4F5qBNU8g8b49lTSRcploCx9zbf5e3dim9iEd5nc7",
+	"n2Opx52LSd8mTeaCj2kGzeP932yVzTCjUkV+GN5QMo/93RRVaz0s+M1ue5gSiLBjRVq8+BhYcGfFaIjY",
+	"m2FvjKWt+u6xGb+fV/LS8MXqE2dB2vhHhaQiuVZCpwSncEOfOm+4QYoVn45qLnfZN+RQ0NJlveMnasDk",
+	"gC6SGAJ98+lit4Xv3/XzzyQ6vDj/qUydhApQNtGINBecTfxkg3JSpolrp6a8oU5ul5VHHZ80p9px+Fj+",
+	"MCwE3e0inhOfD4MMMj6TSON6vSTZZNJ0XnXg0C10uhcgfGvnAEuzR/7R+x4mknA2pmIW5ZGJFON4cb7A",
+	"ZmLG0lqENdLLPz+R4FdCgiVGy8prO77c0heoQJgZWcSEC9i9LcFpMbBXNtZeQXP6adME+N6pro2yljXE",
+	"eiKgr5mAjlkqwYtlZl7tGEzZfR00pI73ZL8V6YR8fCnVuEHJX4xikkIILbOXSJ5uxzRMGkIFTtweYGS+",
+	"fInwgWG71Hwi0q+ZSMMu316elSLO4irijNxSpKmpICSn6R5OV9PmpX34IL138gwauzYpVO9FLDZTMcvO",
+	"pk8E9kRg5VA2Ba1mcJpah1g1Qs1F1aG2g830dGqm0d+V6ASZ8RuyNt2dw+NflPSeyOuJvDYgL4OxciVh",
+	"3ZGOTLr42nT0Kzx+7xomOMKHkiSCqBZBlpItkVm3I59svCfyq/fmTVNZiTSZycZOhEHEaDPSSzTWMLX3",
+	"aSIwU9Wh97VsffPk/U/z3hjhYPgUzGq1vxhK3X2siIgNGj4C/GsZhnLb77pJ+balhXQVfCgXfAJZnRG/",
+	"u8VAAxOTdFF9f0fSCYO+kavUs3WGNlk8385Ub0sT9z/Q2+FtFd4Q3NaXmRK2iA7vjsudP4AQeaLpPypN",
+	"H2iklBYrqfPmh29vJqGMH7NVLBmvPGiAlr7i8ey2MrAhKG1/oDDwE2XcgTIa0sd28rsJ8MeGfc9/OkR/",
+	"++7F3yq/QeR3tRSKCosmpn4xn3iJ+E/C4asmAYOBwZgPMCXkFNrGs8rgvk149vJRcRd0wk7YOmlHl0Fr",
+	"EWGAqDik9lJW6P9uK/DVqPLE1L9Wpq4Nhh5l9hpuxawNjn4xBg34u2H+TLW75BNX/4q5Op0wqKG2/f19",
+	"bfGO6c4h0MnRLqTRhMP4NmLvSyc36e+fFeoLUc8Tqn9FqA5ZLxqCI8HnZtyt5f6boTTXFuqLPd+MtVV5",
+	"OdOPHPjHVigw1riMqSgOH4cAnFskMdt4xIok5paXBUmpIAmksq56v3qkQjDbP/eV2cErnNNX36Dm343m",
+	"+GpQ7O+/TGgK/0/QjuY7PCeMprstoJEJvx1IpDLZ4hscB1bQ6DUWeALVESuua7bKX9B2XTwlw2SKs4yw",
+	"yYabvHjx1+9a9lVddjgjaspvhRGMs+RWB8sFn+Wbadsv919Eyk1t2V+gvEF8pMknfRHpptV565UAnWny",
+	"XloHVE5PcXSE3p+fhDO3dhhX/keS7kYzzisuNT9sCDwP333/7Q/of//n2/7zLnr3y+Ex0ijgOlqlDRdE",
+	"LrjiCc+00ANO1sbgbP6o43NevMQFOTA747c4qLxx30HWlomphjGsJ/K3PZ9uZZ2PBa0+Yhd5D0u34T/a",
+	"Gbo2jzDny7Wy7iIYyHGDswdG6AOGPMY5gorm1DhnWS084x1l//s/L/vPb4+a12SxtLoMTvGLfmir5WXu",
+	"s/VSsLJgbGkpGLy+bhmYftgA7Pu/Pv9+t8VVf0/zAQF+6EV/H3rFUYn4eBxjS/+4OHuLfiMj9AtZoAso",
+	"acXKYjGR6OTID2houcjYYL34QCDYkmm/fU9F88EXTonCKYzPWYc5PL//LbTJlW45ZsKzQ9v9kKCZXeJ2",
+	"DZu3wS+sVTC0e/Mb4sIZDMNQu2ymEJUzNawctRTxw/NyeJltqCiKjMh2h/tyhiLIDb8mK6TbuXnoCwm0",
+	"9vmm8AvYBsMpZWq7Qq96oQYEqfEOWP3FVurvPjZZZPYazqAGJSzsdQ+Tqv2MZItc+/s/3BaNVL1LSgSL",
+	"Lu3Q9S+CRO1pZ9o2sIxbLCsnal0BsiWGbqpOZApBYEXGH1g5cffLK26a89oCmZ1w5ksXlURY1dQqx+oi",
+	"UEu7iKZDN0NDTZ2J+6UJCO04pgx32UUV1X+Ymz45XSQzPh+mfM66qN/vR+0Vc7jSTqmuZJTdGmQC/LqF",
+	"YqhNwSJfGkd6n68bR6pqrWEYyXRj1x+jbIKKvC2oBADczHB/J8iYZplsNsm306Mou6GKoIyyayPn4r6H",
+	"8kVLSk9160/5oEGwq8ht1oJxxvyHmTK3+7oc31Sd0MAzmiwQlsgr63eIk73P7z8BLiG5GioiWrp1JOOe",
+	"KgSTimak55A//uQ9ZHFDKnxcfvYESXCukilevi3DW2K/THtrLbA0MLhGXWI3xmWiPhhTYLpBznq3o9nA",
+	"nzBi+cTZ7q+OyyamYBMvs13IHK/bUfa7flkgQZKiqKYRC/3IBcO5JHs4nVG2d/M86L6x90mjpc2FX6lX",
+	"wIR7G1T1Aryac2yW207Kcdkn4b0k4kDvvrOtccS+bUdNp8wkR3OaEzfWbkwzYofti+sydwheT9GObZxv",
+	"Bvjtrtv+/fNWvXq+mdmwYCPK0qEgEpr5f1oxSKvtxU0Ha1FtgLqr2r6Lpt0ACEcyep7QDTvLu95oMJ1g",
+	"g9ZsW/BBJjjLguZsrocVEOHDeUNdTrOZg6pB0hwic5cJMmEvk7InWxf0rWazH2gl129jS6Eztc0zHo4w",
+	"emvDeFukJRMZXEk55rF16OQAwbNdOyIA2uMiOeVCmckzmrUU0jbAd938H4J4LqZYkLRnlMPGiCSYislg",
+	"OFS0XxtGWuRlpFdIYk4IR5Oti/ZDvbo2shgnMBBxStCUfEQ/nx4c9i5+PnjeRddk4droVjQ28xmr2HYR",
+	"Hw+YhbJTsrrVFjqDDiDZoKN5w6DDuHL/3jEXQAS4PgYMhnxAcdluF/2Tu1Gnb9+/QaOFIrJ94v9vVE0N",
+	"UC+Mwr21yfkg+KIN/+wU7ha1MjKnvLnEDCfxtLwWSlgjL8870ViRBWNcupvqxE2K64bjbPw+zCE+PIB/",
+	"bfnQ5I06GDUGwcZB2VYZe5eBmKa9a2Wa3sPxnR9ximrEChXV9jKr0pt8pBLaPT6g3NbsyHc8nWGVTJeF",
+	"dWCbwRw/P6pFszGvywNbQIZfrRB/oVHaHiN+Q2VFFF6ax1f4Bs9YtkDOcBIF2YV2lPqP3p4yimwwlz7m",
+	"pINnY365Uuv9sFVKawGNj2Mv79NdA9PKOHfsa+vSlo8XPx5Nc4vankY7GXHuyk2Qeo+ReXuM6RDcec1L",
+	"25rh9zGnYjHUyldTFfnNjfiy/n8TBzFD1KVWeRI7lCfnyfQ10vIN9B5GbOd8M8DTzAP/7ltNMXER6MaF",
+	"f+52MsImatrcyxv4O5QJI4FZymfOke6MzuffddHz3nff7kbmkIcB1xYsfe2WBZ0HjyRhqg8L6o/+ftD7",
+	"b9z7937vh/7w//Q+RCdzF5LIoWs73fjQz3yOZpgtKvgiA/DCmzIAY8H8EKnVkHuIeNqGfCVOnozM7bD6",
+	"B7SMb3BWkNBTZsWqQ+yHl6sPx6UMC9HSucmpNmJUn+D/PxvUdo0z6z4q/fc4u7onxDue5WpxtloKgYpn",
+	"9p1+za6P4N635/XQUG3FsO5a7ot7R5S1OVTInZ5QZDsoAm4Szkgbhqxu36ECvWd9T3oRQbz3efrldKq3",
+	"ZG4UqcV6atRrq4ogxdE1MZGnW6hVy3UTvalCEgT6RkwDie3iT6ORFIAP6ZfXSp54zlZ5jqHzuFh6Jg2y",
+	"LzPVJCl7Bz/qyOC53qprt7zdwKBtj2zHfETMMj5Bmk0tXNIlL1RpkoFXJRYGXNlVue7vDJ/+8IUZyxoa",
+	"p3e3Q3tR9RQE/JqCgBcmJFSYotSy0LqF0Ti/77AyvT2qMtdG5mfEEfuaLY9WTr7fPKFwowhBeMBIZkBI",
+	"8eWzH+4yMf7hKK++BZihjnYqs9d3g1IJ/VN9tHoXBVPSd/+sDonfpgSGdVZHnxugYJaisSCkq6UKawY7",
+	"UZJxSZYTk/TCes8HC9ssUJ9Kc6GwKrZcYNYaqqzjOjy3dp6JfhpJ2O+TYPmaBIsjnBDgkbN+QfU0Zm5f",
+	"xKnsXnMBNiCwR6U3Gqp+0hq/QuL+u8BM2aI2U+kWnvM1YnzEU21mzbidlDWTJLtZkkBWk4U+6+XLm68t",
+	"PtdnvnQPkBCxYAyx1abt7xmVSnZtwd+AWdQQJOEiJSnCMnynkKRv1IthwRTNhjOJZlhDmCob1GzmMb3R",
+	"0DqQ20+1rW5E/2Vjd979J9GuyOWps9fw6Y1SA55Y3NfE4g586a6JyI0D4Hdd10k48zOJRmSKs3Erc5tP",
+	"OZUVr1xUxf9NP1YS8D1JdvjKCRvzZYah517SlfRTgRLOGDEDxZ9o4SvT5YXJdwYbd+4m09cwZa6fKqQN",
+	"WX8pyR0jwRdGv1iak6elp6G+X1+szMYbjyVRWuxrMGgBj3YY+ahsZbVVA3JBbuwI/QnZfY2cp3m/LTlv",
+	"LPiskpvXkLYzyuismHVe7cckbX2bp1wql9cvzfB/VQhW7uT5futeIOKwzc38Qkgu3X1LqGvGFGqZYQz/",
+	"Dp0wLlzOuN5Ea6GxS5rdqMbZfN4Dw4wkAYLJsYAmWTYjG77ttidt2VdL/17jotxgF5CjiTKCb4hEEzNj",
+	"Px6FiJZ2wwvLszcbn9QrQhxUmnxRIAnZRZWtaA1db8THTs0LI66mbZsx69xmM5QlWZGSSulReTORwqz4",
+	"cHT/7p32kPHk+hafN69t+GUD8vAu3FfxHFMFs+DyXPAbnFUxootwlrXuxbyz8W5+KfehpkRaWarfk6/R",
+	"oDPoGJcN02RvpQo6JznByjirlxAnLFLZTr1vVdBCppbP20ymdBha2aLB1ltvk3E1LAsetrNTLdS0TSde",
+	"I22boAmHhHKZmO4VwFja9gPvDUeLylYI09z1d8dnqBwCB+h0rZMorNno1iliilM+H44wY/DvsN6k28E3",
+	"WGExLETW6XagDB9y5/SdZViqoSTE/dMjeiFzwlL4b49xH7pr8Dy0M+ZijkUqu7ZXO2A2BBhGaGeEk2v4",
+	"tZ3WqYjCZdzpdkaxPWw3FFRK9qY/QItsbxtAybUW9p6NWjtBw9T3+Y40UVI4W5KEW0pwrTXRDOoXWvNr",
+	"ovk0Yv2ke1CBtDK0MtnerOv2v44tfcZIOUHJnurJlPgypQDGWHC30EW2ezLW31ZUc6rPS1Tp1dZsGLC6",
+	"T3s2wNeltc5PePZVeahNXkMFyR9HwKn6xZ8oyVKJMjJWYAhIhRfWJbxAWJB+mZ4jSJ7hpDaWe8C0WZ7x",
+	"iWymNhUsI1ITepgWpS8e9NDXAxbq36KwBR7zKc9IqZpTzozvWvi/aFWGkFQiPGB+d/MpzYJcInDgQ/tO",
+	"9hq5ianSnUF/aMDstTyTblAkkf1gkMoUaxS11cqmqYbei+QDLWeJYDgb6jW5jTNiZga+5mphTHIsCBJk",
+	"bDwS3Whi7fZd5ktKfr3W1OxdYX4JSvsK1rOPB7X5aOf04vDl3777riVPLdDq4jWtpYJ4q5rkEOybNKP1",
+	"WmT0q820veYzSwuXPXpV9rT+eOllU6RDfcc+1/WLNVWe5skrVdXVWx9x1UWyyHNuHBAaez8qgcHAsZnN",
+	"JvZTNW/aoy4P2bBwGzLZNrWDnulTzGxjo222tV17J6YX2VMLlPW1hB8eAEbMzxDWRj4zrN7LjfupPdt5",
+	"sf8ceLBBSfjD/m5EmVhHPd4zVVwhd3t8vZr0Dk3/fLldYRicen23SoXnuhX+APkwPmAmCJpwZuYYzYkg",
+	"u09M5evqq2QqDCWfGUdHe0R1aQV+hJV4amqNYjXIeGtesBgtr5S8Zjsxvcg7vSIJIzEGsImbKaDGJ9L7",
+	"mkjPeLbqBPdYw9ENyt77ZP7DutWWF67bgTf37V5bW/Bp3CrFHpZPUu+rlHo2DTIq9GCGb9llp81t/ECY",
+	"XRFQyzD7CZEfNyIDfJj9s/N/jo2KJe+pNUAExb+kmOlG2xA4abLFTgR12tyKlWjcjkPnd4z34dG/+riq",
+	"TVuhKhJQ/fxHMRU1JQmiz/XkdnpiMWWLQo0Ry7hMTKV8uVmG48unDMenDMenDMf7ynAMNhPLcbz71p6y",
+	"H5+yH5+yH5+yH5+yH5+yH5+yH++c/fi6IqYdkmkBjOZ44XTuKcGZafdrVex6sFrO9WtXZ79cIaw/oSWa",
+	"dONooJZQFFox0Qqg1okUL5Kp0Q/JgKWaZ2NJ0M6F0e2fSXRlP3q120dv4WYmEy2vtWY+5igjNyRr5jb9",
+	"naifzV7Xm0SVZ5jWLpJ8xLM80/h89kvExI43krKHhLuTyDoHmuZRa5+IpQvswajXf7eC/3BKkmsL3Mqg",
+	"Dl6orpkODezXQRmb69LiMqWya+dHwOixSSFI2tXImOhFod0e76JRoTETHjfr+V7zZq0BsxrfRODU5umZ",
+	"XyCFoKsxQ2s28HP6CiZYXu2+MlMXsSID08EQXtQ7KZhCuSYKJhVmCbFpeAYoEGaWimaZAVfaH7CNMOSc",
+	"4JQyIuXDIkkN/tb18deH4jP+8ylNg6sDQ9cnPa+Dq5ZBJZB1CEv4mwHcYIQYh7dUXBizHVbWbxmDG9L0",
+	"Onudzx8+/98AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -52,11 +52,20 @@ type Registration struct {
 	Threepids []NewThreepid
 }
 
+// Registered is what a registration did besides writing the account.
+type Registered struct {
+	// TokenExhausted is true when the registration took its registration
+	// token's last allowed use.
+	TokenExhausted bool
+}
+
 // Register creates (or upgrades) the account and its login atomically.
 // A taken localpart gives ErrUserExists and writes nothing.
-func (s *Store) Register(ctx context.Context, r Registration) error {
+func (s *Store) Register(ctx context.Context, r Registration) (Registered, error) {
 	now := s.nowMS()
+	var out Registered
 	err := s.write(ctx, func(tx *gorm.DB) error {
+		out = Registered{}
 		acct := r.Account
 		acct.CreatedAt = now
 		if acct.ConsentVersion != "" {
@@ -80,9 +89,11 @@ func (s *Store) Register(ctx context.Context, r Registration) error {
 			return err
 		}
 		if r.TokenSessionID != "" {
-			if err := completeReservation(tx, r.TokenSessionID); err != nil {
+			exhausted, err := completeReservation(tx, r.TokenSessionID)
+			if err != nil {
 				return err
 			}
+			out.TokenExhausted = exhausted
 		}
 		for _, t := range r.Threepids {
 			if err := addThreepid(tx, acct.UserID, t, now); err != nil {
@@ -100,9 +111,12 @@ func (s *Store) Register(ctx context.Context, r Registration) error {
 		return nil
 	})
 	if errors.Is(err, ErrUserExists) || errors.Is(err, ErrTokenInvalid) || errors.Is(err, ErrThreepidInUse) {
-		return err
+		return Registered{}, err
 	}
-	return translate(err)
+	if err != nil {
+		return Registered{}, translate(err)
+	}
+	return out, nil
 }
 
 // Account returns the account whose localpart matches case-insensitively.

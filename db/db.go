@@ -6,6 +6,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -165,6 +166,9 @@ func (s *Store) Close() error {
 	}
 	return sqlDB.Close()
 }
+
+// SQLDB is the connection pool (for its statistics).
+func (s *Store) SQLDB() (*sql.DB, error) { return s.db.DB() }
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error {

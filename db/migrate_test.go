@@ -89,11 +89,11 @@ func TestDuplicateAccountRefusedCaseInsensitively(t *testing.T) {
 	s := dbtest.New(t).Open(t, nil)
 	reg := db.Registration{Account: db.Account{UserID: "@Alice:x", LocalpartLower: "alice", Kind: db.KindUser},
 		Login: &db.Login{DeviceID: "D1", AccessTokenHash: "h1"}}
-	if err := s.Register(ctx, reg); err != nil {
+	if _, err := s.Register(ctx, reg); err != nil {
 		t.Fatal(err)
 	}
 	reg.Account.UserID, reg.Login.AccessTokenHash = "@alice:x", "h2"
-	if err := s.Register(ctx, reg); err != db.ErrUserExists {
+	if _, err := s.Register(ctx, reg); err != db.ErrUserExists {
 		t.Fatalf("second registration: %v, want ErrUserExists", err)
 	}
 	if _, err := s.LookupAccessToken(ctx, "h2"); err != db.ErrNotFound {

@@ -37,7 +37,7 @@ func TestConcurrentRotationsLeaveOnePair(t *testing.T) {
 	s := d.Open(t, nil)
 	reg := db.Registration{Account: db.Account{UserID: "@r:x", LocalpartLower: "r", Kind: db.KindUser},
 		Login: &db.Login{DeviceID: "D", AccessTokenHash: "a0", RefreshTokenHash: "r0"}}
-	if err := s.Register(ctx, reg); err != nil {
+	if _, err := s.Register(ctx, reg); err != nil {
 		t.Fatal(err)
 	}
 	together(8, func(i int) {

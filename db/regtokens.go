@@ -153,20 +153,27 @@ func (s *Store) ReserveRegistrationToken(ctx context.Context, token, sessionID s
 	}))
 }
 
-// completeReservation turns the session's reservation into a completed use.
-func completeReservation(tx *gorm.DB, sessionID string) error {
+// completeReservation turns the session's reservation into a completed
+// use; exhausted tells whether that was the token's last allowed use.
+func completeReservation(tx *gorm.DB, sessionID string) (exhausted bool, err error) {
 	var r tokenReservation
-	err := forUpdate(tx).Where("session_id = ?", sessionID).Take(&r).Error
+	err = forUpdate(tx).Where("session_id = ?", sessionID).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return ErrTokenInvalid
+		return false, ErrTokenInvalid
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := tx.Delete(&r).Error; err != nil {
-		return err
+		return false, err
 	}
-	return tx.Exec(`UPDATE registration_tokens SET pending = pending - 1, completed = completed + 1 WHERE token = ?`, r.Token).Error
+	var after struct {
+		UsesAllowed *int64
+		Completed   int64
+	}
+	err = tx.Raw(`UPDATE registration_tokens SET pending = pending - 1, completed = completed + 1 WHERE token = ?
+		RETURNING uses_allowed, completed`, r.Token).Scan(&after).Error
+	return after.UsesAllowed != nil && after.Completed >= *after.UsesAllowed, err
 }
 
 // ReleaseAbandonedReservations gives back the uses reserved by sessions

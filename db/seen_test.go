@@ -19,7 +19,7 @@ func BenchmarkRecordSeen(b *testing.B) {
 	for u := 0; u < 50; u++ {
 		user := fmt.Sprintf("@u%d:x", u)
 		reg := db.Registration{Account: db.Account{UserID: user, LocalpartLower: fmt.Sprintf("u%d", u), Kind: db.KindUser}}
-		if err := s.Register(ctx, reg); err != nil {
+		if _, err := s.Register(ctx, reg); err != nil {
 			b.Fatal(err)
 		}
 		for d := 0; d < 10; d++ {
@@ -45,7 +45,7 @@ func BenchmarkRecordSeen(b *testing.B) {
 func TestRecordSeenKeepsTheNewestAndDropsDeletedDevices(t *testing.T) {
 	ctx := context.Background()
 	s := dbtest.New(t).Open(t, nil)
-	if err := s.Register(ctx, db.Registration{Account: db.Account{UserID: "@a:x", LocalpartLower: "a", Kind: db.KindUser}}); err != nil {
+	if _, err := s.Register(ctx, db.Registration{Account: db.Account{UserID: "@a:x", LocalpartLower: "a", Kind: db.KindUser}}); err != nil {
 		t.Fatal(err)
 	}
 	s.CreateDevice(ctx, "@a:x", "D", "")

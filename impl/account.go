@@ -114,8 +114,8 @@ func (s *Server) resetPassword(ctx context.Context, sess *uia.Session, newPasswo
 		return err
 	}
 	if err := s.store.ConsumeThreepidSession(ctx, proved[0].Sid); err != nil {
-		s.log.Warn("could not consume validation session", "error", err)
+		s.log.WarnContext(ctx, "could not consume validation session", "error", err)
 	}
-	s.log.Info("password reset", "user_id", userID, "medium", proved[0].Medium)
+	s.log.InfoContext(ctx, "password reset", "user_id", userID, "medium", proved[0].Medium)
 	return nil
 }

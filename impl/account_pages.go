@@ -182,7 +182,7 @@ func (s *Server) accountView(ctx context.Context, b oauth.Browser, acct db.Accou
 	case viewProfile:
 		tps, err := s.store.Threepids(ctx, acct.UserID)
 		if err != nil {
-			s.log.Error("reading addresses failed", "error", err)
+			s.log.ErrorContext(ctx, "reading addresses failed", "error", err)
 		}
 		v.Threepids = tps
 		v.ThreepidChanges = s.cfg.Enable3PIDChanges && s.threepids.EmailEnabled()
@@ -191,7 +191,7 @@ func (s *Server) accountView(ctx context.Context, b oauth.Browser, acct db.Accou
 	case viewDevices, viewDevice, viewDelete:
 		list, err := s.devices.List(ctx, acct.UserID)
 		if err != nil {
-			s.log.Error("reading devices failed", "error", err)
+			s.log.ErrorContext(ctx, "reading devices failed", "error", err)
 		}
 		for _, d := range list {
 			row := deviceRow{ID: d.DeviceID, Name: d.DisplayName, LastSeen: seenAt(d.LastSeenAt), IP: d.LastSeenIP}
@@ -387,7 +387,7 @@ func (s *Server) AccountDeviceDeleteSubmit(ctx context.Context, req api.AccountD
 	if err := s.devices.Delete(ctx, acct.UserID, deref(b.DeviceId)); err != nil {
 		return nil, err
 	}
-	s.log.Info("session ended on the account page", "user_id", acct.UserID, "device_id", deref(b.DeviceId))
+	s.log.InfoContext(ctx, "session ended on the account page", "user_id", acct.UserID, "device_id", deref(b.DeviceId))
 	return s.accountView(ctx, br, acct, viewDevices, "", "The session was ended.", nil), nil
 }
 

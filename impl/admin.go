@@ -22,7 +22,7 @@ type Admin struct {
 
 // NewAdmin builds the operator's services over store.
 func NewAdmin(cfg config.Config, store *db.Store, log *slog.Logger) (*Admin, error) {
-	c, err := newCore(cfg, store, time.Now, log)
+	c, err := newCore(cfg, store, time.Now, log, nil)
 	if err != nil {
 		return nil, err
 	}

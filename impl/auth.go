@@ -49,6 +49,9 @@ type requestInfo struct {
 	// errorFormat is how the operation's errors are written: "" (Matrix),
 	// "oauth2" (RFC 6749) or "html" (a page).
 	errorFormat string
+	// requestID and operation (the spec's operationId) go into every log
+	// line of the request; errcode is that of its error answer.
+	requestID, operation, errcode string
 }
 
 type requestInfoKey struct{}

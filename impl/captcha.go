@@ -3,12 +3,14 @@ package impl
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"registrar/impl/matrix"
+	"registrar/impl/metrics"
 	"registrar/impl/uia"
 	"strings"
 	"time"
@@ -20,15 +22,29 @@ type captchaVerifier struct {
 	secret, siteverifyURL string
 	client                *http.Client
 	log                   *slog.Logger
+	metrics               *metrics.Set
 }
 
-func newCaptchaVerifier(secret, siteverifyURL string, log *slog.Logger) *captchaVerifier {
-	return &captchaVerifier{secret: secret, siteverifyURL: siteverifyURL, client: &http.Client{Timeout: 10 * time.Second}, log: log}
+func newCaptchaVerifier(secret, siteverifyURL string, log *slog.Logger, m *metrics.Set) *captchaVerifier {
+	return &captchaVerifier{secret: secret, siteverifyURL: siteverifyURL, client: &http.Client{Timeout: 10 * time.Second}, log: log, metrics: m}
 }
 
 // VerifyCaptcha implements uia.CaptchaVerifier: a refusal is a stage
 // failure, an unreachable provider a server error.
 func (v *captchaVerifier) VerifyCaptcha(ctx context.Context, response, ip string) error {
+	err := v.verify(ctx, response, ip)
+	switch {
+	case err == nil:
+		v.metrics.Captcha(metrics.Success)
+	case errors.As(err, new(*uia.Failure)):
+		v.metrics.Captcha(metrics.Failure)
+	default:
+		v.metrics.Captcha("unavailable")
+	}
+	return err
+}
+
+func (v *captchaVerifier) verify(ctx context.Context, response, ip string) error {
 	form := url.Values{"secret": {v.secret}, "response": {response}}
 	if ip != "" {
 		form.Set("remoteip", ip)
@@ -54,7 +70,7 @@ func (v *captchaVerifier) VerifyCaptcha(ctx context.Context, response, ip string
 		return matrix.Unavailable("Captcha verification is unavailable", err)
 	}
 	if !result.Success {
-		v.log.Info("captcha refused", "error_codes", result.ErrorCodes)
+		v.log.InfoContext(ctx, "captcha refused", "error_codes", result.ErrorCodes)
 		return uia.Fail(matrix.CodeUnauthorized, "Captcha failed")
 	}
 	return nil

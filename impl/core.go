@@ -11,6 +11,7 @@ import (
 	"registrar/impl/appservice"
 	"registrar/impl/config"
 	"registrar/impl/devices"
+	"registrar/impl/metrics"
 	"registrar/impl/passwords"
 	"registrar/impl/ratelimit"
 	"registrar/impl/regtokens"
@@ -39,6 +40,11 @@ type core struct {
 	revoking *tokencache.Store
 	// redis holds the rate limits shared by instances, when configured.
 	redis *ratelimit.Remote
+	// metrics counts what the server does; nil (operator commands) counts
+	// nothing.
+	metrics *metrics.Set
+	// hasher hashes and verifies passwords (its queue is measured).
+	hasher *passwords.Hasher
 }
 
 // handlerStore is what the handlers read and write themselves.
@@ -61,7 +67,7 @@ type handlerStore interface {
 	DeleteExpiredOAuth(ctx context.Context) (int64, error)
 }
 
-func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog.Logger) (*core, error) {
+func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog.Logger, m *metrics.Set) (*core, error) {
 	if err := cfg.Prepare(); err != nil {
 		return nil, err
 	}
@@ -72,14 +78,17 @@ func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog
 	}
 	revoking := tokencache.Wrap(store, tokencache.New(100_000), now)
 	revoking.OnRevoke(func(userID string) { announce(store, userID, log) })
-	c := &core{cfg: cfg, store: revoking, revoking: revoking, now: now, log: log}
+	c := &core{cfg: cfg, store: revoking, revoking: revoking, now: now, log: log, metrics: m}
 	if c.cfg.Redis.Enabled {
 		c.redis = ratelimit.NewRemote(c.cfg.Redis.Address(), c.cfg.Redis.Password, c.cfg.Redis.Dbid, "registrar:", log)
 	}
 	c.limits = newLimiters(&c.cfg, c.redis)
 	c.appServices = appservice.NewIndex(c.cfg.AppServices())
-	c.accounts = accounts.New(&c.cfg, revoking, passwords.NewHasher(c.cfg.PasswordConfig, c.cfg.BcryptRounds), c.appServices,
-		c.limits.accounts, now, log)
+	c.hasher = passwords.NewHasher(c.cfg.PasswordConfig, c.cfg.BcryptRounds)
+	if m != nil {
+		c.hasher.Observe(m.Hashed)
+	}
+	c.accounts = accounts.New(&c.cfg, revoking, c.hasher, c.appServices, c.limits.accounts, now, log, m)
 	c.regtokens = regtokens.New(revoking, now)
 	c.devices = devices.New(revoking)
 	c.users = useradmin.New(&c.cfg, revoking, c.accounts, c.devices, log)

@@ -18,20 +18,23 @@ func (h *httpStack) writeError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	info := infoFrom(c.Request().Context())
 	if challenge, ok := err.(*matrix.Challenge); ok {
+		info.errcode = challenge.Code
 		_ = c.JSON(http.StatusUnauthorized, challenge.Body)
 		return
 	}
 	var oerr *oauth.Error
 	if errors.As(err, &oerr) {
+		info.errcode = oerr.Code
 		_ = c.JSON(oerr.Status, oauthErrorBody{Error: oerr.Code, Description: oerr.Description})
 		return
 	}
 	merr := matrix.From(err)
-	format := infoFrom(c.Request().Context()).errorFormat
+	info.errcode = merr.Code
+	format := info.errorFormat
 	if merr.Status >= 500 {
-		h.log.Error("request failed", "request_id", h.requestID(c), "method", c.Request().Method,
-			"route", c.Path(), "error", err)
+		h.log.ErrorContext(c.Request().Context(), "request failed", "method", c.Request().Method, "route", c.Path(), "error", err)
 	}
 	if merr.RetryAfterMS > 0 {
 		c.Response().Header().Set("Retry-After", strconv.FormatInt((merr.RetryAfterMS+999)/1000, 10))

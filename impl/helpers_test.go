@@ -66,6 +66,9 @@ type testEnv struct {
 	store  *db.Store
 	server *impl.Server
 	clock  *testClock
+	// logs, when set before open, receives the server's logs as JSON
+	// lines at debug level.
+	logs io.Writer
 }
 
 // testConfig is an open-registration config with a cheap password hash.
@@ -109,8 +112,11 @@ func newEnv(t testing.TB, mutate ...func(*config.Config)) *testEnv {
 func (e *testEnv) open() {
 	e.t.Helper()
 	store := e.db.Open(e.t, e.clock.Now)
-	srv, err := impl.NewServer(e.cfg, store, impl.Options{Now: e.clock.Now,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var logs slog.Handler = slog.NewTextHandler(io.Discard, nil)
+	if e.logs != nil {
+		logs = slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})
+	}
+	srv, err := impl.NewServer(e.cfg, store, impl.Options{Now: e.clock.Now, Logger: slog.New(logs)})
 	if err != nil {
 		e.t.Fatal(err)
 	}

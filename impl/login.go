@@ -27,8 +27,9 @@ func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestOb
 
 // Login is POST /_matrix/client/v3/login (client-server API v1.7) with
 // m.login.password.
-func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.LoginResponseObject, error) {
+func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (resp api.LoginResponseObject, err error) {
 	body := req.Body
+	defer func() { s.metrics.Login(loginMetricType(body.Type), err) }()
 	if err := s.accounts.LoginLimits(addressKey(ctx)); err != nil {
 		return nil, err
 	}
@@ -54,6 +55,16 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 		return nil, err
 	}
 	return s.loginResponse(ctx, acct.UserID, acct.PasswordHash, body)
+}
+
+// loginMetricType is the type label of a login: one of the types the
+// server knows, "other" for anything a client made up.
+func loginMetricType(t string) string {
+	switch t {
+	case uia.TypePassword, loginTypeAppService, loginTypeToken:
+		return t
+	}
+	return "other"
 }
 
 // Login types besides m.login.password.
@@ -170,6 +181,7 @@ func (s *Server) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.Log
 	if err := s.store.DeleteDevice(ctx, who.UserID, who.DeviceID); err != nil {
 		return nil, matrix.Internal(err)
 	}
+	s.metrics.Logout("device")
 	return api.Logout200JSONResponse{}, nil
 }
 
@@ -180,6 +192,7 @@ func (s *Server) LogoutAll(ctx context.Context, _ api.LogoutAllRequestObject) (a
 	if err := s.store.DeleteAllDevices(ctx, who.UserID); err != nil {
 		return nil, matrix.Internal(err)
 	}
+	s.metrics.Logout("all")
 	return api.LogoutAll200JSONResponse{}, nil
 }
 

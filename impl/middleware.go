@@ -2,10 +2,8 @@ package impl
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -83,24 +81,6 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 		return n, echo.ErrStatusRequestEntityTooLarge
 	}
 	return n, err
-}
-
-// accessLog writes one line per request.
-func (h *httpStack) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		err := next(c)
-		if err != nil {
-			c.Error(err)
-		}
-		h.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
-			slog.String("request_id", h.requestID(c)),
-			slog.String("method", c.Request().Method),
-			slog.String("route", c.Path()),
-			slog.Int("status", c.Response().Status),
-			slog.Duration("duration", time.Since(start)))
-		return nil
-	}
 }
 
 // requestID returns the request's ID (sent as X-Request-Id), assigning

@@ -158,7 +158,10 @@ func (s *Server) OauthRevoke(ctx context.Context, req api.OauthRevokeRequestObje
 	if token == "" {
 		return nil, &oauth.Error{Status: http.StatusBadRequest, Code: oauth.CodeInvalidRequest, Description: "token is required"}
 	}
-	if _, err := s.revoking.RevokeOAuthToken(ctx, secrets.HashToken(token)); err != nil && !isNotFound(err) {
+	switch _, err := s.revoking.RevokeOAuthToken(ctx, secrets.HashToken(token)); {
+	case err == nil:
+		s.metrics.Logout("oauth_revocation")
+	case !isNotFound(err):
 		return nil, matrix.Internal(err)
 	}
 	return api.OauthRevoke200Response{}, nil

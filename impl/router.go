@@ -2,7 +2,6 @@ package impl
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 
 	"registrar/api"
 	"registrar/impl/matrix"
+	"registrar/impl/metrics"
 	"registrar/impl/secrets"
 	"registrar/impl/seen"
 	"registrar/impl/uia"
@@ -41,6 +41,11 @@ type httpStack struct {
 	errorPage     func(status int, msg string) []byte
 	requestPrefix string
 	requestSeq    atomic.Uint64
+	// metrics counts requests by route; accessLog writes a line for each.
+	metrics   *metrics.Set
+	accessLog bool
+	routes    map[routeKey]*observedRoute
+	unrouted  map[string]*observedRoute
 }
 
 func newHTTPStack(s *Server) (*httpStack, error) {
@@ -51,7 +56,8 @@ func newHTTPStack(s *Server) (*httpStack, error) {
 	h := &httpStack{echo: echo.New(), log: s.log, maxBody: s.cfg.MaxRequestBodySize, requestPrefix: secrets.RandomString(6),
 		tokens:     &tokenResolver{store: s.revoking, appServices: s.appServices, accounts: s.accounts, now: s.now},
 		seen:       s.seen,
-		pagePolicy: s.pagePolicy, legacyAuth: s.cfg.OAuth.LegacyAPI}
+		pagePolicy: s.pagePolicy, legacyAuth: s.cfg.OAuth.LegacyAPI, metrics: s.metrics, accessLog: s.cfg.AccessLog}
+	h.observeUnrouted()
 	if s.oauth != nil {
 		h.errorPage = func(status int, msg string) []byte { return s.oauth.ErrorPage(status, msg).HTML }
 	}
@@ -66,10 +72,7 @@ func newHTTPStack(s *Server) (*httpStack, error) {
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
-	e.Pre(h.corsAndLimits)
-	if s.cfg.AccessLog {
-		e.Use(h.accessLog)
-	}
+	e.Pre(h.observe, h.corsAndLimits)
 	router := &specRouter{stack: h, spec: spec, options: validationOptions()}
 	api.RegisterHandlers(router, api.NewStrictHandler(s, nil))
 	if router.err != nil {
@@ -123,8 +126,10 @@ func (r *specRouter) add(method, path string, h echo.HandlerFunc, m ...echo.Midd
 		mw = append([]echo.MiddlewareFunc{pageHeaders(r.stack.pagePolicy(op))}, mw...)
 	}
 	route := r.stack.echo.Add(method, path, h, mw...)
+	r.stack.observeRoute(method, path, specPath)
 	if rest, ok := strings.CutPrefix(path, uia.V3Prefix); ok {
 		r.stack.echo.Add(method, uia.R0Prefix+rest, h, mw...)
+		r.stack.observeRoute(method, uia.R0Prefix+rest, specPath)
 	}
 	return route
 }
@@ -242,13 +247,20 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 	if protocol {
 		errorFormat = "oauth2"
 	}
+	// The embedded spec's operationIds are capitalised by the generator;
+	// the spec files' start with a lower-case letter.
+	operation := op.OperationID
+	if operation != "" {
+		operation = strings.ToLower(operation[:1]) + operation[1:]
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if legacyOff {
 				return errLegacyAuthOff
 			}
+			info := attachInfo(c)
 			req := c.Request()
-			info := &requestInfo{clientIP: c.RealIP(), errorFormat: errorFormat}
+			info.operation, info.clientIP, info.errorFormat = operation, c.RealIP(), errorFormat
 			switch {
 			case mode == authRequired:
 				who, err := h.tokens.resolve(req.Context(), req, c.QueryParams(), true, allowLocked)
@@ -269,9 +281,7 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 					info.token = token
 				}
 			}
-			req = req.WithContext(context.WithValue(req.Context(), requestInfoKey{}, info))
 			info.request = req
-			c.SetRequest(req)
 			if protocol {
 				return next(c)
 			}

@@ -14,6 +14,7 @@ import (
 	"registrar/api"
 	"registrar/db"
 	"registrar/impl/config"
+	"registrar/impl/metrics"
 	"registrar/impl/oauth"
 	"registrar/impl/seen"
 	"registrar/impl/threepid"
@@ -56,25 +57,30 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 	if now == nil {
 		now = time.Now
 	}
-	c, err := newCore(cfg, store, now, log)
+	log = slog.New(withRequestAttrs(log.Handler()))
+	m := metrics.New()
+	c, err := newCore(cfg, store, now, log, m)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{core: c, seen: seen.New(c.revoking, now, log)}
-	if s.threepids, err = threepid.New(&s.cfg, s.revoking, s.redis, now, log); err != nil {
+	if s.threepids, err = threepid.New(&s.cfg, s.revoking, s.redis, now, log, m); err != nil {
 		return nil, err
 	}
 	if s.cfg.EnableRegistrationCaptcha {
-		s.captcha = newCaptchaVerifier(s.cfg.CaptchaSecret(), s.cfg.Captcha.RecaptchaSiteverifyAPI, log)
+		s.captcha = newCaptchaVerifier(s.cfg.CaptchaSecret(), s.cfg.Captcha.RecaptchaSiteverifyAPI, log, m)
 	}
 	if s.cfg.OAuth.Enabled {
 		s.oauth = oauth.New(&s.cfg, oauth.Options{Store: s.revoking, Accounts: s.accounts, Remote: s.redis, ClientKey: addressKey,
-			Secret: s.cfg.SecretKey(), Now: now, Log: log})
+			Secret: s.cfg.SecretKey(), Now: now, Log: log, Metrics: m})
 	}
 	if s.uia, err = s.newUIAEngine(); err != nil {
 		return nil, err
 	}
 	if s.http, err = newHTTPStack(s); err != nil {
+		return nil, err
+	}
+	if err := s.collectGauges(context.Background()); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -114,6 +120,7 @@ func (s *Server) Sweep(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("sweeping expired UIA sessions failed", "error", err)
 	} else if n > 0 {
+		s.metrics.UIAExpired(n)
 		s.log.Info("swept expired UIA sessions", "count", n)
 	}
 	released, err := s.store.ReleaseAbandonedReservations(ctx, abandonedReservationAge.Milliseconds())

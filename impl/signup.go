@@ -397,7 +397,7 @@ func (s *Server) signedUp(ctx context.Context, done registered, grant string) oa
 	}
 	cookie, err := s.oauth.StartSession(ctx, done.UserID)
 	if err != nil {
-		s.log.Error("starting a browser session failed", "error", err)
+		s.log.ErrorContext(ctx, "starting a browser session failed", "error", err)
 		return s.oauth.Message(http.StatusOK, "Account created", "Your account "+done.UserID+" was created; sign in to continue.")
 	}
 	if grant != "" {

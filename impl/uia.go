@@ -30,7 +30,7 @@ func (s *Server) newUIAEngine() (*uia.Engine, error) {
 		stages = append(stages, uia.Threepid{AuthType: uia.TypeMsisdn, Medium: db.MediumMsisdn, Validator: threepidValidator{s.threepids}})
 	}
 	return uia.New(uia.Config{Lifetime: s.cfg.UIAuth.SessionLifetime.Duration, MaxStoredPerAddress: s.cfg.UIAuth.MaxSessionsPerAddress,
-		Secret: s.cfg.SecretKey(), Now: s.now}, s.revoking, s.limits.uiaStart, stages...)
+		Secret: s.cfg.SecretKey(), Now: s.now, Metrics: s.metrics}, s.revoking, s.limits.uiaStart, stages...)
 }
 
 // uiaRequest describes a call of a protected endpoint by this request's

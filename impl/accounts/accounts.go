@@ -14,13 +14,14 @@ import (
 	"registrar/db"
 	"registrar/impl/appservice"
 	"registrar/impl/config"
+	"registrar/impl/metrics"
 	"registrar/impl/passwords"
 	"registrar/impl/ratelimit"
 )
 
 // Store is what accounts needs of the database.
 type Store interface {
-	Register(ctx context.Context, r db.Registration) error
+	Register(ctx context.Context, r db.Registration) (db.Registered, error)
 	Account(ctx context.Context, localpartLower string) (db.Account, error)
 	LocalpartTaken(ctx context.Context, localpartLower string) (bool, error)
 	MaxNumericLocalpart(ctx context.Context) (int64, error)
@@ -73,12 +74,14 @@ type Service struct {
 	limits      Limits
 	now         func() time.Time
 	log         *slog.Logger
+	metrics     *metrics.Set
 }
 
-// New builds the service; cfg must be prepared.
+// New builds the service; cfg must be prepared. m counts registrations
+// and refreshes (nil counts nothing).
 func New(cfg *config.Config, store Store, hasher *passwords.Hasher, appServices *appservice.Index, limits Limits,
-	now func() time.Time, log *slog.Logger) *Service {
-	return &Service{cfg: cfg, store: store, hasher: hasher, appServices: appServices, limits: limits, now: now, log: log}
+	now func() time.Time, log *slog.Logger, m *metrics.Set) *Service {
+	return &Service{cfg: cfg, store: store, hasher: hasher, appServices: appServices, limits: limits, now: now, log: log, metrics: m}
 }
 
 // Hasher is the password hashing pool.

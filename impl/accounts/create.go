@@ -101,7 +101,8 @@ var (
 // its login, its addresses, its registration token use and its UIA
 // record in one transaction; a name taken meanwhile is M_USER_IN_USE and
 // leaves nothing behind.
-func (s *Service) Create(ctx context.Context, n NewAccount) (Created, error) {
+func (s *Service) Create(ctx context.Context, n NewAccount) (created Created, err error) {
+	defer func() { s.metrics.Registration(n.Source.String(), err) }()
 	if err := s.checkNew(n); err != nil {
 		return Created{}, err
 	}
@@ -198,7 +199,7 @@ func (s *Service) insert(ctx context.Context, n NewAccount, hash string) (Create
 	if n.Record != nil {
 		reg.Session = n.Record(out.UserID)
 	}
-	err = s.store.Register(ctx, reg)
+	done, err := s.store.Register(ctx, reg)
 	switch {
 	case errors.Is(err, db.ErrUserExists):
 		if n.generated() || n.Source == SourceGuest {
@@ -212,7 +213,10 @@ func (s *Service) insert(ctx context.Context, n NewAccount, hash string) (Create
 	case err != nil:
 		return Created{}, matrix.Internal(err)
 	}
-	s.log.Info("registered user", "user_id", out.UserID, "kind", n.Source.String(), "guest_upgrade", reg.UpgradeGuest,
+	if n.TokenReservation != "" {
+		s.metrics.RegistrationTokenUsed(done.TokenExhausted)
+	}
+	s.log.InfoContext(ctx, "registered user", "user_id", out.UserID, "kind", n.Source.String(), "guest_upgrade", reg.UpgradeGuest,
 		"admin", n.Admin, "awaiting_approval", out.AwaitingApproval)
 	return out, nil
 }

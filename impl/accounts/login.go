@@ -158,7 +158,7 @@ func (s *Service) PuppetLogin(ctx context.Context, userID, admin string, validUn
 	case err != nil:
 		return "", matrix.Internal(err)
 	}
-	s.log.Info("admin logged in as user", "user_id", userID, "admin", admin)
+	s.log.InfoContext(ctx, "admin logged in as user", "user_id", userID, "admin", admin)
 	return token, nil
 }
 
@@ -184,7 +184,8 @@ func (s *Service) RefreshOAuth(ctx context.Context, refreshToken, clientID strin
 	return s.rotate(ctx, refreshToken, LoginRequest{OAuthAccessLifetime: accessLifetime}, clientID)
 }
 
-func (s *Service) rotate(ctx context.Context, refreshToken string, req LoginRequest, clientID string) (LoginResult, string, error) {
+func (s *Service) rotate(ctx context.Context, refreshToken string, req LoginRequest, clientID string) (_ LoginResult, _ string, err error) {
+	defer func() { s.metrics.Refresh(err) }()
 	login, out, err := s.prepareLogin(req)
 	if err != nil {
 		return LoginResult{}, "", err
@@ -193,7 +194,8 @@ func (s *Service) rotate(ctx context.Context, refreshToken string, req LoginRequ
 	res, err := s.store.RotateRefreshToken(ctx, secrets.HashToken(refreshToken), login)
 	switch {
 	case errors.Is(err, db.ErrRefreshTokenReused):
-		s.log.Warn("refresh token reused; device revoked", "user_id", res.UserID, "device_id", res.DeviceID)
+		s.metrics.RefreshReuse()
+		s.log.WarnContext(ctx, "refresh token reused; device revoked", "user_id", res.UserID, "device_id", res.DeviceID)
 		return LoginResult{}, "", errUnknownRefreshToken
 	case errors.Is(err, db.ErrNotFound):
 		return LoginResult{}, "", errUnknownRefreshToken

@@ -26,7 +26,7 @@ func (s *Service) SetPassword(ctx context.Context, userID, password string, logo
 	if err != nil {
 		return matrix.Internal(err)
 	}
-	s.log.Info("password changed", "user_id", userID, "logout_devices", logoutOthers)
+	s.log.InfoContext(ctx, "password changed", "user_id", userID, "logout_devices", logoutOthers)
 	return nil
 }
 
@@ -38,7 +38,7 @@ func (s *Service) Deactivate(ctx context.Context, userID string, erase bool) err
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return matrix.Internal(err)
 	}
-	s.log.Info("account deactivated", "user_id", userID, "erase", erase)
+	s.log.InfoContext(ctx, "account deactivated", "user_id", userID, "erase", erase)
 	return nil
 }
 
@@ -51,6 +51,6 @@ func (s *Service) SetApproved(ctx context.Context, userID string, approved bool)
 	if err != nil {
 		return matrix.Internal(err)
 	}
-	s.log.Info("account approval changed", "user_id", userID, "approved", approved)
+	s.log.InfoContext(ctx, "account approval changed", "user_id", userID, "approved", approved)
 	return nil
 }

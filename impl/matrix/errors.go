@@ -111,6 +111,8 @@ func Unavailable(msg string, err error) *Error {
 // spec's AuthResponse shape).
 type Challenge struct {
 	Body any
+	// Code is the errcode of a failed stage in Body, "" for none.
+	Code string
 }
 
 // Error implements error.

@@ -24,6 +24,7 @@ import (
 	"registrar/db"
 	"registrar/impl/accounts"
 	"registrar/impl/config"
+	"registrar/impl/metrics"
 	"registrar/impl/ratelimit"
 )
 
@@ -74,6 +75,7 @@ type Service struct {
 	limits   limits
 	now      func() time.Time
 	log      *slog.Logger
+	metrics  *metrics.Set
 	// clientKey is the rate-limit key of a request's client address.
 	clientKey func(ctx context.Context) string
 	// secret keys the CSRF tokens.
@@ -107,11 +109,13 @@ type Options struct {
 	Secret []byte
 	Now    func() time.Time
 	Log    *slog.Logger
+	// Metrics counts sign-ins; nil counts nothing.
+	Metrics *metrics.Set
 }
 
 // New builds the authorisation server of cfg (cfg.OAuth.Enabled).
 func New(cfg *config.Config, o Options) *Service {
-	s := &Service{cfg: cfg, store: o.Store, accounts: o.Accounts, now: o.Now, log: o.Log, clientKey: o.ClientKey, secret: o.Secret,
+	s := &Service{cfg: cfg, store: o.Store, accounts: o.Accounts, now: o.Now, log: o.Log, metrics: o.Metrics, clientKey: o.ClientKey, secret: o.Secret,
 		limits: limits{
 			clientRegistration:  ratelimit.Shared("oauth.rc_client_registration", cfg.OAuth.RcClientRegistration, o.Remote),
 			deviceAuthorization: ratelimit.Shared("oauth.rc_device_authorization", cfg.OAuth.RcDeviceAuthorization, o.Remote),

@@ -18,6 +18,7 @@ import (
 
 	"registrar/db"
 	"registrar/impl/matrix"
+	"registrar/impl/metrics"
 	"registrar/impl/secrets"
 	"registrar/impl/uia"
 	"registrar/impl/web"
@@ -244,6 +245,8 @@ func (s *Service) SignIn(ctx context.Context, b Browser, f SignInForm) Page {
 	if !s.checkCSRF(b, f.CSRF) {
 		return s.csrfFailed()
 	}
+	outcome := metrics.Success
+	defer func() { s.metrics.LoginOutcome("oauth", outcome) }()
 	token, _ := s.csrf(b)
 	retry := func(status int, msg string) Page {
 		p := s.render(status, "signin", view{Frame: web.Frame{Title: "Sign in", Error: msg}, Action: PathLogin, CSRF: token, Next: localNext(f.Next), Username: f.Username})
@@ -251,28 +254,34 @@ func (s *Service) SignIn(ctx context.Context, b Browser, f SignInForm) Page {
 		return p
 	}
 	if err := s.accounts.LoginLimits(b.ClientKey); err != nil {
+		outcome = matrix.CodeLimitExceeded
 		return retry(http.StatusTooManyRequests, "Too many attempts. Wait a little and try again.")
 	}
 	acct, err := s.accounts.CheckCredentials(ctx, strings.TrimSpace(f.Username), f.Password, "")
 	if err != nil {
+		outcome = metrics.OutcomeOf(err)
 		return retry(signInStatus(err), signInMessage(err))
 	}
 	if err := s.accounts.SuccessfulLoginLimit(acct.UserID); err != nil {
+		outcome = matrix.CodeLimitExceeded
 		return retry(http.StatusTooManyRequests, "Too many sign-ins to this account. Wait a little and try again.")
 	}
 	switch {
 	case acct.ApprovalPending:
+		outcome = matrix.CodeUserAwaitingApproval
 		return retry(http.StatusForbidden, "This account is waiting for a server administrator's approval.")
 	case acct.Locked:
+		outcome = matrix.CodeUserLocked
 		return retry(http.StatusForbidden, "This account has been locked.")
 	}
 	session := secrets.RandomString(32)
 	lifetime := s.cfg.OAuth.BrowserSessionLifetime.Duration
 	if err := s.store.CreateBrowserSession(ctx, secrets.HashToken(session), acct.UserID, s.now().Add(lifetime).UnixMilli()); err != nil {
-		s.log.Error("storing a browser session failed", "error", err)
+		s.log.ErrorContext(ctx, "storing a browser session failed", "error", err)
+		outcome = matrix.CodeUnknown
 		return retry(http.StatusInternalServerError, "Something went wrong; try again.")
 	}
-	s.log.Info("signed in in the browser", "user_id", acct.UserID)
+	s.log.InfoContext(ctx, "signed in in the browser", "user_id", acct.UserID)
 	next := localNext(f.Next)
 	if next == "" {
 		next = PathAccount
@@ -318,7 +327,7 @@ func (s *Service) SignOut(ctx context.Context, b Browser, csrf string) Page {
 	}
 	if token := b.cookie(sessionCookie); token != "" {
 		if err := s.store.DeleteBrowserSession(ctx, secrets.HashToken(token)); err != nil {
-			s.log.Warn("ending a browser session failed", "error", err)
+			s.log.WarnContext(ctx, "ending a browser session failed", "error", err)
 		}
 	}
 	return redirect(PathLogin, s.cookie(sessionCookie, "", -1))
@@ -343,7 +352,7 @@ func (s *Service) consentTarget(ctx context.Context, grantID string) (consentTar
 		err = json.Unmarshal([]byte(row.Metadata), &meta)
 	}
 	if err != nil {
-		s.log.Error("reading a client failed", "client_id", g.ClientID, "error", err)
+		s.log.ErrorContext(ctx, "reading a client failed", "client_id", g.ClientID, "error", err)
 		p := s.message(http.StatusInternalServerError, "Something went wrong", "Something went wrong; try again.")
 		return consentTarget{}, &p
 	}
@@ -468,7 +477,7 @@ func (s *Service) decide(ctx context.Context, t consentTarget, acct db.Account, 
 			"This sign-in request has expired or was completed already. Go back to your app and start again.")
 		return p
 	}
-	s.log.Info("oauth grant decided", "user_id", acct.UserID, "client_id", g.ClientID, "device_id", g.DeviceID, "approved", approve,
+	s.log.InfoContext(ctx, "oauth grant decided", "user_id", acct.UserID, "client_id", g.ClientID, "device_id", g.DeviceID, "approved", approve,
 		"kind", g.Kind)
 	if g.Kind == db.GrantDevice {
 		if approve {
@@ -480,7 +489,7 @@ func (s *Service) decide(ctx context.Context, t consentTarget, acct db.Account, 
 		return s.backToClient(g, &oidc.Error{ErrorType: oidc.AccessDenied, Description: "the user denied the request", State: g.State})
 	}
 	if err := s.store.SaveOAuthConsent(ctx, acct.UserID, g.ClientID, g.Scope); err != nil {
-		s.log.Warn("remembering a consent failed", "error", err)
+		s.log.WarnContext(ctx, "remembering a consent failed", "error", err)
 	}
 	return s.backToClient(g, &codeResponse{Code: code, State: g.State})
 }

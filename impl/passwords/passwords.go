@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -45,6 +47,10 @@ type Hasher struct {
 	cfg   Config
 	cost  int // bcrypt rounds
 	slots chan struct{}
+	// waiting counts the calls waiting for a slot.
+	waiting atomic.Int64
+	// observe, when set, receives each call's wait and work times.
+	observe func(wait, took time.Duration)
 
 	dummyOnce sync.Once
 	dummy     string
@@ -61,16 +67,33 @@ func NewHasher(cfg Config, bcryptRounds int) *Hasher {
 // Slots is the pool's size.
 func (h *Hasher) Slots() int { return cap(h.slots) }
 
-func (h *Hasher) acquire(ctx context.Context) error {
+// Waiting is how many hashes and verifications wait for a slot now.
+func (h *Hasher) Waiting() int64 { return h.waiting.Load() }
+
+// Observe makes every hash and verification report how long it waited
+// for a slot and how long it took then. Call it before any use.
+func (h *Hasher) Observe(f func(wait, took time.Duration)) { h.observe = f }
+
+// acquire takes a slot; the returned function gives it back.
+func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
+	start := time.Now()
+	h.waiting.Add(1)
 	select {
 	case h.slots <- struct{}{}:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		h.waiting.Add(-1)
+		return nil, ctx.Err()
 	}
+	h.waiting.Add(-1)
+	if h.observe == nil {
+		return func() { <-h.slots }, nil
+	}
+	got := time.Now()
+	return func() {
+		<-h.slots
+		h.observe(got.Sub(start), time.Since(got))
+	}, nil
 }
-
-func (h *Hasher) release() { <-h.slots }
 
 // prepare normalises the password as Synapse does (NFKC) and adds the pepper.
 func (h *Hasher) prepare(password string) []byte {
@@ -79,10 +102,11 @@ func (h *Hasher) prepare(password string) []byte {
 
 // Hash returns an encoded hash of password with the configured algorithm.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
-	if err := h.acquire(ctx); err != nil {
+	release, err := h.acquire(ctx)
+	if err != nil {
 		return "", err
 	}
-	defer h.release()
+	defer release()
 	return h.hash(h.prepare(password))
 }
 
@@ -113,10 +137,11 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (bool, er
 	if encoded == "" {
 		return false, nil
 	}
-	if err := h.acquire(ctx); err != nil {
+	release, err := h.acquire(ctx)
+	if err != nil {
 		return false, err
 	}
-	defer h.release()
+	defer release()
 	return verify(h.prepare(password), encoded)
 }
 
@@ -125,11 +150,12 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (bool, er
 // unknown users, so that timing does not tell which user IDs exist.
 func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 	dummy := h.dummyHash()
-	if err := h.acquire(ctx); err != nil {
+	release, err := h.acquire(ctx)
+	if err != nil {
 		return err
 	}
-	defer h.release()
-	_, err := verify(h.prepare(password), dummy)
+	defer release()
+	_, err = verify(h.prepare(password), dummy)
 	return err
 }
 

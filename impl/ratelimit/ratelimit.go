@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -40,6 +41,8 @@ type Limiter struct {
 	// name keys the limiter's buckets in Redis.
 	name   string
 	remote *Remote
+	// refusals counts the 429s answered.
+	refusals atomic.Uint64
 }
 
 // Shared returns the limiter of r called name in remote's Redis (local
@@ -79,6 +82,10 @@ func (l *Limiter) Check(key string, now time.Time) *matrix.Error {
 	if l == nil {
 		return nil
 	}
+	return l.counted(l.check(key, now))
+}
+
+func (l *Limiter) check(key string, now time.Time) *matrix.Error {
 	if l.remote != nil {
 		if res, ok := l.remote.allow(l.name, key, l.rate, 0); ok {
 			return decide(res, l.rate, true)
@@ -98,6 +105,24 @@ func (l *Limiter) Take(key string, now time.Time) *matrix.Error {
 	if l == nil {
 		return nil
 	}
+	return l.counted(l.take(key, now))
+}
+
+// counted counts a refusal.
+func (l *Limiter) counted(err *matrix.Error) *matrix.Error {
+	if err != nil {
+		l.refusals.Add(1)
+	}
+	return err
+}
+
+// Name is the limiter's option name (rc_login.address), "" for none.
+func (l *Limiter) Name() string { return l.name }
+
+// Refusals is how many requests the limiter refused.
+func (l *Limiter) Refusals() uint64 { return l.refusals.Load() }
+
+func (l *Limiter) take(key string, now time.Time) *matrix.Error {
 	if l.remote != nil {
 		if res, ok := l.remote.allow(l.name, key, l.rate, 1); ok {
 			return decide(res, l.rate, false)

@@ -22,6 +22,7 @@ import (
 	"registrar/db"
 	"registrar/impl/config"
 	"registrar/impl/matrix"
+	"registrar/impl/metrics"
 	"registrar/impl/ratelimit"
 	"registrar/impl/secrets"
 )
@@ -53,15 +54,16 @@ type Service struct {
 	delegate *identityDelegate
 	// limit is rc_3pid_validation, per medium and client address and per
 	// medium and address.
-	limit *ratelimit.Limiter
-	now   func() time.Time
-	log   *slog.Logger
+	limit   *ratelimit.Limiter
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *metrics.Set
 }
 
 // New builds the service; cfg must be prepared; remote, when not nil,
 // shares the validation limit between instances.
-func New(cfg *config.Config, store Store, remote *ratelimit.Remote, now func() time.Time, log *slog.Logger) (*Service, error) {
-	s := &Service{cfg: cfg, store: store, limit: ratelimit.Shared("rc_3pid_validation", cfg.Rc3PIDValidation, remote), now: now, log: log}
+func New(cfg *config.Config, store Store, remote *ratelimit.Remote, now func() time.Time, log *slog.Logger, m *metrics.Set) (*Service, error) {
+	s := &Service{cfg: cfg, store: store, limit: ratelimit.Shared("rc_3pid_validation", cfg.Rc3PIDValidation, remote), now: now, log: log, metrics: m}
 	if cfg.Email != nil {
 		var err error
 		if s.mailer, err = newMailer(*cfg.Email, cfg.ServerName); err != nil {
@@ -146,7 +148,9 @@ func (s *Service) RequestToken(ctx context.Context, r Request) (Response, error)
 		return Response{}, err
 	}
 	if r.Medium == db.MediumMsisdn && s.delegate != nil {
+		start := time.Now()
 		sid, err := s.delegate.requestToken(ctx, r)
+		s.metrics.MessageSent(r.Medium, r.Purpose, err, time.Since(start))
 		if err != nil {
 			return Response{}, &matrix.Error{Status: http.StatusInternalServerError, Code: matrix.CodeUnknown, Message: "could not send SMS", Internal: err}
 		}
@@ -245,7 +249,7 @@ func (s *Service) checkOwnership(ctx context.Context, r Request) error {
 		if r.Medium == db.MediumEmail && r.Purpose == PurposeRegistration {
 			// Tell the address's owner instead of the requester.
 			if err := s.mailer.send(ctx, r.Address, purposeAlreadyInUse, messageData{Address: r.Address}); err != nil {
-				s.log.Warn("could not send email", "purpose", purposeAlreadyInUse, "error", err)
+				s.log.WarnContext(ctx, "could not send email", "purpose", purposeAlreadyInUse, "error", err)
 			}
 		}
 		return errConcealed
@@ -283,7 +287,9 @@ func (s *Service) startAndSend(ctx context.Context, r Request) (Response, error)
 }
 
 // send delivers a token: an email with the link (and the code), or an SMS.
-func (s *Service) send(ctx context.Context, r Request, sid, token string) error {
+func (s *Service) send(ctx context.Context, r Request, sid, token string) (err error) {
+	start := time.Now()
+	defer func() { s.metrics.MessageSent(r.Medium, r.Purpose, err, time.Since(start)) }()
 	if r.Medium == db.MediumEmail {
 		link := s.cfg.PublicBaseURL + EmailSubmitPath + "?" + url.Values{"sid": {sid},
 			"client_secret": {r.ClientSecret}, "token": {token}}.Encode()
@@ -300,7 +306,7 @@ func (s *Service) send(ctx context.Context, r Request, sid, token string) error 
 			return &matrix.Error{Status: http.StatusInternalServerError, Code: matrix.CodeUnknown, Message: "could not send SMS", Internal: err}
 		}
 	}
-	s.log.Info("validation token sent", "medium", r.Medium, "purpose", r.Purpose, "sid", sid)
+	s.log.InfoContext(ctx, "validation token sent", "medium", r.Medium, "purpose", r.Purpose, "sid", sid)
 	return nil
 }
 
@@ -444,7 +450,7 @@ func (s *Service) Submit(ctx context.Context, medium, sid, clientSecret, token s
 	if !ok {
 		return sess, errTokenUsed
 	}
-	s.log.Info("third-party identifier validated", "medium", medium, "sid", sid)
+	s.log.InfoContext(ctx, "third-party identifier validated", "medium", medium, "sid", sid)
 	return sess, nil
 }
 

@@ -6,6 +6,7 @@ package tokencache
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"registrar/db"
@@ -26,6 +27,21 @@ type Cache struct {
 	revoked map[string]uint64
 	all     uint64
 	max     int
+
+	hits, misses, evictions atomic.Uint64
+}
+
+// Stats are a cache's counts since it was made.
+type Stats struct {
+	// Hits and Misses count lookups answered from the cache and not.
+	Hits, Misses uint64
+	// Evictions counts tokens dropped to make room.
+	Evictions uint64
+}
+
+// Stats returns the cache's counts.
+func (c *Cache) Stats() Stats {
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load()}
 }
 
 type entry struct {
@@ -46,8 +62,10 @@ func (c *Cache) get(hash string, now time.Time) (db.TokenOwner, bool) {
 	defer c.mu.RUnlock()
 	e, ok := c.entries[hash]
 	if !ok || now.Sub(e.fetched) > TTL || now.Before(e.fetched) || c.revoked[e.owner.UserID] > e.readSeq || c.all > e.readSeq {
+		c.misses.Add(1)
 		return db.TokenOwner{}, false
 	}
+	c.hits.Add(1)
 	return e.owner, true
 }
 
@@ -65,6 +83,7 @@ func (c *Cache) put(hash string, owner db.TokenOwner, readSeq uint64, now time.T
 	if len(c.entries) >= c.max {
 		for k := range c.entries { // evict about a tenth, arbitrarily
 			delete(c.entries, k)
+			c.evictions.Add(1)
 			if len(c.entries) < c.max*9/10 {
 				break
 			}

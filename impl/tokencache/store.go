@@ -28,6 +28,9 @@ func Wrap(store *db.Store, cache *Cache, now func() time.Time) *Store {
 // (to pass it to other processes).
 func (s *Store) OnRevoke(f func(userID string)) { s.announce = f }
 
+// CacheStats returns the token cache's counts.
+func (s *Store) CacheStats() Stats { return s.cache.Stats() }
+
 // Revoked invalidates the cached tokens of a user whose tokens another
 // process revoked.
 func (s *Store) Revoked(userID string) { s.cache.RevokeUser(userID) }
@@ -67,7 +70,7 @@ func (s *Store) LookupAccessToken(ctx context.Context, hash string) (db.TokenOwn
 
 // Register implements db.Store.Register; upgrading a guest revokes its
 // guest tokens' cached state.
-func (s *Store) Register(ctx context.Context, r db.Registration) error {
+func (s *Store) Register(ctx context.Context, r db.Registration) (db.Registered, error) {
 	if r.UpgradeGuest {
 		defer s.revoke(r.Account.UserID)
 	}

@@ -25,6 +25,7 @@ import (
 	"registrar/api"
 	"registrar/db"
 	"registrar/impl/matrix"
+	"registrar/impl/metrics"
 	"registrar/impl/secrets"
 )
 
@@ -70,6 +71,9 @@ type Attempt struct {
 type Failure struct{ Code, Message string }
 
 func (f *Failure) Error() string { return f.Code + ": " + f.Message }
+
+// ErrorCode is the failure's errcode.
+func (f *Failure) ErrorCode() string { return f.Code }
 
 // Fail returns a stage failure.
 func Fail(code, message string) error { return &Failure{Code: code, Message: message} }
@@ -141,6 +145,8 @@ type Config struct {
 	Secret []byte
 	// Now is the clock.
 	Now func() time.Time
+	// Metrics counts sessions and stage failures; nil counts nothing.
+	Metrics *metrics.Set
 }
 
 // Engine runs User-Interactive Authentication.
@@ -271,6 +277,7 @@ func (e *Engine) start(req *Request) (*Session, error) {
 		return nil, matrix.Internal(err)
 	}
 	id, nonce := e.sealer.Seal(plain, sealContext)
+	e.cfg.Metrics.UIAStarted()
 	return &Session{ID: id, Op: op, Requester: req.Requester, Started: time.UnixMilli(now.UnixMilli()), Params: req.Params,
 		Data: map[string]string{}, rowID: rowID(nonce), clientKey: req.ClientKey}, nil
 }
@@ -301,6 +308,7 @@ func (e *Engine) Authenticate(ctx context.Context, sess *Session, req *Request) 
 		result, err := st.Check(ctx, &Attempt{Auth: req.Auth, Session: sess, Requester: req.Requester, ClientIP: req.ClientIP})
 		switch {
 		case errors.As(err, &failure):
+			e.cfg.Metrics.StageFailure(authType, failure.Code)
 		case err != nil:
 			return nil, err
 		default:
@@ -320,6 +328,7 @@ func (e *Engine) Authenticate(ctx context.Context, sess *Session, req *Request) 
 				return nil, err
 			}
 		}
+		e.cfg.Metrics.UIACompleted()
 		return sess, nil
 	}
 	if progressed {
@@ -453,11 +462,13 @@ func (e *Engine) challenge(sess *Session, flows [][]string, failure *Failure) *m
 	body.Params = &params
 	completed := orEmpty(sess.Completed)
 	body.Completed = &completed
+	code := ""
 	if failure != nil {
 		body.Errcode = &failure.Code
 		body.Error = &failure.Message
+		code = failure.Code
 	}
-	return &matrix.Challenge{Body: body}
+	return &matrix.Challenge{Body: body, Code: code}
 }
 
 // The legacy r0 and the v3 prefix of the client-server API.

@@ -1,0 +1,42 @@
+package impl
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"registrar/api"
+	"registrar/impl/matrix"
+)
+
+// readinessTimeout bounds each store check of /readyz.
+const readinessTimeout = 2 * time.Second
+
+// GetHealth is GET /health: OK while the process serves requests
+// (Synapse's), touching nothing else.
+func (s *Server) GetHealth(context.Context, api.GetHealthRequestObject) (api.GetHealthResponseObject, error) {
+	return api.GetHealth200TextResponse("OK"), nil
+}
+
+// GetReadiness is GET /readyz: OK when the database answers within
+// readinessTimeout. Redis, when configured, is checked too, but its
+// absence only degrades the answer: the rate limits then count per
+// instance and requests are still served, so taking every instance out
+// of a load balancer for it would turn a lost Redis into an outage.
+func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
+	dbCtx, cancel := context.WithTimeout(ctx, readinessTimeout)
+	defer cancel()
+	if err := s.revoking.Ping(dbCtx); err != nil {
+		return nil, &matrix.Error{Status: http.StatusServiceUnavailable, Code: matrix.CodeUnknown,
+			Message: "The database does not answer", Internal: err}
+	}
+	if s.redis != nil {
+		redisCtx, cancel := context.WithTimeout(ctx, readinessTimeout)
+		defer cancel()
+		if err := s.redis.Ping(redisCtx); err != nil {
+			s.log.WarnContext(ctx, "readiness: Redis does not answer; rate limits count per instance", "error", err)
+			return api.GetReadiness200TextResponse("OK (degraded: Redis does not answer, rate limits count per instance)"), nil
+		}
+	}
+	return api.GetReadiness200TextResponse("OK"), nil
+}

@@ -1,0 +1,192 @@
+package impl
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"registrar/impl/metrics"
+	"registrar/impl/ratelimit"
+)
+
+// Metrics serves the server's Prometheus metrics (for the metrics
+// listener; never routed on the client listener by the server itself).
+func (s *Server) Metrics() http.Handler { return s.metrics.Handler() }
+
+// collectGauges registers the metrics read at each scrape: rate-limit
+// refusals, the token cache, the password hashing queue, the database
+// pool and schema, and Redis fallbacks.
+func (s *Server) collectGauges(ctx context.Context) error {
+	m := s.metrics
+	m.RateLimiters(func() []metrics.RateLimiter {
+		all := append(s.limits.all(), s.threepids.Limiter())
+		if s.oauth != nil {
+			all = append(all, s.oauth.Limiters()...)
+		}
+		out := make([]metrics.RateLimiter, 0, len(all))
+		for _, l := range all {
+			if l != nil && l.Name() != "" {
+				out = append(out, l)
+			}
+		}
+		return out
+	})
+	m.CounterFunc("token_cache_hits_total", "Access token lookups answered from the cache.",
+		func() float64 { return float64(s.revoking.CacheStats().Hits) })
+	m.CounterFunc("token_cache_misses_total", "Access token lookups that read the database.",
+		func() float64 { return float64(s.revoking.CacheStats().Misses) })
+	m.CounterFunc("token_cache_evictions_total", "Cached access tokens dropped to make room.",
+		func() float64 { return float64(s.revoking.CacheStats().Evictions) })
+	m.GaugeFunc("password_hash_queue_length", "Password hashes and verifications waiting for a slot of the hashing pool.",
+		func() float64 { return float64(s.hasher.Waiting()) })
+	m.GaugeFunc("password_hash_slots", "Slots of the password hashing pool (hashes that run at once).",
+		func() float64 { return float64(s.hasher.Slots()) })
+	if s.redis != nil {
+		m.CounterFunc("redis_rate_limit_fallbacks_total", "Rate-limit decisions taken by this instance alone because Redis failed.",
+			func() float64 { return float64(s.redis.Fallbacks()) })
+	}
+	sqlDB, err := s.revoking.SQLDB()
+	if err != nil {
+		return err
+	}
+	m.Register(collectors.NewDBStatsCollector(sqlDB, s.revoking.Engine()))
+	version, err := s.revoking.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	m.GaugeFunc("schema_version", "The highest database migration applied.", func() float64 { return float64(version) })
+	return nil
+}
+
+var _ metrics.RateLimiter = (*ratelimit.Limiter)(nil)
+
+// routeKey is an echo route: a method and a path as registered.
+type routeKey struct{ method, path string }
+
+// observedRoute is what a route reports to: its metrics, and whether
+// its answers are logged quietly (the health checks, at debug level).
+type observedRoute struct {
+	metrics *metrics.Route
+	quiet   bool
+}
+
+// quietRoutes are the paths load balancers and orchestrators poll.
+var quietRoutes = map[string]bool{"/health": true, "/readyz": true}
+
+// observeRoute notes the metrics route of an echo route: template is the
+// spec's path template, whatever prefix (v3 or r0) the route has.
+func (h *httpStack) observeRoute(method, path, template string) {
+	if h.routes == nil {
+		h.routes = map[routeKey]*observedRoute{}
+	}
+	h.routes[routeKey{method, path}] = &observedRoute{metrics: h.metrics.Route(method, template), quiet: quietRoutes[template]}
+}
+
+// observedMethods are the methods counted by name on unknown routes;
+// any other method is counted as OTHER, so that clients cannot add
+// label values.
+var observedMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions}
+
+// unroutedPath is the route label of requests that matched no route
+// (404, 405, OPTIONS answered before routing).
+const unroutedPath = "other"
+
+func (h *httpStack) observeUnrouted() {
+	h.unrouted = map[string]*observedRoute{}
+	for _, m := range append(observedMethods, "OTHER") {
+		h.unrouted[m] = &observedRoute{metrics: h.metrics.Route(m, unroutedPath)}
+	}
+}
+
+func (h *httpStack) routeOf(method, path string) *observedRoute {
+	if r, ok := h.routes[routeKey{method, path}]; ok {
+		return r
+	}
+	if r, ok := h.unrouted[method]; ok {
+		return r
+	}
+	return h.unrouted["OTHER"]
+}
+
+// observe runs first, around everything else: it gives the request its
+// ID and its requestInfo, answers errors, counts the answer by route,
+// status and errcode, and writes the access log line.
+func (h *httpStack) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		h.metrics.InFlight()
+		defer h.metrics.Done()
+		info := attachInfo(c)
+		info.requestID = h.requestID(c)
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		took := time.Since(start)
+		req := c.Request()
+		route := h.routeOf(req.Method, c.Path())
+		status := c.Response().Status
+		route.metrics.Observe(status, info.errcode, took)
+		if h.accessLog {
+			level := slog.LevelInfo
+			if route.quiet {
+				level = slog.LevelDebug
+			}
+			h.log.LogAttrs(req.Context(), level, "request",
+				slog.String("method", req.Method),
+				slog.String("route", c.Path()),
+				slog.Int("status", status),
+				slog.String("errcode", info.errcode),
+				slog.Duration("duration", took))
+		}
+		return nil
+	}
+}
+
+// attachInfo returns the request's requestInfo, attaching a new one to
+// its context on first use.
+func attachInfo(c echo.Context) *requestInfo {
+	req := c.Request()
+	if info, ok := req.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+		return info
+	}
+	info := &requestInfo{}
+	req = req.WithContext(context.WithValue(req.Context(), requestInfoKey{}, info))
+	info.request = req
+	c.SetRequest(req)
+	return info
+}
+
+// withRequestAttrs adds the request ID and the operation of the request
+// a record is logged in (from its context) to every record.
+func withRequestAttrs(h slog.Handler) slog.Handler {
+	if _, ok := h.(requestAttrsHandler); ok {
+		return h
+	}
+	return requestAttrsHandler{h}
+}
+
+type requestAttrsHandler struct{ slog.Handler }
+
+func (h requestAttrsHandler) Handle(ctx context.Context, r slog.Record) error {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok && info.requestID != "" {
+		r = r.Clone()
+		r.AddAttrs(slog.String("request_id", info.requestID))
+		if info.operation != "" {
+			r.AddAttrs(slog.String("operation", info.operation))
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestAttrsHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestAttrsHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestAttrsHandler) WithGroup(name string) slog.Handler {
+	return requestAttrsHandler{h.Handler.WithGroup(name)}
+}
