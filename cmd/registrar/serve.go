@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"sort"
 	"time"
 
 	"registrar/db"
@@ -40,7 +42,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	background := make(chan struct{})
 	go func() { defer close(background); srv.Run(bgCtx) }()
-	err = listenAndServe(ctx, cfg, addr, srv, log, ready)
+	err = listenAndServe(ctx, cfg, endpoints(cfg, addr, srv), log, ready)
 	stopBackground()
 	<-background // the last device uses are written before the store closes
 	return err
@@ -66,51 +68,139 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	return cfg, addr, nil
 }
 
-// listenAndServe serves handler on addr, with max_connections and
-// timeouts, until ctx is done; then it stops accepting and waits (up to
-// 20 s) for the requests in flight.
-func listenAndServe(ctx context.Context, cfg config.Config, addr string, handler http.Handler, log *slog.Logger, ready chan<- string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
+// endpoint is one address served: a client listener's (the API) or a
+// metrics listener's.
+type endpoint struct {
+	addr    string
+	handler http.Handler
+	metrics bool
+}
+
+// endpoints are the addresses of every listener with their handlers;
+// addr replaces the first client listener's first address.
+func endpoints(cfg config.Config, addr string, srv *impl.Server) []endpoint {
+	var out []endpoint
+	first := true
+	for _, l := range cfg.Listeners {
+		if l.IsMetrics() {
+			for _, a := range l.Addresses() {
+				out = append(out, endpoint{addr: a, handler: metricsHandler(srv.Metrics(), cfg.EnablePprof), metrics: true})
+			}
+			continue
+		}
+		var h http.Handler = srv
+		if l.ServesMetrics() {
+			mux := http.NewServeMux()
+			mux.Handle("/", srv)
+			mux.Handle("GET "+synapseMetricsPath, srv.Metrics())
+			h = mux
+		}
+		for _, a := range l.Addresses() {
+			if first {
+				a, first = addr, false
+			}
+			out = append(out, endpoint{addr: a, handler: h})
+		}
+	}
+	// The client listener the ready channel reports comes first.
+	sort.SliceStable(out, func(i, j int) bool { return !out[i].metrics && out[j].metrics })
+	return out
+}
+
+// synapseMetricsPath is where Synapse serves metrics; Prometheus jobs
+// written for Synapse scrape it.
+const synapseMetricsPath = "/_synapse/metrics"
+
+// metricsHandler serves a metrics listener: the metrics under /metrics
+// and Synapse's path, Go's profiler when enabled, nothing else.
+func metricsHandler(metrics http.Handler, pprofOn bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	mux.Handle("GET "+synapseMetricsPath, metrics)
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// listenAndServe serves every endpoint, client listeners with
+// max_connections and timeouts, until ctx is done; then it stops
+// accepting and waits (up to 20 s) for the requests in flight. ready
+// receives the first client address once all listen.
+func listenAndServe(ctx context.Context, cfg config.Config, eps []endpoint, log *slog.Logger, ready chan<- string) error {
+	listeners := make([]net.Listener, 0, len(eps))
+	for _, ep := range eps {
+		ln, err := net.Listen("tcp", ep.addr)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return err
+		}
+		listeners = append(listeners, ln)
 	}
 	guard := newConnectionGuard(cfg.MaxConnections)
-	ln = guard.listener(ln)
-	httpServer := &http.Server{
-		Handler:           handler,
-		ConnState:         guard.track,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	servers := make([]*http.Server, len(eps))
+	errc := make(chan error, len(eps))
+	for i, ep := range eps {
+		ln := listeners[i]
+		srv := &http.Server{
+			Handler:           ep.handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		if ep.metrics {
+			// A CPU profile or trace takes as long as it is asked to.
+			srv.WriteTimeout = 0
+			log.Info("serving metrics", "address", ln.Addr().String(), "pprof", cfg.EnablePprof)
+		} else {
+			ln = guard.listener(ln)
+			srv.ConnState = guard.track
+			log.Info("listening", "address", ln.Addr().String(), "server_name", cfg.ServerName,
+				"registration_enabled", cfg.EnableRegistration, "max_connections", cfg.MaxConnections)
+		}
+		servers[i] = srv
+		go func() { errc <- srv.Serve(ln) }()
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- httpServer.Serve(ln) }()
-	log.Info("listening", "address", ln.Addr().String(), "server_name", cfg.ServerName,
-		"registration_enabled", cfg.EnableRegistration, "max_connections", cfg.MaxConnections)
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- listeners[0].Addr().String()
 	}
+	var err error
+	pending := len(servers)
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
+		pending--
 	case <-ctx.Done():
+		log.Info("shutting down")
 	}
-	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := httpServer.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	for _, srv := range servers {
+		if shutdownErr := srv.Shutdown(shutdownCtx); shutdownErr != nil && err == nil {
+			err = fmt.Errorf("shutdown: %w", shutdownErr)
+		}
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for ; pending > 0; pending-- {
+		if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
+			err = serveErr
+		}
 	}
-	return nil
+	return err
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }

@@ -47,8 +47,17 @@ type Config struct {
 	MaxConnections int `yaml:"max_connections"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// LogFormat is json (one object per line, the default) or text
+	// (slog's key=value lines).
+	LogFormat string `yaml:"log_format"`
 	// AccessLog writes one line per request when true.
 	AccessLog bool `yaml:"access_log"`
+	// EnableMetrics serves Prometheus metrics on the listeners of type
+	// metrics (and on an http listener with a metrics resource), as Synapse.
+	EnableMetrics bool `yaml:"enable_metrics"`
+	// EnablePprof serves Go's profiler under /debug/pprof/ on the metrics
+	// listeners.
+	EnablePprof bool `yaml:"enable_pprof"`
 
 	EnableRegistration                    bool     `yaml:"enable_registration"`
 	EnableRegistrationWithoutVerification bool     `yaml:"enable_registration_without_verification"`
@@ -158,13 +167,59 @@ type resolved struct {
 	appServices   []*appservice.Service
 }
 
-// Listener is one HTTP listener (Synapse's listeners entry).
+// Listener is one HTTP listener (Synapse's listeners entry): type http
+// (the default) serves the client API, type metrics serves Prometheus
+// metrics (and pprof when enabled) and nothing else.
 type Listener struct {
 	Port          int      `yaml:"port"`
 	BindAddresses []string `yaml:"bind_addresses"`
 	Type          string   `yaml:"type"`
 	TLS           bool     `yaml:"tls"`
 	XForwarded    bool     `yaml:"x_forwarded"`
+	// Resources are what an http listener serves (Synapse's); a
+	// "metrics" name adds /_synapse/metrics to it.
+	Resources []ListenerResource `yaml:"resources"`
+}
+
+// ListenerResource is one entry of a listener's resources.
+type ListenerResource struct {
+	Names    []string `yaml:"names"`
+	Compress bool     `yaml:"compress"`
+}
+
+// Listener types.
+const (
+	ListenerHTTP    = "http"
+	ListenerMetrics = "metrics"
+)
+
+// IsMetrics reports whether l serves only metrics.
+func (l Listener) IsMetrics() bool { return l.Type == ListenerMetrics }
+
+// ServesMetrics reports whether an http listener also serves
+// /_synapse/metrics (a metrics resource).
+func (l Listener) ServesMetrics() bool {
+	for _, r := range l.Resources {
+		for _, n := range r.Names {
+			if n == "metrics" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Addresses are the host:port addresses the listener binds.
+func (l Listener) Addresses() []string {
+	hosts := l.BindAddresses
+	if len(hosts) == 0 {
+		hosts = []string{"127.0.0.1"}
+	}
+	out := make([]string, len(hosts))
+	for i, h := range hosts {
+		out[i] = net.JoinHostPort(h, strconv.Itoa(l.Port))
+	}
+	return out
 }
 
 // Database selects the store (Synapse's database section): name sqlite3
@@ -318,6 +373,7 @@ func Default() Config {
 		Database:           Database{Name: "sqlite3"},
 		MaxRequestBodySize: 64 << 10,
 		LogLevel:           "info",
+		LogFormat:          "json",
 		AccessLog:          true,
 		AllowDeactivation:  true,
 		Enable3PIDChanges:  true,
@@ -427,21 +483,19 @@ func (c *Config) complete() {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// firstListener is the first client (http) listener, nil for none.
 func (c *Config) firstListener() *Listener {
-	if len(c.Listeners) == 0 {
-		return nil
+	for i := range c.Listeners {
+		if !c.Listeners[i].IsMetrics() {
+			return &c.Listeners[i]
+		}
 	}
-	return &c.Listeners[0]
+	return nil
 }
 
-// ListenAddress is the host:port of the first listener.
+// ListenAddress is the first address of the first client listener.
 func (c *Config) ListenAddress() string {
-	l := c.firstListener()
-	host := "127.0.0.1"
-	if len(l.BindAddresses) > 0 {
-		host = l.BindAddresses[0]
-	}
-	return net.JoinHostPort(host, strconv.Itoa(l.Port))
+	return c.firstListener().Addresses()[0]
 }
 
 // StoreOptions are db.Open's options from the database section.

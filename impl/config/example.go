@@ -16,6 +16,14 @@ listeners:
   - port: 8008
     bind_addresses: ['127.0.0.1']
     type: http
+    # A metrics resource would also serve /_synapse/metrics here; prefer
+    # a listener of its own, below, that clients cannot reach.
+    #resources: [{names: [client]}]
+  # Prometheus metrics (/metrics and /_synapse/metrics) and, with
+  # enable_pprof, Go's profiler (/debug/pprof/); needs enable_metrics.
+  #- port: 9000
+  #  bind_addresses: ['127.0.0.1']
+  #  type: metrics
 
 # Where the SQLite database and generated secrets live.
 data_directory: data
@@ -30,8 +38,17 @@ max_request_body_size: 65536
 # closed when it is reached. 0: 80% of the file descriptor limit, at most 10000.
 max_connections: 0
 log_level: info
-# One structured log line per request.
+# json (one object per line) or text (key=value). Every line logged while
+# answering a request carries its request_id and operation.
+log_format: json
+# One structured log line per request (health checks at debug level).
 access_log: true
+# Prometheus metrics, served only on a listener of type metrics (or an
+# http listener with a metrics resource). /health and /readyz are always
+# served on the client listeners.
+enable_metrics: false
+# Go's profiler on the metrics listeners; expose only to operators.
+enable_pprof: false
 
 # Registration. registrar refuses to start with open registration and no
 # verification unless enable_registration_without_verification is true.

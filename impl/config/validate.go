@@ -61,12 +61,13 @@ func (c *Config) validateServer(p *problems) {
 	if c.PublicBaseURL != "" && !httpURL(c.PublicBaseURL) {
 		p.add("public_baseurl %q must be an absolute http(s) URL", c.PublicBaseURL)
 	}
-	if len(c.Listeners) == 0 {
-		p.add("listeners: at least one listener is required")
+	if c.firstListener() == nil {
+		p.add("listeners: at least one listener of type http is required")
 	}
 	for i, l := range c.Listeners {
 		l.validate(p, i)
 	}
+	c.validateMetrics(p)
 	if c.DataDirectory == "" {
 		p.add("data_directory must not be empty")
 	}
@@ -80,6 +81,9 @@ func (c *Config) validateServer(p *problems) {
 	case "debug", "info", "warn", "error":
 	default:
 		p.add("log_level %q must be debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		p.add("log_format %q must be json or text", c.LogFormat)
 	}
 	c.built.trustedProxies = nil
 	for i, cidr := range c.TrustedProxies {
@@ -97,7 +101,51 @@ func (c *Config) validateServer(p *problems) {
 	}
 }
 
+// validateMetrics checks that metrics and pprof have somewhere to be
+// served, and that nothing serves them unasked.
+func (c *Config) validateMetrics(p *problems) {
+	metricsListener, metricsResource := false, false
+	for i, l := range c.Listeners {
+		switch {
+		case l.IsMetrics():
+			metricsListener = true
+			if !c.EnableMetrics {
+				p.add("listeners[%d]: a listener of type metrics needs enable_metrics: true", i)
+			}
+		case l.ServesMetrics():
+			metricsResource = true
+			if !c.EnableMetrics {
+				p.add("listeners[%d].resources: the metrics resource needs enable_metrics: true", i)
+			}
+		}
+	}
+	if c.EnableMetrics && !metricsListener && !metricsResource {
+		p.add("enable_metrics: add a listener of type metrics (its own port and bind_addresses) to serve them")
+	}
+	if c.EnablePprof && !metricsListener {
+		p.add("enable_pprof: pprof is served only on a listener of type metrics; add one")
+	}
+}
+
+// listenerResources are the resource names Synapse knows; only metrics
+// changes what registrar serves, the others are accepted as they are so
+// that a Synapse listener entry can be copied.
+var listenerResources = map[string]bool{"client": true, "consent": true, "federation": true, "keys": true, "media": true,
+	"metrics": true, "openid": true, "replication": true, "static": true, "health": true}
+
 func (l Listener) validate(p *problems, i int) {
+	switch l.Type {
+	case "", ListenerHTTP, ListenerMetrics:
+	default:
+		p.add("listeners[%d].type %q is not supported (http or metrics)", i, l.Type)
+	}
+	for j, r := range l.Resources {
+		for _, n := range r.Names {
+			if !listenerResources[n] {
+				p.add("listeners[%d].resources[%d].names: unknown resource %q", i, j, n)
+			}
+		}
+	}
 	if l.Port < 0 || l.Port > 65535 {
 		p.add("listeners[%d].port %d is out of range", i, l.Port)
 	}
