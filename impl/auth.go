@@ -52,6 +52,8 @@ type requestInfo struct {
 	// requestID and operation (the spec's operationId) go into every log
 	// line of the request; errcode is that of its error answer.
 	requestID, operation, errcode string
+	// requestIDHeader is the X-Request-Id header's value slice.
+	requestIDHeader [1]string
 }
 
 type requestInfoKey struct{}

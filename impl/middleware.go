@@ -12,29 +12,28 @@ import (
 
 // corsAndLimits runs before routing: the CORS headers the spec recommends
 // on every response, OPTIONS answered without running any endpoint, and the
-// request body size limit.
-func (h *httpStack) corsAndLimits(next echo.HandlerFunc) echo.HandlerFunc {
-	limit := h.maxBody
-	return func(c echo.Context) error {
-		header := c.Response().Header()
-		header.Set("Access-Control-Allow-Origin", "*")
-		header.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS") // Matrix v1.13
-		header.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
-		req := c.Request()
-		if req.Method == http.MethodOptions {
-			return c.NoContent(http.StatusNoContent)
-		}
-		if req.URL.RawQuery != "" && !validQuery(req.URL.RawQuery) {
-			return errBadQuery
-		}
-		if req.ContentLength > limit {
-			return matrix.ErrTooLarge
-		}
-		if req.Body != nil && req.Body != http.NoBody {
-			req.Body = &limitedBody{ReadCloser: req.Body, remaining: limit}
-		}
-		return next(c)
+// request body size limit. It reports whether it answered the request.
+// (It is called by observe, not installed as a middleware of its own:
+// echo builds the chain of Pre middlewares anew for every request.)
+func (h *httpStack) corsAndLimits(c echo.Context) (answered bool, err error) {
+	header := c.Response().Header()
+	header.Set("Access-Control-Allow-Origin", "*")
+	header.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS") // Matrix v1.13
+	header.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
+	req := c.Request()
+	if req.Method == http.MethodOptions {
+		return true, c.NoContent(http.StatusNoContent)
 	}
+	if req.URL.RawQuery != "" && !validQuery(req.URL.RawQuery) {
+		return true, errBadQuery
+	}
+	if req.ContentLength > h.maxBody {
+		return true, matrix.ErrTooLarge
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &limitedBody{ReadCloser: req.Body, remaining: h.maxBody}
+	}
+	return false, nil
 }
 
 var errBadQuery = matrix.BadRequest(matrix.CodeInvalidParam, "The query string is not valid URL encoding")
@@ -83,14 +82,15 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// requestID returns the request's ID (sent as X-Request-Id), assigning
-// one on first use.
-func (h *httpStack) requestID(c echo.Context) string {
-	header := c.Response().Header()
-	if id := header.Get(echo.HeaderXRequestID); id != "" {
-		return id
-	}
-	id := h.requestPrefix + "-" + strconv.FormatUint(h.requestSeq.Add(1), 10)
-	header.Set(echo.HeaderXRequestID, id)
-	return id
+// assignRequestID gives the request its ID (this process's random prefix
+// and a sequence number), sent as X-Request-Id; one allocation, the
+// header's value living in info.
+func (h *httpStack) assignRequestID(c echo.Context, info *requestInfo) {
+	var buf [32]byte
+	b := append(buf[:0], h.requestPrefix...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, h.requestSeq.Add(1), 10)
+	info.requestID = string(b)
+	info.requestIDHeader[0] = info.requestID
+	c.Response().Header()[echo.HeaderXRequestID] = info.requestIDHeader[:]
 }

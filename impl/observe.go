@@ -113,17 +113,22 @@ func (h *httpStack) routeOf(method, path string) *observedRoute {
 	return h.unrouted["OTHER"]
 }
 
-// observe runs first, around everything else: it gives the request its
-// ID and its requestInfo, answers errors, counts the answer by route,
-// status and errcode, and writes the access log line.
+// observe is the one middleware before routing, around everything else:
+// it gives the request its ID and its requestInfo, runs corsAndLimits,
+// answers errors, counts the answer by route, status and errcode, and
+// writes the access log line.
 func (h *httpStack) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		h.metrics.InFlight()
 		defer h.metrics.Done()
 		info := attachInfo(c)
-		info.requestID = h.requestID(c)
-		if err := next(c); err != nil {
+		h.assignRequestID(c, info)
+		answered, err := h.corsAndLimits(c)
+		if !answered {
+			err = next(c)
+		}
+		if err != nil {
 			c.Error(err)
 		}
 		took := time.Since(start)

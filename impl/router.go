@@ -72,7 +72,7 @@ func newHTTPStack(s *Server) (*httpStack, error) {
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
-	e.Pre(h.observe, h.corsAndLimits)
+	e.Pre(h.observe)
 	router := &specRouter{stack: h, spec: spec, options: validationOptions()}
 	api.RegisterHandlers(router, api.NewStrictHandler(s, nil))
 	if router.err != nil {

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -219,8 +220,10 @@ type Route struct {
 	method   string
 	route    string
 	duration prometheus.Observer
-	// counters caches the request counter of each status and errcode.
-	counters sync.Map // statusKey -> prometheus.Counter
+	// counters maps each status and errcode seen to its request counter;
+	// copied on write, so that counting takes no lock and no allocation.
+	counters atomic.Pointer[map[statusKey]prometheus.Counter]
+	mu       sync.Mutex
 }
 
 type statusKey struct {
@@ -233,7 +236,9 @@ func (s *Set) Route(method, route string) *Route {
 	if s == nil {
 		return nil
 	}
-	return &Route{set: s, method: method, route: route, duration: s.httpDuration.WithLabelValues(method, route)}
+	r := &Route{set: s, method: method, route: route, duration: s.httpDuration.WithLabelValues(method, route)}
+	r.counters.Store(&map[statusKey]prometheus.Counter{})
+	return r
 }
 
 // Observe counts an answered request.
@@ -243,14 +248,32 @@ func (r *Route) Observe(status int, errcode string, took time.Duration) {
 	}
 	r.duration.Observe(took.Seconds())
 	key := statusKey{status, errcode}
-	c, ok := r.counters.Load(key)
+	c, ok := (*r.counters.Load())[key]
 	if !ok {
-		c, _ = r.counters.LoadOrStore(key, r.set.httpRequests.WithLabelValues(r.method, r.route, strconv.Itoa(status), errcode))
+		c = r.counter(key)
 	}
-	c.(prometheus.Counter).Inc()
+	c.Inc()
 	if errcode == matrix.CodeTooLarge {
 		r.set.httpTooLarge.Inc()
 	}
+}
+
+// counter adds the counter of a status and errcode not seen before.
+func (r *Route) counter(key statusKey) prometheus.Counter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := *r.counters.Load()
+	if c, ok := old[key]; ok {
+		return c
+	}
+	next := make(map[statusKey]prometheus.Counter, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	c := r.set.httpRequests.WithLabelValues(r.method, r.route, strconv.Itoa(key.status), key.errcode)
+	next[key] = c
+	r.counters.Store(&next)
+	return c
 }
 
 // InFlight counts a request in progress; call Done when it is answered.
