@@ -49,11 +49,12 @@ type requestInfo struct {
 	// errorFormat is how the operation's errors are written: "" (Matrix),
 	// "oauth2" (RFC 6749) or "html" (a page).
 	errorFormat string
-	// requestID and operation (the spec's operationId) go into every log
-	// line of the request; errcode is that of its error answer.
-	requestID, operation, errcode string
-	// requestIDHeader is the X-Request-Id header's value slice.
-	requestIDHeader [1]string
+	// The request's ID and operation (the spec's operationId) go into
+	// every log line of the request; errcode is that of its error answer.
+	operation, errcode string
+	// idPrefix and seq make the request's ID (requestID).
+	idPrefix string
+	seq      uint64
 }
 
 type requestInfoKey struct{}

@@ -19,6 +19,9 @@ func (h *httpStack) writeError(err error, c echo.Context) {
 		return
 	}
 	info := infoFrom(c.Request().Context())
+	if id := info.requestID(); id != "" {
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+	}
 	if challenge, ok := err.(*matrix.Challenge); ok {
 		info.errcode = challenge.Code
 		_ = c.JSON(http.StatusUnauthorized, challenge.Body)

@@ -82,15 +82,20 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// assignRequestID gives the request its ID (this process's random prefix
-// and a sequence number), sent as X-Request-Id; one allocation, the
-// header's value living in info.
-func (h *httpStack) assignRequestID(c echo.Context, info *requestInfo) {
+// numberRequest gives the request its number; its ID (this process's
+// random prefix and the number) is written out only when a log line or
+// an error answer (X-Request-Id) needs it.
+func (h *httpStack) numberRequest(info *requestInfo) {
+	info.idPrefix, info.seq = h.requestPrefix, h.requestSeq.Add(1)
+}
+
+// requestID is the request's ID, "" before numberRequest.
+func (i *requestInfo) requestID() string {
+	if i.seq == 0 {
+		return ""
+	}
 	var buf [32]byte
-	b := append(buf[:0], h.requestPrefix...)
+	b := append(buf[:0], i.idPrefix...)
 	b = append(b, '-')
-	b = strconv.AppendUint(b, h.requestSeq.Add(1), 10)
-	info.requestID = string(b)
-	info.requestIDHeader[0] = info.requestID
-	c.Response().Header()[echo.HeaderXRequestID] = info.requestIDHeader[:]
+	return string(strconv.AppendUint(b, i.seq, 10))
 }

@@ -123,7 +123,7 @@ func (h *httpStack) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		h.metrics.InFlight()
 		defer h.metrics.Done()
 		info := attachInfo(c)
-		h.assignRequestID(c, info)
+		h.numberRequest(info)
 		answered, err := h.corsAndLimits(c)
 		if !answered {
 			err = next(c)
@@ -178,9 +178,9 @@ func withRequestAttrs(h slog.Handler) slog.Handler {
 type requestAttrsHandler struct{ slog.Handler }
 
 func (h requestAttrsHandler) Handle(ctx context.Context, r slog.Record) error {
-	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok && info.requestID != "" {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok && info.seq != 0 {
 		r = r.Clone()
-		r.AddAttrs(slog.String("request_id", info.requestID))
+		r.AddAttrs(slog.String("request_id", info.requestID()))
 		if info.operation != "" {
 			r.AddAttrs(slog.String("operation", info.operation))
 		}

@@ -223,27 +223,33 @@ func TestLogLinesCarryTheRequestIDAndOperation(t *testing.T) {
 	env.logs = &logs
 	env.open()
 
-	r := requestEmailToken(env, "/_matrix/client/v3/register/email/requestToken", "secret", "dave@example.org", 1).expect(t, 200, "")
-	id := r.Header.Get("X-Request-Id")
-	if id == "" {
-		t.Fatal("no X-Request-Id")
-	}
+	requestEmailToken(env, "/_matrix/client/v3/register/email/requestToken", "secret", "dave@example.org", 1).expect(t, 200, "")
+	refused := env.do("POST", "/_matrix/client/v3/register/email/requestToken", `{"client_secret": "secret"}`).expect(t, 400, "M_BAD_JSON")
 	env.doQuiet("GET", "/health", "")
-	var sent, access, health logLine
+	var sent, access, refusal, health logLine
 	for _, l := range logLines(t, &logs) {
 		switch {
 		case l["msg"] == "validation token sent":
 			sent = l
-		case l["msg"] == "request" && l["route"] == "/_matrix/client/v3/register/email/requestToken":
+		case l["msg"] == "request" && l["route"] == "/_matrix/client/v3/register/email/requestToken" && l["status"] == float64(200):
 			access = l
+		case l["msg"] == "request" && l["route"] == "/_matrix/client/v3/register/email/requestToken":
+			refusal = l
 		case l["msg"] == "request" && l["route"] == "/health":
 			health = l
 		}
 	}
+	if access == nil || access["request_id"] == "" || access["request_id"] == nil {
+		t.Fatalf("access line %v", access)
+	}
 	for name, l := range map[string]logLine{"the handler's line": sent, "the access log line": access} {
-		if l == nil || l["request_id"] != id || l["operation"] != "requestTokenToRegisterEmail" {
-			t.Errorf("%s: %v (request %s)", name, l, id)
+		if l == nil || l["request_id"] != access["request_id"] || l["operation"] != "requestTokenToRegisterEmail" {
+			t.Errorf("%s: %v (request %s)", name, l, access["request_id"])
 		}
+	}
+	if id := refused.Header.Get("X-Request-Id"); id == "" || refusal == nil || refusal["request_id"] != id || refusal["errcode"] != "M_BAD_JSON" ||
+		id == access["request_id"] {
+		t.Errorf("the refusal's X-Request-Id %q and its line %v", id, refusal)
 	}
 	if access["status"] != float64(200) || access["level"] != "INFO" {
 		t.Errorf("access line %v", access)

@@ -39,7 +39,9 @@ type Set struct {
 
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
-	httpInFlight prometheus.Gauge
+	// inFlight counts the requests being answered (one atomic add, where
+	// a Gauge's Inc and Dec are compare-and-swap loops).
+	inFlight     atomic.Int64
 	httpTooLarge prometheus.Counter
 
 	registrations    *prometheus.CounterVec
@@ -75,7 +77,6 @@ func New() *Set {
 		httpDuration: f.histogramVec("http_request_duration_seconds",
 			"Time from a request's arrival to its answer, by method and route template.",
 			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "method", "route"),
-		httpInFlight: f.gauge("http_requests_in_flight", "HTTP requests being answered."),
 		httpTooLarge: f.counter("http_request_body_too_large_total",
 			"Requests refused with M_TOO_LARGE because their body exceeded max_request_body_size."),
 
@@ -118,6 +119,8 @@ func New() *Set {
 			"Time a password hash or verification took once it had a slot.",
 			[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5}),
 	}
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "http_requests_in_flight",
+		Help: "HTTP requests being answered."}, func() float64 { return float64(s.inFlight.Load()) }))
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	return s
 }
@@ -279,14 +282,14 @@ func (r *Route) counter(key statusKey) prometheus.Counter {
 // InFlight counts a request in progress; call Done when it is answered.
 func (s *Set) InFlight() {
 	if s != nil {
-		s.httpInFlight.Inc()
+		s.inFlight.Add(1)
 	}
 }
 
 // Done counts a request answered (the pair of InFlight).
 func (s *Set) Done() {
 	if s != nil {
-		s.httpInFlight.Dec()
+		s.inFlight.Add(-1)
 	}
 }
 
@@ -416,12 +419,6 @@ func (f factory) counterVec(name, help string, labels ...string) *prometheus.Cou
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
 	f.r.MustRegister(c)
 	return c
-}
-
-func (f factory) gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
-	f.r.MustRegister(g)
-	return g
 }
 
 func (f factory) histogram(name, help string, buckets []float64) prometheus.Histogram {
