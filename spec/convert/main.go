@@ -1,7 +1,7 @@
 // Command convert bundles the spec inputs named in spec/bundle.yaml (Swagger
-// 2.0 or OpenAPI 3.x, with external schema files) into one self-contained,
-// deterministic OpenAPI 3.0.3 document for oapi-codegen and for request
-// validation at run time.
+// 1.2 API declarations, Swagger 2.0 or OpenAPI 3.x, with external schema
+// files) into one self-contained, deterministic OpenAPI 3.0.3 document for
+// oapi-codegen and for request validation at run time.
 //
 // Usage: go run ./spec/convert [-dir spec]
 package main
@@ -135,6 +135,11 @@ func loadInput(dir, input string, names map[string]string, schemes openapi3.Secu
 	if !ok {
 		return nil, "", errors.New("not a mapping")
 	}
+	if isSwagger12(doc) {
+		if doc, err = fromSwagger12(doc); err != nil {
+			return nil, "", err
+		}
+	}
 	_, isSwagger2 := doc["swagger"]
 	prefix := "#/components/schemas/"
 	if isSwagger2 {
@@ -148,6 +153,7 @@ func loadInput(dir, input string, names map[string]string, schemes openapi3.Secu
 	doc = resolved.(map[string]any)
 
 	if isSwagger2 {
+		parseTextExamples(doc)
 		if len(r.defs) > 0 {
 			doc["definitions"] = r.defs
 		}
@@ -166,6 +172,7 @@ func loadInput(dir, input string, names map[string]string, schemes openapi3.Secu
 		}
 		doc3.Components.SecuritySchemes = nil
 		expandLegacySecurity(doc3, schemes)
+		dropSchemalessContent(doc3)
 		return doc3, strings.TrimSuffix(doc2.BasePath, "/"), nil
 	}
 
@@ -264,6 +271,61 @@ func (r *refResolver) resolve(node any, fileDir string) (any, error) {
 		return n, nil
 	default:
 		return node, nil
+	}
+}
+
+// dropSchemalessContent removes the media types openapi2conv makes of a
+// 2.0 response's examples when the response has no schema: 2.0 defines no
+// body there, and oapi-codegen cannot type a body without a schema.
+func dropSchemalessContent(doc *openapi3.T) {
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			for _, resp := range op.Responses.Map() {
+				if resp.Value == nil {
+					continue
+				}
+				for mediaType, mt := range resp.Value.Content {
+					if mt.Schema == nil {
+						delete(resp.Value.Content, mediaType)
+					}
+				}
+				if len(resp.Value.Content) == 0 {
+					resp.Value.Content = nil
+				}
+			}
+		}
+	}
+}
+
+// parseTextExamples replaces a schema's example, or a response's
+// examples, given as JSON text (the early Matrix documents write
+// `example: |-` and a JSON object) with the value the text holds, which
+// OpenAPI 3 validates against the schema.
+func parseTextExamples(node any) {
+	switch n := node.(type) {
+	case map[string]any:
+		if text, ok := n["example"].(string); ok && (n["type"] == "object" || n["type"] == "array" || n["properties"] != nil) {
+			var v any
+			if json.Unmarshal([]byte(text), &v) == nil {
+				n["example"] = v
+			}
+		}
+		if examples, ok := n["examples"].(map[string]any); ok && n["description"] != nil {
+			// A response's examples, by media type.
+			for mediaType, e := range examples {
+				var v any
+				if text, ok := e.(string); ok && json.Unmarshal([]byte(text), &v) == nil {
+					examples[mediaType] = v
+				}
+			}
+		}
+		for _, v := range n {
+			parseTextExamples(v)
+		}
+	case []any:
+		for _, v := range n {
+			parseTextExamples(v)
+		}
 	}
 }
 

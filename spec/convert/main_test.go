@@ -3,8 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -103,5 +106,60 @@ func TestConvertFailsLoudly(t *testing.T) {
 				t.Fatal("no error")
 			}
 		})
+	}
+}
+
+// TestConvertSwagger2TextExamples: the early Matrix documents give
+// examples as JSON text and a response's examples without a schema; the
+// bundle holds the values, and no body where 2.0 defined none.
+func TestConvertSwagger2TextExamples(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"bundle.yaml": "inputs: [two.yaml]\noutput: out.yaml\n",
+		"two.yaml": `swagger: '2.0'
+info: {title: t, version: "1"}
+basePath: /old
+consumes: [application/json]
+produces: [application/json]
+paths:
+  /register:
+    post:
+      parameters:
+        - in: body
+          name: body
+          schema:
+            type: object
+            example: |-
+              {"username": "cheeky_monkey"}
+            properties: {username: {type: string}}
+      responses:
+        200:
+          description: ok
+          examples:
+            application/json: |-
+              {"user_id": "@a:b"}
+          schema: {type: object, properties: {user_id: {type: string}}}
+        400:
+          description: bad
+          examples:
+            application/json: |-
+              {"errcode": "M_USER_IN_USE"}
+`,
+	})
+	if err := run(dir); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := openapi3.NewLoader().LoadFromFile(filepath.Join(dir, "out.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := doc.Paths.Value("/old/register").Post
+	if ex := op.RequestBody.Value.Content.Get("application/json").Schema.Value.Example; !reflect.DeepEqual(ex, map[string]any{"username": "cheeky_monkey"}) {
+		t.Errorf("body example %#v", ex)
+	}
+	if ex := op.Responses.Value("200").Value.Content.Get("application/json").Example; !reflect.DeepEqual(ex, map[string]any{"user_id": "@a:b"}) {
+		t.Errorf("200 example %#v", ex)
+	}
+	if c := op.Responses.Value("400").Value.Content; c != nil {
+		t.Errorf("400 has a body: %v", c)
 	}
 }
