@@ -41,6 +41,24 @@ func (e ThirdPartyIdentifierMedium) Valid() bool {
 	}
 }
 
+// Defines values for RegisterV2AlphaParamsKind.
+const (
+	RegisterV2AlphaParamsKindGuest RegisterV2AlphaParamsKind = "guest"
+	RegisterV2AlphaParamsKindUser  RegisterV2AlphaParamsKind = "user"
+)
+
+// Valid indicates whether the value is a known member of the RegisterV2AlphaParamsKind enum.
+func (e RegisterV2AlphaParamsKind) Valid() bool {
+	switch e {
+	case RegisterV2AlphaParamsKindGuest:
+		return true
+	case RegisterV2AlphaParamsKindUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Delete3pidFromAccountJSONBodyMedium.
 const (
 	Delete3pidFromAccountJSONBodyMediumEmail  Delete3pidFromAccountJSONBodyMedium = "email"
@@ -97,16 +115,16 @@ func (e DeactivateAccount200JSONResponseBodyIdServerUnbindResult) Valid() bool {
 
 // Defines values for RegisterParamsKind.
 const (
-	Guest RegisterParamsKind = "guest"
-	User  RegisterParamsKind = "user"
+	RegisterParamsKindGuest RegisterParamsKind = "guest"
+	RegisterParamsKindUser  RegisterParamsKind = "user"
 )
 
 // Valid indicates whether the value is a known member of the RegisterParamsKind enum.
 func (e RegisterParamsKind) Valid() bool {
 	switch e {
-	case Guest:
+	case RegisterParamsKindGuest:
 		return true
-	case User:
+	case RegisterParamsKindUser:
 		return true
 	default:
 		return false
@@ -556,6 +574,20 @@ type IdentityServerInformation struct {
 	BaseUrl string `json:"base_url"`
 }
 
+// LegacyError A Matrix error.
+type LegacyError struct {
+	// Errcode An error code.
+	//
+	// Example: M_LIMIT_EXCEEDED
+	Errcode string `json:"errcode"`
+
+	// Error A human-readable error message.
+	Error *string `json:"error,omitempty"`
+
+	// RetryAfterMs How long the client should wait before retrying, in milliseconds.
+	RetryAfterMs *int `json:"retry_after_ms,omitempty"`
+}
+
 // LoginFlow A login type the server supports.
 type LoginFlow struct {
 	// GetLoginToken For m.login.token, whether POST /login/get_token is supported.
@@ -646,6 +678,49 @@ type RateLimitError struct {
 	//
 	// Example: 2000
 	RetryAfterMs *int64 `json:"retry_after_ms,omitempty"`
+}
+
+// RegistrationFlows defines model for RegistrationFlows.
+type RegistrationFlows struct {
+	// Flows A list of valid registration flows.
+	Flows *[]RegistrationInfo `json:"flows,omitempty"`
+}
+
+// RegistrationInfo defines model for RegistrationInfo.
+type RegistrationInfo struct {
+	// Stages Multi-stage registration only: An array of all the login types required to registration.
+	Stages *[]string `json:"stages,omitempty"`
+
+	// Type The first login type that must be used when logging in.
+	Type *string `json:"type,omitempty"`
+}
+
+// RegistrationResult defines model for RegistrationResult.
+type RegistrationResult struct {
+	// AccessToken The access token for this user's registration if this is the final stage of the registration process.
+	AccessToken *string `json:"access_token,omitempty"`
+
+	// Next Multi-stage registration only: The next registration type to submit.
+	Next *string `json:"next,omitempty"`
+
+	// Session Multi-stage registration only: The session token to send when submitting the next registration type.
+	Session *string `json:"session,omitempty"`
+
+	// UserId The user's fully-qualified user ID.
+	UserId *string `json:"user_id,omitempty"`
+}
+
+// RegistrationSubmission defines model for RegistrationSubmission.
+type RegistrationSubmission struct {
+	// UnderscoreRegistrationTypeDefinedKeys Keys as defined by the specified registration type, e.g. "user", "password"
+	UnderscoreRegistrationTypeDefinedKeys interface{} `json:"_registration_type_defined_keys_,omitempty"`
+
+	// Session Multi-stage registration only: The session token from an earlier registration stage.
+	Session *string `json:"session,omitempty"`
+
+	// Type The type of registration being submitted.
+	Type                 *string                `json:"type,omitempty"`
+	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
 // RegistrationToken A registration token and its use accounting.
@@ -752,6 +827,33 @@ type WhoisSession struct {
 	// Connections Each address and user agent the session was used from, newest first.
 	Connections []WhoisConnection `json:"connections"`
 }
+
+// RegisterV2AlphaJSONBody defines parameters for RegisterV2Alpha.
+type RegisterV2AlphaJSONBody struct {
+	// Auth User-Interactive Authentication, which v2_alpha's
+	// registration used (the document predates the property).
+	Auth *AuthData `json:"auth,omitempty"`
+
+	// BindEmail If true, the server binds the email used for authentication to
+	// the Matrix ID with the ID Server.
+	BindEmail *bool `json:"bind_email,omitempty"`
+
+	// Password The desired password for the account.
+	Password *string `json:"password,omitempty"`
+
+	// Username The local part of the desired Matrix ID. If omitted,
+	// the homeserver MUST generate a Matrix ID local part.
+	Username *string `json:"username,omitempty"`
+}
+
+// RegisterV2AlphaParams defines parameters for RegisterV2Alpha.
+type RegisterV2AlphaParams struct {
+	// Kind The kind of account to register. Defaults to `user`.
+	Kind *RegisterV2AlphaParamsKind `form:"kind,omitempty" json:"kind,omitempty"`
+}
+
+// RegisterV2AlphaParamsKind defines parameters for RegisterV2Alpha.
+type RegisterV2AlphaParamsKind string
 
 // MsisdnValidationSubmitJSONBody defines parameters for MsisdnValidationSubmit.
 type MsisdnValidationSubmitJSONBody struct {
@@ -1397,6 +1499,12 @@ type ListUsersAdminV3ParamsOrderBy string
 // ListUsersAdminV3ParamsDir defines parameters for ListUsersAdminV3.
 type ListUsersAdminV3ParamsDir string
 
+// SubmitRegistrationJSONRequestBody defines body for SubmitRegistration for application/json ContentType.
+type SubmitRegistrationJSONRequestBody = RegistrationSubmission
+
+// RegisterV2AlphaJSONRequestBody defines body for RegisterV2Alpha for application/json ContentType.
+type RegisterV2AlphaJSONRequestBody RegisterV2AlphaJSONBody
+
 // MsisdnValidationSubmitJSONRequestBody defines body for MsisdnValidationSubmit for application/json ContentType.
 type MsisdnValidationSubmitJSONRequestBody MsisdnValidationSubmitJSONBody
 
@@ -1776,6 +1884,102 @@ func (a OAuthClientMetadata) MarshalJSON() ([]byte, error) {
 	return json.Marshal(object)
 }
 
+// Getter for additional properties for RegistrationSubmission. Returns the specified
+// element and whether it was found
+func (a RegistrationSubmission) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for RegistrationSubmission
+func (a *RegistrationSubmission) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for RegistrationSubmission to handle AdditionalProperties
+func (a *RegistrationSubmission) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["_registration_type_defined_keys_"]; found {
+		err = json.Unmarshal(raw, &a.UnderscoreRegistrationTypeDefinedKeys)
+		if err != nil {
+			return fmt.Errorf("error reading '_registration_type_defined_keys_': %w", err)
+		}
+		delete(object, "_registration_type_defined_keys_")
+	}
+
+	if raw, found := object["session"]; found {
+		err = json.Unmarshal(raw, &a.Session)
+		if err != nil {
+			return fmt.Errorf("error reading 'session': %w", err)
+		}
+		delete(object, "session")
+	}
+
+	if raw, found := object["type"]; found {
+		err = json.Unmarshal(raw, &a.Type)
+		if err != nil {
+			return fmt.Errorf("error reading 'type': %w", err)
+		}
+		delete(object, "type")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for RegistrationSubmission to handle AdditionalProperties
+func (a RegistrationSubmission) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	object["_registration_type_defined_keys_"], err = json.Marshal(a.UnderscoreRegistrationTypeDefinedKeys)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling '_registration_type_defined_keys_': %w", err)
+	}
+
+	if a.Session != nil {
+		object["session"], err = json.Marshal(a.Session)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'session': %w", err)
+		}
+	}
+
+	if a.Type != nil {
+		object["type"], err = json.Marshal(a.Type)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'type': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetWellknown Gets client discovery information about the domain.
@@ -1784,6 +1988,15 @@ type ServerInterface interface {
 	// GetOpenIDConfiguration The same metadata at the issuer's OpenID Connect discovery location.
 	// (GET /.well-known/openid-configuration)
 	GetOpenIDConfiguration(ctx echo.Context) error
+	// GetRegistrationInfo Get the login mechanism to use when registering.
+	// (GET /_matrix/client/api/v1/register)
+	GetRegistrationInfo(ctx echo.Context) error
+	// SubmitRegistration Submit a registration action.
+	// (POST /_matrix/client/api/v1/register)
+	SubmitRegistration(ctx echo.Context) error
+	// RegisterV2Alpha Register for an account on this homeserver.
+	// (POST /_matrix/client/api/v2_alpha/register)
+	RegisterV2Alpha(ctx echo.Context, params RegisterV2AlphaParams) error
 	// MsisdnValidationSubmit Validates a token sent by SMS (the submit_url of requestToken).
 	// (POST /_matrix/client/unstable/add_threepid/msisdn/submit_token)
 	MsisdnValidationSubmit(ctx echo.Context) error
@@ -2075,6 +2288,42 @@ func (w *ServerInterfaceWrapper) GetOpenIDConfiguration(ctx echo.Context) error 
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetOpenIDConfiguration(ctx)
+	return err
+}
+
+// GetRegistrationInfo converts echo context to params.
+func (w *ServerInterfaceWrapper) GetRegistrationInfo(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetRegistrationInfo(ctx)
+	return err
+}
+
+// SubmitRegistration converts echo context to params.
+func (w *ServerInterfaceWrapper) SubmitRegistration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SubmitRegistration(ctx)
+	return err
+}
+
+// RegisterV2Alpha converts echo context to params.
+func (w *ServerInterfaceWrapper) RegisterV2Alpha(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RegisterV2AlphaParams
+	// ------------- Optional query parameter "kind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "kind", ctx.QueryParams(), &params.Kind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RegisterV2Alpha(ctx, params)
 	return err
 }
 
@@ -3542,6 +3791,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 	router.GET(options.BaseURL+"/.well-known/matrix/client", wrapper.GetWellknown, options.OperationMiddlewares["getWellknown"]...)
 	router.GET(options.BaseURL+"/.well-known/openid-configuration", wrapper.GetOpenIDConfiguration, options.OperationMiddlewares["getOpenIDConfiguration"]...)
+	router.GET(options.BaseURL+"/_matrix/client/api/v1/register", wrapper.GetRegistrationInfo, options.OperationMiddlewares["get_registration_info"]...)
+	router.POST(options.BaseURL+"/_matrix/client/api/v1/register", wrapper.SubmitRegistration, options.OperationMiddlewares["submit_registration"]...)
+	router.POST(options.BaseURL+"/_matrix/client/api/v2_alpha/register", wrapper.RegisterV2Alpha, options.OperationMiddlewares["registerV2Alpha"]...)
 	router.POST(options.BaseURL+"/_matrix/client/unstable/add_threepid/msisdn/submit_token", wrapper.MsisdnValidationSubmit, options.OperationMiddlewares["msisdnValidationSubmit"]...)
 	router.GET(options.BaseURL+"/_matrix/client/unstable/org.matrix.msc2965/auth_issuer", wrapper.GetAuthIssuer, options.OperationMiddlewares["getAuthIssuer"]...)
 	router.GET(options.BaseURL+"/_matrix/client/unstable/org.matrix.msc2965/auth_metadata", wrapper.GetAuthMetadataUnstable, options.OperationMiddlewares["getAuthMetadataUnstable"]...)
@@ -3700,6 +3952,120 @@ func (response GetOpenIDConfiguration404JSONResponse) VisitGetOpenIDConfiguratio
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRegistrationInfoRequestObject struct {
+}
+
+type GetRegistrationInfoResponseObject interface {
+	VisitGetRegistrationInfoResponse(w http.ResponseWriter) error
+}
+
+type GetRegistrationInfo200JSONResponse RegistrationFlows
+
+func (response GetRegistrationInfo200JSONResponse) VisitGetRegistrationInfoResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitRegistrationRequestObject struct {
+	Body *SubmitRegistrationJSONRequestBody
+}
+
+type SubmitRegistrationResponseObject interface {
+	VisitSubmitRegistrationResponse(w http.ResponseWriter) error
+}
+
+type SubmitRegistration200JSONResponse RegistrationResult
+
+func (response SubmitRegistration200JSONResponse) VisitSubmitRegistrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitRegistration400Response struct {
+}
+
+func (response SubmitRegistration400Response) VisitSubmitRegistrationResponse(w http.ResponseWriter) error {
+	w.WriteHeader(400)
+	return nil
+}
+
+type RegisterV2AlphaRequestObject struct {
+	Params RegisterV2AlphaParams
+	Body   *RegisterV2AlphaJSONRequestBody
+}
+
+type RegisterV2AlphaResponseObject interface {
+	VisitRegisterV2AlphaResponse(w http.ResponseWriter) error
+}
+
+type RegisterV2Alpha200JSONResponse struct {
+	// AccessToken An access token for the account.
+	// This access token can then be used to authorize other requests.
+	// The access token may expire at some point, and if so, it SHOULD come with a ``refresh_token``.
+	// There is no specific error message to indicate that a request has failed because
+	// an access token has expired; instead, if a client has reason to believe its
+	// access token is valid, and it receives an auth error, they should attempt to
+	// refresh for a new token on failure, and retry the request with the new token.
+	AccessToken *string `json:"access_token,omitempty"`
+
+	// HomeServer The hostname of the homeserver on which the account has been registered.
+	HomeServer *string `json:"home_server,omitempty"`
+
+	// RefreshToken (optional) A ``refresh_token`` may be exchanged for a new ``access_token`` using the /tokenrefresh API endpoint.
+	RefreshToken *string `json:"refresh_token,omitempty"`
+
+	// UserId The fully-qualified Matrix ID that has been registered.
+	UserId *string `json:"user_id,omitempty"`
+}
+
+func (response RegisterV2Alpha200JSONResponse) VisitRegisterV2AlphaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterV2Alpha400Response struct {
+}
+
+func (response RegisterV2Alpha400Response) VisitRegisterV2AlphaResponse(w http.ResponseWriter) error {
+	w.WriteHeader(400)
+	return nil
+}
+
+type RegisterV2Alpha429JSONResponse LegacyError
+
+func (response RegisterV2Alpha429JSONResponse) VisitRegisterV2AlphaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8782,6 +9148,15 @@ type StrictServerInterface interface {
 	// GetOpenIDConfiguration The same metadata at the issuer's OpenID Connect discovery location.
 	// (GET /.well-known/openid-configuration)
 	GetOpenIDConfiguration(ctx context.Context, request GetOpenIDConfigurationRequestObject) (GetOpenIDConfigurationResponseObject, error)
+	// GetRegistrationInfo Get the login mechanism to use when registering.
+	// (GET /_matrix/client/api/v1/register)
+	GetRegistrationInfo(ctx context.Context, request GetRegistrationInfoRequestObject) (GetRegistrationInfoResponseObject, error)
+	// SubmitRegistration Submit a registration action.
+	// (POST /_matrix/client/api/v1/register)
+	SubmitRegistration(ctx context.Context, request SubmitRegistrationRequestObject) (SubmitRegistrationResponseObject, error)
+	// RegisterV2Alpha Register for an account on this homeserver.
+	// (POST /_matrix/client/api/v2_alpha/register)
+	RegisterV2Alpha(ctx context.Context, request RegisterV2AlphaRequestObject) (RegisterV2AlphaResponseObject, error)
 	// MsisdnValidationSubmit Validates a token sent by SMS (the submit_url of requestToken).
 	// (POST /_matrix/client/unstable/add_threepid/msisdn/submit_token)
 	MsisdnValidationSubmit(ctx context.Context, request MsisdnValidationSubmitRequestObject) (MsisdnValidationSubmitResponseObject, error)
@@ -9105,6 +9480,126 @@ func (sh *strictHandler) GetOpenIDConfiguration(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetOpenIDConfigurationResponseObject); ok {
 		return validResponse.VisitGetOpenIDConfigurationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetRegistrationInfo operation middleware
+func (sh *strictHandler) GetRegistrationInfo(ctx echo.Context) error {
+	var request GetRegistrationInfoRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetRegistrationInfo(ctx.Request().Context(), request.(GetRegistrationInfoRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetRegistrationInfo")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetRegistrationInfoResponseObject); ok {
+		return validResponse.VisitGetRegistrationInfoResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SubmitRegistration operation middleware
+func (sh *strictHandler) SubmitRegistration(ctx echo.Context) error {
+	var request SubmitRegistrationRequestObject
+
+	var body SubmitRegistrationJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SubmitRegistration(ctx.Request().Context(), request.(SubmitRegistrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SubmitRegistration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SubmitRegistrationResponseObject); ok {
+		return validResponse.VisitSubmitRegistrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RegisterV2Alpha operation middleware
+func (sh *strictHandler) RegisterV2Alpha(ctx echo.Context, params RegisterV2AlphaParams) error {
+	var request RegisterV2AlphaRequestObject
+
+	request.Params = params
+
+	var body RegisterV2AlphaJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RegisterV2Alpha(ctx.Request().Context(), request.(RegisterV2AlphaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RegisterV2Alpha")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RegisterV2AlphaResponseObject); ok {
+		return validResponse.VisitRegisterV2AlphaResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -12155,299 +12650,323 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chs3mjj6KijOqbKUIinZziQTu7ZqFUmZaGJZPpKc7NnQRYHdIIlRE+gB0KI5Pv69zr7HPtmv8OHS",
-	"6G40LxIlK7H+mYnFbjTw4btfP3USPss5I0zJzqtPHZlMyQzDfx4kCS+YOuUpEVhRzg5xjkc0o2qhf06J",
-	"TATN9Q+dV53fpkRNiUBqSlAhiUAzvEAZT64RZimShcwJSxE2S0o0p2o6YHvDGVaCftxLMkqY2rt5vofT",
-	"GWV7+sX/3720cwoPoZvn/ed/232N+IwqRVI0nxKGRlwvNOdFlqIRQWOcSdLvdDu54DkRihI4il5P/79a",
-	"5KTzqjPiPCOYdT53O/YjsR8/dzuKqkz/bRkouu5FPvonSZRe9EAf4ojc0IQ0IXXGCOJjhAFMzyRK4TnZ",
-	"RVgC9AAC6ODdCZJTPpeIquZ5UjJdpAIrkjbXP8jmeCENJF4jQSZUKoEFmmKJGEflq+7L/fIIAWDMj0Ma",
-	"gkYqQdkEfqUyz/BiyPAscsSDkSRMmQtiHOmH4PMjQhiSRAVfLJfMsFRDSQgb0ry55CVAJhVESg09DSiz",
-	"w2cS6TeRIP8qiFRoR5CEi5SkiNwQsUBjMkczygpF5O6K7yoZxWsWfA3Nsf1eIUnaRZShmUSSsoTAUyTn",
-	"yVR/ZszFDKvOqw5l6rtvy+9SpsiEiOqHNSYM8YQwFT84EBT8vvTs0ePB2tFb/Nzt6Bep0Fj0e3Dh5Usf",
-	"AhIIcLoN5Y8/KiIYzk6OIjjBEE0JU1QtEFYIa6BNMoIknbAeZygX/IamROgLrKIsI7tNCsCFmg7dO1EU",
-	"JXYzax2+ulz15ToQglO2AeJyKgjJaRoFg0PjES9YihQ3VG84TOSgaUrSIQbMWAOp7OJRiMxISotZ9Kcb",
-	"nNFUM4V1v1SDn126/H633Hht9To4PazagPlemhuuAVJLF5w5wC3hnkiTUEYlEI+XQBnBN0QOmLKflyCo",
-	"gnuXiBfR+5hRFpclONcYFOXJ9hc0WiDMzCa7iAvENJNCeI6pomyCzAo4QzunF4cv//bdd7tx5ozzXBIR",
-	"MGhWZBkeaaAqUZAIG8A3WGExLES21uMJZ5qFD/VXiBgyrvS3pOVQa79uOGoDmVreD9DYLXBDhAQQrvNR",
-	"QUA2R/n4of0RKTojd2LbKcGJojdO+EYkp5GNTjSu3DcRWLatFeJjq6gns1wtIqK+hcOCwKeKzGDF/0eQ",
-	"cedV5y97pR64Z5XAvTq7++x3j4XAC/1vKocTLXvi219DtnKjDgU88JlEil8TJtcStisF/i2wT6uLMTJ+",
-	"A3+vKKQvWig0rhh5YX5yFBXWcopTPh+OMGO3UO3M22iEWYtOZ5Xd2NIX7qfK6V62nM4zTb3Q+qjkWX0E",
-	"kUDlMH+s701fGBpzgTBi+jIzgCHwzxFXXSSLPOdCwR8wSjgb00khCHBzgZFetN9+7y0aAVxg17L7KtV7",
-	"kvWYEoI2kAMBeVTZU/2mw+PX5SOIv5hsLNT0CCscQZNCTbWmlRiOl2KFNVzAxkKyGM2okk7v0Kv3Tpgi",
-	"As5HUPXlATt4d9JHFwpPSE/mJKFjmqBrspAIC62GJhnWkMYScfg8zlApL5HUH8FqwKaYpRkREk2IggtJ",
-	"0Q3OCmN8NBQep8FUj3VEckESsFxm/YxPKOvnWMo5F6ne0WuEkZpSkfZyLNTCaptjCkaWXTRKdOWDq5BY",
-	"A+ukfLqiUm24Vw1787IxBuM7j+7XLRRnL+7XLlBM/ePRBQWRuZa38QUTnKtkipF7qrqwPiX8HudnRDrx",
-	"3VzY/hgcF03ojbbpFwCeKZ8Ro39E13Y8aJgIkq7kP471HAoCn8OZhEW0oIlvz7FXozXo5+onL38fwu/x",
-	"bUZZGpizVTLVD8K5LaFSibBSWrZrzVBxpE+VEUX66BQv0IgMWMUT4sEpLRi1PqvXk5p4QZa6FVKt2mq8",
-	"G2GWDtjOGGfZCCfXKMcT0kVkhmmGMsqud1tNyluivBV+mlOD+q4RPvKN0PXi2FwLC/wp4/O4k2Wc8bk+",
-	"5AoWZ+ATYUTm7/G7g/OZK+NjRHAydUqMeQs5URJenCZyCduqaGAtKONEY00u2V19qEIIoNACoVOicBoV",
-	"FPokZ/oR9KK/D/jIBZUWKkB5aGZfRjvnPx2iv337/NuYMW4Ut+EMMzwhM624a1BzJodWNhuVY90jd2Mr",
-	"FoJGX7Xb/rchRMLSnFOmoo8mGaazW+8p4SkZJlOcZYRNyHBG1JSnt17Nuls22P1EYG1SLXJy64/S1HCq",
-	"obYJKJsMcTYZGkF86yWlLFo8MP+cX8vWa8sFn+Xqjh+v8OClwHPSazjj6V2+Z1e50y0IcsOTtfbceA7w",
-	"5a6oJxN+h93LArjL3UBgsHDp6auPbOHgNUZqEbeVgTQ2Gb+4NiRcgixtpLwES9fgPjWJ4Ll+i1Q4b1X6",
-	"LsB3T9UUfbv/3OgWOE2p1e5rWgtlxr62mocDcH/AiBB6z8atJoS2zQRBuSBlbEDLS7DvraJjHcOgr4wx",
-	"zUjalDVeh2lRKo34DfSoaUXxkUWSECnHRZYtNpHC2uaD88Q/aw4I5wV13uze7CaqQ8ELMa/mtJhh1hME",
-	"p9pWRTMiJYADbNuVy2rlokVlgZ+MimJEu0UdCWuDaqJtvbV9Q07riIAqxwLPnDFnEedd5RYbKFnd70mA",
-	"VcFVMkJSiXIiAv2rH0PwTe0OxcFuQqAEU4YyrIhwWCnjCmrISwzYaxToKSyywR+NL2VZRPVAW172V7Ci",
-	"NX0RClFWwjRypOBB5hEntf19eZg2WF6vbF6J+Xtqh3WLB8dtHidyZv8rbdOqk+AJr097C7B6xFn/JRh/",
-	"U8yslr4MW5sb1MZ736uZPrC7Eu2XRIJhSbOhYWik32JjE6KGgONDb6HeYhVJ1LDq+L/lIjWX9oarBNZc",
-	"BQciOFIakTGDPY405QOG9/pok6P0iBABfjKUJBGkJebq3GXwSImMfsGIG2mIQbYMW5wKJxPGBUnbXjaI",
-	"vtlrkqbr8rgWK7t5AUuzFpwNX+YtxJITgsBUc2s+dL3CzbU8xUCvBHkF3qswwTckiI2/RriShcC2moLQ",
-	"lhGAxoLP0M4MHDRaYJfBCOdz0aj5UJkIa+5k02hvecOBDGjPDTiiMuE3RCwCsR6J0BmCS93DFdVypz8n",
-	"Wda7ZnzO9ipJQ6BfAqt8JpF+aAgP7cYkRulRXMXFfvZPhnsGfuiyGIbrrXRiH79orlaPoYf7CwEbA18E",
-	"zMczTLNfDfOjnJ2bpJAmoO0P0igVoUJIWCpLBur9nlo9wsy6BQNP+kY89QAVjP6r0Bq6xnc0IYyYNCTr",
-	"7rXXqbhjDObP5WYGzCpkr9Hz3ou//hUlUyxwoogAxv/7fu8H3Pv3Qe+/+/8x7H3oQxYH1np/51Vnxtk1",
-	"WcghFmT49/Pjg8uoTq4P2KLfh2fXe3RCpvoZnNGE/Kf9d5+Lya0ExQFD5gELfq2fewGxqfgoJWofhTk4",
-	"5vnXiBrxUhpkJRL6Q0r08t3JkURUSZKNoztg5KMaZpRdRxmXIBpmgqRUkESFUmQk+Byym8aq/KAVsSVc",
-	"p0rl8tXeXgDZvYSzicCqyOB52Z+qWRaPQbB0aDGnTVhW0J9pTmnNLs6yBaJjYx5RiSaCgGmgpthAa8al",
-	"GjBBEo274MxCmoOXNpXFHJaiCoFUzvd8JcetEpdD1drhAp7RwguiXCNXizPzzxgmQnIB+sfF2VtkXoLr",
-	"958pX46t3Wbk2hAzGMF99CNX0zKmiE2QW8vuiGHTZoTrnXobvIo8p8P3b395e/bb27vY4WZxixbV9Q8Y",
-	"KhgIHfsUT5JCCJKuNBvdadw2wguEP0RgGpdMLURn0EYiARGKZlCtCtwRlsQZCk0q0b+i9+dvALXNwj1L",
-	"OQlnjBiHf5xujcTuO/JN+GwlbPxmAqDEzx4BUrvQXRtQNUZ5a2hZpTmyXBNM7qE7A6r9/BFgvdHKUzyM",
-	"dhAGuiKuoyZUIoZrdcmfghCqjarOrVPi3dnFJdqDn/b0Okb6UYm8k7MlG6U1xFru3mSJZNTkKsB5QOJl",
-	"fDLR6ghlq7089fSMEnARqJ5KKlN2b+oYyqfapGHFbBRDzj++MgZuFrGI3+vJxVnv5fPvvus9RzjLp7j3",
-	"AtnnjQ9W79WARqNPSnGWWdusupO///ikoN1BQWsG9TRSDg3kW9JTArRt16P3v/9+f/+H/f39/eePUKWz",
-	"u9+2TucwvgbGdiWvjcVEuBFE+Y2FHaYDxN3zJj2u4Y2Gt59JmxhDNE667IA++rmqLpmwLrLeB0j1oJKk",
-	"AwZxJYwGnb8Miv39l0mG2aTQ16LwBP5CBh0ki/GYfkQ7FkIMz8hfxiKWeKBZuo3IxaXAnIzQjvGajHGR",
-	"qV3wmWNFb+IBFPvJmPPqgihEDYpgJuctlB7suSUHgQbZDG1+x2cSyBwScl4j0A+6hjHz2Ywzo17wsSZ4",
-	"xEF4vj8/iae3JZwpnCi5WYA2iFBu9mLGJ7w96M8zmixaf3b8Rz8g7xKZv0swOow0R3JROQtTb59JrzpC",
-	"dLMYZTSJ54HxtlyIwD0eI9M2am4zrliQ0mMMrJgVxVuKZvQvw8qKn1YbMVXTJdhdZO/nWJE3dEZVy/4h",
-	"9Q4rgjL9EHg5QSnX8tsx4KDeaU3zUK96OnxzcnpyOTz+r8Pj46PjoyUGY/XBe7IbLzlHM8wW7jgynpup",
-	"xGIIwnc4i3iFf+ZzlHE2CbU2OYVyyDmmCo3ImGvhLhZQXzLBlBlfMc00R044S6s224v9/f3NPcJLLNna",
-	"hcdQIkiguGzRuCLpmCCANQMspK8doGyyUcpA+OkwTQDElAZpPbEzqBIgH3MqFkNFY/GJY/gx7pV/jXxG",
-	"O9T/3LJKIScs1Viy4lAUKj8mNmyBFRJGe0xNCWr8bF7xjSV/yiHOMj5fDU/7WHDeggFZG0tu1RHr5hfs",
-	"qbaDEgzd4J6rlxMiYwPVovgI9Ai/ny/NjQ5MMxdxkwoLa0hhR9mwEkpwlkWyTFeF8E6ObmFiPX/xEo+S",
-	"qO4M+f9xx4U1BAJO4ooFHCWU4TatH9MbrdLtfJI07VZV4a55/PNuH4XFwAG8pjjPCZMaTtoqWe3vzbGa",
-	"7im+Z/ZUu7wW2SSrIaroxUYQ4HJKRfoOC7U4qdQG1HlSPGkfcQZFfg9a0UmY/v/fvWN4BrYBHP4Baj0r",
-	"SwalnwHsozCNwn6NuP9he8y/5U62lwoAYV7AZkvd1Erfup+mvzXfQsSB2NUmrPcq+KT/TZ0Pl82VjZAI",
-	"Aep5EXwUs8VmuQgRJhktf/scIksTCSK4UqvHaaZO2N8iuYomn05zsg0qkIzvkqZ9QDLAMWuVYcYZhXLk",
-	"JYVGrS4tvy4Y/mbJFS6u6AfaqpFa911WIJUo1l53pDe33uYrXh5c9cC5Y2xYLRNm64E/l/QnffNhUw1Y",
-	"OyCqbGuDOhZ/HrPsZlUry9zFNWyN4PNvU07loQ+mLO0eoJXfoC8E9rSlLSafitJEbpPZ0p57Eql6tUkm",
-	"d6qarra4WA44mnfCDVVeDuBZh1YbQJelNPlkJAu9WBmQ/WVFNpN7rF6XqwkhJ8I+uHZ6Lez8wqaxrqwJ",
-	"clusQ6c9Jwd+PmFj3qYFavwCK2g+hazsatYXmutnNJq15X8tTf9deXK78UZi8DFOIFSsBR5vSUlDJ0cy",
-	"mhW8disU92DXn6UOWIBcG1gv2rKPNcY5MgW1pUSKusXqA6oR01LDoIUNBMK6ygi6iJE5kQqNqTCek/XR",
-	"MKCxVZgYbrwOMweWBtjAo58UgqrFhf6uLyojUoKu/iPBok17qSpLWr6YCKJm1nvOVQ3NlQ7COg9k1tSA",
-	"gLNCSNF8xu9PWyG2GM3t5P8tSFtMav2NKP+0DXH+S6+KIGueKLMpqpeFv3dcM4FORXEsLyKnvxB9E1rT",
-	"swTt4O5Z0SuXcuHapVTcKRqJyko7rc+7thud5/3vNQh4ThjOaedV52V/v/9SIyxWU7invdbUPBsP1v+n",
-	"kRu+dZJ2XnX+TtRvJMvglaDqBZZ7sb9vKUDZJQIn/94/paErg5+rsDeaOQeAqnv2QfGNph729fG/3f92",
-	"a5sybrDILt5yp4HHcyCpRPgGU3CZ9A3VFLMZ1vioIeo80S1v4xEvDH9I+QxTZlaoXJ6+ZJr2XAMFnzDR",
-	"dodnOWEnR4eVx+/xNitVTRH4XYJCawNSD3Zr1Rrag3cnIJrG4/oNgUsHz8otIhvtN3VozyQy4ESW2wbX",
-	"mNmiM3tltaZ5BZNKo8QeTtOhK4rfM/a/dZaUtmbOZeQu64HEC3irY1g7kepHni42guQKE7vNdozXAK6W",
-	"1xJkdT2eal7+0BQ3lbeVKMjnO2JtTWE0JWYtLQUr+7ZPxvfYxDMjLbRcB5vaIvn+wyC5z8aZC84mXaNa",
-	"cIHA0wp9Y4aXZ78cvx2evD08Oz8/PrzsokrnxjpF/OqTF7BdHByFowW6OL0wQdvSWan1pdCbCsHgjz0v",
-	"4HoZmeBk0cOFmtpLXUYrXEz6NiltJpMXP3z31z0I+5XVzG1MT5P6iSsd3SLWtNZRx8tW10UZ8/iXZ4ca",
-	"Pd6/PT8+PPv725P/Pj7ajfFHs1lofqav5JlEBIuMhhKxi6SiWYawvDZOdp6lxOUjyt0VLLLt2mdBTsSy",
-	"i3fi571d8EncbXS/DflXXrS7IqT1yi6aT2kyReaqev+UPZleo5ff61uXzoJZetGhersHPvGGKJzE3L0/",
-	"LlyiiPFj+YQh8+WywZRVq9xO351dXIJiP2DG94t+07YzfLnvfKlDzoYTorpN5Runae/lu5MjCIXIAXNv",
-	"IG0oaq1MM1ws0cWC4VwSbepyzQCrSFpL+n6HJ6Rji3G1WSE7r37/FDUsjPysysRugCkNjhRfpi6A77yg",
-	"s3TWX+jDSoJU5KPag1qBCjHUF4oifnjztleO9c4LIjXO5BDk/9ztvNx/0USuX71PvbzW1z7pzrfksvb7",
-	"M4l8zp6+6ynBKVzip84bqxCuOEKVAC+mrv67cQxwRtgCH9OZyzns3ceXS9pui15ZQ8gN1cqPvfl83tMW",
-	"TK8QGWEJt53r/sR65l2wczMcfDjEK/U85SqpoC+SDZFtrMRVuoTvfSrArf55qejWj7/hybXtpbdFta1s",
-	"FblC17cPrqu3lb0wpYL02IdU9cGhSCViXNkuuzunw5O3vx68OTkavjs4PzjdtRt6+TAbSnCWlVvCzk8C",
-	"aPCwDpoimbq7AeZPoS1D0B2yX/FngsiNeDJ//6BlXtOx+PsHLcJK2nH9GnCt2zGVyCBU3/fbKEX80p6j",
-	"IGe1klWKWUNBm8rZvIgQ20WM2LbhQ9gOnd2n2X//nICR+RM3WMENvEamsJgQIBRVvqL1d2bypf/8vEPT",
-	"oEQm6Q7+s8ZE4iaUl662o+36Ata2EN6+jK20LV7pUnPPPknaJ0m7HUnrceqRCts64W1D3m6T5u7X2f4w",
-	"vOFJ9j7J3g24iSVJK36l+9faEvg2TuknZ/TazmgIl6tNuh8Hkay/7rbeW612PYy4NhP5ykaaxBWShm5m",
-	"G+wzKVhUoy8bsIJFX8v4BAo9bHIJ+NmBdexUSu13+wP2XhK5qiV2FwnSMw16KZvYuRqKzkh/wC5M7Ygr",
-	"nqdseEPxkHykkAg9DLqQBx0F63hrqs2hfv4y8PHeXWwZz9GnDs6yszEQ8Sqsht7imnhrF7RWx1OXnK1h",
-	"3aMBPGvvQGPNSL+1+5aOJjYrh5RFi8dOgyIwVDBFs6DSA1g81JZpjp0kJLdlO+uMNlvWAaIMJjvwVZDU",
-	"Nm1wbdKXe2TDD3Vrx11XyNsmEcYf+ZDC3Y2sm2OJZjjTcCWpF6JAvwlmWs66/gx2MI7d5vOtsndfENOy",
-	"26DtgL0BuV5f4AeUBwH+WA3Fd0plpnTU9WjQW3rxw9a2VCtyjIKwLFw1Va1YkZ6vhtum8uH4q/RT9nqF",
-	"JF0kp1yoXkZvghENrqPIHZzxLrdxr30yxh6ElGyb26gu0yjM+9W9sYbF5duiJFOSXLelT95HNHETZgww",
-	"WMNMMc+ty73gyJBpjm0E6OEMgvDSTKMVCdTWRZI7rcHJEsqCnKVHR3medjRJUSJ9TyIcKzzWfASyUNyR",
-	"YoTxcs9q+Xsv7STIViXePActXLbrOdt8Tle0TG9V1nf5mc0N63i9ntyyK5RKV8Ua/xyyjcZLw6wbaO6u",
-	"QU+8NUow+EbrLfiGFwLxMarc/x5Oy9FqYr//3W4fGVXa9kQpUzskmWEtSP34rGqOE5pzcf0qDNgOmOZw",
-	"Ze+moDhyVkiFpviGmMa3ZVUfPOvl4esBG1GWmop6X1SIBfHdh4KprPpJEK5TbRzoz9cqCM3cvSqav+My",
-	"QPBtqPp6G63dksMqnPp+6wWPcsmMu3emBlGub1Ms72Ct0fJjb8J7ViZdhh85xDOSHWJJ/OeHa8+3WvHZ",
-	"TcdlrVjuISyZpRIp6DvZxmFsgYxm+FCP/HC6/Vve7EHu1Xq3LxCJpgHDQ4lryDCzDfOBuMGFZxopbJff",
-	"HqRh57r2quzq8GO0U7La2+X31oSuZrrtWe8HaaohsnXfw3oeh+6tm9A366nvrR57WbsySR/G339HPhBg",
-	"2xdgBZVe/MYi9UThWUKwxTpXeDgT/5SLhtsqHOjzKPjD+5OD7TCGlGREkXbecAS/60d/EnxmFfTtcYol",
-	"LT0qzRq20fBjVfeOh4/Z+SMOC1A7h8ZuDU/FeM82fYXZuvUymbbaiJaF1y6WqPIKQWYwtH2Hm39r6q3a",
-	"CbvbJYtz+KBsHQdrykqrdsoayG7y38PqmXbED1vkXHItH48tgt0W9Zfz72ib8geWItG2QBEUOXAzEDQy",
-	"mP7kDylHGppjkH1unBt1N8tDBYWDnTVVyjImusF4CfhbmtYEwFZYv62MvC05nF6cXBy9vSd6aOvo+ngJ",
-	"4uL04guRQ9nf+ZFRQ7mx2xJDo0vy9kmhzHxoD1If+WfCJhs+iwLEI3SVzDLkJsmFEVGk+ICZaAw0nuwP",
-	"2IBd2kGDyPVb1Y8a39zvqyY1H7w7+bCzV5k90MM53ftLPf7aqyqy+qFd+Hq9u5ZtlTlypaaKWEBD/Npu",
-	"kI5r8yQHDPq7wRadCWbOVgmTzfDCmtvwvhnA6Ev4UUps60KtVHh/sy3+qm6TSpQLfkNTmKw5YO9ZRq+J",
-	"7fzr9gkdgsN9p5wYHFT4mmgWe1XrPnY1YD62gkYkwYUk9RbjesGPOUksZCSdsAqVGbRs+AARZVIRHIn+",
-	"l1i1dbX6MQf/ux0icKyPZDiSEahmDigJF6ymhMJ4DWW78Y8IgmVSpLFwBllNEuVcSqpRyuuH9hLCtJX9",
-	"3bifc9PucBwV1lmcZbX+O6YJPfSdGrCTMeCew9tuHbFO319cIodwV34XVwMGPm8tVLigE8pwli3Mgxx8",
-	"uWbcetCsDJ2MDQ4Gq3vcv2Z8bhNogo8g943ugFFl3OSCqEIwRycxQ+IK8fGAXZXGyVW1beXSwU/r+Ew1",
-	"T3eHfqcp861xE480YTyYEdYQ8pSlelkOvdwU98zKjB+tXyy4WTQ2elTRVxpBklhfwx2520dX1uK7cl8m",
-	"0mKFxrkwbFOGNgo24gVLWxfWOJCR6u2Vy9s4CyPQNo4LUvnK2JWs+fOkBXECuf4dQcaFdD0hHZe0rKKE",
-	"0oCNiH6oYA5UqebCM8qAU7dTHVAX0lJU079UmiUE8BrXb2MKhmvlOME5Qh4GuGztb2dyd0NL/EOI6+UT",
-	"92uTO9+PH95Yzdn8w+XBPOakk5qXYlP3RaAv4pq2CKIHT6TGCCv2w45TH+6mzIbDduOq7KGNepiifvO0",
-	"ybP0jXp9ilAwIuuLKqygPhMmCxFMOQV90nEXfxKqAa0KkJT6Bz5nRFjhPGDuDv4kCjCqfeXi57P3b47Q",
-	"27NLJMgNN2oTnLp8373sBni4CQLIaV82MT14B/JwS8kFATOzfmp37rMGHIWViUpNtddg4DuHqV+Jzpvx",
-	"CS/UMGgJuVz5fSZjN9GFxASjDGMpeUIhaGBX7ZZIPGDuhizKupsBaUVS2UdHpr2HKXoXBQG8hdm6V2Oc",
-	"SXLVDRXoBDOb6mNsqPQGM2U7JgAHkHwM6de8UMjMDIkTvH6uZ57brYpdmKgzw5RpQgiGKntRW2mOHyju",
-	"jMwrY8Yjnggyr3K7mgOhlOZ0ihUZYYYZXi3SKx/+8GXUWr/1T58jGXzLVQoPEq9TGCb1pE88Ln3CCW2v",
-	"TLiLexhtYkXcZOlNgmZuUjP9WD9o0F5zc3/zjdbjS572zTem4mO5WoK8ThJwPujHBkPczPXUPYvS1GyE",
-	"+MQmjisM2FXj/FdeAajoQXAPTs4BY3bkaxLGUrN6ZtQIrLwa8vtVmSrcBO1VnG9qaNurMr/evPTzx/Qa",
-	"dglT3qLVJbPjLiIfE5Ir2MGAXZ0OL38+Pz5+d3I0fHt2Ofzp7P3boys3nswY/kZoMO4BP8MqmVpVa8Bi",
-	"t5c43WmsTU+jmASqj3WBwRQ6qN4xb1u70SzoliqrbQLvKUpgNl04TaJ6lpO3w/cXx+Yg2hIPDhPTxyy2",
-	"+O5Svh+LHRzYRYSC9B0tYNPg3PXdqDQmhU9ro3a0QMbYNZWANCGIGltNcyTBM8TtgJtlcZVzIolyqtHj",
-	"iDfeqyfmXoKRUbzaICRTStRyjFYnRjd+yJNt8ASYBxTQqcjiO9TFjIkgLGnPC7GxFUESPmFU+tzX0AXY",
-	"iAdpQLmAEJBqOf8LXZ0OL47Pfz0+h2Nenr+/uDw+uhowrf/VOESgHZYOdlFItWf9JDGv0IC1WSDrh6ZW",
-	"XdDR8duT4/B2LpcCz01Q2s6dxVyv8IUlWdcIS81e7IBCxPOyyW2YE2HH40ZiZdpqbWB+lUU7rTcvRM7N",
-	"zEShuY0yTKumWDyMXrEiAn1LxaISM/xa9YoIaDdXLMwiD6xZVK5vE8VCY8DF6cWAVaigstwXUy4qu1hX",
-	"x3CDeu9Vy3gsaRx/BD3j4vTCX0pc26gOI79XleNdiFJPmseT5vF4NI8Kt9tM8bhfj8Z8yvGMLitBBDZw",
-	"Nmfbbt1l/JnDlrarVA4nwBgjRbG3GNezWRv9Eck4m5hMQ8gSYDYKumUf4HpN9atM5c9en65ky2wSH7jC",
-	"1ThVe6Iz9KqbTzmVsU51zdFuYcMiG1io5qxNyUyS7IbIWOMS9duUn8j77LRTjpda0hIqGMRVRkaC2Utf",
-	"rCeU1e2qfaEQq2QZPHTbJ9NyyX57ux3jNpqT9jnei/3u7eFaKKNQ071P+n8vFzn5vDfGWTbCyfXenIxa",
-	"RcFBoaY/2Qdt//h77Fj98+Xpm7Jf9YNkDr9nhtX7yrmH7FUlIXRoM3LcfZgO7BqXGjnCvmM7PAJGb06E",
-	"5pu2z5OyQ+VXtmdf1UEDVuqisoNHgnOVTLGZomlbhWjLuKWroUOzTbv+N3fy/uSgnGA31ZqTgZoHg5vy",
-	"Ldv6fEg/Z26zFovxItGAIO67f71pstQUWxdEudp+uAOAwzNp3EAj/jE+bHbc05aDVDQjPdE6xfww40U6",
-	"zrAg6NI9/kxqOVy6X8aUZGn0I5Oex5Ql3zAywuDTnKYToiDmbVffEeTw4N3l4c8HYDdND82Te3472m7R",
-	"l44VtUnmM56S3eiGpr3V23FfWPeYn794Z3+L8o2pE0AZzww+mBR77+UDS+yJrUbZajDU3lKSJtLXiDNk",
-	"sxpL6GqtxnGc29ZcJDg35RGWztuMsMPwua2aYfUdLAN1ZReNIvDwx7VbFAUvucSZr6MPl8Uyc1jNsQNI",
-	"tJo0pjY5zJmKRwbW6+RovdUu17GE7IA5X2pYJfD9bh+dHME1ORXWm0bevQJZ11iQAbPtYWJVHvoQR/YM",
-	"X0m2W2uaWzkpGoAL2d6Oo/i2TC3D0Ft6LoWTiR95CwZvqgqCJpwRU1BNBNl9LF0OGCHptqnfUIBEktwQ",
-	"gbPoqOrQfHetHW8nYwLUaxMvITFu2cG3fn+xcrD3HbC7FcXuq2tY9dKWcG74fe+T+Q/riip7TWzOv80Y",
-	"zJqzeNdxdZNIWmXrqI2rV6bVW98aZumACTIWRE5dNFcqnkOPMXBUK8RZQvoIsNm4ri0jcxsbsKpc8Km2",
-	"S2XC19vx91EwY830SlaM5VfBiaG8q5ULg0mwJg/urmCy9zrU3HLQZdf7sPYXKIfW/LLoBWCmEhpLbV2l",
-	"br3HNX2sjjvfcghHe2WRZ68plXmGF0h/EO3gEcQKM4JviERU7fbRQTlUxNfnmHZLY8i32Tkdvr84Ph9e",
-	"vL94d/z26PhIvxPl8wNm8jjCHUAAxc6OcHFEm6ZDg7JwaNo+YDsv9p9XRjV/v/saYbbQYCaZJGiigf7t",
-	"/rdNjv4+T/HWOboF3tDcVltdQwjie3PaPAQn1jZoAXA0MYIX24w9rtEnMaI6GIxKA4x64H4ybbN3/ows",
-	"7ZxoFF7C1V63aXhQXmeSuDgjrVopeO+XGQYwh+GnjM+3bBtAvd/aloHfxUrjwKy7rmlgc2NI6hr9L3Ir",
-	"KR5xG2rvOgr2HOb/2EPJ28/mBXDfR0e7tubIr1vbmkU9+ZXMkVbmqbiGEKLstWdaIOYK44+Orlx+eNWl",
-	"vodgbNgGmzKqKM6sc264XFQdhVoAiGRG5tnC79Sx1u6yPn/t4ITJGfCcWXwD4C4vG3S/dsHaceG/SqpS",
-	"fUFrQ7aN/AjLPF1PU4vBqGp+tvRibp8kEkzvqO7XzzRo8astWWyRky4i/Um/cfgwHhrQx9Cy5OjnNDdf",
-	"fZN2apz+ACQs6Htc3ZQVfn34Do5hE6Go63J53ldjLM0aI2WmfEZaG9XUgWm5ZItuGEHX6KW1bX9OsmwI",
-	"/GWlrUZlwm+IWJyULoTGHVaAGYKuu3Fmm1dboKq1Mirq4WKB77DwvYojGbCWsrBn0gHVPayaaQcNmeYu",
-	"O6fDn87Ofzw5Ojp+20XW/Do6Pji8PPn14NLMEHvUKkPgOAyDNuDakLIAL0ctp+52rmZTxd7eM/GN+f0L",
-	"t38Puz8E2Lf9UX8nfmHp6uvLL2vop9b9RJUsralloN3DWbYKvAdZ9gUhfAyzXSonDUyXh4M3Wb6PEPo4",
-	"y1b6761YWNYO1DywLbV5hdpkSxJK9Wi1QlBd8RFqBreR/avE9TKBuo7oPACPku0Ug+kD54BXbhhR6eUi",
-	"FwhnguB0UWaQPmIBdPzRz5aonckMtNQw3ob8cWV6y2omv1DLJp9uQZnpHJRgaTyvgiCMoNgh9G6ZHnC+",
-	"oYGpqzu3/1y7PxUsLghSc46uYdgNH1sGaF59pZ/roSv9tyv3RwkhQem9bRL8Sa4h47jIMgChgezIlQ9R",
-	"iWROEjq2x+7bpeFoK9aG8KBFHpQTMaOQLGbCL0GVYemxGS2Ab7s5PfpbJ+PqRC7wEQJWjYus3gF1TrPM",
-	"aD915cdej7FFE8xcg0k7BvbfvvyQMiSLkdQ0wJSjBb+VYBHvVtfbzxYIoyuvylebCs0KqQYMF4r3/GBH",
-	"zogvqqz2tXLYEaKCyfKD4LG2GUfQEdQ0oxowuGZt+lwFzTfpGGG26KO3XJGgclhgTb0aX6z/3y45YN4I",
-	"lSYuoXltouxst+Aw0MbTpv3PcG6y6uxnK3vhDCptrqxNcwXzakEHT3CGZpgxWzkniObTeruV900PTw9l",
-	"SMpb+AIsexANGKhidTOytRr/9uD0+Aqgaw/pJmnB3t+eXSIsZTGzcPEHL20YR552P7B7qOF1HeVchV25",
-	"XX+ZvoCvoqW4zo1BNyu4U+iFWqLNgAEy0WC4l0E2LvxMUP9TWcQdFgsPWKmJaZiiWl80ckN5ITW+NraC",
-	"ldNX0QUhA/b7OcmA6OSU5mhE1ByszErPNKNygZoVZ6MiWKNn1+iZNXpmjR5mac+usVu253LXYJIQKqy0",
-	"C1wiqB6vVjqiEU8XdswatDwBHq2ZBx+jqyUuvSuDIT8euzFoA9YOa3g0p8l1lfLrfbcGTJAJFmmmgcY1",
-	"f8kL15pv4b1AHmvcnDbNik3tPwdXQh3xTQUitSzgd4voFVb9YWcP59BxLyHSybOyLehurH7aSto1Kgi0",
-	"4AE/pGVR0DHAvF5tumakUFvyvl6mE8ZhU/OqLY0JWpSaykHrXvsQcfJ87JX9zeAhM8/zj5t0Ar0YVmad",
-	"VFg8lZr+y5WoRN8wrr5BrqtDSsaUETS15bIlr7O5PWV/yIo3qYtGhe2wb1oR2PUGlfnkhp25Na+gUMzK",
-	"1f4KH//JkWO/TrxaTnRiw3CBIBDGfoHz4IFVniuvda366UKuWi0Y+ThnSMaaTWRwGYFwdjlPQ2rrsKmf",
-	"dWEpzKTAlvj2958v/7+DfxweR4smNAIO64bSChcGePir+qPiqMgnAqcEUWZ7dpbJBDv+Yb3IjKdF1lIz",
-	"QdmUjqga+jhh7SbG0CexC42xK93jgdmHrM4ii1HjNKOzTMz2ZKYSMAB0IUHGXBCQPxpbNE8HhyXXiJrY",
-	"sQFVxgHtGStghr9Ee5pvEqY5qKZraCSSps29YbEQtOnVgjboxEkEOq7AoETHSmlxGespkeQfBZtkBEFH",
-	"g82jNCmR2uBdt8Fjxm/aGzyuDOB4JLhVBEfzYhi8dmI1sF+JkGbh5/2X7SGZJZEW23SmJSXGsRzXO9Bo",
-	"NFRJhC3yop1YRP3g3cluawynPR9lhCUtWw01FEh3U1YonxwBF+Om227XWCL1xvgB7/Gv2UpWFxkqLzeZ",
-	"EnK9GM44uyaLR9N5PugaUWV2HTxKnr94WYl1VFimD750/rNytFfGFwD99SvNI5b7oBoNTSqctU42tiNR",
-	"5RltIGqxpoWGk5ylpWg61gam4bkFrWvacVVhsVe234QWIZ6nbRL/LmVjIK4dX/rNyjbQUjU/w9LoDiVj",
-	"0ty2nPtR1ZXBUuTMNnrxwm07Z2r4/iIxGTomis58Kkx4DV291xnNMipJohlsH50xTe4Nt/sUw9QS2G/T",
-	"8YRMb5UB4yOFqdWyy5793pqrul4RDLSopUuHjakrzBG0CEZc66yeyVKAJk3mqzGHGLIzM0CZryyXYAbt",
-	"vLyV2jiy+SBk9elzg0VxZht6r7wyaITcdL2u5ttLo7KlVjV0KRA1Vgc1vtqsV9VO/wMGAcyaY+ybb8o4",
-	"7zff9NGhNeOt2kE+Kq0WB/aZ+azWPkLLfWe0QDLPqG3FYl4YUwHGVcbZroXXwvXjHTCqrFqNMzeT+6o8",
-	"xlWgDGZG60ZzvLhNosRBxHMaMifToS3E4lLzbsUrn/lp6U+ju1bEfAeyKxf5qLVmuy3+2OOuRp8gyt5E",
-	"nXGRZYvevwqcAQ9yctCZyDun/3VytGsuw4e8axjzGEzq7fauaYzDCE5858ZbEPM2bd+CZk5HVn1xgNTC",
-	"0YYlFDa9Wbr3nDNg8d70vkuyIiVhuuSYZxmfa2wu+2pJ8Hl/g64qp7pCr1CoO7ceyb7a8CK2vw9tp0yj",
-	"KPNnSD6x6xz/1+Gb9xcnvy5bwMph8jHJCqlte0gLzbEWcAglGaZ2xn9c6XUOR2m7i8lGD0IMPlVb1lxR",
-	"IKwrPRdcM43ugBkgA3scg+u55puoXFRwDDM1tXSXzqc0k6oiF7F0PSxg+crCcIafPV+1Dlr7uP1kRm4w",
-	"sy0wXZtImNuk4Oxw92gE1uWABV9aWSiLMzXlxWRqWL8GHjB7szroGLMWaJQV4ppVmiw0S2HdOKAGrAop",
-	"tCmg/oCN6u/Sac5n5gRs6bwWBUqpxKPsXtvKQcxKVTzRTeHsLCXfws8ZDFYwLIzIwmDH0aTIsEBX15Sl",
-	"V6H71HCUAbO98mzLB6wawS9jKGbZwseefOisqmz96ccFbBA3XdFtb0Xgec+PsGntNHZo2JPiSBICwTfk",
-	"XAggbNwCpgGZzYtzyl41uIuq/VVt71+O/GQgrLpOiw0tJ2/Qec8xfL3kReE+4NuFJBaHrZCV6IYIOl4Y",
-	"RAf5MWAxv8nUTsd2Uspl4MAXTYmz3aH764CNab07ghOKlrvMQLnfqXBT31jMdMhNaaKwInY4XFjbZEnV",
-	"fU4aD1DBUiJkwoWLLNUCgprrzylo3zYSbvXEXFBuJrEqRWwv3ZASuwM25XNyU8lxlka9BDEyIgjPsb0v",
-	"b2za1f2umWaZWbbQViYctAIzezmarcwIeCRqQEUjkmgkRwXzN6tNKROoA8zR3wU/mPnd9NPRNxQcLAjd",
-	"IKpio4xIcv3efvMgWGidOJHfq+K+jzWpboeP26JD3g23rHKvjBjNFsOE82zoPXKdFWGi5gsmZnQn31fJ",
-	"LGy6VavfKmQrdbtwnGG4GTeyMHL7IUFbXLFMA2dzvACrGl3pTVwZkzAI4wuSZ9SRyYv9fXT2SywV//MG",
-	"iciNPf157RMUVIW7Y4NBULsOG4/fsgXjAX1bE6ay5VvZMG6FuxoxjzzFbV2x7gbDbUfdeIA5RFSibyAw",
-	"/I1WOQ0a1RNCVs4OqM43vdWwGVSfNTNg228Db8D6NGdmszkz3uMUNr72EQI/cKaRfmDdENitA023zbQ7",
-	"vUKjtTa3ResLcNEbM7IyusB0B960wd2qHuYNsXIZO17IZikkDT5y51djmoPh3Q3qd4cKfBJa222SvDdO",
-	"EPrZaLzdlqnDoNdZlQ44JkvNd7v6goHrJnw2g+rukjs59oHq47NQZXpWENVlUonC9D3Wu4RUFm6ardvW",
-	"Sr50US8LwLR5BxqqGU0oL6Qxx4mdTG0Sc5ujmYHlRxioXlifuQ6w6ih9huByjafrm5bW//aGwmHlZbAO",
-	"BhRIezWNTv/IgJEGowECf3fdFfDnbP1vDT9APoveZm4+jAevC/QfyYQyWWdE1hHqHAke8ZwzJy1E3QC8",
-	"nwb+y+babHtk0AOpAOuOhAnuY8DubySMge/TNJjbTYNZoRNUxsKAYmA9NcoJNKMYhEuuVg+0SuheflIP",
-	"7kU9qDOGB9IOAjy4pY4QYtKj0RRCaD4pCn9MReEehgEF5QweGe5BizA5F0s7g/7qntlqKWjBpNJ0MRwT",
-	"rArhG8XYgOG7ysORnh9VP2O3E57klk1z/RLrplu4F5qBNU8g8b49lTSRcploCx9zbf5e3dim9iEd5nc7",
-	"n2Opx52LSd8mTeaCj2kGzeP932yVzTCjUkV+GN5QMo/93RRVaz0s+M1ue5gSiLBjRVq8+BhYcGfFaIjY",
-	"m2FvjKWt+u6xGb+fV/LS8MXqE2dB2vhHhaQiuVZCpwSncEOfOm+4QYoVn45qLnfZN+RQ0NJlveMnasDk",
-	"gC6SGAJ98+lit4Xv3/XzzyQ6vDj/qUydhApQNtGINBecTfxkg3JSpolrp6a8oU5ul5VHHZ80p9px+Fj+",
-	"MCwE3e0inhOfD4MMMj6TSON6vSTZZNJ0XnXg0C10uhcgfGvnAEuzR/7R+x4mknA2pmIW5ZGJFON4cb7A",
-	"ZmLG0lqENdLLPz+R4FdCgiVGy8prO77c0heoQJgZWcSEC9i9LcFpMbBXNtZeQXP6adME+N6pro2yljXE",
-	"eiKgr5mAjlkqwYtlZl7tGEzZfR00pI73ZL8V6YR8fCnVuEHJX4xikkIILbOXSJ5uxzRMGkIFTtweYGS+",
-	"fInwgWG71Hwi0q+ZSMMu316elSLO4irijNxSpKmpICSn6R5OV9PmpX34IL138gwauzYpVO9FLDZTMcvO",
-	"pk8E9kRg5VA2Ba1mcJpah1g1Qs1F1aG2g830dGqm0d+V6ASZ8RuyNt2dw+NflPSeyOuJvDYgL4OxciVh",
-	"3ZGOTLr42nT0Kzx+7xomOMKHkiSCqBZBlpItkVm3I59svCfyq/fmTVNZiTSZycZOhEHEaDPSSzTWMLX3",
-	"aSIwU9Wh97VsffPk/U/z3hjhYPgUzGq1vxhK3X2siIgNGj4C/GsZhnLb77pJ+balhXQVfCgXfAJZnRG/",
-	"u8VAAxOTdFF9f0fSCYO+kavUs3WGNlk8385Ub0sT9z/Q2+FtFd4Q3NaXmRK2iA7vjsudP4AQeaLpPypN",
-	"H2iklBYrqfPmh29vJqGMH7NVLBmvPGiAlr7i8ey2MrAhKG1/oDDwE2XcgTIa0sd28rsJ8MeGfc9/OkR/",
-	"++7F3yq/QeR3tRSKCosmpn4xn3iJ+E/C4asmAYOBwZgPMCXkFNrGs8rgvk149vJRcRd0wk7YOmlHl0Fr",
-	"EWGAqDik9lJW6P9uK/DVqPLE1L9Wpq4Nhh5l9hpuxawNjn4xBg34u2H+TLW75BNX/4q5Op0wqKG2/f19",
-	"bfGO6c4h0MnRLqTRhMP4NmLvSyc36e+fFeoLUc8Tqn9FqA5ZLxqCI8HnZtyt5f6boTTXFuqLPd+MtVV5",
-	"OdOPHPjHVigw1riMqSgOH4cAnFskMdt4xIok5paXBUmpIAmksq56v3qkQjDbP/eV2cErnNNX36Dm343m",
-	"+GpQ7O+/TGgK/0/QjuY7PCeMprstoJEJvx1IpDLZ4hscB1bQ6DUWeALVESuua7bKX9B2XTwlw2SKs4yw",
-	"yYabvHjx1+9a9lVddjgjaspvhRGMs+RWB8sFn+Wbadsv919Eyk1t2V+gvEF8pMknfRHpptV565UAnWny",
-	"XloHVE5PcXSE3p+fhDO3dhhX/keS7kYzzisuNT9sCDwP333/7Q/of//n2/7zLnr3y+Ex0ijgOlqlDRdE",
-	"LrjiCc+00ANO1sbgbP6o43NevMQFOTA747c4qLxx30HWlomphjGsJ/K3PZ9uZZ2PBa0+Yhd5D0u34T/a",
-	"Gbo2jzDny7Wy7iIYyHGDswdG6AOGPMY5gorm1DhnWS084x1l//s/L/vPb4+a12SxtLoMTvGLfmir5WXu",
-	"s/VSsLJgbGkpGLy+bhmYftgA7Pu/Pv9+t8VVf0/zAQF+6EV/H3rFUYn4eBxjS/+4OHuLfiMj9AtZoAso",
-	"acXKYjGR6OTID2houcjYYL34QCDYkmm/fU9F88EXTonCKYzPWYc5PL//LbTJlW45ZsKzQ9v9kKCZXeJ2",
-	"DZu3wS+sVTC0e/Mb4sIZDMNQu2ymEJUzNawctRTxw/NyeJltqCiKjMh2h/tyhiLIDb8mK6TbuXnoCwm0",
-	"9vmm8AvYBsMpZWq7Qq96oQYEqfEOWP3FVurvPjZZZPYazqAGJSzsdQ+Tqv2MZItc+/s/3BaNVL1LSgSL",
-	"Lu3Q9S+CRO1pZ9o2sIxbLCsnal0BsiWGbqpOZApBYEXGH1g5cffLK26a89oCmZ1w5ksXlURY1dQqx+oi",
-	"UEu7iKZDN0NDTZ2J+6UJCO04pgx32UUV1X+Ymz45XSQzPh+mfM66qN/vR+0Vc7jSTqmuZJTdGmQC/LqF",
-	"YqhNwSJfGkd6n68bR6pqrWEYyXRj1x+jbIKKvC2oBADczHB/J8iYZplsNsm306Mou6GKoIyyayPn4r6H",
-	"8kVLSk9160/5oEGwq8ht1oJxxvyHmTK3+7oc31Sd0MAzmiwQlsgr63eIk73P7z8BLiG5GioiWrp1JOOe",
-	"KgSTimak55A//uQ9ZHFDKnxcfvYESXCukilevi3DW2K/THtrLbA0MLhGXWI3xmWiPhhTYLpBznq3o9nA",
-	"nzBi+cTZ7q+OyyamYBMvs13IHK/bUfa7flkgQZKiqKYRC/3IBcO5JHs4nVG2d/M86L6x90mjpc2FX6lX",
-	"wIR7G1T1Aryac2yW207Kcdkn4b0k4kDvvrOtccS+bUdNp8wkR3OaEzfWbkwzYofti+sydwheT9GObZxv",
-	"Bvjtrtv+/fNWvXq+mdmwYCPK0qEgEpr5f1oxSKvtxU0Ha1FtgLqr2r6Lpt0ACEcyep7QDTvLu95oMJ1g",
-	"g9ZsW/BBJjjLguZsrocVEOHDeUNdTrOZg6pB0hwic5cJMmEvk7InWxf0rWazH2gl129jS6Eztc0zHo4w",
-	"emvDeFukJRMZXEk55rF16OQAwbNdOyIA2uMiOeVCmckzmrUU0jbAd938H4J4LqZYkLRnlMPGiCSYislg",
-	"OFS0XxtGWuRlpFdIYk4IR5Oti/ZDvbo2shgnMBBxStCUfEQ/nx4c9i5+PnjeRddk4droVjQ28xmr2HYR",
-	"Hw+YhbJTsrrVFjqDDiDZoKN5w6DDuHL/3jEXQAS4PgYMhnxAcdluF/2Tu1Gnb9+/QaOFIrJ94v9vVE0N",
-	"UC+Mwr21yfkg+KIN/+wU7ha1MjKnvLnEDCfxtLwWSlgjL8870ViRBWNcupvqxE2K64bjbPw+zCE+PIB/",
-	"bfnQ5I06GDUGwcZB2VYZe5eBmKa9a2Wa3sPxnR9ximrEChXV9jKr0pt8pBLaPT6g3NbsyHc8nWGVTJeF",
-	"dWCbwRw/P6pFszGvywNbQIZfrRB/oVHaHiN+Q2VFFF6ax1f4Bs9YtkDOcBIF2YV2lPqP3p4yimwwlz7m",
-	"pINnY365Uuv9sFVKawGNj2Mv79NdA9PKOHfsa+vSlo8XPx5Nc4vankY7GXHuyk2Qeo+ReXuM6RDcec1L",
-	"25rh9zGnYjHUyldTFfnNjfiy/n8TBzFD1KVWeRI7lCfnyfQ10vIN9B5GbOd8M8DTzAP/7ltNMXER6MaF",
-	"f+52MsImatrcyxv4O5QJI4FZymfOke6MzuffddHz3nff7kbmkIcB1xYsfe2WBZ0HjyRhqg8L6o/+ftD7",
-	"b9z7937vh/7w//Q+RCdzF5LIoWs73fjQz3yOZpgtKvgiA/DCmzIAY8H8EKnVkHuIeNqGfCVOnozM7bD6",
-	"B7SMb3BWkNBTZsWqQ+yHl6sPx6UMC9HSucmpNmJUn+D/PxvUdo0z6z4q/fc4u7onxDue5WpxtloKgYpn",
-	"9p1+za6P4N635/XQUG3FsO5a7ot7R5S1OVTInZ5QZDsoAm4Szkgbhqxu36ECvWd9T3oRQbz3efrldKq3",
-	"ZG4UqcV6atRrq4ogxdE1MZGnW6hVy3UTvalCEgT6RkwDie3iT6ORFIAP6ZfXSp54zlZ5jqHzuFh6Jg2y",
-	"LzPVJCl7Bz/qyOC53qprt7zdwKBtj2zHfETMMj5Bmk0tXNIlL1RpkoFXJRYGXNlVue7vDJ/+8IUZyxoa",
-	"p3e3Q3tR9RQE/JqCgBcmJFSYotSy0LqF0Ti/77AyvT2qMtdG5mfEEfuaLY9WTr7fPKFwowhBeMBIZkBI",
-	"8eWzH+4yMf7hKK++BZihjnYqs9d3g1IJ/VN9tHoXBVPSd/+sDonfpgSGdVZHnxugYJaisSCkq6UKawY7",
-	"UZJxSZYTk/TCes8HC9ssUJ9Kc6GwKrZcYNYaqqzjOjy3dp6JfhpJ2O+TYPmaBIsjnBDgkbN+QfU0Zm5f",
-	"xKnsXnMBNiCwR6U3Gqp+0hq/QuL+u8BM2aI2U+kWnvM1YnzEU21mzbidlDWTJLtZkkBWk4U+6+XLm68t",
-	"PtdnvnQPkBCxYAyx1abt7xmVSnZtwd+AWdQQJOEiJSnCMnynkKRv1IthwRTNhjOJZlhDmCob1GzmMb3R",
-	"0DqQ20+1rW5E/2Vjd979J9GuyOWps9fw6Y1SA55Y3NfE4g586a6JyI0D4Hdd10k48zOJRmSKs3Erc5tP",
-	"OZUVr1xUxf9NP1YS8D1JdvjKCRvzZYah517SlfRTgRLOGDEDxZ9o4SvT5YXJdwYbd+4m09cwZa6fKqQN",
-	"WX8pyR0jwRdGv1iak6elp6G+X1+szMYbjyVRWuxrMGgBj3YY+ahsZbVVA3JBbuwI/QnZfY2cp3m/LTlv",
-	"LPiskpvXkLYzyuismHVe7cckbX2bp1wql9cvzfB/VQhW7uT5futeIOKwzc38Qkgu3X1LqGvGFGqZYQz/",
-	"Dp0wLlzOuN5Ea6GxS5rdqMbZfN4Dw4wkAYLJsYAmWTYjG77ttidt2VdL/17jotxgF5CjiTKCb4hEEzNj",
-	"Px6FiJZ2wwvLszcbn9QrQhxUmnxRIAnZRZWtaA1db8THTs0LI66mbZsx69xmM5QlWZGSSulReTORwqz4",
-	"cHT/7p32kPHk+hafN69t+GUD8vAu3FfxHFMFs+DyXPAbnFUxootwlrXuxbyz8W5+KfehpkRaWarfk6/R",
-	"oDPoGJcN02RvpQo6JznByjirlxAnLFLZTr1vVdBCppbP20ymdBha2aLB1ltvk3E1LAsetrNTLdS0TSde",
-	"I22boAmHhHKZmO4VwFja9gPvDUeLylYI09z1d8dnqBwCB+h0rZMorNno1iliilM+H44wY/DvsN6k28E3",
-	"WGExLETW6XagDB9y5/SdZViqoSTE/dMjeiFzwlL4b49xH7pr8Dy0M+ZijkUqu7ZXO2A2BBhGaGeEk2v4",
-	"tZ3WqYjCZdzpdkaxPWw3FFRK9qY/QItsbxtAybUW9p6NWjtBw9T3+Y40UVI4W5KEW0pwrTXRDOoXWvNr",
-	"ovk0Yv2ke1CBtDK0MtnerOv2v44tfcZIOUHJnurJlPgypQDGWHC30EW2ezLW31ZUc6rPS1Tp1dZsGLC6",
-	"T3s2wNeltc5PePZVeahNXkMFyR9HwKn6xZ8oyVKJMjJWYAhIhRfWJbxAWJB+mZ4jSJ7hpDaWe8C0WZ7x",
-	"iWymNhUsI1ITepgWpS8e9NDXAxbq36KwBR7zKc9IqZpTzozvWvi/aFWGkFQiPGB+d/MpzYJcInDgQ/tO",
-	"9hq5ianSnUF/aMDstTyTblAkkf1gkMoUaxS11cqmqYbei+QDLWeJYDgb6jW5jTNiZga+5mphTHIsCBJk",
-	"bDwS3Whi7fZd5ktKfr3W1OxdYX4JSvsK1rOPB7X5aOf04vDl3777riVPLdDq4jWtpYJ4q5rkEOybNKP1",
-	"WmT0q820veYzSwuXPXpV9rT+eOllU6RDfcc+1/WLNVWe5skrVdXVWx9x1UWyyHNuHBAaez8qgcHAsZnN",
-	"JvZTNW/aoy4P2bBwGzLZNrWDnulTzGxjo222tV17J6YX2VMLlPW1hB8eAEbMzxDWRj4zrN7LjfupPdt5",
-	"sf8ceLBBSfjD/m5EmVhHPd4zVVwhd3t8vZr0Dk3/fLldYRicen23SoXnuhX+APkwPmAmCJpwZuYYzYkg",
-	"u09M5evqq2QqDCWfGUdHe0R1aQV+hJV4amqNYjXIeGtesBgtr5S8Zjsxvcg7vSIJIzEGsImbKaDGJ9L7",
-	"mkjPeLbqBPdYw9ENyt77ZP7DutWWF67bgTf37V5bW/Bp3CrFHpZPUu+rlHo2DTIq9GCGb9llp81t/ECY",
-	"XRFQyzD7CZEfNyIDfJj9s/N/jo2KJe+pNUAExb+kmOlG2xA4abLFTgR12tyKlWjcjkPnd4z34dG/+riq",
-	"TVuhKhJQ/fxHMRU1JQmiz/XkdnpiMWWLQo0Ry7hMTKV8uVmG48unDMenDMenDMf7ynAMNhPLcbz71p6y",
-	"H5+yH5+yH5+yH5+yH5+yH5+yH++c/fi6IqYdkmkBjOZ44XTuKcGZafdrVex6sFrO9WtXZ79cIaw/oSWa",
-	"dONooJZQFFox0Qqg1okUL5Kp0Q/JgKWaZ2NJ0M6F0e2fSXRlP3q120dv4WYmEy2vtWY+5igjNyRr5jb9",
-	"naifzV7Xm0SVZ5jWLpJ8xLM80/h89kvExI43krKHhLuTyDoHmuZRa5+IpQvswajXf7eC/3BKkmsL3Mqg",
-	"Dl6orpkODezXQRmb69LiMqWya+dHwOixSSFI2tXImOhFod0e76JRoTETHjfr+V7zZq0BsxrfRODU5umZ",
-	"XyCFoKsxQ2s28HP6CiZYXu2+MlMXsSID08EQXtQ7KZhCuSYKJhVmCbFpeAYoEGaWimaZAVfaH7CNMOSc",
-	"4JQyIuXDIkkN/tb18deH4jP+8ylNg6sDQ9cnPa+Dq5ZBJZB1CEv4mwHcYIQYh7dUXBizHVbWbxmDG9L0",
-	"Onudzx8+/98AAAD//w==",
+	"7L37chs3tjf6KijuU2UpRVKynUkmdn1VW7GUiXZ8O5Kc7LNDFwV2gyRGTYADoEVzcnxe53uP78lOYeHS",
+	"QDeaF4mSlVj/TMZiNxqXhXVfv/VHJ+OzOWeEKdl58UdHZlMyw/B/j7KMl0y94TkRWFHOXuE5HtGCqqX+",
+	"OScyE3Suf+i86Pw2JWpKBFJTgkpJBJrhJSp4doUwy5Es5ZywHGEzpEQLqqYDdjCcYSXop4OsoISpg+un",
+	"BzifUXagX/x/3Ut7b+AhdP20//Tv+y8Rn1GlSI4WU8LQiOuBFrwscjQiaIwLSfqdbmcu+JwIRQksRY+n",
+	"/6uWc9J50RlxXhDMOp+7HfuR1I+fux1FVaH/tmoruu5FPvonyZQe9Egv4phc04w0d+odI4iPEYZteiJR",
+	"Ds/JLsISdg92AB29P0VyyhcSUdVcT06my1xgRfLm+EfFAi+l2YmXSJAJlUpggaZYIsZR9ar7cr9aQrAx",
+	"5schDbdGKkHZBH6lcl7g5ZDhWWKJRyNJmDIHxDjSD8HnR4QwJIkKvlgNWWCphpIQNqTz5pAXsDO5IFLq",
+	"3dMbZWb4RCL9JhLkXyWRCu0JknGRkxyRayKWaEwWaEZZqYjcX/NdJZN0zYKvoQW23yslybuIMjSTSFKW",
+	"EXiKzHk21Z8ZczHDqvOiQ5n67tvqu5QpMiEi/rCmhCGeEKbSC4cLBb+vXHtyeTB28hQ/dzv6RSo0Ff0e",
+	"HHj10sfgCgQ03UbyJ58UEQwXp8cJmmCI5oQpqpYIK4T1pk0KgiSdsB5naC74Nc2J0AcYkywj+80bgEs1",
+	"Hbp3kiRK7GQ2Wnw8XPxyfROCVbZtxMVUEDKneXIbHBmPeMlypLi59YbDJBaa5yQfYqCMDYjKDp7ckRnJ",
+	"aTlL/nSNC5prprDpl2r7Z4euvt+tJl4bvb6dfq/aNvODNCdc20gtXXDhNm4F90T6ChVUwuXxEqgg+JrI",
+	"AVP28xIEVXDuEvEyeR4zytKyBM81BSV5sv0FjZYIMzPJLuICMc2kEF5gqiibIDMCLtDem/NXz//+3Xf7",
+	"aeaM53NJRMCgWVkUeKQ3VYmSJNgAvsYKi2Epio0ezzjTLHyov0LEkHGlvyUth9r4dcNRG8TU8n5Axm6A",
+	"ayIkbOEmHxUEZHOSj7+yPyJFZ+RWbDsnOFP02gnfhOQ0stGJxrXzJgLLtrFCemwV9WQ2V8uEqG/hsCDw",
+	"qSIzGPH/EmTcedH5j4NKDzywSuBBnd199rPHQuCl/jeVw4mWPenpbyBbuVGHAh74RCLFrwiTGwnbtQL/",
+	"BtSn1cXUNX4Nf48U0mctNzStGHlhfnqcFNZyinO+GI4wYzdQ7czbaIRZi05nld3U0Ofup2h1z1tW55mm",
+	"HmhzUvKsPkFIoHKYP9bnpg8MjblAGDF9mAXsIfDPEVddJMv5nAsFf8Ao42xMJ6UgwM0FRnrQfvu5t2gE",
+	"cIBdy+7jW++vrKeUcGsDORBcj5g91U86XH5dPoL4S8nGUk2PscIJMinVVGtameF4OVZY7wvYWEiWoxlV",
+	"0ukdevTeKVNEwPoIil8esKP3p310rvCE9OScZHRMM3RFlhJhodXQrMB6p7FEHD6PC1TJSyT1R7AasClm",
+	"eUGERBOi4EBydI2L0hgfDYXHaTDxso7JXJAMLJdZv+ATyvpzLOWCi1zP6CXCSE2pyHtzLNTSaptjCkaW",
+	"HTR56aoH1xGx3qzT6ulIpdpyrnrvzcvGGEzPPDlfN1Cavbhfu3Bj6h9PDiiInGt5mx4ww3OVTTFyT8UD",
+	"61XC72l+RqQT382B7Y/BctGEXmubfgnbM+UzYvSP5NiOBw0zQfK1/MexnleCwOdwIWEQLWjS03Ps1WgN",
+	"+rn6yqvfh/B7eppJlgbmbHxN9YOwbntRqURYKS3btWaoONKrKogiffQGL9GIDFjkCfHbKe02an1Wjyf1",
+	"5QVZ6kbItWqr6W6EWT5ge2NcFCOcXaE5npAuIjNMC1RQdrXfalLekOSt8NOcGtR3TfCJb4SuF8fmWljg",
+	"TwVfpJ0s44Iv9CLXsDizPwlGZP6ePjtYnzkyPkYEZ1OnxJi3kBMl4cHpSy5hWpEG1kIyTjTW5JKd1cd4",
+	"h2AXWnboDVE4TwoKvZJ3+hH0rH8I9MgFlXZX4OahmX0Z7Z399Ar9/dun36aMcaO4DWeY4QmZacVdbzVn",
+	"cmhls1E5Nl1yNzViKWjyVTvtf5uLSFg+55Sp5KNZgensxnPKeE6G2RQXBWETMpwRNeX5jUez7pYtZj8R",
+	"WJtUyzm58UdpbjjVUNsElE2GuJgMjSC+8ZBSli0emH8urmTrsc0Fn83VLT8e8eCVm+ek13DG89t8z45y",
+	"q1MQ5JpnG8258RzQy21JT2b8FrOXJXCX222BocKVq48f2cHCa4zUEm4rA2lMMn1wbUS4gljarvIKKt2A",
+	"+9Qkguf6LVLhrFXpOwffPVVT9O3hU6Nb4DynVruvaS2UGfvaah5ug/sDRoTQczZuNSG0bSYImgtSxQa0",
+	"vAT73io61jEM+soY04LkTVnjdZgWpdKI30CPmkaKjyyzjEg5LotiuY0U1jYfrCf9WbNAWC+o82b2ZjZJ",
+	"HQpeSHk1p+UMs54gONe2KpoRKWE7wLZdO6xWLlpUFvjJqChGtFvSkTA2qCba1tvYN+S0jsRWzbHAM2fM",
+	"WcJ5H51igyTj+Z4GVBUcJSMkl2hORKB/9VMEvq3doTjYTQiUYMpQgRURjiplWkENeYnZ9toN9DcsMcEf",
+	"jS9lVUT1SFte9lewovX9IhSirIRp4sjBg8wTTmr7++owbTC8Htm8kvL31BbrBg+W21xOYs3+V9qmVWfB",
+	"E16f9hZgvMRZ/zkYf1PMrJa+ilqbE9TGe9+rmT6wu5bsV0SCYUgzoWFopN9gYhOihkDjQ2+h3mAUSdQw",
+	"dvzfcJCaS3vLUQJrLqKBBI1URmTKYE8TTfWA4b0+2uRuekKIAD8ZSpIJ0hJzde4yeKQiRj9gwo00xCBb",
+	"hi1OhdMJ44LkbS8bQt/uNUnzTXlci5XdPICVWQvOhq/yFlLJCUFgqjk1H7pe4+ZanWKgR4K8Au9VmOBr",
+	"EsTGXyIcZSGwnaYgtGUEoLHgM7Q3AweNFthVMML5XDRp3lcmwoYz2TbaW51wIAPacwOOqcz4NRHLQKwn",
+	"InTmwuXu4Ui13OsvSFH0rhhfsIMoaQj0S2CVTyTSDw3hof2UxKg8iuu42M/+yXDOwA9dFsNws5FO7ePn",
+	"zdHqMfRwfuHGprYvsc0nM0yLXw3zo5ydmaSQ5kbbH6RRKkKFkLBcVgzU+z21eoSZdQsGnvSteOoRKhn9",
+	"V6k1dE3vaEIYMWlI1t1rj1NxxxjMn6vJDJhVyF6ip71nf/sbyqZY4EwRAYz/98PeD7j376Pe//T/17D3",
+	"sQ9ZHFjr/Z0XnRlnV2Qph1iQ4T/OTo4ukjq5XmCLfh+uXc/RCZn4M7igGflP++8+F5MbCYojhswDdvu1",
+	"fu4FxLbio5KofRTm4JjnXyJqxEtlkFVE6Bcp0fP3p8cSUSVJMU7OgJFPalhQdpVkXILoPRMkp4JkKpQi",
+	"I8EXkN00VtUHrYit9nWq1Fy+ODgIdvYg42wisCoLeF72p2pWpGMQLB9aymkTlhH5M80prdnFWbFEdGzM",
+	"IyrRRBAwDdQUm92acakGTJBM0y44s5Dm4JVNZSmH5Si6INH6nq7luPHlcqRaW1zAM1p4QZJrzNXynfln",
+	"ihIhuQD91/m7t8i8BMfvP1O9nBq7zci1IWYwgvvoR66mVUwRmyC3lt0Jw6bNCNcz9TZ4TDxvhh/e/vL2",
+	"3W9vb2OHm8EtWcTjHzFUMhA69imeZaUQJF9rNrrVuGmEBwh/SOxpWjK1XDpDNhIJiFA0g2rx5o6wJM5Q",
+	"aN4S/Sv6cPYaSNsM3LM3J+OMEePwT99bI7H77vpmfLZ2b/xkgk1Jrz2xSe1Cd+ONqjHKG++WVZoTwzW3",
+	"yT10641qX39is16TCc6Wm93VHV3I16dvTi+GJ//96uTk+OR4p/cy4UVXYjkE+TKcJfTqn/kCFZxNQiVE",
+	"TiGhfIGpQiMy5oIgGIayidG0aVFQSTLO8tA71Ma93SZ9TO2+Vl3TQcyjMMyYcNw1TyPhNoiH/CkIYNuY",
+	"9sK6hN6/O79AB/DTgR7H6B5UIu9ibskFag1wV7M3OToFNZkisB7QNwo+mWhlkLL1PrZ6cky1cYldfSOp",
+	"zNmdKcNoPtUGJStnoxRr+POrwuDkEsv0uZ6ev+s9f/rdd72nCBfzKe49Q/Z54wHXczVbo8knp7gorGUc",
+	"z+QfPz6qx7dQj5shVU2UQ7PzLclBAdm2WzGH339/ePjD4eHh4dMHqFDb2e9ao3YUX9vGdhW7jcUkuBHk",
+	"WBj/RpiMkQ6OmOTERiwA3n4ibVoS0TTpcjP66OdYKJqgOrK+H0i0oZLkAwZRPYwGnf8YlIeHz7MCs0mp",
+	"j0XhCfyFDDpIluMx/YT27A4xPCP/MRaptA/N0m08NC0FFmSE9ozPaozLQu1DxAIrep2W1faTKdfhOVFa",
+	"8kKeMJOLlpsezLklA4QGuSRtXt8nEq45pEO9RKCddQ1j5rMZZ0a542N94REH4fnh7DSdXJhxpnCm5Hbh",
+	"8SA+vN2LBZ/w9pQLXtBs2fqz4z/6AXmbvIjbpAKEcf5EJjBnYeLzE+kVd4gtl6OCZuksPN6WiRIEJ1LX",
+	"tO02t6nLLEioaleZeUvJkv5lGI34x3oTMjYcg9kl5n6GFXlNZ1S1zB8SH7EiqNAPgY8ZTCItvx0DDqrN",
+	"NrQF9Kh1pf/LWAfVZy44RzPMlm458g5tB2M5IDzBlCXtBz+tZ4eHh9v741f4EWoHniKJIH3lJ5c+EB9s",
+	"S1bBka+qAj0izpiFdzbOJggnoc3VZPbOyqnDW42Zt+VwvikLRXsm0ySattZPXmhNED4LAcWiMIkq3pqJ",
+	"szvD17fLKGm3nMZUSBVbf1ihWSk1SZlA00b208odOyOyLFRzz1Zr3xemUCdWv4EvWJU12s5A01OwLoYL",
+	"m+BjHSPR43PBs7Y0fa1Cb32QECYkn1Qtmxu2lNtaiO0y1zf4oAu+entRq5A2SRu+aDK6W6e2ro43XVP0",
+	"RCLIaur9q8QFHWtbu73UaB1tnOt5+h1YpajGtDOMs+KXczLMyZgykg/B6GxO/xfw+0pkH3MmsK01IXlz",
+	"e7qI9Cd9NIAtGXS6aOBLIgad3Z4dRHMxQwSLghIRv9SehdV+sV3GeDTQiGh6sKSRjPSvO66LFks5UcQA",
+	"hpNWXEvpK+4om2yVaBd+OkyuA/NCn169HCKorSOf5lQsh4qmovon8GM6lv0S+TowqJq9YW3fnLBc7+ma",
+	"RVFgRhMb7Mf6loJVmxvghvTaPMtM3V45xEXBF+v30z4WrLdkoI4Z0li3xLrbDOZUm0G1Dd3gnOPDCZWI",
+	"Bqkl6RH0KPj9bGVFUeBSc9dNKiysAww7jQxGQhkuikRtxrrEl9PjG7jGnj57jkdZUhzA5Uy7+60DJ9AA",
+	"XYmduwlVkoogGaHX2hTf+0PSvBu7MLrm8c/7fRRCaAT7NcXzOWFS71NB2dX6KOkcq+mB4gdmTrXDa7Ep",
+	"ZJzYkTzYBAFcTKnI32OhlqdRRV2dJ6VL3RBnUBp/rzgIhOn//u7DqTPw6QR++jtFSIiGDAATgr1P7mly",
+	"7zfIlnvVninXcia7S6CrdFZ7u50KVPev93fmE06E3bpaIfXeYF8qt63T+KI5shES4YZ6XgQfxWy5XQZf",
+	"gkm2anKeWJpEkKCVWhVrM+HQ/pbI8DdZ6JqTbVG3a2JONO8DkQGNWW8aZpxRAPFYUZ7bGorw44LD1gy5",
+	"JjSR/EBbDW/rvKu63YrE2qt19eQ2m3zkncdx5MQtY0t9M8xxr1Rn+LCpoa8tEEXT2qL606/HDLtdreeq",
+	"MF+NWhP0/NuUU/nKpyCsxNzRym+ApoT93VpgWSVwNonb5IO2Z2wmsCJsauatsEZiYKjVG0fnnXBC0cvB",
+	"ftZ3q21DVyUC+xReu3up4ln7y5ocYPdYHc1CX4Q5EfbBjd1IMPNza/6traR1U6zvTnsmK/zsPE0pLVDT",
+	"F1hBiynUMsW50mihn9Fk1pY1vbJoZu3K7cQb5TQnOIMEKy3weEsiNzo9lslamo0BxNyDXb+W+sbCzrVt",
+	"63mb1a4pzl1TUFsqoqhbrD4NKWFa6j1oYQOBsI4ZQRcxsiBSGYfcdmQY3LF1lBhOvL5nblsa2waOjqwU",
+	"VC3P9XdD5x3o6j8SLNq0l1hZ0vLFZH5oZn3gQowASXgUVkciM6beCFgrpIKYz/j5aSvElnC7mfzfJWnL",
+	"Jdh8Iso/bVNT/qVHRVBrRpSZFNXDwt87DoIndmdWBzGnvxB9ElrTsxfa7btnRS9c8pMDGYvcKZqIqvp0",
+	"rc87sKrO0/73egv4nDA8p50Xnef9w/5zTbBYTeGcDloT2m0ej/6PJm7j3M47Lzr/IOo3UhTwSlArCsM9",
+	"Ozy0N0DZIYLg7ME/pblXhj7XUW8y3xw2qh6RBcU3mbDf18v/9vDbnU3KhC8Ss3jLnQaerhygEuFrTMFl",
+	"0je3ppzNsKZHvaMugtjyNh7x0vCHnM8wZWaE6PD0IdO852CHfJph2xm+mxN2evwqevwOTzOqBU7s3wUo",
+	"tDaR4N5OLUaeOHp/CqJpPK6fELh08KyaIrJZWqZ6+4lEZjuR5bbBMRa2VNseWQ1qFs/pwfVTz2GCA6tD",
+	"bhU2DmMri998OL9AIz0hph8huYlxaMFOJTJJFE9r9akNGmgEru6QAJrxvcR5/IOoIMg1I9kUMypnSHHQ",
+	"Ya3hbvYKvMWNi7Td693Op55ns70CMlB7uFRT59VM/GxzjoGh6ocgoyGV03daBZ20zWGUhlmL779rD8+d",
+	"K0ZPrCrwRKtMzeOD0Eh0gh0jzYlUP/J8eScHF8RjEqdX8/PL6uFQz7B7di+EZmOLKakB2wde3lCWZoHU",
+	"OGwe6Y84D+7US/RGr49NTF3CFVnKGkGu/spOqK+NqTwbguchYi1pOj2zTxi3ivd9Iih6pzLM1R+wAbsw",
+	"FoYgSC04uqIsBzee0WPNqy/0cz10qf926bFOAQG1ivaYxDB9LyEkWxYFMGAzt5FmaPb7Du/NsFE7NMDZ",
+	"rRl7iq9tBgnJtRlnqVFalWmJGIdAts8sBr9/UVhJLpuXzm3Vr8+O9OZ2LMaA1vtk58XvKc1Sb1CA+FqF",
+	"6onoo2OTjwalXGa32tRHPYxTdy2EErzaeWE8IV3vRHZAf/DnlAv5U6/y1ZuHP3+8OevwY/3RGVGWD231",
+	"GoBDhiBxHVrwazLCDDMs7fTs2rIpIVfLockItqA8NYxl+G9RvBvDLq9TNACoSy8qPo41CFxdtJjSbIrc",
+	"1XkiByy6t2CPmTxCnpVa8qK5ICb1FhxnZtrLfWAg4W6kRIO+4WGm9whukvJVfsb601eyBtDGB0w/ZW2C",
+	"0+Mq3nl6jM7r6cdBivxqxL6cSMgl8WhpznkdxEKSXrj2ymgDjeyEnwo+4iffR6djB6XfNQsLUptBGrq8",
+	"dISDNVdDbxSn/gx0zwWdUIaL9/rSvjXEN9IEfzN5FJB+HBbo4FH29Jk2tPRavP++Y+uPTEGmIGNB5NS/",
+	"k5Pxt3/7LkA9f9H5z+hmvAhe/xyygm3yZtoiFO6QNX/Xtkr4TGZyoplP+lHcobT9m9jMU5e+BgPU7GnN",
+	"aiGkS7TaLCGllVOmuiYJYIwk7yKq0PnP7z68PkaZfsCmCF9eRtt0edl3AogarFmHBRql2EHJAsv1edmc",
+	"JR/NBbeexa8ZkQyXkgwYrm2KfsZMOH+JKJOK4NyET0I0H0GwhPuIRqSg5JogquSARSNRaSIodqnKRV4l",
+	"CFpteMDEgREsXc6egyHSN90u3+HOkoUdmDNYRSmIGRpSBG0mk1mo5wr+peQNjig0dYmnXCqAOLBXOLie",
+	"nFmWGVBQBW9QpYi3FERF9F//9J4Dct1HR00ycEnl5JMBOsmDDbq8DK/A5SUqpYvyHcCf3J5qdcMl/G6f",
+	"7FTPcqp4E1DcZtuQ5lRJ/1T75rZpq+8DxuupAktEGdCk1pmo0ZQoy4oyJ6FXdsyLgi/0xlUZshIUO4S+",
+	"QZeXb4Yfzk/Ohqdv9X8vL5HJW3L83QVdNCspBMH5EimsSbB6/eS/X73+cH7668qXbao9+ZQVpdQiW1Oi",
+	"nOOM6IEQAijFCtC+YtLIAtM7lVXaLFxfjiCIKoW2mzV3YMv12YDdATPbBDm0UAhTByGLtjpYiMlfdgc2",
+	"YIspLaQKczX0E3MixlzMYPhoYFhDVXRqjX/7uP1kQa4xUyibkuxKOo5QCtg+Sczp2TzgAQu+dLlGKboc",
+	"dhEu1JSXk6lhUnr/cCG5/QDI7FnLhoRZWXRsgGut1Oym92rA4s1C2+4V3IZnP+zMnAzLUpOXs0pFN+eM",
+	"Fen5PKnYHNzC0roz47BkUuFRQQ5wng8dePGByTix6TkVS3YGY2wF1UuOjJV7C/fDmqSOtmyFNFbj+giR",
+	"hOhQvfLKvPwxyZB3672ohSgNFGBL66do3vbJjxsKDaMpaKI0/D4QFHfvVvX6z0JwNukaxRGuP+hVaO/N",
+	"8OLdLydvh6dvX707Ozt5ddFFUYet+uX51Zc5Yjs4pKaNluj8zbkxy6r0OJPcWiWM7a+9UCvvCheTvtW+",
+	"ZzJ79sN3fzuAAqEKdbbNza656amD+Nwh1bTi3abhRTclGfP4l3fAa/L48Pbs5NW7f7w9/Z+T4/2UR95M",
+	"FprU6CN5In2CtHe/d5FUtCgQlldGS+BFThxuhNxPO+XXHvssqJ5cdfAu4PHBDvgYYNnqfBsRl+qg3RGh",
+	"OVZT57gxR9X7p+zJ/Ao9/16funQx85UHHep7B+B+aYjCZFjmx6UrKTUOIF9abL5cNQKxgTw30/fvzi/A",
+	"1zNgxjJDv2lrDb7cd9l7Q86GE6K6zXAvzvPe8/enx5B8KwfMvaEVCYgDaoaLJTpfMjyX5IlEOW86M2vg",
+	"PO/xhDQdmilfpJGfsUwM/RENjpQepi6Abz2gi61vPtDHtRdSkU/qADCdostQHyhJ+OHJ254G1tsiIC4B",
+	"f4O7+PzwWZO4fvVZnNWxvvTl+b51igsTSeSr+/VZTwnO4RD/6Ly2Icg1S6iFLqYOp7exDHBnWyA200HF",
+	"pYi6j6+WtN0WvbJGkFuqlZ96i8Wip62CXikKwrTJk//F9czbUOd2NHh/hFfped4XDi5H68DaWomLurke",
+	"/FFCIufnlaJbP/6aZ1e259EO1baqpdcaXd8++HE7/9ATiaQCII37VPXBdAd/rLJ++b03w9O3vx69Pj0e",
+	"vj86O3qzbyf0/H4mlOGiqKaEXYQFyOB+U4LKbOrOBpg/BfjsoItXP8qgA5GbyJ37/aOWec1Utt8/ahFW",
+	"3R2Hq41rXSmpRIag+h4XfVXMMijYBDmrlaxKzJobtK2cnZeJy3aeumy78CHs5p7dpdl/95yAkcUjN1jD",
+	"DbxGprCYEOUKxO0r4KUz8a2/Pu/Qd1AiU+YJ/7fGRNImlJeutvPg5gLWtnrcvYyN2kuudam5Zx8l7aOk",
+	"3Y2k9TT1QIVt/eLtQt7u8s7drbP9fnjDo+x9lL1bcBN7Ja34le5fG0vgmzilH53RGzujoUBDbdOlMohk",
+	"/W2/9dxqKLftKbpHLAxzEwc5GbqZbbDPFP1RTb5swEqWfK3gE0itsOVM4GcH1rEXgfLu9wfsgyQSrU2c",
+	"FKRnGilCvgjUPSg6I/0BOzdoJQ4mirLhNcVD8olC6f0w6BYbdH6q063J/wOk3YvAx3t7sbWz1NKjjTrT",
+	"uWQ7vdc9Guxn7R1ogNaSG3SX0tHEZuWQsiTM3JsALg6VTNEiwBYx+XgFZxOTB07mFihmg/rilVjRVTDZ",
+	"bV9EpDYf37WzXe2RDT/UrS13UyFv8/+NP/I+hXuYZTLDhd5XknshCvc3w0zLWZ8xC7OUdppPd8rePQRL",
+	"y2yDNEF7AnKz/o33KA8C+rEaiu9o52oPbDbOjpOKanCIN8wr2pHy4fir1jckZZOC9EpJukhOuVC9gl4H",
+	"rbQdltwtnPEut+ugvYP5AYSUbDvCpC7TgIL61b2xgcXlAfEgW66t4uIuoonbMGPYgw3MFPPcptwLlgxp",
+	"pNhGgO7PIDiLIBklyqmE29ZFkjutwckSl6P6MG+evzv6SlEiffcCnIK603wEslDcklIX4/mB1fIPns/N",
+	"ubcq8eY5AHvfrefMpQPG0MmrtjMJDLUOZ6D6zPaGdRohSu7YFUqlw01Lfw7ZhrCVYRYWgToo/zSIegX1",
+	"r1XwMb7mpUB8jKLzP8B57q0Icdj/br9vSnscenqV2iHJDGtBKvUtgtTzKMcJLbi4ehEGbAdMc7iqy0MA",
+	"xwXQrlA2B0nmFY4UPOvl4csBG1GWm5oGD2OFBfF9CvYqHBVT16RNeW0c6M/XMKvkflPnf89lQOC7UPX1",
+	"NFq7Woa4L/X51iG2ZEv/EU3U7w3qldzcpljdaVST5afehPesTLoIP/IKz0jxCkviPz+EVrRuArf4bNff",
+	"0Z0Mdx+WzEqJFPQHa+MwFpJFM3xAwLs/3f4tb/aK9Wq9m5ephQDIz/sS15BhZhsbw+UGF56B7twtvz3K",
+	"wx437TiANvHE+dr3KlZ7s/zemtDVTLc96/0oz/WO7Nz3sJnHoXvjZsFNBL87QwBc1dhE0vvx99+SDwTU",
+	"9gVYQdQz2Vik/lJ4lhBMsc4V7s/Ef8MFSZT7uLN8GPzhw+nRbhhDTgqiSDtvOIbf9aM/CT6zCvruOMUK",
+	"ENkIHnQXELPr8GLvP2bnlzgsQe0cCt8xwK2K8Z4FcdCcplEm01Yb0TLwxsUSMa8QZMavte7Lzb/17Y3t",
+	"hP3dXosz+CDUw6TvAwCZxXbKBsRu8t/D6pl2wg9BmS+4lo8nlsDuAoqmpZ3sPUuRJBB1Cg7H9arWxGD6",
+	"yN6nHGlojkH2uXFu1N0s9xUUDmbWVCmrmOgWbcDhb3leEwA7Yf22MvKm1+HN+en58ds7ug9tvd8e7oU4",
+	"f3P+ha5D1Qnygd2GamI3vQyNfoq7vwpV5kN7kPrYPxPCuvosChCPULBdFAiPaEHVMoqIAt6FicZAiypb",
+	"uk9lBNSgHzW+ud/XhKX1ax/3DqIe0T08pwf/UY+/9mJFVj+0D1+vo6VYgI4RqdqkmI2G+LWdoIUBqJBC",
+	"LMAITNGZYBaWIAyTzfDSmtsGgKHgiwA0EuXENsswsBvW32yLv1AddWQu+DXVtov+0AdW0CuH1OLmCb0E",
+	"w3nnnBgaVPiKaBZ7WcO7vxwwH1tx4Cl1SBAKyCkkszsj6YRFt8yQZcMH6FBWmp7Aiqp2rlY/5OB/t0ME",
+	"TnUucYmH/tYsgCThgNWUUGiDrmzf3hFBMEyONBXOIKtJojmXkmqS8vqhPYQwbeVwP+3n3LYfAUeldRYX",
+	"RQ3x2bSrBaTzATsdA+05uu2iFBSUI7hLP4vLAQOftxYqDt6psLByHHy5CHqpB/D4CIAZyYAFo3vav2J8",
+	"YRNogo8g943ugFHbAc3ia9h7kjIkLhEfD9hlZZxcxo1SggYpmyLD1IORO8e0uoER1hDyFnqJQ/cAxT2z",
+	"4sKwl/hgwc2iqdGTioEBaxBJqpPGntzvo0tr8V160CdpqULTXBi2qUIbJRvxkuWtAwPuCIlPrxrexlkY",
+	"gUYFXJDoK2NXsubXk5fECeT6dwQZV/hEjktaVlHt0oCZ7lwlc1uVay48oww4dfutg9sFQD/6/pvGfcF+",
+	"NSCdpmC4RssJ1hHysH6AOehM7m5oiX8Mab164m5t8gZQUpyz+afLg3nISSc1L8W27otAX8Q1bRFED55I",
+	"TRFW7IcY5x9vp8yGOIhpVfaVjXqYov4AD3ETeNQvpLCC+kyYLAUJEsL0Qhx38SsBgD9VgqTUP/AFI8IK",
+	"ZwCws1CAfwkFGNW+YlEG3767QIJcc6M21WD73MsOf8z1GkZO+7KJ6cE7kIdbSS4ImJnxcztznzXgbliV",
+	"qNRUew0FvneU+pXovAWf8FINgyYkq5XfJzJ1EgYR0SjDWEqeUQga2FG7FREPmDuhGLoNgbQiuYwRejVr",
+	"Abr9bUoYugSI28sIwzXDzKb6GBsqv8YsxJX7XfIxpF/zUiHTXTx94fVzPfPcfix2obXtDFOmL4JdUqRW",
+	"Ru0YA8WdkcVwNQIsI4uV6K+VNKdTrAIs39UiPfrwxy+j1lZQrZ8TGXyrVQq/JV6nsJiTj/rEg9InnND2",
+	"yoQ7uPvRJtbETVaeJGjmJjUTLAt98aAlYM3N/c03Wo+veNo331ig3JVqCfI6ScD5HJCvO566Z1Gamo2Q",
+	"ntjEcYUBu2ys/7LCUg31IDgHJ+csMKWhcJMwlpvRC6NGYOXVkN8vq1Th5tZepvmm3m17VObX6+ceS1KP",
+	"YYcw5S1aXcotEjH5lJG5ghkM2OWb4cXPZycn70+Ph2/fXQx/evfh7fFlAzmUjrWphD1FqWxqVa0BS51e",
+	"5nSnsTY9+7bRs1d9rAvMtOnGbMDM29ZuNAO6oapqm8B7ijJBQJtmAZxzuBYL1hpi37vFpPQxSy0eXarC",
+	"JqdKkmLcRYSC9B0tYdLg3PVoVJqSwqe1UTtaWjBe7PBZETW2muZIgheIW/DLVXGVMyKJcqrRw4g33qkn",
+	"5k6CkUm62iIkE4CfEyEynuvlpu6NVhxAQFiAJ6A8uAExivkt6mLGRBCWteeF2NiKIBmfMCp97mvoAmzE",
+	"g2pIySTAQUaXb4bnJ2e/npzBMi/OPpxfnBxfDpjW/2ocItAOKwe7KKU6sH6SlFdowNoskM1DU+sO6Pjk",
+	"7elJeDoXKzfP9ezezZmlXK/whRVZ1whLzV70snGmkMEHb0LsGhz6VKxMW60Nyo9ZtNN656WYc2l75Eui",
+	"lGFaNcXifvSKNRHoGyoWUczwa9UrElu7vWJhBrlnzSI6vm0UC00B52/OByy6BdFwX0y5iGaxqY7hej7c",
+	"qZbxUNI4/gx6xvmbc38oaW0jPOc7VjnehyT1qHk8ah4PR/OIuN12isfdejQWU45ndFUJIrCBdwu2a+gu",
+	"488ctsCuUjk0/coSRbE3aBC9HYz+iBScTUymIWQJMBsF3bEPcDNQ/Zip/NXr05Vs6YbrA1e1Dk7tic6A",
+	"VbeYcipTSHXxGn/iIgIssoGFOGdtSmaSFNdEJjus/jblp/IukXaqhuYrIKGC1u9VZCTo9v3FMKGsbhfj",
+	"QiEWZRncN+yTgVyy394tYtxWnfk/p7HYbw8P13IzSjU9+EP/78VyTj4fjHFRjHB2dbAgo1ZRcFSq6U/2",
+	"QYsff4eI1T9fvHld4VXfS+bwB2ZYva+cu0+sKtOSymbkuPMwCOyalho5wh6xHR4Bo9f2SbI4Twr2bgN4",
+	"9nUIGjBSF1UIHhmeq2yKIR3KQYVoy7gF1dCR2bao/82ZfDg98hVzi6nWnMyu+W1wDahkG86HfXtriMV0",
+	"kWhwIe4av96ALDXF1jlRrrYfzgD24Yk0bqAR/5Qs/8zGPW05SEUL0nN3OJEYU/AyHxdYEHThHn8itRyu",
+	"3C9jSop0y79Jz1PKim8YGWHoaUHzCVEQ87aj7wny6uj9xaufj8Bumr4yTx746Wi7RR86VtQmmc94TvbT",
+	"zQ9766fjvrDpMj9/cWR/S/KNrhNwM54YejAp9t7LB5bYI1tNslW4xhVjfQJe4tlLBC3OrdLphw1a3t20",
+	"5iLDc1MeYe95mxH2Knxup2ZYfQartjqaRaMIPPxxY4ii4CWXOPN14HBZKjOL1Rw72IlWk8bUJoc5U+nI",
+	"wGZIjtZb7XIdq50dMOdLDasEvt/vo9NjOCanwnrTyLtXIOsaCzJgFh4mVeWhF3Fs1/CVZLu1prmZZqiw",
+	"2XpzIdvbcRQPy9TsSrMKc8l9608AweBNVUHQhDNiCqqJIPsPBeWAEZLv+vabGyCRJNdE4HqpTNN8d9CO",
+	"N5MxAem1iZfwMu7Ywbc5vpiZxC2pu5XE7go1LD60FZwbfj/4w/wf64qqsCa259+mDWbNWbzvuLpJJE33",
+	"SW5w9Wqbnvh28JjlVUdyG82Vis8BYwwc1QpxlpE+Amo2rmvLyNzEBiyWCz7VdqVM+HoRfx8EM9ZMr2LF",
+	"WH4VnDhohp7gwmASbMiDu2uY7F06iB0HXXW892t/gXJozS9LXrDNVAKw1M5V6tZz3NDH6rjzDZtwtFcW",
+	"efaaUzkv8BKa26M9PIJYYUHwNZGIqv0+Oqqaivj6HAO3NIZ8mz3bjf/8w/n7k7fHJ8f6nSSfHzCTxxHO",
+	"AAIotneEiyPaNB0alIUDaPuA7T07fBq1av5+/yXCbKm3mRSSoIne9G8Pv21y9A/zHO+co9vNG5rTaqtr",
+	"CLf4zpw298GJtQ1awj6aGMGzXcYeN8BJTKgOhqLygKLuGU+mrffOX5GlnRFNwiu42ss2DQ/K60wSF2ek",
+	"VSsF7/0qwwD6MPxU8MWObQOo99vYMvCzWGscmHE3NQ1sbgzJHdD/cm4lxQOGofauo2DOYf6PXZS8eW9e",
+	"2O67QLRrA0d+2QprlvTkR5kjrcxTcb1DiLKXnmmBmCuNPzo5cvXhdYf6AYKxIQw2ZVRRXFjn3HC1qDoO",
+	"tQAQyYwsiqWfqWOt3VU4f+3bCZ0z4Dkz+Babu7ps0P3aBWvHhf+iVKX6gNaGbGv5EZZ5OkxTS8EoNj9b",
+	"sJjbO4kE3Tvi+fqeBi1+tRWDLeeki0h/0m8sPoyHBvdjaFly8nOam68/Sds1Tn8AEhb0Oa4HZYVf7x/B",
+	"MQQRSrouV+d9NdrSbNBSZspnpBWopr6Zlku26IYJck0eWtv0F6QohsBf1tpqVGb8mojlaeVCaJxhtJnh",
+	"1nW3zmzzagtUtUatou4vFvgeC49VnMiAtTcLeyYd3Lr7VTNtoyED7rL3ZvjTu7MfT4+PT952kTW/jk+O",
+	"Xl2c/np0YXqIPWiVIXAchkEbcG1IWYKXo5ZTdzNXs6lib8dMfG1+/8Lw7yH6Q0B9u2/1d+oHlq6+vvqy",
+	"3v3cup+okpU1tWprD3BRrNveo6L4gjt8Ar1dopUGpsv97TdZPY9w93FRrPXfW7GwCg7UPLArtXmN2mRL",
+	"Eir1aL1CEI/4ADWDm8j+deJ6lUDdRHQegUfJIsVges854NEJIyq9XOQC4UIQnC+rDNIHLIBOPvneErU1",
+	"mYaWeo93IX9cmd6qmskvBNnk0y0oM8hBGZbG8yoIwgiKHULvlsGA84AGpq7uzP5zY3wqGFwQpBYcXUGz",
+	"Gz62DNC8+kI/10OX+m+X7o8SQoLSe9sk+JMcIOO4LArYQrOzI1c+RCWSc5LRsV123w4NS1szNoQHLfGg",
+	"OREzCsliJvwSVBlWHpvREvi269Ojv3U6jjtygY8QqGpcFnUE1AUtCqP91JUfezzGFs0wcwCTtg3sv335",
+	"IWVIliOp7wBT7i74qQSDeLe6nn6xRBhdelU+BhWalVINGC4V7/nGjpwRX1QZ41o56ghJwWT5QfBY24wj",
+	"QAQ1YFQDBsesTZ/LAHyTjhFmyz56yxUJKocF1rdX04v1/9shB8wbodLEJTSvzZTt7RYsBmA8bdr/DM9N",
+	"Vp39bDQXzqDS5tLaNJfQrxZ08AwXaIYZs5Vzgmg+racbvW8wPP0uQ1Le0hdg2YXojYEqVtcjW6vxb4/e",
+	"nFzC7tpFuk5aMPe37y4QlrKc2X3xC69sGHc97Xxg9lDD6xDlXIVdNV1/mL6AL9JSHHJjgGYFZwpYqBXZ",
+	"DBgQEw2aexli48L3BPU/VUXcYbHwgFWamN5TVMNFI9eUl1LTa2MqWDl9FZ0TMmC/n5ECLp2c0jkaEbUA",
+	"KzPCTDMqF6hZaTYqgjF6doyeGaNnxuhhlvfsGPsVPJc7BpOEELHSLnCJoHo8rnREI54vbZs1gDwBHq2Z",
+	"Bx+jyxUuvUtDIT+euDZoA9a+1/DonGZX8c2v424NmCATLPJCbxrX/GVeOmi+pfcCeapxfdo0Kza1/xxc",
+	"CXXCNxWI1LKA3y2hR6z6494BngPiXkakk2cVLOh+qn7aStoNKgi04AE/pGVRgBhgXo9B14wUakve18N0",
+	"wjhsbl61pTEBRKmpHLTutY8JJ8+nXoVvBg+Zfp5/3qQTwGJYm3USsXgq9f2vRqISfcO4+gY5VIecjCkj",
+	"aGrLZSteZ3N7KnzIyJvURaPSIuwbKAI73iDqT27YmRvzEgrFrFztr/Hxnx479uvEq+VEpzYMFwgCYewX",
+	"WA8eWOU5eq1r1U8XctVqwcjHOcNrrNlEAYcRCGeX8zSktg6b+l4X9oaZFNiK3v7x88X/c/Rfr06SRROa",
+	"AId1Q2mNCwM8/LH+qDgq5xOBc4Ios5idVTLBnn9YDzLjeVm01ExQNqUjqoY+Tlg7iTHgJHYBGDtCjwdm",
+	"H7I6SyxGjdOMzjIxi8lMJVAA6EKCjLkgIH80tWieDg5Lrgk1s20DYsYB8IzRNsNfkpjm24RpjuJ0DU1E",
+	"0sDcGxYLQZteLWiDTp1EoONoDypyjEqLq1hPRST/VbJJQRAgGmwfpcmJ1AbvpgCPBb9uB3hcG8DxRHCj",
+	"CI7mxdB47dRqYL8SIc3AT/vP20MyKyItFnSmJSXGsRyHHWg0GqokwpZ40V4qon70/nS/NYbTno8ywpJW",
+	"UEMNBdKdlBXKp8fAxbhB2+0aS6QOjB/wHv+arWR1kaHqcLMpIVfL4YyzK7J8MMjzAWpEzOw6eJQ9ffY8",
+	"inVELNMHXzr/GS3thfEFAL5+BB6x2gfVADSJOGv92lhEougZbSBqsaaFhpOclaVoEGsD0/DMbq0D7biM",
+	"WOylxZvQIsTztG3i35VsDMS140u/WdkGWqrmZ1ga3aFiTJrbVn0/Yl0ZLEXOLNCLF267WVPD95eIydAx",
+	"UXTmU2HCY+jquc5oUVBJMs1g++gd09e94XafYuhaAvNtOp6QwVYZMD5SmFotu8Ls99Zc7HpF0NCili4d",
+	"AlNHzBG0CEYcdFbPZCkASJP5asohhmzPDFDmo+EyzADOy1upjSWbD0JWn143WBTvLKD32iMDIOSm63U9",
+	"314Zla20qqFLgaixOqjx1Wa9ipH+BwwCmDXH2DffVHHeb77po1fWjLdqB/mktFoc2Gfms1r7CC33vdES",
+	"yXlBLRSLeWFMBRhXBWf7dr+WDo93wKiyajUuXE/uy2oZl4EyWBitGy3w8iaJEkcJz2nInAxCW0jFlebd",
+	"Slc+89PeP03uWhHzCGSXLvJRg2a7Kf3Y5a4nnyDK3iSdcVkUy96/SlwAD3Jy0JnIe2/++/R43xyGD3nX",
+	"KOYhmNS7xa5ptMMIVnxr4C2IeRvYtwDM6diqL24jtXC0YQmFDTZL945zBizdG+y7rChzEqZLjnlR8IWm",
+	"5gpXS4LP+xt0Ga3qEr1Aoe7cuiT7asOL2P4+wE4ZoCjzZ0g+seOc/Per1x/OT39dNYCVw+RTVpRS2/aQ",
+	"FjrHWsAhlBWY2h7/aaXXORylRReTDQxCDD5VW9YcKRDWlT4XXDON7oCZTQb2OAbXc803ER1UsAzTNbVy",
+	"ly6mtJAqkotYOgwLGD4aGNbws+er1kFrH7efLMg1ZhYC08FEQt8mBWuHs0cjsC4HLPjS2kJZXKgpLydT",
+	"w/r15gGzN6ODjjFr2Y2qQlyzSpOFZm9YN71RAxbvFNp2o/6EQPW3QZrzmTkBWzqrRYFyKvGouFNYOYhZ",
+	"qcgT3RTOzlLyEH7OYLCCYWlEFgY7jmZlgQW6vKIsvwzdp4ajDJjFyrOQD1g1gl/GUCyKpY89+dBZrGz9",
+	"5dsFbBE3XYO2tybwfOBb2LQijb0y7ElxJAmB4BtyLgQQNm4AA0Bm8+KcshcHd1GMr2qxfznynYGw6jot",
+	"NrScvEHnPcfw9YoXhfOAb5eSWBq2QlaiayLoeGkIHeTHgKX8JlPbHdtJKZeBA180Jc52hu6vAzamdXQE",
+	"JxQtd5mBcr8XcVMPLGYQcnOaKayIbQ4X1jbZq+o+J40HqGQ5ETLjwkWWagFBzfUXFLRvGwm3euJcUG46",
+	"sSpFLJZueBO7AzblC3Id5ThLo16CGBkRhBfYnpc3Nu3oftZMs8yiWGorExYa7Zk9HM1WZgQ8ErVNRSOS",
+	"aSJHJfMnq00pE6gDytHfBT+Y+d3g6egTChYWhG4QValWRiS7+mC/eRQMtEmcyM9VcY9jTeLp8HFbdMi7",
+	"4VZV7lURo9lymHFeDL1HrrMmTNR8wcSMbuX7qpiFTbdq9VuFbKVuF44LDCfjWhYmTj+80JZWLNPAxQIv",
+	"wapGl3oSl8YkDML4gswL6q7Js8ND9O6XVCr+5y0SkRtz+uvaJyioCnfLBoOgdhw2Hr9jC8Zv9E1NmGjK",
+	"N7Jh3Ai3NWIeeIrbpmLdNYbbjbpxD32IqETfQGD4G61yGjKqJ4Ss7R0Q9ze9UbMZVO81M2C7h4E32/rY",
+	"Z2a7PjPe4xQCX/sIgW8400g/sG4I7MYB0G3T7U6P0IDW5rZofQkuemNGRq0LDDrwtgB36zDMG2LlIrW8",
+	"kM1SSBp84M6vRjcHw7sbt98tKvBJaG23eeW9cYLQz0bj7bZ0HQa9zqp0wDFZbr7b1QcMXDfjsxlUd1fc",
+	"ybEPVG+fhaLuWUFUl0klSoN7rGcJqSzcgK1baCVfuqiHhc20eQd6VwuaUV5KY44T25naJOY2WzMDy08w",
+	"UD2wXnN9w+JW+gzB4RpP1zct0P/2hMJm5VWwDhoUSHs0DaR/ZLaRBq0BAn933RXw14T+t4YfEJ8lb9M3",
+	"H9qD1wX6j2RCmawzIusIdY4ET3jOmZOXom4A3g2A/6q+NrtuGXRPKsCmLWGC8xiwu2sJY/b3sRvMzbrB",
+	"rNEJorYwoBhYT41yAs0oBuGQ69UDrRK6lx/VgztRD+qM4Z60g4AObqgjhJT0YDSFcDcfFYU/p6JwB82A",
+	"gnIGTwx3oEWYnIuVyKC/umd2WgpaMqn0vRiOCVal8EAxNmD4Pno4gfkR+xm7nXAlNwTN9UNsmm7hXmgG",
+	"1vwFSeP2RGki1TBJCB9zbP5cXdum9iYd5nfbn2Olx52LSd8mTc4FH9MCwOP932yVzbCgUiV+GF5Tskj9",
+	"3RRVaz0s+M1Oe5gTiLBjRVq8+BhYcGdNa4jUmyE2xkqovjsE4/f9Sp4bvhg/8S5IG/+kkFRkrpXQKcE5",
+	"nNAfndfcEMWaTyc1l9vMG3IoaOWy3vMdNaBzQBdJDIG+xXS538L3b/v5JxK9Oj/7qUqdhApQNtGEtBCc",
+	"TXxng6pTpolr56a8oX7dLqJHHZ80q9pz9Fj9MCwF3e8iPic+HwYZYnwikab1ekmyyaTpvOjAolvu6UFA",
+	"8K3IAfbOHvtH77qZSMbZmIpZkkdmUozTxfkCm44ZK2sRNkgv//x4Bb+SK1hRtIxe2/Pllr5ABcLMyBIm",
+	"HMD+TS+cFgMHFbD2mjunnzYgwHd+69pu1ipArMcL9DVfoBOWS/BimZ5Xe4ZS9l8GgNRpTPYbXZ2Qj6+8",
+	"Na5R8he7MVkphJbZKyRPt2MAk4ZQgZO2BxhZrB4ifGDYLjUfL+nXfElDlG8vzyoRZ2kVcUZuKNLUVBAy",
+	"p/kBztffzQv78FF+59czAHZt3lA9F7HcTsWskE0fL9jjBauasimAmsF5bh1icYSai9ihtodN93RqutHf",
+	"9tIJMuPXZON7dwaPf9Gr93i9Hq/XFtfLUKxce7FueY9MuvjG9+hXePzONUxwhA8lyQRRLYIsJzu6Zt2O",
+	"fLTxHq9fHZs3z2UUaTKdjZ0Ig4jRdlcv01TD1MEfE4GZipve17L1zZN33817a4KD5lPQq9X+Ym7q/kMl",
+	"RGzI8AHQX0szlJt+13XKt5AW0lXwobngE8jqTPjdLQWaPTFJF/H7e5JOGOBGrlPPNmnaZOl8N1297Z24",
+	"+4bejm7j/Ybgtj7MnLBlsnl3Wu78CYTI453+s97pI02U0lIldd788O3tJJTxY7aKJeOVBw3Q3q90PLut",
+	"DGwIStufKAz8eDNucTMa0sci+V0H9GPDvmc/vUJ//+7Z36PfIPK7XgolhUWTUr+YT7wi/Efh8FVfAUOB",
+	"QZsPMCXkFGDjWdS4bxuevbpV3DmdsFO2SdrRRQAtIswmKg6pvZSV+v+3FfhqUnlk6l8rU9cGQ48yeww3",
+	"YtaGRr8Ygwb63TJ/JkaXfOTqXzFXpxMGNdQW39/XFu8ZdA6BTo/3IY0mbMa3FXtf2blJf/9dqb7Q7Xkk",
+	"9a+I1CHrRe/gSPCFaXdruf92JM21hfrswIOxtiov7/QjR/6xNQqMNS5TKoqjxyFszg2SmG08Yk0Sc8vL",
+	"guRUkAxSWde9Hy+pFMzi574wM3iB5/TFN6j5d6M5vhiUh4fPM5rDfwna03yHzwmj+X7L1siM32xLpDLZ",
+	"4lssB0bQ5DUWeALVEWuOa7bOX9B2XDwnw2yKi4KwyZaTPH/2t+9a5hUPO5wRNeU3ogjGWXajhc0Fn823",
+	"07afHz5LlJvasr9AeYP4SJNP+iLSbavzNisBeqev98o6oKp7irtH6MPZadhza49x5X8k+X4y4zxyqflm",
+	"Q+B5+O77b39A/+d/f9t/2kXvf3l1gjQJOESrvOGCmAuueMYLLfSAk7UxOJs/6vicFy9pQQ7MzvgtjqI3",
+	"7jrI2tIx1TCGzUT+rvvTra3zsVurl9hF3sPSbfiP9oYO5hH6fDko6y6ChhzXuLhngj5iyFOcu1DJnBrn",
+	"LKuFZ7yj7P/87+f9pzcnzSuyXFldBqv4RT+00/Iy99l6KVhVMLayFAxe37QMTD9sNuz7vz39fr/FVX9H",
+	"/QFh/9Cz/iFgxVGJ+HicYkv/df7uLfqNjNAvZInOoaQVK0vFRKLTY9+goeUgU4310g2BYEoGfvuOiuaD",
+	"L7whCufQPmcT5vD07qfQJle6VZsJzw4t+iFBMzvEzQCbd8EvrFUwtHPzE+LCGQzDULtsphBVPTWsHLU3",
+	"4oenVfMyC6goyoLIdof7aoYiyDW/Imuk25l56AsJtPb+pvAL2AbDKWVqt0IvPlCzBbnxDlj9xVbq7z80",
+	"WWTmGvagBiUsxLqHTtW+R7IlrsPDH25KRqqOkpKgogvbdP2LEFF72pm2DSzjFqvKiVpHgGyJoeuqk+hC",
+	"EFiR6QfWdtz98oqb5ry2QGYv7PnSRdUljDW1aFldBGppF9F86HpoqKkzcb/0BUJ7jinDWXZRpPoP5wYn",
+	"p4tkwRfDnC9YF/X7/aS9YhZX2SnxSEbZre1MQF83UAy1KVjOV8aRPsw3jSPFWmsYRjJo7PpjlE1QOW8L",
+	"KsEGbme4vxdkTItCNkHybfcoyq6pIqig7MrIubTvoXrRXqXHuvXHfNAg2FXObdaCccb8L9Nlbv9l1b4p",
+	"7tDAC5otEZbIK+u3iJN9mN99AlxG5mqoiGhB68jGPVUKJhUtSM8Rf/rJO8jihlT4tPzsCZLhucqmePW0",
+	"DG9J/TLtbTTAysDgBnWJ3RSXSfpgTIHpFjnr3Y5mA3/BiOUjZ7u7Oi6bmIJNvMyikDlet6fsd/2wcAVJ",
+	"jpKaRir0I5cMzyU5wPmMsoPrpwH6xsEfmixtLvxavQI63Nugqhfgcc6xGW43KccVTsIHScSRnn1nV+2I",
+	"PWxHTacsJEcLOieurd2YFsQ22xdXVe4QvJ6jPQucbxr47W8K//55p149D2Y2LNmIsnwoiAQw/z/WNNJq",
+	"e3HbxlpUG6DuqHbvomk3AMKWjJ4ndENkeYeNBt0JtoBm24EPMsNFEYCzOQwruIT35w11Oc2mD6rekmYT",
+	"mdt0kAmxTCpMti7oW02wH4CS67expdCZ2uYZD1sYvbVhvB3eJRMZXHtzzGOb3JMjBM92bYsAgMdFcsqF",
+	"Mp1nNGsppQXAd2j+93F5zqdYkLxnlMNGiyToismgOVQSrw0jLfIK0islMSuEpcnWQfuhXl1rWYwzaIg4",
+	"JWhKPqGf3xy96p3/fPS0i67I0sHoRhqb+YxVbLuIjwfM7rJTsroxhM6gA0Q26GjeMOgwrty/98wBEAGu",
+	"jwGDJh9QXLbfRf/krtXp2w+v0WipiGzv+P8bVVOzqedG4d5Z53wQfEnAP9uFu0WtTPQpbw4xw1k6La/l",
+	"JmyQl+edaKwsgjYu3W114uaN64btbPw8zCI+3oN/bXXT5K0QjBqNYNNb2VYZe5uGmAbeNeqmd39850ec",
+	"o9plhYpqe5ix9CafqAS4x3uU25odecTTGVbZdFVYB6YZ9PHzrVo0G/O6PLAFZPjVGvEXGqXtMeLXVEai",
+	"8MI8vsY3+I4VS+QMJ1GSfYCj1H/09pRRZIO+9CknHTyb8stVWu/Hnd60lq3xcezVON21bVob5059bdO7",
+	"5ePFD0fT3KG2p8lOJpy7chuiPmBk0R5jegXuvOah7czw+zSnYjnUyldTFfnNtfiy/n8TBzFN1KVWeTLb",
+	"lGfOs+lLpOUb6D2MWOR808DT9AP/7lt9Y9Ii0LUL/9ztFIRN1LQ5l9fwdygTRgKznM+cI90ZnU+/66Kn",
+	"ve++3U/0IQ8Dri1U+tINCzoPHknCVB8G1B/9/aj3P7j378PeD/3h/9f7mOzMXUoihw52uvGhn/kCzTBb",
+	"RvQig+2FN2WwjSXzTaTW79x9xNO25Cvp68nIwjarv0fL+BoXJQk9ZVasOsK+f7l6f1zKsBAtnZucaitG",
+	"9Qf897MhbQecWfdR6b+n2dUdEd7JbK6W79ZLIVDxzLzzr9n1EZz77rweeldbKay7kfvizgllYw4VcqdH",
+	"EtkNiYCbhDPSRiHr4TtUoPds7kkvE4T3YZ5/OZ3qLVkYRWq5mRr10qoiSHF0RUzk6QZq1WrdRE+qlASB",
+	"vpHSQFKz+MtoJCXQQ/7ltZJHnrNTnmPueVosPZGG2FeZapJU2MEPOjJ4pqfq4JZ3Gxi08Mi2zUfCLOMT",
+	"pNnU0iVd8lJVJhl4VVJhwLWoynV/Z/j0xy/MWDbQOL27HeBF1WMQ8GsKAp6bkFBpilKrQusWRuP8vsOo",
+	"e3tSZa61zC+Iu+wbQh6t7Xy/fULhVhGCcIGJzIDwxlfPfrxNx/j7u3n1KUAPdbQX9V7fD0ol9E/11upd",
+	"FHRJ3/+rOiR+mxJo1hm3PjebglmOxoKQrpYqrBnsRFnBJVl9maQX1gc+WNhmgfpUmnOFVbnjArPWUGWd",
+	"1uG5jfNM9NNIwnwfBcvXJFjcxQk3PLHWL6iepszt8/Qtu9NcgC0u2IPSG82tftQav8LL/Q+BmbJFbabS",
+	"LVznS8T4iOfazJpx2ylrJklxvSKBrCYLfdbLlzdfW3yuT3zpHhAhYkEbYqtN298LKpXs2oK/AbOkIUjG",
+	"RU5yhGX4TilJ36gXw5IpWgxnEs2w3mGqbFCzmcf0Wu/Wkdx9qm08Ef2Xrd15d59EuyaXp85ew6e3Sg14",
+	"ZHFfE4s78qW7JiI3Dja/61AnYc1PJBqRKS7GrcxtMeVURl65pIr/m36susB3JNnhK6dszFcZhp57SVfS",
+	"TwXKOGPENBR/vAtfmS4vTL4z2LgL15m+RikL/VQpbcj6S0nu1BV8ZvSLlTl5Wnqa2/frs7XZeOOxJEqL",
+	"fb0NWsCjPUY+KVtZbdWAuSDXtoX+hOy/RM7TfNiWnDcWfBbl5jWk7YwyOitnnReHKUlbn+YbLpXL65em",
+	"+b8qBatm8vSwdS4QcdjlZH4hZC7deUuoa8YUapmhDf8enTAuXM64nkRrobFLmt2qxtl83m+GaUkCF2aO",
+	"BYBk2Yxs+LabnrRlXy34vcZFucUsIEcTFQRfE4kmpsd+OgqRLO2GF1ZnbzY+qUeEOKg0+aJwJWQXRVPR",
+	"GrqeiI+dmhdGXE3bJmPGuclkKMuKMidR6VF1MonCrHRzdP/ureZQ8OzqBp83r235ZbPl4Vm4r+IFpgp6",
+	"wc3ngl/jIqaILsJF0ToX887Ws/mlmoeaEmllqX5PvkSDzqBjXDZMX3srVdAZmROsjLN6xeWEQaLp1HGr",
+	"AgiZWj5vM5nSUWg0RUOtN54m42pYFTzsZqZaqGmbTrxE2jZBEw4J5TIz6BXAWNrmA+8NR8toKoRp7vq7",
+	"4zNUDoEDdLrWSRTWbHTrN2KKc74YjjBj8O+w3qTbwddYYTEsRdHpdqAMH3Ln9JkVWKqhJMT90xN6KeeE",
+	"5fD/PcV97G7A89DemIsFFrnsWqx2oGwIMIzQ3ghnV/Br+12nIrkv4063M0rNYbehoEqyN/0BWmR72wBK",
+	"rrWw92zU2gl6Tz3OdwJESeFiRRJuJcG11kQLqF9oza9J5tOIzZPuQQXSytDaZHszrpv/Jrb0O0aqDkp2",
+	"VY+mxJcpBTDGgjuFLrLoyVh/W1HNqT6vUKXXW7NhwOou7dmAXlfWOj/S2VfloTZ5DRGRP4yAU/zFnygp",
+	"cokKMlZgCEiFl9YlvERYkH6VniPIvMBZrS33gGmzvOAT2UxtKllBpL7oYVqUPnjQQ18OWKh/i9IWeCym",
+	"vCCVak45M75r4f+iVRlCconwgPnZLaa0CHKJwIEP8J3sJXIdU6Vbg/7QgNljeSJdo0gi+0EjlSnWJGqr",
+	"lQ2ohp6L5AMtZ4lguBjqMbmNM2JmGr7O1dKY5FgQJMjYeCS6ycTa3bvMV5T8eq2piV1hfglK+0rWs48H",
+	"tflo7835q+d//+67ljy1QKtL17RWCuKNapLDbd8GjNZrkcmvNtP2ms+sLFz25BXNafP20qu6SIf6jn2u",
+	"6wdrqjzNlUdV1fGpj7jqIlnO59w4IDT1flICg4FjM5tN7Cc2b9qjLvcJWLgLmWxB7QAzfYqZBTbaJazt",
+	"xjMxWGSPECibawk/3MMeMd9DWBv5zLB6LzfupvZs79nhU+DBhiThD4f7CWViE/X4wFRxhdzt4WE16Rka",
+	"/Hy5W2EYrHpzt0rEc90If4J8GB8wEwRNODN9jBZEkP1HpvJ14SqZCkPJZ8bR0R5RXVmBn2Al/ja1RrEa",
+	"13hnXrDUXV4rec10UnqRd3olEkZSDGAbN1NwGx+v3td09Yxnq37hHmo4unGzD/4w/8e61VYXrtuGN3ft",
+	"XttY8GnaqsQelo9S76uUejYNMin0oIdvhbLT5ja+J8qOBNQqyn4k5IdNyLA/zP7Z+T/HRsWSdwQNkCDx",
+	"LylmukkYAidNdohEUL+bO7ESjdtx6PyOaRwe/auPq9q0FaoSAdXPfxZTUd8kQfS6Ht1OjyymgijUFLGK",
+	"y6RUyufbZTg+f8xwfMxwfMxwvKsMx2AyqRzH20/tMfvxMfvxMfvxMfvxMfvxMfvxMfvx1tmPLyMx7YhM",
+	"C2C0wEunc08JLgzcr1Wx68FqudCvXb775RJh/Qkt0aRrRwO1hKLUiolWALVOpHiZTY1+SAYs1zwbS4L2",
+	"zo1u/0SiS/vRy/0+egsnM5loea018zFHBbkmRTO36R9E/WzmulknqnmBae0gySc8mxeant/9kjCx00BS",
+	"dpFwdhJZ50DTPGrFiVg5wAG0ev136/a/mpLsym5u1KiDl6prukMD+3W7jM1xaXGZU9m1/SOg9dikFCTv",
+	"amLM9KAAt8e7aFRqyoTHzXgea96MNWBW45sInNs8PfMLpBB0NWVozQZ+zl9AB8vL/Rem6yJWZGAQDOFF",
+	"PZOSKTTXl4JJhVlGbBqe2RQIM0tFi8JsV94fsK0o5IzgnDIi5f0SSW3/revjb/fFZ/znc5oHRweGrk96",
+	"3oRWLYPKIOsQhvAnA7TBCDEOb6m4MGY7jKzfMgY3pOl1DjqfP37+/wMAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -61,8 +61,9 @@ func jsonOperations(t *testing.T) []jsonOperation {
 // TestInvalidUTF8IsNotJSON: on every operation, a body that is not UTF-8
 // (a bad byte, an overlong form, an escaped lone surrogate) is
 // M_NOT_JSON, before anything else looks at it.
+// (The legacy registration APIs are on, so that every operation is reached.)
 func TestInvalidUTF8IsNotJSON(t *testing.T) {
-	env := newEnv(t)
+	env := newEnv(t, legacyAPIs)
 	admin := env.adminToken("utfadmin")
 	for _, op := range jsonOperations(t) {
 		for _, body := range []string{"{\"password\":\"\xff\"}", "{\"username\":\"\xc0\xaf\"}", `{"username":"\ud800"}`,
@@ -178,7 +179,7 @@ func clone(m map[string]any) map[string]any {
 // for each property at every level: an optional one is as if absent (no
 // validation error), a required one is M_BAD_JSON.
 func TestNullIsAbsentForOptionalProperties(t *testing.T) {
-	env := newEnv(t)
+	env := newEnv(t, legacyAPIs)
 	admin := env.adminToken("nulladmin")
 	checked := 0
 	for _, op := range jsonOperations(t) {

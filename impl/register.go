@@ -67,7 +67,7 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 	if !s.cfg.OAuth.LegacyAPI && !appService {
 		return nil, errLegacyAuthOff
 	}
-	if req.Params.Kind != nil && *req.Params.Kind == api.Guest {
+	if req.Params.Kind != nil && *req.Params.Kind == api.RegisterParamsKindGuest {
 		// A client that logged out may still send its old token: guests
 		// ignore it, as Synapse does.
 		if err := s.accounts.CheckRegistration(addressKey(ctx)); err != nil {
@@ -163,12 +163,18 @@ func (s *Server) register(ctx context.Context, r registration) (registered, erro
 	if err != nil {
 		return registered{}, err
 	}
-	if params.Password == nil {
-		return registered{}, matrix.BadRequest(matrix.CodeMissingParam, "Missing params: password")
-	}
 	// A session the client knows of records the account, so that a retry
 	// returns it; one started and finished by this request need not.
 	known := r.auth != nil && r.auth.Session != nil
+	if params.Password == nil {
+		if known {
+			// Done stages stay done: the client may send the password next.
+			if err := s.uia.Keep(ctx, sess); err != nil {
+				return registered{}, err
+			}
+		}
+		return registered{}, matrix.BadRequest(matrix.CodeMissingParam, "Missing params: password")
+	}
 	return s.createAccount(ctx, sess, known, localpart, params, r.source)
 }
 

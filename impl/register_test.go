@@ -394,3 +394,17 @@ func TestConcurrentFinalRequestsOfOneSession(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestACompletedSessionWaitsForThePassword: a flow completed without a
+// password is M_MISSING_PARAM, and the session's stages stay done for the
+// request that brings it (v1's password stage relies on it).
+func TestACompletedSessionWaitsForThePassword(t *testing.T) {
+	env := newEnv(t)
+	session := env.do("POST", registerURL, `{"username": "kip"}`).expect(t, 401, "").str("session")
+	env.do("POST", registerURL, jsonBody(map[string]any{"auth": map[string]any{"type": "m.login.dummy", "session": session}})).
+		expect(t, 400, "M_MISSING_PARAM")
+	r := env.do("POST", registerURL, jsonBody(map[string]any{"password": "pw-kip", "auth": map[string]any{"session": session}})).expect(t, 200, "")
+	if r.str("user_id") != "@kip:example.org" {
+		t.Fatalf("registered %s", r.Raw)
+	}
+}

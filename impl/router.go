@@ -37,6 +37,9 @@ type httpStack struct {
 	pagePolicy func(op *openapi3.Operation) web.Policy
 	// legacyAuth serves the legacy authentication API (oauth.legacy_api).
 	legacyAuth bool
+	// legacyClientAPIs serves the v1 and v2_alpha registration APIs
+	// (legacy_client_apis).
+	legacyClientAPIs bool
 	// errorPage renders an error of a page operation as a page.
 	errorPage     func(status int, msg string) []byte
 	requestPrefix string
@@ -56,7 +59,7 @@ func newHTTPStack(s *Server) (*httpStack, error) {
 	h := &httpStack{echo: echo.New(), log: s.log, maxBody: s.cfg.MaxRequestBodySize, requestPrefix: secrets.RandomString(6),
 		tokens:     &tokenResolver{store: s.revoking, appServices: s.appServices, accounts: s.accounts, now: s.now},
 		seen:       s.seen,
-		pagePolicy: s.pagePolicy, legacyAuth: s.cfg.OAuth.LegacyAPI, metrics: s.metrics, accessLog: s.cfg.AccessLog}
+		pagePolicy: s.pagePolicy, legacyAuth: s.cfg.OAuth.LegacyAPI, legacyClientAPIs: s.cfg.LegacyClientAPIs, metrics: s.metrics, accessLog: s.cfg.AccessLog}
 	h.observeUnrouted()
 	if s.oauth != nil {
 		h.errorPage = func(status int, msg string) []byte { return s.oauth.ErrorPage(status, msg).HTML }
@@ -243,6 +246,7 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 	// answers with the protocol's errors.
 	protocol := op.Extensions["x-registrar-protocol"] != nil
 	legacyOff := op.Extensions["x-registrar-legacy-auth"] == true && !h.legacyAuth
+	legacyClientOff := op.Extensions["x-registrar-legacy-client-api"] == true && !h.legacyClientAPIs
 	errorFormat, _ := op.Extensions["x-registrar-errors"].(string)
 	if protocol {
 		errorFormat = "oauth2"
@@ -255,6 +259,9 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			if legacyClientOff {
+				return matrix.ErrUnrecognized
+			}
 			if legacyOff {
 				return errLegacyAuthOff
 			}

@@ -68,7 +68,7 @@ func TestValidationNeverEchoesSecrets(t *testing.T) {
 // request it must refuse, proving its validation middleware is attached (a
 // mis-keyed middleware would let it through to the handler).
 func TestEveryOperationValidates(t *testing.T) {
-	env := newEnv(t)
+	env := newEnv(t, legacyAPIs)
 	token := env.register("validator", "pw-validator-1").str("access_token")
 	spec, err := api.GetSwagger()
 	if err != nil {

@@ -76,6 +76,9 @@ type Config struct {
 	// by policy ID; when empty the stage is not offered.
 	RegistrationTerms map[string]uia.TermsPolicy `yaml:"registration_terms"`
 	AllowDeactivation bool                       `yaml:"allow_deactivation"`
+	// LegacyClientAPIs serves the registration APIs before r0: v1
+	// (/_matrix/client/api/v1/register) and v2_alpha.
+	LegacyClientAPIs bool `yaml:"legacy_client_apis"`
 	// RequireApprovalForNewAccounts keeps accounts registered through
 	// /register from logging in until an admin approves them.
 	RequireApprovalForNewAccounts bool `yaml:"require_approval_for_new_accounts"`

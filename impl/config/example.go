@@ -72,6 +72,10 @@ registration_terms: {}
 #    en: {name: Privacy Policy, url: https://example.org/privacy-1.0.html}
 
 allow_deactivation: true
+# The registration APIs before r0 (2015): /_matrix/client/api/v1/register
+# (v1's type/session/next stages) and /_matrix/client/api/v2_alpha/register,
+# with /register's own policy. No client in use needs them.
+legacy_client_apis: false
 # Accounts registered through /register cannot log in until an admin
 # approves them (registrar users approve USER, or PUT
 # /_synapse/admin/v2/users/<user_id> {"approved": true}).

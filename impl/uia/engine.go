@@ -339,6 +339,16 @@ func (e *Engine) Authenticate(ctx context.Context, sess *Session, req *Request) 
 	return nil, e.challenge(sess, req.Flows, failure)
 }
 
+// Keep stores a session whose flow completed in a request that could not
+// go on (a registration without its password), so that a later request
+// with the session finishes without doing the stages again.
+func (e *Engine) Keep(ctx context.Context, sess *Session) error {
+	if sess.stored {
+		return nil
+	}
+	return e.save(ctx, sess)
+}
+
 // checkProvenUsers is Synapse's final check: a stage that proved a user
 // proved the requester, or the session authorises nothing.
 func (e *Engine) checkProvenUsers(sess *Session) error {
