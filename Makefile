@@ -3,7 +3,7 @@
 GO ?= go
 export CGO_ENABLED := 1
 
-.PHONY: generate check-generated build run test race vet bench jsclient
+.PHONY: generate check-generated build run test race vet bench load jsclient
 
 ## generate: bundle spec/ and regenerate api/ (go generate)
 generate:
@@ -62,3 +62,7 @@ vet:
 ## bench: request-path benchmarks
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./impl/
+
+## load: the standard load run against registrar and a null server (cmd/registrar-load/standard.sh)
+load:
+	cmd/registrar-load/standard.sh

@@ -5,9 +5,16 @@
 //	registrar-load -mode register -c 8 -d 10s
 //	registrar-load -mode whoami -c 64 -n 100000
 //	registrar-load -mode hash        # the machine's password-hash limit
+//	registrar-load -serve-null 127.0.0.1:8090   # the reference server
+//	registrar-load -mode start -binary bin/registrar -config cmd/registrar/dev.yaml -n 20
 //
-// Modes: versions, available, whoami, register (complete one-step
-// registrations), login, hash (no server: hashes/s at the default cost).
+// Modes: versions, available, whoami, uia-start (the first POST /register,
+// answered 401), register (complete one-step registrations), login, hash
+// (no server: hashes/s at the default cost), start (the binary's time from
+// exec to its first /versions 200). With -pid the server's CPU time per
+// request and its memory (RSS now and at peak) are reported. -serve-null
+// runs a null Go HTTP server that answers each mode's requests with a
+// fixed body, to measure the same load against.
 package main
 
 import (
@@ -54,6 +61,12 @@ type options struct {
 	pids []int
 	// progress receives a line every two seconds while the load runs.
 	progress io.Writer
+	// binary and config are the server start mode's command.
+	binary, config string
+	// serveNull is the address of a null server to run instead.
+	serveNull string
+	// settle is how long after the load the server's memory is read again.
+	settle time.Duration
 }
 
 func run(args []string, out io.Writer) error {
@@ -66,8 +79,13 @@ func runWithProgress(args []string, out, progress io.Writer) error {
 		return err
 	}
 	o.progress = progress
-	if o.mode == "hash" {
+	switch {
+	case o.serveNull != "":
+		return serveNull(o.serveNull, progress)
+	case o.mode == "hash":
 		return hashLimit(o, out)
+	case o.mode == "start":
+		return startTime(o, out)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}}
 	r := &requester{targets: o.targets, client: client, runID: randomHex(4)}
@@ -83,15 +101,20 @@ func parseOptions(args []string) (options, error) {
 	var o options
 	target := fs.String("target", "http://127.0.0.1:8008", "registrar base URL, or several (instances) separated by commas; loopback only")
 	pids := fs.String("pid", "", "server process IDs (comma-separated) whose CPU time per request is reported")
-	fs.StringVar(&o.mode, "mode", "whoami", "versions, available, whoami, register, login or hash")
+	fs.StringVar(&o.mode, "mode", "whoami", "versions, available, whoami, uia-start, register, login, hash or start")
+	fs.StringVar(&o.binary, "binary", "bin/registrar", "start mode: the registrar binary")
+	fs.StringVar(&o.config, "config", "", "start mode: its configuration file")
+	fs.StringVar(&o.serveNull, "serve-null", "", "run the null reference server on this loopback address")
+	fs.DurationVar(&o.settle, "settle", 0, "with -pid: read the server's memory again this long after the load (at most 1m)")
 	fs.IntVar(&o.concurrency, "c", 8, "concurrent clients")
 	fs.Int64Var(&o.requests, "n", 1_000_000, "stop after this many requests")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "stop after this long (at most 5m)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.duration > 5*time.Minute || o.duration <= 0 || o.requests <= 0 || o.concurrency < 1 || o.concurrency > 1024 {
-		return o, errors.New("bounds: 0 < -d <= 5m, -n > 0, 1 <= -c <= 1024")
+	if o.duration > 5*time.Minute || o.duration <= 0 || o.requests <= 0 || o.concurrency < 1 || o.concurrency > 1024 ||
+		o.settle < 0 || o.settle > time.Minute {
+		return o, errors.New("bounds: 0 < -d <= 5m, -n > 0, 1 <= -c <= 1024, 0 <= -settle <= 1m")
 	}
 	for _, t := range strings.Split(*target, ",") {
 		u, err := url.Parse(t)
@@ -186,6 +209,11 @@ func (r *requester) forMode(mode string) (requestFunc, error) {
 		return func(ctx context.Context, w int, seq int64) error {
 			return r.send(ctx, w, "GET", "/_matrix/client/v3/register/available?username=free-"+r.runID+fmt.Sprint(seq), nil, "", 200)
 		}, nil
+	case "uia-start":
+		return func(ctx context.Context, w int, seq int64) error {
+			body := map[string]any{"username": fmt.Sprintf("start-%s-%d", r.runID, seq), "password": "load-test-password"}
+			return r.send(ctx, w, "POST", "/_matrix/client/v3/register", body, "", 401)
+		}, nil
 	case "register":
 		return func(ctx context.Context, w int, seq int64) error {
 			_, err := r.register(ctx, w, fmt.Sprintf("load-%s-%d-%d", r.runID, w, seq))
@@ -278,6 +306,14 @@ func load(o options, send requestFunc, out io.Writer) error {
 		float64(len(all))/elapsed.Seconds(), pct(0.5), pct(0.99))
 	if len(o.pids) > 0 && len(all) > 0 {
 		fmt.Fprintf(out, " server_cpu=%.1fµs/op", float64(cpu.Microseconds())/float64(len(all)))
+		if rss, peak := memory(o.pids); rss > 0 {
+			fmt.Fprintf(out, " server_rss=%.1fMiB server_rss_peak=%.1fMiB", float64(rss)/(1<<20), float64(peak)/(1<<20))
+		}
+		if o.settle > 0 {
+			time.Sleep(o.settle)
+			rss, _ := memory(o.pids)
+			fmt.Fprintf(out, " server_rss_after_%s=%.1fMiB", o.settle, float64(rss)/(1<<20))
+		}
 	}
 	fmt.Fprintln(out)
 	if err, ok := firstErr.Load().(error); ok {
@@ -329,4 +365,28 @@ func cpuTime(pids []int) time.Duration {
 		}
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// memory is the processes' resident memory now and at its peak, from
+// /proc/<pid>/status (VmRSS, VmHWM).
+func memory(pids []int) (rss, peak int64) {
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			name, value, ok := strings.Cut(line, ":")
+			if !ok || (name != "VmRSS" && name != "VmHWM") {
+				continue
+			}
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
+			if name == "VmRSS" {
+				rss += kb << 10
+			} else {
+				peak += kb << 10
+			}
+		}
+	}
+	return rss, peak
 }

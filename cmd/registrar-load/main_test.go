@@ -64,3 +64,22 @@ func TestLoadSpreadsOverTargetsAndMeasuresServerCPU(t *testing.T) {
 		t.Fatalf("hits %d/%d, report %q", hits[0].Load(), hits[1].Load(), out.String())
 	}
 }
+
+// TestNullServerAnswersEveryMode: the reference server answers the
+// uia-start, register and whoami requests as registrar would, and a run
+// with -pid reports the server's memory, settled too.
+func TestNullServerAnswersEveryMode(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(nullHandler))
+	defer srv.Close()
+	for _, mode := range []string{"versions", "available", "whoami", "uia-start", "register"} {
+		var out bytes.Buffer
+		args := []string{"-target", srv.URL, "-mode", mode, "-c", "2", "-n", "200", "-d", "5s", "-pid", strconv.Itoa(os.Getpid()), "-settle", "10ms"}
+		if err := runWithProgress(args, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "ok=200 failed=0") || !strings.Contains(out.String(), "server_rss=") ||
+			!strings.Contains(out.String(), "server_rss_after_10ms=") {
+			t.Errorf("%s: %q", mode, out.String())
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,13 +55,33 @@ type Hasher struct {
 
 	dummyOnce sync.Once
 	dummy     string
+
+	// idle returns argon2id's memory to the system once the pool has
+	// been idle for idleRelease (each hash's blocks are garbage the moment
+	// it ends, but the runtime would keep the pages mapped).
+	idleMu    sync.Mutex
+	idle      *time.Timer
+	idleAfter time.Duration
+	free      func()
 }
+
+// idleRelease is how long the argon2id pool must be idle before its
+// memory is given back to the operating system.
+var idleRelease = time.Second
+
+// freeOSMemory gives the freed memory back (a variable for the tests).
+var freeOSMemory = debug.FreeOSMemory
 
 // NewHasher returns a pool of one slot per core hashing with cfg (and
 // bcryptRounds when the algorithm is bcrypt).
 func NewHasher(cfg Config, bcryptRounds int) *Hasher {
-	h := &Hasher{cfg: cfg, cost: bcryptRounds, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	go h.dummyHash() // ready before the first unknown user asks
+	h := &Hasher{cfg: cfg, cost: bcryptRounds, slots: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		idleAfter: idleRelease, free: freeOSMemory}
+	if cfg.Algorithm != "bcrypt" {
+		h.idle = time.AfterFunc(time.Hour, h.releaseIfIdle)
+		h.idle.Stop()
+	}
+	go func() { h.dummyHash(); h.released() }() // ready before the first unknown user asks
 	return h
 }
 
@@ -86,13 +107,31 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 	}
 	h.waiting.Add(-1)
 	if h.observe == nil {
-		return func() { <-h.slots }, nil
+		return func() { <-h.slots; h.released() }, nil
 	}
 	got := time.Now()
 	return func() {
 		<-h.slots
+		h.released()
 		h.observe(got.Sub(start), time.Since(got))
 	}, nil
+}
+
+// released notes a slot given back: when none is busy and none waits,
+// the memory is released after idleRelease (unless work comes first).
+func (h *Hasher) released() {
+	if h.idle == nil || len(h.slots) > 0 || h.waiting.Load() > 0 {
+		return
+	}
+	h.idleMu.Lock()
+	h.idle.Reset(h.idleAfter)
+	h.idleMu.Unlock()
+}
+
+func (h *Hasher) releaseIfIdle() {
+	if len(h.slots) == 0 && h.waiting.Load() == 0 {
+		h.free()
+	}
 }
 
 // prepare normalises the password as Synapse does (NFKC) and adds the pepper.

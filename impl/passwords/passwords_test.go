@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -113,5 +114,39 @@ func TestPolicy(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%q: got %q, want %q", tc.password, got, tc.want)
 		}
+	}
+}
+
+// TestIdlePoolGivesItsMemoryBack: once no hash runs or waits for
+// idleRelease, argon2id's memory goes back to the system; bcrypt's pool,
+// which holds little, never asks.
+func TestIdlePoolGivesItsMemoryBack(t *testing.T) {
+	var freed atomic.Int32
+	restoreFree, restoreDelay := freeOSMemory, idleRelease
+	freeOSMemory, idleRelease = func() { freed.Add(1) }, 20*time.Millisecond
+	t.Cleanup(func() { freeOSMemory, idleRelease = restoreFree, restoreDelay })
+
+	h := NewHasher(cheapArgon2, 4)
+	waitFor := func(n int32) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); freed.Load() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("memory released %d times, want %d", freed.Load(), n)
+			}
+		}
+	}
+	waitFor(1) // after the start's dummy hash
+	if _, err := h.Hash(context.Background(), "pw"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(2)
+
+	b := NewHasher(Config{Algorithm: "bcrypt"}, 4)
+	if _, err := b.Hash(context.Background(), "pw"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := freed.Load(); n != 2 {
+		t.Fatalf("bcrypt's pool released memory (%d)", n)
 	}
 }
