@@ -126,14 +126,6 @@ func (s *Store) Account(ctx context.Context, localpartLower string) (Account, er
 	return a, translate(err)
 }
 
-// LocalpartTaken reports whether any account (deactivated ones included)
-// holds the localpart, compared case-insensitively.
-func (s *Store) LocalpartTaken(ctx context.Context, localpartLower string) (bool, error) {
-	var n int
-	err := s.db.WithContext(ctx).Raw(`SELECT 1 FROM accounts WHERE localpart_lower = ? LIMIT 1`, localpartLower).Scan(&n).Error
-	return n == 1, err
-}
-
 // MaxNumericLocalpart returns the largest purely numeric localpart in use,
 // or 0; generated user IDs continue from it.
 func (s *Store) MaxNumericLocalpart(ctx context.Context) (int64, error) {

@@ -49,6 +49,8 @@ type Store struct {
 	channel string
 	// instance tells this store's announcements from other instances'.
 	instance string
+	// hot are the prepared per-request reads.
+	hot hotQueries
 }
 
 // Options tune Open.
@@ -160,6 +162,7 @@ func (s *Store) Engine() string { return s.engine }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.hot.close()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err

@@ -104,25 +104,6 @@ func issueLogin(tx *gorm.DB, userID string, l Login, now int64) (replaced bool, 
 	return replaced, tx.Create(&at).Error
 }
 
-// LookupAccessToken resolves an access token by its hash with one indexed
-// query.
-func (s *Store) LookupAccessToken(ctx context.Context, hash string) (TokenOwner, error) {
-	var o TokenOwner
-	err := s.db.WithContext(ctx).Raw(
-		`SELECT t.id AS token_id, t.user_id, t.device_id, t.expires_at, t.refresh_token_id, t.used,
-		        a.kind, a.admin, a.deactivated_at IS NOT NULL AS deactivated, a.locked, a.suspended,
-		        t.puppeted_by <> '' AS puppet
-		 FROM access_tokens t JOIN accounts a ON a.user_id = t.user_id
-		 WHERE t.token_hash = ?`, hash).Scan(&o).Error
-	if err != nil {
-		return o, err
-	}
-	if o.UserID == "" {
-		return o, ErrNotFound
-	}
-	return o, nil
-}
-
 // MarkAccessTokenUsed records the first use of an access token issued by a
 // refresh: from then on the refresh token it replaced is consumed.
 func (s *Store) MarkAccessTokenUsed(ctx context.Context, userID string, tokenID, refreshTokenID int64) error {

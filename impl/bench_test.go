@@ -1,7 +1,9 @@
 package impl_test
 
 import (
+	"io"
 	"net/http"
+	"registrar/impl/config"
 	"testing"
 )
 
@@ -21,6 +23,15 @@ func BenchmarkVersions(b *testing.B) {
 	benchRequest(b, env.server, "GET", "/_matrix/client/versions", "")
 }
 
+// BenchmarkVersionsAccessLog is BenchmarkVersions with the access log on
+// (the default), written as JSON: the log's cost per request.
+func BenchmarkVersionsAccessLog(b *testing.B) {
+	env := newEnv(b, func(c *config.Config) { c.AccessLog = true })
+	env.logs = io.Discard
+	env.open()
+	benchRequest(b, env.server, "GET", "/_matrix/client/versions", "")
+}
+
 // BenchmarkAvailable is a validated GET with a query parameter and one
 // indexed lookup.
 func BenchmarkAvailable(b *testing.B) {
@@ -37,7 +48,8 @@ func BenchmarkRegisterRejected(b *testing.B) {
 }
 
 // BenchmarkRegisterFirstChallenge is the first POST /register of a flow:
-// validation, username lookup, one small session insert, the 401.
+// validation, username lookup, the 401 (no write: the session is stored
+// when a stage first completes).
 func BenchmarkRegisterFirstChallenge(b *testing.B) {
 	env := newBenchEnv(b)
 	body := `{"username":"alice","password":"correct-horse-battery-staple-1","device_id":"ABC","initial_device_display_name":"x"}`
