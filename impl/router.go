@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -51,8 +52,17 @@ type httpStack struct {
 	unrouted  map[string]*observedRoute
 }
 
+// loadSpec parses the embedded spec, once per process: request handling
+// only reads it, so every server of the process shares it.
+var loadSpec = sync.OnceValues(api.GetSwagger)
+
+// PreloadSpec starts parsing the embedded spec in the background (the
+// largest part of starting), so that it overlaps reading the
+// configuration and opening the database; NewServer waits for it.
+func PreloadSpec() { go func() { _, _ = loadSpec() }() }
+
 func newHTTPStack(s *Server) (*httpStack, error) {
-	spec, err := api.GetSwagger()
+	spec, err := loadSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}

@@ -89,12 +89,14 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.http.ServeHTTP(w, r) }
 
-// Run does the server's background work until ctx is done: it listens
+// Run does the server's background work until ctx is done: it warms
+// the password hasher (the hash unknown users are checked against), listens
 // for the revocations other instances announce (PostgreSQL), writes the
 // device uses noted (every seenInterval, and once more at the end), and
 // sweeps expired UIA sessions and the token uses they held. It returns
 // once the last write is done.
 func (s *Server) Run(ctx context.Context) {
+	s.hasher.Warm()
 	go s.revoking.Listen(ctx, s.revoking.Revoked, s.revoking.Lost, s.log)
 	var flushed sync.WaitGroup
 	flushed.Add(1)

@@ -21,6 +21,7 @@ import (
 // serve runs the HTTP server until ctx is done, then shuts down gracefully,
 // letting in-flight requests finish.
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
+	impl.PreloadSpec()
 	cfg, addr, err := serveConfig(args, getenv, stderr)
 	if err != nil {
 		return err

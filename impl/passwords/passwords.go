@@ -81,8 +81,14 @@ func NewHasher(cfg Config, bcryptRounds int) *Hasher {
 		h.idle = time.AfterFunc(time.Hour, h.releaseIfIdle)
 		h.idle.Stop()
 	}
-	go func() { h.dummyHash(); h.released() }() // ready before the first unknown user asks
 	return h
+}
+
+// Warm computes the hash unknown users are checked against now, in the
+// background, so that it is ready before the first one asks (the server
+// calls it once it has started, not to compete with starting).
+func (h *Hasher) Warm() {
+	go func() { h.dummyHash(); h.released() }()
 }
 
 // Slots is the pool's size.
