@@ -141,7 +141,11 @@ func (h *httpStack) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			if route.quiet {
 				level = slog.LevelDebug
 			}
-			h.log.LogAttrs(req.Context(), level, "request",
+			// The line names its request itself: a context without the
+			// request's info spares the handler a copy of the record.
+			h.log.LogAttrs(context.Background(), level, "request",
+				slog.String("request_id", info.requestID()),
+				slog.String("operation", info.operation),
 				slog.String("method", req.Method),
 				slog.String("route", c.Path()),
 				slog.Int("status", status),
