@@ -48,7 +48,7 @@ func WithAudit(ctx context.Context, e AuditEntry) context.Context {
 // write runs fn in a transaction that also records the audit entry ctx
 // carries, if any.
 func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.transaction(ctx, func(tx *gorm.DB) error {
 		if err := fn(tx); err != nil {
 			return err
 		}

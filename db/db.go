@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/driver/postgres"
@@ -51,6 +52,20 @@ type Store struct {
 	instance string
 	// hot are the prepared per-request reads.
 	hot hotQueries
+	// writeMu makes this process's SQLite transactions take turns in Go,
+	// where a waiter wakes the moment the last one commits, instead of in
+	// SQLite's busy handler, which sleeps and polls.
+	writeMu *sync.Mutex
+}
+
+// transaction runs fn in a transaction (on SQLite, one at a time in this
+// process).
+func (s *Store) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.writeMu != nil {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	return s.db.WithContext(ctx).Transaction(fn)
 }
 
 // Options tune Open.
@@ -110,6 +125,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	s := &Store{db: g, engine: engine, dsn: dsn, now: opts.Now, channel: opts.NotifyChannel, instance: newInstanceID()}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if engine == SQLite {
+		s.writeMu = &sync.Mutex{}
 	}
 	if s.channel == "" {
 		s.channel = "registrar_revocations"

@@ -22,7 +22,7 @@ func (s *Store) CreateLoginToken(ctx context.Context, userID, hash string, expir
 // ErrNotFound for an unknown, used or expired token.
 func (s *Store) UseLoginToken(ctx context.Context, hash string) (string, error) {
 	var userID string
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		if err := tx.Raw(`SELECT user_id FROM login_tokens WHERE token_hash = ? AND expires_at > ?`, hash, s.nowMS()).Scan(&userID).Error; err != nil {
 			return err
 		}

@@ -83,7 +83,7 @@ type TokenUpdate struct {
 // UpdateRegistrationToken applies u and returns the updated token.
 func (s *Store) UpdateRegistrationToken(ctx context.Context, token string, u TokenUpdate) (RegistrationToken, error) {
 	var out RegistrationToken
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		updates := map[string]any{}
 		if u.UsesAllowed != nil {
 			updates["uses_allowed"] = *u.UsesAllowed
@@ -122,7 +122,7 @@ var ErrTokenInvalid = errors.New("db: registration token invalid")
 // session that already reserved this token keeps its reservation.
 func (s *Store) ReserveRegistrationToken(ctx context.Context, token, sessionID string) error {
 	now := s.nowMS()
-	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return translate(s.transaction(ctx, func(tx *gorm.DB) error {
 		var existing tokenReservation
 		err := tx.Where("session_id = ?", sessionID).Take(&existing).Error
 		if err == nil && existing.Token == token {
@@ -182,7 +182,7 @@ func completeReservation(tx *gorm.DB, sessionID string) (exhausted bool, err err
 func (s *Store) ReleaseAbandonedReservations(ctx context.Context, minAgeMS int64) (int64, error) {
 	now := s.nowMS()
 	var released int64
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		var stale []tokenReservation
 		if err := tx.Where(`created_at < ? AND session_id NOT IN
 			(SELECT session_id FROM uia_sessions WHERE expires_at > ?)`, now-minAgeMS, now).Find(&stale).Error; err != nil {

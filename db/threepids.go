@@ -64,7 +64,7 @@ func (s *Store) StartThreepidValidation(ctx context.Context, next ThreepidSessio
 	now := s.nowMS()
 	var out ThreepidSession
 	send := false
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		err := forUpdate(tx).Where("client_secret = ? AND medium = ? AND address = ? AND expires_at > ?",
 			next.ClientSecret, next.Medium, next.Address, now).Take(&out).Error
 		if err == nil {

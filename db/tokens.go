@@ -107,7 +107,7 @@ func issueLogin(tx *gorm.DB, userID string, l Login, now int64) (replaced bool, 
 // MarkAccessTokenUsed records the first use of an access token issued by a
 // refresh: from then on the refresh token it replaced is consumed.
 func (s *Store) MarkAccessTokenUsed(ctx context.Context, userID string, tokenID, refreshTokenID int64) error {
-	return translate(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return translate(s.transaction(ctx, func(tx *gorm.DB) error {
 		if err := tx.Model(&accessToken{}).Where("id = ? AND user_id = ?", tokenID, userID).Update("used", true).Error; err != nil {
 			return err
 		}
@@ -170,7 +170,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, newRefre
 	now := s.nowMS()
 	var out RefreshResult
 	reused := false
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		var old refreshToken
 		if err := forUpdate(tx).Where("token_hash = ?", oldHash).Take(&old).Error; err != nil {
 			return err
