@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -51,15 +50,6 @@ type httpStack struct {
 	routes    map[routeKey]*observedRoute
 	unrouted  map[string]*observedRoute
 }
-
-// loadSpec parses the embedded spec, once per process: request handling
-// only reads it, so every server of the process shares it.
-var loadSpec = sync.OnceValues(api.GetSwagger)
-
-// PreloadSpec starts parsing the embedded spec in the background (the
-// largest part of starting), so that it overlaps reading the
-// configuration and opening the database; NewServer waits for it.
-func PreloadSpec() { go func() { _, _ = loadSpec() }() }
 
 func newHTTPStack(s *Server) (*httpStack, error) {
 	spec, err := loadSpec()
