@@ -3,6 +3,7 @@ package impl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 
@@ -76,9 +77,9 @@ func (s *Server) SubmitRegistration(ctx context.Context, req api.SubmitRegistrat
 	if session == nil {
 		// Start the session first, so that it is kept even when this stage
 		// completes the flow (the password comes later).
-		challenge, err := s.v3Register(ctx, &api.RegisterJSONRequestBody{})
+		_, challenge, err := s.v3Register(ctx, api.RegisterRequestObject{Body: &api.RegisterJSONRequestBody{}})
 		if challenge == nil {
-			return nil, err
+			return nil, orInternal(err, "a v1 stage registered an account")
 		}
 		session = challenge.Session
 	}
@@ -86,18 +87,18 @@ func (s *Server) SubmitRegistration(ctx context.Context, req api.SubmitRegistrat
 	if err != nil {
 		return nil, err
 	}
-	challenge, err := s.v3Register(ctx, &api.RegisterJSONRequestBody{Auth: auth})
+	_, challenge, err := s.v3Register(ctx, api.RegisterRequestObject{Body: &api.RegisterJSONRequestBody{Auth: auth}})
 	switch {
 	case challenge != nil:
 		if challenge.Errcode != nil {
 			return nil, &matrix.Error{Status: http.StatusUnauthorized, Code: *challenge.Errcode, Message: deref(challenge.Error)}
 		}
 		return s.v1Next(session, derefSlice(challenge.Completed)), nil
-	case isMissingPassword(err):
+	case errors.Is(err, errMissingPassword):
 		// The flow is complete; the password stage registers.
 		return api.SubmitRegistration200JSONResponse{Session: session, Next: ptrTo(v1TypePassword)}, nil
 	default:
-		return nil, err
+		return nil, orInternal(err, "a v1 stage registered an account")
 	}
 }
 
@@ -118,37 +119,46 @@ func (s *Server) v1Register(ctx context.Context, session *string, keys map[strin
 	if user, ok := keys["user"].(string); ok && user != "" {
 		body.Username = &user
 	}
-	resp, err := s.Register(ctx, api.RegisterRequestObject{Body: body})
-	var challenge *matrix.Challenge
-	if errors.As(err, &challenge) {
+	done, challenge, err := s.v3Register(ctx, api.RegisterRequestObject{Body: body})
+	switch {
+	case challenge != nil:
 		// Stages of the flow remain.
-		c, _ := challenge.Body.(api.AuthResponse)
-		if session == nil || c.Errcode != nil {
+		if session == nil || challenge.Errcode != nil {
 			return nil, matrix.BadRequest(matrix.CodeUnknown, "Bad login type: this server's registration flows need other stages first (GET /register lists them)")
 		}
-		return s.v1Next(session, derefSlice(c.Completed)), nil
-	}
-	if err != nil {
+		return s.v1Next(session, derefSlice(challenge.Completed)), nil
+	case err != nil:
 		return nil, err
 	}
-	done := resp.(api.Register200JSONResponse)
 	return api.SubmitRegistration200JSONResponse{UserId: &done.UserId, AccessToken: done.AccessToken}, nil
 }
 
-// v3Register runs POST /register's handler; a *matrix.Challenge comes
-// back as its body.
-func (s *Server) v3Register(ctx context.Context, body *api.RegisterJSONRequestBody) (*api.AuthResponse, error) {
-	_, err := s.Register(ctx, api.RegisterRequestObject{Body: body})
+// v3Register runs POST /register's handler: the account made, or the
+// challenge of the stages left, or the refusal.
+func (s *Server) v3Register(ctx context.Context, req api.RegisterRequestObject) (*api.Register200JSONResponse, *api.AuthResponse, error) {
+	resp, err := s.Register(ctx, req)
 	var challenge *matrix.Challenge
 	if errors.As(err, &challenge) {
 		c, _ := challenge.Body.(api.AuthResponse)
-		return &c, nil
+		return nil, &c, nil
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	done, ok := resp.(api.Register200JSONResponse)
+	if !ok {
+		return nil, nil, matrix.Internal(fmt.Errorf("/register answered %T", resp))
+	}
+	return &done, nil, nil
+}
+
+// orInternal is err, or, when there is none, an internal error: what
+// should not have happened did.
+func orInternal(err error, what string) error {
 	if err == nil {
-		// Without a password no account is made.
-		err = matrix.Internal(errors.New("v1 stage registered an account"))
+		return matrix.Internal(errors.New(what))
 	}
-	return nil, err
+	return err
 }
 
 // v1Next answers a stage done: the session and the next stage of the
@@ -207,13 +217,6 @@ func v1StageAuth(typ string, session *string, keys map[string]any) (*api.AuthDat
 	return auth, nil
 }
 
-// isMissingPassword reports whether /register refused a complete flow
-// for want of a password.
-func isMissingPassword(err error) bool {
-	e, ok := matrix.As(err)
-	return ok && e.Code == matrix.CodeMissingParam && e.Message == "Missing params: password"
-}
-
 // RegisterV2Alpha is POST /_matrix/client/api/v2_alpha/register (the
 // v2_alpha registration API): /register with User-Interactive
 // Authentication, kind user or guest. bind_email is accepted: the email
@@ -226,16 +229,19 @@ func (s *Server) RegisterV2Alpha(ctx context.Context, req api.RegisterV2AlphaReq
 	if req.Params.Kind != nil && *req.Params.Kind == api.RegisterV2AlphaParamsKindGuest {
 		v3.Params.Kind = ptrTo(api.RegisterParamsKindGuest)
 	} else if b.Password == nil && (b.Auth == nil || b.Auth.Session == nil) {
-		return nil, matrix.BadRequest(matrix.CodeMissingParam, "Missing params: password")
+		return nil, errMissingPassword
 	}
 	if s.cfg.RefreshableAccessTokenLifetime != nil {
 		v3.Body.RefreshToken = ptrTo(true)
 	}
-	resp, err := s.Register(ctx, v3)
+	resp, err := s.Register(ctx, v3) // a challenge passes through: v2_alpha used UIA
 	if err != nil {
 		return nil, err
 	}
-	done := resp.(api.Register200JSONResponse)
+	done, ok := resp.(api.Register200JSONResponse)
+	if !ok {
+		return nil, matrix.Internal(fmt.Errorf("/register answered %T", resp))
+	}
 	return api.RegisterV2Alpha200JSONResponse{UserId: &done.UserId, AccessToken: done.AccessToken, HomeServer: done.HomeServer,
 		RefreshToken: done.RefreshToken}, nil
 }

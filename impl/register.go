@@ -16,6 +16,10 @@ import (
 
 const registerPath = "/_matrix/client/v3/register"
 
+// errMissingPassword refuses a registration whose flow is done without a
+// password (its session is kept for the request that brings one).
+var errMissingPassword = matrix.BadRequest(matrix.CodeMissingParam, "Missing params: password")
+
 // registerParams are /register's parameters as kept in the UIA session
 // (sealed into its ID, never stored), so that a follow-up request carrying
 // only auth registers with them.
@@ -173,7 +177,7 @@ func (s *Server) register(ctx context.Context, r registration) (registered, erro
 				return registered{}, err
 			}
 		}
-		return registered{}, matrix.BadRequest(matrix.CodeMissingParam, "Missing params: password")
+		return registered{}, errMissingPassword
 	}
 	return s.createAccount(ctx, sess, known, localpart, params, r.source)
 }
