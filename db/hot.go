@@ -13,8 +13,7 @@ import (
 // pool on first use and run through database/sql, without the ORM's
 // statement building and reflection.
 type hotQueries struct {
-	mu    sync.Mutex
-	stmts map[string]*sql.Stmt
+	stmts sync.Map // query text -> *sql.Stmt
 }
 
 const (
@@ -25,40 +24,37 @@ const (
 	 WHERE t.token_hash = ?`
 )
 
-// hotRow runs one of the hot queries (with a single ? parameter).
+// hotRow runs one of the hot queries (with a single ? parameter); a
+// query is prepared the first time it runs, without a lock after that.
 func (s *Store) hotRow(ctx context.Context, query string, arg any) (*sql.Row, error) {
-	s.hot.mu.Lock()
-	st, ok := s.hot.stmts[query]
-	if !ok {
-		sqlDB, err := s.db.DB()
-		if err != nil {
-			s.hot.mu.Unlock()
-			return nil, err
-		}
-		text := query
-		if s.engine == Postgres {
-			text = strings.Replace(text, "?", "$1", 1)
-		}
-		if st, err = sqlDB.PrepareContext(ctx, text); err != nil {
-			s.hot.mu.Unlock()
-			return nil, err
-		}
-		if s.hot.stmts == nil {
-			s.hot.stmts = map[string]*sql.Stmt{}
-		}
-		s.hot.stmts[query] = st
+	if st, ok := s.hot.stmts.Load(query); ok {
+		return st.(*sql.Stmt).QueryRowContext(ctx, arg), nil
 	}
-	s.hot.mu.Unlock()
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, err
+	}
+	text := query
+	if s.engine == Postgres {
+		text = strings.Replace(text, "?", "$1", 1)
+	}
+	st, err := sqlDB.PrepareContext(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.hot.stmts.LoadOrStore(query, st); loaded {
+		st.Close() // another request prepared it first
+		st = prev.(*sql.Stmt)
+	}
 	return st.QueryRowContext(ctx, arg), nil
 }
 
 func (h *hotQueries) close() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, st := range h.stmts {
-		st.Close()
-	}
-	h.stmts = nil
+	h.stmts.Range(func(k, st any) bool {
+		st.(*sql.Stmt).Close()
+		h.stmts.Delete(k)
+		return true
+	})
 }
 
 // LocalpartTaken reports whether any account (deactivated ones included)
