@@ -183,3 +183,25 @@ func TestV1EmailStageThenPassword(t *testing.T) {
 		t.Fatalf("3pids %s", list.Raw)
 	}
 }
+
+// TestV1RecaptchaStage: v1's recaptcha stage sends challenge and response;
+// the provider sees the response, and a refusal is the stage's error.
+func TestV1RecaptchaStage(t *testing.T) {
+	sv := newSiteverify(t)
+	env := newEnv(t, legacyAPIs, captchaConfig(sv))
+	flows := env.do("GET", v1RegisterURL, "").expect(t, 200, "")
+	if got := jsonBody(flows.Body["flows"]); got != `[{"stages":["m.login.recaptcha","m.login.password"],"type":"m.login.recaptcha"}]` {
+		t.Fatalf("flows %s", got)
+	}
+	env.do("POST", v1RegisterURL, `{"type": "m.login.recaptcha", "challenge": "c"}`).expect(t, 400, "M_MISSING_PARAM")
+	env.do("POST", v1RegisterURL, `{"type": "m.login.recaptcha", "challenge": "c", "response": "bad"}`).expect(t, 401, "M_UNAUTHORIZED")
+	step := env.do("POST", v1RegisterURL, `{"type": "m.login.recaptcha", "challenge": "c", "response": "good"}`).expect(t, 200, "")
+	if step.str("next") != "m.login.password" {
+		t.Fatalf("captcha stage %s", step.Raw)
+	}
+	done := env.do("POST", v1RegisterURL, jsonBody(map[string]any{"type": "m.login.password", "user": "cap", "password": "pw-cap",
+		"session": step.str("session")})).expect(t, 200, "")
+	if done.str("user_id") != "@cap:example.org" {
+		t.Fatalf("registered %s", done.Raw)
+	}
+}

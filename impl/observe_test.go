@@ -2,6 +2,7 @@ package impl_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -256,5 +258,88 @@ func TestLogLinesCarryTheRequestIDAndOperation(t *testing.T) {
 	}
 	if health == nil || health["level"] != "DEBUG" || health["operation"] != "getHealth" {
 		t.Errorf("/health is logged %v, want at debug level", health)
+	}
+}
+
+// TestMetricsCountSessionsLoginsAndRefusals: the counters the scripted
+// sequence does not reach, each driven through the HTTP stack.
+func TestMetricsCountSessionsLoginsAndRefusals(t *testing.T) {
+	env := newEnv(t)
+	before, _ := env.scrape()
+
+	reg := env.register("rita", "pw-rita-1", map[string]any{"refresh_token": true}).expect(t, 200, "")
+	refreshed := env.do("POST", "/_matrix/client/v3/refresh", jsonBody(map[string]any{"refresh_token": reg.str("refresh_token")})).expect(t, 200, "")
+	env.do("GET", whoamiURL, "", bearer(refreshed.str("access_token"))...).expect(t, 200, "")
+	reused := env.doQuiet("POST", "/_matrix/client/v3/refresh", jsonBody(map[string]any{"refresh_token": reg.str("refresh_token")}))
+	if reused.Status != 401 {
+		t.Fatalf("reused refresh token: %d %s", reused.Status, reused.Raw)
+	}
+	other := env.do("POST", loginURL, loginBody("rita", "pw-rita-1")).expect(t, 200, "").str("access_token")
+	env.do("POST", "/_matrix/client/v3/logout", "", bearer(other)...).expect(t, 200, "")
+	third := env.do("POST", loginURL, loginBody("rita", "pw-rita-1")).expect(t, 200, "").str("access_token")
+	env.do("POST", "/_matrix/client/v3/logout/all", "", bearer(third)...).expect(t, 200, "")
+	tok := env.do("POST", loginURL, loginBody("rita", "pw-rita-1")).expect(t, 200, "").str("access_token")
+	first := env.do("POST", deactivateURL, `{}`, bearer(tok)...).expect(t, 401, "")
+	env.do("POST", deactivateURL, jsonBody(map[string]any{"auth": passwordAuth("rita", "wrong", first.str("session"))}), bearer(tok)...).
+		expect(t, 401, "M_FORBIDDEN")
+	env.do("POST", deactivateURL, jsonBody(map[string]any{"auth": passwordAuth("rita", "pw-rita-1", first.str("session"))}), bearer(tok)...).
+		expect(t, 200, "")
+	env.do("POST", loginURL, loginBody("rita", "pw-rita-1")).expect(t, 403, "M_USER_DEACTIVATED")
+	env.do("POST", registerURL, `{"username": "`+strings.Repeat("x", 70<<10)+`"}`).expect(t, 413, "M_TOO_LARGE")
+
+	after, _ := env.scrape()
+	got := deltas(before, after, "registrar_refreshes_total", "registrar_refresh_token_reuses_total", "registrar_logouts_total",
+		"registrar_logins_total", "registrar_uia_stage_failures_total", "registrar_http_request_body_too_large_total")
+	want := map[string]float64{
+		`registrar_refreshes_total{outcome="success"}`:                                       1,
+		`registrar_refreshes_total{outcome="` + reused.str("errcode") + `"}`:                 1,
+		`registrar_refresh_token_reuses_total{}`:                                             1,
+		`registrar_logouts_total{kind="device"}`:                                             1,
+		`registrar_logouts_total{kind="all"}`:                                                1,
+		`registrar_logins_total{outcome="success",type="m.login.password"}`:                  3,
+		`registrar_logins_total{outcome="M_USER_DEACTIVATED",type="m.login.password"}`:       1,
+		`registrar_uia_stage_failures_total{errcode="M_FORBIDDEN",stage="m.login.password"}`: 1,
+		`registrar_http_request_body_too_large_total{}`:                                      1,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("deltas\n got  %v\n want %v", got, want)
+	}
+}
+
+// TestMetricsCountTokensCaptchaAndExpiredSessions: registration token
+// uses and exhaustion, captcha outcomes, and sessions the sweep removes.
+func TestMetricsCountTokensCaptchaAndExpiredSessions(t *testing.T) {
+	sv := newSiteverify(t)
+	env := newEnv(t, tokenRequired, captchaConfig(sv))
+	admin := env.adminToken("root")
+	token := env.newToken(admin, `{"uses_allowed": 1}`)
+	before, _ := env.scrape()
+
+	s := env.do("POST", registerURL, `{"username": "tom", "password": "pw-tom-1"}`).expect(t, 401, "").str("session")
+	env.do("POST", registerURL, stage("m.login.registration_token", s, map[string]any{"token": token})).expect(t, 401, "")
+	env.do("POST", registerURL, stage("m.login.recaptcha", s, map[string]any{"response": "bad"})).expect(t, 401, "M_UNAUTHORIZED")
+	env.do("POST", registerURL, stage("m.login.recaptcha", s, map[string]any{"response": "good"})).expect(t, 401, "")
+	env.do("POST", registerURL, stage("m.login.dummy", s)).expect(t, 200, "")
+
+	abandoned := env.do("POST", registerURL, `{"username": "una", "password": "pw-una-1"}`).expect(t, 401, "").str("session")
+	env.do("POST", registerURL, stage("m.login.recaptcha", abandoned, map[string]any{"response": "good"})).expect(t, 401, "")
+	env.clock.Advance(49 * time.Hour)
+	env.server.Sweep(context.Background())
+
+	after, _ := env.scrape()
+	got := deltas(before, after, "registrar_registration_token_uses_total", "registrar_registration_tokens_exhausted_total",
+		"registrar_captcha_verifications_total", "registrar_uia_sessions_expired_total", "registrar_uia_sessions_completed_total",
+		"registrar_registrations_total")
+	want := map[string]float64{
+		`registrar_registration_token_uses_total{}`:                    1,
+		`registrar_registration_tokens_exhausted_total{}`:              1,
+		`registrar_captcha_verifications_total{outcome="failure"}`:     1,
+		`registrar_captcha_verifications_total{outcome="success"}`:     2,
+		`registrar_uia_sessions_completed_total{}`:                     1,
+		`registrar_uia_sessions_expired_total{}`:                       2,
+		`registrar_registrations_total{kind="user",outcome="success"}`: 1,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("deltas\n got  %v\n want %v", got, want)
 	}
 }
