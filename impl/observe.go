@@ -23,10 +23,7 @@ func (s *Server) Metrics() http.Handler { return s.metrics.Handler() }
 func (s *Server) collectGauges(ctx context.Context) error {
 	m := s.metrics
 	m.RateLimiters(func() []metrics.RateLimiter {
-		all := append(s.limits.all(), s.threepids.Limiter())
-		if s.oauth != nil {
-			all = append(all, s.oauth.Limiters()...)
-		}
+		all := s.allLimiters()
 		out := make([]metrics.RateLimiter, 0, len(all))
 		for _, l := range all {
 			if l != nil && l.Name() != "" {

@@ -16,6 +16,7 @@ import (
 	"registrar/impl/config"
 	"registrar/impl/metrics"
 	"registrar/impl/oauth"
+	"registrar/impl/ratelimit"
 	"registrar/impl/seen"
 	"registrar/impl/threepid"
 	"registrar/impl/uia"
@@ -149,13 +150,19 @@ func (s *Server) Sweep(ctx context.Context) {
 		}
 	}
 	now := s.now()
-	limiters := append(s.limits.all(), s.threepids.Limiter())
-	if s.oauth != nil {
-		limiters = append(limiters, s.oauth.Limiters()...)
-	}
-	for _, l := range limiters {
+	for _, l := range s.allLimiters() {
 		l.Reclaim(now)
 	}
+}
+
+// allLimiters are every rate limiter of the server: its own, the
+// validation service's and the OAuth server's.
+func (s *Server) allLimiters() []*ratelimit.Limiter {
+	all := append(s.limits.all(), s.threepids.Limiter())
+	if s.oauth != nil {
+		all = append(all, s.oauth.Limiters()...)
+	}
+	return all
 }
 
 // FlushDeviceUses writes the device uses noted since the last write now
