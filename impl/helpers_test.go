@@ -32,6 +32,7 @@ import (
 	"registrar/impl"
 	"registrar/impl/accounts"
 	"registrar/impl/config"
+	"registrar/impl/logging"
 	"registrar/impl/passwords"
 	"registrar/impl/ratelimit"
 
@@ -114,7 +115,7 @@ func (e *testEnv) open() {
 	store := e.db.Open(e.t, e.clock.Now)
 	var logs slog.Handler = slog.NewTextHandler(io.Discard, nil)
 	if e.logs != nil {
-		logs = slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})
+		logs = logging.New("json", slog.LevelDebug, logging.NewOutput(e.logs, 0))
 	}
 	srv, err := impl.NewServer(e.cfg, store, impl.Options{Now: e.clock.Now, Logger: slog.New(logs)})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"registrar/impl/logging"
 	"registrar/impl/metrics"
 	"registrar/impl/ratelimit"
 )
@@ -134,23 +135,44 @@ func (h *httpStack) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		status := c.Response().Status
 		route.metrics.Observe(status, info.errcode, took)
 		if h.accessLog {
-			level := slog.LevelInfo
-			if route.quiet {
-				level = slog.LevelDebug
-			}
-			// The line names its request itself: a context without the
-			// request's info spares the handler a copy of the record.
-			h.log.LogAttrs(context.Background(), level, "request",
-				slog.String("request_id", info.requestID()),
-				slog.String("operation", info.operation),
-				slog.String("method", req.Method),
-				slog.String("route", c.Path()),
-				slog.Int("status", status),
-				slog.String("errcode", info.errcode),
-				slog.Duration("duration", took))
+			h.logRequest(route.quiet, info, req.Method, c.Path(), status, took)
 		}
 		return nil
 	}
+}
+
+// logRequest writes the access log line of a request: at info level,
+// or debug for the health checks.
+func (h *httpStack) logRequest(quiet bool, info *requestInfo, method, route string, status int, took time.Duration) {
+	level := slog.LevelInfo
+	if quiet {
+		level = slog.LevelDebug
+	}
+	if h.requestLog != nil && h.requestLog.LogRequest(level, time.Now(), logging.Request{IDPrefix: info.idPrefix, IDNumber: info.seq,
+		Operation: info.operation, Method: method, Route: route, Status: status, Errcode: info.errcode, Duration: took}) {
+		return
+	}
+	// The line names its request itself: a context without the
+	// request's info spares the handler a copy of the record.
+	h.log.LogAttrs(context.Background(), level, "request",
+		slog.String("request_id", info.requestID()),
+		slog.String("operation", info.operation),
+		slog.String("method", method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.String("errcode", info.errcode),
+		slog.Duration("duration", took))
+}
+
+// requestLogger is log's registrar handler, for access log lines, or
+// nil when log has another handler.
+func requestLogger(log *slog.Logger) *logging.Handler {
+	h := log.Handler()
+	if ra, ok := h.(requestAttrsHandler); ok {
+		h = ra.Handler
+	}
+	lh, _ := h.(*logging.Handler)
+	return lh
 }
 
 // attachInfo returns the request's requestInfo, attaching a new one to

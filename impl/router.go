@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"registrar/api"
+	"registrar/impl/logging"
 	"registrar/impl/matrix"
 	"registrar/impl/metrics"
 	"registrar/impl/secrets"
@@ -47,8 +48,11 @@ type httpStack struct {
 	// metrics counts requests by route; accessLog writes a line for each.
 	metrics   *metrics.Set
 	accessLog bool
-	routes    map[routeKey]*observedRoute
-	unrouted  map[string]*observedRoute
+	// requestLog writes access log lines without slog's per-record
+	// work, when the logger is registrar's own handler.
+	requestLog *logging.Handler
+	routes     map[routeKey]*observedRoute
+	unrouted   map[string]*observedRoute
 }
 
 func newHTTPStack(s *Server) (*httpStack, error) {
@@ -59,7 +63,8 @@ func newHTTPStack(s *Server) (*httpStack, error) {
 	h := &httpStack{echo: echo.New(), log: s.log, maxBody: s.cfg.MaxRequestBodySize, requestPrefix: secrets.RandomString(6),
 		tokens:     &tokenResolver{store: s.revoking, appServices: s.appServices, accounts: s.accounts, now: s.now},
 		seen:       s.seen,
-		pagePolicy: s.pagePolicy, legacyAuth: s.cfg.OAuth.LegacyAPI, legacyClientAPIs: s.cfg.LegacyClientAPIs, metrics: s.metrics, accessLog: s.cfg.AccessLog}
+		pagePolicy: s.pagePolicy, legacyAuth: s.cfg.OAuth.LegacyAPI, legacyClientAPIs: s.cfg.LegacyClientAPIs, metrics: s.metrics, accessLog: s.cfg.AccessLog,
+		requestLog: requestLogger(s.log)}
 	h.observeUnrouted()
 	if s.oauth != nil {
 		h.errorPage = func(status int, msg string) []byte { return s.oauth.ErrorPage(status, msg).HTML }

@@ -108,7 +108,8 @@ func TestLogFormatFromTheEnvironment(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out strings.Builder
-		newLogger(cfg, &out).Info("hello")
+		log, _ := newLogger(cfg, &out)
+		log.Info("hello")
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("log_format %s: %q", format, out.String())
 		}

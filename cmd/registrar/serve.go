@@ -16,6 +16,7 @@ import (
 	"registrar/db"
 	"registrar/impl"
 	"registrar/impl/config"
+	"registrar/impl/logging"
 )
 
 // serve runs the HTTP server until ctx is done, then shuts down gracefully,
@@ -26,7 +27,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
+	log, logOutput := newLogger(cfg, stderr)
+	defer func() { _ = logOutput.Flush() }()
 	slog.SetDefault(log) // libraries' logs (the OAuth library's) go the same way
 	store, err := db.Open(ctx, cfg.DatabaseDSN(), cfg.StoreOptions())
 	if err != nil {
@@ -196,12 +198,15 @@ func listenAndServe(ctx context.Context, cfg config.Config, eps []endpoint, log 
 	return err
 }
 
-func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+// accessLogDelay is how long access log lines wait at most to be
+// written together (other lines are written at once).
+const accessLogDelay = 100 * time.Millisecond
+
+// newLogger returns the server's logger and its output, to be flushed
+// when the server stops.
+func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, *logging.Output) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	out := logging.NewOutput(w, accessLogDelay)
+	return slog.New(logging.New(cfg.LogFormat, level, out)), out
 }
