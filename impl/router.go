@@ -256,8 +256,8 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 	if protocol {
 		errorFormat = "oauth2"
 	}
-	// The embedded spec's operationIds are capitalised by the generator;
-	// the spec files' start with a lower-case letter.
+	// Logged as the spec files spell operationIds: with a lower-case
+	// letter first (the generator capitalises them in Go names).
 	operation := op.OperationID
 	if operation != "" {
 		operation = strings.ToLower(operation[:1]) + operation[1:]

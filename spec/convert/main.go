@@ -38,6 +38,7 @@ type manifest struct {
 	SecuritySchemes string            `yaml:"securitySchemes"`
 	Overlay         string            `yaml:"overlay"`
 	Output          string            `yaml:"output"`
+	Validation      string            `yaml:"validation"`
 	Schemas         map[string]string `yaml:"schemas"`
 }
 
@@ -121,7 +122,17 @@ func run(dir string) error {
 	if err := enc.Encode(bundle); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, m.Output), text.Bytes(), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, m.Output), text.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if m.Validation == "" {
+		return nil
+	}
+	parts, err := validationSpec(data, validationParts)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, m.Validation), validationSource(parts), 0o644)
 }
 
 // loadInput reads one input, internalises its external schema references and

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// validationParts is how many documents the validation spec is split
+// into, to be parsed at once on that many cores when the server starts.
+const validationParts = 2
+
+// validationSpec is the bundle (as JSON) without what validating
+// requests never reads, which is most of it and of the time to parse it:
+// prose (descriptions, summaries, examples), the responses (each
+// operation keeps one response holding the media types of all of them,
+// which tell pages from JSON) and the component schemas nothing left
+// refers to. Its paths are dealt into parts standalone documents of
+// about the same size, each with the schemas its own paths refer to.
+func validationSpec(bundle []byte, parts int) ([][]byte, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(bundle, &doc); err != nil {
+		return nil, err
+	}
+	paths, _ := doc["paths"].(map[string]any)
+	for _, item := range paths {
+		ops, _ := item.(map[string]any)
+		for _, op := range ops {
+			if o, ok := op.(map[string]any); ok {
+				if responses, ok := o["responses"].(map[string]any); ok {
+					o["responses"] = mediaTypesOnly(responses)
+				}
+			}
+		}
+	}
+	dropProse(doc, false)
+	components, _ := doc["components"].(map[string]any)
+	schemas, _ := components["schemas"].(map[string]any)
+
+	names := make([]string, 0, len(paths))
+	sizes := map[string]int{}
+	for name, item := range paths {
+		names = append(names, name)
+		b, err := json.Marshal(item)
+		if err != nil {
+			return nil, err
+		}
+		sizes[name] = len(b)
+	}
+	// Largest first, each to the smallest part so far.
+	sort.Slice(names, func(i, j int) bool {
+		if sizes[names[i]] != sizes[names[j]] {
+			return sizes[names[i]] > sizes[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	dealt := make([]map[string]any, parts)
+	total := make([]int, parts)
+	for i := range dealt {
+		dealt[i] = map[string]any{}
+	}
+	for _, name := range names {
+		smallest := 0
+		for i := range total {
+			if total[i] < total[smallest] {
+				smallest = i
+			}
+		}
+		dealt[smallest][name] = paths[name]
+		total[smallest] += sizes[name]
+	}
+
+	out := make([][]byte, 0, parts)
+	for _, partPaths := range dealt {
+		doc["paths"] = partPaths
+		if schemas != nil {
+			used := map[string]bool{}
+			collectRefs(partPaths, schemas, used)
+			kept := map[string]any{}
+			for name := range used {
+				kept[name] = schemas[name]
+			}
+			components["schemas"] = kept
+		}
+		b, err := json.Marshal(doc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// mediaTypesOnly is responses reduced to one, with the media types of
+// all of them (none when no response has a body).
+func mediaTypesOnly(responses map[string]any) map[string]any {
+	types := map[string]any{}
+	for _, r := range responses {
+		if rm, ok := r.(map[string]any); ok {
+			if content, ok := rm["content"].(map[string]any); ok {
+				for mediaType := range content {
+					types[mediaType] = map[string]any{}
+				}
+			}
+		}
+	}
+	if len(types) == 0 {
+		return map[string]any{}
+	}
+	return map[string]any{"default": map[string]any{"content": types}}
+}
+
+// nameMaps are the keys whose values map names (of properties, paths,
+// media types...) to objects: a name there is data, not prose.
+var nameMaps = map[string]bool{"properties": true, "patternProperties": true, "schemas": true, "paths": true,
+	"responses": true, "content": true, "headers": true, "securitySchemes": true, "parameters": true,
+	"requestBodies": true, "examples": true, "links": true, "callbacks": true, "encoding": true}
+
+// prose are the keys validation never reads.
+var prose = []string{"description", "summary", "example", "examples", "externalDocs"}
+
+// dropProse removes the prose keys from every object but name maps
+// (names is true for one), whose entries it descends into.
+func dropProse(node any, names bool) {
+	switch n := node.(type) {
+	case map[string]any:
+		if !names {
+			for _, k := range prose {
+				delete(n, k)
+			}
+		}
+		for k, v := range n {
+			dropProse(v, !names && nameMaps[k])
+		}
+	case []any:
+		for _, v := range n {
+			dropProse(v, false)
+		}
+	}
+}
+
+// collectRefs marks every component schema node refers to, and those
+// they refer to.
+func collectRefs(node any, schemas map[string]any, used map[string]bool) {
+	switch n := node.(type) {
+	case map[string]any:
+		if ref, ok := n["$ref"].(string); ok {
+			if name, ok := strings.CutPrefix(ref, "#/components/schemas/"); ok && !used[name] {
+				used[name] = true
+				collectRefs(schemas[name], schemas, used)
+			}
+		}
+		for _, v := range n {
+			collectRefs(v, schemas, used)
+		}
+	case []any:
+		for _, v := range n {
+			collectRefs(v, schemas, used)
+		}
+	}
+}
+
+// validationSource is the Go file holding the validation spec's parts.
+func validationSource(parts [][]byte) []byte {
+	var b bytes.Buffer
+	b.WriteString("// Code generated by spec/convert from spec/bundle.yaml. DO NOT EDIT.\n\n")
+	b.WriteString("package api\n\n")
+	b.WriteString("// ValidationSpec is the bundled spec reduced to what request validation\n")
+	b.WriteString("// reads, as standalone OpenAPI documents that together hold every path\n")
+	b.WriteString("// (each with the schemas its paths refer to), to be parsed at once.\n")
+	fmt.Fprintf(&b, "var ValidationSpec = [%d]string{\n", len(parts))
+	for _, p := range parts {
+		fmt.Fprintf(&b, "\t%s,\n", strconv.Quote(string(p)))
+	}
+	b.WriteString("}\n")
+	return b.Bytes()
+}
