@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"gorm.io/driver/postgres"
@@ -52,18 +51,18 @@ type Store struct {
 	instance string
 	// hot are the prepared per-request reads.
 	hot hotQueries
-	// writeMu makes this process's SQLite transactions take turns in Go,
-	// where a waiter wakes the moment the last one commits, instead of in
-	// SQLite's busy handler, which sleeps and polls.
-	writeMu *sync.Mutex
+	// writes group-commits this process's SQLite transactions, in Go,
+	// where the next batch starts the moment the last one commits,
+	// instead of each waiting in SQLite's busy handler, which sleeps and
+	// polls.
+	writes *writeQueue
 }
 
-// transaction runs fn in a transaction (on SQLite, one at a time in this
-// process).
+// transaction runs fn in a transaction (on SQLite, group-committed with
+// the other writes of this process: see writeQueue).
 func (s *Store) transaction(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	if s.writeMu != nil {
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
+	if s.writes != nil {
+		return s.writes.run(ctx, s.db, fn)
 	}
 	return s.db.WithContext(ctx).Transaction(fn)
 }
@@ -127,7 +126,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.now = time.Now
 	}
 	if engine == SQLite {
-		s.writeMu = &sync.Mutex{}
+		s.writes = &writeQueue{}
 	}
 	if s.channel == "" {
 		s.channel = "registrar_revocations"
