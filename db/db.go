@@ -51,6 +51,8 @@ type Store struct {
 	instance string
 	// hot are the prepared per-request reads.
 	hot hotQueries
+	// stmts prepares SQLite statements once (nil on PostgreSQL).
+	stmts *stmtPool
 	// writes group-commits this process's SQLite transactions, in Go,
 	// where the next batch starts the moment the last one commits,
 	// instead of each waiting in SQLite's busy handler, which sleeps and
@@ -88,19 +90,25 @@ type Options struct {
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	engine := EngineOf(dsn)
 	var dialector gorm.Dialector
+	var pool *stmtPool
 	if engine == Postgres {
+		// pgx caches each connection's prepared statements itself.
 		dialector = postgres.New(postgres.Config{DSN: dsn})
 	} else {
 		path, err := prepareSQLiteFile(dsn)
 		if err != nil {
 			return nil, err
 		}
-		dialector = sqlite.Open(sqliteDSN(path))
+		sqlDB, err := sql.Open(sqlite.DriverName, sqliteDSN(path))
+		if err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+		pool = newStmtPool(sqlDB)
+		dialector = sqlite.New(sqlite.Config{DriverName: sqlite.DriverName, DSN: sqliteDSN(path), Conn: pool})
 	}
 	g, err := gorm.Open(dialector, &gorm.Config{
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
-		PrepareStmt:            true,
 		Logger:                 logger.Discard,
 	})
 	if err != nil {
@@ -121,7 +129,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	s := &Store{db: g, engine: engine, dsn: dsn, now: opts.Now, channel: opts.NotifyChannel, instance: newInstanceID()}
+	s := &Store{db: g, engine: engine, dsn: dsn, now: opts.Now, channel: opts.NotifyChannel, instance: newInstanceID(), stmts: pool}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -134,6 +142,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err := s.Migrate(ctx); err != nil {
 		sqlDB.Close()
 		return nil, err
+	}
+	if pool != nil {
+		pool.start()
 	}
 	return s, nil
 }
@@ -180,6 +191,9 @@ func (s *Store) Engine() string { return s.engine }
 // Close closes the database.
 func (s *Store) Close() error {
 	s.hot.close()
+	if s.stmts != nil {
+		s.stmts.close()
+	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
