@@ -61,7 +61,7 @@ vet:
 
 ## bench: request-path benchmarks
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./impl/
+	$(GO) test -run '^$$' -bench . -benchmem ./impl/... ./db/
 
 ## load: the standard load run against registrar and a null server (cmd/registrar-load/standard.sh)
 load:
