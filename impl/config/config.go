@@ -460,7 +460,7 @@ func (c *Config) Prepare() error {
 
 // complete sets the options whose defaults derive from other options.
 func (c *Config) complete() {
-	if c.PublicBaseURL == "" && serverNameRE.MatchString(c.ServerName) {
+	if c.PublicBaseURL == "" && validServerName(c.ServerName) {
 		c.PublicBaseURL = "http://" + c.ServerName + "/"
 		if l := c.firstListener(); l != nil && l.Port != 80 {
 			host := c.ServerName

@@ -273,3 +273,25 @@ database:
 		t.Fatal("the password shows in logs")
 	}
 }
+
+// TestServerNameAndOpaqueIDGrammars checks the bounds the patterns leave
+// to a length check.
+func TestServerNameAndOpaqueIDGrammars(t *testing.T) {
+	for name, want := range map[string]bool{
+		"example.org": true, "example.org:8448": true, "[::1]:8448": true, "1.2.3.4": true,
+		strings.Repeat("a", 255): true, strings.Repeat("a", 255) + ":1": true, strings.Repeat("a", 256): false,
+		"": false, "exa mple.org": false, "example.org:123456": false, "example.org:": false, "[::1": false,
+	} {
+		if got := validServerName(name); got != want {
+			t.Errorf("server name %q: %v, want %v", name, got, want)
+		}
+	}
+	for id, want := range map[string]bool{
+		"privacy_policy": true, "v1.0~x-y": true, strings.Repeat("p", 255): true, strings.Repeat("p", 256): false,
+		"": false, "a b": false, "a/b": false,
+	} {
+		if got := validOpaqueID(id); got != want {
+			t.Errorf("opaque ID %q: %v, want %v", id, got, want)
+		}
+	}
+}

@@ -46,7 +46,16 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-var serverNameRE = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,255})(:[0-9]{1,5})?$`)
+var serverNameRE = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$`)
+
+// validServerName reports whether s is a server name: an IP literal or
+// a DNS name of at most 255 characters, and an optional port. (A counted
+// repetition of 255 in the pattern itself would compile to a program of
+// thousands of instructions, built when the process starts.)
+func validServerName(s string) bool {
+	m := serverNameRE.FindStringSubmatch(s)
+	return m != nil && (strings.HasPrefix(m[1], "[") || len(m[1]) <= 255)
+}
 
 func httpURL(s string) bool {
 	u, err := url.Parse(s)
@@ -54,7 +63,7 @@ func httpURL(s string) bool {
 }
 
 func (c *Config) validateServer(p *problems) {
-	if !serverNameRE.MatchString(c.ServerName) {
+	if !validServerName(c.ServerName) {
 		p.add("server_name %q is not a valid server name (hostname[:port])", c.ServerName)
 	}
 	// Empty only when derived from an invalid server_name, reported above.
@@ -209,7 +218,11 @@ func (c *Config) validateDatabase(p *problems) {
 	}
 }
 
-var opaqueIDRE = regexp.MustCompile(`^[0-9A-Za-z._~-]{1,255}$`)
+var opaqueIDRE = regexp.MustCompile(`^[0-9A-Za-z._~-]+$`)
+
+// validOpaqueID reports whether s is an opaque identifier: 1-255 of the
+// characters of opaqueIDRE.
+func validOpaqueID(s string) bool { return len(s) <= 255 && opaqueIDRE.MatchString(s) }
 
 func (c *Config) validateRegistration(p *problems) {
 	if c.EnableRegistration && !c.EnableRegistrationWithoutVerification && !c.HasVerification() {
@@ -226,7 +239,7 @@ func (c *Config) validateRegistration(p *problems) {
 		c.built.forbidden = append(c.built.forbidden, compiledForbidden{re: re, exclusive: f.Exclusive})
 	}
 	for id, pol := range c.RegistrationTerms {
-		if !opaqueIDRE.MatchString(id) || !opaqueIDRE.MatchString(pol.Version) {
+		if !validOpaqueID(id) || !validOpaqueID(pol.Version) {
 			p.add("registration_terms.%s: policy IDs and versions must be 1-255 of [0-9A-Za-z._~-]", id)
 		}
 		if len(pol.Translations) == 0 {

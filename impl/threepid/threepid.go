@@ -118,8 +118,9 @@ func NormalizeCode(typed string) string {
 	return strings.NewReplacer(" ", "", "-", "").Replace(strings.ToUpper(strings.TrimSpace(typed)))
 }
 
-// clientSecretRE is the client_secret grammar (identity service API).
-var clientSecretRE = regexp.MustCompile(`^[0-9a-zA-Z.=_-]{1,255}$`)
+// clientSecretRE is the client_secret grammar (identity service API):
+// 1-255 of these characters, the length checked apart.
+var clientSecretRE = regexp.MustCompile(`^[0-9a-zA-Z.=_-]+$`)
 
 var (
 	errNotFound = matrix.BadRequest(matrix.CodeThreepidNotFound, "Third-party identifier not found")
@@ -177,7 +178,7 @@ func (s *Service) checkEnabled(r Request) error {
 // checkRequest applies the grammars: client_secret, the address, and
 // next_link.
 func (s *Service) checkRequest(r Request) error {
-	if !clientSecretRE.MatchString(r.ClientSecret) {
+	if len(r.ClientSecret) > 255 || !clientSecretRE.MatchString(r.ClientSecret) {
 		return matrix.BadRequest(matrix.CodeInvalidParam, "Invalid client_secret")
 	}
 	if r.Address == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -287,6 +288,18 @@ func TestStartsAreChargedAndStoredSessionsCapped(t *testing.T) {
 			challengeOf(t, err)
 		} else {
 			wantError(t, err, 429, "M_LIMIT_EXCEEDED")
+		}
+	}
+}
+
+// TestRegistrationTokenGrammar: 1-64 characters of [A-Za-z0-9._~-].
+func TestRegistrationTokenGrammar(t *testing.T) {
+	for token, want := range map[string]bool{
+		"": false, "a": true, "A-z_0.9~": true, strings.Repeat("t", 64): true, strings.Repeat("t", 65): false,
+		"has space": false, "é": false, "a/b": false,
+	} {
+		if got := ValidRegistrationToken(token); got != want {
+			t.Errorf("%q: %v, want %v", token, got, want)
 		}
 	}
 }
