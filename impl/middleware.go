@@ -17,9 +17,9 @@ import (
 // echo builds the chain of Pre middlewares anew for every request.)
 func (h *httpStack) corsAndLimits(c echo.Context) (answered bool, err error) {
 	header := c.Response().Header()
-	header.Set("Access-Control-Allow-Origin", "*")
-	header.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS") // Matrix v1.13
-	header.Set("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization")
+	for _, h := range corsHeaders {
+		header[h.name] = h.value
+	}
 	req := c.Request()
 	if req.Method == http.MethodOptions {
 		return true, c.NoContent(http.StatusNoContent)
@@ -34,6 +34,18 @@ func (h *httpStack) corsAndLimits(c echo.Context) (answered bool, err error) {
 		req.Body = &limitedBody{ReadCloser: req.Body, remaining: h.maxBody}
 	}
 	return false, nil
+}
+
+// corsHeaders are on every answer (Matrix v1.13's methods). Every answer
+// shares their value slices: a header is only ever replaced or appended
+// to, and appending to a full slice copies it.
+var corsHeaders = [...]struct {
+	name  string
+	value []string
+}{
+	{"Access-Control-Allow-Origin", []string{"*"}},
+	{"Access-Control-Allow-Methods", []string{"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}},
+	{"Access-Control-Allow-Headers", []string{"X-Requested-With, Content-Type, Authorization"}},
 }
 
 var errBadQuery = matrix.BadRequest(matrix.CodeInvalidParam, "The query string is not valid URL encoding")
