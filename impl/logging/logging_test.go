@@ -225,3 +225,42 @@ func BenchmarkSlogRequest(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestConcurrentLinesStayWhole: access lines and slog records written
+// from many goroutines while the timer flushes all arrive, each whole on
+// its own line.
+func TestConcurrentLinesStayWhole(t *testing.T) {
+	var w syncBuffer
+	out := NewOutput(&w, time.Millisecond)
+	h := New("json", slog.LevelInfo, out)
+	log := slog.New(h)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Go(func() {
+			for i := 0; i < 500; i++ {
+				h.LogRequest(slog.LevelInfo, time.Now(), Request{IDPrefix: "p", IDNumber: uint64(g*1000 + i), Status: 200})
+				if i%50 == 0 {
+					log.Warn("interleaved", "g", g)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := out.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := w.read()
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	requests := 0
+	for _, line := range lines {
+		if !strings.HasPrefix(line, `{"time":"`) || !strings.HasSuffix(line, "}") {
+			t.Fatalf("a broken line: %q", line)
+		}
+		if strings.Contains(line, `"msg":"request"`) {
+			requests++
+		}
+	}
+	if requests != 8*500 || len(lines) != 8*500+8*10 {
+		t.Errorf("%d request lines of %d lines, want 4000 of 4080", requests, len(lines))
+	}
+}
