@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -103,6 +104,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
+		if err := connectSQLite(ctx, sqlDB); err != nil {
+			sqlDB.Close()
+			return nil, fmt.Errorf("open database: %w", err)
+		}
 		pool = newStmtPool(sqlDB)
 		dialector = sqlite.New(sqlite.Config{DriverName: sqlite.DriverName, DSN: sqliteDSN(path), Conn: pool})
 	}
@@ -173,6 +178,28 @@ func prepareSQLiteFile(path string) (string, error) {
 	}
 	defer f.Close()
 	return path, f.Chmod(0o600)
+}
+
+// connectSQLite opens the first connection. Processes starting at once
+// on a new file race to turn it to WAL, which takes an exclusive lock
+// that SQLite does not wait for: the losers are told the database is
+// locked, and try again until it is in WAL mode (or ctx ends, or a few
+// seconds pass).
+func connectSQLite(ctx context.Context, sqlDB *sql.DB) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := sqlDB.PingContext(ctx)
+		var serr sqlite3.Error
+		if err == nil || !errors.As(err, &serr) || (serr.Code != sqlite3.ErrBusy && serr.Code != sqlite3.ErrLocked) ||
+			time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func sqliteDSN(path string) string {
