@@ -9,7 +9,8 @@
 //	registrar-load -mode start -binary bin/registrar -config cmd/registrar/dev.yaml -n 20
 //
 // Modes: versions, available, whoami, uia-start (the first POST /register,
-// answered 401), register (complete one-step registrations), login, hash
+// answered 401), register (complete one-step registrations), login,
+// rename (PUT /devices/{deviceId}: a write without a password hash), hash
 // (no server: hashes/s at the default cost), start (the binary's time from
 // exec to its first /versions 200). With -pid the server's CPU time per
 // request and its memory (RSS now and at peak) are reported. -serve-null
@@ -101,7 +102,7 @@ func parseOptions(args []string) (options, error) {
 	var o options
 	target := fs.String("target", "http://127.0.0.1:8008", "registrar base URL, or several (instances) separated by commas; loopback only")
 	pids := fs.String("pid", "", "server process IDs (comma-separated) whose CPU time per request is reported")
-	fs.StringVar(&o.mode, "mode", "whoami", "versions, available, whoami, uia-start, register, login, hash or start")
+	fs.StringVar(&o.mode, "mode", "whoami", "versions, available, whoami, uia-start, register, login, rename, hash or start")
 	fs.StringVar(&o.binary, "binary", "bin/registrar", "start mode: the registrar binary")
 	fs.StringVar(&o.config, "config", "", "start mode: its configuration file")
 	fs.StringVar(&o.serveNull, "serve-null", "", "run the null reference server on this loopback address")
@@ -199,6 +200,28 @@ func (r *requester) register(ctx context.Context, worker int, name string) (stri
 	return out.AccessToken, nil
 }
 
+// deviceID is the device of an access token (from whoami; "" from the
+// null server).
+func (r *requester) deviceID(ctx context.Context, token string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", r.base(0)+"/_matrix/client/v3/account/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		DeviceID string `json:"device_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		return "", fmt.Errorf("whoami: %d %v", resp.StatusCode, err)
+	}
+	if out.DeviceID == "" {
+		out.DeviceID = "NULLDEVICE"
+	}
+	return out.DeviceID, nil
+}
+
 func (r *requester) forMode(mode string) (requestFunc, error) {
 	switch mode {
 	case "versions":
@@ -226,6 +249,20 @@ func (r *requester) forMode(mode string) (requestFunc, error) {
 		}
 		return func(ctx context.Context, w int, _ int64) error {
 			return r.send(ctx, w, "GET", "/_matrix/client/v3/account/whoami", nil, token, 200)
+		}, nil
+	case "rename":
+		token, err := r.register(context.Background(), 0, "load-"+r.runID)
+		if err != nil {
+			return nil, fmt.Errorf("setting up a user (is registration open?): %w", err)
+		}
+		device, err := r.deviceID(context.Background(), token)
+		if err != nil {
+			return nil, err
+		}
+		path := "/_matrix/client/v3/devices/" + url.PathEscape(device)
+		return func(ctx context.Context, w int, seq int64) error {
+			body := map[string]any{"display_name": fmt.Sprintf("load %d-%d", w, seq)}
+			return r.send(ctx, w, "PUT", path, body, token, 200)
 		}, nil
 	case "login":
 		if _, err := r.register(context.Background(), 0, "load-"+r.runID); err != nil {
