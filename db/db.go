@@ -117,6 +117,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		Logger:                 logger.Discard,
 	})
 	if err != nil {
+		if pool != nil {
+			pool.db.Close()
+		}
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	sqlDB, err := g.DB()
