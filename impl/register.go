@@ -340,8 +340,30 @@ func (s *Server) CheckUsernameAvailability(ctx context.Context, req api.CheckUse
 	if err := s.accounts.CheckUsername(ctx, strings.ToLower(req.Params.Username), false); err != nil {
 		return nil, err
 	}
+	return usernameAvailable, nil
+}
+
+// usernameAvailable is GET /register/available's one 200 answer,
+// encoded once (the generated answer encodes it by reflection into a
+// buffer on every request of this unauthenticated, polled endpoint).
+var usernameAvailable = func() fixedJSONAnswer {
 	available := true
-	return api.CheckUsernameAvailability200JSONResponse{Available: &available}, nil
+	return fixedJSONAnswer(append(mustJSON(api.CheckUsernameAvailability200JSONResponse{Available: &available}), '\n'))
+}()
+
+// fixedJSONAnswer is a 200 JSON answer whose body never changes.
+type fixedJSONAnswer []byte
+
+// jsonContentType is the Content-Type of JSON answers, shared by them
+// (a header value is replaced, never changed in place).
+var jsonContentType = []string{"application/json"}
+
+// VisitCheckUsernameAvailabilityResponse writes the answer.
+func (a fixedJSONAnswer) VisitCheckUsernameAvailabilityResponse(w http.ResponseWriter) error {
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(a)
+	return err
 }
 
 var errRegistrationDisabled = matrix.Forbidden("Registration has been disabled")

@@ -330,8 +330,8 @@ func TestRegistrationDisabled(t *testing.T) {
 func TestAvailable(t *testing.T) {
 	env := newEnv(t)
 	r := env.do("GET", "/_matrix/client/v3/register/available?username=Free", "").expect(t, 200, "")
-	if r.Body["available"] != true {
-		t.Fatal(r.Raw)
+	if r.Body["available"] != true || len(r.Body) != 1 || r.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%v %s", r.Header, r.Raw)
 	}
 	env.register("free", "pw-free-1").expect(t, 200, "")
 	env.do("GET", "/_matrix/client/r0/register/available?username=FREE", "").expect(t, 400, "M_USER_IN_USE")
