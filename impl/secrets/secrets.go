@@ -52,7 +52,9 @@ func RandomFrom(alphabet string, n int) string {
 // slow hash.
 func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
+	var text [2 * sha256.Size]byte
+	hex.Encode(text[:], sum[:])
+	return string(text[:])
 }
 
 // NewAccessToken returns a fresh access token (syt_ prefix, as Synapse).

@@ -27,6 +27,11 @@ func TestTokensHaveTheirPrefixAndHashDiffers(t *testing.T) {
 	if HashToken(a) == HashToken(r) || len(HashToken(a)) != 64 || HashToken(a) != HashToken(a) {
 		t.Fatal("hashes")
 	}
+	// Stored hashes are lowercase hex SHA-256: tokens issued by earlier
+	// releases must keep resolving.
+	if got := HashToken("abc"); got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Fatalf("HashToken(abc) = %s", got)
+	}
 }
 
 func TestSealerRoundTripAndBindings(t *testing.T) {
