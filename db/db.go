@@ -50,8 +50,6 @@ type Store struct {
 	channel string
 	// instance tells this store's announcements from other instances'.
 	instance string
-	// hot are the prepared per-request reads.
-	hot hotQueries
 	// stmts prepares SQLite statements once (nil on PostgreSQL).
 	stmts *stmtPool
 	// writes group-commits this process's SQLite transactions, in Go,
@@ -220,7 +218,6 @@ func (s *Store) Engine() string { return s.engine }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.hot.close()
 	if s.stmts != nil {
 		s.stmts.close()
 	}
