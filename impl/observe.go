@@ -135,20 +135,20 @@ func (h *httpStack) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		status := c.Response().Status
 		route.metrics.Observe(status, info.errcode, took)
 		if h.accessLog {
-			h.logRequest(route.quiet, info, req.Method, c.Path(), status, took)
+			h.logRequest(route.quiet, info, req.Method, c.Path(), status, start.Add(took), took)
 		}
 		return nil
 	}
 }
 
-// logRequest writes the access log line of a request: at info level,
-// or debug for the health checks.
-func (h *httpStack) logRequest(quiet bool, info *requestInfo, method, route string, status int, took time.Duration) {
+// logRequest writes the access log line of a request (stamped with its
+// end): at info level, or debug for the health checks.
+func (h *httpStack) logRequest(quiet bool, info *requestInfo, method, route string, status int, end time.Time, took time.Duration) {
 	level := slog.LevelInfo
 	if quiet {
 		level = slog.LevelDebug
 	}
-	if h.requestLog != nil && h.requestLog.LogRequest(level, time.Now(), logging.Request{IDPrefix: info.idPrefix, IDNumber: info.seq,
+	if h.requestLog != nil && h.requestLog.LogRequest(level, end, logging.Request{IDPrefix: info.idPrefix, IDNumber: info.seq,
 		Operation: info.operation, Method: method, Route: route, Status: status, Errcode: info.errcode, Duration: took}) {
 		return
 	}
