@@ -98,7 +98,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		sqlDB, err := sql.Open(sqlite.DriverName, sqliteDSN(path))
+		sqlDB, err := sql.Open(sqliteDriver, sqliteDSN(path))
 		if err != nil {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
@@ -107,7 +107,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 		pool = newStmtPool(sqlDB)
-		dialector = sqlite.New(sqlite.Config{DriverName: sqlite.DriverName, DSN: sqliteDSN(path), Conn: pool})
+		dialector = sqlite.New(sqlite.Config{DriverName: sqliteDriver, DSN: sqliteDSN(path), Conn: pool})
 	}
 	g, err := gorm.Open(dialector, &gorm.Config{
 		TranslateError:         true,
@@ -180,6 +180,10 @@ func prepareSQLiteFile(path string) (string, error) {
 	defer f.Close()
 	return path, f.Chmod(0o600)
 }
+
+// sqliteDriver is the database/sql driver SQLite files are opened with
+// (tests count its statement preparations through another).
+var sqliteDriver = sqlite.DriverName
 
 // connectSQLite opens the first connection. Processes starting at once
 // on a new file race to turn it to WAL, which takes an exclusive lock

@@ -28,6 +28,9 @@ type stmtPool struct {
 	// first one turns a new file to WAL would find it locked); closed
 	// stops them once the pool closes.
 	open, closed bool
+	// preparing counts the background preparations, which close waits
+	// for (one may be opening a connection, and so the database's files).
+	preparing sync.WaitGroup
 }
 
 // Statements longer than maxCachedQuery (multi-row inserts, long IN
@@ -57,11 +60,13 @@ func (p *stmtPool) stmt(query string) *sql.Stmt {
 		return nil
 	}
 	p.stmts[query] = nil
+	p.preparing.Add(1)
 	go p.prepare(query)
 	return nil
 }
 
 func (p *stmtPool) prepare(query string) {
+	defer p.preparing.Done()
 	st, err := p.db.PrepareContext(context.Background(), query)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -82,11 +87,15 @@ func (p *stmtPool) start() {
 	p.open = true
 }
 
-// close closes the prepared statements (before the database).
+// close waits for the preparations under way, then closes the prepared
+// statements (before the database).
 func (p *stmtPool) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
+	p.mu.Unlock()
+	p.preparing.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for query, st := range p.stmts {
 		if st != nil {
 			st.Close()

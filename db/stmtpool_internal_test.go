@@ -2,11 +2,16 @@ package db
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
+	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 )
 
@@ -36,10 +41,58 @@ func prepared(t *testing.T, p *stmtPool, query string) bool {
 	return false
 }
 
+// countingDriver is SQLite's driver counting the statements each query
+// is prepared as.
+type countingDriver struct {
+	sqlite3.SQLiteDriver
+	mu       sync.Mutex
+	prepares map[string]int
+}
+
+func (d *countingDriver) Open(dsn string) (driver.Conn, error) {
+	c, err := d.SQLiteDriver.Open(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{SQLiteConn: c.(*sqlite3.SQLiteConn), d: d}, nil
+}
+
+func (d *countingDriver) count(query string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.prepares[query]
+}
+
+type countingConn struct {
+	*sqlite3.SQLiteConn
+	d *countingDriver
+}
+
+func (c *countingConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *countingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	c.d.mu.Lock()
+	c.d.prepares[query]++
+	c.d.mu.Unlock()
+	return c.SQLiteConn.PrepareContext(ctx, query)
+}
+
+var counting = &countingDriver{prepares: map[string]int{}}
+
+func init() { sql.Register("sqlite3_counting", counting) }
+
 // TestStatementsArePreparedOnThePoolAndUsedInTransactions: a statement
 // first run in a transaction is prepared on the pool (not on the
-// transaction), and later transactions run that statement.
+// transaction), and later transactions run that statement: however many
+// transactions run it, it is prepared at most once per connection.
 func TestStatementsArePreparedOnThePoolAndUsedInTransactions(t *testing.T) {
+	sqliteDriver = "sqlite3_counting"
+	defer func() { sqliteDriver = sqlite.DriverName }()
+	counting.mu.Lock()
+	counting.prepares = map[string]int{}
+	counting.mu.Unlock()
 	s := openSQLite(t)
 	ctx := context.Background()
 	const query = `INSERT INTO admin_audit (created_at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)`
@@ -53,7 +106,7 @@ func TestStatementsArePreparedOnThePoolAndUsedInTransactions(t *testing.T) {
 	s.stmts.mu.RLock()
 	st := s.stmts.stmts[query]
 	s.stmts.mu.RUnlock()
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 30; i++ {
 		if err := s.transaction(ctx, insert); err != nil {
 			t.Fatal(err)
 		}
@@ -64,9 +117,12 @@ func TestStatementsArePreparedOnThePoolAndUsedInTransactions(t *testing.T) {
 	if again != st {
 		t.Error("the statement was prepared again")
 	}
+	if n, conns := counting.count(query), s.stmts.db.Stats().OpenConnections; n < 1 || n > conns {
+		t.Errorf("prepared %d times for 31 transactions on %d connections", n, conns)
+	}
 	var n int64
-	if err := s.db.Raw(`SELECT count(*) FROM admin_audit WHERE action = 'test'`).Scan(&n).Error; err != nil || n != 4 {
-		t.Errorf("%d rows (%v), want 4", n, err)
+	if err := s.db.Raw(`SELECT count(*) FROM admin_audit WHERE action = 'test'`).Scan(&n).Error; err != nil || n != 31 {
+		t.Errorf("%d rows (%v), want 31", n, err)
 	}
 }
 
@@ -115,6 +171,7 @@ func TestAClosedPoolPreparesNothing(t *testing.T) {
 		t.Fatal("not prepared")
 	}
 	s.stmts.close()
+	s.stmts.preparing.Add(1) // as stmt does before it starts one
 	s.stmts.prepare(`SELECT 3`)
 	if got := s.stmts.stmt(`SELECT 4`); got != nil {
 		t.Error("a closed pool gave a statement")
