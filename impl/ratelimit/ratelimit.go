@@ -26,7 +26,9 @@ type Rate struct {
 
 // DefaultMaxKeys bounds the buckets one limiter keeps. Past it the least
 // recently used bucket is dropped in O(1): a key only loses its bucket
-// after this many other keys were seen since its last request.
+// after this many other keys were seen since its last request, and a
+// bucket dropped before it refilled is remembered in a sketch, so that
+// cycling through many keys never refills one's own.
 const DefaultMaxKeys = 100_000
 
 // Limiter is a set of token buckets, one per key, holding at most a fixed
@@ -38,6 +40,11 @@ type Limiter struct {
 	burst   int
 	mu      sync.Mutex
 	buckets *simplelru.LRU[string, *rate.Limiter]
+	// drained remembers when buckets evicted before they refilled are
+	// full again; nil until one is. evictAt is the time of the request
+	// that makes room (both under mu).
+	drained *drainedSketch
+	evictAt time.Time
 	// name keys the limiter's buckets in Redis.
 	name   string
 	remote *Remote
@@ -61,20 +68,61 @@ func New(r Rate, maxKeys int) *Limiter {
 	if r.BurstCount <= 0 {
 		return nil
 	}
-	lru, err := simplelru.NewLRU[string, *rate.Limiter](maxKeys, nil)
+	l := &Limiter{rate: r, limit: rate.Limit(r.PerSecond), burst: r.BurstCount}
+	lru, err := simplelru.NewLRU[string, *rate.Limiter](maxKeys, l.evicted)
 	if err != nil {
 		panic(err) // maxKeys <= 0: a programming error
 	}
-	return &Limiter{rate: r, limit: rate.Limit(r.PerSecond), burst: r.BurstCount, buckets: lru}
+	l.buckets = lru
+	return l
 }
 
-func (l *Limiter) bucket(key string) *rate.Limiter {
+// bucket is key's bucket, made (as full as key may have it) when there is
+// none.
+func (l *Limiter) bucket(key string, now time.Time) *rate.Limiter {
 	b, ok := l.buckets.Get(key)
 	if !ok {
 		b = rate.NewLimiter(l.limit, l.burst)
+		if missing := l.missingTokens(key, now); missing > 0 {
+			b.AllowN(now, missing)
+		}
+		l.evictAt = now
 		l.buckets.Add(key, b)
 	}
 	return b
+}
+
+// evicted is the buckets' eviction callback: a bucket that has not
+// refilled is remembered until it would have.
+func (l *Limiter) evicted(key string, b *rate.Limiter) {
+	missing := float64(l.burst) - b.TokensAt(l.evictAt)
+	if missing <= 0 {
+		return
+	}
+	if l.drained == nil {
+		l.drained = newDrainedSketch(l.evictAt)
+	}
+	refill := time.Duration(math.MaxInt64)
+	if l.limit > 0 {
+		refill = time.Duration(min(missing/float64(l.limit)*float64(time.Second), float64(100*365*24*time.Hour)))
+	}
+	l.drained.record(key, l.evictAt.Add(refill))
+}
+
+// missingTokens is how many tokens short of full a key without a bucket
+// is: 0, or what its evicted bucket still lacks.
+func (l *Limiter) missingTokens(key string, now time.Time) int {
+	if l.drained == nil {
+		return 0
+	}
+	wait := l.drained.fullAt(key).Sub(now)
+	if wait <= 0 {
+		return 0
+	}
+	if l.limit <= 0 {
+		return l.burst
+	}
+	return min(l.burst, int(math.Ceil(wait.Seconds()*float64(l.limit))))
 }
 
 // Check answers 429 when key has no token left, without taking one.
@@ -95,7 +143,7 @@ func (l *Limiter) check(key string, now time.Time) *matrix.Error {
 	defer l.mu.Unlock()
 	b, ok := l.buckets.Peek(key)
 	if !ok {
-		return nil // a new bucket is full
+		return l.exceeded(float64(l.burst - l.missingTokens(key, now)))
 	}
 	return l.exceeded(b.TokensAt(now))
 }
@@ -130,7 +178,7 @@ func (l *Limiter) take(key string, now time.Time) *matrix.Error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.bucket(key)
+	b := l.bucket(key, now)
 	if b.AllowN(now, 1) {
 		return nil
 	}
@@ -158,6 +206,7 @@ func (l *Limiter) Reclaim(now time.Time) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.evictAt = now
 	for {
 		key, b, ok := l.buckets.GetOldest()
 		if !ok || b.TokensAt(now) < float64(l.burst) {

@@ -52,6 +52,59 @@ func TestBucketsAreBounded(t *testing.T) {
 	}
 }
 
+// TestCyclingKeysDoesNotRefillADrainedBucket: an attacker drains its key,
+// then pushes its bucket out with many other keys (more than the limiter
+// holds); its key is still refused, by Take and Check, until it would
+// have refilled. Keys nobody drained keep their whole burst.
+func TestCyclingKeysDoesNotRefillADrainedBucket(t *testing.T) {
+	l := New(Rate{PerSecond: 0.01, BurstCount: 3}, 100)
+	now := time.Unix(1000, 0)
+	for i := 0; i < 3; i++ {
+		if err := l.Take("attacker", now); err != nil {
+			t.Fatalf("take %d: %v", i, err)
+		}
+	}
+	if l.Take("attacker", now) == nil {
+		t.Fatal("a drained bucket gave a token")
+	}
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 10_000; i++ {
+			_ = l.Take("cycle"+strconv.Itoa(round)+"-"+strconv.Itoa(i), now)
+		}
+		if l.Check("attacker", now) == nil || l.Take("attacker", now) == nil {
+			t.Fatalf("round %d: the attacker's bucket refilled by eviction", round)
+		}
+	}
+	if n := l.Len(); n != 100 {
+		t.Fatalf("%d buckets held, bound is 100", n)
+	}
+	// 100 s later one token is back, and only one.
+	later := now.Add(100 * time.Second)
+	for i := 0; i < 10_000; i++ {
+		_ = l.Take("more"+strconv.Itoa(i), later)
+	}
+	if err := l.Take("attacker", later); err != nil {
+		t.Fatalf("after 100 s: %v", err)
+	}
+	if l.Take("attacker", later) == nil {
+		t.Fatal("a second token after 100 s")
+	}
+	// Keys never drained start full: (almost) all get their burst.
+	short := 0
+	for i := 0; i < 1000; i++ {
+		key := "innocent" + strconv.Itoa(i)
+		for j := 0; j < 3; j++ {
+			if l.Take(key, later) != nil {
+				short++
+				break
+			}
+		}
+	}
+	if short > 10 {
+		t.Fatalf("%d of 1000 fresh keys did not get their whole burst", short)
+	}
+}
+
 func TestReclaimDropsIdleBuckets(t *testing.T) {
 	l := New(Rate{PerSecond: 1, BurstCount: 2}, 1000)
 	now := time.Unix(1000, 0)
