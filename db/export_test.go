@@ -38,3 +38,16 @@ func (s *Store) Batches() int {
 	defer s.writes.mu.Unlock()
 	return s.writes.batches
 }
+
+// Tables lists the tables of the database, but for the migrations'
+// bookkeeping and the engine's own.
+func (s *Store) Tables(ctx context.Context) ([]string, error) {
+	q := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations' ORDER BY name`
+	if s.engine == Postgres {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()
+			AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations' ORDER BY table_name`
+	}
+	var names []string
+	err := s.db.WithContext(ctx).Raw(q).Scan(&names).Error
+	return names, err
+}

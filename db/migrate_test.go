@@ -2,6 +2,8 @@ package db_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -99,4 +101,34 @@ func TestDuplicateAccountRefusedCaseInsensitively(t *testing.T) {
 	if _, err := s.LookupAccessToken(ctx, "h2"); err != db.ErrNotFound {
 		t.Fatalf("the refused registration left a token behind: %v", err)
 	}
+}
+
+// TestEveryTableIsPorted compares the tables of a migrated database with
+// the tables port-db copies: a table a new migration creates is ported
+// without anyone listing it.
+func TestEveryTableIsPorted(t *testing.T) {
+	ctx := context.Background()
+	s := dbtest.New(t).Open(t, nil)
+	have, err := s.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ported, sequenced := db.PortedTables()
+	if got, want := strings.Join(sorted(ported), " "), strings.Join(have, " "); got != want {
+		t.Fatalf("port-db copies\n  %s\nthe database has\n  %s", got, want)
+	}
+	for _, table := range []string{"login_tokens", "oauth_consents", "browser_sessions"} {
+		if !slices.Contains(ported, table) {
+			t.Errorf("%s is not ported", table)
+		}
+	}
+	if strings.Join(sorted(sequenced), " ") != "access_tokens admin_audit refresh_tokens revocations" {
+		t.Errorf("tables with a sequence: %v", sequenced)
+	}
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
 }

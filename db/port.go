@@ -4,18 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"gorm.io/gorm"
 )
 
-// portedTables are the tables port-db copies, parents before children.
-// revocations are transient and not copied.
-var portedTables = []string{
-	"accounts", "devices", "refresh_tokens", "access_tokens", "uia_sessions",
-	"registration_tokens", "registration_token_reservations", "registration_nonces",
-	"threepid_sessions", "threepids", "server_secrets", "client_ips", "admin_audit",
-	"oauth_clients", "oauth_grants", "oauth_consents", "browser_sessions",
+// createTable finds the tables a migration creates and whether their id
+// is a sequence.
+var createTable = regexp.MustCompile(`(?s)^\s*CREATE TABLE (\w+) \((\s*id INTEGER PRIMARY KEY AUTOINCREMENT)?`)
+
+// PortedTables are the tables port-db copies: every table the migrations
+// create, in the order they create them (so parents come before the
+// children that reference them). sequenced are those whose id column
+// is a sequence, which continues after the copied ids.
+func PortedTables() (tables []string, sequenced []string) {
+	for _, m := range migrations {
+		for _, stmt := range m.stmts {
+			if match := createTable.FindStringSubmatch(stmt); match != nil {
+				tables = append(tables, match[1])
+				if match[2] != "" {
+					sequenced = append(sequenced, match[1])
+				}
+			}
+		}
+	}
+	return tables, sequenced
 }
 
 // portBatch is how many rows port-db copies at a time.
@@ -31,12 +45,13 @@ func Port(ctx context.Context, from, to *Store, progress func(table string, done
 	if from.engine != SQLite || to.engine != Postgres {
 		return errors.New("db: port copies an SQLite database into a PostgreSQL one")
 	}
+	tables, sequenced := PortedTables()
 	fv, _ := from.SchemaVersion(ctx)
 	tv, _ := to.SchemaVersion(ctx)
 	if fv != tv {
 		return fmt.Errorf("db: schema versions differ (%d and %d)", fv, tv)
 	}
-	for _, table := range portedTables {
+	for _, table := range tables {
 		n, err := to.count(ctx, table)
 		if err != nil {
 			return err
@@ -46,13 +61,13 @@ func Port(ctx context.Context, from, to *Store, progress func(table string, done
 		}
 	}
 	err := to.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for _, table := range portedTables {
+		for _, table := range tables {
 			if err := portTable(ctx, from, tx, table, progress); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}
 		}
 		// Sequences continue after the copied ids.
-		for _, table := range []string{"refresh_tokens", "access_tokens", "admin_audit"} {
+		for _, table := range sequenced {
 			if err := tx.Exec(fmt.Sprintf(`SELECT setval(pg_get_serial_sequence('%s', 'id'), COALESCE((SELECT MAX(id) FROM %s), 0) + 1, false)`,
 				table, table)).Error; err != nil {
 				return err
@@ -63,7 +78,7 @@ func Port(ctx context.Context, from, to *Store, progress func(table string, done
 	if err != nil {
 		return err
 	}
-	for _, table := range portedTables {
+	for _, table := range tables {
 		a, err := from.count(ctx, table)
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"registrar/db"
 	"registrar/db/dbtest"
@@ -58,6 +59,10 @@ func TestPortDBCopiesEverything(t *testing.T) {
 	if err := from.AddThreepid(ctx, "@ann:example.org", db.NewThreepid{Medium: "email", Address: "ann@example.org", ValidatedAt: 1}); err != nil {
 		t.Fatal(err)
 	}
+	// A login token waiting to be spent (a table the first port-db forgot).
+	if err := from.CreateLoginToken(ctx, "@ann:example.org", "login-token-hash", time.Now().Add(time.Hour).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
 	pending := c.do("POST", "/_matrix/client/v3/register", `{"username":"cat","password":"pw-cat"}`, "")["session"].(string)
 	c.do("POST", "/_matrix/client/v3/register", `{"auth":{"type":"m.login.registration_token","token":"invite","session":"`+pending+`"}}`, "")
 	from.Close()
@@ -96,6 +101,9 @@ func TestPortDBCopiesEverything(t *testing.T) {
 	}
 	if r := c2.do("POST", "/_matrix/client/v3/register", `{"auth":{"type":"m.login.dummy","session":"`+pending+`"}}`, ""); r["user_id"] != "@cat:example.org" {
 		t.Fatalf("the session in progress after the port: %v", r)
+	}
+	if user, err := to.UseLoginToken(ctx, "login-token-hash"); err != nil || user != "@ann:example.org" {
+		t.Fatalf("the login token after the port: %q %v", user, err)
 	}
 	tok, err := to.RegistrationToken(ctx, "invite")
 	if err != nil || tok.Completed != 3 || tok.Pending != 0 {
