@@ -147,10 +147,20 @@ func (s *Store) MaxNumericLocalpart(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// SetPassword replaces the account's password hash. With logoutOthers it
-// also deletes every device but keepDevice (all of them, and the browser
-// sign-ins, when keepDevice is empty), with their tokens.
-func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error {
+// PasswordLogout says what a password change ends besides the password.
+type PasswordLogout struct {
+	// Devices logs out every device but KeepDevice (all when it is
+	// empty), with their tokens.
+	Devices    bool
+	KeepDevice string
+	// SignIns ends the account's browser sign-ins, remembered OAuth
+	// consents and pending login tokens (always done with Devices).
+	SignIns bool
+}
+
+// SetPassword replaces the account's password hash and ends what logout
+// says, in one transaction.
+func (s *Store) SetPassword(ctx context.Context, userID, hash string, logout PasswordLogout) error {
 	return translate(s.write(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&Account{}).Where("user_id = ? AND deactivated_at IS NULL", userID).Update("password_hash", hash)
 		if res.Error != nil {
@@ -159,16 +169,28 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutOthe
 		if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
-		if !logoutOthers {
-			return nil
-		}
-		if keepDevice == "" {
-			if err := tx.Where("user_id = ?", userID).Delete(&browserSession{}).Error; err != nil {
+		if logout.Devices || logout.SignIns {
+			if err := endSignIns(tx, userID); err != nil {
 				return err
 			}
 		}
-		return tx.Where("user_id = ? AND device_id <> ?", userID, keepDevice).Delete(&Device{}).Error
+		if !logout.Devices {
+			return nil
+		}
+		return tx.Where("user_id = ? AND device_id <> ?", userID, logout.KeepDevice).Delete(&Device{}).Error
 	}))
+}
+
+// endSignIns ends what lets a browser or a client sign in again without
+// the password: the user's browser sessions, remembered OAuth consents
+// and unspent login tokens.
+func endSignIns(tx *gorm.DB, userID string) error {
+	for _, table := range []string{"browser_sessions", "oauth_consents", "login_tokens"} {
+		if err := tx.Exec(`DELETE FROM `+table+` WHERE user_id = ?`, userID).Error; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Deactivate marks the account deactivated, clears its password and deletes
@@ -196,7 +218,7 @@ func deactivate(tx *gorm.DB, userID string, erase bool, now int64) error {
 	if err := tx.Where("user_id = ?", userID).Delete(&Threepid{}).Error; err != nil {
 		return err
 	}
-	if err := tx.Where("user_id = ?", userID).Delete(&browserSession{}).Error; err != nil {
+	if err := endSignIns(tx, userID); err != nil {
 		return err
 	}
 	return tx.Where("user_id = ?", userID).Delete(&Device{}).Error

@@ -141,8 +141,9 @@ func containing(s string) string {
 // AccountChanges are changes an admin makes to an account at once; nil
 // fields stay as they are.
 type AccountChanges struct {
-	// PasswordHash replaces the password; with LogoutDevices every device
-	// goes too.
+	// PasswordHash replaces the password and ends the account's browser
+	// sign-ins, remembered consents and login tokens; with LogoutDevices
+	// every device goes too. Locking ends the same sign-ins.
 	PasswordHash  *string
 	LogoutDevices bool
 	// Deactivate runs the whole deactivation (as /account/deactivate);
@@ -178,10 +179,13 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, c AccountChang
 		if err := tx.Model(&Account{}).Where("user_id = ?", userID).Updates(c.columns(acct)).Error; err != nil {
 			return err
 		}
-		if c.PasswordHash != nil && c.LogoutDevices {
-			if err := tx.Where("user_id = ?", userID).Delete(&browserSession{}).Error; err != nil {
+		// A new password or a lock ends every sign-in made before it.
+		if c.PasswordHash != nil || deref(c.Locked) {
+			if err := endSignIns(tx, userID); err != nil {
 				return err
 			}
+		}
+		if c.PasswordHash != nil && c.LogoutDevices {
 			if err := tx.Where("user_id = ?", userID).Delete(&Device{}).Error; err != nil {
 				return err
 			}

@@ -23,9 +23,14 @@ func (s *Store) DeleteDevices(ctx context.Context, userID string, deviceIDs []st
 	}))
 }
 
-// DeleteAllDevices deletes every device of the user with their tokens.
+// DeleteAllDevices deletes every device of the user with their tokens,
+// and ends the user's browser sign-ins, remembered consents and unspent
+// login tokens (POST /logout/all), in one transaction.
 func (s *Store) DeleteAllDevices(ctx context.Context, userID string) error {
 	return translate(s.write(ctx, func(tx *gorm.DB) error {
+		if err := endSignIns(tx, userID); err != nil {
+			return err
+		}
 		return tx.Where("user_id = ?", userID).Delete(&Device{}).Error
 	}))
 }

@@ -276,6 +276,15 @@ var migrations = []migration{
 		`ALTER TABLE accounts ADD COLUMN consent_version TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE accounts ADD COLUMN consent_at BIGINT`,
 	}, nil},
+	{12, "UIA sessions know when a flow is complete and are counted per requester; OAuth clients know who registered them and whether they were ever used", []string{
+		`ALTER TABLE uia_sessions ADD COLUMN flow_complete BOOLEAN NOT NULL DEFAULT FALSE`,
+		`CREATE INDEX uia_sessions_requester ON uia_sessions (requester, expires_at)`,
+		`ALTER TABLE oauth_clients ADD COLUMN registered_from TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE oauth_clients ADD COLUMN first_used_at BIGINT`,
+		// Clients registered before this step are kept: they may be in use.
+		`UPDATE oauth_clients SET first_used_at = created_at`,
+		`CREATE INDEX oauth_clients_unused ON oauth_clients (registered_from, created_at) WHERE first_used_at IS NULL`,
+	}, nil},
 }
 
 // migrationLock is the PostgreSQL advisory lock instances starting at once

@@ -114,9 +114,12 @@ type UIASession struct {
 	Completed  string `gorm:"column:completed"`
 	Data       string `gorm:"column:data"`
 	Consumed   bool   `gorm:"column:consumed"`
-	Version    int64  `gorm:"column:version"`
-	CreatedAt  int64  `gorm:"column:created_at;autoCreateTime:false"`
-	ExpiresAt  int64  `gorm:"column:expires_at"`
+	// FlowComplete: a flow of the session is complete (it waits for its
+	// operation, or was kept for a request that brings what it lacks).
+	FlowComplete bool  `gorm:"column:flow_complete"`
+	Version      int64 `gorm:"column:version"`
+	CreatedAt    int64 `gorm:"column:created_at;autoCreateTime:false"`
+	ExpiresAt    int64 `gorm:"column:expires_at"`
 }
 
 // TableName implements gorm's Tabler.

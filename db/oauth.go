@@ -20,6 +20,11 @@ type OAuthClient struct {
 	RedirectURIs string `gorm:"column:redirect_uris"`
 	GrantTypes   string `gorm:"column:grant_types"`
 	CreatedAt    int64  `gorm:"column:created_at;autoCreateTime:false"`
+	// RegisteredFrom is the rate-limit key of the address that registered
+	// the client; FirstUsedAt is when it first completed an authorisation
+	// (nil: never, and it is forgotten after a while).
+	RegisteredFrom string `gorm:"column:registered_from"`
+	FirstUsedAt    *int64 `gorm:"column:first_used_at"`
 }
 
 // TableName implements gorm's Tabler.
@@ -113,6 +118,22 @@ func (s *Store) RegisterOAuthClient(ctx context.Context, c OAuthClient) (OAuthCl
 	var out OAuthClient
 	err := g.Where("metadata_hash = ?", c.MetadataHash).Take(&out).Error
 	return out, translate(err)
+}
+
+// UnusedOAuthClients counts the clients registered from the address key
+// that never completed an authorisation, and returns when the oldest of
+// them was registered (0 when there are none).
+func (s *Store) UnusedOAuthClients(ctx context.Context, from string) (n, oldestCreated int64, err error) {
+	var out struct {
+		N      int64
+		Oldest *int64
+	}
+	err = s.db.WithContext(ctx).Raw(`SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM oauth_clients
+		WHERE registered_from = ? AND first_used_at IS NULL`, from).Scan(&out).Error
+	if out.Oldest != nil {
+		oldestCreated = *out.Oldest
+	}
+	return out.N, oldestCreated, translate(err)
 }
 
 // OAuthClient returns a registered client.
@@ -280,6 +301,10 @@ func (s *Store) issueFor(tx *gorm.DB, userID string, g OAuthGrant, l Login, now 
 		return false, ErrAccountLocked
 	}
 	l.DeviceID, l.OAuthClientID, l.Scope = g.DeviceID, g.ClientID, g.Scope
+	if err := tx.Model(&OAuthClient{}).Where("client_id = ? AND first_used_at IS NULL", g.ClientID).
+		Update("first_used_at", now).Error; err != nil {
+		return false, err
+	}
 	return issueLogin(tx, userID, l, now)
 }
 
@@ -299,24 +324,35 @@ func deref2(s *string) string {
 	return *s
 }
 
+// ErrOtherClient means a token was not issued to the client presenting it.
+var ErrOtherClient = errors.New("db: the token was issued to another client")
+
 // RevokeOAuthToken logs out the device of an access or refresh token
-// (RFC 7009: both go); it returns the user, or ErrNotFound for a token
-// that is unknown or revoked already.
-func (s *Store) RevokeOAuthToken(ctx context.Context, tokenHash string) (string, error) {
+// (RFC 7009: both go) issued to clientID; it returns the user, ErrNotFound
+// for a token that is unknown or revoked already, and ErrOtherClient
+// (revoking nothing) for a token issued to another client or by the
+// legacy API.
+func (s *Store) RevokeOAuthToken(ctx context.Context, tokenHash, clientID string) (string, error) {
 	var userID string
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		var owner struct{ UserID, DeviceID string }
-		err := tx.Raw(`SELECT user_id, device_id FROM access_tokens WHERE token_hash = ?
-			UNION ALL SELECT user_id, device_id FROM refresh_tokens WHERE token_hash = ?`, tokenHash, tokenHash).Scan(&owner).Error
+		var owner struct{ UserID, DeviceID, Client string }
+		err := tx.Raw(`SELECT user_id, device_id, oauth_client_id AS client FROM access_tokens WHERE token_hash = ?
+			UNION ALL SELECT user_id, device_id, oauth_client_id AS client FROM refresh_tokens WHERE token_hash = ?`, tokenHash, tokenHash).Scan(&owner).Error
 		if err != nil {
 			return err
 		}
 		if owner.UserID == "" {
 			return ErrNotFound
 		}
+		if owner.Client != clientID {
+			return ErrOtherClient
+		}
 		userID = owner.UserID
 		return tx.Where("user_id = ? AND device_id = ?", owner.UserID, owner.DeviceID).Delete(&Device{}).Error
 	})
+	if errors.Is(err, ErrOtherClient) {
+		return "", err
+	}
 	return userID, translate(err)
 }
 
@@ -340,10 +376,36 @@ func (s *Store) SaveOAuthConsent(ctx context.Context, userID, clientID, scope st
 	}).Create(&c).Error)
 }
 
-// CreateBrowserSession stores a sign-in of the browser.
-func (s *Store) CreateBrowserSession(ctx context.Context, idHash, userID string, expiresAt int64) error {
-	return translate(s.db.WithContext(ctx).Create(&browserSession{IDHash: idHash, UserID: userID, CreatedAt: s.nowMS(),
-		ExpiresAt: expiresAt}).Error)
+// CreateBrowserSession stores a sign-in of the browser, under the
+// account's row lock: a deactivated or locked account, or one whose
+// password is no longer verifiedPasswordHash (when set: the hash the
+// sign-in checked), gives ErrDeactivated, ErrAccountLocked or
+// ErrCredentialsChanged and stores nothing. So a sign-in racing a
+// password change or a lock either commits first (and is ended by it) or
+// fails.
+func (s *Store) CreateBrowserSession(ctx context.Context, idHash, userID string, expiresAt int64, verifiedPasswordHash string) error {
+	now := s.nowMS()
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		acct, err := lockAccount(tx, userID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case acct.Deactivated():
+			return ErrDeactivated
+		case acct.Locked:
+			return ErrAccountLocked
+		case verifiedPasswordHash != "" && acct.PasswordHash != verifiedPasswordHash:
+			return ErrCredentialsChanged
+		}
+		return tx.Create(&browserSession{IDHash: idHash, UserID: userID, CreatedAt: now, ExpiresAt: expiresAt}).Error
+	})
+	for _, known := range []error{ErrDeactivated, ErrAccountLocked, ErrCredentialsChanged} {
+		if errors.Is(err, known) {
+			return err
+		}
+	}
+	return translate(err)
 }
 
 // BrowserSession returns the user of a live browser session.
@@ -358,14 +420,30 @@ func (s *Store) DeleteBrowserSession(ctx context.Context, idHash string) error {
 	return translate(s.db.WithContext(ctx).Where("id_hash = ?", idHash).Delete(&browserSession{}).Error)
 }
 
-// DeleteExpiredOAuth sweeps expired grants and browser sessions.
-func (s *Store) DeleteExpiredOAuth(ctx context.Context) (int64, error) {
+// DeleteExpiredOAuth sweeps expired grants and browser sessions, and the
+// clients registered before unusedClientsBefore that never completed an
+// authorisation (with their grants).
+func (s *Store) DeleteExpiredOAuth(ctx context.Context, unusedClientsBefore int64) (int64, error) {
 	now := s.nowMS()
-	g := s.db.WithContext(ctx)
-	res := g.Where("expires_at <= ?", now).Delete(&OAuthGrant{})
-	if res.Error != nil {
-		return 0, translate(res.Error)
-	}
-	res2 := g.Where("expires_at <= ?", now).Delete(&browserSession{})
-	return res.RowsAffected + res2.RowsAffected, translate(res2.Error)
+	var total int64
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		total = 0
+		for _, q := range []struct {
+			model any
+			where string
+			arg   int64
+		}{
+			{&OAuthGrant{}, "expires_at <= ?", now},
+			{&browserSession{}, "expires_at <= ?", now},
+			{&OAuthClient{}, "first_used_at IS NULL AND created_at < ?", unusedClientsBefore},
+		} {
+			res := tx.Where(q.where, q.arg).Delete(q.model)
+			if res.Error != nil {
+				return res.Error
+			}
+			total += res.RowsAffected
+		}
+		return nil
+	})
+	return total, translate(err)
 }

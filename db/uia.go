@@ -37,7 +37,7 @@ func updateUIASession(tx *gorm.DB, sess UIASession) error {
 	res := tx.Model(&UIASession{}).
 		Where("session_id = ? AND version = ?", sess.SessionID, sess.Version).
 		Updates(map[string]any{"completed": sess.Completed, "data": sess.Data, "consumed": sess.Consumed,
-			"version": gorm.Expr("version + 1")})
+			"flow_complete": sess.FlowComplete, "version": gorm.Expr("version + 1")})
 	if res.Error != nil {
 		return translate(res.Error)
 	}
@@ -53,17 +53,30 @@ func saveUIASession(tx *gorm.DB, sess UIASession) error {
 	return tx.Clauses(clause.OnConflict{
 		Columns: []clause.Column{{Name: "session_id"}},
 		DoUpdates: clause.Assignments(map[string]any{"completed": sess.Completed, "data": sess.Data,
-			"consumed": sess.Consumed, "version": gorm.Expr("uia_sessions.version + 1")}),
+			"consumed": sess.Consumed, "flow_complete": sess.FlowComplete, "version": gorm.Expr("uia_sessions.version + 1")}),
 	}).Create(&sess).Error
 }
 
-// LiveUIASessions counts the unconsumed, unexpired sessions stored for a
-// client address.
-func (s *Store) LiveUIASessions(ctx context.Context, clientAddr string) (int64, error) {
-	var n int64
-	err := s.db.WithContext(ctx).Model(&UIASession{}).
-		Where("client_addr = ? AND expires_at > ? AND NOT consumed", clientAddr, s.nowMS()).Count(&n).Error
-	return n, translate(err)
+// InProgressUIASessions counts the stored sessions of key that are in
+// progress (unexpired, unconsumed, no flow complete yet): those of the
+// user key when byRequester, else those without a requester started from
+// the client address key. oldestExpiry is when the first of them expires
+// (0 when there are none).
+func (s *Store) InProgressUIASessions(ctx context.Context, key string, byRequester bool) (n, oldestExpiry int64, err error) {
+	cond := "client_addr = ? AND requester = ''"
+	if byRequester {
+		cond = "requester = ?"
+	}
+	var out struct {
+		N      int64
+		Oldest *int64
+	}
+	err = s.db.WithContext(ctx).Raw(`SELECT COUNT(*) AS n, MIN(expires_at) AS oldest FROM uia_sessions
+		WHERE `+cond+` AND expires_at > ? AND NOT consumed AND NOT flow_complete`, key, s.nowMS()).Scan(&out).Error
+	if out.Oldest != nil {
+		oldestExpiry = *out.Oldest
+	}
+	return out.N, oldestExpiry, translate(err)
 }
 
 // DeleteExpiredUIASessions removes sessions past their expiry and returns

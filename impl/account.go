@@ -45,7 +45,7 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 			return s.resetPassword(ctx, sess, body.NewPassword)
 		}
 		logoutOthers := body.LogoutDevices == nil || *body.LogoutDevices
-		return s.accounts.SetPassword(ctx, who.UserID, body.NewPassword, logoutOthers, who.DeviceID)
+		return s.accounts.SetPassword(ctx, who.UserID, body.NewPassword, db.PasswordLogout{Devices: logoutOthers, KeepDevice: who.DeviceID})
 	})
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func (s *Server) resetPassword(ctx context.Context, sess *uia.Session, newPasswo
 	if acct, err := s.store.AccountByUserID(ctx, userID); err == nil && acct.Suspended {
 		return matrix.ErrUserSuspended
 	}
-	if err := s.accounts.SetPassword(ctx, userID, newPassword, true, ""); err != nil {
+	if err := s.accounts.SetPassword(ctx, userID, newPassword, db.PasswordLogout{Devices: true}); err != nil {
 		return err
 	}
 	if err := s.store.ConsumeThreepidSession(ctx, proved[0].Sid); err != nil {

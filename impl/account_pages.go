@@ -269,7 +269,7 @@ func (s *Server) AccountPasswordSubmit(ctx context.Context, req api.AccountPassw
 		return fail(matrix.Forbidden("The current password is wrong."))
 	}
 	logoutAll := deref(b.LogoutOthers) != ""
-	if err := s.accounts.SetPassword(ctx, acct.UserID, deref(b.NewPassword), logoutAll, ""); err != nil {
+	if err := s.accounts.SetPassword(ctx, acct.UserID, deref(b.NewPassword), db.PasswordLogout{Devices: logoutAll}); err != nil {
 		return fail(err)
 	}
 	if logoutAll {

@@ -47,11 +47,20 @@ func BenchmarkRegisterRejected(b *testing.B) {
 	benchRequest(b, env.server, "POST", "/_matrix/client/v3/register", body)
 }
 
-// BenchmarkRegisterFirstChallenge is the first POST /register of a flow:
-// validation, username lookup, the 401 (no write: the session is stored
-// when a stage first completes).
+// BenchmarkRegisterFirstChallenge is the first POST /register of a flow
+// without a password: validation, username lookup, the 401 (no write: the
+// session is stored when a stage first completes or it keeps a password).
 func BenchmarkRegisterFirstChallenge(b *testing.B) {
 	env := newBenchEnv(b)
+	body := `{"username":"alice","device_id":"ABC","initial_device_display_name":"x"}`
+	benchRequest(b, env.server, "POST", "/_matrix/client/v3/register", body)
+}
+
+// BenchmarkRegisterFirstChallengeKeepingPassword is the first POST
+// /register with a password: the 401 and the session stored with the
+// password sealed (one write).
+func BenchmarkRegisterFirstChallengeKeepingPassword(b *testing.B) {
+	env := newEnv(b, func(c *config.Config) { c.UIAuth.MaxSessionsPerAddress = 0 })
 	body := `{"username":"alice","password":"correct-horse-battery-staple-1","device_id":"ABC","initial_device_display_name":"x"}`
 	benchRequest(b, env.server, "POST", "/_matrix/client/v3/register", body)
 }
@@ -62,4 +71,17 @@ func BenchmarkWhoami(b *testing.B) {
 	env := newBenchEnv(b)
 	token := env.register("bencher", "pw-bench-1").str("access_token")
 	benchRequest(b, env.server, "GET", "/_matrix/client/v3/account/whoami", "", "Authorization", "Bearer "+token)
+}
+
+// BenchmarkLoginWrongPassword times a failed login to a known user and to
+// an unknown one (bcrypt at cost 8): the two should take the same time
+// (TestUnknownUserCostsWhatAWrongPasswordCosts asserts the same work).
+func BenchmarkLoginWrongPassword(b *testing.B) {
+	env := newEnv(b, func(c *config.Config) { c.PasswordConfig.Algorithm = "bcrypt"; c.BcryptRounds = 8 })
+	env.register("known", "pw-known-1")
+	for _, user := range []string{"known", "unknown"} {
+		b.Run(user, func(b *testing.B) {
+			benchRequest(b, env.server, "POST", "/_matrix/client/v3/login", loginBody(user, "wrong-password"))
+		})
+	}
 }

@@ -64,7 +64,7 @@ type handlerStore interface {
 	ReleaseAbandonedReservations(ctx context.Context, minAgeMS int64) (int64, error)
 	DeleteExpiredThreepidSessions(ctx context.Context) (int64, error)
 	DeleteClientIPsBefore(ctx context.Context, beforeMS int64) (int64, error)
-	DeleteExpiredOAuth(ctx context.Context) (int64, error)
+	DeleteExpiredOAuth(ctx context.Context, unusedClientsBefore int64) (int64, error)
 }
 
 func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog.Logger, m *metrics.Set) (*core, error) {
@@ -87,6 +87,7 @@ func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog
 	c.hasher = passwords.NewHasher(c.cfg.PasswordConfig, c.cfg.BcryptRounds)
 	if m != nil {
 		c.hasher.Observe(m.Hashed)
+		c.hasher.OnVerify(m.PasswordVerified)
 	}
 	c.accounts = accounts.New(&c.cfg, revoking, c.hasher, c.appServices, c.limits.accounts, now, log, m)
 	c.regtokens = regtokens.New(revoking, now)

@@ -33,6 +33,7 @@ import (
 	"registrar/impl/accounts"
 	"registrar/impl/config"
 	"registrar/impl/logging"
+	"registrar/impl/matrix"
 	"registrar/impl/passwords"
 	"registrar/impl/ratelimit"
 
@@ -94,6 +95,7 @@ func testConfig() config.Config {
 	cfg.OAuth.RcClientRegistration = ratelimit.Rate{}
 	cfg.OAuth.RcDeviceAuthorization = ratelimit.Rate{}
 	cfg.OAuth.RcUserCode = ratelimit.Rate{}
+	cfg.OAuth.RcAuthorization = ratelimit.Rate{}
 	return cfg
 }
 
@@ -415,8 +417,12 @@ var fuzzSeeds = []string{
 	`{"username":"a","password":"pw","device_id":"` + string(make([]byte, 300)) + `"}`,
 }
 
-// specOperation is one operation of the embedded spec, as a request line.
-type specOperation struct{ method, path string }
+// specOperation is one operation of the embedded spec, as a request line,
+// with its declaration.
+type specOperation struct {
+	method, path string
+	op           *openapi3.Operation
+}
 
 // specOperations lists every operation, path parameters filled in.
 func specOperations(t testing.TB) []specOperation {
@@ -427,7 +433,7 @@ func specOperations(t testing.TB) []specOperation {
 	var ops []specOperation
 	for path, item := range spec.Paths.Map() {
 		for method := range item.Operations() {
-			ops = append(ops, specOperation{method, pathParamRE.ReplaceAllString(path, "x")})
+			ops = append(ops, specOperation{method, pathParamRE.ReplaceAllString(path, "x"), item.GetOperation(method)})
 		}
 	}
 	sort.Slice(ops, func(i, j int) bool { return ops[i].path+ops[i].method < ops[j].path+ops[j].method })
@@ -435,6 +441,57 @@ func specOperations(t testing.TB) []specOperation {
 }
 
 var pathParamRE = regexp.MustCompile(`\{[^}]+\}`)
+
+// checkDeclaredResponse fails on a 5xx, and on an answer that is not what
+// the operation declares for its status: a declared content type, and an
+// error in the operation's error format (a Matrix error or a UIA 401, an
+// RFC 6749 error for the OAuth endpoints, an HTML page for the pages).
+func checkDeclaredResponse(t *testing.T, o specOperation, request string, r response) {
+	t.Helper()
+	if r.Status >= 500 {
+		t.Fatalf("%s: %d %s", request, r.Status, r.Raw)
+	}
+	format, _ := o.op.Extensions["x-registrar-errors"].(string)
+	if o.op.Extensions["x-registrar-protocol"] != nil {
+		format = "oauth2"
+	}
+	got, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	declared := o.op.Responses.Status(r.Status)
+	if declared == nil && r.Status >= 400 {
+		declared = o.op.Responses.Default()
+	}
+	var types []string
+	if declared != nil && declared.Value != nil {
+		for ct := range declared.Value.Content {
+			types = append(types, ct)
+		}
+	}
+	switch {
+	case len(types) > 0 && !slices.Contains(types, got):
+		t.Fatalf("%s: %d answered %q, declared %v: %s", request, r.Status, got, types, r.Raw)
+	case r.Status < 400:
+		if declared == nil && r.Status != http.StatusNotModified {
+			t.Fatalf("%s: undeclared %d: %s", request, r.Status, r.Raw)
+		}
+		return
+	case format == "html" && got == "text/html":
+		return
+	case got != "application/json" || r.notJSON:
+		t.Fatalf("%s: %d error is not JSON (%q): %s", request, r.Status, got, r.Raw)
+	case format == "oauth2" && (r.str("error") != "" || r.str("errcode") == matrix.CodeUnrecognized):
+		return // an RFC 6749 error, or the API is off
+	case format == "oauth2":
+		t.Fatalf("%s: %d is not an OAuth error: %s", request, r.Status, r.Raw)
+	}
+	if r.Status == 401 {
+		if _, ok := r.Body["flows"].([]any); ok {
+			return
+		}
+	}
+	if code := r.str("errcode"); len(code) < 3 || r.Body["error"] == nil {
+		t.Fatalf("%s: %d is not a Matrix error: %s", request, r.Status, r.Raw)
+	}
+}
 
 var querySeeds = []string{"", "%zz", "a=%zz", "session=%zz", "a;b", "access_token=%", "username=%ff%fe", "kind=guest&kind=user",
 	"access_token=x&access_token=y", "session=" + strings.Repeat("A", 3000), "sid=1&client_secret=%00&token=x"}

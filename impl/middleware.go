@@ -12,7 +12,8 @@ import (
 
 // corsAndLimits runs before routing: the CORS headers the spec recommends
 // on every response, OPTIONS answered without running any endpoint, and the
-// request body size limit. It reports whether it answered the request.
+// request body size limit (a query string is checked once the operation,
+// and so the form its errors take, is known). It reports whether it answered the request.
 // (It is called by observe, not installed as a middleware of its own:
 // echo builds the chain of Pre middlewares anew for every request.)
 func (h *httpStack) corsAndLimits(c echo.Context) (answered bool, err error) {
@@ -23,9 +24,6 @@ func (h *httpStack) corsAndLimits(c echo.Context) (answered bool, err error) {
 	req := c.Request()
 	if req.Method == http.MethodOptions {
 		return true, c.NoContent(http.StatusNoContent)
-	}
-	if req.URL.RawQuery != "" && !validQuery(req.URL.RawQuery) {
-		return true, errBadQuery
 	}
 	if req.ContentLength > h.maxBody {
 		return true, matrix.ErrTooLarge

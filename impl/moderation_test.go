@@ -1,10 +1,12 @@
 package impl_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"registrar/db"
 	"registrar/impl/config"
 )
 
@@ -141,4 +143,35 @@ func TestSuspensionRefusesAccountChangesOnly(t *testing.T) {
 	env.do("PUT", "/_matrix/client/v3/devices/"+device, `{"display_name":"new name"}`, bearer(sue)...).expect(t, 200, "")
 	env.do("PUT", suspendURL+"@sue:example.org", `{"suspended":true}`, bearer(admin)...).expect(t, 200, "")
 	env.do("POST", deactivateURL, jsonBody(map[string]any{"auth": passwordAuth("sue", "pw-sue-1", "")}), bearer(sue)...).expect(t, 200, "")
+}
+
+// TestSuspendedAdminKeepsAdminPowers: as in Synapse, suspension limits
+// what an account changes about itself, not an admin's powers; a locked
+// admin's token is refused everywhere (M_USER_LOCKED), admin API
+// included, until it is unlocked.
+func TestSuspendedAdminKeepsAdminPowers(t *testing.T) {
+	env := newEnv(t)
+	env.adminToken("boss")
+	// One fresh token per phase: the account is changed under the server
+	// (as the operator CLI does), so no phase reads a cached state.
+	var tokens []string
+	for i := 0; i < 3; i++ {
+		tokens = append(tokens, env.do("POST", loginURL, loginBody("boss", "pw-boss-admin")).expect(t, 200, "").str("access_token"))
+	}
+	ctx := context.Background()
+	if _, err := env.store.UpdateAccount(ctx, "@boss:example.org", db.AccountChanges{Suspended: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	env.do("GET", adminV2Users+"@boss:example.org", "", bearer(tokens[0])...).expect(t, 200, "")
+	env.do("PUT", adminV2Users+"@made:example.org", `{"password":"pw-made-1"}`, bearer(tokens[0])...).expect(t, 201, "")
+	env.do("POST", passwordURL, `{"new_password":"pw-boss-2"}`, bearer(tokens[0])...).expect(t, 403, "M_USER_SUSPENDED")
+	if _, err := env.store.UpdateAccount(ctx, "@boss:example.org", db.AccountChanges{Suspended: ptr(false), Locked: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	env.do("GET", adminV2Users+"@boss:example.org", "", bearer(tokens[1])...).expect(t, 401, "M_USER_LOCKED")
+	env.do("PUT", lockURL+"@made:example.org", `{"locked":true}`, bearer(tokens[1])...).expect(t, 401, "M_USER_LOCKED")
+	if _, err := env.store.UpdateAccount(ctx, "@boss:example.org", db.AccountChanges{Locked: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	env.do("GET", adminV2Users+"@boss:example.org", "", bearer(tokens[2])...).expect(t, 200, "")
 }

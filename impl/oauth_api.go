@@ -147,20 +147,32 @@ func derefSlice(s *[]string) []string {
 	return *s
 }
 
-// OauthRevoke is POST /_registrar/oauth2/revoke (RFC 7009): the token's
-// device is logged out, access and refresh tokens both; an unknown token
-// is not an error, nor is a client_id that is not the token's.
+// OauthRevoke is POST /_registrar/oauth2/revoke (RFC 7009): the client
+// is identified, then the token's device is logged out, access and
+// refresh tokens both, if the token was issued to that client (§2.1); an
+// unknown or revoked token is not an error.
 func (s *Server) OauthRevoke(ctx context.Context, req api.OauthRevokeRequestObject) (api.OauthRevokeResponseObject, error) {
 	if err := s.oauthOn(); err != nil {
 		return nil, err
+	}
+	clientID := deref(req.Body.ClientId)
+	known, err := s.oauth.ClientExists(ctx, clientID)
+	if err != nil {
+		return nil, matrix.Internal(err)
+	}
+	if !known {
+		return nil, &oauth.Error{Status: http.StatusUnauthorized, Code: oauth.CodeInvalidClient, Description: "client_id is missing or unknown"}
 	}
 	token := deref(req.Body.Token)
 	if token == "" {
 		return nil, &oauth.Error{Status: http.StatusBadRequest, Code: oauth.CodeInvalidRequest, Description: "token is required"}
 	}
-	switch _, err := s.revoking.RevokeOAuthToken(ctx, secrets.HashToken(token)); {
+	switch _, err := s.revoking.RevokeOAuthToken(ctx, secrets.HashToken(token), clientID); {
 	case err == nil:
 		s.metrics.Logout("oauth_revocation")
+	case errors.Is(err, db.ErrOtherClient):
+		return nil, &oauth.Error{Status: http.StatusUnauthorized, Code: oauth.CodeUnauthorizedClient,
+			Description: "the token was not issued to this client"}
 	case !isNotFound(err):
 		return nil, matrix.Internal(err)
 	}

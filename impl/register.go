@@ -20,9 +20,10 @@ const registerPath = "/_matrix/client/v3/register"
 // password (its session is kept for the request that brings one).
 var errMissingPassword = matrix.BadRequest(matrix.CodeMissingParam, "Missing params: password")
 
-// registerParams are /register's parameters as kept in the UIA session
-// (sealed into its ID, never stored), so that a follow-up request carrying
-// only auth registers with them.
+// registerParams are /register's parameters as kept in the UIA session,
+// so that a follow-up request carrying only auth registers with them: the
+// password in the stored session (sealed, dropped when the account is
+// made), the others sealed into its ID.
 type registerParams struct {
 	Username                 *string `json:"username,omitempty"`
 	Password                 *string `json:"password,omitempty"`
@@ -61,6 +62,15 @@ func (p *registerParams) fillFrom(stored registerParams) {
 // sessionRegisteredUser is the session data key of the user a session
 // registered.
 const sessionRegisteredUser = "registered_user_id"
+
+// keptPassword is the key of the password a registration session keeps.
+const keptPassword = "password"
+
+// withoutPassword is what travels in the session ID.
+func (p registerParams) withoutPassword() registerParams {
+	p.Password = nil
+	return p
+}
 
 // Register is POST /_matrix/client/v3/register (client-server API v1.7,
 // "Account registration"). Checks run in Synapse's order: kind, application
@@ -147,6 +157,11 @@ func (s *Server) register(ctx context.Context, r registration) (registered, erro
 			}
 		}
 		params.fillFrom(stored)
+		if params.Password == nil {
+			if pw := sess.Kept(keptPassword); pw != "" {
+				params.Password = &pw
+			}
+		}
 		if userID := sess.Data[sessionRegisteredUser]; userID != "" {
 			// A repeated final request: same account, a fresh login.
 			return s.registered(ctx, userID, params)
@@ -162,7 +177,10 @@ func (s *Server) register(ctx context.Context, r registration) (registered, erro
 			return registered{}, err
 		}
 	}
-	uiaReq.Params = mustJSON(params)
+	uiaReq.Params = mustJSON(params.withoutPassword())
+	if params.Password != nil {
+		uiaReq.Kept = map[string]string{keptPassword: *params.Password}
+	}
 	sess, err = s.uia.Authenticate(ctx, sess, uiaReq)
 	if err != nil {
 		return registered{}, err
@@ -238,6 +256,7 @@ func (s *Server) createAccount(ctx context.Context, sess *uia.Session, known boo
 	if known || sess.Stored() {
 		n.Record = func(userID string) *db.UIASession {
 			sess.Data[sessionRegisteredUser] = userID
+			sess.Forget(keptPassword)
 			row := s.uia.Row(sess)
 			return &row
 		}

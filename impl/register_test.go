@@ -14,6 +14,7 @@ import (
 	"registrar/impl"
 	"registrar/impl/config"
 	"registrar/impl/passwords"
+	"registrar/impl/secrets"
 	"registrar/impl/uia"
 )
 
@@ -35,9 +36,12 @@ func TestRegisterDummyFlowInTwoSteps(t *testing.T) {
 	if c, ok := first.Body["completed"].([]any); !ok || len(c) != 0 {
 		t.Fatalf("completed must be an empty list: %s", first.Raw)
 	}
-	// Starting a session writes nothing, and its ID shows no password.
-	if strings.Contains(session, "pw-alice-1") || env.tableDump("uia_sessions") != "" {
-		t.Fatalf("session %q; stored %q", session, env.tableDump("uia_sessions"))
+	// The ID carries no password: the session keeps it stored, sealed.
+	if strings.Contains(session, "pw-alice-1") || strings.Contains(string(openSessionID(t, env, session)), "pw-alice-1") {
+		t.Fatalf("the session ID carries the password")
+	}
+	if dump := env.tableDump("uia_sessions"); strings.Contains(dump, "pw-alice-1") || !strings.Contains(dump, "kept:password") {
+		t.Fatalf("stored %q", dump)
 	}
 
 	// The follow-up carries only auth: the session supplies the rest.
@@ -48,6 +52,34 @@ func TestRegisterDummyFlowInTwoSteps(t *testing.T) {
 	}
 	env.do("GET", "/_matrix/client/v3/account/whoami", "", bearer(done.str("access_token"))...).expect(t, 200, "")
 	env.do("POST", "/_matrix/client/v3/login", `{"type":"m.login.password","user":"alice","password":"pw-alice-1"}`).expect(t, 200, "")
+	// Made, the account's session no longer keeps the password; a repeat
+	// of the last request still answers with the account.
+	if dump := env.tableDump("uia_sessions"); strings.Contains(dump, "kept:password") || !strings.Contains(dump, "@alice:example.org") {
+		t.Fatalf("stored after the registration: %q", dump)
+	}
+	again := env.do("POST", registerURL, jsonBody(map[string]any{"auth": map[string]any{"type": "m.login.dummy", "session": session}}))
+	if again.expect(t, http.StatusOK, "").str("user_id") != "@alice:example.org" {
+		t.Fatalf("repeat: %s", again.Raw)
+	}
+}
+
+// openSessionID unseals a UIA session ID with the server's key: what
+// travels in it, and in fallback page URLs.
+func openSessionID(t *testing.T, env *testEnv, id string) []byte {
+	t.Helper()
+	cfg := env.cfg
+	if err := cfg.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := secrets.NewSealer(cfg.SecretKey(), "uia session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _, err := sealer.Open(id, "session v1")
+	if err != nil {
+		t.Fatalf("opening the session ID: %v", err)
+	}
+	return plain
 }
 
 func TestRegisterInOneStepWithoutSession(t *testing.T) {

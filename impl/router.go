@@ -256,6 +256,9 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 	if protocol {
 		errorFormat = "oauth2"
 	}
+	// Answers of the OAuth endpoints carry tokens, codes and client
+	// secrets: never stored by a cache (RFC 6749 §5.1, RFC 7662 §4).
+	noStore := errorFormat == "oauth2"
 	// Logged as the spec files spell operationIds: with a lower-case
 	// letter first (the generator capitalises them in Go names).
 	operation := op.OperationID
@@ -270,9 +273,17 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 			if legacyOff {
 				return errLegacyAuthOff
 			}
+			if noStore {
+				h := c.Response().Header()
+				h.Set("Cache-Control", "no-store")
+				h.Set("Pragma", "no-cache")
+			}
 			info := attachInfo(c)
 			req := c.Request()
 			info.operation, info.clientIP, info.errorFormat = operation, c.RealIP(), errorFormat
+			if req.URL.RawQuery != "" && !validQuery(req.URL.RawQuery) {
+				return errBadQuery
+			}
 			switch {
 			case mode == authRequired:
 				who, err := h.tokens.resolve(req.Context(), req, c.QueryParams(), true, allowLocked)

@@ -137,10 +137,11 @@ func (s *Server) Sweep(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Info("swept expired 3PID validation sessions", "count", n)
 	}
-	if n, err := s.store.DeleteExpiredOAuth(ctx); err != nil && ctx.Err() == nil {
-		s.log.Warn("sweeping expired OAuth grants and browser sessions failed", "error", err)
+	unusedClientsBefore := s.now().Add(-s.cfg.OAuth.UnusedClientLifetime.Duration).UnixMilli()
+	if n, err := s.store.DeleteExpiredOAuth(ctx, unusedClientsBefore); err != nil && ctx.Err() == nil {
+		s.log.Warn("sweeping expired OAuth grants, browser sessions and unused clients failed", "error", err)
 	} else if n > 0 {
-		s.log.Info("swept expired OAuth grants and browser sessions", "count", n)
+		s.log.Info("swept expired OAuth grants, browser sessions and unused clients", "count", n)
 	}
 	if age := s.cfg.UserIPsMaxAge; age != nil {
 		if n, err := s.store.DeleteClientIPsBefore(ctx, s.now().Add(-age.Duration).UnixMilli()); err != nil && ctx.Err() == nil {

@@ -29,7 +29,7 @@ func (s *Server) newUIAEngine() (*uia.Engine, error) {
 	if s.threepids.MsisdnEnabled() {
 		stages = append(stages, uia.Threepid{AuthType: uia.TypeMsisdn, Medium: db.MediumMsisdn, Validator: threepidValidator{s.threepids}})
 	}
-	return uia.New(uia.Config{Lifetime: s.cfg.UIAuth.SessionLifetime.Duration, MaxStoredPerAddress: s.cfg.UIAuth.MaxSessionsPerAddress,
+	return uia.New(uia.Config{Lifetime: s.cfg.UIAuth.SessionLifetime.Duration, MaxInProgress: s.cfg.UIAuth.MaxSessionsPerAddress,
 		Secret: s.cfg.SecretKey(), Now: s.now, Metrics: s.metrics}, s.revoking, s.limits.uiaStart, stages...)
 }
 

@@ -234,7 +234,8 @@ func (r *requester) forMode(mode string) (requestFunc, error) {
 		}, nil
 	case "uia-start":
 		return func(ctx context.Context, w int, seq int64) error {
-			body := map[string]any{"username": fmt.Sprintf("start-%s-%d", r.runID, seq), "password": "load-test-password"}
+			// No password: a start that keeps one stores its session.
+			body := map[string]any{"username": fmt.Sprintf("start-%s-%d", r.runID, seq)}
 			return r.send(ctx, w, "POST", "/_matrix/client/v3/register", body, "", 401)
 		}, nil
 	case "register":

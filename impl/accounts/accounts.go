@@ -27,7 +27,7 @@ type Store interface {
 	MaxNumericLocalpart(ctx context.Context) (int64, error)
 	IssueLogin(ctx context.Context, userID string, l db.Login) (bool, error)
 	RotateRefreshToken(ctx context.Context, oldHash string, next db.Login) (db.RefreshResult, error)
-	SetPassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error
+	SetPassword(ctx context.Context, userID, hash string, logout db.PasswordLogout) error
 	Deactivate(ctx context.Context, userID string, erase bool) error
 	SetApproved(ctx context.Context, userID string, approved bool) error
 	ThreepidOwner(ctx context.Context, medium, address string) (string, error)

@@ -12,21 +12,21 @@ import (
 // ErrNoSuchUser is 404 M_NOT_FOUND for an unknown user.
 var ErrNoSuchUser = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeNotFound, Message: "User not found"}
 
-// SetPassword hashes and sets a new password; with logoutOthers every
-// device but keepDevice (all of them when it is empty) is logged out.
-func (s *Service) SetPassword(ctx context.Context, userID, password string, logoutOthers bool, keepDevice string) error {
+// SetPassword hashes and sets a new password and ends what logout says
+// (devices, browser sign-ins), in one transaction.
+func (s *Service) SetPassword(ctx context.Context, userID, password string, logout db.PasswordLogout) error {
 	hash, err := s.hasher.Hash(ctx, password)
 	if err != nil {
 		return matrix.Internal(err)
 	}
-	err = s.store.SetPassword(ctx, userID, hash, logoutOthers, keepDevice)
+	err = s.store.SetPassword(ctx, userID, hash, logout)
 	if errors.Is(err, db.ErrNotFound) {
 		return ErrNoSuchUser
 	}
 	if err != nil {
 		return matrix.Internal(err)
 	}
-	s.log.InfoContext(ctx, "password changed", "user_id", userID, "logout_devices", logoutOthers)
+	s.log.InfoContext(ctx, "password changed", "user_id", userID, "logout_devices", logout.Devices)
 	return nil
 }
 

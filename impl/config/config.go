@@ -308,8 +308,9 @@ func (r Redis) Address() string { return net.JoinHostPort(r.Host, strconv.Itoa(r
 type UIAuth struct {
 	// SessionLifetime is how long a UIA session lives (default 48h).
 	SessionLifetime Duration `yaml:"session_lifetime"`
-	// MaxSessionsPerAddress caps the sessions in progress (with a stage
-	// completed) of one client address; 0 means no cap.
+	// MaxSessionsPerAddress caps the stored sessions in progress (no flow
+	// complete yet) of one client address, and of one logged-in user for
+	// their own sessions; 0 means no cap.
 	MaxSessionsPerAddress int `yaml:"max_sessions_per_address"`
 }
 
@@ -340,6 +341,13 @@ type OAuth struct {
 	RcClientRegistration  ratelimit.Rate `yaml:"rc_client_registration"`
 	RcDeviceAuthorization ratelimit.Rate `yaml:"rc_device_authorization"`
 	RcUserCode            ratelimit.Rate `yaml:"rc_user_code"`
+	// RcAuthorization limits authorisation requests per client address.
+	RcAuthorization ratelimit.Rate `yaml:"rc_authorization"`
+	// UnusedClientLifetime is how long a registered client that never
+	// completed an authorisation is kept; MaxUnusedClientsPerAddress caps
+	// how many such clients one address may have registered.
+	UnusedClientLifetime       Duration `yaml:"unused_client_lifetime"`
+	MaxUnusedClientsPerAddress int      `yaml:"max_unused_clients_per_address"`
 }
 
 // UserTypes is Synapse's user_types.
@@ -409,7 +417,9 @@ func Default() Config {
 			DevicePollInterval: Duration{5 * time.Second}, BrowserSessionLifetime: Duration{24 * time.Hour},
 			RcClientRegistration:  ratelimit.Rate{PerSecond: 0.1, BurstCount: 10},
 			RcDeviceAuthorization: ratelimit.Rate{PerSecond: 0.1, BurstCount: 10},
-			RcUserCode:            ratelimit.Rate{PerSecond: 0.05, BurstCount: 5}},
+			RcUserCode:            ratelimit.Rate{PerSecond: 0.05, BurstCount: 5},
+			RcAuthorization:       ratelimit.Rate{PerSecond: 0.2, BurstCount: 30},
+			UnusedClientLifetime:  Duration{24 * time.Hour}, MaxUnusedClientsPerAddress: 50},
 		Redis:                   Redis{Host: "localhost", Port: 6379},
 		LoginViaExistingSession: LoginViaExistingSession{RequireUIAuth: true, TokenTimeout: Duration{5 * time.Minute}},
 	}

@@ -180,7 +180,9 @@ bcrypt_rounds: 12
 ui_auth:
   # How long a User-Interactive Authentication session lives.
   session_lifetime: 48h
-  # Sessions in progress (a stage completed) per client address; 0: no cap.
+  # Stored sessions in progress (a stage done or a password kept, no flow
+  # complete yet) per client address, and per user for a logged-in user's
+  # own; finished and used sessions do not count. 0: no cap.
   max_sessions_per_address: 50
 
 # A logged-in client may make a single-use token for another client to log
@@ -205,6 +207,11 @@ oauth:
   rc_client_registration: {per_second: 0.1, burst_count: 10}
   rc_device_authorization: {per_second: 0.1, burst_count: 10}
   rc_user_code: {per_second: 0.05, burst_count: 5}
+  rc_authorization: {per_second: 0.2, burst_count: 30}   # authorisation requests per address
+  # A client that never completes an authorisation is forgotten after
+  # this long; one address may have this many such clients at once.
+  unused_client_lifetime: 24h
+  max_unused_clients_per_address: 50
 
 # How long the addresses and user agents of each device's use are kept
 # (the admin API's whois); null keeps them for ever.

@@ -344,6 +344,7 @@ func (c *Config) validateRateLimits(p *problems) {
 		{"rc_registration_token_validity", c.RcRegistrationTokenValidity}, {"rc_username_availability", c.RcUsernameAvailability},
 		{"rc_uia_start", c.RcUIAStart}, {"oauth.rc_client_registration", c.OAuth.RcClientRegistration},
 		{"oauth.rc_device_authorization", c.OAuth.RcDeviceAuthorization}, {"oauth.rc_user_code", c.OAuth.RcUserCode},
+		{"oauth.rc_authorization", c.OAuth.RcAuthorization},
 	} {
 		if rl.r.PerSecond < 0 || rl.r.BurstCount < 0 {
 			p.add("%s: per_second and burst_count must not be negative", rl.name)
@@ -394,10 +395,14 @@ func (c *Config) validateOAuth(p *problems) {
 		{"device_code_lifetime", o.DeviceCodeLifetime.Duration, time.Minute, 24 * time.Hour},
 		{"device_poll_interval", o.DevicePollInterval.Duration, time.Second, time.Minute},
 		{"browser_session_lifetime", o.BrowserSessionLifetime.Duration, 5 * time.Minute, 366 * 24 * time.Hour},
+		{"unused_client_lifetime", o.UnusedClientLifetime.Duration, time.Hour, 366 * 24 * time.Hour},
 	} {
 		if d.d < d.min || d.d > d.max {
 			p.add("oauth.%s must be between %s and %s", d.name, d.min, d.max)
 		}
+	}
+	if o.MaxUnusedClientsPerAddress < 0 {
+		p.add("oauth.max_unused_clients_per_address must not be negative (0 means no cap)")
 	}
 }
 

@@ -63,6 +63,7 @@ type Set struct {
 
 	hashWait     prometheus.Histogram
 	hashDuration prometheus.Histogram
+	verified     *prometheus.CounterVec
 }
 
 // New returns the collectors, registered with the Go runtime's and the
@@ -118,6 +119,9 @@ func New() *Set {
 		hashDuration: f.histogram("password_hash_duration_seconds",
 			"Time a password hash or verification took once it had a slot.",
 			[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5}),
+		verified: f.counterVec("password_verifications_total",
+			"Passwords checked against a hash (a user's, or the dummy one of an unknown user), by the hash's algorithm and cost.",
+			"algorithm", "cost"),
 	}
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "http_requests_in_flight",
 		Help: "HTTP requests being answered."}, func() float64 { return float64(s.inFlight.Load()) }))
@@ -403,6 +407,14 @@ func (s *Set) Hashed(wait, took time.Duration) {
 	if s != nil {
 		s.hashWait.Observe(wait.Seconds())
 		s.hashDuration.Observe(took.Seconds())
+	}
+}
+
+// PasswordVerified counts a password checked against a hash of this
+// algorithm and cost.
+func (s *Set) PasswordVerified(algorithm, cost string) {
+	if s != nil {
+		s.verified.WithLabelValues(algorithm, cost).Inc()
 	}
 }
 

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -34,11 +35,20 @@ func (s *Service) SignedIn(ctx context.Context, b Browser) (db.Account, bool) {
 	return s.signedIn(ctx, b)
 }
 
-// StartSession signs the browser in as userID and returns the cookie.
+// StartSession signs the browser in as userID (an account it has just
+// created) and returns the cookie.
 func (s *Service) StartSession(ctx context.Context, userID string) (*http.Cookie, error) {
+	return s.startSession(ctx, userID, "")
+}
+
+// startSession stores a browser session of userID, refused when the
+// account's password is no longer verifiedPasswordHash (when set), and
+// returns its cookie.
+func (s *Service) startSession(ctx context.Context, userID, verifiedPasswordHash string) (*http.Cookie, error) {
 	session := secrets.RandomString(32)
 	lifetime := s.cfg.OAuth.BrowserSessionLifetime.Duration
-	if err := s.store.CreateBrowserSession(ctx, secrets.HashToken(session), userID, s.now().Add(lifetime).UnixMilli()); err != nil {
+	if err := s.store.CreateBrowserSession(ctx, secrets.HashToken(session), userID, s.now().Add(lifetime).UnixMilli(),
+		verifiedPasswordHash); err != nil {
 		return nil, err
 	}
 	return s.cookie(sessionCookie, session, lifetime), nil
@@ -48,6 +58,15 @@ func (s *Service) StartSession(ctx context.Context, userID string) (*http.Cookie
 // URI (forms that end there after redirects), nil for none.
 func (s *Service) GrantFormAction(ctx context.Context, grantID string) []string {
 	return s.nextFormAction(ctx, PathConsent+grantID)
+}
+
+// ClientExists reports whether clientID is a registered client.
+func (s *Service) ClientExists(ctx context.Context, clientID string) (bool, error) {
+	_, err := s.store.OAuthClient(ctx, clientID)
+	if errors.Is(err, db.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // PendingGrant reports whether grantID is an authorisation in progress.

@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -88,17 +91,48 @@ func (s *Service) RegisterClient(ctx context.Context, m ClientMetadata, clientKe
 	if err != nil {
 		return ClientMetadata{}, matrix.Internal(err)
 	}
+	if len(canonical) > MaxClientMetadataBytes {
+		return ClientMetadata{}, badRequest(CodeInvalidClientMetadata, fmt.Sprintf("the client metadata is larger than %d bytes", MaxClientMetadataBytes))
+	}
+	if err := s.checkUnusedClients(ctx, clientKey); err != nil {
+		return ClientMetadata{}, err
+	}
 	sum := sha256.Sum256(canonical)
 	uris, _ := json.Marshal(m.RedirectURIs)
 	grants, _ := json.Marshal(m.GrantTypes)
 	stored, err := s.store.RegisterOAuthClient(ctx, db.OAuthClient{ClientID: secrets.RandomFrom(clientIDAlphabet, 26),
 		Metadata: string(canonical), MetadataHash: hex.EncodeToString(sum[:]), ApplicationType: m.ApplicationType,
-		RedirectURIs: string(uris), GrantTypes: string(grants)})
+		RedirectURIs: string(uris), GrantTypes: string(grants), RegisteredFrom: clientKey})
 	if err != nil {
 		return ClientMetadata{}, matrix.Internal(err)
 	}
 	m.ClientID = stored.ClientID
 	return m, nil
+}
+
+// MaxClientMetadataBytes bounds a client's registered metadata (as
+// stored, in JSON).
+const MaxClientMetadataBytes = 8 << 10
+
+// checkUnusedClients refuses a registration from an address that has
+// registered oauth.max_unused_clients_per_address clients that never
+// completed an authorisation (each is forgotten after
+// oauth.unused_client_lifetime, which the 429 says).
+func (s *Service) checkUnusedClients(ctx context.Context, clientKey string) error {
+	limit := s.cfg.OAuth.MaxUnusedClientsPerAddress
+	if limit <= 0 {
+		return nil
+	}
+	n, oldest, err := s.store.UnusedOAuthClients(ctx, clientKey)
+	if err != nil {
+		return matrix.Internal(err)
+	}
+	if n < int64(limit) {
+		return nil
+	}
+	wait := oldest + s.cfg.OAuth.UnusedClientLifetime.Milliseconds() - s.now().UnixMilli()
+	return &matrix.Error{Status: http.StatusTooManyRequests, Code: matrix.CodeLimitExceeded, RetryAfterMS: max(wait, 1),
+		Message: "Too many clients registered from this address that were never used; use one of them, or wait"}
 }
 
 // clientIDAlphabet: client IDs look like ULIDs (as other servers').
@@ -218,19 +252,30 @@ func checkRedirectURI(base *url.URL, appType, raw string) error {
 		return invalid("a web client's redirect URIs must use https")
 	}
 	if u.Scheme == "http" {
-		host := u.Hostname()
-		if host != "localhost" && !isLoopbackIP(host) {
+		if !isLoopbackHost(u.Hostname()) {
 			return invalid("http is allowed on the loopback interface only")
 		}
 		if u.Port() != "" {
 			return invalid("a loopback redirect URI must not have a port (any port is accepted when authorising)")
 		}
+		if u.User != nil {
+			return invalid("a loopback redirect URI must not have user info")
+		}
 		return nil
 	}
 	// A private-use scheme: the client_uri's host reversed, without an
-	// authority.
-	reversed := reverseHost(base.Hostname())
+	// authority. Schemes a browser acts on itself are never one, and a
+	// host without a dot (or an address) reverses to no domain of the
+	// client's.
 	scheme := strings.ToLower(u.Scheme)
+	if browserSchemes[scheme] {
+		return invalid("the " + scheme + " scheme is not a redirect URI scheme")
+	}
+	host := base.Hostname()
+	if !strings.Contains(host, ".") || net.ParseIP(host) != nil {
+		return invalid("a private-use URI scheme needs a client_uri on a domain name with a dot, whose reverse the scheme starts with")
+	}
+	reversed := reverseHost(host)
 	if scheme != reversed && !strings.HasPrefix(scheme, reversed+".") {
 		return invalid("a private-use URI scheme must start with client_uri's host reversed (" + reversed + ")")
 	}
@@ -240,10 +285,46 @@ func checkRedirectURI(base *url.URL, appType, raw string) error {
 	return nil
 }
 
+// redirectMatches reports whether a requested redirect URI is one of the
+// registered ones: the same string or, for a loopback URI (http on
+// 127.0.0.1, [::1] or localhost, registered without a port), the same
+// scheme, host, path and query on any port (RFC 8252 §7.3, RFC 9700
+// §4.1.3). Nothing else varies: not the host spelling, not the scheme.
+func redirectMatches(registered []string, requested string) bool {
+	if slices.Contains(registered, requested) {
+		return true
+	}
+	req, err := url.Parse(requested)
+	if err != nil || req.Scheme != "http" || req.User != nil || req.Fragment != "" || strings.Contains(requested, "#") {
+		return false
+	}
+	if port, err := strconv.ParseUint(req.Port(), 10, 16); err != nil || port == 0 {
+		return false
+	}
+	for _, raw := range registered {
+		reg, err := url.Parse(raw)
+		if err != nil || reg.Scheme != "http" || reg.Port() != "" || !isLoopbackHost(reg.Hostname()) {
+			continue
+		}
+		if reg.Hostname() == req.Hostname() && reg.EscapedPath() == req.EscapedPath() && reg.RawQuery == req.RawQuery {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoopbackHost(host string) bool { return host == "localhost" || isLoopbackIP(host) }
+
 func isLoopbackIP(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback() && (host == "127.0.0.1" || host == "::1")
 }
+
+// browserSchemes are schemes that browsers handle themselves: never a
+// native client's redirect URI.
+var browserSchemes = map[string]bool{"javascript": true, "data": true, "file": true, "vbscript": true, "about": true,
+	"blob": true, "filesystem": true, "ftp": true, "ws": true, "wss": true, "mailto": true, "tel": true, "view-source": true,
+	"chrome": true, "resource": true, "intent": true}
 
 func reverseHost(host string) string {
 	parts := strings.Split(strings.ToLower(host), ".")

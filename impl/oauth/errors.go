@@ -16,6 +16,8 @@ func (e *Error) Error() string { return e.Code + ": " + e.Description }
 // The error codes registrar answers with.
 const (
 	CodeInvalidRequest        = "invalid_request"
+	CodeInvalidClient         = "invalid_client"
+	CodeUnauthorizedClient    = "unauthorized_client"
 	CodeInvalidClientMetadata = "invalid_client_metadata"
 	CodeInvalidRedirectURI    = "invalid_redirect_uri"
 	CodeServerError           = "server_error"

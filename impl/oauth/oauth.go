@@ -49,6 +49,7 @@ const (
 // Store is what the authorisation server needs of the database.
 type Store interface {
 	RegisterOAuthClient(ctx context.Context, c db.OAuthClient) (db.OAuthClient, error)
+	UnusedOAuthClients(ctx context.Context, from string) (n, oldestCreated int64, err error)
 	OAuthClient(ctx context.Context, clientID string) (db.OAuthClient, error)
 	CreateOAuthGrant(ctx context.Context, g db.OAuthGrant) error
 	OAuthGrant(ctx context.Context, id string) (db.OAuthGrant, error)
@@ -57,10 +58,9 @@ type Store interface {
 	DecideOAuthGrant(ctx context.Context, id, userID string, approve bool, codeHash *string, expiresAt int64) error
 	ExchangeOAuthCode(ctx context.Context, codeHash string, l db.Login) (db.OAuthGrant, bool, error)
 	PollDeviceGrant(ctx context.Context, deviceCodeHash, clientID string, l db.Login) (db.OAuthGrant, bool, error)
-	RevokeOAuthToken(ctx context.Context, tokenHash string) (string, error)
 	OAuthConsent(ctx context.Context, userID, clientID string) (string, error)
 	SaveOAuthConsent(ctx context.Context, userID, clientID, scope string) error
-	CreateBrowserSession(ctx context.Context, idHash, userID string, expiresAt int64) error
+	CreateBrowserSession(ctx context.Context, idHash, userID string, expiresAt int64, verifiedPasswordHash string) error
 	BrowserSession(ctx context.Context, idHash string) (string, error)
 	DeleteBrowserSession(ctx context.Context, idHash string) error
 	ServerSecret(ctx context.Context, name string, generate func() string) (string, error)
@@ -90,12 +90,12 @@ type Service struct {
 }
 
 type limits struct {
-	clientRegistration, deviceAuthorization, userCode *ratelimit.Limiter
+	clientRegistration, deviceAuthorization, userCode, authorization *ratelimit.Limiter
 }
 
 // Limiters lists the service's limiters (for reclaiming idle buckets).
 func (s *Service) Limiters() []*ratelimit.Limiter {
-	return []*ratelimit.Limiter{s.limits.clientRegistration, s.limits.deviceAuthorization, s.limits.userCode}
+	return []*ratelimit.Limiter{s.limits.clientRegistration, s.limits.deviceAuthorization, s.limits.userCode, s.limits.authorization}
 }
 
 // Options are New's dependencies.
@@ -120,6 +120,7 @@ func New(cfg *config.Config, o Options) *Service {
 			clientRegistration:  ratelimit.Shared("oauth.rc_client_registration", cfg.OAuth.RcClientRegistration, o.Remote),
 			deviceAuthorization: ratelimit.Shared("oauth.rc_device_authorization", cfg.OAuth.RcDeviceAuthorization, o.Remote),
 			userCode:            ratelimit.Shared("oauth.rc_user_code", cfg.OAuth.RcUserCode, o.Remote),
+			authorization:       ratelimit.Shared("oauth.rc_authorization", cfg.OAuth.RcAuthorization, o.Remote),
 		}}
 	return s
 }

@@ -70,13 +70,15 @@ var pageTemplates = web.Templates(`
 </form>{{if .SignUp}}<p>New here? <a href="{{.SignUp}}" id="signup">Create an account</a></p>{{end}}{{template "foot"}}{{end}}
 
 {{define "consent"}}{{template "head" .}}
-<p><strong id="client">{{.ClientName}}</strong> (<a href="{{.ClientURI}}" rel="noopener noreferrer">{{.ClientHost}}</a>) wants to:</p>
+{{if .Remembered}}<p id="confirm">Continue as <strong id="user">{{.User}}</strong> to <strong id="client">{{.ClientName}}</strong> (<a href="{{.ClientURI}}" rel="noopener noreferrer">{{.ClientHost}}</a>)?</p>
+<p>This signs in a new session, <strong id="device">{{.DeviceID}}</strong>, with the access you allowed this app before.</p>
+{{else}}<p><strong id="client">{{.ClientName}}</strong> (<a href="{{.ClientURI}}" rel="noopener noreferrer">{{.ClientHost}}</a>) wants to:</p>
 <ul id="scopes">{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
 {{if or .TOS .Policy}}<p class="hint">Read its {{if .TOS}}<a href="{{.TOS}}" rel="noopener noreferrer">terms of service</a>{{end}}{{if and .TOS .Policy}} and {{end}}{{if .Policy}}<a href="{{.Policy}}" rel="noopener noreferrer">privacy policy</a>{{end}}.</p>{{end}}
-<p>You are signed in as <strong id="user">{{.User}}</strong>.</p>
+<p>You are signed in as <strong id="user">{{.User}}</strong>.</p>{{end}}
 <form method="post" action="{{.Action}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
-<p><button type="submit" name="action" value="allow" id="allow">Allow</button>
-<button type="submit" name="action" value="deny" id="deny">Deny</button></p></form>
+<p><button type="submit" name="action" value="allow" id="allow">{{if .Remembered}}Continue{{else}}Allow{{end}}</button>
+<button type="submit" name="action" value="deny" id="deny">{{if .Remembered}}Cancel{{else}}Deny{{end}}</button></p></form>
 <form method="post" action="{{.Logout}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <p class="hint">Not you? <button type="submit" id="signout">Sign out</button></p></form>{{template "foot"}}{{end}}
 
@@ -97,6 +99,10 @@ type view struct {
 	ClientName, ClientURI              string
 	ClientHost, TOS, Policy            string
 	Scopes                             []string
+	// Remembered: the user allowed this client the scope before; the page
+	// only confirms the new session (DeviceID).
+	Remembered bool
+	DeviceID   string
 }
 
 func (s *Service) render(status int, name string, v view, cookies ...*http.Cookie) Page {
@@ -274,9 +280,18 @@ func (s *Service) SignIn(ctx context.Context, b Browser, f SignInForm) Page {
 		outcome = matrix.CodeUserLocked
 		return retry(http.StatusForbidden, "This account has been locked.")
 	}
-	session := secrets.RandomString(32)
-	lifetime := s.cfg.OAuth.BrowserSessionLifetime.Duration
-	if err := s.store.CreateBrowserSession(ctx, secrets.HashToken(session), acct.UserID, s.now().Add(lifetime).UnixMilli()); err != nil {
+	cookie, err := s.startSession(ctx, acct.UserID, acct.PasswordHash)
+	switch {
+	case errors.Is(err, db.ErrCredentialsChanged):
+		outcome = matrix.CodeForbidden
+		return retry(http.StatusForbidden, "The password of this account was changed meanwhile. Sign in with the new one.")
+	case errors.Is(err, db.ErrAccountLocked):
+		outcome = matrix.CodeUserLocked
+		return retry(http.StatusForbidden, "This account has been locked.")
+	case errors.Is(err, db.ErrDeactivated):
+		outcome = matrix.CodeUserDeactivated
+		return retry(http.StatusForbidden, "This account has been deactivated.")
+	case err != nil:
 		s.log.ErrorContext(ctx, "storing a browser session failed", "error", err)
 		outcome = matrix.CodeUnknown
 		return retry(http.StatusInternalServerError, "Something went wrong; try again.")
@@ -286,7 +301,7 @@ func (s *Service) SignIn(ctx context.Context, b Browser, f SignInForm) Page {
 	if next == "" {
 		next = PathAccount
 	}
-	return redirect(next, s.cookie(sessionCookie, session, lifetime))
+	return redirect(next, cookie)
 }
 
 func signInStatus(err error) int {
@@ -360,8 +375,12 @@ func (s *Service) consentTarget(ctx context.Context, grantID string) (consentTar
 	return consentTarget{grant: g, client: meta}, nil
 }
 
-// ConsentPage asks the signed-in user to allow the client; a consent
-// remembered for this client and scope completes a code grant at once.
+// ConsentPage asks the signed-in user to allow the client. Every
+// authorisation creates a device, and no client's identity can be
+// assured (they are public, RFC 8252 §8.6: any app may claim a custom
+// scheme or a loopback port, and identical metadata shares a client_id),
+// so the user always answers: a consent remembered for this client and
+// scope only shortens the page to a one-click confirmation.
 func (s *Service) ConsentPage(ctx context.Context, b Browser, grantID string) Page {
 	t, fail := s.consentTarget(ctx, grantID)
 	if fail != nil {
@@ -371,16 +390,21 @@ func (s *Service) ConsentPage(ctx context.Context, b Browser, grantID string) Pa
 	if !ok {
 		return redirect(PathLogin + "?next=" + url.QueryEscape(PathConsent+grantID))
 	}
-	if t.grant.Kind == db.GrantCode {
-		if remembered, err := s.store.OAuthConsent(ctx, acct.UserID, t.grant.ClientID); err == nil && covers(remembered, t.grant.Scope) {
-			return s.decide(ctx, t, acct, true)
-		}
-	}
 	token, set := s.csrf(b)
-	return s.consentView(t, acct, token, "", nonNilCookies(set)...)
+	return s.consentView(ctx, t, acct, token, "", nonNilCookies(set)...)
 }
 
-func (s *Service) consentView(t consentTarget, acct db.Account, csrf, errMsg string, cookies ...*http.Cookie) Page {
+// rememberedConsent reports whether the user allowed the client a code
+// grant of this scope before.
+func (s *Service) rememberedConsent(ctx context.Context, t consentTarget, acct db.Account) bool {
+	if t.grant.Kind != db.GrantCode {
+		return false
+	}
+	remembered, err := s.store.OAuthConsent(ctx, acct.UserID, t.grant.ClientID)
+	return err == nil && covers(remembered, t.grant.Scope)
+}
+
+func (s *Service) consentView(ctx context.Context, t consentTarget, acct db.Account, csrf, errMsg string, cookies ...*http.Cookie) Page {
 	m := t.client
 	name := m.ClientName
 	if name == "" {
@@ -391,10 +415,16 @@ func (s *Service) consentView(t consentTarget, acct db.Account, csrf, errMsg str
 		host = u.Host
 	}
 	title := "Allow access?"
-	if t.grant.Kind == db.GrantDevice {
+	remembered := s.rememberedConsent(ctx, t, acct)
+	switch {
+	case t.grant.Kind == db.GrantDevice:
 		title = "Allow this device?"
+	case remembered:
+		title = "Continue to " + name + "?"
 	}
-	p := s.render(http.StatusOK, "consent", view{Frame: web.Frame{Title: title, Error: errMsg}, Action: PathConsent + t.grant.ID, CSRF: csrf, User: acct.UserID, ClientName: name, ClientURI: m.ClientURI, ClientHost: host, TOS: m.TOSURI, Policy: m.PolicyURI, Scopes: describeScope(t.grant)}, cookies...)
+	p := s.render(http.StatusOK, "consent", view{Frame: web.Frame{Title: title, Error: errMsg}, Action: PathConsent + t.grant.ID, CSRF: csrf,
+		User: acct.UserID, ClientName: name, ClientURI: m.ClientURI, ClientHost: host, TOS: m.TOSURI, Policy: m.PolicyURI,
+		Scopes: describeScope(t.grant), Remembered: remembered, DeviceID: t.grant.DeviceID}, cookies...)
 	if t.grant.RedirectURI != "" {
 		p.Policy.FormAction = []string{formSource(t.grant.RedirectURI)}
 	}
@@ -448,7 +478,7 @@ func (s *Service) Consent(ctx context.Context, b Browser, grantID, action, csrf 
 		return s.decide(ctx, t, acct, false)
 	}
 	token, _ := s.csrf(b)
-	return s.consentView(t, acct, token, "Choose Allow or Deny.")
+	return s.consentView(ctx, t, acct, token, "Choose Allow or Deny.")
 }
 
 // decide approves or denies a grant and answers: back to the client for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -121,14 +122,56 @@ func (p *provider) VerifyClient(ctx context.Context, r *op.Request[op.ClientCred
 	return p.s.loadClient(ctx, r.Data.ClientID)
 }
 
-// VerifyAuthRequest implements op.Server: the client is looked up before
-// the redirect URI is checked against it (errors here are not redirected).
+// VerifyAuthRequest implements op.Server: the request is rate limited
+// and its stored parameters bounded, then the client is looked up and the
+// redirect URI matched exactly (errors here are not redirected).
 func (p *provider) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
-	c, err := p.s.loadClient(ctx, r.Data.ClientID)
+	s := p.s
+	if err := s.limits.authorization.Take(s.clientKey(ctx), s.now()); err != nil {
+		return nil, op.NewStatusError((&oidc.Error{ErrorType: "temporarily_unavailable", Description: err.Message}), http.StatusTooManyRequests)
+	}
+	if problem := oversized(r.Data); problem != "" {
+		return nil, op.NewStatusError(oidc.ErrInvalidRequest().WithDescription("%s", problem), http.StatusBadRequest)
+	}
+	c, err := s.loadClient(ctx, r.Data.ClientID)
 	if err != nil {
 		return nil, err
 	}
+	if r.Data.RedirectURI != "" && !redirectMatches(c.redirects, r.Data.RedirectURI) {
+		return nil, op.NewStatusError(oidc.ErrInvalidRequestRedirectURI().
+			WithDescription("the redirect_uri is not one the client registered"), http.StatusBadRequest)
+	}
 	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: c}, nil
+}
+
+// Bounds of the authorisation request parameters that are stored with
+// the pending authorisation.
+const (
+	maxStateLength         = 512
+	maxNonceLength         = 512
+	maxCodeChallengeLength = 128 // RFC 7636 §4.1: a verifier has at most 128 characters
+	maxScopeLength         = 2048
+	maxPromptLength        = 64
+)
+
+// oversized names the first stored parameter past its bound, or "".
+func oversized(r *oidc.AuthRequest) string {
+	for _, p := range []struct {
+		name   string
+		length int
+		max    int
+	}{
+		{"state", len(r.State), maxStateLength},
+		{"nonce", len(r.Nonce), maxNonceLength},
+		{"code_challenge", len(r.CodeChallenge), maxCodeChallengeLength},
+		{"scope", len(strings.Join(r.Scopes, " ")), maxScopeLength},
+		{"prompt", len(strings.Join(r.Prompt, " ")), maxPromptLength},
+	} {
+		if p.length > p.max {
+			return fmt.Sprintf("%s is longer than %d bytes", p.name, p.max)
+		}
+	}
+	return ""
 }
 
 // grantLifetime is how long a user has to sign in and consent.

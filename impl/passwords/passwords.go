@@ -50,8 +50,11 @@ type Hasher struct {
 	slots chan struct{}
 	// waiting counts the calls waiting for a slot.
 	waiting atomic.Int64
-	// observe, when set, receives each call's wait and work times.
-	observe func(wait, took time.Duration)
+	// observe, when set, receives each call's wait and work times;
+	// onVerify the algorithm and cost of each hash a password is checked
+	// against.
+	observe  func(wait, took time.Duration)
+	onVerify func(algorithm, cost string)
 
 	dummyOnce sync.Once
 	dummy     string
@@ -100,6 +103,11 @@ func (h *Hasher) Waiting() int64 { return h.waiting.Load() }
 // Observe makes every hash and verification report how long it waited
 // for a slot and how long it took then. Call it before any use.
 func (h *Hasher) Observe(f func(wait, took time.Duration)) { h.observe = f }
+
+// OnVerify makes every verification (of a user's hash, or the dummy hash
+// of an unknown user) report the algorithm and cost of the hash checked:
+// both paths must report the same. Call it before any use.
+func (h *Hasher) OnVerify(f func(algorithm, cost string)) { h.onVerify = f }
 
 // acquire takes a slot; the returned function gives it back.
 func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
@@ -187,7 +195,7 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (bool, er
 		return false, err
 	}
 	defer release()
-	return verify(h.prepare(password), encoded)
+	return h.verify(h.prepare(password), encoded)
 }
 
 // VerifyDummy spends what verifying password against a real hash of the
@@ -200,7 +208,7 @@ func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 		return err
 	}
 	defer release()
-	_, err = verify(h.prepare(password), dummy)
+	_, err = h.verify(h.prepare(password), dummy)
 	return err
 }
 
@@ -213,6 +221,27 @@ func (h *Hasher) dummyHash() string {
 		h.dummy, _ = h.hash([]byte(base64.RawStdEncoding.EncodeToString(pw)))
 	})
 	return h.dummy
+}
+
+// verify checks pw against encoded, reporting what it checked against.
+func (h *Hasher) verify(pw []byte, encoded string) (bool, error) {
+	if h.onVerify != nil {
+		h.onVerify(HashCost(encoded))
+	}
+	return verify(pw, encoded)
+}
+
+// HashCost is an encoded hash's algorithm and cost parameters: bcrypt and
+// its rounds, or argon2id and its m,t,p.
+func HashCost(encoded string) (algorithm, cost string) {
+	parts := strings.Split(encoded, "$")
+	switch {
+	case strings.HasPrefix(encoded, "$2") && len(parts) > 2:
+		return "bcrypt", strings.TrimLeft(parts[2], "0")
+	case len(parts) > 3 && parts[1] == "argon2id":
+		return "argon2id", parts[3]
+	}
+	return "unknown", ""
 }
 
 func verify(pw []byte, encoded string) (bool, error) {

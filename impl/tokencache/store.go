@@ -116,9 +116,9 @@ func (s *Store) DeleteAllDevices(ctx context.Context, userID string) error {
 
 // SetPassword implements db.Store.SetPassword; other devices may be
 // logged out.
-func (s *Store) SetPassword(ctx context.Context, userID, hash string, logoutOthers bool, keepDevice string) error {
+func (s *Store) SetPassword(ctx context.Context, userID, hash string, logout db.PasswordLogout) error {
 	defer s.revoke(userID)
-	return s.Store.SetPassword(ctx, userID, hash, logoutOthers, keepDevice)
+	return s.Store.SetPassword(ctx, userID, hash, logout)
 }
 
 // Deactivate implements db.Store.Deactivate.
@@ -169,8 +169,8 @@ func (s *Store) PollDeviceGrant(ctx context.Context, deviceCodeHash, clientID st
 }
 
 // RevokeOAuthToken implements db.Store.RevokeOAuthToken.
-func (s *Store) RevokeOAuthToken(ctx context.Context, tokenHash string) (string, error) {
-	userID, err := s.Store.RevokeOAuthToken(ctx, tokenHash)
+func (s *Store) RevokeOAuthToken(ctx context.Context, tokenHash, clientID string) (string, error) {
+	userID, err := s.Store.RevokeOAuthToken(ctx, tokenHash, clientID)
 	s.revoke(userID)
 	return userID, err
 }

@@ -18,7 +18,7 @@ var readOnly = map[string]bool{
 	"Account": true, "AccountByUserID": true, "LocalpartTaken": true, "MaxNumericLocalpart": true, "Devices": true,
 	"Close": true, "Ping": true, "SQLDB": true, "Migrate": true, "SchemaVersion": true, "Engine": true,
 	"Announce": true, "Listen": true, "ServerSecret": true, "CreateLoginToken": true, "UseLoginToken": true,
-	"CreateUIASession": true, "UIASession": true, "UpdateUIASession": true, "LiveUIASessions": true, "DeleteExpiredUIASessions": true,
+	"CreateUIASession": true, "UIASession": true, "UpdateUIASession": true, "InProgressUIASessions": true, "DeleteExpiredUIASessions": true,
 	"CreateRegistrationToken": true, "RegistrationToken": true, "RegistrationTokens": true, "UpdateRegistrationToken": true,
 	"DeleteRegistrationToken": true, "ReserveRegistrationToken": true, "ReleaseAbandonedReservations": true,
 	"CreateNonce": true, "UseNonce": true,
@@ -28,7 +28,7 @@ var readOnly = map[string]bool{
 	"RecordSeen": true, "ClientIPs": true, "DeleteClientIPsBefore": true,
 	"RegisterOAuthClient": true, "OAuthGrantByCode": true, "OAuthClient": true, "CreateOAuthGrant": true, "OAuthGrant": true, "PendingDeviceGrant": true,
 	"DecideOAuthGrant": true, "OAuthConsent": true, "SaveOAuthConsent": true, "CreateBrowserSession": true,
-	"BrowserSession": true, "DeleteBrowserSession": true, "DeleteExpiredOAuth": true,
+	"BrowserSession": true, "DeleteBrowserSession": true, "DeleteExpiredOAuth": true, "UnusedOAuthClients": true,
 }
 
 func TestEveryWriteThatRevokesIsWrapped(t *testing.T) {

@@ -9,8 +9,10 @@
 // registration and password reset); any other operation or requester is
 // refused. A session nobody has progressed in costs no database write:
 // its ID is sealed with the server's key and carries its start
-// (operation, requester, time, the request's parameters). Its state is
-// stored once a stage completes, and a protected operation consumes it.
+// (operation, requester, time, the request's parameters, never a secret).
+// Its state is stored once a stage completes, or once it must keep a
+// secret for a later request (the registration password, sealed in the
+// stored state), and a protected operation consumes it.
 package uia
 
 import (
@@ -90,8 +92,14 @@ type Request struct {
 	Requester string
 	// ClientIP is the client's address; ClientKey its rate-limit key.
 	ClientIP, ClientKey string
-	// Params are the request's parameters, kept in a session it starts.
+	// Params are the request's parameters, kept in a session it starts
+	// (they travel, sealed, in the session ID: no secrets).
 	Params []byte
+	// Kept are values later requests of the session need that must not
+	// travel in its ID (a password): they are kept in the stored
+	// session, sealed with the server's key, and a session holding one is
+	// stored as soon as it starts.
+	Kept map[string]string
 }
 
 // Session is a UIA session.
@@ -111,11 +119,32 @@ type Session struct {
 	version   int64
 	stored    bool
 	consumed  bool
+	complete  bool
 	clientKey string
+	opener    *secrets.Sealer
 }
 
 // Result is the result of a completed stage.
 func (s *Session) Result(authType string) string { return s.Data["stage:"+authType] }
+
+// keptPrefix marks the session data that Request.Kept stored.
+const keptPrefix = "kept:"
+
+// Kept returns a value a request of the session asked to keep, or "".
+func (s *Session) Kept(key string) string {
+	sealed := s.Data[keptPrefix+key]
+	if sealed == "" || s.opener == nil {
+		return ""
+	}
+	plain, _, err := s.opener.Open(sealed, keptContext)
+	if err != nil {
+		return ""
+	}
+	return string(plain)
+}
+
+// Forget drops a kept value (stored with the session's next write).
+func (s *Session) Forget(key string) { delete(s.Data, keptPrefix+key) }
 
 // Stored reports whether the session has been written to the store.
 func (s *Session) Stored() bool { return s.stored }
@@ -125,7 +154,7 @@ type Store interface {
 	CreateUIASession(ctx context.Context, s db.UIASession) error
 	UIASession(ctx context.Context, id string) (db.UIASession, error)
 	UpdateUIASession(ctx context.Context, s db.UIASession) error
-	LiveUIASessions(ctx context.Context, clientAddr string) (int64, error)
+	InProgressUIASessions(ctx context.Context, key string, byRequester bool) (n, oldestExpiry int64, err error)
 }
 
 // StartLimiter charges the start of a session to the client.
@@ -137,9 +166,11 @@ type StartLimiter interface {
 type Config struct {
 	// Lifetime is how long a session lives (Synapse: 48 h).
 	Lifetime time.Duration
-	// MaxStoredPerAddress caps the live stored sessions of one client
-	// address; 0 means no cap.
-	MaxStoredPerAddress int
+	// MaxInProgress caps the stored sessions in progress (no flow complete
+	// yet, not consumed) of one client address for sessions without a
+	// requester, and of one user for a logged-in requester's; 0 means no
+	// cap.
+	MaxInProgress int
 	// Secret is the server's secret, from which the key sealing session
 	// IDs is derived.
 	Secret []byte
@@ -177,7 +208,10 @@ func (e *Engine) Offers(authType string) bool { _, ok := e.stages[authType]; ret
 // Stage returns the engine's stage of authType, or nil.
 func (e *Engine) Stage(authType string) Stage { return e.stages[authType] }
 
-const sealContext = "session v1"
+const (
+	sealContext = "session v1"
+	keptContext = "kept value v1"
+)
 
 // sessionStart is what a session ID carries.
 type sessionStart struct {
@@ -237,7 +271,7 @@ func (e *Engine) open(ctx context.Context, id string) (*Session, error) {
 		return nil, errUnknownSession
 	}
 	sess := &Session{ID: id, Op: Operation{start.Method, start.Path}, Requester: start.Requester, Started: started,
-		Params: start.Params, Data: map[string]string{}, rowID: rowID(nonce)}
+		Params: start.Params, Data: map[string]string{}, rowID: rowID(nonce), opener: e.sealer}
 	row, err := e.store.UIASession(ctx, sess.rowID)
 	if errors.Is(err, db.ErrNotFound) {
 		return sess, nil
@@ -254,7 +288,7 @@ func (e *Engine) open(ctx context.Context, id string) (*Session, error) {
 	if err := json.Unmarshal([]byte(row.Data), &sess.Data); err != nil {
 		return nil, matrix.Internal(err)
 	}
-	sess.version, sess.stored, sess.clientKey = row.Version, true, row.ClientAddr
+	sess.version, sess.stored, sess.clientKey, sess.complete = row.Version, true, row.ClientAddr, row.FlowComplete
 	return sess, nil
 }
 
@@ -279,7 +313,7 @@ func (e *Engine) start(req *Request) (*Session, error) {
 	id, nonce := e.sealer.Seal(plain, sealContext)
 	e.cfg.Metrics.UIAStarted()
 	return &Session{ID: id, Op: op, Requester: req.Requester, Started: time.UnixMilli(now.UnixMilli()), Params: req.Params,
-		Data: map[string]string{}, rowID: rowID(nonce), clientKey: req.ClientKey}, nil
+		Data: map[string]string{}, rowID: rowID(nonce), clientKey: req.ClientKey, opener: e.sealer}, nil
 }
 
 // Authenticate runs the submitted stage, if any, and returns the session
@@ -319,11 +353,16 @@ func (e *Engine) Authenticate(ctx context.Context, sess *Session, req *Request) 
 			progressed = true
 		}
 	}
+	kept := e.keep(sess, req.Kept)
 	if failure == nil && flowComplete(req.Flows, sess.Completed) {
 		if err := e.checkProvenUsers(sess); err != nil {
 			return nil, err
 		}
-		if progressed && sess.stored {
+		wasComplete := sess.complete
+		sess.complete = true
+		// A session the operation runs with now need not be stored; one
+		// stored already records its progress and that it is complete.
+		if sess.stored && (progressed || kept || !wasComplete) {
 			if err := e.save(ctx, sess); err != nil {
 				return nil, err
 			}
@@ -331,12 +370,27 @@ func (e *Engine) Authenticate(ctx context.Context, sess *Session, req *Request) 
 		e.cfg.Metrics.UIACompleted()
 		return sess, nil
 	}
-	if progressed {
+	if progressed || kept {
 		if err := e.save(ctx, sess); err != nil {
 			return nil, err
 		}
 	}
 	return nil, e.challenge(sess, req.Flows, failure)
+}
+
+// keep seals values into the session's data; it reports whether any
+// changed.
+func (e *Engine) keep(sess *Session, values map[string]string) bool {
+	changed := false
+	for k, v := range values {
+		if sess.Kept(k) == v {
+			continue
+		}
+		sealed, _ := e.sealer.Seal([]byte(v), keptContext)
+		sess.Data[keptPrefix+k] = sealed
+		changed = true
+	}
+	return changed
 }
 
 // Keep stores a session whose flow completed in a request that could not
@@ -396,7 +450,7 @@ func (e *Engine) Release(ctx context.Context, sess *Session) {
 func (e *Engine) Row(sess *Session) db.UIASession {
 	return db.UIASession{SessionID: sess.rowID, Method: sess.Op.Method, Path: NormalisePath(sess.Op.Path),
 		Requester: sess.Requester, ClientAddr: sess.clientKey, Completed: string(mustJSON(orEmpty(sess.Completed))),
-		Data: string(mustJSON(sess.Data)), Consumed: sess.consumed, Version: sess.version,
+		Data: string(mustJSON(sess.Data)), Consumed: sess.consumed, FlowComplete: sess.complete, Version: sess.version,
 		CreatedAt: sess.Started.UnixMilli(), ExpiresAt: sess.Started.Add(e.cfg.Lifetime).UnixMilli()}
 }
 
@@ -414,24 +468,45 @@ func (e *Engine) Recorded(ctx context.Context, sess *Session, key string) string
 	return data[key]
 }
 
-var errTooManySessions = &matrix.Error{Status: http.StatusTooManyRequests, Code: matrix.CodeLimitExceeded,
-	Message: "Too many authentication sessions in progress from this address", RetryAfterMS: 60_000}
+// checkInProgress refuses to store a new session when its requester (or,
+// without one, its client address) has MaxInProgress sessions in
+// progress; the 429 says when the first of them expires.
+func (e *Engine) checkInProgress(ctx context.Context, sess *Session) error {
+	limit := e.cfg.MaxInProgress
+	key, byRequester := sess.clientKey, false
+	if sess.Requester != "" {
+		key, byRequester = sess.Requester, true
+	}
+	if limit <= 0 || key == "" {
+		return nil
+	}
+	n, oldest, err := e.store.InProgressUIASessions(ctx, key, byRequester)
+	if err != nil {
+		return matrix.Internal(err)
+	}
+	if n < int64(limit) {
+		return nil
+	}
+	who := "from this address"
+	if byRequester {
+		who = "of this account"
+	}
+	return &matrix.Error{Status: http.StatusTooManyRequests, Code: matrix.CodeLimitExceeded,
+		Message:      "Too many authentication sessions in progress " + who + "; finish one or wait",
+		RetryAfterMS: max(oldest-e.cfg.Now().UnixMilli(), 1)}
+}
 
 // save creates or updates the session; a concurrent change of the same
 // session makes this request fail with a retryable 409 without losing the
 // other's work.
 func (e *Engine) save(ctx context.Context, sess *Session) error {
+	if !sess.stored && !sess.complete {
+		if err := e.checkInProgress(ctx, sess); err != nil {
+			return err
+		}
+	}
 	row := e.Row(sess)
 	if !sess.stored {
-		if max := e.cfg.MaxStoredPerAddress; max > 0 && sess.clientKey != "" {
-			n, err := e.store.LiveUIASessions(ctx, sess.clientKey)
-			if err != nil {
-				return matrix.Internal(err)
-			}
-			if n >= int64(max) {
-				return errTooManySessions
-			}
-		}
 		err := e.store.CreateUIASession(ctx, row)
 		if errors.Is(err, db.ErrConflict) {
 			return errConflict

@@ -53,16 +53,22 @@ func (m *memStore) UpdateUIASession(_ context.Context, s db.UIASession) error {
 	return nil
 }
 
-func (m *memStore) LiveUIASessions(_ context.Context, addr string) (int64, error) {
+func (m *memStore) InProgressUIASessions(_ context.Context, key string, byRequester bool) (n, oldest int64, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var n int64
 	for _, s := range m.rows {
-		if s.ClientAddr == addr && !s.Consumed && s.ExpiresAt > m.now().UnixMilli() {
+		mine := s.ClientAddr == key && s.Requester == ""
+		if byRequester {
+			mine = s.Requester == key
+		}
+		if mine && !s.Consumed && !s.FlowComplete && s.ExpiresAt > m.now().UnixMilli() {
 			n++
+			if oldest == 0 || s.ExpiresAt < oldest {
+				oldest = s.ExpiresAt
+			}
 		}
 	}
-	return n, nil
+	return n, oldest, nil
 }
 
 // failingStage fails until told otherwise.
@@ -111,7 +117,7 @@ func newFixture(t *testing.T, maxPerAddr int) *fixture {
 	clock := func() time.Time { return f.now }
 	f.store = &memStore{rows: map[string]db.UIASession{}, now: clock}
 	var err error
-	f.engine, err = New(Config{Lifetime: 48 * time.Hour, MaxStoredPerAddress: maxPerAddr, Secret: []byte("0123456789abcdef0123"), Now: clock},
+	f.engine, err = New(Config{Lifetime: 48 * time.Hour, MaxInProgress: maxPerAddr, Secret: []byte("0123456789abcdef0123"), Now: clock},
 		f.store, f.starts, Dummy{}, f.flaky, proverStage{})
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +130,11 @@ var opA = Operation{http.MethodPost, "/_matrix/client/v3/account/password"}
 func str(s string) *string { return &s }
 
 func (f *fixture) run(op Operation, requester, session, authType string, flows [][]string, user ...string) (*Session, error) {
+	return f.runWith(func(*Request) {}, op, requester, session, authType, flows, user...)
+}
+
+// runWith runs a request that adjust changes first.
+func (f *fixture) runWith(adjust func(*Request), op Operation, requester, session, authType string, flows [][]string, user ...string) (*Session, error) {
 	auth := &api.AuthData{}
 	if session != "" {
 		auth.Session = &session
@@ -136,6 +147,7 @@ func (f *fixture) run(op Operation, requester, session, authType string, flows [
 	}
 	req := &Request{Op: op, Auth: auth, Flows: flows, Requester: requester, ClientIP: "192.0.2.1", ClientKey: "192.0.2.1",
 		Params: []byte(`{"p":1}`)}
+	adjust(req)
 	sess, err := f.engine.Load(context.Background(), req)
 	if err != nil {
 		return nil, err
@@ -301,5 +313,93 @@ func TestRegistrationTokenGrammar(t *testing.T) {
 		if got := ValidRegistrationToken(token); got != want {
 			t.Errorf("%q: %v, want %v", token, got, want)
 		}
+	}
+}
+
+// TestOnlySessionsInProgressAreCapped: sessions whose flow is complete or
+// that were consumed never count, a logged-in user's sessions count for
+// that user and not for the address, and the 429 says when a slot frees.
+func TestOnlySessionsInProgressAreCapped(t *testing.T) {
+	f := newFixture(t, 2)
+	twoStep := [][]string{{TypeDummy, "test.flaky"}}
+	oneStep := [][]string{{TypeDummy}}
+	// Many completed and consumed sessions of the user: none counts.
+	for i := 0; i < 5; i++ {
+		sess, err := f.run(opA, "@a:x", "", TypeDummy, oneStep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.engine.Consume(context.Background(), sess); err != nil {
+			t.Fatalf("consuming session %d: %v", i, err)
+		}
+		_, err = f.run(opA, "@a:x", "", "", twoStep)
+		sess, err = f.run(opA, "@a:x", *challengeOf(t, err).Session, TypeDummy, oneStep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.engine.Keep(context.Background(), sess); err != nil {
+			t.Fatalf("keeping completed session %d: %v", i, err)
+		}
+	}
+	// Two in progress for @a:x, stored an hour apart.
+	progress := func(requester string) error {
+		_, err := f.run(opA, requester, "", "", twoStep)
+		_, err = f.run(opA, requester, *challengeOf(t, err).Session, TypeDummy, twoStep)
+		return err
+	}
+	challengeOf(t, progress("@a:x"))
+	f.now = f.now.Add(time.Hour)
+	challengeOf(t, progress("@a:x"))
+	f.now = f.now.Add(time.Hour)
+	err := progress("@a:x")
+	wantError(t, err, 429, "M_LIMIT_EXCEEDED")
+	if e, _ := matrix.As(err); e.RetryAfterMS != (46 * time.Hour).Milliseconds() {
+		t.Fatalf("retry_after_ms %d, want the first session's expiry (46 h)", e.RetryAfterMS)
+	}
+	// Another user from the same address, and a registration (nobody
+	// logged in) from it, are not held back by @a:x's sessions.
+	challengeOf(t, progress("@b:x"))
+	challengeOf(t, progress(""))
+	challengeOf(t, progress(""))
+	wantError(t, progress(""), 429, "M_LIMIT_EXCEEDED")
+	// When the first session expires, @a:x may store another.
+	f.now = f.now.Add(46*time.Hour + time.Millisecond)
+	challengeOf(t, progress("@a:x"))
+}
+
+// TestKeptValuesStayOutOfTheSessionID: a kept value is stored (sealed)
+// with the session from its first request, given back to the next
+// request, and can be forgotten; the ID is the same size with or without
+// one.
+func TestKeptValuesStayOutOfTheSessionID(t *testing.T) {
+	f := newFixture(t, 0)
+	twoStep := [][]string{{TypeDummy, "test.flaky"}}
+	keep := func(r *Request) { r.Kept = map[string]string{"password": "hunter2-secret"} }
+	_, err := f.run(opA, "", "", "", twoStep)
+	plainID := *challengeOf(t, err).Session
+	_, err = f.runWith(keep, opA, "", "", "", twoStep)
+	id := *challengeOf(t, err).Session
+	if len(id) != len(plainID) {
+		t.Fatalf("the session ID grew with a kept value: %d -> %d characters", len(plainID), len(id))
+	}
+	if len(f.store.rows) != 1 {
+		t.Fatalf("a session keeping a value is stored at once: %d rows", len(f.store.rows))
+	}
+	for _, row := range f.store.rows {
+		if strings.Contains(row.Data, "hunter2") {
+			t.Fatalf("the kept value is stored in clear: %s", row.Data)
+		}
+	}
+	sess, err := f.engine.Load(context.Background(), &Request{Op: opA, Auth: &api.AuthData{Session: &id}})
+	if err != nil || sess.Kept("password") != "hunter2-secret" {
+		t.Fatalf("kept %q, %v", sess.Kept("password"), err)
+	}
+	sess.Forget("password")
+	if err := f.engine.Complete(context.Background(), sess, TypeDummy, ""); err != nil {
+		t.Fatal(err)
+	}
+	sess, _ = f.engine.Load(context.Background(), &Request{Op: opA, Auth: &api.AuthData{Session: &id}})
+	if sess.Kept("password") != "" {
+		t.Fatal("a forgotten value came back")
 	}
 }

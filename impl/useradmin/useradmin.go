@@ -159,7 +159,10 @@ func (s *Service) ResetPassword(ctx context.Context, actor, user, password strin
 		return matrix.BadRequest(matrix.CodeInvalidParam, "The account is deactivated; reactivate it with a password instead")
 	}
 	detail := map[string]any{"logout_devices": logoutDevices}
-	err = s.accounts.SetPassword(audited(ctx, actor, "reset_password", a.UserID, detail), a.UserID, password, logoutDevices, "")
+	// The browser sign-ins made with the old password end whatever
+	// logout_devices says.
+	err = s.accounts.SetPassword(audited(ctx, actor, "reset_password", a.UserID, detail), a.UserID, password,
+		db.PasswordLogout{Devices: logoutDevices, SignIns: true})
 	if err != nil {
 		return err
 	}
