@@ -3,6 +3,7 @@ package impl_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"testing"
@@ -118,7 +119,9 @@ func TestRateLimitsSharedThroughRedis(t *testing.T) {
 		c.RcLogin.Address = ratelimit.Rate{PerSecond: 0.001, BurstCount: 4}
 	})
 	b := a.twin()
-	ip := fmt.Sprintf("198.51.100.%d", time.Now().UnixNano()%250+1) // a fresh bucket per run
+	// A fresh bucket per run, even with other runs sharing the Redis: an
+	// IPv6 /64 of 2^32.
+	ip := fmt.Sprintf("[2001:db8:%x:%x::1]", rand.Uint32()>>16, rand.Uint32()&0xffff)
 	limited := 0
 	for i := 0; i < 10; i++ {
 		r := []*testEnv{a, b}[i%2].doFrom(ip, "POST", loginURL, loginBody("nobody", "x"))
