@@ -343,7 +343,7 @@ type AdminUser struct {
 	// Name The user ID.
 	Name string `json:"name"`
 
-	// ShadowBanned Always false; registrar has no shadow bans.
+	// ShadowBanned Shadow-banned (set with POST /_synapse/admin/v1/users/{user_id}/shadow_ban).
 	ShadowBanned bool `json:"shadow_banned"`
 
 	// Suspended Suspended (Matrix v1.13).
@@ -399,26 +399,30 @@ type AuthFlow struct {
 
 // AuthMetadata The OAuth 2.0 authorisation server metadata (RFC 8414).
 type AuthMetadata struct {
-	AccountManagementActionsSupported      *[]string `json:"account_management_actions_supported,omitempty"`
-	AccountManagementUri                   *string   `json:"account_management_uri,omitempty"`
-	AuthorizationEndpoint                  string    `json:"authorization_endpoint"`
-	ClaimsSupported                        *[]string `json:"claims_supported,omitempty"`
-	CodeChallengeMethodsSupported          []string  `json:"code_challenge_methods_supported"`
-	DeviceAuthorizationEndpoint            *string   `json:"device_authorization_endpoint,omitempty"`
-	GrantTypesSupported                    []string  `json:"grant_types_supported"`
-	IdTokenSigningAlgValuesSupported       *[]string `json:"id_token_signing_alg_values_supported,omitempty"`
-	Issuer                                 string    `json:"issuer"`
-	JwksUri                                *string   `json:"jwks_uri,omitempty"`
-	PromptValuesSupported                  *[]string `json:"prompt_values_supported,omitempty"`
-	RegistrationEndpoint                   string    `json:"registration_endpoint"`
-	ResponseModesSupported                 []string  `json:"response_modes_supported"`
-	ResponseTypesSupported                 []string  `json:"response_types_supported"`
-	RevocationEndpoint                     string    `json:"revocation_endpoint"`
-	RevocationEndpointAuthMethodsSupported *[]string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
-	ScopesSupported                        *[]string `json:"scopes_supported,omitempty"`
-	SubjectTypesSupported                  *[]string `json:"subject_types_supported,omitempty"`
-	TokenEndpoint                          string    `json:"token_endpoint"`
-	TokenEndpointAuthMethodsSupported      *[]string `json:"token_endpoint_auth_methods_supported,omitempty"`
+	AccountManagementActionsSupported *[]string `json:"account_management_actions_supported,omitempty"`
+	AccountManagementUri              *string   `json:"account_management_uri,omitempty"`
+	AuthorizationEndpoint             string    `json:"authorization_endpoint"`
+	ClaimsSupported                   *[]string `json:"claims_supported,omitempty"`
+	CodeChallengeMethodsSupported     []string  `json:"code_challenge_methods_supported"`
+	DeviceAuthorizationEndpoint       *string   `json:"device_authorization_endpoint,omitempty"`
+	GrantTypesSupported               []string  `json:"grant_types_supported"`
+	IdTokenSigningAlgValuesSupported  *[]string `json:"id_token_signing_alg_values_supported,omitempty"`
+
+	// IntrospectionEndpoint Token introspection (RFC 7662), for the homeserver's configured clients.
+	IntrospectionEndpoint                     *string   `json:"introspection_endpoint,omitempty"`
+	IntrospectionEndpointAuthMethodsSupported *[]string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	Issuer                                    string    `json:"issuer"`
+	JwksUri                                   *string   `json:"jwks_uri,omitempty"`
+	PromptValuesSupported                     *[]string `json:"prompt_values_supported,omitempty"`
+	RegistrationEndpoint                      string    `json:"registration_endpoint"`
+	ResponseModesSupported                    []string  `json:"response_modes_supported"`
+	ResponseTypesSupported                    []string  `json:"response_types_supported"`
+	RevocationEndpoint                        string    `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported    *[]string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	ScopesSupported                           *[]string `json:"scopes_supported,omitempty"`
+	SubjectTypesSupported                     *[]string `json:"subject_types_supported,omitempty"`
+	TokenEndpoint                             string    `json:"token_endpoint"`
+	TokenEndpointAuthMethodsSupported         *[]string `json:"token_endpoint_auth_methods_supported,omitempty"`
 }
 
 // AuthResponse Sent with 401 when additional authentication information is required.
@@ -441,6 +445,12 @@ type AuthResponse struct {
 
 	// Session The session identifier to pass back in later attempts.
 	Session *string `json:"session,omitempty"`
+}
+
+// AuthenticationInformation Where clients find the authorisation server and the account page.
+type AuthenticationInformation struct {
+	Account *string `json:"account,omitempty"`
+	Issuer  string  `json:"issuer"`
 }
 
 // BooleanCapability A capability that is either enabled or not.
@@ -509,6 +519,9 @@ type DiscoveryInformation struct {
 
 	// MIdentityServer Where clients reach the identity server.
 	MIdentityServer *IdentityServerInformation `json:"m.identity_server,omitempty"`
+
+	// OrgMatrixMsc2965Authentication Where clients find the authorisation server and the account page.
+	OrgMatrixMsc2965Authentication *AuthenticationInformation `json:"org.matrix.msc2965.authentication,omitempty"`
 }
 
 // EmailValidationRequest Requests that the server sends a validation token to an email address.
@@ -572,6 +585,14 @@ type IdentityServerInformation struct {
 	//
 	// Example: https://identity.example.com
 	BaseUrl string `json:"base_url"`
+}
+
+// IntrospectionRequest defines model for IntrospectionRequest.
+type IntrospectionRequest struct {
+	ClientId      *string `json:"client_id,omitempty"`
+	ClientSecret  *string `json:"client_secret,omitempty"`
+	Token         *string `json:"token,omitempty"`
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
 }
 
 // LegacyError A Matrix error.
@@ -660,6 +681,29 @@ type OAuthClientMetadata struct {
 type OAuthError struct {
 	Error            string  `json:"error"`
 	ErrorDescription *string `json:"error_description,omitempty"`
+}
+
+// OAuthIntrospection What an access token is, or {"active": false}.
+type OAuthIntrospection struct {
+	// Active Whether the token is live and its account may use it.
+	Active    bool    `json:"active"`
+	ClientId  *string `json:"client_id,omitempty"`
+	DeviceId  *string `json:"device_id,omitempty"`
+	Exp       *int64  `json:"exp,omitempty"`
+	ExpiresIn *int64  `json:"expires_in,omitempty"`
+	Iat       *int64  `json:"iat,omitempty"`
+
+	// Scope Space-separated: the Matrix API scope (or the guest scope) and the
+	// device scope, each in its stable and its unstable (MSC2967)
+	// spelling, and `urn:synapse:admin:*` for a server admin.
+	Scope *string `json:"scope,omitempty"`
+
+	// Sub The user's Matrix ID.
+	Sub       *string `json:"sub,omitempty"`
+	TokenType *string `json:"token_type,omitempty"`
+
+	// Username The user's localpart.
+	Username *string `json:"username,omitempty"`
 }
 
 // RateLimitError The rate limit was reached for this request.
@@ -1142,6 +1186,11 @@ type AccountPageParams struct {
 	DeviceId *string `form:"device_id,omitempty" json:"device_id,omitempty"`
 }
 
+// AccountCrossSigningResetSubmitFormdataBody defines parameters for AccountCrossSigningResetSubmit.
+type AccountCrossSigningResetSubmitFormdataBody struct {
+	Csrf *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+}
+
 // AccountDeactivateSubmitFormdataBody defines parameters for AccountDeactivateSubmit.
 type AccountDeactivateSubmitFormdataBody struct {
 	Confirm  *string `form:"confirm,omitempty" json:"confirm,omitempty"`
@@ -1576,6 +1625,9 @@ type RequestTokenToRegisterEmailJSONRequestBody = EmailValidationRequest
 // RequestTokenToRegisterMSISDNJSONRequestBody defines body for RequestTokenToRegisterMSISDN for application/json ContentType.
 type RequestTokenToRegisterMSISDNJSONRequestBody = MsisdnValidationRequest
 
+// AccountCrossSigningResetSubmitFormdataRequestBody defines body for AccountCrossSigningResetSubmit for application/x-www-form-urlencoded ContentType.
+type AccountCrossSigningResetSubmitFormdataRequestBody AccountCrossSigningResetSubmitFormdataBody
+
 // AccountDeactivateSubmitFormdataRequestBody defines body for AccountDeactivateSubmit for application/x-www-form-urlencoded ContentType.
 type AccountDeactivateSubmitFormdataRequestBody AccountDeactivateSubmitFormdataBody
 
@@ -1608,6 +1660,9 @@ type SignOutSubmitFormdataRequestBody SignOutSubmitFormdataBody
 
 // OauthDeviceAuthorizationFormdataRequestBody defines body for OauthDeviceAuthorization for application/x-www-form-urlencoded ContentType.
 type OauthDeviceAuthorizationFormdataRequestBody OauthDeviceAuthorizationFormdataBody
+
+// OauthIntrospectFormdataRequestBody defines body for OauthIntrospect for application/x-www-form-urlencoded ContentType.
+type OauthIntrospectFormdataRequestBody = IntrospectionRequest
 
 // RegisterOAuthClientJSONRequestBody defines body for RegisterOAuthClient for application/json ContentType.
 type RegisterOAuthClientJSONRequestBody = OAuthClientMetadata
@@ -1650,6 +1705,9 @@ type DeleteDevicesAdminJSONRequestBody DeleteDevicesAdminJSONBody
 
 // UpdateDeviceAdminJSONRequestBody defines body for UpdateDeviceAdmin for application/json ContentType.
 type UpdateDeviceAdminJSONRequestBody UpdateDeviceAdminJSONBody
+
+// OauthIntrospectAtRootFormdataRequestBody defines body for OauthIntrospectAtRoot for application/x-www-form-urlencoded ContentType.
+type OauthIntrospectAtRootFormdataRequestBody = IntrospectionRequest
 
 // Getter for additional properties for OAuthClientMetadata. Returns the specified
 // element and whether it was found
@@ -2128,6 +2186,9 @@ type ServerInterface interface {
 	// AccountPage The account management page (account_management_uri), opened at an action's view.
 	// (GET /_registrar/account)
 	AccountPage(ctx echo.Context, params AccountPageParams) error
+	// AccountCrossSigningResetSubmit Allows replacing the cross-signing keys without further authentication for a while (org.matrix.cross_signing_reset), once the person confirms.
+	// (POST /_registrar/account/cross_signing_reset)
+	AccountCrossSigningResetSubmit(ctx echo.Context) error
 	// AccountDeactivateSubmit Deactivates the account (with the password and a confirmation).
 	// (POST /_registrar/account/deactivate)
 	AccountDeactivateSubmit(ctx echo.Context) error
@@ -2173,6 +2234,9 @@ type ServerInterface interface {
 	// OauthDeviceAuthorization Starts a device authorisation (RFC 8628 §3.1).
 	// (POST /_registrar/oauth2/device_authorization)
 	OauthDeviceAuthorization(ctx echo.Context) error
+	// OauthIntrospect Introspects an access token (RFC 7662).
+	// (POST /_registrar/oauth2/introspect)
+	OauthIntrospect(ctx echo.Context) error
 	// GetOAuthKeys The JSON Web Key Set that verifies ID tokens.
 	// (GET /_registrar/oauth2/keys)
 	GetOAuthKeys(ctx echo.Context) error
@@ -2218,6 +2282,9 @@ type ServerInterface interface {
 	// ResetPasswordAdmin Sets a user's password.
 	// (POST /_synapse/admin/v1/reset_password/{userId})
 	ResetPasswordAdmin(ctx echo.Context, userId string) error
+	// GetServerVersion The server's name and version (Synapse's admin API; synadm calls it first).
+	// (GET /_synapse/admin/v1/server_version)
+	GetServerVersion(ctx echo.Context) error
 	// UsernameAvailableAdmin Whether a username is valid and free, even with registration closed.
 	// (GET /_synapse/admin/v1/username_available)
 	UsernameAvailableAdmin(ctx echo.Context, params UsernameAvailableAdminParams) error
@@ -2230,6 +2297,12 @@ type ServerInterface interface {
 	// LoginAsUserAdmin An access token for the user, on the admin's behalf.
 	// (POST /_synapse/admin/v1/users/{userId}/login)
 	LoginAsUserAdmin(ctx echo.Context, userId string) error
+	// UnshadowBanUser Lifts a shadow ban (Synapse's admin API).
+	// (DELETE /_synapse/admin/v1/users/{userId}/shadow_ban)
+	UnshadowBanUser(ctx echo.Context, userId string) error
+	// ShadowBanUser Shadow-bans a user (Synapse's admin API).
+	// (POST /_synapse/admin/v1/users/{userId}/shadow_ban)
+	ShadowBanUser(ctx echo.Context, userId string) error
 	// WhoisAdmin Where and with what the user's devices were used.
 	// (GET /_synapse/admin/v1/whois/{userId})
 	WhoisAdmin(ctx echo.Context, userId string) error
@@ -2263,6 +2336,9 @@ type ServerInterface interface {
 	// GetHealth Whether the process serves requests.
 	// (GET /health)
 	GetHealth(ctx echo.Context) error
+	// OauthIntrospectAtRoot Introspects an access token (RFC 7662), where newer Synapse looks for it.
+	// (POST /oauth2/introspect)
+	OauthIntrospectAtRoot(ctx echo.Context) error
 	// GetReadiness Whether the server can answer requests that need its stores.
 	// (GET /readyz)
 	GetReadiness(ctx echo.Context) error
@@ -2868,6 +2944,15 @@ func (w *ServerInterfaceWrapper) AccountPage(ctx echo.Context) error {
 	return err
 }
 
+// AccountCrossSigningResetSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountCrossSigningResetSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountCrossSigningResetSubmit(ctx)
+	return err
+}
+
 // AccountDeactivateSubmit converts echo context to params.
 func (w *ServerInterfaceWrapper) AccountDeactivateSubmit(ctx echo.Context) error {
 	var err error
@@ -3107,6 +3192,15 @@ func (w *ServerInterfaceWrapper) OauthDeviceAuthorization(ctx echo.Context) erro
 	return err
 }
 
+// OauthIntrospect converts echo context to params.
+func (w *ServerInterfaceWrapper) OauthIntrospect(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.OauthIntrospect(ctx)
+	return err
+}
+
 // GetOAuthKeys converts echo context to params.
 func (w *ServerInterfaceWrapper) GetOAuthKeys(ctx echo.Context) error {
 	var err error
@@ -3302,6 +3396,15 @@ func (w *ServerInterfaceWrapper) ResetPasswordAdmin(ctx echo.Context) error {
 	return err
 }
 
+// GetServerVersion converts echo context to params.
+func (w *ServerInterfaceWrapper) GetServerVersion(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetServerVersion(ctx)
+	return err
+}
+
 // UsernameAvailableAdmin converts echo context to params.
 func (w *ServerInterfaceWrapper) UsernameAvailableAdmin(ctx echo.Context) error {
 	var err error
@@ -3365,6 +3468,38 @@ func (w *ServerInterfaceWrapper) LoginAsUserAdmin(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.LoginAsUserAdmin(ctx, userId)
+	return err
+}
+
+// UnshadowBanUser converts echo context to params.
+func (w *ServerInterfaceWrapper) UnshadowBanUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UnshadowBanUser(ctx, userId)
+	return err
+}
+
+// ShadowBanUser converts echo context to params.
+func (w *ServerInterfaceWrapper) ShadowBanUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ShadowBanUser(ctx, userId)
 	return err
 }
 
@@ -3733,6 +3868,15 @@ func (w *ServerInterfaceWrapper) GetHealth(ctx echo.Context) error {
 	return err
 }
 
+// OauthIntrospectAtRoot converts echo context to params.
+func (w *ServerInterfaceWrapper) OauthIntrospectAtRoot(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.OauthIntrospectAtRoot(ctx)
+	return err
+}
+
 // GetReadiness converts echo context to params.
 func (w *ServerInterfaceWrapper) GetReadiness(ctx echo.Context) error {
 	var err error
@@ -3837,6 +3981,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_matrix/client/v3/register/msisdn/requestToken", wrapper.RequestTokenToRegisterMSISDN, options.OperationMiddlewares["requestTokenToRegisterMSISDN"]...)
 	router.GET(options.BaseURL+"/_matrix/client/versions", wrapper.GetVersions, options.OperationMiddlewares["getVersions"]...)
 	router.GET(options.BaseURL+"/_registrar/account", wrapper.AccountPage, options.OperationMiddlewares["accountPage"]...)
+	router.POST(options.BaseURL+"/_registrar/account/cross_signing_reset", wrapper.AccountCrossSigningResetSubmit, options.OperationMiddlewares["accountCrossSigningResetSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/deactivate", wrapper.AccountDeactivateSubmit, options.OperationMiddlewares["accountDeactivateSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/device/delete", wrapper.AccountDeviceDeleteSubmit, options.OperationMiddlewares["accountDeviceDeleteSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/password", wrapper.AccountPasswordSubmit, options.OperationMiddlewares["accountPasswordSubmit"]...)
@@ -3852,6 +3997,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_registrar/logout", wrapper.SignOutSubmit, options.OperationMiddlewares["signOutSubmit"]...)
 	router.GET(options.BaseURL+"/_registrar/oauth2/authorize", wrapper.OauthAuthorize, options.OperationMiddlewares["oauthAuthorize"]...)
 	router.POST(options.BaseURL+"/_registrar/oauth2/device_authorization", wrapper.OauthDeviceAuthorization, options.OperationMiddlewares["oauthDeviceAuthorization"]...)
+	router.POST(options.BaseURL+"/_registrar/oauth2/introspect", wrapper.OauthIntrospect, options.OperationMiddlewares["oauthIntrospect"]...)
 	router.GET(options.BaseURL+"/_registrar/oauth2/keys", wrapper.GetOAuthKeys, options.OperationMiddlewares["getOAuthKeys"]...)
 	router.POST(options.BaseURL+"/_registrar/oauth2/register", wrapper.RegisterOAuthClient, options.OperationMiddlewares["registerOAuthClient"]...)
 	router.POST(options.BaseURL+"/_registrar/oauth2/revoke", wrapper.OauthRevoke, options.OperationMiddlewares["oauthRevoke"]...)
@@ -3867,10 +4013,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PUT(options.BaseURL+"/_synapse/admin/v1/registration_tokens/:token", wrapper.UpdateRegistrationToken, options.OperationMiddlewares["updateRegistrationToken"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/registration_tokens/new", wrapper.CreateRegistrationToken, options.OperationMiddlewares["createRegistrationToken"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/reset_password/:userId", wrapper.ResetPasswordAdmin, options.OperationMiddlewares["resetPasswordAdmin"]...)
+	router.GET(options.BaseURL+"/_synapse/admin/v1/server_version", wrapper.GetServerVersion, options.OperationMiddlewares["getServerVersion"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v1/username_available", wrapper.UsernameAvailableAdmin, options.OperationMiddlewares["usernameAvailableAdmin"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v1/users/:userId/admin", wrapper.GetUserAdminStatus, options.OperationMiddlewares["getUserAdminStatus"]...)
 	router.PUT(options.BaseURL+"/_synapse/admin/v1/users/:userId/admin", wrapper.SetUserAdminStatus, options.OperationMiddlewares["setUserAdminStatus"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/users/:userId/login", wrapper.LoginAsUserAdmin, options.OperationMiddlewares["loginAsUserAdmin"]...)
+	router.DELETE(options.BaseURL+"/_synapse/admin/v1/users/:userId/shadow_ban", wrapper.UnshadowBanUser, options.OperationMiddlewares["unshadowBanUser"]...)
+	router.POST(options.BaseURL+"/_synapse/admin/v1/users/:userId/shadow_ban", wrapper.ShadowBanUser, options.OperationMiddlewares["shadowBanUser"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v1/whois/:userId", wrapper.WhoisAdmin, options.OperationMiddlewares["whoisAdmin"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v2/users", wrapper.ListUsersAdminV2, options.OperationMiddlewares["listUsersAdminV2"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v2/users/:userId", wrapper.GetUserAdmin, options.OperationMiddlewares["getUserAdmin"]...)
@@ -3882,6 +4031,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PUT(options.BaseURL+"/_synapse/admin/v2/users/:userId/devices/:deviceId", wrapper.UpdateDeviceAdmin, options.OperationMiddlewares["updateDeviceAdmin"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v3/users", wrapper.ListUsersAdminV3, options.OperationMiddlewares["listUsersAdminV3"]...)
 	router.GET(options.BaseURL+"/health", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
+	router.POST(options.BaseURL+"/oauth2/introspect", wrapper.OauthIntrospectAtRoot, options.OperationMiddlewares["oauthIntrospectAtRoot"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness, options.OperationMiddlewares["getReadiness"]...)
 
 }
@@ -6208,6 +6358,90 @@ func (response AccountPage403TexthtmlResponse) VisitAccountPageResponse(w http.R
 	return err
 }
 
+type AccountCrossSigningResetSubmitRequestObject struct {
+	Body *AccountCrossSigningResetSubmitFormdataRequestBody
+}
+
+type AccountCrossSigningResetSubmitResponseObject interface {
+	VisitAccountCrossSigningResetSubmitResponse(w http.ResponseWriter) error
+}
+
+type AccountCrossSigningResetSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountCrossSigningResetSubmit200TexthtmlResponse) VisitAccountCrossSigningResetSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountCrossSigningResetSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountCrossSigningResetSubmit303Response struct {
+	Headers AccountCrossSigningResetSubmit303ResponseHeaders
+}
+
+func (response AccountCrossSigningResetSubmit303Response) VisitAccountCrossSigningResetSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountCrossSigningResetSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountCrossSigningResetSubmit400TexthtmlResponse) VisitAccountCrossSigningResetSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountCrossSigningResetSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountCrossSigningResetSubmit403TexthtmlResponse) VisitAccountCrossSigningResetSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
 type AccountDeactivateSubmitRequestObject struct {
 	Body *AccountDeactivateSubmitFormdataRequestBody
 }
@@ -7407,6 +7641,56 @@ func (response OauthDeviceAuthorization400JSONResponse) VisitOauthDeviceAuthoriz
 	return err
 }
 
+type OauthIntrospectRequestObject struct {
+	Body *OauthIntrospectFormdataRequestBody
+}
+
+type OauthIntrospectResponseObject interface {
+	VisitOauthIntrospectResponse(w http.ResponseWriter) error
+}
+
+type OauthIntrospect200JSONResponse OAuthIntrospection
+
+func (response OauthIntrospect200JSONResponse) VisitOauthIntrospectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OauthIntrospect400JSONResponse OAuthError
+
+func (response OauthIntrospect400JSONResponse) VisitOauthIntrospectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OauthIntrospect401JSONResponse OAuthError
+
+func (response OauthIntrospect401JSONResponse) VisitOauthIntrospectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetOAuthKeysRequestObject struct {
 }
 
@@ -8205,6 +8489,29 @@ func (response ResetPasswordAdmin404JSONResponse) VisitResetPasswordAdminRespons
 	return err
 }
 
+type GetServerVersionRequestObject struct {
+}
+
+type GetServerVersionResponseObject interface {
+	VisitGetServerVersionResponse(w http.ResponseWriter) error
+}
+
+type GetServerVersion200JSONResponse struct {
+	ServerVersion string `json:"server_version"`
+}
+
+func (response GetServerVersion200JSONResponse) VisitGetServerVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UsernameAvailableAdminRequestObject struct {
 	Params UsernameAvailableAdminParams
 }
@@ -8444,6 +8751,134 @@ func (response LoginAsUserAdmin403JSONResponse) VisitLoginAsUserAdminResponse(w 
 type LoginAsUserAdmin404JSONResponse Error
 
 func (response LoginAsUserAdmin404JSONResponse) VisitLoginAsUserAdminResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnshadowBanUserRequestObject struct {
+	UserId string `json:"userId"`
+}
+
+type UnshadowBanUserResponseObject interface {
+	VisitUnshadowBanUserResponse(w http.ResponseWriter) error
+}
+
+type UnshadowBanUser200JSONResponse EmptyObject
+
+func (response UnshadowBanUser200JSONResponse) VisitUnshadowBanUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnshadowBanUser400JSONResponse Error
+
+func (response UnshadowBanUser400JSONResponse) VisitUnshadowBanUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnshadowBanUser403JSONResponse Error
+
+func (response UnshadowBanUser403JSONResponse) VisitUnshadowBanUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnshadowBanUser404JSONResponse Error
+
+func (response UnshadowBanUser404JSONResponse) VisitUnshadowBanUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShadowBanUserRequestObject struct {
+	UserId string `json:"userId"`
+}
+
+type ShadowBanUserResponseObject interface {
+	VisitShadowBanUserResponse(w http.ResponseWriter) error
+}
+
+type ShadowBanUser200JSONResponse EmptyObject
+
+func (response ShadowBanUser200JSONResponse) VisitShadowBanUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShadowBanUser400JSONResponse Error
+
+func (response ShadowBanUser400JSONResponse) VisitShadowBanUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShadowBanUser403JSONResponse Error
+
+func (response ShadowBanUser403JSONResponse) VisitShadowBanUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ShadowBanUser404JSONResponse Error
+
+func (response ShadowBanUser404JSONResponse) VisitShadowBanUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -9122,6 +9557,56 @@ func (response GetHealth200TextResponse) VisitGetHealthResponse(w http.ResponseW
 	return err
 }
 
+type OauthIntrospectAtRootRequestObject struct {
+	Body *OauthIntrospectAtRootFormdataRequestBody
+}
+
+type OauthIntrospectAtRootResponseObject interface {
+	VisitOauthIntrospectAtRootResponse(w http.ResponseWriter) error
+}
+
+type OauthIntrospectAtRoot200JSONResponse OAuthIntrospection
+
+func (response OauthIntrospectAtRoot200JSONResponse) VisitOauthIntrospectAtRootResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OauthIntrospectAtRoot400JSONResponse OAuthError
+
+func (response OauthIntrospectAtRoot400JSONResponse) VisitOauthIntrospectAtRootResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type OauthIntrospectAtRoot401JSONResponse OAuthError
+
+func (response OauthIntrospectAtRoot401JSONResponse) VisitOauthIntrospectAtRootResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetReadinessRequestObject struct {
 }
 
@@ -9302,6 +9787,9 @@ type StrictServerInterface interface {
 	// AccountPage The account management page (account_management_uri), opened at an action's view.
 	// (GET /_registrar/account)
 	AccountPage(ctx context.Context, request AccountPageRequestObject) (AccountPageResponseObject, error)
+	// AccountCrossSigningResetSubmit Allows replacing the cross-signing keys without further authentication for a while (org.matrix.cross_signing_reset), once the person confirms.
+	// (POST /_registrar/account/cross_signing_reset)
+	AccountCrossSigningResetSubmit(ctx context.Context, request AccountCrossSigningResetSubmitRequestObject) (AccountCrossSigningResetSubmitResponseObject, error)
 	// AccountDeactivateSubmit Deactivates the account (with the password and a confirmation).
 	// (POST /_registrar/account/deactivate)
 	AccountDeactivateSubmit(ctx context.Context, request AccountDeactivateSubmitRequestObject) (AccountDeactivateSubmitResponseObject, error)
@@ -9347,6 +9835,9 @@ type StrictServerInterface interface {
 	// OauthDeviceAuthorization Starts a device authorisation (RFC 8628 §3.1).
 	// (POST /_registrar/oauth2/device_authorization)
 	OauthDeviceAuthorization(ctx context.Context, request OauthDeviceAuthorizationRequestObject) (OauthDeviceAuthorizationResponseObject, error)
+	// OauthIntrospect Introspects an access token (RFC 7662).
+	// (POST /_registrar/oauth2/introspect)
+	OauthIntrospect(ctx context.Context, request OauthIntrospectRequestObject) (OauthIntrospectResponseObject, error)
 	// GetOAuthKeys The JSON Web Key Set that verifies ID tokens.
 	// (GET /_registrar/oauth2/keys)
 	GetOAuthKeys(ctx context.Context, request GetOAuthKeysRequestObject) (GetOAuthKeysResponseObject, error)
@@ -9392,6 +9883,9 @@ type StrictServerInterface interface {
 	// ResetPasswordAdmin Sets a user's password.
 	// (POST /_synapse/admin/v1/reset_password/{userId})
 	ResetPasswordAdmin(ctx context.Context, request ResetPasswordAdminRequestObject) (ResetPasswordAdminResponseObject, error)
+	// GetServerVersion The server's name and version (Synapse's admin API; synadm calls it first).
+	// (GET /_synapse/admin/v1/server_version)
+	GetServerVersion(ctx context.Context, request GetServerVersionRequestObject) (GetServerVersionResponseObject, error)
 	// UsernameAvailableAdmin Whether a username is valid and free, even with registration closed.
 	// (GET /_synapse/admin/v1/username_available)
 	UsernameAvailableAdmin(ctx context.Context, request UsernameAvailableAdminRequestObject) (UsernameAvailableAdminResponseObject, error)
@@ -9404,6 +9898,12 @@ type StrictServerInterface interface {
 	// LoginAsUserAdmin An access token for the user, on the admin's behalf.
 	// (POST /_synapse/admin/v1/users/{userId}/login)
 	LoginAsUserAdmin(ctx context.Context, request LoginAsUserAdminRequestObject) (LoginAsUserAdminResponseObject, error)
+	// UnshadowBanUser Lifts a shadow ban (Synapse's admin API).
+	// (DELETE /_synapse/admin/v1/users/{userId}/shadow_ban)
+	UnshadowBanUser(ctx context.Context, request UnshadowBanUserRequestObject) (UnshadowBanUserResponseObject, error)
+	// ShadowBanUser Shadow-bans a user (Synapse's admin API).
+	// (POST /_synapse/admin/v1/users/{userId}/shadow_ban)
+	ShadowBanUser(ctx context.Context, request ShadowBanUserRequestObject) (ShadowBanUserResponseObject, error)
 	// WhoisAdmin Where and with what the user's devices were used.
 	// (GET /_synapse/admin/v1/whois/{userId})
 	WhoisAdmin(ctx context.Context, request WhoisAdminRequestObject) (WhoisAdminResponseObject, error)
@@ -9437,6 +9937,9 @@ type StrictServerInterface interface {
 	// GetHealth Whether the process serves requests.
 	// (GET /health)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
+	// OauthIntrospectAtRoot Introspects an access token (RFC 7662), where newer Synapse looks for it.
+	// (POST /oauth2/introspect)
+	OauthIntrospectAtRoot(ctx context.Context, request OauthIntrospectAtRootRequestObject) (OauthIntrospectAtRootResponseObject, error)
 	// GetReadiness Whether the server can answer requests that need its stores.
 	// (GET /readyz)
 	GetReadiness(ctx context.Context, request GetReadinessRequestObject) (GetReadinessResponseObject, error)
@@ -11147,6 +11650,39 @@ func (sh *strictHandler) AccountPage(ctx echo.Context, params AccountPageParams)
 	return nil
 }
 
+// AccountCrossSigningResetSubmit operation middleware
+func (sh *strictHandler) AccountCrossSigningResetSubmit(ctx echo.Context) error {
+	var request AccountCrossSigningResetSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountCrossSigningResetSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountCrossSigningResetSubmit(ctx.Request().Context(), request.(AccountCrossSigningResetSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountCrossSigningResetSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountCrossSigningResetSubmitResponseObject); ok {
+		return validResponse.VisitAccountCrossSigningResetSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // AccountDeactivateSubmit operation middleware
 func (sh *strictHandler) AccountDeactivateSubmit(ctx echo.Context) error {
 	var request AccountDeactivateSubmitRequestObject
@@ -11606,6 +12142,39 @@ func (sh *strictHandler) OauthDeviceAuthorization(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(OauthDeviceAuthorizationResponseObject); ok {
 		return validResponse.VisitOauthDeviceAuthorizationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// OauthIntrospect operation middleware
+func (sh *strictHandler) OauthIntrospect(ctx echo.Context) error {
+	var request OauthIntrospectRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body OauthIntrospectFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.OauthIntrospect(ctx.Request().Context(), request.(OauthIntrospectRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "OauthIntrospect")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(OauthIntrospectResponseObject); ok {
+		return validResponse.VisitOauthIntrospectResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -12142,6 +12711,29 @@ func (sh *strictHandler) ResetPasswordAdmin(ctx echo.Context, userId string) err
 	return nil
 }
 
+// GetServerVersion operation middleware
+func (sh *strictHandler) GetServerVersion(ctx echo.Context) error {
+	var request GetServerVersionRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetServerVersion(ctx.Request().Context(), request.(GetServerVersionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetServerVersion")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetServerVersionResponseObject); ok {
+		return validResponse.VisitGetServerVersionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // UsernameAvailableAdmin operation middleware
 func (sh *strictHandler) UsernameAvailableAdmin(ctx echo.Context, params UsernameAvailableAdminParams) error {
 	var request UsernameAvailableAdminRequestObject
@@ -12285,6 +12877,56 @@ func (sh *strictHandler) LoginAsUserAdmin(ctx echo.Context, userId string) error
 		return err
 	} else if validResponse, ok := response.(LoginAsUserAdminResponseObject); ok {
 		return validResponse.VisitLoginAsUserAdminResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UnshadowBanUser operation middleware
+func (sh *strictHandler) UnshadowBanUser(ctx echo.Context, userId string) error {
+	var request UnshadowBanUserRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UnshadowBanUser(ctx.Request().Context(), request.(UnshadowBanUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnshadowBanUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UnshadowBanUserResponseObject); ok {
+		return validResponse.VisitUnshadowBanUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ShadowBanUser operation middleware
+func (sh *strictHandler) ShadowBanUser(ctx echo.Context, userId string) error {
+	var request ShadowBanUserRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ShadowBanUser(ctx.Request().Context(), request.(ShadowBanUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ShadowBanUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ShadowBanUserResponseObject); ok {
+		return validResponse.VisitShadowBanUserResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -12636,6 +13278,39 @@ func (sh *strictHandler) GetHealth(ctx echo.Context) error {
 	return nil
 }
 
+// OauthIntrospectAtRoot operation middleware
+func (sh *strictHandler) OauthIntrospectAtRoot(ctx echo.Context) error {
+	var request OauthIntrospectAtRootRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body OauthIntrospectAtRootFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.OauthIntrospectAtRoot(ctx.Request().Context(), request.(OauthIntrospectAtRootRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "OauthIntrospectAtRoot")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(OauthIntrospectAtRootResponseObject); ok {
+		return validResponse.VisitOauthIntrospectAtRootResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetReadiness operation middleware
 func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 	var request GetReadinessRequestObject
@@ -12664,325 +13339,340 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rchs3tj/6KijOqbLkIinJTpyJXf+qrUhKooll+UhyMmeHLhLsBkmMmgCngRbNyfF5nf0e+8lOYeHS",
-	"QDeaF4mSlVhfJmOxG43Lwrqv3/qjlfDpjDPCpGi9/qMlkgmZYvi/h0nCCybPeEpyLClnR3iGhzSjcqF+",
-	"TolIcjpTP7Ret36bEDkhOZITggpBcjTFC5Tx5BphliJRiBlhKcJ6SIHmVE56bK8/xTKnn/aSjBIm924O",
-	"9nA6pWxPvfj/2pd2zuAhdHPQPfj77hvEp1RKkqL5hDA05GqgOS+yFA0JGuFMkG6r3ZrlfEZySQksRY2n",
-	"/isXM9J63RpynhHMWp/bLfOR2I+f2y1JZab+tmwr2vZFPvwXSaQa9FAt4pjc0ITUd+qcEcRHCMM2PRMo",
-	"hedEG2EBuwc7gA7fnyIx4XOBqKyvJyWTRZpjSdL6+IfZHC+E3ok3KCdjKmSOczTBAjGOylftl7vlEryN",
-	"0T/2qb81QuaUjeFXKmYZXvQZnkaWeDgUhEl9QIwj9RB8fkgIQ4JI74vlkBkWsi8IYX06qw95BTuT5kQI",
-	"tXtqo/QMnwmk3kQ5+XdBhEQ7OUl4npIUkRuSL9CIzNGUskISsbviu1JE6Zp5X0NzbL5XCJK2EWVoKpCg",
-	"LCHwFJnxZKI+M+L5FMvW6xZl8tU35Xcpk2RM8vDDihL6eEyYjC8cLhT8vnTt0eXB2NFT/NxuqRdprqjo",
-	"d+/Ay5c+elfAo+kmkj/5JEnOcHZ6HKEJhmhKmKRygbBEWG3aOCNI0DHrcIZmOb+hKcnVAYYky8hu/Qbg",
-	"Qk769p0oiRIzmbUWHw4XvlzdBG+VTRtxNckJmdE0ug2WjIe8YCmSXN96zWEiC01TkvYxUMYaRGUGj+7I",
-	"lKS0mEZ/usEZTRVTWPdLlf0zQ5ffb5cTr4xe3U63V02b+UHoE65spJIuOLMbt4R7InWFMirg8jgJlBF8",
-	"Q0SPSfN5AYLKO3eBeBE9jyllcVmCZ4qCojzZ/IKGC4SZnmQb8RwxxaQQnmMqKRsjPQLO0M7Z5dHLv796",
-	"tRtnzng2EyT3GDQrsgwP1abKvCARNoBvsMR5v8iztR5POFMsvK++QvI+41J9SxgOtfbrmqPWiKnhfY+M",
-	"7QA3JBewhet8NCcgm6N8/Mj8iCSdkjux7ZTgRNIbK3wjklPLRisaV86b5Fg0jeXTY6OoJ9OZXEREfQOH",
-	"BYFPJZnCiP9XTkat162/7ZV64J5RAveq7O6zmz3Oc7xQ/6aiP1ayJz79NWQr1+qQxwOfCST5NWFiLWG7",
-	"UuDfgvqUuhi7xm/h74FC+qLhhsYVIyfMT4+jwlpMcMrn/SFm7BaqnX4bDTFr0OmMshsb+tL+FKzuZcPq",
-	"HNNUA61PSo7VRwgJVA79x+rc1IGhEc8RRkwdZgZ7CPxzyGUbiWI247mEP2CUcDai4yInwM1zjNSg3eZz",
-	"b9AI4ADbht2Ht95dWUcp/tZ6csC7HiF7qp60v/yqfATxF5ONhZwcY4kjZFLIidK0Es3xUiyx2hewsZAo",
-	"hlMqhdU71OidUyZJDusjKHy5xw7fn3bRpcRj0hEzktARTdA1WQiEc6WGJhlWO40F4vB5nKFSXiKhPoJl",
-	"j00wSzOSCzQmEg4kRTc4K7TxUVN4rAYTLuuYzHKSgOUy7WZ8TFl3hoWY8zxVM3qDMJITmqedGc7lwmib",
-	"IwpGlhk0eunKB1cRsdqs0/LpQKXacK5q7/XL2hiMzzw6XztQnL3YX9twY6ofjw6YEzFT8jY+YIJnMplg",
-	"ZJ8KB1arhN/j/IwIK77rA5sfveWiMb1RNv0CtmfCp0TrH9GxLQ/qJzlJV/Ify3qOcgKfw5mAQZSgiU/P",
-	"sletNajnqisvf+/D7/FpRlkamLPhNVUPwrrNRaUCYSmVbFeaoeRIrSojknTRGV6gIemxwBPitlOYbVT6",
-	"rBpPqMsLstSOkCrVVtHdELO0x3ZGOMuGOLlGMzwmbUSmmGYoo+x6t9GkvCXJG+GnODWo74rgI9/wXS+W",
-	"zTWwwB8zPo87WUYZn6tFrmBxen8ijEj/PX52sD59ZHyECE4mVonRbyErSvyDU5dcwLQCDayBZKxorMgl",
-	"M6uP4Q7BLjTs0BmROI0KCrWSc/UIetHdB3rkORVmV+Dmoal5Ge1c/HiE/v7NwTcxY1wrbv0pZnhMpkpx",
-	"V1vNmegb2axVjnWX3I6NWOQ0+qqZ9n/0RSQsnXHKZPTRJMN0eus5JTwl/WSCs4ywMelPiZzw9NajGXfL",
-	"BrMf51iZVIsZufVHaao5VV/ZBJSN+zgb97UgvvWQQhQNHph/za9F47HNcj6dyTt+PODBSzfPSq/+lKd3",
-	"+Z4Z5U6nkJMbnqw159pzQC93JT2R8DvMXhTAXe62BZoKl64+fGQLC68wUkO4jQykNsn4wTUR4RJiabrK",
-	"S6h0De5TkQiO6zdIhYtGpe8SfPdUTtA3+wdat8BpSo12X9FaKNP2tdE87AZ3e4zkuZqzdqvlubLNcoJm",
-	"OSljA0pegn1vFB3jGAZ9ZYRpRtK6rHE6TINSqcWvp0dNAsVHFElChBgVWbbYRAormw/WE/+sXiCsF9R5",
-	"PXs9m6gOBS/EvJqTYopZJyc4VbYqmhIhYDvAtl05rFIuGlQW+EmrKFq0G9IRMDaoJsrWW9s3ZLWOyFbN",
-	"cI6n1pgzhPM+OMUaSYbzPfWoyjtKRkgq0Izknv7VjRH4pnaH5GA3IVCCKUMZliS3VCniCqrPS/S2V26g",
-	"u2GRCf6gfSnLIqqHyvIyv4IVre4XoRBlJUwRRwoeZB5xUpvfl4dpveHVyPqVmL+nslg7uLfc+nIia3a/",
-	"0iatOvGecPq0swDDJU67L8H4m2BmtPRl1FqfoDLeu07NdIHdlWS/JBIMQ+oJ9X0j/RYTGxPZBxrvOwv1",
-	"FqMIIvuh4/+Wg1Rc2huO4llzAQ1EaKQ0ImMGe5xoygc073XRJnvTI0IE+ElfkCQnDTFX6y6DR0pidANG",
-	"3Eh9DLKl3+BUOB0znpO06WVN6Ju9Jmi6Lo9rsLLrB7A0a8Ha8GXeQiw5wQtM1afmQtcr3FzLUwzUSJBX",
-	"4LwKY3xDvNj4G4SDLAS21RSEpowANMr5FO1MwUGjBHYZjLA+F0WaD5WJsOZMNo32lifsyYDm3IBjKhJ+",
-	"Q/KFJ9YjETp94VL7cKBa7nTnJMs614zP2V6QNAT6JbDKZwKph/rw0G5MYpQexVVc7Gf3pD9n4Ic2i6G/",
-	"3kin5vHL+mjVGLo/P39jY9sX2eaTKabZr5r5Uc4udFJIfaPND0IrFb5CSFgqSgbq/J5KPcLMuAU9T/pG",
-	"PPUQFYz+u1AauqJ3NCaM6DQk4+41xym5ZQz6z+VkeswoZG/QQefFt9+iZIJznEiSA+P/fb/zPe7857Dz",
-	"393/0+987EIWB1Z6f+t1a8rZNVmIPs5J/6eLk8OrqE6uFtig3/trV3O0Qib8DM5oQv7L/LvL8/GtBMUh",
-	"Q/oBs/1KP3cCYlPxUUrULvJzcPTzbxDV4qU0yEoidIsU6OX702OBqBQkG0VnwMgn2c8ou44yrpyoPctJ",
-	"SnOSSF+KDHM+h+ymkSw/aERsua8TKWfi9d6et7N7CWfjHMsig+dFdyKnWTwGwdK+oZwmYRmQP1Oc0phd",
-	"nGULREfaPKICjXMCpoGcYL1bUy5kj+UkUbQLziykOHhpUxnKYSkKLkiwvoOVHDe8XJZUK4vzeEYDL4hy",
-	"jZlcnOt/xigRkgvQPy7P3yH9Ehy/+0z5cmzsJiPXhJjBCO6iH7iclDFFrIPcSnZHDJsmI1zN1NngIfGc",
-	"9T+8++Xd+W/v7mKH68ENWYTjHzJUMBA65imeJEWek3Sl2WhXY6fhHyD8IbKnccnUcOk02QiUQ4SiHlQL",
-	"N3eIBbGGQv2WqF/Rh4u3QNp64I65OQlnjGiHf/zeaondtdc34dOVe+Mm421KfO2RTWoWumtvVIVR3nq3",
-	"jNIcGa6+TfahO29U8/ojm/WWjHGyWO+ubulCvj09O73qn/zz6OTk+OR4q/cy4kWX+aIP8qU/jejVP/M5",
-	"yjgb+0qImEBC+RxTiYZkxHOCYBjKxlrTpllGBUk4S33vUBP3tpv0Mbb7SnWNBzEP/TBjxHFXP42I2yAc",
-	"8kcvgG1i2nPjEnp/fnmF9uCnPTWO1j2oQM7F3JAL1BjgLmevc3QyqjNFYD2gb2R8PFbKIGWrfWzV5Jhy",
-	"4yK7eiaoSNm9KcNoNlEGJSumwxhr+POrwuDkyhfxcz29PO+8PHj1qnOAcDab4M4LZJ7XHnA1V701inxS",
-	"irPMWMbhTH764Uk9voN6XA+pKqLs651vSA7yyLbZitn/7rv9/e/39/f3Dx6hQm1mv22N2lJ8ZRubVewm",
-	"FhPhRpBjof0bfjJGPDiikxNrsQB4+5kwaUlE0aTNzeiin0OhqIPqyPh+INGGCpL2GET1MOq1/tYr9vdf",
-	"Jhlm40Idi8Rj+AvptZAoRiP6Ce2YHWJ4Sv42ymNpH4qlm3hoXArMyRDtaJ/VCBeZ3IWIBZb0Ji6rzSdj",
-	"rsNLIpXkhTxhJuYNN92bc0MGCPVySZq8vs8EXHNIh3qDQDtra8bMp1POtHLHR+rCIw7C88PFaTy5MOFM",
-	"4kSKzcLjXnx4sxczPubNKRc8o8mi8WfLf9QD4i55EXdJBfDj/JFMYM78xOdnwinuEFsuhhlN4ll4vCkT",
-	"xQtOxK5p021uUpeZl1DVrDLzhpIl9Us/GPGP1SZkaDh6s4vM/QJL8pZOqWyYPyQ+YklQph4CHzOYREp+",
-	"WwbsVZutaQuoUatK/5exDsrPXHGOppgt7HLEPdoO2nJAeIwpi9oPblov9vf3N/fHL/EjVA48RhJe+sqP",
-	"Nn0gPNiGrIJDV1UFekSYMQvvrJ1N4E9CmavR7J2lU4e3ajNvyuE8KzJJOzrTJJi20k9eK00QPgsBxSzT",
-	"iSrOmgmzO/3XN8soabacRjQXMrT+sETTQiiS0oGmteynpTt2QUSRyfqeLde+r3ShTqh+A18wKmuwnZ6m",
-	"J2FdDGcmwcc4RoLHZzlPmtL0lQq98UFCmJB8kpVsbthSbmohNstcX+ODNvjq7EWlQpokbfiizuhunNqq",
-	"Ot54TdEzgSCrqfPvAmd0pGzt5lKjVbRxqebpdmCZohrSTj/Mil/MSD8lI8pI2gejsz79X8DvK5B5zJrA",
-	"ptaEpPXtaSPSHXdRD7ak12qjniuJ6LW2e3YQzcUMEZxnlOThS81ZWM0X22aMBwMNiaIHQxrRSP+q47pq",
-	"sJQjRQxgOCnFtRCu4o6y8UaJdv6n/eQ6MC/U6VXLIbzaOvJpRvNFX9JYVP8EfozHst8gVwcGVbO3rO2b",
-	"EZaqPV2xKArMaGyC/VjdUrBqUw3cEF+bY5mx2yv6OMv4fPV+mse89RYM1DFNGquWWHWbwZwqMyi3oe2d",
-	"c3g4vhJRI7UoPYIeBb9fLK0o8lxq9roJiXPjAMNWI4ORUIKzLFKbsSrx5fT4Fq6xgxcv8TCJigO4nHF3",
-	"v3HgeBqgLbGzN6FMUslJQuiNMsV3/hA0bYcujLZ+/PNuF/kQGt5+TfBsRphQ+5RRdr06SjrDcrIn+Z6e",
-	"U+XwGmwKESZ2RA82QgBXE5qn73EuF6dBRV2VJ8VL3RBnUBr/oDgIhKn//u7CqVPw6Xh++ntFSAiG9AAT",
-	"vL2P7ml079fIljtqzpRrOJPtJdCVOqu53VYFqvrXu1vzCUfCbm2lkDpvsCuV29RpfFUfWQsJf0MdL4KP",
-	"YrbYLIMvwiQbNTlHLHUiiNBKpYq1nnBofotk+OssdMXJNqjb1TEnmnaByIDGjDcNM84ogHgsKc9tDEW4",
-	"ccFhq4dcEZqIfqCphrdx3mXdbklizdW6anLrTT7wzuMwcmKXsaG+6ee4l6ozfFjX0FcWiIJpbVD96daj",
-	"h92s1nNZmK9CrRF6/m3CqThyKQhLMXeU8uuhKWF3t+ZYlAmcdeLW+aDNGZsRrAiTmnknrJEQGGr5xtFZ",
-	"y59Q8LK3n9XdatrQZYnALoXX7F6seNb8siIH2D5WRbNQF2FGcvPg2m4kmPmlMf9WVtLaKVZ3pzmTFX62",
-	"nqaYFqjoC6yg+QRqmcJcaTRXzygya8qaXlo0s3LlZuK1cpoTnECClRJ4vCGRG50ei2gtzdoAYvbBtltL",
-	"dWNh55q29bLJalcUZ68pqC0lUVQtVpeGFDEt1R40sAFPWIeMoI0YmRMhtUNuMzL07tgqSvQnXt0zuy21",
-	"bQNHR1LkVC4u1Xd95x3o6j8QnDdpL6GypOSLzvxQzHrPhhgBkvDQr45Eeky1EbBWSAXRn3HzU1aIKeG2",
-	"M/m/C9KUS7D+RKR72qSm/FuNiqDWjEg9KaqGhb+3LARP6M4sD2JGfyHqJJSmZy603XfHil7b5CcLMha4",
-	"UxQRlfXpSp+3YFWtg+53agv4jDA8o63XrZfd/e5LRbBYTuCc9hoT2k0ej/qPIm7t3E5br1s/EfkbyTJ4",
-	"xasVheFe7O+bGyDNEF5wdu9fQt8rTZ+rqDeabw4bVY3IguIbTdjvquV/s//N1ialwxeRWbzjVgOPVw5Q",
-	"gfANpuAy6epbU0ynWNGj2lEbQWx4Gw95oflDyqeYMj1CcHjqkGnasbBDLs2w6QzPZ4SdHh8Fj9/jaQa1",
-	"wJH9uwKF1iQSPNiphcgTh+9PQTSNRtUTApcOnpZTRCZLS1dvPxNIbycy3NY7xsyUapsjq0DN4hnduzlw",
-	"HMY7sCrkVmbiMKay+OzD5RUaqgkx9QhJdYxDCXYqkE6iOKjUp9ZooBa4ukcCqMf3IufxE5FekGtKkglm",
-	"VEyR5KDDGsNd7xV4i2sXabPX261PHcdmOxlkoHZwISfWqxn52eQcA0NVD0FGQyyn77QMOimbQysN0wbf",
-	"f9scnj1XjJ4ZVeCZUpnqxwehkeAEW1qaEyF/4OniXg7Oi8dETq/i5xflw76eYfbsQQjNxBZjUgO2D7y8",
-	"vixNPKmxXz/SH3Dq3ak36Eytj411XcI1WYgKQS7/ylaor4mpvOiD5yFgLXE6vTBPaLeK830iKHqnws/V",
-	"77Eeu9IWRk6QnHN0TVkKbjytx+pXX6vnOmig/jZwWKeAgFpGe3RimLqXEJItsgwYsJ7bUDE0832L96bZ",
-	"qBka4OxWjD3BNyaDhKTKjDPUKIzKtECMQyDbZRaD3z/LjCQX9Utnt+rXF4dqc1sGY0DpfaL1+veYZqk2",
-	"yEN8LUP1JO+iY52PBqVcerea1Ec1jFV3DYQSvNp6rT0hbedEtkB/8OeYC/lTp/TV64c/f7w963Bj/dEa",
-	"Upb2TfUagEP6IHEtmvEbMsQMMyzM9Mzakgkh14u+zgg2oDwVjGX4b5adj2CXVykaANSlFhUexwoErjaa",
-	"T2gyQfbqPBM9FtxbsMd0HiFPCiV50SwnOvUWHGd62otdYCD+bsREg7rhfqb3EG6SdFV+2vpTV7IC0MZ7",
-	"TD1lbILT4zLeeXqMLqvpx16K/HLEvpQIyCVxaGnWee3FQqJeuObKaA2NbIWf9D7iJt9FpyMLpd/WC/NS",
-	"m0Ea2rx0hL01l0OvFaf+DHTPczqmDGfv1aV9p4lvqAj+dvLII/0wLNDCw+TghTK01Fqc/75l6o90QWZO",
-	"RjkRE/dOSkbffPvKQz1/3fqv4Ga89l7/7LOCTfJmmiIU9pAVf1e2iv9MonOimUv6kdyitP2HmMxTm74G",
-	"A1TsacVqIaRLlNosIKWVUybbOglghARvIyrR5c/nH94eo0Q9YFKEB4NgmwaDrhVAVGPNWizQIMUOShZY",
-	"qs7L5Cy5aC649Qx+zZAkuBCkx3BlU9QzesLpG0SZkASnOnzio/nkBAu4j2hIMkpuCKJS9FgwEhU6gmKW",
-	"Km3kVYCgVYYHTBwYwcLm7FkYInXTzfIt7iyZm4E5g1UUOdFDQ4qgyWTSC3Vcwb0UvcEBhcYu8YQLCRAH",
-	"5gp715MzwzI9CirhDcoU8YaCqID+q5/esUCuu+iwTgY2qZx80kAnqbdBg4F/BQYDVAgb5duDP9k9VeqG",
-	"TfjdPNmpmuVU8iaguPW2Ic6pov6p5s1t0lbfe4zXUQUWiDKgSaUzUa0pUZZkRUp8r+yIZxmfq40rM2QF",
-	"KHYIPUeDwVn/w+XJRf/0nfrvYIB03pLl7zboolhJlhOcLpDEigTL10/+efT2w+Xpr0tfNqn25FOSFUKJ",
-	"bEWJYoYTogZCCKAUS0D7kkkjA0xvVVZhsnBdOUJOZJEru1lxB7ZYnQ3Y7jG9TZBDC4UwVRCyYKu9hej8",
-	"ZXtgPTaf0ExIP1dDPTEj+YjnUxg+GBjWUBadGuPfPG4+mZEbzCRKJiS5FpYjFDlsnyD69EwecI95Xxqs",
-	"UIoG/TbCmZzwYjzRTErtH84ENx8AmT1t2BA/K4uONHCtkZrt+F71WLhZaNO9gtvw4vutmZN+WWr0cpap",
-	"6PqcsSQdlycVmoMbWFr3ZhwWTEg8zMgeTtO+BS/e0xknJj2nZMnWYAytoGrJkbZy7+B+WJHU0ZStEMdq",
-	"XB0hEhAdqlZe6Zc/Rhnydr0XlRClhgJsaP0UzNs8+XFNoaE1BUWUmt97guL+3apO/5nnnI3bWnGE6w96",
-	"Fdo561+d/3Lyrn/67uj84uLk6KqNgg5b1cvzqytzxGZwSE0bLtDl2aU2y8r0OJ3cWiaM7a68UEvvCs/H",
-	"XaN9T0Xy4vtX3+5BgVCJOtvkZlfc9NRCfG6RahrxbuPwouuSjH78yzvgFXl8eHdxcnT+07vT/z453o15",
-	"5PVkoUmNOpJnwiVIO/d7GwlJswxhca21BJ6lxOJGiN24U37lsU+96sllB28DHh/MgE8Blo3OtxZxKQ/a",
-	"HhGaYTmxjht9VJ1/iY5Ir9HL79SpCxszX3rQvr63B+6XmiiMhmV+WNiSUu0AcqXF+stlIxATyLMzfX9+",
-	"eQW+nh7Tlhn6TVlr8OWuzd7rc9YfE9muh3txmnZevj89huRb0WP2DaVIQBxQMVws0OWC4ZkgzwRKed2Z",
-	"WQHneY/HpO7QjPkitfwMZaLvj6hxpPgwVQF85wFtbH39gT6uvJCSfJJ7gOkUXIbqQFHC90/e9DQw3pYc",
-	"4hLwN7iLL/df1InrV5fFWR7rG1ee71qn2DCRQK66X531hOAUDvGP1lsTglyxhEroYmJxemvLAHe2AWLT",
-	"HVRsiqj9+HJJ227QKysEuaFa+akzn887yiroFHlGmDJ50r+4nnkX6tyMBh+O8Eo9z/nCweVoHFgbK3FB",
-	"N9e9PwpI5Py8VHSrx9/y5Nr0PNqi2la29Fqh65sHP27mH3omkJAApPGQqj6Y7uCPlcYvv3PWP3336+Hb",
-	"0+P++8OLw7NdM6GXDzOhBGdZOSVsIyxABg+bElQkE3s2wPwpwGd7Xby6QQYdiNxI7tzvH5XMq6ey/f5R",
-	"ibDy7lhcbVzpSkkF0gTVdbjoy2KWXsEmyFmlZJViVt+gTeXsrIhctsvYZduGD2E79+w+zf775wSMzJ+4",
-	"wQpu4DQyifMxkbZA3LwCXjod3/rr8w51BwXSZZ7wfytMJG5COelqOg+uL2BNq8fty9igveRKl5p99knS",
-	"Pkna7UhaR1OPVNhWL9425O0279z9Otsfhjc8yd4n2bsBNzFX0ohfYf+1tgS+jVP6yRm9tjMaCjTkJl0q",
-	"vUjWt7uN51ZBuW1O0T1kfpibWMhJ381sgn266I8q8mU9VrDoaxkfQ2qFKWcCPzuwjp0AlHe322MfBBFo",
-	"ZeJkTjq6kSLki0Ddg6RT0u2xS41WYmGiKOvfUNwnnyiU3ve9brFe56cq3er8P0DavfJ8vHcXW1tLLT1c",
-	"qzOdTbZTe92h3n5W3oEGaA25QfcpHXVsVvQpi8LMnXlwcahgkmYetojOx8s4G+s8cDIzQDFr1BcvxYou",
-	"g8l2+wIiNfn4tp3tco+s/6F2ZbnrCnmT/6/9kQ8p3P0skynO1L6S1AlRuL8JZkrOuoxZmKUw0zzYKnt3",
-	"ECwNs/XSBM0JiPX6Nz6gPPDox2gorqOdrT0w2ThbTiqqwCHeMq9oS8qH5a9K3xCUjTPSKQRpIzHhuexk",
-	"9MZrpW2x5O7gjLe5XXvNHcz3IKRk2hFGdZkaFNSv9o01LC4HiAfZck0VF/cRTdyEGcMerGGm6OfW5V6w",
-	"ZEgjxSYC9HAGwUUAyShQSgXctjYS3GoNVpbYHNXHefPc3VFXihLhuhfgGNSd4iOQhWKXFLsYL/eMlr/3",
-	"cqbPvVGJ188B2Pt2PWc2HTCETl62nVFgqFU4A+VnNjes4whRYsuuUCosblr8c8g0hC0NM78I1EL5x0HU",
-	"S6h/pYKP8A0vcsRHKDj/PZymzorI97uvdru6tMeip5epHYJMsRKkQt0iSD0PcpzQnOfXr/2AbY8pDld2",
-	"efDguADaFcrmIMm8xJGCZ508fNNjQ8pSXdPgYKxwTlyfgp0SR0XXNSlTXhkH6vMVzCqxW9f533PhEfg2",
-	"VH01jcaulj7uS3W+VYgt0dB/RBH1e416Jda3KZZ3GlVk+akz5h0jk678jxzhKcmOsCDu831oRWsncIfP",
-	"tt0d3cpwD2HJLJVIXn+wJg5jIFkUwwcEvIfT7d/xeq9Yp9bbeelaCID8fChxDRlmprExXG5w4Wnozu3y",
-	"28PU73HTjANoEk+sr32nZLW3y++tCF3FdJuz3g/TVO3I1n0P63kc2rduFlxH8Ls3BMBljU0EfRh//x35",
-	"gEdtX4AVBD2TtUXqLoVjCd4Uq1zh4Uz8M56TSLmPPcvHwR8+nB5uhzGkJCOSNPOGY/hdPfpjzqdGQd8e",
-	"p1gCIhvAg24DYnYVXuzDx+zcEvsFqJ393HUMsKtivGNAHBSnqZXJNNVGNAy8drFEyCtyMuU3Svfl+t/q",
-	"9oZ2wu52r8UFfBDqYeL3AYDMQjtlDWLX+e9+9Uwz4fugzFdcyccTQ2D3AUXT0E72gaVIFIg6Bodje1Ur",
-	"YtB9ZB9SjtQ0Ry/7XDs3qm6WhwoKezOrq5RlTHSDNuDwtzStCICtsH5TGXnb63B2eXp5/O6e7kNT77fH",
-	"eyEuzy6/0HUoO0E+sttQTuy2l6HWT3H7V6HMfGgOUh+7Z3xYV5dFAeIRCrazDOEhzahcBBFRwLvQ0Rho",
-	"UWVK96kIgBrUo9o39/uKsLR67ePOXtAjuoNndO9v1fhrJ1Rk1UO78PUqWooB6BiSsk2K3miIX5sJGhiA",
-	"EinEAIzAFK0JZmAJ/DDZFC+Mua0BGDI+90AjUUpMswwNu2H8zab4C1VRR2Y5v6HKdlEf+sAyem2RWuw8",
-	"oZegP++UE02DEl8TxWIHFbz7QY+52IoFT6lCglBATiGJ2RlBxyy4ZZosaz5Ai7JS9wSWVLV1tfoxB//b",
-	"LZLjWOcSm3jobs0cSBIOWE4IhTbo0vTtHRIEw6RIUeEUspoEmnEhqCIppx+aQ/DTVvZ3437OTfsRcFQY",
-	"Z3GWVRCfdbtaQDrvsdMR0J6l2zaKQUFZghu4WQx6DHzeSqhYeKfMwMpx8OUi6KXuweMjAGYkPeaN7mj/",
-	"mvG5SaDxPoLsN9o9Rk0HNIOvYe5JzJAYID7qsUFpnAzCRileg5R1kWGqwcitY1rdwgirCXkDvcShe4Dk",
-	"jlnxXLOX8GDBzaKo0ZGKhgGrEUmsk8aO2O2igbH4Bg70SRiqUDTnh23K0EbBhrxgaePAgDtCwtMrhzdx",
-	"FkagUQHPSfCVkS1Zc+tJC2IFcvU7ORmV+ESWSxpWUe5Sj+nuXAWzW5UqLjylDDh1862D2wVAP+r+68Z9",
-	"3n7VIJ0mYLgGy/HW4fOwroc5aE3utm+Jf/RpvXzifm3yGlBSmLP5p8uDecxJJxUvxabuC09fxBVtEUQP",
-	"HgtFEUbs+xjnH++mzPo4iHFV9shEPXRRv4eHuA486hdSWEF9JkwUOfESwtRCLHdxKwGAP1mApFQ/8Dkj",
-	"uRHOAGBnoAD/EgowqnzFoAy+O79CObnhWm2qwPbZly3+mO01jKz2ZRLTvXcgD7eUXBAw0+OnZuYua8De",
-	"sDJRqa72agp8byn1K9F5Mz7mhex7TUiWK7/PROwkNCKiVoaxEDyhEDQwo7ZLIu4xe0IhdBsCaUVSESL0",
-	"KtYCdPvbhDA0AIjbQYDhmmBmUn20DZXeYObjyv0u+AjSr3khke4uHr/w6rmOfm43FLvQ2naKKVMXwSwp",
-	"UCuDdoye4s7IvL8cAZaR+VL011Ka0wmWHpbvcpEefPjjl1FrS6jWz5EMvuUqhdsSp1MYzMknfeJR6RNW",
-	"aDtlwh7cw2gTK+ImS08SNHOdmgmWhbp40BKw4uZ+/lzp8SVPe/7cAOUuVUuQ00k8zmeBfO3xVD2LQtds",
-	"+PTExpYr9Nigtv5BiaXq60FwDlbOGWBKTeE6YSzVo2dajcDSqSG/D8pU4frWDuJ8U+22OSr9681LhyWp",
-	"xjBD6PIWpS6lBomYfErITMIMemxw1r/6+eLk5P3pcf/d+VX/x/MP744HNeRQOlKmEnYUJZOJUbV6LHZ6",
-	"idWdRsr07JpGz071MS4w3aYbsx7Tbxu7UQ9ohyqrbTzvKUpyAto08+Cc/bUYsFYf+94uJqaPGWpx6FIl",
-	"NjmVgmSjNiIUpO9wAZMG565Do1KU5D+tjNrhwoDxYovPiqi21RRHynmGuAG/XBZXuSCCSKsaPY544716",
-	"Yu4lGBmlqw1CMh74OcnzhKdqubF7oxQHEBAG4AkoD25AiGJ+h7qYEckJS5rzQkxsJScJHzMqXO6r7wKs",
-	"xYMqSMnEw0FGg7P+5cnFrycXsMyriw+XVyfHgx5T+l+FQ3jaYelgzwsh94yfJOYV6rEmC2T90NSqAzo+",
-	"eXd64p/O1dLNsz27t3NmMdcrfGFJ1jXCQrEXtWycSKTxwesQuxqHPhYrU1ZrjfJDFm213lmRz7gwPfIF",
-	"kVIzrYpi8TB6xYoI9C0ViyBm+LXqFZGt3Vyx0IM8sGYRHN8mioWigMuzyx4LbkEw3BdTLoJZrKtj2J4P",
-	"96plPJY0jj+DnnF5dukOJa5t+Od8zyrHe5+knjSPJ83j8WgeAbfbTPG4X4/GfMLxlC4rQQQ2cD5n24bu",
-	"0v7MfgPsKhV93a8sUhR7iwbRm8HoD0nG2VhnGkKWADNR0C37ANcD1Q+Zyl+9Pl2Khm64LnBV6eDUnOgM",
-	"WHXzCacihlQXrvFHngeARSawEOasTchUkOyGiGiH1d8m/FTcJ9JO2dB8CSSU1/q9jIx43b6/GCaU0e1C",
-	"XCjEgiyDh4Z90pBL5tvbRYzbqDP/5zgW+93h4RpuRiEne3+o/71azMjnvRHOsiFOrvfmZNgoCg4LOfnR",
-	"PGjw4+8Rsfrnq7O3JV71g2QOf2Ca1bvKuYfEqtItqUxGjj0PjcCuaKmWI+wQ2+ERMHpNnySD8yRh79aA",
-	"Z1+FoAEjtVGJ4JHgmUwmGNKhLFSIsowbUA0tmW2K+l+fyYfTQ1cxN58ozUnvmtsG24BKNOF8mLc3hliM",
-	"F4l6F+K+8es1yFJdbF0SaWv74QxgH54J7QYa8k/R8s9k1FGWg5A0Ix17hyOJMRkv0lGGc4Ku7OPPhJLD",
-	"pftlREkWb/k37jhKWfINLSM0Pc1pOiYSYt5m9J2cHB2+vzr6+RDspsmRfnLPTUfZLerQsaQmyXzKU7Ib",
-	"b37YWT0d+4V1l/n5iyP7G5KvdZ2Am/FM04NOsXdePrDEnthqlK3CNS4Z6zPwEk/fIGhxbpRON6zX8u62",
-	"NRcJnunyCHPPm4ywI/+5rZph1Rks2+pgFrUicP/HtSGKvJds4szXgcNlqEwvVnFsbycaTRpdm+znTMUj",
-	"A+shORpvtc11LHe2x6wv1a8S+G63i06P4ZisCutMI+degaxrnJMeM/AwsSoPtYhjs4avJNutMc1NN0OF",
-	"zVabC9nelqM4WKZ6V5plmEv2W38CCAZnquYEjTkjuqCa5GT3saAcMELSbd9+fQMEEuSG5LhaKlM33y20",
-	"4+1kjEd6TeLFv4xbdvCtjy+mJ3FH6m4ksftCDQsPbQnnht/3/tD/x7iiSqyJzfm3boNZcRbvWq6uE0nj",
-	"fZJrXL3cpmeuHTxmadmR3ERzheQzwBgDR7VEnCWki4CatevaMDI7sR4L5YJLtV0qE75exN9HwYwV0ytZ",
-	"MRZfBSf2mqFHuDCYBGvy4PYKJnufDmLLQZcd78PaX6AcGvPLkBdsMxUALLV1lbrxHNf0sVrufMsmHM2V",
-	"RY69plTMMryA5vZoBw8hVpgRfEMEonK3iw7LpiKuPkfDLY0g32bHdOO//HD5/uTd8cmxeifK53tM53H4",
-	"M4AAiukdYeOIJk2HemXhANreYzsv9g+CVs3f7b5BmC3UNpNMEDRWm/7N/jd1jv5hluKtc3SzeX19Wk11",
-	"Df4W35vT5iE4sbJBC9hHHSN4sc3Y4xo4iRHVQVNU6lHUA+PJNPXe+SuytAuiSHgJV3vTpOFBeZ1O4uKM",
-	"NGql4L1fZhhAH4YfMz7fsm0A9X5rWwZuFiuNAz3uuqaByY0hqQX6X8yMpHjEMNTOdeTN2c//MYsSt+/N",
-	"C9t9H4h2TeDIbxphzaKe/CBzpJF5Sq52CFH2xjEtEHOF9kdHRy4/vOpQP0Aw1ofBpoxKijPjnOsvF1XH",
-	"vhYAIpmRebZwM7Wstb0M5695O6FzBjynB99gc5eXDdpf22Dt2PBfkKpUHdDYkE0tP/wyT4tpaigYheZn",
-	"AxZzcycRr3tHOF/X06DBr7ZksMWMtBHpjru1xfvxUO9+9A1Ljn5OcfPVJ2m6xqkPQMKCOsfVoKzw68Mj",
-	"OPogQlHX5fK8r1pbmjVaykz4lDQC1VQ303DJBt0wQq7RQ2ua/pxkWR/4y0pbjYqE35B8cVq6EGpnGGym",
-	"v3XtjTPbnNoCVa1Bq6iHiwW+x7nDKo5kwJqbhR2T9m7dw6qZptGQBnfZOev/eH7xw+nx8cm7NjLm1/HJ",
-	"4dHV6a+HV7qH2KNWGTzHoR+0AdeGEAV4OSo5dbdzNesq9mbMxLf69y8M/+6jP3jUt/1Wf6duYGHr68sv",
-	"q91PjfuJSlFaU8u2dg9n2artPcyyL7jDJ9DbJVipZ7o83H6T5fPwdx9n2Ur/vRELy+BA9QPbUptXqE2m",
-	"JKFUj1YrBOGIj1AzuI3sXyWulwnUdUTnIXiUDFIMpg+cAx6cMKLCyUWeI5zlBKeLMoP0EQugk0+ut0Rl",
-	"TbqhpdrjbcgfW6a3rGbyC0E2uXQLyjRyUIKF9rzmBGEExQ6+d0tjwDlAA11Xd2H+uTY+FQyeEyTnHF1D",
-	"sxs+MgxQv/paPddBA/W3gf2jgJCgcN42Af4kC8g4KrIMtlDv7NCWD1GBxIwkdGSW3TVDw9JWjA3hQUM8",
-	"aEbyKYVkMR1+8aoMS4/NcAF82/bpUd86HYUducBHCFQ1KrIqAuqcZpnWfqrKjzkebYsmmFmASdMG9j+u",
-	"/JAyJIqhUHeASXsX3FS8QZxbXU0/WyCMBk6VD0GFpoWQPYYLyTuusSNnxBVVhrhWljp8UtBZfhA8Vjbj",
-	"EBBBNRhVj8ExK9Nn4IFv0hHCbNFF77gkXuVwjtXtVfRi/P9myB5zRqjQcQnFaxNpert5iwEYT5P2P8Uz",
-	"nVVnPhvMhTOotBkYm2YA/WpBB09whqaYMVM5lxPFp9V0g/c1hqfbZUjKW7gCLLMQtTFQxWp7ZCs1/t3h",
-	"2ckAdtcs0nbSgrm/O79CWIhiavbFLby0Yez1NPOB2UMNr0WUsxV25XTdYboCvkBLsciNHpoVnClgoZZk",
-	"02NATNRr7qWJjeeuJ6j7qSzi9ouFe6zUxNSeogouGrmhvBCKXmtTwdLqq+iSkB77/YJkcOnEhM7QkMg5",
-	"WJkBZppWuUDNirPR3BujY8bo6DE6eowOZmnHjLFbwnPZY9BJCAErbQOX8KrHw0pHNOTpwrRZA8gT4NGK",
-	"efARGixx6Q00hfxwYtug9VjzXsOjM5pchze/irvVYzkZ4zzN1KZxxV9mhYXmWzgvkKMa26dNsWJd+8/B",
-	"lVAlfF2BSA0L+N0QesCqP+7s4Rkg7iVEWHlWwoLuxuqnjaRdo4JACR7wQxoWBYgB+vUQdE1LoabkfTVM",
-	"y4/DpvpVUxrjQZTqykHjXvsYcfJ86pT4ZvCQ7uf55006ASyGlVknAYunQt3/ciQq0HPG5XNkUR1SMqKM",
-	"oIkply15ncntKfEhA29SGw0Lg7CvoQjMeL2gP7lmZ3bMARSKGbnaXeHjPz227NeKV8OJTk0YzhMEubZf",
-	"YD24Z5Tn4LW2UT9tyFWpBUMX5/SvsWITGRyGJ5xtzlOfmjps6npdmBumU2BLevvp56v/5/AfRyfRoglF",
-	"gP2qobTChQEe/lB/lBwVs3GOU4IoM5idZTLBjntYDTLlaZE11ExQNqFDKvsuTlg5iRHgJLYBGDtAjwdm",
-	"77M6QyxajVOMzjAxg8lMBVAA6EI5GfGcgPxR1KJ4OjgsuSLUxLQNCBkHwDMG2wx/iWKabxKmOQzTNRQR",
-	"CQ1zr1ksBG06laANOrUSgY6CPSjJMSgtLmM9JZH8o2DjjCBANNg8SpMSoQzedQEeM37TDPC4MoDjiOBW",
-	"ERzFi6Hx2qnRwH4ludADH3RfNodklkRaDOhMQ0qMZTkWO1BrNFQKhA3xop1YRP3w/eluYwynOR9liAUt",
-	"oYZqCqQ9KSOUT4+Bi3GNttvWlkgVGN/jPe41U8lqI0Pl4SYTQq4X/Sln12TxaJDnPdSIkNm18DA5ePEy",
-	"iHUELNMFX1r/FSzttfYFAL5+AB6x3AdVAzQJOGv12hhEouAZZSAqsaaEhpWcpaWoEWs90/DCbK0F7RgE",
-	"LHZg8CaUCHE8bZP4dykbPXFt+dJvRraBlqr4GRZadygZk+K2Zd+PUFcGS5EzA/TihNt21lTz/UViMnRE",
-	"JJ26VBj/GNpqrlOaZVSQRDHYLjpn6rrX3O4TDF1LYL51xxPS2Co9xocSU6Nll5j9zpoLXa8IGlpU0qV9",
-	"YOqAOYIWwYiFzuroLAUAadJfjTnEkOmZAcp8MFyCGcB5OSu1tmT9QcjqU+sGi+LcAHqvPDIAQq67Xlfz",
-	"7aVR2VKr6tsUiAqrgxpfZdbLEOm/xyCAWXGMPX9exnmfP++iI2PGG7WDfJJKLfbsM/1ZpX34lvvOcIHE",
-	"LKMGikW/MKI5GFcZZ7tmvxYWj7fHqDRqNc5sT+5BuYyBpwxmWutGc7y4TaLEYcRz6jMnjdDmU3GpeTfS",
-	"lcv8NPdPkbtSxBwC2cBGPirQbLelH7Pc1eTjRdnrpDMqsmzR+XeBM+BBVg5aE3nn7J+nx7v6MFzIu0Ix",
-	"j8Gk3i52Ta0dhrfiOwNvQcxbw755YE7HRn2xG6mEowlLSKyxWdr3nDNg6F5j3yVZkRI/XXLEs4zPFTWX",
-	"uFoCfN7P0SBY1QC9Rr7u3Lgk82rNi9j8PsBOaaAo/WdIPjHjnPzz6O2Hy9Nflw1g5DD5lGSFULY9pIXO",
-	"sBJwCCUZpqbHf1zptQ5HYdDFRA2DEINP1ZQ1BwqEcaXPcq6YRrvH9CYDexyB67nimwgOyluG7ppaukvn",
-	"E5oJGchFLCyGBQwfDAxr+NnxVeOgNY+bT2bkBjMDgWlhIqFvk4S1w9mjIViXPeZ9aWWhLM7khBfjiWb9",
-	"avOA2evRQceYNuxGWSGuWKXOQjM3rB3fqB4LdwptulF/QqD6uyDNucwcjy1dVKJAKRV4mN0rrBzErGTg",
-	"ia4LZ2spOQg/azAYwbDQIguDHUeTIsM5GlxTlg5896nmKD1msPIM5AOWteCXNhSzbOFiTy50Fipbf/l2",
-	"ARvETVeg7a0IPO+5FjaNSGNHmj1JjgQhEHxD1oUAwsYOoAHITF6cVfbC4C4K8VUN9i9HrjMQlm2rxfqW",
-	"kzPonOcYvl7yIn8e8O1CEEPDRsgKdENyOlpoQgf50WMxv8nEdMe2Uspm4MAXdYmzmaH9a4+NaBUdwQpF",
-	"w12moNzvBNzUAYtphNyUJhJLYprD+bVN5qrazwntASpYSnKR8NxGlioBQcX15xS0bxMJN3riLKdcd2KV",
-	"khgsXf8mtntswufkJshxFlq9BDEyJAjPsTkvZ2ya0d2smWKZWbZQViYsNNgzcziKrUwJeCQqm4qGJFFE",
-	"jgrmTlaZUjpQB5Sjvgt+MP27xtNRJ+QtzAvdICpjrYxIcv3BfPPQG2idOJGbq+QOx5qE0+GjpuiQc8Mt",
-	"q9wrI0bTRT/hPOs7j1xrRZio/oKOGd3J91UyC5Nu1ei38tlK1S4cZRhOxrYsjJy+f6ENrRimgbM5XoBV",
-	"jQZqEgNtEnph/JzMMmqvyYv9fXT+SywV//MGici1Of117RPkVYXbZYNBUDkOE4/fsgXjNvq2Jkww5VvZ",
-	"MHaEuxoxjzzFbV2xbhvDbUfdeIA+RFSg5xAYfq5UTk1G1YSQlb0Dwv6mt2o2g6q9Znps+zDweluf+sxs",
-	"1mfGeZx84GsXIXANZ2rpB8YNge04ALqtu92pEWrQ2twUrS/ARa/NyKB1gUYH3hTgbhWGeU2sXMWW57NZ",
-	"CkmDj9z5VevmoHl37fbbRXk+CaXt1q+8M04Q+llrvO2GrsOg1xmVDjgmS/V32+qAgesmfDqF6u6SO1n2",
-	"garts1DQPcuL6jIh80LjHqtZQioL12DrBlrJlS6qYWEzTd6B2tWMJpQXQpvjxHSm1om59dbMwPIjDFQN",
-	"rNZc3bCwlT5DcLja0/W8AfrfnJDfrLwM1kGDAmGOpob0j/Q2Uq81gOfvrroC/prQ/8bwA+Iz5K375kN7",
-	"8KpA/4GMKRNVRmQcodaR4AjPOnPSIq8agPcD4L+sr822WwY9kAqwbksY7zx67P5awuj9feoGc7tuMCt0",
-	"gqAtDCgGxlMjrUDTioE/5Gr1QKmE9uUn9eBe1IMqY3gg7cCjg1vqCD4lPRpNwd/NJ0Xhz6ko3EMzIK+c",
-	"wRHDPWgROudiKTLor/aZrZaCFkxIdS/6I4JlkTugGBMwfB88HMH8CP2M7Za/kluC5roh1k23sC/UA2vu",
-	"gsRxe4I0kXKYKISPPjZ3rrZtU3OTDv276c+x1OPO83HXJE3Ocj6iGYDHu7+ZKpt+RoWM/NC/oWQe+7su",
-	"qlZ6mPebmXY/JRBhx5I0ePExsODWitYQsTd9bIylUH33CMbv+pW81HwxfOLcSxv/JJGQZKaU0AnBKZzQ",
-	"H623XBPFik9HNZe7zBtyKGjpst5xHTWgc0AbCQyBvvlksdvA9+/6+WcCHV1e/FimTkIFKBsrQprnnI1d",
-	"Z4OyU6aOa6e6vKF63a6CRy2f1KvasfRY/tAvcrrbRnxGXD4M0sT4TCBF69WSZJ1J03rdgkU33NM9j+Ab",
-	"kQPMnT12j953M5GEsxHNp1EemYh8FC/Oz7HumLG0FmGN9PLPT1fwK7mCJUWL4LUdV27pClQgzIwMYcIB",
-	"7N72wikxsFcCa6+4c+ppDQJ877eu6WYtA8R6ukBf8wU6YakAL5buebWjKWX3jQdIHcdkv9XV8fn40ltj",
-	"GyV/sRuTFHmuZPYSydNuacCkPlTgxO0BRubLh/Af6DdLzadL+jVfUh/l28mzUsQZWkWckVuKNDnJCZnR",
-	"dA+nq+/mlXn4ML336+kBu9ZvqJpLvthMxSyRTZ8u2NMFK5uySYCawWlqHGJhhJrnoUNtB+vu6VR3o7/r",
-	"pcvJlN+Qte/dBTz+Ra/e0/V6ul4bXC9NsWLlxbrjPdLp4mvfo1/h8XvXMMER3hckyYlsEGQp2dI1a7fE",
-	"k433dP2q2LxpKoJIk+5sbEUYRIw2u3qJohom9/4Y55jJsOl9JVtfP3n/3bw3JjhoPgW9Ws0v+qbuPlZC",
-	"xJoMHwH9NTRDue13bad8A2khbAUfmuV8DFmdEb+7oUC9JzrpInx/R9AxA9zIVerZOk2bDJ1vp6u3uRP3",
-	"39Db0m243xDcVoeZEraINu+Oy50/gRB5utN/1jt9qIhSGKqk1pvvv72ZhNJ+zEaxpL3yoAGa+xWPZzeV",
-	"gfVBafsThYGfbsYdbkZN+hgkvxuPfkzY9+LHI/T3Vy/+HvwGkd/VUigqLOqU+sV84iXhPwmHr/oKaAr0",
-	"2nyAKSEmABvPgsZ9m/Ds5a3iLumYnbJ10o6uPGiRXG+i5JDaS1mh/n9Tga8ilSem/rUydWUwdCgzx3Ar",
-	"Zq1p9IsxaKDfDfNnQnTJJ67+FXN1OmZQQ23w/V1t8Y5G58jR6fEupNH4zfg2Yu9LOzep758X8gvdnidS",
-	"/4pIHbJe1A4Ocz7X7W4N99+MpLmyUF/sOTDWRuXlXD1y6B5bocAY4zKmolh67MPm3CKJ2cQjViQxN7yc",
-	"k5TmJIFU1lXvh0sqcmbwc1/rGbzGM/r6Oar/XWuOr3vF/v7LhKbwX4J2FN/hM8JoutuwNSLht9sSIXW2",
-	"+AbLgREUeY1yPIbqiBXHNV3lL2g6Lp6SfjLBWUbYeMNJXr749lXDvMJh+1MiJ/xWFME4S261sFnOp7PN",
-	"tO2X+y8i5aam7M9T3iA+UueTroh00+q89UqAztX1XloHVHZPsfcIfbg49Xtu7TAu3Y8k3Y1mnAcuNdds",
-	"CDwPr7775nv0v//zTfegjd7/cnSCFAlYRKu05oKY5VzyhGdK6AEna2JwJn/U8jknXuKCHJid9lscBm/c",
-	"d5C1oWOqZgzrifxt96dbWedjtlYtsY2ch6Vd8x/t9C3MI/T5slDWbQQNOW5w9sAEfciQozh7oaI5NdZZ",
-	"VgnPOEfZ//7Py+7B7UnzmiyWVpfBKn5RD221vMx+tloKVhaMLS0Fg9fXLQNTD+sN++7bg+92G1z199Qf",
-	"EPYPvejuA1YcFYiPRjG29I/L83foNzJEv5AFuoSSViwNFROBTo9dg4aGg4w11os3BIIpafjteyqa975w",
-	"RiROoX3OOszh4P6n0CRX2mWbCccODfohQVMzxO0Am7fBL4xV0DdzcxPiuTUY+r52WU8hKntqGDlqbsT3",
-	"B2XzMgOomBcZEc0O9+UMJSc3/Josx7fw2qhBW0FAIYBOf1CaPnAHMDCz3N9XcvlF92D3NcI9VnbVYbp9",
-	"gz1CntvSeV1eqy5dW1eijwD8A7O0x/QUoZB4Qtm4iw6Z37ZT/5yW5hCUNDu9px0T1xd61V9IQjc3bIVf",
-	"wNjpTyiT25Xi4cFemG0Dd4fZTQM9sPsIhOt2IZeXf38Q3taB6aHqmdV2gzxSb/fYoGDOFq6+bKnRXpKQ",
-	"9Ov3XZN42TgTCNvvTgC9xV1X6/Ki3fbiyyquTeSaXJk2+V/kljQnCiprzojafFkBWOMIkN/St32QIn0j",
-	"PLs//sDKHslfXtV2nFtAea7r0tNGJZcJdetgWW0EhkQb0bRvu57IiXVKfGkOgXbsnYWzbKPAWOvPNLJR",
-	"G4mMz/spn7M26na7UQtTL660LMORtHlS2RmPvm6hyivjvZgtjfx9mK0b+QvtDD/wp/Hz1ccUEytmTWFA",
-	"2MDNXC3vczKiWSbqbQ1Mvy/KbqgkKKPsWmsmcW9R+aK5Sk9IA08ZvF54spiZPBPtPvs/ui/g7puy4VbY",
-	"U4NnNFkgLJAzr+4Q2fwwu/+UxYTMZF+SvAFfJRl1ZJEzIWlGOpb440/eQ949FC/E5WcnJwmeyWSCl09L",
-	"85bYL5POWgMsDeWuUUnajnGZqNdMlwRvUGXQbik28BeMMT9xtvurvDOpRFhHOI3xa3ndjjTfdcPCFSQp",
-	"imoasWCdWDA8E2QPp1PK9m4OPLyUvT8UWZrqhZV6xajIMhsGdwI8zBLXw20nSbxEtvggSH6oZt/aVgNp",
-	"B7RS0SkzwdGczohtRDiimW6gMcX5dZntBa+naMe0OtAtF3fXBez/vFU/rIOf6xdsSFnaz4mA9gt/rGh9",
-	"1vTipq3QqDJA7VFt36nWbAD4TTQdT2j7vQCs6wf6SWwAprcFr3GCs8yD07OoY3AJH85/bbPQdedatSX1",
-	"tj936fnjo8+UKHpt0Lfq8EwA/tdtYku++7spluE3nXpnAq9bvEs6lrvy5ujH1rknhwiebZumDtoPJCY8",
-	"l7pXkGIthTAtC2z/hYe4PJcTnJO0o5XDWlMr6GPKoJ1XFGEPIyXyMtIpBNErhKWJxkG7vl5daTKNE2hh",
-	"OSFoQj6hn88OjzqXPx8etNE1WVjg40Bj058xim0b8VGPmV22SlY7BD3qtYDIei3FG3otxqX9944+AJKD",
-	"66PHoC0LlAPuttG/uG1O++7DWzRcSCJigMaaan+jcqI39VIr3NsSVTDVOESj6ZveoFZGOsvXh5jiJJ5I",
-	"2XAT1sikdE40VmRe4532pjpx/ca1/QZEbh56ER8fwL+2vM31RphTtda98a1sqmW+SwtTDcgb9D98OL7z",
-	"A05R5bJCDbw5zFB6k09UAEDnA8ptxY4cRu0Uy2SyLBAH0/Q6L7rmOoqNOV0e2ALS/GqF+PON0uao/lsq",
-	"AlF4pR9f4Rs8Z9kCWcMpL8guBNvUH509pRVZF6iOO+ng2ZhfrtR6P271pjVsjcs8WI6sXtmmlZkJsa+t",
-	"e7dchP/xaJpb1PYU2YmIc1dsQtR7jMybY0xH4M6rH9rWDL9PM5ov+kr5qqsiv9mmbMb/r+Mguu29UCpP",
-	"YtoozXgyeYOUfAO9hxHT60C3XNUd3F99o25MXATaBu+f262MsLGc1OfyFv4OEXKUY5byqXWkW6Pz4FUb",
-	"HXRefbMb6RzvR5QbqPSNHRZ0HjwUhMkuDKg++vth579x5z/7ne+7/f+v8zHaS70QRPQtUHjtQz/zOZpi",
-	"tgjoRXjbC28KbxsL5tp+rd65h4inbchX4teTkble8ENaxjc4K4jvKTNi1RL2w8vVh+NSmoUo6VznVBsx",
-	"qj/gv581aVuo06qPSv09zq7uifBOpjO5OF8thUDF0/NOv2bXh3fu2/N6qF1tpLD2Wu6LeyeUtTmUz52e",
-	"SGQ7JAJuEs5IE4WsBlyRnt6zvie9iBDeh1n65XSqd2SuFanFemrUG6OKIMnRNdGRp1uoVct1EzWpQhAE",
-	"+kZMA4nN4i+jkRRAD+mX10qeeM5WeY6+53Gx9ExoYl9mqglSoj0/6sjghZqqBcjebmDQAFqbxiwRs4yP",
-	"kWJTC5t0yQtZmmTgVYmFAVfiYFf9nf7TH78wY1lD43TudgCElU9BwK8pCHipQ0KFLiMuS+MbGI31+/aD",
-	"fvtRlfmDefTQPmkv+5ogVSZUsBHL2WaEwF9gJDPAv/Hlsx/v0uP/4W5edQrQ9R7tBN3yd73iFvVTtRl+",
-	"G3l97Xf/qg6J3yYE8vzDZvV6UzBL0SgnpK2kCqsHO1GScUGWXybhhPWeCxY2WaAuleZSYllsuSSwMVRZ",
-	"pXV4bu08E/U0EjDfJ8HyNQkWe3H8DY+s9QuqpzFz+zJ+y+41F2CDC/ao9EZ9q5+0xq/wcv+UYyZFWa0p",
-	"gnW+QYwPearMrCk3vc2mgmQ3SxLIKrLQZb18efO1wef6zJXuAREi5jWONtq0+T2jQoq2KfjrMUMaOUl4",
-	"npIUYeG/UwjS1epFv2CSZv2pQFOsdphKE9Ss5zG9Vbt1KLafahtORP1lY3fe/SfRrsjlqbJX/+mNUgOe",
-	"WNzXxOIOXemujsiNvM1vW5xQWPMzgYZkgrNRI3ObTzgVgVcuquL/ph4rL/A9SXb4yikb8WWGoeNewoIw",
-	"0BwlnDGiW8A/3YWvTJfPdb4z2LjzCZZ1OSfQXD1VCBOy/lKSO3YFX2j9YmlOnpKe+vb9+mJlNt5oJIhU",
-	"Yh/ALqiQaIeRT7LvoDF0DQq5obwQUOW0+wZZT/N+U3LeKOfTIDevJm2nlNFpMW293o9J2uo0z7iQNq8f",
-	"OvTnRBY5K2dysN84F4g4bHMyvxAyE/a8BdQ1Ywq1zHJCBdqhY8ZzmzOuJtFYaGyTZjeqcdafd5uhm8jA",
-	"hZnhHGDNTEY2fNtOT5iyrwbEZe2i3GAWkKOJMoJviEBjpaGJhihEtLQbXlievVn7pBoR4qBC54vClRBt",
-	"FExFaehqIi52ql8Ycjlpmowe5zaToSzJipQEpUflyUQKs+Lt7N27d5pDxpPrW3xev7bhl/WW+2dhv4rn",
-	"mEro3jeb5fwGZyFFtBHOssa56Hc2ns0v5TzkhAgjS9V74g3qtXot7bJh6tobqYIuyIxgqZ3VSy4nDBJM",
-	"p4o05mHkVPJ568mUlkKDKWpqvfU0GZf9suBhOzNVQk3ZdPkbpGwTNOaQUC4SjV4BjKVpPvBef7gIpkKY",
-	"4q6/Wz5DRR84QKttnER+zUa7eiMmOOXz/hAzBv/2603aLXyDJc77RZ612i0ow4fcOXVmGRayLwix/3SE",
-	"XogZYSn8f0dxH9tr8Dy0M+L5HOepaBt0faBsCDAM0c4QJ9fwa/Ndp3l0X0atdmsYm8N2Q0GlZK/7A5TI",
-	"drYBlFwrYe/YqLET1J46ZPYISpTE2ZIk3FKCK62JZlC/0JhfE82nyddPugcVSClDK5Pt9bh2/uvY0ueM",
-	"lD2vzKqeTIkvUwqgjQV7Cm1k8K6x+rakilN9XqJKr7Zm/YDVfdqzHr0urXV+orOvykOt8xoCIn8cAafw",
-	"iz9SkqUCZWQkwRAQEi+MS3iBcE66ZXpOTmYZTiqN1HtMmeUZH4t6alPBMiLURffTotTBgx76psd8/Tsv",
-	"TIHHfMIzUqrmlDPtu87dX5QqQ0gqEO4xN7v5hGZeLhE48AFwlb1BtsetsGtQH+oxcyzPhG3tSUTXa30z",
-	"wYpETbWyBtVQcxG8p+QsyRnO+mpMbuKMmOkWvTO50CY5zolFnqz7zHXC3fZd5ktKfp3WVMeu0L94pX0F",
-	"65jHvdp8tHN2efTy769eNeSpeVpdvKa1VBBvVZPsb/sm8MFOi4x+tZ62V39maeGyI69gTus3BF/W99vX",
-	"d8xzbTdYXeWprzyoqg5PfchlG4liNuPaAaGo95PMMRg4JrNZx35C86Y56vKQgIXbkMkG1A5Q7ieYGWCj",
-	"bQIRrz0TjUX2BIGyvpbw/QPsEXNdn5WRbzBXndy4n9qznRf7B8CDNUnCH/Z3I8rEOurxnq7i8rnb48Nq",
-	"UjPUHQ/EdoWht+r13SoBz7Uj/AnyYVzALCdozJnuPDUnOdl9YipfF66SrjAUfKodHc0R1aUV+BFW4m5T",
-	"YxSrdo235gWL3eWVkldPJ6YXOadXJGEkxgA2cTN5t/Hp6n1NV097tqoX7rGGo2s3e+8P/X+MW2154bpp",
-	"UXTf7rW1BZ+irVLsYfEk9b5KqWfSIKNCD7oulyg7TW7jB6LsQEAto+wnQn7chAz7w8yfrf9zpFUscU/Q",
-	"ABES/5Jiph2FIbDSZItIBNW7uRUrUbsd+9bvGMfhUb+6uKpJW6EyElD9/GcxFXVnJLWuJ7fTE4spIQoV",
-	"RSzjMjGV8uVmGY4vnzIcnzIcnzIc7yvD0ZtMLMfx7lN7yn58yn58yn58yn58yn58yn58yn68c/bjm0BM",
-	"WyJTAhjN8cLq3BOCMw33a1TsarBazNVrg/NfBgirTyiJJmw7GqglzAulmCgFUOlEkhfJROuHpMdSxbOx",
-	"IGjnUuv2zwQamI8OdrvoHZzMeKzktdLMRxxl5IZk9dymn4j8Wc91vU5UswzTykGST3g6yxQ9n/8SMbHj",
-	"QFJmkXB2AhnnQN08asSJWDrAHvSy/U/j9h9NSHJtNjdo1MEL2db9vIH92l3G+riUuEypaJv+EdB6bFzk",
-	"JIXGxYkaFOD2eBsNC0WZ8Lgez2HN67F6zGh84xynJk9P/wIpBG1FGUqzgZ/T19DBcrD7WnddxJL0NIIh",
-	"vKhmUjCJZupSMCExS4hJw9ObAmFmIWmW6e1Kuz22EYVcEJxSRoR4WCKp7L9xfXz7UHzGfT6lqXd0YOi6",
-	"pOd1aNUwqASyDmEIdzJAG4wQ7fAWkufabIeR1Vva4IY0vdZe6/PHz/9/AAAA//8=",
+	"7L37chs3tjf6KijuU2UpRVKynXEmcn1VW5GUiXYs20eSk3126KLAbpDEqAlwGmjRHB+f1/ne43uyU1i4",
+	"NNCNbpISJSux/pmMxW40Lgvrvn7rcyfhszlnhEnROfjcEcmUzDD838Mk4QWTZzwlOZaUsyM8xyOaUblU",
+	"P6dEJDmdqx86B53fp0ROSY7klKBCkBzN8BJlPLlGmKVIFGJOWIqwHlKgBZXTAdsbzrDM6ae9JKOEyb2b",
+	"53s4nVG2p178f+1LO2fwELp53n/+993XiM+olCRFiylhaMTVQAteZCkaETTGmSD9Trczz/mc5JISWIoa",
+	"T/1XLuekc9AZcZ4RzDpfuh3zkdiPX7odSWWm/ta2FV37Ih/9kyRSDXqoFnFMbmhC6jv1jhHExwjDNj0T",
+	"KIXnRBdhAbsHO4AO358iMeULgaisrycl02WaY0nS+viH2QIvhd6J1ygnEypkjnM0xQIxjspX7Zf75RK8",
+	"jdE/Dqm/NULmlE3gVyrmGV4OGZ5Flng4EoRJfUCMI/UQfH5ECEOCSO+L5ZAZFnIoCGFDOq8PeQk7k+ZE",
+	"CLV7aqP0DJ8JpN5EOflXQYREOzlJeJ6SFJEbki/RmCzQjLJCErG74rtSROmaeV9DC2y+VwiSdhFlaCaQ",
+	"oCwh8BSZ82SqPjPm+QzLzkGHMvnq+/K7lEkyIXn4YUUJQzwhTMYXDhcKfm9de3R5MHb0FL90O+pFmisq",
+	"+sM78PKlj94V8Gi6ieRPPkmSM5ydHkdogiGaEiapXCIsEVabNskIEnTCepyhec5vaEpydYAhyTKyW78B",
+	"uJDToX0nSqLETGatxYfDhS9XN8FbZdNGXE5zQuY0jW6DJeMRL1iKJNe3XnOYyELTlKRDDJSxBlGZwaM7",
+	"MiMpLWbRn25wRlPFFNb9UmX/zNDl97vlxCujV7fT7VXTZn4Q+oQrG6mkC87sxrVwT6SuUEYFXB4ngTKC",
+	"b4gYMGk+L0BQeecuEC+i5zGjLC5L8FxRUJQnm1/QaIkw05PsIp4jppgUwgtMJWUTpEfAGdo5uzh6+fdX",
+	"r3bjzBnP54LkHoNmRZbhkdpUmRckwgbwDZY4HxZ5ttbjCWeKhQ/VV0g+ZFyqbwnDodZ+XXPUGjE1vO+R",
+	"sR3ghuQCtnCdj+YEZHOUjx+ZH5GkM3Intp0SnEh6Y4VvRHJq2WhF48p5kxyLprF8emwU9WQ2l8uIqG/g",
+	"sCDwqSQzGPH/ysm4c9D5j71SD9wzSuBeld19cbPHeY6X6t9UDCdK9sSnv4Zs5Vod8njgM4EkvyZMrCVs",
+	"Vwr8W1CfUhdj1/gN/D1QSF803NC4YuSE+elxVFiLKU75YjjCjMW+fwE/9/TPaEcQCYo0ev/u4hLtDcWS",
+	"4bkgRoe+eb6nPiX2Phtp/mWvHL5h1kYbjn7b/hQs/2XDQI6rqoHWpzUnCyKUBqvQf6zOTZ0oGvMcYcTU",
+	"aWewycBgR1x2kSjmc55L+ANGCWdjOilyAuw+x0gN2m8mjAaVAU64a+RByBbcnXak5G+tJyi8+xPyryop",
+	"+MuvClCQjzHhWcjpMZY4wjcKOVWqWKJZYoolVvsCRhgSxWhGpbCKiRq9d8okyWF9BIUvD9jh+9M+upB4",
+	"QnpiThI6pgm6JkuBcK701CTDaqexQBw+jzNUClQk1EewHLApZmlGcoEmRMKBpOgGZ4W2TmoakVVxwmUd",
+	"k3lOEjBtZv2MTyjrz7EQC56nakavEUZySvO0N8e5XBp1dEzBCjODRm9l+eAqIlabdVo+HehcG85V7b1+",
+	"WVuL8ZlH52sHivMf+2sXbkz149EBcyLmSiDHB0zwXCZTjOxT4cBqlfB7nOERYeV7fWDzo7dcNKE3yuhf",
+	"wvZM+YxoBSU6tuVBwyQn6Ur+Y1nPUU7gczgTMIiSRPHpWXmr1Qr1XHXl5e9D+D0+zShLA3s3vKbqQVi3",
+	"uahUICylEv5KdZQcqVVlRJI+OsNLNCIDFrhK3HYKs41K4VXjCXV5QdjaEVKl+yq6G2GWDtjOGGfZCCfX",
+	"aI4npIvIDNMMZZRd7zbanLckeSMdFacG/V4RfOQbvm/GsrkGFvhzxhdxL8w44wu1yBUsTu9PhBHpv8fP",
+	"Dtanj4yPEcHJ1Go5+i1kRYl/cOqSC5hWoKI1kIwVjRW5ZGb1Mdwh2IWGHTojEqdRQaFW8k49gl7094Ee",
+	"eU6F2RW4eWhmXkY75z8fob9///z7mLWuNbvhDDM8ITOl2aut5kwMjWzWKse6S+7GRixyGn3VTPvf+iIS",
+	"ls45ZTL6aJJhOrv1nBKekmEyxVlG2IQMZ0ROeXrr0Yw/ZoPZT3KsbK7lnNz6ozTVnGqojAbKJkOcTYZa",
+	"EN96SCZzrjSD2gIqtKa+i4KnNU398OrVi13NWkOu/0z4upzmig0SPDoH2Nu7HhMVomjwQP1zcS0aqXKe",
+	"89lc3nFvAxHTShtWOA9nPL3L98wodyKynNzwZK05157bypGJhN9h9qIA5nm3LdCXrHX14SNbWHhFThjC",
+	"beSPtUnGD66JCFuIpYlTtVDpGsy1IvCcUGsQeueNOu0FxC6UXf39/nOtOuE0pcZ4qShllGn/glGs7Ab3",
+	"B4zkuZqzdivmuTI9c4LmOSljI4qdgX/D6HHGMQ7q2BjTjKR1UepUtAadWWsXnpo4DfQ6USQJEWJcZNly",
+	"EyVDmbSwnvhn9QJhvWCt6Nnr2UQ5MrwQ8+pOixlmvZzgVJniaEaEgO0A033lsEp3atDI4CetgWnNxZCO",
+	"MJKFCqRM2bV9Y1apimzVHOd4Zm1VQzjvg1OskWQ431OPqryjZISkAs1J7qmX/RiBb2pWSQ5mIQIdnzKU",
+	"YUlyS5Uirn/7vERve+UGuhvWcAPLW+QtN+olzO0OCDSmxmiJKqPWorFBgbmhk6g2GqX6RnEe556VJceX",
+	"FFn/T9pV1hZRP1SGtfkVnCSKvxAKUXbC1OVIIYLAI0EK83t7mN4bXo2sX4m58ypLt4N7a68vJ7Jm9ytt",
+	"MpoS7wlnLjkDP1zirP8SbPspZsYIa7ut9Ql+6XZmfWdFuMD+ymvfkgkAQ+oJDX0fzC0mNiFyCHd86BwQ",
+	"txhFEDkMAz+3HKQS0thwFM9YD2ggQiOljyDmj4kTTfmAlj0u2mg5XUSIAjcZCpLkpCHmbr2h8EhJjG7A",
+	"iJdwiEG2Dht8RqcTxnOSNr2sCX2z1wRN1+XxDU6U+gG0Zq1YF02ZtxJLTvECk/WpudSFFV7M9hQTNRLk",
+	"lTin0QTfEC834jXCQRYK22oKSlNGCBrnfIZ2ZuB/UwpLGYyyLjVFmg+VibLmTDaN9pcn7MmA5tyQYyoS",
+	"fkPyZaucP9IXLrUPB6r1Tn9Bsqx3zfiC7QVJYyDzgVU+E0g9NISHdmMSo3QdrOJiv7gn/TkDP7RZLMP1",
+	"Rjo1j1/ERuP5pK9X05+J5MWPr/7WD+2LdbTQuNJRy9DwV+8fW+xwIod4MsM0+02zVsrZuU45qh+j+UFo",
+	"lcVXtwlLRcmendNcKZ+YGZ+yF4bZiGMfooLRfxXK/lG3CU0IIzrJzcQKDLFIbtmO/nM5mQEz6u5r9Lz3",
+	"4m9/Q8kU5ziRJAex8sd+70fc+/dh73/6/2vY+9iHHCGsrKrOQWfG2TVZiiHOyfAf5yeHl1GLRy2wwXry",
+	"167maEVY+Bmc0YT8p/l3n+eTW4mhQ4b0A2b7lfXjxM+mwqmU133kZ3jp518jqoVXae6WROgWKdDL96fH",
+	"AlEpSDaOzoCRT3KYUXbdZB5IjnKS0pwk0pdRo5wvIHduLMsPGgFe7utUyrk42NvzdnYv4WySY1lk8Lzo",
+	"T+UsiwewWDo0lNMkigPyZ4oPG6OWs2yJ6Fgbn1SgSU7A8JJTrHdrxoUcsJwkinbBVYiUfCgtVkM5zLo/",
+	"zQUJ1vd8JT8PL5cl1criPJ7RwAuiXGMul+/0P2OUCKkr6L8u3r1F+iU4fveZ8uXY2E0uBJOfAC6GPvqJ",
+	"y2kZkMY6ZUZpBhGzqcnFoWbqPBwh8ZwNP7z99e2739/excuhBzdkEY5/yFDBQKSZp3iSFHlO0pVGuV2N",
+	"nYZ/gPCHyJ7G5d4KmzyH8FY9Ihtu7ggLYs2Q+i1Rv6IP52+AtPXAPXNzEs6Y9tyL+L01EtRe34TPVu6N",
+	"m4y3KfG1RzapWaSvvVEVRnnr3TIqeWS4+jbZh+68Uc3rj22WH3rxtIaoeG/INq8J/7izvMWNrv48nMZd",
+	"7TEz6A2Z4GS5HofZEht5c3p2ejk8+e+jk5Pjk+OtcpNIZEXmyyFIxeEsYmv8whco42ziq05iCkUWC0wl",
+	"GpExzwmCYSibaOuDZhkVJOEs9T2GTTLHbtLH2O4rdT4etz/0I+sRZ279NCKulHDIn72cDZPGsTBuMp1Y",
+	"Bz/tqXG0xkQFcmGHhvS3xpyOcvY6LS2jOjkK1gNaUsYnE6XCUrba71rNBys3LrKrZ4KKlN2bCo/mU2Vk",
+	"s2I2ijG0P78CD46/fBk/19OLd72Xz1+96j1HOJtPce8FMs/rqIiaq94aRT4pxVlmvAXhTP7x05NSfwel",
+	"vh5mV0Q51DvfkA/nkW2z7bX/ww/7+z/u7+/vP3+EZoCZ/bbtAEvxlW1sNgyaWEyEG0Fakfb5+PlH8YCZ",
+	"zsetxUfg7WfCZOIRRZM2HamPfgmFok60QMYfBrllVJB0wCDSi9Gg8x+DYn//ZZJhNinUsUg8gb+QQQeJ",
+	"Yjymn9CO2SGGZ+Q/xnks00mxdBMjj0uBBRmhHe3HG+Mik7sQxcGS3sRldaAaVSPVUkleiHgxsWi46d6c",
+	"27Qrk6jS5Al/JuCaQ0jtNQKdsqsZM5/NONMqKR+rC484CM8P56fxbJyEM4kTKTZLmfByBjZ7MeMT3pyG",
+	"wzOaLBt/tvxHPSDukitzl/QQP/cjkvzOmV/n+Uw4cwPyDYpRRpN44ilvyk7yAjaxa9p0m5vUZeblEDar",
+	"zLyhjE/9MgxG/Lza8A3NXW92TXMPzJSYQMISKrd8IUsFVBR8HnR03uigc6DLbr/EYs7qifaArNMuM3qj",
+	"80bUZbKxbMW5CkFMPXBd52w3odrLecmn+Zr1heTTnOZEDHUN3Bov0LVLFyEtK8Lk5jghPUHmGPTBA9gq",
+	"Y4BBnZ96De2Y7EAoptB/27XpAANmQibw567OxqUMdldIkA52swtm/rBzdnH04sdXP+wOmJiTLAMrRz11",
+	"VeTswFTaHEDxx8F3VyY9xWYhqL/G43XFqLko6Jmwy2qoDipN2eghqjHay46eiVVJ1UFNrCbZ6j0Kb0rk",
+	"Pp1jSd7QGZUN/ABy57EkKFMPQRwLHCNKH7YKjVfRvKZtrUatGtFfx9ouP3PJOZphtrTLEfdoi2tLHOEJ",
+	"pixqj7tpvdjf39885tfiTawceIwkvBTBn22KVniwDZlbh65yF/TysOgC3lk7Y8ufxCkb82iGZOvU4a3a",
+	"zJvKAM6KTNKezuYLpq30/QNlWcFnIWkhy3QyoPMOhAUC/uubZe01eyLGNBcy9KZgiWaFUCSlg9lr+SNa",
+	"d+yciCKL+PvardlLncIVmrPAFwwXC7bTs5wkrIvhzCRRGvdo8Pg850lTpZcySTc+SEhFIJ9kpSAItpSb",
+	"crrNip/W+KBN8HD+F2WSmTof+KIuCmqc2iqsiEYBApmjvX8VOKNjStKWctZVtHGh5ul2oM3wC2lnGBZW",
+	"LedkmJIxZSQdghOnPv1fIfojkHnMupRMuSJJ69vTRaQ/6aMBbMmg00UDV1U36Gz37CBjBDNEcJ5Rkocv",
+	"NWe6Nl9sW3QUDDQiih4MaUSziVYd12WD5ylSB1eqU8LlYlI22SiZ2f+0n8AM5rrTlvvNSupyKGlMGTqB",
+	"H+P5Mq+RKyUGZIZb1o/PCUvVnq5YFAVmNDEJRVjdUtAgUw0OFF9bc6SjEEQMcZbxxer9NI956y0YqGOa",
+	"NFYtseqGhjlVZlBuQ9c75/BwfCWiRmpRegQ9Cn4/by1K9VzU9roJiXPjUMZWI9NFRwnOskh536rkutPj",
+	"W7ian794iUdJg3EwozIe9DMOUU8DtFXazm50iXA5SQi9IemA7XwWNO2GLsGufvzLbh/5ME3efk3xfE6Y",
+	"UPuUUXa9OldijuV0T/I9PafK4TUYFyJMHosebIQALqc0T9/jXC5Pg6LsKk+KV0sjzowR/4BYO4Sp//7h",
+	"kipm4CP14l73isITDOmB8nh7H93T6N6vkZF71JyN23Am20vSLXVWc7utClSNV/W3FmOJBN+7SiF10RVX",
+	"bb1pEOayPrIWEv6GOl4EH8VsuVmWcIRJNmpyjljqRBChlQoQQj2p2fwWqaLSrhTFyTaAftAxXJr2gciA",
+	"xox3GjPOKABFtSA8NIb23LgQANFDrgj1RT/QBAPROO8S+qEksWbABzW59SYfRLtwGIm0y9hQ3/TriErV",
+	"GT6sYVgqC0TBtDYAEHDr0cNuBhfQFjavUGuEnn+fciqOXCJSK66bUn49xD7s7tYCizJJvE7cOue8OSs8",
+	"gkdk0r/vhGcVgg+uqHqad/wJBS97+1ndraYNbSs2cGUCZvdi+AvmlxV1BvaxKkKWughzkpsH13Yjwcwv",
+	"jPm3EozBTrG6O83Z8vCz9TTFtEBFX2AFLSAoUanHQAv1jCKzpsqM1sLElSs3E6+VLJ7gBNIslcDjDcUi",
+	"6PRYROsV1waptA923VqqGws717StF01Wu6I4e01BbSmJomqxumTEiGmp9qCBDXjCOmQEXcTIggipHXKb",
+	"kaF3x1ZRoj/x6p7ZbaltGzg6kiKncnmhvus770BX/4ngvEl7CZUlJV90JpVi1ns2ZA+wt4d+BTrSY6qN",
+	"gLVCmEt/xs1PWSEGBcTO5P8uSFNuzvoTke5pk+r1LzUqgnpeIvWkqBoW/t6xMG+hO7M8iDn9laiTAAQK",
+	"faHtvjtWdGCDPjbOF7hTFBGVECdKn7eAiJ3n/R+ghGROGJ7TzkHnZX+//1IRLJZTOKe9xqIZkxen/qOI",
+	"Wzu3085B5x9E/k6yDF7x6vFhuBf7++YGSDOEl+yw90+h75Wmz1XUG606gY2qZjiA4hstCuqr5X+///3W",
+	"JqXDF5FZvOVWA49XJ1GB8A2m4DLp61tTzGZY0aPaURuRb3gbj3ih+UPKZ5gyPUJweOqQadqzaCcu2bjp",
+	"DN/NCTs9Pgoev8fTDPAWIvt3CQqtScx5sFMLwYsO35+CaBqPqycELh08K6eITNajrvF+JpDeTmS4rXeM",
+	"mYHDMEdWgTPHc7p389xxGO/AqjCemYnDGPSGsw8Xl2ikJsTUIyTVMQ4l2KlAOinpeQUDoEYDtcDVPRJA",
+	"Pb4XOY9/EOkFuWYkmWJGxQxJDjqsMdz1XoG3uHaRNnu92/nUc2y2l0FGdw8Xcmq9mpGfTeUBMFT1EGQI",
+	"xXJkT8ugk7I5tNIwa/D9d83h2XPF6JlRBZ4plal+fBAaCU6wo6U5EfInni7v5eC8eEzk9Cp+flE+7OsZ",
+	"Zs8ehNBMbDEmNWD7wMvry9LEkxr79SP9CafenXqNztT62ERXJ12TpagQZPtXtkJ9TUzlxRA8DwFridPp",
+	"uXlCu1Wc7xMBsAgVfsXOgA3YpbYwcoLkgqNrylJw42k9Vr96oJ7roSv1tyuHpw0o22W0R7h0JQjJFlkG",
+	"DFjPbaQYmvm+hQzVbNQMDUk8K8ae4huTQUJSZcYZahRGZVoixiGQ7TL1we+fZUaSi/qls1v124tDtbkd",
+	"g+Oi9D7ROfgjplmqDfJQxctQPcn76Fjnd0JBp96tJvVRDWPVXYPCB692DrQnpOucyBYrFv4ccyF/6pW+",
+	"ev3wl4+3Zx1urM+dEWXp0NSwQpKbjzPaoRm/ISPMMMOi46cidZIpIdfLoc6wN8BnFRx/+G+WvRvDLq9S",
+	"NADrUS0qPI4VII5dtJjSZIrs1XkmBiy4t2CP6bxcnhRK8qJ5TnQqOzjO9LSXu8BA/N2IiQZ1w/3KiRHc",
+	"JOlqfbX1p65kBeOTD5iX33Z6XMY7T4/RRTWd30v/awd9TYmAXBIHuGmd114sZMOEMg2/b4Wf9D5SZrGh",
+	"07Ft19LVC/NKBUAa2joPhL01l0OvFaf+AnTPczqhDGfv1aV9q4lvpAj+dvLII/0wLNDBo+T5C2VoqbU4",
+	"/33HVCHqsuycjHMipu6dlIy//9srr7PGQec/g5tx4L3+xWcFm+TNNEUo7CEr/k5F+EyiawyYS/qR3GIr",
+	"/ZuYTG6bvgYDVOxpxWp1UqhSmwWkiHPKpM6WpGMkeBdRiS5+effhzTFK1AMm5f7qKtimq6u+FUBU49db",
+	"OOkgxQ5KgFiqzsvkLLloLrj1DEbYiCS4EGTAqlm76hk94fQ1okxIglMdPvER03KCBdxHNCIZJTcEUSkG",
+	"rJL/qyMoZqnSRl4FCFpleMDEgREsbc6ehXpTN90s30KXk4UZmDNYRZETPTSkCJpMJr1QxxXcS9EbHFBo",
+	"7BJPuZAAo2KusHc9OTMs0wfUchAqZclFQ4FhQP/VT+9YLPBddFgnA1ukQT5pMKXU26CrK/8KXF2hQtgo",
+	"3x78ye6pUjdsAv3myU7VLKeSNwHFrbcNcU4V9U81b26TtvreY7yOKrBAlAFNKp2Jak2JsiQrUuJ7Zcc8",
+	"y/hCbVyZIStAsUPoO3R1dTb8cHFyPjx9q/57dYV03pLl7zboolhJlhOcLpHEigTL10/+++jNh4vT31pf",
+	"NqUr5FOSFUKJbEWJYo4TogZCCNB4y6YpJZNGpvmJVVmFycJ15T05kUWu7GbI2l+uzgbsDpjeJsihhcKy",
+	"KtBjsNXeQnT+sj2wAVtMaSakn6uhnpiTfMzzGQwfDAxrKEvPjfFvHjefzMgNZhIlU5JcC8sRihy2TxB9",
+	"eiYPeMC8L12tUIquhl2EMznlxWSqmZTaP5wJbj4AMnvWsCF+VhYda4BeIzW78b0asHCz0KZ7BbfhxY9b",
+	"Myf9Mu/o5SxT0fU5Y0l6Lk8qNAc3sLTuzTi05Qt7OE2HFv9+T2ecmPSckiVbgzG0gqolfNrKvYP7YUVS",
+	"R1O2wtol/pHEom6tklG//DHKkLfrvaiEKDXcakN7wWDe5smPawoNrSkootT83hMU9+9WdfrPIuds0tWK",
+	"I1x/0KvQztnw8t2vJ2+Hp2+P3p2fnxxddlHQxbF6eX5zZcPYDA6paaMluji70GZZmR6nk1vLhLHdlReq",
+	"9a7UQbj2oOCuhAJtcrNDOYyFUd4i1dwChHQdktGPf30HvCKPD2/PT47e/ePt6f+cHO/GPPJ6srYO62/P",
+	"hEuQdu73LhKSZhnC4lprCTxLiUWPEbtxp/zKY5951chtB28DHh/MgE8Blo3OtxZxKQ/aFeHNsZxax40+",
+	"qt4/RU+k1+jlD+rUhY2Ztx60r+/tgfulJgqjYZmflrZEWzuAXKm+/nLZS8oE8uxM37+7uBS67lBbZuh3",
+	"Za3Bl/s2e2/I2XBCZLce7sVp2nv5/vQYkm/FgNk3lCIBcUCoRBToQtcgPhMo5XVnZgWi6z2ekLpDM+aL",
+	"1PIzlIm+P6LGkeLDVAXwnQe0sfX1B/q48kJK8knuAbJbcBmqA0UJ3z950xbHeFtyiEsY7Okv3c7L/Rd1",
+	"4vrNZXGWx/rawV247ls2TCSQQ8tQZz0lOIVD/Nx5w0ukyJYlVEIXU4uFXlsGuLMNHKNuwmVTRO3H2yVt",
+	"t0GvrBDkhmrlp95isegpq6BX5BlhyuRJ/+J65l2oczMafDjCK/U85wsHl6NxYG2sxAUdw3Wnw9P0S6vo",
+	"Vo+/4cm1aZu3RbWtbBu5Qtc3D37czD/0DKrVJXlYVR9Md/DHSuOX3zkbnr797fDN6fHw/eH54dmumdDL",
+	"h5lQgrOsnFK16P4hU4KKZGrPBpg/BYh+rxFkP8igA5EbyZ3746OSefVUtj8+KhFW3h0LFYErnY8pVPVf",
+	"G2fhypilV7AJclYpWaWY1TdoUzk7LyKX7SJ22bbhQ9jOPbtPs//+OQEjiydusIIbOI1M4nxCpC0QN6+A",
+	"l07Ht/76vEPdQYF0mSf83woTiZtQTrqa5rXrC1jTLXj7MjboULzSpWaffZK0T5J2O5LW0dQjFbbVi7cN",
+	"ebvNO3e/zvaH4Q1PsvdJ9m7ATcyVNOJX2H+tLYFv45R+ckav7YyGAg25SaNjL5L1t93Gc6ugRjen6B4y",
+	"P8ztOtn6bmYT7NNFf1SRLxuwgkVfy/gEUitMORP42YF17AQg17v9AfsgiEArEydz0tPNaiFfBOoeJJ2R",
+	"/oBdaLQSCxNF2fCG4iH5RKH0fug1HPe6y1XpVuf/AXL1pefjvbvY2lpq6eFa3T9tsp3a6x719rPyDjSZ",
+	"bMgNuk/pWCI3RmHmzjy4OFQwSbMQk5JxQKHTeeBkboBi1qgvbsVeL4PJdvsCIjX5+LYjertH1v9Qt7Lc",
+	"dYW8yf/X/siHFO5+lskMZ2pfSeqEKNzfBDMlZ13GLMxSmGk+3yp7dxAsDbP10gTNCYj1euQ+oDzw6Mdo",
+	"KK5rpq09MNk4W04qqsAh3jKvaEvKh+WvSt8QlE0y0isE6SIx5bnsZVTx7/DK3ckZb3O79uyYIVabGnoP",
+	"Qkqm5WlUl6lBQf1m31jD4nKAeJAt11RxcR/RxE2YMezBGmaKfm5d7gVLhjRSbCJAD2cQnAeQjAKlVMBt",
+	"6yLBrdZgZYnNUX2cN8/dHXWlKBGuGwiOQd0pPgJZKHZJsYvxcs9o+Xsv5/rcG5V4/Rw0T9iu58ymA4ZQ",
+	"5G3bGQWGWoUzUH5mc8M6jhAltuwKpcLipsU/h0zT7dIw84tAbWuMeFOCsnWGUsHH+IYXOeJjFJz/Hk5T",
+	"Z0Xk+/1Xu31d2mO7EZSpHYLMsBKkQt0iSD0PcpzQgufXB37AdsAUhyu7pnhwXADtCmVzkGRe4kjBs04e",
+	"vh6wEWWprmlwMFY4J67vx06Jo6LrmpQpr4wD9fkKZpXYrev877nwCHwbqr6aRmPnXB/3pTrfKsSWaOjn",
+	"o4j6vUa9EuvbFO3djBVZfupNeM/IpEv/I0d4RrIjLIj7/BDaXdsJ3OGzXXdHtzLcQ1gyrRLJ6xLYxGEM",
+	"JIti+ICA93C6/Vte70ft1Ho7L10LAZCfDyWuIcPMNE+Hyw0uPA3duV1+e5j6PaOacQBN4on1te+UrPZ2",
+	"+b0VoauYbnPW+2Gaqh3Zuu9hPY9D99YNyesIfveGANjWKEjQh/H335EPeNT2FVhB0JddW6TuUjiW4E2x",
+	"yhUezsQ/4zmJlPvYs3wc/OHD6eF2GENKMiJJM284ht/Voz/nfGYU9O1xihYQ2QAedBsQs6vwYh8+ZueW",
+	"OCxA7RzmrmOAXRXjPQPioDhNrUymqTaiYeC1iyVCXpGTGb9Rui/X/1a3N7QTdrd7Lc7hg1APE78PAGQW",
+	"2ilrELvOf/erZ5oJ3wdlvuRKPp4YArsPKJqGptIPLEWiQNQxOBzbsV4Rg+4m/ZBypKY5etnn2rlRdbM8",
+	"VFDYm1ldpSxjom2dRFm9Ib6ymEMBsBXWbyojb3sdzi5OL47f3tN9aOql+HgvxMXZxVe6DmVn1Ud2G8qJ",
+	"3fYy1PqTbv8qlJkPzUHqY/eMD+vqsihAPELBdpYhPKIZlcsgIgp4FzoaAy2qTOk+FQFQg3pU++b+WBGW",
+	"Vq993NkLOsX38Jzu/Uc1/toLFVn10C58vYqWYgA6RqRsk6I3GuLXZoIGBqBECjEAIzBFa4IZWAI/TDbD",
+	"S2NuawCGjC880EiUEtMsQ8NuGH+zKf6qdh1E85zfUGW7qA99YBm9tkgtdp7Qm9Ofd8qJpkGJr4lisVcV",
+	"vPurAXOxFQueUoUEoYCcQhKzM4JOWHDLNFnWfIAWZaXuCSypautq9WMO/nc7JMdiRTdIuDULIEk4YDkl",
+	"NEdmOzQwDYJhUqSocAZZTQLNuRBUkZTTD80h+Gkr+7txP+em/Qg4KoyzOMsqiM+6/TMgnQ/Y6Rhoz9Jt",
+	"F8WgoCzBXblZXA0Y+LyVULHwTpmBlePgyzW9HEt4fATAjGTAvNEd7V8zvjAJNN5HkP1Gd8Co6YBm8DXM",
+	"PYkZEleIjwfsqjROrsJGKV6DlHWRYarByK1jWt3CCKsJeQO9xKF7gOSOWfFcs5fwYMHNoqjRkYqGAasR",
+	"SayTxo7Y7aMrY/FdOdAnYahC0ZwftilDGwUb8YKljQMD7ggJT68c3sRZGIFGBTwnwVfGtmTNrSctiBXI",
+	"1e/kZFziE1kuaVhFuUsDprtzFcxuVaq48Iwy4NTNtw5uFwD9qPuvG/d5+1WDdJqC4Rosx1uHz8P6Huag",
+	"Nbm7viX+0af18on7tclrQElhzuafLg/mMSedVLwUm7ovPH0RV7RFED14IhRFHLrmxg7j/OPdlFkfBzGu",
+	"yh6ZqIcu6vfwENeBR/1KCiuoz4SJIideQphaiOUubiUA8CcLkJTqB75gJDfCGQDsDBTgX0IBRpWvGJTB",
+	"t+8uUU5uuFabKrB99mWLP2Z7DSOrfZnEdO8dyMMtJRcEzPT4qZm5yxqwN6xMVKqrvZoC31tK/UZ03oxP",
+	"eCGHXhOSduX3mYidRNd29aZKAxE8oRA0MKN2SyIeMHtCIXQbAmlFUhEi9CrWAnT7+5QwdAUQt1cBhmuC",
+	"mUn10TZUeoOZjyv3h+BjSL/mhUS6W3/8wqvnevq53VDsQmvbGaZMXQSzpECtDNoxeoo7I4thOwIsI4tW",
+	"9NdSmtMplh6Wb7tIDz788euotSVU65dIBl+7SuG2xOkUBnPySZ94VPqEFdpOmbAH9zDaxIq4SetJgmau",
+	"UzPBslAXD1oCVtzc332n9PiSp333nQHKbVVLkNNJPM5ngXzt8VQ9i0LXbPj0xCaWKwzYVW39VyWWqq8H",
+	"wTlYOWeAKTWF64SxVI+eaTUCS6eG/HFVpgrXt/YqzjfVbpuj0r/evHRYkmoMM4Qub1HqUmqQiMmnhMwl",
+	"zGDArs6Gl7+cn5y8Pz0evn13Ofz53Ye3x1c15FA6VqYSdhQlk6lRtQYsdnqJ1Z3GyvTsm0bPTvUxLjDd",
+	"phuzAdNvG7tRD2iHKqttPO8pSnIC2jTz4Jz9tRiwVh/73i4mpo8ZanHoUiU2OZWCZOMuIhSk72gJkwbn",
+	"rkOjUpTkP62M2tHSgPFii8+KqLbVFEfKeYa4Ab9si6ucE0GkVY0eR7zxXj0x9xKMjNLVBiEZD/yc5HnC",
+	"U7Xc2L1RigMICAPwBJQHNyBEMb9DXcyY5IQlzXkhJraSk4RPGBUu99V3AdbiQRWkZOLhIKOrs+HFyflv",
+	"J+ewzMvzDxeXJ8dXA6b0vwqH8LTD0sGeF0LuGT9JzCs0YE0WyPqhqVUHdHzy9vTEP53L1s2zPbu3c2Yx",
+	"1yt8oSXrGmGh2ItaNk4k0vjgdYhdjUMfi5Upq7VG+SGLtlrvvMjnXJge+YJIqZlWRbF4GL1iRQT6lopF",
+	"EDP8VvWKyNZurljoQR5YswiObxPFQlHAxdnFgAW3IBjuqykXwSzW1TFsz4d71TIeSxrHn0HPuDi7cIcS",
+	"1zb8c75nleO9T1JPmseT5vF4NI+A222meNyvR2Mx5XhG20oQgQ28W7BtQ3dpf+awAXaViqHuVxYpir1F",
+	"g+jNYPRHJONsojMNIUuAmSjoln2A64Hqh0zlr16fLkVDN1wXuKp0cGpOdAasusWUUxFDqgvX+DPPA8Ai",
+	"E1gIc9amZCZIdkNEtMPq71N+Ku4TaadsaN4CCeW1fi8jI16376+GCWV0uxAXCrEgy+ChYZ805JL59nYR",
+	"4zbqzP8ljsV+d3i4hptRyOneZ/W/l8s5+bI3xlk2wsn13oKMGkXBYSGnP5sHDX78PSJW/3J59qbEq36Q",
+	"zOEPTLN6Vzn3kFhVuiWVycix56ER2BUt1XKEHWI7PAJGr+mTZHCeJOzdGvDsqxA0YKQuKhE8EjyXyRRD",
+	"OpSFClGWcQOqoSWzTVH/6zP5cHroKuYWU6U56V1z22AbUIkmnA/z9sYQi/EiUe9C3Dd+vQZZqoutCyJt",
+	"bT+cAezDM6HdQCP+KVr+mYx7ynIQkmakZ+9wJDEm40U6znBO0KV9/JlQcrh0v4wpyeIt/yY9Rykt39Ay",
+	"QtPTgqYTIiHmbUbfycnR4fvLo18OwW6aHukn99x0lN2iDh1LapLMZzwlu/Hmh73V07FfWHeZX746sr8h",
+	"+VrXCbgZzzQ96BR75+UDS+yJrUbZKlzjkrE+Ay/x7DWCFudG6XTDei3vbltzkeC5Lo8w97zJCDvyn9uq",
+	"GVadQdtWB7OoFYH7P64NUeS9ZBNnvg0cLkNlerGKY3s70WjS6NpkP2cqHhlYD8nReKttrmO5swNmfal+",
+	"lcAPu310egzHZFVYZxo59wpkXeOcDJiBh4lVeahFHJs1fCPZbo1pbroZKmy22lzI9rYcxcEy1bvStGEu",
+	"2W/9CSAYnKmaEzThjOiCapKT3ceCcsAISbd9+/UNEEiQG5LjaqlM3Xy30I63kzEe6TWJF/8ybtnBtz6+",
+	"mJ7EHam7kcTuCzUsPLQWzg2/733W/8e4okqsic35t26DWXEW71qurhNJ432Sa1y93KZnrh08ZmnZkdxE",
+	"c4Xkc8AYA0e1RJwlpI+AmrXr2jAyO7EBC+WCS7VtlQnfLuLvo2DGiumVrBiLb4ITe83QI1wYTII1eXB3",
+	"BZO9Twex5aBtx/uw9hcoh8b8MuQF20wFAEttXaVuPMc1fayWO9+yCUdzZZFjrykV8wwvobk92sEjiBVm",
+	"BN8Qgajc7aPDsqmIq8/RcEtjyLfZMd34Lz5cvD95e3xyrN6J8vkB03kc/gwggGJ6R9g4oknToV5ZOIC2",
+	"D9jOi/3nQavmH3ZfI8yWaptJJgiaqE3/fv/7Okf/ME/x1jm62byhPq2mugZ/i+/NafMQnFjZoAXso44R",
+	"vNhm7HENnMSI6qApKvUo6oHxZJp67/wVWdo5USTcwtVeN2l4UF6nk7g4I41aKXjv2wwD6MPwc8YXW7YN",
+	"oN5vbcvAzWKlcaDHXdc0MLkxJLVA/8u5kRSPGIbauY68Ofv5P2ZR4va9eWG77wPRrgkc+XUjrFnUkx9k",
+	"jjQyT8nVDiHKXjumBWKu0P7o6Mjlh1cd6gcIxvow2JRRSXFmnHPDdlF17GsBIJIZWWRLN1PLWrttOH/N",
+	"2wmdM+A5PfgGm9teNmh/7YK1Y8N/QapSdUBjQza1/PDLPC2mqaFgFJqfDVjMzZ1EvO4d4XxdT4MGv1rL",
+	"YMs56SLSn/Rri/fjod79GBqWHP2c4uarT9J0jVMfgIQFdY6rQVnh14dHcPRBhKKuy/a8r1pbmjVaykz5",
+	"jDQC1VQ303DJBt0wQq7RQ2ua/oJk2RD4y0pbjYqE35B8eVq6EGpnGGymv3XdjTPbnNoCVa1Bq6iHiwW+",
+	"x7nDKo5kwJqbhR2T9m7dw6qZptGQBnfZORv+/O78p9Pj45O3XWTMr+OTw6PL098OL3UPsUetMniOQz9o",
+	"A64NIQrwclRy6m7natZV7M2YiW/0718Z/t1Hf/Cob/ut/k7dwMLW15dfVrufGvcTlaK0ptq2dg9n2art",
+	"Pcyyr7jDJ9DbJVipZ7o83H6T9nn4u4+zbKX/3oiFNjhQ/cC21OYVapMpSSjVo9UKQTjiI9QMbiP7V4nr",
+	"NoG6jug8BI+SQYrB9IFzwIMTRlQ4uchzhLOc4HRZZpA+YgF08sn1lqisSTe0VHu8Dfljy/Taaia/EmST",
+	"S7egTCMHJVhoz2tOEEZQ7OB7tzQGnAM00HV15+afa+NTweA5QXLB0TU0u+FjwwD1qwfquR66Un+7sn8U",
+	"EBIUztsmwJ9kARnHRZbBFuqdHdnyISqQmJOEjs2y+2ZoWNqKsSE8aIgHzUk+o5AspsMvXpVh6bEZLYFv",
+	"2z496lun47AjF/gIgarGRVZFQF3QLNPaT1X5McejbdEEMwswadrA/tuVH1KGRDES6g4wae+Cm4o3iHOr",
+	"q+lnS4TRlVPlQ1ChWSHkgOFC8p5r7MgZcUWVIa6VpQ6fFHSWHwSPlc04AkRQDUY1YHDMyvS58sA36Rhh",
+	"tuyjt1wSr3I4x+r2Knox/n8z5IA5I1TouITitYk0vd28xQCMp0n7n+G5zqoznw3mwhlU2lwZm+YK+tWC",
+	"Dp7gDM0wY6ZyLieKT6vpBu9rDE+3y5CUt3QFWGYhamOgitX2yFZq/NvDs5Mr2F2zSNtJC+b+9t0lwkIU",
+	"M7MvbuGlDWOvp5kPzB5qeC2inK2wK6frDtMV8AVaikVu9NCs4EwBC7UkmwEDYqJecy9NbDx3PUHdT2UR",
+	"t18sPGClJqb2FFVw0cgN5YVQ9FqbCpZWX0UXhAzYH+ckg0snpnSORkQuwMoMMNO0ygVqVpyN5t4YPTNG",
+	"T4/R02P0MEt7ZozdEp7LHoNOQghYaRe4hFc9HlY6ohFPl6bNGkCeAI9WzIOP0VWLS+9KU8hPJ7YN2oA1",
+	"7zU8OqfJdXjzq7hbA5aTCc7TTG0aV/xlXlhovqXzAjmqsX3aFCvWtf8cXAlVwtcViNSwgD8MoQes+uPO",
+	"Hp4D4l5ChJVnJSzobqx+2kjaNSoIlOABP6RhUYAYoF8PQde0FGpK3lfDdPw4bKpfNaUxHkSprhw07rWP",
+	"ESfPp16JbwYP6X6ef96kE8BiWJl1ErB4KtT9L0eiAn3HuPwOWVSHlIwpI2hqymVLXmdye0p8yMCb1EWj",
+	"wiDsaygCM94g6E+u2Zkd8woKxYxc7a/w8Z8eW/ZrxavhRKcmDOcJglzbL7AePDDKc/Ba16ifNuSq1IKR",
+	"i3P611ixiQwOwxPONudpSE0dNnW9LswN0ymwJb3945fL/+fwv45OokUTigCHVUNphQsDPPyh/ig5KuaT",
+	"HKcEUWYwO8tkgh33sBpkxtMia6iZoGxKR1QOXZywchJjwEnsAjB2gB4PzN5ndYZYtBqnGJ1hYgaTmQqg",
+	"ANCFcjLmOQH5o6hF8XRwWHJFqIlpGxAyDoBnDLYZ/hLFNN8kTHMYpmsoIhIa5l6zWAja9CpBG3RqJQId",
+	"B3tQkmNQWlzGekoi+a+CTTKCANFg8yhNSoQyeNcFeMz4TTPA48oAjiOCW0VwFC+GxmunRgP7jeRCD/y8",
+	"/7I5JNMSaTGgMw0pMZblWOxArdFQKRA2xIt2YhH1w/enu40xnOZ8lBEWtIQaqimQ9qSMUD49Bi7GNdpu",
+	"V1siVWB8j/e410wlq40MlYebTAm5Xg5nnF2T5aNBnvdQI0Jm18Gj5PmLl0GsI2CZLvjS+c9gaQfaFwD4",
+	"+gF4RLsPqgZoEnDW6rUxiETBM8pAVGJNCQ0rOUtLUSPWeqbhudlaC9pxFbDYK4M3oUSI42mbxL9L2eiJ",
+	"a8uXfjeyDbRUxc+w0LpDyZgUty37foS6MliKnBmgFyfctrOmmu8vEpOhYyLpzKXC+MfQVXOd0SyjgiSK",
+	"wfbRO6aue83tPsXQtQTmW3c8IY2tMmB8JDE1WnaJ2e+sudD1iqChRSVd2gemDpgjaBGMWOisns5SAJAm",
+	"/dWYQwyZnhmgzAfDJZgBnJezUmtL1h+ErD61brAo3hlA75VHBkDIddfrar7dGpUttaqhTYGosDqo8VVm",
+	"vQyR/gcMApgVx9h335Vx3u++66MjY8YbtYN8kkot9uwz/VmlffiW+85oicQ8owaKRb8wpjkYVxlnu2a/",
+	"lhaPd8CoNGo1zmxP7qtyGVeeMphprRst8PI2iRKHEc+pz5w0QptPxaXm3UhXLvPT3D9F7koRcwhkVzby",
+	"UYFmuy39mOWuJh8vyl4nnXGRZcvevwqcAQ+yctCayDtn/316vKsPw4W8KxTzGEzq7WLX1NpheCu+M/AW",
+	"xLw17JsH5nRs1Be7kUo4mrCExBqbpXvPOQOG7jX2XZIVKfHTJcc8y/hCUXOJqyXA5/0dugpWdYUOkK87",
+	"Ny7JvFrzIja/D7BTGihK/xmST8w4J/999ObDxelvbQMYOUw+JVkhlG0PaaFzrAQcQkmGqenxH1d6rcNR",
+	"GHQxUcMgxOBTNWXNgQJhXOnznCum0R0wvcnAHsfgeq74JoKD8pahu6aW7tLFlGZCBnIRC4thAcMHA8Ma",
+	"fnF81ThozePmkxm5wcxAYFqYSOjbJGHtcPZoBNblgHlfWlkoizM55cVkqlm/2jxg9np00DFmDbtRVogr",
+	"Vqmz0MwN68Y3asDCnUKbbtSfEKj+LkhzLjPHY0vnlShQSgUeZfcKKwcxKxl4ouvC2VpKDsLPGgxGMCy1",
+	"yMJgx9GkyHCOrq4pS69896nmKANmsPIM5AOWteCXNhSzbOliTy50Fipbf/l2ARvETVeg7a0IPO+5FjaN",
+	"SGNHmj1JjgQhEHxD1oUAwsYOoAHITF6cVfbC4C4K8VUN9i9HrjMQll2rxfqWkzPonOcYvl7yIn8e8O1C",
+	"EEPDRsgKdENyOl5qQgf5MWAxv8nUdMe2Uspm4MAXdYmzmaH964CNaRUdwQpFw11moNzvBNzUAYtphNyU",
+	"JhJLYprD+bVN5qrazwntASpYSnKR8NxGlioBQcX1FxS0bxMJN3riPKdcd2KVkhgsXf8mdgdsyhfkJshx",
+	"Flq9BDEyIggvsDkvZ2ya0d2smWKZWbZUViYsNNgzcziKrcwIeCQqm4pGJFFEjgrmTlaZUjpQB5Sjvgt+",
+	"MP27xtNRJ+QtzAvdICpjrYxIcv3BfPPQG2idOJGbq+QOx5qE0+HjpuiQc8O1Ve6VEaPZcphwng2dR66z",
+	"IkxUf0HHjO7k+yqZhUm3avRb+WylaheOMwwnY1sWRk7fv9CGVgzTwNkCL8GqRldqElfaJPTC+DmZZ9Re",
+	"kxf7++jdr7FU/C8bJCLX5vTXtU+QVxVulw0GQeU4TDx+yxaM2+jbmjDBlG9lw9gR7mrEPPIUt3XFum0M",
+	"tx114wH6EFGBvoPA8HdK5dRkVE0IWdk7IOxveqtmM6jaa2bAtg8Dr7f1qc/MZn1mnMfJB752EQLXcKaW",
+	"fmDcENiOA6DbutudGqEGrc1N0foSXPTajAxaF2h04E0B7lZhmNfEymVseT6bpZA0+MidX7VuDpp3126/",
+	"XZTnk1Dabv3KO+MEoV+0xttt6DoMep1R6YBjslR/t6sOGLhuwmczqO4uuZNlH6jaPgsF3bO8qC4TMi80",
+	"7rGaJaSycA22bqCVXOmiGhY20+QdqF3NaEJ5IbQ5Tkxnap2YW2/NDCw/wkDVwGrN1Q0LW+kzBIerPV3f",
+	"NUD/mxPym5WXwTpoUCDM0dSQ/pHeRuq1BvD83VVXwF8T+t8YfkB8hrx133xoD14V6D+RCWWiyoiMI9Q6",
+	"EhzhWWdOWuRVA/B+APzb+tpsu2XQA6kA67aE8c5jwO6vJYze36duMLfrBrNCJwjawoBiYDw10go0rRj4",
+	"Q65WD5RKaF9+Ug/uRT2oMoYH0g48OriljuBT0qPRFPzdfFIU/pyKwj00A/LKGRwx3IMWoXMuWpFBf7PP",
+	"bLUUtGBCqnsxHBMsi9wBxZiA4fvg4QjmR+hn7Hb8ldwSNNcNsW66hX2hHlhzFySO2xOkiZTDRCF89LG5",
+	"c7Vtm5qbdOjfTX+OVo87zyd9kzQ5z/mYZgAe7/5mqmyGGRUy8sPwhpJF7O+6qFrpYd5vZtrDlECEHUvS",
+	"4MXHwII7K1pDxN70sTFaofruEYzf9St5qfli+MQ7L238k0RCkrlSQqcEp3BCnztvuCaKFZ+Oai53mTfk",
+	"UNDSZb3jOmpA54AuEhgCfYvpcreB79/1888EOro4/7lMnYQKUDZRhLTIOZu4zgZlp0wd1051eUP1ul0G",
+	"j1o+qVe1Y+mx/GFY5HS3i/icuHwYpInxmUCK1qslyTqTpnPQgUU33NO9JOdCDAWdKK11COpEM4SAubxH",
+	"6p0L/Qo0przv5iKJyMfx0vlbINQ+3Z+/xv05VFqWgOAfTqwVBeTcM+SMrslSRwV5IdG4yHV/rzDXR9f3",
+	"L6Y0A0BhJxEiF0NdP2bQo+ckF5xB+iU1rYU2v3yetFl1547do/d+2fSSogpKw0VUijHW7WpaC4Ge7u/T",
+	"/fWQrS1Fi+C1HVfr7KrDIMfD3jU4gN3bXjilg+2VqPYr7px6WiNwfyUR145G93SBvuULdMJSAS5k3XBu",
+	"R1PK7msPDT7eEOFWV8fn4623xnYp/2o3JinyXCnMLZKn29FoZUMof4sb44ws2ofwHxg2S82nS/otX1If",
+	"Yt/Js1LEGVpFnJFbijQ5zQmZ03QPp6vv5qV5+DC99+vpoSrXb6iaS77cTMUsYYWfLtjTBSs7IkrAecJp",
+	"arzRYXoIz0Nv9g6GMBJAbxEm73rpcjLjN2Tte3cOj3/Vq/d0vZ6u1wbXS1OsWHmx7niPdK3G2vfoN3j8",
+	"3jVMiEINBUly7RWNCLKUbOmadTviycZ7un5VJ2eaiiDMq9uKWxEG4drNrl6iqIbJvc+THDNp2vxFQ3VH",
+	"+sn7b6W/McFB5zdolGx+0Td197ESItZk+Ajor6ET0W2/+5YjUSRTiycjbPksmud8AinVkaCXoUC9Jzrj",
+	"KXx/R9AJA9DWVerZOh3TDJ1vp6W+uRP3303f0m2435BZog4zJWwZ7Zz/p42UPd3pP+udNoE4TZXUevP9",
+	"tzeTUNqP2SiWtFceNEBzv+LJJE01mENQ2v5EORhPN+MON6MmfQyM5o1HPybn4vznI/T3Vy/+HvwGaRer",
+	"pVBUWNQp9av5xEvCfxIO3/QV0BTo9dgBU0JMoWcDC7pmbsKz2/s0XtAJO2Xr5Pxderg+ud5EySGvnrJC",
+	"/f+m6npFKk9M/Vtl6spg6FFmjuFWzFrT6Fdj0EC/G+bPhNCuT1z9G+bqdMIAwMA013CF/TsaGidHp8e7",
+	"kEbjd8LciL23tk1T339XPOWBPpH6vZM6ZL2oHRzlfKF7TRvuvxlJc2WhvthzSMiNyss79cihe2yFAmOM",
+	"y5iKYulxCJtziwoCE49YUUHQ8HJOUpqTBPLIV70fLqnImQGvPtAzOMBzevAdqv9da44Hg2J//2VCU/gv",
+	"QTuK7/A5YTTdbdgakfDbbYmQulRjg+XACIq8xjmeQGnSiuOarfIXNB0XT8kwmeIsI2yy4SQvXvztVcO8",
+	"wmGHMyKn/FYUwThLbrWwec5n88207Zf7LyK13qbm1lPeID5S55OugnvT0tj16u/eqevdWoRXti6y9wh9",
+	"OD/1G97tMC7djyTdjZZ7BC411+kLPA+vfvj+R/R//vf3/edd9P7XoxOkSMDCyaU1F8Q855InPFNCDzhZ",
+	"E4Mz+aOWzznxEhfkwOy03+IweOO+g6wN7Yo1Y1hP5G+7OeTKIjuztWqJXeQ8LN2a/2hnaDFWocmexZHv",
+	"IuiGc4OzByboQ4YcxdkLFc2psc6ySnjGOcr+z/9+2X9+e9KkTOZczNXuthPkafngFumwbQPLL7aDHtwn",
+	"rgEcYjCRJu5kOgzwHH0edDRE8KBzoJsZfPnaxIV2jFY5NCe3u3UE4PYZ2c9rTmNaEyjxWRZs69qCSZGT",
+	"1LJ6ZgL1QUF5CPpaae1rD6rWrFrfmB9evXrR7EluvynXZNlaBA0b8Kt6aKtV0Paz1Yrlsq65tWIZXl+3",
+	"WhlqtfRG/e35D7sNQa17amML+4de9PcB0pQKxMfjmAD/r4t3b9HvZIR+JUt0AcgLWBp+TwQ6PXZ9hBoO",
+	"Mtb/Nd63Dqaku0TcE7aL94UzInEKXd7WYXHP738KTRpYt+yG5BQHA9JL0MwMcbu+AttnNUM3IZ6jkgmW",
+	"dlg92a5s/WTYkLkRPz4ve2wa3N+8yIi4LUPJyQ2/Ju0wTF63T+h+C2A50JAWEFSu3AFcmVnu7ysN9kX/",
+	"+e4BwgNWNn9jusuQPUKeW4QXjQKhLl1XA6aMAaMKs3TA9BSBQU8pm/TRIfO7S+uf09JxAIzcWQjdmB5x",
+	"rlf9lXTZ5r7i8Au4BYZTyuR29d3wYM/NtoFj0OymQcjZfQRq6EPqBVfhbb0ypcCeA8pukEfq3QG7Kpjz",
+	"GlVfttRoL0lI+vX7rkm81BeAsP0mOoq3KW5nNHF30W578WUVfi1yTTRE21e6Jc0ptTwlQyNq87ZSycYR",
+	"IBNsaNv1RdobeR6y+AMrW/l/faPUcW4BKBKumVwXlVwmtEKDZXURmNxdRNOhbc4lp9Z993hsCTjLLgrc",
+	"GsO5BuDrIpHxxTDlC9ZF/X4/6ovRiyt9MOFI2pCv7IxHX7cwegWdsGLeGiP/MF83Rh5a5H6IXLd5sQgI",
+	"xbwpYA4buJlT8n1OxjTLRL37jjFzKLuhkqCMsmutmcT9quWL5io9AeI85bp7gfxibjKytKP5f+n2tbuv",
+	"y76QYesnntFkibBAzry6Qw7Ah/n9J/cmZC6HkuQNMGDJuCeLnAlJM9KzxB9/8h4qVKDMJy4/ezlJ8Fwm",
+	"U9w+Lc1bYr9Me2sN0Jr0sEbNdTfGZaL+ZV08v0E9Trej2MBfMBvjibPdX42qSbrDOhfAGL+W1+1I8103",
+	"LFxBkqKophELa4slw3NB9nA6o2zv5rmHLLT3WZGlqfNZqVeMiyyzCSNOgIf1FHq47ZRTlBgwHwTJD9Xs",
+	"7+DsCtmsgySq6JSZ4GhB58T2yx3TTPd5muH8usyLhNdTtGM68mhn+u66fWW+bNUP61BShwUbUZYOcyKg",
+	"S9DnFR06m17ctGMnVQaoPartO9WaDQC/17PjCV2/ZY11/UDbow0wX7fgNa4GEQw4JlzCh/Nf23oN3WBd",
+	"bUm9O91dWtP5OE0l2GsX9K06kBlg1Pab2JLv/m6KZfi9Ed+aFIUt3iWd9bDy5ujH1rknhwie7ZreQ9oP",
+	"JKY8l7qlnWIthTCddWyboIe4PBdTnJO0p5XDWu9FaLfNoOtkFAgWIyXyMtIrBNErhKWJxkH7vl4dzmSG",
+	"E+i0PCVoSj6hX84Oj3oXvxw+76JrsrT4/IHGpj9jFNsu4uMBM7tslaxuCA826ACRDTqKNww6jEv77x19",
+	"ACQH18eAQfcwKJzd7aJ/cttD/e2HN2i0lETEcPc11f5O5VRv6oVWuLclqmCqcSThlIp5hpcNaqUS0F5b",
+	"6/gQM5zEU44bbsIaOcfOicaKzOsP191UJ67fuK7fJ8/NQy/i4wP41+qmmnWgbYzOVuswH9/Kpqr/u3Ta",
+	"1rjxQZveh+M7P+EUVS4roEWYwwylN/lEBeBIP6DcVuzIQanPsEymbYE4mKYHGup6wCk25nR5YAtI86sV",
+	"4s83Spuj+m+oCEThpX58hW/wHcuWyBpOeUF2Idim/ujsKa3IukB13EkHz8b8cqXW+3GrN61ha1zmQXsD",
+	"kMo2rcxMiH1t3bvlIvyPR9PcoranyE5EnLtiE6LeY2TRHGM6Ande/dC2Zvh9mtN8OVTKV10V+d32DjX+",
+	"fx0H6SLK0Ewolcfg+5I5T6avkZJvoPcwYlry6M7gEOuXr75XNyYuAimTZEJywBokbCKn9bm8gb9DhBzl",
+	"mKV8Zh3p1uh8/qqLnvdefe/bnd7ATi41UOlrOyzoPHgkCJN9GFB99I/D3v/g3r/3ez/2h/9f72O/Exff",
+	"Ymj7WdQ+9AtfoBlmy4BehLe98KbwtrFgrjvl6p17iHjahnwlfj0ZWegFP6RlfIOzgvieMiNWLWE/vFx9",
+	"OC6lWYiSznVOtRGj+gz//aJJ24ICV31U6u9xdnVPhHcym8vlu9VSCFQ8Pe/0W3Z9eOe+Pa+H2tVGCuuu",
+	"5b64d0JZm0P53OmJRLZDIuAm4Yw0UchqaCLp6T3re9KLCOF9mKdfT6d6SxZakVqup0a9NqoIkhxdEx15",
+	"uoVa1a6bqEkVgiDQN2IaSGwWfxmNpAB6SL++VvLEc7bKc/Q9j4ulZ0ITe5upJkiJi/6oI4PQV8hCyW83",
+	"MGig303/sIhZxidIsamlTbrkhSxNMvCqxMKAKxHjq/5O/+mPX5mxrKFxOnc7QCfLpyDgtxQEvNAhoUIX",
+	"3JcgEg2MxgSdTevAtmjfBTxpmjhuN9JXn0T7haw8v2GbxfbqsEvXO/GZQOARxyy1r6KdC72Bz4SmG3T4",
+	"/vQ1UruazoDABKISjWmui+fie2597UN8g6nRYhr2/YN59NA+aRnsmhB6JjyzEZvfZlTGX2AkG8M/1PLZ",
+	"TWIncEJUIPf2w3G76hQkBo/g2fDDxcm5aXW86xUUqZ9O3/52+Ob0GB55e3h20kVnw5P/Pnrz4eL0t5Pd",
+	"v6oT6Pcp0Q3dgv3Sm6Ju1zgnpKskOasHmFGScUHS1ssknIK05wK0TWzMpS9dSCyLLZdhNoaHq7QOz62d",
+	"2wOcRsB8n4T5tyTM7cXxNzyy1q9oEsRcHBfxW3av+RcbXLBHpavrW/2kqX+Dl/sfOWZSlBWyIljna8T4",
+	"iKfKtJ1x03lxJkh205K0V5GFLtPo67sMGvzcz1y5JBAhYpwRm6hhLBjze0aFFF1TZDlghjRykvA8JSnC",
+	"wn+nEKSv1YthwSTNhjOBZljtMJUmkFzPHXujdutQbD+9OZyI+svGLtT7T1xekT9VZa/+0xulYzyxuG+J",
+	"xR1W4FXG3uZ3LYoxrPmZQCMyxdl4XeYmpjjli+EIs7aQ8Aemn/sJM3Wxv2Io+C1HGWcTAom5KV/0Rpix",
+	"h0z2ewt0Fpz0A9K7YaWPh+S3T+xv6FhnY8P5ohGOu4t21ww5btNHf/FILsHFE+n/JUm/PFeXh9tE+nHm",
+	"vphyKoIwV9R/87t6rNTO7omI4SunbMzbvH5ONRUW1YjmKOGMaQC4J0fNt+aoyXWkAByYiymWdSNGoIV6",
+	"qhCG930tsyx2BV9o/ao1yV0JD337fnuxMr19PBZEKpsO0KOokGiHkU9y6LCmdFEnuaG8EFA2vPsa2dDt",
+	"flO2+zjnsyDZvWZKzSijs2LWOdiPmVHVaZ5xIW2hnFJSUU5kkbNyJs/3G+cCIfxtTuZXQubCnrcAoBBM",
+	"ARxETqlAO3TCeG6LsNQkGpE7bBXKRqAh+vNuM3T/Qrgwc5wDoq4pcdJhMTM9YeqoG5p96PjTBrOAogeU",
+	"EXxDBJoowSkawvpRrBR4ob0covZJNSIkFgldgAFXQnRRMBU5JTM1EZeMpF8YcTltmowe5zaToSzJipQE",
+	"tbzlyUQqnWOf99690xwynlzf4vP6tQ2/rLfcPwv7VbzAVELj6Pk85zc4Cymii3CWNc5Fv7PxbH4t5yGn",
+	"RBhZqt4Tr9GgM+hofzxT195IFXRO5gRLHYlsuZwwSDCdKnSnBzpXKZCpVydYCg2mqKn11tNkXA7LCsLt",
+	"zFQJNZ6nJH+NJFX3m0OFlkg0HBQwlqb5wHvD0TKYCmGKu/5h+QwVQ+AAna6JAPhFkN3qjXAeBAb/9gs4",
+	"ux18gyXOh0WedbodwLWBZHR1ZhkWcigIsf90hF6IOWEp/H9HcR+7a/A8tDPm+QLnqeiaxk5A2RA9HqGd",
+	"EU6u4dfmu07z6L6MO93OKDaH7cb5S8led/Yqke0cP4BhooS9Y6PGCaT21DUFisAuSpy1VLWUElxpTTSD",
+	"gsDGhNVogmq+fhUbqEBgSa+qXtPj2vmv4yh9x0jZbtWs6smU+Dq1ddpYsKfQRabVClbfllRxqi8tqvRq",
+	"a9bPRrhPe9aj11bwkCc6+6bCjzpRMCDyx5FNEH7xZ0qyVKCMjCUYAkLipYn3LRHOSb/Md83JPMOJ6Wtr",
+	"/zpgyizP+ETUc4ULlhGhLrqfZ6wOHvTQ1wPm6995YSomF1OekVI1p5zpwGTu/qJUGUJSgfCAudktpjTz",
+	"knMhOgsI5uw1ktOckDlNhV2D+tCAmWMBHxp0lSei73VdnGJFogb+Q6NUqbkIPlByluQMZ0M1JjdJJJgB",
+	"7vJsLpfaJMc5sVDO9YCozmDffjy0BUPDaU11MCj9i1crX7CeedwDu0E7ZxdHL//+6lVD4ren1cVBIkoF",
+	"8VYgH/62b4LH77TI6FfrefD1Z1qRQBx5BXOqHgtQWPT9GUlpMVsdFzbPdd1gdZWnvvIApiQ89RGXXSSK",
+	"+ZxrB4Si3k8yx2DgmFIhHdgPzZvmkPpDIgBvQyYblFjohDHFzCAFbhPZf+2ZaHDPJ0yx9bWEHx9gj5gV",
+	"DWDkGxBzJzfup5h758X+c+DBmiThD/u7EWViHfV4T8fufe72+MAP1Qx1sy2xXWHorXp9t0rAc+0If4Jk",
+	"RxcwywmacKabni5ITnafmMq3BVSoS/YFn2lHR3NEtRXSJsJK3G1qjGLVrvHWvGCxu7xS8urpxPQi5/SK",
+	"ZAPGGMAmbibvNj5dvW/p6mnPVvXCPdZwdO1m733W/8e41dqRYEx3zPt2r60t+BRtlWIPiyep901KPZPj",
+	"HhV6VAoftq7JbfxAlB0IqDbKfiLkx03IsD/M/Nn6P8daxRL3hLUTIfGvKWa60SRbK022CO1TvZtbsRK1",
+	"23Fo/Y5xYDv1q4urmrQVKiMB1S9/FlNRtxpU63pyOz2xmBLzV1FEG5eJqZQvN8twfPmU4fiU4fiU4Xhf",
+	"GY7eZGI5jnef2lP241P241P241P241P241P241P2452zH18HYtoSmRLAaIGXVueeEpxp/HyjYleD1WKh",
+	"Xrt69+sVwgIKoi10wzznUCieF0oxUQqg0okkL5Kp1g/JgKWKZ2NB/OLCK/PRq90+egsnM5koea008zFH",
+	"GbkhWT236R9E/qLnul5rx3mGaeUgySc8m2eKnt/9GjGx48iMZpFwdsJWhop2RDofBKh1ANs5nDKZczFX",
+	"d6y9ffipe/BQnnO+1U6qbXRefpdydq6/+NA+COhnHUykFbcCuMDnQQfuABl0DrT+9+Xx9Nk2J7f7wL35",
+	"w9b8WoBXWRW0f50UyrLTjyltTDcZ4zOiGVn7HSgPyu/Bb3pwQKf9V69e7HbRAuowGVmQHBkegTLOrwXI",
+	"YO0MW9mLPyc4Xf67kYsdTUlybXhU0ECOF7B+U/rpmBXWXE9pnSkVXdPXrNyTrtqoRA0KMNC8i0aF2jV4",
+	"XI/neiDpsQbMGE6THKcm3VX/Apk4XcVglYEAP6cH0Fn9avdAdwPHkgw0sja8qGZSMInm6sCYkJglxGSz",
+	"at4C2RpC0izTXCftD9hGjPac4JQyIsTD8trK/hsP4t8eSly7z6c09Y4O/EWudmAdlm/kfALJuzCEOxmg",
+	"DUaIjhsJyXPt/YKR1VvabwXZrp29zpePX/7/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

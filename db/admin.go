@@ -38,7 +38,7 @@ var AccountOrders = map[string]string{
 	"admin":         "admin",
 	"user_type":     "COALESCE(user_type, '')",
 	"deactivated":   "(deactivated_at IS NOT NULL)",
-	"shadow_banned": "", // registrar has no shadow bans: by name
+	"shadow_banned": "shadow_banned",
 	"displayname":   "display_name",
 	"avatar_url":    "avatar_url",
 	"creation_ts":   "created_at",
@@ -151,6 +151,7 @@ type AccountChanges struct {
 	// in again).
 	Deactivate, Reactivate   bool
 	Admin, Locked, Suspended *bool
+	ShadowBanned             *bool
 	Approved                 *bool
 	DisplayName, AvatarURL   *string
 	SetUserType              bool
@@ -220,6 +221,7 @@ func (c AccountChanges) columns(acct Account) map[string]any {
 	set("admin", deref(c.Admin), c.Admin != nil)
 	set("locked", deref(c.Locked), c.Locked != nil)
 	set("suspended", deref(c.Suspended), c.Suspended != nil)
+	set("shadow_banned", deref(c.ShadowBanned), c.ShadowBanned != nil)
 	set("approval_pending", !deref(c.Approved), c.Approved != nil)
 	set("display_name", derefString(c.DisplayName), c.DisplayName != nil)
 	set("avatar_url", derefString(c.AvatarURL), c.AvatarURL != nil)

@@ -20,7 +20,8 @@ func newHotQuery(query string) hotQuery {
 var (
 	localpartTakenSQL = newHotQuery(`SELECT 1 FROM accounts WHERE localpart_lower = ? LIMIT 1`)
 	tokenOwnerSQL     = newHotQuery(`SELECT t.id, t.user_id, t.device_id, t.expires_at, t.refresh_token_id, t.used,
-	        a.kind, a.admin, a.deactivated_at IS NOT NULL, a.locked, a.suspended, t.puppeted_by <> ''
+	        a.kind, a.admin, a.deactivated_at IS NOT NULL, a.locked, a.suspended, t.puppeted_by <> '',
+	        t.oauth_client_id, t.created_at
 	 FROM access_tokens t JOIN accounts a ON a.user_id = t.user_id
 	 WHERE t.token_hash = ?`)
 )
@@ -66,7 +67,8 @@ func (s *Store) LookupAccessToken(ctx context.Context, hash string) (TokenOwner,
 	}
 	var o TokenOwner
 	err = row.Scan(&o.TokenID, &o.UserID, &o.DeviceID, &o.ExpiresAt,
-		&o.RefreshTokenID, &o.Used, &o.Kind, &o.Admin, &o.Deactivated, &o.Locked, &o.Suspended, &o.Puppet)
+		&o.RefreshTokenID, &o.Used, &o.Kind, &o.Admin, &o.Deactivated, &o.Locked, &o.Suspended, &o.Puppet,
+		&o.OAuthClientID, &o.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return TokenOwner{}, ErrNotFound
 	}

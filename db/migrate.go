@@ -285,6 +285,71 @@ var migrations = []migration{
 		`UPDATE oauth_clients SET first_used_at = created_at`,
 		`CREATE INDEX oauth_clients_unused ON oauth_clients (registered_from, created_at) WHERE first_used_at IS NULL`,
 	}, nil},
+	{13, "the homeserver outbox: every change of an account, its addresses or its devices is noted, in its own transaction, for the homeserver", homeserverOutbox(false), homeserverOutbox(true)},
+	{14, "shadow bans (Synapse's admin API)", []string{
+		`ALTER TABLE accounts ADD COLUMN shadow_banned BOOLEAN NOT NULL DEFAULT FALSE`,
+	}, nil},
+}
+
+// homeserverOutbox is migration 13: the outbox, the switch that turns the
+// noting on (set at start from the configuration), and the triggers that
+// note each change in the transaction that makes it. A note names a user
+// (device_id ”) or one of its devices; a later change of the same one
+// bumps its version and makes it due again.
+func homeserverOutbox(postgres bool) []string {
+	stmts := []string{
+		`CREATE TABLE homeserver_outbox (
+			user_id TEXT NOT NULL,
+			device_id TEXT NOT NULL DEFAULT '',
+			version BIGINT NOT NULL DEFAULT 1,
+			due_at BIGINT NOT NULL DEFAULT 0,
+			attempts INTEGER NOT NULL DEFAULT 0,
+			last_error TEXT NOT NULL DEFAULT '',
+			leased_until BIGINT NOT NULL DEFAULT 0,
+			PRIMARY KEY (user_id, device_id)
+		)`,
+		`CREATE INDEX homeserver_outbox_due ON homeserver_outbox (due_at)`,
+		`CREATE TABLE homeserver_sync (
+			id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+			enabled BOOLEAN NOT NULL DEFAULT FALSE
+		)`,
+		`INSERT INTO homeserver_sync (id, enabled) VALUES (1, FALSE)`,
+	}
+	// What is noted: a device added, removed or renamed; an account made,
+	// or its state or profile changed; an address added or removed.
+	type watch struct{ name, table, events, user, device string }
+	watches := []watch{
+		{"devices_added", "devices", "INSERT", "NEW.user_id", "NEW.device_id"},
+		{"devices_removed", "devices", "DELETE", "OLD.user_id", "OLD.device_id"},
+		{"devices_renamed", "devices", "UPDATE OF display_name, hidden", "NEW.user_id", "NEW.device_id"},
+		{"accounts_added", "accounts", "INSERT", "NEW.user_id", "''"},
+		{"accounts_changed", "accounts", "UPDATE OF deactivated_at, erased, locked, suspended, display_name, avatar_url, admin, user_type",
+			"NEW.user_id", "''"},
+		{"threepids_added", "threepids", "INSERT", "NEW.user_id", "''"},
+		{"threepids_removed", "threepids", "DELETE", "OLD.user_id", "''"},
+	}
+	note := func(user, device string) string {
+		return `INSERT INTO homeserver_outbox (user_id, device_id) VALUES (` + user + `, ` + device + `)
+			ON CONFLICT (user_id, device_id) DO UPDATE SET version = homeserver_outbox.version + 1, due_at = 0, attempts = 0`
+	}
+	for _, w := range watches {
+		if !postgres {
+			stmts = append(stmts, `CREATE TRIGGER homeserver_`+w.name+` AFTER `+w.events+` ON `+w.table+`
+				WHEN (SELECT enabled FROM homeserver_sync WHERE id = 1)
+				BEGIN `+note(w.user, w.device)+`; END`)
+			continue
+		}
+		stmts = append(stmts, `CREATE FUNCTION homeserver_`+w.name+`() RETURNS trigger LANGUAGE plpgsql AS $fn$
+			BEGIN
+				IF (SELECT enabled FROM homeserver_sync WHERE id = 1) THEN
+					`+note(w.user, w.device)+`;
+				END IF;
+				RETURN NULL;
+			END $fn$`,
+			`CREATE TRIGGER homeserver_`+w.name+` AFTER `+w.events+` ON `+w.table+`
+				FOR EACH ROW EXECUTE FUNCTION homeserver_`+w.name+`()`)
+	}
+	return stmts
 }
 
 // migrationLock is the PostgreSQL advisory lock instances starting at once

@@ -28,6 +28,9 @@ type Account struct {
 	// (v1.13).
 	Locked    bool `gorm:"column:locked"`
 	Suspended bool `gorm:"column:suspended"`
+	// ShadowBanned is Synapse's shadow ban, kept for the homeserver and
+	// the admin API.
+	ShadowBanned bool `gorm:"column:shadow_banned"`
 	// UserType is nil for a normal user, or bot, support.
 	UserType *string `gorm:"column:user_type"`
 	// LastSeenAt is when one of the account's tokens was last used (ms),

@@ -14,6 +14,9 @@ import (
 // is a sequence.
 var createTable = regexp.MustCompile(`(?s)^\s*CREATE TABLE (\w+) \((\s*id INTEGER PRIMARY KEY AUTOINCREMENT)?`)
 
+// seedTable finds the tables a migration fills itself.
+var seedTable = regexp.MustCompile(`^\s*INSERT INTO (\w+) `)
+
 // PortedTables are the tables port-db copies: every table the migrations
 // create, in the order they create them (so parents come before the
 // children that reference them). sequenced are those whose id column
@@ -32,6 +35,20 @@ func PortedTables() (tables []string, sequenced []string) {
 	return tables, sequenced
 }
 
+// seededTables are the tables a migration fills (settings rows): the
+// target's rows are replaced by the source's.
+func seededTables() map[string]bool {
+	out := map[string]bool{}
+	for _, m := range migrations {
+		for _, stmt := range m.stmts {
+			if match := seedTable.FindStringSubmatch(stmt); match != nil {
+				out[match[1]] = true
+			}
+		}
+	}
+	return out
+}
+
 // portBatch is how many rows port-db copies at a time.
 const portBatch = 1000
 
@@ -46,12 +63,16 @@ func Port(ctx context.Context, from, to *Store, progress func(table string, done
 		return errors.New("db: port copies an SQLite database into a PostgreSQL one")
 	}
 	tables, sequenced := PortedTables()
+	seeded := seededTables()
 	fv, _ := from.SchemaVersion(ctx)
 	tv, _ := to.SchemaVersion(ctx)
 	if fv != tv {
 		return fmt.Errorf("db: schema versions differ (%d and %d)", fv, tv)
 	}
 	for _, table := range tables {
+		if seeded[table] {
+			continue
+		}
 		n, err := to.count(ctx, table)
 		if err != nil {
 			return err
@@ -62,6 +83,11 @@ func Port(ctx context.Context, from, to *Store, progress func(table string, done
 	}
 	err := to.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for _, table := range tables {
+			if seeded[table] {
+				if err := tx.Exec(`DELETE FROM ` + table).Error; err != nil {
+					return fmt.Errorf("%s: %w", table, err)
+				}
+			}
 			if err := portTable(ctx, from, tx, table, progress); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}

@@ -23,6 +23,10 @@ type TokenOwner struct {
 	Suspended      bool
 	// Puppet: an admin made this token for the user.
 	Puppet bool
+	// OAuthClientID is the OAuth 2.0 client the token was issued to (""
+	// for the legacy API); CreatedAt when it was issued.
+	OAuthClientID string
+	CreatedAt     int64
 }
 
 // ErrDeactivated means the account is deactivated.

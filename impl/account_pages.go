@@ -3,6 +3,7 @@ package impl
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"registrar/api"
 	"registrar/db"
 	"registrar/impl/canonical"
+	"registrar/impl/homeserver"
 	"registrar/impl/matrix"
 	"registrar/impl/oauth"
 	"registrar/impl/secrets"
@@ -28,6 +30,7 @@ const (
 	viewDevice     = "org.matrix.device_view"
 	viewDelete     = "org.matrix.device_delete"
 	viewDeactivate = "org.matrix.account_deactivate"
+	viewCrossSign  = oauth.ActionCrossSigningReset
 	viewPassword   = "password"
 )
 
@@ -100,6 +103,12 @@ var accountTemplates = web.Templates(`
 <p><label><input type="checkbox" name="erase" id="erase" value="yes"> Also erase my profile</label></p>
 <p><label><input type="checkbox" name="confirm" id="confirm" value="yes" required> I understand my account will be gone for good</label></p>
 <p><button type="submit" id="deactivate">Deactivate my account</button></p></form>{{template "foot"}}{{end}}
+
+{{define "crosssigning"}}{{template "head" .}}{{template "nav" .}}
+<p>Your app asks to reset your cross-signing keys: the keys that let your other sessions and other people trust this account's devices.</p>
+<p>Only continue if you started this in your app just now, for example because you lost your recovery key. After resetting, you will have to verify your other sessions again, and people who verified you will see a warning.</p>
+<form method="post" action="/_registrar/account/cross_signing_reset"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<p><button type="submit" id="allow-reset">Allow the reset for 10 minutes</button></p></form>{{template "foot"}}{{end}}
 `)
 
 // accountView is what the account templates show.
@@ -166,7 +175,7 @@ func (s *Server) AccountPage(ctx context.Context, req api.AccountPageRequestObje
 // accountView renders one view of the account, with an error or a notice.
 func (s *Server) accountView(ctx context.Context, b oauth.Browser, acct db.Account, action, deviceID, notice string, failure error) pageResponse {
 	titles := map[string]string{viewProfile: "Your account", viewDevices: "Your sessions", viewDevice: "Session", viewDelete: "End a session",
-		viewPassword: "Change your password", viewDeactivate: "Deactivate your account"}
+		viewPassword: "Change your password", viewDeactivate: "Deactivate your account", viewCrossSign: "Reset your cross-signing keys"}
 	title, ok := titles[action]
 	if !ok {
 		action, title = viewProfile, titles[viewProfile]
@@ -210,6 +219,11 @@ func (s *Server) accountView(ctx context.Context, b oauth.Browser, acct db.Accou
 		return s.renderAccount(status, "device", v, cookies)
 	case viewPassword:
 		return s.renderAccount(status, "password", v, cookies)
+	case viewCrossSign:
+		if s.homeserver == nil {
+			break
+		}
+		return s.renderAccount(status, "crosssigning", v, cookies)
 	}
 	return s.renderAccount(status, "deactivate", v, cookies)
 }
@@ -419,4 +433,33 @@ func (s *Server) AccountDeactivateSubmit(ctx context.Context, req api.AccountDea
 		return fail(err)
 	}
 	return pageResponse{s.oauth.Message(http.StatusOK, "Account deactivated", "Your account "+acct.UserID+" is deactivated.")}, nil
+}
+
+// AccountCrossSigningResetSubmit is POST
+// /_registrar/account/cross_signing_reset: once the person confirms, the
+// homeserver lets them replace their cross-signing keys without further
+// authentication for a while.
+func (s *Server) AccountCrossSigningResetSubmit(ctx context.Context, req api.AccountCrossSigningResetSubmitRequestObject) (api.AccountCrossSigningResetSubmitResponseObject, error) {
+	if err := s.oauthOn(); err != nil {
+		return nil, err
+	}
+	acct, b, fail := s.accountForm(ctx, req.Body.Csrf, viewURL(viewCrossSign))
+	if fail != nil {
+		return *fail, nil
+	}
+	if s.homeserver == nil {
+		return pageResponse{s.oauth.Message(http.StatusNotFound, "Not available", "This server provisions no homeserver.")}, nil
+	}
+	err := s.homeserver.AllowCrossSigningReset(ctx, acct.UserID)
+	switch {
+	case errors.Is(err, homeserver.ErrUnsupported):
+		return s.accountView(ctx, b, acct, viewCrossSign, "", "", matrix.BadRequest(matrix.CodeUnrecognized,
+			"The homeserver does not support resetting cross-signing keys this way; ask its administrator.")), nil
+	case err != nil:
+		s.log.WarnContext(ctx, "allowing a cross-signing reset failed", "user_id", acct.UserID, "error", err)
+		return s.accountView(ctx, b, acct, viewCrossSign, "", "", homeserver.ErrUnavailable), nil
+	}
+	s.log.InfoContext(ctx, "cross-signing reset allowed", "user_id", acct.UserID)
+	return pageResponse{s.oauth.Message(http.StatusOK, "Reset allowed",
+		"Go back to your app and reset your cross-signing keys within 10 minutes.")}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"registrar/db"
 	"registrar/impl/accounts"
 	"registrar/impl/config"
+	"registrar/impl/homeserver"
 	"registrar/impl/regtokens"
 	"registrar/impl/useradmin"
 )
@@ -18,6 +19,8 @@ type Admin struct {
 	Accounts *accounts.Service
 	Tokens   *regtokens.Service
 	Users    *useradmin.Service
+	// Homeserver is the homeserver registrar provisions, or nil.
+	Homeserver *homeserver.Service
 }
 
 // NewAdmin builds the operator's services over store.
@@ -26,7 +29,7 @@ func NewAdmin(cfg config.Config, store *db.Store, log *slog.Logger) (*Admin, err
 	if err != nil {
 		return nil, err
 	}
-	return &Admin{Accounts: c.accounts, Tokens: c.regtokens, Users: c.users}, nil
+	return &Admin{Accounts: c.accounts, Tokens: c.regtokens, Users: c.users, Homeserver: c.homeserver}, nil
 }
 
 // SharedSecretMAC computes the mac of shared-secret registration.

@@ -36,7 +36,7 @@ func adminActor(ctx context.Context) (string, error) {
 func adminUserJSON(a db.Account, threepids []db.Threepid) api.AdminUser {
 	u := api.AdminUser{Name: a.UserID, Admin: a.Admin, Deactivated: a.Deactivated(), Erased: a.Erased,
 		Locked: a.Locked, Suspended: a.Suspended, Approved: !a.ApprovalPending, IsGuest: a.Kind == db.KindGuest,
-		CreationTs: a.CreatedAt}
+		CreationTs: a.CreatedAt, ShadowBanned: a.ShadowBanned}
 	setOrNull(&u.Displayname, a.DisplayName, a.DisplayName != "")
 	setOrNull(&u.AvatarUrl, a.AvatarURL, a.AvatarURL != "")
 	setOrNull(&u.AppserviceId, a.AppserviceID, a.AppserviceID != "")

@@ -11,6 +11,7 @@ import (
 	"registrar/impl/appservice"
 	"registrar/impl/config"
 	"registrar/impl/devices"
+	"registrar/impl/homeserver"
 	"registrar/impl/metrics"
 	"registrar/impl/passwords"
 	"registrar/impl/ratelimit"
@@ -45,6 +46,9 @@ type core struct {
 	metrics *metrics.Set
 	// hasher hashes and verifies passwords (its queue is measured).
 	hasher *passwords.Hasher
+	// homeserver provisions the homeserver registrar authenticates for;
+	// nil when there is none.
+	homeserver *homeserver.Service
 }
 
 // handlerStore is what the handlers read and write themselves.
@@ -93,7 +97,31 @@ func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog
 	c.regtokens = regtokens.New(revoking, now)
 	c.devices = devices.New(revoking)
 	c.users = useradmin.New(&c.cfg, revoking, c.accounts, c.devices, log)
+	if c.cfg.Matrix.Enabled() {
+		if err := c.useHomeserver(store); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// useHomeserver provisions the configured homeserver: changes are noted
+// for it from now on, and logins and registrations tell it first.
+func (c *core) useHomeserver(store *db.Store) error {
+	m := c.cfg.Matrix
+	hs, err := homeserver.New(homeserver.Options{ServerName: c.cfg.ServerName, Endpoint: m.Endpoint, Secret: m.Secret, Kind: m.Kind,
+		Log: c.log, Now: c.now, Metrics: c.metrics}, c.revoking)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := store.SetHomeserverSync(ctx, true); err != nil {
+		return fmt.Errorf("turn on the homeserver outbox: %w", err)
+	}
+	c.homeserver = hs
+	c.accounts.UseHomeserver(hs)
+	return nil
 }
 
 // useKeptSecret takes the secret key kept with the database, when the

@@ -23,6 +23,14 @@ func (s *Server) GetWellknown(context.Context, api.GetWellknownRequestObject) (a
 	return api.GetWellknown200JSONResponse(*s.wellKnown()), nil
 }
 
+// wellKnown is the discovery document: the homeserver's base URL, and the
+// authorisation server (MSC2965's unstable entry) while the OAuth 2.0 API
+// is on.
 func (s *Server) wellKnown() *api.DiscoveryInformation {
-	return &api.DiscoveryInformation{MHomeserver: api.HomeserverInformation{BaseUrl: strings.TrimSuffix(s.cfg.PublicBaseURL, "/")}}
+	out := &api.DiscoveryInformation{MHomeserver: api.HomeserverInformation{BaseUrl: strings.TrimSuffix(s.cfg.PublicBaseURL, "/")}}
+	if s.oauth != nil {
+		account := s.oauth.Metadata().AccountManagementURI
+		out.OrgMatrixMsc2965Authentication = &api.AuthenticationInformation{Issuer: s.cfg.OAuth.Issuer, Account: &account}
+	}
+	return out
 }

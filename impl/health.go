@@ -3,6 +3,7 @@ package impl
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"registrar/api"
@@ -30,13 +31,25 @@ func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObje
 		return nil, &matrix.Error{Status: http.StatusServiceUnavailable, Code: matrix.CodeUnknown,
 			Message: "The database does not answer", Internal: err}
 	}
+	var degraded []string
 	if s.redis != nil {
 		redisCtx, cancel := context.WithTimeout(ctx, readinessTimeout)
 		defer cancel()
 		if err := s.redis.Ping(redisCtx); err != nil {
 			s.log.WarnContext(ctx, "readiness: Redis does not answer; rate limits count per instance", "error", err)
-			return api.GetReadiness200TextResponse("OK (degraded: Redis does not answer, rate limits count per instance)"), nil
+			degraded = append(degraded, "Redis does not answer, rate limits count per instance")
 		}
+	}
+	if s.homeserver != nil {
+		hsCtx, cancel := context.WithTimeout(ctx, readinessTimeout)
+		defer cancel()
+		if err := s.homeserver.Health(hsCtx); err != nil {
+			s.log.WarnContext(ctx, "readiness: changes for the homeserver wait", "error", err)
+			degraded = append(degraded, "the homeserver: "+err.Error())
+		}
+	}
+	if len(degraded) > 0 {
+		return api.GetReadiness200TextResponse("OK (degraded: " + strings.Join(degraded, "; ") + ")"), nil
 	}
 	return api.GetReadiness200TextResponse("OK"), nil
 }

@@ -304,6 +304,11 @@ func (p pageResponse) VisitAccountDeviceDeleteSubmitResponse(w http.ResponseWrit
 	return p.write(w)
 }
 
+// VisitAccountCrossSigningResetSubmitResponse implements api.AccountCrossSigningResetSubmitResponseObject.
+func (p pageResponse) VisitAccountCrossSigningResetSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
 // VisitAccountDeactivateSubmitResponse implements api.AccountDeactivateSubmitResponseObject.
 func (p pageResponse) VisitAccountDeactivateSubmitResponse(w http.ResponseWriter) error {
 	return p.write(w)

@@ -57,6 +57,24 @@ func (s *Server) collectGauges(ctx context.Context) error {
 		return err
 	}
 	m.GaugeFunc("schema_version", "The highest database migration applied.", func() float64 { return float64(version) })
+	if s.homeserver != nil {
+		outbox := func(failing bool) func() float64 {
+			return func() float64 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				stats, err := s.homeserver.Stats(ctx)
+				if err != nil {
+					return -1
+				}
+				if failing {
+					return float64(stats.Failing)
+				}
+				return float64(stats.Pending)
+			}
+		}
+		m.GaugeFunc("homeserver_outbox_pending", "Changes waiting to be pushed to the homeserver.", outbox(false))
+		m.GaugeFunc("homeserver_outbox_failing", "Changes for the homeserver whose push failed at least once (retried with backoff).", outbox(true))
+	}
 	return nil
 }
 

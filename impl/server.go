@@ -78,6 +78,15 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 	if s.uia, err = s.newUIAEngine(); err != nil {
 		return nil, err
 	}
+	if s.homeserver == nil {
+		// Nothing is noted for a homeserver this server does not provision.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := store.SetHomeserverSync(ctx, false)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
 	if s.http, err = newHTTPStack(s); err != nil {
 		return nil, err
 	}
@@ -102,6 +111,10 @@ func (s *Server) Run(ctx context.Context) {
 	var flushed sync.WaitGroup
 	flushed.Add(1)
 	go func() { defer flushed.Done(); s.seen.Run(ctx, seenInterval) }()
+	if s.homeserver != nil {
+		flushed.Add(1)
+		go func() { defer flushed.Done(); s.homeserver.Run(ctx) }()
+	}
 	defer flushed.Wait()
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
@@ -164,6 +177,14 @@ func (s *Server) allLimiters() []*ratelimit.Limiter {
 		all = append(all, s.oauth.Limiters()...)
 	}
 	return all
+}
+
+// PushToHomeserver delivers the changes noted for the homeserver that are
+// due now (Run does so continually).
+func (s *Server) PushToHomeserver(ctx context.Context) {
+	if s.homeserver != nil {
+		s.homeserver.Flush(ctx)
+	}
 }
 
 // FlushDeviceUses writes the device uses noted since the last write now

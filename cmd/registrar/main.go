@@ -61,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return users(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
 	case "port-db":
 		return portDB(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
+	case "homeserver":
+		return homeserverCmd(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
 	case "generate-config":
 		_, err := io.WriteString(stdout, config.Example)
 		return err
@@ -93,6 +95,7 @@ const usage = `registrar: Matrix account registration and management server
                                                    (users: -json for scripts; USER is a user ID
                                                    or a localpart; works with the server running)
   registrar port-db -sqlite FILE -config PG.yaml   copy an SQLite database into an empty PostgreSQL one
+  registrar homeserver sync [-config FILE]         push every account and its devices to the homeserver
 
 Every command takes -config FILE (or REGISTRAR_CONFIG).
 

@@ -14,6 +14,7 @@ import (
 	"registrar/db"
 	"registrar/impl/appservice"
 	"registrar/impl/config"
+	"registrar/impl/matrix"
 	"registrar/impl/metrics"
 	"registrar/impl/passwords"
 	"registrar/impl/ratelimit"
@@ -34,6 +35,20 @@ type Store interface {
 	AccountByUserID(ctx context.Context, userID string) (db.Account, error)
 	CreateLoginToken(ctx context.Context, userID, hash string, expiresAtMS int64) error
 	UseLoginToken(ctx context.Context, hash string) (string, error)
+	DeleteDevice(ctx context.Context, userID, deviceID string) error
+}
+
+// Homeserver is the homeserver registrar provisions, when it is one's
+// authentication service.
+type Homeserver interface {
+	// Ensure tells the homeserver now of the user and the device, before
+	// a token is handed out; an error when it could not.
+	Ensure(ctx context.Context, userID, deviceID string) error
+	// LocalpartAvailable asks whether the homeserver lets a user take
+	// localpart: nil, its refusal, or unavailable.
+	LocalpartAvailable(ctx context.Context, localpart string) *matrix.Error
+	// Wake makes the background delivery push what was noted.
+	Wake()
 }
 
 // Limits are the rate limits accounts applies (Synapse's rc_registration,
@@ -75,6 +90,31 @@ type Service struct {
 	now         func() time.Time
 	log         *slog.Logger
 	metrics     *metrics.Set
+	// homeserver is nil when registrar provisions none.
+	homeserver Homeserver
+}
+
+// UseHomeserver makes logins and registrations provision h first.
+func (s *Service) UseHomeserver(h Homeserver) { s.homeserver = h }
+
+// EnsureSession tells the homeserver of a new session (a device made by
+// this login) before its token is handed out; when it cannot, the
+// device is deleted again, so nothing half-made stays, and the request is
+// answered 503. A session on a device that existed (a repeated device_id)
+// was provisioned with it.
+func (s *Service) EnsureSession(ctx context.Context, userID, deviceID string, newDevice bool) error {
+	if s.homeserver == nil || !newDevice {
+		return nil
+	}
+	err := s.homeserver.Ensure(ctx, userID, deviceID)
+	if err == nil {
+		return nil
+	}
+	if derr := s.store.DeleteDevice(context.WithoutCancel(ctx), userID, deviceID); derr != nil {
+		s.log.ErrorContext(ctx, "removing a session the homeserver was not told of failed", "user_id", userID, "device_id", deviceID,
+			"error", derr)
+	}
+	return err
 }
 
 // New builds the service; cfg must be prepared. m counts registrations

@@ -216,6 +216,14 @@ func (s *Service) insert(ctx context.Context, n NewAccount, hash string) (Create
 	if n.TokenReservation != "" {
 		s.metrics.RegistrationTokenUsed(done.TokenExhausted)
 	}
+	if out.Login != nil {
+		if err := s.EnsureSession(ctx, out.UserID, out.Login.DeviceID, true); err != nil {
+			s.log.InfoContext(ctx, "registered user, but not logged in: the homeserver was not told", "user_id", out.UserID)
+			return Created{}, err
+		}
+	} else if s.homeserver != nil {
+		s.homeserver.Wake()
+	}
 	s.log.InfoContext(ctx, "registered user", "user_id", out.UserID, "kind", n.Source.String(), "guest_upgrade", reg.UpgradeGuest,
 		"admin", n.Admin, "awaiting_approval", out.AwaitingApproval)
 	return out, nil

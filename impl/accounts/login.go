@@ -127,7 +127,7 @@ func (s *Service) Login(ctx context.Context, userID, verifiedHash string, req Lo
 		return LoginResult{}, err
 	}
 	login.VerifiedPasswordHash = verifiedHash
-	_, err = s.store.IssueLogin(ctx, userID, login)
+	replaced, err := s.store.IssueLogin(ctx, userID, login)
 	switch {
 	case errors.Is(err, db.ErrDeactivated):
 		return LoginResult{}, matrix.ErrUserDeactivated
@@ -137,6 +137,9 @@ func (s *Service) Login(ctx context.Context, userID, verifiedHash string, req Lo
 		return LoginResult{}, matrix.ErrUserLocked
 	case err != nil:
 		return LoginResult{}, matrix.Internal(err)
+	}
+	if err := s.EnsureSession(ctx, userID, login.DeviceID, !replaced); err != nil {
+		return LoginResult{}, err
 	}
 	return out, nil
 }
@@ -149,7 +152,7 @@ func (s *Service) PuppetLogin(ctx context.Context, userID, admin string, validUn
 	token := secrets.NewAccessToken()
 	l := db.Login{DeviceID: secrets.RandomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 10), AccessTokenHash: secrets.HashToken(token),
 		AccessExpiresAt: validUntilMS, PuppetedBy: admin}
-	_, err := s.store.IssueLogin(ctx, userID, l)
+	replaced, err := s.store.IssueLogin(ctx, userID, l)
 	switch {
 	case errors.Is(err, db.ErrNotFound):
 		return "", ErrNoSuchUser
@@ -157,6 +160,9 @@ func (s *Service) PuppetLogin(ctx context.Context, userID, admin string, validUn
 		return "", matrix.ErrUserDeactivated
 	case err != nil:
 		return "", matrix.Internal(err)
+	}
+	if err := s.EnsureSession(ctx, userID, l.DeviceID, !replaced); err != nil {
+		return "", err
 	}
 	s.log.InfoContext(ctx, "admin logged in as user", "user_id", userID, "admin", admin)
 	return token, nil

@@ -114,6 +114,11 @@ func (s *Service) CheckUsername(ctx context.Context, localpart string, guestUpgr
 			return ErrUserInUse
 		}
 	}
+	if err == nil && !guestUpgrade && s.homeserver != nil {
+		// The homeserver has its own users and its application services'
+		// exclusive namespaces.
+		return s.homeserver.LocalpartAvailable(ctx, localpart)
+	}
 	return err
 }
 

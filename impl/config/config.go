@@ -137,6 +137,13 @@ type Config struct {
 	// OAuth is the OAuth 2.0 API (Matrix v1.15+): registrar as the
 	// authorisation server, beside the legacy API.
 	OAuth OAuth `yaml:"oauth"`
+	// Clients are confidential clients declared here (MAS's static
+	// clients): a homeserver introspecting tokens.
+	Clients []Client `yaml:"clients"`
+	// Matrix is the homeserver registrar is the authentication service
+	// of, when set: it introspects registrar's tokens and registrar
+	// provisions its users and devices.
+	Matrix Matrix `yaml:"matrix"`
 
 	// UserIPsMaxAge is how long the addresses and user agents each device
 	// was used from are kept (whois); null keeps them for ever.

@@ -213,6 +213,20 @@ oauth:
   unused_client_lifetime: 24h
   max_unused_clients_per_address: 50
 
+# registrar as a homeserver's authentication service (see the README,
+# "Running with Synapse"). clients are confidential clients that may call
+# token introspection (the homeserver, as MAS's static clients);
+# matrix is the homeserver whose users and devices registrar provisions.
+#clients:
+#  - client_id: synapse
+#    client_auth_method: client_secret_basic   # or client_secret_post
+#    client_secret: "a long random secret"
+#matrix:
+#  homeserver: example.org                     # server_name
+#  endpoint: http://127.0.0.1:8009/            # Synapse's client listener
+#  kind: synapse        # Synapse 1.135+ (its matrix_authentication_service); synapse_admin for older Synapse (msc3861)
+#  secret: "the shared secret (synapse) or Synapse's msc3861.admin_token (synapse_admin)"
+
 # How long the addresses and user agents of each device's use are kept
 # (the admin API's whois); null keeps them for ever.
 user_ips_max_age: 28d

@@ -35,6 +35,9 @@ func (c *Config) resolve() error {
 	if r.secretKey, err = c.readSecretKey(); err != nil {
 		return err
 	}
+	if err := c.resolveHomeserver(); err != nil {
+		return err
+	}
 	r.done = true
 	c.resolved = r
 	return nil

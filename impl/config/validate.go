@@ -40,6 +40,7 @@ func (c *Config) Validate() error {
 	c.validateSessions(&p)
 	c.validateUserTypes(&p)
 	c.validateOAuth(&p)
+	c.validateHomeserver(&p)
 	if len(p) > 0 {
 		return &Error{Problems: p}
 	}

@@ -60,6 +60,7 @@ type Set struct {
 	messageDuration *prometheus.HistogramVec
 	tokenUses       prometheus.Counter
 	tokensExhausted prometheus.Counter
+	homeserver      *prometheus.CounterVec
 
 	hashWait     prometheus.Histogram
 	hashDuration prometheus.Histogram
@@ -110,6 +111,8 @@ func New() *Set {
 			[]float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "medium"),
 		tokenUses: f.counter("registration_token_uses_total",
 			"Registration token uses completed by a registration."),
+		homeserver: f.counterVec("homeserver_pushes_total",
+			"Changes pushed to the homeserver, by what (user, device) and outcome (success, failure).", "what", "outcome"),
 		tokensExhausted: f.counter("registration_tokens_exhausted_total",
 			"Registrations that took a registration token's last allowed use."),
 
@@ -185,14 +188,20 @@ func (c *limiterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// Version is the module version the binary was built as, "(devel)"
+// when none.
+func Version() string {
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "(devel)"
+}
+
 // buildInfo is registrar_build_info: 1, labelled with the version, the
 // Go version and the VCS revision the binary was built from.
 func buildInfo() prometheus.Collector {
-	version, revision := "(devel)", "unknown"
+	version, revision := Version(), "unknown"
 	if info, ok := debug.ReadBuildInfo(); ok {
-		if info.Main.Version != "" {
-			version = info.Main.Version
-		}
 		for _, s := range info.Settings {
 			if s.Key == "vcs.revision" {
 				revision = s.Value
@@ -407,6 +416,18 @@ func (s *Set) Hashed(wait, took time.Duration) {
 	if s != nil {
 		s.hashWait.Observe(wait.Seconds())
 		s.hashDuration.Observe(took.Seconds())
+	}
+}
+
+// HomeserverPush counts one push of a user's or device's state to the
+// homeserver.
+func (s *Set) HomeserverPush(what string, err error) {
+	if s != nil {
+		outcome := Success
+		if err != nil {
+			outcome = "failure"
+		}
+		s.homeserver.WithLabelValues(what, outcome).Inc()
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,7 @@ const (
 	PathAuthorize           = "/_registrar/oauth2/authorize"
 	PathToken               = "/_registrar/oauth2/token"
 	PathRevoke              = "/_registrar/oauth2/revoke"
+	PathIntrospect          = "/_registrar/oauth2/introspect"
 	PathRegister            = "/_registrar/oauth2/register"
 	PathDeviceAuthorization = "/_registrar/oauth2/device_authorization"
 	PathKeys                = "/_registrar/oauth2/keys"
@@ -155,6 +157,7 @@ type Metadata struct {
 	AuthorizationEndpoint                  string   `json:"authorization_endpoint"`
 	TokenEndpoint                          string   `json:"token_endpoint"`
 	RevocationEndpoint                     string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint                  string   `json:"introspection_endpoint"`
 	RegistrationEndpoint                   string   `json:"registration_endpoint"`
 	DeviceAuthorizationEndpoint            string   `json:"device_authorization_endpoint"`
 	JWKSURI                                string   `json:"jwks_uri"`
@@ -164,6 +167,7 @@ type Metadata struct {
 	CodeChallengeMethodsSupported          []string `json:"code_challenge_methods_supported"`
 	TokenEndpointAuthMethodsSupported      []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionAuthMethodsSupported      []string `json:"introspection_endpoint_auth_methods_supported"`
 	ScopesSupported                        []string `json:"scopes_supported"`
 	SubjectTypesSupported                  []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported       []string `json:"id_token_signing_alg_values_supported"`
@@ -178,6 +182,20 @@ type Metadata struct {
 var AccountActions = []string{"org.matrix.profile", "org.matrix.devices_list", "org.matrix.device_view",
 	"org.matrix.device_delete", "org.matrix.account_deactivate"}
 
+// ActionCrossSigningReset is the account management action a homeserver
+// under delegation sends people to before they replace their
+// cross-signing keys.
+const ActionCrossSigningReset = "org.matrix.cross_signing_reset"
+
+// accountActions are the actions offered: the cross-signing reset only
+// for a homeserver registrar provisions.
+func (s *Service) accountActions() []string {
+	if s.cfg.Matrix.Enabled() {
+		return append(slices.Clone(AccountActions), ActionCrossSigningReset)
+	}
+	return AccountActions
+}
+
 // Metadata describes this server.
 func (s *Service) Metadata() Metadata {
 	return Metadata{
@@ -185,6 +203,7 @@ func (s *Service) Metadata() Metadata {
 		AuthorizationEndpoint:                  s.url(PathAuthorize),
 		TokenEndpoint:                          s.url(PathToken),
 		RevocationEndpoint:                     s.url(PathRevoke),
+		IntrospectionEndpoint:                  s.url(PathIntrospect),
 		RegistrationEndpoint:                   s.url(PathRegister),
 		DeviceAuthorizationEndpoint:            s.url(PathDeviceAuthorization),
 		JWKSURI:                                s.url(PathKeys),
@@ -194,13 +213,14 @@ func (s *Service) Metadata() Metadata {
 		CodeChallengeMethodsSupported:          []string{"S256"},
 		TokenEndpointAuthMethodsSupported:      []string{"none"},
 		RevocationEndpointAuthMethodsSupported: []string{"none"},
+		IntrospectionAuthMethodsSupported:      []string{"client_secret_basic", "client_secret_post"},
 		ScopesSupported:                        []string{scopeOpenID, ScopeAPI, ScopeDevicePrefix + "*"},
 		SubjectTypesSupported:                  []string{"public"},
 		IDTokenSigningAlgValuesSupported:       []string{"RS256"},
 		ClaimsSupported:                        []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce"},
 		PromptValuesSupported:                  s.promptValues(),
 		AccountManagementURI:                   s.url(PathAccount),
-		AccountManagementActionsSupported:      AccountActions,
+		AccountManagementActionsSupported:      s.accountActions(),
 	}
 }
 

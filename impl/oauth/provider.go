@@ -242,9 +242,12 @@ func (p *provider) CodeExchange(ctx context.Context, cr *op.ClientRequest[oidc.A
 	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
-	g, _, err = s.store.ExchangeOAuthCode(ctx, codeHash, login)
+	g, replaced, err := s.store.ExchangeOAuthCode(ctx, codeHash, login)
 	if err != nil {
 		return nil, s.grantError(err, g)
+	}
+	if err := s.accounts.EnsureSession(ctx, *g.UserID, g.DeviceID, !replaced); err != nil {
+		return nil, homeserverDown(err)
 	}
 	return s.tokenResponse(ctx, g, out)
 }
@@ -375,7 +378,7 @@ func (p *provider) DeviceToken(ctx context.Context, cr *op.ClientRequest[oidc.De
 	if err != nil {
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
-	g, _, err := s.store.PollDeviceGrant(ctx, secrets.HashToken(cr.Data.DeviceCode), cr.Client.GetID(), login)
+	g, replaced, err := s.store.PollDeviceGrant(ctx, secrets.HashToken(cr.Data.DeviceCode), cr.Client.GetID(), login)
 	switch {
 	case errors.Is(err, db.ErrGrantPending):
 		return nil, oidc.ErrAuthorizationPending()
@@ -388,5 +391,19 @@ func (p *provider) DeviceToken(ctx context.Context, cr *op.ClientRequest[oidc.De
 	case err != nil:
 		return nil, s.grantError(err, g)
 	}
+	if err := s.accounts.EnsureSession(ctx, *g.UserID, g.DeviceID, !replaced); err != nil {
+		return nil, homeserverDown(err)
+	}
 	return s.tokenResponse(ctx, g, out)
+}
+
+// homeserverDown answers a grant whose session the homeserver could not
+// be told of: 503 temporarily_unavailable (the grant is spent; the client
+// starts again).
+func homeserverDown(err error) error {
+	msg := "the homeserver could not be reached; try again shortly"
+	if merr, ok := matrix.As(err); ok && merr.Status != http.StatusServiceUnavailable {
+		return oidc.ErrServerError().WithParent(err)
+	}
+	return op.NewStatusError(&oidc.Error{ErrorType: "temporarily_unavailable", Description: msg}, http.StatusServiceUnavailable)
 }

@@ -29,6 +29,9 @@ var readOnly = map[string]bool{
 	"RegisterOAuthClient": true, "OAuthGrantByCode": true, "OAuthClient": true, "CreateOAuthGrant": true, "OAuthGrant": true, "PendingDeviceGrant": true,
 	"DecideOAuthGrant": true, "OAuthConsent": true, "SaveOAuthConsent": true, "CreateBrowserSession": true,
 	"BrowserSession": true, "DeleteBrowserSession": true, "DeleteExpiredOAuth": true, "UnusedOAuthClients": true,
+	"SetHomeserverSync": true, "NoteHomeserverChange": true, "ClaimOutbox": true, "UserOutbox": true, "CompleteOutbox": true,
+	"FailOutbox": true, "HomeserverOutboxStats": true, "HomeserverDevices": true, "HomeserverDevice": true, "AccountsAfter": true,
+	"CountAccounts": true,
 }
 
 func TestEveryWriteThatRevokesIsWrapped(t *testing.T) {

@@ -265,6 +265,21 @@ func (s *Service) SetSuspended(ctx context.Context, actor, user string, suspende
 	return err
 }
 
+// SetShadowBanned shadow-bans a user or lifts the ban (Synapse's
+// POST|DELETE /_synapse/admin/v1/users/{user_id}/shadow_ban).
+func (s *Service) SetShadowBanned(ctx context.Context, actor, user string, banned bool) error {
+	a, err := s.Account(ctx, user)
+	if err != nil {
+		return err
+	}
+	action := "unshadow_ban"
+	if banned {
+		action = "shadow_ban"
+	}
+	_, err = s.update(ctx, actor, action, a, db.AccountChanges{ShadowBanned: &banned}, nil)
+	return err
+}
+
 // SetApproved approves (or un-approves) an account awaiting approval.
 func (s *Service) SetApproved(ctx context.Context, actor, user string, approved bool) error {
 	a, err := s.Account(ctx, user)
