@@ -1,10 +1,19 @@
 package impl_test
 
 import (
+	"context"
+	"encoding/base64"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
-	"registrar/impl/config"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
+
+	"registrar/impl/config"
+	"registrar/impl/secrets"
 )
 
 // BenchmarkBareHTTP is the baseline: a plain net/http handler writing a
@@ -84,4 +93,93 @@ func BenchmarkLoginWrongPassword(b *testing.B) {
 			benchRequest(b, env.server, "POST", "/_matrix/client/v3/login", loginBody(user, "wrong-password"))
 		})
 	}
+}
+
+// introspectionEnv is a server with a configured client, for the
+// introspection benchmarks.
+func introspectionEnv(b *testing.B) *testEnv {
+	return newEnv(b, func(c *config.Config) {
+		c.Clients = []config.Client{{ClientID: "synapse", ClientSecret: "client-secret-0123456789"}}
+	})
+}
+
+var introspectionAuth = []string{"Content-Type", "application/x-www-form-urlencoded",
+	"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("synapse:client-secret-0123456789"))}
+
+// BenchmarkIntrospect is what a homeserver asks on every request it
+// serves: POST /oauth2/introspect for a live token (token cache warm).
+func BenchmarkIntrospect(b *testing.B) {
+	env := introspectionEnv(b)
+	token := env.register("bencher", "pw-bench-1").str("access_token")
+	benchRequest(b, env.server, "POST", "/oauth2/introspect", "token="+token+"&token_type_hint=access_token", introspectionAuth...)
+}
+
+// BenchmarkIntrospectLiveTokens introspects tokens drawn at random from
+// 1k, 100k and 1M live ones (1000 accounts, a device each token): past
+// the token cache's 100k entries most lookups read the database.
+func BenchmarkIntrospectLiveTokens(b *testing.B) {
+	for _, n := range []int{1_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("tokens=%d", n), func(b *testing.B) {
+			env := introspectionEnv(b)
+			seedTokens(b, env, n)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			rng := rand.New(rand.NewPCG(1, 2))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				body := "token=bench-token-" + strconv.Itoa(rng.IntN(n)) + "&token_type_hint=access_token"
+				req := httptest.NewRequestWithContext(ctx, "POST", "/oauth2/introspect", strings.NewReader(body))
+				req.Header.Set(introspectionAuth[0], introspectionAuth[1])
+				req.Header.Set(introspectionAuth[2], introspectionAuth[3])
+				rec := httptest.NewRecorder()
+				env.server.ServeHTTP(rec, req)
+				if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"active":true`) {
+					b.Fatalf("%d %s", rec.Code, rec.Body.String())
+				}
+			}
+		})
+	}
+}
+
+// seedTokens writes n live access tokens bench-token-0... (hashed as
+// registrar stores them) on 1000 accounts, a device each, in batches.
+func seedTokens(b *testing.B, env *testEnv, n int) {
+	b.Helper()
+	const users, batch = 1000, 500
+	sqlDB, err := env.store.SQLDB()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rows []string
+	flush := func(stmt string) {
+		if len(rows) == 0 {
+			return
+		}
+		if _, err := sqlDB.Exec(stmt + strings.Join(rows, ",")); err != nil {
+			b.Fatal(err)
+		}
+		rows = rows[:0]
+	}
+	for u := 0; u < users; u++ {
+		rows = append(rows, fmt.Sprintf("('@u%d:example.org', 'u%d', 1)", u, u))
+		if len(rows) == batch {
+			flush("INSERT INTO accounts (user_id, localpart_lower, created_at) VALUES ")
+		}
+	}
+	flush("INSERT INTO accounts (user_id, localpart_lower, created_at) VALUES ")
+	for i := 0; i < n; i++ {
+		rows = append(rows, fmt.Sprintf("('@u%d:example.org', 'D%d', 1)", i%users, i))
+		if len(rows) == batch {
+			flush("INSERT INTO devices (user_id, device_id, created_at) VALUES ")
+		}
+	}
+	flush("INSERT INTO devices (user_id, device_id, created_at) VALUES ")
+	for i := 0; i < n; i++ {
+		rows = append(rows, fmt.Sprintf("('%s', '@u%d:example.org', 'D%d', 1)", secrets.HashToken("bench-token-"+strconv.Itoa(i)), i%users, i))
+		if len(rows) == batch {
+			flush("INSERT INTO access_tokens (token_hash, user_id, device_id, created_at) VALUES ")
+		}
+	}
+	flush("INSERT INTO access_tokens (token_hash, user_id, device_id, created_at) VALUES ")
 }

@@ -250,6 +250,8 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 	// The OAuth library parses and validates its protocol's requests and
 	// answers with the protocol's errors.
 	protocol := op.Extensions["x-registrar-protocol"] != nil
+	// A hot operation whose handler checks its own simple input.
+	handlerValidated := op.Extensions["x-registrar-validation"] == "handler"
 	legacyOff := op.Extensions["x-registrar-legacy-auth"] == true && !h.legacyAuth
 	legacyClientOff := op.Extensions["x-registrar-legacy-client-api"] == true && !h.legacyClientAPIs
 	errorFormat, _ := op.Extensions["x-registrar-errors"].(string)
@@ -305,7 +307,7 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 				}
 			}
 			info.request = req
-			if protocol {
+			if protocol || handlerValidated {
 				return next(c)
 			}
 			if bodySchema != nil {

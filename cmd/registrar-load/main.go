@@ -8,7 +8,8 @@
 //	registrar-load -serve-null 127.0.0.1:8090   # the reference server
 //	registrar-load -mode start -binary bin/registrar -config cmd/registrar/dev.yaml -n 20
 //
-// Modes: versions, available, whoami, uia-start (the first POST /register,
+// Modes: versions, available, whoami, introspect (POST /oauth2/introspect as
+// the development config's client), uia-start (the first POST /register,
 // answered 401), register (complete one-step registrations), login,
 // rename (PUT /devices/{deviceId}: a write without a password hash), hash
 // (no server: hashes/s at the default cost), start (the binary's time from
@@ -22,6 +23,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -102,7 +104,7 @@ func parseOptions(args []string) (options, error) {
 	var o options
 	target := fs.String("target", "http://127.0.0.1:8008", "registrar base URL, or several (instances) separated by commas; loopback only")
 	pids := fs.String("pid", "", "server process IDs (comma-separated) whose CPU time per request is reported")
-	fs.StringVar(&o.mode, "mode", "whoami", "versions, available, whoami, uia-start, register, login, rename, hash or start")
+	fs.StringVar(&o.mode, "mode", "whoami", "versions, available, whoami, introspect, uia-start, register, login, rename, hash or start")
 	fs.StringVar(&o.binary, "binary", "bin/registrar", "start mode: the registrar binary")
 	fs.StringVar(&o.config, "config", "", "start mode: its configuration file")
 	fs.StringVar(&o.serveNull, "serve-null", "", "run the null reference server on this loopback address")
@@ -167,6 +169,11 @@ func (r *requester) send(ctx context.Context, worker int, method, path string, b
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return r.do(req, want)
+}
+
+// do sends req and wants the status want.
+func (r *requester) do(req *http.Request, want int) error {
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return err
@@ -174,10 +181,14 @@ func (r *requester) send(ctx context.Context, worker int, method, path string, b
 	data, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(data))
+		return fmt.Errorf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, bytes.TrimSpace(data))
 	}
 	return nil
 }
+
+// introspectionClient is the development config's client for the
+// introspect mode (client_id:client_secret).
+const introspectionClient = "load:load-test-client-secret-0123456789"
 
 // register completes a one-step registration and returns its token.
 func (r *requester) register(ctx context.Context, worker int, name string) (string, error) {
@@ -250,6 +261,24 @@ func (r *requester) forMode(mode string) (requestFunc, error) {
 		}
 		return func(ctx context.Context, w int, _ int64) error {
 			return r.send(ctx, w, "GET", "/_matrix/client/v3/account/whoami", nil, token, 200)
+		}, nil
+	case "introspect":
+		// What a homeserver asks on every request it serves, as the
+		// development config's client "load".
+		token, err := r.register(context.Background(), 0, "load-"+r.runID)
+		if err != nil {
+			return nil, fmt.Errorf("setting up a user (is registration open?): %w", err)
+		}
+		form := "token=" + url.QueryEscape(token) + "&token_type_hint=access_token"
+		auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(introspectionClient))
+		return func(ctx context.Context, w int, _ int64) error {
+			req, err := http.NewRequestWithContext(ctx, "POST", r.base(w)+"/oauth2/introspect", strings.NewReader(form))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", auth)
+			return r.do(req, 200)
 		}, nil
 	case "rename":
 		token, err := r.register(context.Background(), 0, "load-"+r.runID)

@@ -71,7 +71,7 @@ func TestLoadSpreadsOverTargetsAndMeasuresServerCPU(t *testing.T) {
 func TestNullServerAnswersEveryMode(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(nullHandler))
 	defer srv.Close()
-	for _, mode := range []string{"versions", "available", "whoami", "uia-start", "register", "rename"} {
+	for _, mode := range []string{"versions", "available", "whoami", "introspect", "uia-start", "register", "rename"} {
 		var out bytes.Buffer
 		args := []string{"-target", srv.URL, "-mode", mode, "-c", "2", "-n", "200", "-d", "5s", "-pid", strconv.Itoa(os.Getpid()), "-settle", "10ms"}
 		if err := runWithProgress(args, &out, io.Discard); err != nil {

@@ -24,7 +24,7 @@ server=$!
 null=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18008/_matrix/client/versions >/dev/null && break; sleep 0.05; done
 
-for mode in ${MODES:-versions available whoami uia-start rename register login}; do
+for mode in ${MODES:-versions available whoami introspect uia-start rename register login}; do
 	for c in ${CONCURRENCY:-8 64}; do
 		settle=0s
 		case "$mode" in register|login) settle=3s ;; esac
