@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 
+	"registrar/api"
+	"registrar/impl"
 	"registrar/impl/config"
 )
 
@@ -618,5 +620,32 @@ func TestShadowBansAsSynapseAdminAPI(t *testing.T) {
 	}
 	if audit := env.tableDump("admin_audit"); !strings.Contains(audit, "shadow_ban") || !strings.Contains(audit, "unshadow_ban") {
 		t.Fatalf("audit: %s", audit)
+	}
+}
+
+// TestIntrospectionEncodingIsJSON: the hand-written encoding of an
+// introspection answer is byte for byte encoding/json's.
+func TestIntrospectionEncodingIsJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", `quo"te\back`, "tab\tnew\nline\r", "\b\f", "\x00\x1f", "<script>&", "é漢🙂", "\u2028\u2029",
+		"bad\xffutf8", "\xed\xa0\x80"} {
+		checkIntrospectionEncoding(t, s)
+	}
+}
+
+// FuzzIntrospectionEncoding compares the two encodings on any string.
+func FuzzIntrospectionEncoding(f *testing.F) {
+	f.Add("@alice:example.org")
+	f.Fuzz(func(t *testing.T, s string) { checkIntrospectionEncoding(t, s) })
+}
+
+func checkIntrospectionEncoding(t *testing.T, s string) {
+	t.Helper()
+	n := int64(len(s)) - 3
+	for _, o := range []api.OAuthIntrospection{{Active: false},
+		{Active: true, ClientId: &s, DeviceId: &s, Exp: &n, ExpiresIn: &n, Iat: &n, Scope: &s, Sub: &s, TokenType: &s, Username: &s}} {
+		want, _ := json.Marshal(o)
+		if got := impl.AppendIntrospection(nil, o); string(got) != string(want) {
+			t.Fatalf("%q:\n got %s\nwant %s", s, got, want)
+		}
 	}
 }

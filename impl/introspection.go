@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"registrar/api"
 	"registrar/db"
@@ -39,7 +41,7 @@ func (s *Server) OauthIntrospect(ctx context.Context, req api.OauthIntrospectReq
 	if err != nil {
 		return nil, err
 	}
-	return api.OauthIntrospect200JSONResponse(out), nil
+	return introspectionAnswer{out}, nil
 }
 
 // OauthIntrospectAtRoot is POST /oauth2/introspect (RFC 7662), where
@@ -49,7 +51,104 @@ func (s *Server) OauthIntrospectAtRoot(ctx context.Context, req api.OauthIntrosp
 	if err != nil {
 		return nil, err
 	}
-	return api.OauthIntrospectAtRoot200JSONResponse(out), nil
+	return introspectionAnswer{out}, nil
+}
+
+// introspectionAnswer writes an introspection's 200 answer, encoded by
+// hand (it is on the hot path of every request the homeserver serves);
+// TestIntrospectionEncodingIsJSON holds it to encoding/json's.
+type introspectionAnswer struct{ api.OAuthIntrospection }
+
+// VisitOauthIntrospectResponse implements api.OauthIntrospectResponseObject.
+func (a introspectionAnswer) VisitOauthIntrospectResponse(w http.ResponseWriter) error { return a.write(w) }
+
+// VisitOauthIntrospectAtRootResponse implements api.OauthIntrospectAtRootResponseObject.
+func (a introspectionAnswer) VisitOauthIntrospectAtRootResponse(w http.ResponseWriter) error {
+	return a.write(w)
+}
+
+func (a introspectionAnswer) write(w http.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(AppendIntrospection(make([]byte, 0, 512), a.OAuthIntrospection))
+	return err
+}
+
+// AppendIntrospection appends the JSON of an introspection answer (the
+// fields encoding/json writes, in the order of the type's fields).
+func AppendIntrospection(b []byte, o api.OAuthIntrospection) []byte {
+	b = append(b, `{"active":`...)
+	b = strconv.AppendBool(b, o.Active)
+	str := func(name string, v *string) {
+		if v != nil {
+			b = append(b, `,"`...)
+			b = append(b, name...)
+			b = append(b, `":`...)
+			b = appendJSONString(b, *v)
+		}
+	}
+	num := func(name string, v *int64) {
+		if v != nil {
+			b = append(b, `,"`...)
+			b = append(b, name...)
+			b = append(b, `":`...)
+			b = strconv.AppendInt(b, *v, 10)
+		}
+	}
+	str("client_id", o.ClientId)
+	str("device_id", o.DeviceId)
+	num("exp", o.Exp)
+	num("expires_in", o.ExpiresIn)
+	num("iat", o.Iat)
+	str("scope", o.Scope)
+	str("sub", o.Sub)
+	str("token_type", o.TokenType)
+	str("username", o.Username)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, and what is not valid UTF-8 replaced, as
+// encoding/json does (HTML characters included: < > & as \u003c...).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 // introspect authenticates the caller, then answers for the token.
