@@ -181,6 +181,19 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, logout Pas
 	}))
 }
 
+// ReplacePasswordHash swaps the account's password hash for a new one of
+// the same password, if it is still old (a login upgrading the hash);
+// it reports whether it did.
+func (s *Store) ReplacePasswordHash(ctx context.Context, userID, old, replacement string) (bool, error) {
+	var done bool
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&Account{}).Where("user_id = ? AND password_hash = ?", userID, old).Update("password_hash", replacement)
+		done = res.RowsAffected == 1
+		return res.Error
+	})
+	return done, translate(err)
+}
+
 // endSignIns ends what lets a browser or a client sign in again without
 // the password: the user's browser sessions, remembered OAuth consents
 // and unspent login tokens.

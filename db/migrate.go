@@ -289,6 +289,20 @@ var migrations = []migration{
 	{14, "shadow bans (Synapse's admin API)", []string{
 		`ALTER TABLE accounts ADD COLUMN shadow_banned BOOLEAN NOT NULL DEFAULT FALSE`,
 	}, nil},
+	{15, "external IDs (single sign-on links, as Synapse keeps them) and the record of imports from Synapse", []string{
+		`CREATE TABLE external_ids (
+			auth_provider TEXT NOT NULL,
+			external_id TEXT NOT NULL,
+			user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+			PRIMARY KEY (auth_provider, external_id)
+		)`,
+		`CREATE INDEX external_ids_user ON external_ids (user_id)`,
+		`CREATE TABLE synapse_imports (
+			server_name TEXT NOT NULL PRIMARY KEY,
+			started_at BIGINT NOT NULL,
+			finished_at BIGINT
+		)`,
+	}, nil},
 }
 
 // homeserverOutbox is migration 13: the outbox, the switch that turns the
@@ -337,6 +351,26 @@ func homeserverOutbox(postgres bool) []string {
 			stmts = append(stmts, `CREATE TRIGGER homeserver_`+w.name+` AFTER `+w.events+` ON `+w.table+`
 				WHEN (SELECT enabled FROM homeserver_sync WHERE id = 1)
 				BEGIN `+note(w.user, w.device)+`; END`)
+			continue
+		}
+		if w.events == "INSERT" || w.events == "DELETE" {
+			// Once per statement, over its rows (a bulk insert, an import,
+			// pays one call): PostgreSQL's transition tables.
+			transition, row := "NEW", strings.TrimPrefix(w.user, "NEW.")
+			if w.events == "DELETE" {
+				transition, row = "OLD", strings.TrimPrefix(w.user, "OLD.")
+			}
+			device := strings.TrimPrefix(strings.TrimPrefix(w.device, "NEW."), "OLD.")
+			stmts = append(stmts, `CREATE FUNCTION homeserver_`+w.name+`() RETURNS trigger LANGUAGE plpgsql AS $fn$
+				BEGIN
+					IF (SELECT enabled FROM homeserver_sync WHERE id = 1) THEN
+						INSERT INTO homeserver_outbox (user_id, device_id) SELECT DISTINCT `+row+`, `+device+` FROM changed
+						ON CONFLICT (user_id, device_id) DO UPDATE SET version = homeserver_outbox.version + 1, due_at = 0, attempts = 0;
+					END IF;
+					RETURN NULL;
+				END $fn$`,
+				`CREATE TRIGGER homeserver_`+w.name+` AFTER `+w.events+` ON `+w.table+`
+				REFERENCING `+transition+` TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION homeserver_`+w.name+`()`)
 			continue
 		}
 		stmts = append(stmts, `CREATE FUNCTION homeserver_`+w.name+`() RETURNS trigger LANGUAGE plpgsql AS $fn$

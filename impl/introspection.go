@@ -60,7 +60,9 @@ func (s *Server) OauthIntrospectAtRoot(ctx context.Context, req api.OauthIntrosp
 type introspectionAnswer struct{ api.OAuthIntrospection }
 
 // VisitOauthIntrospectResponse implements api.OauthIntrospectResponseObject.
-func (a introspectionAnswer) VisitOauthIntrospectResponse(w http.ResponseWriter) error { return a.write(w) }
+func (a introspectionAnswer) VisitOauthIntrospectResponse(w http.ResponseWriter) error {
+	return a.write(w)
+}
 
 // VisitOauthIntrospectAtRootResponse implements api.OauthIntrospectAtRootResponseObject.
 func (a introspectionAnswer) VisitOauthIntrospectAtRootResponse(w http.ResponseWriter) error {

@@ -63,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return portDB(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
 	case "homeserver":
 		return homeserverCmd(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
+	case "import-synapse":
+		return importSynapse(ctx, args, operatorEnv{getenv, stdin, stdout, stderr})
 	case "generate-config":
 		_, err := io.WriteString(stdout, config.Example)
 		return err
@@ -96,6 +98,9 @@ const usage = `registrar: Matrix account registration and management server
                                                    or a localpart; works with the server running)
   registrar port-db -sqlite FILE -config PG.yaml   copy an SQLite database into an empty PostgreSQL one
   registrar homeserver sync [-config FILE]         push every account and its devices to the homeserver
+  registrar import-synapse -synapse-config homeserver.yaml | -synapse-db URL [-apply] [-merge]
+                                                   move a Synapse's accounts, passwords and sessions
+                                                   into registrar (a dry run without -apply)
 
 Every command takes -config FILE (or REGISTRAR_CONFIG).
 

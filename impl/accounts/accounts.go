@@ -36,6 +36,7 @@ type Store interface {
 	CreateLoginToken(ctx context.Context, userID, hash string, expiresAtMS int64) error
 	UseLoginToken(ctx context.Context, hash string) (string, error)
 	DeleteDevice(ctx context.Context, userID, deviceID string) error
+	ReplacePasswordHash(ctx context.Context, userID, old, replacement string) (bool, error)
 }
 
 // Homeserver is the homeserver registrar provisions, when it is one's

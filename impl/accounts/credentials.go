@@ -190,7 +190,30 @@ func (s *Service) verify(ctx context.Context, user, password, expectedUser strin
 	if !ok {
 		return db.Account{}, ErrInvalidLogin
 	}
-	return acct, nil
+	return s.upgradeHash(ctx, acct, password), nil
+}
+
+// upgradeHash replaces a verified password's hash by one of the configured
+// algorithm and cost when it is another (imported from Synapse, or older
+// than the configuration), and returns the account as it now is. A change
+// of the password meanwhile wins: the account is returned as it was, and
+// the login that verified it then fails.
+func (s *Service) upgradeHash(ctx context.Context, acct db.Account, password string) db.Account {
+	if !s.hasher.NeedsRehash(acct.PasswordHash) {
+		return acct
+	}
+	hash, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		s.log.WarnContext(ctx, "rehashing a password failed", "user_id", acct.UserID, "error", err)
+		return acct
+	}
+	done, err := s.store.ReplacePasswordHash(ctx, acct.UserID, acct.PasswordHash, hash)
+	if err != nil || !done {
+		return acct
+	}
+	s.log.InfoContext(ctx, "password rehashed with the configured algorithm", "user_id", acct.UserID)
+	acct.PasswordHash = hash
+	return acct
 }
 
 // LoginLimits charges a /login attempt to its client address

@@ -131,6 +131,11 @@ func generateLocalpart() string {
 
 // isHistoricalLocalpart is the spec's historical user ID grammar, which
 // application services may still register.
+// HistoricalLocalpart reports whether lp is a localpart of the historical
+// grammar (printable ASCII but ':'), which user IDs made before Matrix
+// restricted them, and application services', may have.
+func HistoricalLocalpart(lp string) bool { return isHistoricalLocalpart(lp) }
+
 func isHistoricalLocalpart(lp string) bool {
 	if lp == "" {
 		return false

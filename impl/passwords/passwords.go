@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,6 +230,21 @@ func (h *Hasher) verify(pw []byte, encoded string) (bool, error) {
 		h.onVerify(HashCost(encoded))
 	}
 	return verify(pw, encoded)
+}
+
+// NeedsRehash reports whether an encoded hash is not of the configured
+// algorithm and cost (a hash imported from Synapse, or made before the
+// configuration changed): the next successful login replaces it.
+func (h *Hasher) NeedsRehash(encoded string) bool {
+	if encoded == "" {
+		return false
+	}
+	algorithm, cost := HashCost(encoded)
+	if h.cfg.Algorithm == "bcrypt" {
+		return algorithm != "bcrypt" || cost != strconv.Itoa(h.cost)
+	}
+	a := h.cfg.Argon2
+	return algorithm != "argon2id" || cost != fmt.Sprintf("m=%d,t=%d,p=%d", a.MemoryKiB, a.Iterations, a.Parallelism)
 }
 
 // HashCost is an encoded hash's algorithm and cost parameters: bcrypt and

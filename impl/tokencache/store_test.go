@@ -31,7 +31,8 @@ var readOnly = map[string]bool{
 	"BrowserSession": true, "DeleteBrowserSession": true, "DeleteExpiredOAuth": true, "UnusedOAuthClients": true,
 	"SetHomeserverSync": true, "NoteHomeserverChange": true, "ClaimOutbox": true, "UserOutbox": true, "CompleteOutbox": true,
 	"FailOutbox": true, "HomeserverOutboxStats": true, "HomeserverDevices": true, "HomeserverDevice": true, "AccountsAfter": true,
-	"CountAccounts": true,
+	"CountAccounts": true, "ReplacePasswordHash": true, "ExternalIDs": true, "Import": true, "StartImport": true,
+	"FinishImport": true, "LocalpartsTaken": true,
 }
 
 func TestEveryWriteThatRevokesIsWrapped(t *testing.T) {
