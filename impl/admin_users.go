@@ -77,7 +77,15 @@ func (s *Server) adminUser(ctx context.Context, userID string) (api.AdminUser, e
 	if err != nil {
 		return api.AdminUser{}, err
 	}
-	return adminUserJSON(u.Account, nonNil(u.Threepids)), nil
+	out := adminUserJSON(u.Account, nonNil(u.Threepids))
+	ext, err := s.store.ExternalIDs(ctx, u.Account.UserID)
+	if err != nil {
+		return api.AdminUser{}, matrix.Internal(err)
+	}
+	for _, e := range ext {
+		*out.ExternalIds = append(*out.ExternalIds, api.AdminExternalID{AuthProvider: e.AuthProvider, ExternalId: e.ExternalID})
+	}
+	return out, nil
 }
 
 func nonNil[T any](s []T) []T {

@@ -69,6 +69,7 @@ type handlerStore interface {
 	DeleteExpiredThreepidSessions(ctx context.Context) (int64, error)
 	DeleteClientIPsBefore(ctx context.Context, beforeMS int64) (int64, error)
 	DeleteExpiredOAuth(ctx context.Context, unusedClientsBefore int64) (int64, error)
+	ExternalIDs(ctx context.Context, userID string) ([]db.ExternalID, error)
 }
 
 func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog.Logger, m *metrics.Set) (*core, error) {

@@ -19,7 +19,7 @@ var layers = map[string]int{
 	"uia":      1,
 	"config":   2,
 	"accounts": 3, "threepid": 3, "regtokens": 3,
-	"useradmin": 4, "oauth": 4, "synapseimport": 4, "internal": 5,
+	"useradmin": 4, "oauth": 4, "synapseimport": 4, "testkit": 5,
 }
 
 func TestImportsFlowOneWay(t *testing.T) {

@@ -103,12 +103,44 @@ type synapseDelegation struct {
 	Issuer, ClientID, ClientSecret, AdminToken, AccountURL string
 }
 
-// startSynapse writes a homeserver.yaml (server name localhost, SQLite,
-// one loopback listener, delegation d) and starts Synapse on a free port.
+// synapseConfig is what a test's Synapse is configured with: delegation
+// to registrar, or on its own (registration open, with a shared secret
+// and refreshable tokens); SQLite, or PostgreSQL with Postgres set.
+type synapseConfig struct {
+	Delegation *synapseDelegation
+	Pepper     string
+	// Postgres is the database name on 127.0.0.1:5432 (trust auth).
+	Postgres string
+}
+
+// startSynapse writes a homeserver.yaml (server name localhost, one
+// loopback listener) and starts Synapse on port.
 func startSynapse(t *testing.T, port int, d synapseDelegation) *synapse {
+	t.Helper()
+	return startSynapseWith(t, port, synapseConfig{Delegation: &d})
+}
+
+func startSynapseWith(t *testing.T, port int, c synapseConfig) *synapse {
 	t.Helper()
 	s := &synapse{t: t, python: synapsePython(t), dir: t.TempDir(), port: port, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	s.logPath = filepath.Join(s.dir, "homeserver.log")
+	s.configure(c)
+	if out, err := exec.Command(s.python, "-m", "synapse.app.homeserver", "-c", filepath.Join(s.dir, "homeserver.yaml"),
+		"--generate-keys").CombinedOutput(); err != nil {
+		t.Fatalf("synapse --generate-keys: %v\n%s", err, out)
+	}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// configure writes the configuration files of c.
+func (s *synapse) configure(c synapseConfig) {
+	s.t.Helper()
+	database := fmt.Sprintf("{name: sqlite3, args: {database: %s/homeserver.db}}", s.dir)
+	if c.Postgres != "" {
+		database = fmt.Sprintf("{name: psycopg2, args: {user: postgres, database: %s, host: 127.0.0.1, port: 5432, cp_min: 1, cp_max: 5}}", c.Postgres)
+	}
 	cfg := fmt.Sprintf(`server_name: localhost
 pid_file: %[1]s/homeserver.pid
 public_baseurl: %[2]s/
@@ -118,7 +150,7 @@ listeners:
     type: http
     x_forwarded: true
     resources: [{names: [client], compress: false}]
-database: {name: sqlite3, args: {database: %[1]s/homeserver.db}}
+database: %[4]s
 log_config: %[1]s/log.yaml
 media_store_path: %[1]s/media
 signing_key_path: %[1]s/signing.key
@@ -127,20 +159,33 @@ suppress_key_server_warning: true
 report_stats: false
 macaroon_secret_key: test-macaroon-secret-key-0123456789
 form_secret: test-form-secret-0123456789
-enable_registration: false
-password_config: {enabled: false}
 rc_message: {per_second: 1000, burst_count: 1000}
 rc_joins: {local: {per_second: 1000, burst_count: 1000}}
+rc_login: {address: {per_second: 1000, burst_count: 1000}, account: {per_second: 1000, burst_count: 1000}}
+rc_registration: {per_second: 1000, burst_count: 1000}
+`, s.dir, s.base, s.port, database)
+	if d := c.Delegation; d != nil {
+		cfg += fmt.Sprintf(`enable_registration: false
+password_config: {enabled: false, pepper: %[6]q}
 experimental_features:
   msc3861:
     enabled: true
-    issuer: %[4]q
-    client_id: %[5]q
+    issuer: %[1]q
+    client_id: %[2]q
     client_auth_method: client_secret_basic
-    client_secret: %[6]q
-    admin_token: %[7]q
-    account_management_url: %[8]q
-`, s.dir, s.base, port, d.Issuer, d.ClientID, d.ClientSecret, d.AdminToken, d.AccountURL)
+    client_secret: %[3]q
+    admin_token: %[4]q
+    account_management_url: %[5]q
+`, d.Issuer, d.ClientID, d.ClientSecret, d.AdminToken, d.AccountURL, c.Pepper)
+	} else {
+		cfg += fmt.Sprintf(`enable_registration: true
+enable_registration_without_verification: true
+registration_shared_secret: %q
+password_config: {enabled: true, pepper: %q}
+refreshable_access_token_lifetime: 30m
+bcrypt_rounds: 4
+`, synapseSharedSecret, c.Pepper)
+	}
 	logCfg := fmt.Sprintf(`version: 1
 formatters: {precise: {format: '%%(asctime)s %%(name)s %%(levelname)s %%(message)s'}}
 handlers: {file: {class: logging.FileHandler, formatter: precise, filename: %s}}
@@ -149,17 +194,14 @@ disable_existing_loggers: false
 `, s.logPath)
 	for name, body := range map[string]string{"homeserver.yaml": cfg, "log.yaml": logCfg} {
 		if err := os.WriteFile(filepath.Join(s.dir, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
+			s.t.Fatal(err)
 		}
 	}
-	if out, err := exec.Command(s.python, "-m", "synapse.app.homeserver", "-c", filepath.Join(s.dir, "homeserver.yaml"),
-		"--generate-keys").CombinedOutput(); err != nil {
-		t.Fatalf("synapse --generate-keys: %v\n%s", err, out)
-	}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
 }
+
+// synapseSharedSecret is a standalone test Synapse's registration shared
+// secret.
+const synapseSharedSecret = "synapse-shared-secret-0123456789"
 
 // start runs Synapse and waits until it serves /versions.
 func (s *synapse) start() {

@@ -12,7 +12,7 @@ import (
 
 	"registrar/db"
 	"registrar/db/dbtest"
-	"registrar/impl/internal/testkit"
+	"registrar/impl/testkit"
 	"registrar/impl/secrets"
 	"registrar/impl/synapseimport"
 )
