@@ -12,9 +12,9 @@ import (
 
 	"registrar/db"
 	"registrar/db/dbtest"
-	"registrar/impl/testkit"
 	"registrar/impl/secrets"
 	"registrar/impl/synapseimport"
+	"registrar/impl/testkit"
 )
 
 const server = "example.org"
