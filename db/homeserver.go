@@ -31,7 +31,7 @@ func (s *Store) SetHomeserverSync(ctx context.Context, enabled bool) error {
 func (s *Store) NoteHomeserverChange(ctx context.Context, userID, deviceID string) error {
 	return translate(s.write(ctx, func(tx *gorm.DB) error {
 		return tx.Exec(`INSERT INTO homeserver_outbox (user_id, device_id) VALUES (?, ?)
-			ON CONFLICT (user_id, device_id) DO UPDATE SET version = homeserver_outbox.version + 1, due_at = 0, attempts = 0`,
+			ON CONFLICT (user_id, device_id) DO UPDATE SET version = homeserver_outbox.version + 1, due_at = 0`,
 			userID, deviceID).Error
 	}))
 }

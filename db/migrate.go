@@ -344,7 +344,7 @@ func homeserverOutbox(postgres bool) []string {
 	}
 	note := func(user, device string) string {
 		return `INSERT INTO homeserver_outbox (user_id, device_id) VALUES (` + user + `, ` + device + `)
-			ON CONFLICT (user_id, device_id) DO UPDATE SET version = homeserver_outbox.version + 1, due_at = 0, attempts = 0`
+			ON CONFLICT (user_id, device_id) DO UPDATE SET version = homeserver_outbox.version + 1, due_at = 0`
 	}
 	for _, w := range watches {
 		if !postgres {
@@ -365,7 +365,7 @@ func homeserverOutbox(postgres bool) []string {
 				BEGIN
 					IF (SELECT enabled FROM homeserver_sync WHERE id = 1) THEN
 						INSERT INTO homeserver_outbox (user_id, device_id) SELECT DISTINCT `+row+`, `+device+` FROM changed
-						ON CONFLICT (user_id, device_id) DO UPDATE SET version = homeserver_outbox.version + 1, due_at = 0, attempts = 0;
+						ON CONFLICT (user_id, device_id) DO UPDATE SET version = homeserver_outbox.version + 1, due_at = 0;
 					END IF;
 					RETURN NULL;
 				END $fn$`,

@@ -649,3 +649,21 @@ func checkIntrospectionEncoding(t *testing.T, s string) {
 		}
 	}
 }
+
+// TestHomeserverRefusingTheSecret: a homeserver that answers 403 to
+// registrar's secret (a misconfiguration) gets no session handed out for
+// it, and readyz and the metrics say so.
+func TestHomeserverRefusingTheSecret(t *testing.T) {
+	env, fake := newHomeserverEnv(t)
+	env.register("alice", "pw-alice-1").expect(t, 200, "")
+	fake.mu.Lock()
+	fake.secret = "not registrar's"
+	fake.mu.Unlock()
+	env.do("POST", loginURL, loginBody("alice", "pw-alice-1")).expect(t, 503, "M_UNKNOWN")
+	if ready := env.doQuiet("GET", "/readyz", ""); !strings.Contains(ready.Raw, "403") {
+		t.Fatalf("readyz: %s", ready.Raw)
+	}
+	if m, _ := env.scrape(); m[`registrar_homeserver_pushes_total{outcome="failure",what="device"}`] < 1 {
+		t.Fatalf("metrics: %v", m)
+	}
+}
