@@ -303,6 +303,11 @@ var migrations = []migration{
 			finished_at BIGINT
 		)`,
 	}, nil},
+	{16, "browser sessions know the browser and address they were last used from", []string{
+		`ALTER TABLE browser_sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE browser_sessions ADD COLUMN ip TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE browser_sessions ADD COLUMN last_active_at BIGINT`,
+	}, nil},
 }
 
 // homeserverOutbox is migration 13: the outbox, the switch that turns the

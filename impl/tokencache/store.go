@@ -114,6 +114,12 @@ func (s *Store) DeleteAllDevices(ctx context.Context, userID string) error {
 	return s.Store.DeleteAllDevices(ctx, userID)
 }
 
+// EndOtherSessions implements db.Store.EndOtherSessions.
+func (s *Store) EndOtherSessions(ctx context.Context, userID, keepIDHash string) error {
+	defer s.revoke(userID)
+	return s.Store.EndOtherSessions(ctx, userID, keepIDHash)
+}
+
 // SetPassword implements db.Store.SetPassword; other devices may be
 // logged out.
 func (s *Store) SetPassword(ctx context.Context, userID, hash string, logout db.PasswordLogout) error {

@@ -32,7 +32,8 @@ var readOnly = map[string]bool{
 	"SetHomeserverSync": true, "NoteHomeserverChange": true, "ClaimOutbox": true, "UserOutbox": true, "CompleteOutbox": true,
 	"FailOutbox": true, "HomeserverOutboxStats": true, "HomeserverDevices": true, "HomeserverDevice": true, "AccountsAfter": true,
 	"CountAccounts": true, "ReplacePasswordHash": true, "ExternalIDs": true, "Import": true, "StartImport": true,
-	"FinishImport": true, "LocalpartsTaken": true,
+	"FinishImport": true, "LocalpartsTaken": true, "TouchBrowserSession": true, "BrowserSessions": true, "EndBrowserSession": true,
+	"DeviceClients": true,
 }
 
 func TestEveryWriteThatRevokesIsWrapped(t *testing.T) {
