@@ -32,12 +32,13 @@ export REGISTRAR_TEST_REDIS
 # matrix-js-sdk, pinned in its package-lock.json, for the client tests.
 JSCLIENT := cmd/registrar/testdata/jsclient
 
-## jsclient: install the pinned matrix-js-sdk the client tests run with node
+## jsclient: install the pinned npm packages of the tests (matrix-js-sdk, axe-core)
 jsclient:
 	@if command -v npm >/dev/null 2>&1; then \
-		test -d $(JSCLIENT)/node_modules/matrix-js-sdk || npm ci --prefix $(JSCLIENT) --no-audit --no-fund --loglevel=error; \
+		{ test -d $(JSCLIENT)/node_modules/matrix-js-sdk && test -f $(JSCLIENT)/node_modules/axe-core/axe.min.js; } || \
+			npm ci --prefix $(JSCLIENT) --no-audit --no-fund --loglevel=error; \
 	else \
-		echo "npm not found: the matrix-js-sdk client tests will skip"; \
+		echo "npm not found: the matrix-js-sdk and accessibility tests will skip"; \
 	fi
 
 ## test: run every test, on SQLite and (when it answers) on PostgreSQL

@@ -1203,6 +1203,21 @@ type AccountDeactivateSubmitFormdataBody struct {
 type AccountDeviceDeleteSubmitFormdataBody struct {
 	Csrf     *string `form:"csrf,omitempty" json:"csrf,omitempty"`
 	DeviceId *string `form:"device_id,omitempty" json:"device_id,omitempty"`
+
+	// Session A browser signed in to these pages to sign out instead of a device.
+	Session *string `form:"session,omitempty" json:"session,omitempty"`
+}
+
+// AccountEndOtherSessionsSubmitFormdataBody defines parameters for AccountEndOtherSessionsSubmit.
+type AccountEndOtherSessionsSubmitFormdataBody struct {
+	Csrf *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+}
+
+// AccountDeviceRenameSubmitFormdataBody defines parameters for AccountDeviceRenameSubmit.
+type AccountDeviceRenameSubmitFormdataBody struct {
+	Csrf        *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	DeviceId    *string `form:"device_id,omitempty" json:"device_id,omitempty"`
+	DisplayName *string `form:"display_name,omitempty" json:"display_name,omitempty"`
 }
 
 // AccountPasswordSubmitFormdataBody defines parameters for AccountPasswordSubmit.
@@ -1212,6 +1227,12 @@ type AccountPasswordSubmitFormdataBody struct {
 	LogoutOthers       *string `form:"logout_others,omitempty" json:"logout_others,omitempty"`
 	NewPassword        *string `form:"new_password,omitempty" json:"new_password,omitempty"`
 	NewPasswordConfirm *string `form:"new_password_confirm,omitempty" json:"new_password_confirm,omitempty"`
+}
+
+// AccountProfileSubmitFormdataBody defines parameters for AccountProfileSubmit.
+type AccountProfileSubmitFormdataBody struct {
+	Csrf        *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	DisplayName *string `form:"display_name,omitempty" json:"display_name,omitempty"`
 }
 
 // AccountThreepidAddSubmitFormdataBody defines parameters for AccountThreepidAddSubmit.
@@ -1231,11 +1252,19 @@ type AccountThreepidRemoveSubmitFormdataBody struct {
 
 // AccountThreepidVerifySubmitFormdataBody defines parameters for AccountThreepidVerifySubmit.
 type AccountThreepidVerifySubmitFormdataBody struct {
+	// Address The address being verified (shown again after a wrong code).
+	Address      *string `form:"address,omitempty" json:"address,omitempty"`
 	ClientSecret *string `form:"client_secret,omitempty" json:"client_secret,omitempty"`
 	Code         *string `form:"code,omitempty" json:"code,omitempty"`
 	Csrf         *string `form:"csrf,omitempty" json:"csrf,omitempty"`
 	Medium       *string `form:"medium,omitempty" json:"medium,omitempty"`
 	Sid          *string `form:"sid,omitempty" json:"sid,omitempty"`
+}
+
+// ClientLogoParams defines parameters for ClientLogo.
+type ClientLogoParams struct {
+	// Lang The language of a localised logo_uri.
+	Lang *string `form:"lang,omitempty" json:"lang,omitempty"`
 }
 
 // ConsentSubmitFormdataBody defines parameters for ConsentSubmit.
@@ -1347,6 +1376,12 @@ type SignUpSubmitFormdataBody struct {
 	Sid                 *string `form:"sid,omitempty" json:"sid,omitempty"`
 	Step                *string `form:"step,omitempty" json:"step,omitempty"`
 	Username            *string `form:"username,omitempty" json:"username,omitempty"`
+}
+
+// PageAssetParams defines parameters for PageAsset.
+type PageAssetParams struct {
+	// V The asset's version (ignored; it makes the URL change with the content).
+	V *string `form:"v,omitempty" json:"v,omitempty"`
 }
 
 // DeactivateUserAdminJSONBody defines parameters for DeactivateUserAdmin.
@@ -1634,8 +1669,17 @@ type AccountDeactivateSubmitFormdataRequestBody AccountDeactivateSubmitFormdataB
 // AccountDeviceDeleteSubmitFormdataRequestBody defines body for AccountDeviceDeleteSubmit for application/x-www-form-urlencoded ContentType.
 type AccountDeviceDeleteSubmitFormdataRequestBody AccountDeviceDeleteSubmitFormdataBody
 
+// AccountEndOtherSessionsSubmitFormdataRequestBody defines body for AccountEndOtherSessionsSubmit for application/x-www-form-urlencoded ContentType.
+type AccountEndOtherSessionsSubmitFormdataRequestBody AccountEndOtherSessionsSubmitFormdataBody
+
+// AccountDeviceRenameSubmitFormdataRequestBody defines body for AccountDeviceRenameSubmit for application/x-www-form-urlencoded ContentType.
+type AccountDeviceRenameSubmitFormdataRequestBody AccountDeviceRenameSubmitFormdataBody
+
 // AccountPasswordSubmitFormdataRequestBody defines body for AccountPasswordSubmit for application/x-www-form-urlencoded ContentType.
 type AccountPasswordSubmitFormdataRequestBody AccountPasswordSubmitFormdataBody
+
+// AccountProfileSubmitFormdataRequestBody defines body for AccountProfileSubmit for application/x-www-form-urlencoded ContentType.
+type AccountProfileSubmitFormdataRequestBody AccountProfileSubmitFormdataBody
 
 // AccountThreepidAddSubmitFormdataRequestBody defines body for AccountThreepidAddSubmit for application/x-www-form-urlencoded ContentType.
 type AccountThreepidAddSubmitFormdataRequestBody AccountThreepidAddSubmitFormdataBody
@@ -2186,6 +2230,9 @@ type ServerInterface interface {
 	// AccountPage The account management page (account_management_uri), opened at an action's view.
 	// (GET /_registrar/account)
 	AccountPage(ctx echo.Context, params AccountPageParams) error
+	// AccountAvatar The signed-in account's avatar, a thumbnail fetched from the homeserver.
+	// (GET /_registrar/account/avatar)
+	AccountAvatar(ctx echo.Context) error
 	// AccountCrossSigningResetSubmit Allows replacing the cross-signing keys without further authentication for a while (org.matrix.cross_signing_reset), once the person confirms.
 	// (POST /_registrar/account/cross_signing_reset)
 	AccountCrossSigningResetSubmit(ctx echo.Context) error
@@ -2195,9 +2242,18 @@ type ServerInterface interface {
 	// AccountDeviceDeleteSubmit Ends a session (device); its tokens stop working at once.
 	// (POST /_registrar/account/device/delete)
 	AccountDeviceDeleteSubmit(ctx echo.Context) error
+	// AccountEndOtherSessionsSubmit Ends every session but this browser's (every device, and the other browsers signed in).
+	// (POST /_registrar/account/device/end_others)
+	AccountEndOtherSessionsSubmit(ctx echo.Context) error
+	// AccountDeviceRenameSubmit Renames a session (device).
+	// (POST /_registrar/account/device/rename)
+	AccountDeviceRenameSubmit(ctx echo.Context) error
 	// AccountPasswordSubmit Changes the password (with the current one).
 	// (POST /_registrar/account/password)
 	AccountPasswordSubmit(ctx echo.Context) error
+	// AccountProfileSubmit Sets the display name (pushed to the homeserver when registrar provisions one).
+	// (POST /_registrar/account/profile)
+	AccountProfileSubmit(ctx echo.Context) error
 	// AccountThreepidAddSubmit Starts adding an email address or phone number (a code is sent).
 	// (POST /_registrar/account/threepid/add)
 	AccountThreepidAddSubmit(ctx echo.Context) error
@@ -2207,6 +2263,9 @@ type ServerInterface interface {
 	// AccountThreepidVerifySubmit Adds the address whose code is given.
 	// (POST /_registrar/account/threepid/verify)
 	AccountThreepidVerifySubmit(ctx echo.Context) error
+	// ClientLogo An OAuth client's logo (logo_uri), fetched and kept by registrar.
+	// (GET /_registrar/clients/{client_id}/logo)
+	ClientLogo(ctx echo.Context, clientId string, params ClientLogoParams) error
 	// ConsentPage The consent page of an authorisation (signed in).
 	// (GET /_registrar/consent/{grantId})
 	ConsentPage(ctx echo.Context, grantId string) error
@@ -2255,6 +2314,9 @@ type ServerInterface interface {
 	// SignUpSubmit Submits a step of the sign-up (the form, or the emailed code).
 	// (POST /_registrar/signup)
 	SignUpSubmit(ctx echo.Context) error
+	// PageAsset The pages' style sheet and script (registrar.css, registrar.js) and the branding logo (logo).
+	// (GET /_registrar/static/{file})
+	PageAsset(ctx echo.Context, file string, params PageAssetParams) error
 	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
 	// (POST /_synapse/admin/v1/deactivate/{userId})
 	DeactivateUserAdmin(ctx echo.Context, userId string) error
@@ -2944,6 +3006,15 @@ func (w *ServerInterfaceWrapper) AccountPage(ctx echo.Context) error {
 	return err
 }
 
+// AccountAvatar converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountAvatar(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountAvatar(ctx)
+	return err
+}
+
 // AccountCrossSigningResetSubmit converts echo context to params.
 func (w *ServerInterfaceWrapper) AccountCrossSigningResetSubmit(ctx echo.Context) error {
 	var err error
@@ -2971,12 +3042,39 @@ func (w *ServerInterfaceWrapper) AccountDeviceDeleteSubmit(ctx echo.Context) err
 	return err
 }
 
+// AccountEndOtherSessionsSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountEndOtherSessionsSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountEndOtherSessionsSubmit(ctx)
+	return err
+}
+
+// AccountDeviceRenameSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountDeviceRenameSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountDeviceRenameSubmit(ctx)
+	return err
+}
+
 // AccountPasswordSubmit converts echo context to params.
 func (w *ServerInterfaceWrapper) AccountPasswordSubmit(ctx echo.Context) error {
 	var err error
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AccountPasswordSubmit(ctx)
+	return err
+}
+
+// AccountProfileSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountProfileSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountProfileSubmit(ctx)
 	return err
 }
 
@@ -3004,6 +3102,31 @@ func (w *ServerInterfaceWrapper) AccountThreepidVerifySubmit(ctx echo.Context) e
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AccountThreepidVerifySubmit(ctx)
+	return err
+}
+
+// ClientLogo converts echo context to params.
+func (w *ServerInterfaceWrapper) ClientLogo(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "client_id" -------------
+	var clientId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "client_id", ctx.Param("client_id"), &clientId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter client_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ClientLogoParams
+	// ------------- Optional query parameter "lang" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "lang", ctx.QueryParams(), &params.Lang, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter lang: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ClientLogo(ctx, clientId, params)
 	return err
 }
 
@@ -3268,6 +3391,31 @@ func (w *ServerInterfaceWrapper) SignUpSubmit(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.SignUpSubmit(ctx)
+	return err
+}
+
+// PageAsset converts echo context to params.
+func (w *ServerInterfaceWrapper) PageAsset(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "file" -------------
+	var file string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "file", ctx.Param("file"), &file, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter file: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PageAssetParams
+	// ------------- Optional query parameter "v" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "v", ctx.QueryParams(), &params.V, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter v: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PageAsset(ctx, file, params)
 	return err
 }
 
@@ -3981,13 +4129,18 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_matrix/client/v3/register/msisdn/requestToken", wrapper.RequestTokenToRegisterMSISDN, options.OperationMiddlewares["requestTokenToRegisterMSISDN"]...)
 	router.GET(options.BaseURL+"/_matrix/client/versions", wrapper.GetVersions, options.OperationMiddlewares["getVersions"]...)
 	router.GET(options.BaseURL+"/_registrar/account", wrapper.AccountPage, options.OperationMiddlewares["accountPage"]...)
+	router.GET(options.BaseURL+"/_registrar/account/avatar", wrapper.AccountAvatar, options.OperationMiddlewares["accountAvatar"]...)
 	router.POST(options.BaseURL+"/_registrar/account/cross_signing_reset", wrapper.AccountCrossSigningResetSubmit, options.OperationMiddlewares["accountCrossSigningResetSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/deactivate", wrapper.AccountDeactivateSubmit, options.OperationMiddlewares["accountDeactivateSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/device/delete", wrapper.AccountDeviceDeleteSubmit, options.OperationMiddlewares["accountDeviceDeleteSubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/account/device/end_others", wrapper.AccountEndOtherSessionsSubmit, options.OperationMiddlewares["accountEndOtherSessionsSubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/account/device/rename", wrapper.AccountDeviceRenameSubmit, options.OperationMiddlewares["accountDeviceRenameSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/password", wrapper.AccountPasswordSubmit, options.OperationMiddlewares["accountPasswordSubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/account/profile", wrapper.AccountProfileSubmit, options.OperationMiddlewares["accountProfileSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/threepid/add", wrapper.AccountThreepidAddSubmit, options.OperationMiddlewares["accountThreepidAddSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/threepid/remove", wrapper.AccountThreepidRemoveSubmit, options.OperationMiddlewares["accountThreepidRemoveSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/threepid/verify", wrapper.AccountThreepidVerifySubmit, options.OperationMiddlewares["accountThreepidVerifySubmit"]...)
+	router.GET(options.BaseURL+"/_registrar/clients/:client_id/logo", wrapper.ClientLogo, options.OperationMiddlewares["clientLogo"]...)
 	router.GET(options.BaseURL+"/_registrar/consent/:grantId", wrapper.ConsentPage, options.OperationMiddlewares["consentPage"]...)
 	router.POST(options.BaseURL+"/_registrar/consent/:grantId", wrapper.ConsentSubmit, options.OperationMiddlewares["consentSubmit"]...)
 	router.GET(options.BaseURL+"/_registrar/device", wrapper.DeviceVerificationPage, options.OperationMiddlewares["deviceVerificationPage"]...)
@@ -4004,6 +4157,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_registrar/oauth2/token", wrapper.OauthToken, options.OperationMiddlewares["oauthToken"]...)
 	router.GET(options.BaseURL+"/_registrar/signup", wrapper.SignUpPage, options.OperationMiddlewares["signUpPage"]...)
 	router.POST(options.BaseURL+"/_registrar/signup", wrapper.SignUpSubmit, options.OperationMiddlewares["signUpSubmit"]...)
+	router.GET(options.BaseURL+"/_registrar/static/:file", wrapper.PageAsset, options.OperationMiddlewares["pageAsset"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/deactivate/:userId", wrapper.DeactivateUserAdmin, options.OperationMiddlewares["deactivateUserAdmin"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v1/register", wrapper.GetRegistrationNonce, options.OperationMiddlewares["getRegistrationNonce"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/register", wrapper.RegisterWithSharedSecret, options.OperationMiddlewares["registerWithSharedSecret"]...)
@@ -6358,6 +6512,48 @@ func (response AccountPage403TexthtmlResponse) VisitAccountPageResponse(w http.R
 	return err
 }
 
+type AccountAvatarRequestObject struct {
+}
+
+type AccountAvatarResponseObject interface {
+	VisitAccountAvatarResponse(w http.ResponseWriter) error
+}
+
+type AccountAvatar200ImageResponse struct {
+	Body          io.Reader
+	ContentType   string
+	ContentLength int64
+}
+
+func (response AccountAvatar200ImageResponse) VisitAccountAvatarResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", response.ContentType)
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountAvatar404JSONResponse Error
+
+func (response AccountAvatar404JSONResponse) VisitAccountAvatarResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AccountCrossSigningResetSubmitRequestObject struct {
 	Body *AccountCrossSigningResetSubmitFormdataRequestBody
 }
@@ -6610,6 +6806,174 @@ func (response AccountDeviceDeleteSubmit403TexthtmlResponse) VisitAccountDeviceD
 	return err
 }
 
+type AccountEndOtherSessionsSubmitRequestObject struct {
+	Body *AccountEndOtherSessionsSubmitFormdataRequestBody
+}
+
+type AccountEndOtherSessionsSubmitResponseObject interface {
+	VisitAccountEndOtherSessionsSubmitResponse(w http.ResponseWriter) error
+}
+
+type AccountEndOtherSessionsSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountEndOtherSessionsSubmit200TexthtmlResponse) VisitAccountEndOtherSessionsSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountEndOtherSessionsSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountEndOtherSessionsSubmit303Response struct {
+	Headers AccountEndOtherSessionsSubmit303ResponseHeaders
+}
+
+func (response AccountEndOtherSessionsSubmit303Response) VisitAccountEndOtherSessionsSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountEndOtherSessionsSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountEndOtherSessionsSubmit400TexthtmlResponse) VisitAccountEndOtherSessionsSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountEndOtherSessionsSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountEndOtherSessionsSubmit403TexthtmlResponse) VisitAccountEndOtherSessionsSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountDeviceRenameSubmitRequestObject struct {
+	Body *AccountDeviceRenameSubmitFormdataRequestBody
+}
+
+type AccountDeviceRenameSubmitResponseObject interface {
+	VisitAccountDeviceRenameSubmitResponse(w http.ResponseWriter) error
+}
+
+type AccountDeviceRenameSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountDeviceRenameSubmit200TexthtmlResponse) VisitAccountDeviceRenameSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountDeviceRenameSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountDeviceRenameSubmit303Response struct {
+	Headers AccountDeviceRenameSubmit303ResponseHeaders
+}
+
+func (response AccountDeviceRenameSubmit303Response) VisitAccountDeviceRenameSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountDeviceRenameSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountDeviceRenameSubmit400TexthtmlResponse) VisitAccountDeviceRenameSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountDeviceRenameSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountDeviceRenameSubmit403TexthtmlResponse) VisitAccountDeviceRenameSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
 type AccountPasswordSubmitRequestObject struct {
 	Body *AccountPasswordSubmitFormdataRequestBody
 }
@@ -6680,6 +7044,90 @@ type AccountPasswordSubmit403TexthtmlResponse struct {
 }
 
 func (response AccountPasswordSubmit403TexthtmlResponse) VisitAccountPasswordSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountProfileSubmitRequestObject struct {
+	Body *AccountProfileSubmitFormdataRequestBody
+}
+
+type AccountProfileSubmitResponseObject interface {
+	VisitAccountProfileSubmitResponse(w http.ResponseWriter) error
+}
+
+type AccountProfileSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountProfileSubmit200TexthtmlResponse) VisitAccountProfileSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountProfileSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountProfileSubmit303Response struct {
+	Headers AccountProfileSubmit303ResponseHeaders
+}
+
+func (response AccountProfileSubmit303Response) VisitAccountProfileSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountProfileSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountProfileSubmit400TexthtmlResponse) VisitAccountProfileSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountProfileSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountProfileSubmit403TexthtmlResponse) VisitAccountProfileSubmitResponse(w http.ResponseWriter) error {
 
 	w.Header().Set("Content-Type", "text/html")
 	if response.ContentLength != 0 {
@@ -6943,6 +7391,50 @@ func (response AccountThreepidVerifySubmit403TexthtmlResponse) VisitAccountThree
 		defer closer.Close()
 	}
 	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ClientLogoRequestObject struct {
+	ClientId string `json:"client_id"`
+	Params   ClientLogoParams
+}
+
+type ClientLogoResponseObject interface {
+	VisitClientLogoResponse(w http.ResponseWriter) error
+}
+
+type ClientLogo200ImageResponse struct {
+	Body          io.Reader
+	ContentType   string
+	ContentLength int64
+}
+
+func (response ClientLogo200ImageResponse) VisitClientLogoResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", response.ContentType)
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ClientLogo404JSONResponse Error
+
+func (response ClientLogo404JSONResponse) VisitClientLogoResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -7591,17 +8083,23 @@ func (response OauthAuthorize302Response) VisitOauthAuthorizeResponse(w http.Res
 	return nil
 }
 
-type OauthAuthorize400JSONResponse OAuthError
+type OauthAuthorize400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
 
-func (response OauthAuthorize400JSONResponse) VisitOauthAuthorizeResponse(w http.ResponseWriter) error {
+func (response OauthAuthorize400TexthtmlResponse) VisitOauthAuthorizeResponse(w http.ResponseWriter) error {
 
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
 	}
-	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(400)
-	_, err := buf.WriteTo(w)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -8009,6 +8507,90 @@ func (response SignUpSubmit403TexthtmlResponse) VisitSignUpSubmitResponse(w http
 		defer closer.Close()
 	}
 	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type PageAssetRequestObject struct {
+	File   string `json:"file"`
+	Params PageAssetParams
+}
+
+type PageAssetResponseObject interface {
+	VisitPageAssetResponse(w http.ResponseWriter) error
+}
+
+type PageAsset200ImageResponse struct {
+	Body          io.Reader
+	ContentType   string
+	ContentLength int64
+}
+
+func (response PageAsset200ImageResponse) VisitPageAssetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", response.ContentType)
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type PageAsset200TextcssResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response PageAsset200TextcssResponse) VisitPageAssetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/css")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type PageAsset200TextjavascriptResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response PageAsset200TextjavascriptResponse) VisitPageAssetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/javascript")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type PageAsset404JSONResponse Error
+
+func (response PageAsset404JSONResponse) VisitPageAssetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -9787,6 +10369,9 @@ type StrictServerInterface interface {
 	// AccountPage The account management page (account_management_uri), opened at an action's view.
 	// (GET /_registrar/account)
 	AccountPage(ctx context.Context, request AccountPageRequestObject) (AccountPageResponseObject, error)
+	// AccountAvatar The signed-in account's avatar, a thumbnail fetched from the homeserver.
+	// (GET /_registrar/account/avatar)
+	AccountAvatar(ctx context.Context, request AccountAvatarRequestObject) (AccountAvatarResponseObject, error)
 	// AccountCrossSigningResetSubmit Allows replacing the cross-signing keys without further authentication for a while (org.matrix.cross_signing_reset), once the person confirms.
 	// (POST /_registrar/account/cross_signing_reset)
 	AccountCrossSigningResetSubmit(ctx context.Context, request AccountCrossSigningResetSubmitRequestObject) (AccountCrossSigningResetSubmitResponseObject, error)
@@ -9796,9 +10381,18 @@ type StrictServerInterface interface {
 	// AccountDeviceDeleteSubmit Ends a session (device); its tokens stop working at once.
 	// (POST /_registrar/account/device/delete)
 	AccountDeviceDeleteSubmit(ctx context.Context, request AccountDeviceDeleteSubmitRequestObject) (AccountDeviceDeleteSubmitResponseObject, error)
+	// AccountEndOtherSessionsSubmit Ends every session but this browser's (every device, and the other browsers signed in).
+	// (POST /_registrar/account/device/end_others)
+	AccountEndOtherSessionsSubmit(ctx context.Context, request AccountEndOtherSessionsSubmitRequestObject) (AccountEndOtherSessionsSubmitResponseObject, error)
+	// AccountDeviceRenameSubmit Renames a session (device).
+	// (POST /_registrar/account/device/rename)
+	AccountDeviceRenameSubmit(ctx context.Context, request AccountDeviceRenameSubmitRequestObject) (AccountDeviceRenameSubmitResponseObject, error)
 	// AccountPasswordSubmit Changes the password (with the current one).
 	// (POST /_registrar/account/password)
 	AccountPasswordSubmit(ctx context.Context, request AccountPasswordSubmitRequestObject) (AccountPasswordSubmitResponseObject, error)
+	// AccountProfileSubmit Sets the display name (pushed to the homeserver when registrar provisions one).
+	// (POST /_registrar/account/profile)
+	AccountProfileSubmit(ctx context.Context, request AccountProfileSubmitRequestObject) (AccountProfileSubmitResponseObject, error)
 	// AccountThreepidAddSubmit Starts adding an email address or phone number (a code is sent).
 	// (POST /_registrar/account/threepid/add)
 	AccountThreepidAddSubmit(ctx context.Context, request AccountThreepidAddSubmitRequestObject) (AccountThreepidAddSubmitResponseObject, error)
@@ -9808,6 +10402,9 @@ type StrictServerInterface interface {
 	// AccountThreepidVerifySubmit Adds the address whose code is given.
 	// (POST /_registrar/account/threepid/verify)
 	AccountThreepidVerifySubmit(ctx context.Context, request AccountThreepidVerifySubmitRequestObject) (AccountThreepidVerifySubmitResponseObject, error)
+	// ClientLogo An OAuth client's logo (logo_uri), fetched and kept by registrar.
+	// (GET /_registrar/clients/{client_id}/logo)
+	ClientLogo(ctx context.Context, request ClientLogoRequestObject) (ClientLogoResponseObject, error)
 	// ConsentPage The consent page of an authorisation (signed in).
 	// (GET /_registrar/consent/{grantId})
 	ConsentPage(ctx context.Context, request ConsentPageRequestObject) (ConsentPageResponseObject, error)
@@ -9856,6 +10453,9 @@ type StrictServerInterface interface {
 	// SignUpSubmit Submits a step of the sign-up (the form, or the emailed code).
 	// (POST /_registrar/signup)
 	SignUpSubmit(ctx context.Context, request SignUpSubmitRequestObject) (SignUpSubmitResponseObject, error)
+	// PageAsset The pages' style sheet and script (registrar.css, registrar.js) and the branding logo (logo).
+	// (GET /_registrar/static/{file})
+	PageAsset(ctx context.Context, request PageAssetRequestObject) (PageAssetResponseObject, error)
 	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
 	// (POST /_synapse/admin/v1/deactivate/{userId})
 	DeactivateUserAdmin(ctx context.Context, request DeactivateUserAdminRequestObject) (DeactivateUserAdminResponseObject, error)
@@ -11650,6 +12250,29 @@ func (sh *strictHandler) AccountPage(ctx echo.Context, params AccountPageParams)
 	return nil
 }
 
+// AccountAvatar operation middleware
+func (sh *strictHandler) AccountAvatar(ctx echo.Context) error {
+	var request AccountAvatarRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountAvatar(ctx.Request().Context(), request.(AccountAvatarRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountAvatar")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountAvatarResponseObject); ok {
+		return validResponse.VisitAccountAvatarResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // AccountCrossSigningResetSubmit operation middleware
 func (sh *strictHandler) AccountCrossSigningResetSubmit(ctx echo.Context) error {
 	var request AccountCrossSigningResetSubmitRequestObject
@@ -11749,6 +12372,72 @@ func (sh *strictHandler) AccountDeviceDeleteSubmit(ctx echo.Context) error {
 	return nil
 }
 
+// AccountEndOtherSessionsSubmit operation middleware
+func (sh *strictHandler) AccountEndOtherSessionsSubmit(ctx echo.Context) error {
+	var request AccountEndOtherSessionsSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountEndOtherSessionsSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountEndOtherSessionsSubmit(ctx.Request().Context(), request.(AccountEndOtherSessionsSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountEndOtherSessionsSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountEndOtherSessionsSubmitResponseObject); ok {
+		return validResponse.VisitAccountEndOtherSessionsSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AccountDeviceRenameSubmit operation middleware
+func (sh *strictHandler) AccountDeviceRenameSubmit(ctx echo.Context) error {
+	var request AccountDeviceRenameSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountDeviceRenameSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountDeviceRenameSubmit(ctx.Request().Context(), request.(AccountDeviceRenameSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountDeviceRenameSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountDeviceRenameSubmitResponseObject); ok {
+		return validResponse.VisitAccountDeviceRenameSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // AccountPasswordSubmit operation middleware
 func (sh *strictHandler) AccountPasswordSubmit(ctx echo.Context) error {
 	var request AccountPasswordSubmitRequestObject
@@ -11776,6 +12465,39 @@ func (sh *strictHandler) AccountPasswordSubmit(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(AccountPasswordSubmitResponseObject); ok {
 		return validResponse.VisitAccountPasswordSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AccountProfileSubmit operation middleware
+func (sh *strictHandler) AccountProfileSubmit(ctx echo.Context) error {
+	var request AccountProfileSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountProfileSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountProfileSubmit(ctx.Request().Context(), request.(AccountProfileSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountProfileSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountProfileSubmitResponseObject); ok {
+		return validResponse.VisitAccountProfileSubmitResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -11875,6 +12597,32 @@ func (sh *strictHandler) AccountThreepidVerifySubmit(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(AccountThreepidVerifySubmitResponseObject); ok {
 		return validResponse.VisitAccountThreepidVerifySubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ClientLogo operation middleware
+func (sh *strictHandler) ClientLogo(ctx echo.Context, clientId string, params ClientLogoParams) error {
+	var request ClientLogoRequestObject
+
+	request.ClientId = clientId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ClientLogo(ctx.Request().Context(), request.(ClientLogoRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ClientLogo")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ClientLogoResponseObject); ok {
+		return validResponse.VisitClientLogoResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -12368,6 +13116,32 @@ func (sh *strictHandler) SignUpSubmit(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(SignUpSubmitResponseObject); ok {
 		return validResponse.VisitSignUpSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PageAsset operation middleware
+func (sh *strictHandler) PageAsset(ctx echo.Context, file string, params PageAssetParams) error {
+	var request PageAssetRequestObject
+
+	request.File = file
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PageAsset(ctx.Request().Context(), request.(PageAssetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PageAsset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PageAssetResponseObject); ok {
+		return validResponse.VisitPageAssetResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -13339,341 +14113,351 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chs3tjf6KijuU2UpRVKynXEmcn1VW5GUiXYs20eSk3126KLAbpDEqAlwGmjRHB+f1/ne43uyU1i4",
-	"NNCNbpISJSux/pmMxW40Lgvrvn7rcyfhszlnhEnROfjcEcmUzDD838Mk4QWTZzwlOZaUsyM8xyOaUblU",
-	"P6dEJDmdqx86B53fp0ROSY7klKBCkBzN8BJlPLlGmKVIFGJOWIqwHlKgBZXTAdsbzrDM6ae9JKOEyb2b",
-	"53s4nVG2p178f+1LO2fwELp53n/+993XiM+olCRFiylhaMTVQAteZCkaETTGmSD9Trczz/mc5JISWIoa",
-	"T/1XLuekc9AZcZ4RzDpfuh3zkdiPX7odSWWm/ta2FV37Ih/9kyRSDXqoFnFMbmhC6jv1jhHExwjDNj0T",
-	"KIXnRBdhAbsHO4AO358iMeULgaisrycl02WaY0nS+viH2QIvhd6J1ygnEypkjnM0xQIxjspX7Zf75RK8",
-	"jdE/Dqm/NULmlE3gVyrmGV4OGZ5Flng4EoRJfUCMI/UQfH5ECEOCSO+L5ZAZFnIoCGFDOq8PeQk7k+ZE",
-	"CLV7aqP0DJ8JpN5EOflXQYREOzlJeJ6SFJEbki/RmCzQjLJCErG74rtSROmaeV9DC2y+VwiSdhFlaCaQ",
-	"oCwh8BSZ82SqPjPm+QzLzkGHMvnq+/K7lEkyIXn4YUUJQzwhTMYXDhcKfm9de3R5MHb0FL90O+pFmisq",
-	"+sM78PKlj94V8Gi6ieRPPkmSM5ydHkdogiGaEiapXCIsEVabNskIEnTCepyhec5vaEpydYAhyTKyW78B",
-	"uJDToX0nSqLETGatxYfDhS9XN8FbZdNGXE5zQuY0jW6DJeMRL1iKJNe3XnOYyELTlKRDDJSxBlGZwaM7",
-	"MiMpLWbRn25wRlPFFNb9UmX/zNDl97vlxCujV7fT7VXTZn4Q+oQrG6mkC87sxrVwT6SuUEYFXB4ngTKC",
-	"b4gYMGk+L0BQeecuEC+i5zGjLC5L8FxRUJQnm1/QaIkw05PsIp4jppgUwgtMJWUTpEfAGdo5uzh6+fdX",
-	"r3bjzBnP54LkHoNmRZbhkdpUmRckwgbwDZY4HxZ5ttbjCWeKhQ/VV0g+ZFyqbwnDodZ+XXPUGjE1vO+R",
-	"sR3ghuQCtnCdj+YEZHOUjx+ZH5GkM3Intp0SnEh6Y4VvRHJq2WhF48p5kxyLprF8emwU9WQ2l8uIqG/g",
-	"sCDwqSQzGPH/ysm4c9D5j71SD9wzSuBeld19cbPHeY6X6t9UDCdK9sSnv4Zs5Vod8njgM4EkvyZMrCVs",
-	"Vwr8W1CfUhdj1/gN/D1QSF803NC4YuSE+elxVFiLKU75YjjCjMW+fwE/9/TPaEcQCYo0ev/u4hLtDcWS",
-	"4bkgRoe+eb6nPiX2Phtp/mWvHL5h1kYbjn7b/hQs/2XDQI6rqoHWpzUnCyKUBqvQf6zOTZ0oGvMcYcTU",
-	"aWewycBgR1x2kSjmc55L+ANGCWdjOilyAuw+x0gN2m8mjAaVAU64a+RByBbcnXak5G+tJyi8+xPyryop",
-	"+MuvClCQjzHhWcjpMZY4wjcKOVWqWKJZYoolVvsCRhgSxWhGpbCKiRq9d8okyWF9BIUvD9jh+9M+upB4",
-	"QnpiThI6pgm6JkuBcK701CTDaqexQBw+jzNUClQk1EewHLApZmlGcoEmRMKBpOgGZ4W2TmoakVVxwmUd",
-	"k3lOEjBtZv2MTyjrz7EQC56nakavEUZySvO0N8e5XBp1dEzBCjODRm9l+eAqIlabdVo+HehcG85V7b1+",
-	"WVuL8ZlH52sHivMf+2sXbkz149EBcyLmSiDHB0zwXCZTjOxT4cBqlfB7nOERYeV7fWDzo7dcNKE3yuhf",
-	"wvZM+YxoBSU6tuVBwyQn6Ur+Y1nPUU7gczgTMIiSRPHpWXmr1Qr1XHXl5e9D+D0+zShLA3s3vKbqQVi3",
-	"uahUICylEv5KdZQcqVVlRJI+OsNLNCIDFrhK3HYKs41K4VXjCXV5QdjaEVKl+yq6G2GWDtjOGGfZCCfX",
-	"aI4npIvIDNMMZZRd7zbanLckeSMdFacG/V4RfOQbvm/GsrkGFvhzxhdxL8w44wu1yBUsTu9PhBHpv8fP",
-	"Dtanj4yPEcHJ1Go5+i1kRYl/cOqSC5hWoKI1kIwVjRW5ZGb1Mdwh2IWGHTojEqdRQaFW8k49gl7094Ee",
-	"eU6F2RW4eWhmXkY75z8fob9///z7mLWuNbvhDDM8ITOl2aut5kwMjWzWKse6S+7GRixyGn3VTPvf+iIS",
-	"ls45ZTL6aJJhOrv1nBKekmEyxVlG2IQMZ0ROeXrr0Yw/ZoPZT3KsbK7lnNz6ozTVnGqojAbKJkOcTYZa",
-	"EN96SCZzrjSD2gIqtKa+i4KnNU398OrVi13NWkOu/0z4upzmig0SPDoH2Nu7HhMVomjwQP1zcS0aqXKe",
-	"89lc3nFvAxHTShtWOA9nPL3L98wodyKynNzwZK05157bypGJhN9h9qIA5nm3LdCXrHX14SNbWHhFThjC",
-	"beSPtUnGD66JCFuIpYlTtVDpGsy1IvCcUGsQeueNOu0FxC6UXf39/nOtOuE0pcZ4qShllGn/glGs7Ab3",
-	"B4zkuZqzdivmuTI9c4LmOSljI4qdgX/D6HHGMQ7q2BjTjKR1UepUtAadWWsXnpo4DfQ6USQJEWJcZNly",
-	"EyVDmbSwnvhn9QJhvWCt6Nnr2UQ5MrwQ8+pOixlmvZzgVJniaEaEgO0A033lsEp3atDI4CetgWnNxZCO",
-	"MJKFCqRM2bV9Y1apimzVHOd4Zm1VQzjvg1OskWQ431OPqryjZISkAs1J7qmX/RiBb2pWSQ5mIQIdnzKU",
-	"YUlyS5Uirn/7vERve+UGuhvWcAPLW+QtN+olzO0OCDSmxmiJKqPWorFBgbmhk6g2GqX6RnEe556VJceX",
-	"FFn/T9pV1hZRP1SGtfkVnCSKvxAKUXbC1OVIIYLAI0EK83t7mN4bXo2sX4m58ypLt4N7a68vJ7Jm9ytt",
-	"MpoS7wlnLjkDP1zirP8SbPspZsYIa7ut9Ql+6XZmfWdFuMD+ymvfkgkAQ+oJDX0fzC0mNiFyCHd86BwQ",
-	"txhFEDkMAz+3HKQS0thwFM9YD2ggQiOljyDmj4kTTfmAlj0u2mg5XUSIAjcZCpLkpCHmbr2h8EhJjG7A",
-	"iJdwiEG2Dht8RqcTxnOSNr2sCX2z1wRN1+XxDU6U+gG0Zq1YF02ZtxJLTvECk/WpudSFFV7M9hQTNRLk",
-	"lTin0QTfEC834jXCQRYK22oKSlNGCBrnfIZ2ZuB/UwpLGYyyLjVFmg+VibLmTDaN9pcn7MmA5tyQYyoS",
-	"fkPyZaucP9IXLrUPB6r1Tn9Bsqx3zfiC7QVJYyDzgVU+E0g9NISHdmMSo3QdrOJiv7gn/TkDP7RZLMP1",
-	"Rjo1j1/ERuP5pK9X05+J5MWPr/7WD+2LdbTQuNJRy9DwV+8fW+xwIod4MsM0+02zVsrZuU45qh+j+UFo",
-	"lcVXtwlLRcmendNcKZ+YGZ+yF4bZiGMfooLRfxXK/lG3CU0IIzrJzcQKDLFIbtmO/nM5mQEz6u5r9Lz3",
-	"4m9/Q8kU5ziRJAex8sd+70fc+/dh73/6/2vY+9iHHCGsrKrOQWfG2TVZiiHOyfAf5yeHl1GLRy2wwXry",
-	"167maEVY+Bmc0YT8p/l3n+eTW4mhQ4b0A2b7lfXjxM+mwqmU133kZ3jp518jqoVXae6WROgWKdDL96fH",
-	"AlEpSDaOzoCRT3KYUXbdZB5IjnKS0pwk0pdRo5wvIHduLMsPGgFe7utUyrk42NvzdnYv4WySY1lk8Lzo",
-	"T+UsiwewWDo0lNMkigPyZ4oPG6OWs2yJ6Fgbn1SgSU7A8JJTrHdrxoUcsJwkinbBVYiUfCgtVkM5zLo/",
-	"zQUJ1vd8JT8PL5cl1criPJ7RwAuiXGMul+/0P2OUCKkr6L8u3r1F+iU4fveZ8uXY2E0uBJOfAC6GPvqJ",
-	"y2kZkMY6ZUZpBhGzqcnFoWbqPBwh8ZwNP7z99e2739/excuhBzdkEY5/yFDBQKSZp3iSFHlO0pVGuV2N",
-	"nYZ/gPCHyJ7G5d4KmzyH8FY9Ihtu7ggLYs2Q+i1Rv6IP52+AtPXAPXNzEs6Y9tyL+L01EtRe34TPVu6N",
-	"m4y3KfG1RzapWaSvvVEVRnnr3TIqeWS4+jbZh+68Uc3rj22WH3rxtIaoeG/INq8J/7izvMWNrv48nMZd",
-	"7TEz6A2Z4GS5HofZEht5c3p2ejk8+e+jk5Pjk+OtcpNIZEXmyyFIxeEsYmv8whco42ziq05iCkUWC0wl",
-	"GpExzwmCYSibaOuDZhkVJOEs9T2GTTLHbtLH2O4rdT4etz/0I+sRZ279NCKulHDIn72cDZPGsTBuMp1Y",
-	"Bz/tqXG0xkQFcmGHhvS3xpyOcvY6LS2jOjkK1gNaUsYnE6XCUrba71rNBys3LrKrZ4KKlN2bCo/mU2Vk",
-	"s2I2ijG0P78CD46/fBk/19OLd72Xz1+96j1HOJtPce8FMs/rqIiaq94aRT4pxVlmvAXhTP7x05NSfwel",
-	"vh5mV0Q51DvfkA/nkW2z7bX/ww/7+z/u7+/vP3+EZoCZ/bbtAEvxlW1sNgyaWEyEG0Fakfb5+PlH8YCZ",
-	"zsetxUfg7WfCZOIRRZM2HamPfgmFok60QMYfBrllVJB0wCDSi9Gg8x+DYn//ZZJhNinUsUg8gb+QQQeJ",
-	"Yjymn9CO2SGGZ+Q/xnks00mxdBMjj0uBBRmhHe3HG+Mik7sQxcGS3sRldaAaVSPVUkleiHgxsWi46d6c",
-	"27Qrk6jS5Al/JuCaQ0jtNQKdsqsZM5/NONMqKR+rC484CM8P56fxbJyEM4kTKTZLmfByBjZ7MeMT3pyG",
-	"wzOaLBt/tvxHPSDukitzl/QQP/cjkvzOmV/n+Uw4cwPyDYpRRpN44ilvyk7yAjaxa9p0m5vUZeblEDar",
-	"zLyhjE/9MgxG/Lza8A3NXW92TXMPzJSYQMISKrd8IUsFVBR8HnR03uigc6DLbr/EYs7qifaArNMuM3qj",
-	"80bUZbKxbMW5CkFMPXBd52w3odrLecmn+Zr1heTTnOZEDHUN3Bov0LVLFyEtK8Lk5jghPUHmGPTBA9gq",
-	"Y4BBnZ96De2Y7EAoptB/27XpAANmQibw567OxqUMdldIkA52swtm/rBzdnH04sdXP+wOmJiTLAMrRz11",
-	"VeTswFTaHEDxx8F3VyY9xWYhqL/G43XFqLko6Jmwy2qoDipN2eghqjHay46eiVVJ1UFNrCbZ6j0Kb0rk",
-	"Pp1jSd7QGZUN/ABy57EkKFMPQRwLHCNKH7YKjVfRvKZtrUatGtFfx9ouP3PJOZphtrTLEfdoi2tLHOEJ",
-	"pixqj7tpvdjf39885tfiTawceIwkvBTBn22KVniwDZlbh65yF/TysOgC3lk7Y8ufxCkb82iGZOvU4a3a",
-	"zJvKAM6KTNKezuYLpq30/QNlWcFnIWkhy3QyoPMOhAUC/uubZe01eyLGNBcy9KZgiWaFUCSlg9lr+SNa",
-	"d+yciCKL+PvardlLncIVmrPAFwwXC7bTs5wkrIvhzCRRGvdo8Pg850lTpZcySTc+SEhFIJ9kpSAItpSb",
-	"crrNip/W+KBN8HD+F2WSmTof+KIuCmqc2iqsiEYBApmjvX8VOKNjStKWctZVtHGh5ul2oM3wC2lnGBZW",
-	"LedkmJIxZSQdghOnPv1fIfojkHnMupRMuSJJ69vTRaQ/6aMBbMmg00UDV1U36Gz37CBjBDNEcJ5Rkocv",
-	"NWe6Nl9sW3QUDDQiih4MaUSziVYd12WD5ylSB1eqU8LlYlI22SiZ2f+0n8AM5rrTlvvNSupyKGlMGTqB",
-	"H+P5Mq+RKyUGZIZb1o/PCUvVnq5YFAVmNDEJRVjdUtAgUw0OFF9bc6SjEEQMcZbxxer9NI956y0YqGOa",
-	"NFYtseqGhjlVZlBuQ9c75/BwfCWiRmpRegQ9Cn4/by1K9VzU9roJiXPjUMZWI9NFRwnOskh536rkutPj",
-	"W7ian794iUdJg3EwozIe9DMOUU8DtFXazm50iXA5SQi9IemA7XwWNO2GLsGufvzLbh/5ME3efk3xfE6Y",
-	"UPuUUXa9OldijuV0T/I9PafK4TUYFyJMHosebIQALqc0T9/jXC5Pg6LsKk+KV0sjzowR/4BYO4Sp//7h",
-	"kipm4CP14l73isITDOmB8nh7H93T6N6vkZF71JyN23Am20vSLXVWc7utClSNV/W3FmOJBN+7SiF10RVX",
-	"bb1pEOayPrIWEv6GOl4EH8VsuVmWcIRJNmpyjljqRBChlQoQQj2p2fwWqaLSrhTFyTaAftAxXJr2gciA",
-	"xox3GjPOKABFtSA8NIb23LgQANFDrgj1RT/QBAPROO8S+qEksWbABzW59SYfRLtwGIm0y9hQ3/TriErV",
-	"GT6sYVgqC0TBtDYAEHDr0cNuBhfQFjavUGuEnn+fciqOXCJSK66bUn49xD7s7tYCizJJvE7cOue8OSs8",
-	"gkdk0r/vhGcVgg+uqHqad/wJBS97+1ndraYNbSs2cGUCZvdi+AvmlxV1BvaxKkKWughzkpsH13Yjwcwv",
-	"jPm3EozBTrG6O83Z8vCz9TTFtEBFX2AFLSAoUanHQAv1jCKzpsqM1sLElSs3E6+VLJ7gBNIslcDjDcUi",
-	"6PRYROsV1waptA923VqqGws717StF01Wu6I4e01BbSmJomqxumTEiGmp9qCBDXjCOmQEXcTIggipHXKb",
-	"kaF3x1ZRoj/x6p7ZbaltGzg6kiKncnmhvus770BX/4ngvEl7CZUlJV90JpVi1ns2ZA+wt4d+BTrSY6qN",
-	"gLVCmEt/xs1PWSEGBcTO5P8uSFNuzvoTke5pk+r1LzUqgnpeIvWkqBoW/t6xMG+hO7M8iDn9laiTAAQK",
-	"faHtvjtWdGCDPjbOF7hTFBGVECdKn7eAiJ3n/R+ghGROGJ7TzkHnZX+//1IRLJZTOKe9xqIZkxen/qOI",
-	"Wzu3085B5x9E/k6yDF7x6vFhuBf7++YGSDOEl+yw90+h75Wmz1XUG606gY2qZjiA4hstCuqr5X+///3W",
-	"JqXDF5FZvOVWA49XJ1GB8A2m4DLp61tTzGZY0aPaURuRb3gbj3ih+UPKZ5gyPUJweOqQadqzaCcu2bjp",
-	"DN/NCTs9Pgoev8fTDPAWIvt3CQqtScx5sFMLwYsO35+CaBqPqycELh08K6eITNajrvF+JpDeTmS4rXeM",
-	"mYHDMEdWgTPHc7p389xxGO/AqjCemYnDGPSGsw8Xl2ikJsTUIyTVMQ4l2KlAOinpeQUDoEYDtcDVPRJA",
-	"Pb4XOY9/EOkFuWYkmWJGxQxJDjqsMdz1XoG3uHaRNnu92/nUc2y2l0FGdw8Xcmq9mpGfTeUBMFT1EGQI",
-	"xXJkT8ugk7I5tNIwa/D9d83h2XPF6JlRBZ4plal+fBAaCU6wo6U5EfInni7v5eC8eEzk9Cp+flE+7OsZ",
-	"Zs8ehNBMbDEmNWD7wMvry9LEkxr79SP9CafenXqNztT62ERXJ12TpagQZPtXtkJ9TUzlxRA8DwFridPp",
-	"uXlCu1Wc7xMBsAgVfsXOgA3YpbYwcoLkgqNrylJw42k9Vr96oJ7roSv1tyuHpw0o22W0R7h0JQjJFlkG",
-	"DFjPbaQYmvm+hQzVbNQMDUk8K8ae4huTQUJSZcYZahRGZVoixiGQ7TL1we+fZUaSi/qls1v124tDtbkd",
-	"g+Oi9D7ROfgjplmqDfJQxctQPcn76Fjnd0JBp96tJvVRDWPVXYPCB692DrQnpOucyBYrFv4ccyF/6pW+",
-	"ev3wl4+3Zx1urM+dEWXp0NSwQpKbjzPaoRm/ISPMMMOi46cidZIpIdfLoc6wN8BnFRx/+G+WvRvDLq9S",
-	"NADrUS0qPI4VII5dtJjSZIrs1XkmBiy4t2CP6bxcnhRK8qJ5TnQqOzjO9LSXu8BA/N2IiQZ1w/3KiRHc",
-	"JOlqfbX1p65kBeOTD5iX33Z6XMY7T4/RRTWd30v/awd9TYmAXBIHuGmd114sZMOEMg2/b4Wf9D5SZrGh",
-	"07Ft19LVC/NKBUAa2joPhL01l0OvFaf+AnTPczqhDGfv1aV9q4lvpAj+dvLII/0wLNDBo+T5C2VoqbU4",
-	"/33HVCHqsuycjHMipu6dlIy//9srr7PGQec/g5tx4L3+xWcFm+TNNEUo7CEr/k5F+EyiawyYS/qR3GIr",
-	"/ZuYTG6bvgYDVOxpxWp1UqhSmwWkiHPKpM6WpGMkeBdRiS5+effhzTFK1AMm5f7qKtimq6u+FUBU49db",
-	"OOkgxQ5KgFiqzsvkLLloLrj1DEbYiCS4EGTAqlm76hk94fQ1okxIglMdPvER03KCBdxHNCIZJTcEUSkG",
-	"rJL/qyMoZqnSRl4FCFpleMDEgREsbc6ehXpTN90s30KXk4UZmDNYRZETPTSkCJpMJr1QxxXcS9EbHFBo",
-	"7BJPuZAAo2KusHc9OTMs0wfUchAqZclFQ4FhQP/VT+9YLPBddFgnA1ukQT5pMKXU26CrK/8KXF2hQtgo",
-	"3x78ye6pUjdsAv3myU7VLKeSNwHFrbcNcU4V9U81b26TtvreY7yOKrBAlAFNKp2Jak2JsiQrUuJ7Zcc8",
-	"y/hCbVyZIStAsUPoO3R1dTb8cHFyPjx9q/57dYV03pLl7zboolhJlhOcLpHEigTL10/+++jNh4vT31pf",
-	"NqUr5FOSFUKJbEWJYo4TogZCCNB4y6YpJZNGpvmJVVmFycJ15T05kUWu7GbI2l+uzgbsDpjeJsihhcKy",
-	"KtBjsNXeQnT+sj2wAVtMaSakn6uhnpiTfMzzGQwfDAxrKEvPjfFvHjefzMgNZhIlU5JcC8sRihy2TxB9",
-	"eiYPeMC8L12tUIquhl2EMznlxWSqmZTaP5wJbj4AMnvWsCF+VhYda4BeIzW78b0asHCz0KZ7BbfhxY9b",
-	"Myf9Mu/o5SxT0fU5Y0l6Lk8qNAc3sLTuzTi05Qt7OE2HFv9+T2ecmPSckiVbgzG0gqolfNrKvYP7YUVS",
-	"R1O2wtol/pHEom6tklG//DHKkLfrvaiEKDXcakN7wWDe5smPawoNrSkootT83hMU9+9WdfrPIuds0tWK",
-	"I1x/0KvQztnw8t2vJ2+Hp2+P3p2fnxxddlHQxbF6eX5zZcPYDA6paaMluji70GZZmR6nk1vLhLHdlReq",
-	"9a7UQbj2oOCuhAJtcrNDOYyFUd4i1dwChHQdktGPf30HvCKPD2/PT47e/ePt6f+cHO/GPPJ6srYO62/P",
-	"hEuQdu73LhKSZhnC4lprCTxLiUWPEbtxp/zKY5951chtB28DHh/MgE8Blo3OtxZxKQ/aFeHNsZxax40+",
-	"qt4/RU+k1+jlD+rUhY2Ztx60r+/tgfulJgqjYZmflrZEWzuAXKm+/nLZS8oE8uxM37+7uBS67lBbZuh3",
-	"Za3Bl/s2e2/I2XBCZLce7sVp2nv5/vQYkm/FgNk3lCIBcUCoRBToQtcgPhMo5XVnZgWi6z2ekLpDM+aL",
-	"1PIzlIm+P6LGkeLDVAXwnQe0sfX1B/q48kJK8knuAbJbcBmqA0UJ3z950xbHeFtyiEsY7Okv3c7L/Rd1",
-	"4vrNZXGWx/rawV247ls2TCSQQ8tQZz0lOIVD/Nx5w0ukyJYlVEIXU4uFXlsGuLMNHKNuwmVTRO3H2yVt",
-	"t0GvrBDkhmrlp95isegpq6BX5BlhyuRJ/+J65l2oczMafDjCK/U85wsHl6NxYG2sxAUdw3Wnw9P0S6vo",
-	"Vo+/4cm1aZu3RbWtbBu5Qtc3D37czD/0DKrVJXlYVR9Md/DHSuOX3zkbnr797fDN6fHw/eH54dmumdDL",
-	"h5lQgrOsnFK16P4hU4KKZGrPBpg/BYh+rxFkP8igA5EbyZ3746OSefVUtj8+KhFW3h0LFYErnY8pVPVf",
-	"G2fhypilV7AJclYpWaWY1TdoUzk7LyKX7SJ22bbhQ9jOPbtPs//+OQEjiydusIIbOI1M4nxCpC0QN6+A",
-	"l07Ht/76vEPdQYF0mSf83woTiZtQTrqa5rXrC1jTLXj7MjboULzSpWaffZK0T5J2O5LW0dQjFbbVi7cN",
-	"ebvNO3e/zvaH4Q1PsvdJ9m7ATcyVNOJX2H+tLYFv45R+ckav7YyGAg25SaNjL5L1t93Gc6ugRjen6B4y",
-	"P8ztOtn6bmYT7NNFf1SRLxuwgkVfy/gEUitMORP42YF17AQg17v9AfsgiEArEydz0tPNaiFfBOoeJJ2R",
-	"/oBdaLQSCxNF2fCG4iH5RKH0fug1HPe6y1XpVuf/AXL1pefjvbvY2lpq6eFa3T9tsp3a6x719rPyDjSZ",
-	"bMgNuk/pWCI3RmHmzjy4OFQwSbMQk5JxQKHTeeBkboBi1qgvbsVeL4PJdvsCIjX5+LYjertH1v9Qt7Lc",
-	"dYW8yf/X/siHFO5+lskMZ2pfSeqEKNzfBDMlZ13GLMxSmGk+3yp7dxAsDbP10gTNCYj1euQ+oDzw6Mdo",
-	"KK5rpq09MNk4W04qqsAh3jKvaEvKh+WvSt8QlE0y0isE6SIx5bnsZVTx7/DK3ckZb3O79uyYIVabGnoP",
-	"Qkqm5WlUl6lBQf1m31jD4nKAeJAt11RxcR/RxE2YMezBGmaKfm5d7gVLhjRSbCJAD2cQnAeQjAKlVMBt",
-	"6yLBrdZgZYnNUX2cN8/dHXWlKBGuGwiOQd0pPgJZKHZJsYvxcs9o+Xsv5/rcG5V4/Rw0T9iu58ymA4ZQ",
-	"5G3bGQWGWoUzUH5mc8M6jhAltuwKpcLipsU/h0zT7dIw84tAbWuMeFOCsnWGUsHH+IYXOeJjFJz/Hk5T",
-	"Z0Xk+/1Xu31d2mO7EZSpHYLMsBKkQt0iSD0PcpzQgufXB37AdsAUhyu7pnhwXADtCmVzkGRe4kjBs04e",
-	"vh6wEWWprmlwMFY4J67vx06Jo6LrmpQpr4wD9fkKZpXYrev877nwCHwbqr6aRmPnXB/3pTrfKsSWaOjn",
-	"o4j6vUa9EuvbFO3djBVZfupNeM/IpEv/I0d4RrIjLIj7/BDaXdsJ3OGzXXdHtzLcQ1gyrRLJ6xLYxGEM",
-	"JIti+ICA93C6/Vte70ft1Ho7L10LAZCfDyWuIcPMNE+Hyw0uPA3duV1+e5j6PaOacQBN4on1te+UrPZ2",
-	"+b0VoauYbnPW+2Gaqh3Zuu9hPY9D99YNyesIfveGANjWKEjQh/H335EPeNT2FVhB0JddW6TuUjiW4E2x",
-	"yhUezsQ/4zmJlPvYs3wc/OHD6eF2GENKMiJJM284ht/Voz/nfGYU9O1xihYQ2QAedBsQs6vwYh8+ZueW",
-	"OCxA7RzmrmOAXRXjPQPioDhNrUymqTaiYeC1iyVCXpGTGb9Rui/X/1a3N7QTdrd7Lc7hg1APE78PAGQW",
-	"2ilrELvOf/erZ5oJ3wdlvuRKPp4YArsPKJqGptIPLEWiQNQxOBzbsV4Rg+4m/ZBypKY5etnn2rlRdbM8",
-	"VFDYm1ldpSxjom2dRFm9Ib6ymEMBsBXWbyojb3sdzi5OL47f3tN9aOql+HgvxMXZxVe6DmVn1Ud2G8qJ",
-	"3fYy1PqTbv8qlJkPzUHqY/eMD+vqsihAPELBdpYhPKIZlcsgIgp4FzoaAy2qTOk+FQFQg3pU++b+WBGW",
-	"Vq993NkLOsX38Jzu/Uc1/toLFVn10C58vYqWYgA6RqRsk6I3GuLXZoIGBqBECjEAIzBFa4IZWAI/TDbD",
-	"S2NuawCGjC880EiUEtMsQ8NuGH+zKf6qdh1E85zfUGW7qA99YBm9tkgtdp7Qm9Ofd8qJpkGJr4lisVcV",
-	"vPurAXOxFQueUoUEoYCcQhKzM4JOWHDLNFnWfIAWZaXuCSypautq9WMO/nc7JMdiRTdIuDULIEk4YDkl",
-	"NEdmOzQwDYJhUqSocAZZTQLNuRBUkZTTD80h+Gkr+7txP+em/Qg4KoyzOMsqiM+6/TMgnQ/Y6Rhoz9Jt",
-	"F8WgoCzBXblZXA0Y+LyVULHwTpmBlePgyzW9HEt4fATAjGTAvNEd7V8zvjAJNN5HkP1Gd8Co6YBm8DXM",
-	"PYkZEleIjwfsqjROrsJGKV6DlHWRYarByK1jWt3CCKsJeQO9xKF7gOSOWfFcs5fwYMHNoqjRkYqGAasR",
-	"SayTxo7Y7aMrY/FdOdAnYahC0ZwftilDGwUb8YKljQMD7ggJT68c3sRZGIFGBTwnwVfGtmTNrSctiBXI",
-	"1e/kZFziE1kuaVhFuUsDprtzFcxuVaq48Iwy4NTNtw5uFwD9qPuvG/d5+1WDdJqC4Rosx1uHz8P6Huag",
-	"Nbm7viX+0af18on7tclrQElhzuafLg/mMSedVLwUm7ovPH0RV7RFED14IhRFHLrmxg7j/OPdlFkfBzGu",
-	"yh6ZqIcu6vfwENeBR/1KCiuoz4SJIideQphaiOUubiUA8CcLkJTqB75gJDfCGQDsDBTgX0IBRpWvGJTB",
-	"t+8uUU5uuFabKrB99mWLP2Z7DSOrfZnEdO8dyMMtJRcEzPT4qZm5yxqwN6xMVKqrvZoC31tK/UZ03oxP",
-	"eCGHXhOSduX3mYidRNd29aZKAxE8oRA0MKN2SyIeMHtCIXQbAmlFUhEi9CrWAnT7+5QwdAUQt1cBhmuC",
-	"mUn10TZUeoOZjyv3h+BjSL/mhUS6W3/8wqvnevq53VDsQmvbGaZMXQSzpECtDNoxeoo7I4thOwIsI4tW",
-	"9NdSmtMplh6Wb7tIDz788euotSVU65dIBl+7SuG2xOkUBnPySZ94VPqEFdpOmbAH9zDaxIq4SetJgmau",
-	"UzPBslAXD1oCVtzc332n9PiSp333nQHKbVVLkNNJPM5ngXzt8VQ9i0LXbPj0xCaWKwzYVW39VyWWqq8H",
-	"wTlYOWeAKTWF64SxVI+eaTUCS6eG/HFVpgrXt/YqzjfVbpuj0r/evHRYkmoMM4Qub1HqUmqQiMmnhMwl",
-	"zGDArs6Gl7+cn5y8Pz0evn13Ofz53Ye3x1c15FA6VqYSdhQlk6lRtQYsdnqJ1Z3GyvTsm0bPTvUxLjDd",
-	"phuzAdNvG7tRD2iHKqttPO8pSnIC2jTz4Jz9tRiwVh/73i4mpo8ZanHoUiU2OZWCZOMuIhSk72gJkwbn",
-	"rkOjUpTkP62M2tHSgPFii8+KqLbVFEfKeYa4Ab9si6ucE0GkVY0eR7zxXj0x9xKMjNLVBiEZD/yc5HnC",
-	"U7Xc2L1RigMICAPwBJQHNyBEMb9DXcyY5IQlzXkhJraSk4RPGBUu99V3AdbiQRWkZOLhIKOrs+HFyflv",
-	"J+ewzMvzDxeXJ8dXA6b0vwqH8LTD0sGeF0LuGT9JzCs0YE0WyPqhqVUHdHzy9vTEP53L1s2zPbu3c2Yx",
-	"1yt8oSXrGmGh2ItaNk4k0vjgdYhdjUMfi5Upq7VG+SGLtlrvvMjnXJge+YJIqZlWRbF4GL1iRQT6lopF",
-	"EDP8VvWKyNZurljoQR5YswiObxPFQlHAxdnFgAW3IBjuqykXwSzW1TFsz4d71TIeSxrHn0HPuDi7cIcS",
-	"1zb8c75nleO9T1JPmseT5vF4NI+A222meNyvR2Mx5XhG20oQgQ28W7BtQ3dpf+awAXaViqHuVxYpir1F",
-	"g+jNYPRHJONsojMNIUuAmSjoln2A64Hqh0zlr16fLkVDN1wXuKp0cGpOdAasusWUUxFDqgvX+DPPA8Ai",
-	"E1gIc9amZCZIdkNEtMPq71N+Ku4TaadsaN4CCeW1fi8jI16376+GCWV0uxAXCrEgy+ChYZ805JL59nYR",
-	"4zbqzP8ljsV+d3i4hptRyOneZ/W/l8s5+bI3xlk2wsn13oKMGkXBYSGnP5sHDX78PSJW/3J59qbEq36Q",
-	"zOEPTLN6Vzn3kFhVuiWVycix56ER2BUt1XKEHWI7PAJGr+mTZHCeJOzdGvDsqxA0YKQuKhE8EjyXyRRD",
-	"OpSFClGWcQOqoSWzTVH/6zP5cHroKuYWU6U56V1z22AbUIkmnA/z9sYQi/EiUe9C3Dd+vQZZqoutCyJt",
-	"bT+cAezDM6HdQCP+KVr+mYx7ynIQkmakZ+9wJDEm40U6znBO0KV9/JlQcrh0v4wpyeIt/yY9Rykt39Ay",
-	"QtPTgqYTIiHmbUbfycnR4fvLo18OwW6aHukn99x0lN2iDh1LapLMZzwlu/Hmh73V07FfWHeZX746sr8h",
-	"+VrXCbgZzzQ96BR75+UDS+yJrUbZKlzjkrE+Ay/x7DWCFudG6XTDei3vbltzkeC5Lo8w97zJCDvyn9uq",
-	"GVadQdtWB7OoFYH7P64NUeS9ZBNnvg0cLkNlerGKY3s70WjS6NpkP2cqHhlYD8nReKttrmO5swNmfal+",
-	"lcAPu310egzHZFVYZxo59wpkXeOcDJiBh4lVeahFHJs1fCPZbo1pbroZKmy22lzI9rYcxcEy1bvStGEu",
-	"2W/9CSAYnKmaEzThjOiCapKT3ceCcsAISbd9+/UNEEiQG5LjaqlM3Xy30I63kzEe6TWJF/8ybtnBtz6+",
-	"mJ7EHam7kcTuCzUsPLQWzg2/733W/8e4okqsic35t26DWXEW71qurhNJ432Sa1y93KZnrh08ZmnZkdxE",
-	"c4Xkc8AYA0e1RJwlpI+AmrXr2jAyO7EBC+WCS7VtlQnfLuLvo2DGiumVrBiLb4ITe83QI1wYTII1eXB3",
-	"BZO9Twex5aBtx/uw9hcoh8b8MuQF20wFAEttXaVuPMc1fayWO9+yCUdzZZFjrykV8wwvobk92sEjiBVm",
-	"BN8Qgajc7aPDsqmIq8/RcEtjyLfZMd34Lz5cvD95e3xyrN6J8vkB03kc/gwggGJ6R9g4oknToV5ZOIC2",
-	"D9jOi/3nQavmH3ZfI8yWaptJJgiaqE3/fv/7Okf/ME/x1jm62byhPq2mugZ/i+/NafMQnFjZoAXso44R",
-	"vNhm7HENnMSI6qApKvUo6oHxZJp67/wVWdo5USTcwtVeN2l4UF6nk7g4I41aKXjv2wwD6MPwc8YXW7YN",
-	"oN5vbcvAzWKlcaDHXdc0MLkxJLVA/8u5kRSPGIbauY68Ofv5P2ZR4va9eWG77wPRrgkc+XUjrFnUkx9k",
-	"jjQyT8nVDiHKXjumBWKu0P7o6Mjlh1cd6gcIxvow2JRRSXFmnHPDdlF17GsBIJIZWWRLN1PLWrttOH/N",
-	"2wmdM+A5PfgGm9teNmh/7YK1Y8N/QapSdUBjQza1/PDLPC2mqaFgFJqfDVjMzZ1EvO4d4XxdT4MGv1rL",
-	"YMs56SLSn/Rri/fjod79GBqWHP2c4uarT9J0jVMfgIQFdY6rQVnh14dHcPRBhKKuy/a8r1pbmjVaykz5",
-	"jDQC1VQ303DJBt0wQq7RQ2ua/oJk2RD4y0pbjYqE35B8eVq6EGpnGGymv3XdjTPbnNoCVa1Bq6iHiwW+",
-	"x7nDKo5kwJqbhR2T9m7dw6qZptGQBnfZORv+/O78p9Pj45O3XWTMr+OTw6PL098OL3UPsUetMniOQz9o",
-	"A64NIQrwclRy6m7natZV7M2YiW/0718Z/t1Hf/Cob/ut/k7dwMLW15dfVrufGvcTlaK0ptq2dg9n2art",
-	"Pcyyr7jDJ9DbJVipZ7o83H6T9nn4u4+zbKX/3oiFNjhQ/cC21OYVapMpSSjVo9UKQTjiI9QMbiP7V4nr",
-	"NoG6jug8BI+SQYrB9IFzwIMTRlQ4uchzhLOc4HRZZpA+YgF08sn1lqisSTe0VHu8Dfljy/Taaia/EmST",
-	"S7egTCMHJVhoz2tOEEZQ7OB7tzQGnAM00HV15+afa+NTweA5QXLB0TU0u+FjwwD1qwfquR66Un+7sn8U",
-	"EBIUztsmwJ9kARnHRZbBFuqdHdnyISqQmJOEjs2y+2ZoWNqKsSE8aIgHzUk+o5AspsMvXpVh6bEZLYFv",
-	"2z496lun47AjF/gIgarGRVZFQF3QLNPaT1X5McejbdEEMwswadrA/tuVH1KGRDES6g4wae+Cm4o3iHOr",
-	"q+lnS4TRlVPlQ1ChWSHkgOFC8p5r7MgZcUWVIa6VpQ6fFHSWHwSPlc04AkRQDUY1YHDMyvS58sA36Rhh",
-	"tuyjt1wSr3I4x+r2Knox/n8z5IA5I1TouITitYk0vd28xQCMp0n7n+G5zqoznw3mwhlU2lwZm+YK+tWC",
-	"Dp7gDM0wY6ZyLieKT6vpBu9rDE+3y5CUt3QFWGYhamOgitX2yFZq/NvDs5Mr2F2zSNtJC+b+9t0lwkIU",
-	"M7MvbuGlDWOvp5kPzB5qeC2inK2wK6frDtMV8AVaikVu9NCs4EwBC7UkmwEDYqJecy9NbDx3PUHdT2UR",
-	"t18sPGClJqb2FFVw0cgN5YVQ9FqbCpZWX0UXhAzYH+ckg0snpnSORkQuwMoMMNO0ygVqVpyN5t4YPTNG",
-	"T4/R02P0MEt7ZozdEp7LHoNOQghYaRe4hFc9HlY6ohFPl6bNGkCeAI9WzIOP0VWLS+9KU8hPJ7YN2oA1",
-	"7zU8OqfJdXjzq7hbA5aTCc7TTG0aV/xlXlhovqXzAjmqsX3aFCvWtf8cXAlVwtcViNSwgD8MoQes+uPO",
-	"Hp4D4l5ChJVnJSzobqx+2kjaNSoIlOABP6RhUYAYoF8PQde0FGpK3lfDdPw4bKpfNaUxHkSprhw07rWP",
-	"ESfPp16JbwYP6X6ef96kE8BiWJl1ErB4KtT9L0eiAn3HuPwOWVSHlIwpI2hqymVLXmdye0p8yMCb1EWj",
-	"wiDsaygCM94g6E+u2Zkd8woKxYxc7a/w8Z8eW/ZrxavhRKcmDOcJglzbL7AePDDKc/Ba16ifNuSq1IKR",
-	"i3P611ixiQwOwxPONudpSE0dNnW9LswN0ymwJb3945fL/+fwv45OokUTigCHVUNphQsDPPyh/ig5KuaT",
-	"HKcEUWYwO8tkgh33sBpkxtMia6iZoGxKR1QOXZywchJjwEnsAjB2gB4PzN5ndYZYtBqnGJ1hYgaTmQqg",
-	"ANCFcjLmOQH5o6hF8XRwWHJFqIlpGxAyDoBnDLYZ/hLFNN8kTHMYpmsoIhIa5l6zWAja9CpBG3RqJQId",
-	"B3tQkmNQWlzGekoi+a+CTTKCANFg8yhNSoQyeNcFeMz4TTPA48oAjiOCW0VwFC+GxmunRgP7jeRCD/y8",
-	"/7I5JNMSaTGgMw0pMZblWOxArdFQKRA2xIt2YhH1w/enu40xnOZ8lBEWtIQaqimQ9qSMUD49Bi7GNdpu",
-	"V1siVWB8j/e410wlq40MlYebTAm5Xg5nnF2T5aNBnvdQI0Jm18Gj5PmLl0GsI2CZLvjS+c9gaQfaFwD4",
-	"+gF4RLsPqgZoEnDW6rUxiETBM8pAVGJNCQ0rOUtLUSPWeqbhudlaC9pxFbDYK4M3oUSI42mbxL9L2eiJ",
-	"a8uXfjeyDbRUxc+w0LpDyZgUty37foS6MliKnBmgFyfctrOmmu8vEpOhYyLpzKXC+MfQVXOd0SyjgiSK",
-	"wfbRO6aue83tPsXQtQTmW3c8IY2tMmB8JDE1WnaJ2e+sudD1iqChRSVd2gemDpgjaBGMWOisns5SAJAm",
-	"/dWYQwyZnhmgzAfDJZgBnJezUmtL1h+ErD61brAo3hlA75VHBkDIddfrar7dGpUttaqhTYGosDqo8VVm",
-	"vQyR/gcMApgVx9h335Vx3u++66MjY8YbtYN8kkot9uwz/VmlffiW+85oicQ8owaKRb8wpjkYVxlnu2a/",
-	"lhaPd8CoNGo1zmxP7qtyGVeeMphprRst8PI2iRKHEc+pz5w0QptPxaXm3UhXLvPT3D9F7koRcwhkVzby",
-	"UYFmuy39mOWuJh8vyl4nnXGRZcvevwqcAQ+yctCayDtn/316vKsPw4W8KxTzGEzq7WLX1NpheCu+M/AW",
-	"xLw17JsH5nRs1Be7kUo4mrCExBqbpXvPOQOG7jX2XZIVKfHTJcc8y/hCUXOJqyXA5/0dugpWdYUOkK87",
-	"Ny7JvFrzIja/D7BTGihK/xmST8w4J/999ObDxelvbQMYOUw+JVkhlG0PaaFzrAQcQkmGqenxH1d6rcNR",
-	"GHQxUcMgxOBTNWXNgQJhXOnznCum0R0wvcnAHsfgeq74JoKD8pahu6aW7tLFlGZCBnIRC4thAcMHA8Ma",
-	"fnF81ThozePmkxm5wcxAYFqYSOjbJGHtcPZoBNblgHlfWlkoizM55cVkqlm/2jxg9np00DFmDbtRVogr",
-	"Vqmz0MwN68Y3asDCnUKbbtSfEKj+LkhzLjPHY0vnlShQSgUeZfcKKwcxKxl4ouvC2VpKDsLPGgxGMCy1",
-	"yMJgx9GkyHCOrq4pS69896nmKANmsPIM5AOWteCXNhSzbOliTy50Fipbf/l2ARvETVeg7a0IPO+5FjaN",
-	"SGNHmj1JjgQhEHxD1oUAwsYOoAHITF6cVfbC4C4K8VUN9i9HrjMQll2rxfqWkzPonOcYvl7yIn8e8O1C",
-	"EEPDRsgKdENyOl5qQgf5MWAxv8nUdMe2Uspm4MAXdYmzmaH964CNaRUdwQpFw11moNzvBNzUAYtphNyU",
-	"JhJLYprD+bVN5qrazwntASpYSnKR8NxGlioBQcX1FxS0bxMJN3riPKdcd2KVkhgsXf8mdgdsyhfkJshx",
-	"Flq9BDEyIggvsDkvZ2ya0d2smWKZWbZUViYsNNgzcziKrcwIeCQqm4pGJFFEjgrmTlaZUjpQB5Sjvgt+",
-	"MP27xtNRJ+QtzAvdICpjrYxIcv3BfPPQG2idOJGbq+QOx5qE0+HjpuiQc8O1Ve6VEaPZcphwng2dR66z",
-	"IkxUf0HHjO7k+yqZhUm3avRb+WylaheOMwwnY1sWRk7fv9CGVgzTwNkCL8GqRldqElfaJPTC+DmZZ9Re",
-	"kxf7++jdr7FU/C8bJCLX5vTXtU+QVxVulw0GQeU4TDx+yxaM2+jbmjDBlG9lw9gR7mrEPPIUt3XFum0M",
-	"tx114wH6EFGBvoPA8HdK5dRkVE0IWdk7IOxveqtmM6jaa2bAtg8Dr7f1qc/MZn1mnMfJB752EQLXcKaW",
-	"fmDcENiOA6DbutudGqEGrc1N0foSXPTajAxaF2h04E0B7lZhmNfEymVseT6bpZA0+MidX7VuDpp3126/",
-	"XZTnk1Dabv3KO+MEoV+0xttt6DoMep1R6YBjslR/t6sOGLhuwmczqO4uuZNlH6jaPgsF3bO8qC4TMi80",
-	"7rGaJaSycA22bqCVXOmiGhY20+QdqF3NaEJ5IbQ5Tkxnap2YW2/NDCw/wkDVwGrN1Q0LW+kzBIerPV3f",
-	"NUD/mxPym5WXwTpoUCDM0dSQ/pHeRuq1BvD83VVXwF8T+t8YfkB8hrx133xoD14V6D+RCWWiyoiMI9Q6",
-	"EhzhWWdOWuRVA/B+APzb+tpsu2XQA6kA67aE8c5jwO6vJYze36duMLfrBrNCJwjawoBiYDw10go0rRj4",
-	"Q65WD5RKaF9+Ug/uRT2oMoYH0g48OriljuBT0qPRFPzdfFIU/pyKwj00A/LKGRwx3IMWoXMuWpFBf7PP",
-	"bLUUtGBCqnsxHBMsi9wBxZiA4fvg4QjmR+hn7Hb8ldwSNNcNsW66hX2hHlhzFySO2xOkiZTDRCF89LG5",
-	"c7Vtm5qbdOjfTX+OVo87zyd9kzQ5z/mYZgAe7/5mqmyGGRUy8sPwhpJF7O+6qFrpYd5vZtrDlECEHUvS",
-	"4MXHwII7K1pDxN70sTFaofruEYzf9St5qfli+MQ7L238k0RCkrlSQqcEp3BCnztvuCaKFZ+Oai53mTfk",
-	"UNDSZb3jOmpA54AuEhgCfYvpcreB79/1888EOro4/7lMnYQKUDZRhLTIOZu4zgZlp0wd1051eUP1ul0G",
-	"j1o+qVe1Y+mx/GFY5HS3i/icuHwYpInxmUCK1qslyTqTpnPQgUU33NO9JOdCDAWdKK11COpEM4SAubxH",
-	"6p0L/Qo0przv5iKJyMfx0vlbINQ+3Z+/xv05VFqWgOAfTqwVBeTcM+SMrslSRwV5IdG4yHV/rzDXR9f3",
-	"L6Y0A0BhJxEiF0NdP2bQo+ckF5xB+iU1rYU2v3yetFl1547do/d+2fSSogpKw0VUijHW7WpaC4Ge7u/T",
-	"/fWQrS1Fi+C1HVfr7KrDIMfD3jU4gN3bXjilg+2VqPYr7px6WiNwfyUR145G93SBvuULdMJSAS5k3XBu",
-	"R1PK7msPDT7eEOFWV8fn4623xnYp/2o3JinyXCnMLZKn29FoZUMof4sb44ws2ofwHxg2S82nS/otX1If",
-	"Yt/Js1LEGVpFnJFbijQ5zQmZ03QPp6vv5qV5+DC99+vpoSrXb6iaS77cTMUsYYWfLtjTBSs7IkrAecJp",
-	"arzRYXoIz0Nv9g6GMBJAbxEm73rpcjLjN2Tte3cOj3/Vq/d0vZ6u1wbXS1OsWHmx7niPdK3G2vfoN3j8",
-	"3jVMiEINBUly7RWNCLKUbOmadTviycZ7un5VJ2eaiiDMq9uKWxEG4drNrl6iqIbJvc+THDNp2vxFQ3VH",
-	"+sn7b6W/McFB5zdolGx+0Td197ESItZk+Ajor6ET0W2/+5YjUSRTiycjbPksmud8AinVkaCXoUC9Jzrj",
-	"KXx/R9AJA9DWVerZOh3TDJ1vp6W+uRP3303f0m2435BZog4zJWwZ7Zz/p42UPd3pP+udNoE4TZXUevP9",
-	"tzeTUNqP2SiWtFceNEBzv+LJJE01mENQ2v5EORhPN+MON6MmfQyM5o1HPybn4vznI/T3Vy/+HvwGaRer",
-	"pVBUWNQp9av5xEvCfxIO3/QV0BTo9dgBU0JMoWcDC7pmbsKz2/s0XtAJO2Xr5Pxderg+ud5EySGvnrJC",
-	"/f+m6npFKk9M/Vtl6spg6FFmjuFWzFrT6Fdj0EC/G+bPhNCuT1z9G+bqdMIAwMA013CF/TsaGidHp8e7",
-	"kEbjd8LciL23tk1T339XPOWBPpH6vZM6ZL2oHRzlfKF7TRvuvxlJc2WhvthzSMiNyss79cihe2yFAmOM",
-	"y5iKYulxCJtziwoCE49YUUHQ8HJOUpqTBPLIV70fLqnImQGvPtAzOMBzevAdqv9da44Hg2J//2VCU/gv",
-	"QTuK7/A5YTTdbdgakfDbbYmQulRjg+XACIq8xjmeQGnSiuOarfIXNB0XT8kwmeIsI2yy4SQvXvztVcO8",
-	"wmGHMyKn/FYUwThLbrWwec5n88207Zf7LyK13qbm1lPeID5S55OugnvT0tj16u/eqevdWoRXti6y9wh9",
-	"OD/1G97tMC7djyTdjZZ7BC411+kLPA+vfvj+R/R//vf3/edd9P7XoxOkSMDCyaU1F8Q855InPFNCDzhZ",
-	"E4Mz+aOWzznxEhfkwOy03+IweOO+g6wN7Yo1Y1hP5G+7OeTKIjuztWqJXeQ8LN2a/2hnaDFWocmexZHv",
-	"IuiGc4OzByboQ4YcxdkLFc2psc6ySnjGOcr+z/9+2X9+e9KkTOZczNXuthPkafngFumwbQPLL7aDHtwn",
-	"rgEcYjCRJu5kOgzwHH0edDRE8KBzoJsZfPnaxIV2jFY5NCe3u3UE4PYZ2c9rTmNaEyjxWRZs69qCSZGT",
-	"1LJ6ZgL1QUF5CPpaae1rD6rWrFrfmB9evXrR7Ek2NyX8tazWVlosZmlG8qbLdE2WrXXSsEe/qoe2Wiht",
-	"P1stai5Ln1uLmuH1dQuaoZxL7+Xfnv+w2xD3uqdOt7B/6EV/H1BPqUB8PI7J+P+6ePcW/U5G6FeyRBcA",
-	"zoClEQlEoNNj12qo4SBjLWLjre1gSrqRxD3Bv3hfOCMSp9AIbh0u+Pz+p9CkpHXLhklOtzA4vgTNzBC3",
-	"az2wfW40dBPiOSr5ZGmq1fPxyu5QhlOZG/Hj87INp4EGzouMiJU8p5EOb/g1aUdq8hqCQoNcwNOBnrUA",
-	"snLlDuDKzHJ/Xym5L/rPdw8QHrCyPxzTjYjsEfLcgsBooAh16boaU2UMMFaYpQOmpwg8fErZpI8Omd+A",
-	"Wv+clr4F4PXOiOjGVI1zveqvpO42tx6HX8BzMJxSJrerEocHe262DXyHZjcNiM7uI9BUH1J1uApv65Wp",
-	"FvZ8VHaDPFLvDthVwZxjqfqypUZ7SULSr993TeKlSgGE7ffZUbxNcTujrLuLdtuLL6sIbZFrolHcvtIt",
-	"ac665SkZGlGbt1VTNo4AyWJD29Ev0gHJc6LFH1jZ7f/r262OcwsAmnD95rqo5DKhoRosq4vAKu8img5t",
-	"/y45tR6+x2NuwFl2UeD5GM41Rl8XiYwvhilfsC7q9/tRd41eXOmmCUfStn5lZzz6uoVdLOiEFfPWMPqH",
-	"+bph9NBo96PouhOMBUko5k0xddjAzfyW73Myplkm6g16jCVE2Q2VBGWUXWvNJO56LV80V+kJM+cpHd6L",
-	"9Rdzk7SlfdH/S3e43X1dto4Mu0PxjCZLhAVy5tUd0gQ+zO8//zchczmUJG9ACkvGPVnkTEiakZ4l/viT",
-	"91DEApVAcfnZy0mC5zKZ4vZpad4S+2XaW2uA1ryINcqyuzEuE3VB6/r6DUp2uh3FBv6CCRtPnO3+ylhN",
-	"Xh7W6QLG+LW8bkea77ph4QqSFEU1jVjkWywZnguyh9MZZXs3zz3wob3PiixNKdBKvWJcZJnNKXECPCy5",
-	"0MNtp+KihIn5IEh+qGZ/B2dXyGYdalFFp8wERws6J7al7phmuhXUDOfXZeokvJ6iHdO0R/vbd9dtPfNl",
-	"q35YB6Q6LNiIsnSYEwGNhD6vaOLZ9OKmTT2pMkDtUW3fqdZsAPjtoB1P6PpdbazrBzojbQALuwWvcTXO",
-	"YPAz4RI+nP/alnToHuxqS+oN7O7Svc6HcirxYLugb9WxzgDGtt/Elnz3d1Msw2+f+NZkMWzxLunEiJU3",
-	"Rz+2zj05RPBs17Qn0n4gMeW51F3vFGsphGm+YzsJPcTluZjinKQ9rRzW2jNCR24GjSmjWLEYKZGXkV4h",
-	"iF4hLE00Dtr39epwJjOcQDPmKUFT8gn9cnZ41Lv45fB5F12TpYXwDzQ2/Rmj2HYRHw+Y2WWrZHVDBLFB",
-	"B4hs0FG8YdBhXNp/7+gDIDm4PgYMGoxBbe1uF/2T2zbrbz+8QaOlJCIGza+p9ncqp3pTL7TCvS1RBVON",
-	"gw2nVMwzvGxQK5WA9jpfx4eY4SSeldxwE9ZIS3ZONFZkXgu57qY6cf3Gdf1Wem4eehEfH8C/VjfVrANt",
-	"YwC3WhP6+FY2AQPcpRm3hpYPOvk+HN/5CaeoclkBUMIcZii9yScqAGr6AeW2YkcObX2GZTJtC8TBND1c",
-	"UdcmTrExp8sDW0CaX60Qf75R2hzVf0NFIAov9eMrfIPvWLZE1nDKC7ILwTb1R2dPaUXWBarjTjp4NuaX",
-	"K7Xej1u9aQ1b4zIP2nuEVLZpZWZC7Gvr3i0X4X88muYWtT1FdiLi3BWbEPUeI4vmGNMRuPPqh7Y1w+/T",
-	"nObLoVK+6qrI77a9qPH/6zhIF1GGZkKpPAYCmMx5Mn2NlHwDvYcR07VHNw+HWL989b26MXERSJkkE5ID",
-	"HCFhEzmtz+UN/B0i5CjHLOUz60i3RufzV130vPfqe9/u9AZ2cqmBSl/bYUHnwSNBmOzDgOqjfxz2/gf3",
-	"/r3f+7E//P96H/uduPgWQ9vyovahX/gCzTBbBvQivO2FN4W3jQVzDSxX79xDxNM25Cvx68nIQi/4IS3j",
-	"G5wVxPeUGbFqCfvh5erDcSnNQpR0rnOqjRjVZ/jvF03aFje46qNSf4+zq3sivJPZXC7frZZCoOLpeaff",
-	"suvDO/fteT3UrjZSWHct98W9E8raHMrnTk8ksh0SATcJZ6SJQlajF0lP71nfk15ECO/DPP16OtVbstCK",
-	"1HI9Neq1UUWQ5Oia6MjTLdSqdt1ETaoQBIG+EdNAYrP4y2gkBdBD+vW1kiees1Weo+95XCw9E5rY20w1",
-	"QUro9EcdGYTWQxZtfruBQYMOb1qMRcwyPkGKTS1t0iUvZGmSgVclFgZcCSpf9Xf6T3/8yoxlDY3TudsB",
-	"XVk+BQG/pSDghQ4JFbomv8SZaGA0Juhsugu2Rfsu4EnT53G7kb76JNovZOX5DTsxtheQXbr2is8EAo84",
-	"Zql9Fe1c6A18JjTdoMP3p6+R2tV0BgQmEJVoTHNdXxffc+trH+IbTI0W07DvH8yjh/ZJy2DXRNkz4ZmN",
-	"2Pw2ozL+AiPZGP6hls9uEjuBE6ICubcfjttVpyAxeATPhh8uTs5NN+Rdr6BI/XT69rfDN6fH8Mjbw7OT",
-	"Ljobnvz30ZsPF6e/nez+VZ1Av0+J7vkW7JfeFHW7xjkhXSXJWT3AjJKMC5K2XibhFKQ9F6BtYmMufelC",
-	"YllsuQyzMTxcpXV4bu3cHuA0Aub7JMy/JWFuL46/4ZG1fkWTIObiuIjfsnvNv9jggj0qXV3f6idN/Ru8",
-	"3P/IMZOirJAVwTpfI8ZHPFWm7Yyb5owzQbKblqS9iix0mUZf32XQ4Od+5solgQgR44zYRA1jwZjfMyqk",
-	"6JoiywEzpJGThOcpSREW/juFIH2tXgwLJmk2nAk0w2qHqTSB5Hru2Bu1W4di++nN4UTUXzZ2od5/4vKK",
-	"/Kkqe/Wf3igd44nFfUss7rCCwDL2Nr9rgY5hzc8EGpEpzsbrMjcxxSlfDEeYtYWEPzD93E+YqYv9FUPB",
-	"bznKOJsQSMxN+aI3wow9ZLLfW6Cz4KQfkN4NK308JL99Yn9DxzobG84XjXDcXbS7Zshxmz76i0dyCS6e",
-	"SP8vSfrlubo83CbSjzP3xZRTEYS5ov6b39VjpXZ2T0QMXzllY97m9XOqqbCoRjRHCWdMY8Q9OWq+NUdN",
-	"riMF4MBcTLGsGzECLdRThTC872uZZbEr+ELrV61J7kp46Nv324uV6e3jsSBS2XSAHkWFRDuMfJJDhzWl",
-	"izrJDeWFgLLh3dfIhm73m7LdxzmfBcnuNVNqRhmdFbPOwX7MjKpO84wLaQvllJKKciKLnJUzeb7fOBcI",
-	"4W9zMr8SMhf2vAUAhWAK4CBySgXaoRPGc1uEpSbRiNxhq1A2Ag3Rn3eboVscwoWZ4xxAd02Jkw6LmekJ",
-	"U0fd0A9Ex582mAUUPaCM4Bsi0EQJTtEQ1o9ipcAL7eUQtU+qESGxSOgCDLgSoouCqcgpmamJuGQk/cKI",
-	"y2nTZPQ4t5kMZUlWpCSo5S1PJlLpHPu89+6d5pDx5PoWn9evbfhlveX+Wdiv4gWmEnpLz+c5v8FZSBFd",
-	"hLOscS76nY1n82s5DzklwshS9Z54jQadQUf745m69kaqoHMyJ1jqSGTL5YRBgulUoTs90LlKgUy9OsFS",
-	"aDBFTa23nibjclhWEG5npkqo8Twl+WskqbrfHCq0RKLhoICxNM0H3huOlsFUCFPc9Q/LZ6gYAgfodE0E",
-	"wC+C7FZvhPMgMPi3X8DZ7eAbLHE+LPKs0+0Arg0ko6szy7CQQ0GI/acj9ELMCUvh/zuK+9hdg+ehnTHP",
-	"FzhPRdf0fgLKhujxCO2McHINvzbfdZpH92Xc6XZGsTlsN85fSva6s1eJbOf4AQwTJewdGzVOILWnrm9Q",
-	"BHZR4qylqqWU4EprohkUBDYmrEYTVPP1q9hABQJLelX1mh7Xzn8dR+k7RsqOrGZVT6bE16mt08aCPYUu",
-	"Mt1YsPq2pIpTfWlRpVdbs342wn3asx69toKHPNHZNxV+1ImCAZE/jmyC8Is/U5KlAmVkLMEQEBIvTbxv",
-	"iXBO+mW+a07mGU5M61v71wFTZnnGJ6KeK1ywjAh10f08Y3XwoIe+HjBf/84LUzG5mPKMlKo55UwHJnP3",
-	"F6XKEJIKhAfMzW4xpZmXnAvRWUAwZ6+RnOaEzGkq7BrUhwbMHAv40KDxPBF9rzHjFCsSNfAfGqVKzUXw",
-	"gZKzJGc4G6oxuUkiwQxwl2dzudQmOc6JhXKuB0R1Bvv246EtGBpOa6qDQelfvFr5gvXM4x7YDdo5uzh6",
-	"+fdXrxoSvz2tLg4SUSqItwL58Ld9Ezx+p0VGv1rPg68/04oE4sgrmFP1WIDCou/PSEqL2eq4sHmu6war",
-	"qzz1lQcwJeGpj7jsIlHM51w7IBT1fpI5BgPHlArpwH5o3jSH1B8SAXgbMtmgxEKzjClmBilwm8j+a89E",
-	"g3s+YYqtryX8+AB7xKxoACPfgJg7uXE/xdw7L/afAw/WJAl/2N+NKBPrqMd7Onbvc7fHB36oZqj7cYnt",
-	"CkNv1eu7VQKea0f4EyQ7uoBZTtCEM90XdUFysvvEVL4toEJdsi/4TDs6miOqrZA2EVbiblNjFKt2jbfm",
-	"BYvd5ZWSV08nphc5p1ckGzDGADZxM3m38enqfUtXT3u2qhfusYajazd777P+P8at1o4EYxpo3rd7bW3B",
-	"p2irFHtYPEm9b1LqmRz3qNCjUviwdU1u4wei7EBAtVH2EyE/bkKG/WHmz9b/OdYqlrgnrJ0IiX9NMdON",
-	"JtlaabJFaJ/q3dyKlajdjkPrd4wD26lfXVzVpK1QGQmofvmzmIq61aBa15Pb6YnFlJi/iiLauExMpXy5",
-	"WYbjy6cMx6cMx6cMx/vKcPQmE8txvPvUnrIfn7Ifn7Ifn7Ifn7Ifn7Ifn7If75z9+DoQ05bIlABGC7y0",
-	"OveU4Ezj5xsVuxqsFgv12tW7X68QFlAQbaEb5jmHQvG8UIqJUgCVTiR5kUy1fkgGLFU8GwviFxdemY9e",
-	"7fbRWziZyUTJa6WZjznKyA3J6rlN/yDyFz3X9Vo7zjNMKwdJPuHZPFP0/O7XiIkdR2Y0i4SzE7YyVLQj",
-	"0vkgQK0D2M7hlMmci7m6Y+3tw0/dg4fynPOtdlJto/Pyu5Szc/3Fh/ZBQD/rYCKtuBXABT4POnAHyKBz",
-	"oPW/L4+nz7Y5ud0H7s0ftubXArzKqqD966RQlp1+TGljuskYnxHNyNrvQHlQfg9+04MDOu2/evVit4sW",
-	"UIfJyILkyPAIlHF+LUAGa2dYWy/+8FdYmemt2plilmYm/LqXE5wu/93I6I6mJLk2bCzoMccL2CJTHer4",
-	"GdaMUSmmKRVd0/qs3Lau2stEDQpI0byLRoXaWHhcj+faJOmxBszYVpMcpyYjVv8CyTpdxYOVDQE/pwfQ",
-	"fP1q90A3DMeSDDT4NryoZlIwiebqTJmQmCXEJLxq9gMJHULSLNOMKe0P2Ea8+JzglDIixMOy48r+Gyfj",
-	"3x5KorvPpzT1jg5cSq68YB2pYFSBBPJ7YQh3MkAbjBAdWhKS59pBBiOrt7RrCxJiO3udLx+//P8BAAD/",
-	"/w==",
+	"7L37chs3tjf6KijuU2UpRVGynXFm5PqqtmIpE+349klyMmeHLgrsBkmMmgCngRbN8fF5ne899pN9hbUA",
+	"NLobzYtEyUqsfyZjsRuNy8K6r9/63EnkdCYFE1p1Dj93VDJhUwr/9yhJZCH0G5mynGouxSs6o0Oecb0w",
+	"P6dMJTmfmR86h53fJkxPWE70hJFCsZxM6YJkMrkiVKREFWrGREooDqnInOtJX+wPplTn/NN+knEm9P71",
+	"032aTrnYNy/+f+6lnTfwELl+2nv6192XRE651iwl8wkTZCjNQHNZZCkZMjKimWK9Trczy+WM5ZozWIoZ",
+	"z/xXL2asc9gZSpkxKjpfuh37kdiPX7odzXVm/rZsK7ruRTn8J0u0GfTILOKYXfOENXfqnWBEjgiFbXqi",
+	"SArPqS6hCnYPdoAcvT8laiLninDdXE/KJos0p5qlzfGPsjldKNyJlyRnY650TnMyoYoIScpX3Zd75RKC",
+	"jcEfBzzcGqVzLsbwK1ezjC4Ggk4jSzwaKiY0HpCQxDwEnx8yJohiOvhiOWRGlR4oxsSAz5pDXsDOpDlT",
+	"yuye2Sic4RNFzJskZ/8qmNJkJ2eJzFOWEnbN8gUZsTmZclFopnZXfFerKF2L4GtkTu33CsXSLuGCTBVR",
+	"XCQMnmIzmUzMZ0Yyn1LdOexwoV98X36XC83GLK9+2FDCgI6Z0PGFw4WC35euPbo8GDt6il+6HfMizw0V",
+	"/R4cePnSx+AKBDTdRvInnzTLBc1OjyM0IQhPmdBcLwjVhJpNG2eMKD4We1KQWS6vecpyc4BVkhVst3kD",
+	"aKEnA/dOlESZncxai68OV325vgnBKts24mKSMzbjaXQbHBkPZSFSoiXeeuQwkYWmKUsHFChjDaKyg0d3",
+	"ZMpSXkyjP13TjKeGKaz7pdr+2aHL73fLiddGr2+n36u2zfyg8IRrG2mkC83cxi3hnsRcoYwruDxeAmWM",
+	"XjPVF9p+XoGgCs5dEVlEz2PKRVyW0JmhoChPtr+Q4YJQgZPsEpkTYZgUoXPKNRdjgiPQjOy8OX/1/K8v",
+	"XuzGmTOdzRTLAwYtiiyjQ7OpOi9YhA3Qa6ppPijybK3HEykMCx+Yr7B8IKQ231KWQ639OnLUBjG1vB+Q",
+	"sRvgmuUKtnCdj+YMZHOUj7+yPxLNp+xWbDtlNNH82gnfiORE2ehE48p5s5yqtrFCemwV9Ww604uIqG/h",
+	"sCDwuWZTGPH/ydmoc9j5j/1SD9y3SuB+nd198bOneU4X5t9cDcZG9sSnv4ZslagOBTzwiSJaXjGh1hK2",
+	"KwX+DajPqIuxa/wa/l5RSJ+13NC4YuSF+elxVFirCU3lfDCkQsS+fw4/7+HPZEcxDYo0ef/u/ILsD9RC",
+	"0JliVoe+frpvPqX2P1tp/mW/HL5l1lYbjn7b/VRZ/vOWgTxXNQOtT2teFkQoDVaBf6zPzZwoGcmcUCLM",
+	"aWewycBgh1J3iSpmM5lr+AMliRQjPi5yBuw+p8QM2msnjBaVAU64a+VBlS34O+1JKdzaQFAE96fKv+qk",
+	"EC6/LkBBPsaEZ6Enx1TTCN8o9MSoYgmyxJRqavYFjDCiiuGUa+UUEzP63qnQLIf1MVJ9uS+O3p/2yLmm",
+	"Y7anZizhI56QK7ZQhOZGT00yanaaKiLh8zQjpUAlynyE6r6YUJFmLFdkzDQcSEquaVagddLQiJyKU13W",
+	"MZvlLAHTZtrL5JiL3owqNZd5amb0klCiJzxP92Y01wurjo44WGF20OitLB9cRcRms07Lpys614ZzNXuP",
+	"L6O1GJ95dL5uoDj/cb924cbUPx4dMGdqZgRyfMCEznQyocQ9VR3YrBJ+jzM8ppx8bw5sfwyWS8b82hj9",
+	"C9ieiZwyVFCiYzseNEhylq7kP471vMoZfI5mCgYxkig+PSdvUa0wz9VXXv4+gN/j04yyNLB3q9fUPAjr",
+	"theVK0K1NsLfqI5aErOqjGnWI2/oggxZX1RcJX47ld1Go/Ca8ZS5vCBs3Qip0X0N3Q2pSPtiZ0SzbEiT",
+	"KzKjY9YlbEp5RjIurnZbbc4bkryVjoZTg35vCD7yjdA349hcCwv8KZPzuBdmlMm5WeQKFof7E2FE+Pf4",
+	"2cH68MjkiDCaTJyWg28RJ0rCgzOXXMG0KipaC8k40ViTS3ZWH6s7BLvQskNvmKZpVFCYlbwzj5BnvQOg",
+	"R5lzZXcFbh6Z2pfJztlPr8hfv3/6fcxaR81uMKWCjtnUaPZmq6VQAyubUeVYd8nd2IhFzqOv2mn/Gy8i",
+	"E+lMcqGjjyYZ5dMbzymRKRskE5plTIzZYMr0RKY3Hs36YzaY/TinxuZazNiNP8pT5FQDYzRwMR7QbDxA",
+	"QXzjIYXOpdEMGguo0Zr5Lqk8jTT1w4sXz3aRtVa5/hMV6nLIFVskeHQOsLe3PSauVNHigfrn/Eq1UuUs",
+	"l9OZvuXeVkTMUtpwwnkwleltvmdHuRWR5exaJmvNufHcVo5MJfIWs1cFMM/bbQFesqWrrz6yhYXX5IQl",
+	"3Fb+2Jhk/ODaiHAJsbRxqiVUugZzrQk8L9RahN5Zq057DrELY1d/f/AUVSeaptwaLzWljAv0L1jFym1w",
+	"ry9Ynps5o1sxz43pmTMyy1kZGzHsDPwbVo+zjnFQx0aUZyxtilKvorXozKhdBGripKLXqSJJmFKjIssW",
+	"mygZxqSF9cQ/iwuE9YK1grPH2UQ5MrwQ8+pOiikVezmjqTHFyZQpBdsBpvvKYY3u1KKRwU+ogaHmYklH",
+	"WcnCFTGm7Nq+MadURbZqRnM6dbaqJZz3lVNskGR1vqcBVQVHKRhLFZmxPFAvezEC39Ss0hLMQgI6Phck",
+	"o5rljipVXP8OeQlue+0G+hvWcgPLWxQsN+olzN0OKDLi1miJKqPOonFBgZmlk6g2GqX6VnEe5561JceX",
+	"FFn/j+gqWxZRPzKGtf0VnCSGvzAOUXYmzOVIIYIgI0EK+/vyMH0wvBkZX4m582pLd4MHa28uJ7Jm/ytv",
+	"M5qS4AlvLnkDv7rEae852PYTKqwRtuy2Nif4pduZ9rwV4QP7K6/9kkwAGBInNAh9MDeY2JjpAdzxgXdA",
+	"3GAUxfSgGvi54SC1kMaGowTGeoUGIjRS+ghi/pg40ZQPoOzx0UbH6SJCFLjJQLEkZy0xd+cNhUdKYvQD",
+	"RryEAwqyddDiMzodC5mztO1lJPTNXlM8XZfHtzhRmgewNGvFuWjKvJVYckoQmGxOzacurPBiLk8xMSNB",
+	"Xol3Go3pNQtyI14SWslCEVtNQWnLCCGjXE7JzhT8b0ZhKYNRzqVmSPO+MlHWnMmm0f7yhAMZ0J4bcsxV",
+	"Iq9Zvlgq51/hhUvdwxXVeqc3Z1m2dyXkXOxXksZA5gOrfKKIeWgAD+3GJEbpOljFxX72T4ZzBn7oslgG",
+	"6410ah8/j40m83EPV9ObquTZ3178pVe1L9bRQuNKRyNDI1x9eGyxw4kc4smU8uxXZK1cijNMOWoeo/1B",
+	"ocoSqttMpKpkz95pbpRPKqxPOQjDbMSxj0gh+L8KY/+Y20TGTDBMcrOxAkssWjq2g38uJ9MXVt19SZ7u",
+	"PfvLX0gyoTlNNMtBrPx+sPc3uvfvo73/7v2vwd7HHuQIUWNVdQ47Uymu2EINaM4Gfz87ObqIWjxmgS3W",
+	"U7h2M0cnwqqfoRlP2H/af/dkPr6RGDoSBB+w22+sHy9+NhVOpbzukTDDC59/STgKr9LcLYnQL1KR5+9P",
+	"jxXhWrFsFJ2BYJ/0IOPiqs080JLkLOU5S3Qoo4a5nEPu3EiXH7QCvNzXidYzdbi/H+zsfiLFOKe6yOB5",
+	"1ZvoaRYPYIl0YCmnTRRXyF8YPmyNWimyBeEjND65IuOcgeGlJxR3ayqV7oucJYZ2wVVIjHwoLVZLOcK5",
+	"P+0Fqazv6Up+Xr1cjlRriwt4RgsviHKNmV68w3/GKBFSV8h/nb97S/AlOH7/mfLl2NhtLgSbnwAuhh75",
+	"UepJGZCmmDJjNIOI2dTm4jAz9R6OKvG8GXx4+8vbd7+9vY2XAwe3ZFEd/0iQQoBIs0/JJCnynKUrjXK3",
+	"GjeN8ADhD5E9jcu9FTZ5DuGtZkS2urlDqpgzQ5q3xPxKPpy9BtLGgffszUmkEOi5V/F7ayWou76JnK7c",
+	"Gz+ZYFPia49sUrtIX3ujaozyxrtlVfLIcM1tcg/deqPa1x/brDD0EmgNUfHekm3eEP5xZ/kSN7r582AS",
+	"d7XHzKDXbEyTxXocZkts5PXpm9OLwck/Xp2cHJ8cb5WbRCIrOl8MQCoOphFb42c5J5kU41B1UhMosphT",
+	"rsmQjWTOCAzDxRitD55lXLFEijT0GLbJHLdJH2O7b9T5eNz+KIysR5y5zdOIuFKqQ/4U5GzYNI65dZNh",
+	"Yh38tG/GQY2JK+LDDi3pb605HeXsMS0t45gcBesBLSmT47FRYblY7Xet54OVGxfZ1TeKq1TcmQpPZhNj",
+	"ZItiOowxtD++Ag+Ov3wRP9fT83d7z5++eLH3lNBsNqF7z4h9HqMiZq64NYZ8Uk6zzHoLqjP5+4+PSv0t",
+	"lPpmmN0Q5QB3viUfLiDbdtvr4IcfDg7+dnBwcPD0AZoBdvbbtgMcxde2sd0waGMxEW4EaUXo8wnzj+IB",
+	"M8zHbcRH4O0nymbiMUOTLh2pR36uCkVMtCDWHwa5ZVyxtC8g0ktJv/Mf/eLg4HmSUTEuzLFoOoa/sH6H",
+	"qGI04p/Ijt0hQafsP0Z5LNPJsHQbI49LgTkbkh30441okeldiOJQza/jsrqiGtUj1dpIXoh4CTVvuenB",
+	"nJdpVzZRpc0T/kTBNYeQ2ksCOmUXGbOcTqVAlVSOzIUnEoTnh7PTeDZOIoWmiVabpUwEOQObvZjJsWxP",
+	"w5EZTxatPzv+Yx5Qt8mVuU16SJj7EUl+lyKs83yivLkB+QbFMONJPPFUtmUnBQGb2DVtu81t6rIIcgjb",
+	"VWbZUsZnfhlURvy82vCtmrvB7NrmXjFTYgKJaqjcCoUsV1BR8LnfwbzRfucQy26/xGLO5onlAVmvXWb8",
+	"GvNGzGVysWzDuQrFbD1wU+dcbkItL+dln2Zr1heyTzOeMzXAGrg1XuBrly5CWlaEyc1owvYUm1HQBw9h",
+	"q6wBBnV+5jWyY7MDoZgC/7br0gH6woZM4M9dzMblAnZXaZAObrMLYf+w8+b81bO/vfhhty/UjGUZWDnm",
+	"qcsiF4e20uYQij8Ov7u06SkuC8H8NR6vK4btRUFPlFtWS3VQacpGD9GMsbzs6IlalVRdqYlFkq3fo+pN",
+	"idynM6rZaz7luoUfQO481Yxk5iGIY4FjxOjDTqEJKprXtK3NqHUj+utY2+VnLqQkUyoWbjnqDm1xtMQJ",
+	"HVMuova4n9azg4ODzWN+S7yJtQOPkUSQIviTS9GqHmxL5taRr9wFvbxadAHvrJ2xFU7iVIxkNENy6dTh",
+	"rcbM28oA3hSZ5nuYzVeZttH3D41lBZ+FpIUsw2RA7x2oFgiEr2+WtdfuiRjxXOmqN4VqMi2UISkMZq/l",
+	"j1i6Y2dMFVnE37fcmr3AFK6qOQt8wXKxynYGlpOGdQma2SRK6x6tPD7LZdJW6WVM0o0PElIR2CddKwiC",
+	"LZW2nG6z4qc1PugSPLz/xZhkts4HvohFQa1TW4UV0SpAIHN0718FzfiIs3RJOesq2jg38/Q7sMzwq9LO",
+	"oFpYtZixQcpGXLB0AE6c5vR/geiPIvYx51Ky5YosbW5Pl7DeuEf6sCX9Tpf0fVVdv7Pds4OMESoIo3nG",
+	"WV59qT3Ttf1iu6KjykBDZujBkkY0m2jVcV20eJ4idXClOqV8LiYX442SmcNPhwnMYK57bbnXrqQuBprH",
+	"lKET+DGeL/OS+FJiQGa4Yf34jInU7OmKRXFgRmObUETNLQUNMkVwoPja2iMdhWJqQLNMzlfvp30sWG8h",
+	"QB1D0li1xLobGuZUm0G5Dd3gnKuHEyoRDVKL0iPoUfD72dKi1MBF7a6b0jS3DmXqNDIsOkpolkXK+1Yl",
+	"150e38DV/PTZczpMWoyDKdfxoJ91iAYaoKvS9najT4TLWcL4NUv7Yuez4mm36hLs4uNfdnskhGkK9mtC",
+	"ZzMmlNmnjIur1bkSM6on+1ru45xqh9diXKhq8lj0YCMEcDHhefqe5npxWinKrvOkeLU0kcIa8feItcOE",
+	"+e/vPqliCj7SIO51pyg8lSEDUJ5g76N7Gt37NTJyX7Vn47acyfaSdEud1d5upwLV41W9rcVYIsH3rlFI",
+	"fXTFV1tvGoS5aI6MQiLcUM+L4KNULDbLEo4wyVZNzhNLkwgitFIDQmgmNdvfIlVU6EoxnGwD6AeM4fK0",
+	"B0QGNGa901RIwQEoagnCQ2toz48LARAcckWoL/qBNhiI1nmX0A8libUDPpjJrTf5SrSLViORbhkb6pth",
+	"HVGpOsOHEYaltkBSmdYGAAJ+PTjsZnABy8LmNWqN0PNvE8nVK5+ItBTXzSi/AWIf9XdrTlWZJN4kbsw5",
+	"b88Kj+AR2fTvW+FZVcEHV1Q9zTrhhCovB/tZ3622DV1WbODLBOzuxfAX7C8r6gzcY3WELHMRZiy3D67t",
+	"RoKZn1vzbyUYg5tifXfas+XhZ+dpimmBhr7ACppDUKJWj0Hm5hlDZm2VGUsLE1eu3E68UbJ4QhNIszQC",
+	"T7YUi5DTYxWtV1wbpNI92PVrqW8s7Fzbtp63We2G4tw1BbWlJIq6xeqTESOmpdmDFjYQCOsqI+gSweZM",
+	"aXTIbUaGwR1bRYnhxOt75ralsW3g6EiKnOvFuflu6LwDXf1HRvM27aWqLBn5gplUhlnvu5A9wN4ehRXo",
+	"BMc0GwFrhTAXfsbPz1ghFgXEzeR/F6wtN2f9iWj/tE31+pcZlUA9L9M4KW6Ghb93HMxb1Z1ZHsSM/8LM",
+	"SQACBV5ot++eFR26oI+L81XcKYaISogTo887QMTO094PUEIyY4LOeOew87x30HtuCJbqCZzTfmvRjM2L",
+	"M/8xxI3O7bRz2Pk707+xLINXgnp8GO7ZwYG9AdoOESQ77P9T4b1C+lxFvdGqE9ioeoYDKL7RoqCeWf73",
+	"B99vbVIYvojM4q10Gni8OokrQq8pB5dJD29NMZ1SQ49mR11EvuVtOpQF8odUTikXOELl8Mwh83TPoZ34",
+	"ZOO2M3w3Y+L0+FXl8Ts8zQreQmT/LkChtYk593ZqVfCio/enIJpGo/oJgUuHTsspEpv1iDXeTxTB7SSW",
+	"2wbHmFk4DHtkNThzOuP71089hwkOrA7jmdk4jEVvePPh/IIMzYSEeYSlGOMwgp0rgklJT2sYAA0aaASu",
+	"7pAAmvG9yHn8nekgyDVlyYQKrqZES9BhreGOewXe4sZF2uz1bufTnmezexlkdO/RQk+cVzPys608AIZq",
+	"HoIMoViO7GkZdDI2ByoN0xbff9cenjtXSp5YVeCJUZmaxwehkcoJdlCaM6V/lOniTg4uiMdETq/m51fl",
+	"w6GeYffsXgjNxhZjUgO2D7y8oSxNAqlx0DzSH2ka3KmX5I1ZnxhjddIVW6gaQS7/ylaor42pPBuA56HC",
+	"WuJ0emafQLeK930SABbhKqzY6Yu+uEALI2dEzyW54iIFNx7qsfjqoXluj1yav116PG1A2S6jPcqnK0FI",
+	"tsgyYMA4t6FhaPb7DjIU2agdGpJ4Vow9odc2g4Slxoyz1KisyrQgQkIg22fqg98/y6wkV81L57bq12dH",
+	"ZnM7FsfF6H2qc/h7TLM0GxSgipehepb3yDHmd0JBJ+5Wm/pohnHqrkXhg1c7h+gJ6XonssOKhT/HXMif",
+	"9kpfPT785ePNWYcf63NnyEU6sDWskOQW4ox2eCav2ZAKKqjqhKlInWTC2NVigBn2FvishuMP/82ydyPY",
+	"5VWKBmA9mkVVj2MFiGOXzCc8mRB3dZ6ovqjcW7DHMC9XJoWRvGSWM0xlB8cZTnuxCwwk3I2YaDA3PKyc",
+	"GMJN0r7WF60/cyVrGJ+yL4L8ttPjMt55ekzO6+n8QfrfctDXlCnIJfGAm855HcRCNkwoQ/h9J/x08JEy",
+	"i42cjly7li4uLCgVAGno6jwIDdZcDr1WnPoL0L3M+ZgLmr03l/YtEt/QEPzN5FFA+tWwQIcOk6fPjKFl",
+	"1uL99x1bhYhl2Tkb5UxN/DspG33/lxdBZ43Dzn9WbsZh8PqXkBVskjfTFqFwh2z4O1fVZxKsMRA+6UdL",
+	"h630b2YzuV36GgxQs6cNq8WkUKM2K0gRl1xozJbkI6Jkl3BNzn9+9+H1MUnMAzbl/vKysk2Xlz0ngDji",
+	"1zs46UqKHZQAidScl81Z8tFccOtZjLAhS2ihWF/Us3bNMzjh9CXhQmlGUwyfhIhpOaMK7iMZsoyza0a4",
+	"Vn1Ry//FCIpdqnaRVwWC1hgeMHFgBAuXs+eg3sxNt8t30OVsbgeWAlZR5AyHhhRBm8mEC/Vcwb8UvcEV",
+	"Co1d4olUGmBU7BUOrqcUlmWGgFoeQqUsuWgpMKzQf/3TOw4LfJccNcnAFWmwTwimlAYbdHkZXoHLS1Io",
+	"F+Xbhz+5PTXqhkug3zzZqZ7lVPImoLj1tiHOqaL+qfbNbdNW3weM11MFVYQLoEmjM3HUlLhIsiJloVd2",
+	"JLNMzs3GlRmyChQ7Qr4jl5dvBh/OT84Gp2/Nfy8vCeYtOf7ugi6GlWQ5o+mCaGpIsHz95B+vXn84P/11",
+	"6cu2dIV9SrJCGZFtKFHNaMLMQIQAGm/ZNKVk0sQ2P3Eqq7JZuL68J2e6yI3dDFn7i9XZgN2+wG2CHFoo",
+	"LKsDPVa2OlgI5i+7A+uL+YRnSoe5GuaJGctHMp/C8JWBYQ1l6bk1/u3j9pMZu6ZCk2TCkivlOEKRw/Yp",
+	"hqdn84D7IvjS5Qql6HLQJTTTE1mMJ8ikzP7RTEn7AZDZ05YNCbOy+AgBeq3U7Mb3qi+qm0U23Su4Dc/+",
+	"tjVzMizzjl7OMhUdz5lqtufzpKrm4AaW1p0Zh658YZ+m6cDh3+9jxolNzylZsjMYq1ZQvYQPrdxbuB9W",
+	"JHW0ZSusXeIfSSzqNioZ8eWPUYa8Xe9FLUSJcKst7QUr87ZPflxTaKCmYIgS+X0gKO7erer1n3kuxbiL",
+	"iiNcf9CryM6bwcW7X07eDk7fvnp3dnby6qJLKl0c65fnV182TO3gkJo2XJDzN+dolpXpcZjcWiaM7a68",
+	"UEvvShOEax8K7koo0DY3O5TDOBjlLVLNDUBI1yEZfPzrO+ANeXx4e3by6t3f357+98nxbswjj5N1dVh/",
+	"eaJ8grR3v3eJ0jzLCFVXqCXILGUOPUbtxp3yK499GlQjLzt4F/D4YAd8DLBsdL6NiEt50L4Ib0b1xDlu",
+	"8Kj2/qn2VHpFnv9gTl25mPnSgw71vX1wvzREYTQs8+PClWijA8iX6uOXy15SNpDnZvr+3fmFwrpDtMzI",
+	"b8Zagy/3XPbeQIrBmOluM9xL03Tv+fvTY0i+VX3h3jCKBMQBoRJRkXOsQXyiSCqbzswaRNd7OmZNh2bM",
+	"F4nysyoTQ39EgyPFh6kL4FsP6GLr6w/0ceWF1OyT3gdkt8plqA8UJfzw5G1bHOttySEuYbGnv3Q7zw+e",
+	"NYnrV5/FWR7rSw934btvuTCRIh4tw5z1hNEUDvFz57UskSKXLKEWupg4LPTGMsCdbeEYsQmXSxF1H18u",
+	"abstemWNIDdUKz/tzefzPWMV7BV5xoQxedI/uZ55G+rcjAbvj/BKPc/7wsHlaB1YGytxlY7h2OnwNP2y",
+	"VHSbx1/L5Mq2zdui2la2jVyh69sHP27mH3oC1eqa3a+qD6Y7+GO19cvvvBmcvv316PXp8eD90dnRm107",
+	"oef3M6GEZlk5pXrR/X2mBBXJxJ0NMH8OEP1BI8heJYMORG4kd+73j0bmNVPZfv9oRFh5dxxUBK11PuZQ",
+	"1X9lnYUrY5ZBwSbIWaNklWIWb9CmcnZWRC7beeyybcOHsJ17dpdm/91zAsHmj9xgBTfwGpmm+ZhpVyBu",
+	"XwEvHca3/vy8w9xBRbDME/5vjYnETSgvXW3z2vUFrO0WvH0ZW+lQvNKl5p59lLSPknY7ktbT1AMVtvWL",
+	"tw15u807d7fO9vvhDY+y91H2bsBN7JW04le5f60tgW/ilH50Rq/tjIYCDb1Jo+MgkvWX3dZzq6FGt6fo",
+	"HokwzO072YZuZhvsw6I/bshX9EUhoq9lcgypFbacCfzswDp2KiDXu72++KCYIisTJ3O2h81qIV8E6h40",
+	"n7JeX5wjWomDieJicM3pgH3iUHo/CBqOB93l6nSL+X+AXH0R+HhvL7a2llp6tFb3T5dsZ/Z6jwf7WXsH",
+	"mky25AbdpXQskRujMHNvArg4UgjNsyompZCAQod54GxmgWLWqC9eir1eBpPd9lWI1Obju47oyz2y4Ye6",
+	"teWuK+Rt/j/6I+9TuIdZJlOamX1lqReicH8TKoyc9RmzMEtlp/l0q+zdQ7C0zDZIE7QnoNbrkXuP8iCg",
+	"H6uh+K6ZrvbAZuNsOamoBod4w7yiLSkfjr8afUNxMc7YXqFYl6iJzPVexg3/rl65WznjXW7XvhuzitVm",
+	"ht6HkJJteRrVZRpQUL+6N9awuDwgHmTLtVVc3EU0cRNmDHuwhpmCz63LvWDJkEZKbQTo/gyCswokoyIp",
+	"V3DbukRJpzU4WeJyVB/mzfN3x1wpzpTvBkJjUHeGj0AWiltS7GI837da/v7zGZ57qxKPz0HzhO16zlw6",
+	"YBWKfNl2RoGhVuEMlJ/Z3LCOI0SpLbtCuXK4afHPEdt0uzTMwiJQ1xoj3pSgbJ1hVPARvZZFTuSIVM5/",
+	"n6aptyLyg96L3R6W9rhuBGVqh2JTagSpMrcIUs8rOU5kLvOrwzBg2xeGw5VdUwI4LoB2hbI5SDIvcaTg",
+	"WS8PX/bFkIsUaxo8jBXNme/7sVPiqGBdkzHljXFgPl/DrFK7TZ3/vVQBgW9D1TfTaO2cG+K+1Odbh9hS",
+	"Lf18DFG/R9Qrtb5NsbybsSHLT3tjuWdl0kX4kVd0yrJXVDH/+QG0u3YTuMVnu/6ObmW4+7BklkqkoEtg",
+	"G4exkCyG4QMC3v3p9m9lsx+1V+vdvLAWAiA/70tcQ4aZbZ4OlxtceAjduV1+e5SGPaPacQBt4onzte+U",
+	"rPZm+b01oWuYbnvW+1Gamh3Zuu9hPY9D98YNyZsIfneGALisUZDi9+PvvyUfCKjtK7CCSl92tEj9pfAs",
+	"IZhinSvcn4n/RuYsUu7jzvJh8IcPp0fbYQwpy5hm7bzhGH43j/6Uy6lV0LfHKZaAyFbgQbcBMbsKL/b+",
+	"Y3Z+iYMC1M5B7jsGuFUJuWdBHAynaZTJtNVGtAy8drFElVfkbCqvje4r8d/m9lbthN3tXosz+CDUw8Tv",
+	"AwCZVe2UNYgd89/D6pl2wg9BmS+kkY8nlsDuAoqmpan0PUuRKBB1DA7Hdaw3xIDdpO9TjjQ0xyD7HJ0b",
+	"dTfLfQWFg5k1VcoyJrqsk6hoNsQ3FnNVAGyF9dvKyJtehzfnp+fHb+/oPrT1Uny4F+L8zflXug5lZ9UH",
+	"dhvKid30MjT6k27/KpSZD+1B6mP/TAjr6rMoQDxCwXaWETrkGdeLSkQU8C4wGgMtqmzpPlcVoAbzKPrm",
+	"fl8RljavfdzZr3SK36Mzvv8f9fjrXlWRNQ/twtfraCkWoGPIyjYpuNEQv7YTtDAAJVKIBRiBKToTzMIS",
+	"hGGyKV1YcxsBGDI5D0AjScpsswyE3bD+Zlv8Ve86SGa5vObGdjEf+iAyfuWQWtw8oTdnOO9UMqRBTa+Y",
+	"YbGXNbz7y77wsRUHnlKHBOGAnMISuzOKj0XlliFZNnyADmWl6QksqWrravVDDv53OyynakU3SLg1cyBJ",
+	"OGA9YTwndjsQmIbAMCkxVDiFrCZFZlIpbkjK64f2EMK0lYPduJ9z034EkhTWWZxlNcRnbP8MSOd9cToC",
+	"2nN02yUxKChHcJd+Fpd9AT5vI1QcvFNmYeUk+HJtL8cSHp8AMCPri2B0T/tXQs5tAk3wEeK+0e0Lbjug",
+	"WXwNe09ihsQlkaO+uCyNk8tqo5SgQcq6yDD1YOTWMa1uYIQ1hLyFXpLQPUBLz6xkjuylerDgZjHU6EkF",
+	"YcAaRBLrpLGjdnvk0lp8lx70SVmqMDQXhm3K0EYhhrIQaevAgDvCqqdXDm/jLIJBowKZs8pXRq5kza8n",
+	"LZgTyPXv5GxU4hM5LmlZRblLfYHduQrhtio1XHjKBXDq9lsHtwuAfsz9x8Z9wX41IJ0mYLhWlhOsI+Rh",
+	"vQBz0Jnc3dAS/xjSevnE3drkDaCkas7mHy4P5iEnndS8FJu6LwJ9kda0RRA9dKwMRRz55sYe4/zj7ZTZ",
+	"EAcxrsq+slEPLOoP8BDXgUf9SgorqM9MqCJnQUKYWYjjLn4lAPCnC5CU5gc5Fyy3whkA7CwU4J9CASa1",
+	"r1iUwbfvLkjOriWqTTXYPveywx9zvYaJ075sYnrwDuThlpILAmY4fmpn7rMG3A0rE5Waai9S4HtHqd+I",
+	"zpvJsSz0IGhCslz5faJiJ9F1Xb250UCUTDgEDeyo3ZKI+8KdUBW6jYC0YqmqIvQa1gJ0+9uECXIJELeX",
+	"FQzXhAqb6oM2VHpNRYgr97uSI0i/loUm2K0/fuHNc3v43G5V7EJr2ynlwlwEu6SKWllpxxgo7oLNB8sR",
+	"YAWbL0V/LaU5n1AdYPkuF+mVD3/8OmptCdX6JZLBt1yl8FvidQqLOfmoTzwofcIJba9MuIO7H21iRdxk",
+	"6UmCZo6pmWBZmIsHLQFrbu7vvjN6fMnTvvvOAuUuVUuI10kCzueAfN3x1D2LCms2QnoSY8cV+uKysf7L",
+	"Eks11IPgHJycs8CUSOGYMJbi6BmqEVR7NeT3yzJVuLm1l3G+aXbbHhX+ev3cY0maMewQWN5i1KXUIhGz",
+	"TwmbaZhBX1y+GVz8fHZy8v70ePD23cXgp3cf3h5fNpBD+ciYStRTlE4mVtXqi9jpJU53GhnTs2cbPXvV",
+	"x7rAsE03FX2Bb1u7EQd0Q5XVNoH3lCQ5A21aBHDO4VosWGuIfe8WE9PHLLV4dKkSm5xrxbJRlzAO0ne4",
+	"gEmDc9ejURlKCp82Ru1wYcF4qcNnJRxtNcORcpkRacEvl8VVzphi2qlGDyPeeKeemDsJRkbpaoOQTAB+",
+	"zvI8kalZbuzeGMUBBIQFeALKgxtQRTG/RV3MiOVMJO15ITa2krNEjgVXPvc1dAE24kE1pGQW4CCTyzeD",
+	"85OzX0/OYJkXZx/OL06OL/vC6H81DhFoh6WDPS+U3rd+kphXqC/aLJD1Q1OrDuj45O3pSXg6F0s3z/Xs",
+	"3s6ZxVyv8IUlWdeEKsNezLJpognigzchdhGHPhYrM1Zrg/KrLNppvbMin0lle+QrpjUyrZpicT96xYoI",
+	"9A0Vi0rM8FvVKyJbu7ligYPcs2ZROb5NFAtDAedvzvuicgsqw3015aIyi3V1DNfz4U61jIeSxvFH0DPO",
+	"35z7Q4lrG+E537HK8T4kqUfN41HzeDiaR4XbbaZ43K1HYz6RdMqXlSACG3g3F9uG7kJ/5qAFdpWrAfYr",
+	"ixTF3qBB9GYw+kOWSTHGTEPIEhA2CrplH+B6oPpVpvJnr0/XqqUbrg9c1To4tSc6A1bdfCK5iiHVVdf4",
+	"k8wrgEU2sFDNWZuwqWLZNVPRDqu/TeSpukuknbKh+RJIqKD1exkZCbp9fzVMKKvbVXGhiKhkGdw37BNC",
+	"LtlvbxcxbqPO/F/iWOy3h4druRmFnux/Nv97sZixL/sjmmVDmlztz9mwVRQcFXryk33Q4sffIWL1zxdv",
+	"Xpd41feSOfxBIKv3lXP3iVWFLalsRo47D0RgN7TUyBH2iO3wCBi9tk+SxXnSsHdrwLOvQtCAkbqkRPBI",
+	"6EwnEwrpUA4qxFjGLaiGjsw2Rf1vzuTD6ZGvmJtPjOaEu+a3wTWgUm04H/btjSEW40WiwYW4a/x6BFlq",
+	"iq1zpl1tP5wB7MMThW6gofwULf9MRnvGclCaZ2zP3eFIYkwmi3SU0ZyRC/f4E2XkcOl+GXGWxVv+jfc8",
+	"pSz5BsoIpKc5T8dMQ8zbjr6Ts1dH7y9e/XwEdtPkFT6576dj7BZz6FRzm2Q+lSnbjTc/3Fs9HfeFdZf5",
+	"5asj+1uSb3SdgJvxBOkBU+y9lw8ssUe2GmWrcI1LxvoEvMTTlwRanFul0w8btLy7ac1FQmdYHmHveZsR",
+	"9ip8bqtmWH0Gy7a6MotGEXj449oQRcFLLnHm28DhslSGizUcO9iJVpMGa5PDnKl4ZGA9JEfrrXa5juXO",
+	"9oXzpYZVAj/s9sjpMRyTU2G9aeTdK5B1TXPWFxYeJlblYRZxbNfwjWS7taa5YTNU2GyzuZDt7TiKh2Vq",
+	"dqVZhrnkvvUHgGDwpmrOyFgKhgXVLGe7DwXlQDCWbvv24w1QRLFrltN6qUzTfHfQjjeTMQHptYmX8DJu",
+	"2cG3Pr4YTuKW1N1KYneFGlY9tCWcG37f/4z/x7qiSqyJzfk3tsGsOYt3HVfHRNJ4n+QGVy+36YlvB09F",
+	"WnYkt9FcpeUMMMbAUa2JFAnrEaBmdF1bRuYm1hdVueBTbZfKhG8X8fdBMGPD9EpWTNU3wYmDZugRLgwm",
+	"wZo8uLuCyd6lg9hx0GXHe7/2FyiH1vyy5AXbzBUAS21dpW49xzV9rI4737AJR3tlkWevKVezjC6guT3Z",
+	"oUOIFWaMXjNFuN7tkaOyqYivz0G4pRHk2+zYbvznH87fn7w9Pjk270T5fF9gHkc4Awig2N4RLo5o03R4",
+	"UBYOoO19sfPs4GmlVfMPuy8JFQuzzSxTjIzNpn9/8H2To3+YpXTrHN1u3gBPq62uIdziO3Pa3AcnNjZo",
+	"AfuIMYJn24w9roGTGFEdkKLSgKLuGU+mrffOn5GlnTFDwku42ss2DQ/K6zCJSwrWqpWC936ZYQB9GH7K",
+	"5HzLtgHU+61tGfhZrDQOcNx1TQObG8NSB/S/mFlJ8YBhqL3rKJhzmP9jF6Vu3psXtvsuEO3awJFftsKa",
+	"RT35lcyRVuappdkhwsVLz7RAzBXoj46OXH541aF+gGBsCIPNBdecZtY5N1guqo5DLQBEsmDzbOFn6lhr",
+	"dxnOX/t2QucMeA4H32Bzl5cNul+7YO248F8lVak+oLUh21p+hGWeDtPUUjCpmp8tWMztnUSC7h3V+fqe",
+	"Bi1+tSWDLWasS1hv3GssPoyHBvdjYFly9HOGm68+Sds1znwAEhbMOa4GZYVf7x/BMQQRiroul+d9NdrS",
+	"rNFSZiKnrBWopr6Zlku26IYRco0eWtv05yzLBsBfVtpqXCXymuWL09KF0DjDymaGW9fdOLPNqy1Q1Vpp",
+	"FXV/scD3NPdYxZEMWHuzqGfSwa27XzXTNhpCcJedN4Of3p39eHp8fPK2S6z5dXxy9Ori9NejC+wh9qBV",
+	"hsBxGAZtwLWhVAFejlpO3c1czVjF3o6Z+Bp//8rw7yH6Q0B922/1d+oHVq6+vvyy2f3Uup+4VqU1tWxr",
+	"92mWrdreoyz7ijt8Ar1dKisNTJf722+2fB7h7tMsW+m/t2JhGRwoPrAttXmF2mRLEkr1aLVCUB3xAWoG",
+	"N5H9q8T1MoG6jug8Ao+SRYqh/J5zwCsnTLjyclHmhGY5o+mizCB9wALo5JPvLVFbEza0NHu8DfnjyvSW",
+	"1Ux+Jcgmn27BBSIHJVSh5zVnhBIodgi9W4gB5wENsK7uzP5zbXwqGDxnRM8luYJmN3JkGSC+emie2yOX",
+	"5m+X7o8KQoLKe9sU+JMcIOOoyDLYQtzZoSsf4oqoGUv4yC67Z4eGpa0YG8KDlnjIjOVTDsliGH4JqgxL",
+	"j81wAXzb9ekx3zodVTtygY8QqGpUZHUE1DnPMtR+6sqPPR60RRMqHMCkbQP7b19+yAVRxVCZOyC0uwt+",
+	"KsEg3q1upp8tCCWXXpWvggpNC6X7ghZa7vnGjlIwX1RZxbVy1BGSAmb5QfDY2IxDQARFMKq+gGM2ps9l",
+	"AL7JR4SKRY+8lZoFlcM5NbfX0Iv1/9sh+8IboQrjEobXJtr2dgsWAzCeNu1/SmeYVWc/W5mLFFBpc2lt",
+	"mkvoVws6eEIzMqVC2Mq5nBk+baZbeR8xPP0uQ1Lewhdg2YWYjYEqVtcj26jxb4/enFzC7tpFuk5aMPe3",
+	"7y4IVaqY2n3xCy9tGHc97Xxg9lDD6xDlXIVdOV1/mL6Ar6KlOOTGAM0KzhSwUEuy6QsgJh4090Jik7nv",
+	"Cep/Kou4w2Lhvig1MbOnpIaLxq65LJSh18ZUqHb6KjlnrC9+P2MZXDo14TMyZHoOVmYFMw1VLlCz4mw0",
+	"D8bYs2Ps4Rh7OMYeFemeHWO3hOdyx4BJCBVW2gUuEVSPVysdyVCmC9tmDSBPgEcb5iFH5HKJS+8SKeTH",
+	"E9cGrS/a9xoenfHkqnrz67hbfZGzMc3TzGyaNPxlVjhovoX3AnmqcX3aDCvG2n8JroQ64WMFIrcs4HdL",
+	"6BVW/XFnn84AcS9hysmzEhZ0N1Y/bSXtGhUERvCAH9KyKEAMwNeroGsohdqS980wnTAOm+KrtjQmgCjF",
+	"ykHrXvsYcfJ82ivxzeAh7Of5x006ASyGlVknFRbPlbn/5Uhcke+E1N8Rh+qQshEXjExsuWzJ62xuT4kP",
+	"WfEmdcmwsAj7CEVgx+tX+pMjO3NjXkKhmJWrvRU+/tNjx36deLWc6NSG4QJBkKP9Auuhfas8V17rWvXT",
+	"hVyNWjD0cc7wGhs2kcFhBMLZ5TwNuK3D5r7Xhb1hmAJb0tvff774f4/+69VJtGjCEOCgbiitcGGAh7+q",
+	"P2pJitk4pykjXFjMzjKZYMc/bAaZyrTIWmomuJjwIdcDHyesncQIcBK7AIxdQY8HZh+yOkssqMYZRmeZ",
+	"mMVk5gooAHShnI1kzkD+GGoxPB0cltIQamLbBlQZB8AzVrYZ/hLFNN8kTHNUTdcwRKQQ5h5ZLARt9mpB",
+	"G3LqJAIfVfagJMdKaXEZ6ymJ5L8KMc4YAUSDzaM0KVPG4F0X4DGT1+0AjysDOJ4IbhTBMbwYGq+dWg3s",
+	"V5YrHPhp73l7SGZJpMWCzrSkxDiW47ADUaPhWhFqiZfsxCLqR+9Pd1tjOO35KEOqeAk11FAg3UlZoXx6",
+	"DFxMItpuFy2ROjB+wHv8a7aS1UWGysNNJoxdLQZTKa7Y4sEgzweoEVVm16HD5Omz55VYR4Vl+uBL5z8r",
+	"SztEXwDg61fAI5b7oBqAJhXOWr82FpGo8owxEI1YM0LDSc7SUkTE2sA0PLNb60A7Liss9tLiTRgR4nna",
+	"JvHvUjYG4trxpd+sbAMt1fAzqlB3KBmT4bZl34+qrgyWohQW6MULt+2sqeH7i8Rk+IhpPvWpMOExdM1c",
+	"pzzLuGKJYbA98k6Y695wu08odC2B+TYdTwSxVfpCDjXlVssuMfu9NVd1vRJoaFFLlw6BqSvMEbQIwRx0",
+	"1h5mKQBIE3415hAjtmcGKPOV4RIqAM7LW6mNJeMHIavPrBssincW0HvlkQEQctP1uppvL43KllrVwKVA",
+	"1Fgd1Pgas15Xkf77AgKYNcfYd9+Vcd7vvuuRV9aMt2oH+6SNWhzYZ/hZo32ElvvOcEHULOMWigVfGPEc",
+	"jKtMil27XwuHx9sXXFu1mmauJ/dluYzLQBnMUOsmc7q4SaLEUcRzGjInRGgLqbjUvFvpymd+2vtnyN0o",
+	"Yh6B7NJFPmrQbDelH7vc1eQTRNmbpDMqsmyx96+CZsCDnBx0JvLOm3+cHu/iYfiQd41iHoJJvV3smkY7",
+	"jGDFtwbegpg3wr4FYE7HVn1xG2mEow1LaIrYLN07zhmwdI/Yd0lWpCxMlxzJLJNzQ80lrpYCn/d35LKy",
+	"qktySELduXVJ9tWGF7H9fYCdQqAo/DMkn9hxTv7x6vWH89Nflw1g5TD7lGSFMrY9pIXOqBFwhCQZ5bbH",
+	"f1zpdQ5HZdHFVAODkIJP1ZY1VxQI60qf5dIwjW5f4CYDexyB67nmm6gcVLAM7JpaukvnE54pXZGLVDkM",
+	"Cxi+MjCs4WfPV62D1j5uP5mxayosBKaDiYS+TRrWDmdPhmBd9kXwpZWFsjTTE1mMJ8j6zeYBs8fRQceY",
+	"tuxGWSFuWCVmodkb1o1vVF9Ud4psulF/QKD62yDN+cycgC2d1aJAKVd0mN0prBzErHTFE90Uzs5S8hB+",
+	"zmCwgmGBIouCHceTIqM5ubziIr0M3afIUfrCYuVZyAeqG8EvNBSzbOFjTz50VlW2/vTtAjaIm65A21sR",
+	"eN73LWxakcZeIXvSkijGIPhGnAsBhI0bAAHIbF6cU/aqwV1SxVe12L+S+M5AVHedFhtaTt6g855j+HrJ",
+	"i8J5wLcLxSwNWyGryDXL+WiBhA7yoy9ifpOJ7Y7tpJTLwIEvYomznaH7a1+MeB0dwQlFy12moNzvVLip",
+	"BxZDhNyUJ5pqZpvDhbVN9qq6zyn0ABUiZblKZO4iS7WAoOH6cw7at42EWz1xlnOJnVi1ZhZLN7yJ3b6Y",
+	"yDm7ruQ4K1QvQYwMGaFzas/LG5t2dD9rYVhmli2MlQkLreyZPRzDVqYMPBK1TSVDlhgiJ4XwJ2tMKQzU",
+	"AeWY74IfDH9HPB1zQsHCgtAN4TrWyoglVx/sN4+CgdaJE/m5aulxrFl1OnLUFh3ybrhllXtlxGi6GCRS",
+	"ZgPvkeusCBM1X8CY0a18XyWzsOlWrX6rkK3U7cJRRuFkXMvCyOmHF9rSimUaNJvTBVjV5NJM4hJNwiCM",
+	"n7NZxt01eXZwQN79EkvF/7JBInJjTn9e+4QEVeFu2WAQ1I7DxuO3bMH4jb6pCVOZ8o1sGDfCbY2YB57i",
+	"tq5Yd43htqNu3EMfIq7IdxAY/s6onEhG9YSQlb0Dqv1Nb9RshtR7zfTF9mHgcVsf+8xs1mfGe5xC4Gsf",
+	"IfANZxrpB9YNQd04ALqN3e7MCA1obWmL1hfgokczstK6ANGBNwW4W4Vh3hArF7HlhWyWQ9LgA3d+Nbo5",
+	"IO9u3H63qMAnYbTd5pX3xgkhP6PG223pOgx6nVXpgGOKFL/bNQcMXDeR0ylUd5fcybEPUm+fRSrds4Ko",
+	"rlA6LxD32MwSUlkkgq1baCVfumiGhc20eQdmVzOecFkoNMeZ7UyNibnN1szA8iMM1Axs1lzfsGorfUHg",
+	"cNHT9V0L9L89obBZeRmsgwYFyh5NA+mf4DbyoDVA4O+uuwL+nND/1vAD4rPkjX3zoT14XaD/yMZcqDoj",
+	"so5Q50jwhOecOWmR1w3AuwHwX9bXZtstg+5JBVi3JUxwHn1xdy1hcH8fu8HcrBvMCp2g0hYGFAPrqdFO",
+	"oKFiEA65Wj0wKqF7+VE9uBP1oM4Y7kk7COjghjpCSEkPRlMId/NRUfhjKgp30AwoKGfwxHAHWgTmXCxF",
+	"Bv3VPbPVUtBCKG3uxWDEqC5yDxRjA4bvKw9HMD+qfsZuJ1zJDUFz/RDrplu4F5qBNX9B4rg9lTSRcpgo",
+	"hA8emz9X17apvUkH/m77cyz1uMt83LNJk7NcjngG4PH+b7bKZpBxpSM/DK45m8f+jkXVRg8LfrPTHqQM",
+	"IuxUsxYvPgUW3FnRGiL2ZoiNsRSq7w7B+H2/kufIF6tPvAvSxj9pojSbGSV0wmgKJ/S581oiUaz4dFRz",
+	"uc28IYeCly7rHd9RAzoHdImiEOibTxa7LXz/tp9/osir87OfytRJqAAVY0NI81yKse9sUHbKxLh2iuUN",
+	"9et2UXnU8Ulc1Y6jx/KHQZHz3S6RM+bzYQgS4xNFDK3XS5Ixk6Zz2IFFt9zTfXpNNc1XXdcjfGolbfIp",
+	"HbP976pb7Ivkh1zQPJbjHd10GOteOy7hXnSJkKHQhZqKKzhdyFLgY2hpKGLniT/ucS8Tnyg/KiV6UkyH",
+	"wtjjI6aTSVlcUkt1aDmqJJdKDcwnuBgPQPNrR3uwB/fKvHOOr0AP0bvuA5OofBRHObgBmPAjq/tzsLoj",
+	"oxAriNPSxBm8QM57lpzJFVtgAFcWmoyKHFuxVdOyEIphPuEZYD974R25GIZTCgv0PWO5kgIyZbntArU5",
+	"nwwUg1V37tg/eueXDZcU1SVbLqKxYSh2Flpas/V4fx/vbwBC7ihaVV7b8WXpvpAP0nHcXYMD2L3phTPq",
+	"8n7ZgGDFnTNPI1j6VxJxq4ADXWu3SH7MMJdzZcwqp1tY4lZIORi052NBDHN0biOoqm2F4Xy8sN/yhT0R",
+	"qYLoAvYi3EEy2X0ZNAqI98q4zVVlIh1AOaFaeV1PRPrOPHmOE1SPWunjJfk6lwRR+NxFGRY2vmM58hNF",
+	"dvAJj8WAPY9s3ax9TJWc+3bSLmeuUHsNaYfg6w9U2tVhCx5v3uPNa7QNaEqom92e0HBZenHe2we/2qVJ",
+	"ijxnQg+WmFrdDiKpBrK08YRg8+VDhA8M2s3Ex2v4LV/DsP2PN+BKm87SKpHixvcSwzarryU+9/VE2aOw",
+	"erwlbbfk3IVFq42xZoWaYCpJLQFiXgL+5TRHhA1l0zZuepH0JGdsxtN9mq4Wchf24aP0zuVc0DqlKerM",
+	"XPLFZs7JsnfI4x18vIPlHdQA5krT1KacVHPAZV5NWdmhkCsG+LpM6NteupxN5TVb+96dweNf9eo9Xq/H",
+	"67WRPWYoVq28WLe8R1iQvfY9+hUev8d7FEGssfuAiZIwf85SsqMmci7wwB2uBu488J04DB/mtA0US3IM",
+	"3EckZsq2dJ+7HcUf43iP97wWh09TVUkanU+kxZ0BOA5+3exssPyOW7CA/c+Wunn6BRrBtCYUIe7Za/PI",
+	"Ou1u/bAb9bvtRtH5qBgXFj6IIhwlV9hZUQ6KnLfV7Zv3bpmy9wdOi7ooUX1sS1GzX11b6ZgEmLkuqalB",
+	"dIK8Oyr0xA7zRMEIZMft+27Xp0NRkZIrNtNkuCgtqGZCVGK2Wuj9z+OcCm071cepDZ+02aYPictB8/Ih",
+	"RTiUEnZj96FyP4q87wEwvRbav+l330qiimTiIFGVQ4AyhvsYqoIjeX6WAnFPsGin+v7O2gGhdbigpfON",
+	"e35HtSx7J+5cr0p0NNsBiiPMYaZMLKJ60h82Vvt4p/+od9omKCJVcpflFL69mVqE0axWsYTxW7Bv7P2K",
+	"10O0wQgNwFL4A5URPN6MW9yMhvSxnSCuA/qxZQNnP70if33x7K+V30DJWi2FosKiSalfLUhTEv6jcPim",
+	"rwBSYNAmFuxXdMnYetQyLXJ9nu1biERZ9jkfi1OxTtnaRQBNm+Mmagml4VwU5v+3GZqGVB6Z+rfK1I3B",
+	"sMeFPYYbMWuk0a/GoIF+N6wrqHYneeTq3zBX52MBGHy2P6THpttBdNecnB7vgofI4xxsyt6Xdv42339X",
+	"PNbHPZL6nZM6JB6bHSyzjC3334ykpbFQn+37Zj6tyss788iRf2yFAmONy5iK4uhxAJtzgyL40J+/8cs5",
+	"S3nOEiiF7mzk/y9yYfsvHeIMDumMH35Hmn9HzfGwXxwcPE94Cv9lZMfwHTljgqe7LVujEnmzLVEa0QY2",
+	"WA6MYMhrlNMxoGusOK7pKn9B23HJlA2SCc0yJsYbTvL82V9etMyrOuxgyvRE3ogihBTJjRY2y+V0tpm2",
+	"/fzgWSRIbGGjAuUNYiNNPulByJahO92GFZXddd09IR/OToOe7D5a6ICYEiqgY5OMTPeQVPmnku53W04L",
+	"voYXP3z/N/I//+f73tPes97Tw9Iko2MzF0Bvs9EhNymW7kaRECquOt8Eu/aVLnn/y6sTYkjLIa2nK1wb",
+	"1d9mudQykZkRtMA925iqrW5wvNWLtLjyAAwWfSVHlTfuTo/wjDQa/AdmtJ6aUQ8q3BaqbSU2jd1as8Qu",
+	"8V6dbsNntTNwrUmgN71rv9Yl0ET2mmYbQKStFwWFOGVrKPRIEE+N7hJHs9Scg64WEvLOuf/5P897Txtk",
+	"uzZpcqFzqWZmd5cT5Gn54BbpcNkGll9cjhV4l3CAcIiVibRxTNuYT+bkc7+DnXX6nUPsAfjlaxMX2bGa",
+	"7MCe3O7WG+csn5H7PHIa29HPiOwS5wzrvMdFzlInfoSVMXVAk6BXSqXxSXlQDleubP0GN+aHFy+etbN4",
+	"e1Oqv5YgZ0YIUJFmLG+7TFdssRReDPboF/PQVvHF3GfrWGAlYthSLDB4fV0cMIDWwL38y9Mfdu83dwRT",
+	"P571DqBZCFdEjkYx+f9f5+/ekt/YkPzCFuQcMA2pdhl3ipwe+w69LQfpMOnaeaIDTIUpYR7SHaGmBl94",
+	"wzRNoX/6Olzw6d1PoU1x7JZ9hr1u4atdp3aIm3Xs2z43GvgJyZyUfLI0D5sZrmVTZcup7I3421PiK55s",
+	"R528yJhayXNa6fBaXrHlAMfI3kA7ntBrhjC0XKkCC0ou/QFc2lkeHBgF+Fnv6e4hoX1RtlUXWIfsjlDm",
+	"DjsV8RXNpesiFOkI0J+pSPsCpwg8fMLFuEeOhLMR0HwwP6elPwN4vTdcujFV4wxX/ZXUXd+QNP4LeCsG",
+	"Ey70dlXi6sGe2W0Df6XdTYs9u/sANNX7VB0uq7f10iI3BX4xt0EBqXf74rIQ3plVf9lRo7skVdJv3nck",
+	"8VKlAMIO29Ma3ma4nVXW/UW76cXXdWDzyDVB8POvdEva08tlygZW1ObLav1bR4AEtYFrhB9pHBw47uIP",
+	"1DoLP0S71XNuBfiMvk17l5RcpmqoVpbVJWCVdwlPB67ttZ44r+LDMTfgLLuk4vkYzBDavktUJueDFLxJ",
+	"vV4v6srBxZUunOpIaOvXdiagrxvYxYqPRTFbGrr/MFs3dF812sPIPRZ6OMC6YtYWx4cN3MxX+j5nI55l",
+	"qtnX1lpCXFxzzUjGxRVqJnF3b/mivUqPULOPdR9BfkExs4li6P/+X0nOqGa7L9GJjS02w6bKMuPJglBF",
+	"vHl1i9SED7O7zzlO2EwPNMtbALaT0Z4ucqE0z9ieI/74k3dQrQW1dXH5uZezhM50MqHLp4W8JfbLZG+t",
+	"AZbmYqyBGNKNcZkVcHdr1qZ1O4YN/AmTRB45290VhttcQIopCtb4dbxuR9vv+mHhCrKURDWN5dF2panm",
+	"yf7nEc9Ye8WRUTOOlGJ6rfI2QEe5dWUbNd97ohxSP9nhYyFzlr7EZnRXNp/9w9lrkgDkS+nxsGfbqlJc",
+	"f53Kty5SWoJ1uUu2A5/7J72muCk3oEvYvXvFGcfaBPvZhqAGxM8nROlFxoiaMKbBVMUxyE5ZF5co1Q3K",
+	"5P6pdr2/bphTbEVVltrtOs+pWgg6U2yfplMu9q+fBtDG+58No7UFdSs15VGRZS4zy9NPlb5xuO3ULZUg",
+	"tB8Uy4/M7G/hvq0qDh4TuWYlZUqSOZ9ZHGlEKYJNntL8qox2w+sp2bHdmzGCtLtuD+IvW40s+I46g0IM",
+	"uUgHOVPQUTp2e8KYQtuL64YZgu7/JUVt303cbtIGHYRKKdcN2xs7ZyYU/27QH2gbNbS1yJkFC4JLeP/M",
+	"BzYAtqQRnUMtWilwVf3IaM7yzuHvH43kCX743yAmzN8/tgFFl42BumBBNJHUoZ9RK1sKAzpt0bmzQBd9",
+	"a3OBtniXML1o5c3Bx9a5J0cEnu3aPtXo2VQTmWui+RRZS6FsF2bXUvo+Ls/5hOYs3UNzp2oEWpJlwkwr",
+	"jTYNosQocRnbKxTDFcLSVOugvdBSrM5kShPzSYghs0/k5zdHr/bOfz562iVXbOF6OVZsEPyMNdW6RI76",
+	"wu6yMxu6VXzyfgeIrN8xvKHfEVK7f+/gAbAcnHl9AVheAIuw2yX/lFxgD6W3H16T4UIzFevRiFT7G9cT",
+	"3NRzNCG3JapgqvGuUxagrMVQMgJ6wodcD3ylS3OIKU3iuf0tN2GN5H7vFhZFhq30rQ6woZXXvHHBG8E8",
+	"cBEf78Fj3HQ+OJfwDQBzJ3LKrABu38o2TJdwb9yD68pt7DFI1V3Gdlv5zo80JbXLCqBD9jCr0pt94gp6",
+	"jt2j3DbsyLfdm1KdTJaFljH3sexaguyCCmBj3joFtkCQX60Qf6GbpT1P5TVXFVF4gY+v8Ha/E9mCOFdA",
+	"XrBdCB+bP3oPASqyPvWixUY0z8bsxFLr/bjVm9ayNT6XZnmz2No2rcy1iX1t3bvlc1Yejqa5RW3PkJ2K",
+	"hCvUJkS9L9i8PWr6ChzUzUPbmuH3acbzxcAoX01V5Dcj/XUZ0cLIXpdwQabKqDy2wRCbyWTykhj5BnqP",
+	"YLZ9s3d0cKFffG9uTFwEcqHZmOWA/czEWE+ac3kNf0fsImPcy6kLDTmj8+mLLnm69+L70O4MBvZyqYVK",
+	"X7phQeehQ8WE7sGA5qO/H+39N93798He33qD/3/vYxTgrFBMDVzv08aHfpZzMqViUaEXFWwvvKmCbSxE",
+	"xqccbMjVO3cfEeIN+Ur8ego2xwXfp2V8TbOChb5fK1YdYd+/XL0/LoUsxEjnJqfaiFF9hv9+QdJ2XYnq",
+	"Pirz9zi7uiPCO5nO9OLdaikEKh7OO/2WXR/BuW/P62F2tZXCumu5L+6cUNbmUCF3eiSR7ZAIuEmkYG0U",
+	"sjpUpAO9Z31PehEhvA+z9OvpVG/ZHBWpxXpq1EurihAtyRXDWOoN1KrluomZVKEYAX0jpoHEZvGn0UgK",
+	"oIf062sljzxnqzwH73lcLD1RSOzLTDXFyj41DzoyCI2NXWuf7QYGbSse22s+YpbJMQkbhEGHRm+SgVcl",
+	"FgZc2cGn7u8Mn/74lRnLGhqnd7cDAr9+DAJ+S0HAcwwJFYhsUaK1tDAaG3S2ySvLon3n8OSv9sGtuhSb",
+	"k1h+IWvPr+sPtM8vL4mEbE0Y/4nCZjNUpGVyzzlu4BOFdEOO3p++JGZX0ykQmCJckxHPsWI0vufO1z6g",
+	"15RbLaZl3z/YR4/ck47BrolVacMzG7H5bUZlwgVGsjHCQy2f3SR2AifEoc8/vn1/3K4+BU3BI/hm8OH8",
+	"5Gxw+tb8dzcokTM/nb799ej16TE88vbozUmXvBmc/OPV6w/np7+e7P5ZnUC/TRh2lK/sF26KuV2jnLGu",
+	"keSiGWAmSSYVS5deJuUVpH0foG1jYz596VxTXWy5sLg1PFyndXhu7dwe4DQK5vsozL8lYe4uTrjhkbV+",
+	"RZMg5uI4j9+yO82/2OCCPShdHW/1o6b+DV7uv+dUaFXWfKvKOl8SIYcyNabtVGpMIp8qll0vSdqryUKf",
+	"afT1XQYtfu4nvgAYiJAIKZhL1LAWjP0940qrri0b7gtLGjlLZJ6ylFAVvlMo1kP1YlAIzbPBVNlMfK5t",
+	"ILmZO/ba7NaR2n56c3UilRT8dV2od5+4vCJ/qs5ew6c3Ssd4ZHHfEos7qmEKjYLN7zq4cFjzE0WGbEKz",
+	"0brMTU1oKueDIRXLQsIfBD73IxXmYn/FUPBbSTIpxgwSc1M53xtSIe4z2e8t0FnlpO+R3i0rfTgkv31i",
+	"f81HmI0N50uGNO4u2l0z5LhNH/35A7kE54+k/6ck/fJcfR5uG+nHmft8IrmqhLmi/pvfzGOldnZHRAxf",
+	"ORUjuczr51VT5er+eE4SKQSiHj46ar41R02OkQJwYM4nVDeNGEXm5qlCWd73tcyy2BV8hvrV0iR3Izzw",
+	"9v36bGV6+2ikmDY2HeChcaXJjmCf9MCjp2FRJ7vmslBQdrv7krjQ7UFbtvsol9NKsnvDlJpywafFtHN4",
+	"EDOj6tN8I5V2hXJGSSU500Uuypk8PWidC4TwtzmZXxibKXfeCqrDKQe4Gz3hyheWI4mZSbQWjrsqlI2K",
+	"2fHzfjOwOy1cmBnNAdraljhhWMxOT1lkgJauOhh/2mAWUPRAMkavmSJjIzhVS1g/iv4DLywvh2h80owI",
+	"iUUKCzDgSqguqUxFT9jUTMQnI+ELQ6knbZPBcW4yGS6SrEhZpZa3PJlIpXPs88G7t5pDJpOrG3weX9vw",
+	"y7jl4Vm4r9I55drcBTqb5fKaZlWK6BKaZa1zwXc2ns0v5Tz0hCkrS8176iXpd/od9McLc+2tVCFnbMao",
+	"xkjkkssJg1SmUwejDWAUawUyzeoER6GVKSK13niaQupBWUG4nZkaoSbzlOUviebmfkuo0FIJApwBY2mb",
+	"D7w3GC4qU2HCcNffHZ/hagAcoNO1EYCwCLJbvxHegyDg32EBZ7dDr6mm+aDIs063A0hNkIxuziyjSg8U",
+	"Y+6fntALNWMihf/vKe5jdw2eR3ZGMp/TPFVd20ENKBuix0OyM6TJFfzaftd5Ht2XUafbGcbmsN04fynZ",
+	"m85eI7K94wdQeYyw92zUOoHMnvruWxEgUU2zJVUtpQQ3WhPPoCCwNWE1mqCar1/FBioQWNKrqtdwXDf/",
+	"dRyl7wQr+xrbVT2aEl+ntg6NBXcKXdeTg5pva2441ZclqvRqazbMRrhLezag16XgIY909k2FHzFRsELk",
+	"DyOboPrFnzjLUkUyNtJgCChNFzbetyA0Z70y3zVns4wmFnDL/bUvjFmeybFq5goXImNKkWqesTl40ENf",
+	"9kWof+eFrZicT2TGStWcS4GBydz/xagyjKWK0L7ws5tPeBYk50J0FjD5xUuiJzljM54qtwbzob6wxwI+",
+	"tDRnSjHVC9qbTqghUQv/gbhrZi5K9o2cZbmg2cCMKW0SCRWAJD6d6QWa5DRnDpy8GRDFDPbtx0OXYGh4",
+	"rakJBoW/BLXyhdizjwdgN2Tnzfmr53998aIl8TvQ6uIgEaWCeCOQj3DbN+kw4bXI6FebefDNZ5YigXjy",
+	"qsypfixAYdH3pyzlxXR1XNg+1/WDNVWe5sorMCXVUx9K3SWqmM0kOiAM9X7SOQUDx5YKYWC/at60h9Tv",
+	"E9N6GzLZ4h4DWiCgBwKL3mavirVngnC1j5hi62sJf7uHPRJONICRb2H5vdy4m2LunWcHT4EHI0nCHw52",
+	"I8rEOurxPsbuQ+728MAPzQyxw5zarjAMVr2+W6XCc90If4BkRx8wyxkZS4HdhecsZ7uPTOXbAirEkn0l",
+	"p+joaI+oLoW0ibASf5tao1iNa7w1L1jsLq+UvDidmF7knV6RbMAYA9jEzRTcxser9y1dPfRs1S/cQw1H",
+	"N272/mf8P9atthwJxraEvWv32tqCz9BWKfaoepR636TUsznuUaHHtQph69rcxvdE2RUBtYyyHwn5YRMy",
+	"7I+wf3b+zxGqWOqOsHYiJP41xUw3mmTrpMkWoX3qd3MrViK6HQfO7xgHtjO/+riqTVvhutd5cM6vjSRm",
+	"zsy6Ht1OjyymxPw1FLGMy8RUyuebZTg+f8xwfMxwfMxwvKsMx2AysRzH20/tMfvxMfvxMfvxMfvxMfvx",
+	"MfvxMfvx1tmPLyti2hGZEcBkThdO554wmiF+vlWx68FqNTevXb775ZJQBQXRDrphlksoFM8Lo5gYBdDo",
+	"RFoWyQT1Q9YXqeHZVLGwuPDSfvRyt0fewsmMx0ZeG818JEnGrlnWzG36O9M/41zXa1Y6yyivHST7RKez",
+	"zNDzu18iJnYcmdEuEs5OucpQtRyRLgQBWjqA64XPhc6lmpk7trwh/ql/8EifSbnV3sDL6Lz8LpfiDL94",
+	"3z4I6NBemchS3ArgAp/7HbgDrN85RP3vy8PpHG9PzgUVnt7TjNznsWUzCvA6q4KGxuPCWHb4mNHGsMmY",
+	"nDJkZMvvQHlQrrVdCSqxY3bkhxcvnu12yRzqMAWbs5xYHkEyKa8UyGB0hkWbztrm9tVfYWW2W3BnQkWa",
+	"2fDrfs5ouvh3K6N7NWHJlWVjlR5zsoAtstWhnp9RZIxGMU256trWZ+W2dc1eJmZQQIqWXTIszMbC4zie",
+	"b5OEY/WFta3GOU1tRiz+Ask6XcODjQ0BP6eHpNfr7V7uHmILfKpZH8G34UUzk0JoMjNnKpSmImE24RXZ",
+	"DyR0KM2zDBlT2uuLjXjxGaMpF0yp+2XHtf23Tsa/3JdE959PeRocHbiUfHnBOlLBqgIJ5PfCEP5kgDYE",
+	"YxhaUlrm6CCDkc1b6NqChNjOfufLxy//NwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -66,7 +66,7 @@ func TestFallbackPagesCompleteStages(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "Terms &lt;of&gt; Service") || !strings.Contains(body, `href="https://example.org/tos"`) {
 		t.Fatalf("terms page %d %s", code, body)
 	}
-	if code, body = env.page("POST", base+"m.login.terms/fallback/web?session="+s, "x=1"); !strings.Contains(body, "Please accept") {
+	if code, body = env.page("POST", base+"m.login.terms/fallback/web?session="+s, "x=1"); !strings.Contains(body, "Accept the terms") {
 		t.Fatalf("terms without accepting %d %s", code, body)
 	}
 	if code, body = env.page("POST", base+"m.login.terms/fallback/web?session="+s, "accept=yes"); code != 200 || !strings.Contains(body, "authDone") {

@@ -70,6 +70,11 @@ type handlerStore interface {
 	DeleteClientIPsBefore(ctx context.Context, beforeMS int64) (int64, error)
 	DeleteExpiredOAuth(ctx context.Context, unusedClientsBefore int64) (int64, error)
 	ExternalIDs(ctx context.Context, userID string) ([]db.ExternalID, error)
+	UpdateAccount(ctx context.Context, userID string, c db.AccountChanges) (db.Account, error)
+	BrowserSessions(ctx context.Context, userID string) ([]db.BrowserSessionInfo, error)
+	EndBrowserSession(ctx context.Context, userID, idHash string) error
+	EndOtherSessions(ctx context.Context, userID, keepIDHash string) error
+	DeviceClients(ctx context.Context, userID string) (map[string]string, error)
 }
 
 func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog.Logger, m *metrics.Set) (*core, error) {

@@ -58,8 +58,8 @@ func (h *httpStack) writeError(err error, c echo.Context) {
 			code = oauth.CodeTemporarilyUnavailble
 		}
 		_ = c.JSON(merr.Status, oauthErrorBody{Error: code, Description: merr.Message})
-	case format == "html" && h.errorPage != nil:
-		page := h.errorPage(merr.Status, merr.Message)
+	case format == "html" && h.errorPage != nil && merr != errOAuthOff:
+		page := h.errorPage(c.Request().Context(), merr.Status, merr.Message)
 		web.SetHeaders(c.Response().Header(), web.Policy{})
 		_ = c.HTMLBlob(merr.Status, page)
 	default:

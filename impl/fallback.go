@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"html/template"
 	"net/http"
 	"strings"
 
@@ -18,35 +17,27 @@ import (
 
 var errNoFallback = &matrix.Error{Status: http.StatusNotFound, Code: matrix.CodeUnrecognized, Message: "Unknown auth stage type"}
 
-// fallbackTemplates render the stage pages and the completion page. When
-// the stage is done, the completion page calls window.onAuthDone or posts
-// "authDone" to the opener, as the spec's fallback section requires.
-var fallbackTemplates = template.Must(template.New("").Parse(`
-{{define "head"}}<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<style>{{.Style}}</style>
-{{end}}
-{{define "recaptcha"}}{{template "head" .}}<script src="{{.ScriptURL}}" async defer></script></head><body>
-<h1>Confirm you are human</h1>
-{{if .Error}}<p class="error">{{.Error}}</p>{{end}}
+// The stage pages and the completion page. When the stage is done, the
+// completion page calls window.onAuthDone or posts "authDone" to the
+// opener, as the spec's fallback section requires.
+var _ = web.Register(`
+{{define "fallback-recaptcha"}}{{template "head" .}}
 <form method="post" action="">
 <div class="{{.SitekeyClass}}" data-sitekey="{{.PublicKey}}"></div>
-<p><button type="submit">Continue</button></p>
-</form></body></html>{{end}}
-{{define "terms"}}{{template "head" .}}</head><body>
-<h1>Terms and conditions</h1>
-{{if .Error}}<p class="error">{{.Error}}</p>{{end}}
+<div class="actions"><button type="submit" id="submit">{{t "continue"}}</button></div>
+</form>{{template "foot" .}}{{end}}
+
+{{define "fallback-terms"}}{{template "head" .}}
 <form method="post" action="">
-<p>Please read and accept:</p><ul>
-{{range .Policies}}<li><a href="{{.URL}}" target="_blank" rel="noopener">{{.Name}}</a> (version {{.Version}})</li>{{end}}
+<p>{{t "fallback_terms_read"}}</p><ul>
+{{range .Policies}}<li><a href="{{.URL}}" target="_blank" rel="noopener">{{.Name}}</a> ({{t "terms_version" "Version" .Version}})</li>{{end}}
 </ul>
-<p><label><input type="checkbox" name="accept" value="yes" required> I have read and agree to these documents</label></p>
-<p><button type="submit">Accept</button></p>
-</form></body></html>{{end}}
-{{define "done"}}{{template "head" .}}<script>{{.DoneScript}}</script></head><body>
-<p>Thank you. You may now close this window and return to the application.</p></body></html>{{end}}
-`))
+<div class="field"><label class="checkbox"><input type="checkbox" name="accept" id="accept" value="yes" required> {{t "terms_agree"}}</label></div>
+<div class="actions"><button type="submit" id="submit">{{t "fallback_terms_accept"}}</button></div>
+</form>{{template "foot" .}}{{end}}
+
+{{define "fallback-done"}}{{template "head" .}}<p id="done">{{t "fallback_done_text"}}</p>{{template "foot" .}}{{end}}
+`)
 
 // fallbackDoneScript tells the client the stage is done (allowed by its
 // hash in the page's Content-Security-Policy).
@@ -55,37 +46,37 @@ else if (window.opener && window.opener.postMessage) { window.opener.postMessage
 
 type fallbackPolicy struct{ Name, URL, Version string }
 
-type fallbackPage struct {
-	Style        template.CSS
-	DoneScript   template.JS
-	Title        string
-	Error        string
-	ScriptURL    string
-	SitekeyClass string
-	PublicKey    string
-	Policies     []fallbackPolicy
+type fallbackView struct {
+	web.Frame
+	SitekeyClass, PublicKey string
+	Policies                []fallbackPolicy
 }
 
-func (s *Server) renderFallback(name string, page fallbackPage) (*bytes.Buffer, error) {
-	page.Style, page.DoneScript = web.StyleCSS, fallbackDoneScript
-	var buf bytes.Buffer
-	if err := fallbackTemplates.ExecuteTemplate(&buf, name, page); err != nil {
+func (s *Server) renderFallback(ctx context.Context, name string, v *fallbackView) (*bytes.Buffer, error) {
+	b, err := s.site.Render(ctx, name, v)
+	if err != nil {
 		return nil, matrix.Internal(err)
 	}
-	return &buf, nil
+	return bytes.NewBuffer(b), nil
 }
 
-// fallbackStagePage renders the page of a stage, with an error if the last
-// submission failed.
-func (s *Server) fallbackStagePage(authType, errMsg string) (*bytes.Buffer, error) {
+// fallbackStagePage renders the page of a stage, with an error (a message
+// ID) if the last submission failed.
+func (s *Server) fallbackStagePage(ctx context.Context, authType, errKey string) (*bytes.Buffer, error) {
+	lang := web.Lang(ctx)
+	v := &fallbackView{}
+	if errKey != "" {
+		v.Error = web.T(lang, errKey)
+	}
 	switch authType {
 	case uia.TypeRecaptcha:
 		c := s.cfg.Captcha
-		return s.renderFallback("recaptcha", fallbackPage{Title: "Captcha", Error: errMsg, ScriptURL: c.RecaptchaAPIJSURL,
-			SitekeyClass: c.RecaptchaSitekeyClass, PublicKey: c.RecaptchaPublicKey})
+		v.Title, v.ScriptURLs, v.SitekeyClass, v.PublicKey = web.T(lang, "fallback_captcha_title"), []string{c.RecaptchaAPIJSURL},
+			c.RecaptchaSitekeyClass, c.RecaptchaPublicKey
+		return s.renderFallback(ctx, "fallback-recaptcha", v)
 	case uia.TypeTerms:
-		policies := s.termsPolicies()
-		return s.renderFallback("terms", fallbackPage{Title: "Terms and conditions", Error: errMsg, Policies: policies})
+		v.Title, v.Policies = web.T(lang, "fallback_terms_title"), s.termsPolicies()
+		return s.renderFallback(ctx, "fallback-terms", v)
 	}
 	return nil, errNoFallback
 }
@@ -103,7 +94,7 @@ func (s *Server) AuthFallbackPage(ctx context.Context, req api.AuthFallbackPageR
 	if _, err := s.fallbackSession(ctx, req.AuthType, req.Params.Session); err != nil {
 		return nil, err
 	}
-	page, err := s.fallbackStagePage(req.AuthType, "")
+	page, err := s.fallbackStagePage(ctx, req.AuthType, "")
 	if err != nil {
 		return nil, err
 	}
@@ -123,12 +114,12 @@ func (s *Server) AuthFallbackSubmit(ctx context.Context, req api.AuthFallbackSub
 	case uia.TypeRecaptcha:
 		response := firstNonEmpty(req.Body.GRecaptchaResponse, req.Body.HCaptchaResponse, req.Body.CfTurnstileResponse)
 		if response == "" {
-			return s.fallbackRetry(req.AuthType, "Please complete the captcha.")
+			return s.fallbackRetry(ctx, req.AuthType, "error_captcha_needed")
 		}
 		err = s.captcha.VerifyCaptcha(ctx, response, clientIP(ctx))
 		var failure *uia.Failure
 		if errors.As(err, &failure) {
-			return s.fallbackRetry(req.AuthType, "The captcha was not accepted; please try again.")
+			return s.fallbackRetry(ctx, req.AuthType, "error_captcha_invalid")
 		}
 		if err != nil {
 			return nil, err
@@ -136,22 +127,23 @@ func (s *Server) AuthFallbackSubmit(ctx context.Context, req api.AuthFallbackSub
 		result = "true"
 	case uia.TypeTerms:
 		if req.Body.Accept == nil || *req.Body.Accept == "" {
-			return s.fallbackRetry(req.AuthType, "Please accept the documents to continue.")
+			return s.fallbackRetry(ctx, req.AuthType, "error_accept_terms")
 		}
 		result = s.terms.Accepted()
 	}
 	if err := s.uia.Complete(ctx, sess, req.AuthType, result); err != nil {
 		return nil, err
 	}
-	page, err := s.renderFallback("done", fallbackPage{Title: "Done"})
+	page, err := s.renderFallback(ctx, "fallback-done", &fallbackView{Frame: web.Frame{Title: web.T(web.Lang(ctx), "fallback_done_title"),
+		InlineScript: fallbackDoneScript}})
 	if err != nil {
 		return nil, err
 	}
 	return api.AuthFallbackSubmit200TexthtmlResponse{Body: page, ContentLength: int64(page.Len())}, nil
 }
 
-func (s *Server) fallbackRetry(authType, msg string) (api.AuthFallbackSubmitResponseObject, error) {
-	page, err := s.fallbackStagePage(authType, msg)
+func (s *Server) fallbackRetry(ctx context.Context, authType, errKey string) (api.AuthFallbackSubmitResponseObject, error) {
+	page, err := s.fallbackStagePage(ctx, authType, errKey)
 	if err != nil {
 		return nil, err
 	}

@@ -452,7 +452,7 @@ func checkDeclaredResponse(t *testing.T, o specOperation, request string, r resp
 		t.Fatalf("%s: %d %s", request, r.Status, r.Raw)
 	}
 	format, _ := o.op.Extensions["x-registrar-errors"].(string)
-	if o.op.Extensions["x-registrar-protocol"] != nil {
+	if o.op.Extensions["x-registrar-protocol"] != nil && format == "" {
 		format = "oauth2"
 	}
 	got, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))

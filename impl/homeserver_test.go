@@ -157,6 +157,21 @@ func (f *fakeSynapse) serve(w http.ResponseWriter, r *http.Request) {
 		f.reply(w, http.StatusForbidden, errBody("M_FORBIDDEN", "This endpoint must only be called by MAS"))
 		return
 	}
+	// The client-server API's profile and authenticated media.
+	if userID, ok := strings.CutPrefix(r.URL.Path, "/_matrix/client/v3/profile/"); ok {
+		lp := strings.TrimSuffix(strings.TrimPrefix(userID, "@"), ":example.org")
+		if u := f.users[lp]; u != nil {
+			f.reply(w, 200, map[string]any{"displayname": u.displayName, "avatar_url": u.avatarURL})
+			return
+		}
+		f.reply(w, 404, errBody("M_NOT_FOUND", "Profile was not found"))
+		return
+	}
+	if r.URL.Path == "/_matrix/client/v1/media/thumbnail/example.org/avatar1" {
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 32)...))
+		return
+	}
 	op := strings.TrimPrefix(r.URL.Path, "/_synapse/mas/")
 	if r.Method == http.MethodGet {
 		lp := r.URL.Query().Get("localpart")
@@ -665,5 +680,38 @@ func TestHomeserverRefusingTheSecret(t *testing.T) {
 	}
 	if m, _ := env.scrape(); m[`registrar_homeserver_pushes_total{outcome="failure",what="device"}`] < 1 {
 		t.Fatalf("metrics: %v", m)
+	}
+}
+
+// TestProfileWithTheHomeserver: the profile page shows the homeserver's
+// avatar (a thumbnail registrar fetches for the signed-in person only)
+// and a display name saved there reaches the homeserver.
+func TestProfileWithTheHomeserver(t *testing.T) {
+	env, fake := newHomeserverEnv(t)
+	env.register("pictured", "pw-pictured-1").expect(t, 200, "")
+	ctx := context.Background()
+	env.server.PushToHomeserver(ctx)
+	fake.mu.Lock()
+	fake.users["pictured"].avatarURL = "mxc://example.org/avatar1"
+	fake.mu.Unlock()
+	b := env.browser(t)
+	if avatar := b.get(env.base + "/_registrar/account/avatar"); avatar.status != 404 {
+		t.Fatalf("the avatar without signing in: %d", avatar.status)
+	}
+	p := b.signIn(b.get(env.base+"/_registrar/login"), "pictured", "pw-pictured-1")
+	if !strings.Contains(p.body, `<img class="avatar" src="/_registrar/account/avatar"`) {
+		t.Fatalf("no avatar on the profile: %s", p.body)
+	}
+	avatar := b.get(env.base + "/_registrar/account/avatar")
+	if avatar.status != 200 || avatar.header.Get("Content-Type") != "image/png" || !strings.HasPrefix(avatar.header.Get("Cache-Control"), "private") {
+		t.Fatalf("avatar %d %v", avatar.status, avatar.header)
+	}
+	p = b.post(env.base+"/_registrar/account/profile", url.Values{"csrf": {p.csrf(t)}, "display_name": {"Pictured Person"}})
+	if !strings.Contains(p.body, `id="notice"`) {
+		t.Fatalf("saving: %s", p.body)
+	}
+	env.server.PushToHomeserver(ctx)
+	if u := fake.user("pictured"); u.displayName != "Pictured Person" {
+		t.Fatalf("the homeserver has %q", u.displayName)
 	}
 }

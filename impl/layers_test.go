@@ -15,7 +15,7 @@ import (
 // "Architecture" section draws the same picture.
 var layers = map[string]int{
 	"matrix": 0, "secrets": 0, "passwords": 0, "ratelimit": 0, "tokencache": 0, "appservice": 0, "web": 0, "canonical": 0,
-	"devices": 0, "seen": 0, "metrics": 0, "logging": 0, "homeserver": 0,
+	"devices": 0, "seen": 0, "metrics": 0, "logging": 0, "homeserver": 0, "images": 0,
 	"uia":      1,
 	"config":   2,
 	"accounts": 3, "threepid": 3, "regtokens": 3,

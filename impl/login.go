@@ -166,6 +166,7 @@ func (s *Server) loginResponse(ctx context.Context, userID, verifiedHash string,
 	if err != nil {
 		return nil, err
 	}
+	s.noteLogin(ctx, userID, out.DeviceID)
 	resp := api.Login200JSONResponse{UserId: userID, AccessToken: out.AccessToken, DeviceId: out.DeviceID,
 		ExpiresInMs: out.ExpiresInMS, HomeServer: &s.cfg.ServerName, WellKnown: s.wellKnown()}
 	if out.RefreshToken != "" {
@@ -229,4 +230,14 @@ func (s *Server) GetCapabilities(ctx context.Context, _ api.GetCapabilitiesReque
 		caps.MAccountModeration = &api.AccountModerationCapability{Lock: ptrTo(true), Suspend: ptrTo(true)}
 	}
 	return api.GetCapabilities200JSONResponse{Capabilities: caps}, nil
+}
+
+// noteLogin records a login as its device's first use: the address and
+// user agent it came from (for the sessions page and the devices API).
+func (s *Server) noteLogin(ctx context.Context, userID, deviceID string) {
+	userAgent := ""
+	if r := infoFrom(ctx).request; r != nil {
+		userAgent = r.UserAgent()
+	}
+	s.seen.Record(userID, deviceID, clientIP(ctx), userAgent)
 }

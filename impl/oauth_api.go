@@ -184,6 +184,9 @@ func (s *Server) OauthRevoke(ctx context.Context, req api.OauthRevokeRequestObje
 type protocolResponse struct {
 	handler http.Handler
 	request *http.Request
+	// errorPage renders an error that cannot go back to the client (the
+	// authorisation endpoint's) as a page for the person.
+	errorPage func(status int, code, description string) []byte
 }
 
 func (p protocolResponse) serve(w http.ResponseWriter) error {
@@ -191,8 +194,57 @@ func (p protocolResponse) serve(w http.ResponseWriter) error {
 	return nil
 }
 
-// VisitOauthAuthorizeResponse implements api.OauthAuthorizeResponseObject.
-func (p protocolResponse) VisitOauthAuthorizeResponse(w http.ResponseWriter) error { return p.serve(w) }
+// VisitOauthAuthorizeResponse implements api.OauthAuthorizeResponseObject:
+// a redirect passes; an error the handler could not send back to the
+// client (an unknown client, a redirect URI it did not register) becomes
+// a page (RFC 6749 §4.1.2.1), never JSON shown to a person.
+func (p protocolResponse) VisitOauthAuthorizeResponse(w http.ResponseWriter) error {
+	buf := &bufferedResponse{header: http.Header{}}
+	p.handler.ServeHTTP(buf, p.request)
+	if buf.status < http.StatusBadRequest || p.errorPage == nil {
+		for k, v := range buf.header {
+			w.Header()[k] = v
+		}
+		if buf.status == 0 {
+			buf.status = http.StatusOK
+		}
+		w.WriteHeader(buf.status)
+		_, err := buf.body.WriteTo(w)
+		return err
+	}
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	_ = json.Unmarshal(buf.body.Bytes(), &e)
+	page := p.errorPage(buf.status, e.Error, e.Description)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(buf.status)
+	_, err := w.Write(page)
+	return err
+}
+
+// bufferedResponse keeps a handler's answer to look at before sending.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
 
 // VisitOauthTokenResponse implements api.OauthTokenResponseObject.
 func (p protocolResponse) VisitOauthTokenResponse(w http.ResponseWriter) error { return p.serve(w) }
@@ -211,8 +263,47 @@ func (s *Server) protocol(ctx context.Context) (protocolResponse, error) {
 
 // OauthAuthorize is GET /_registrar/oauth2/authorize (RFC 6749 §4.1).
 func (s *Server) OauthAuthorize(ctx context.Context, _ api.OauthAuthorizeRequestObject) (api.OauthAuthorizeResponseObject, error) {
-	return s.protocol(ctx)
+	p, err := s.protocol(ctx)
+	p.errorPage = func(status int, code, description string) []byte {
+		return s.authorizeErrorPage(ctx, status, code, description)
+	}
+	return p, err
 }
+
+// authorizeErrorPage is an authorisation request the client cannot be told
+// about, as a page: what went wrong in words, the protocol's error code
+// and description for the app's developer.
+func (s *Server) authorizeErrorPage(ctx context.Context, status int, code, description string) []byte {
+	text := "authorize_error_request"
+	switch {
+	case code == oauth.CodeInvalidClient || code == oauth.CodeUnauthorizedClient:
+		text = "authorize_error_client"
+	case strings.Contains(description, "redirect_uri"):
+		text = "authorize_error_redirect"
+	case status == http.StatusTooManyRequests:
+		text = "error_too_many_attempts"
+	case status >= 500:
+		text = "error_internal"
+	}
+	s.log.InfoContext(ctx, "an authorisation request was refused", "status", status, "error", code, "description", description)
+	lang := web.Lang(ctx)
+	v := &authorizeErrorView{Frame: web.Frame{Title: web.T(lang, "authorize_error_title"), Message: web.T(lang, text)},
+		Code: code, Description: description}
+	return s.renderPage(ctx, status, "authorize-error", v, nil).HTML
+}
+
+// authorizeErrorView is the page of a refused authorisation request.
+type authorizeErrorView struct {
+	web.Frame
+	Code, Description string
+}
+
+var _ = web.Register(`
+{{define "authorize-error"}}{{template "head" .}}<p id="message">{{.Message}}</p>
+<p>{{t "authorize_error_back"}}</p>
+{{if .Code}}<details><summary>{{t "authorize_error_details"}}</summary><p><code id="error-code">{{.Code}}</code>{{if .Description}}: <span id="error-description">{{.Description}}</span>{{end}}</p></details>{{end}}
+{{template "foot" .}}{{end}}
+`)
 
 // OauthToken is POST /_registrar/oauth2/token.
 func (s *Server) OauthToken(ctx context.Context, _ api.OauthTokenRequestObject) (api.OauthTokenResponseObject, error) {
@@ -309,6 +400,21 @@ func (p pageResponse) VisitAccountCrossSigningResetSubmitResponse(w http.Respons
 	return p.write(w)
 }
 
+// VisitAccountProfileSubmitResponse implements api.AccountProfileSubmitResponseObject.
+func (p pageResponse) VisitAccountProfileSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitAccountDeviceRenameSubmitResponse implements api.AccountDeviceRenameSubmitResponseObject.
+func (p pageResponse) VisitAccountDeviceRenameSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitAccountEndOtherSessionsSubmitResponse implements api.AccountEndOtherSessionsSubmitResponseObject.
+func (p pageResponse) VisitAccountEndOtherSessionsSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
 // VisitAccountDeactivateSubmitResponse implements api.AccountDeactivateSubmitResponseObject.
 func (p pageResponse) VisitAccountDeactivateSubmitResponse(w http.ResponseWriter) error {
 	return p.write(w)
@@ -316,9 +422,9 @@ func (p pageResponse) VisitAccountDeactivateSubmitResponse(w http.ResponseWriter
 
 // browser is the page request's cookies and address.
 func browser(ctx context.Context) oauth.Browser {
-	b := oauth.Browser{ClientKey: addressKey(ctx)}
+	b := oauth.Browser{ClientKey: addressKey(ctx), IP: clientIP(ctx)}
 	if r := infoFrom(ctx).request; r != nil {
-		b.Cookies = r.Cookies()
+		b.Cookies, b.UserAgent = r.Cookies(), r.UserAgent()
 	}
 	return b
 }

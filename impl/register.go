@@ -308,6 +308,7 @@ func (s *Server) registered(ctx context.Context, userID string, p registerParams
 		if err != nil {
 			return registered{}, err
 		}
+		s.noteLogin(ctx, userID, res.DeviceID)
 		out.Login = &res
 	}
 	return out, nil

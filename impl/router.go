@@ -2,6 +2,7 @@ package impl
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +43,9 @@ type httpStack struct {
 	// (legacy_client_apis).
 	legacyClientAPIs bool
 	// errorPage renders an error of a page operation as a page.
-	errorPage     func(status int, msg string) []byte
+	errorPage func(ctx context.Context, status int, msg string) []byte
+	// secureCookies: the pages are served over https.
+	secureCookies bool
 	requestPrefix string
 	requestSeq    atomic.Uint64
 	// metrics counts requests by route; accessLog writes a line for each.
@@ -66,9 +69,8 @@ func newHTTPStack(s *Server) (*httpStack, error) {
 		pagePolicy: s.pagePolicy, legacyAuth: s.cfg.OAuth.LegacyAPI, legacyClientAPIs: s.cfg.LegacyClientAPIs, metrics: s.metrics, accessLog: s.cfg.AccessLog,
 		requestLog: requestLogger(s.log)}
 	h.observeUnrouted()
-	if s.oauth != nil {
-		h.errorPage = func(status int, msg string) []byte { return s.oauth.ErrorPage(status, msg).HTML }
-	}
+	h.errorPage = s.errorPage
+	h.secureCookies = strings.HasPrefix(s.cfg.PublicBaseURL, "https://")
 	e := h.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = h.writeError
@@ -131,7 +133,10 @@ func (r *specRouter) add(method, path string, h echo.HandlerFunc, m ...echo.Midd
 	r.done[method+" "+specPath] = true
 	mw := append([]echo.MiddlewareFunc{r.stack.operationMiddleware(r.spec, specPath, item, method, op, r.options)}, m...)
 	if servesPage(op) {
-		mw = append([]echo.MiddlewareFunc{pageHeaders(r.stack.pagePolicy(op))}, mw...)
+		// The language switcher links to the page itself, except for the
+		// protocol's (its query carries the client's state and challenge).
+		self := op.Extensions["x-registrar-protocol"] == nil
+		mw = append([]echo.MiddlewareFunc{pageHeaders(r.stack.pagePolicy(op), r.stack.secureCookies, self)}, mw...)
 	}
 	route := r.stack.echo.Add(method, path, h, mw...)
 	r.stack.observeRoute(method, path, specPath)
@@ -255,7 +260,7 @@ func (h *httpStack) operationMiddleware(spec *openapi3.T, path string, item *ope
 	legacyOff := op.Extensions["x-registrar-legacy-auth"] == true && !h.legacyAuth
 	legacyClientOff := op.Extensions["x-registrar-legacy-client-api"] == true && !h.legacyClientAPIs
 	errorFormat, _ := op.Extensions["x-registrar-errors"].(string)
-	if protocol {
+	if protocol && errorFormat == "" {
 		errorFormat = "oauth2"
 	}
 	// Answers of the OAuth endpoints carry tokens, codes and client
@@ -384,11 +389,35 @@ func servesPage(op *openapi3.Operation) bool {
 	return false
 }
 
-// pageHeaders sets the security headers of an operation's pages.
-func pageHeaders(policy web.Policy) echo.MiddlewareFunc {
+// pageHeaders sets the security headers of an operation's pages and
+// picks their language: ?lang= (kept in a cookie), the cookie, or
+// Accept-Language; with linkSelf a GET page's language switcher links to
+// the page itself.
+func pageHeaders(policy web.Policy, secureCookies, linkSelf bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			web.SetHeaders(c.Response().Header(), policy)
+			r := c.Request()
+			query := r.URL.Query()
+			chosen := query.Get("lang")
+			var cookie string
+			if ck, err := r.Cookie(web.LanguageCookie); err == nil {
+				cookie = ck.Value
+			}
+			lang := web.PickLanguage(chosen, cookie, r.Header.Get("Accept-Language"))
+			if chosen == lang && chosen != cookie {
+				c.SetCookie(&http.Cookie{Name: web.LanguageCookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 3600, HttpOnly: true,
+					Secure: secureCookies, SameSite: http.SameSiteLaxMode})
+			}
+			req := web.Request{Lang: lang}
+			if r.Method == http.MethodGet && linkSelf {
+				query.Del("lang")
+				req.Here = r.URL.Path
+				if q := query.Encode(); q != "" {
+					req.Here += "?" + q
+				}
+			}
+			c.SetRequest(r.WithContext(web.WithRequest(r.Context(), req)))
 			return next(c)
 		}
 	}

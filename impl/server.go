@@ -14,12 +14,14 @@ import (
 	"registrar/api"
 	"registrar/db"
 	"registrar/impl/config"
+	"registrar/impl/images"
 	"registrar/impl/metrics"
 	"registrar/impl/oauth"
 	"registrar/impl/ratelimit"
 	"registrar/impl/seen"
 	"registrar/impl/threepid"
 	"registrar/impl/uia"
+	"registrar/impl/web"
 )
 
 // Server serves the API. Create it with NewServer.
@@ -36,7 +38,10 @@ type Server struct {
 	seen *seen.Recorder
 	// oauth is the OAuth 2.0 authorisation server, nil when it is off.
 	oauth *oauth.Service
-	http  http.Handler
+	// site renders the pages; images keeps the logos they show.
+	site   *web.Site
+	images *images.Fetcher
+	http   http.Handler
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -71,9 +76,18 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 	if s.cfg.EnableRegistrationCaptcha {
 		s.captcha = newCaptchaVerifier(s.cfg.CaptchaSecret(), s.cfg.Captcha.RecaptchaSiteverifyAPI, log, m)
 	}
+	if s.images, err = images.New(s.cfg.BlockedRanges(), s.cfg.IPRangeWhitelist, log); err != nil {
+		return nil, err
+	}
+	if s.site, err = web.NewSite(s.cfg.Branding, s.cfg.ServerName, s.cfg.CustomTemplateDirectory); err != nil {
+		return nil, err
+	}
+	if logo := s.cfg.Branding.LogoURI; web.SafeRedirect(logo) {
+		s.site.LogoReady = func(ctx context.Context) bool { return s.images.Ready(ctx, logo) }
+	}
 	if s.cfg.OAuth.Enabled {
 		s.oauth = oauth.New(&s.cfg, oauth.Options{Store: s.revoking, Accounts: s.accounts, Remote: s.redis, ClientKey: addressKey,
-			Secret: s.cfg.SecretKey(), Now: now, Log: log, Metrics: m})
+			Secret: s.cfg.SecretKey(), Now: now, Log: log, Metrics: m, Site: s.site, Logos: s.images})
 	}
 	if s.uia, err = s.newUIAEngine(); err != nil {
 		return nil, err

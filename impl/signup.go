@@ -1,14 +1,12 @@
 package impl
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"registrar/api"
@@ -28,43 +26,46 @@ import (
 // one stage at a time, as a Matrix client would; nothing it checks is its
 // own but that the two passwords typed match.
 
-var signUpTemplates = web.Templates(`
+var _ = web.Register(`
 {{define "signup"}}{{template "head" .}}
+{{with .Client}}{{template "_client" .}}{{end}}
+<p class="muted" id="intro">{{if .Client}}{{t "signup_intro_client" "Client" .Client.Name "Server" .Site.ServerName}}{{else}}{{t "signup_intro" "Server" .Site.ServerName}}{{end}}</p>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="grant" value="{{.Grant}}">
 <input type="hidden" name="step" value="form">
-<label for="username">Username</label>
-<input type="text" id="username" name="username" value="{{.Username}}" autocomplete="username" autocapitalize="none"
- aria-describedby="username-hint" required autofocus>
-<p class="hint" id="username-hint">Your user ID will be @<em>username</em>:{{.ServerName}}: lower-case letters, digits and . _ = - / + only.</p>
-<label for="password">Password</label>
-<input type="password" id="password" name="password" autocomplete="new-password" aria-describedby="password-hint" required>
-<p class="hint" id="password-hint">{{.PasswordRules}}</p>
-<label for="password_confirm">Password again</label>
-<input type="password" id="password_confirm" name="password_confirm" autocomplete="new-password" required>
-{{if .NeedToken}}<label for="registration_token">Registration token</label>
-<input type="text" id="registration_token" name="registration_token" value="{{.Token}}" autocomplete="off" required>{{end}}
-{{if .NeedEmail}}<label for="email">Email address</label>
-<input type="email" id="email" name="email" value="{{.Email}}" autocomplete="email" aria-describedby="email-hint" required>
-<p class="hint" id="email-hint">We will send a code to this address.</p>{{end}}
-{{if .Terms}}<fieldset><legend>Terms</legend><ul>{{range .Terms}}<li><a href="{{.URL}}" rel="noopener noreferrer">{{.Name}}</a> (version {{.Version}})</li>{{end}}</ul>
-<label><input type="checkbox" name="accept_terms" id="accept_terms" value="yes" required> I have read and agree to these documents</label></fieldset>{{end}}
+<div class="field"><label for="username">{{t "field_username"}}</label>
+{{template "_input" (.Input "username" "text" "username" .Username "username-hint")}}
+<p class="hint" id="username-hint">{{t "signup_username_hint" "Server" .Site.ServerName}}</p>{{template "_error" (.ErrorOf "username")}}</div>
+<div class="field"><label for="password">{{t "field_password"}}</label>
+{{template "_input" (.Input "password" "password" "new-password" "" "password-hint")}}
+<p class="hint" id="password-hint">{{.PasswordRules}}</p>{{template "_error" (.ErrorOf "password")}}</div>
+<div class="field"><label for="password_confirm">{{t "field_password_again"}}</label>
+{{template "_input" (.Input "password_confirm" "password" "new-password" "")}}{{template "_error" (.ErrorOf "password_confirm")}}</div>
+{{if .NeedToken}}<div class="field"><label for="registration_token">{{t "field_registration_token"}}</label>
+{{template "_input" (.Input "registration_token" "text" "off" .Token "registration_token-hint")}}
+<p class="hint" id="registration_token-hint">{{t "signup_token_hint"}}</p>{{template "_error" (.ErrorOf "registration_token")}}</div>{{end}}
+{{if .NeedEmail}}<div class="field"><label for="email">{{t "field_email"}}</label>
+{{template "_input" (.Input "email" "email" "email" .Email "email-hint")}}
+<p class="hint" id="email-hint">{{t "signup_email_hint"}}</p>{{template "_error" (.ErrorOf "email")}}</div>{{end}}
+{{if .Terms}}<fieldset><legend>{{t "signup_terms"}}</legend><ul>{{range .Terms}}<li><a href="{{.URL}}" rel="noopener noreferrer">{{.Name}}</a> ({{t "terms_version" "Version" .Version}})</li>{{end}}</ul>
+<label class="checkbox"><input type="checkbox" name="accept_terms" id="accept_terms" value="yes" required{{if .Invalid "accept_terms"}} aria-invalid="true" aria-describedby="accept_terms-error"{{end}}{{if .Focus "accept_terms"}} autofocus{{end}}> {{t "terms_agree"}}</label>
+{{template "_error" (.ErrorOf "accept_terms")}}</fieldset>{{end}}
 {{if .Captcha}}<div class="{{.SitekeyClass}}" data-sitekey="{{.PublicKey}}"></div>{{end}}
-<p><button type="submit" id="submit">Create account</button></p>
+<div class="actions"><button type="submit" id="submit">{{t "signup_submit"}}</button></div>
 </form>
-<p>Have an account? <a href="{{.SignIn}}" id="signin">Sign in</a></p>{{template "foot"}}{{end}}
+<p class="muted">{{t "signup_have_account"}} <a href="{{.SignIn}}" id="signin">{{t "signin_title"}}</a></p>{{template "foot" .}}{{end}}
 
 {{define "signup-code"}}{{template "head" .}}
-<p>We sent a code to <strong id="address">{{.Email}}</strong>. Enter it here, or open the link in the email.</p>
+<p id="sent">{{t "signup_code_sent" "Address" .Email}}</p>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="grant" value="{{.Grant}}">
 <input type="hidden" name="step" value="code"><input type="hidden" name="session" value="{{.Session}}">
 <input type="hidden" name="sid" value="{{.Sid}}"><input type="hidden" name="client_secret" value="{{.ClientSecret}}">
 <input type="hidden" name="email" value="{{.Email}}">
-<label for="code">Code</label>
-<input type="text" id="code" name="code" autocomplete="one-time-code" autocapitalize="characters" required autofocus>
-<p><button type="submit" id="submit">Continue</button></p>
-</form>{{template "foot"}}{{end}}
+<div class="field"><label for="code">{{t "field_code"}}</label>
+{{template "_input" (.Input "code" "text" "one-time-code" "")}}{{template "_error" (.ErrorOf "code")}}</div>
+<div class="actions"><button type="submit" id="submit">{{t "continue"}}</button></div>
+</form>{{template "foot" .}}{{end}}
 `)
 
 // signUpView is what the sign-up templates show.
@@ -77,6 +78,20 @@ type signUpView struct {
 	SitekeyClass, PublicKey       string
 	Terms                         []fallbackPolicy
 	Session, Sid, ClientSecret    string
+	// Client is the app the account is made for (prompt=create).
+	Client *oauth.ClientView
+}
+
+// fields are the form's inputs by the roles the API's errors concern.
+func (v *signUpView) fields() map[string]string {
+	f := map[string]string{roleUsername: "username", rolePassword: "password"}
+	if v.NeedToken {
+		f[roleToken] = "registration_token"
+	}
+	if v.NeedEmail {
+		f[roleEmail] = "email"
+	}
+	return f
 }
 
 // signUpStages are the stages the page can complete.
@@ -115,16 +130,19 @@ type signUpForm struct {
 	acceptTerms, captcha, email, sid, clientSecret, code, csrf       string
 }
 
-func (s *Server) signUpBase(ctx context.Context, b oauth.Browser, grant string) (signUpView, []*http.Cookie) {
+func (s *Server) signUpBase(ctx context.Context, b oauth.Browser, grant string) (*signUpView, []*http.Cookie) {
 	token, set := s.oauth.CSRF(b)
 	flow, _ := s.signUpFlow()
-	v := signUpView{Frame: web.Frame{Title: "Create an account", ServerName: s.cfg.ServerName, Style: web.StyleCSS},
+	lang := web.Lang(ctx)
+	v := &signUpView{Frame: web.Frame{Title: web.T(lang, "signup_title"), Autofocus: "username", Here: oauth.PathSignUp},
 		Action: oauth.PathSignUp, CSRF: token, SignIn: oauth.PathLogin,
 		NeedToken: slices.Contains(flow, uia.TypeRegistrationToken), NeedEmail: slices.Contains(flow, uia.TypeEmail),
-		Captcha: slices.Contains(flow, uia.TypeRecaptcha), PasswordRules: s.passwordRules()}
+		Captcha: slices.Contains(flow, uia.TypeRecaptcha), PasswordRules: s.passwordRules(lang)}
 	if grant != "" && s.oauth.PendingGrant(ctx, grant) {
 		v.Grant = grant
 		v.SignIn = oauth.PathLogin + "?next=" + url.QueryEscape(oauth.PathConsent+grant)
+		v.Here = oauth.PathSignUp + "?grant=" + url.QueryEscape(grant)
+		v.Client = s.oauth.GrantClient(ctx, grant)
 	}
 	if v.Captcha {
 		c := s.cfg.Captcha
@@ -136,45 +154,40 @@ func (s *Server) signUpBase(ctx context.Context, b oauth.Browser, grant string) 
 	return v, oauth.Cookies(set)
 }
 
-// passwordRules says the password policy in words.
-func (s *Server) passwordRules() string {
+// passwordRules says the password policy in words, in lang.
+func (s *Server) passwordRules(lang string) string {
 	p := s.cfg.PasswordConfig.Policy
 	if !p.Enabled {
-		return "Choose a password you do not use elsewhere."
+		return web.T(lang, "password_rules_none")
 	}
 	var rules []string
 	if p.MinimumLength > 0 {
-		rules = append(rules, "at least "+strconv.Itoa(p.MinimumLength)+" characters")
+		rules = append(rules, web.T(lang, "password_rule_length", "Count", p.MinimumLength))
 	}
 	for _, r := range []struct {
-		on   bool
-		what string
-	}{{p.RequireDigit, "a digit"}, {p.RequireSymbol, "a symbol"}, {p.RequireLowercase, "a lower-case letter"},
-		{p.RequireUppercase, "an upper-case letter"}} {
+		on bool
+		id string
+	}{{p.RequireDigit, "password_rule_digit"}, {p.RequireSymbol, "password_rule_symbol"}, {p.RequireLowercase, "password_rule_lowercase"},
+		{p.RequireUppercase, "password_rule_uppercase"}} {
 		if r.on {
-			rules = append(rules, r.what)
+			rules = append(rules, web.T(lang, r.id))
 		}
 	}
 	if len(rules) == 0 {
-		return "Choose a password you do not use elsewhere."
+		return web.T(lang, "password_rules_none")
 	}
-	return "The password needs " + strings.Join(rules, ", ") + "."
+	return web.T(lang, "password_rules", "Rules", strings.Join(rules, ", "))
 }
 
-func (s *Server) renderSignUp(status int, name string, v signUpView, cookies []*http.Cookie) oauth.Page {
-	var buf bytes.Buffer
-	if err := signUpTemplates.ExecuteTemplate(&buf, name, v); err != nil {
-		s.log.Error("rendering the sign-up page failed", "error", err)
-		return s.oauth.Message(http.StatusInternalServerError, "Something went wrong", "Something went wrong; try again.")
-	}
-	p := oauth.Page{Status: status, HTML: buf.Bytes(), Cookies: cookies}
+func (s *Server) renderSignUp(ctx context.Context, status int, name string, v *signUpView, cookies []*http.Cookie) oauth.Page {
+	p := s.renderPage(ctx, status, name, v, cookies)
 	p.Policy = s.signUpPolicy(v)
 	return p
 }
 
 // signUpPolicy allows the captcha provider's scripts and frames, and the
 // client's redirect origin as where the form may end.
-func (s *Server) signUpPolicy(v signUpView) web.Policy {
+func (s *Server) signUpPolicy(v *signUpView) web.Policy {
 	var p web.Policy
 	if v.Captcha {
 		p.ScriptOrigins, p.FrameOrigins = captchaOrigins(s.cfg.Captcha.RecaptchaAPIJSURL)
@@ -187,24 +200,23 @@ func (s *Server) SignUpPage(ctx context.Context, req api.SignUpPageRequestObject
 	if err := s.oauthOn(); err != nil {
 		return nil, err
 	}
-	if page, closed := s.signUpClosed(); closed {
+	if page, closed := s.signUpClosed(ctx); closed {
 		return pageResponse{page}, nil
 	}
 	v, cookies := s.signUpBase(ctx, browser(ctx), deref(req.Params.Grant))
 	v.Token = deref(req.Params.RegistrationToken)
-	p := s.renderSignUp(http.StatusOK, "signup", v, cookies)
+	p := s.renderSignUp(ctx, http.StatusOK, "signup", v, cookies)
 	p.Policy.FormAction = s.oauth.GrantFormAction(ctx, v.Grant)
 	return pageResponse{p}, nil
 }
 
 // signUpClosed is the page of a server that takes no sign-ups here.
-func (s *Server) signUpClosed() (oauth.Page, bool) {
+func (s *Server) signUpClosed(ctx context.Context) (oauth.Page, bool) {
 	if !s.cfg.EnableRegistration {
-		return s.oauth.Message(http.StatusForbidden, "Registration is closed", "This server does not take new accounts."), true
+		return s.message(ctx, http.StatusForbidden, "signup_closed_title", "signup_closed_text", oauth.PathLogin), true
 	}
 	if _, ok := s.signUpFlow(); !ok {
-		return s.oauth.Message(http.StatusForbidden, "Registration needs an app",
-			"Creating an account here needs a step this page cannot do; use a Matrix app."), true
+		return s.message(ctx, http.StatusForbidden, "signup_needs_app_title", "signup_needs_app_text", oauth.PathLogin), true
 	}
 	return oauth.Page{}, false
 }
@@ -223,9 +235,9 @@ func (s *Server) SignUpSubmit(ctx context.Context, req api.SignUpSubmitRequestOb
 		code: deref(body.Code), csrf: deref(body.Csrf),
 		captcha: firstNonEmpty(body.GRecaptchaResponse, body.HCaptchaResponse, body.CfTurnstileResponse)}
 	if !s.oauth.CheckCSRF(b, f.csrf) {
-		return pageResponse{s.oauth.CSRFFailed()}, nil
+		return pageResponse{s.oauth.CSRFFailed(ctx)}, nil
 	}
-	if page, closed := s.signUpClosed(); closed {
+	if page, closed := s.signUpClosed(ctx); closed {
 		return pageResponse{page}, nil
 	}
 	v, cookies := s.signUpBase(ctx, b, f.grant)
@@ -233,21 +245,21 @@ func (s *Server) SignUpSubmit(ctx context.Context, req api.SignUpSubmitRequestOb
 	var done registered
 	var err error
 	if f.step == "code" {
-		done, err = s.signUpCode(ctx, f, &v)
+		done, err = s.signUpCode(ctx, f, v)
 	} else {
-		done, err = s.signUpForm(ctx, f, &v)
+		done, err = s.signUpForm(ctx, f, v)
 	}
 	var next *signUpNext
 	if errors.As(err, &next) {
-		return pageResponse{s.renderSignUp(http.StatusOK, next.template, v, cookies)}, nil
+		return pageResponse{s.renderSignUp(ctx, http.StatusOK, next.template, v, cookies)}, nil
 	}
 	if err != nil {
-		v.Error, v.ErrorCode = signUpMessage(err)
-		template := "signup"
+		template, fields := "signup", v.fields()
 		if f.step == "code" && v.Session != "" {
-			template = "signup-code"
+			template, fields = "signup-code", map[string]string{roleCode: "code"}
 		}
-		p := s.renderSignUp(signUpStatus(err), template, v, cookies)
+		s.pageFailure(ctx, &v.Frame, err, fields)
+		p := s.renderSignUp(ctx, pageStatus(err), template, v, cookies)
 		p.Policy.FormAction = s.oauth.GrantFormAction(ctx, v.Grant)
 		return pageResponse{p}, nil
 	}
@@ -266,7 +278,7 @@ func (s *Server) signUpForm(ctx context.Context, f signUpForm, v *signUpView) (r
 		return registered{}, err
 	}
 	if f.password != f.passwordConfirm {
-		return registered{}, matrix.BadRequest(matrix.CodeInvalidParam, "The two passwords are not the same.")
+		return registered{}, fieldError("password_confirm", "error_passwords_differ")
 	}
 	inhibit := true
 	params, err := s.registerParamsOf(ctx, &api.RegisterJSONRequestBody{Username: &f.username, Password: &f.password,
@@ -288,12 +300,12 @@ func (s *Server) signUpForm(ctx context.Context, f signUpForm, v *signUpView) (r
 			auth = &api.AuthData{Token: &f.token}
 		case uia.TypeRecaptcha:
 			if f.captcha == "" {
-				return registered{}, matrix.BadRequest(matrix.CodeCaptchaNeeded, "Complete the captcha.")
+				return registered{}, &formError{status: http.StatusBadRequest, code: matrix.CodeCaptchaNeeded, key: "error_captcha_needed"}
 			}
 			auth = &api.AuthData{Response: &f.captcha}
 		case uia.TypeTerms:
 			if f.acceptTerms == "" {
-				return registered{}, matrix.BadRequest(matrix.CodeInvalidParam, "Accept the terms to create an account.")
+				return registered{}, fieldError("accept_terms", "error_accept_terms")
 			}
 			auth = &api.AuthData{}
 		default:
@@ -354,16 +366,21 @@ func (s *Server) sendSignUpCode(ctx context.Context, f signUpForm, session strin
 	address := canonical.Email(f.email)
 	resp, err := s.threepids.RequestToken(ctx, threepid.Request{Medium: db.MediumEmail, Address: address, ClientSecret: secret,
 		SendAttempt: 1, Purpose: threepid.PurposeRegistration, ClientKey: addressKey(ctx), ShortCode: true})
+	if merr, ok := matrix.As(err); ok && merr.Code == matrix.CodeInvalidParam {
+		return fieldError("email", "error_address_invalid")
+	}
 	if err != nil {
 		return err
 	}
-	v.Title, v.Email, v.Session, v.Sid, v.ClientSecret = "Check your email", address, session, resp.Sid, secret
+	v.Title, v.Email, v.Session, v.Sid, v.ClientSecret = web.T(web.Lang(ctx), "signup_code_title"), address, session, resp.Sid, secret
+	v.Autofocus = "code"
 	return &signUpNext{template: "signup-code"}
 }
 
 // signUpCode validates the emailed code, then completes the email stage.
 func (s *Server) signUpCode(ctx context.Context, f signUpForm, v *signUpView) (registered, error) {
-	v.Title, v.Session, v.Sid, v.ClientSecret = "Check your email", f.session, f.sid, f.clientSecret
+	v.Title, v.Session, v.Sid, v.ClientSecret = web.T(web.Lang(ctx), "signup_code_title"), f.session, f.sid, f.clientSecret
+	v.Autofocus = "code"
 	limiter := s.threepids.Limiter()
 	if err := limiter.Check(addressKey(ctx), s.now()); err != nil {
 		return registered{}, err
@@ -392,42 +409,17 @@ func (s *Server) signUpCode(ctx context.Context, f signUpForm, v *signUpView) (r
 // page saying so.
 func (s *Server) signedUp(ctx context.Context, done registered, grant string) oauth.Page {
 	if done.AwaitingApproval {
-		return s.oauth.Message(http.StatusOK, "Almost there",
-			"Your account "+done.UserID+" was created and awaits a server administrator's approval. You can sign in once it is approved.")
+		return s.message(ctx, http.StatusOK, "signup_awaiting_title", "signup_awaiting_text", "", "User", done.UserID)
 	}
-	cookie, err := s.oauth.StartSession(ctx, done.UserID)
+	cookie, err := s.oauth.StartSession(ctx, browser(ctx), done.UserID)
 	if err != nil {
 		s.log.ErrorContext(ctx, "starting a browser session failed", "error", err)
-		return s.oauth.Message(http.StatusOK, "Account created", "Your account "+done.UserID+" was created; sign in to continue.")
+		return s.message(ctx, http.StatusOK, "signup_created_title", "signup_created_text", oauth.PathLogin, "User", done.UserID)
 	}
 	if grant != "" {
 		return oauth.Redirect(oauth.PathConsent+grant, cookie)
 	}
 	return oauth.Redirect(oauth.PathAccount, cookie)
-}
-
-// signUpMessage is a refusal as the page says it, with its errcode.
-func signUpMessage(err error) (string, string) {
-	merr, ok := matrix.As(err)
-	if !ok || merr.Status >= 500 {
-		return "Something went wrong; try again.", ""
-	}
-	switch merr.Code {
-	case matrix.CodeUserInUse:
-		return "That username is taken; choose another.", merr.Code
-	case matrix.CodeLimitExceeded:
-		return "Too many attempts. Wait a little and try again.", merr.Code
-	case matrix.CodeTokenIncorrect:
-		return "That code is wrong or has expired.", merr.Code
-	}
-	return merr.Message, merr.Code
-}
-
-func signUpStatus(err error) int {
-	if merr, ok := matrix.As(err); ok {
-		return merr.Status
-	}
-	return http.StatusInternalServerError
 }
 
 // termsPolicies lists the configured terms, for a page, by name.

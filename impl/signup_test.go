@@ -251,7 +251,7 @@ func operatorAccount(t *testing.T, env *testEnv, name string) {
 		t.Fatal(err)
 	}
 	if _, err := a.Accounts.Create(context.Background(), accounts.NewAccount{Source: accounts.SourceOperator, Localpart: name,
-		Password: ptr("pw-" + name + "-long-enough-for-any-policy")}); err != nil {
+		Password: ptr("pw-" + name + "-long-enough-for-any-policy-1")}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,8 +1,9 @@
 package impl
 
 import (
+	"bytes"
 	"context"
-	"html/template"
+	"errors"
 	"strings"
 
 	"registrar/api"
@@ -12,43 +13,35 @@ import (
 	"registrar/impl/web"
 )
 
-// validationTemplates are the pages of the emailed link: the GET shows a
-// button that POSTs the token, so link pre-fetchers and scanners that
-// follow links never consume it.
-var validationTemplates = template.Must(template.New("").Parse(`
-{{define "head"}}<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<style>{{.Style}}</style>
-</head><body>{{end}}
-{{define "confirm"}}{{template "head" .}}
-<h1>Confirm your email address</h1>
-<p>Press the button to confirm that this email address belongs to you.</p>
+// The pages of the emailed link: the GET shows a button that POSTs the
+// token, so link pre-fetchers and scanners that follow links never
+// consume it.
+var _ = web.Register(`
+{{define "email-confirm"}}{{template "head" .}}
+<p id="explain">{{t "email_confirm_text"}}</p>
 <form method="post" action="">
-<input type="hidden" name="sid" value="{{.Sid}}">
-<input type="hidden" name="client_secret" value="{{.ClientSecret}}">
+<input type="hidden" name="sid" value="{{.Sid}}"><input type="hidden" name="client_secret" value="{{.ClientSecret}}">
 <input type="hidden" name="token" value="{{.Token}}">
-<p><button id="confirm" type="submit">Confirm</button></p>
-</form></body></html>{{end}}
-{{define "result"}}{{template "head" .}}
-{{if .Error}}<h1>Validation failed</h1><p class="error" id="result">{{.Error}}</p>
-{{else}}<h1>Email address confirmed</h1><p id="result">Your email address has been validated. Return to your application to continue.</p>{{end}}
-</body></html>{{end}}
-`))
+<div class="actions"><button id="confirm" type="submit">{{t "email_confirm_submit"}}</button></div>
+</form>{{template "foot" .}}{{end}}
 
-type validationPage struct {
-	Style                    template.CSS
-	Title, Error             string
+{{define "email-result"}}{{template "head" .}}
+{{if .Failed}}<p class="field-error" id="result">{{.Result}}</p>{{else}}<p id="result">{{t "email_confirmed_text"}}</p>{{end}}{{template "foot" .}}{{end}}
+`)
+
+type validationView struct {
+	web.Frame
 	Sid, ClientSecret, Token string
+	Failed                   bool
+	Result                   string
 }
 
-func renderValidation(name string, p validationPage) (*strings.Builder, error) {
-	p.Style = web.StyleCSS
-	var b strings.Builder
-	if err := validationTemplates.ExecuteTemplate(&b, name, p); err != nil {
+func (s *Server) renderValidation(ctx context.Context, name string, v *validationView) (*bytes.Reader, error) {
+	b, err := s.site.Render(ctx, name, v)
+	if err != nil {
 		return nil, matrix.Internal(err)
 	}
-	return &b, nil
+	return bytes.NewReader(b), nil
 }
 
 // EmailValidationPage is GET /_matrix/client/unstable/registration/email/submit_token:
@@ -65,15 +58,15 @@ func (s *Server) EmailValidationPage(ctx context.Context, req api.EmailValidatio
 			case next != "":
 				return api.EmailValidationPage302Response{Headers: api.EmailValidationPage302ResponseHeaders{Location: &next}}, nil
 			}
-			return api.EmailValidationPage200TexthtmlResponse{Body: strings.NewReader(page.String()), ContentLength: int64(page.Len())}, nil
+			return api.EmailValidationPage200TexthtmlResponse{Body: page, ContentLength: page.Size()}, nil
 		}
 	}
-	page, err := renderValidation("confirm", validationPage{Title: "Confirm your email address",
+	page, err := s.renderValidation(ctx, "email-confirm", &validationView{Frame: web.Frame{Title: web.T(web.Lang(ctx), "email_confirm_title")},
 		Sid: p.Sid, ClientSecret: p.ClientSecret, Token: p.Token})
 	if err != nil {
 		return nil, err
 	}
-	return api.EmailValidationPage200TexthtmlResponse{Body: strings.NewReader(page.String()), ContentLength: int64(page.Len())}, nil
+	return api.EmailValidationPage200TexthtmlResponse{Body: page, ContentLength: page.Size()}, nil
 }
 
 // EmailValidationSubmit is POST /_matrix/client/unstable/registration/email/submit_token:
@@ -87,23 +80,28 @@ func (s *Server) EmailValidationSubmit(ctx context.Context, req api.EmailValidat
 	case next != "":
 		return api.EmailValidationSubmit302Response{Headers: api.EmailValidationSubmit302ResponseHeaders{Location: &next}}, nil
 	}
-	return api.EmailValidationSubmit200TexthtmlResponse{Body: strings.NewReader(page.String()), ContentLength: int64(page.Len())}, nil
+	return api.EmailValidationSubmit200TexthtmlResponse{Body: page, ContentLength: page.Size()}, nil
 }
 
 // validateEmail submits an emailed token: the session's next_link to
 // redirect to, or the result page.
-func (s *Server) validateEmail(ctx context.Context, sid, clientSecret, token string) (string, *strings.Builder, error) {
+func (s *Server) validateEmail(ctx context.Context, sid, clientSecret, token string) (string, *bytes.Reader, error) {
 	sess, err := s.threepids.Submit(ctx, db.MediumEmail, sid, clientSecret, token)
-	msg := ""
+	lang := web.Lang(ctx)
+	v := &validationView{Frame: web.Frame{Title: web.T(lang, "email_confirmed_title")}}
 	switch {
 	case isTokenIncorrect(err):
-		msg = err.(*matrix.Error).Message
+		text := "email_failed_text"
+		if errors.Is(err, threepid.ErrLinkUsed) {
+			text = "email_used_text"
+		}
+		v.Title, v.Failed, v.Result = web.T(lang, "email_failed_title"), true, web.T(lang, text)
 	case err != nil:
 		return "", nil, err
 	case sess.NextLink != "" && web.SafeRedirect(sess.NextLink):
 		return sess.NextLink, nil, nil
 	}
-	page, err := renderValidation("result", validationPage{Title: "Email validation", Error: msg})
+	page, err := s.renderValidation(ctx, "email-result", v)
 	return "", page, err
 }
 

@@ -29,6 +29,7 @@ import (
 	"registrar/impl/passwords"
 	"registrar/impl/ratelimit"
 	"registrar/impl/uia"
+	"registrar/impl/web"
 )
 
 // Config is registrar's configuration.
@@ -144,6 +145,20 @@ type Config struct {
 	// of, when set: it introspects registrar's tokens and registrar
 	// provisions its users and devices.
 	Matrix Matrix `yaml:"matrix"`
+
+	// Branding is how the pages present the service (MAS's branding
+	// section): its name, logo, colour, policy, terms and imprint.
+	Branding web.Branding `yaml:"branding"`
+	// CustomTemplateDirectory holds page templates (NAME.html) that
+	// replace the built-in ones (Synapse's option); they are checked when
+	// the server starts.
+	CustomTemplateDirectory string `yaml:"custom_template_directory"`
+	// IPRangeBlacklist are the networks registrar's own fetches (client
+	// and branding logos) may not reach, IPRangeWhitelist the exceptions
+	// (Synapse's options; unset blocks loopback, private, link-local and
+	// reserved networks).
+	IPRangeBlacklist []string `yaml:"ip_range_blacklist"`
+	IPRangeWhitelist []string `yaml:"ip_range_whitelist"`
 
 	// UserIPsMaxAge is how long the addresses and user agents each device
 	// was used from are kept (whois); null keeps them for ever.

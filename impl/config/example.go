@@ -213,6 +213,21 @@ oauth:
   unused_client_lifetime: 24h
   max_unused_clients_per_address: 50
 
+# How the pages and emails present the service (MAS's branding section).
+#branding:
+#  service_name: Example Chat          # default: server_name
+#  logo_uri: https://example.org/logo.png   # or a path of this site, /static/logo.svg
+#  primary_color: "#0b6b50"            # links and buttons (adjusted for contrast)
+#  policy_uri: https://example.org/privacy
+#  tos_uri: https://example.org/terms
+#  imprint: "Example Ltd, 1 Example Street, Exampleton"
+# NAME.html files here replace the pages' templates of those names.
+#custom_template_directory: /etc/registrar/templates
+# Networks registrar's own fetches (OAuth clients' logos, the branding
+# logo) may not reach; unset: loopback, private, link-local and reserved.
+#ip_range_blacklist: ["127.0.0.0/8", "10.0.0.0/8"]
+#ip_range_whitelist: []
+
 # registrar as a homeserver's authentication service (see the README,
 # "Running with Synapse"). clients are confidential clients that may call
 # token introspection (the homeserver, as MAS's static clients);

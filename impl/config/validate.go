@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"syscall"
 	"time"
 
+	"registrar/impl/images"
 	"registrar/impl/passwords"
 	"registrar/impl/ratelimit"
 )
@@ -41,6 +44,7 @@ func (c *Config) Validate() error {
 	c.validateUserTypes(&p)
 	c.validateOAuth(&p)
 	c.validateHomeserver(&p)
+	c.validatePages(&p)
 	if len(p) > 0 {
 		return &Error{Problems: p}
 	}
@@ -426,4 +430,32 @@ func (c *Config) validateRedis(p *problems) {
 	if r.Dbid < 0 {
 		p.add("redis.dbid %d must not be negative", r.Dbid)
 	}
+}
+
+func (c *Config) validatePages(p *problems) {
+	for _, problem := range c.Branding.Validate() {
+		p.add("%s", problem)
+	}
+	if dir := c.CustomTemplateDirectory; dir != "" {
+		if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+			p.add("custom_template_directory %q is not a readable directory", dir)
+		}
+	}
+	for name, cidrs := range map[string][]string{"ip_range_blacklist": c.IPRangeBlacklist, "ip_range_whitelist": c.IPRangeWhitelist} {
+		for _, cidr := range cidrs {
+			if _, err := netip.ParsePrefix(cidr); err != nil {
+				p.add("%s: %q is not a network (CIDR)", name, cidr)
+			}
+		}
+	}
+}
+
+// BlockedRanges are the networks registrar's own fetches may not reach:
+// ip_range_blacklist, or a default of the non-public ones; the unspecified
+// addresses are always blocked.
+func (c *Config) BlockedRanges() []string {
+	if c.IPRangeBlacklist == nil {
+		return images.DefaultBlocked
+	}
+	return append([]string{"0.0.0.0/32", "::/128"}, c.IPRangeBlacklist...)
 }

@@ -27,6 +27,7 @@ import (
 	"registrar/impl/config"
 	"registrar/impl/metrics"
 	"registrar/impl/ratelimit"
+	"registrar/impl/web"
 )
 
 // Paths of the endpoints and pages, under the server's root.
@@ -65,6 +66,7 @@ type Store interface {
 	CreateBrowserSession(ctx context.Context, idHash, userID string, expiresAt int64, verifiedPasswordHash string) error
 	BrowserSession(ctx context.Context, idHash string) (string, error)
 	DeleteBrowserSession(ctx context.Context, idHash string) error
+	TouchBrowserSession(ctx context.Context, idHash, userAgent, ip string) error
 	ServerSecret(ctx context.Context, name string, generate func() string) (string, error)
 	AccountByUserID(ctx context.Context, userID string) (db.Account, error)
 }
@@ -82,6 +84,8 @@ type Service struct {
 	clientKey func(ctx context.Context) string
 	// secret keys the CSRF tokens.
 	secret []byte
+	site   *web.Site
+	images LogoSource
 
 	keyOnce sync.Once
 	key     *signingKey
@@ -113,11 +117,21 @@ type Options struct {
 	Log    *slog.Logger
 	// Metrics counts sign-ins; nil counts nothing.
 	Metrics *metrics.Set
+	// Site renders the pages.
+	Site *web.Site
+	// Logos tells whether a client's logo can be served; nil shows none.
+	Logos LogoSource
+}
+
+// LogoSource knows whether the image at a URL can be served.
+type LogoSource interface {
+	Ready(ctx context.Context, url string) bool
 }
 
 // New builds the authorisation server of cfg (cfg.OAuth.Enabled).
 func New(cfg *config.Config, o Options) *Service {
 	s := &Service{cfg: cfg, store: o.Store, accounts: o.Accounts, now: o.Now, log: o.Log, metrics: o.Metrics, clientKey: o.ClientKey, secret: o.Secret,
+		site: o.Site, images: o.Logos,
 		limits: limits{
 			clientRegistration:  ratelimit.Shared("oauth.rc_client_registration", cfg.OAuth.RcClientRegistration, o.Remote),
 			deviceAuthorization: ratelimit.Shared("oauth.rc_device_authorization", cfg.OAuth.RcDeviceAuthorization, o.Remote),

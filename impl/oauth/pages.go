@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -42,11 +41,13 @@ type Page struct {
 	Policy   web.Policy
 }
 
-// Browser is what a page request brings: its cookies and the rate-limit
-// key of its address.
+// Browser is what a page request brings: its cookies, the rate-limit key
+// of its address, and the browser and address (noted for the sessions
+// page).
 type Browser struct {
-	Cookies   []*http.Cookie
-	ClientKey string
+	Cookies       []*http.Cookie
+	ClientKey     string
+	UserAgent, IP string
 }
 
 func (b Browser) cookie(name string) string {
@@ -58,55 +59,72 @@ func (b Browser) cookie(name string) string {
 	return ""
 }
 
-var pageTemplates = web.Templates(`
+var _ = web.Register(`
+{{define "_client"}}<div class="client" id="client-card">{{if .LogoURL}}<img src="{{.LogoURL}}" alt="" width="48" height="48">{{end}}
+<div><div class="name" id="client">{{.Name}}</div>{{if .Host}}<a href="{{.URI}}" rel="noopener noreferrer" id="client-uri">{{.Host}}</a>{{end}}</div></div>{{end}}
+
 {{define "signin"}}{{template "head" .}}
+{{with .Client}}{{template "_client" .}}{{end}}
+<p class="muted" id="intro">{{if .Client}}{{t "signin_intro_client" "Client" .Client.Name "Server" .Site.ServerName}}{{else}}{{t "signin_intro" "Server" .Site.ServerName}}{{end}}</p>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="next" value="{{.Next}}">
-<label for="username">Username</label>
-<input type="text" id="username" name="username" value="{{.Username}}" autocomplete="username" autocapitalize="none" required autofocus>
-<label for="password">Password</label>
-<input type="password" id="password" name="password" autocomplete="current-password" required>
-<p><button type="submit" id="submit">Sign in</button></p>
-</form>{{if .SignUp}}<p>New here? <a href="{{.SignUp}}" id="signup">Create an account</a></p>{{end}}{{template "foot"}}{{end}}
+<div class="field"><label for="username">{{t "field_username"}}</label>
+{{template "_input" (.Input "username" "text" "username" .Username)}}{{template "_error" (.ErrorOf "username")}}</div>
+<div class="field"><label for="password">{{t "field_password"}}</label>
+{{template "_input" (.Input "password" "password" "current-password" "")}}{{template "_error" (.ErrorOf "password")}}</div>
+<div class="actions"><button type="submit" id="submit">{{t "signin_submit"}}</button></div>
+</form>{{if .SignUp}}<p class="muted">{{t "signin_new_here"}} <a href="{{.SignUp}}" id="signup">{{t "signin_create_account"}}</a></p>{{end}}{{template "foot" .}}{{end}}
 
 {{define "consent"}}{{template "head" .}}
-{{if .Remembered}}<p id="confirm">Continue as <strong id="user">{{.User}}</strong> to <strong id="client">{{.ClientName}}</strong> (<a href="{{.ClientURI}}" rel="noopener noreferrer">{{.ClientHost}}</a>)?</p>
-<p>This signs in a new session, <strong id="device">{{.DeviceID}}</strong>, with the access you allowed this app before.</p>
-{{else}}<p><strong id="client">{{.ClientName}}</strong> (<a href="{{.ClientURI}}" rel="noopener noreferrer">{{.ClientHost}}</a>) wants to:</p>
-<ul id="scopes">{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
-{{if or .TOS .Policy}}<p class="hint">Read its {{if .TOS}}<a href="{{.TOS}}" rel="noopener noreferrer">terms of service</a>{{end}}{{if and .TOS .Policy}} and {{end}}{{if .Policy}}<a href="{{.Policy}}" rel="noopener noreferrer">privacy policy</a>{{end}}.</p>{{end}}
-<p>You are signed in as <strong id="user">{{.User}}</strong>.</p>{{end}}
+{{template "_client" .Client}}
+{{if .Remembered}}<p id="confirm">{{t "consent_remembered" "Client" .Client.Name}}</p>
+<dl class="facts"><dt>{{t "consent_account"}}</dt><dd id="user">{{.User}}</dd><dt>{{t "consent_new_session"}}</dt><dd id="device">{{.DeviceID}}</dd></dl>
+{{else}}<p>{{if .Device}}{{t "consent_device_wants" "Client" .Client.Name}}{{else}}{{t "consent_wants" "Client" .Client.Name}}{{end}}</p>
+<ul class="scopes" id="scopes">{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
+<dl class="facts"><dt>{{t "consent_account"}}</dt><dd id="user">{{.User}}</dd><dt>{{t "consent_new_session"}}</dt><dd id="device">{{.DeviceID}}</dd></dl>
+{{with .Client}}{{if or .TOS .Policy}}<p class="muted" id="client-documents">{{t "consent_client_documents"}}
+{{if .TOS}}<a href="{{.TOS}}" rel="noopener noreferrer" id="client-tos">{{t "consent_client_terms"}}</a>{{end}}
+{{- if and .TOS .Policy}} · {{end}}{{if .Policy}}<a href="{{.Policy}}" rel="noopener noreferrer" id="client-policy">{{t "consent_client_policy"}}</a>{{end}}</p>{{end}}{{end}}
+<p class="muted">{{t "consent_trust"}}</p>{{end}}
 <form method="post" action="{{.Action}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
-<p><button type="submit" name="action" value="allow" id="allow">{{if .Remembered}}Continue{{else}}Allow{{end}}</button>
-<button type="submit" name="action" value="deny" id="deny">{{if .Remembered}}Cancel{{else}}Deny{{end}}</button></p></form>
+<div class="actions"><button type="submit" name="action" value="allow" id="allow">{{if .Remembered}}{{t "consent_continue"}}{{else}}{{t "consent_allow"}}{{end}}</button>
+<button type="submit" name="action" value="deny" id="deny" class="secondary">{{if .Remembered}}{{t "consent_cancel"}}{{else}}{{t "consent_deny"}}{{end}}</button></div></form>
 <form method="post" action="{{.Logout}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
-<p class="hint">Not you? <button type="submit" id="signout">Sign out</button></p></form>{{template "foot"}}{{end}}
+<p class="muted">{{t "consent_not_you"}} <button type="submit" id="signout" class="link">{{t "signout"}}</button></p></form>{{template "foot" .}}{{end}}
 
 {{define "device"}}{{template "head" .}}
-<p>Enter the code shown on the device you are signing in to.</p>
+<p id="intro">{{t "device_intro"}}</p>
 <form method="post" action="{{.Action}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
-<label for="user_code">Code</label>
-<input type="text" id="user_code" name="user_code" value="{{.UserCode}}" autocomplete="off" autocapitalize="characters" required autofocus>
-<p><button type="submit" id="submit">Continue</button></p></form>{{template "foot"}}{{end}}
-
+<div class="field"><label for="user_code">{{t "device_code"}}</label>
+{{template "_input" (.Input "user_code" "text" "one-time-code" .UserCode)}}{{template "_error" (.ErrorOf "user_code")}}</div>
+<div class="actions"><button type="submit" id="submit">{{t "continue"}}</button></div></form>{{template "foot" .}}{{end}}
 `)
+
+// ClientView is the client asking, as the pages show it.
+type ClientView struct {
+	ID, Name, URI, Host string
+	// LogoURL is registrar's copy of the client's logo, "" when it has
+	// none or it could not be fetched.
+	LogoURL     string
+	TOS, Policy string
+}
 
 // view is what the templates render.
 type view struct {
 	web.Frame
 	Action, CSRF, Next, Logout, SignUp string
 	Username, User, UserCode           string
-	ClientName, ClientURI              string
-	ClientHost, TOS, Policy            string
+	Client                             *ClientView
 	Scopes                             []string
 	// Remembered: the user allowed this client the scope before; the page
 	// only confirms the new session (DeviceID).
 	Remembered bool
-	DeviceID   string
+	// Device: a device authorisation (RFC 8628).
+	Device   bool
+	DeviceID string
 }
 
-func (s *Service) render(status int, name string, v view, cookies ...*http.Cookie) Page {
-	v.Style, v.ServerName = web.StyleCSS, s.cfg.ServerName
+func (s *Service) render(ctx context.Context, status int, name string, v *view, cookies ...*http.Cookie) Page {
 	v.Logout = PathLogout
 	if name == "signin" && s.cfg.EnableRegistration {
 		v.SignUp = PathSignUp
@@ -114,16 +132,34 @@ func (s *Service) render(status int, name string, v view, cookies ...*http.Cooki
 			v.SignUp += "?grant=" + url.QueryEscape(grant)
 		}
 	}
-	var buf bytes.Buffer
-	if err := pageTemplates.ExecuteTemplate(&buf, name, v); err != nil {
-		s.log.Error("rendering a page failed", "page", name, "error", err)
-		return Page{Status: http.StatusInternalServerError, HTML: []byte("Internal server error")}
-	}
-	return Page{Status: status, HTML: buf.Bytes(), Cookies: cookies}
+	return s.page(ctx, status, name, v, cookies...)
 }
 
-func (s *Service) message(status int, title, msg string) Page {
-	return s.render(status, "message", view{Frame: web.Frame{Title: title, Message: msg}})
+// page renders any registered template into a Page.
+func (s *Service) page(ctx context.Context, status int, name string, v web.Framed, cookies ...*http.Cookie) Page {
+	html, err := s.site.Render(ctx, name, v)
+	if err != nil {
+		s.log.ErrorContext(ctx, "rendering a page failed", "page", name, "error", err)
+		return Page{Status: http.StatusInternalServerError, HTML: []byte("Internal server error")}
+	}
+	return Page{Status: status, HTML: html, Cookies: cookies}
+}
+
+// Render is a page of any registered template.
+func (s *Service) Render(ctx context.Context, status int, name string, v web.Framed, cookies ...*http.Cookie) Page {
+	return s.page(ctx, status, name, v, cookies...)
+}
+
+// message is a one-paragraph page: title and text are message IDs (the
+// text's placeholders filled from args), with a link back to back when
+// set.
+func (s *Service) message(ctx context.Context, status int, title, text string, back string, args ...any) Page {
+	lang := web.Lang(ctx)
+	v := &view{Frame: web.Frame{Title: web.T(lang, title), Message: web.T(lang, text, args...)}}
+	if back != "" {
+		v.BackURL, v.BackLabel = back, web.T(lang, "back")
+	}
+	return s.page(ctx, status, "message", v)
 }
 
 func redirect(location string, cookies ...*http.Cookie) Page {
@@ -154,9 +190,8 @@ func (s *Service) checkCSRF(b Browser, token string) bool {
 	return cookie != "" && token != "" && hmac.Equal([]byte(s.csrfToken(cookie)), []byte(token))
 }
 
-func (s *Service) csrfFailed() Page {
-	return s.message(http.StatusForbidden, "Please try again",
-		"This form has expired or did not come from this site. Go back, reload the page and try again.")
+func (s *Service) csrfFailed(ctx context.Context) Page {
+	return s.message(ctx, http.StatusForbidden, "csrf_title", "csrf_text", PathAccount)
 }
 
 // cookie makes one of the pages' cookies: HttpOnly, SameSite=Lax, Secure
@@ -188,6 +223,9 @@ func (s *Service) signedIn(ctx context.Context, b Browser) (db.Account, bool) {
 	if err != nil || acct.Deactivated() || acct.Locked || acct.ApprovalPending {
 		return db.Account{}, false
 	}
+	if err := s.store.TouchBrowserSession(ctx, secrets.HashToken(token), b.UserAgent, b.IP); err != nil {
+		s.log.WarnContext(ctx, "noting a browser session's use failed", "error", err)
+	}
 	return acct, true
 }
 
@@ -211,10 +249,27 @@ func (s *Service) SignInPage(ctx context.Context, b Browser, next string) Page {
 		}
 		return redirect(PathAccount, nonNilCookies(set)...)
 	}
-	p := s.render(http.StatusOK, "signin", view{Frame: web.Frame{Title: "Sign in"}, Action: PathLogin, CSRF: token, Next: localNext(next)},
-		nonNilCookies(set)...)
+	v := s.signInView(ctx, token, next, "")
+	p := s.render(ctx, http.StatusOK, "signin", v, nonNilCookies(set)...)
 	p.Policy.FormAction = s.nextFormAction(ctx, next)
 	return p
+}
+
+// signInView is the sign-in form, naming the client a sign-in continues
+// to.
+func (s *Service) signInView(ctx context.Context, csrf, next, username string) *view {
+	v := &view{Frame: web.Frame{Title: web.T(web.Lang(ctx), "signin_title"), Autofocus: "username",
+		Here: PathLogin + "?" + url.Values{"next": {localNext(next)}}.Encode()},
+		Action: PathLogin, CSRF: csrf, Next: localNext(next), Username: username}
+	if username != "" {
+		v.Autofocus = "password"
+	}
+	if grant := grantOfNext(next); grant != "" {
+		if t, err := s.loadConsentTarget(ctx, grant); err == nil {
+			v.Client = s.clientView(ctx, t.client)
+		}
+	}
+	return v
 }
 
 // nextFormAction: a sign-in that continues to a consent may end, after
@@ -249,52 +304,62 @@ type SignInForm struct{ Username, Password, CSRF, Next string }
 // lockout, approval, deactivation) and starts a browser session.
 func (s *Service) SignIn(ctx context.Context, b Browser, f SignInForm) Page {
 	if !s.checkCSRF(b, f.CSRF) {
-		return s.csrfFailed()
+		return s.csrfFailed(ctx)
 	}
 	outcome := metrics.Success
 	defer func() { s.metrics.LoginOutcome("oauth", outcome) }()
 	token, _ := s.csrf(b)
-	retry := func(status int, msg string) Page {
-		p := s.render(status, "signin", view{Frame: web.Frame{Title: "Sign in", Error: msg}, Action: PathLogin, CSRF: token, Next: localNext(f.Next), Username: f.Username})
+	lang := web.Lang(ctx)
+	// retry shows the form again with the message beside field, or above
+	// the form when field is "".
+	retry := func(status int, field, msg string) Page {
+		v := s.signInView(ctx, token, f.Next, f.Username)
+		if field == "" {
+			v.Error = web.T(lang, msg)
+		} else {
+			v.FieldError(field, web.T(lang, msg))
+		}
+		p := s.render(ctx, status, "signin", v)
 		p.Policy.FormAction = s.nextFormAction(ctx, f.Next)
 		return p
 	}
 	if err := s.accounts.LoginLimits(b.ClientKey); err != nil {
 		outcome = matrix.CodeLimitExceeded
-		return retry(http.StatusTooManyRequests, "Too many attempts. Wait a little and try again.")
+		return retry(http.StatusTooManyRequests, "", "error_too_many_attempts")
 	}
 	acct, err := s.accounts.CheckCredentials(ctx, strings.TrimSpace(f.Username), f.Password, "")
 	if err != nil {
 		outcome = metrics.OutcomeOf(err)
-		return retry(signInStatus(err), signInMessage(err))
+		field, msg := signInMessage(err)
+		return retry(signInStatus(err), field, msg)
 	}
 	if err := s.accounts.SuccessfulLoginLimit(acct.UserID); err != nil {
 		outcome = matrix.CodeLimitExceeded
-		return retry(http.StatusTooManyRequests, "Too many sign-ins to this account. Wait a little and try again.")
+		return retry(http.StatusTooManyRequests, "", "error_too_many_signins")
 	}
 	switch {
 	case acct.ApprovalPending:
 		outcome = matrix.CodeUserAwaitingApproval
-		return retry(http.StatusForbidden, "This account is waiting for a server administrator's approval.")
+		return retry(http.StatusForbidden, "", "error_awaiting_approval")
 	case acct.Locked:
 		outcome = matrix.CodeUserLocked
-		return retry(http.StatusForbidden, "This account has been locked.")
+		return retry(http.StatusForbidden, "", "error_locked")
 	}
-	cookie, err := s.startSession(ctx, acct.UserID, acct.PasswordHash)
+	cookie, err := s.startSession(ctx, b, acct.UserID, acct.PasswordHash)
 	switch {
 	case errors.Is(err, db.ErrCredentialsChanged):
 		outcome = matrix.CodeForbidden
-		return retry(http.StatusForbidden, "The password of this account was changed meanwhile. Sign in with the new one.")
+		return retry(http.StatusForbidden, "password", "error_password_changed_meanwhile")
 	case errors.Is(err, db.ErrAccountLocked):
 		outcome = matrix.CodeUserLocked
-		return retry(http.StatusForbidden, "This account has been locked.")
+		return retry(http.StatusForbidden, "", "error_locked")
 	case errors.Is(err, db.ErrDeactivated):
 		outcome = matrix.CodeUserDeactivated
-		return retry(http.StatusForbidden, "This account has been deactivated.")
+		return retry(http.StatusForbidden, "", "error_deactivated")
 	case err != nil:
 		s.log.ErrorContext(ctx, "storing a browser session failed", "error", err)
 		outcome = matrix.CodeUnknown
-		return retry(http.StatusInternalServerError, "Something went wrong; try again.")
+		return retry(http.StatusInternalServerError, "", "error_internal")
 	}
 	s.log.InfoContext(ctx, "signed in in the browser", "user_id", acct.UserID)
 	next := localNext(f.Next)
@@ -318,27 +383,31 @@ func signInStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
-func signInMessage(err error) string {
+// signInMessage is a refused sign-in as the page says it: the field it
+// concerns ("" for the form) and the message's ID. A wrong username or
+// password is said beside the password (the username is kept), never
+// telling which was wrong.
+func signInMessage(err error) (string, string) {
 	var failure *uia.Failure
 	if errors.As(err, &failure) {
-		return "Wrong username or password."
+		return "password", "error_wrong_credentials"
 	}
 	merr, _ := matrix.As(err)
 	switch {
 	case merr == nil || merr.Status >= 500:
-		return "Something went wrong; try again."
+		return "", "error_internal"
 	case merr.Code == matrix.CodeLimitExceeded:
-		return "Too many attempts. Wait a little and try again."
+		return "", "error_too_many_attempts"
 	case merr.Code == matrix.CodeUserDeactivated:
-		return "This account has been deactivated."
+		return "", "error_deactivated"
 	}
-	return "Wrong username or password."
+	return "password", "error_wrong_credentials"
 }
 
 // SignOut ends the browser's session.
 func (s *Service) SignOut(ctx context.Context, b Browser, csrf string) Page {
 	if !s.checkCSRF(b, csrf) {
-		return s.csrfFailed()
+		return s.csrfFailed(ctx)
 	}
 	if token := b.cookie(sessionCookie); token != "" {
 		if err := s.store.DeleteBrowserSession(ctx, secrets.HashToken(token)); err != nil {
@@ -355,24 +424,80 @@ type consentTarget struct {
 }
 
 func (s *Service) consentTarget(ctx context.Context, grantID string) (consentTarget, *Page) {
-	g, err := s.store.OAuthGrant(ctx, grantID)
-	if err != nil || g.Status != db.GrantPending {
-		p := s.message(http.StatusNotFound, "Request expired",
-			"This sign-in request has expired or was completed already. Go back to your app and start again.")
+	t, err := s.loadConsentTarget(ctx, grantID)
+	switch {
+	case errors.Is(err, errGrantGone):
+		p := s.expired(ctx)
+		return consentTarget{}, &p
+	case err != nil:
+		s.log.ErrorContext(ctx, "reading a client failed", "grant", grantID, "error", err)
+		p := s.message(ctx, http.StatusInternalServerError, "error_title", "error_internal", "")
 		return consentTarget{}, &p
 	}
-	row, err := s.store.OAuthClient(ctx, g.ClientID)
+	return t, nil
+}
+
+var errGrantGone = errors.New("oauth: the grant is not pending")
+
+// loadConsentTarget is a pending grant with its client's metadata.
+func (s *Service) loadConsentTarget(ctx context.Context, grantID string) (consentTarget, error) {
+	g, err := s.store.OAuthGrant(ctx, grantID)
+	if err != nil || g.Status != db.GrantPending {
+		return consentTarget{}, errGrantGone
+	}
+	meta, err := s.clientMetadata(ctx, g.ClientID)
+	if err != nil {
+		return consentTarget{}, err
+	}
+	return consentTarget{grant: g, client: meta}, nil
+}
+
+// clientMetadata is a registered client's metadata.
+func (s *Service) clientMetadata(ctx context.Context, clientID string) (ClientMetadata, error) {
+	row, err := s.store.OAuthClient(ctx, clientID)
 	var meta ClientMetadata
 	if err == nil {
 		err = json.Unmarshal([]byte(row.Metadata), &meta)
 	}
-	if err != nil {
-		s.log.ErrorContext(ctx, "reading a client failed", "client_id", g.ClientID, "error", err)
-		p := s.message(http.StatusInternalServerError, "Something went wrong", "Something went wrong; try again.")
-		return consentTarget{}, &p
-	}
 	meta.ClientID = row.ClientID
-	return consentTarget{grant: g, client: meta}, nil
+	return meta, err
+}
+
+// expired is the page of a sign-in request that is gone.
+func (s *Service) expired(ctx context.Context) Page {
+	return s.message(ctx, http.StatusNotFound, "expired_title", "expired_text", "")
+}
+
+// clientView is a client as the pages show it: its name (in the page's
+// language where it registered one), host, documents and logo.
+func (s *Service) clientView(ctx context.Context, m ClientMetadata) *ClientView {
+	lang := web.Lang(ctx)
+	localized := func(field, fallback string) string {
+		if v := m.Localized[field+"#"+lang]; v != "" {
+			return v
+		}
+		return fallback
+	}
+	c := &ClientView{ID: m.ClientID, Name: localized("client_name", m.ClientName), URI: m.ClientURI, TOS: localized("tos_uri", m.TOSURI),
+		Policy: localized("policy_uri", m.PolicyURI)}
+	if u, err := url.Parse(m.ClientURI); err == nil {
+		c.Host = u.Host
+	}
+	if c.Name == "" {
+		c.Name = c.Host
+	}
+	if logo := localized("logo_uri", m.LogoURI); logo != "" && s.images != nil && s.images.Ready(ctx, logo) {
+		c.LogoURL = ClientLogoPath(m.ClientID)
+		if logo != m.LogoURI {
+			c.LogoURL += "?lang=" + lang
+		}
+	}
+	return c
+}
+
+// ClientLogoPath is where registrar serves a client's logo.
+func ClientLogoPath(clientID string) string {
+	return "/_registrar/clients/" + url.PathEscape(clientID) + "/logo"
 }
 
 // ConsentPage asks the signed-in user to allow the client. Every
@@ -405,26 +530,20 @@ func (s *Service) rememberedConsent(ctx context.Context, t consentTarget, acct d
 }
 
 func (s *Service) consentView(ctx context.Context, t consentTarget, acct db.Account, csrf, errMsg string, cookies ...*http.Cookie) Page {
-	m := t.client
-	name := m.ClientName
-	if name == "" {
-		name = m.ClientURI
-	}
-	host := m.ClientURI
-	if u, err := url.Parse(m.ClientURI); err == nil {
-		host = u.Host
-	}
-	title := "Allow access?"
+	lang := web.Lang(ctx)
+	client := s.clientView(ctx, t.client)
+	title := web.T(lang, "consent_title")
 	remembered := s.rememberedConsent(ctx, t, acct)
 	switch {
 	case t.grant.Kind == db.GrantDevice:
-		title = "Allow this device?"
+		title = web.T(lang, "consent_device_title")
 	case remembered:
-		title = "Continue to " + name + "?"
+		title = web.T(lang, "consent_remembered_title", "Client", client.Name)
 	}
-	p := s.render(http.StatusOK, "consent", view{Frame: web.Frame{Title: title, Error: errMsg}, Action: PathConsent + t.grant.ID, CSRF: csrf,
-		User: acct.UserID, ClientName: name, ClientURI: m.ClientURI, ClientHost: host, TOS: m.TOSURI, Policy: m.PolicyURI,
-		Scopes: describeScope(t.grant), Remembered: remembered, DeviceID: t.grant.DeviceID}, cookies...)
+	v := &view{Frame: web.Frame{Title: title, Error: errMsg, Here: PathConsent + t.grant.ID}, Action: PathConsent + t.grant.ID, CSRF: csrf,
+		User: acct.UserID, Client: client, Scopes: describeScope(lang, t.grant), Remembered: remembered,
+		Device: t.grant.Kind == db.GrantDevice, DeviceID: t.grant.DeviceID}
+	p := s.render(ctx, http.StatusOK, "consent", v, cookies...)
 	if t.grant.RedirectURI != "" {
 		p.Policy.FormAction = []string{formSource(t.grant.RedirectURI)}
 	}
@@ -432,10 +551,10 @@ func (s *Service) consentView(ctx context.Context, t consentTarget, acct db.Acco
 }
 
 // describeScope says in words what a grant allows.
-func describeScope(g db.OAuthGrant) []string {
-	out := []string{"Use your account fully: read and send messages, and manage your account (device " + g.DeviceID + ")"}
+func describeScope(lang string, g db.OAuthGrant) []string {
+	out := []string{web.T(lang, "scope_full_access")}
 	if scope, _ := ParseScope(strings.Fields(g.Scope)); scope.OpenID {
-		out = append(out, "Know your Matrix user ID")
+		out = append(out, web.T(lang, "scope_openid"))
 	}
 	return out
 }
@@ -461,7 +580,7 @@ func covers(remembered, requested string) bool {
 // Consent records the user's answer.
 func (s *Service) Consent(ctx context.Context, b Browser, grantID, action, csrf string) Page {
 	if !s.checkCSRF(b, csrf) {
-		return s.csrfFailed()
+		return s.csrfFailed(ctx)
 	}
 	t, fail := s.consentTarget(ctx, grantID)
 	if fail != nil {
@@ -478,7 +597,7 @@ func (s *Service) Consent(ctx context.Context, b Browser, grantID, action, csrf 
 		return s.decide(ctx, t, acct, false)
 	}
 	token, _ := s.csrf(b)
-	return s.consentView(ctx, t, acct, token, "Choose Allow or Deny.")
+	return s.consentView(ctx, t, acct, token, web.T(web.Lang(ctx), "consent_choose"))
 }
 
 // decide approves or denies a grant and answers: back to the client for
@@ -497,31 +616,28 @@ func (s *Service) decide(ctx context.Context, t consentTarget, acct db.Account, 
 	err := s.store.DecideOAuthGrant(ctx, g.ID, acct.UserID, approve, codeHash, expires)
 	if errors.Is(err, db.ErrDeviceTaken) {
 		if g.Kind == db.GrantDevice {
-			return s.message(http.StatusBadRequest, "Device not allowed",
-				"The device asked for a device ID that another account uses. Start again on the device.")
+			return s.message(ctx, http.StatusBadRequest, "device_taken_title", "device_taken_text", "")
 		}
-		return s.backToClient(g, &oidc.Error{ErrorType: oidc.InvalidScope, Description: "the device ID is in use by another account", State: g.State})
+		return s.backToClient(ctx, g, &oidc.Error{ErrorType: oidc.InvalidScope, Description: "the device ID is in use by another account", State: g.State})
 	}
 	if err != nil {
-		p := s.message(http.StatusNotFound, "Request expired",
-			"This sign-in request has expired or was completed already. Go back to your app and start again.")
-		return p
+		return s.expired(ctx)
 	}
 	s.log.InfoContext(ctx, "oauth grant decided", "user_id", acct.UserID, "client_id", g.ClientID, "device_id", g.DeviceID, "approved", approve,
 		"kind", g.Kind)
 	if g.Kind == db.GrantDevice {
 		if approve {
-			return s.message(http.StatusOK, "Device allowed", "You can go back to your device; it is now signed in.")
+			return s.message(ctx, http.StatusOK, "device_allowed_title", "device_allowed_text", "")
 		}
-		return s.message(http.StatusOK, "Device denied", "The device was not allowed to sign in.")
+		return s.message(ctx, http.StatusOK, "device_denied_title", "device_denied_text", "")
 	}
 	if !approve {
-		return s.backToClient(g, &oidc.Error{ErrorType: oidc.AccessDenied, Description: "the user denied the request", State: g.State})
+		return s.backToClient(ctx, g, &oidc.Error{ErrorType: oidc.AccessDenied, Description: "the user denied the request", State: g.State})
 	}
 	if err := s.store.SaveOAuthConsent(ctx, acct.UserID, g.ClientID, g.Scope); err != nil {
 		s.log.WarnContext(ctx, "remembering a consent failed", "error", err)
 	}
-	return s.backToClient(g, &codeResponse{Code: code, State: g.State})
+	return s.backToClient(ctx, g, &codeResponse{Code: code, State: g.State})
 }
 
 // codeResponse is the authorisation response (RFC 6749 §4.1.2).
@@ -532,11 +648,11 @@ type codeResponse struct {
 
 // backToClient redirects to the grant's redirect URI with the response in
 // its response mode.
-func (s *Service) backToClient(g db.OAuthGrant, response any) Page {
+func (s *Service) backToClient(ctx context.Context, g db.OAuthGrant, response any) Page {
 	location, err := op.AuthResponseURL(g.RedirectURI, oidc.ResponseTypeCode, oidc.ResponseMode(g.ResponseMode), response, oidc.NewEncoder())
 	if err != nil {
-		s.log.Error("building the redirect failed", "error", err)
-		return s.message(http.StatusInternalServerError, "Something went wrong", "Something went wrong; try again.")
+		s.log.ErrorContext(ctx, "building the redirect failed", "error", err)
+		return s.message(ctx, http.StatusInternalServerError, "error_title", "error_internal", "")
 	}
 	p := redirect(location)
 	p.Policy.FormAction = []string{formSource(g.RedirectURI)}
@@ -558,33 +674,33 @@ func formSource(raw string) string {
 // DevicePage asks for the code the device shows.
 func (s *Service) DevicePage(ctx context.Context, b Browser, userCode string) Page {
 	token, set := s.csrf(b)
-	return s.render(http.StatusOK, "device", view{Frame: web.Frame{Title: "Connect a device"}, Action: PathDevice, CSRF: token, UserCode: userCode},
-		nonNilCookies(set)...)
+	return s.render(ctx, http.StatusOK, "device", s.deviceView(ctx, token, userCode), nonNilCookies(set)...)
+}
+
+func (s *Service) deviceView(ctx context.Context, csrf, userCode string) *view {
+	return &view{Frame: web.Frame{Title: web.T(web.Lang(ctx), "device_title"), Autofocus: "user_code", Here: PathDevice},
+		Action: PathDevice, CSRF: csrf, UserCode: userCode}
 }
 
 // DeviceSubmit finds the device authorisation of a code and goes on to
 // its consent page; wrong codes are rate limited.
 func (s *Service) DeviceSubmit(ctx context.Context, b Browser, userCode, csrf string) Page {
 	if !s.checkCSRF(b, csrf) {
-		return s.csrfFailed()
+		return s.csrfFailed(ctx)
 	}
 	token, _ := s.csrf(b)
 	retry := func(status int, msg string) Page {
-		return s.render(status, "device", view{Frame: web.Frame{Title: "Connect a device", Error: msg}, Action: PathDevice, CSRF: token, UserCode: userCode})
+		v := s.deviceView(ctx, token, userCode)
+		v.FieldError("user_code", web.T(web.Lang(ctx), msg))
+		return s.render(ctx, status, "device", v)
 	}
 	if err := s.limits.userCode.Check(b.ClientKey, s.now()); err != nil {
-		return retry(http.StatusTooManyRequests, "Too many wrong codes. Wait a little and try again.")
+		return retry(http.StatusTooManyRequests, "error_too_many_codes")
 	}
 	g, err := s.store.PendingDeviceGrant(ctx, normalizeUserCode(userCode))
 	if err != nil {
 		_ = s.limits.userCode.Take(b.ClientKey, s.now())
-		return retry(http.StatusBadRequest, "That code is wrong or has expired. Check the code on your device.")
+		return retry(http.StatusBadRequest, "error_device_code")
 	}
 	return redirect(PathConsent + g.ID)
-}
-
-// ErrorPage is a failure before the page's own code ran (a malformed
-// form), as a page.
-func (s *Service) ErrorPage(status int, msg string) Page {
-	return s.message(status, "Something is wrong", msg)
 }

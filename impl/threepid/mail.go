@@ -28,6 +28,18 @@ type mailer struct {
 	text      map[string]*texttemplate.Template
 	html      map[string]*htmltemplate.Template
 	serverNam string
+	brand     mailBrand
+}
+
+// mailBrand is the operator's branding as emails show it (the pages'
+// branding section).
+type mailBrand struct {
+	// ServiceName is branding.service_name, or the server name.
+	ServiceName string
+	// LogoURL is an absolute URL of the logo, "" for none.
+	LogoURL string
+	// Color is the buttons' colour; PolicyURI, TOSURI, Imprint the footer.
+	Color, PolicyURI, TOSURI, Imprint string
 }
 
 // messageData is what templates see.
@@ -39,7 +51,50 @@ type messageData struct {
 	Token      string
 	// Code is the token when it is short enough to type, else "".
 	Code string
+	// Brand is the operator's branding.
+	Brand mailBrand
 }
+
+// brandOf is the branding of cfg as emails show it: a logo that is a
+// path of registrar's site becomes an absolute URL under public_baseurl.
+func brandOf(cfg *config.Config) mailBrand {
+	b := cfg.Branding
+	out := mailBrand{ServiceName: b.ServiceName, Color: b.PrimaryColor, PolicyURI: b.PolicyURI, TOSURI: b.TOSURI, Imprint: b.Imprint}
+	if out.ServiceName == "" {
+		out.ServiceName = cfg.ServerName
+	}
+	if out.Color == "" {
+		out.Color = "#0b6b50"
+	}
+	base := strings.TrimSuffix(cfg.PublicBaseURL, "/")
+	switch {
+	case strings.HasPrefix(b.LogoURI, "https://"):
+		out.LogoURL = b.LogoURI
+	case strings.HasPrefix(b.LogoURI, "/") && base != "":
+		out.LogoURL = base + b.LogoURI
+	}
+	for _, u := range []*string{&out.PolicyURI, &out.TOSURI} {
+		if strings.HasPrefix(*u, "/") && base != "" {
+			*u = base + *u
+		}
+	}
+	return out
+}
+
+// mailLayout frames the built-in HTML emails: the service's name and
+// logo, the message, a footer with the operator's documents; styles
+// inline, as mail clients want them.
+const mailLayout = `{{define "button"}}<a href="{{.Link}}" style="display:inline-block;padding:12px 24px;border-radius:999px;background:{{.Brand.Color}};color:#ffffff;font-weight:600;text-decoration:none">{{end}}` +
+	`{{define "top"}}<!DOCTYPE html><html><body style="margin:0;padding:0;background:#f4f5f7;font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;color:#1b1d22">` +
+	`<table role="presentation" width="100%" cellpadding="0" cellspacing="0"><tr><td align="center" style="padding:24px 12px">` +
+	`<table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="max-width:520px;background:#ffffff;border:1px solid #c9ced6;border-radius:10px">` +
+	`<tr><td style="padding:20px 24px;border-bottom:1px solid #c9ced6;font-weight:600;font-size:18px">` +
+	`{{if .Brand.LogoURL}}<img src="{{.Brand.LogoURL}}" alt="" width="32" height="32" style="vertical-align:middle;margin-right:8px">{{end}}{{.Brand.ServiceName}}</td></tr>` +
+	`<tr><td style="padding:24px;font-size:16px;line-height:1.5">{{end}}` +
+	`{{define "bottom"}}</td></tr></table><p style="font-size:13px;color:#5b6270;max-width:520px">` +
+	`{{if .Brand.PolicyURI}}<a href="{{.Brand.PolicyURI}}" style="color:#5b6270">Privacy policy</a> {{end}}` +
+	`{{if .Brand.TOSURI}}<a href="{{.Brand.TOSURI}}" style="color:#5b6270">Terms of service</a> {{end}}` +
+	`{{if .Brand.Imprint}}<br>{{.Brand.Imprint}}{{end}}</p></td></tr></table></body></html>{{end}}`
 
 var defaultTextTemplates = map[string]string{
 	PurposeRegistration:  "Hello,\n\nTo finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address by opening this link:\n\n{{.Link}}\n{{if .Code}}\nOr enter this code on the sign-up page: {{.Code}}\n{{end}}\nIf you did not ask for this, ignore this email.\n",
@@ -49,14 +104,14 @@ var defaultTextTemplates = map[string]string{
 }
 
 var defaultHTMLTemplates = map[string]string{
-	PurposeRegistration:  `<!DOCTYPE html><html><body><p>Hello,</p><p>To finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address:</p><p><a href="{{.Link}}">Confirm my email address</a></p>{{if .Code}}<p>Or enter this code on the sign-up page: <strong>{{.Code}}</strong></p>{{end}}<p>If you did not ask for this, ignore this email.</p></body></html>`,
-	PurposePasswordReset: `<!DOCTYPE html><html><body><p>Hello,</p><p>A password reset was requested for your account on {{.ServerName}}.</p><p><a href="{{.Link}}">Continue the password reset</a></p><p>If you did not ask for this, ignore this email.</p></body></html>`,
-	PurposeAddThreepid:   `<!DOCTYPE html><html><body><p>Hello,</p><p>To add this email address to your account on {{.ServerName}}:</p><p><a href="{{.Link}}">Confirm my email address</a></p>{{if .Code}}<p>Or enter this code on your account page: <strong>{{.Code}}</strong></p>{{end}}<p>If you did not ask for this, ignore this email.</p></body></html>`,
-	purposeAlreadyInUse:  `<!DOCTYPE html><html><body><p>Hello,</p><p>Someone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.</p></body></html>`,
+	PurposeRegistration:  `{{template "top" .}}<p>Hello,</p><p>To finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address:</p><p>{{template "button" .}}Confirm my email address</a></p>{{if .Code}}<p>Or enter this code on the sign-up page: <strong style="font-size:20px;letter-spacing:2px">{{.Code}}</strong></p>{{end}}<p>If you did not ask for this, ignore this email.</p>{{template "bottom" .}}`,
+	PurposePasswordReset: `{{template "top" .}}<p>Hello,</p><p>A password reset was requested for your account on {{.ServerName}}.</p><p>{{template "button" .}}Continue the password reset</a></p><p>If you did not ask for this, ignore this email.</p>{{template "bottom" .}}`,
+	PurposeAddThreepid:   `{{template "top" .}}<p>Hello,</p><p>To add this email address to your account on {{.ServerName}}:</p><p>{{template "button" .}}Confirm my email address</a></p>{{if .Code}}<p>Or enter this code on your account page: <strong style="font-size:20px;letter-spacing:2px">{{.Code}}</strong></p>{{end}}<p>If you did not ask for this, ignore this email.</p>{{template "bottom" .}}`,
+	purposeAlreadyInUse:  `{{template "top" .}}<p>Hello,</p><p>Someone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.</p>{{template "bottom" .}}`,
 }
 
-func newMailer(cfg config.Email, serverName string) (*mailer, error) {
-	m := &mailer{cfg: cfg, serverNam: serverName, text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
+func newMailer(cfg config.Email, serverName string, brand mailBrand) (*mailer, error) {
+	m := &mailer{cfg: cfg, serverNam: serverName, brand: brand, text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
 	for purpose, def := range defaultTextTemplates {
 		text, html := def, defaultHTMLTemplates[purpose]
 		if cfg.TemplateDir != "" {
@@ -71,7 +126,10 @@ func newMailer(cfg config.Email, serverName string) (*mailer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("email.template_dir: %s.txt: %w", purpose, err)
 		}
-		h, err := htmltemplate.New(purpose).Parse(html)
+		h, err := htmltemplate.New(purpose).Parse(mailLayout)
+		if err == nil {
+			h, err = h.Parse(html)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("email.template_dir: %s.html: %w", purpose, err)
 		}
@@ -88,7 +146,7 @@ func (m *mailer) subject(purpose string) string {
 
 // send delivers one message, giving up after send_timeout.
 func (m *mailer) send(ctx context.Context, to, purpose string, data messageData) error {
-	data.AppName, data.ServerName = m.cfg.AppName, m.serverNam
+	data.AppName, data.ServerName, data.Brand = m.cfg.AppName, m.serverNam, m.brand
 	var text, html bytes.Buffer
 	if err := m.text[purpose].Execute(&text, data); err != nil {
 		return err

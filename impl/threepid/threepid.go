@@ -66,7 +66,7 @@ func New(cfg *config.Config, store Store, remote *ratelimit.Remote, now func() t
 	s := &Service{cfg: cfg, store: store, limit: ratelimit.Shared("rc_3pid_validation", cfg.Rc3PIDValidation, remote), now: now, log: log, metrics: m}
 	if cfg.Email != nil {
 		var err error
-		if s.mailer, err = newMailer(*cfg.Email, cfg.ServerName); err != nil {
+		if s.mailer, err = newMailer(*cfg.Email, cfg.ServerName, brandOf(cfg)); err != nil {
 			return nil, err
 		}
 	}
@@ -410,8 +410,9 @@ func (s *Service) Bind(ctx context.Context, userID, sid, clientSecret string) er
 
 var (
 	// ErrBadLink is a wrong or expired validation token.
-	ErrBadLink   = matrix.BadRequest(matrix.CodeTokenIncorrect, "This validation link is invalid or has expired. Request a new one from your application.")
-	errTokenUsed = matrix.BadRequest(matrix.CodeTokenIncorrect, "This validation link has already been used.")
+	ErrBadLink = matrix.BadRequest(matrix.CodeTokenIncorrect, "This validation link is invalid or has expired. Request a new one from your application.")
+	// ErrLinkUsed is a validation token used already.
+	ErrLinkUsed = matrix.BadRequest(matrix.CodeTokenIncorrect, "This validation link has already been used.")
 )
 
 // Purpose is what a live validation session is for, or "".
@@ -439,7 +440,7 @@ func (s *Service) Submit(ctx context.Context, medium, sid, clientSecret, token s
 	}
 	hash := secrets.HashToken(token)
 	if sess.TokenHash == "" {
-		return sess, errTokenUsed
+		return sess, ErrLinkUsed
 	}
 	if subtle.ConstantTimeCompare([]byte(sess.TokenHash), []byte(hash)) != 1 || sess.TokenExpiresAt <= s.now().UnixMilli() {
 		return sess, ErrBadLink
@@ -449,7 +450,7 @@ func (s *Service) Submit(ctx context.Context, medium, sid, clientSecret, token s
 		return sess, matrix.Internal(err)
 	}
 	if !ok {
-		return sess, errTokenUsed
+		return sess, ErrLinkUsed
 	}
 	s.log.InfoContext(ctx, "third-party identifier validated", "medium", medium, "sid", sid)
 	return sess, nil
