@@ -183,3 +183,17 @@ func seedTokens(b *testing.B, env *testEnv, n int) {
 	}
 	flush("INSERT INTO access_tokens (token_hash, user_id, device_id, created_at) VALUES ")
 }
+
+// BenchmarkSignInPage renders the sign-in page in German: the language
+// picked from Accept-Language, the layout, the catalogue's messages and
+// the security headers.
+func BenchmarkSignInPage(b *testing.B) {
+	env := newBenchEnv(b)
+	benchRequest(b, env.server, "GET", "/_registrar/login", "", "Accept-Language", "de-DE,de;q=0.9")
+}
+
+// BenchmarkPageAsset serves the style sheet.
+func BenchmarkPageAsset(b *testing.B) {
+	env := newBenchEnv(b)
+	benchRequest(b, env.server, "GET", "/_registrar/static/registrar.css", "")
+}

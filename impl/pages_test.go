@@ -353,3 +353,39 @@ func TestBrandingOnEveryPage(t *testing.T) {
 		}
 	}
 }
+
+// TestClientLogoLeftOutWhenUnavailable: a client's logo that cannot be
+// fetched is left out of the consent page (no broken image), and
+// registrar's copy of it is a 404.
+func TestClientLogoLeftOutWhenUnavailable(t *testing.T) {
+	env := newOAuthEnv(t)
+	env.register("logoless", "pw-logoless-1").expect(t, 200, "")
+	clientID := env.registerClient(t, map[string]any{"logo_uri": "https://client.example.org/no-such-logo.png"})
+	b := env.signedInBrowser(t, clientID, "logoless", "pw-logoless-1")
+	p := env.nextAuthorization(t, b, clientID, "LOGOLESSNEXT")
+	if !strings.Contains(p.body, `id="client-card"`) || strings.Contains(p.body, "/_registrar/clients/") {
+		t.Fatalf("consent page %s", p.body)
+	}
+	if r := env.do("GET", "/_registrar/clients/"+url.PathEscape(clientID)+"/logo", ""); r.Status != 404 {
+		t.Fatalf("logo %d", r.Status)
+	}
+}
+
+// TestEmailsCarryTheBranding: the built-in HTML emails show the service's
+// name and logo, its colour on the button, and the operator's documents
+// and imprint.
+func TestEmailsCarryTheBranding(t *testing.T) {
+	sink := newSMTPSink(t)
+	env := newEnv(t, emailConfig(sink), func(c *config.Config) {
+		c.Branding = web.Branding{ServiceName: "Mail Chat", LogoURI: "/brand/logo.png", PrimaryColor: "#123456",
+			PolicyURI: "https://mail.example/privacy", Imprint: "Mail Ltd"}
+	})
+	requestEmailToken(env, registerEmailURL, "brand", "branded@example.org", 1).expect(t, 200, "")
+	html := sink.last(t).HTML
+	for _, want := range []string{"Mail Chat", `src="https://matrix.example.org/brand/logo.png"`, "background:#123456",
+		`href="https://mail.example/privacy"`, "Mail Ltd", "submit_token"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the email lacks %s: %s", want, html)
+		}
+	}
+}
