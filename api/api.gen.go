@@ -614,6 +614,21 @@ type LoginFlow struct {
 	// GetLoginToken For m.login.token, whether POST /login/get_token is supported.
 	GetLoginToken *bool `json:"get_login_token,omitempty"`
 
+	// IdentityProviders For m.login.sso, the identity providers to offer (MSC2858, as Synapse sends them).
+	IdentityProviders *[]struct {
+		Brand *string `json:"brand,omitempty"`
+
+		// Icon An mxc URI.
+		Icon *string `json:"icon,omitempty"`
+
+		// Id The ID for /login/sso/redirect/{idpId}.
+		Id   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"identity_providers,omitempty"`
+
+	// OauthAwarePreferred For m.login.sso, that OAuth 2.0 aware clients should use it only (Matrix v1.18, MSC3824).
+	OauthAwarePreferred *bool `json:"oauth_aware_preferred,omitempty"`
+
 	// Type The login type, supplied as type when logging in.
 	Type string `json:"type"`
 }
@@ -1106,6 +1121,21 @@ type LoginJSONBody struct {
 	User *string `json:"user,omitempty"`
 }
 
+// RedirectToSSOParams defines parameters for RedirectToSSO.
+type RedirectToSSOParams struct {
+	// RedirectUrl Where the client wants the browser back.
+	RedirectUrl string `form:"redirectUrl" json:"redirectUrl"`
+
+	// Action login or register (Matrix v1.18).
+	Action *string `form:"action,omitempty" json:"action,omitempty"`
+}
+
+// RedirectToIdPParams defines parameters for RedirectToIdP.
+type RedirectToIdPParams struct {
+	RedirectUrl string  `form:"redirectUrl" json:"redirectUrl"`
+	Action      *string `form:"action,omitempty" json:"action,omitempty"`
+}
+
 // RefreshJSONBody defines parameters for Refresh.
 type RefreshJSONBody struct {
 	// RefreshToken The refresh token.
@@ -1261,6 +1291,13 @@ type AccountThreepidVerifySubmitFormdataBody struct {
 	Sid          *string `form:"sid,omitempty" json:"sid,omitempty"`
 }
 
+// AccountUpstreamUnlinkSubmitFormdataBody defines parameters for AccountUpstreamUnlinkSubmit.
+type AccountUpstreamUnlinkSubmitFormdataBody struct {
+	Csrf    *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	IdpId   *string `form:"idp_id,omitempty" json:"idp_id,omitempty"`
+	Subject *string `form:"subject,omitempty" json:"subject,omitempty"`
+}
+
 // ClientLogoParams defines parameters for ClientLogo.
 type ClientLogoParams struct {
 	// Lang The language of a localised logo_uri.
@@ -1382,6 +1419,48 @@ type SignUpSubmitFormdataBody struct {
 type PageAssetParams struct {
 	// V The asset's version (ignored; it makes the URL change with the content).
 	V *string `form:"v,omitempty" json:"v,omitempty"`
+}
+
+// UpstreamCallbackParams defines parameters for UpstreamCallback.
+type UpstreamCallbackParams struct {
+	State            *string `form:"state,omitempty" json:"state,omitempty"`
+	Code             *string `form:"code,omitempty" json:"code,omitempty"`
+	Error            *string `form:"error,omitempty" json:"error,omitempty"`
+	ErrorDescription *string `form:"error_description,omitempty" json:"error_description,omitempty"`
+	Iss              *string `form:"iss,omitempty" json:"iss,omitempty"`
+	SessionState     *string `form:"session_state,omitempty" json:"session_state,omitempty"`
+}
+
+// UpstreamRegisterPageParams defines parameters for UpstreamRegisterPage.
+type UpstreamRegisterPageParams struct {
+	Session *string `form:"session,omitempty" json:"session,omitempty"`
+}
+
+// UpstreamRegisterSubmitFormdataBody defines parameters for UpstreamRegisterSubmit.
+type UpstreamRegisterSubmitFormdataBody struct {
+	AcceptTerms *string `form:"accept_terms,omitempty" json:"accept_terms,omitempty"`
+	Csrf        *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	Session     *string `form:"session,omitempty" json:"session,omitempty"`
+	Username    *string `form:"username,omitempty" json:"username,omitempty"`
+}
+
+// UpstreamAuthorizeParams defines parameters for UpstreamAuthorize.
+type UpstreamAuthorizeParams struct {
+	// Next A page of registrar to continue to.
+	Next *string `form:"next,omitempty" json:"next,omitempty"`
+
+	// Grant The authorisation to continue after signing in.
+	Grant *string `form:"grant,omitempty" json:"grant,omitempty"`
+}
+
+// UpstreamBackchannelLogoutFormdataBody defines parameters for UpstreamBackchannelLogout.
+type UpstreamBackchannelLogoutFormdataBody struct {
+	LogoutToken *string `form:"logout_token,omitempty" json:"logout_token,omitempty"`
+}
+
+// UpstreamLinkFormdataBody defines parameters for UpstreamLink.
+type UpstreamLinkFormdataBody struct {
+	Csrf *string `form:"csrf,omitempty" json:"csrf,omitempty"`
 }
 
 // DeactivateUserAdminJSONBody defines parameters for DeactivateUserAdmin.
@@ -1690,6 +1769,9 @@ type AccountThreepidRemoveSubmitFormdataRequestBody AccountThreepidRemoveSubmitF
 // AccountThreepidVerifySubmitFormdataRequestBody defines body for AccountThreepidVerifySubmit for application/x-www-form-urlencoded ContentType.
 type AccountThreepidVerifySubmitFormdataRequestBody AccountThreepidVerifySubmitFormdataBody
 
+// AccountUpstreamUnlinkSubmitFormdataRequestBody defines body for AccountUpstreamUnlinkSubmit for application/x-www-form-urlencoded ContentType.
+type AccountUpstreamUnlinkSubmitFormdataRequestBody AccountUpstreamUnlinkSubmitFormdataBody
+
 // ConsentSubmitFormdataRequestBody defines body for ConsentSubmit for application/x-www-form-urlencoded ContentType.
 type ConsentSubmitFormdataRequestBody ConsentSubmitFormdataBody
 
@@ -1719,6 +1801,15 @@ type OauthTokenFormdataRequestBody OauthTokenFormdataBody
 
 // SignUpSubmitFormdataRequestBody defines body for SignUpSubmit for application/x-www-form-urlencoded ContentType.
 type SignUpSubmitFormdataRequestBody SignUpSubmitFormdataBody
+
+// UpstreamRegisterSubmitFormdataRequestBody defines body for UpstreamRegisterSubmit for application/x-www-form-urlencoded ContentType.
+type UpstreamRegisterSubmitFormdataRequestBody UpstreamRegisterSubmitFormdataBody
+
+// UpstreamBackchannelLogoutFormdataRequestBody defines body for UpstreamBackchannelLogout for application/x-www-form-urlencoded ContentType.
+type UpstreamBackchannelLogoutFormdataRequestBody UpstreamBackchannelLogoutFormdataBody
+
+// UpstreamLinkFormdataRequestBody defines body for UpstreamLink for application/x-www-form-urlencoded ContentType.
+type UpstreamLinkFormdataRequestBody UpstreamLinkFormdataBody
 
 // DeactivateUserAdminJSONRequestBody defines body for DeactivateUserAdmin for application/json ContentType.
 type DeactivateUserAdminJSONRequestBody DeactivateUserAdminJSONBody
@@ -2203,6 +2294,12 @@ type ServerInterface interface {
 	// Login Authenticates the user and issues an access token.
 	// (POST /_matrix/client/v3/login)
 	Login(ctx echo.Context) error
+	// RedirectToSSO Sends the browser to the identity provider (or a page to choose one).
+	// (GET /_matrix/client/v3/login/sso/redirect)
+	RedirectToSSO(ctx echo.Context, params RedirectToSSOParams) error
+	// RedirectToIdP Sends the browser to the identity provider chosen.
+	// (GET /_matrix/client/v3/login/sso/redirect/{idpId})
+	RedirectToIdP(ctx echo.Context, idpId string, params RedirectToIdPParams) error
 	// Logout Invalidates the access token and deletes its device.
 	// (POST /_matrix/client/v3/logout)
 	Logout(ctx echo.Context) error
@@ -2263,6 +2360,9 @@ type ServerInterface interface {
 	// AccountThreepidVerifySubmit Adds the address whose code is given.
 	// (POST /_registrar/account/threepid/verify)
 	AccountThreepidVerifySubmit(ctx echo.Context) error
+	// AccountUpstreamUnlinkSubmit Unlinks an upstream identity from the signed-in account (not its last way in).
+	// (POST /_registrar/account/upstream/unlink)
+	AccountUpstreamUnlinkSubmit(ctx echo.Context) error
 	// ClientLogo An OAuth client's logo (logo_uri), fetched and kept by registrar.
 	// (GET /_registrar/clients/{client_id}/logo)
 	ClientLogo(ctx echo.Context, clientId string, params ClientLogoParams) error
@@ -2317,6 +2417,24 @@ type ServerInterface interface {
 	// PageAsset The pages' style sheet and script (registrar.css, registrar.js) and the branding logo (logo).
 	// (GET /_registrar/static/{file})
 	PageAsset(ctx echo.Context, file string, params PageAssetParams) error
+	// UpstreamCallback Where the provider sends the browser back (the redirect URI registered with it).
+	// (GET /_registrar/upstream/callback)
+	UpstreamCallback(ctx echo.Context, params UpstreamCallbackParams) error
+	// UpstreamRegisterPage Asks a person signing in for the first time for their username (and the terms).
+	// (GET /_registrar/upstream/register)
+	UpstreamRegisterPage(ctx echo.Context, params UpstreamRegisterPageParams) error
+	// UpstreamRegisterSubmit Creates the account of a first sign-in with the chosen username.
+	// (POST /_registrar/upstream/register)
+	UpstreamRegisterSubmit(ctx echo.Context) error
+	// UpstreamAuthorize Sends the browser to the provider to sign in (or up), then on to next or the authorisation grant.
+	// (GET /_registrar/upstream/{idp_id}/authorize)
+	UpstreamAuthorize(ctx echo.Context, idpId string, params UpstreamAuthorizeParams) error
+	// UpstreamBackchannelLogout The provider ends the sessions one of its sessions made (OpenID Connect Back-Channel Logout 1.0).
+	// (POST /_registrar/upstream/{idp_id}/backchannel_logout)
+	UpstreamBackchannelLogout(ctx echo.Context, idpId string) error
+	// UpstreamLink Sends the signed-in person to the provider to link that identity to their account.
+	// (POST /_registrar/upstream/{idp_id}/link)
+	UpstreamLink(ctx echo.Context, idpId string) error
 	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
 	// (POST /_synapse/admin/v1/deactivate/{userId})
 	DeactivateUserAdmin(ctx echo.Context, userId string) error
@@ -2891,6 +3009,63 @@ func (w *ServerInterfaceWrapper) Login(ctx echo.Context) error {
 	return err
 }
 
+// RedirectToSSO converts echo context to params.
+func (w *ServerInterfaceWrapper) RedirectToSSO(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RedirectToSSOParams
+	// ------------- Required query parameter "redirectUrl" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "redirectUrl", ctx.QueryParams(), &params.RedirectUrl, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter redirectUrl: %s", err))
+	}
+
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", ctx.QueryParams(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter action: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RedirectToSSO(ctx, params)
+	return err
+}
+
+// RedirectToIdP converts echo context to params.
+func (w *ServerInterfaceWrapper) RedirectToIdP(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "idpId" -------------
+	var idpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "idpId", ctx.Param("idpId"), &idpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter idpId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RedirectToIdPParams
+	// ------------- Required query parameter "redirectUrl" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "redirectUrl", ctx.QueryParams(), &params.RedirectUrl, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter redirectUrl: %s", err))
+	}
+
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", ctx.QueryParams(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter action: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RedirectToIdP(ctx, idpId, params)
+	return err
+}
+
 // Logout converts echo context to params.
 func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
 	var err error
@@ -3102,6 +3277,15 @@ func (w *ServerInterfaceWrapper) AccountThreepidVerifySubmit(ctx echo.Context) e
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AccountThreepidVerifySubmit(ctx)
+	return err
+}
+
+// AccountUpstreamUnlinkSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountUpstreamUnlinkSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountUpstreamUnlinkSubmit(ctx)
 	return err
 }
 
@@ -3416,6 +3600,150 @@ func (w *ServerInterfaceWrapper) PageAsset(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PageAsset(ctx, file, params)
+	return err
+}
+
+// UpstreamCallback converts echo context to params.
+func (w *ServerInterfaceWrapper) UpstreamCallback(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpstreamCallbackParams
+	// ------------- Optional query parameter "state" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "state", ctx.QueryParams(), &params.State, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter state: %s", err))
+	}
+
+	// ------------- Optional query parameter "code" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "code", ctx.QueryParams(), &params.Code, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter code: %s", err))
+	}
+
+	// ------------- Optional query parameter "error" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "error", ctx.QueryParams(), &params.Error, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter error: %s", err))
+	}
+
+	// ------------- Optional query parameter "error_description" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "error_description", ctx.QueryParams(), &params.ErrorDescription, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter error_description: %s", err))
+	}
+
+	// ------------- Optional query parameter "iss" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "iss", ctx.QueryParams(), &params.Iss, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter iss: %s", err))
+	}
+
+	// ------------- Optional query parameter "session_state" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "session_state", ctx.QueryParams(), &params.SessionState, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter session_state: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpstreamCallback(ctx, params)
+	return err
+}
+
+// UpstreamRegisterPage converts echo context to params.
+func (w *ServerInterfaceWrapper) UpstreamRegisterPage(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpstreamRegisterPageParams
+	// ------------- Optional query parameter "session" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "session", ctx.QueryParams(), &params.Session, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter session: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpstreamRegisterPage(ctx, params)
+	return err
+}
+
+// UpstreamRegisterSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) UpstreamRegisterSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpstreamRegisterSubmit(ctx)
+	return err
+}
+
+// UpstreamAuthorize converts echo context to params.
+func (w *ServerInterfaceWrapper) UpstreamAuthorize(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "idp_id" -------------
+	var idpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "idp_id", ctx.Param("idp_id"), &idpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter idp_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpstreamAuthorizeParams
+	// ------------- Optional query parameter "next" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "next", ctx.QueryParams(), &params.Next, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter next: %s", err))
+	}
+
+	// ------------- Optional query parameter "grant" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "grant", ctx.QueryParams(), &params.Grant, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter grant: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpstreamAuthorize(ctx, idpId, params)
+	return err
+}
+
+// UpstreamBackchannelLogout converts echo context to params.
+func (w *ServerInterfaceWrapper) UpstreamBackchannelLogout(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "idp_id" -------------
+	var idpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "idp_id", ctx.Param("idp_id"), &idpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter idp_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpstreamBackchannelLogout(ctx, idpId)
+	return err
+}
+
+// UpstreamLink converts echo context to params.
+func (w *ServerInterfaceWrapper) UpstreamLink(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "idp_id" -------------
+	var idpId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "idp_id", ctx.Param("idp_id"), &idpId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter idp_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpstreamLink(ctx, idpId)
 	return err
 }
 
@@ -4120,6 +4448,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PUT(options.BaseURL+"/_matrix/client/v3/devices/:deviceId", wrapper.UpdateDevice, options.OperationMiddlewares["updateDevice"]...)
 	router.GET(options.BaseURL+"/_matrix/client/v3/login", wrapper.GetLoginFlows, options.OperationMiddlewares["getLoginFlows"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/login", wrapper.Login, options.OperationMiddlewares["login"]...)
+	router.GET(options.BaseURL+"/_matrix/client/v3/login/sso/redirect", wrapper.RedirectToSSO, options.OperationMiddlewares["redirectToSSO"]...)
+	router.GET(options.BaseURL+"/_matrix/client/v3/login/sso/redirect/:idpId", wrapper.RedirectToIdP, options.OperationMiddlewares["redirectToIdP"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/logout/all", wrapper.LogoutAll, options.OperationMiddlewares["logoutAll"]...)
 	router.POST(options.BaseURL+"/_matrix/client/v3/refresh", wrapper.Refresh, options.OperationMiddlewares["refresh"]...)
@@ -4140,6 +4470,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_registrar/account/threepid/add", wrapper.AccountThreepidAddSubmit, options.OperationMiddlewares["accountThreepidAddSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/threepid/remove", wrapper.AccountThreepidRemoveSubmit, options.OperationMiddlewares["accountThreepidRemoveSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/threepid/verify", wrapper.AccountThreepidVerifySubmit, options.OperationMiddlewares["accountThreepidVerifySubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/account/upstream/unlink", wrapper.AccountUpstreamUnlinkSubmit, options.OperationMiddlewares["accountUpstreamUnlinkSubmit"]...)
 	router.GET(options.BaseURL+"/_registrar/clients/:client_id/logo", wrapper.ClientLogo, options.OperationMiddlewares["clientLogo"]...)
 	router.GET(options.BaseURL+"/_registrar/consent/:grantId", wrapper.ConsentPage, options.OperationMiddlewares["consentPage"]...)
 	router.POST(options.BaseURL+"/_registrar/consent/:grantId", wrapper.ConsentSubmit, options.OperationMiddlewares["consentSubmit"]...)
@@ -4158,6 +4489,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/_registrar/signup", wrapper.SignUpPage, options.OperationMiddlewares["signUpPage"]...)
 	router.POST(options.BaseURL+"/_registrar/signup", wrapper.SignUpSubmit, options.OperationMiddlewares["signUpSubmit"]...)
 	router.GET(options.BaseURL+"/_registrar/static/:file", wrapper.PageAsset, options.OperationMiddlewares["pageAsset"]...)
+	router.GET(options.BaseURL+"/_registrar/upstream/:idp_id/authorize", wrapper.UpstreamAuthorize, options.OperationMiddlewares["upstreamAuthorize"]...)
+	router.POST(options.BaseURL+"/_registrar/upstream/:idp_id/backchannel_logout", wrapper.UpstreamBackchannelLogout, options.OperationMiddlewares["upstreamBackchannelLogout"]...)
+	router.POST(options.BaseURL+"/_registrar/upstream/:idp_id/link", wrapper.UpstreamLink, options.OperationMiddlewares["upstreamLink"]...)
+	router.GET(options.BaseURL+"/_registrar/upstream/callback", wrapper.UpstreamCallback, options.OperationMiddlewares["upstreamCallback"]...)
+	router.GET(options.BaseURL+"/_registrar/upstream/register", wrapper.UpstreamRegisterPage, options.OperationMiddlewares["upstreamRegisterPage"]...)
+	router.POST(options.BaseURL+"/_registrar/upstream/register", wrapper.UpstreamRegisterSubmit, options.OperationMiddlewares["upstreamRegisterSubmit"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/deactivate/:userId", wrapper.DeactivateUserAdmin, options.OperationMiddlewares["deactivateUserAdmin"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v1/register", wrapper.GetRegistrationNonce, options.OperationMiddlewares["getRegistrationNonce"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/register", wrapper.RegisterWithSharedSecret, options.OperationMiddlewares["registerWithSharedSecret"]...)
@@ -6034,6 +6371,175 @@ func (response Login429JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 	return err
 }
 
+type RedirectToSSORequestObject struct {
+	Params RedirectToSSOParams
+}
+
+type RedirectToSSOResponseObject interface {
+	VisitRedirectToSSOResponse(w http.ResponseWriter) error
+}
+
+type RedirectToSSO200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response RedirectToSSO200TexthtmlResponse) VisitRedirectToSSOResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type RedirectToSSO302ResponseHeaders struct {
+	Location *string
+}
+
+type RedirectToSSO302Response struct {
+	Headers RedirectToSSO302ResponseHeaders
+}
+
+func (response RedirectToSSO302Response) VisitRedirectToSSOResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(302)
+	return nil
+}
+
+type RedirectToSSO400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response RedirectToSSO400TexthtmlResponse) VisitRedirectToSSOResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type RedirectToSSO404TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response RedirectToSSO404TexthtmlResponse) VisitRedirectToSSOResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(404)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type RedirectToIdPRequestObject struct {
+	IdpId  string `json:"idpId"`
+	Params RedirectToIdPParams
+}
+
+type RedirectToIdPResponseObject interface {
+	VisitRedirectToIdPResponse(w http.ResponseWriter) error
+}
+
+type RedirectToIdP302ResponseHeaders struct {
+	Location *string
+}
+
+type RedirectToIdP302Response struct {
+	Headers RedirectToIdP302ResponseHeaders
+}
+
+func (response RedirectToIdP302Response) VisitRedirectToIdPResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(302)
+	return nil
+}
+
+type RedirectToIdP400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response RedirectToIdP400TexthtmlResponse) VisitRedirectToIdPResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type RedirectToIdP404TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response RedirectToIdP404TexthtmlResponse) VisitRedirectToIdPResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(404)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type RedirectToIdP503TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response RedirectToIdP503TexthtmlResponse) VisitRedirectToIdPResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(503)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
 type LogoutRequestObject struct {
 }
 
@@ -7394,6 +7900,130 @@ func (response AccountThreepidVerifySubmit403TexthtmlResponse) VisitAccountThree
 	return err
 }
 
+type AccountUpstreamUnlinkSubmitRequestObject struct {
+	Body *AccountUpstreamUnlinkSubmitFormdataRequestBody
+}
+
+type AccountUpstreamUnlinkSubmitResponseObject interface {
+	VisitAccountUpstreamUnlinkSubmitResponse(w http.ResponseWriter) error
+}
+
+type AccountUpstreamUnlinkSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountUpstreamUnlinkSubmit200TexthtmlResponse) VisitAccountUpstreamUnlinkSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountUpstreamUnlinkSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountUpstreamUnlinkSubmit303Response struct {
+	Headers AccountUpstreamUnlinkSubmit303ResponseHeaders
+}
+
+func (response AccountUpstreamUnlinkSubmit303Response) VisitAccountUpstreamUnlinkSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountUpstreamUnlinkSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountUpstreamUnlinkSubmit400TexthtmlResponse) VisitAccountUpstreamUnlinkSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountUpstreamUnlinkSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountUpstreamUnlinkSubmit403TexthtmlResponse) VisitAccountUpstreamUnlinkSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountUpstreamUnlinkSubmit404TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountUpstreamUnlinkSubmit404TexthtmlResponse) VisitAccountUpstreamUnlinkSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(404)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountUpstreamUnlinkSubmit503TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountUpstreamUnlinkSubmit503TexthtmlResponse) VisitAccountUpstreamUnlinkSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(503)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
 type ClientLogoRequestObject struct {
 	ClientId string `json:"client_id"`
 	Params   ClientLogoParams
@@ -8591,6 +9221,687 @@ func (response PageAsset404JSONResponse) VisitPageAssetResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpstreamCallbackRequestObject struct {
+	Params UpstreamCallbackParams
+}
+
+type UpstreamCallbackResponseObject interface {
+	VisitUpstreamCallbackResponse(w http.ResponseWriter) error
+}
+
+type UpstreamCallback200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamCallback200TexthtmlResponse) VisitUpstreamCallbackResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamCallback303ResponseHeaders struct {
+	Location *string
+}
+
+type UpstreamCallback303Response struct {
+	Headers UpstreamCallback303ResponseHeaders
+}
+
+func (response UpstreamCallback303Response) VisitUpstreamCallbackResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type UpstreamCallback400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamCallback400TexthtmlResponse) VisitUpstreamCallbackResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamCallback403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamCallback403TexthtmlResponse) VisitUpstreamCallbackResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamCallback404TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamCallback404TexthtmlResponse) VisitUpstreamCallbackResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(404)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamCallback503TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamCallback503TexthtmlResponse) VisitUpstreamCallbackResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(503)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamRegisterPageRequestObject struct {
+	Params UpstreamRegisterPageParams
+}
+
+type UpstreamRegisterPageResponseObject interface {
+	VisitUpstreamRegisterPageResponse(w http.ResponseWriter) error
+}
+
+type UpstreamRegisterPage200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamRegisterPage200TexthtmlResponse) VisitUpstreamRegisterPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamRegisterPage303ResponseHeaders struct {
+	Location *string
+}
+
+type UpstreamRegisterPage303Response struct {
+	Headers UpstreamRegisterPage303ResponseHeaders
+}
+
+func (response UpstreamRegisterPage303Response) VisitUpstreamRegisterPageResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type UpstreamRegisterPage400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamRegisterPage400TexthtmlResponse) VisitUpstreamRegisterPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamRegisterPage403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamRegisterPage403TexthtmlResponse) VisitUpstreamRegisterPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamRegisterPage404TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamRegisterPage404TexthtmlResponse) VisitUpstreamRegisterPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(404)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamRegisterPage503TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamRegisterPage503TexthtmlResponse) VisitUpstreamRegisterPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(503)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamRegisterSubmitRequestObject struct {
+	Body *UpstreamRegisterSubmitFormdataRequestBody
+}
+
+type UpstreamRegisterSubmitResponseObject interface {
+	VisitUpstreamRegisterSubmitResponse(w http.ResponseWriter) error
+}
+
+type UpstreamRegisterSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamRegisterSubmit200TexthtmlResponse) VisitUpstreamRegisterSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamRegisterSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type UpstreamRegisterSubmit303Response struct {
+	Headers UpstreamRegisterSubmit303ResponseHeaders
+}
+
+func (response UpstreamRegisterSubmit303Response) VisitUpstreamRegisterSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type UpstreamRegisterSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamRegisterSubmit400TexthtmlResponse) VisitUpstreamRegisterSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamRegisterSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamRegisterSubmit403TexthtmlResponse) VisitUpstreamRegisterSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamRegisterSubmit404TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamRegisterSubmit404TexthtmlResponse) VisitUpstreamRegisterSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(404)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamRegisterSubmit503TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamRegisterSubmit503TexthtmlResponse) VisitUpstreamRegisterSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(503)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamAuthorizeRequestObject struct {
+	IdpId  string `json:"idp_id"`
+	Params UpstreamAuthorizeParams
+}
+
+type UpstreamAuthorizeResponseObject interface {
+	VisitUpstreamAuthorizeResponse(w http.ResponseWriter) error
+}
+
+type UpstreamAuthorize200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamAuthorize200TexthtmlResponse) VisitUpstreamAuthorizeResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamAuthorize303ResponseHeaders struct {
+	Location *string
+}
+
+type UpstreamAuthorize303Response struct {
+	Headers UpstreamAuthorize303ResponseHeaders
+}
+
+func (response UpstreamAuthorize303Response) VisitUpstreamAuthorizeResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type UpstreamAuthorize400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamAuthorize400TexthtmlResponse) VisitUpstreamAuthorizeResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamAuthorize403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamAuthorize403TexthtmlResponse) VisitUpstreamAuthorizeResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamAuthorize404TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamAuthorize404TexthtmlResponse) VisitUpstreamAuthorizeResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(404)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamAuthorize503TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamAuthorize503TexthtmlResponse) VisitUpstreamAuthorizeResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(503)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamBackchannelLogoutRequestObject struct {
+	IdpId string `json:"idp_id"`
+	Body  *UpstreamBackchannelLogoutFormdataRequestBody
+}
+
+type UpstreamBackchannelLogoutResponseObject interface {
+	VisitUpstreamBackchannelLogoutResponse(w http.ResponseWriter) error
+}
+
+type UpstreamBackchannelLogout200Response struct {
+}
+
+func (response UpstreamBackchannelLogout200Response) VisitUpstreamBackchannelLogoutResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type UpstreamBackchannelLogout400JSONResponse OAuthError
+
+func (response UpstreamBackchannelLogout400JSONResponse) VisitUpstreamBackchannelLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpstreamBackchannelLogout404JSONResponse OAuthError
+
+func (response UpstreamBackchannelLogout404JSONResponse) VisitUpstreamBackchannelLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpstreamBackchannelLogout503JSONResponse OAuthError
+
+func (response UpstreamBackchannelLogout503JSONResponse) VisitUpstreamBackchannelLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpstreamLinkRequestObject struct {
+	IdpId string `json:"idp_id"`
+	Body  *UpstreamLinkFormdataRequestBody
+}
+
+type UpstreamLinkResponseObject interface {
+	VisitUpstreamLinkResponse(w http.ResponseWriter) error
+}
+
+type UpstreamLink200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamLink200TexthtmlResponse) VisitUpstreamLinkResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamLink303ResponseHeaders struct {
+	Location *string
+}
+
+type UpstreamLink303Response struct {
+	Headers UpstreamLink303ResponseHeaders
+}
+
+func (response UpstreamLink303Response) VisitUpstreamLinkResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type UpstreamLink400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamLink400TexthtmlResponse) VisitUpstreamLinkResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamLink403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamLink403TexthtmlResponse) VisitUpstreamLinkResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamLink404TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamLink404TexthtmlResponse) VisitUpstreamLinkResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(404)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type UpstreamLink503TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response UpstreamLink503TexthtmlResponse) VisitUpstreamLinkResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(503)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -10342,6 +11653,12 @@ type StrictServerInterface interface {
 	// Login Authenticates the user and issues an access token.
 	// (POST /_matrix/client/v3/login)
 	Login(ctx context.Context, request LoginRequestObject) (LoginResponseObject, error)
+	// RedirectToSSO Sends the browser to the identity provider (or a page to choose one).
+	// (GET /_matrix/client/v3/login/sso/redirect)
+	RedirectToSSO(ctx context.Context, request RedirectToSSORequestObject) (RedirectToSSOResponseObject, error)
+	// RedirectToIdP Sends the browser to the identity provider chosen.
+	// (GET /_matrix/client/v3/login/sso/redirect/{idpId})
+	RedirectToIdP(ctx context.Context, request RedirectToIdPRequestObject) (RedirectToIdPResponseObject, error)
 	// Logout Invalidates the access token and deletes its device.
 	// (POST /_matrix/client/v3/logout)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
@@ -10402,6 +11719,9 @@ type StrictServerInterface interface {
 	// AccountThreepidVerifySubmit Adds the address whose code is given.
 	// (POST /_registrar/account/threepid/verify)
 	AccountThreepidVerifySubmit(ctx context.Context, request AccountThreepidVerifySubmitRequestObject) (AccountThreepidVerifySubmitResponseObject, error)
+	// AccountUpstreamUnlinkSubmit Unlinks an upstream identity from the signed-in account (not its last way in).
+	// (POST /_registrar/account/upstream/unlink)
+	AccountUpstreamUnlinkSubmit(ctx context.Context, request AccountUpstreamUnlinkSubmitRequestObject) (AccountUpstreamUnlinkSubmitResponseObject, error)
 	// ClientLogo An OAuth client's logo (logo_uri), fetched and kept by registrar.
 	// (GET /_registrar/clients/{client_id}/logo)
 	ClientLogo(ctx context.Context, request ClientLogoRequestObject) (ClientLogoResponseObject, error)
@@ -10456,6 +11776,24 @@ type StrictServerInterface interface {
 	// PageAsset The pages' style sheet and script (registrar.css, registrar.js) and the branding logo (logo).
 	// (GET /_registrar/static/{file})
 	PageAsset(ctx context.Context, request PageAssetRequestObject) (PageAssetResponseObject, error)
+	// UpstreamCallback Where the provider sends the browser back (the redirect URI registered with it).
+	// (GET /_registrar/upstream/callback)
+	UpstreamCallback(ctx context.Context, request UpstreamCallbackRequestObject) (UpstreamCallbackResponseObject, error)
+	// UpstreamRegisterPage Asks a person signing in for the first time for their username (and the terms).
+	// (GET /_registrar/upstream/register)
+	UpstreamRegisterPage(ctx context.Context, request UpstreamRegisterPageRequestObject) (UpstreamRegisterPageResponseObject, error)
+	// UpstreamRegisterSubmit Creates the account of a first sign-in with the chosen username.
+	// (POST /_registrar/upstream/register)
+	UpstreamRegisterSubmit(ctx context.Context, request UpstreamRegisterSubmitRequestObject) (UpstreamRegisterSubmitResponseObject, error)
+	// UpstreamAuthorize Sends the browser to the provider to sign in (or up), then on to next or the authorisation grant.
+	// (GET /_registrar/upstream/{idp_id}/authorize)
+	UpstreamAuthorize(ctx context.Context, request UpstreamAuthorizeRequestObject) (UpstreamAuthorizeResponseObject, error)
+	// UpstreamBackchannelLogout The provider ends the sessions one of its sessions made (OpenID Connect Back-Channel Logout 1.0).
+	// (POST /_registrar/upstream/{idp_id}/backchannel_logout)
+	UpstreamBackchannelLogout(ctx context.Context, request UpstreamBackchannelLogoutRequestObject) (UpstreamBackchannelLogoutResponseObject, error)
+	// UpstreamLink Sends the signed-in person to the provider to link that identity to their account.
+	// (POST /_registrar/upstream/{idp_id}/link)
+	UpstreamLink(ctx context.Context, request UpstreamLinkRequestObject) (UpstreamLinkResponseObject, error)
 	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
 	// (POST /_synapse/admin/v1/deactivate/{userId})
 	DeactivateUserAdmin(ctx context.Context, request DeactivateUserAdminRequestObject) (DeactivateUserAdminResponseObject, error)
@@ -11945,6 +13283,57 @@ func (sh *strictHandler) Login(ctx echo.Context) error {
 	return nil
 }
 
+// RedirectToSSO operation middleware
+func (sh *strictHandler) RedirectToSSO(ctx echo.Context, params RedirectToSSOParams) error {
+	var request RedirectToSSORequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RedirectToSSO(ctx.Request().Context(), request.(RedirectToSSORequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RedirectToSSO")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RedirectToSSOResponseObject); ok {
+		return validResponse.VisitRedirectToSSOResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RedirectToIdP operation middleware
+func (sh *strictHandler) RedirectToIdP(ctx echo.Context, idpId string, params RedirectToIdPParams) error {
+	var request RedirectToIdPRequestObject
+
+	request.IdpId = idpId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RedirectToIdP(ctx.Request().Context(), request.(RedirectToIdPRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RedirectToIdP")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RedirectToIdPResponseObject); ok {
+		return validResponse.VisitRedirectToIdPResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Logout operation middleware
 func (sh *strictHandler) Logout(ctx echo.Context) error {
 	var request LogoutRequestObject
@@ -12603,6 +13992,39 @@ func (sh *strictHandler) AccountThreepidVerifySubmit(ctx echo.Context) error {
 	return nil
 }
 
+// AccountUpstreamUnlinkSubmit operation middleware
+func (sh *strictHandler) AccountUpstreamUnlinkSubmit(ctx echo.Context) error {
+	var request AccountUpstreamUnlinkSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountUpstreamUnlinkSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountUpstreamUnlinkSubmit(ctx.Request().Context(), request.(AccountUpstreamUnlinkSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountUpstreamUnlinkSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountUpstreamUnlinkSubmitResponseObject); ok {
+		return validResponse.VisitAccountUpstreamUnlinkSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ClientLogo operation middleware
 func (sh *strictHandler) ClientLogo(ctx echo.Context, clientId string, params ClientLogoParams) error {
 	var request ClientLogoRequestObject
@@ -13142,6 +14564,185 @@ func (sh *strictHandler) PageAsset(ctx echo.Context, file string, params PageAss
 		return err
 	} else if validResponse, ok := response.(PageAssetResponseObject); ok {
 		return validResponse.VisitPageAssetResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpstreamCallback operation middleware
+func (sh *strictHandler) UpstreamCallback(ctx echo.Context, params UpstreamCallbackParams) error {
+	var request UpstreamCallbackRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpstreamCallback(ctx.Request().Context(), request.(UpstreamCallbackRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpstreamCallback")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpstreamCallbackResponseObject); ok {
+		return validResponse.VisitUpstreamCallbackResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpstreamRegisterPage operation middleware
+func (sh *strictHandler) UpstreamRegisterPage(ctx echo.Context, params UpstreamRegisterPageParams) error {
+	var request UpstreamRegisterPageRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpstreamRegisterPage(ctx.Request().Context(), request.(UpstreamRegisterPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpstreamRegisterPage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpstreamRegisterPageResponseObject); ok {
+		return validResponse.VisitUpstreamRegisterPageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpstreamRegisterSubmit operation middleware
+func (sh *strictHandler) UpstreamRegisterSubmit(ctx echo.Context) error {
+	var request UpstreamRegisterSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body UpstreamRegisterSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpstreamRegisterSubmit(ctx.Request().Context(), request.(UpstreamRegisterSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpstreamRegisterSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpstreamRegisterSubmitResponseObject); ok {
+		return validResponse.VisitUpstreamRegisterSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpstreamAuthorize operation middleware
+func (sh *strictHandler) UpstreamAuthorize(ctx echo.Context, idpId string, params UpstreamAuthorizeParams) error {
+	var request UpstreamAuthorizeRequestObject
+
+	request.IdpId = idpId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpstreamAuthorize(ctx.Request().Context(), request.(UpstreamAuthorizeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpstreamAuthorize")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpstreamAuthorizeResponseObject); ok {
+		return validResponse.VisitUpstreamAuthorizeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpstreamBackchannelLogout operation middleware
+func (sh *strictHandler) UpstreamBackchannelLogout(ctx echo.Context, idpId string) error {
+	var request UpstreamBackchannelLogoutRequestObject
+
+	request.IdpId = idpId
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body UpstreamBackchannelLogoutFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpstreamBackchannelLogout(ctx.Request().Context(), request.(UpstreamBackchannelLogoutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpstreamBackchannelLogout")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpstreamBackchannelLogoutResponseObject); ok {
+		return validResponse.VisitUpstreamBackchannelLogoutResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpstreamLink operation middleware
+func (sh *strictHandler) UpstreamLink(ctx echo.Context, idpId string) error {
+	var request UpstreamLinkRequestObject
+
+	request.IdpId = idpId
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body UpstreamLinkFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpstreamLink(ctx.Request().Context(), request.(UpstreamLinkRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpstreamLink")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpstreamLinkResponseObject); ok {
+		return validResponse.VisitUpstreamLinkResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -14113,351 +15714,369 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chs3tjf6KijuU2UpRVGynXFm5PqqtmIpE+349klyMmeHLgrsBkmMmgCngRbN8fF5ne899pN9hbUA",
-	"NLobzYtEyUqsfyZjsRuNy8K6r9/63EnkdCYFE1p1Dj93VDJhUwr/9yhJZCH0G5mynGouxSs6o0Oecb0w",
-	"P6dMJTmfmR86h53fJkxPWE70hJFCsZxM6YJkMrkiVKREFWrGREooDqnInOtJX+wPplTn/NN+knEm9P71",
-	"032aTrnYNy/+f+6lnTfwELl+2nv6192XRE651iwl8wkTZCjNQHNZZCkZMjKimWK9Trczy+WM5ZozWIoZ",
-	"z/xXL2asc9gZSpkxKjpfuh37kdiPX7odzXVm/rZsK7ruRTn8J0u0GfTILOKYXfOENXfqnWBEjgiFbXqi",
-	"SArPqS6hCnYPdoAcvT8laiLninDdXE/KJos0p5qlzfGPsjldKNyJlyRnY650TnMyoYoIScpX3Zd75RKC",
-	"jcEfBzzcGqVzLsbwK1ezjC4Ggk4jSzwaKiY0HpCQxDwEnx8yJohiOvhiOWRGlR4oxsSAz5pDXsDOpDlT",
-	"yuye2Sic4RNFzJskZ/8qmNJkJ2eJzFOWEnbN8gUZsTmZclFopnZXfFerKF2L4GtkTu33CsXSLuGCTBVR",
-	"XCQMnmIzmUzMZ0Yyn1LdOexwoV98X36XC83GLK9+2FDCgI6Z0PGFw4WC35euPbo8GDt6il+6HfMizw0V",
-	"/R4cePnSx+AKBDTdRvInnzTLBc1OjyM0IQhPmdBcLwjVhJpNG2eMKD4We1KQWS6vecpyc4BVkhVst3kD",
-	"aKEnA/dOlESZncxai68OV325vgnBKts24mKSMzbjaXQbHBkPZSFSoiXeeuQwkYWmKUsHFChjDaKyg0d3",
-	"ZMpSXkyjP13TjKeGKaz7pdr+2aHL73fLiddGr2+n36u2zfyg8IRrG2mkC83cxi3hnsRcoYwruDxeAmWM",
-	"XjPVF9p+XoGgCs5dEVlEz2PKRVyW0JmhoChPtr+Q4YJQgZPsEpkTYZgUoXPKNRdjgiPQjOy8OX/1/K8v",
-	"XuzGmTOdzRTLAwYtiiyjQ7OpOi9YhA3Qa6ppPijybK3HEykMCx+Yr7B8IKQ231KWQ639OnLUBjG1vB+Q",
-	"sRvgmuUKtnCdj+YMZHOUj7+yPxLNp+xWbDtlNNH82gnfiORE2ehE48p5s5yqtrFCemwV9Ww604uIqG/h",
-	"sCDwuWZTGPH/ydmoc9j5j/1SD9y3SuB+nd198bOneU4X5t9cDcZG9sSnv4ZslagOBTzwiSJaXjGh1hK2",
-	"KwX+DajPqIuxa/wa/l5RSJ+13NC4YuSF+elxVFirCU3lfDCkQsS+fw4/7+HPZEcxDYo0ef/u/ILsD9RC",
-	"0JliVoe+frpvPqX2P1tp/mW/HL5l1lYbjn7b/VRZ/vOWgTxXNQOtT2teFkQoDVaBf6zPzZwoGcmcUCLM",
-	"aWewycBgh1J3iSpmM5lr+AMliRQjPi5yBuw+p8QM2msnjBaVAU64a+VBlS34O+1JKdzaQFAE96fKv+qk",
-	"EC6/LkBBPsaEZ6Enx1TTCN8o9MSoYgmyxJRqavYFjDCiiuGUa+UUEzP63qnQLIf1MVJ9uS+O3p/2yLmm",
-	"Y7anZizhI56QK7ZQhOZGT00yanaaKiLh8zQjpUAlynyE6r6YUJFmLFdkzDQcSEquaVagddLQiJyKU13W",
-	"MZvlLAHTZtrL5JiL3owqNZd5amb0klCiJzxP92Y01wurjo44WGF20OitLB9cRcRms07Lpys614ZzNXuP",
-	"L6O1GJ95dL5uoDj/cb924cbUPx4dMGdqZgRyfMCEznQyocQ9VR3YrBJ+jzM8ppx8bw5sfwyWS8b82hj9",
-	"C9ieiZwyVFCiYzseNEhylq7kP471vMoZfI5mCgYxkig+PSdvUa0wz9VXXv4+gN/j04yyNLB3q9fUPAjr",
-	"theVK0K1NsLfqI5aErOqjGnWI2/oggxZX1RcJX47ld1Go/Ca8ZS5vCBs3Qip0X0N3Q2pSPtiZ0SzbEiT",
-	"KzKjY9YlbEp5RjIurnZbbc4bkryVjoZTg35vCD7yjdA349hcCwv8KZPzuBdmlMm5WeQKFof7E2FE+Pf4",
-	"2cH68MjkiDCaTJyWg28RJ0rCgzOXXMG0KipaC8k40ViTS3ZWH6s7BLvQskNvmKZpVFCYlbwzj5BnvQOg",
-	"R5lzZXcFbh6Z2pfJztlPr8hfv3/6fcxaR81uMKWCjtnUaPZmq6VQAyubUeVYd8nd2IhFzqOv2mn/Gy8i",
-	"E+lMcqGjjyYZ5dMbzymRKRskE5plTIzZYMr0RKY3Hs36YzaY/TinxuZazNiNP8pT5FQDYzRwMR7QbDxA",
-	"QXzjIYXOpdEMGguo0Zr5Lqk8jTT1w4sXz3aRtVa5/hMV6nLIFVskeHQOsLe3PSauVNHigfrn/Eq1UuUs",
-	"l9OZvuXeVkTMUtpwwnkwleltvmdHuRWR5exaJmvNufHcVo5MJfIWs1cFMM/bbQFesqWrrz6yhYXX5IQl",
-	"3Fb+2Jhk/ODaiHAJsbRxqiVUugZzrQk8L9RahN5Zq057DrELY1d/f/AUVSeaptwaLzWljAv0L1jFym1w",
-	"ry9Ynps5o1sxz43pmTMyy1kZGzHsDPwbVo+zjnFQx0aUZyxtilKvorXozKhdBGripKLXqSJJmFKjIssW",
-	"mygZxqSF9cQ/iwuE9YK1grPH2UQ5MrwQ8+pOiikVezmjqTHFyZQpBdsBpvvKYY3u1KKRwU+ogaHmYklH",
-	"WcnCFTGm7Nq+MadURbZqRnM6dbaqJZz3lVNskGR1vqcBVQVHKRhLFZmxPFAvezEC39Ss0hLMQgI6Phck",
-	"o5rljipVXP8OeQlue+0G+hvWcgPLWxQsN+olzN0OKDLi1miJKqPOonFBgZmlk6g2GqX6VnEe5561JceX",
-	"FFn/j+gqWxZRPzKGtf0VnCSGvzAOUXYmzOVIIYIgI0EK+/vyMH0wvBkZX4m582pLd4MHa28uJ7Jm/ytv",
-	"M5qS4AlvLnkDv7rEae852PYTKqwRtuy2Nif4pduZ9rwV4QP7K6/9kkwAGBInNAh9MDeY2JjpAdzxgXdA",
-	"3GAUxfSgGvi54SC1kMaGowTGeoUGIjRS+ghi/pg40ZQPoOzx0UbH6SJCFLjJQLEkZy0xd+cNhUdKYvQD",
-	"RryEAwqyddDiMzodC5mztO1lJPTNXlM8XZfHtzhRmgewNGvFuWjKvJVYckoQmGxOzacurPBiLk8xMSNB",
-	"Xol3Go3pNQtyI14SWslCEVtNQWnLCCGjXE7JzhT8b0ZhKYNRzqVmSPO+MlHWnMmm0f7yhAMZ0J4bcsxV",
-	"Iq9Zvlgq51/hhUvdwxXVeqc3Z1m2dyXkXOxXksZA5gOrfKKIeWgAD+3GJEbpOljFxX72T4ZzBn7oslgG",
-	"6410ah8/j40m83EPV9ObquTZ3178pVe1L9bRQuNKRyNDI1x9eGyxw4kc4smU8uxXZK1cijNMOWoeo/1B",
-	"ocoSqttMpKpkz95pbpRPKqxPOQjDbMSxj0gh+L8KY/+Y20TGTDBMcrOxAkssWjq2g38uJ9MXVt19SZ7u",
-	"PfvLX0gyoTlNNMtBrPx+sPc3uvfvo73/7v2vwd7HHuQIUWNVdQ47Uymu2EINaM4Gfz87ObqIWjxmgS3W",
-	"U7h2M0cnwqqfoRlP2H/af/dkPr6RGDoSBB+w22+sHy9+NhVOpbzukTDDC59/STgKr9LcLYnQL1KR5+9P",
-	"jxXhWrFsFJ2BYJ/0IOPiqs080JLkLOU5S3Qoo4a5nEPu3EiXH7QCvNzXidYzdbi/H+zsfiLFOKe6yOB5",
-	"1ZvoaRYPYIl0YCmnTRRXyF8YPmyNWimyBeEjND65IuOcgeGlJxR3ayqV7oucJYZ2wVVIjHwoLVZLOcK5",
-	"P+0Fqazv6Up+Xr1cjlRriwt4RgsviHKNmV68w3/GKBFSV8h/nb97S/AlOH7/mfLl2NhtLgSbnwAuhh75",
-	"UepJGZCmmDJjNIOI2dTm4jAz9R6OKvG8GXx4+8vbd7+9vY2XAwe3ZFEd/0iQQoBIs0/JJCnynKUrjXK3",
-	"GjeN8ADhD5E9jcu9FTZ5DuGtZkS2urlDqpgzQ5q3xPxKPpy9BtLGgffszUmkEOi5V/F7ayWou76JnK7c",
-	"Gz+ZYFPia49sUrtIX3ujaozyxrtlVfLIcM1tcg/deqPa1x/brDD0EmgNUfHekm3eEP5xZ/kSN7r582AS",
-	"d7XHzKDXbEyTxXocZkts5PXpm9OLwck/Xp2cHJ8cb5WbRCIrOl8MQCoOphFb42c5J5kU41B1UhMosphT",
-	"rsmQjWTOCAzDxRitD55lXLFEijT0GLbJHLdJH2O7b9T5eNz+KIysR5y5zdOIuFKqQ/4U5GzYNI65dZNh",
-	"Yh38tG/GQY2JK+LDDi3pb605HeXsMS0t45gcBesBLSmT47FRYblY7Xet54OVGxfZ1TeKq1TcmQpPZhNj",
-	"ZItiOowxtD++Ag+Ov3wRP9fT83d7z5++eLH3lNBsNqF7z4h9HqMiZq64NYZ8Uk6zzHoLqjP5+4+PSv0t",
-	"lPpmmN0Q5QB3viUfLiDbdtvr4IcfDg7+dnBwcPD0AZoBdvbbtgMcxde2sd0waGMxEW4EaUXo8wnzj+IB",
-	"M8zHbcRH4O0nymbiMUOTLh2pR36uCkVMtCDWHwa5ZVyxtC8g0ktJv/Mf/eLg4HmSUTEuzLFoOoa/sH6H",
-	"qGI04p/Ijt0hQafsP0Z5LNPJsHQbI49LgTkbkh30441okeldiOJQza/jsrqiGtUj1dpIXoh4CTVvuenB",
-	"nJdpVzZRpc0T/kTBNYeQ2ksCOmUXGbOcTqVAlVSOzIUnEoTnh7PTeDZOIoWmiVabpUwEOQObvZjJsWxP",
-	"w5EZTxatPzv+Yx5Qt8mVuU16SJj7EUl+lyKs83yivLkB+QbFMONJPPFUtmUnBQGb2DVtu81t6rIIcgjb",
-	"VWbZUsZnfhlURvy82vCtmrvB7NrmXjFTYgKJaqjcCoUsV1BR8LnfwbzRfucQy26/xGLO5onlAVmvXWb8",
-	"GvNGzGVysWzDuQrFbD1wU+dcbkItL+dln2Zr1heyTzOeMzXAGrg1XuBrly5CWlaEyc1owvYUm1HQBw9h",
-	"q6wBBnV+5jWyY7MDoZgC/7br0gH6woZM4M9dzMblAnZXaZAObrMLYf+w8+b81bO/vfhhty/UjGUZWDnm",
-	"qcsiF4e20uYQij8Ov7u06SkuC8H8NR6vK4btRUFPlFtWS3VQacpGD9GMsbzs6IlalVRdqYlFkq3fo+pN",
-	"idynM6rZaz7luoUfQO481Yxk5iGIY4FjxOjDTqEJKprXtK3NqHUj+utY2+VnLqQkUyoWbjnqDm1xtMQJ",
-	"HVMuova4n9azg4ODzWN+S7yJtQOPkUSQIviTS9GqHmxL5taRr9wFvbxadAHvrJ2xFU7iVIxkNENy6dTh",
-	"rcbM28oA3hSZ5nuYzVeZttH3D41lBZ+FpIUsw2RA7x2oFgiEr2+WtdfuiRjxXOmqN4VqMi2UISkMZq/l",
-	"j1i6Y2dMFVnE37fcmr3AFK6qOQt8wXKxynYGlpOGdQma2SRK6x6tPD7LZdJW6WVM0o0PElIR2CddKwiC",
-	"LZW2nG6z4qc1PugSPLz/xZhkts4HvohFQa1TW4UV0SpAIHN0718FzfiIs3RJOesq2jg38/Q7sMzwq9LO",
-	"oFpYtZixQcpGXLB0AE6c5vR/geiPIvYx51Ky5YosbW5Pl7DeuEf6sCX9Tpf0fVVdv7Pds4OMESoIo3nG",
-	"WV59qT3Ttf1iu6KjykBDZujBkkY0m2jVcV20eJ4idXClOqV8LiYX442SmcNPhwnMYK57bbnXrqQuBprH",
-	"lKET+DGeL/OS+FJiQGa4Yf34jInU7OmKRXFgRmObUETNLQUNMkVwoPja2iMdhWJqQLNMzlfvp30sWG8h",
-	"QB1D0li1xLobGuZUm0G5Dd3gnKuHEyoRDVKL0iPoUfD72dKi1MBF7a6b0jS3DmXqNDIsOkpolkXK+1Yl",
-	"150e38DV/PTZczpMWoyDKdfxoJ91iAYaoKvS9najT4TLWcL4NUv7Yuez4mm36hLs4uNfdnskhGkK9mtC",
-	"ZzMmlNmnjIur1bkSM6on+1ru45xqh9diXKhq8lj0YCMEcDHhefqe5npxWinKrvOkeLU0kcIa8feItcOE",
-	"+e/vPqliCj7SIO51pyg8lSEDUJ5g76N7Gt37NTJyX7Vn47acyfaSdEud1d5upwLV41W9rcVYIsH3rlFI",
-	"fXTFV1tvGoS5aI6MQiLcUM+L4KNULDbLEo4wyVZNzhNLkwgitFIDQmgmNdvfIlVU6EoxnGwD6AeM4fK0",
-	"B0QGNGa901RIwQEoagnCQ2toz48LARAcckWoL/qBNhiI1nmX0A8libUDPpjJrTf5SrSLViORbhkb6pth",
-	"HVGpOsOHEYaltkBSmdYGAAJ+PTjsZnABy8LmNWqN0PNvE8nVK5+ItBTXzSi/AWIf9XdrTlWZJN4kbsw5",
-	"b88Kj+AR2fTvW+FZVcEHV1Q9zTrhhCovB/tZ3622DV1WbODLBOzuxfAX7C8r6gzcY3WELHMRZiy3D67t",
-	"RoKZn1vzbyUYg5tifXfas+XhZ+dpimmBhr7ACppDUKJWj0Hm5hlDZm2VGUsLE1eu3E68UbJ4QhNIszQC",
-	"T7YUi5DTYxWtV1wbpNI92PVrqW8s7Fzbtp63We2G4tw1BbWlJIq6xeqTESOmpdmDFjYQCOsqI+gSweZM",
-	"aXTIbUaGwR1bRYnhxOt75ralsW3g6EiKnOvFuflu6LwDXf1HRvM27aWqLBn5gplUhlnvu5A9wN4ehRXo",
-	"BMc0GwFrhTAXfsbPz1ghFgXEzeR/F6wtN2f9iWj/tE31+pcZlUA9L9M4KW6Ghb93HMxb1Z1ZHsSM/8LM",
-	"SQACBV5ot++eFR26oI+L81XcKYaISogTo887QMTO094PUEIyY4LOeOew87x30HtuCJbqCZzTfmvRjM2L",
-	"M/8xxI3O7bRz2Pk707+xLINXgnp8GO7ZwYG9AdoOESQ77P9T4b1C+lxFvdGqE9ioeoYDKL7RoqCeWf73",
-	"B99vbVIYvojM4q10Gni8OokrQq8pB5dJD29NMZ1SQ49mR11EvuVtOpQF8odUTikXOELl8Mwh83TPoZ34",
-	"ZOO2M3w3Y+L0+FXl8Ts8zQreQmT/LkChtYk593ZqVfCio/enIJpGo/oJgUuHTsspEpv1iDXeTxTB7SSW",
-	"2wbHmFk4DHtkNThzOuP71089hwkOrA7jmdk4jEVvePPh/IIMzYSEeYSlGOMwgp0rgklJT2sYAA0aaASu",
-	"7pAAmvG9yHn8nekgyDVlyYQKrqZES9BhreGOewXe4sZF2uz1bufTnmezexlkdO/RQk+cVzPys608AIZq",
-	"HoIMoViO7GkZdDI2ByoN0xbff9cenjtXSp5YVeCJUZmaxwehkcoJdlCaM6V/lOniTg4uiMdETq/m51fl",
-	"w6GeYffsXgjNxhZjUgO2D7y8oSxNAqlx0DzSH2ka3KmX5I1ZnxhjddIVW6gaQS7/ylaor42pPBuA56HC",
-	"WuJ0emafQLeK930SABbhKqzY6Yu+uEALI2dEzyW54iIFNx7qsfjqoXluj1yav116PG1A2S6jPcqnK0FI",
-	"tsgyYMA4t6FhaPb7DjIU2agdGpJ4Vow9odc2g4Slxoyz1KisyrQgQkIg22fqg98/y6wkV81L57bq12dH",
-	"ZnM7FsfF6H2qc/h7TLM0GxSgipehepb3yDHmd0JBJ+5Wm/pohnHqrkXhg1c7h+gJ6XonssOKhT/HXMif",
-	"9kpfPT785ePNWYcf63NnyEU6sDWskOQW4ox2eCav2ZAKKqjqhKlInWTC2NVigBn2FvishuMP/82ydyPY",
-	"5VWKBmA9mkVVj2MFiGOXzCc8mRB3dZ6ovqjcW7DHMC9XJoWRvGSWM0xlB8cZTnuxCwwk3I2YaDA3PKyc",
-	"GMJN0r7WF60/cyVrGJ+yL4L8ttPjMt55ekzO6+n8QfrfctDXlCnIJfGAm855HcRCNkwoQ/h9J/x08JEy",
-	"i42cjly7li4uLCgVAGno6jwIDdZcDr1WnPoL0L3M+ZgLmr03l/YtEt/QEPzN5FFA+tWwQIcOk6fPjKFl",
-	"1uL99x1bhYhl2Tkb5UxN/DspG33/lxdBZ43Dzn9WbsZh8PqXkBVskjfTFqFwh2z4O1fVZxKsMRA+6UdL",
-	"h630b2YzuV36GgxQs6cNq8WkUKM2K0gRl1xozJbkI6Jkl3BNzn9+9+H1MUnMAzbl/vKysk2Xlz0ngDji",
-	"1zs46UqKHZQAidScl81Z8tFccOtZjLAhS2ihWF/Us3bNMzjh9CXhQmlGUwyfhIhpOaMK7iMZsoyza0a4",
-	"Vn1Ry//FCIpdqnaRVwWC1hgeMHFgBAuXs+eg3sxNt8t30OVsbgeWAlZR5AyHhhRBm8mEC/Vcwb8UvcEV",
-	"Co1d4olUGmBU7BUOrqcUlmWGgFoeQqUsuWgpMKzQf/3TOw4LfJccNcnAFWmwTwimlAYbdHkZXoHLS1Io",
-	"F+Xbhz+5PTXqhkug3zzZqZ7lVPImoLj1tiHOqaL+qfbNbdNW3weM11MFVYQLoEmjM3HUlLhIsiJloVd2",
-	"JLNMzs3GlRmyChQ7Qr4jl5dvBh/OT84Gp2/Nfy8vCeYtOf7ugi6GlWQ5o+mCaGpIsHz95B+vXn84P/11",
-	"6cu2dIV9SrJCGZFtKFHNaMLMQIQAGm/ZNKVk0sQ2P3Eqq7JZuL68J2e6yI3dDFn7i9XZgN2+wG2CHFoo",
-	"LKsDPVa2OlgI5i+7A+uL+YRnSoe5GuaJGctHMp/C8JWBYQ1l6bk1/u3j9pMZu6ZCk2TCkivlOEKRw/Yp",
-	"hqdn84D7IvjS5Qql6HLQJTTTE1mMJ8ikzP7RTEn7AZDZ05YNCbOy+AgBeq3U7Mb3qi+qm0U23Su4Dc/+",
-	"tjVzMizzjl7OMhUdz5lqtufzpKrm4AaW1p0Zh658YZ+m6cDh3+9jxolNzylZsjMYq1ZQvYQPrdxbuB9W",
-	"JHW0ZSusXeIfSSzqNioZ8eWPUYa8Xe9FLUSJcKst7QUr87ZPflxTaKCmYIgS+X0gKO7erer1n3kuxbiL",
-	"iiNcf9CryM6bwcW7X07eDk7fvnp3dnby6qJLKl0c65fnV182TO3gkJo2XJDzN+dolpXpcZjcWiaM7a68",
-	"UEvvShOEax8K7koo0DY3O5TDOBjlLVLNDUBI1yEZfPzrO+ANeXx4e3by6t3f357+98nxbswjj5N1dVh/",
-	"eaJ8grR3v3eJ0jzLCFVXqCXILGUOPUbtxp3yK499GlQjLzt4F/D4YAd8DLBsdL6NiEt50L4Ib0b1xDlu",
-	"8Kj2/qn2VHpFnv9gTl25mPnSgw71vX1wvzREYTQs8+PClWijA8iX6uOXy15SNpDnZvr+3fmFwrpDtMzI",
-	"b8Zagy/3XPbeQIrBmOluM9xL03Tv+fvTY0i+VX3h3jCKBMQBoRJRkXOsQXyiSCqbzswaRNd7OmZNh2bM",
-	"F4nysyoTQ39EgyPFh6kL4FsP6GLr6w/0ceWF1OyT3gdkt8plqA8UJfzw5G1bHOttySEuYbGnv3Q7zw+e",
-	"NYnrV5/FWR7rSw934btvuTCRIh4tw5z1hNEUDvFz57UskSKXLKEWupg4LPTGMsCdbeEYsQmXSxF1H18u",
-	"abstemWNIDdUKz/tzefzPWMV7BV5xoQxedI/uZ55G+rcjAbvj/BKPc/7wsHlaB1YGytxlY7h2OnwNP2y",
-	"VHSbx1/L5Mq2zdui2la2jVyh69sHP27mH3oC1eqa3a+qD6Y7+GO19cvvvBmcvv316PXp8eD90dnRm107",
-	"oef3M6GEZlk5pXrR/X2mBBXJxJ0NMH8OEP1BI8heJYMORG4kd+73j0bmNVPZfv9oRFh5dxxUBK11PuZQ",
-	"1X9lnYUrY5ZBwSbIWaNklWIWb9CmcnZWRC7beeyybcOHsJ17dpdm/91zAsHmj9xgBTfwGpmm+ZhpVyBu",
-	"XwEvHca3/vy8w9xBRbDME/5vjYnETSgvXW3z2vUFrO0WvH0ZW+lQvNKl5p59lLSPknY7ktbT1AMVtvWL",
-	"tw15u807d7fO9vvhDY+y91H2bsBN7JW04le5f60tgW/ilH50Rq/tjIYCDb1Jo+MgkvWX3dZzq6FGt6fo",
-	"HokwzO072YZuZhvsw6I/bshX9EUhoq9lcgypFbacCfzswDp2KiDXu72++KCYIisTJ3O2h81qIV8E6h40",
-	"n7JeX5wjWomDieJicM3pgH3iUHo/CBqOB93l6nSL+X+AXH0R+HhvL7a2llp6tFb3T5dsZ/Z6jwf7WXsH",
-	"mky25AbdpXQskRujMHNvArg4UgjNsyompZCAQod54GxmgWLWqC9eir1eBpPd9lWI1Obju47oyz2y4Ye6",
-	"teWuK+Rt/j/6I+9TuIdZJlOamX1lqReicH8TKoyc9RmzMEtlp/l0q+zdQ7C0zDZIE7QnoNbrkXuP8iCg",
-	"H6uh+K6ZrvbAZuNsOamoBod4w7yiLSkfjr8afUNxMc7YXqFYl6iJzPVexg3/rl65WznjXW7XvhuzitVm",
-	"ht6HkJJteRrVZRpQUL+6N9awuDwgHmTLtVVc3EU0cRNmDHuwhpmCz63LvWDJkEZKbQTo/gyCswokoyIp",
-	"V3DbukRJpzU4WeJyVB/mzfN3x1wpzpTvBkJjUHeGj0AWiltS7GI837da/v7zGZ57qxKPz0HzhO16zlw6",
-	"YBWKfNl2RoGhVuEMlJ/Z3LCOI0SpLbtCuXK4afHPEdt0uzTMwiJQ1xoj3pSgbJ1hVPARvZZFTuSIVM5/",
-	"n6aptyLyg96L3R6W9rhuBGVqh2JTagSpMrcIUs8rOU5kLvOrwzBg2xeGw5VdUwI4LoB2hbI5SDIvcaTg",
-	"WS8PX/bFkIsUaxo8jBXNme/7sVPiqGBdkzHljXFgPl/DrFK7TZ3/vVQBgW9D1TfTaO2cG+K+1Odbh9hS",
-	"Lf18DFG/R9Qrtb5NsbybsSHLT3tjuWdl0kX4kVd0yrJXVDH/+QG0u3YTuMVnu/6ObmW4+7BklkqkoEtg",
-	"G4exkCyG4QMC3v3p9m9lsx+1V+vdvLAWAiA/70tcQ4aZbZ4OlxtceAjduV1+e5SGPaPacQBt4onzte+U",
-	"rPZm+b01oWuYbnvW+1Gamh3Zuu9hPY9D98YNyZsIfneGALisUZDi9+PvvyUfCKjtK7CCSl92tEj9pfAs",
-	"IZhinSvcn4n/RuYsUu7jzvJh8IcPp0fbYQwpy5hm7bzhGH43j/6Uy6lV0LfHKZaAyFbgQbcBMbsKL/b+",
-	"Y3Z+iYMC1M5B7jsGuFUJuWdBHAynaZTJtNVGtAy8drFElVfkbCqvje4r8d/m9lbthN3tXosz+CDUw8Tv",
-	"AwCZVe2UNYgd89/D6pl2wg9BmS+kkY8nlsDuAoqmpan0PUuRKBB1DA7Hdaw3xIDdpO9TjjQ0xyD7HJ0b",
-	"dTfLfQWFg5k1VcoyJrqsk6hoNsQ3FnNVAGyF9dvKyJtehzfnp+fHb+/oPrT1Uny4F+L8zflXug5lZ9UH",
-	"dhvKid30MjT6k27/KpSZD+1B6mP/TAjr6rMoQDxCwXaWETrkGdeLSkQU8C4wGgMtqmzpPlcVoAbzKPrm",
-	"fl8RljavfdzZr3SK36Mzvv8f9fjrXlWRNQ/twtfraCkWoGPIyjYpuNEQv7YTtDAAJVKIBRiBKToTzMIS",
-	"hGGyKV1YcxsBGDI5D0AjScpsswyE3bD+Zlv8Ve86SGa5vObGdjEf+iAyfuWQWtw8oTdnOO9UMqRBTa+Y",
-	"YbGXNbz7y77wsRUHnlKHBOGAnMISuzOKj0XlliFZNnyADmWl6QksqWrravVDDv53OyynakU3SLg1cyBJ",
-	"OGA9YTwndjsQmIbAMCkxVDiFrCZFZlIpbkjK64f2EMK0lYPduJ9z034EkhTWWZxlNcRnbP8MSOd9cToC",
-	"2nN02yUxKChHcJd+Fpd9AT5vI1QcvFNmYeUk+HJtL8cSHp8AMCPri2B0T/tXQs5tAk3wEeK+0e0Lbjug",
-	"WXwNe09ihsQlkaO+uCyNk8tqo5SgQcq6yDD1YOTWMa1uYIQ1hLyFXpLQPUBLz6xkjuylerDgZjHU6EkF",
-	"YcAaRBLrpLGjdnvk0lp8lx70SVmqMDQXhm3K0EYhhrIQaevAgDvCqqdXDm/jLIJBowKZs8pXRq5kza8n",
-	"LZgTyPXv5GxU4hM5LmlZRblLfYHduQrhtio1XHjKBXDq9lsHtwuAfsz9x8Z9wX41IJ0mYLhWlhOsI+Rh",
-	"vQBz0Jnc3dAS/xjSevnE3drkDaCkas7mHy4P5iEnndS8FJu6LwJ9kda0RRA9dKwMRRz55sYe4/zj7ZTZ",
-	"EAcxrsq+slEPLOoP8BDXgUf9SgorqM9MqCJnQUKYWYjjLn4lAPCnC5CU5gc5Fyy3whkA7CwU4J9CASa1",
-	"r1iUwbfvLkjOriWqTTXYPveywx9zvYaJ075sYnrwDuThlpILAmY4fmpn7rMG3A0rE5Waai9S4HtHqd+I",
-	"zpvJsSz0IGhCslz5faJiJ9F1Xb250UCUTDgEDeyo3ZKI+8KdUBW6jYC0YqmqIvQa1gJ0+9uECXIJELeX",
-	"FQzXhAqb6oM2VHpNRYgr97uSI0i/loUm2K0/fuHNc3v43G5V7EJr2ynlwlwEu6SKWllpxxgo7oLNB8sR",
-	"YAWbL0V/LaU5n1AdYPkuF+mVD3/8OmptCdX6JZLBt1yl8FvidQqLOfmoTzwofcIJba9MuIO7H21iRdxk",
-	"6UmCZo6pmWBZmIsHLQFrbu7vvjN6fMnTvvvOAuUuVUuI10kCzueAfN3x1D2LCms2QnoSY8cV+uKysf7L",
-	"Eks11IPgHJycs8CUSOGYMJbi6BmqEVR7NeT3yzJVuLm1l3G+aXbbHhX+ev3cY0maMewQWN5i1KXUIhGz",
-	"TwmbaZhBX1y+GVz8fHZy8v70ePD23cXgp3cf3h5fNpBD+ciYStRTlE4mVtXqi9jpJU53GhnTs2cbPXvV",
-	"x7rAsE03FX2Bb1u7EQd0Q5XVNoH3lCQ5A21aBHDO4VosWGuIfe8WE9PHLLV4dKkSm5xrxbJRlzAO0ne4",
-	"gEmDc9ejURlKCp82Ru1wYcF4qcNnJRxtNcORcpkRacEvl8VVzphi2qlGDyPeeKeemDsJRkbpaoOQTAB+",
-	"zvI8kalZbuzeGMUBBIQFeALKgxtQRTG/RV3MiOVMJO15ITa2krNEjgVXPvc1dAE24kE1pGQW4CCTyzeD",
-	"85OzX0/OYJkXZx/OL06OL/vC6H81DhFoh6WDPS+U3rd+kphXqC/aLJD1Q1OrDuj45O3pSXg6F0s3z/Xs",
-	"3s6ZxVyv8IUlWdeEKsNezLJpognigzchdhGHPhYrM1Zrg/KrLNppvbMin0lle+QrpjUyrZpicT96xYoI",
-	"9A0Vi0rM8FvVKyJbu7ligYPcs2ZROb5NFAtDAedvzvuicgsqw3015aIyi3V1DNfz4U61jIeSxvFH0DPO",
-	"35z7Q4lrG+E537HK8T4kqUfN41HzeDiaR4XbbaZ43K1HYz6RdMqXlSACG3g3F9uG7kJ/5qAFdpWrAfYr",
-	"ixTF3qBB9GYw+kOWSTHGTEPIEhA2CrplH+B6oPpVpvJnr0/XqqUbrg9c1To4tSc6A1bdfCK5iiHVVdf4",
-	"k8wrgEU2sFDNWZuwqWLZNVPRDqu/TeSpukuknbKh+RJIqKD1exkZCbp9fzVMKKvbVXGhiKhkGdw37BNC",
-	"LtlvbxcxbqPO/F/iWOy3h4druRmFnux/Nv97sZixL/sjmmVDmlztz9mwVRQcFXryk33Q4sffIWL1zxdv",
-	"Xpd41feSOfxBIKv3lXP3iVWFLalsRo47D0RgN7TUyBH2iO3wCBi9tk+SxXnSsHdrwLOvQtCAkbqkRPBI",
-	"6EwnEwrpUA4qxFjGLaiGjsw2Rf1vzuTD6ZGvmJtPjOaEu+a3wTWgUm04H/btjSEW40WiwYW4a/x6BFlq",
-	"iq1zpl1tP5wB7MMThW6gofwULf9MRnvGclCaZ2zP3eFIYkwmi3SU0ZyRC/f4E2XkcOl+GXGWxVv+jfc8",
-	"pSz5BsoIpKc5T8dMQ8zbjr6Ts1dH7y9e/XwEdtPkFT6576dj7BZz6FRzm2Q+lSnbjTc/3Fs9HfeFdZf5",
-	"5asj+1uSb3SdgJvxBOkBU+y9lw8ssUe2GmWrcI1LxvoEvMTTlwRanFul0w8btLy7ac1FQmdYHmHveZsR",
-	"9ip8bqtmWH0Gy7a6MotGEXj449oQRcFLLnHm28DhslSGizUcO9iJVpMGa5PDnKl4ZGA9JEfrrXa5juXO",
-	"9oXzpYZVAj/s9sjpMRyTU2G9aeTdK5B1TXPWFxYeJlblYRZxbNfwjWS7taa5YTNU2GyzuZDt7TiKh2Vq",
-	"dqVZhrnkvvUHgGDwpmrOyFgKhgXVLGe7DwXlQDCWbvv24w1QRLFrltN6qUzTfHfQjjeTMQHptYmX8DJu",
-	"2cG3Pr4YTuKW1N1KYneFGlY9tCWcG37f/4z/x7qiSqyJzfk3tsGsOYt3HVfHRNJ4n+QGVy+36YlvB09F",
-	"WnYkt9FcpeUMMMbAUa2JFAnrEaBmdF1bRuYm1hdVueBTbZfKhG8X8fdBMGPD9EpWTNU3wYmDZugRLgwm",
-	"wZo8uLuCyd6lg9hx0GXHe7/2FyiH1vyy5AXbzBUAS21dpW49xzV9rI4737AJR3tlkWevKVezjC6guT3Z",
-	"oUOIFWaMXjNFuN7tkaOyqYivz0G4pRHk2+zYbvznH87fn7w9Pjk270T5fF9gHkc4Awig2N4RLo5o03R4",
-	"UBYOoO19sfPs4GmlVfMPuy8JFQuzzSxTjIzNpn9/8H2To3+YpXTrHN1u3gBPq62uIdziO3Pa3AcnNjZo",
-	"AfuIMYJn24w9roGTGFEdkKLSgKLuGU+mrffOn5GlnTFDwku42ss2DQ/K6zCJSwrWqpWC936ZYQB9GH7K",
-	"5HzLtgHU+61tGfhZrDQOcNx1TQObG8NSB/S/mFlJ8YBhqL3rKJhzmP9jF6Vu3psXtvsuEO3awJFftsKa",
-	"RT35lcyRVuappdkhwsVLz7RAzBXoj46OXH541aF+gGBsCIPNBdecZtY5N1guqo5DLQBEsmDzbOFn6lhr",
-	"dxnOX/t2QucMeA4H32Bzl5cNul+7YO248F8lVak+oLUh21p+hGWeDtPUUjCpmp8tWMztnUSC7h3V+fqe",
-	"Bi1+tSWDLWasS1hv3GssPoyHBvdjYFly9HOGm68+Sds1znwAEhbMOa4GZYVf7x/BMQQRiroul+d9NdrS",
-	"rNFSZiKnrBWopr6Zlku26IYRco0eWtv05yzLBsBfVtpqXCXymuWL09KF0DjDymaGW9fdOLPNqy1Q1Vpp",
-	"FXV/scD3NPdYxZEMWHuzqGfSwa27XzXTNhpCcJedN4Of3p39eHp8fPK2S6z5dXxy9Ori9NejC+wh9qBV",
-	"hsBxGAZtwLWhVAFejlpO3c1czVjF3o6Z+Bp//8rw7yH6Q0B922/1d+oHVq6+vvyy2f3Uup+4VqU1tWxr",
-	"92mWrdreoyz7ijt8Ar1dKisNTJf722+2fB7h7tMsW+m/t2JhGRwoPrAttXmF2mRLEkr1aLVCUB3xAWoG",
-	"N5H9q8T1MoG6jug8Ao+SRYqh/J5zwCsnTLjyclHmhGY5o+mizCB9wALo5JPvLVFbEza0NHu8DfnjyvSW",
-	"1Ux+Jcgmn27BBSIHJVSh5zVnhBIodgi9W4gB5wENsK7uzP5zbXwqGDxnRM8luYJmN3JkGSC+emie2yOX",
-	"5m+X7o8KQoLKe9sU+JMcIOOoyDLYQtzZoSsf4oqoGUv4yC67Z4eGpa0YG8KDlnjIjOVTDsliGH4JqgxL",
-	"j81wAXzb9ekx3zodVTtygY8QqGpUZHUE1DnPMtR+6sqPPR60RRMqHMCkbQP7b19+yAVRxVCZOyC0uwt+",
-	"KsEg3q1upp8tCCWXXpWvggpNC6X7ghZa7vnGjlIwX1RZxbVy1BGSAmb5QfDY2IxDQARFMKq+gGM2ps9l",
-	"AL7JR4SKRY+8lZoFlcM5NbfX0Iv1/9sh+8IboQrjEobXJtr2dgsWAzCeNu1/SmeYVWc/W5mLFFBpc2lt",
-	"mkvoVws6eEIzMqVC2Mq5nBk+baZbeR8xPP0uQ1Lewhdg2YWYjYEqVtcj26jxb4/enFzC7tpFuk5aMPe3",
-	"7y4IVaqY2n3xCy9tGHc97Xxg9lDD6xDlXIVdOV1/mL6Ar6KlOOTGAM0KzhSwUEuy6QsgJh4090Jik7nv",
-	"Cep/Kou4w2Lhvig1MbOnpIaLxq65LJSh18ZUqHb6KjlnrC9+P2MZXDo14TMyZHoOVmYFMw1VLlCz4mw0",
-	"D8bYs2Ps4Rh7OMYeFemeHWO3hOdyx4BJCBVW2gUuEVSPVysdyVCmC9tmDSBPgEcb5iFH5HKJS+8SKeTH",
-	"E9cGrS/a9xoenfHkqnrz67hbfZGzMc3TzGyaNPxlVjhovoX3AnmqcX3aDCvG2n8JroQ64WMFIrcs4HdL",
-	"6BVW/XFnn84AcS9hysmzEhZ0N1Y/bSXtGhUERvCAH9KyKEAMwNeroGsohdqS980wnTAOm+KrtjQmgCjF",
-	"ykHrXvsYcfJ82ivxzeAh7Of5x006ASyGlVknFRbPlbn/5Uhcke+E1N8Rh+qQshEXjExsuWzJ62xuT4kP",
-	"WfEmdcmwsAj7CEVgx+tX+pMjO3NjXkKhmJWrvRU+/tNjx36deLWc6NSG4QJBkKP9Auuhfas8V17rWvXT",
-	"hVyNWjD0cc7wGhs2kcFhBMLZ5TwNuK3D5r7Xhb1hmAJb0tvff774f4/+69VJtGjCEOCgbiitcGGAh7+q",
-	"P2pJitk4pykjXFjMzjKZYMc/bAaZyrTIWmomuJjwIdcDHyesncQIcBK7AIxdQY8HZh+yOkssqMYZRmeZ",
-	"mMVk5gooAHShnI1kzkD+GGoxPB0cltIQamLbBlQZB8AzVrYZ/hLFNN8kTHNUTdcwRKQQ5h5ZLARt9mpB",
-	"G3LqJAIfVfagJMdKaXEZ6ymJ5L8KMc4YAUSDzaM0KVPG4F0X4DGT1+0AjysDOJ4IbhTBMbwYGq+dWg3s",
-	"V5YrHPhp73l7SGZJpMWCzrSkxDiW47ADUaPhWhFqiZfsxCLqR+9Pd1tjOO35KEOqeAk11FAg3UlZoXx6",
-	"DFxMItpuFy2ROjB+wHv8a7aS1UWGysNNJoxdLQZTKa7Y4sEgzweoEVVm16HD5Omz55VYR4Vl+uBL5z8r",
-	"SztEXwDg61fAI5b7oBqAJhXOWr82FpGo8owxEI1YM0LDSc7SUkTE2sA0PLNb60A7Liss9tLiTRgR4nna",
-	"JvHvUjYG4trxpd+sbAMt1fAzqlB3KBmT4bZl34+qrgyWohQW6MULt+2sqeH7i8Rk+IhpPvWpMOExdM1c",
-	"pzzLuGKJYbA98k6Y695wu08odC2B+TYdTwSxVfpCDjXlVssuMfu9NVd1vRJoaFFLlw6BqSvMEbQIwRx0",
-	"1h5mKQBIE3415hAjtmcGKPOV4RIqAM7LW6mNJeMHIavPrBssincW0HvlkQEQctP1uppvL43KllrVwKVA",
-	"1Fgd1Pgas15Xkf77AgKYNcfYd9+Vcd7vvuuRV9aMt2oH+6SNWhzYZ/hZo32ElvvOcEHULOMWigVfGPEc",
-	"jKtMil27XwuHx9sXXFu1mmauJ/dluYzLQBnMUOsmc7q4SaLEUcRzGjInRGgLqbjUvFvpymd+2vtnyN0o",
-	"Yh6B7NJFPmrQbDelH7vc1eQTRNmbpDMqsmyx96+CZsCDnBx0JvLOm3+cHu/iYfiQd41iHoJJvV3smkY7",
-	"jGDFtwbegpg3wr4FYE7HVn1xG2mEow1LaIrYLN07zhmwdI/Yd0lWpCxMlxzJLJNzQ80lrpYCn/d35LKy",
-	"qktySELduXVJ9tWGF7H9fYCdQqAo/DMkn9hxTv7x6vWH89Nflw1g5TD7lGSFMrY9pIXOqBFwhCQZ5bbH",
-	"f1zpdQ5HZdHFVAODkIJP1ZY1VxQI60qf5dIwjW5f4CYDexyB67nmm6gcVLAM7JpaukvnE54pXZGLVDkM",
-	"Cxi+MjCs4WfPV62D1j5uP5mxayosBKaDiYS+TRrWDmdPhmBd9kXwpZWFsjTTE1mMJ8j6zeYBs8fRQceY",
-	"tuxGWSFuWCVmodkb1o1vVF9Ud4psulF/QKD62yDN+cycgC2d1aJAKVd0mN0prBzErHTFE90Uzs5S8hB+",
-	"zmCwgmGBIouCHceTIqM5ubziIr0M3afIUfrCYuVZyAeqG8EvNBSzbOFjTz50VlW2/vTtAjaIm65A21sR",
-	"eN73LWxakcZeIXvSkijGIPhGnAsBhI0bAAHIbF6cU/aqwV1SxVe12L+S+M5AVHedFhtaTt6g855j+HrJ",
-	"i8J5wLcLxSwNWyGryDXL+WiBhA7yoy9ifpOJ7Y7tpJTLwIEvYomznaH7a1+MeB0dwQlFy12moNzvVLip",
-	"BxZDhNyUJ5pqZpvDhbVN9qq6zyn0ABUiZblKZO4iS7WAoOH6cw7at42EWz1xlnOJnVi1ZhZLN7yJ3b6Y",
-	"yDm7ruQ4K1QvQYwMGaFzas/LG5t2dD9rYVhmli2MlQkLreyZPRzDVqYMPBK1TSVDlhgiJ4XwJ2tMKQzU",
-	"AeWY74IfDH9HPB1zQsHCgtAN4TrWyoglVx/sN4+CgdaJE/m5aulxrFl1OnLUFh3ybrhllXtlxGi6GCRS",
-	"ZgPvkeusCBM1X8CY0a18XyWzsOlWrX6rkK3U7cJRRuFkXMvCyOmHF9rSimUaNJvTBVjV5NJM4hJNwiCM",
-	"n7NZxt01eXZwQN79EkvF/7JBInJjTn9e+4QEVeFu2WAQ1I7DxuO3bMH4jb6pCVOZ8o1sGDfCbY2YB57i",
-	"tq5Yd43htqNu3EMfIq7IdxAY/s6onEhG9YSQlb0Dqv1Nb9RshtR7zfTF9mHgcVsf+8xs1mfGe5xC4Gsf",
-	"IfANZxrpB9YNQd04ALqN3e7MCA1obWmL1hfgokczstK6ANGBNwW4W4Vh3hArF7HlhWyWQ9LgA3d+Nbo5",
-	"IO9u3H63qMAnYbTd5pX3xgkhP6PG223pOgx6nVXpgGOKFL/bNQcMXDeR0ylUd5fcybEPUm+fRSrds4Ko",
-	"rlA6LxD32MwSUlkkgq1baCVfumiGhc20eQdmVzOecFkoNMeZ7UyNibnN1szA8iMM1Axs1lzfsGorfUHg",
-	"cNHT9V0L9L89obBZeRmsgwYFyh5NA+mf4DbyoDVA4O+uuwL+nND/1vAD4rPkjX3zoT14XaD/yMZcqDoj",
-	"so5Q50jwhOecOWmR1w3AuwHwX9bXZtstg+5JBVi3JUxwHn1xdy1hcH8fu8HcrBvMCp2g0hYGFAPrqdFO",
-	"oKFiEA65Wj0wKqF7+VE9uBP1oM4Y7kk7COjghjpCSEkPRlMId/NRUfhjKgp30AwoKGfwxHAHWgTmXCxF",
-	"Bv3VPbPVUtBCKG3uxWDEqC5yDxRjA4bvKw9HMD+qfsZuJ1zJDUFz/RDrplu4F5qBNX9B4rg9lTSRcpgo",
-	"hA8emz9X17apvUkH/m77cyz1uMt83LNJk7NcjngG4PH+b7bKZpBxpSM/DK45m8f+jkXVRg8LfrPTHqQM",
-	"IuxUsxYvPgUW3FnRGiL2ZoiNsRSq7w7B+H2/kufIF6tPvAvSxj9pojSbGSV0wmgKJ/S581oiUaz4dFRz",
-	"uc28IYeCly7rHd9RAzoHdImiEOibTxa7LXz/tp9/osir87OfytRJqAAVY0NI81yKse9sUHbKxLh2iuUN",
-	"9et2UXnU8Ulc1Y6jx/KHQZHz3S6RM+bzYQgS4xNFDK3XS5Ixk6Zz2IFFt9zTfXpNNc1XXdcjfGolbfIp",
-	"HbP976pb7Ivkh1zQPJbjHd10GOteOy7hXnSJkKHQhZqKKzhdyFLgY2hpKGLniT/ucS8Tnyg/KiV6UkyH",
-	"wtjjI6aTSVlcUkt1aDmqJJdKDcwnuBgPQPNrR3uwB/fKvHOOr0AP0bvuA5OofBRHObgBmPAjq/tzsLoj",
-	"oxAriNPSxBm8QM57lpzJFVtgAFcWmoyKHFuxVdOyEIphPuEZYD974R25GIZTCgv0PWO5kgIyZbntArU5",
-	"nwwUg1V37tg/eueXDZcU1SVbLqKxYSh2Flpas/V4fx/vbwBC7ihaVV7b8WXpvpAP0nHcXYMD2L3phTPq",
-	"8n7ZgGDFnTNPI1j6VxJxq4ADXWu3SH7MMJdzZcwqp1tY4lZIORi052NBDHN0biOoqm2F4Xy8sN/yhT0R",
-	"qYLoAvYi3EEy2X0ZNAqI98q4zVVlIh1AOaFaeV1PRPrOPHmOE1SPWunjJfk6lwRR+NxFGRY2vmM58hNF",
-	"dvAJj8WAPY9s3ax9TJWc+3bSLmeuUHsNaYfg6w9U2tVhCx5v3uPNa7QNaEqom92e0HBZenHe2we/2qVJ",
-	"ijxnQg+WmFrdDiKpBrK08YRg8+VDhA8M2s3Ex2v4LV/DsP2PN+BKm87SKpHixvcSwzarryU+9/VE2aOw",
-	"erwlbbfk3IVFq42xZoWaYCpJLQFiXgL+5TRHhA1l0zZuepH0JGdsxtN9mq4Wchf24aP0zuVc0DqlKerM",
-	"XPLFZs7JsnfI4x18vIPlHdQA5krT1KacVHPAZV5NWdmhkCsG+LpM6NteupxN5TVb+96dweNf9eo9Xq/H",
-	"67WRPWYoVq28WLe8R1iQvfY9+hUev8d7FEGssfuAiZIwf85SsqMmci7wwB2uBu488J04DB/mtA0US3IM",
-	"3EckZsq2dJ+7HcUf43iP97wWh09TVUkanU+kxZ0BOA5+3exssPyOW7CA/c+Wunn6BRrBtCYUIe7Za/PI",
-	"Ou1u/bAb9bvtRtH5qBgXFj6IIhwlV9hZUQ6KnLfV7Zv3bpmy9wdOi7ooUX1sS1GzX11b6ZgEmLkuqalB",
-	"dIK8Oyr0xA7zRMEIZMft+27Xp0NRkZIrNtNkuCgtqGZCVGK2Wuj9z+OcCm071cepDZ+02aYPictB8/Ih",
-	"RTiUEnZj96FyP4q87wEwvRbav+l330qiimTiIFGVQ4AyhvsYqoIjeX6WAnFPsGin+v7O2gGhdbigpfON",
-	"e35HtSx7J+5cr0p0NNsBiiPMYaZMLKJ60h82Vvt4p/+od9omKCJVcpflFL69mVqE0axWsYTxW7Bv7P2K",
-	"10O0wQgNwFL4A5URPN6MW9yMhvSxnSCuA/qxZQNnP70if33x7K+V30DJWi2FosKiSalfLUhTEv6jcPim",
-	"rwBSYNAmFuxXdMnYetQyLXJ9nu1biERZ9jkfi1OxTtnaRQBNm+Mmagml4VwU5v+3GZqGVB6Z+rfK1I3B",
-	"sMeFPYYbMWuk0a/GoIF+N6wrqHYneeTq3zBX52MBGHy2P6THpttBdNecnB7vgofI4xxsyt6Xdv42339X",
-	"PNbHPZL6nZM6JB6bHSyzjC3334ykpbFQn+37Zj6tyss788iRf2yFAmONy5iK4uhxAJtzgyL40J+/8cs5",
-	"S3nOEiiF7mzk/y9yYfsvHeIMDumMH35Hmn9HzfGwXxwcPE94Cv9lZMfwHTljgqe7LVujEnmzLVEa0QY2",
-	"WA6MYMhrlNMxoGusOK7pKn9B23HJlA2SCc0yJsYbTvL82V9etMyrOuxgyvRE3ogihBTJjRY2y+V0tpm2",
-	"/fzgWSRIbGGjAuUNYiNNPulByJahO92GFZXddd09IR/OToOe7D5a6ICYEiqgY5OMTPeQVPmnku53W04L",
-	"voYXP3z/N/I//+f73tPes97Tw9Iko2MzF0Bvs9EhNymW7kaRECquOt8Eu/aVLnn/y6sTYkjLIa2nK1wb",
-	"1d9mudQykZkRtMA925iqrW5wvNWLtLjyAAwWfSVHlTfuTo/wjDQa/AdmtJ6aUQ8q3BaqbSU2jd1as8Qu",
-	"8V6dbsNntTNwrUmgN71rv9Yl0ET2mmYbQKStFwWFOGVrKPRIEE+N7hJHs9Scg64WEvLOuf/5P897Txtk",
-	"uzZpcqFzqWZmd5cT5Gn54BbpcNkGll9cjhV4l3CAcIiVibRxTNuYT+bkc7+DnXX6nUPsAfjlaxMX2bGa",
-	"7MCe3O7WG+csn5H7PHIa29HPiOwS5wzrvMdFzlInfoSVMXVAk6BXSqXxSXlQDleubP0GN+aHFy+etbN4",
-	"e1Oqv5YgZ0YIUJFmLG+7TFdssRReDPboF/PQVvHF3GfrWGAlYthSLDB4fV0cMIDWwL38y9Mfdu83dwRT",
-	"P571DqBZCFdEjkYx+f9f5+/ekt/YkPzCFuQcMA2pdhl3ipwe+w69LQfpMOnaeaIDTIUpYR7SHaGmBl94",
-	"wzRNoX/6Olzw6d1PoU1x7JZ9hr1u4atdp3aIm3Xs2z43GvgJyZyUfLI0D5sZrmVTZcup7I3421PiK55s",
-	"R528yJhayXNa6fBaXrHlAMfI3kA7ntBrhjC0XKkCC0ou/QFc2lkeHBgF+Fnv6e4hoX1RtlUXWIfsjlDm",
-	"DjsV8RXNpesiFOkI0J+pSPsCpwg8fMLFuEeOhLMR0HwwP6elPwN4vTdcujFV4wxX/ZXUXd+QNP4LeCsG",
-	"Ey70dlXi6sGe2W0Df6XdTYs9u/sANNX7VB0uq7f10iI3BX4xt0EBqXf74rIQ3plVf9lRo7skVdJv3nck",
-	"8VKlAMIO29Ma3ma4nVXW/UW76cXXdWDzyDVB8POvdEva08tlygZW1ObLav1bR4AEtYFrhB9pHBw47uIP",
-	"1DoLP0S71XNuBfiMvk17l5RcpmqoVpbVJWCVdwlPB67ttZ44r+LDMTfgLLuk4vkYzBDavktUJueDFLxJ",
-	"vV4v6srBxZUunOpIaOvXdiagrxvYxYqPRTFbGrr/MFs3dF812sPIPRZ6OMC6YtYWx4cN3MxX+j5nI55l",
-	"qtnX1lpCXFxzzUjGxRVqJnF3b/mivUqPULOPdR9BfkExs4li6P/+X0nOqGa7L9GJjS02w6bKMuPJglBF",
-	"vHl1i9SED7O7zzlO2EwPNMtbALaT0Z4ucqE0z9ieI/74k3dQrQW1dXH5uZezhM50MqHLp4W8JfbLZG+t",
-	"AZbmYqyBGNKNcZkVcHdr1qZ1O4YN/AmTRB45290VhttcQIopCtb4dbxuR9vv+mHhCrKURDWN5dF2panm",
-	"yf7nEc9Ye8WRUTOOlGJ6rfI2QEe5dWUbNd97ohxSP9nhYyFzlr7EZnRXNp/9w9lrkgDkS+nxsGfbqlJc",
-	"f53Kty5SWoJ1uUu2A5/7J72muCk3oEvYvXvFGcfaBPvZhqAGxM8nROlFxoiaMKbBVMUxyE5ZF5co1Q3K",
-	"5P6pdr2/bphTbEVVltrtOs+pWgg6U2yfplMu9q+fBtDG+58No7UFdSs15VGRZS4zy9NPlb5xuO3ULZUg",
-	"tB8Uy4/M7G/hvq0qDh4TuWYlZUqSOZ9ZHGlEKYJNntL8qox2w+sp2bHdmzGCtLtuD+IvW40s+I46g0IM",
-	"uUgHOVPQUTp2e8KYQtuL64YZgu7/JUVt303cbtIGHYRKKdcN2xs7ZyYU/27QH2gbNbS1yJkFC4JLeP/M",
-	"BzYAtqQRnUMtWilwVf3IaM7yzuHvH43kCX743yAmzN8/tgFFl42BumBBNJHUoZ9RK1sKAzpt0bmzQBd9",
-	"a3OBtniXML1o5c3Bx9a5J0cEnu3aPtXo2VQTmWui+RRZS6FsF2bXUvo+Ls/5hOYs3UNzp2oEWpJlwkwr",
-	"jTYNosQocRnbKxTDFcLSVOugvdBSrM5kShPzSYghs0/k5zdHr/bOfz562iVXbOF6OVZsEPyMNdW6RI76",
-	"wu6yMxu6VXzyfgeIrN8xvKHfEVK7f+/gAbAcnHl9AVheAIuw2yX/lFxgD6W3H16T4UIzFevRiFT7G9cT",
-	"3NRzNCG3JapgqvGuUxagrMVQMgJ6wodcD3ylS3OIKU3iuf0tN2GN5H7vFhZFhq30rQ6woZXXvHHBG8E8",
-	"cBEf78Fj3HQ+OJfwDQBzJ3LKrABu38o2TJdwb9yD68pt7DFI1V3Gdlv5zo80JbXLCqBD9jCr0pt94gp6",
-	"jt2j3DbsyLfdm1KdTJaFljH3sexaguyCCmBj3joFtkCQX60Qf6GbpT1P5TVXFVF4gY+v8Ha/E9mCOFdA",
-	"XrBdCB+bP3oPASqyPvWixUY0z8bsxFLr/bjVm9ayNT6XZnmz2No2rcy1iX1t3bvlc1Yejqa5RW3PkJ2K",
-	"hCvUJkS9L9i8PWr6ChzUzUPbmuH3acbzxcAoX01V5Dcj/XUZ0cLIXpdwQabKqDy2wRCbyWTykhj5BnqP",
-	"YLZ9s3d0cKFffG9uTFwEcqHZmOWA/czEWE+ac3kNf0fsImPcy6kLDTmj8+mLLnm69+L70O4MBvZyqYVK",
-	"X7phQeehQ8WE7sGA5qO/H+39N93798He33qD/3/vYxTgrFBMDVzv08aHfpZzMqViUaEXFWwvvKmCbSxE",
-	"xqccbMjVO3cfEeIN+Ur8ego2xwXfp2V8TbOChb5fK1YdYd+/XL0/LoUsxEjnJqfaiFF9hv9+QdJ2XYnq",
-	"Pirz9zi7uiPCO5nO9OLdaikEKh7OO/2WXR/BuW/P62F2tZXCumu5L+6cUNbmUCF3eiSR7ZAIuEmkYG0U",
-	"sjpUpAO9Z31PehEhvA+z9OvpVG/ZHBWpxXpq1EurihAtyRXDWOoN1KrluomZVKEYAX0jpoHEZvGn0UgK",
-	"oIf062sljzxnqzwH73lcLD1RSOzLTDXFyj41DzoyCI2NXWuf7QYGbSse22s+YpbJMQkbhEGHRm+SgVcl",
-	"FgZc2cGn7u8Mn/74lRnLGhqnd7cDAr9+DAJ+S0HAcwwJFYhsUaK1tDAaG3S2ySvLon3n8OSv9sGtuhSb",
-	"k1h+IWvPr+sPtM8vL4mEbE0Y/4nCZjNUpGVyzzlu4BOFdEOO3p++JGZX0ykQmCJckxHPsWI0vufO1z6g",
-	"15RbLaZl3z/YR4/ck47BrolVacMzG7H5bUZlwgVGsjHCQy2f3SR2AifEoc8/vn1/3K4+BU3BI/hm8OH8",
-	"5Gxw+tb8dzcokTM/nb799ej16TE88vbozUmXvBmc/OPV6w/np7+e7P5ZnUC/TRh2lK/sF26KuV2jnLGu",
-	"keSiGWAmSSYVS5deJuUVpH0foG1jYz596VxTXWy5sLg1PFyndXhu7dwe4DQK5vsozL8lYe4uTrjhkbV+",
-	"RZMg5uI4j9+yO82/2OCCPShdHW/1o6b+DV7uv+dUaFXWfKvKOl8SIYcyNabtVGpMIp8qll0vSdqryUKf",
-	"afT1XQYtfu4nvgAYiJAIKZhL1LAWjP0940qrri0b7gtLGjlLZJ6ylFAVvlMo1kP1YlAIzbPBVNlMfK5t",
-	"ILmZO/ba7NaR2n56c3UilRT8dV2od5+4vCJ/qs5ew6c3Ssd4ZHHfEos7qmEKjYLN7zq4cFjzE0WGbEKz",
-	"0brMTU1oKueDIRXLQsIfBD73IxXmYn/FUPBbSTIpxgwSc1M53xtSIe4z2e8t0FnlpO+R3i0rfTgkv31i",
-	"f81HmI0N50uGNO4u2l0z5LhNH/35A7kE54+k/6ck/fJcfR5uG+nHmft8IrmqhLmi/pvfzGOldnZHRAxf",
-	"ORUjuczr51VT5er+eE4SKQSiHj46ar41R02OkQJwYM4nVDeNGEXm5qlCWd73tcyy2BV8hvrV0iR3Izzw",
-	"9v36bGV6+2ikmDY2HeChcaXJjmCf9MCjp2FRJ7vmslBQdrv7krjQ7UFbtvsol9NKsnvDlJpywafFtHN4",
-	"EDOj6tN8I5V2hXJGSSU500Uuypk8PWidC4TwtzmZXxibKXfeCqrDKQe4Gz3hyheWI4mZSbQWjrsqlI2K",
-	"2fHzfjOwOy1cmBnNAdraljhhWMxOT1lkgJauOhh/2mAWUPRAMkavmSJjIzhVS1g/iv4DLywvh2h80owI",
-	"iUUKCzDgSqguqUxFT9jUTMQnI+ELQ6knbZPBcW4yGS6SrEhZpZa3PJlIpXPs88G7t5pDJpOrG3weX9vw",
-	"y7jl4Vm4r9I55drcBTqb5fKaZlWK6BKaZa1zwXc2ns0v5Tz0hCkrS8176iXpd/od9McLc+2tVCFnbMao",
-	"xkjkkssJg1SmUwejDWAUawUyzeoER6GVKSK13niaQupBWUG4nZkaoSbzlOUviebmfkuo0FIJApwBY2mb",
-	"D7w3GC4qU2HCcNffHZ/hagAcoNO1EYCwCLJbvxHegyDg32EBZ7dDr6mm+aDIs063A0hNkIxuziyjSg8U",
-	"Y+6fntALNWMihf/vKe5jdw2eR3ZGMp/TPFVd20ENKBuix0OyM6TJFfzaftd5Ht2XUafbGcbmsN04fynZ",
-	"m85eI7K94wdQeYyw92zUOoHMnvruWxEgUU2zJVUtpQQ3WhPPoCCwNWE1mqCar1/FBioQWNKrqtdwXDf/",
-	"dRyl7wQr+xrbVT2aEl+ntg6NBXcKXdeTg5pva2441ZclqvRqazbMRrhLezag16XgIY909k2FHzFRsELk",
-	"DyOboPrFnzjLUkUyNtJgCChNFzbetyA0Z70y3zVns4wmFnDL/bUvjFmeybFq5goXImNKkWqesTl40ENf",
-	"9kWof+eFrZicT2TGStWcS4GBydz/xagyjKWK0L7ws5tPeBYk50J0FjD5xUuiJzljM54qtwbzob6wxwI+",
-	"tDRnSjHVC9qbTqghUQv/gbhrZi5K9o2cZbmg2cCMKW0SCRWAJD6d6QWa5DRnDpy8GRDFDPbtx0OXYGh4",
-	"rakJBoW/BLXyhdizjwdgN2Tnzfmr53998aIl8TvQ6uIgEaWCeCOQj3DbN+kw4bXI6FebefDNZ5YigXjy",
-	"qsypfixAYdH3pyzlxXR1XNg+1/WDNVWe5sorMCXVUx9K3SWqmM0kOiAM9X7SOQUDx5YKYWC/at60h9Tv",
-	"E9N6GzLZ4h4DWiCgBwKL3mavirVngnC1j5hi62sJf7uHPRJONICRb2H5vdy4m2LunWcHT4EHI0nCHw52",
-	"I8rEOurxPsbuQ+728MAPzQyxw5zarjAMVr2+W6XCc90If4BkRx8wyxkZS4HdhecsZ7uPTOXbAirEkn0l",
-	"p+joaI+oLoW0ibASf5tao1iNa7w1L1jsLq+UvDidmF7knV6RbMAYA9jEzRTcxser9y1dPfRs1S/cQw1H",
-	"N272/mf8P9atthwJxraEvWv32tqCz9BWKfaoepR636TUsznuUaHHtQph69rcxvdE2RUBtYyyHwn5YRMy",
-	"7I+wf3b+zxGqWOqOsHYiJP41xUw3mmTrpMkWoX3qd3MrViK6HQfO7xgHtjO/+riqTVvhutd5cM6vjSRm",
-	"zsy6Ht1OjyymxPw1FLGMy8RUyuebZTg+f8xwfMxwfMxwvKsMx2AysRzH20/tMfvxMfvxMfvxMfvxMfvx",
-	"MfvxMfvx1tmPLyti2hGZEcBkThdO554wmiF+vlWx68FqNTevXb775ZJQBQXRDrphlksoFM8Lo5gYBdDo",
-	"RFoWyQT1Q9YXqeHZVLGwuPDSfvRyt0fewsmMx0ZeG818JEnGrlnWzG36O9M/41zXa1Y6yyivHST7RKez",
-	"zNDzu18iJnYcmdEuEs5OucpQtRyRLgQBWjqA64XPhc6lmpk7trwh/ql/8EifSbnV3sDL6Lz8LpfiDL94",
-	"3z4I6NBemchS3ArgAp/7HbgDrN85RP3vy8PpHG9PzgUVnt7TjNznsWUzCvA6q4KGxuPCWHb4mNHGsMmY",
-	"nDJkZMvvQHlQrrVdCSqxY3bkhxcvnu12yRzqMAWbs5xYHkEyKa8UyGB0hkWbztrm9tVfYWW2W3BnQkWa",
-	"2fDrfs5ouvh3K6N7NWHJlWVjlR5zsoAtstWhnp9RZIxGMU256trWZ+W2dc1eJmZQQIqWXTIszMbC4zie",
-	"b5OEY/WFta3GOU1tRiz+Ask6XcODjQ0BP6eHpNfr7V7uHmILfKpZH8G34UUzk0JoMjNnKpSmImE24RXZ",
-	"DyR0KM2zDBlT2uuLjXjxGaMpF0yp+2XHtf23Tsa/3JdE959PeRocHbiUfHnBOlLBqgIJ5PfCEP5kgDYE",
-	"YxhaUlrm6CCDkc1b6NqChNjOfufLxy//NwAA//8=",
+	"7P37chs3tjcM3wqK+6uylKIoHxJnxq6naiuWMtGOT48kJ/vboYsCu0ESoybAaaBFc/z6vZ3nPp4rewtr",
+	"AWh0N5oHiZKVmP9MxmI3GoeFdV6/9bmTyOlMCia06rz43FHJhE0p/N+jJJGF0G9kynKquRSv6IwOecb1",
+	"wvycMpXkfGZ+6Lzo/D5hesJyoieMFIrlZEoXJJPJFaEiJapQMyZSQnFIReZcT/ricDClOuefDpOMM6EP",
+	"r58c0nTKxaF58f9xL+29gYfI9ZPek7/tvyRyyrVmKZlPmCBDaQaayyJLyZCREc0U63W6nVkuZyzXnMFS",
+	"zHjmv3oxY50XnaGUGaOi86XbsR+J/fil29FcZ+Zvy7ai616Uw3+yRJtBj8wijtk1T1hzp94JRuSIUNim",
+	"R4qk8JzqEqpg92AHyNH7U6Imcq4I1831pGyySHOqWdoc/yib04XCnXhJcjbmSuc0JxOqiJCkfNV9uVcu",
+	"IdgY/HHAw61ROudiDL9yNcvoYiDoNLLEo6FiQuMBCUnMQ/D5IWOCKKaDL5ZDZlTpgWJMDPisOeQF7Eya",
+	"M6XM7pmNwhk+UsS8SXL2r4IpTfZylsg8ZSlh1yxfkBGbkykXhWZqf8V3tYrStQi+RubUfq9QLO0SLshU",
+	"EcVFwuApNpPJxHxmJPMp1Z0XHS708+/L73Kh2Zjl1Q8bShjQMRM6vnC4UPD70rVHlwdjR0/xS7djXuS5",
+	"oaI/ggMvX/oYXIGApttI/uSTZrmg2elxhCYE4SkTmusFoZpQs2njjBHFx+JACjLL5TVPWW4OsEqygu03",
+	"bwAt9GTg3omSKLOTWWvx1eGqL9c3IVhl20ZcTHLGZjyNboMj46EsREq0xFuPHCay0DRl6YACZaxBVHbw",
+	"6I5MWcqLafSna5rx1DCFdb9U2z87dPn9bjnx2uj17fR71baZHxSecG0jjXShmdu4JdyTmCuUcQWXx0ug",
+	"jNFrpvpC288rEFTBuSsii+h5TLmIyxI6MxQU5cn2FzJcECpwkl0icyIMkyJ0TrnmYkxwBJqRvTfnr579",
+	"7fnz/ThzprOZYnnAoEWRZXRoNlXnBYuwAXpNNc0HRZ6t9XgihWHhA/MVlg+E1OZbynKotV9Hjtogppb3",
+	"AzJ2A1yzXMEWrvPRnIFsjvLxV/ZHovmU3Yptp4wmml874RuRnCgbnWhcOW+WU9U2VkiPraKeTWd6ERH1",
+	"LRwWBD7XbAoj/v9yNuq86PzHYakHHlol8LDO7r742dM8pwvzb64GYyN74tNfQ7ZKVIcCHvhIES2vmFBr",
+	"CduVAv8G1GfUxdg1fg1/ryikT1tuaFwx8sL89DgqrNWEpnI+GFIhYt8/h58P8Geyp5gGRZq8f3d+QQ4H",
+	"aiHoTDGrQ18/OTSfUoefrTT/clgO3zJrqw1Hv+1+qiz/WctAnquagdanNS8LIpQGq8A/1udmTpSMZE4o",
+	"Eea0M9hkYLBDqbtEFbOZzDX8gZJEihEfFzkDdp9TYgbttRNGi8oAJ9y18qDKFvyd9qQUbm0gKIL7U+Vf",
+	"dVIIl18XoCAfY8Kz0JNjqmmEbxR6YlSxBFliSjU1+wJGGFHFcMq1coqJGf3gVGiWw/oYqb7cF0fvT3vk",
+	"XNMxO1AzlvART8gVWyhCc6OnJhk1O00VkfB5mpFSoBJlPkJ1X0yoSDOWKzJmGg4kJdc0K9A6aWhETsWp",
+	"LuuYzXKWgGkz7WVyzEVvRpWayzw1M3pJKNETnqcHM5rrhVVHRxysMDto9FaWD64iYrNZp+XTFZ1rw7ma",
+	"vceX0VqMzzw6XzdQnP+4X7twY+ofjw6YMzUzAjk+YEJnOplQ4p6qDmxWCb/HGR5TTr43B7Y/BsslY35t",
+	"jP4FbM9EThkqKNGxHQ8aJDlLV/Ifx3pe5Qw+RzMFgxhJFJ+ek7eoVpjn6isvfx/A7/FpRlka2LvVa2oe",
+	"hHXbi8oVoVob4W9URy2JWVXGNOuRN3RBhqwvKq4Sv53KbqNReM14ylxeELZuhNTovobuhlSkfbE3olk2",
+	"pMkVmdEx6xI2pTwjGRdX+6025w1J3kpHw6lBvzcEH/lG6JtxbK6FBf6cyXncCzPK5NwscgWLw/2JMCL8",
+	"e/zsYH14ZHJEGE0mTsvBt4gTJeHBmUuuYFoVFa2FZJxorMklO6uP1R2CXWjZoTdM0zQqKMxK3plHyNPe",
+	"Y6BHmXNldwVuHpnal8ne2c+vyN++f/J9zFpHzW4wpYKO2dRo9marpVADK5tR5Vh3yd3YiEXOo6/aaf8b",
+	"LyIT6UxyoaOPJhnl0xvPKZEpGyQTmmVMjNlgyvREpjcezfpjNpj9OKfG5lrM2I0/ylPkVANjNHAxHtBs",
+	"PEBBfOMhhc6l0QwaC6jRmvkuqTyNNPXj8+dP95G1Vrn+IxXqcsgVWyR4dA6wt7c9Jq5U0eKB+uf8SrVS",
+	"5SyX05m+5d5WRMxS2nDCeTCV6W2+Z0e5FZHl7Foma8258dxWjkwl8hazVwUwz9ttAV6ypauvPrKFhdfk",
+	"hCXcVv7YmGT84NqIcAmxtHGqJVS6BnOtCTwv1FqE3lmrTnsOsQtjV3//+AmqTjRNuTVeakoZF+hfsIqV",
+	"2+BeX7A8N3NGt2KeG9MzZ2SWszI2YtgZ+DesHmcd46COjSjPWNoUpV5Fa9GZUbsI1MRJRa9TRZIwpUZF",
+	"li02UTKMSQvriX8WFwjrBWsFZ4+ziXJkeCHm1Z0UUyoOckZTY4qTKVMKtgNM95XDGt2pRSODn1ADQ83F",
+	"ko6ykoUrYkzZtX1jTqmKbNWM5nTqbFVLOO8rp9ggyep8TwOqCo5SMJYqMmN5oF72YgS+qVmlJZiFBHR8",
+	"LkhGNcsdVaq4/h3yEtz22g30N6zlBpa3KFhu1EuYux1QZMSt0RJVRp1F44ICM0snUW00SvWt4jzOPWtL",
+	"ji8psv6f0FW2LKJ+ZAxr+ys4SQx/YRyi7EyYy5FCBEFGghT29+Vh+mB4MzK+EnPn1ZbuBg/W3lxOZM3+",
+	"V95mNCXBE95c8gZ+dYnT3jOw7SdUWCNs2W1tTvBLtzPteSvCB/ZXXvslmQAwJE5oEPpgbjCxMdMDuOMD",
+	"74C4wSiK6UE18HPDQWohjQ1HCYz1Cg1EaKT0EcT8MXGiKR9A2eOjjY7TRYQocJOBYknOWmLuzhsKj5TE",
+	"6AeMeAkHFGTroMVndDoWMmdp28tI6Ju9pni6Lo9vcaI0D2Bp1opz0ZR5K7HklCAw2ZyaT11Y4cVcnmJi",
+	"RoK8Eu80GtNrFuRGvCS0koUitpqC0pYRQka5nJK9KfjfjMJSBqOcS82Q5n1loqw5k02j/eUJBzKgPTfk",
+	"mKtEXrN8sVTOv8ILl7qHK6r1Xm/OsuzgSsi5OKwkjYHMB1b5SBHz0AAe2o9JjNJ1sIqL/eKfDOcM/NBl",
+	"sQzWG+nUPn4eG03m4x6upjdVydO/P/+hV7Uv1tFC40pHI0MjXH14bLHDiRziyZTy7DdkrVyKM0w5ah6j",
+	"/UGhyhKq20ykqmTP3mlulE8qrE85CMNsxLGPSCH4vwpj/5jbRMZMMExys7ECSyxaOraDfy4n0xdW3X1J",
+	"nhw8/eEHkkxoThPNchArfzw++Ds9+PfRwf/0/tfg4GMPcoSosao6LzpTKa7YQg1ozgb/ODs5uohaPGaB",
+	"LdZTuHYzRyfCqp+hGU/Yf9p/92Q+vpEYOhIEH7Dbb6wfL342FU6lvO6RMMMLn39JOAqv0twtidAvUpFn",
+	"70+PFeFasWwUnYFgn/Qg4+KqzTzQkuQs5TlLdCijhrmcQ+7cSJcftAK83NeJ1jP14vAw2NnDRIpxTnWR",
+	"wfOqN9HTLB7AEunAUk6bKK6QvzB82Bq1UmQLwkdofHJFxjkDw0tPKO7WVCrdFzlLDO2Cq5AY+VBarJZy",
+	"hHN/2gtSWd+Tlfy8erkcqdYWF/CMFl4Q5RozvXiH/4xRIqSukP86f/eW4Etw/P4z5cuxsdtcCDY/AVwM",
+	"PfKT1JMyIE0xZcZoBhGzqc3FYWbqPRxV4nkz+PD217fvfn97Gy8HDm7Jojr+kSCFAJFmn5JJUuQ5S1ca",
+	"5W41bhrhAcIfInsal3srbPIcwlvNiGx1c4dUMWeGNG+J+ZV8OHsNpI0DH9ibk0gh0HOv4vfWSlB3fRM5",
+	"Xbk3fjLBpsTXHtmkdpG+9kbVGOWNd8uq5JHhmtvkHrr1RrWvP7ZZYegl0Bqi4r0l27wh/OPO8iVudPPn",
+	"wSTuao+ZQa/ZmCaL9TjMltjI69M3pxeDk/9+dXJyfHK8VW4SiazofDEAqTiYRmyNX+ScZFKMQ9VJTaDI",
+	"Yk65JkM2kjkjMAwXY7Q+eJZxxRIp0tBj2CZz3CZ9jO2+UefjcfujMLIeceY2TyPiSqkO+XOQs2HTOObW",
+	"TYaJdfDToRkHNSauiA87xNPfvI3gcy6Xf1Yp2a1eZP+iUW3kaMRyyAl++rcf/gaVIueY62fVCj1h0/2K",
+	"67rGTXIq4leLJzKuI04/JeTD2WmLQhhnS6fHwL7thiklD51SdviZp7PT9Etcu7MW/gqPq5F48GiMZOou",
+	"eAnxMjo3KvksZyMGInOdQ6A6THkwA3j+ba9AoRjhGrW3SnFSl0Da9tPv27IiW1N9SqLGbMWMY84ckDko",
+	"z5kcj41lw8Vqd3w9TbC8T5Gde6O4SsWdWXZkNpGCEVFMhzE59+e368AfnC9absT5u4NnT54/P3hCaDab",
+	"0IOnxD6PwTIzV9waw1VSTrPMOpGqM/nHTztb7xa2XjP7whDlAHe+JU0yINt2k/zxjz8+fvz3x48fP37y",
+	"AK1DO/ttm4eO4mvb2G4vtrGYCDcC1ouuwDAtLR5HxTTtRtgM3n6kbIImMzTpstR65JeqroT5N8S6SSHl",
+	"kCuW9gUkAFDS7/xHv3j8+FmSUTEuzLFoOoa/sH6HqGI04p/Int0hI53+Y5THEuAMS7epE3EpMGdDsofu",
+	"3REtMr0PwT2q+XVchatozPUEBm0UMgiECjVvuenBnJcp3TZ/qS1A8kjBNYdI60sCpgZqMomcTqVAS0WO",
+	"zIUnEnSqD2en8SStRApNE602y6QJUkk2ezGTY9menSUznixaf3b8xzygbpNCdZusoTAlKFITIUVY/vtI",
+	"eS0G0lCKYcaTeD6ybEtaC+J4sWvadpvbrCgR6FntlpRsqe40vwwqI35e7Q+pekGC2bXNvWK9xgQS1VDQ",
+	"FwpZrqDQ5HO/g+nE/c4LrMb+EktFME8sj9N7oyPj15hOZC6TS3EwnAsV0rjOudyyXl7lzT7N1iw7ZZ9m",
+	"PGdqgKWRa7zA165ohWy9CJOb0YQdKDajoA++gK2yyjiUf5rXyJ5NGoUaG/zbvssS6QsbSYM/dzFJmwvY",
+	"XaVBOrjNLoT9A9hgf3/+435fqBnLMjB+zVOXRS5e2AKsF1AT9OK7S5u15JJTzF/jYdxi2F4r9ki5ZbUU",
+	"jZUejughmjGWV6M9Uqty7Sul0kiy9XtUvSmR+3RGNXvNp1y38AMoqaCakcw8BOFN8JcZfdgpNEGh+5ou",
+	"FzNq3bfydZww5WcupCRTKhZuOeoOXTTooCF0TLmIumn8tJ4+fvx481DwEidz7cBjJBFkjv7sMveqB9uS",
+	"0HfkC7pBL6/W4sA7ayfyhZM4FSMZTZxdOnV4qzHztuqQN0Wm+QEmeVambfT9F8aygs9CLkuWYY6o9w5U",
+	"60bC1zdL5mz3RIx4rnTVyUY1mRbKkBTmOKzlj1i6Y2dMFVnEDbzcmr3AzL6qOQt8wXKxynYGlpOGdQma",
+	"2dxa6zWvPD7LZdJWAGhM0o0PEjJU2CddqxODLZW2ynKzmrg1Pujyfrz/xZhktvwLvoi1Yq1TWwUh0ipA",
+	"IKH44F8FzfiIs3RJlfMq2jg38/Q7sMzwq9LOoFpvt5ixQcpGXLB0AE6c5vR/haCgIvYx51KyVawsbW5P",
+	"l7DeuEf6sCX9Tpf0fbFlv7Pds4NEIioIo3nGWV59qT0Buv1iu1q0ykBDZujBkkY0yWzVcV20eJ4i5ZGl",
+	"OqV8ii4X441y3MNPh3ntYK57bbnXrqQuBprHlKET+DGeRvWS+ApzAOy4IazAjInU7OmKRXFgRmObZ0bN",
+	"LQUNMkXMqPja2gNghWJqQLNMzlfvp30sWG8hQB1D0li1xLobGuZUm0G5Dd3gnKuHEyoRDVKL0iPoUfD7",
+	"2dJa5cBF7a6b0jS3DmXqNDKsRUtolkWqPlflXJ4e38DV/OTpMzpMWoyDKdfxWLB1iAYaoCve93ajz4/M",
+	"WcL4NUv7Yu+z4mm36hLs4uNf9nskRO8K9mtCZzMmlNmnjIur1Sk0M6onh1oe4pxqh9diXKhqTmH0YCME",
+	"cDHhefqe5npxWqnVr/OkeBE9kcIa8fcIwcSE+e8fPtdmCj7SILZ1p+BMlSEDrKZg76N7Gt37NRK1X7Un",
+	"abecyfZyt0ud1d5upwLV41W9rcVYIjkZXaOQ+uiKL8LfNAhz0RwZhUS4oZ4XwUepWGyWPB5hkq2anCeW",
+	"JhFEaKWGj9HMdbe/RYrr0JViONkGiCAY3uVpD4gMaMx6p6mQggN+2BLgj9bQnh8XAiA45IpQX/QDbegg",
+	"rfMuEUFKEmvHATGTW2/ylWgXrUYi3TI21DfD8rJSdYYPIzpPbYGkMq0NcCX8enDYzVAkloXNa9Qaoeff",
+	"J5KrVz4/bSncn1F+AyBH6u/WnKqydqBJ3FiK0F4sEIGpslUBt4I5q2JSrkjNmHXCCVVeDvazvlttG7qs",
+	"BsVXj9jdi8Fy2F9WlJ+4x+rAaeYizFhuH1zbjQQzP7fm30qMDjfF+u60F1HAz87TFNMCDX2BFTSHoESt",
+	"TIfMzTOGzNoKdpbWq65cuZ14o5L1hCaQfWsEnmypISKnxypaxro2dql7sOvXUt9Y2Lm2bT1vs9oNxblr",
+	"CmpLSRR1i9XnqEZMS7MHLWwgENZVRtAlgs2Z0uiQ24wMgzu2ihLDidf3zG1LY9vA0ZEUOdeLc/Pd0HkH",
+	"uvpPjOZt2ktVWTLyBfPFDLM+dCF7yHE7CoEJCI5pNgLWCmEu/Iyfn7FCLDiMm8n/Llhbbs76E9H+aZsB",
+	"+C8zKoEyb6ZxUtwMC393aWovqu7M8iBm/FdmTgKASfBCu333rOiFC/q4OF/FnWKIqES+Mfq8w8nsPOn9",
+	"CPlvMybojHdedJ71HveeGYKlegLndNhaS2XTJc1/DHGjczvtvOj8g+nfWZbBKwFMAwz39PFjewO0HSJI",
+	"djj8p8J7hfS5inqjxUiwUfUMB1B8o7ViPbP87x9/v7VJYfgiMou30mng8aI1rgi9phxcJj28NcV0Sg09",
+	"mh11EfmWt+lQFsgfUjmlXOAIlcMzh8zTAweC43PQ287w3YyJ0+NXlcfv8DQrMByR/bsAhdYm5tzbqVUx",
+	"rY7en4JoGo3qJwQuHTotp0hs1iOW/j9SBLeTWG4bHGNmUVLskdVQ7umMH14/8RwmOLA6umtm4zAW1OPN",
+	"h/MLMjQTEuYRlmKMwwh2rggmJT2pQUM0aKARuLpDAmjG9yLn8Q+mgyDXlCUTKriaEi1Bh7WGO+4VeIsb",
+	"F2mz17udTweezR5kkOh/QAs9cV7NyM+2IAUYqnkIMoRiObKnZdDJ2ByoNExbfP9de3juXCl5ZFWBR0Zl",
+	"ah4fhEYqJ9hBac6U/kmmizs5uCAeEzm9mp9flQ+Heobds3shNBtbjEkN2D7w8oayNAmkxuPmkf5E0+BO",
+	"vSRvzPrEGIvWrthC1Qhy+Ve2Qn1tTOXpADwPFdYSp9Mz+wS6VbzvkwDeDFdhIVdf9MUFWhg5I3ouyRUX",
+	"KbjxUI/FV1+Y5w7IpfnbpYdZB/D1MtqjfLoShGSLLAMGjHMbGoZmv++QZJGN2qEhiWfF2BN6bTNIWGrM",
+	"OEuNyqpMCyIkBLJ9AQf4/bPMSnLVvHRuq357emQ2t2PhfYzepzov/ohplmaDArD5MlTP8h45xvxOKOzA",
+	"3WpTH80wTt214IzwaucFekK63onsIIThzzEX8qeD0lePD3/5eHPW4cf63BlykQ5saTMkuYXwsx2eyWs2",
+	"pIIKqjphKlInmTB2tRhghr3Fw6u1d4D/Ztm7EezyKkUDIEDNoqrHsQLbs0vmE55MiLs6j1RfVO4t2GOY",
+	"lyuTwkheMssZprKD4wynvdgHBhLuRkw0mBseVk4Mua3esYW8aP2ZK1mDfpV9EeS3nR6X8c7TY3JeT+cP",
+	"0v+WYwGnTEEuicdhdc7rIBayYUIZdmVwwk8HHymz2MjpyHXx6eLCglIBkIauzoPQYM3l0GvFqb8A3cuc",
+	"j7mg2Xtzad8i8Q0Nwd9MHgWkXw0LdOgwefLUGFpmLd5/37HFqVitn7NRztTEv5Oy0fc/PA8arrzo/Gfl",
+	"ZrwIXv8SsoJN8mbaIhTukA1/56r6TII1BsIn/WjpILf+zWwmt0tfgwFq9rRhtZgUatRmBSnikguN2ZJ8",
+	"RJTsEq7J+S/vPrw+Jol5wKbcX15WtunysucEEMe2Bg5lvJJiByVAIjXnZXOWfDQX3HoWOm7IEloo1hf1",
+	"rF3zDE44fUm4UJrRFMMnIZBezqiC+0iGLOPsmhGuVV/U8n8xgmKXql3kVYGgNYYHTBwYwcLl7DkEQHPT",
+	"7fIdoj2b24GlgFUUOcOhIUXQZjLhQj1X8C9Fb3CFQmOXeCKVBnQde4WD6ymFZZkhzppH1ilLLlrqTiv0",
+	"X//0noOI3ydHTTJwRRrsE2JspcEGXV6GV+DykhTKRfkO4U9uT4264RLoN092qmc5lbwJKG69bYhzqqh/",
+	"qn1z27TV9wHj9VRBFeECaNLoTBw1JS6SrEhZ6JUdySyTc7NxZYasAsWOkO/I5eWbwYfzk7PB6Vvz38tL",
+	"gnlLjr+7oIthJVnOaLogmhoSLF8/+e9Xrz+cn/629GVbusI+JVmhjMg2lKhmNGFmIEIApLnspVMyaWJ7",
+	"4jiVVdksXF/ekzNd5MZuhqz9xepswG5f4DZBDi0UltXxPytbHSwE85fdgfXFfMIzpcNcDfPEjOUjmU9h",
+	"+MrAsIYSkcAa//Zx+8mMXVOhSTJhyZVyHKHIYfsUw9OzecB9EXzpcoVSdDnoEprpiSzGE2RSZv9opqT9",
+	"AMjsacuGhFlZfIS4zVZqduN71RfVzSKb7hXchqd/35o5GVb/Ry9nmYqO50w1O/B5UlVzcANL686MQ1e+",
+	"cEjTdODaIhxixolNzylZsjMYq1ZQvYQPrdxbuB9WJHW0ZSusjfwQSSzqNioZ8eWPUYa8Xe9FLUSJKLwt",
+	"XScr87ZPflxTaKCmYIgS+X0gKO7erer1n3kuxbiLiiNcf9CryN6bwcW7X0/eDk7fvnp3dnby6qJLKs09",
+	"65fnN182TO3gkJo2XJDzN+dolpXpcZjcWiaM7a+8UEvvShOb7RAK7kqE2DY3O5TDOHTtLVLNDbBp1yEZ",
+	"fPzrO+ANeXx4e3by6t0/3p7+z8nxfswjj5N1dVg/PFI+Qdq737tEaZ5lhKor1BJkljIHKqT24075lcc+",
+	"DaqRlx28C3h8sAPuAiwbnW8j4lIetC/Cm1E9cY4bPKqDf6oDlV6RZz+aU1cuZr70oEN97xDcLw1RGA3L",
+	"/LRwJdroAPKl+vjlssWYDeS5mb5/d36hsO4QLTPyu7HW4Ms9l703kGIwZrrbDPfSND149v70GJJvVV+4",
+	"N4wiAXFAqET0wDCPFEll05lZQ257T8es6dCM+SJRflZlYuiPaHCk+DB1AXzrAV1sff2BPq68kJp90ocA",
+	"+Fe5DPWBooQfnrztlmS9LTnEJSwk+Zdu59njp03i+s1ncZbH+tLDXfimbC5MpIhHyzBnPWHUYQ29liWA",
+	"6JIl1EIXEweR31gGuLMtSif2ZnMpou7jyyVtt0WvrBHkhmrlp4P5fH5grIKDIs+YMCZP+hfXM29DnZvR",
+	"4P0RXqnneV84uBytA2tjJa7SSB4bYJ6mX5aKbvP4a5lc2W6KW1Tbym6iK3R9++DHzfxDj6BaXbP7VfXB",
+	"dAd/rLZ++b03g9O3vx29Pj0evD86O3qzbyf07H4mlNAsK6dUL7q/z5SgIpm4swHmz6FzQ9AftFfJoAOR",
+	"G8md++OjkXnNVLY/PhoRVt4dBxVBaw2xOVT1X1ln4cqYZVCwCXLWKFmlmMUbtKmcnRWRy3Yeu2zb8CFs",
+	"557dpdl/95xAsPmOG6zgBl4j0zQfM+0KxO0r4KXD+NZfn3eYO6gIlnnC/60xkbgJ5aWr7Wm8voC1TaS3",
+	"L2MrjatXutTcsztJu5O025G0nqYeqLCtX7xtyNtt3rm7dbbfD2/Yyd6d7N2Am9gracWvcv9aWwLfxCm9",
+	"c0av7YyGAg29Sf/rIJL1w37rudXAxNtTdI9EGOb2DY5DN7MN9mHRHzfkK/qiENHXMjmG1ApbzgR+dmAd",
+	"exXs8/1eX3xQTJGViZM5O8AexpAvAnUPmk9Zry/OEa3EwURxMbjmdMA+cSi9HwR96IOmg3W6xfw/QK6+",
+	"CHy8txdbW0stPVqrKaxLtjN7fcCD/ay9A71HW3KD7lI6lsiNUZi5NwFcHCmE5lkVk1JIQKHDPHA2s0Ax",
+	"a9QXL4XkL4PJbvsqRGrz8V2j/OUe2fBD3dpy1xXyNv8f/ZH3KdzDLJMpzcy+stQLUbi/CRVGzvqMWZil",
+	"stN8slX27iFYWmYbpAnaE1DrtU6+R3kQ0I/VUHwzVVd7YLNxtpxUVINDvGFe0ZaUD8dfjb6huBhn7KBQ",
+	"rEvUROb6IOOGf1ev3K2c8S6369CNWcVqM0MfQkjJdsKN6jINKKjf3BtrWFweEA+y5doqLu4imrgJM4Y9",
+	"WMNMwefW5V6wZEgjpTYCdH8GwVkFklGRlCu4bV2ipNManCxxOaoP8+b5u2OuFGfKN4mhMag7w0cgC8Ut",
+	"KXYxnh1aLf/w2QzPvVWJx+egecJ2PWcuHbAKRb5sO6PAUKtwBsrPbG5YxxGi1JZdoVw53LT454jtxV4a",
+	"ZmERqGuNEW9KULbOMCr4iF7LIidyRCrnf0jT1FsR+ePe8/0elva4bgRlaodiU2oEqTK3CFLPKzlOZC7z",
+	"qxdhwLYvDIcru6YEcFwA7Qplc5BkXuJIwbNeHr7siyEXKdY0eBgrmjPf92OvxFHBuiZjyhvjwHy+hlml",
+	"9ps6/3upAgLfhqpvptHaUDnEfanPtw6xpVr6+Riifo+oV2p9m2J5k2tDlp8OxvLAyqSL8COv6JRlr6hi",
+	"/vMD6ILuJnCLz3b9Hd3KcPdhySyVSEHzyDYOYyFZDMMHBLz70+3fymabcq/Wu3lhLQRAft6XuIYMM9tT",
+	"Hy43uPAQunO7/PYoDXtGteMA2sQT52vfK1ntzfJ7a0LXMN32rPejNDU7snXfw3oeh+6N+9Q3EfzuDAFw",
+	"WaMgxe/H339LPhBQ21dgBZV2/WiR+kvhWUIwxTpXuD8T/43MWaTcx53lw+APH06PtsMYUpYxzdp5wzH8",
+	"bh79OZdTq6Bvj1MsAZGtwINuA2J2FV7s/cfs/BIHBaidg9x3DHCrEvLAgjgYTtMok2ntIhkfeO1iiSqv",
+	"yNlUXhvdV+K/ze2t2gn7270WZ/BBqIeJ3wcAMqvaKWsQO+a/h9Uz7YQfgjJfSCMfTyyB3QUUTUuv8XuW",
+	"IlEg6hgcjk2RBmLAJuP3KUcammOQfY7Ojbqb5b6CwsHMmiplGRNd1knUba0byvwtTWsCYCus31ZG3vQ6",
+	"vDk/PT9+e0f3oa2X4sO9EOdvzr/SdSg7qz6w21BO7KaXodGfdPtXocx8aA9SH/tnQlhXn0UB4hEKtrOM",
+	"0CHPuF5UIqKAd4HRGGhRZUv3uaoANZhH0Tf3x4qwtHnt455dzAFK+gM644f/UY+/HlQVWfPQPny9jpZi",
+	"ATqGrGyTghsN8Ws7QQsDUCKFWIARmKIzwSwsQRgmm9KFNbcRgCGT8wA0kqTMNstA2A3rb7bFX/Wug65n",
+	"eAof+iAyfuWQWtw8oTdnOO9UMqRBTa+YYbGXNbz7y77wsRUHnlKHBOGAnMISuzOKj0XlliFZNnyADmWl",
+	"6QksqWrravVDDv53OyynakU3SLg1cyBJOGA9YTwndjsQmIbAMCkxVDiFrCZFZlIpbkjK64f2EMK0lcf7",
+	"be3sN+tHIElhncVZVkN8xvbPgHTeF6cjoD1Ht10Sg4JyBHfpZ3HZF+DzNkLFwTtlFlZOgi/X9nIs4fEJ",
+	"ADOyvghG97R/JeTcJtAEHyHuG92+4LYDmsXXsPckZkhcEjnqi8vSOLmsNkoJGqSsiwxTD0ZuHdPqBkZY",
+	"Q8hb6CUJ3QO09MxK5sheqgcLbhZDjZ5UEAasQSSxThp7ar9HLq3Fd+lBn5SlCkNzYdimDG0UYigLkbYO",
+	"DLgjrHp65fA2ziIYNCqQOat8ZeRK1vx60oI5gVz/Ts5GJT6R45KWVZS71BfYnasQbqtSw4WnXACnbr91",
+	"cLsA6Mfcf2zcF+xXA9JpAoZrZTnBOkIe1gswB53J3Q0t8Y8hrZdP3K1N3gBKquZs/unyYB5y0knNS7Gp",
+	"+yLQF2lNWwTRQ8fKUMSRb27sMc4/3k6ZDXEQ46rsKxv1wKL+AA9xHXjUr6SwgvrMhCpyFiSEmYU47uJX",
+	"AgB/ugBJaX6Qc8FyK5wBwM5CAf4lFGBS+4pFGXz77oLk7Fqi2lSD7XMvO/wx12uYOO3LJqYH70Aebim5",
+	"IGCG46d25j5rwN2wMlGpqfYiBb53lPqN6LyZHMtCD4ImJMuV30cqdhJd19WbGw1EyYRD0MCO2i2JuC/c",
+	"CVWh2whIK5aqKkKvYS1At79PmCCXAHF7WcFwTaiwqT5oQ6XXVIS4cn8oOYL0a1logt364xfePHeAz+1X",
+	"xS60tp1SLsxFsEuqqJWVdoyB4i7YfLAcAVaw+VL011Ka8wnVAZbvcpFe+fDHr6PWllCtXyIZfMtVCr8l",
+	"XqewmJM7feJB6RNOaHtlwh3c/WgTK+ImS08SNHNMzQTLwlw8aAlYc3N/953R40ue9t13Fih3qVpCvE4S",
+	"cD4H5OuOp+5ZVFizEdKTGDuu0BeXjfVflliqoR4E5+DknAWmRArHhLEUR89QjaDaqyF/XJapws2tvYzz",
+	"TbPb9qjw1+tnHkvSjGGHwPIWoy6lFomYfUrYTMMM+uLyzeDil7OTk/enx4O37y4GP7/78Pb4soEcykfG",
+	"VKKeonQysapWX8ROL3G608iYnj3b6NmrPtYFhm26qegLfNvajTigG6qstgm8pyTJGWjTIoBzDtdiwVpD",
+	"7Hu3mJg+ZqnFo0uV2ORcK5aNuoRxkL7DBUwanLsejcpQUvi0MWqHCwvGSx0+K+FoqxmOlMuMSAt+uSyu",
+	"csYU0041ehjxxjv1xNxJMDJKVxuEZALwc5bniUzNcmP3xigOICAswBNQHtyAKor5LepiRixnImnPC7Gx",
+	"lZwlciy48rmvoQuwEQ+qISWzAAeZXL4ZnJ+c/XZyBsu8OPtwfnFyfNkXRv+rcYhAOywd7Hmh9KH1k8S8",
+	"Qn3RZoGsH5padUDHJ29PT8LTuVi6ea5n93bOLOZ6hS8sybomVBn2YpZNE00QH7wJsYs49LFYmbFaG5Rf",
+	"ZdFO650V+Uwq2yNfMa2RadUUi/vRK1ZEoG+oWFRiht+qXhHZ2s0VCxzknjWLyvFtolgYCjh/c94XlVtQ",
+	"Ge6rKReVWayrY7ieD3eqZTyUNI4/g55x/ubcH0pc2wjP+Y5VjvchSe00j53m8XA0jwq320zxuFuPxnwi",
+	"6ZQvK0EENvBuLrYN3YX+zEEL7CpXA+xXFimKvUGD6M1g9Icsk2KMmYaQJSBsFHTLPsD1QPWrTOWvXp+u",
+	"VUs3XB+4qnVwak90Bqy6+URyFUOqq67xZ5lXAItsYKGaszZhU8Wya6aiHVZ/n8hTdZdIO2VD8yWQUEHr",
+	"9zIyEnT7/mqYUFa3q+JCEVHJMrhv2CeEXLLf3i5i3Ead+b/EsdhvDw/XcjMKPTn8bP73YjFjXw5HNMuG",
+	"NLk6nLNhqyg4KvTkZ/ugxY+/Q8TqXy7evC7xqu8lc/iDQFbvK+fuE6sKW1LZjBx3HojAbmipkSPsEdvh",
+	"ETB6bZ8ki/OkYe/WgGdfhaABI3VJieCR0JlOJhTSoRxUiLGMW1ANHZltivrfnMmH0yNfMTefGM0Jd81v",
+	"g2tApdpwPuzbG0MsxotEgwtx1/j1CLLUFFvnTLvafjgD2IdHCt1AQ/kpWv6ZjA6M5aA0z9iBu8ORxJhM",
+	"FukoozkjF+7xR8rI4dL9MuIsi7f8Gx94SlnyDZQRSE9zno6Zhpi3HX0vZ6+O3l+8+uUI7KbJK3zy0E/H",
+	"2C3m0KnmNsl8KlO2H29+eLB6Ou4L6y7zy1dH9rck3+g6ATfjEdIDpth7Lx9YYju2GmWrcI1LxvoIvMTT",
+	"lwRanFul0w8btLy7ac1FQmdYHmHveZsR9ip8bqtmWH0Gy7a6MotGEXj449oQRcFLLnHm28DhslSGizUc",
+	"O9iJVpMGa5PDnKl4ZGA9JEfrrXa5juXO9oXzpYZVAj/u98jpMRyTU2G9aeTdK5B1TXPWFxYeJlblYRZx",
+	"bNfwjWS7taa5YTNU2GyzuZDt7TiKh2VqdqVZhrnkvvUngGDwpmrOyFgKhgXVLGf7DwXlQDCWbvv24w1Q",
+	"RLFrltN6qUzTfHfQjjeTMQHptYmX8DJu2cG3Pr4YTuKW1N1KYneFGlY9tCWcG34//Iz/x7qiSqyJzfk3",
+	"tsGsOYv3HVfHRNJ4n+QGVy+36ZFvB09FWnYkt9FcpeUMMMbAUa2JFAnrEaBmdF1bRuYm1hdVueBTbZfK",
+	"hG8X8fdBMGPD9EpWTNU3wYmDZugRLgwmwZo8uLuCyd6lg9hx0GXHe7/2FyiH1vyy5AXbzBUAS21dpW49",
+	"xzV9rI4737AJR3tlkWevKVezjC6guT3Zo0OIFWaMXjNFuN7vkaOyqYivz0G4pRHk2+zZbvznH87fn7w9",
+	"Pjk270T5fF9gHkc4Awig2N4RLo5o03R4UBYOoO19sff08ZNKq+Yf918SKhZmm1mmGBmbTf/+8fdNjv5h",
+	"ltKtc3S7eQM8rba6hnCL78xpcx+c2NigBewjxgiebjP2uAZOYkR1QIpKA4q6ZzyZtt47f0WWdsYMCS/h",
+	"ai/bNDwor8MkLilYq1YK3vtlhgH0Yfg5k/Mt2wZQ77e2ZeBnsdI4wHHXNQ1sbgxLHdD/YmYlxQOGofau",
+	"o2DOYf6PXZS6eW9e2O67QLRrA0d+2QprFvXkVzJHWpmnlmaHCBcvPdMCMVegPzo6cvnhVYf6AYKxIQw2",
+	"F1xzmlnn3GC5qDoOtQAQyYLNs4WfqWOt3WU4f+3bCZ0z4DkcfIPNXV426H7tgrXjwn+VVKX6gNaGbGv5",
+	"EZZ5OkxTS8Gkan62YDG3dxIJundU5+t7GrT41ZYMtpixLmG9ca+x+DAeGtyPgWXJ0c8Zbr76JG3XOPMB",
+	"SFgw57galBV+vX8ExxBEKOq6XJ731WhLs0ZLmYmcslagmvpmWi7ZohtGyDV6aG3Tn7MsGwB/WWmrcZXI",
+	"a5YvTksXQuMMK5sZbl1348w2r7ZAVWulVdT9xQLf09xjFUcyYO3Nop5JB7fuftVM22gIwV323gx+fnf2",
+	"0+nx8cnbLrHm1/HJ0auL09+OLrCH2INWGQLHYRi0AdeGUgV4OWo5dTdzNWOTM6Xkoesgv6SrCz5wIc/P",
+	"363q5IL5VIGImFNhtaBhLudmMUPa3t7FTeZDnt0uCwXJQubE1YNUXKl/22+bAIXcu87tGsrcNE3gyOYI",
+	"SZJMpLSoWj4V3KaAY7z12eOnEZQn4vbP5TSfn78j4OAcURRsE0ZTOLnPndcSKX7FJKMc5+YrnHIFVSDQ",
+	"U7GAVjMkOHWyR3ETFF2Yx+aTxX6L1XjTObyVzT3FDAEx4uMib8N5DGm4Dhvlx9mDtn+1Y5SCNRCvIbdD",
+	"dV50YAXbusSHn3k6W9bnubzMp+n7zjqONhhw08u45bu9pZu6uzS3ymA6Td8b5dahaAflM7XvK4mf/6Gh",
+	"BNzm883LhhV2vqyNJpO2udz0OicTqZpCdkt3V6IrutW0N79/5f4rIfxSoP5tv9fuqR9YOYCb8stG/Ult",
+	"/IdrVbozl23tIc2yVdt7lGVfcYdPoLlaZaWB7/D+9pstn0e4+zTLVgbQrV22DI8bH9iW32qF38LWBJb+",
+	"idUWeXXEB2ia38T4XmUvL7No17FdjyCkY6HaKL/nIqzKCRt1zhmmRiHLckbTRVnC8YAtwJNPvrlTbU3Y",
+	"Udrs8TYMQGcXLQMt+EqYiT7fkQuE7kuowtBnzgglUG0YhpcQhNUjCmFh+5mz+9YFiITBje06l+QKus3J",
+	"kWWA+OoL89wBuTR/u3R/VJCTo3y4S0FAxyEij4osgy3EnR26+l2uiJqxhI/ssnt2aFjairEhP8cSD5mx",
+	"HHRDKTD/ISjzL0MmwwXwbdcoz3zrdFRtiQlBOqCqUZHVIcjnPMvQ/VD3PtjjQUs/ocIhPNs+7P/29f9c",
+	"EFUMlbkDQru74KcSDOLj2mb62YJQcul9aVVUv2mhdF/QQssD31lZCuZRDarAkt4NEJACptlD9pbRa4cA",
+	"yY1okH0Bx2xMjcsA/ZqPCBWLHnkrNQugO3Jqbq+hF+tjsEP2hfcCK0wMMLw20ba5arAYwNG2dXdTOsO0",
+	"dvvZylykgFLXS+tUvISG8eAES2hGplQIW7qeM8OnzXQr7yOItt9lyIpf+ApouxCzMQAjcfr2t6PXp8fg",
+	"R3t79ObkEnbXLtK1soS5v313QahSxdTui1946UR019POB2YPIBoO0tWVuJfT9YfpK+grWoqDTg7gJOFM",
+	"AYy8JJu+AGLiQXdNJDaZ+6bc/qcSRSVE6+iLUhMze0pqwKTsmstCGXptTIVqp6+Sc8b64o8zlsGlUxM+",
+	"I0Om5+DmrYCWosoFalacjebBGAd2jAMc4wDHOKAiPbBj7Jf4mO4YMAuwwkq7wCUC+JYq1AAZynRh+5wC",
+	"5hjwaMM85IhcLompXSKF/HTi+pD2Rftew6MznlxVb34d+LIvcjameZqZTZOGv8wKh4278GEYTzWuUaph",
+	"xQi+I8GXXyd8hADglgX8YQm9wqo/7h3SGUDeJkw5eVbicu/HAEyspF2jhM8IHggEWhYFkD34ehX1FKVQ",
+	"mxfTDFPxjKT4qq1NDTDCsXTfxrc+RqIsnw5KgFF4CL0qf96sTwBDWpn2WWHxXJn7X47EFflOSP0dcbBK",
+	"KRtxwcjE4lWUvM4m15YAzZVwTpcMC9viBrGA7Hgg1vxjyM7cmJdQqW3lam9FkP302LFfJ14tJzq1eTCB",
+	"IMjRfoH10L5Vniuvda366XKejFow9IlG4TU2bCKDwwiEs0s6HnALhMJ9syl7w7AGpaS3f/xy8f8/+q9X",
+	"J9GqRUOAg7qhtMKFASH2qv6oJSlm45ymjHBhQbPLbL49/7AZZCrTImspWuRiwodcD3yiTu0kRgBU3IXO",
+	"FJX2LcDsQ1ZniQXVOMPoLBOzTRG4AgoAXShnI5kzkD+GWgxPh4ihNISa2L49VcYB+MiVbYa/RJuKbJIn",
+	"cVTNlzREpLDPDLJYyJo4qGVNkFMnEfiosgclOVawPcpki5JI/qsQ44wRgBTaPE0iZcoYvOsiLGfyuh1h",
+	"eWUGhSeCG6VQGF4MnU9PrQb2G8sVDvyk96w9J2JJqoNFfWvJSXUsx4H3okbDtSLUEi/Zi6W0Hb0/3W9N",
+	"omhPCB1SxUusv4YC6U7KCuXTY+BiEuHuu2iJ1DvTBLzHv2ahJFxqRnm4yYSxq8VgKsUVWzyY1i8BbFOV",
+	"2XXoMHny9Fkl2aDCMn32Q+c/K0t7gb4AaHBTQW9a7oNqIIpVOGv92lhIwMozxkA0Ys0IDSc5S0sRIeMD",
+	"0/DMbq1DzbqssNhLC/hkRIjnaZskoJWyMRDXji/9bmUbaKmGn1GFukPJmAy3LRtvVXVlsBSlsEhrXrht",
+	"Z00N318kKYKPmOZTn4saHkPXzHXKs4wrlhgG2yPvhLnuDbf7hELbMJhv0/FEENysL+RQU2617LJpjrfm",
+	"qq5XAh2lavVKYWeICnMELUIwh115gGmCgJKIX405xIhtWgXKfGW4hArA0/RWamPJ+EFIqzfrBovine2o",
+	"sfLIoBNB0/W6mm8vTYsqtaqBy0GssToA2TBmva622ukLyCCqOca++65MtPruux55Zc14q3awT9qoxYF9",
+	"hp812kdoue8NF0TNMm6x0PCFEc/BuMqk2Lf7tXCA+H3BtVWraaYs/OdluYzLQBnMUOsmc7q4SabiUcRz",
+	"GjInhEgNqbjUvFvpypde2PtnyN0oYh4C9NJFPmrYqDelH7vc1eQTpLk1SWdUZNni4F8FzYAHOTnoTOS9",
+	"N/99eryPh+FzzmoU8xBM6u2CxzX6UQUrvjXyJSSdIe5qgKZ4bNUXt5FGONqwhKYIjta946Q9S/cIPptk",
+	"RcrCeoWRzDI5N9RcAlsq8Hl/Ry4rq7okL0ioO7cuyb7a8CK2vw+4j4jUiH+G7E87zsl/v3r94fz0t2UD",
+	"WDnMPiVZoYxtD3UZM2oEHCFJRvnUesSjSq9zOCoL76kaIMAUfKoWV6SiQFhX+iyXhml0+wI3GdjjCFzP",
+	"Nd9E5aCCZWDb8tJdOp/wTOlqUp1yIFIwfGVgWMMvnq9aB6193H4yY9dUWAxqh9MMjRM1rB3OngzBuuyL",
+	"4EsrkSpopieyGE+Q9ZvNA2aPo4OOMW3ZjRKixbBKTAO3N6wb36i+qO4U2XSj/oSdYm4D9epTYwO2dFaL",
+	"AqUcsovuEtcVYla64oluCmdnKXkMXWcwWMGwQJFFwY7jSZHRnFxecZFehu5T5Ch9YcFqLeYS1Y3gFxqK",
+	"WbbwsScfOqsqW3/5fj0bxE1XwN2uCDwf+h5yrVCfr5A9aUkUYxB8I86FAMLGDYAIoDYx3Sl71eAuqQKc",
+	"W/B9SXxrPqq7TosNLSdv0HnPMXy95EXhPODbhWKWhq2QVeSa5Xy0QEIH+dEXMb/JxCbWOSnlMnDgi4gx",
+	"Ymfo/toXI16HJ3JC0XKXKSj3exVu6pE9MYEu5YmmmtnurGFxsb2q7nMKPUCFSFmuEpm7yFItIGi4/pyD",
+	"9m0j4VZPnOVcYit0rZkFsw9vYrcvJnLOritFRgrVSxAjQ0bonNrz8samHd3PWhiWmWULY2XCQit7Zg/H",
+	"sJUpA49EbVPJkCWGyEkh/MkaUwoDdUA55rvgB8PfEdDOnFCwsCB0Q7iO9RJkydUH+82jYKB14kR+rpBk",
+	"jI0kWHU6ctQWHfJuuGVZuGXEaLoYJFJmA++R66wIEzVfWCNnfpXvq2QWNt2q1W8VspW6XTjKKJyM6xkc",
+	"Of3wQltasUyDZnO6AKuaXJpJXKJJGITxczbLuLsmTx8/Ju9+jdXCfdmgEqgxp7+ufUICWBa3bDAIasdh",
+	"4/FbtmD8Rt/UhKlM+UY2jBvhtkbMA09xW1esu86s21E37qERIFfkOwgMf2dUTiSjekLIyuY91QbjN+r2",
+	"RurN3vpi+31YcFt3jd42a/TmPU5h5wkfIfAd3xrpB9YNQd040PUC282aERq9LaRFjVmAix7NyErvIITn",
+	"3xRhdlUTkYZYuYgtL2SzHJIGH7jzq9FOCXl34/a7RQU+CaPtNq+8N04I+QU13m5L23/Q66xKBxxTpPjd",
+	"rjlg4LqJnE4BXqXkTo59kHr/SlJpXxlEdYXSeYGNB8wsIZVFYrcTi23osQPMsLCZNu/A7GrGEy4LheY4",
+	"U5isgIm5wMohSUYbc0JYlh9hoGZgs+b6hlU2hQsCh4ueru9aeu/YE7rk6cCFF8pgHXQIUvZoGq12CG4j",
+	"D3rzBP7uuivgr9l7xxp+QHyWvDWYX0PoZVYT6D+xMReqzoisI9Q5EjzhOWdOWuR1A/BuOugsayy37Z59",
+	"96QCrNuTLTiPvri7nmy4v7t2bDdrx7ZCJ6j0ZQPFwHpqtBNoqBiEQ65WD4xK6F7eqQd3oh7UGcM9aQcB",
+	"HdxQRwgp6cFoCuFu7hSFP6eicAfd+IJyBk8Md6BFYM7FUmju39wzWy0FLYTS5l4MRozqIvdIbTZg+L7y",
+	"cAR0q+pn7HbCldwQtd4PsW66hXuhGVjzFyQOnFdJEymHiWLo4bH5c3V9E9u7ZOHvtkHWUo+7zMc9mzQ5",
+	"y+WIZ9C9xf/NVtkMMq505IfBNWfz2N+xqNroYcFvdtqDlEGEnWp2c6SaFuSMEJzqa8DcXNieLRbI5llT",
+	"934XpI1/0kRpNnsAOByQTiXzKbpo0cG751taQeuebgSC49mWP/9IkVfnZz+XqZMBOsg8l2LsWwuVraox",
+	"rp1ieUP9ul1UHnV8Ele15+ix/GFQ5Hy/S+SM+XwYgsT4SBFD68vhMlru6SG9pprmq67rET61kjb5lI7Z",
+	"4XfVLfZF8kMuaB7L8Y4Dj0zL7nb30/IQ96JLhAyFLtRUXMHpQpYCH0NPYRE7T/zxgHuZ+Ej5USnRk2I6",
+	"FMYeHzENqCm2uKSW6tByVEkulRqYT3AxHoDm1472YA/ulXnnHF+BJt533YgtUfkojnJwAzT/Hav7a7C6",
+	"I6MQK4jT0sQZvEDOB5acyRVbYABXFpqMihx7oVbTshCKYT7hGTRf8MI7cjEMpxS208aM5UoKBBqzbRg3",
+	"55OBYrDqzh37R+/8suGSorpky0U0NgzF1n5La7Z293d3f4MuII6iVeW1PV+W7gv5IB3H3TU4gP2bXjij",
+	"Lh+WHYBW3DnzNHYr+UoibhVyr+utGsmPcYBoXrewxK2QcjBoz8eCGObo3EZQVduKg727sN/yhT0RqYLo",
+	"AjYD3kMy2X8ZdOqJN6u6zVVlIh1AOaFaeV1PRPrOPHmOE1Q7rXR3Sb7OJUEUPndRhoWN71iO/EiRPXzC",
+	"YzFg00FbN2sfUyXnvp20y5kr1F5D2mH3kwcq7eqwBbubt7t5jb49TQl1s9sTGi5LL857++BXuzRJkedM",
+	"6MESU6vbQSTVQJY2nhBsvnyI8IFBu5m4u4bf8jUM++95A6606SytroGj3novMWyz+lric19PlO2E1e6W",
+	"tN2ScxcWrXamnBVqgqkktQSIeQn4l9McETaUTdu46UXSk5yxGU8PabpayF3Yh4/SO5dzQe+ypqgzc8kX",
+	"mzkny+Zduzu4u4PlHdQA5krT1KacVHPAZV5NWdmjkCsG+LpM6NteupxN5TVb+96dweNf9ertrtfuem1k",
+	"jxmKVSsv1i3vERZkr32PfoPH7/EeRRBr7D5goiTMn7OU7KmJnAs8cIergTsPfCcOw4c5bQPFkhwD9xGJ",
+	"mbIt3eduR/FdHG93z2tx+NR24HF0PZ9IizsDcBz8elXXnbY7XsyUzhmdHhYi4+Jq5R3/YJ//AI9/NcOP",
+	"p7PWcF2BF2R3h24+b5fxH16j1p5ZX+/2KD4WB1xgyv6oiLTWupt+eKpIJr7pVWM2IQ7kvXT62rDB10vz",
+	"xAR2hyoyz7nWTDS6fuEFB9XC8Ygypd+nvzXy5sie+TzXimQUSkYWm8dWLJDJ4WcreXn6BZpUtSY7Iibj",
+	"a/PIOi36/LC365kJyKFUjAsLbUYRKhc6vJnpDoqct2GKmPdumU78J07ZvCgRxxDEB/ara6uwK1RsEy4b",
+	"AlGQd0eFnthhHikYgey5fd/v+lRNKlJyxWaaDBeld6eZrJmYrRb68PM4p0Iv6wn5Cp+0mfAPSXpAO80h",
+	"RaimEhJo/6FqZg9HpNyRjLBwzcqh0xlWPQbEgkgOsqVA3BMsKKy+v7d2sHodLmjpfCMe+LHboh3aO3Hn",
+	"Nl+io5lYULhlDjNlYhG14f60eSS7O/1nvdM2eRqpkrsMzPDtzdQijLS3iiXMLQHfi71f8VqtNoizAXgx",
+	"/kQlTrubcYub0ZA+tkvNdUA/tqTp7OdX5G/Pn/6t8hsoWaulUFRYNCn1q/kRSsLfCYdv+gogBaqyeB98",
+	"a+gutrXyZcr2+jzbtzeKsuxzPhanYp2S2osANjsv++VLobkozP9vMzQNqeyY+rfK1J1LCo/hRswaafSr",
+	"MWig3w1rnqqdk3Zc/Rvm6nwsAB/U9q71uJl7iDydk9PjffAQeQyWTdm7LJYU85rvvyt2tbs7Ur9zUoei",
+	"CLODZQWE5f6bkbQ0FurTQ99orFV5eWceOfKPrVBgrHEZU1EcPQ5gc24A0BH68zd+OWcpz1kCMA2djfz/",
+	"RS5sb7gXOIMXdMZffEeaf0fN8UW/ePz4WcJT+C8je4bvyBkTPN1v2RqVyJttidKIhLLBcmAEQ16jnI4B",
+	"+WfFcU1X+QvajkumbJBMaJYxMd5wkudPf3jeMq/qsIMp0xN5I4oQUiQ3Wtgsl9PZZtr2s8dPIwksshJP",
+	"nAEyWZRPeoDEZchzt2FFZedvd0/Ih7NTw48KbHnro58uZJxQAd3kZGS6L0g9Ful+t6X+4Gt4/uP3fyf/",
+	"9/9833vSe9p78qI0yejYzAWQJX2MEyfF0v0oSkvFVecb9Ne+0iXvf311QgxpuS4Q6QrXRvW3WS61TGRm",
+	"BC1wzzamaiuvHG/1Ii2uPACDRV/JUeWNu9MjPCONJlYAM1pPzagHFW4LI7kSN8turVlil3ivTrfhs9ob",
+	"uLZJ+11StobsEmhwfU2zDeAb14uCQpyyNRR6JIinRneJoxm0zkFXCwl559z//T/Pek8aZLs2aXKhc6lm",
+	"NnFmCUGelg9ukQ6XbWD5xeU4pncJVQqHWJlIG8e0TUNlTj73O9j1q995gf1Jv3xt4iJ7VpMd2JPb33pT",
+	"r+Uzcp9HTmO7jRqRXWIwIgbFuMhZ6sSPsDKmDrYU9HGqNGUqD8phXpZtKeHG/Pj8+dN2Fm9vSvXXEoDR",
+	"CAEq0ozlbZfpii2WQh/CHv1qHtoq9qH7bB2nsEQzXIpTCK+vi1EIsD+4lz88+XH/fnNHMPXjae8xNDLi",
+	"isjRKCb//+v83VvyOxuSX9mCnAPeKtUuG1iR02PfPbzlIB1eZjtPdGDOMCXMQ7ojROfgC2+YpinVdD0u",
+	"+OTup9CmOHbLHuhet/CV+FM7xM26iW6fGw38hGROSj5ZmofN7Puy4bvlVPZG/P0J8dWYtttXXmRMreQ5",
+	"rXR4La/YcvB1ZG+gHU/oNUOIbK5UgcVul/4ALu0sHz82CvDT3pP9F4T2hUW6HhEqECPBHaHMHa4zYr+a",
+	"S9cNcy6pSPsCp6hcbmGPHAlnI6D5YH5OS38G8HpvuHRjqsYZrvorqbu+WXL8F/BWDCZc6O2qxNWDPbPb",
+	"Bv5Ku5sWF3v/AWiq96k6XFZv66VFlQv8Ym6DAlLv9sVlIbwzq/6yo0Z3Saqk37zvSOKlSgGEHbbONrzN",
+	"cDurrPuLdtOLr+tNFyLXBBszfKVb0l76IlM2sKI2X4ZD0joCJKihUzD2c8VxF3+g1vX8IdqtnnMrwI5l",
+	"Sg2sBVFymaqhWllWl4BV3iU8HbiW/HrivIoPx9yAs+ySiudjMMO2G12iMjkfpOBN6vV6UVcOLq504VRH",
+	"Qlu/tjMBfd3ALlZ8LIrZ0tD9h9m6ofuq0R5G7rEIzYFpFrO2OD5s4Ga+0vc5G/EsU82e29YS4uKaa0Yg",
+	"z3+/1+ruLV+0V2kHg72rSQvyC4qZTRRD//f/SnJGNdt/iU5sbP8bNnyXGU8WhCrizatbpCZ8mN19znHC",
+	"ZnqgWd4C/p+MDnSRC6V5xg4c8cefvINKUqj7jcvPg5wldKaTCV0+LeQtsV8mB2sNsDQXYw00o26My6yA",
+	"4lyzbrbbMWzgL5gksuNsdwdaYXMBKaYoWOPX8bo9bb/rh4UryFIS1TSWR9uVpponh59HPGPtFUdGzThS",
+	"ium1ytsAuenWlW3UfO+Rcl1EyB4fC5mz9CU2yryy+ewfzl6TBOCoSo+HPdtWleL661S+dZHSEsQMWLId",
+	"+Nw/6TXFTbkBXcLu3WsPBKxNsJ9tCGpAI35ElF5kjKgJYxpMVRyD7JV1cYlS3aBM7p9q3/vrhjnFNnll",
+	"qd1+03PqC8oTmmVDmly1UrUrJX/lHlyrVGGtzIa2/ICbvIeto2764iA8qBsMwpW6Uf4HCsrB6t3aKey7",
+	"AvhdAXykAP73CcttHwo3vGK1JDvMcdlDAzvIjwlaFtoAyIZ6geeiYQRqKRd1wYj1i76cMr3jDjvusOMO",
+	"G3KHI3VlDASbt+b8d1z4rosjnitNNJ8y9yeeB/nnTqkCt8JNC+nqd//ru0LavBTLDPedHb5jSTuWdHuW",
+	"9Ar8rtVGPwBLg6zILbY00ydSMeF50g0VlM8IxfVljYoBx67WLho48lgYZe3jlsoeu7cJ02BNxc3CNDuN",
+	"ase+duwrwr7OG8aVqw1wX3PNtLjAfJjZPiSQYoG2RJp2nt7KTYZbuSlkTvuyH0Hq4J7kaXLganoMD8S6",
+	"ni6hipwvBJ0pRrBdBg98oVVfrcUx3AiDZyUnNkZpMqFCsGwQVCiudBzfZDKrVNOfyrm8xqncmXZqu2/c",
+	"QbpHkxSsPqsIzRlhIr331EUAn4MFR9mWbziP0L1b90Qvn1yUY3GtwF1yYMnBTd/mAjJBh5ndxh/Wav6/",
+	"rW0MrjVkNa+DP1fhgp5xeaqQArQWs2T/tylNGdl7N2Pi9Ji8kkKwRBNzPQ5e2Q3BC0Ke9B5vnC7WZAIe",
+	"zfWrXPvX5uu7euedurVTtx68ulViuFpvVkTvMtwEqyc8Biw+xXNna65jPypUiw5pOuXi8PpJ0J358LMx",
+	"RC3u5kpVbFRkmQNwaFGtcLjtsLWyj+4HxfIjM/tbVHlUmZlv61yzfTMlyZzPfAhixDMGsdgpza/Kolh4",
+	"PSV7KRvRItNYaBYC2Q+lzBgVN2WPmyyFpwMszxoUYshFOsiZKrKWBPmw9KjtxXWrkZy7gytSUtT2VbL2",
+	"zFfiKTbgqZ5zwEFZPQcwgls4611B7dYK7Gy/I7iE95+jABsAW9Io4kMPs1KQ0f4ToznLOy/++PilW/nh",
+	"f4PLxfz9Y1uva+rxqMEaizSDBw2518aWVkbd/sH0WZCy9tZCBmzxLiEKwcqbg4+tc0+OCDzbJSjvsQBC",
+	"TWRuoxSGtRTKKOG2o/B9XZ7zCc1ZeoBZkdVc0YZtUBFh/2CYpMXFOGMHhTG3zcxhaap10F4YT6nOZEoT",
+	"80koNWWfyC9vjl4dnP9y9KRrDAMXy62kKuJnbEZnl8hRX9hddm7VbrXFer8DRNbvGN7Q7wip3b/38ABY",
+	"Djn/fQHtyKCzw36X/FNywVIyXJC3H16T4UIb4u221CL+zvUEN/UcM023JapgqgFNetHiO/G1xHGMgJ7w",
+	"IdcDD4jXHGJKkzgEWMtNWAMDzFePiCLLDA05HWDDIFTzxgVvBPPARXy8h8KSZmDOVY7coOfvRE6ZFcDt",
+	"W9nWlibcG/fgunIbBKPRUu+wBLSV7/xEU1K7rNA3yR5mVXqzT1xpdb9y27Aj78iZUp1MllWgIkRKoSdG",
+	"P0+M/mPYBRXAxnwSK7AFgvxqhfgLs7Hby9lfc1URhRf4+Ap36juRLYjLGM4Ltg9VpuaP3h5FRdZXaLek",
+	"kppnY/GWUuv9uNWb1rI1vuR+2WE3tmllSX7sa+veLV/a/nA0zS1qe4bsVKSqSW1C1IeCzduLKzGe2jy0",
+	"rRl+n2Y8XwyM8tVURX430l+XhW9YANglXJCpMipPgoYhm8lk8pIY+QZ6j2DXWE/j86G50M+/NzcmLgK5",
+	"0GzMcmhfzcRYT5pzeQ1/x1hyTkUqp66CzBmdT553yZOD59+HdmcwsJdLLVT60g0LOg8dKiZ0DwY0H/3j",
+	"6OB/6MG/Hx/8vTf4fw8+Rnu0FYqpAXQBQM9h9UO/yDmZUrGo0IsKthfeVME2FiLjUw425Oqdu49C0g35",
+	"Svx6CjbHBd+nZXxNs4KFnkYrVh1h379cvT8u5VIyaIRTbcSoPsN/vyBpZ0yzmI/K/D3Oru6I8E6mM714",
+	"t1oKgYqH806/ZddHcO7b83qYXW2lsO5a7os7J5S1OVTInXYksh0SATeJFKyNQlZHCHWg96zvSS+i8cH0",
+	"6+lUb9kcFanFemrUS6uKEC3JFcPg3Q3UquW6iZlUoRgBfSOmgcRm8ZfRSAqgh/TrayU7nrNVnoP3PC6W",
+	"Hikk9mWmmmJ64BwxDzoyeGam+t7OdLuBQZvPhK67SJ/r13JMDJtaOLQhWejSJAOvSiwM2O0INh8scZ3W",
+	"/Z3h0x+/MmNZQ+P07nauSFmEuwsCfhNBwHMMCRUIgF82dWhhNDbobGvcl0X7zuHJ3+yDW3UpNiex/ELW",
+	"nl/XH2ifX46cirmNZvxHCpJXIWjlMQBsWusjhXRDjt6fviRmV9MpEJgiXGO5wX7rnjtf+4BeU261mLaC",
+	"AfvokXvSMdg1W9rZ8MxGbH6bUZlwgZFsjPBQy2c3iZ3ACXFF/Nv3x+3qU9AUPIJvBh/OT84Gp2/Nf/cD",
+	"JE3z0+nb345enx7DI2+P3px0yZvByX+/ev3h/PS3k/2/qhPo9wkDUEFa2S/cFHO7RjljXSPJRTPATJJM",
+	"KpYuvUzKK0iHPkDbxsZ8+tK5prrYMv5wa3i4Tuvw3Nq5PcBpFMx3J8y/JWHuLk644ZG1fkWTIObiOI/f",
+	"sjvNv9jggj0oXR1v9U5T/wYv9z9yKrQqoaFVZZ0viZBDmRrTdiptUetUsex6SdJeTRb6TKOv7zJo8XM/",
+	"8jjBQIRE2LIRR4Pl7xlXWnUtunBfWNLIWSLzlKWEqvCdQrEeqheDQmieDabKAnZxbQPJzdyx12a3jtT2",
+	"05urE6kgda3rQr37xOUV+VN19ho+vVE6xo7FfUss7qjWemQUbH7XdRWGNT9SZMgmNButy9zUhKZyPhhS",
+	"sSwk/EHgcz9RYS72VwwFv5Ukk2LMIDE3lfODIRXiPpP93gKdVU76HundstKHQ/LbJ/bXfITZ2HC+ZEjj",
+	"7qL9NUOO2/TRnz+QS3C+I/2/JOmX5+rzcNtIP87c5xPJVSXMFfXf/G4eK7WzOyJi+MqpGMllXj+vmioH",
+	"D8pzkmBRM5di56j51hw1OUYKwIE5n1DdNGIUmZunCmV539cyy2JX8CnqV0uT3I3wwNv329OV6e2jkWLa",
+	"2HTQNokrTfYE+2TBKZyNN8vZNZeFgvrd/ZfEhW4ft2W7j3I5rSS7N0ypKRd8Wkw7Lx7HzKj6NN9IpV2h",
+	"nFFSSc50kYtyJk8et84FQvjbnMyvjM2UO28F0EuUA9ySnnDl8aeRxMwkWvGlXRXKRvhP+Hm/GfOJVAwv",
+	"zIzmgCtjS5wwLGanpyyAeAsKFcafNpgFFD2QjNFrpsjYCE7VEtaPok/BC8vLIRqfNCNCYpHCAgy4EqpL",
+	"KlPREzY1E/HJSPjCUOpJ22RwnJtMhoskK1JWqeUtTyZS6Rz7fPDureaQyeTqBp/H1zb8Mm55eBbuq3RO",
+	"uTZ3gc5mubymWZUiuoRmWetc8J2NZ/NrOQ89YcrKUvOeekn6nX4H/fHCXHsrVcgZmzGqMRK55HLCIJXp",
+	"1HtWBt3WagUyzeoER6GVKSK13niaQupBWUG4nZkaoSbzlOUviebmfkuo0FIJ9kEiDoUvNh94bzBcVKbC",
+	"hOGufzg+w9UAOECnayMAYRFkt34jvAdBwL/DAs5uh15TTfNBkWedbgcaukAyujmzjCo9UIy5f3pCL9QM",
+	"kJDM647iPnbX4HlkbyTzOc1ThQ1hLWVD9HhI9oY0uYJf2+86z6P7Mup0O8PYHLYb5y8le9PZa0S2d/wA",
+	"DIwR9p6NWieQ2VMLJtON9RvUNFtS1VJKcMCdzaAgsDVhNZqgmq9fxQYqEFjSq6rXcFw3/3Ucpe8E85CP",
+	"blU7U+Lr1NahseBOoeta91Pzbc0Np/qyRJVebc2G2Qh3ac8G9LoUPGRHZ99U+BETBStE/jCyCapf/Jmz",
+	"LFUkYyMNhoDSdGHjfQtCc9Yr811zNstoYgGA3V/7wpjlmRyrZq5wITKmFKnmGZuDBz30ZV+E+nde2IrJ",
+	"+URmrFTNuRQYmMz9X4wqw1iqCO0LP7v5hGdBci5EZ6F1t3hJ9CRnbMZT5dZgPtQX9ljAh5bmTCmmegES",
+	"8IQaErXwH4jOZeaiZN/IWZYLmg3MmNImkVABDYenM71Ak5zmzOGKNQOimMG+/XjoEgwNrzU1waDwl6BW",
+	"vhAH9vEA7IbsvTl/9exvz5+3JH4HWl0cJKJUEG8E8hFu+yaN6L0WGf1qMw+++cxSJBBPXpU51Y8FKCz6",
+	"/pSlvJiujgvb57p+sKbK01x5BaakeupDqbtEFbOZRAeEod5POqdg4NhSIQzsV82b9pD6fba+3YZMtrjb",
+	"iFZOhQVb3GZL+7Vngl0td5hi62sJf7+HPRJONICRb7t3e7lxN8Xce08fPwEejCQJf3i8H1Em1lGPDzF2",
+	"H3K3hwd+aGZ4jBPcrjAMVr2+W6XCc90If4JkRx8wyxkZS8EAxHzOcra/YyrfFlAhluwrOUVHR3tEdSmk",
+	"TYSV+NvUGsVqXOOtecFid3ml5MXpxPQi7/SKZAPGGMAmbqbgNu6u3rd09dCzVb9wDzUc3bjZh5/x/1i3",
+	"2nIkGLxad+5eW1vwGdoqxR5VO6n3TUo9m+MeFXpcqxC2rs1tfE+UXRFQyyh7R8gPm5Bhf4T9s/N/jlDF",
+	"UneEtRMh8a8pZrrRJFsnTbYI7VO/m1uxEtHtOHB+xziwnfnVx1Vt2grXvc6Dc35tJDFzZta1czvtWEyJ",
+	"+YtNxdq5TEylfLZZhuOzXYbjLsNxl+F4VxmOwWRiOY63n9ou+3GX/bjLftxlP+6yH3fZj7vsx1tnP76s",
+	"iGlHZEYAkzldOJ17wmiG+PlWxa4Hq9XcvHb57tdLQhUURDvohlkuoVA8L4xiYhRA7OxaJBPUD1lfpIZn",
+	"U8XC4sJL+9HL/R55CyczHht5bTTzkSQZu2ZZM7fpH0z/gnNdrzvmLKO8dpDsE53OMkPP736NmNhtfQxh",
+	"kXB2ylWGquWIdCEI0NIBDrE16iEXOpdqZu5Ya2uHd+bRU//gkT6TcqudiZfRefldLsUZfvG+fRDQFbcy",
+	"kaW4FcAFPvc7cAdYv/MC9b8v99z0+EiQs59fkec/fv93Au0lyZ5lUwN7ci6o8OSeZuQ+n2ScCY0CvM6q",
+	"EilGfFwYyw4fM9oYNhmTU4aMbPkdKA/KtbYrQSX2zI78+Pz50/0umUMdpmBzlvsO5JmUVwpkMNerugpX",
+	"f4WV2fa0nQkVaWbDr4c5o+ni362M7tWEJVeWjVV6zMkCtshWh3p+RpExGsU05aprW5+V29Y1e5mYQQEp",
+	"WnbJsDAbC4/jeL5NEo7VF9a2Guc0tRmx+Ask63QNDzY2BPycviC9Xm//cv8FPJdTzfoIvq2wvTwmgM3M",
+	"mQqlqUiYTXhF9gMJHUrzLEPGlPb6YiNefMZoygVT6n7ZcW3/76D39lKJ7j+f8jQ4OnAp+fKCdaSCVQUS",
+	"yO+FIfzJAG0IxjC0pLTM0UEGI5u30LUFCbGdw86Xj1/+vwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

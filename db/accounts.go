@@ -50,6 +50,10 @@ type Registration struct {
 	// validation session is consumed. An address bound meanwhile gives
 	// ErrThreepidInUse and nothing is written.
 	Threepids []NewThreepid
+	// ExternalIDs link the account to upstream identities (single sign-on,
+	// LDAP); one linked meanwhile to another account gives
+	// ErrExternalIDTaken and nothing is written.
+	ExternalIDs []ExternalID
 }
 
 // Registered is what a registration did besides writing the account.
@@ -100,6 +104,12 @@ func (s *Store) Register(ctx context.Context, r Registration) (Registered, error
 				return err
 			}
 		}
+		for _, e := range r.ExternalIDs {
+			e.UserID = acct.UserID
+			if err := linkExternalID(tx, e); err != nil {
+				return err
+			}
+		}
 		if r.Login != nil {
 			if _, err := issueLogin(tx, acct.UserID, *r.Login, now); err != nil {
 				return err
@@ -110,7 +120,7 @@ func (s *Store) Register(ctx context.Context, r Registration) (Registered, error
 		}
 		return nil
 	})
-	if errors.Is(err, ErrUserExists) || errors.Is(err, ErrTokenInvalid) || errors.Is(err, ErrThreepidInUse) {
+	if errors.Is(err, ErrUserExists) || errors.Is(err, ErrTokenInvalid) || errors.Is(err, ErrThreepidInUse) || errors.Is(err, ErrExternalIDTaken) {
 		return Registered{}, err
 	}
 	if err != nil {

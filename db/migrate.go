@@ -308,6 +308,40 @@ var migrations = []migration{
 		`ALTER TABLE browser_sessions ADD COLUMN ip TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE browser_sessions ADD COLUMN last_active_at BIGINT`,
 	}, nil},
+	{17, "upstream identities: sign-ins in progress at a provider, and the sessions each provider session made (back-channel logout)", []string{
+		`CREATE TABLE upstream_sessions (
+			id TEXT NOT NULL PRIMARY KEY,
+			binding_hash TEXT NOT NULL,
+			idp_id TEXT NOT NULL,
+			purpose TEXT NOT NULL,
+			nonce TEXT NOT NULL,
+			code_verifier TEXT NOT NULL,
+			next TEXT NOT NULL DEFAULT '',
+			user_id TEXT NOT NULL DEFAULT '',
+			uia_session TEXT NOT NULL DEFAULT '',
+			subject TEXT NOT NULL DEFAULT '',
+			upstream_sid TEXT NOT NULL DEFAULT '',
+			claims TEXT NOT NULL DEFAULT '',
+			status TEXT NOT NULL DEFAULT 'started',
+			created_at BIGINT NOT NULL,
+			expires_at BIGINT NOT NULL
+		)`,
+		`CREATE INDEX upstream_sessions_expiry ON upstream_sessions (expires_at)`,
+		`CREATE TABLE upstream_logins (
+			idp_id TEXT NOT NULL,
+			subject TEXT NOT NULL,
+			sid TEXT NOT NULL,
+			user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+			browser_session TEXT NOT NULL DEFAULT '',
+			login_token TEXT NOT NULL DEFAULT '',
+			device_id TEXT NOT NULL DEFAULT '',
+			created_at BIGINT NOT NULL
+		)`,
+		`CREATE INDEX upstream_logins_session ON upstream_logins (idp_id, sid)`,
+		`CREATE INDEX upstream_logins_subject ON upstream_logins (idp_id, subject)`,
+		`CREATE INDEX upstream_logins_browser ON upstream_logins (browser_session)`,
+		`CREATE INDEX upstream_logins_token ON upstream_logins (login_token)`,
+	}, nil},
 }
 
 // homeserverOutbox is migration 13: the outbox, the switch that turns the

@@ -79,6 +79,16 @@ var _ = web.Register(`
 <input type="tel" id="phone" name="address" autocomplete="tel-national" required{{if .Invalid "phone"}} aria-invalid="true" aria-describedby="phone-error"{{end}}{{if .Focus "phone"}} autofocus{{end}}>{{template "_error" (.ErrorOf "phone")}}</div>
 <div class="actions"><button type="submit" id="add-phone">{{t "send_code"}}</button></div></form>{{end}}
 {{else}}<p class="muted" id="threepid-unavailable">{{.ThreepidUnavailable}}</p>{{end}}</section>
+{{if or .Identities .Linkable}}<section aria-labelledby="identities-heading"><h2 id="identities-heading">{{t "profile_identities"}}</h2>
+{{if .Identities}}<ul class="sessions" id="identities">{{range .Identities}}<li class="session"><div class="what"><div class="name">{{.Provider}}</div>
+<div class="meta">{{.Subject}}</div></div>
+<form method="post" action="/_registrar/account/upstream/unlink"><input type="hidden" name="csrf" value="{{$.CSRF}}">
+<input type="hidden" name="idp_id" value="{{.ID}}"><input type="hidden" name="subject" value="{{.Subject}}">
+<button type="submit" class="secondary" id="unlink-{{.ID}}" aria-label="{{t "upstream_unlink_named" "Provider" .Provider}}">{{t "upstream_unlink"}}</button></form></li>{{end}}</ul>
+{{else}}<p id="identities">{{t "profile_no_identities"}}</p>{{end}}
+{{range .Linkable}}<form method="post" action="/_registrar/upstream/{{.ID}}/link"><input type="hidden" name="csrf" value="{{$.CSRF}}">
+<div class="actions"><button type="submit" class="secondary" id="link-{{.ID}}">{{t "upstream_link_with" "Provider" .Name}}</button></div></form>{{end}}
+</section>{{end}}
 {{template "foot" .}}{{end}}
 
 {{define "verify"}}{{template "head" .}}{{template "_nav" .}}
@@ -158,6 +168,10 @@ type accountView struct {
 	ThreepidChanges, Phones     bool
 	ThreepidUnavailable         string
 	Country                     string
+	// Identities are the account's upstream identities; Linkable the
+	// providers it may link.
+	Identities []identityRow
+	Linkable   []web.ProviderLink
 	// Sessions.
 	Sessions      []sessionRow
 	Others        bool
@@ -167,6 +181,9 @@ type accountView struct {
 	// Address verification.
 	Medium, Address, Sid, ClientSecret string
 }
+
+// identityRow is an upstream identity linked to the account.
+type identityRow struct{ ID, Provider, Subject string }
 
 // sessionRow is a session as the pages show it: a device (ID set) or a
 // browser signed in to these pages (Browser set).
@@ -282,7 +299,14 @@ func (s *Server) account(ctx context.Context, b oauth.Browser, acct db.Account, 
 	switch action {
 	case viewProfile:
 		s.profileView(ctx, acct, v)
-		return s.renderAccount(ctx, status, "profile", v, cookies)
+		page := s.renderAccount(ctx, status, "profile", v, cookies)
+		// Linking a provider ends, after redirects, at the provider.
+		for _, l := range v.Linkable {
+			if p, ok := s.upstream.Provider(l.ID); ok {
+				page.Policy.FormAction = append(page.Policy.FormAction, p.AuthOrigin(ctx))
+			}
+		}
+		return page
 	case viewDevices, viewDevice, viewDelete:
 		s.sessionsView(ctx, b, acct, v, deviceID)
 		if action == viewDevices || v.Device == nil {
@@ -345,6 +369,7 @@ func (s *Server) profileView(ctx context.Context, acct db.Account, v *accountVie
 		s.log.ErrorContext(ctx, "reading addresses failed", "error", err)
 	}
 	v.Threepids = tps
+	s.identitiesView(ctx, acct, v)
 	emails, phones := s.threepids.EmailEnabled(), s.threepids.MsisdnEnabled()
 	v.ThreepidChanges = s.cfg.Enable3PIDChanges && emails
 	v.Phones = s.cfg.Enable3PIDChanges && phones
@@ -353,6 +378,29 @@ func (s *Server) profileView(ctx context.Context, acct db.Account, v *accountVie
 		v.ThreepidUnavailable = web.T(lang, "profile_threepid_disabled")
 	case !emails:
 		v.ThreepidUnavailable = web.T(lang, "profile_email_unconfigured")
+	}
+}
+
+// identitiesView lists the account's upstream identities and the
+// providers it may still link.
+func (s *Server) identitiesView(ctx context.Context, acct db.Account, v *accountView) {
+	ids, err := s.store.ExternalIDs(ctx, acct.UserID)
+	if err != nil {
+		s.log.ErrorContext(ctx, "reading external IDs failed", "error", err)
+	}
+	linked := map[string]bool{}
+	for _, e := range ids {
+		name := e.AuthProvider
+		if p, ok := s.upstream.Provider(e.AuthProvider); ok {
+			name = p.Info().Name
+		}
+		v.Identities = append(v.Identities, identityRow{ID: e.AuthProvider, Provider: name, Subject: e.ExternalID})
+		linked[e.AuthProvider] = true
+	}
+	for _, p := range s.upstream.Infos() {
+		if !linked[p.ID] {
+			v.Linkable = append(v.Linkable, web.ProviderLink{ID: p.ID, Name: p.Name})
+		}
 	}
 }
 

@@ -75,6 +75,16 @@ type handlerStore interface {
 	EndBrowserSession(ctx context.Context, userID, idHash string) error
 	EndOtherSessions(ctx context.Context, userID, keepIDHash string) error
 	DeviceClients(ctx context.Context, userID string) (map[string]string, error)
+	CreateUpstreamSession(ctx context.Context, u db.UpstreamSession) error
+	UpstreamSessionByID(ctx context.Context, id string) (db.UpstreamSession, error)
+	ReturnUpstreamSession(ctx context.Context, id, subject, sid, claims string) error
+	EndUpstreamSession(ctx context.Context, id string) (bool, error)
+	ExternalIDOwner(ctx context.Context, provider, externalID string) (string, error)
+	LinkExternalID(ctx context.Context, e db.ExternalID) error
+	UnlinkExternalID(ctx context.Context, userID, provider, externalID string) error
+	RecordUpstreamLogin(ctx context.Context, l db.UpstreamLogin) error
+	AttachUpstreamDevice(ctx context.Context, loginTokenHash, deviceID string) error
+	DeleteExpiredUpstream(ctx context.Context) (int64, error)
 }
 
 func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog.Logger, m *metrics.Set) (*core, error) {

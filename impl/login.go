@@ -4,20 +4,44 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"registrar/api"
 	"registrar/db"
 	"registrar/impl/accounts"
 	"registrar/impl/matrix"
+	"registrar/impl/secrets"
 	"registrar/impl/uia"
 )
 
 // GetLoginFlows is GET /_matrix/client/v3/login (client-server API v1.7).
 func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestObject) (api.GetLoginFlowsResponseObject, error) {
-	flows := []api.LoginFlow{{Type: uia.TypePassword}}
+	var flows []api.LoginFlow
+	if s.passwordLogins() {
+		flows = append(flows, api.LoginFlow{Type: uia.TypePassword})
+	}
+	if s.upstream.Any() {
+		oauthAware := s.cfg.OAuth.Enabled
+		providers := []identityProvider{}
+		sso := api.LoginFlow{Type: loginTypeSSO, OauthAwarePreferred: &oauthAware, IdentityProviders: &providers}
+		for _, p := range s.upstream.Infos() {
+			idp := identityProvider{Id: p.ID, Name: p.Name}
+			if p.Brand != "" {
+				idp.Brand = ptrTo(p.Brand)
+			}
+			if strings.HasPrefix(p.Icon, "mxc://") {
+				idp.Icon = ptrTo(p.Icon)
+			}
+			providers = append(providers, idp)
+		}
+		sso.IdentityProviders = &providers
+		flows = append(flows, sso)
+	}
 	if s.cfg.LoginViaExistingSession.Enabled {
 		yes := true
 		flows = append(flows, api.LoginFlow{Type: loginTypeToken, GetLoginToken: &yes})
+	} else if s.upstream.Any() {
+		flows = append(flows, api.LoginFlow{Type: loginTypeToken})
 	}
 	if s.appServices.Any() {
 		flows = append(flows, api.LoginFlow{Type: loginTypeAppService})
@@ -36,7 +60,7 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (resp ap
 	if body.Type == loginTypeAppService && s.appServices.Any() {
 		return s.loginAppService(ctx, body)
 	}
-	if body.Type == loginTypeToken && s.cfg.LoginViaExistingSession.Enabled {
+	if body.Type == loginTypeToken && (s.cfg.LoginViaExistingSession.Enabled || s.upstream.Any()) {
 		return s.loginWithToken(ctx, body)
 	}
 	if body.Type != uia.TypePassword {
@@ -71,7 +95,22 @@ func loginMetricType(t string) string {
 const (
 	loginTypeAppService = "m.login.application_service"
 	loginTypeToken      = "m.login.token"
+	loginTypeSSO        = "m.login.sso"
 )
+
+// identityProvider is an entry of m.login.sso's identity_providers.
+type identityProvider = struct {
+	Brand *string `json:"brand,omitempty"`
+	Icon  *string `json:"icon,omitempty"`
+	Id    string  `json:"id"`
+	Name  string  `json:"name"`
+}
+
+// passwordLogins reports whether m.login.password is offered: passwords
+// kept here, or an LDAP directory.
+func (s *Server) passwordLogins() bool {
+	return s.cfg.PasswordConfig.Enabled && (s.cfg.PasswordConfig.LocalDB() || s.cfg.LDAP() != nil)
+}
 
 // loginWithToken is POST /login with m.login.token: a token a logged-in
 // client made with /login/get_token, spent once.
@@ -86,7 +125,14 @@ func (s *Server) loginWithToken(ctx context.Context, body *api.LoginJSONRequestB
 	if err := loginAllowed(acct); err != nil {
 		return nil, err
 	}
-	return s.loginResponse(ctx, acct.UserID, "", body)
+	resp, err := s.loginResponse(ctx, acct.UserID, "", body)
+	if ok, isOK := resp.(api.Login200JSONResponse); isOK && err == nil {
+		// A token of a provider's session: its device ends with it.
+		if err := s.store.AttachUpstreamDevice(ctx, secrets.HashToken(*body.Token), ok.DeviceId); err != nil {
+			s.log.WarnContext(ctx, "recording an upstream login's device failed", "error", err)
+		}
+	}
+	return resp, err
 }
 
 // loginAllowed refuses a login, once its credentials are proven, to an

@@ -325,7 +325,7 @@ func (p pageResponse) write(w http.ResponseWriter) error {
 		h.Add("Set-Cookie", c.String())
 	}
 	web.SetHeaders(h, p.Policy)
-	if p.Status == http.StatusSeeOther {
+	if p.Location != "" {
 		h.Set("Location", p.Location)
 		w.WriteHeader(p.Status)
 		return nil
@@ -399,6 +399,36 @@ func (p pageResponse) VisitAccountDeviceDeleteSubmitResponse(w http.ResponseWrit
 func (p pageResponse) VisitAccountCrossSigningResetSubmitResponse(w http.ResponseWriter) error {
 	return p.write(w)
 }
+
+// VisitUpstreamAuthorizeResponse implements api.UpstreamAuthorizeResponseObject.
+func (p pageResponse) VisitUpstreamAuthorizeResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitUpstreamLinkResponse implements api.UpstreamLinkResponseObject.
+func (p pageResponse) VisitUpstreamLinkResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitUpstreamCallbackResponse implements api.UpstreamCallbackResponseObject.
+func (p pageResponse) VisitUpstreamCallbackResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitUpstreamRegisterPageResponse implements api.UpstreamRegisterPageResponseObject.
+func (p pageResponse) VisitUpstreamRegisterPageResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitUpstreamRegisterSubmitResponse implements api.UpstreamRegisterSubmitResponseObject.
+func (p pageResponse) VisitUpstreamRegisterSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitAccountUpstreamUnlinkSubmitResponse implements api.AccountUpstreamUnlinkSubmitResponseObject.
+func (p pageResponse) VisitAccountUpstreamUnlinkSubmitResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitRedirectToSSOResponse implements api.RedirectToSSOResponseObject.
+func (p pageResponse) VisitRedirectToSSOResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitRedirectToIdPResponse implements api.RedirectToIdPResponseObject.
+func (p pageResponse) VisitRedirectToIdPResponse(w http.ResponseWriter) error { return p.write(w) }
 
 // VisitAccountProfileSubmitResponse implements api.AccountProfileSubmitResponseObject.
 func (p pageResponse) VisitAccountProfileSubmitResponse(w http.ResponseWriter) error {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"registrar/impl/seen"
 	"registrar/impl/threepid"
 	"registrar/impl/uia"
+	"registrar/impl/upstream"
 	"registrar/impl/web"
 )
 
@@ -38,6 +40,8 @@ type Server struct {
 	seen *seen.Recorder
 	// oauth is the OAuth 2.0 authorisation server, nil when it is off.
 	oauth *oauth.Service
+	// upstream are the identity providers people may sign in with.
+	upstream *upstream.Service
 	// site renders the pages; images keeps the logos they show.
 	site   *web.Site
 	images *images.Fetcher
@@ -85,9 +89,12 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 	if logo := s.cfg.Branding.LogoURI; web.SafeRedirect(logo) {
 		s.site.LogoReady = func(ctx context.Context) bool { return s.images.Ready(ctx, logo) }
 	}
+	if s.upstream, err = upstream.New(s.cfg.OIDCProviders, strings.TrimSuffix(s.cfg.PublicBaseURL, "/")+upstreamCallbackPath, nil, log); err != nil {
+		return nil, err
+	}
 	if s.cfg.OAuth.Enabled {
 		s.oauth = oauth.New(&s.cfg, oauth.Options{Store: s.revoking, Accounts: s.accounts, Remote: s.redis, ClientKey: addressKey,
-			Secret: s.cfg.SecretKey(), Now: now, Log: log, Metrics: m, Site: s.site, Logos: s.images})
+			Secret: s.cfg.SecretKey(), Now: now, Log: log, Metrics: m, Site: s.site, Logos: s.images, Providers: s.providerLinks})
 	}
 	if s.uia, err = s.newUIAEngine(); err != nil {
 		return nil, err
@@ -169,6 +176,11 @@ func (s *Server) Sweep(ctx context.Context) {
 		s.log.Warn("sweeping expired OAuth grants, browser sessions and unused clients failed", "error", err)
 	} else if n > 0 {
 		s.log.Info("swept expired OAuth grants, browser sessions and unused clients", "count", n)
+	}
+	if n, err := s.store.DeleteExpiredUpstream(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("sweeping upstream sign-ins failed", "error", err)
+	} else if n > 0 {
+		s.log.Info("swept unfinished upstream sign-ins and ended upstream sessions", "count", n)
 	}
 	if age := s.cfg.UserIPsMaxAge; age != nil {
 		if n, err := s.store.DeleteClientIPsBefore(ctx, s.now().Add(-age.Duration).UnixMilli()); err != nil && ctx.Err() == nil {

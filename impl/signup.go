@@ -52,7 +52,7 @@ var _ = web.Register(`
 {{template "_error" (.ErrorOf "accept_terms")}}</fieldset>{{end}}
 {{if .Captcha}}<div class="{{.SitekeyClass}}" data-sitekey="{{.PublicKey}}"></div>{{end}}
 <div class="actions"><button type="submit" id="submit">{{t "signup_submit"}}</button></div>
-</form>
+</form>{{template "_providers" .Providers}}
 <p class="muted">{{t "signup_have_account"}} <a href="{{.SignIn}}" id="signin">{{t "signin_title"}}</a></p>{{template "foot" .}}{{end}}
 
 {{define "signup-code"}}{{template "head" .}}
@@ -80,6 +80,8 @@ type signUpView struct {
 	Session, Sid, ClientSecret    string
 	// Client is the app the account is made for (prompt=create).
 	Client *oauth.ClientView
+	// Providers are the upstream identity providers' buttons.
+	Providers []web.ProviderLink
 }
 
 // fields are the form's inputs by the roles the API's errors concern.
@@ -144,6 +146,11 @@ func (s *Server) signUpBase(ctx context.Context, b oauth.Browser, grant string) 
 		v.Here = oauth.PathSignUp + "?grant=" + url.QueryEscape(grant)
 		v.Client = s.oauth.GrantClient(ctx, grant)
 	}
+	next := ""
+	if v.Grant != "" {
+		next = oauth.PathConsent + v.Grant
+	}
+	v.Providers = s.providerLinks(next)
 	if v.Captcha {
 		c := s.cfg.Captcha
 		v.SitekeyClass, v.PublicKey, v.ScriptURLs = c.RecaptchaSitekeyClass, c.RecaptchaPublicKey, []string{c.RecaptchaAPIJSURL}

@@ -108,7 +108,14 @@ func TestEveryOperationValidates(t *testing.T) {
 				refused := false
 				query := ""
 				if requiredQuery != "" {
-					env.do(method, p, ``, header...).expect(t, http.StatusBadRequest, "M_MISSING_PARAM")
+					if op.Extensions["x-registrar-errors"] == "html" {
+						// A page's refusal is a page (a browser opens it).
+						if code, body := env.page(method, p, ""); code != http.StatusBadRequest || !strings.HasPrefix(body, "<!DOCTYPE html>") {
+							t.Errorf("%s %s without %s: %d %s", method, p, requiredQuery, code, body)
+						}
+					} else {
+						env.do(method, p, ``, header...).expect(t, http.StatusBadRequest, "M_MISSING_PARAM")
+					}
 					query, refused = "?"+requiredQuery+"=x", true
 				}
 				if op.RequestBody != nil && op.RequestBody.Value.Content.Get("application/json") != nil {

@@ -30,16 +30,20 @@ const (
 	SourceOperator
 	// SourceSignUp is the OAuth 2.0 sign-up page.
 	SourceSignUp
+	// SourceSSO is a first sign-in with an upstream identity provider.
+	SourceSSO
+	// SourceLDAP is a first login with an LDAP directory's password.
+	SourceLDAP
 )
 
 func (src Source) String() string {
-	return [...]string{"user", "guest", "appservice", "shared-secret", "admin", "sign-up"}[src]
+	return [...]string{"user", "guest", "appservice", "shared-secret", "admin", "sign-up", "sso", "ldap"}[src]
 }
 
 // selfService sources are people signing themselves up: registration
 // limits and the approval queue apply to them.
 func (src Source) selfService() bool {
-	return src == SourceRegister || src == SourceGuest || src == SourceSignUp
+	return src == SourceRegister || src == SourceGuest || src == SourceSignUp || src == SourceSSO || src == SourceLDAP
 }
 
 // NewAccount is an account to make.
@@ -76,6 +80,8 @@ type NewAccount struct {
 	TokenReservation string
 	// Threepids are validated addresses to bind.
 	Threepids []db.NewThreepid
+	// ExternalIDs link the account to its upstream identities.
+	ExternalIDs []db.ExternalID
 	// ClientKey is the client address's rate-limit key.
 	ClientKey string
 }
@@ -89,6 +95,10 @@ type Created struct {
 	// in (require_approval_for_new_accounts).
 	AwaitingApproval bool
 }
+
+// ErrExternalIDTaken is an upstream identity linked to another account
+// meanwhile.
+var ErrExternalIDTaken = matrix.BadRequest(matrix.CodeUserInUse, "This identity is already linked to another account")
 
 var (
 	errTokenReservation = matrix.Forbidden("The registration token reservation of this session has expired; start again")
@@ -177,8 +187,8 @@ func (s *Service) insert(ctx context.Context, n NewAccount, hash string) (Create
 	reg := db.Registration{Account: db.Account{UserID: s.UserID(localpart), LocalpartLower: strings.ToLower(localpart),
 		PasswordHash: hash, Kind: db.KindUser, Admin: n.Admin, DisplayName: n.DisplayName,
 		AvatarURL: n.AvatarURL, UserType: n.UserType, Locked: n.Locked, ConsentVersion: n.ConsentVersion,
-		ApprovalPending: n.AwaitApproval || s.cfg.RequireApprovalForNewAccounts && (n.Source == SourceRegister || n.Source == SourceSignUp)},
-		TokenSessionID: n.TokenReservation, Threepids: n.Threepids}
+		ApprovalPending: n.AwaitApproval || s.cfg.RequireApprovalForNewAccounts && n.Source.selfService() && n.Source != SourceGuest},
+		TokenSessionID: n.TokenReservation, Threepids: n.Threepids, ExternalIDs: n.ExternalIDs}
 	if n.Source == SourceGuest {
 		reg.Account.Kind = db.KindGuest
 	}
@@ -210,6 +220,8 @@ func (s *Service) insert(ctx context.Context, n NewAccount, hash string) (Create
 		return Created{}, errTokenReservation
 	case errors.Is(err, db.ErrThreepidInUse):
 		return Created{}, errThreepidInUse
+	case errors.Is(err, db.ErrExternalIDTaken):
+		return Created{}, ErrExternalIDTaken
 	case err != nil:
 		return Created{}, matrix.Internal(err)
 	}

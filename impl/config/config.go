@@ -146,6 +146,15 @@ type Config struct {
 	// provisions its users and devices.
 	Matrix Matrix `yaml:"matrix"`
 
+	// OIDCProviders are the upstream identity providers people may sign in
+	// with (Synapse's oidc_providers).
+	OIDCProviders []OIDCProvider `yaml:"oidc_providers"`
+	// SSO is the legacy API's single sign-on (Synapse's sso section).
+	SSO SSO `yaml:"sso"`
+	// Modules are Synapse's modules; registrar knows matrix-synapse-ldap3's
+	// LDAP password provider.
+	Modules []Module `yaml:"modules"`
+
 	// Branding is how the pages present the service (MAS's branding
 	// section): its name, logo, colour, policy, terms and imprint.
 	Branding web.Branding `yaml:"branding"`

@@ -45,6 +45,7 @@ func (c *Config) Validate() error {
 	c.validateOAuth(&p)
 	c.validateHomeserver(&p)
 	c.validatePages(&p)
+	c.validateUpstream(&p)
 	if len(p) > 0 {
 		return &Error{Problems: p}
 	}

@@ -51,6 +51,7 @@ type Set struct {
 	uiaStageFailures *prometheus.CounterVec
 
 	logins        *prometheus.CounterVec
+	upstream      *prometheus.CounterVec
 	refreshes     *prometheus.CounterVec
 	refreshReuses prometheus.Counter
 	logouts       *prometheus.CounterVec
@@ -83,7 +84,7 @@ func New() *Set {
 			"Requests refused with M_TOO_LARGE because their body exceeded max_request_body_size."),
 
 		registrations: f.counterVec("registrations_total",
-			"Account creations attempted, by kind (user, guest, appservice, shared-secret, admin, sign-up) and outcome (success or the errcode).",
+			"Account creations attempted, by kind (user, guest, appservice, shared-secret, admin, sign-up, sso, ldap) and outcome (success or the errcode).",
 			"kind", "outcome"),
 		uiaStarted:   f.counter("uia_sessions_started_total", "User-Interactive Authentication sessions started."),
 		uiaCompleted: f.counter("uia_sessions_completed_total", "User-Interactive Authentication sessions that completed a flow."),
@@ -95,6 +96,9 @@ func New() *Set {
 		logins: f.counterVec("logins_total",
 			"Logins, by type (the login type, or oauth for the OAuth 2.0 sign-in page) and outcome (success or the errcode).",
 			"type", "outcome"),
+		upstream: f.counterVec("upstream_signins_total",
+			"Sign-ins with an upstream identity provider, by provider and outcome (success, linked, unavailable, refused, "+
+				"requirements, no_account, linked_elsewhere, refused_account, awaiting_approval).", "idp", "outcome"),
 		refreshes: f.counterVec("refreshes_total",
 			"Refresh token uses, by outcome (success or the errcode).", "outcome"),
 		refreshReuses: f.counter("refresh_token_reuses_total",
@@ -353,6 +357,13 @@ func (s *Set) Login(loginType string, err error) {
 func (s *Set) LoginOutcome(loginType, outcome string) {
 	if s != nil {
 		s.logins.WithLabelValues(loginType, outcome).Inc()
+	}
+}
+
+// UpstreamSignIn counts a sign-in with an identity provider by outcome.
+func (s *Set) UpstreamSignIn(idp, outcome string) {
+	if s != nil {
+		s.upstream.WithLabelValues(idp, outcome).Inc()
 	}
 }
 

@@ -131,3 +131,7 @@ func (s *Service) ClientOf(ctx context.Context, clientID string) *ClientView {
 	}
 	return s.clientView(ctx, m)
 }
+
+// LocalNext is next when it is a page of registrar, else "" (no open
+// redirects).
+func LocalNext(next string) string { return localNext(next) }

@@ -67,6 +67,7 @@ type Store interface {
 	BrowserSession(ctx context.Context, idHash string) (string, error)
 	DeleteBrowserSession(ctx context.Context, idHash string) error
 	TouchBrowserSession(ctx context.Context, idHash, userAgent, ip string) error
+	InheritUpstreamLogin(ctx context.Context, browserSession, userID, deviceID string) error
 	ServerSecret(ctx context.Context, name string, generate func() string) (string, error)
 	AccountByUserID(ctx context.Context, userID string) (db.Account, error)
 }
@@ -83,9 +84,10 @@ type Service struct {
 	// clientKey is the rate-limit key of a request's client address.
 	clientKey func(ctx context.Context) string
 	// secret keys the CSRF tokens.
-	secret []byte
-	site   *web.Site
-	images LogoSource
+	secret    []byte
+	site      *web.Site
+	images    LogoSource
+	providers func(next string) []web.ProviderLink
 
 	keyOnce sync.Once
 	key     *signingKey
@@ -121,6 +123,9 @@ type Options struct {
 	Site *web.Site
 	// Logos tells whether a client's logo can be served; nil shows none.
 	Logos LogoSource
+	// Providers are the upstream identity providers' buttons of a sign-in
+	// that goes on to next; nil for none.
+	Providers func(next string) []web.ProviderLink
 }
 
 // LogoSource knows whether the image at a URL can be served.
@@ -131,7 +136,7 @@ type LogoSource interface {
 // New builds the authorisation server of cfg (cfg.OAuth.Enabled).
 func New(cfg *config.Config, o Options) *Service {
 	s := &Service{cfg: cfg, store: o.Store, accounts: o.Accounts, now: o.Now, log: o.Log, metrics: o.Metrics, clientKey: o.ClientKey, secret: o.Secret,
-		site: o.Site, images: o.Logos,
+		site: o.Site, images: o.Logos, providers: o.Providers,
 		limits: limits{
 			clientRegistration:  ratelimit.Shared("oauth.rc_client_registration", cfg.OAuth.RcClientRegistration, o.Remote),
 			deviceAuthorization: ratelimit.Shared("oauth.rc_device_authorization", cfg.OAuth.RcDeviceAuthorization, o.Remote),

@@ -73,7 +73,7 @@ var _ = web.Register(`
 <div class="field"><label for="password">{{t "field_password"}}</label>
 {{template "_input" (.Input "password" "password" "current-password" "")}}{{template "_error" (.ErrorOf "password")}}</div>
 <div class="actions"><button type="submit" id="submit">{{t "signin_submit"}}</button></div>
-</form>{{if .SignUp}}<p class="muted">{{t "signin_new_here"}} <a href="{{.SignUp}}" id="signup">{{t "signin_create_account"}}</a></p>{{end}}{{template "foot" .}}{{end}}
+</form>{{template "_providers" .Providers}}{{if .SignUp}}<p class="muted">{{t "signin_new_here"}} <a href="{{.SignUp}}" id="signup">{{t "signin_create_account"}}</a></p>{{end}}{{template "foot" .}}{{end}}
 
 {{define "consent"}}{{template "head" .}}
 {{template "_client" .Client}}
@@ -116,6 +116,8 @@ type view struct {
 	Username, User, UserCode           string
 	Client                             *ClientView
 	Scopes                             []string
+	// Providers are the upstream identity providers' buttons.
+	Providers []web.ProviderLink
 	// Remembered: the user allowed this client the scope before; the page
 	// only confirms the new session (DeviceID).
 	Remembered bool
@@ -263,6 +265,9 @@ func (s *Service) signInView(ctx context.Context, csrf, next, username string) *
 		Action: PathLogin, CSRF: csrf, Next: localNext(next), Username: username}
 	if username != "" {
 		v.Autofocus = "password"
+	}
+	if s.providers != nil {
+		v.Providers = s.providers(localNext(next))
 	}
 	if grant := grantOfNext(next); grant != "" {
 		if t, err := s.loadConsentTarget(ctx, grant); err == nil {
@@ -592,9 +597,9 @@ func (s *Service) Consent(ctx context.Context, b Browser, grantID, action, csrf 
 	}
 	switch action {
 	case "allow":
-		return s.decide(ctx, t, acct, true)
+		return s.decide(ctx, t, acct, true, s.CurrentSession(b))
 	case "deny":
-		return s.decide(ctx, t, acct, false)
+		return s.decide(ctx, t, acct, false, "")
 	}
 	token, _ := s.csrf(b)
 	return s.consentView(ctx, t, acct, token, web.T(web.Lang(ctx), "consent_choose"))
@@ -602,7 +607,7 @@ func (s *Service) Consent(ctx context.Context, b Browser, grantID, action, csrf 
 
 // decide approves or denies a grant and answers: back to the client for
 // a code grant, a page for a device grant.
-func (s *Service) decide(ctx context.Context, t consentTarget, acct db.Account, approve bool) Page {
+func (s *Service) decide(ctx context.Context, t consentTarget, acct db.Account, approve bool, browserSession string) Page {
 	g := t.grant
 	var code string
 	var codeHash *string
@@ -625,6 +630,13 @@ func (s *Service) decide(ctx context.Context, t consentTarget, acct db.Account, 
 	}
 	s.log.InfoContext(ctx, "oauth grant decided", "user_id", acct.UserID, "client_id", g.ClientID, "device_id", g.DeviceID, "approved", approve,
 		"kind", g.Kind)
+	if approve && browserSession != "" {
+		// A browser an identity provider signed in hands its session's end
+		// down to the device it allowed (back-channel logout).
+		if err := s.store.InheritUpstreamLogin(ctx, browserSession, acct.UserID, g.DeviceID); err != nil {
+			s.log.WarnContext(ctx, "recording an upstream login's device failed", "error", err)
+		}
+	}
 	if g.Kind == db.GrantDevice {
 		if approve {
 			return s.message(ctx, http.StatusOK, "device_allowed_title", "device_allowed_text", "")

@@ -27,13 +27,19 @@ const MaxLength = 512
 
 // Config is Synapse's password_config plus the choice of hash.
 type Config struct {
-	Enabled bool   `yaml:"enabled"`
-	Pepper  string `yaml:"pepper"`
-	Policy  Policy `yaml:"policy"`
+	Enabled bool `yaml:"enabled"`
+	// LocalDBEnabled checks passwords kept here (default true); false
+	// leaves logins to the password providers (LDAP), as Synapse's option.
+	LocalDBEnabled *bool  `yaml:"localdb_enabled"`
+	Pepper         string `yaml:"pepper"`
+	Policy         Policy `yaml:"policy"`
 	// Algorithm is argon2id (default) or bcrypt (with bcrypt_rounds).
 	Algorithm string       `yaml:"algorithm"`
 	Argon2    Argon2Config `yaml:"argon2"`
 }
+
+// LocalDB reports whether passwords kept here are checked.
+func (c Config) LocalDB() bool { return c.LocalDBEnabled == nil || *c.LocalDBEnabled }
 
 // Argon2Config is the argon2id cost.
 type Argon2Config struct {

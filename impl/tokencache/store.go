@@ -120,6 +120,15 @@ func (s *Store) EndOtherSessions(ctx context.Context, userID, keepIDHash string)
 	return s.Store.EndOtherSessions(ctx, userID, keepIDHash)
 }
 
+// EndUpstreamSessions implements db.Store.EndUpstreamSessions.
+func (s *Store) EndUpstreamSessions(ctx context.Context, idpID, subject, sid string, ignoreSubject bool) ([]string, error) {
+	users, err := s.Store.EndUpstreamSessions(ctx, idpID, subject, sid, ignoreSubject)
+	for _, u := range users {
+		s.revoke(u)
+	}
+	return users, err
+}
+
 // SetPassword implements db.Store.SetPassword; other devices may be
 // logged out.
 func (s *Store) SetPassword(ctx context.Context, userID, hash string, logout db.PasswordLogout) error {

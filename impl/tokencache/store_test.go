@@ -33,7 +33,9 @@ var readOnly = map[string]bool{
 	"FailOutbox": true, "HomeserverOutboxStats": true, "HomeserverDevices": true, "HomeserverDevice": true, "AccountsAfter": true,
 	"CountAccounts": true, "ReplacePasswordHash": true, "ExternalIDs": true, "Import": true, "StartImport": true,
 	"FinishImport": true, "LocalpartsTaken": true, "TouchBrowserSession": true, "BrowserSessions": true, "EndBrowserSession": true,
-	"DeviceClients": true,
+	"DeviceClients": true, "CreateUpstreamSession": true, "UpstreamSessionByID": true, "ReturnUpstreamSession": true,
+	"EndUpstreamSession": true, "ExternalIDOwner": true, "LinkExternalID": true, "UnlinkExternalID": true, "RecordUpstreamLogin": true,
+	"AttachUpstreamDevice": true, "InheritUpstreamLogin": true, "DeleteExpiredUpstream": true,
 }
 
 func TestEveryWriteThatRevokesIsWrapped(t *testing.T) {

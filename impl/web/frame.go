@@ -39,6 +39,9 @@ const layout = `{{define "head"}}<!DOCTYPE html>
 {{- with .Capitalize}} autocapitalize="{{.}}" spellcheck="false"{{end}}{{if .Inputmode}} inputmode="{{.Inputmode}}"{{end}} required
 {{- if .Invalid}} aria-invalid="true"{{end}}{{with .Describedby}} aria-describedby="{{.}}"{{end}}{{if .Focus}} autofocus{{end}}>{{end}}
 
+{{define "_providers"}}{{if .}}<div class="providers" id="providers"><p class="divider"><span>{{t "providers_or"}}</span></p>
+{{range .}}<a class="button secondary provider" href="{{.URL}}" id="provider-{{.ID}}">{{t "providers_continue_with" "Provider" .Name}}</a>{{end}}</div>{{end}}{{end}}
+
 {{define "_error"}}{{if .Message}}<p class="field-error" id="{{.ID}}-error">{{.Message}}</p>{{end}}{{end}}
 `
 
@@ -151,4 +154,9 @@ type SiteInfo struct {
 	LogoURL                    string
 	StyleURL, ScriptURL        string
 	PolicyURI, TOSURI, Imprint string
+}
+
+// ProviderLink is an upstream identity provider's button on a page.
+type ProviderLink struct {
+	ID, Name, URL string
 }
