@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -327,5 +328,100 @@ func TestUpstreamCallbackRefusals(t *testing.T) {
 	}
 	if n, _ := env.store.CountAccounts(context.Background()); n != 0 {
 		t.Fatalf("%d accounts", n)
+	}
+}
+
+// jsClientDir holds matrix-js-sdk, pinned (make jsclient installs it).
+var jsClientDir = filepath.Join("..", "cmd", "registrar", "testdata", "jsclient")
+
+// runJSFlow runs a scenario of flows.mjs with node and returns what it
+// printed; it skips (fails under CI=1) without node or the SDK.
+func runJSFlow(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	nodePath, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(jsClientDir, "node_modules", "matrix-js-sdk"))
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node or matrix-js-sdk missing (make jsclient): %v", err)
+		}
+		t.Skipf("node or matrix-js-sdk missing (make jsclient): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nodePath, append([]string{"flows.mjs"}, args...)...)
+	cmd.Dir = jsClientDir
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("matrix-js-sdk %v: %v\n%s", args, err, stderr.String())
+	}
+	var out map[string]any
+	if err := json.Unmarshal([]byte(stdout.String()), &out); err != nil {
+		t.Fatalf("matrix-js-sdk %v printed %q", args, stdout.String())
+	}
+	return out
+}
+
+// TestLegacySSOWithMatrixJSSDK: matrix-js-sdk finds m.login.sso and its
+// provider in GET /login and builds the redirect URL; the person signs in
+// at the provider in Chromium, confirms the app's address (it is not in
+// sso.client_whitelist), and the app gets a loginToken, which the SDK
+// spends once. The device it logs in ends with the provider's session.
+func TestLegacySSOWithMatrixJSSDK(t *testing.T) {
+	op := newTestOP(t)
+	env := newOAuthEnv(t, upstreamConfig(op))
+	op.client("registrar", env.base+"/_registrar/upstream/callback")
+	tokens := make(chan string, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case tokens <- r.URL.Query().Get("loginToken"):
+		default:
+		}
+		_, _ = w.Write([]byte(`<!DOCTYPE html><title>app</title><p id="app">back in the app</p>`))
+	}))
+	t.Cleanup(app.Close)
+	started := runJSFlow(t, "sso-url", env.base, app.URL+"/done", "oidc-test")
+	ctx := browserCtx(t)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	step, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(step, chromedp.Navigate(started["url"].(string)), opSignIn("alice", "op-alice-pw"),
+		chromedp.WaitVisible(chromedp.ID("continue"))); err != nil {
+		text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		t.Fatalf("to the confirmation: %v; %q", err, text)
+	}
+	if text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("confirm-text"))); !strings.Contains(text, "@alice:example.org") ||
+		!strings.Contains(text, strings.TrimPrefix(app.URL, "http://")) {
+		t.Fatalf("the confirmation says %q", text)
+	}
+	if err := chromedp.Do(step, chromedp.Click(chromedp.ID("continue")), chromedp.WaitVisible(chromedp.ID("app"))); err != nil {
+		t.Fatal(err)
+	}
+	var token string
+	select {
+	case token = <-tokens:
+	case <-step.Done():
+		t.Fatal("the app was not given a login token")
+	}
+	done := runJSFlow(t, "sso-login", env.base, token)
+	if done["user"] != "@alice:example.org" {
+		t.Fatalf("logged in as %v", done["user"])
+	}
+	device := done["device"].(string)
+	if devs, _ := env.store.Devices(context.Background(), "@alice:example.org"); len(devs) != 1 || devs[0].DeviceID != device {
+		t.Fatalf("devices %+v", devs)
+	}
+	resp, err := http.PostForm(env.base+"/_registrar/upstream/oidc-test/backchannel_logout",
+		url.Values{"logout_token": {op.logoutToken(t, "registrar", "alice", "")}})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("back-channel logout: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if devs, _ := env.store.Devices(context.Background(), "@alice:example.org"); len(devs) != 0 {
+		t.Fatalf("the SSO login's device outlived the provider's session: %+v", devs)
 	}
 }

@@ -183,6 +183,23 @@ async function main() {
     // The spent refresh token does not work again.
     await expectError(anon.refreshToken(login.refresh_token), "M_UNKNOWN_TOKEN", "reusing the first refresh token");
     out.refreshes = refreshes;
+  } else if (scenario === "sso-url") {
+    // The legacy m.login.sso flow, as a web client starts it: the login
+    // flows offer the provider, and the SDK builds the redirect URL.
+    const { flows } = await anon.loginFlows();
+    const sso = flows.find((f) => f.type === "m.login.sso");
+    check(sso && sso.identity_providers.some((p) => p.id === arg2), "m.login.sso offers " + arg2);
+    check(flows.some((f) => f.type === "m.login.token"), "m.login.token is offered");
+    out.url = anon.getSsoLoginUrl(arg, "sso", arg2, "login");
+  } else if (scenario === "sso-login") {
+    // ...and finishes it with the loginToken it was handed.
+    const login = await anon.loginWithToken(arg);
+    const client = createClient({ baseUrl, accessToken: login.access_token, userId: login.user_id });
+    const who = await client.whoami();
+    check(who.user_id === login.user_id && who.device_id === login.device_id, "whoami after the SSO login");
+    out.user = login.user_id;
+    out.device = login.device_id;
+    await expectError(anon.loginWithToken(arg), "M_FORBIDDEN", "spending the login token twice");
   } else if (scenario === "oidc") {
     out.oidc = await oidc(anon, arg, arg2);
   } else {
