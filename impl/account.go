@@ -36,7 +36,7 @@ func (s *Server) ChangePassword(ctx context.Context, req api.ChangePasswordReque
 	if err := s.accounts.CheckPasswordPolicy(body.NewPassword); err != nil {
 		return nil, err
 	}
-	flows := reauthFlows
+	flows := s.reauthFlows(ctx)
 	if who == nil {
 		flows = s.resetFlows()
 	}
@@ -71,7 +71,7 @@ func (s *Server) DeactivateAccount(ctx context.Context, req api.DeactivateAccoun
 	if !s.cfg.AllowDeactivation {
 		return nil, matrix.Forbidden("Account deactivation is disabled on this server")
 	}
-	err = s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, deactivatePath, body.Auth, reauthFlows), func(*uia.Session) error {
+	err = s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, deactivatePath, body.Auth, s.reauthFlows(ctx)), func(*uia.Session) error {
 		return s.accounts.Deactivate(ctx, who.UserID, boolValue(body.Erase))
 	})
 	if err != nil {

@@ -110,7 +110,7 @@ func (s *Server) deleteDevices(ctx context.Context, path string, auth *api.AuthD
 	if who.IsGuest {
 		return matrix.ErrGuestForbidden
 	}
-	return s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, path, auth, reauthFlows), func(*uia.Session) error {
+	return s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, path, auth, s.reauthFlows(ctx)), func(*uia.Session) error {
 		return s.devices.Delete(ctx, who.UserID, ids...)
 	})
 }

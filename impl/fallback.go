@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"registrar/api"
@@ -36,6 +37,10 @@ var _ = web.Register(`
 <div class="actions"><button type="submit" id="submit">{{t "fallback_terms_accept"}}</button></div>
 </form>{{template "foot" .}}{{end}}
 
+{{define "fallback-sso"}}{{template "head" .}}<p id="intro">{{t "fallback_sso_intro"}}</p>
+<div class="providers" id="providers">{{range .Providers}}<a class="button secondary provider" href="{{.URL}}" id="provider-{{.ID}}">{{t "providers_continue_with" "Provider" .Name}}</a>{{end}}</div>
+{{template "foot" .}}{{end}}
+
 {{define "fallback-done"}}{{template "head" .}}<p id="done">{{t "fallback_done_text"}}</p>{{template "foot" .}}{{end}}
 `)
 
@@ -50,6 +55,7 @@ type fallbackView struct {
 	web.Frame
 	SitekeyClass, PublicKey string
 	Policies                []fallbackPolicy
+	Providers               []web.ProviderLink
 }
 
 func (s *Server) renderFallback(ctx context.Context, name string, v *fallbackView) (*bytes.Buffer, error) {
@@ -83,7 +89,7 @@ func (s *Server) fallbackStagePage(ctx context.Context, authType, errKey string)
 
 // fallbackSession checks that the stage has a page here and the session exists.
 func (s *Server) fallbackSession(ctx context.Context, authType, sessionID string) (*uia.Session, error) {
-	if !s.uia.Offers(authType) || (authType != uia.TypeRecaptcha && authType != uia.TypeTerms) {
+	if !s.uia.Offers(authType) || (authType != uia.TypeRecaptcha && authType != uia.TypeTerms && authType != uia.TypeSSO) {
 		return nil, errNoFallback
 	}
 	return s.uia.LoadAny(ctx, sessionID)
@@ -91,8 +97,16 @@ func (s *Server) fallbackSession(ctx context.Context, authType, sessionID string
 
 // AuthFallbackPage is GET /_matrix/client/v3/auth/{authType}/fallback/web.
 func (s *Server) AuthFallbackPage(ctx context.Context, req api.AuthFallbackPageRequestObject) (api.AuthFallbackPageResponseObject, error) {
-	if _, err := s.fallbackSession(ctx, req.AuthType, req.Params.Session); err != nil {
+	sess, err := s.fallbackSession(ctx, req.AuthType, req.Params.Session)
+	if err != nil {
 		return nil, err
+	}
+	if req.AuthType == uia.TypeSSO {
+		page, err := s.ssoFallbackPage(ctx, sess, req.Params.Session)
+		if err != nil {
+			return nil, err
+		}
+		return api.AuthFallbackPage200TexthtmlResponse{Body: page, ContentLength: int64(page.Len())}, nil
 	}
 	page, err := s.fallbackStagePage(ctx, req.AuthType, "")
 	if err != nil {
@@ -142,6 +156,26 @@ func (s *Server) AuthFallbackSubmit(ctx context.Context, req api.AuthFallbackSub
 	return api.AuthFallbackSubmit200TexthtmlResponse{Body: page, ContentLength: int64(page.Len())}, nil
 }
 
+// ssoFallbackPage offers the providers the session's user is linked to,
+// each completing m.login.sso when the person signs in there again.
+func (s *Server) ssoFallbackPage(ctx context.Context, sess *uia.Session, sessionID string) (*bytes.Buffer, error) {
+	if sess.Requester == "" {
+		return nil, errNoFallback
+	}
+	ids, err := s.store.ExternalIDs(ctx, sess.Requester)
+	if err != nil {
+		return nil, matrix.Internal(err)
+	}
+	v := &fallbackView{Frame: web.Frame{Title: web.T(web.Lang(ctx), "fallback_sso_title")}}
+	for _, e := range ids {
+		if p, ok := s.upstream.Provider(e.AuthProvider); ok {
+			v.Providers = append(v.Providers, web.ProviderLink{ID: e.AuthProvider, Name: p.Info().Name,
+				URL: "/_registrar/upstream/" + url.PathEscape(e.AuthProvider) + "/authorize?uia_session=" + url.QueryEscape(sessionID)})
+		}
+	}
+	return s.renderFallback(ctx, "fallback-sso", v)
+}
+
 func (s *Server) fallbackRetry(ctx context.Context, authType, errKey string) (api.AuthFallbackSubmitResponseObject, error) {
 	page, err := s.fallbackStagePage(ctx, authType, errKey)
 	if err != nil {
@@ -163,7 +197,13 @@ func firstNonEmpty(values ...*string) string {
 // fallback pages' completion script, and the captcha provider's scripts
 // and frames; nothing for the others.
 func (s *Server) pagePolicy(op *openapi3.Operation) web.Policy {
-	if !strings.HasPrefix(strings.ToLower(op.OperationID), "authfallback") {
+	id := strings.ToLower(op.OperationID)
+	if id == "upstreamcallback" {
+		// The callback of a UIA stage's sign-in ends on the fallback's
+		// completion page.
+		return web.Policy{Scripts: []string{fallbackDoneScript}}
+	}
+	if !strings.HasPrefix(id, "authfallback") {
 		return web.Policy{}
 	}
 	p := web.Policy{Scripts: []string{fallbackDoneScript}}

@@ -48,6 +48,14 @@ func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObje
 			degraded = append(degraded, "the homeserver: "+err.Error())
 		}
 	}
+	if s.directory != nil {
+		dirCtx, cancel := context.WithTimeout(ctx, readinessTimeout)
+		defer cancel()
+		if err := s.directory.Ping(dirCtx); err != nil {
+			s.log.WarnContext(ctx, "readiness: the LDAP directory does not answer", "error", err)
+			degraded = append(degraded, "the LDAP directory does not answer")
+		}
+	}
 	if len(degraded) > 0 {
 		return api.GetReadiness200TextResponse("OK (degraded: " + strings.Join(degraded, "; ") + ")"), nil
 	}

@@ -178,7 +178,7 @@ func (s *Server) GenerateLoginToken(ctx context.Context, req api.GenerateLoginTo
 	}
 	var err error
 	if opts.RequireUIAuth {
-		err = s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, getTokenPath, req.Body.Auth, reauthFlows), issue)
+		err = s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, getTokenPath, req.Body.Auth, s.reauthFlows(ctx)), issue)
 	} else {
 		err = issue(nil)
 	}

@@ -72,6 +72,11 @@ func (p registerParams) withoutPassword() registerParams {
 	return p
 }
 
+// errSSOOnly refuses /register where accounts sign in only with an
+// identity provider (password logins are off): they are made by signing in
+// there (/login/sso/redirect with action=register, Matrix v1.18).
+var errSSOOnly = matrix.Forbidden("Registration is only available through single sign-on")
+
 // Register is POST /_matrix/client/v3/register (client-server API v1.7,
 // "Account registration"). Checks run in Synapse's order: kind, application
 // service, registration enabled, username rules, then UIA, then creation.
@@ -104,6 +109,11 @@ func (s *Server) Register(ctx context.Context, req api.RegisterRequestObject) (a
 	}
 	if !s.cfg.EnableRegistration {
 		return nil, errRegistrationDisabled
+	}
+	if s.upstream.Any() && !s.passwordLogins() {
+		// Accounts here sign in only with an identity provider: one made
+		// with a password could never log in.
+		return nil, errSSOOnly
 	}
 	params, err := s.registerParamsOf(ctx, body)
 	if err != nil {

@@ -6,6 +6,8 @@ package impl
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -14,8 +16,10 @@ import (
 
 	"registrar/api"
 	"registrar/db"
+	"registrar/impl/accounts"
 	"registrar/impl/config"
 	"registrar/impl/images"
+	"registrar/impl/ldapauth"
 	"registrar/impl/metrics"
 	"registrar/impl/oauth"
 	"registrar/impl/ratelimit"
@@ -42,6 +46,9 @@ type Server struct {
 	oauth *oauth.Service
 	// upstream are the identity providers people may sign in with.
 	upstream *upstream.Service
+	// directory is the LDAP directory passwords are checked against, nil
+	// for none.
+	directory *ldapauth.Directory
 	// site renders the pages; images keeps the logos they show.
 	site   *web.Site
 	images *images.Fetcher
@@ -88,6 +95,12 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 	}
 	if logo := s.cfg.Branding.LogoURI; web.SafeRedirect(logo) {
 		s.site.LogoReady = func(ctx context.Context) bool { return s.images.Ready(ctx, logo) }
+	}
+	if l := s.cfg.LDAP(); l != nil {
+		if s.directory, err = ldapauth.New(*l); err != nil {
+			return nil, err
+		}
+		s.accounts.UseDirectory(directoryChecker(s.directory))
 	}
 	if s.upstream, err = upstream.New(s.cfg.OIDCProviders, strings.TrimSuffix(s.cfg.PublicBaseURL, "/")+upstreamCallbackPath, nil, log); err != nil {
 		return nil, err
@@ -224,3 +237,17 @@ const seenInterval = 5 * time.Second
 // session must be before the sweep gives its use back; it spares the
 // reservations of one-step registrations still in flight.
 const abandonedReservationAge = 10 * time.Minute
+
+// directoryChecker is the LDAP directory as the accounts service asks it.
+func directoryChecker(d *ldapauth.Directory) accounts.Directory {
+	return func(ctx context.Context, login string, byMail bool, password string) (accounts.DirectoryPerson, error) {
+		p, err := d.Authenticate(ctx, login, byMail, password)
+		switch {
+		case errors.Is(err, ldapauth.ErrRefused):
+			return accounts.DirectoryPerson{}, accounts.ErrDirectoryRefused
+		case err != nil:
+			return accounts.DirectoryPerson{}, fmt.Errorf("%w: %v", accounts.ErrDirectoryUnavailable, err)
+		}
+		return accounts.DirectoryPerson{UID: p.UID, Mail: p.Mail, Name: p.Name}, nil
+	}
+}

@@ -141,7 +141,7 @@ func (s *Server) Add3PID(ctx context.Context, req api.Add3PIDRequestObject) (api
 	if !s.cfg.Enable3PIDChanges {
 		return nil, matrix.BadRequest(matrix.CodeForbidden, "3PID changes are disabled on this server")
 	}
-	err := s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, add3PIDPath, req.Body.Auth, reauthFlows), func(*uia.Session) error {
+	err := s.protect(ctx, s.uiaRequest(ctx, http.MethodPost, add3PIDPath, req.Body.Auth, s.reauthFlows(ctx)), func(*uia.Session) error {
 		return s.threepids.Bind(ctx, who.UserID, req.Body.Sid, req.Body.ClientSecret)
 	})
 	if err != nil {

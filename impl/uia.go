@@ -13,6 +13,9 @@ import (
 // stages exist is decided here and nowhere else.
 func (s *Server) newUIAEngine() (*uia.Engine, error) {
 	stages := []uia.Stage{uia.Dummy{}, uia.Password{Verifier: s.accounts}}
+	if s.upstream.Any() {
+		stages = append(stages, uia.SSO{})
+	}
 	if len(s.cfg.RegistrationTerms) > 0 {
 		s.terms = uia.NewTerms(s.cfg.RegistrationTerms)
 		stages = append(stages, s.terms)
@@ -72,8 +75,34 @@ func (s *Server) protect(ctx context.Context, req *uia.Request, op func(*uia.Ses
 	return nil
 }
 
-// reauthFlows are the flows by which a logged-in user proves it is them.
-var reauthFlows = [][]string{{uia.TypePassword}}
+// reauthFlows are the flows by which the logged-in user proves it is
+// them: the password when the account has one (or a directory checks it),
+// and m.login.sso (its fallback page) when it is linked to a configured
+// identity provider.
+func (s *Server) reauthFlows(ctx context.Context) [][]string {
+	who := requesterFrom(ctx)
+	if who == nil || !s.upstream.Any() {
+		return [][]string{{uia.TypePassword}}
+	}
+	var flows [][]string
+	acct, err := s.store.AccountByUserID(ctx, who.UserID)
+	if err != nil || acct.PasswordHash != "" || s.directory != nil {
+		flows = append(flows, []string{uia.TypePassword})
+	}
+	ids, err := s.store.ExternalIDs(ctx, who.UserID)
+	if err == nil {
+		for _, e := range ids {
+			if _, ok := s.upstream.Provider(e.AuthProvider); ok {
+				flows = append(flows, []string{uia.TypeSSO})
+				break
+			}
+		}
+	}
+	if len(flows) == 0 {
+		flows = [][]string{{uia.TypePassword}}
+	}
+	return flows
+}
 
 // registrationFlows are the UIA flows of /register, from config: the base
 // flow with every configured requirement prepended (Synapse's

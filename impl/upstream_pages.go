@@ -16,6 +16,7 @@ import (
 	"registrar/impl/matrix"
 	"registrar/impl/oauth"
 	"registrar/impl/secrets"
+	"registrar/impl/uia"
 	"registrar/impl/upstream"
 	"registrar/impl/web"
 )
@@ -153,6 +154,16 @@ func (s *Server) startUpstream(ctx context.Context, idpID string, u db.UpstreamS
 // UpstreamAuthorize is GET /_registrar/upstream/{idp_id}/authorize: sign
 // in (or up) with a provider, then on to next or the authorisation.
 func (s *Server) UpstreamAuthorize(ctx context.Context, req api.UpstreamAuthorizeRequestObject) (api.UpstreamAuthorizeResponseObject, error) {
+	if id := deref(req.Params.UiaSession); id != "" {
+		// The m.login.sso stage's fallback page: sign in again as the
+		// session's user.
+		sess, err := s.uia.LoadAny(ctx, id)
+		if err != nil || sess.Requester == "" {
+			return pageResponse{s.message(ctx, http.StatusNotFound, "expired_title", "upstream_expired_text", "")}, nil
+		}
+		return pageResponse{s.startUpstream(ctx, req.IdpId, db.UpstreamSession{Purpose: db.UpstreamUIA, UserID: sess.Requester,
+			UIASession: id}, http.StatusSeeOther)}, nil
+	}
 	if err := s.oauthOn(); err != nil {
 		return nil, err
 	}
@@ -246,8 +257,11 @@ func (s *Server) upstreamReturned(ctx context.Context, p *upstream.Provider, u d
 		s.log.ErrorContext(ctx, "reading an external ID failed", "error", err)
 		return s.message(ctx, http.StatusInternalServerError, "error_title", "error_internal", "")
 	}
-	if u.Purpose == db.UpstreamLink {
+	switch u.Purpose {
+	case db.UpstreamLink:
 		return s.upstreamLinked(ctx, p, u, owner)
+	case db.UpstreamUIA:
+		return s.upstreamUIA(ctx, p, u, owner)
 	}
 	if owner == "" && cfg.AllowExistingUsers && id.Localpart != "" {
 		// An existing account of the mapped name takes the identity.
@@ -280,6 +294,27 @@ func (s *Server) upstreamReturned(ctx context.Context, p *upstream.Provider, u d
 		}
 	}
 	return oauth.Redirect("/_registrar/upstream/register?session=" + url.QueryEscape(u.ID))
+}
+
+// upstreamUIA completes the m.login.sso stage of the session when the
+// person signed in again as the session's user.
+func (s *Server) upstreamUIA(ctx context.Context, p *upstream.Provider, u db.UpstreamSession, owner string) oauth.Page {
+	_, _ = s.store.EndUpstreamSession(ctx, u.ID)
+	if owner == "" || owner != u.UserID {
+		s.metrics.UpstreamSignIn(u.IdpID, "other_account")
+		return s.message(ctx, http.StatusForbidden, "upstream_failed_title", "upstream_uia_other_account", "", "Provider", p.Info().Name)
+	}
+	sess, err := s.uia.LoadAny(ctx, u.UIASession)
+	if err != nil || sess.Requester != owner {
+		return s.message(ctx, http.StatusNotFound, "expired_title", "upstream_expired_text", "")
+	}
+	if err := s.uia.Complete(ctx, sess, uia.TypeSSO, owner); err != nil {
+		s.log.ErrorContext(ctx, "completing m.login.sso failed", "error", err)
+		return s.message(ctx, http.StatusInternalServerError, "error_title", "error_internal", "")
+	}
+	s.metrics.UpstreamSignIn(u.IdpID, "reauthenticated")
+	v := &fallbackView{Frame: web.Frame{Title: web.T(web.Lang(ctx), "fallback_done_title"), InlineScript: fallbackDoneScript}}
+	return s.renderPage(ctx, http.StatusOK, "fallback-done", v, nil)
 }
 
 // upstreamLinked links the identity to the account that asked.

@@ -43,6 +43,8 @@ const opUsers = `{
   "Email": "bob@idp.example", "EmailVerified": true, "PreferredLanguage": "en"},
  "mallory": {"ID": "mallory", "Username": "mallory", "Password": "op-mallory-pw", "FirstName": "Mallory", "LastName": "M",
   "Email": "mallory@idp.example", "EmailVerified": false, "PreferredLanguage": "en"},
+ "administrator": {"ID": "administrator", "Username": "administrator", "Password": "op-admin-pw", "FirstName": "Ad", "LastName": "Min",
+  "Email": "admin@idp.example", "EmailVerified": true, "PreferredLanguage": "en"},
  "taken-sub": {"ID": "taken-sub", "Username": "taken", "Password": "op-taken-pw", "FirstName": "Tak", "LastName": "En",
   "Email": "taken@idp.example", "EmailVerified": true, "PreferredLanguage": "en"}
 }`
@@ -423,5 +425,64 @@ func TestLegacySSOWithMatrixJSSDK(t *testing.T) {
 	resp.Body.Close()
 	if devs, _ := env.store.Devices(context.Background(), "@alice:example.org"); len(devs) != 0 {
 		t.Fatalf("the SSO login's device outlived the provider's session: %+v", devs)
+	}
+}
+
+// TestUIASSOForAccountsWithoutPassword: an account made by signing in with
+// a provider has no password, so re-authentication offers m.login.sso;
+// its fallback page sends the person to the provider, and the session is
+// then complete for the operation. With passwords off, /register refuses.
+func TestUIASSOForAccountsWithoutPassword(t *testing.T) {
+	op := newTestOP(t)
+	tokens := make(chan string, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case tokens <- r.URL.Query().Get("loginToken"):
+		default:
+		}
+		_, _ = w.Write([]byte(`<!DOCTYPE html><title>app</title><p id="app">back in the app</p>`))
+	}))
+	t.Cleanup(app.Close)
+	env := newOAuthEnv(t, upstreamConfig(op), func(c *config.Config) {
+		c.SSO.ClientWhitelist = []string{app.URL + "/"}
+		c.PasswordConfig.Enabled = false
+	})
+	op.client("registrar", env.base+"/_registrar/upstream/callback")
+	env.do("POST", registerURL, `{"username":"nopw","password":"pw-nopw-1"}`).expect(t, 403, "M_FORBIDDEN")
+	ctx := browserCtx(t)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	step, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	// A whitelisted app gets its token without a confirmation.
+	if err := chromedp.Do(step, chromedp.Navigate(env.base+"/_matrix/client/v3/login/sso/redirect/oidc-test?redirectUrl="+
+		url.QueryEscape(app.URL+"/done")), opSignIn("alice", "op-alice-pw"), chromedp.WaitVisible(chromedp.ID("app"))); err != nil {
+		t.Fatal(err)
+	}
+	token := <-tokens
+	login := env.do("POST", loginURL, jsonBody(map[string]any{"type": "m.login.token", "token": token})).expect(t, 200, "")
+	access := login.str("access_token")
+	flows := env.do("GET", loginURL, "").expect(t, 200, "")
+	if !strings.Contains(flows.Raw, `"m.login.sso"`) || strings.Contains(flows.Raw, `"m.login.password"`) ||
+		!strings.Contains(flows.Raw, `"id":"oidc-test"`) {
+		t.Fatalf("login flows %s", flows.Raw)
+	}
+
+	// Deactivation asks to re-authenticate: only m.login.sso.
+	challenge := env.do("POST", "/_matrix/client/v3/account/deactivate", `{}`, bearer(access)...).expect(t, 401, "")
+	if !strings.Contains(challenge.Raw, `[{"stages":["m.login.sso"]}]`) {
+		t.Fatalf("flows %s", challenge.Raw)
+	}
+	session := challenge.str("session")
+	if err := chromedp.Do(step, chromedp.Navigate(env.base+"/_matrix/client/v3/auth/m.login.sso/fallback/web?session="+url.QueryEscape(session)),
+		chromedp.Click(chromedp.ID("provider-oidc-test")), opSignIn("alice", "op-alice-pw"), chromedp.WaitVisible(chromedp.ID("done"))); err != nil {
+		text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		t.Fatalf("the fallback page: %v; %q", err, text)
+	}
+	env.do("POST", "/_matrix/client/v3/account/deactivate", jsonBody(map[string]any{"auth": map[string]any{"session": session}}),
+		bearer(access)...).expect(t, 200, "")
+	if acct, _ := env.store.AccountByUserID(context.Background(), "@alice:example.org"); !acct.Deactivated() {
+		t.Fatal("not deactivated")
 	}
 }

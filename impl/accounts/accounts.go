@@ -93,6 +93,8 @@ type Service struct {
 	metrics     *metrics.Set
 	// homeserver is nil when registrar provisions none.
 	homeserver Homeserver
+	// directory checks passwords first, nil for none (LDAP).
+	directory Directory
 }
 
 // UseHomeserver makes logins and registrations provision h first.

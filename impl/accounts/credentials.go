@@ -39,6 +39,10 @@ const (
 type loginTarget struct {
 	user       string
 	failureKey string
+	// mail is the address of an email login (a directory looks it up);
+	// named is a login by user name.
+	mail  string
+	named bool
 }
 
 var errMissingCredentials = uia.Fail(matrix.CodeMissingParam, "Missing parameters: identifier and password are required")
@@ -89,7 +93,7 @@ func (s *Service) userTarget(user string) (loginTarget, error) {
 	if lp, ok := s.Localpart(user); ok {
 		key = s.UserID(strings.ToLower(lp))
 	}
-	return loginTarget{user: user, failureKey: key}, nil
+	return loginTarget{user: user, failureKey: key, named: true}, nil
 }
 
 // thirdPartyTarget is the owner of a third-party identifier; an address
@@ -108,6 +112,9 @@ func (s *Service) thirdPartyTarget(ctx context.Context, medium, address string) 
 		address = strings.TrimPrefix(address, "+")
 	}
 	t := loginTarget{failureKey: medium + ":" + address}
+	if medium == db.MediumEmail {
+		t.mail = address
+	}
 	owner, err := s.store.ThreepidOwner(ctx, medium, address)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return t, matrix.Internal(err)
@@ -152,7 +159,19 @@ func (s *Service) checkPassword(ctx context.Context, target loginTarget, passwor
 	if err := s.limits.LoginFailures.Check(target.failureKey, now); err != nil {
 		return db.Account{}, err
 	}
-	acct, err := s.verify(ctx, target.user, password, expectedUser)
+	if s.directory != nil {
+		acct, handled, err := s.checkDirectory(ctx, target, password, expectedUser)
+		if handled {
+			return acct, err
+		}
+	}
+	var acct db.Account
+	var err error
+	if s.cfg.PasswordConfig.LocalDB() {
+		acct, err = s.verify(ctx, target.user, password, expectedUser)
+	} else {
+		err = ErrInvalidLogin
+	}
 	if err == ErrInvalidLogin {
 		_ = s.limits.LoginFailures.Take(target.failureKey, now)
 	}

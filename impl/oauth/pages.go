@@ -66,14 +66,14 @@ var _ = web.Register(`
 {{define "signin"}}{{template "head" .}}
 {{with .Client}}{{template "_client" .}}{{end}}
 <p class="muted" id="intro">{{if .Client}}{{t "signin_intro_client" "Client" .Client.Name "Server" .Site.ServerName}}{{else}}{{t "signin_intro" "Server" .Site.ServerName}}{{end}}</p>
-<form method="post" action="{{.Action}}">
+{{if .Passwords}}<form method="post" action="{{.Action}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}"><input type="hidden" name="next" value="{{.Next}}">
 <div class="field"><label for="username">{{t "field_username"}}</label>
 {{template "_input" (.Input "username" "text" "username" .Username)}}{{template "_error" (.ErrorOf "username")}}</div>
 <div class="field"><label for="password">{{t "field_password"}}</label>
 {{template "_input" (.Input "password" "password" "current-password" "")}}{{template "_error" (.ErrorOf "password")}}</div>
 <div class="actions"><button type="submit" id="submit">{{t "signin_submit"}}</button></div>
-</form>{{template "_providers" .Providers}}{{if .SignUp}}<p class="muted">{{t "signin_new_here"}} <a href="{{.SignUp}}" id="signup">{{t "signin_create_account"}}</a></p>{{end}}{{template "foot" .}}{{end}}
+</form>{{template "_providers" .Providers}}{{else}}<div class="providers" id="providers">{{range .Providers}}<a class="button provider" href="{{.URL}}" id="provider-{{.ID}}">{{t "providers_continue_with" "Provider" .Name}}</a>{{end}}</div>{{end}}{{if .SignUp}}<p class="muted">{{t "signin_new_here"}} <a href="{{.SignUp}}" id="signup">{{t "signin_create_account"}}</a></p>{{end}}{{template "foot" .}}{{end}}
 
 {{define "consent"}}{{template "head" .}}
 {{template "_client" .Client}}
@@ -116,8 +116,10 @@ type view struct {
 	Username, User, UserCode           string
 	Client                             *ClientView
 	Scopes                             []string
-	// Providers are the upstream identity providers' buttons.
+	// Providers are the upstream identity providers' buttons; Passwords:
+	// the sign-in form takes a password.
 	Providers []web.ProviderLink
+	Passwords bool
 	// Remembered: the user allowed this client the scope before; the page
 	// only confirms the new session (DeviceID).
 	Remembered bool
@@ -269,6 +271,8 @@ func (s *Service) signInView(ctx context.Context, csrf, next, username string) *
 	if s.providers != nil {
 		v.Providers = s.providers(localNext(next))
 	}
+	pc := s.cfg.PasswordConfig
+	v.Passwords = pc.Enabled && (pc.LocalDB() || s.cfg.LDAP() != nil) || len(v.Providers) == 0
 	if grant := grantOfNext(next); grant != "" {
 		if t, err := s.loadConsentTarget(ctx, grant); err == nil {
 			v.Client = s.clientView(ctx, t.client)

@@ -40,6 +40,7 @@ const (
 	TypeRecaptcha         = "m.login.recaptcha"
 	TypeEmail             = "m.login.email.identity"
 	TypeMsisdn            = "m.login.msisdn"
+	TypeSSO               = "m.login.sso"
 )
 
 // Stage is one auth type.

@@ -25,6 +25,22 @@ func (Dummy) Params() map[string]any { return nil }
 // Check implements Stage.
 func (Dummy) Check(context.Context, *Attempt) (string, error) { return "true", nil }
 
+// SSO is the m.login.sso stage: the person signs in again with an
+// identity provider on the stage's fallback page, which completes it in
+// the session; a client cannot complete it with an auth dict.
+type SSO struct{}
+
+// Type implements Stage.
+func (SSO) Type() string { return TypeSSO }
+
+// Params implements Stage.
+func (SSO) Params() map[string]any { return nil }
+
+// Check implements Stage.
+func (SSO) Check(context.Context, *Attempt) (string, error) {
+	return "", Fail(matrix.CodeForbidden, "Complete m.login.sso on its fallback page")
+}
+
 // TermsPolicy is one policy of the m.login.terms stage: a version and, per
 // language code, the document's name and URL.
 type TermsPolicy struct {
