@@ -213,6 +213,36 @@ oauth:
   unused_client_lifetime: 24h
   max_unused_clients_per_address: 50
 
+# Upstream identity providers (Synapse's oidc_providers). A preset
+# (github, google, gitlab, keycloak) fills in endpoints, scopes and mapping.
+# Register <public_baseurl>_registrar/upstream/callback at the provider.
+#oidc_providers:
+#  - idp_id: github
+#    preset: github
+#    client_id: "..."
+#    client_secret: "..."
+#  - idp_id: keycloak
+#    preset: keycloak
+#    issuer: https://auth.example.org/realms/example
+#    client_id: registrar
+#    client_secret_path: /etc/registrar/keycloak-secret
+#    backchannel_logout_enabled: true
+#    attribute_requirements: [{attribute: groups, value: matrix}]
+#sso:
+#  client_whitelist: ["https://app.element.io/"]   # legacy clients handed their token without a confirmation
+# LDAP passwords (matrix-synapse-ldap3's module and options).
+#modules:
+#  - module: ldap_auth_provider.LdapAuthProviderModule
+#    config:
+#      enabled: true
+#      uri: "ldap://ldap.example.org:389"
+#      start_tls: true
+#      base: "ou=users,dc=example,dc=org"
+#      attributes: {uid: uid, mail: mail, name: cn}
+#      #bind_dn: "cn=reader,dc=example,dc=org"
+#      #bind_password_file: /etc/registrar/ldap-password
+#      #filter: "(objectClass=posixAccount)"
+
 # How the pages and emails present the service (MAS's branding section).
 #branding:
 #  service_name: Example Chat          # default: server_name
