@@ -48,6 +48,9 @@ func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObje
 			degraded = append(degraded, "the homeserver: "+err.Error())
 		}
 	}
+	for _, idp := range s.upstream.Unavailable() {
+		degraded = append(degraded, "identity provider "+idp)
+	}
 	if s.directory != nil {
 		dirCtx, cancel := context.WithTimeout(ctx, readinessTimeout)
 		defer cancel()

@@ -243,6 +243,10 @@ func TestSignInWithAnOpenIDProvider(t *testing.T) {
 	if !strings.Contains(text("message"), "could not be reached") {
 		t.Fatalf("down: %q", text("message"))
 	}
+	if code, body := env.page("GET", "/readyz", ""); code != 200 || !strings.Contains(body, "identity provider oidc-down") ||
+		strings.Contains(body, "oidc-test") {
+		t.Fatalf("readyz %d %s", code, body)
+	}
 
 	// A taken name: the person picks another (the linking provider would
 	// take the existing account instead; this one does not).

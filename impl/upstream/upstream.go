@@ -133,6 +133,40 @@ type Provider struct {
 	mu   sync.Mutex
 	rp   rp.RelyingParty
 	pkce bool
+	// failedAt and failure are the provider's last unavailability, until
+	// a call succeeds (for /readyz).
+	failedAt time.Time
+	failure  string
+}
+
+// note records the outcome of a call to the provider.
+func (p *Provider) note(err error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case err == nil:
+		p.failure = ""
+	case errors.Is(err, ErrUnavailable):
+		p.failedAt, p.failure = time.Now(), err.Error()
+	}
+	return err
+}
+
+// Unavailable lists the providers whose last call failed for want of
+// them, with why (for /readyz).
+func (s *Service) Unavailable() []string {
+	var out []string
+	if s == nil {
+		return nil
+	}
+	for _, p := range s.providers {
+		p.mu.Lock()
+		if p.failure != "" {
+			out = append(out, p.cfg.ID()+" since "+p.failedAt.UTC().Format(time.RFC3339)+": "+p.failure)
+		}
+		p.mu.Unlock()
+	}
+	return out
 }
 
 // Info is the provider as the pages show it.
@@ -148,10 +182,26 @@ type nonceKey struct{}
 // party returns the relying party, building it the first time.
 func (p *Provider) party(ctx context.Context) (rp.RelyingParty, bool, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.rp != nil {
-		return p.rp, p.pkce, nil
+	party, pkce := p.rp, p.pkce
+	p.mu.Unlock()
+	if party != nil {
+		return party, pkce, nil
 	}
+	party, pkce, err := p.build(ctx)
+	if err != nil {
+		return nil, false, p.note(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rp == nil {
+		p.rp, p.pkce = party, pkce
+	}
+	return p.rp, p.pkce, nil
+}
+
+// build makes the relying party (discovery is a request: it is made
+// outside the lock).
+func (p *Provider) build(ctx context.Context) (rp.RelyingParty, bool, error) {
 	c := p.cfg
 	opts := []rp.Option{rp.WithHTTPClient(p.client),
 		rp.WithVerifierOpts(rp.WithNonce(func(ctx context.Context) string { n, _ := ctx.Value(nonceKey{}).(string); return n }),
@@ -184,7 +234,6 @@ func (p *Provider) party(ctx context.Context) (rp.RelyingParty, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	p.rp, p.pkce = party, pkce
 	return party, pkce, nil
 }
 
@@ -245,7 +294,7 @@ func (p *Provider) Exchange(ctx context.Context, code, nonce, verifier string) (
 	}
 	tokens, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, code, party, opts...)
 	if err != nil {
-		return Identity{}, classify(err)
+		return Identity{}, p.note(classify(err))
 	}
 	claims := map[string]any{}
 	if tokens.IDToken != "" {
@@ -256,7 +305,7 @@ func (p *Provider) Exchange(ctx context.Context, code, nonce, verifier string) (
 	if party.IsOAuth2Only() || p.cfg.UserProfileMethod == "userinfo_endpoint" {
 		info, err := p.userinfo(ctx, party, tokens.Token)
 		if err != nil {
-			return Identity{}, err
+			return Identity{}, p.note(err)
 		}
 		for k, v := range info {
 			if _, ok := claims[k]; !ok || party.IsOAuth2Only() {
@@ -264,6 +313,7 @@ func (p *Provider) Exchange(ctx context.Context, code, nonce, verifier string) (
 			}
 		}
 	}
+	_ = p.note(nil)
 	return p.identity(claims)
 }
 
