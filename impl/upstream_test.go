@@ -294,7 +294,7 @@ func TestSignInWithAnOpenIDProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	var left int64
-	if err := sqlDB.QueryRow(`SELECT COUNT(*) FROM upstream_sessions WHERE status = ?`, db.UpstreamReturned).Scan(&left); err != nil || left != 0 {
+	if err := sqlDB.QueryRow(`SELECT COUNT(*) FROM upstream_sessions WHERE status = '` + db.UpstreamReturned + `'`).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d returned sign-ins left (%v)", left, err)
 	}
 }
