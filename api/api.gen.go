@@ -1054,6 +1054,9 @@ type AuthFallbackSubmitFormdataBody struct {
 	// CfTurnstileResponse Cloudflare Turnstile's own response field.
 	CfTurnstileResponse *string `form:"cf-turnstile-response,omitempty" json:"cf-turnstile-response,omitempty"`
 
+	// Code A second factor's code (an authenticator app's, or a recovery code).
+	Code *string `form:"code,omitempty" json:"code,omitempty"`
+
 	// GRecaptchaResponse The captcha widget's response (reCAPTCHA, or hCaptcha/Turnstile in compatibility mode).
 	GRecaptchaResponse *string `form:"g-recaptcha-response,omitempty" json:"g-recaptcha-response,omitempty"`
 
@@ -1214,6 +1217,9 @@ type AccountPageParams struct {
 	// Action org.matrix.profile, org.matrix.devices_list, org.matrix.device_view, org.matrix.device_delete or org.matrix.account_deactivate
 	Action   *string `form:"action,omitempty" json:"action,omitempty"`
 	DeviceId *string `form:"device_id,omitempty" json:"device_id,omitempty"`
+
+	// First The security page after a first second factor (it asks for recovery codes).
+	First *string `form:"first,omitempty" json:"first,omitempty"`
 }
 
 // AccountCrossSigningResetSubmitFormdataBody defines parameters for AccountCrossSigningResetSubmit.
@@ -1248,6 +1254,30 @@ type AccountDeviceRenameSubmitFormdataBody struct {
 	Csrf        *string `form:"csrf,omitempty" json:"csrf,omitempty"`
 	DeviceId    *string `form:"device_id,omitempty" json:"device_id,omitempty"`
 	DisplayName *string `form:"display_name,omitempty" json:"display_name,omitempty"`
+}
+
+// AccountRecoveryCodesFormdataBody defines parameters for AccountRecoveryCodes.
+type AccountRecoveryCodesFormdataBody struct {
+	Csrf *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+}
+
+// AccountFactorRemoveFormdataBody defines parameters for AccountFactorRemove.
+type AccountFactorRemoveFormdataBody struct {
+	Csrf *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	Id   *string `form:"id,omitempty" json:"id,omitempty"`
+}
+
+// AccountTotpStartFormdataBody defines parameters for AccountTotpStart.
+type AccountTotpStartFormdataBody struct {
+	Csrf *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+}
+
+// AccountTotpConfirmFormdataBody defines parameters for AccountTotpConfirm.
+type AccountTotpConfirmFormdataBody struct {
+	Code *string `form:"code,omitempty" json:"code,omitempty"`
+	Csrf *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+	Id   *string `form:"id,omitempty" json:"id,omitempty"`
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
 }
 
 // AccountPasswordSubmitFormdataBody defines parameters for AccountPasswordSubmit.
@@ -1336,6 +1366,12 @@ type SignInSubmitFormdataBody struct {
 	Username *string `form:"username,omitempty" json:"username,omitempty"`
 }
 
+// FactorSubmitFormdataBody defines parameters for FactorSubmit.
+type FactorSubmitFormdataBody struct {
+	Code *string `form:"code,omitempty" json:"code,omitempty"`
+	Csrf *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+}
+
 // SignOutSubmitFormdataBody defines parameters for SignOutSubmit.
 type SignOutSubmitFormdataBody struct {
 	Csrf *string `form:"csrf,omitempty" json:"csrf,omitempty"`
@@ -1415,6 +1451,11 @@ type SignUpSubmitFormdataBody struct {
 	Username            *string `form:"username,omitempty" json:"username,omitempty"`
 }
 
+// SsoCompleteParams defines parameters for SsoComplete.
+type SsoCompleteParams struct {
+	RedirectUrl string `form:"redirectUrl" json:"redirectUrl"`
+}
+
 // PageAssetParams defines parameters for PageAsset.
 type PageAssetParams struct {
 	// V The asset's version (ignored; it makes the URL change with the content).
@@ -1464,6 +1505,82 @@ type UpstreamBackchannelLogoutFormdataBody struct {
 // UpstreamLinkFormdataBody defines parameters for UpstreamLink.
 type UpstreamLinkFormdataBody struct {
 	Csrf *string `form:"csrf,omitempty" json:"csrf,omitempty"`
+}
+
+// WebauthnLoginBeginJSONBody defines parameters for WebauthnLoginBegin.
+type WebauthnLoginBeginJSONBody struct {
+	// Credential The authenticator's answer (PublicKeyCredential as JSON).
+	Credential *map[string]interface{} `json:"credential,omitempty"`
+	Csrf       *string                 `json:"csrf,omitempty"`
+
+	// Name The name of a new passkey.
+	Name *string `json:"name,omitempty"`
+
+	// Next A page of registrar to continue to (purpose passkey).
+	Next *string `json:"next,omitempty"`
+
+	// Purpose passkey (sign in without a username), factor (the second factor of a sign-in or a step-up), uia (a UIA stage's fallback page)
+	Purpose *string `json:"purpose,omitempty"`
+
+	// Session The UIA session (purpose uia).
+	Session *string `json:"session,omitempty"`
+}
+
+// WebauthnLoginFinishJSONBody defines parameters for WebauthnLoginFinish.
+type WebauthnLoginFinishJSONBody struct {
+	// Credential The authenticator's answer (PublicKeyCredential as JSON).
+	Credential *map[string]interface{} `json:"credential,omitempty"`
+	Csrf       *string                 `json:"csrf,omitempty"`
+
+	// Name The name of a new passkey.
+	Name *string `json:"name,omitempty"`
+
+	// Next A page of registrar to continue to (purpose passkey).
+	Next *string `json:"next,omitempty"`
+
+	// Purpose passkey (sign in without a username), factor (the second factor of a sign-in or a step-up), uia (a UIA stage's fallback page)
+	Purpose *string `json:"purpose,omitempty"`
+
+	// Session The UIA session (purpose uia).
+	Session *string `json:"session,omitempty"`
+}
+
+// WebauthnRegisterBeginJSONBody defines parameters for WebauthnRegisterBegin.
+type WebauthnRegisterBeginJSONBody struct {
+	// Credential The authenticator's answer (PublicKeyCredential as JSON).
+	Credential *map[string]interface{} `json:"credential,omitempty"`
+	Csrf       *string                 `json:"csrf,omitempty"`
+
+	// Name The name of a new passkey.
+	Name *string `json:"name,omitempty"`
+
+	// Next A page of registrar to continue to (purpose passkey).
+	Next *string `json:"next,omitempty"`
+
+	// Purpose passkey (sign in without a username), factor (the second factor of a sign-in or a step-up), uia (a UIA stage's fallback page)
+	Purpose *string `json:"purpose,omitempty"`
+
+	// Session The UIA session (purpose uia).
+	Session *string `json:"session,omitempty"`
+}
+
+// WebauthnRegisterFinishJSONBody defines parameters for WebauthnRegisterFinish.
+type WebauthnRegisterFinishJSONBody struct {
+	// Credential The authenticator's answer (PublicKeyCredential as JSON).
+	Credential *map[string]interface{} `json:"credential,omitempty"`
+	Csrf       *string                 `json:"csrf,omitempty"`
+
+	// Name The name of a new passkey.
+	Name *string `json:"name,omitempty"`
+
+	// Next A page of registrar to continue to (purpose passkey).
+	Next *string `json:"next,omitempty"`
+
+	// Purpose passkey (sign in without a username), factor (the second factor of a sign-in or a step-up), uia (a UIA stage's fallback page)
+	Purpose *string `json:"purpose,omitempty"`
+
+	// Session The UIA session (purpose uia).
+	Session *string `json:"session,omitempty"`
 }
 
 // DeactivateUserAdminJSONBody defines parameters for DeactivateUserAdmin.
@@ -1757,6 +1874,18 @@ type AccountEndOtherSessionsSubmitFormdataRequestBody AccountEndOtherSessionsSub
 // AccountDeviceRenameSubmitFormdataRequestBody defines body for AccountDeviceRenameSubmit for application/x-www-form-urlencoded ContentType.
 type AccountDeviceRenameSubmitFormdataRequestBody AccountDeviceRenameSubmitFormdataBody
 
+// AccountRecoveryCodesFormdataRequestBody defines body for AccountRecoveryCodes for application/x-www-form-urlencoded ContentType.
+type AccountRecoveryCodesFormdataRequestBody AccountRecoveryCodesFormdataBody
+
+// AccountFactorRemoveFormdataRequestBody defines body for AccountFactorRemove for application/x-www-form-urlencoded ContentType.
+type AccountFactorRemoveFormdataRequestBody AccountFactorRemoveFormdataBody
+
+// AccountTotpStartFormdataRequestBody defines body for AccountTotpStart for application/x-www-form-urlencoded ContentType.
+type AccountTotpStartFormdataRequestBody AccountTotpStartFormdataBody
+
+// AccountTotpConfirmFormdataRequestBody defines body for AccountTotpConfirm for application/x-www-form-urlencoded ContentType.
+type AccountTotpConfirmFormdataRequestBody AccountTotpConfirmFormdataBody
+
 // AccountPasswordSubmitFormdataRequestBody defines body for AccountPasswordSubmit for application/x-www-form-urlencoded ContentType.
 type AccountPasswordSubmitFormdataRequestBody AccountPasswordSubmitFormdataBody
 
@@ -1783,6 +1912,9 @@ type DeviceVerificationSubmitFormdataRequestBody DeviceVerificationSubmitFormdat
 
 // SignInSubmitFormdataRequestBody defines body for SignInSubmit for application/x-www-form-urlencoded ContentType.
 type SignInSubmitFormdataRequestBody SignInSubmitFormdataBody
+
+// FactorSubmitFormdataRequestBody defines body for FactorSubmit for application/x-www-form-urlencoded ContentType.
+type FactorSubmitFormdataRequestBody FactorSubmitFormdataBody
 
 // SignOutSubmitFormdataRequestBody defines body for SignOutSubmit for application/x-www-form-urlencoded ContentType.
 type SignOutSubmitFormdataRequestBody SignOutSubmitFormdataBody
@@ -1813,6 +1945,18 @@ type UpstreamBackchannelLogoutFormdataRequestBody UpstreamBackchannelLogoutFormd
 
 // UpstreamLinkFormdataRequestBody defines body for UpstreamLink for application/x-www-form-urlencoded ContentType.
 type UpstreamLinkFormdataRequestBody UpstreamLinkFormdataBody
+
+// WebauthnLoginBeginJSONRequestBody defines body for WebauthnLoginBegin for application/json ContentType.
+type WebauthnLoginBeginJSONRequestBody WebauthnLoginBeginJSONBody
+
+// WebauthnLoginFinishJSONRequestBody defines body for WebauthnLoginFinish for application/json ContentType.
+type WebauthnLoginFinishJSONRequestBody WebauthnLoginFinishJSONBody
+
+// WebauthnRegisterBeginJSONRequestBody defines body for WebauthnRegisterBegin for application/json ContentType.
+type WebauthnRegisterBeginJSONRequestBody WebauthnRegisterBeginJSONBody
+
+// WebauthnRegisterFinishJSONRequestBody defines body for WebauthnRegisterFinish for application/json ContentType.
+type WebauthnRegisterFinishJSONRequestBody WebauthnRegisterFinishJSONBody
 
 // DeactivateUserAdminJSONRequestBody defines body for DeactivateUserAdmin for application/json ContentType.
 type DeactivateUserAdminJSONRequestBody DeactivateUserAdminJSONBody
@@ -2348,6 +2492,18 @@ type ServerInterface interface {
 	// AccountDeviceRenameSubmit Renames a session (device).
 	// (POST /_registrar/account/device/rename)
 	AccountDeviceRenameSubmit(ctx echo.Context) error
+	// AccountRecoveryCodes Makes a new set of recovery codes, shown once.
+	// (POST /_registrar/account/factors/recovery)
+	AccountRecoveryCodes(ctx echo.Context) error
+	// AccountFactorRemove Removes a second factor.
+	// (POST /_registrar/account/factors/remove)
+	AccountFactorRemove(ctx echo.Context) error
+	// AccountTotpStart Starts adding an authenticator app (a QR code and its secret).
+	// (POST /_registrar/account/factors/totp)
+	AccountTotpStart(ctx echo.Context) error
+	// AccountTotpConfirm Adds the authenticator app whose first code is given.
+	// (POST /_registrar/account/factors/totp/confirm)
+	AccountTotpConfirm(ctx echo.Context) error
 	// AccountPasswordSubmit Changes the password (with the current one).
 	// (POST /_registrar/account/password)
 	AccountPasswordSubmit(ctx echo.Context) error
@@ -2366,6 +2522,12 @@ type ServerInterface interface {
 	// AccountUpstreamUnlinkSubmit Unlinks an upstream identity from the signed-in account (not its last way in).
 	// (POST /_registrar/account/upstream/unlink)
 	AccountUpstreamUnlinkSubmit(ctx echo.Context) error
+	// AdminResetSecondFactors Removes every second factor of a user (audited); they sign in with the password alone again.
+	// (DELETE /_registrar/admin/v1/users/{userId}/second_factors)
+	AdminResetSecondFactors(ctx echo.Context, userId string) error
+	// AdminSecondFactors Lists a user's second factors (kinds, names, dates; never a secret).
+	// (GET /_registrar/admin/v1/users/{userId}/second_factors)
+	AdminSecondFactors(ctx echo.Context, userId string) error
 	// ClientLogo An OAuth client's logo (logo_uri), fetched and kept by registrar.
 	// (GET /_registrar/clients/{client_id}/logo)
 	ClientLogo(ctx echo.Context, clientId string, params ClientLogoParams) error
@@ -2387,6 +2549,12 @@ type ServerInterface interface {
 	// SignInSubmit Signs in with a username (or user ID) and password.
 	// (POST /_registrar/login)
 	SignInSubmit(ctx echo.Context) error
+	// FactorPage Asks for the second factor of a sign-in (or a step-up before a sensitive action).
+	// (GET /_registrar/login/factor)
+	FactorPage(ctx echo.Context) error
+	// FactorSubmit Checks the second factor's code (an authenticator app's, or a recovery code).
+	// (POST /_registrar/login/factor)
+	FactorSubmit(ctx echo.Context) error
 	// SignOutSubmit Ends the browser's sign-in.
 	// (POST /_registrar/logout)
 	SignOutSubmit(ctx echo.Context) error
@@ -2417,6 +2585,9 @@ type ServerInterface interface {
 	// SignUpSubmit Submits a step of the sign-up (the form, or the emailed code).
 	// (POST /_registrar/signup)
 	SignUpSubmit(ctx echo.Context) error
+	// SsoComplete Hands a legacy client (m.login.sso without an identity provider) a login token for the signed-in browser.
+	// (GET /_registrar/sso/complete)
+	SsoComplete(ctx echo.Context, params SsoCompleteParams) error
 	// PageAsset The pages' style sheet and script (registrar.css, registrar.js) and the branding logo (logo).
 	// (GET /_registrar/static/{file})
 	PageAsset(ctx echo.Context, file string, params PageAssetParams) error
@@ -2438,6 +2609,18 @@ type ServerInterface interface {
 	// UpstreamLink Sends the signed-in person to the provider to link that identity to their account.
 	// (POST /_registrar/upstream/{idp_id}/link)
 	UpstreamLink(ctx echo.Context, idpId string) error
+	// WebauthnLoginBegin Starts a sign-in with a passkey, a security key as second factor, or a UIA stage: the options for navigator.credentials.get.
+	// (POST /_registrar/webauthn/login/begin)
+	WebauthnLoginBegin(ctx echo.Context) error
+	// WebauthnLoginFinish Checks the authenticator's answer; the page to go on to.
+	// (POST /_registrar/webauthn/login/finish)
+	WebauthnLoginFinish(ctx echo.Context) error
+	// WebauthnRegisterBegin Starts adding a passkey or security key: the options for navigator.credentials.create.
+	// (POST /_registrar/webauthn/register/begin)
+	WebauthnRegisterBegin(ctx echo.Context) error
+	// WebauthnRegisterFinish Adds the passkey or security key the authenticator made.
+	// (POST /_registrar/webauthn/register/finish)
+	WebauthnRegisterFinish(ctx echo.Context) error
 	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
 	// (POST /_synapse/admin/v1/deactivate/{userId})
 	DeactivateUserAdmin(ctx echo.Context, userId string) error
@@ -3179,6 +3362,13 @@ func (w *ServerInterfaceWrapper) AccountPage(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter device_id: %s", err))
 	}
 
+	// ------------- Optional query parameter "first" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "first", ctx.QueryParams(), &params.First, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter first: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AccountPage(ctx, params)
 	return err
@@ -3238,6 +3428,42 @@ func (w *ServerInterfaceWrapper) AccountDeviceRenameSubmit(ctx echo.Context) err
 	return err
 }
 
+// AccountRecoveryCodes converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountRecoveryCodes(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountRecoveryCodes(ctx)
+	return err
+}
+
+// AccountFactorRemove converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountFactorRemove(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountFactorRemove(ctx)
+	return err
+}
+
+// AccountTotpStart converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountTotpStart(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountTotpStart(ctx)
+	return err
+}
+
+// AccountTotpConfirm converts echo context to params.
+func (w *ServerInterfaceWrapper) AccountTotpConfirm(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AccountTotpConfirm(ctx)
+	return err
+}
+
 // AccountPasswordSubmit converts echo context to params.
 func (w *ServerInterfaceWrapper) AccountPasswordSubmit(ctx echo.Context) error {
 	var err error
@@ -3289,6 +3515,38 @@ func (w *ServerInterfaceWrapper) AccountUpstreamUnlinkSubmit(ctx echo.Context) e
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AccountUpstreamUnlinkSubmit(ctx)
+	return err
+}
+
+// AdminResetSecondFactors converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminResetSecondFactors(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminResetSecondFactors(ctx, userId)
+	return err
+}
+
+// AdminSecondFactors converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminSecondFactors(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "userId" -------------
+	var userId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "userId", ctx.Param("userId"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminSecondFactors(ctx, userId)
 	return err
 }
 
@@ -3400,6 +3658,24 @@ func (w *ServerInterfaceWrapper) SignInSubmit(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.SignInSubmit(ctx)
+	return err
+}
+
+// FactorPage converts echo context to params.
+func (w *ServerInterfaceWrapper) FactorPage(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.FactorPage(ctx)
+	return err
+}
+
+// FactorSubmit converts echo context to params.
+func (w *ServerInterfaceWrapper) FactorSubmit(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.FactorSubmit(ctx)
 	return err
 }
 
@@ -3581,6 +3857,24 @@ func (w *ServerInterfaceWrapper) SignUpSubmit(ctx echo.Context) error {
 	return err
 }
 
+// SsoComplete converts echo context to params.
+func (w *ServerInterfaceWrapper) SsoComplete(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SsoCompleteParams
+	// ------------- Required query parameter "redirectUrl" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "redirectUrl", ctx.QueryParams(), &params.RedirectUrl, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter redirectUrl: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SsoComplete(ctx, params)
+	return err
+}
+
 // PageAsset converts echo context to params.
 func (w *ServerInterfaceWrapper) PageAsset(ctx echo.Context) error {
 	var err error
@@ -3754,6 +4048,42 @@ func (w *ServerInterfaceWrapper) UpstreamLink(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpstreamLink(ctx, idpId)
+	return err
+}
+
+// WebauthnLoginBegin converts echo context to params.
+func (w *ServerInterfaceWrapper) WebauthnLoginBegin(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.WebauthnLoginBegin(ctx)
+	return err
+}
+
+// WebauthnLoginFinish converts echo context to params.
+func (w *ServerInterfaceWrapper) WebauthnLoginFinish(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.WebauthnLoginFinish(ctx)
+	return err
+}
+
+// WebauthnRegisterBegin converts echo context to params.
+func (w *ServerInterfaceWrapper) WebauthnRegisterBegin(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.WebauthnRegisterBegin(ctx)
+	return err
+}
+
+// WebauthnRegisterFinish converts echo context to params.
+func (w *ServerInterfaceWrapper) WebauthnRegisterFinish(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.WebauthnRegisterFinish(ctx)
 	return err
 }
 
@@ -4475,12 +4805,18 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_registrar/account/device/delete", wrapper.AccountDeviceDeleteSubmit, options.OperationMiddlewares["accountDeviceDeleteSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/device/end_others", wrapper.AccountEndOtherSessionsSubmit, options.OperationMiddlewares["accountEndOtherSessionsSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/device/rename", wrapper.AccountDeviceRenameSubmit, options.OperationMiddlewares["accountDeviceRenameSubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/account/factors/recovery", wrapper.AccountRecoveryCodes, options.OperationMiddlewares["accountRecoveryCodes"]...)
+	router.POST(options.BaseURL+"/_registrar/account/factors/remove", wrapper.AccountFactorRemove, options.OperationMiddlewares["accountFactorRemove"]...)
+	router.POST(options.BaseURL+"/_registrar/account/factors/totp", wrapper.AccountTotpStart, options.OperationMiddlewares["accountTotpStart"]...)
+	router.POST(options.BaseURL+"/_registrar/account/factors/totp/confirm", wrapper.AccountTotpConfirm, options.OperationMiddlewares["accountTotpConfirm"]...)
 	router.POST(options.BaseURL+"/_registrar/account/password", wrapper.AccountPasswordSubmit, options.OperationMiddlewares["accountPasswordSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/profile", wrapper.AccountProfileSubmit, options.OperationMiddlewares["accountProfileSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/threepid/add", wrapper.AccountThreepidAddSubmit, options.OperationMiddlewares["accountThreepidAddSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/threepid/remove", wrapper.AccountThreepidRemoveSubmit, options.OperationMiddlewares["accountThreepidRemoveSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/threepid/verify", wrapper.AccountThreepidVerifySubmit, options.OperationMiddlewares["accountThreepidVerifySubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/account/upstream/unlink", wrapper.AccountUpstreamUnlinkSubmit, options.OperationMiddlewares["accountUpstreamUnlinkSubmit"]...)
+	router.DELETE(options.BaseURL+"/_registrar/admin/v1/users/:userId/second_factors", wrapper.AdminResetSecondFactors, options.OperationMiddlewares["adminResetSecondFactors"]...)
+	router.GET(options.BaseURL+"/_registrar/admin/v1/users/:userId/second_factors", wrapper.AdminSecondFactors, options.OperationMiddlewares["adminSecondFactors"]...)
 	router.GET(options.BaseURL+"/_registrar/clients/:client_id/logo", wrapper.ClientLogo, options.OperationMiddlewares["clientLogo"]...)
 	router.GET(options.BaseURL+"/_registrar/consent/:grantId", wrapper.ConsentPage, options.OperationMiddlewares["consentPage"]...)
 	router.POST(options.BaseURL+"/_registrar/consent/:grantId", wrapper.ConsentSubmit, options.OperationMiddlewares["consentSubmit"]...)
@@ -4488,6 +4824,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_registrar/device", wrapper.DeviceVerificationSubmit, options.OperationMiddlewares["deviceVerificationSubmit"]...)
 	router.GET(options.BaseURL+"/_registrar/login", wrapper.SignInPage, options.OperationMiddlewares["signInPage"]...)
 	router.POST(options.BaseURL+"/_registrar/login", wrapper.SignInSubmit, options.OperationMiddlewares["signInSubmit"]...)
+	router.GET(options.BaseURL+"/_registrar/login/factor", wrapper.FactorPage, options.OperationMiddlewares["factorPage"]...)
+	router.POST(options.BaseURL+"/_registrar/login/factor", wrapper.FactorSubmit, options.OperationMiddlewares["factorSubmit"]...)
 	router.POST(options.BaseURL+"/_registrar/logout", wrapper.SignOutSubmit, options.OperationMiddlewares["signOutSubmit"]...)
 	router.GET(options.BaseURL+"/_registrar/oauth2/authorize", wrapper.OauthAuthorize, options.OperationMiddlewares["oauthAuthorize"]...)
 	router.POST(options.BaseURL+"/_registrar/oauth2/device_authorization", wrapper.OauthDeviceAuthorization, options.OperationMiddlewares["oauthDeviceAuthorization"]...)
@@ -4498,6 +4836,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/_registrar/oauth2/token", wrapper.OauthToken, options.OperationMiddlewares["oauthToken"]...)
 	router.GET(options.BaseURL+"/_registrar/signup", wrapper.SignUpPage, options.OperationMiddlewares["signUpPage"]...)
 	router.POST(options.BaseURL+"/_registrar/signup", wrapper.SignUpSubmit, options.OperationMiddlewares["signUpSubmit"]...)
+	router.GET(options.BaseURL+"/_registrar/sso/complete", wrapper.SsoComplete, options.OperationMiddlewares["ssoComplete"]...)
 	router.GET(options.BaseURL+"/_registrar/static/:file", wrapper.PageAsset, options.OperationMiddlewares["pageAsset"]...)
 	router.GET(options.BaseURL+"/_registrar/upstream/:idp_id/authorize", wrapper.UpstreamAuthorize, options.OperationMiddlewares["upstreamAuthorize"]...)
 	router.POST(options.BaseURL+"/_registrar/upstream/:idp_id/backchannel_logout", wrapper.UpstreamBackchannelLogout, options.OperationMiddlewares["upstreamBackchannelLogout"]...)
@@ -4505,6 +4844,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/_registrar/upstream/callback", wrapper.UpstreamCallback, options.OperationMiddlewares["upstreamCallback"]...)
 	router.GET(options.BaseURL+"/_registrar/upstream/register", wrapper.UpstreamRegisterPage, options.OperationMiddlewares["upstreamRegisterPage"]...)
 	router.POST(options.BaseURL+"/_registrar/upstream/register", wrapper.UpstreamRegisterSubmit, options.OperationMiddlewares["upstreamRegisterSubmit"]...)
+	router.POST(options.BaseURL+"/_registrar/webauthn/login/begin", wrapper.WebauthnLoginBegin, options.OperationMiddlewares["webauthnLoginBegin"]...)
+	router.POST(options.BaseURL+"/_registrar/webauthn/login/finish", wrapper.WebauthnLoginFinish, options.OperationMiddlewares["webauthnLoginFinish"]...)
+	router.POST(options.BaseURL+"/_registrar/webauthn/register/begin", wrapper.WebauthnRegisterBegin, options.OperationMiddlewares["webauthnRegisterBegin"]...)
+	router.POST(options.BaseURL+"/_registrar/webauthn/register/finish", wrapper.WebauthnRegisterFinish, options.OperationMiddlewares["webauthnRegisterFinish"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/deactivate/:userId", wrapper.DeactivateUserAdmin, options.OperationMiddlewares["deactivateUserAdmin"]...)
 	router.GET(options.BaseURL+"/_synapse/admin/v1/register", wrapper.GetRegistrationNonce, options.OperationMiddlewares["getRegistrationNonce"]...)
 	router.POST(options.BaseURL+"/_synapse/admin/v1/register", wrapper.RegisterWithSharedSecret, options.OperationMiddlewares["registerWithSharedSecret"]...)
@@ -7490,6 +7833,422 @@ func (response AccountDeviceRenameSubmit403TexthtmlResponse) VisitAccountDeviceR
 	return err
 }
 
+type AccountRecoveryCodesRequestObject struct {
+	Body *AccountRecoveryCodesFormdataRequestBody
+}
+
+type AccountRecoveryCodesResponseObject interface {
+	VisitAccountRecoveryCodesResponse(w http.ResponseWriter) error
+}
+
+type AccountRecoveryCodes200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountRecoveryCodes200TexthtmlResponse) VisitAccountRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountRecoveryCodes303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountRecoveryCodes303Response struct {
+	Headers AccountRecoveryCodes303ResponseHeaders
+}
+
+func (response AccountRecoveryCodes303Response) VisitAccountRecoveryCodesResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountRecoveryCodes400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountRecoveryCodes400TexthtmlResponse) VisitAccountRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountRecoveryCodes403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountRecoveryCodes403TexthtmlResponse) VisitAccountRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountRecoveryCodes429TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountRecoveryCodes429TexthtmlResponse) VisitAccountRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(429)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountFactorRemoveRequestObject struct {
+	Body *AccountFactorRemoveFormdataRequestBody
+}
+
+type AccountFactorRemoveResponseObject interface {
+	VisitAccountFactorRemoveResponse(w http.ResponseWriter) error
+}
+
+type AccountFactorRemove200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountFactorRemove200TexthtmlResponse) VisitAccountFactorRemoveResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountFactorRemove303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountFactorRemove303Response struct {
+	Headers AccountFactorRemove303ResponseHeaders
+}
+
+func (response AccountFactorRemove303Response) VisitAccountFactorRemoveResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountFactorRemove400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountFactorRemove400TexthtmlResponse) VisitAccountFactorRemoveResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountFactorRemove403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountFactorRemove403TexthtmlResponse) VisitAccountFactorRemoveResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountFactorRemove429TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountFactorRemove429TexthtmlResponse) VisitAccountFactorRemoveResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(429)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountTotpStartRequestObject struct {
+	Body *AccountTotpStartFormdataRequestBody
+}
+
+type AccountTotpStartResponseObject interface {
+	VisitAccountTotpStartResponse(w http.ResponseWriter) error
+}
+
+type AccountTotpStart200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountTotpStart200TexthtmlResponse) VisitAccountTotpStartResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountTotpStart303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountTotpStart303Response struct {
+	Headers AccountTotpStart303ResponseHeaders
+}
+
+func (response AccountTotpStart303Response) VisitAccountTotpStartResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountTotpStart400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountTotpStart400TexthtmlResponse) VisitAccountTotpStartResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountTotpStart403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountTotpStart403TexthtmlResponse) VisitAccountTotpStartResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountTotpStart429TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountTotpStart429TexthtmlResponse) VisitAccountTotpStartResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(429)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountTotpConfirmRequestObject struct {
+	Body *AccountTotpConfirmFormdataRequestBody
+}
+
+type AccountTotpConfirmResponseObject interface {
+	VisitAccountTotpConfirmResponse(w http.ResponseWriter) error
+}
+
+type AccountTotpConfirm200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountTotpConfirm200TexthtmlResponse) VisitAccountTotpConfirmResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountTotpConfirm303ResponseHeaders struct {
+	Location *string
+}
+
+type AccountTotpConfirm303Response struct {
+	Headers AccountTotpConfirm303ResponseHeaders
+}
+
+func (response AccountTotpConfirm303Response) VisitAccountTotpConfirmResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type AccountTotpConfirm400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountTotpConfirm400TexthtmlResponse) VisitAccountTotpConfirmResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountTotpConfirm403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountTotpConfirm403TexthtmlResponse) VisitAccountTotpConfirmResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AccountTotpConfirm429TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response AccountTotpConfirm429TexthtmlResponse) VisitAccountTotpConfirmResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(429)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
 type AccountPasswordSubmitRequestObject struct {
 	Body *AccountPasswordSubmitFormdataRequestBody
 }
@@ -8031,6 +8790,117 @@ func (response AccountUpstreamUnlinkSubmit503TexthtmlResponse) VisitAccountUpstr
 		defer closer.Close()
 	}
 	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type AdminResetSecondFactorsRequestObject struct {
+	UserId string `json:"userId"`
+}
+
+type AdminResetSecondFactorsResponseObject interface {
+	VisitAdminResetSecondFactorsResponse(w http.ResponseWriter) error
+}
+
+type AdminResetSecondFactors200JSONResponse struct {
+	Removed int `json:"removed"`
+}
+
+func (response AdminResetSecondFactors200JSONResponse) VisitAdminResetSecondFactorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminResetSecondFactors403JSONResponse Error
+
+func (response AdminResetSecondFactors403JSONResponse) VisitAdminResetSecondFactorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminResetSecondFactors404JSONResponse Error
+
+func (response AdminResetSecondFactors404JSONResponse) VisitAdminResetSecondFactorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminSecondFactorsRequestObject struct {
+	UserId string `json:"userId"`
+}
+
+type AdminSecondFactorsResponseObject interface {
+	VisitAdminSecondFactorsResponse(w http.ResponseWriter) error
+}
+
+type AdminSecondFactors200JSONResponse struct {
+	Factors []struct {
+		CreatedTs  int64  `json:"created_ts"`
+		Id         string `json:"id"`
+		Kind       string `json:"kind"`
+		LastUsedTs *int64 `json:"last_used_ts,omitempty"`
+		Name       string `json:"name"`
+	} `json:"factors"`
+	RecoveryCodesLeft int `json:"recovery_codes_left"`
+}
+
+func (response AdminSecondFactors200JSONResponse) VisitAdminSecondFactorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminSecondFactors403JSONResponse Error
+
+func (response AdminSecondFactors403JSONResponse) VisitAdminSecondFactorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminSecondFactors404JSONResponse Error
+
+func (response AdminSecondFactors404JSONResponse) VisitAdminSecondFactorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -8623,6 +9493,213 @@ func (response SignInSubmit403TexthtmlResponse) VisitSignInSubmitResponse(w http
 	return err
 }
 
+type FactorPageRequestObject struct {
+}
+
+type FactorPageResponseObject interface {
+	VisitFactorPageResponse(w http.ResponseWriter) error
+}
+
+type FactorPage200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response FactorPage200TexthtmlResponse) VisitFactorPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type FactorPage303ResponseHeaders struct {
+	Location *string
+}
+
+type FactorPage303Response struct {
+	Headers FactorPage303ResponseHeaders
+}
+
+func (response FactorPage303Response) VisitFactorPageResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type FactorPage400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response FactorPage400TexthtmlResponse) VisitFactorPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type FactorPage403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response FactorPage403TexthtmlResponse) VisitFactorPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type FactorPage429TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response FactorPage429TexthtmlResponse) VisitFactorPageResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(429)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type FactorSubmitRequestObject struct {
+	Body *FactorSubmitFormdataRequestBody
+}
+
+type FactorSubmitResponseObject interface {
+	VisitFactorSubmitResponse(w http.ResponseWriter) error
+}
+
+type FactorSubmit200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response FactorSubmit200TexthtmlResponse) VisitFactorSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type FactorSubmit303ResponseHeaders struct {
+	Location *string
+}
+
+type FactorSubmit303Response struct {
+	Headers FactorSubmit303ResponseHeaders
+}
+
+func (response FactorSubmit303Response) VisitFactorSubmitResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type FactorSubmit400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response FactorSubmit400TexthtmlResponse) VisitFactorSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type FactorSubmit403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response FactorSubmit403TexthtmlResponse) VisitFactorSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type FactorSubmit429TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response FactorSubmit429TexthtmlResponse) VisitFactorSubmitResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(429)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
 type SignOutSubmitRequestObject struct {
 	Body *SignOutSubmitFormdataRequestBody
 }
@@ -9142,6 +10219,110 @@ func (response SignUpSubmit403TexthtmlResponse) VisitSignUpSubmitResponse(w http
 		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
 	}
 	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SsoCompleteRequestObject struct {
+	Params SsoCompleteParams
+}
+
+type SsoCompleteResponseObject interface {
+	VisitSsoCompleteResponse(w http.ResponseWriter) error
+}
+
+type SsoComplete200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SsoComplete200TexthtmlResponse) VisitSsoCompleteResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SsoComplete303ResponseHeaders struct {
+	Location *string
+}
+
+type SsoComplete303Response struct {
+	Headers SsoComplete303ResponseHeaders
+}
+
+func (response SsoComplete303Response) VisitSsoCompleteResponse(w http.ResponseWriter) error {
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(303)
+	return nil
+}
+
+type SsoComplete400TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SsoComplete400TexthtmlResponse) VisitSsoCompleteResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(400)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SsoComplete403TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SsoComplete403TexthtmlResponse) VisitSsoCompleteResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(403)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type SsoComplete429TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response SsoComplete429TexthtmlResponse) VisitSsoCompleteResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(429)
 
 	if closer, ok := response.Body.(io.ReadCloser); ok {
 		defer closer.Close()
@@ -9912,6 +11093,262 @@ func (response UpstreamLink503TexthtmlResponse) VisitUpstreamLinkResponse(w http
 		defer closer.Close()
 	}
 	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type WebauthnLoginBeginRequestObject struct {
+	Body *WebauthnLoginBeginJSONRequestBody
+}
+
+type WebauthnLoginBeginResponseObject interface {
+	VisitWebauthnLoginBeginResponse(w http.ResponseWriter) error
+}
+
+type WebauthnLoginBegin200JSONResponse map[string]interface{}
+
+func (response WebauthnLoginBegin200JSONResponse) VisitWebauthnLoginBeginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnLoginBegin400JSONResponse Error
+
+func (response WebauthnLoginBegin400JSONResponse) VisitWebauthnLoginBeginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnLoginBegin403JSONResponse Error
+
+func (response WebauthnLoginBegin403JSONResponse) VisitWebauthnLoginBeginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnLoginBegin429JSONResponse Error
+
+func (response WebauthnLoginBegin429JSONResponse) VisitWebauthnLoginBeginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnLoginFinishRequestObject struct {
+	Body *WebauthnLoginFinishJSONRequestBody
+}
+
+type WebauthnLoginFinishResponseObject interface {
+	VisitWebauthnLoginFinishResponse(w http.ResponseWriter) error
+}
+
+type WebauthnLoginFinish200JSONResponse map[string]interface{}
+
+func (response WebauthnLoginFinish200JSONResponse) VisitWebauthnLoginFinishResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnLoginFinish400JSONResponse Error
+
+func (response WebauthnLoginFinish400JSONResponse) VisitWebauthnLoginFinishResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnLoginFinish403JSONResponse Error
+
+func (response WebauthnLoginFinish403JSONResponse) VisitWebauthnLoginFinishResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnLoginFinish429JSONResponse Error
+
+func (response WebauthnLoginFinish429JSONResponse) VisitWebauthnLoginFinishResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnRegisterBeginRequestObject struct {
+	Body *WebauthnRegisterBeginJSONRequestBody
+}
+
+type WebauthnRegisterBeginResponseObject interface {
+	VisitWebauthnRegisterBeginResponse(w http.ResponseWriter) error
+}
+
+type WebauthnRegisterBegin200JSONResponse map[string]interface{}
+
+func (response WebauthnRegisterBegin200JSONResponse) VisitWebauthnRegisterBeginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnRegisterBegin400JSONResponse Error
+
+func (response WebauthnRegisterBegin400JSONResponse) VisitWebauthnRegisterBeginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnRegisterBegin403JSONResponse Error
+
+func (response WebauthnRegisterBegin403JSONResponse) VisitWebauthnRegisterBeginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnRegisterBegin429JSONResponse Error
+
+func (response WebauthnRegisterBegin429JSONResponse) VisitWebauthnRegisterBeginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnRegisterFinishRequestObject struct {
+	Body *WebauthnRegisterFinishJSONRequestBody
+}
+
+type WebauthnRegisterFinishResponseObject interface {
+	VisitWebauthnRegisterFinishResponse(w http.ResponseWriter) error
+}
+
+type WebauthnRegisterFinish200JSONResponse map[string]interface{}
+
+func (response WebauthnRegisterFinish200JSONResponse) VisitWebauthnRegisterFinishResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnRegisterFinish400JSONResponse Error
+
+func (response WebauthnRegisterFinish400JSONResponse) VisitWebauthnRegisterFinishResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnRegisterFinish403JSONResponse Error
+
+func (response WebauthnRegisterFinish403JSONResponse) VisitWebauthnRegisterFinishResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type WebauthnRegisterFinish429JSONResponse Error
+
+func (response WebauthnRegisterFinish429JSONResponse) VisitWebauthnRegisterFinishResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
 	return err
 }
 
@@ -11714,6 +13151,18 @@ type StrictServerInterface interface {
 	// AccountDeviceRenameSubmit Renames a session (device).
 	// (POST /_registrar/account/device/rename)
 	AccountDeviceRenameSubmit(ctx context.Context, request AccountDeviceRenameSubmitRequestObject) (AccountDeviceRenameSubmitResponseObject, error)
+	// AccountRecoveryCodes Makes a new set of recovery codes, shown once.
+	// (POST /_registrar/account/factors/recovery)
+	AccountRecoveryCodes(ctx context.Context, request AccountRecoveryCodesRequestObject) (AccountRecoveryCodesResponseObject, error)
+	// AccountFactorRemove Removes a second factor.
+	// (POST /_registrar/account/factors/remove)
+	AccountFactorRemove(ctx context.Context, request AccountFactorRemoveRequestObject) (AccountFactorRemoveResponseObject, error)
+	// AccountTotpStart Starts adding an authenticator app (a QR code and its secret).
+	// (POST /_registrar/account/factors/totp)
+	AccountTotpStart(ctx context.Context, request AccountTotpStartRequestObject) (AccountTotpStartResponseObject, error)
+	// AccountTotpConfirm Adds the authenticator app whose first code is given.
+	// (POST /_registrar/account/factors/totp/confirm)
+	AccountTotpConfirm(ctx context.Context, request AccountTotpConfirmRequestObject) (AccountTotpConfirmResponseObject, error)
 	// AccountPasswordSubmit Changes the password (with the current one).
 	// (POST /_registrar/account/password)
 	AccountPasswordSubmit(ctx context.Context, request AccountPasswordSubmitRequestObject) (AccountPasswordSubmitResponseObject, error)
@@ -11732,6 +13181,12 @@ type StrictServerInterface interface {
 	// AccountUpstreamUnlinkSubmit Unlinks an upstream identity from the signed-in account (not its last way in).
 	// (POST /_registrar/account/upstream/unlink)
 	AccountUpstreamUnlinkSubmit(ctx context.Context, request AccountUpstreamUnlinkSubmitRequestObject) (AccountUpstreamUnlinkSubmitResponseObject, error)
+	// AdminResetSecondFactors Removes every second factor of a user (audited); they sign in with the password alone again.
+	// (DELETE /_registrar/admin/v1/users/{userId}/second_factors)
+	AdminResetSecondFactors(ctx context.Context, request AdminResetSecondFactorsRequestObject) (AdminResetSecondFactorsResponseObject, error)
+	// AdminSecondFactors Lists a user's second factors (kinds, names, dates; never a secret).
+	// (GET /_registrar/admin/v1/users/{userId}/second_factors)
+	AdminSecondFactors(ctx context.Context, request AdminSecondFactorsRequestObject) (AdminSecondFactorsResponseObject, error)
 	// ClientLogo An OAuth client's logo (logo_uri), fetched and kept by registrar.
 	// (GET /_registrar/clients/{client_id}/logo)
 	ClientLogo(ctx context.Context, request ClientLogoRequestObject) (ClientLogoResponseObject, error)
@@ -11753,6 +13208,12 @@ type StrictServerInterface interface {
 	// SignInSubmit Signs in with a username (or user ID) and password.
 	// (POST /_registrar/login)
 	SignInSubmit(ctx context.Context, request SignInSubmitRequestObject) (SignInSubmitResponseObject, error)
+	// FactorPage Asks for the second factor of a sign-in (or a step-up before a sensitive action).
+	// (GET /_registrar/login/factor)
+	FactorPage(ctx context.Context, request FactorPageRequestObject) (FactorPageResponseObject, error)
+	// FactorSubmit Checks the second factor's code (an authenticator app's, or a recovery code).
+	// (POST /_registrar/login/factor)
+	FactorSubmit(ctx context.Context, request FactorSubmitRequestObject) (FactorSubmitResponseObject, error)
 	// SignOutSubmit Ends the browser's sign-in.
 	// (POST /_registrar/logout)
 	SignOutSubmit(ctx context.Context, request SignOutSubmitRequestObject) (SignOutSubmitResponseObject, error)
@@ -11783,6 +13244,9 @@ type StrictServerInterface interface {
 	// SignUpSubmit Submits a step of the sign-up (the form, or the emailed code).
 	// (POST /_registrar/signup)
 	SignUpSubmit(ctx context.Context, request SignUpSubmitRequestObject) (SignUpSubmitResponseObject, error)
+	// SsoComplete Hands a legacy client (m.login.sso without an identity provider) a login token for the signed-in browser.
+	// (GET /_registrar/sso/complete)
+	SsoComplete(ctx context.Context, request SsoCompleteRequestObject) (SsoCompleteResponseObject, error)
 	// PageAsset The pages' style sheet and script (registrar.css, registrar.js) and the branding logo (logo).
 	// (GET /_registrar/static/{file})
 	PageAsset(ctx context.Context, request PageAssetRequestObject) (PageAssetResponseObject, error)
@@ -11804,6 +13268,18 @@ type StrictServerInterface interface {
 	// UpstreamLink Sends the signed-in person to the provider to link that identity to their account.
 	// (POST /_registrar/upstream/{idp_id}/link)
 	UpstreamLink(ctx context.Context, request UpstreamLinkRequestObject) (UpstreamLinkResponseObject, error)
+	// WebauthnLoginBegin Starts a sign-in with a passkey, a security key as second factor, or a UIA stage: the options for navigator.credentials.get.
+	// (POST /_registrar/webauthn/login/begin)
+	WebauthnLoginBegin(ctx context.Context, request WebauthnLoginBeginRequestObject) (WebauthnLoginBeginResponseObject, error)
+	// WebauthnLoginFinish Checks the authenticator's answer; the page to go on to.
+	// (POST /_registrar/webauthn/login/finish)
+	WebauthnLoginFinish(ctx context.Context, request WebauthnLoginFinishRequestObject) (WebauthnLoginFinishResponseObject, error)
+	// WebauthnRegisterBegin Starts adding a passkey or security key: the options for navigator.credentials.create.
+	// (POST /_registrar/webauthn/register/begin)
+	WebauthnRegisterBegin(ctx context.Context, request WebauthnRegisterBeginRequestObject) (WebauthnRegisterBeginResponseObject, error)
+	// WebauthnRegisterFinish Adds the passkey or security key the authenticator made.
+	// (POST /_registrar/webauthn/register/finish)
+	WebauthnRegisterFinish(ctx context.Context, request WebauthnRegisterFinishRequestObject) (WebauthnRegisterFinishResponseObject, error)
 	// DeactivateUserAdmin Deactivates an account, as /account/deactivate does.
 	// (POST /_synapse/admin/v1/deactivate/{userId})
 	DeactivateUserAdmin(ctx context.Context, request DeactivateUserAdminRequestObject) (DeactivateUserAdminResponseObject, error)
@@ -13837,6 +15313,138 @@ func (sh *strictHandler) AccountDeviceRenameSubmit(ctx echo.Context) error {
 	return nil
 }
 
+// AccountRecoveryCodes operation middleware
+func (sh *strictHandler) AccountRecoveryCodes(ctx echo.Context) error {
+	var request AccountRecoveryCodesRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountRecoveryCodesFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountRecoveryCodes(ctx.Request().Context(), request.(AccountRecoveryCodesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountRecoveryCodes")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountRecoveryCodesResponseObject); ok {
+		return validResponse.VisitAccountRecoveryCodesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AccountFactorRemove operation middleware
+func (sh *strictHandler) AccountFactorRemove(ctx echo.Context) error {
+	var request AccountFactorRemoveRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountFactorRemoveFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountFactorRemove(ctx.Request().Context(), request.(AccountFactorRemoveRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountFactorRemove")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountFactorRemoveResponseObject); ok {
+		return validResponse.VisitAccountFactorRemoveResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AccountTotpStart operation middleware
+func (sh *strictHandler) AccountTotpStart(ctx echo.Context) error {
+	var request AccountTotpStartRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountTotpStartFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountTotpStart(ctx.Request().Context(), request.(AccountTotpStartRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountTotpStart")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountTotpStartResponseObject); ok {
+		return validResponse.VisitAccountTotpStartResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AccountTotpConfirm operation middleware
+func (sh *strictHandler) AccountTotpConfirm(ctx echo.Context) error {
+	var request AccountTotpConfirmRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body AccountTotpConfirmFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AccountTotpConfirm(ctx.Request().Context(), request.(AccountTotpConfirmRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AccountTotpConfirm")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AccountTotpConfirmResponseObject); ok {
+		return validResponse.VisitAccountTotpConfirmResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // AccountPasswordSubmit operation middleware
 func (sh *strictHandler) AccountPasswordSubmit(ctx echo.Context) error {
 	var request AccountPasswordSubmitRequestObject
@@ -14029,6 +15637,56 @@ func (sh *strictHandler) AccountUpstreamUnlinkSubmit(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(AccountUpstreamUnlinkSubmitResponseObject); ok {
 		return validResponse.VisitAccountUpstreamUnlinkSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminResetSecondFactors operation middleware
+func (sh *strictHandler) AdminResetSecondFactors(ctx echo.Context, userId string) error {
+	var request AdminResetSecondFactorsRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminResetSecondFactors(ctx.Request().Context(), request.(AdminResetSecondFactorsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminResetSecondFactors")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminResetSecondFactorsResponseObject); ok {
+		return validResponse.VisitAdminResetSecondFactorsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminSecondFactors operation middleware
+func (sh *strictHandler) AdminSecondFactors(ctx echo.Context, userId string) error {
+	var request AdminSecondFactorsRequestObject
+
+	request.UserId = userId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminSecondFactors(ctx.Request().Context(), request.(AdminSecondFactorsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminSecondFactors")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminSecondFactorsResponseObject); ok {
+		return validResponse.VisitAdminSecondFactorsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -14231,6 +15889,62 @@ func (sh *strictHandler) SignInSubmit(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(SignInSubmitResponseObject); ok {
 		return validResponse.VisitSignInSubmitResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// FactorPage operation middleware
+func (sh *strictHandler) FactorPage(ctx echo.Context) error {
+	var request FactorPageRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.FactorPage(ctx.Request().Context(), request.(FactorPageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "FactorPage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(FactorPageResponseObject); ok {
+		return validResponse.VisitFactorPageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// FactorSubmit operation middleware
+func (sh *strictHandler) FactorSubmit(ctx echo.Context) error {
+	var request FactorSubmitRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body FactorSubmitFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.FactorSubmit(ctx.Request().Context(), request.(FactorSubmitRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "FactorSubmit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(FactorSubmitResponseObject); ok {
+		return validResponse.VisitFactorSubmitResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -14554,6 +16268,31 @@ func (sh *strictHandler) SignUpSubmit(ctx echo.Context) error {
 	return nil
 }
 
+// SsoComplete operation middleware
+func (sh *strictHandler) SsoComplete(ctx echo.Context, params SsoCompleteParams) error {
+	var request SsoCompleteRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SsoComplete(ctx.Request().Context(), request.(SsoCompleteRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SsoComplete")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SsoCompleteResponseObject); ok {
+		return validResponse.VisitSsoCompleteResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // PageAsset operation middleware
 func (sh *strictHandler) PageAsset(ctx echo.Context, file string, params PageAssetParams) error {
 	var request PageAssetRequestObject
@@ -14753,6 +16492,190 @@ func (sh *strictHandler) UpstreamLink(ctx echo.Context, idpId string) error {
 		return err
 	} else if validResponse, ok := response.(UpstreamLinkResponseObject); ok {
 		return validResponse.VisitUpstreamLinkResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// WebauthnLoginBegin operation middleware
+func (sh *strictHandler) WebauthnLoginBegin(ctx echo.Context) error {
+	var request WebauthnLoginBeginRequestObject
+
+	var body WebauthnLoginBeginJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.WebauthnLoginBegin(ctx.Request().Context(), request.(WebauthnLoginBeginRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "WebauthnLoginBegin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(WebauthnLoginBeginResponseObject); ok {
+		return validResponse.VisitWebauthnLoginBeginResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// WebauthnLoginFinish operation middleware
+func (sh *strictHandler) WebauthnLoginFinish(ctx echo.Context) error {
+	var request WebauthnLoginFinishRequestObject
+
+	var body WebauthnLoginFinishJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.WebauthnLoginFinish(ctx.Request().Context(), request.(WebauthnLoginFinishRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "WebauthnLoginFinish")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(WebauthnLoginFinishResponseObject); ok {
+		return validResponse.VisitWebauthnLoginFinishResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// WebauthnRegisterBegin operation middleware
+func (sh *strictHandler) WebauthnRegisterBegin(ctx echo.Context) error {
+	var request WebauthnRegisterBeginRequestObject
+
+	var body WebauthnRegisterBeginJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.WebauthnRegisterBegin(ctx.Request().Context(), request.(WebauthnRegisterBeginRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "WebauthnRegisterBegin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(WebauthnRegisterBeginResponseObject); ok {
+		return validResponse.VisitWebauthnRegisterBeginResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// WebauthnRegisterFinish operation middleware
+func (sh *strictHandler) WebauthnRegisterFinish(ctx echo.Context) error {
+	var request WebauthnRegisterFinishRequestObject
+
+	var body WebauthnRegisterFinishJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.WebauthnRegisterFinish(ctx.Request().Context(), request.(WebauthnRegisterFinishRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "WebauthnRegisterFinish")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(WebauthnRegisterFinishResponseObject); ok {
+		return validResponse.VisitWebauthnRegisterFinishResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -15724,370 +17647,389 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P37chs3tjcM3wqK+6uylKIoHzLOjF1P1VYsJdGOT48kJ/vboYsCu0ESoybAaaBFc/z6vZ3nPp4rewtr",
-	"AWh0N5oHiZKVmP9MxmI3GoeFdV6/9bmTyOlMCia06rz43FHJhE0p/N+jJJGF0G9kynKquRSv6IwOecb1",
-	"wvycMpXkfGZ+6Lzo/D5hesJyoieMFIrlZEoXJJPJFaEiJapQMyZSQnFIReZcT/ricDClOuefDpOMM6EP",
-	"r58c0nTKxaF58f9xL+29gYfI9ZPek7/vvyRyyrVmKZlPmCBDaQaayyJLyZCREc0U63W6nVkuZyzXnMFS",
-	"zHjmv3oxY50XnaGUGaOi86XbsR+J/fil29FcZ+Zvy7ai616Uw3+yRJtBj8wijtk1T1hzp94JRuSIUNim",
-	"R4qk8JzqEqpg92AHyNH7U6Imcq4I1831pGyySHOqWdoc/yib04XCnXhJcjbmSuc0JxOqiJCkfNV9uVcu",
-	"IdgY/HHAw61ROudiDL9yNcvoYiDoNLLEo6FiQuMBCUnMQ/D5IWOCKKaDL5ZDZlTpgWJMDPisOeQF7Eya",
-	"M6XM7pmNwhk+UsS8SXL2r4IpTfZylsg8ZSlh1yxfkBGbkykXhWZqf8V3tYrStQi+RubUfq9QLO0SLshU",
-	"EcVFwuApNpPJxHxmJPMp1Z0XHS708+/L73Kh2Zjl1Q8bShjQMRM6vnC4UPD70rVHlwdjR0/xS7djXuS5",
-	"oaI/ggMvX/oYXIGApttI/uSTZrmg2elxhCYE4SkTmusFoZpQs2njjBHFx+JACjLL5TVPWW4OsEqygu03",
-	"bwAt9GTg3omSKLOTWWvx1eGqL9c3IVhl20ZcTHLGZjyNboMj46EsREq0xFuPHCay0DRl6YACZaxBVHbw",
-	"6I5MWcqLafSna5rx1DCFdb9U2z87dPn9bjnx2uj17fR71baZHxSecG0jjXShmdu4JdyTmCuUcQWXx0ug",
-	"jNFrpvpC288rEFTBuSsii+h5TLmIyxI6MxQU5cn2FzJcECpwkl0icyIMkyJ0TrnmYkxwBJqRvTfnr579",
-	"/fnz/ThzprOZYnnAoEWRZXRoNlXnBYuwAXpNNc0HRZ6t9XgihWHhA/MVlg+E1OZbynKotV9Hjtogppb3",
-	"AzJ2A1yzXMEWrvPRnIFsjvLxV/ZHovmU3Yptp4wmml874RuRnCgbnWhcOW+WU9U2VkiPraKeTWd6ERH1",
-	"LRwWBD7XbAoj/v9yNuq86PzHYakHHlol8LDO7r742dM8pwvzb64GYyN74tNfQ7ZKVIcCHvhIES2vmFBr",
-	"CduVAv8G1GfUxdg1fg1/ryikT1tuaFwx8sL89DgqrNWEpnI+GFIhYt8/h58P8Geyp5gGRZq8f3d+QQ4H",
-	"aiHoTDGrQ18/OTSfUoefrTT/clgO3zJrqw1Hv+1+qiz/WctAnquagdanNS8LIpQGq8A/1udmTpSMZE4o",
-	"Eea0M9hkYLBDqbtEFbOZzDX8gZJEihEfFzkDdp9TYgbttRNGi8oAJ9y18qDKFvyd9qQUbm0gKIL7U+Vf",
-	"dVIIl18XoCAfY8Kz0JNjqmmEbxR6YlSxBFliSjU1+wJGGFHFcMq1coqJGf3gVGiWw/oYqb7cF0fvT3vk",
-	"XNMxO1AzlvART8gVWyhCc6OnJhk1O00VkfB5mpFSoBJlPkJ1X0yoSDOWKzJmGg4kJdc0K9A6aWhETsWp",
-	"LuuYzXKWgGkz7WVyzEVvRpWayzw1M3pJKNETnqcHM5rrhVVHRxysMDto9FaWD64iYrNZp+XTFZ1rw7ma",
-	"vceX0VqMzzw6XzdQnP+4X7twY+ofjw6YMzUzAjk+YEJnOplQ4p6qDmxWCb/HGR5TTr43B7Y/BsslY35t",
-	"jP4FbM9EThkqKNGxHQ8aJDlLV/Ifx3pe5Qw+RzMFgxhJFJ+ek7eoVpjn6isvfx/A7/FpRlka2LvVa2oe",
-	"hHXbi8oVoVob4W9URy2JWVXGNOuRN3RBhqwvKq4Sv53KbqNReM14ylxeELZuhNTovobuhlSkfbE3olk2",
-	"pMkVmdEx6xI2pTwjGRdX+6025w1J3kpHw6lBvzcEH/lG6JtxbK6FBf6UyXncCzPK5NwscgWLw/2JMCL8",
-	"e/zsYH14ZHJEGE0mTsvBt4gTJeHBmUuuYFoVFa2FZJxorMklO6uP1R2CXWjZoTdM0zQqKMxK3plHyNPe",
-	"Y6BHmXNldwVuHpnal8ne2U+vyN+/f/J9zFpHzW4wpYKO2dRo9marpVADK5tR5Vh3yd3YiEXOo6/aaf8b",
-	"LyIT6UxyoaOPJhnl0xvPKZEpGyQTmmVMjNlgyvREpjcezfpjNpj9OKfG5lrM2I0/ylPkVANjNHAxHtBs",
-	"PEBBfOMhhc6l0QwaC6jRmvkuqTyNNPXD8+dP95G1Vrn+IxXqcsgVWyR4dA6wt7c9Jq5U0eKB+uf8SrVS",
-	"5SyX05m+5d5WRMxS2nDCeTCV6W2+Z0e5FZHl7Foma8258dxWjkwl8hazVwUwz9ttAV6ypauvPrKFhdfk",
-	"hCXcVv7YmGT84NqIcAmxtHGqJVS6BnOtCTwv1FqE3lmrTnsOsQtjV3//+AmqTjRNuTVeakoZF+hfsIqV",
-	"2+BeX7A8N3NGt2KeG9MzZ2SWszI2YtgZ+DesHmcd46COjSjPWNoUpV5Fa9GZUbsI1MRJRa9TRZIwpUZF",
-	"li02UTKMSQvriX8WFwjrBWsFZ4+ziXJkeCHm1Z0UUyoOckZTY4qTKVMKtgNM95XDGt2pRSODn1ADQ83F",
-	"ko6ykoUrYkzZtX1jTqmKbNWM5nTqbFVLOO8rp9ggyep8TwOqCo5SMJYqMmN5oF72YgS+qVmlJZiFBHR8",
-	"LkhGNcsdVaq4/h3yEtz22g30N6zlBpa3KFhu1EuYux1QZMSt0RJVRp1F44ICM0snUW00SvWt4jzOPWtL",
-	"ji8psv4f0VW2LKJ+ZAxr+ys4SQx/YRyi7EyYy5FCBEFGghT29+Vh+mB4MzK+EnPn1ZbuBg/W3lxOZM3+",
-	"V95mNCXBE95c8gZ+dYnT3jOw7SdUWCNs2W1tTvBLtzPteSvCB/ZXXvslmQAwJE5oEPpgbjCxMdMDuOMD",
-	"74C4wSiK6UE18HPDQWohjQ1HCYz1Cg1EaKT0EcT8MXGiKR9A2eOjjY7TRYQocJOBYknOWmLuzhsKj5TE",
-	"6AeMeAkHFGTroMVndDoWMmdp28tI6Ju9pni6Lo9vcaI0D2Bp1opz0ZR5K7HklCAw2ZyaT11Y4cVcnmJi",
-	"RoK8Eu80GtNrFuRGvCS0koUitpqC0pYRQka5nJK9KfjfjMJSBqOcS82Q5n1loqw5k02j/eUJBzKgPTfk",
-	"mKtEXrN8sVTOv8ILl7qHK6r1Xm/OsuzgSsi5OKwkjYHMB1b5SBHz0AAe2o9JjNJ1sIqL/eKfDOcM/NBl",
-	"sQzWG+nUPn4eG03m4x6upjdVydN/PP9br2pfrKOFxpWORoZGuPrw2GKHEznEkynl2W/IWrkUZ5hy1DxG",
-	"+4NClSVUt5lIVcmevdPcKJ9UWJ9yEIbZiGMfkULwfxXG/jG3iYyZYJjkZmMFlli0dGwH/1xOpi+suvuS",
-	"PDl4+re/kWRCc5poloNY+ePxwT/owb+PDv6n978GBx97kCNEjVXVedGZSnHFFmpAczb4+ezk6CJq8ZgF",
-	"tlhP4drNHJ0Iq36GZjxh/2n/3ZP5+EZi6EgQfMBuv7F+vPjZVDiV8rpHwgwvfP4l4Si8SnO3JEK/SEWe",
-	"vT89VoRrxbJRdAaCfdKDjIurNvNAS5KzlOcs0aGMGuZyDrlzI11+0Arwcl8nWs/Ui8PDYGcPEynGOdVF",
-	"Bs+r3kRPs3gAS6QDSzltorhC/sLwYWvUSpEtCB+h8ckVGecMDC89obhbU6l0X+QsMbQLrkJi5ENpsVrK",
-	"Ec79aS9IZX1PVvLz6uVypFpbXMAzWnhBlGvM9OId/jNGiZC6Qv7r/N1bgi/B8fvPlC/Hxm5zIdj8BHAx",
-	"9MiPUk/KgDTFlBmjGUTMpjYXh5mp93BUiefN4MPbX9+++/3tbbwcOLgli+r4R4IUAkSafUomSZHnLF1p",
-	"lLvVuGmEBwh/iOxpXO6tsMlzCG81I7LVzR1SxZwZ0rwl5lfy4ew1kDYOfGBvTiKFQM+9it9bK0Hd9U3k",
-	"dOXe+MkEmxJfe2ST2kX62htVY5Q33i2rkkeGa26Te+jWG9W+/thmhaGXQGuIiveWbPOG8I87y5e40c2f",
-	"B5O4qz1mBr1mY5os1uMwW2Ijr0/fnF4MTv771cnJ8cnxVrlJJLKi88UApOJgGrE1fpFzkkkxDlUnNYEi",
-	"iznlmgzZSOaMwDBcjNH64FnGFUukSEOPYZvMcZv0Mbb7Rp2Px+2Pwsh6xJnbPI2IK6U65E9BzoZN45hb",
-	"Nxkm1sFPh2Yc1Ji4Ij7sEE9/8zaCz7lc/lmlZLd6kf2LRrWRoxHLISf46d//9neoFDnHXD+rVugJm+5X",
-	"XNc1bpJTEb9aPJFxHXH6KSEfzk5bFMI4Wzo9BvZtN0wpeeiUssPPPJ2dpl/i2p218Fd4XI3Eg0djJFN3",
-	"wUuIl9G5UclnORsxEJnrHALVYcqDGcDzb3sFCsUI16i9VYqTugTStp9+35YV2ZrqUxI1ZitmHHPmgMxB",
-	"ec7keGwsGy5Wu+PraYLlfYrs3BvFVSruzLIjs4kUjIhiOozJuT+/XQf+4HzRciPO3x08e/L8+cETQrPZ",
-	"hB48JfZ5DJaZueLWGK6Scppl1olUncnPP+5svVvYes3sC0OUA9z5ljTJgGzbTfLHP/zw+PE/Hj9+/PjJ",
-	"A7QO7ey3bR46iq9tY7u92MZiItwIWC+6AsO0tHgcFdO0G2EzePuRsgmazNCky1LrkV+quhLm3xDrJoWU",
-	"Q65Y2heQAEBJv/Mf/eLx42dJRsW4MMei6Rj+wvodoorRiH8ie3aHjHT6j1EeS4AzLN2mTsSlwJwNyR66",
-	"d0e0yPQ+BPeo5tdxFa6iMdcTGLRRyCAQKtS85aYHc16mdNv8pbYAySMF1xwirS8JmBqoySRyOpUCLRU5",
-	"MheeSNCpPpydxpO0Eik0TbTaLJMmSCXZ7MVMjmV7dpbMeLJo/dnxH/OAuk0K1W2yhsKUoEhNhBRh+e8j",
-	"5bUYSEMphhlP4vnIsi1pLYjjxa5p221us6JEoGe1W1KypbrT/DKojPh5tT+k6gUJZtc294r1GhNIVENB",
-	"XyhkuYJCk8/9DqYT9zsvsBr7SywVwTyxPE7vjY6MX2M6kblMLsXBcC5USOM653LLenmVN/s0W7PslH2a",
-	"8ZypAZZGrvECX7uiFbL1IkxuRhN2oNiMgj74ArbKKuNQ/mleI3s2aRRqbPBv+y5LpC9sJA3+3MUkbS5g",
-	"d5UG6eA2uxD2D2CD/eP5D/t9oWYsy8D4NU9dFrl4YQuwXkBN0IvvLm3WkktOMX+Nh3GLYXut2CPlltVS",
-	"NFZ6OKKHaMZYXo32SK3Kta+USiPJ1u9R9aZE7tMZ1ew1n3Ldwg+gpIJqRjLzEIQ3wV9m9GGn0ASF7mu6",
-	"XMyodd/K13HClJ+5kJJMqVi45ag7dNGgg4bQMeUi6qbx03r6+PHjzUPBS5zMtQOPkUSQOfqTy9yrHmxL",
-	"Qt+RL+gGvbxaiwPvrJ3IF07iVIxkNHF26dThrcbM26pD3hSZ5geY5FmZttH3XxjLCj4LuSxZhjmi3jtQ",
-	"rRsJX98smbPdEzHiudJVJxvVZFooQ1KY47CWP2Lpjp0xVWQRN/Bya/YCM/uq5izwBcvFKtsZWE4a1iVo",
-	"ZnNrrde88vgsl0lbAaAxSTc+SMhQYZ90rU4MtlTaKsvNauLW+KDL+/H+F2OS2fIv+CLWirVObRWESKsA",
-	"gYTig38VNOMjztIlVc6raOPczNPvwDLDr0o7g2q93WLGBikbccHSAThxmtP/FYKCitjHnEvJVrGytLk9",
-	"XcJ64x7pw5b0O13S98WW/c52zw4SiaggjOYZZ3n1pfYE6PaL7WrRKgMNmaEHSxrRJLNVx3XR4nmKlEeW",
-	"6pTyKbpcjDfKcQ8/Hea1g7nuteVeu5K6GGgeU4ZO4Md4GtVL4ivMAbDjhrACMyZSs6crFsWBGY1tnhk1",
-	"txQ0yBQxo+Jraw+AFYqpAc0yOV+9n/axYL2FAHUMSWPVEutuaJhTbQblNnSDc64eTqhENEgtSo+gR8Hv",
-	"Z0trlQMXtbtuStPcOpSp08iwFi2hWRap+lyVc3l6fANX85Onz+gwaTEOplzHY8HWIRpogK5439uNPj8y",
-	"Zwnj1yzti73Piqfdqkuwi49/2e+REL0r2K8Jnc2YUGafMi6uVqfQzKieHGp5iHOqHV6LcaGqOYXRg40Q",
-	"wMWE5+l7muvFaaVWv86T4kX0RAprxN8jBBMT5r9/+FybKfhIg9jWnYIzVYYMsJqCvY/uaXTv10jUftWe",
-	"pN1yJtvL3S51Vnu7nQpUj1f1thZjieRkdI1C6qMrvgh/0yDMRXNkFBLhhnpeBB+lYrFZ8niESbZqcp5Y",
-	"mkQQoZUaPkYz193+FimuQ1eK4WQbIIJgeJenPSAyoDHrnaZCCg74YUuAP1pDe35cCIDgkCtCfdEPtKGD",
-	"tM67RAQpSawdB8RMbr3JV6JdtBqJdMvYUN8My8tK1Rk+jOg8tQWSyrQ2wJXw68FhN0ORWBY2r1FrhJ5/",
-	"n0iuXvn8tKVwf0b5DYAcqb9bc6rK2oEmcWMpQnuxQASmylYF3ArmrIpJuSI1Y9YJJ1R5OdjP+m61beiy",
-	"GhRfPWJ3LwbLYX9ZUX7iHqsDp5mLMGO5fXBtNxLM/NyafysxOtwU67vTXkQBPztPU0wLNPQFVtAcghK1",
-	"Mh0yN88YMmsr2Flar7py5XbijUrWE5pA9q0ReLKlhoicHqtoGeva2KXuwa5fS31jYefatvW8zWo3FOeu",
-	"KagtJVHULVafoxoxLc0etLCBQFhXGUGXCDZnSqNDbjMyDO7YKkoMJ17fM7ctjW0DR0dS5Fwvzs13Q+cd",
-	"6Oo/Mpq3aS9VZcnIF8wXM8z60IXsIcftKAQmIDim2QhYK4S58DN+fsYKseAwbib/u2BtuTnrT0T7p20G",
-	"4L/MqATKvJnGSXEzLPzdpam9qLozy4OY8V+ZOQkAJsEL7fbds6IXLujj4nwVd4ohohL5xujzDiez86T3",
-	"A+S/zZigM9550XnWe9x7ZgiW6gmc02FrLZVNlzT/McSNzu2086LzM9O/syyDVwKYBhju6ePH9gZoO0SQ",
-	"7HD4T4X3CulzFfVGi5Fgo+oZDqD4RmvFemb53z/+fmuTwvBFZBZvpdPA40VrXBF6TTm4THp4a4rplBp6",
-	"NDvqIvItb9OhLJA/pHJKucARKodnDpmnBw4Ex+egt53huxkTp8evKo/f4WlWYDgi+3cBCq1NzLm3U6ti",
-	"Wh29PwXRNBrVTwhcOnRaTpHYrEcs/X+kCG4nsdw2OMbMoqTYI6uh3NMZP7x+4jlMcGB1dNfMxmEsqMeb",
-	"D+cXZGgmJMwjLMUYhxHsXBFMSnpSg4Zo0EAjcHWHBNCM70XO42emgyDXlCUTKriaEi1Bh7WGO+4VeIsb",
-	"F2mz17udTweezR5kkOh/QAs9cV7NyM+2IAUYqnkIMoRiObKnZdDJ2ByoNExbfP9de3juXCl5ZFWBR0Zl",
-	"ah4fhEYqJ9hBac6U/lGmizs5uCAeEzm9mp9flQ+Heobds3shNBtbjEkN2D7w8oayNAmkxuPmkf5I0+BO",
-	"vSRvzPrEGIvWrthC1Qhy+Ve2Qn1tTOXpADwPFdYSp9Mz+wS6VbzvkwDeDFdhIVdf9MUFWhg5I3ouyRUX",
-	"KbjxUI/FV1+Y5w7IpfnbpYdZB/D1MtqjfLoShGSLLAMGjHMbGoZmv++QZJGN2qEhiWfF2BN6bTNIWGrM",
-	"OEuNyqpMCyIkBLJ9AQf4/bPMSnLVvHRuq357emQ2t2PhfYzepzov/ohplmaDArD5MlTP8h45xvxOKOzA",
-	"3WpTH80wTt214IzwaucFekK63onsIIThzzEX8qeD0lePD3/5eHPW4cf63BlykQ5saTMkuYXwsx2eyWs2",
-	"pIIKqjphKlInmTB2tRhghr3Fw6u1d4D/Ztm7EezyKkUDIEDNoqrHsQLbs0vmE55MiLs6j1RfVO4t2GOY",
-	"lyuTwkheMssZprKD4wynvdgHBhLuRkw0mBseVk4Mua3esYW8aP2ZK1mDfpV9EeS3nR6X8c7TY3JeT+cP",
-	"0v+WYwGnTEEuicdhdc7rIBayYUIZdmVwwk8HHymz2MjpyHXx6eLCglIBkIauzoPQYM3l0GvFqb8A3cuc",
-	"j7mg2Xtzad8i8Q0Nwd9MHgWkXw0LdOgwefLUGFpmLd5/37HFqVitn7NRztTEv5Oy0fd/ex40XHnR+c/K",
-	"zXgRvP4lZAWb5M20RSjcIRv+zlX1mQRrDIRP+tHSQW79m9lMbpe+BgPU7GnDajEp1KjNClLEJRcasyX5",
-	"iCjZJVyT81/efXh9TBLzgE25v7ysbNPlZc8JII5tDRzKeCXFDkqARGrOy+Ys+WguuPUsdNyQJbRQrC/q",
-	"WbvmGZxw+pJwoTSjKYZPQiC9nFEF95EMWcbZNSNcq76o5f9iBMUuVbvIqwJBawwPmDgwgoXL2XMIgOam",
-	"2+U7RHs2twNLAasocoZDQ4qgzWTChXqu4F+K3uAKhcYu8UQqDeg69goH11MKyzJDnDWPrFOWXLTUnVbo",
-	"v/7pPQcRv0+OmmTgijTYJ8TYSoMNurwMr8DlJSmUi/Idwp/cnhp1wyXQb57sVM9yKnkTUNx62xDnVFH/",
-	"VPvmtmmr7wPG66mCKsIF0KTRmThqSlwkWZGy0Cs7klkm52bjygxZBYodId+Ry8s3gw/nJ2eD07fmv5eX",
-	"BPOWHH93QRfDSrKc0XRBNDUkWL5+8t+vXn84P/1t6cu2dIV9SrJCGZFtKFHNaMLMQIQASHPZS6dk0sT2",
-	"xHEqq7JZuL68J2e6yI3dDFn7i9XZgN2+wG2CHFooLKvjf1a2OlgI5i+7A+uL+YRnSoe5GuaJGctHMp/C",
-	"8JWBYQ0lIoE1/u3j9pMZu6ZCk2TCkivlOEKRw/Yphqdn84D7IvjS5Qql6HLQJTTTE1mMJ8ikzP7RTEn7",
-	"AZDZ05YNCbOy+Ahxm63U7Mb3qi+qm0U23Su4DU//sTVzMqz+j17OMhUdz5lqduDzpKrm4AaW1p0Zh658",
-	"4ZCm6cC1RTjEjBObnlOyZGcwVq2gegkfWrm3cD+sSOpoy1ZYG/khkljUbVQy4ssfowx5u96LWogSUXhb",
-	"uk5W5m2f/Lim0EBNwRAl8vtAUNy9W9XrP/NcinEXFUe4/qBXkb03g4t3v568HZy+ffXu7Ozk1UWXVJp7",
-	"1i/Pb75smNrBITVtuCDnb87RLCvT4zC5tUwY2195oZbelSY22yEU3JUIsW1udiiHcejaW6SaG2DTrkMy",
-	"+PjXd8Ab8vjw9uzk1buf357+z8nxfswjj5N1dVh/e6R8grR3v3eJ0jzLCFVXqCXILGUOVEjtx53yK499",
-	"GlQjLzt4F/D4YAfcBVg2Ot9GxKU8aF+EN6N64hw3eFQH/1QHKr0iz34wp65czHzpQYf63iG4XxqiMBqW",
-	"+XHhSrTRAeRL9fHLZYsxG8hzM33/7vxCYd0hWmbkd2OtwZd7LntvIMVgzHS3Ge6laXrw7P3pMSTfqr5w",
-	"bxhFAuKAUInogWEeKZLKpjOzhtz2no5Z06EZ80Wi/KzKxNAf0eBI8WHqAvjWA7rY+voDfVx5ITX7pA8B",
-	"8K9yGeoDRQk/PHnbLcl6W3KIS1hI8i/dzrPHT5vE9ZvP4iyP9aWHu/BN2VyYSBGPlmHOesKowxp6LUsA",
-	"0SVLqIUuJg4iv7EMcGdblE7szeZSRN3Hl0vaboteWSPIDdXKTwfz+fzAWAUHRZ4xYUye9C+uZ96GOjej",
-	"wfsjvFLP875wcDlaB9bGSlylkTw2wDxNvywV3ebx1zK5st0Ut6i2ld1EV+j69sGPm/mHHkG1umb3q+qD",
-	"6Q7+WG398ntvBqdvfzt6fXo8eH90dvRm307o2f1MKKFZVk6pXnR/nylBRTJxZwPMn0PnhqA/aK+SQQci",
-	"N5I798dHI/OaqWx/fDQirLw7DiqC1hpic6jqv7LOwpUxy6BgE+SsUbJKMYs3aFM5Oysil+08dtm24UPY",
-	"zj27S7P/7jmBYPMdN1jBDbxGpmk+ZtoViNtXwEuH8a2/Pu8wd1ARLPOE/1tjInETyktX29N4fQFrm0hv",
-	"X8ZWGlevdKm5Z3eSdidptyNpPU09UGFbv3jbkLfbvHN362y/H96wk7072bsBN7FX0opf5f61tgS+iVN6",
-	"54xe2xkNBRp6k/7XQSTrb/ut51YDE29P0T0SYZjbNzgO3cw22IdFf9yQr+iLQkRfy+QYUitsORP42YF1",
-	"7FWwz/d7ffFBMUVWJk7m7AB7GEO+CNQ9aD5lvb44R7QSBxPFxeCa0wH7xKH0fhD0oQ+aDtbpFvP/ALn6",
-	"IvDx3l5sbS219GitprAu2c7s9QEP9rP2DvQebckNukvpWCI3RmHm3gRwcaQQmmdVTEohAYUO88DZzALF",
-	"rFFfvBSSvwwmu+2rEKnNx3eN8pd7ZMMPdWvLXVfI2/x/9Efep3APs0ymNDP7ylIvROH+JlQYOeszZmGW",
-	"yk7zyVbZu4dgaZltkCZoT0Ct1zr5HuVBQD9WQ/HNVF3tgc3G2XJSUQ0O8YZ5RVtSPhx/NfqG4mKcsYNC",
-	"sS5RE5nrg4wb/l29crdyxrvcrkM3ZhWrzQx9CCEl2wk3qss0oKB+c2+sYXF5QDzIlmuruLiLaOImzBj2",
-	"YA0zBZ9bl3vBkiGNlNoI0P0ZBGcVSEZFUq7gtnWJkk5rcLLE5ag+zJvn7465Upwp3ySGxqDuDB+BLBS3",
-	"pNjFeHZotfzDZzM891YlHp+D5gnb9Zy5dMAqFPmy7YwCQ63CGSg/s7lhHUeIUlt2hXLlcNPinyO2F3tp",
-	"mIVFoK41RrwpQdk6w6jgI3oti5zIEamc/yFNU29F5I97z/d7WNrjuhGUqR2KTakRpMrcIkg9r+Q4kbnM",
-	"r16EAdu+MByu7JoSwHEBtCuUzUGSeYkjBc96efiyL4ZcpFjT4GGsaM5834+9EkcF65qMKW+MA/P5GmaV",
-	"2m/q/O+lCgh8G6q+mUZrQ+UQ96U+3zrElmrp52OI+j2iXqn1bYrlTa4NWX46GMsDK5Muwo+8olOWvaKK",
-	"+c8PoAu6m8AtPtv1d3Qrw92HJbNUIgXNI9s4jIVkMQwfEPDuT7d/K5ttyr1a7+aFtRAA+Xlf4hoyzGxP",
-	"fbjc4MJD6M7t8tujNOwZ1Y4DaBNPnK99r2S1N8vvrQldw3Tbs96P0tTsyNZ9D+t5HLo37lPfRPC7MwTA",
-	"ZY2CFL8ff/8t+UBAbV+BFVTa9aNF6i+FZwnBFOtc4f5M/DcyZ5FyH3eWD4M/fDg92g5jSFnGNGvnDcfw",
-	"u3n0p1xOrYK+PU6xBES2Ag+6DYjZVXix9x+z80scFKB2DnLfMcCtSsgDC+JgOE2jTKa1i2R84LWLJaq8",
-	"ImdTeW10X4n/Nre3aifsb/danMEHoR4mfh8AyKxqp6xB7Jj/HlbPtBN+CMp8IY18PLEEdhdQNC29xu9Z",
-	"ikSBqGNwODZFGogBm4zfpxxpaI5B9jk6N+pulvsKCgcza6qUZUx0WSdRt7VuKPO3NK0JgK2wflsZedPr",
-	"8Ob89Pz47R3dh7Zeig/3Qpy/Of9K16HsrPrAbkM5sZtehkZ/0u1fhTLzoT1IfeyfCWFdfRYFiEco2M4y",
-	"Qoc843pRiYgC3gVGY6BFlS3d56oC1GAeRd/cHyvC0ua1j3t2MQco6Q/ojB/+Rz3+elBVZM1D+/D1OlqK",
-	"BegYsrJNCm40xK/tBC0MQIkUYgFGYIrOBLOwBGGYbEoX1txGAIZMzgPQSJIy2ywDYTesv9kWf9W7Drqe",
-	"4Sl86IPI+JVDanHzhN6c4bxTyZAGNb1ihsVe1vDuL/vCx1YceEodEoQDcgpL7M4oPhaVW4Zk2fABOpSV",
-	"piewpKqtq9UPOfjf7bCcqhXdIOHWzIEk4YD1hPGc2O1AYBoCw6TEUOEUspoUmUmluCEprx/aQwjTVh7v",
-	"t7Wz36wfgSSFdRZnWQ3xGds/A9J5X5yOgPYc3XZJDArKEdyln8VlX4DP2wgVB++UWVg5Cb5c28uxhMcn",
-	"AMzI+iIY3dP+lZBzm0ATfIS4b3T7gtsOaBZfw96TmCFxSeSoLy5L4+Sy2iglaJCyLjJMPRi5dUyrGxhh",
-	"DSFvoZckdA/Q0jMrmSN7qR4suFkMNXpSQRiwBpHEOmnsqf0eubQW36UHfVKWKgzNhWGbMrRRiKEsRNo6",
-	"MOCOsOrplcPbOItg0KhA5qzylZErWfPrSQvmBHL9OzkblfhEjktaVlHuUl9gd65CuK1KDReecgGcuv3W",
-	"we0CoB9z/7FxX7BfDUinCRiuleUE6wh5WC/AHHQmdze0xD+GtF4+cbc2eQMoqZqz+afLg3nISSc1L8Wm",
-	"7otAX6Q1bRFEDx0rQxFHvrmxxzj/eDtlNsRBjKuyr2zUA4v6AzzEdeBRv5LCCuozE6rIWZAQZhbiuItf",
-	"CQD86QIkpflBzgXLrXAGADsLBfiXUIBJ7SsWZfDtuwuSs2uJalMNts+97PDHXK9h4rQvm5gevAN5uKXk",
-	"goAZjp/amfusAXfDykSlptqLFPjeUeo3ovNmciwLPQiakCxXfh+p2El0XVdvbjQQJRMOQQM7arck4r5w",
-	"J1SFbiMgrViqqgi9hrUA3f4+YYJcAsTtZQXDNaHCpvqgDZVeUxHiyv2h5AjSr2WhCXbrj19489wBPrdf",
-	"FbvQ2nZKuTAXwS6polZW2jEGirtg88FyBFjB5kvRX0tpzidUB1i+y0V65cMfv45aW0K1folk8C1XKfyW",
-	"eJ3CYk7u9IkHpU84oe2VCXdw96NNrIibLD1J0MwxNRMsC3PxoCVgzc393XdGjy952nffWaDcpWoJ8TpJ",
-	"wPkckK87nrpnUWHNRkhPYuy4Ql9cNtZ/WWKphnoQnIOTcxaYEikcE8ZSHD1DNYJqr4b8cVmmCje39jLO",
-	"N81u26PCX6+feSxJM4YdAstbjLqUWiRi9ilhMw0z6IvLN4OLX85OTt6fHg/evrsY/PTuw9vjywZyKB8Z",
-	"U4l6itLJxKpafRE7vcTpTiNjevZso2ev+lgXGLbppqIv8G1rN+KAbqiy2ibwnpIkZ6BNiwDOOVyLBWsN",
-	"se/dYmL6mKUWjy5VYpNzrVg26hLGQfoOFzBpcO56NCpDSeHTxqgdLiwYL3X4rISjrWY4Ui4zIi345bK4",
-	"yhlTTDvV6GHEG+/UE3MnwcgoXW0QkgnAz1meJzI1y43dG6M4gICwAE9AeXADqijmt6iLGbGciaQ9L8TG",
-	"VnKWyLHgyue+hi7ARjyohpTMAhxkcvlmcH5y9tvJGSzz4uzD+cXJ8WVfGP2vxiEC7bB0sOeF0ofWTxLz",
-	"CvVFmwWyfmhq1QEdn7w9PQlP52Lp5rme3ds5s5jrFb6wJOuaUGXYi1k2TTRBfPAmxC7i0MdiZcZqbVB+",
-	"lUU7rXdW5DOpbI98xbRGplVTLO5Hr1gRgb6hYlGJGX6rekVkazdXLHCQe9YsKse3iWJhKOD8zXlfVG5B",
-	"ZbivplxUZrGujuF6PtyplvFQ0jj+DHrG+ZtzfyhxbSM85ztWOd6HJLXTPHaax8PRPCrcbjPF4249GvOJ",
-	"pFO+rAQR2MC7udg2dBf6MwctsKtcDbBfWaQo9gYNojeD0R+yTIoxZhpCloCwUdAt+wDXA9WvMpW/en26",
-	"Vi3dcH3gqtbBqT3RGbDq5hPJVQyprrrGn2ReASyygYVqztqETRXLrpmKdlj9fSJP1V0i7ZQNzZdAQgWt",
-	"38vISNDt+6thQlndrooLRUQly+C+YZ8Qcsl+e7uIcRt15v8Sx2K/PTxcy80o9OTws/nfi8WMfTkc0Swb",
-	"0uTqcM6GraLgqNCTn+yDFj/+DhGrf7l487rEq76XzOEPAlm9r5y7T6wqbEllM3LceSACu6GlRo6wR2yH",
-	"R8DotX2SLM6Thr1bA559FYIGjNQlJYJHQmc6mVBIh3JQIcYybkE1dGS2Kep/cyYfTo98xdx8YjQn3DW/",
-	"Da4BlWrD+bBvbwyxGC8SDS7EXePXI8hSU2ydM+1q++EMYB8eKXQDDeWnaPlnMjowloPSPGMH7g5HEmMy",
-	"WaSjjOaMXLjHHykjh0v3y4izLN7yb3zgKWXJN1BGID3NeTpmGmLedvS9nL06en/x6pcjsJsmr/DJQz8d",
-	"Y7eYQ6ea2yTzqUzZfrz54cHq6bgvrLvML18d2d+SfKPrBNyMR0gPmGLvvXxgie3YapStwjUuGesj8BJP",
-	"XxJocW6VTj9s0PLupjUXCZ1heYS9521G2Kvwua2aYfUZLNvqyiwaReDhj2tDFAUvucSZbwOHy1IZLtZw",
-	"7GAnWk0arE0Oc6bikYH1kBytt9rlOpY72xfOlxpWCfyw3yOnx3BMToX1ppF3r0DWNc1ZX1h4mFiVh1nE",
-	"sV3DN5Lt1prmhs1QYbPN5kK2t+MoHpap2ZVmGeaS+9afAILBm6o5I2MpGBZUs5ztPxSUA8FYuu3bjzdA",
-	"EcWuWU7rpTJN891BO95MxgSk1yZewsu4ZQff+vhiOIlbUncrid0Valj10JZwbvj98DP+H+uKKrEmNuff",
-	"2Aaz5ized1wdE0njfZIbXL3cpke+HTwVadmR3EZzlZYzwBgDR7UmUiSsR4Ca0XVtGZmbWF9U5YJPtV0q",
-	"E75dxN8HwYwN0ytZMVXfBCcOmqFHuDCYBGvy4O4KJnuXDmLHQZcd7/3aX6AcWvPLkhdsM1cALLV1lbr1",
-	"HNf0sTrufMMmHO2VRZ69plzNMrqA5vZkjw4hVpgxes0U4Xq/R47KpiK+PgfhlkaQb7Nnu/Gffzh/f/L2",
-	"+OTYvBPl832BeRzhDCCAYntHuDiiTdPhQVk4gLb3xd7Tx08qrZp/2H9JqFiYbWaZYmRsNv37x983OfqH",
-	"WUq3ztHt5g3wtNrqGsItvjOnzX1wYmODFrCPGCN4us3Y4xo4iRHVASkqDSjqnvFk2nrv/BVZ2hkzJLyE",
-	"q71s0/CgvA6TuKRgrVopeO+XGQbQh+GnTM63bBtAvd/aloGfxUrjAMdd1zSwuTEsdUD/i5mVFA8Yhtq7",
-	"joI5h/k/dlHq5r15YbvvAtGuDRz5ZSusWdSTX8kcaWWeWpodIly89EwLxFyB/ujoyOWHVx3qBwjGhjDY",
-	"XHDNaWadc4Plouo41AJAJAs2zxZ+po61dpfh/LVvJ3TOgOdw8A02d3nZoPu1C9aOC/9VUpXqA1obsq3l",
-	"R1jm6TBNLQWTqvnZgsXc3kkk6N5Rna/vadDiV1sy2GLGuoT1xr3G4sN4aHA/BpYlRz9nuPnqk7Rd48wH",
-	"IGHBnONqUFb49f4RHEMQoajrcnneV6MtzRotZSZyylqBauqbablki24YIdfoobVNf86ybAD8ZaWtxlUi",
-	"r1m+OC1dCI0zrGxmuHXdjTPbvNoCVa2VVlH3Fwt8T3OPVRzJgLU3i3omHdy6+1UzbaMhBHfZezP46d3Z",
-	"j6fHxydvu8SaX8cnR68uTn87usAeYg9aZQgch2HQBlwbShXg5ajl1N3M1YxNzpSSh66D/JKuLvjAhTw/",
-	"f7eqkwvmUwUiYk6F1YKGuZybxQxpe3sXN5kPeXa7LBQkC5kTVw9ScaX+fb9tAhRy7zq3ayhz0zSBI5sj",
-	"JEkykdKiavlUcJsCjvHWZ4+fRlCeiNs/l9N8fv6OgINzRFGwTRhN4eQ+d15LpPgVk4xynJuvcMoVVIFA",
-	"T8UCWs2Q4NTJHsVNUHRhHptPFvstVuNN5/BWNvcUMwTEiI+LvA3nMaThOmyUH2cP2v7VjlEK1kC8htwO",
-	"1XnRgRVs6xIffubpbFmf5/Iyn6bvO+s42mDATS/jlu/2lm7q7tLcKoPpNH1vlFuHoh2Uz9S+ryR+/m8N",
-	"JeA2n29eNqyw82VtNJm0zeWm1zmZSNUUslu6uxJd0a2mvfn9K/dfCeGXAvVv+712T/3AygHclF826k9q",
-	"4z9cq9KduWxrD2mWrdreoyz7ijt8As3VKisNfIf3t99s+TzC3adZtjKAbu2yZXjc+MC2/FYr/Ba2JrD0",
-	"T6y2yKsjPkDT/CbG9yp7eZlFu47tegQhHQvVRvk9F2FVTtioc84wNQpZljOaLsoSjgdsAZ588s2damvC",
-	"jtJmj7dhADq7aBlowVfCTPT5jlwgdF9CFYY+c0YogWrDMLyEIKweUQgL28+c3bcuQCQMbmzXuSRX0G1O",
-	"jiwDxFdfmOcOyKX526X7o4KcHOXDXQoCOg4ReVRkGWwh7uzQ1e9yRdSMJXxkl92zQ8PSVowN+TmWeMiM",
-	"5aAbSoH5D0GZfxkyGS6Ab7tGeeZbp6NqS0wI0gFVjYqsDkE+51mG7oe698EeD1r6CRUO4dn2Yf+3r//n",
-	"gqhiqMwdENrdBT+VYBAf1zbTzxaEkkvvS6ui+k0LpfuCFloe+M7KUjCPalAFlvRugIAUMM0esreMXjsE",
-	"SG5Eg+wLOGZjalwG6Nd8RKhY9MhbqVkA3ZFTc3sNvVgfgx2yL7wXWGFigOG1ibbNVYPFAI62rbub0hmm",
-	"tdvPVuYiBZS6Xlqn4iU0jAcnWEIzMqVC2NL1nBk+baZbeR9BtP0uQ1b8wldA24WYjQEYidO3vx29Pj0G",
-	"P9rbozcnl7C7dpGulSXM/e27C0KVKqZ2X/zCSyeiu552PjB7ANFwkK6uxL2crj9MX0Ff0VIcdHIAJwln",
-	"CmDkJdn0BRATD7prIrHJ3Dfl9j+VKCohWkdflJqY2VNSAyZl11wWytBrYypUO32VnDPWF3+csQwunZrw",
-	"GRkyPQc3bwW0FFUuULPibDQPxjiwYxzgGAc4xgEV6YEdY7/Ex3THgFmAFVbaBS4RwLdUoQbIUKYL2+cU",
-	"MMeARxvmIUfkcklM7RIp5McT14e0L9r3Gh6d8eSqevPrwJd9kbMxzdPMbJo0/GVWOGzchQ/DeKpxjVIN",
-	"K0bwHQm+/DrhIwQAtyzgD0voFVb9ce+QzgDyNmHKybMSl3s/BmBiJe0aJXxG8EAg0LIogOzB16uopyiF",
-	"2ryYZpiKZyTFV21taoARjqX7Nr71MRJl+XRQAozCQ+hV+fNmfQIY0sq0zwqL58rc/3Ikrsh3QurviINV",
-	"StmIC0YmFq+i5HU2ubYEaK6Ec7pkWNgWN4gFZMcDseYfQ3bmxryESm0rV3srguynx479OvFqOdGpzYMJ",
-	"BEGO9gush/at8lx5rWvVT5fzZNSCoU80Cq+xYRMZHEYgnF3S8YBbIBTum03ZG4Y1KCW9/fzLxf//6L9e",
-	"nUSrFg0BDuqG0goXBoTYq/qjlqSYjXOaMsKFBc0us/n2/MNmkKlMi6ylaJGLCR9yPfCJOrWTGAFQcRc6",
-	"U1TatwCzD1mdJRZU4wyjs0zMNkXgCigAdKGcjWTOQP4YajE8HSKG0hBqYvv2VBkH4CNXthn+Em0qskme",
-	"xFE1X9IQkcI+M8hiIWvioJY1QU6dROCjyh6U5FjB9iiTLUoi+a9CjDNGAFJo8zSJlClj8K6LsJzJ63aE",
-	"5ZUZFJ4IbpRCYXgxdD49tRrYbyxXOPCT3rP2nIglqQ4W9a0lJ9WxHAfeixoN14pQS7xkL5bSdvT+dL81",
-	"iaI9IXRIFS+x/hoKpDspK5RPj4GLSYS776IlUu9ME/Ae/5qFknCpGeXhJhPGrhaDqRRXbPFgWr8EsE1V",
-	"Ztehw+TJ02eVZIMKy/TZD53/rCztBfoCoMFNBb1puQ+qgShW4az1a2MhASvPGAPRiDUjNJzkLC1FhIwP",
-	"TMMzu7UONeuywmIvLeCTESGep22SgFbKxkBcO770u5VtoKUafkYV6g4lYzLctmy8VdWVwVKUwiKteeG2",
-	"nTU1fH+RpAg+YppPfS5qeAxdM9cpzzKuWGIYbI+8E+a6N9zuEwptw2C+TccTQXCzvpBDTbnVssumOd6a",
-	"q7peCXSUqtUrhZ0hKswRtAjBHHblAaYJAkoifjXmECO2aRUo85XhEioAT9NbqY0l4wchrd6sGyyKd7aj",
-	"xsojg04ETdfrar69NC2q1KoGLgexxuoAZMOY9braaqcvIIOo5hj77rsy0eq773rklTXjrdrBPmmjFgf2",
-	"GX7WaB+h5b43XBA1y7jFQsMXRjwH4yqTYt/u18IB4vcF11atppmy8J+X5TIuA2UwQ62bzOniJpmKRxHP",
-	"acicECI1pOJS826lK196Ye+fIXejiHkI0EsX+ahho96UfuxyV5NPkObWJJ1RkWWLg38VNAMe5OSgM5H3",
-	"3vz36fE+HobPOatRzEMwqbcLHtfoRxWs+NbIl5B0hrirAZrisVVf3EYa4WjDEpoiOFr3jpP2LN0j+GyS",
-	"FSkL6xVGMsvk3FBzCWypwOf9HbmsrOqSvCCh7ty6JPtqw4vY/j7gPiJSI/4Zsj/tOCf//er1h/PT35YN",
-	"YOUw+5RkhTK2PdRlzKgRcIQkGeVT6xGPKr3O4agsvKdqgABT8KlaXJGKAmFd6bNcGqbR7QvcZGCPI3A9",
-	"13wTlYMKloFty0t36XzCM6WrSXXKgUjB8JWBYQ2/eL5qHbT2cfvJjF1TYTGoHU4zNE7UsHY4ezIE67Iv",
-	"gi+tRKqgmZ7IYjxB1m82D5g9jg46xrRlN0qIFsMqMQ3c3rBufKP6orpTZNON+hN2irkN1KtPjQ3Y0lkt",
-	"CpRyyC66S1xXiFnpiie6KZydpeQxdJ3BYAXDAkUWBTuOJ0VGc3J5xUV6GbpPkaP0hQWrtZhLVDeCX2go",
-	"ZtnCx5586KyqbP3l+/VsEDddAXe7IvB86HvItUJ9vkL2pCVRjEHwjTgXAggbNwAigNrEdKfsVYO7pApw",
-	"bsH3JfGt+ajuOi02tJy8Qec9x/D1kheF84BvF4pZGrZCVpFrlvPRAgkd5EdfxPwmE5tY56SUy8CBLyLG",
-	"iJ2h+2tfjHgdnsgJRctdpqDc71W4qUf2xAS6lCeaama7s4bFxfaqus8p9AAVImW5SmTuIku1gKDh+nMO",
-	"2reNhFs9cZZzia3QtWYWzD68id2+mMg5u64UGSlUL0GMDBmhc2rPyxubdnQ/a2FYZpYtjJUJC63smT0c",
-	"w1amDDwStU0lQ5YYIieF8CdrTCkM1AHlmO+CHwx/R0A7c0LBwoLQDeE61kuQJVcf7DePgoHWiRP5uUKS",
-	"MTaSYNXpyFFbdMi74ZZl4ZYRo+likEiZDbxHrrMiTNR8YY2c+VW+r5JZ2HSrVr9VyFbqduEoo3Ayrmdw",
-	"5PTDC21pxTINms3pAqxqcmkmcYkmYRDGz9ks4+6aPH38mLz7NVYL92WDSqDGnP669gkJYFncssEgqB2H",
-	"jcdv2YLxG31TE6Yy5RvZMG6E2xoxDzzFbV2x7jqzbkfduIdGgFyR7yAw/J1ROZGM6gkhK5v3VBuM36jb",
-	"G6k3e+uL7fdhwW3dNXrbrNGb9ziFnSd8hMB3fGukH1g3BHXjQNcLbDdrRmj0tpAWNWYBLno0Iyu9gxCe",
-	"f1OE2VVNRBpi5SK2vJDNckgafODOr0Y7JeTdjdvvFhX4JIy227zy3jgh5BfUeLstbf9Br7MqHXBMkeJ3",
-	"u+aAgesmcjoFeJWSOzn2Qer9K0mlfWUQ1RVK5wU2HjCzhFQWid1OLLahxw4ww8Jm2rwDs6sZT7gsFJrj",
-	"TGGyAibmAiuHJBltzAlhWX6EgZqBzZrrG1bZFC4IHC56ur5r6b1jT+iSpwMXXiiDddAhSNmjabTaIbiN",
-	"POjNE/i7666Av2bvHWv4AfFZ8tZgfg2hl1lNoP/IxlyoOiOyjlDnSPCE55w5aZHXDcC76aCzrLHctnv2",
-	"3ZMKsG5PtuA8+uLuerLh/u7asd2sHdsKnaDSlw0UA+up0U6goWIQDrlaPTAqoXt5px7ciXpQZwz3pB0E",
-	"dHBDHSGkpAejKYS7uVMU/pyKwh104wvKGTwx3IEWgTkXS6G5f3PPbLUUtBBKm3sxGDGqi9wjtdmA4fvK",
-	"wxHQraqfsdsJV3JD1Ho/xLrpFu6FZmDNX5A4cF4lTaQcJoqhh8fmz9X1TWzvkoW/2wZZSz3uMh/3bNLk",
-	"LJcjnkH3Fv83W2UzyLjSkR8G15zNY3/HomqjhwW/2WkPUgYRdqrZzZFqWpAzQnCqrwFzc2F7tlggm2dN",
-	"3ftdkDb+SROl2ewB4HBAOpXMp+iiRQfvnm9pBa17uhEIjmdb/vwjRV6dn/1Upk4G6CDzXIqxby1UtqrG",
-	"uHaK5Q3163ZRedTxSVzVnqPH8odBkfP9LpEz5vNhCBLjI0UMrS+Hy2i5p4f0mmqar7quR/jUStrkUzpm",
-	"h99Vt9gXyQ+5oHksxzsOPDItu9vdT8tD3IsuETIUulBTcQWnC1kKfAw9hUXsPPHHA+5l4iPlR6VET4rp",
-	"UBh7fMQ0oKbY4pJaqkPLUSW5VGpgPsHFeACaXzvagz24V+adc3wFmnjfdSO2ROWjOMrBDdD8d6zur8Hq",
-	"joxCrCBOSxNn8AI5H1hyJldsgQFcWWgyKnLshVpNy0IohvmEZ9B8wQvvyMUwnFLYThszlispEGjMtmHc",
-	"nE8GisGqO3fsH73zy4ZLiuqSLRfR2DAUW/strdna3d/d/Q26gDiKVpXX9nxZui/kg3Qcd9fgAPZveuGM",
-	"unxYdgBacefM09it5CuJuFXIva63aiQ/xgGied3CErdCysGgPR8LYpijcxtBVW0rDvbuwn7LF/ZEpAqi",
-	"C9gMeA/JZP9l0Kkn3qzqNleViXQA5YRq5XU9Eek78+Q5TlDttNLdJfk6lwRR+NxFGRY2vmM58iNF9vAJ",
-	"j8WATQdt3ax9TJWc+3bSLmeuUHsNaYfdTx6otKvDFuxu3u7mNfr2NCXUzW5PaLgsvTjv7YNf7dIkRZ4z",
-	"oQdLTK1uB5FUA1naeEKw+fIhwgcG7Wbi7hp+y9cw7L/nDbjSprO0ugaOeuu9xLDN6muJz309UbYTVrtb",
-	"0nZLzl1YtNqZclaoCaaS1BIg5iXgX05zRNhQNm3jphdJT3LGZjw9pOlqIXdhHz5K71zOBb3LmqLOzCVf",
-	"bOacLJt37e7g7g6Wd1ADmCtNU5tyUs0Bl3k1ZWWPQq4Y4OsyoW976XI2ldds7Xt3Bo9/1au3u16767WR",
-	"PWYoVq28WLe8R1iQvfY9+g0ev8d7FEGssfuAiZIwf85Ssqcmci7wwB2uBu488J04DB/mtA0US3IM3Eck",
-	"Zsq2dJ+7HcV3cbzdPa/F4VPbgcfR9XwiLe4MwHHw61Vdd9rueDFTOmd0eliIjIurlXf8g33+Azz+1Qw/",
-	"ns5aw3UFXpDdHbr5vF3Gf3iNWntmfb3bo/hYHHCBKfujItJa62764akimfimV43ZhDiQ99Lpa8MGXy/N",
-	"ExPYHarIPOdaM9Ho+oUXHFQLxyPKlH6f/tbImyN75vNcK5JRKBlZbB5bsUAmh5+t5OXpF2hS1ZrsiJiM",
-	"r80j67To88PermcmIIdSMS4stBlFqFzo8GamOyhy3oYpYt67ZTrxnzhl86JEHEMQH9ivrq3CrlCxTbhs",
-	"CERB3h0VemKHeaRgBLLn9n2/61M1qUjJFZtpMlyU3p1msmZitlrow8/jnAq9rCfkK3zSZsI/JOkB7TSH",
-	"FKGaSkig/YeqmT0ckXJHMsLCNSuHTmdY9RgQCyI5yJYCcU+woLD6/t7awep1uKCl84144Mdui3Zo78Sd",
-	"23yJjmZiQeGWOcyUiUXUhvvT5pHs7vSf9U7b5GmkSu4yMMO3N1OLMNLeKpYwtwR8L/Z+xWu12iDOBuDF",
-	"+BOVOO1uxi1uRkP62C411wH92JKms59ekb8/f/r3ym+gZK2WQlFh0aTUr+ZHKAl/Jxy+6SuAFKjK4n3w",
-	"raG72NbKlynb6/Ns394oyrLP+VicinVKai8C2Oy87JcvheaiMP+/zdA0pLJj6t8qU3cuKTyGGzFrpNGv",
-	"xqCBfjeseap2Ttpx9W+Yq/OxAHxQ27vW42buIfJ0Tk6P98FD5DFYNmXvslhSzGu+/67Y1e7uSP3OSR2K",
-	"IswOlhUQlvtvRtLSWKhPD32jsVbl5Z155Mg/tkKBscZlTEVx9DiAzbkBQEfoz9/45ZylPGcJwDR0NvL/",
-	"F7mwveFe4Axe0Bl/8R1p/h01xxf94vHjZwlP4b+M7Bm+I2dM8HS/ZWtUIm+2JUojEsoGy4ERDHmNcjoG",
-	"5J8VxzVd5S9oOy6ZskEyoVnGxHjDSZ4//dvzlnlVhx1MmZ7IG1GEkCK50cJmuZzONtO2nz1+GklgkZV4",
-	"4gyQyaJ80gMkLkOeuw0rKjt/u3tCPpydGn5UYMtbH/10IeOECugmJyPTfUHqsUj3uy31B1/D8x++/wf5",
-	"v//n+96T3tPekxelSUbHZi6ALOljnDgplu5HUVoqrjrfoL/2lS55/+urE2JIy3WBSFe4Nqq/zXKpZSIz",
-	"I2iBe7YxVVt55XirF2lx5QEYLPpKjipv3J0e4RlpNLECmNF6akY9qHBbGMmVuFl2a80Su8R7dboNn9Xe",
-	"wLVN2u+SsjVkl0CD62uabQDfuF4UFOKUraHQI0E8NbpLHM2gdQ66WkjIO+f+7/951nvSINu1SZMLnUs1",
-	"s4kzSwjytHxwi3S4bAPLLy7HMb1LqFI4xMpE2jimbRoqc/K538GuX/3OC+xP+uVrExfZs5rswJ7c/tab",
-	"ei2fkfs8chrbbdSI7BKDETEoxkXOUid+hJUxdbCloI9TpSlTeVAO87JsSwk35ofnz5+2s3h7U6q/lgCM",
-	"RghQkWYsb7tMV2yxFPoQ9uhX89BWsQ/dZ+s4hSWa4VKcQnh9XYxCgP3Bvfzbkx/27zd3BFM/nvYeQyMj",
-	"rogcjWLy/7/O370lv7Mh+ZUtyDngrVLtsoEVOT323cNbDtLhZbbzRAfmDFPCPKQ7QnQOvvCGaZpSTdfj",
-	"gk/ufgptimO37IHudQtfiT+1Q9ysm+j2udHAT0jmpOSTpXnYzL4vG75bTmVvxD+eEF+Nabt95UXG1Eqe",
-	"00qH1/KKLQdfR/YG2vGEXjOEyOZKFVjsdukP4NLO8vFjowA/7T3Zf0FoX1ik6xGhAjES3BHK3OE6I/ar",
-	"uXTdMOeSirQvcIrK5Rb2yJFwNgKaD+bntPRnAK/3hks3pmqc4aq/krrrmyXHfwFvxWDChd6uSlw92DO7",
-	"beCvtLtpcbH3H4Cmep+qw2X1tl5aVLnAL+Y2KCD1bl9cFsI7s+ovO2p0l6RK+s37jiReqhRA2GHrbMPb",
-	"DLezyrq/aDe9+LredCFyTbAxw1e6Je2lLzJlAytq82U4JK0jQIIaOgVjP1ccd/EHal3PH6Ld6jm3AuxY",
-	"ptTAWhAll6kaqpVldQlY5V3C04Frya8nzqv4cMwNOMsuqXg+BjNsu9ElKpPzQQrepF6vF3Xl4OJKF051",
-	"JLT1azsT0NcN7GLFx6KYLQ3df5itG7qvGu1h5B6L0ByYZjFri+PDBm7mK32fsxHPMtXsuW0tIS6uuWYE",
-	"8vz3e63u3vJFe5V2MNi7mrQgv6CY2UQx9H//ryRnVLP9l+jExva/YcN3mfFkQagi3ry6RWrCh9nd5xwn",
-	"bKYHmuUt4P/J6EAXuVCaZ+zAEX/8yTuoJIW637j8PMhZQmc6mdDl00LeEvtlcrDWAEtzMdZAM+rGuMwK",
-	"KM4162a7HcMG/oJJIjvOdnegFTYXkGKKgjV+Ha/b0/a7fli4giwlUU1jebRdaap5cvh5xDPWXnFk1Iwj",
-	"pZheq7wNkJtuXdlGzfceKddFhOzxsZA5S19io8wrm8/+4ew1SQCOqvR42LNtVSmuv07lWxcpLUHMgCXb",
-	"gc/9k15T3JQb0CXs3r32QMDaBPvZhqAGNOJHROlFxoiaMKbBVMUxyF5ZF5co1Q3K5P6p9r2/bphTbJNX",
-	"ltrtNz2nvqA8oVk2pMlVK1W7UvJX7sG1ShXWymxoyw+4yXvYOuqmLw7Cg7rBIFypG+V/oKAcrN6tncK+",
-	"K4DfFcBHCuB/n7Dc9qFwwytWS7LDHJc9NLCD/JigZaENgGyoF3guGkaglnJRF4xYv+jLKdM77rDjDjvu",
-	"sCF3OFJXxkCweWvOf8eF77o44rnSRPMpc3/ieZB/7pQqcCvctJCufve/viukzUuxzHDf2eE7lrRjSbdn",
-	"Sa/A71pt9AOwNMiK3GJLM30iFROeJ91QQfmMUFxf1qgYcOxq7aKBI4+FUdY+bqnssXubMA3WVGwpTHNE",
-	"PiiWH5wKzXLMFyRH1fZpDmsfQd+mPSgq7SklidJQCRqQsstuVWSPa0VG1raGjWx1yBScDnba4I717ljv",
-	"DVnvecMwdHUN7muuERgXmMsz24fkVywul0jTzktd4ULAUTaF+2lf9iNIe9yTPE0OXD2S4d9Yk9QlVJHz",
-	"haAzxQi2+uCBH7fqZ7YYjBvhB62UIoZZJRMqBMsGQXXlSqf3TSazSq3+sZzLa5zKnWnWtnPIHaSqNEnB",
-	"cnpFaM4IE+m9p10CcB4sOMq2fLN8hB3euhd9+eSiHMuIUkOZB5Yc3PRtHiMTdJjZbWxyq7vcxuBaQ0b2",
-	"Oth5FS7oGZenCilA4zJL9n+b0pSRvXczJk6PySspBEs0Mdfj4JXdELwg5Env8capbk0m4JFov8q1f22+",
-	"vqvV3qlbO3XrwatbJf6s9cRF9C7DTbDyw+PX4lM8d3byOravQrXokKZTLg6vnwSdpQ8/GyPaYoauVMVG",
-	"RZY58IkW1QqH2w5bK3sAGzvzyMz+FhUqVWbmW1LXTNpMSTLnMx8+GfGMQRx5SvOrsqAXXk/JXspGtMg0",
-	"FsmFIPxDKTNGxU3Z4yZL4ekAS8sGhRhykQ5ypoqsJbk/LJtqe3HdSirnquGKlBS1fZWsPWuXeIoNeKrn",
-	"HHBQVs8BfOMWznpXMMG14kDbqwku4f3nV8AGwJY0ChDRO64UZOP/yGjO8s6LPz5+6VZ++N/geDF//9jW",
-	"p5t6LG2wxiKN7EFD7rWxpZURw5+ZPgvS7d5auIMt3iVEUFh5c/Cxde7JEYFnuwTlPRZvqInMbYTFsJZC",
-	"GSXcdkO+r8tzPqE5Sw8wo7Oa59qwDSoi7GeGCWZcjDN2UBhz28wclqZaB+2FsaDqTKY0MZ+EMln2ifzy",
-	"5ujVwfkvR0+6xjBwcehKmiV+xmajdokc9YXdZecS7lbbw/c7QGT9juEN/Y6Q2v17Dw+A5VCv0BfQSg26",
-	"Uux3yT8lFywlwwV5++E1GS60Id5uSx3l71xPcFPPMUt2W6IKphrQpBctvotgSwzKCOgJH3I98GB+zSGm",
-	"NInDl7XchDXwy3zliyiyzNCQ0wE2DKA1b1zwRjAPXMTHeyiKaQYVXdXLDfoVT+SUWQHcvpVtLXXCvXEP",
-	"riu3QTAaLfUOy1db+c6PNCW1ywo9n+xhVqU3+8SVVvcrtw078o6cKdXJZFn1LMK7lFEPZBdUABvzCbjA",
-	"FgjyqxXiL8wkby/Ff81VRRRe4OMr3KnvRLYgLts5L9g+VMiaP3p7FBVZX13ekgZrno3FW0qt9+NWb1rL",
-	"1ni4gGWH3dimlXACsa+te7d8Wf7D0TS3qO0ZslORiiy1CVEfCjZvLwzFWHDz0LZm+H2a8XwxMMpXUxX5",
-	"3Uh/XRbtYfFil3BBpsqoPAkahmwmk8lLYuQb6D2CXWMtkM/l5kI//97cmLgI5EKzMcuh9TYTYz1pzuU1",
-	"/B3j4DkVqZy66jdndD553iVPDp5/H9qdwcBeLrVQ6Us3LOg8dKiY0D0Y0Hz0j6OD/6EH/3588I/e4P89",
-	"+BjtL1copgbQwQA9h9UP/SLnZErFokIvKtheeFMF21iIjE852JCrd+4+imA35Cvx6ynYHBd8n5bxNc0K",
-	"FnoarVh1hH3/cvX+uJRLJ6ERTrURo/oM//2CpJ0xzWI+KvP3OLu6I8I7mc704t1qKQQqHs47/ZZdH8G5",
-	"b8/rgZkqLRTWXct9ceeEsjaHCrnTjkS2QyLgJpGCtVHI6gihDvSe9T3pRTQ+mH49neotm6MitVhPjXpp",
-	"VRGiJbliGLy7gVq1XDcxkyoUI6BvxDSQ2Cz+MhpJAfSQfn2tZMdztspz8J7HxdIjhcS+zFRTTA+cI+ZB",
-	"RwbPzFTf25luNzBo85nQdRfp0f1ajolhUwuHlCQLXZpk4FWJhQG7HcHmgyWu07q/M3z641dmLGtonN7d",
-	"zhUpC4h3QcBvIgh4jiGhAsH7y4YULYzGBp1tff6yaN85PPmbfXCrLsXmJJZfyNrz6/oD7fPLUV8xt9GM",
-	"/0hB8ioErTx+gU1rfaSQbsjR+9OXxOxqOgUCU4RrLJXYb91z52sf0GvKrRbTVuxgHz1yTzoGu2Y7Phue",
-	"2YjNbzMqEy4wko0RHmr57CaxEzghroh/+/64XX0KmoJH8M3gw/nJ2eD0rfnvfoACan46ffvb0evTY3jk",
-	"7dGbky55Mzj571evP5yf/nay/1d1Av0+YQCISCv7hZtibtcoZ6xrJLloBphJkknF0qWXSXkF6dAHaNvY",
-	"mE9fOtdUF1vGTm4ND9dpHZ5bO7cHOI2C+e6E+bckzN3FCTc8stavaBLEXBzn8Vt2p/kXG1ywB6Wr463e",
-	"aerf4OX+OadCqxLWWlXW+ZIIOZSpMW2n0hbkThXLrpck7dVkoc80+vougxY/9yOPcQxESIQtG3E0WP6e",
-	"caVV1yIj94UljZwlMk9ZSqgK3ykU66F6MSiE5tlgqizYGNc2kNzMHXttdutIbT+9uTqRCsrYui7Uu09c",
-	"XpE/VWev4dMbpWPsWNy3xOKOam1TRsHmd11HZFjzI0WGbEKz0brMTU1oKueDIRXLQsIfBD73IxXmYn/F",
-	"UPBbSTIpxgwSc1M5PxhSIe4z2e8t0FnlpO+R3i0rfTgkv31if81HmI0N50uGNO4u2l8z5LhNH/35A7kE",
-	"5zvS/0uSfnmuPg+3jfTjzH0+kVxVwlxR/83v5rFSO7sjIoavnIqRXOb186qpctCmPCcJFjVzKXaOmm/N",
-	"UZNjpAAcmPMJ1U0jRpG5eapQlvd9LbMsdgWfon61NMndCA+8fb89XZnePhoppo1NBy2fuNJkT7BPFpzC",
-	"2XiznF1zWSgEFnpJXOj2cVu2+yiX00qye8OUmnLBp8W08+JxzIyqT/ONVNoVyhklleRMF7koZ/Lkcetc",
-	"IIS/zcn8ythMufNWABtFOUBF6QlXHjsbScxMoh2KyVahbAQhhZ/3m4E4UXBhZjQHXBlb4oRhMTs9ZcHP",
-	"WxC0MP60wSyg6IFkjF4zRcZGcKqWsH4UOQteWF4O0fikGRESixQWYMCVUF1SmYqesKmZiE9GwheGUk/a",
-	"JoPj3GQyXCRZkbJKLW95MpFK59jng3dvNYdMJlc3+Dy+tuGXccvDs3BfpXPKtbkLdDbL5TXNqhTRJTTL",
-	"WueC72w8m1/LeegJU1aWmvfUS9Lv9Dvojxfm2lupQs7YjFGNkcgllxMGqUyn3m8z6BRXK5BpVic4Cq1M",
-	"Ean1xtMUUg/KCsLtzNQINZmnLH9JNDf3W0KFlkqwhxNxCIKx+cB7g+GiMhUmDHf9w/EZrgbAATpdGwEI",
-	"iyC79RvhPQgC/h0WcHY79Jpqmg+KPOt0O9CMBpLRzZllVOmBYsz90xN6oWaAhGRedxT3sbsGzyN7I5nP",
-	"aZ4qbGZrKRuix0OyN6TJFfzaftd5Ht2XUafbGcbmsN04fynZm85eI7K94wdgYIyw92zUOoHMnlowmW6s",
-	"V6Km2ZKqllKCA2ZuBgWBrQmr0QTVfP0qNlCBwJJeVb2G47r5r+MofSeYh6t0q9qZEl+ntg6NBXcKXWJh",
-	"Zqj5tuaGU31ZokqvtmbDbIS7tGcDel0KHrKjs28q/IiJghUifxjZBNUv/sRZliqSsZEGQ0BpurDxvgWh",
-	"OeuV+a45m2U0seDF7q99YczyTI5VM1e4EBlTilTzjM3Bgx76si9C/TsvbMXkfCIzVqrmXAoMTOb+L0aV",
-	"YSxVhPaFn918wrMgOReis9B2XLwkepIzNuOpcmswH+oLeyzgQ0tzphRTvQDFeEINiVr4D0TnMnNRsm/k",
-	"LMsFzQZmTGmTSKiAZsnTmV6gSU5z5nDFmgFRzGDffjx0CYaG15qaYFD4S1ArX4gD+3gAdkP23py/evb3",
-	"589bEr8DrS4OElEqiDcC+Qi3fZMm+l6LjH61mQfffGYpEognr8qc6scCFBZ9f8pSXkxXx4Xtc10/WFPl",
-	"aa68AlNSPfWh1F2iitlMogPCUO8nnVMwcGypEAb2q+ZNe0j9Ptv2bkMmW8xwRFqnwoItbrMd/9ozwY6c",
-	"O0yx9bWEf9zDHgknGsDIt53Hvdy4m2LuvaePnwAPRpKEPzzejygT66jHhxi7D7nbwwM/NDM8xgluVxgG",
-	"q17frVLhuW6EP0Gyow+Y5YyMpWAAYj5nOdvfMZVvC6gQS/aVnKKjoz2iuhTSJsJK/G1qjWI1rvHWvGCx",
-	"u7xS8uJ0YnqRd3pFsgFjDGATN1NwG3dX71u6eujZql+4hxqObtzsw8/4f6xbbTkSDF6tO3evrS34DG2V",
-	"Yo+qndT7JqWezXGPCj2uVQhb1+Y2vifKrgioZZS9I+SHTciwP8L+2fk/R6hiqTvC2omQ+NcUM91okq2T",
-	"JluE9qnfza1Yieh2HDi/YxzYzvzq46o2bYXrXufBOb82kpg5M+vauZ12LKbE/MWmYu1cJqZSPtssw/HZ",
-	"LsNxl+G4y3C8qwzHYDKxHMfbT22X/bjLftxlP+6yH3fZj7vsx132462zH19WxLQjMiOAyZwunM49YTRD",
-	"/HyrYteD1WpuXrt89+sloQoKoh10wyyXUCieF0YxMQogdnYtkgnqh6wvUsOzqWJhceGl/ejlfo+8hZMZ",
-	"j428Npr5SJKMXbOsmdv0M9O/4FzX6445yyivHST7RKezzNDzu18jJnZbH0NYJJydcpWhajkiXQgCtHSA",
-	"Q2yNesiFzqWamTvW2trhnXn01D94pM+k3Gpn4mV0Xn6XS3GGX7xvHwR0xa1MZCluBXCBz/0O9tbvd16g",
-	"/vflnpseHwly9tMr8vyH7/9BoL0k2bNsamBPzgUVntzTjNznk4wzoVGA11lVIsWIjwtj2eFjRhvDJmNy",
-	"ypCRLb8D5UG51nYlqMSe2ZEfnj9/ut8lc6jDFGzOct+BPJPySoEM5npVV+Hqr7Ay2562M6EizWz49TBn",
-	"NF38u5XRvZqw5MqysUqPOVnAFtnqUM/PKDJGo5imXHVt67Ny27pmLxMzKCBFyy4ZFmZj4XEcz7dJwrH6",
-	"wtpW45ymNiMWf4Fkna7hwcaGgJ/TF6TX6+1f7r+A53KqWR/BtxW2l8cEsJk5U6E0FQmzCa/IfiChQ2me",
-	"ZciY0l5fbMSLzxhNuWBK3S87ru3/HfTeXirR/edTngZHBy4lX16wjlSwqkAC+b0whD8ZoA3BGIaWlJY5",
-	"OshgZPMWurYgIbZz2Pny8cv/FwAA//8=",
+	"7P37chs3tjcM3wpK+6uylCIp2U6cGbueqq1YzkQ7Pj2SnOxvhy4K7AZJjJoAp4EWzfHr93ae+3iu7C2s",
+	"BaDR3WgeJEpWYv4zGYvdaBzWCevwW5/3EjmdScGEVnvPP++pZMKmFP7vcZLIQug3MmU51VyKl3RGhzzj",
+	"emF+TplKcj4zP+w93/t9wvSE5URPGCkUy8mULkgmkytCRUpUoWZMpITikIrMuZ70xeFgSnXOPx0mGWdC",
+	"H14/PqTplItD8+L/417afwMPkevHvcd/O3hB5JRrzVIynzBBhtIMNJdFlpIhIyOaKdbb6+zNcjljueYM",
+	"lmLGM//Vixnbe743lDJjVOx96ezZj8R+/NLZ01xn5m/LtqLjXpTDf7JEm0GPzSJO2DVPWHOn3glG5IhQ",
+	"2KZHiqTwnOoQqmD3YAfI8ftToiZyrgjXzfWkbLJIc6pZ2hz/OJvThcKdeEFyNuZK5zQnE6qIkKR81X25",
+	"Vy4h2Bj8ccDDrVE652IMv3I1y+hiIOg0ssTjoWJC4wEJScxD8PkhY4IopoMvlkNmVOmBYkwM+Kw55AXs",
+	"TJozpczumY3CGT5SxLxJcvavgilN9nOWyDxlKWHXLF+QEZuTKReFZupgxXe1itK1CL5G5tR+r1As7RAu",
+	"yFQRxUXC4Ck2k8nEfGYk8ynVe8/3uNDPvi+/y4VmY5ZXP2woYUDHTOj4woGh4Pela48uD8aOnuKXzp55",
+	"keeGiv4IDrx86WPAAgFNt5H8q0+a5YJmpycRmhCEp0xorheEakLNpo0zRhQfi64UZJbLa56y3BxglWQF",
+	"O2hyAC30ZODeiZIos5NZa/HV4aov1zchWGXbRlxMcsZmPI1ugyPjoSxESrRErkcJE1lomrJ0QIEy1iAq",
+	"O3h0R6Ys5cU0+tM1zXhqhMK6X6rtnx26/H6nnHht9Pp2+r1q28wPCk+4tpFGu9DMbdwS6UkMC2VcAfN4",
+	"DZQxes1UX2j7eQWKKjh3RWQRPY8pF3FdQmeGgqIy2f5ChgtCBU6yQ2ROhBFShM4p11yMCY5AM7L/5vzl",
+	"0789e3YQF850NlMsDwS0KLKMDs2m6rxgETFAr6mm+aDIs7UeT6QwInxgvsLygZDafEtZCbX26yhRG8TU",
+	"8n5Axm6Aa5Yr2MJ1Ppoz0M1ROf7S/kg0n7Jbie2U0UTza6d8I5oTdaNTjSvnzXKq2sYK6bFV1bPpTC8i",
+	"qr5FwoLC55pNYcT/X85Ge8/3/uOwtAMPrRF4WBd3X/zsaZ7Thfk3V4Ox0T3x6a+hWyWaQ4EMfKSIlldM",
+	"qLWU7UqFfwPqM+ZijI1fw98rBumTFg6NG0ZemZ+eRJW1mtBUzgdDKkTs++fwcxd/JvuKaTCkyft35xfk",
+	"cKAWgs4Uszb09eND8yl1+Nlq8y+H5fAts7bWcPTb7qfK8p+2DOSlqhlofVrzuiBCabAK/GN9buZEyUjm",
+	"hBJhTjuDTQYBO5S6Q1Qxm8lcwx8oSaQY8XGRMxD3OSVm0F47YbSYDHDCHasPqmLB87QnpXBrA0UR8E9V",
+	"ftVJIVx+XYGCfowpz0JPTqimEblR6IkxxRIUiSnV1OwLXMKIKoZTrpUzTMzo3VOhWQ7rY6T6cl8cvz/t",
+	"kXNNx6yrZizhI56QK7ZQhObGTk0yanaaKiLh8zQjpUIlynyE6r6YUJFmLFdkzDQcSEquaVbg7aRhETkT",
+	"p7qsEzbLWQJXm2kvk2MuejOq1FzmqZnRC0KJnvA87c5orhfWHB1xuIXZQaNcWT64iojNZp2WT1dsrg3n",
+	"avYeX8bbYnzm0fm6geLyx/3aAY6pfzw6YM7UzCjk+IAJnelkQol7qjqwWSX8Hhd4TDn93hzY/hgsl4z5",
+	"tbn0L2B7JnLK0ECJju1k0CDJWbpS/jjR8zJn8DmaKRjEaKL49Jy+RbPCPFdfefn7AH6PTzMq0uC+W2VT",
+	"8yCs2zIqV4RqbZS/MR21JGZVGdOsR97QBRmyvqi4Svx2KruNxuA14ynDvKBs3QipsX0N3Q2pSPtif0Sz",
+	"bEiTKzKjY9YhbEp5RjIurg5a75w3JHmrHY2kBvveEHzkG6Fvxom5FhH4cybncS/MKJNzs8gVIg73JyKI",
+	"8O/xs4P14ZHJEWE0mTgrB98iTpWEB2eYXMG0KiZaC8k41VjTS3ZWH6s7BLvQskNvmKZpVFGYlbwzj5An",
+	"vSOgR5lzZXcFOI9M7ctk/+znl+Rv3z/+PnZbR8tuMKWCjtnUWPZmq6VQA6ub0eRYd8md2IhFzqOv2mn/",
+	"GxmRiXQmudDRR5OM8umN55TIlA2SCc0yJsZsMGV6ItMbj2b9MRvMfpxTc+dazNiNP8pTlFQDc2ngYjyg",
+	"2XiAivjGQwqdS2MZNBZQozXzXVJ5Gmnqx2fPnhygaK1K/UcqtOVQKrZo8OgcYG9ve0xcqaLFA/XP+ZVq",
+	"pcpZLqczfcu9raiYpbThlPNgKtPbfM+Ocisiy9m1TNaac+O5rRyZSuQtZq8KEJ632wJksqWrrz6yhYXX",
+	"9IQl3Fb52Jhk/ODaiHAJsbRJqiVUuoZwrSk8r9RalN5Zq017DrELc6/+/ugxmk40Tbm9vNSMMi7Qv2AN",
+	"K7fBvb5geW7mjG7FPDdXz5yRWc7K2IgRZ+DfsHacdYyDOTaiPGNpU5V6E63FZkbrIjATJxW7ThVJwpQa",
+	"FVm22MTIMFdaWE/8s7hAWC/cVnD2OJuoRIYXYl7dSTGlopszmpqrOJkypWA74Oq+clhjO7VYZPATWmBo",
+	"uVjSUVazcEXMVXZt35gzqiJbNaM5nbq7qiWc95VTbJBkdb6nAVUFRykYSxWZsTwwL3sxAt/0WqUlXAsJ",
+	"2PhckIxqljuqVHH7O5QluO01DvQc1sKBJRcFy416CXO3A4qMuL20RI1Rd6NxQYGZpZOoNRql+lZ1Hpee",
+	"tSXHlxRZ/0/oKlsWUT82F2v7KzhJjHxhHKLsTBjmSCGCICNBCvv78jB9MLwZGV+JufNqS3eDB2tvLiey",
+	"Zv8rb7s0JcET/rrkL/jVJU57T+FuP6HCXsKWcWtzgl86e9Oev0X4wP5Ktl+SCQBD4oQGoQ/mBhMbMz0A",
+	"Hh94B8QNRlFMD6qBnxsOUgtpbDhKcFmv0ECERkofQcwfEyea8gHUPT7a6CRdRImCNBkoluSsJebuvKHw",
+	"SEmMfsCIl3BAQbcOWnxGp2Mhc5a2vYyEvtlriqfryvgWJ0rzAJZmrTgXTZm3EktOCQKTzan51IUVXszl",
+	"KSZmJMgr8U6jMb1mQW7EC0IrWShiqykobRkhZJTLKdmfgv/NGCxlMMq51Axp3lcmypoz2TTaX55woAPa",
+	"c0NOuErkNcsXS/X8S2S41D1cMa33e3OWZd0rIefisJI0BjofROUjRcxDA3joIKYxStfBKin2i38ynDPI",
+	"Q5fFMlhvpFP7+HlsNJmPe7ia3lQlT/7+7Ide9X6xjhUaNzoaGRrh6sNjix1O5BBfTSnPfkPRyqU4w5Sj",
+	"5jHaHxSaLKG5zUSqSvHsnebG+KTC+pSDMMxGEvuYFIL/qzD3H8NNZMwEwyQ3GyuwxKKlEzv453IyfWHN",
+	"3RfkcffJDz+QZEJzmmiWg1r546j7d9r993H3f3r/a9D92IMcIWpuVXvP96ZSXLGFGtCcDf5x9ur4Inrj",
+	"MQtsuT2FazdzdCqs+hma8YT9p/13T+bjG6mhY0HwAbv95vbj1c+myqnU1z0SZnjh8y8IR+VVXndLIvSL",
+	"VOTp+9MTRbhWLBtFZyDYJz3IuLhqux5oSXKW8pwlOtRRw1zOIXdupMsPWgVe7utE65l6fngY7OxhIsU4",
+	"p7rI4HnVm+hpFg9giXRgKadNFVfIXxg5bC+1UmQLwkd4+eSKjHMGFy89obhbU6l0X+QsMbQLrkJi9EN5",
+	"Y7WUI5z70zJIZX2PV8rzKnM5Uq0tLpAZLbIgKjVmevEO/xmjREhdIf91/u4twZfg+P1nypdjY7e5EGx+",
+	"ArgYeuQnqSdlQJpiyoyxDCLXpjYXh5mp93BUiefN4MPbX9+++/3tbbwcOLgli+r4x4IUAlSafUomSZHn",
+	"LF15KXercdMIDxD+ENnTuN5bcSfPIbzVjMhWN3dIFXPXkCaXmF/Jh7PXQNo4cNdyTiKFQM+9ivOt1aCO",
+	"fRM5Xbk3fjLBpsTXHtmkdpW+9kbVBOWNd8ua5JHhmtvkHrr1RrWvP7ZZYeglsBqi6r0l27yh/OPO8iVu",
+	"dPPnwSTuao9dg16zMU0W60mYLYmR16dvTi8Gr/775atXJ69OtipNIpEVnS8GoBUH08hd4xc5J5kU49B0",
+	"UhMosphTrsmQjWTOCAzDxRhvHzzLuGKJFGnoMWzTOW6TPsZ235jz8bj9cRhZjzhzm6cRcaVUh/w5yNmw",
+	"aRxz6ybDxDr46dCMgxYTV8SHHeLpb/6O4HMul39WKdmpMrJ/0Zg2cjRiOeQEP/nbD3+DSpFzzPWzZoWe",
+	"sOlBxXVdkyY5FXHW4omM24jTTwn5cHbaYhDGxdLpCYhvu2FKyUNnlB1+5unsNP0St+7sDX+Fx9VoPHg0",
+	"RjJ1F7yEeBmdG5N8lrMRA5W5ziFQHaY8mAG8/LYsUChGuEbrrVKc1CGQtv3k+7asyNZUn5KoMVsx45gz",
+	"B2QOxnMmx2Nzs+FitTu+niZY8lNk594orlJxZzc7MptIwYgopsOYnvvz3+vAH5wvWjji/F336eNnz7qP",
+	"Cc1mE9p9QuzzGCwzc8WtMVIl5TTLrBOpOpN//LS7693irtfMvjBEOcCdb0mTDMi2/Up+9OOPR0d/Pzo6",
+	"Onr8AG+Hdvbbvh46iq9tY/t9sU3ERKQRiF50BYZpafE4KqZpN8Jm8PYjZRM0maFJl6XWI79UbSXMvyHW",
+	"TQoph1yxtC8gAYCS/t5/9Iujo6dJRsW4MMei6Rj+wvp7RBWjEf9E9u0OGe30H6M8lgBnRLpNnYhrgTkb",
+	"kn10745okekDCO5Rza/jJlzFYq4nMGhjkEEgVKh5C6cHc15mdNv8pbYAySMFbA6R1hcErhpoySRyOpUC",
+	"bypyZBieSLCpPpydxpO0Eik0TbTaLJMmSCXZ7MVMjmV7dpbMeLJo/dnJH/OAuk0K1W2yhsKUoEhNhBRh",
+	"+e8j5a0YSEMphhlP4vnIsi1pLYjjxdi0jZvbblEisLPab1KypbrT/DKojPh5tT+k6gUJZtc298rtNaaQ",
+	"qIaCvlDJcgWFJp/7e5hO3N97jtXYX2KpCOaJ5XF6f+nI+DWmExlmcikORnKhQRq3OZffrJdXebNPszXL",
+	"TtmnGc+ZGmBp5Bov8LUrWiFbLyLkZjRhXcVmFOzB57BV1hiH8k/zGtm3SaNQY4N/O3BZIn1hI2nw5w4m",
+	"aXMBu6s0aAe32YWwf4A72N+f/XjQF2rGsgwuv+apyyIXz20B1nOoCXr+3aXNWnLJKeav8TBuMWyvFXuk",
+	"3LJaisZKD0f0EM0Yy6vRHqlVufaVUmkk2TofVTklwk9nVLPXfMp1izyAkgqqGcnMQxDeBH+ZsYedQRMU",
+	"uq/pcjGj1n0rX8cJU37mQkoypWLhlqPu0EWDDhpCx5SLqJvGT+vJ0dHR5qHgJU7m2oHHSCLIHP3ZZe5V",
+	"D7Yloe/YF3SDXV6txYF31k7kCydxKkYymji7dOrwVmPmbdUhb4pM8y4meVambez95+ZmBZ+FXJYswxxR",
+	"7x2o1o2Er2+WzNnuiRjxXOmqk41qMi2UISnMcVjLH7F0x86YKrKIG3j5bfYCM/uq11mQC1aKVbYzuDlp",
+	"WJegmc2ttV7zyuOzXCZtBYDmSrrxQUKGCvuka3VisKXSVlluVhO3xgdd3o/3v5grmS3/gi9irVjr1FZB",
+	"iLQqEEgo7v6roBkfcZYuqXJeRRvnZp5+B5Zd/Kq0M6jW2y1mbJCyERcsHYATpzn9XyEoqIh9zLmUbBUr",
+	"S5vb0yGsN+6RPmxJf69D+r7Ysr+33bODRCIqCKN5xllefak9AbqdsV0tWmWgITP0YEkjmmS26rguWjxP",
+	"kfLI0pxSPkWXi/FGOe7hp8O8driue2u5126kLgaax4yhV/BjPI3qBfEV5gDYcUNYgRkTqdnTFYviIIzG",
+	"Ns+MGi4FCzJFzKj42toDYIViakCzTM5X76d9LFhvIcAcQ9JYtcS6GxrmVJtBuQ2d4JyrhxMaEQ1Si9Ij",
+	"2FHw+9nSWuXARe3YTWmaW4cydRYZ1qIlNMsiVZ+rci5PT27gan785CkdJi2XgynX8ViwdYgGFqAr3vf3",
+	"Rp8fmbOE8WuW9sX+Z8XTTtUl2MHHvxz0SIjeFezXhM5mTCizTxkXV6tTaGZUTw61PMQ51Q6v5XKhqjmF",
+	"0YONEMDFhOfpe5rrxWmlVr8uk+JF9EQKe4m/RwgmJsx///C5NlPwkQaxrTsFZ6oMGWA1BXsf3dPo3q+R",
+	"qP2yPUm75Uy2l7td2qyWu50JVI9X9bYWY4nkZHSMQeqjK74If9MgzEVzZFQS4YZ6WQQfpWKxWfJ4REi2",
+	"WnKeWJpEEKGVGj5GM9fd/hYprkNXipFkGyCCYHiXpz0gMqAx652mQgoO+GFLgD9aQ3t+XAiA4JArQn3R",
+	"D7Shg7TOu0QEKUmsHQfETG69yVeiXbQaiXTL2NDeDMvLStMZPozoPLUFksq0NsCV8OvBYTdDkVgWNq9R",
+	"a4Sef59Irl76/LSlcH/G+A2AHKnnrTlVZe1Ak7ixFKG9WCACU2WrAm4Fc1bFpFyRmjHbCydUeTnYz/pu",
+	"tW3oshoUXz1idy8Gy2F/WVF+4h6rA6cZRpix3D64thsJZn5ur38rMTrcFOu7015EAT87T1PMCjT0Bbeg",
+	"OQQlamU6ZG6eMWTWVrCztF515crtxBuVrK9oAtm3RuHJlhoicnqiomWsa2OXugc7fi31jYWda9vW87Zb",
+	"u6E4x6ZgtpREUb+x+hzVyNXS7EGLGAiUdVUQdIhgc6Y0OuQ2I8OAx1ZRYjjx+p65bWlsGzg6kiLnenFu",
+	"vhs678BW/4nRvM16qRpLRr9gvpgR1ocuZA85bschMAHBMc1GwFohzIWf8fMztxALDuNm8r8L1pabs/5E",
+	"tH/aZgD+y4xKoMybaZwUN8PC312a2vOqO7M8iBn/lZmTAGASZGi3714UPXdBHxfnq7hTDBGVyDfGnnc4",
+	"mXuPez9C/tuMCTrje8/3nvaOek8NwVI9gXM6bK2lsumS5j+GuNG5ne493/sH07+zLINXApgGGO7J0ZHl",
+	"AG2HCJIdDv+pkK+QPldRb7QYCTaqnuEAhm+0Vqxnlv/90fdbmxSGLyKzeCudBR4vWuOK0GvKwWXSQ64p",
+	"plNq6NHsqIvIt7xNh7JA+ZDKKeUCR6gcnjlknnYdCI7PQW87w3czJk5PXlYev8PTrMBwRPbvAgxam5hz",
+	"b6dWxbQ6fn8Kqmk0qp8QuHTotJwisVmPWPr/SBHcTmKlbXCMmUVJsUdWQ7mnM354/dhLmODA6uiumY3D",
+	"WFCPNx/OL8jQTEiYR1iKMQ6j2LkimJT0uAYN0aCBRuDqDgmgGd+LnMc/mA6CXFOWTKjgakq0BBvWXtxx",
+	"r8Bb3GCkzV7v7H3qejHbzSDRv0sLPXFezcjPtiAFBKp5CDKEYjmyp2XQydw50GiYtvj+O/bw3LlS8sia",
+	"Ao+MydQ8PgiNVE5wD7U5U/onmS7u5OCCeEzk9Gp+flU+HNoZds/uhdBsbDGmNWD7wMsb6tIk0BpHzSP9",
+	"iaYBT70gb8z6xBiL1q7YQtUIcvlXtkJ9bULlyQA8DxXREqfTM/sEulW875MA3gxXYSFXX/TFBd4wckb0",
+	"XJIrLlJw46Edi68+N891yaX526WHWQfw9TLao3y6EoRkiywDAYxzGxqBZr/vkGRRjNqhIYlnxdgTem0z",
+	"SFhqrnGWGpU1mRZESAhk+wIO8PtnmdXkqsl0bqt+e3JsNnfPwvsYu0/tPf8jZlmaDQrA5stQPct75ATz",
+	"O6GwA3erzXw0wzhz14Izwqt7z9ET0vFOZAchDH+OuZA/dUtfPT785ePNRYcf6/PekIt0YEubIckthJ/d",
+	"45m8ZkMqqKBqL0xF2ksmjF0tBphhb/Hwau0d4L9Z9m4Eu7zK0AAIULOo6nGswPbskPmEJxPiWOeR6osK",
+	"38J9DPNyZVIYzUtmOcNUdnCc4bQXByBAwt2IqQbD4WHlxJDb6h1byIu3P8OSNehX2RdBftvpSRnvPD0h",
+	"5/V0/iD9bzkWcMoU5JJ4HFbnvA5iIRsmlGFXBqf8dPCRMouNnI5cF58OLiwoFQBt6Oo8CA3WXA69Vpz6",
+	"C9C9zPmYC5q9N0z7FolvaAj+ZvooIP1qWGCPDpPHT8xFy6zF++/3bHEqVuvnbJQzNfHvpGz0/Q/PgoYr",
+	"z/f+s8IZz4PXv4SiYJO8mbYIhTtkI9+5qj6TYI2B8Ek/WjrIrX8zm8nt0tdggNp92ohaTAo1ZrOCFHHJ",
+	"hcZsST4iSnYI1+T8l3cfXp+QxDxgU+4vLyvbdHnZcwqIY1sDhzJeSbGDEiCRmvOyOUs+mgtuPQsdN2QJ",
+	"LRTri3rWrnkGJ5y+IFwozWiK4ZMQSC9nVAE/kiHLOLtmhGvVF7X8X4yg2KVqF3lVoGjNxQMmDoJg4XL2",
+	"HAKg4XS7fIdoz+Z2YClgFUXOcGhIEbSZTLhQLxX8S1EOrlBojIknUmlA17EsHLCnFFZkhjhrHlmnLLlo",
+	"qTut0H/90/sOIv6AHDfJwBVpsE+IsZUGG3R5GbLA5SUplIvyHcKf3J4ac8Ml0G+e7FTPciplE1DcetsQ",
+	"l1RR/1T75rZZq+8DweupgirCBdCksZk4WkpcJFmRstArO5JZJudm48oMWQWGHSHfkcvLN4MP56/OBqdv",
+	"zX8vLwnmLTn57oIuRpRkOaPpgmhqSLB8/dV/v3z94fz0t6Uv29IV9inJCmVUtqFENaMJMwMRAiDNZS+d",
+	"UkgT2xPHmazKZuH68p6c6SI392bI2l+szgbs9AVuE+TQQmFZHf+zstXBQjB/2R1YX8wnPFM6zNUwT8xY",
+	"PpL5FIavDAxrKBEJ7OXfPm4/mbFrKjRJJiy5Uk4iFDlsn2J4ejYPuC+CL12uMIouBx1CMz2RxXiCQsrs",
+	"H82UtB8AnT1t2ZAwK4uPELfZas1OfK/6orpZZNO9Am548vetXSfD6v8oc5ap6HjOVLOuz5OqXgc3uGnd",
+	"2eXQlS8c0jQduLYIh5hxYtNzSpHsLozVW1C9hA9vubdwP6xI6mjLVlgb+SGSWNRpVDLiyx+jAnm73ota",
+	"iBJReFu6TlbmbZ/8uKbSQEvBECXK+0BR3L1b1ds/81yKcQcNR2B/sKvI/pvBxbtfX70dnL59+e7s7NXL",
+	"iw6pNPesM89vvmyY2sEhNW24IOdvzvFaVqbHYXJrmTB2sJKhlvJKE5vtEAruSoTYNjc7lMM4dO0tUs0N",
+	"sGnXIRl8/Os74A15fHh79urlu3+8Pf2fVycHMY88TtbVYf3wSPkEae9+7xCleZYRqq7QSpBZyhyokDqI",
+	"O+VXHvs0qEZedvAu4PHBDrgLsGx0vo2IS3nQvghvRvXEOW7wqLr/VF2VXpGnP5pTVy5mvvSgQ3vvENwv",
+	"DVUYDcv8tHAl2ugA8qX6+OWyxZgN5LmZvn93fqGw7hBvZuR3c1uDL/dc9t5AisGY6U4z3EvTtPv0/ekJ",
+	"JN+qvnBvGEMC4oBQieiBYR4pksqmM7OG3PaejlnToRnzRaL+rOrE0B/RkEjxYeoK+NYDutj6+gN9XMmQ",
+	"mn3ShwD4V2GG+kBRwg9P3nZLst6WHOISFpL8S2fv6dGTJnH95rM4y2N94eEufFM2FyZSxKNlmLOeMOqw",
+	"hl7LEkB0yRJqoYuJg8hvLAPc2RalE3uzuRRR9/HlmrbTYlfWCHJDs/JTdz6fd82toFvkGRPmypP+xe3M",
+	"21DnZjR4f4RX2nneFw4uR+vA2tiIqzSSxwaYp+mXparbPP5aJle2m+IWzbaym+gKW98++HEz/9AjqFbX",
+	"7H5Nfbi6gz9WW7/8/pvB6dvfjl+fngzeH58dvzmwE3p6PxNKaJaVU6oX3d9nSlCRTNzZgPDn0Lkh6A/a",
+	"q2TQgcqN5M798dHovGYq2x8fjQorecdBRdBaQ2wOVf1X1lm4MmYZFGyCnjVGVqlmkYM21bOzIsJs5zFm",
+	"24YPYTt8dpfX/ruXBILNd9JghTTwFpmm+ZhpVyBuXwEvHca3/vqyw/CgIljmCf+3JkTiVyivXW1P4/UV",
+	"rG0ivX0dW2lcvdKl5p7dadqdpt2OpvU09UCVbZ3xtqFvt8lzd+tsvx/ZsNO9O927gTSxLGnVr3L/WlsD",
+	"38QpvXNGr+2MhgINvUn/6yCS9cNB67nVwMTbU3SPRRjm9g2OQzezDfZh0R835Cv6ohDR1zI5htQKW84E",
+	"fnYQHfsV7PODXl98UEyRlYmTOetiD2PIF4G6B82nrNcX54hW4mCiuBhcczpgnziU3g+CPvRB08E63WL+",
+	"HyBXXwQ+3turra2llh6v1RTWJduZve7yYD9r70Dv0ZbcoLvUjiVyYxRm7k0AF0cKoXlWxaQUElDoMA+c",
+	"zSxQzBr1xUsh+ctgstu+CpHafHzXKH+5Rzb8UKe23HWVvM3/R3/kfSr3MMtkSjOzryz1ShT4N6HC6Fmf",
+	"MQuzVHaaj7cq3j0ES8tsgzRBewJqvdbJ96gPAvqxFopvpupqD2w2zpaTimpwiDfMK9qS8eHkq7E3FBfj",
+	"jHULxTpETWSuuxk38rvKcrdyxrvcrkM3ZhWrzQx9CCEl2wk3ass0oKB+c2+scePygHiQLddWcXEX0cRN",
+	"hDHswRrXFHxuXekFS4Y0UmojQPd3ITirQDIqknIF3NYhSjqrwekSl6P6MDnP845hKc6UbxJDY1B3Ro5A",
+	"FopbUowxnh5aK//w6QzPvdWIx+egecJ2PWcuHbAKRb5sO6PAUKtwBsrPbH6xjiNEqS27QrlyuGnxzxHb",
+	"i728mIVFoK41RrwpQdk6w5jgI3oti5zIEamc/yFNU3+LyI96zw56WNrjuhGUqR2KTalRpMpwEaSeV3Kc",
+	"yFzmV8/DgG1fGAlXdk0J4LgA2hXK5iDJvMSRgme9PnzRF0MuUqxp8DBWNGe+78d+iaOCdU3mKm8uB+bz",
+	"NcwqddC0+d9LFRD4Nkx9M43Whsoh7kt9vnWILdXSz8cQ9XtEvVLr3ymWN7k2ZPmpO5Zdq5Muwo+8pFOW",
+	"vaSK+c8PoAu6m8AtPtvxPLqV4e7jJrNUIwXNI9skjIVkMQIfEPDuz7Z/K5ttyr1Z7+aFtRAA+Xlf6hoy",
+	"zGxPfWBucOEhdOd25e1xGvaMascBtIknzte+X4ram+X31pSuEbrtWe/HaWp2ZOu+h/U8Dp0b96lvIvjd",
+	"GQLgskZBit+Pv/+WciCgtq8gCirt+vFG6pnCi4RginWpcH9X/DcyZ5FyH3eWD0M+fDg93o5gSFnGNGuX",
+	"DSfwu3n051xOrYG+PUmxBES2Ag+6DYjZVXix9x+z80scFGB2DnLfMcCtSsiuBXEwkqZRJtPaRTI+8NrF",
+	"ElVZkbOpvDa2r8R/G+6t3hMOtssWZ/BBqIeJ8wMAmVXvKWsQO+a/h9Uz7YQfgjJfSKMfX1kCuwsompZe",
+	"4/esRaJA1DE4HJsiDcSATcbvU480LMcg+xydG3U3y30FhYOZNU3KMia6rJOo21o3lPlbmtYUwFZEv62M",
+	"vCk7vDk/PT95e0f80NZL8eEyxPmb86/EDmVn1QfGDeXEbsoMjf6k22eFMvOhPUh94p8JYV19FgWoRyjY",
+	"zjJChzzjelGJiALeBUZjoEWVLd3nqgLUYB5F39wfK8LS5rWP+3YxXdT0XTrjh/9Rj792q4aseegAvl5H",
+	"S7EAHUNWtknBjYb4tZ2ghQEokUIswAhM0V3BLCxBGCab0oW9biMAQybnAWgkSZltloGwG9bfbIu/6l0H",
+	"Xc/wFD70QWT8yiG1uHlCb85w3qlkSIOaXjEjYi9rePeXfeFjKw48pQ4JwgE5hSV2ZxQfiwqXIVk2fIAO",
+	"ZaXpCSypautm9UMO/nf2WE7Vim6QwDVzIEk4YD1hPCd2OxCYhsAwKTFUOIWsJkVmUiluSMrbh/YQwrSV",
+	"o4O2dvab9SOQpLDO4iyrIT5j+2dAOu+L0xHQnqPbDolBQTmCu/SzuOwL8HkbpeLgnTILKyfBl2t7OZbw",
+	"+ASAGVlfBKN72r8Scm4TaIKPEPeNTl9w2wHN4mtYPoldJC6JHPXFZXk5uaw2SgkapKyLDFMPRm4d0+oG",
+	"l7CGkrfQSxK6B2jphZXMUbxUDxbcLIYaPakgDFiDSGKdNPbVQY9c2hvfpQd9UpYqDM2FYZsytFGIoSxE",
+	"2jow4I6w6umVw9s4i2DQqEDmrPKVkStZ8+tJC+YUcv07ORuV+EROSlpRUe5SX2B3rkK4rUqNFJ5yAZK6",
+	"neuAuwDox/A/Nu4L9qsB6TSBi2tlOcE6QhnWCzAH3ZW7E97EP4a0Xj5xt3fyBlBSNWfzT5cH85CTTmpe",
+	"ik3dF4G9SGvWIqgeOlaGIo59c2OPcf7xdsZsiIMYN2Vf2qgHFvUHeIjrwKN+JYMVzGcmVJGzICHMLMRJ",
+	"F78SAPjTBWhK84OcC5Zb5QwAdhYK8C9hAJPaVyzK4Nt3FyRn1xLNphpsn3vZ4Y+5XsPEWV82MT14B/Jw",
+	"S80FATMcP7Uz91kDjsPKRKWm2YsU+N5R6jdi82ZyLAs9CJqQLDd+H6nYSXRcV29uLBAlEw5BAztqpyTi",
+	"vnAnVIVuI6CtWKqqCL1GtADd/j5hglwCxO1lBcM1ocKm+uAdKr2mIsSV+0PJEaRfy0IT7NYfZ3jzXBef",
+	"O6iqXWhtO6VcGEawS6qYlZV2jIHhLth8sBwBVrD5UvTXUpvzCdUBlu9ylV758MevY9aWUK1fIhl8y00K",
+	"vyXeprCYkzt74kHZE05pe2PCHdz9WBMr4iZLTxIsc0zNhJuFYTxoCVhzc3/3nbHjS5n23XcWKHepWUK8",
+	"TRJIPgfk646n7llUWLMR0pMYO6nQF5eN9V+WWKqhHQTn4PScBaZECseEsRRHz9CMoNqbIX9clqnCza29",
+	"jMtNs9v2qPDX66ceS9KMYYfA8hZjLqUWiZh9SthMwwz64vLN4OKXs1ev3p+eDN6+uxj8/O7D25PLBnIo",
+	"H5mrEvUUpZOJNbX6InZ6ibOdRubq2bONnr3pY11g2Kabir7At+29EQd0Q5XVNoH3lCQ5A2taBHDO4Vos",
+	"WGuIfe8WE7PHLLV4dKkSm5xrxbJRhzAO2ne4gEmDc9ejURlKCp82l9rhwoLxUofPSjje1YxEymVGpAW/",
+	"XBZXOWOKaWcaPYx44516Yu4kGBmlqw1CMgH4OcvzRKZmuTG+MYYDKAgL8ASUBxxQRTG/RV3MiOVMJO15",
+	"ITa2krNEjgVXPvc1dAE24kE1pGQW4CCTyzeD81dnv706g2VenH04v3h1ctkXxv6rSYjAOiwd7Hmh9KH1",
+	"k8S8Qn3RdgNZPzS16oBOXr09fRWezsXSzXM9u7dzZjHXK3xhSdY1ocqIF7NsmmiC+OBNiF3EoY/Fysyt",
+	"tUH5VRHtrN5Zkc+ksj3yFdMahVbNsLgfu2JFBPqGhkUlZvit2hWRrd3csMBB7tmyqBzfJoaFoYDzN+d9",
+	"UeGCynBfzbiozGJdG8P1fLhTK+OhpHH8GeyM8zfn/lDi1kZ4zndscrwPSWpneewsj4djeVSk3WaGx916",
+	"NOYTSad8WQkiiIF3c7Ft6C70Zw5aYFe5GmC/skhR7A0aRG8Goz9kmRRjzDSELAFho6Bb9gGuB6pfFSp/",
+	"9fp0rVq64frAVa2DU3uiM2DVzSeSqxhSXXWNP8u8AlhkAwvVnLUJmyqWXTMV7bD6+0SeqrtE2ikbmi+B",
+	"hApav5eRkaDb91fDhLK2XRUXiohKlsF9wz4h5JL99nYR4zbqzP8ljsV+e3i4Fs4o9OTws/nfi8WMfTkc",
+	"0Swb0uTqcM6GrarguNCTn+2DFj/+DhGrf7l487rEq76XzOEPAkW9r5y7T6wqbEllM3LceSACu6GlRo6w",
+	"R2yHR+DSa/skWZwnDXu3Bjz7KgQNGKlDSgSPhM50MqGQDuWgQszNuAXV0JHZpqj/zZl8OD32FXPzibGc",
+	"cNf8NrgGVKoN58O+vTHEYrxINGCIu8avR5Clpto6Z9rV9sMZwD48UugGGspP0fLPZNQ1Nweleca6jocj",
+	"iTGZLNJRRnNGLtzjj5TRw6X7ZcRZFm/5h1eBRsYgQUwpMqKJlkYawk1nn1a8RDIndDZ7pOC2RMH4AcQQ",
+	"8+xB9GvjrqfLJStCjYTUO+fpmGmIsNu17Ofs5fH7i5e/HMN3Jy/xyUO/eHNLMiRGNbcp7dPWCU26q6fj",
+	"vrDupn756n0ELIM1elwAHz5C6sOEfu9ThHvfTohHhTgIjVKMPwKf9PQFgYbq1sT1wwYN9m5a4ZHQGRZj",
+	"WKnSduV7GT631UtffQbLtroyi0bJefjj2oBIwUsuTefbQP2yVIaLNVI32InWCxRWQocZWvE4xHq4kdY3",
+	"7jIry53tC+e5DWsSfjzokdMTOCZnMPuLmHfmQI43zVlfWDCaWE2JWcSJXcM3klvXmlSHrVdhs83mQm65",
+	"kygeBKrZA2cZwpP71p8A8MFfjHNGxlIwLN9mOTt4KJgKgrF029yPHKCIYtcsp/XCnKazwAFJ3kzHBKTX",
+	"pl5CZtyyO3F9NDOcxC2pu5XE7gqjrHpoSyQ3/H74Gf+PdXyVyBaby29sullzTR84qY5pq/GuzA2pXm7T",
+	"I998noq07H9uY8dKyxkgmoFbXBMpEtYjQM3oKLeCzE2sL6p6wSf2LtUJ3y6+8IMQxkbolaKYqm9CEget",
+	"1yNSGK4Ea8rgzgohe5fuaCdBlx3v/d6/wDi01y9LXrDNXAGM1dZN6tZzXNOj66TzDVt+tNcxefGacjXL",
+	"6AJa6ZN9OoTIZMboNVOE64MeOS5bmPhqIAR3GkF2z77t/X/+4fz9q7cnr07MO1E53xeYNRLOAMI1tlOF",
+	"i1rapCAeFKEDRHxf7D85elxpDP3jwQtCxcJsM8sUI2Oz6d8ffd+U6B9mKd26RLebN8DTaquiCLf4zpw2",
+	"9yGJzR20gH3EiMSTbUY610BljJgOSFFpQFH3jF7T1unnryjSzpgh4SVS7UWbhQfFfJgyJgVrtUohVrDs",
+	"YgBdH37O5HzLdwOoLlz7ZuBnsfJygOOuezWwmTgsdW0FFjOrKR4w6LV3HQVzDrON7KLUzTsBw3bfBX5e",
+	"GxTzi1YQtagnv5Kn0io8tTQ7RLh44YUWqLkC/dHRkcsPrzrUDxD6DUG3ueCa08w65wbLVdVJaAWAShZs",
+	"ni38TJ1o7SxDFWzfTujTAc/h4Bts7vIiRfdrB247LthYSYyqD2jvkG0NRsKiUoegaimYVK+fLcjP7X1L",
+	"gl4h1fn6DgotfrUlgy1mrENYb9xrLD6Mvgb8MbAiOfo5I81Xn6TtUWc+AOkR5hxXQ8DCr/ePFxlCFkVd",
+	"l8uzzBpNcNZoYDORU9YKi1PfTCslW2zDCLlGD61t+nOWZQOQLyvvalxhDPW0dCE0zrCymeHWdTbOo/Nm",
+	"C9TQVhpT3V8s8D3NPTJyJN/Wchb1Qjrguvs1M21bI4SS2X8z+Pnd2U+nJyev3naIvX6dvDp+eXH62/EF",
+	"dix70CZD4DgMgzbg2lCqAC9HLYPvZq5mbKmmlDx0/eqX9JDBBy7k+fm7VX1jMHsrUBFzKqwVNMzl3Cxm",
+	"SNubybjJfMiz2+W8IFnInLjqk4or9W8HbROgkOm3d7v2NTdNEzi2GUmSJBMpLYaXTzy3CecYb3169CSW",
+	"IeL2z2VQn5+/I+DgHFFUbBNGUzi5z3uvJVL8iklGJc7NVzjlCmpOoINjAY1tSHDqZJ/iJii6MI/NJ4uD",
+	"llvjTefwVjb3FDMExIiPi7wNVTKk4TpIlR9nH7JuascoBWvga0Nuh9p7vgcr2BYTH37m6WxZV+mSmU/T",
+	"93vrONpgwE2Zccu8vSVO3THNrTKYTtP3xrh1mN1BsU7t+0ri539oGAG3+XyT2bCezxfR0WTSNpebsnMy",
+	"kaqpZLfEuxJd0a1Xe/P7V+72EoI9Bebf9jv7nvqBlYPTKb9szJ/Uxn+4VqU7c9nWHtIsW7W9x1n2FXf4",
+	"FSRmVlYa+A7vb7/Z8nmEu0+zbGUA3d7LlqF/4wPb8lut8FvYCsTSP7H6Rl4d8QFezW9y+V51X152o13n",
+	"7noMIR0LDEf5PZd8VU7YmHPuYmoMsixnNF2UBSMP+Ab46pNvJVVbE/avNnu8jQuguxctg0j4SgiNPt+R",
+	"CwQKTKjC0GfOCCVQ2xiGlxDy1eMXYRn9mbv3rQtHCYObu+tckivobSdHVgDiq8/Nc11yaf526f6oICdH",
+	"+XCXgoCOw18eFVkGW4g7O3TVwlwRNWMJH9ll9+zQsLQVY0N+jiUeMmM52IZSYP5DACpQhkyGC5Dbri2f",
+	"+dbpqNqAE4J0QFWjIqsDns95lqH7oe59sMeDN/2ECocnbbu+/9ujDXBBVDFUhgeEdrzgpxIM4uPaZvrZ",
+	"glBy6X1pVQzBaaF0X9BCy67v4ywF8xgKVRhL7wYISAHT7CF7y9i1QwAAR+zJvoBjNleNywBrm48IFYse",
+	"eSs1C4BCcmq419CL9THYIfvCe4EVJgYYWZto28o1WAygdtsqvymdYVq7/WxlLlJAYe2ldSpeQnt6cIIl",
+	"NCNTKoQtlM+ZkdNmupX3EbLb7zJkxS98vbVdiNkYAK04ffvb8evTE/CjvT1+8+oSdtcu0jXOhLm/fXdB",
+	"qFLF1O6LX3jpRHTsaecDswfIDgcg6wrqy+n6w/T1+hUrxQE1B+CVcKYAfV6STV8AMfGglycSm8x9C3D/",
+	"U4nZEmKD9EVpiZk9JTUYVHbNZaEMvTamQrWzV8k5Y33xxxnLgOnUhM/IkOk5uHkrEKlocoGZFRejeTBG",
+	"147RxTG6OEaXirRrxzgo0TjdMWAWYEWUdkBKBGAxVWADMpTpwnZVBYQzkNFGeMgRuVwSU7tECvnplet6",
+	"2hftew2PznhyVeX8OsxmX+RsTPM0M5smjXyZFQ6Jd+HDMJ5qXFtWI4oR6keCL79O+Ag4wK0I+MMSekVU",
+	"f9w/pDMA2E2YcvqsRAE/iMGlWE27RsGgUTwQCLQiCgCC8PUqxipqoTYvphmm4hlJ8VVbCRsgkiNQgI1v",
+	"fYxEWT51SzhTeAi9Kn/erE+AXlqZ9lkR8VwZ/i9H4op8J6T+jjgQp5SNuGBkYtExSllnk2tLOOhKOKdD",
+	"hoVtqIPIQ3Y8UGv+MRRnbsxLqAu3erW3Ish+euLEr1OvVhKd2jyYQBHkeH+B9dC+NZ4rr3Ws+elynoxZ",
+	"MPSJRiEbGzGRwWEEytklHQ+4hV3hvrWV5TCsQSnp7R+/XPz/j//r5ato1aIhwEH9orTChQEh9qr9qCUp",
+	"ZuOcpoxwYSG6y2y+ff+wGWQq0yJrKVrkYsKHXA98ok7tJEYAi9yBPhiVZjEg7ENRZ4kFzTgj6KwQsy0Y",
+	"uAIKAFsoZyOZM9A/hlqMTIeIoTSEmtguQVXBAWjMlW2Gv0RbmGySJ3FczZc0RKSwqw2KWMia6NayJsip",
+	"0wh8VNmDkhwrSCJlskVJJP9ViHHGCAAYbZ4mkTJlLrzr4jln8rodz3llBoUnghulUBhZDH1WT60F9hvL",
+	"FQ78uPe0PSdiSaqDxZhryUl1IsdBBaNFw7Ui1BIv2Y+ltB2/Pz1oTaJoTwgdUsVLZMGGAelOyirl0xOQ",
+	"YhLB9Tt4E6n3wQlkj3/NAle41IzycJMJY1eLwVSKK7Z4MI1mApCoqrDbo8Pk8ZOnlWSDisj02Q97/1lZ",
+	"2nP0BUA7nQpW1HIfVAO/rCJZ62xjAQgrz5gLolFrRmk4zVneFBGgPrgantmtdRhdlxURe2nhpYwK8TJt",
+	"kwS0UjcG6trJpd+tbgMr1cgzqtB2KAWTkbZlm6+qrQw3RSksrptXbttZU8P3F0mK4COm+dTnoobH0DFz",
+	"nfIs4wgnoHrknTDs3nC7Tyg0KYP5Nh1PBKHU+kIONeXWyi5b9PjbXNX1SqB/Va1eKexDURGOYEUI5pAy",
+	"u5gmCJiM+NWYQ4zYFllgzFeGS6gA9E5/S20sGT8IafVm3XCjeGf7d6w8Muh70HS9rpbbS9OiSqtq4HIQ",
+	"a6IOID3MtV5XG/v0BWQQ1Rxj331XJlp9912PvLTXeGt2sE/amMXB/Qw/a6yP8Oa+P1wQNcu4RV7DF0Y8",
+	"h8tVJsWB3a+Fg9/vC66tWU0zZcFGL8tlXAbGYIZWN5nTxU0yFY8jntNQOCEga0jFpeXdSle+9MLynyF3",
+	"Y4h5wNFLF/moIbHelH7scleTT5Dm1iSdUZFli+6/CpqBDHJ60F2R99/89+nJAR6GzzmrUcxDuFJvF6qu",
+	"0f0qWPGtcTYh6QxRXgPsxhNrvriNNMrRhiU0RSi2zh0n7Vm6R6jbJCtSFtYrjGSWybmh5hJGU4HP+zty",
+	"WVnVJXlOQtu5dUn21YYXsf19QJlEXEj8M2R/2nFe/ffL1x/OT39bNoDVw+xTkhXK3O2hLmNGjYIjJMko",
+	"n1qPeNTodQ5HZcFEVQNymIJP1eKKVAwI60qf5dIIjU5f4CaDeByB67nmm6gcVLAMbJJeukvnE54pXU2q",
+	"Uw6yCoavDAxr+MXLVeugtY/bT2bsmgqLeO1QoaFNo4a1w9mTIdwu+yL40kqkCprpiSzGExT9ZvNA2OPo",
+	"YGNMW3ajhGgxohLTwC2HdeIb1RfVnSKbbtSfsC/NbYBlfWpsIJbOalGglEN20V2iyELMSlc80U3l7G5K",
+	"HrHXXRisYligyqJwj+NJkdGcXF5xkV6G7lOUKH1hoXEt5hLVjeAXXhSzbOFjTz50VjW2/vLdgTaIm64A",
+	"110ReD70HetagUVfonjSkijGIPhGnAsBlI0bAPFGbWK6M/aqwV1ShVO3UP+S+EaAVHecFRvenPyFznuO",
+	"4eulLArnAd8uFLM0bJWsItcs56MFEjroj76I+U0mNrHOaSmXgQNfRIwRO0P3174Y8To8kVOKVrpMwbjf",
+	"r0hTjyOKCXQpTzTVzPaCDYuLLau6zyn0ABUiZblKZO4iS7WAoJH6cw7Wt42EWztxlnOJjde1ZhY6P+TE",
+	"Tl9M5JxdV4qMFJqXoEaGjNA5teflL5t2dD9rYURmli3MLRMWWtkzezhGrEwZeCRqm0qGLDFETgrhT9Zc",
+	"pTBQB5Rjvgt+MPwdAe3MCQULC0I3hOtY50KWXH2w3zwOBlonTuTnCknG2LaCVacjR23RIe+GW5aFW0aM",
+	"potBImU28B65vRVhouYLa+TMr/J9lcLCplu1+q1CsVK/F44yCifjOhRHTj9kaEsrVmjQbE4XcKsml2YS",
+	"l3glDML4OZtl3LHJk6Mj8u7XWC3clw0qgRpz+uveT0gAy+KWDReC2nHYePyWbzB+o296halM+UZ3GDfC",
+	"bS8xDzzFbV217vrAbsfcuIe2g1yR7yAw/J0xOZGM6gkhK1sFVduZ36i3HKm3luuL7Xd9wW3dtZXbrK2c",
+	"9ziFfS58hMD3l2ukH1g3BHXjQI8NbG5rRmh00pAWNWYBLnq8RlY6FWEzgE0RZle1LGmolYvY8kIxyyFp",
+	"8IE7vxrNm1B2N7jfLSrwSRhrt8ny/nJCyC9o8XacPyiQOxNqiyGsSQcSU6T43Y45YJC6iZxOAV6llE5O",
+	"fJB6t0xSaZYZRHWF0nmBbQ7MLCGVRWJvFYtt6LEDzLCwmTbvwOxqxhMuC4XXcaYwWQETc0GUQ5KMNtcJ",
+	"YUV+RICagc2a6xtW2RQuCBwuerq+a+n0Y0/okqcDF14og3XQj0jZo2k09iG4jTzoBBT4u+uugL9mpx97",
+	"8QPis+St4fo1hM5pNYX+ExtzoeqCyDpCnSPBE55z5qRFXr8A3k2/nmVt7LbdIfCeTIB1O8AF59EXd9cB",
+	"Dvd31/ztZs3fVtgElS5wYBhYT412Cg0Ng3DI1eaBMQndyzvz4E7Mg7pguCfrIKCDG9oIISU9GEsh3M2d",
+	"ofDnNBTuoPdfUM7gieEOrAjMuVgKzf2be2arpaCFUNrwxWDEqC5yj9RmA4bvKw9HQLeqfsbOXriSG6LW",
+	"+yHWTbdwLzQDa55B4sB5lTSRcpgohh4emz9X16WxvScX/m7bcS31uMt83LNJk7NcjngG3Vv832yVzSDj",
+	"Skd+GFxzNo/9HYuqjR0W/GanPUgZRNipZjdHqmlBzgjBqTZsI+UCjbZbDQbybdpXpTsR2eeaUHWF5n+l",
+	"C5FqBd+Bcb4S9s6FbSRj0XWeNi8E74Jc9k+aKM1mDwAcBHK8ZD5FvzF6nfd9Vy/oJ9SJ4II83fLnHyny",
+	"8vzs5zKfM4AsmedSjH2/o7JbNwbbU6y5qMuAi8qjTnjjqvYdk5Q/DIqcH3SInDGfpEOQQx4pYhhwOYZH",
+	"i/A4pNdU03yVDDnGp1bSJp/SMTv8rrrFvnJ/yAXNY4nncTSUadng7366PuJedIiQoSUAhR5XcLqQOsHH",
+	"0FZZxM4Tf+xyr6gfKT8qJXpSTIeC8oyMmAYoF1vxUsu/aDmqJJdKDcwnuBgPwBxth6CwB/fSvHOOr0Af",
+	"87vuRZeofBSHXrhBi4GdqPtriLpjY6UrCB7TxN3CgZy7lpzJFVtgVFkWmoyKHNvBVnPFEB9iPuEZdITw",
+	"FkWEMYykFLb9x4zlSgpEP7OdKDeXk4G1sornTvyjd85suKSogdvCiOZiRbHf4NJCsh3/7vg3aE3iKFpV",
+	"Xtv3tfK+uhByhByvwQEc3JThjA1/WLYlWsFz5mlsofKVVNwqOGHXXjaStONQ2rxtYYlbIeVgJgEfC2KE",
+	"o/NlQalvKzj3jmG/ZYZ9JVIFIQ/sh7yPZHLwImgfFO+gdRtWZSIdQI2jWsmur0T6zjx5jhNUO6t0xyRf",
+	"h0kQGtAxyrCwQScrkR8pso9PeIAI7IRoi3ntY6qU3LfTdjlz1eNraDtsyfJAtV0dS2HHeTvOazQTamqo",
+	"m3EPemTVofPCrmSgM/vgS5lu0Pd3p3Z2xL+E+A05mAfgr+2I1Y205RvPUEoypWJhP4gljavBod/QK2A9",
+	"weZEMY1BxjB60SFqAriiNzYIS36cyuvV6uxnePwMH75/RcZ3Do8djz4sHkVeQAUZxBxvx41a6tlKXryQ",
+	"enausQZqpxV3HPetcBzQPBaqe5A5F3uQOaGzmRnkf5/helwnZsWSnOmD2/PlYeDKX8mfL+2zdxhXSNlm",
+	"QYWWW+Du9rdj9QfH6sepbY7SZPH5RKoS5AlXA3l6N+PwMKC2lKvf2we/mjMnKfKcCT1YEgLs7GHbkcDH",
+	"2+R3Nl8+RPjAoD18uRMQ37J7KGxW7wOLZazR0uoaTcda+RJzHFezJT739VysOyfqjkvauOTc5RBXYIn3",
+	"Z4WaYN1FrVpgXqLj5zRHOEplaxxuykh6kjM24+khTVcruQv78HF653ouaPTdVHVmLugjXt++LTtd73hw",
+	"x4Ptt8ZqwbTMq/Ud+9RblYoJfVumW9O96vgOnUpflfV27LVjr43ihNYNuoKxbslHiF62Nh/9Bo/fIx9F",
+	"4F3tPmBVIcyfs5TsY+AGDtzXrpSX4zhmPRaADdCV1aIxN3UHtfJzZ0/twi07Pm/1yFi6Rj/MFjwwxUzp",
+	"nNHpYSEyLq5W8vgH+/wHePyrXfx4OmtNIy2QQXY8dPN5u/L4kI1aG0x/Pe5RfCy6XGB9+6iI9KG+m+bx",
+	"qkgmvkN0YzZh04R7aYu9YTfsF+aJCewOVWSec62ZaDiBkcHBtHAyoqx/92VZjXousm8+z7UiGQV8hcUN",
+	"cv7SKReH148PC8VydfjZ/Oc0/XKIod6BDQshP7nk95qwMiNgORe887N9Zat12Xi7CIWQb7XbaCaMT65T",
+	"LY0mXboBYsBWWucimG0JG+Cqq+Es7rXIEJjLHPl22107U9nls4aVytIBEJJ9WqRcs/TgBcKXQ1EBFyRS",
+	"x5EZ8xpMCtieeHWo2b07JMGAFXwlf02DYrutgV63R3SLVoV+gtGYB1V6YETv+p9o99aGTAPF6baNocWq",
+	"DRbzMQJsUIUsMKNh1tYAAl+DjI30Gsw6Cg6q+f66gAd2lB0bb5mNX3MEDykw+bzCx4rsQ9vmDqKldgg0",
+	"t39BBOBJ0zIZ4UsD7QGwCGZUT6oYyafpUoTkBjZBTZFZ+OrDz/YKydMvh5kcy9ZqcuzE89o8ss4U/bAb",
+	"zTIK65BRMS5sQwuKDdK4safMdAdFztsAG8x7t8Rr+BPXxF+UfSYQuh32q2OxNyvmmK1ob9zsBHl3XOiJ",
+	"HeaRghHIvtv3g46vhaciJVdspslwUYYpmtXwidlqoQ8/j3Mq9Gn6pZ3a8EmLf/KQrkFkX+ZkSBGgvwSC",
+	"P3ioLoaHcze6o8uObdKnXE8Sc+cYA05tBOTBUiDuCcLIVd/fX7saaB0paOl8M0ndaXFzWJ64c+dloqOl",
+	"rgDXZQ4zZWIRdUb+aXNDdzz9Z+Vpi06BVMlZmRvm397sfo+lTK1qCYv3IIhg+SuO0NXW2ALM9T8ThtSO",
+	"M27BGQ3tY3uTXwf0YzGjzn5+Sf727MnfKr+BkbVaC0WVRZNSv5pDvCT8nXL4plkAKVCVkK0QJHIFa7aP",
+	"tsPEWF9m+6b2UZF9zsfiVKwDpHgRNEvMcRO1BLBiLgrz/9sumoZUdkL9WxXqLraCx3AjYY00+tUENNDv",
+	"hqBS1X75O6n+DUt1PhbKByKCbkn72G8wJ6cnB+Ah8sjbm4t3W3DVKuUxhPEA3UW7zJO/bi2SAxBGxOdG",
+	"1M4phn2APjTE0C1mtm8xuPyF4tCmGD0uN7X0kfTvHq5wszyyXULLjjW/Hmu6Jn51xnykcAX7sSLhRwqW",
+	"SauQGgcbaytZLMH2NdryXbGD8t0ZZndumAFGmtnBEhDNqqTNSFoaTnlyaL2q/273jr4zjxz7x1Zct60r",
+	"NHahdvQ4gM25QROBMPq88cs5S3nOEkBt36wJQZGL54hr/Bxn8JzO+PPvSPPv6Od43i+Ojp4mPIX/glhK",
+	"ASWepwctW6MSebMtURq7NWywHBjBkNcop2PoTrLiuKarvNttxyVTNkgmNMuYGG84yfMnPzxrmVd12MGU",
+	"6Ym8EUUIKZIbLWyWy+lsM9/Q06MnkboBWUnjnEH3pKic9E3clnXHuo0osp+BvhnIJ+TD2amRR4W4EnIu",
+	"vK3gMnUTKoTUZCwj031O6rrc/W6Rv8Ez/uzH7/9O/u//+b73uPek9/h56UCkYzMX6H7nU0txUiw9iDZt",
+	"qASWmEhnkgtd/0qHvP/15StiSMt1qk9X2AHV32a51DKRmVG0ID3bhKoFYnSy1au0uPEAAhY9+8eVN+7O",
+	"jvCCNJrPDsJoPTOjHgK/bau7laludmvNEjvExyA6jQjL/iCR01nGNDvo2ORoNTB2Nxea5dc026DF3Ho5",
+	"O5BV05q4cyyIp0bHxNHCRRdOqiUw+FDS//0/T3uPG2S7NmlyoXOpZrZeYQlBnpYPbpEOl21g+cXlvRbv",
+	"sp0iHGJlIm0SEww2kIqf+5Bdcc36e8/JiGaKffnaxEX2rSU7sCfnzNfH9zQj93mUNB3UDUZlB5miADYy",
+	"LnKWOvUjrI6p914JcjkruZnlQbm+fNgMzpjSwDE/Pnv2pF3EW06p/lo2iTNKgIo0sym7EWa6Youl7dlg",
+	"j341D201Cdt9tt5LrS0xuZZvDK+vm1YMXUBwL394/OPB/WY6YqLik94ROX4PxogcjWL6/7/O370lv7Mh",
+	"+ZUtyDn0hKTaFWEqcnpiEdZ7bQfpevq1y0TXcBamhFmzd9R1NvjCG6ZpSjVdTwo+vvsptBmOHdunUyvi",
+	"bQsPzD21QwRNSO9ZPlal0cBPSOaklJPl9bBZ9IzzNtrZSirLEX9/XBZqvIGrIMmLzLabWyZzWunwWl6x",
+	"5Q2iUbyBdTyh1wzb+HKlCsQYufQHcGlneXRkDOAnvccHzwntC9uNd0SoQMh0d4To4TZLwf6Uhuk6Yakb",
+	"FWlf4BSVK+nqkWPh7gh4fTA/p6U/A2S9v7h0YqbGGa76K5m72vXkjv8C3orBhAu9XZO4XoSF2wbRNbub",
+	"tnfvwQOwVO/TdLiscuulbTIV+MXcBgWk3umLy0J4Z1b9ZUeNjkmqpN/kdyTx0qQAwh7lTE3sUA5u0hrr",
+	"ntFuyvi63hg+wibYPP4rcUl7pEimbGBVbb6sLUHrCJBOjU7B2M8Vx138ATiZQRsjP4h7q5fcClpJMqUG",
+	"9gZRSpnqRbWyrA6BW3mH8BT/gHrHehUfznUDzrJDKp6PwYyJlItxh6hMzgcpeJN6vV7UlYOLK1041ZHw",
+	"rl/bmYC+bnAvVnwsitnSRLMPs3UTzaqX9jDPDLE/XG+9YtaWdQYbuJmv9H3ORjzLlHXP4cKCLtfmcLhm",
+	"BMqrWxvhhi9aVtp1xd1BgQTZcMXMpjWj//t/YXEsFi4TRac14pvJjCcLQhXx16tbJNJ9mN19hUzCZnqg",
+	"Wd7SoDwZdXWRC6V5xrqO+ONP3gGAD8AtxfVnN2cJnelkQpdPC2VL7JdJd60BlmYOrgEi24lJmRWd+daE",
+	"K+rsGTHwF0xp3Em2u8MKtJnrmMblLr9O1sEKzXf9sMCCLL1JAolS8tAFJNptDSVfumfWKj5ypvGHPNu0",
+	"GHFH4ruUrXtI2fqFYt9L61Fy3rNpD/J/e0pJ32KaihLuxwEMHQA0wJg7U3YUIB8hCpDNgtmQGzXVPDn8",
+	"POIZa69WN0b/sVJMrwWNAPDVt0ZFoOZ7jxS5Zjl2YeNjIXOWviDciLMrWwv54ew1SQCTu/Q/2kNuNfCv",
+	"vw5qQgdJLkHgxCXbgc/9k15T3JQbsBDs3v2DjrjPNsxmaBX8iCi9yBhRE8Y0OI5wDLJfYiokSnUCiIV/",
+	"qgPvPR/mFG7PAUzDQTOO4VH1EpplQ5pctVK1w9N76R5cS9OslWfUlq1zk/eAgW/84iA8qBsMwpW6UTYW",
+	"mq2D1bu108A7FMAdCmAEBfD3CcsZpoq54RWrpbxixtk+uruCbLUyvujCkRta6V6KhvHgpVLUhQbXBwxw",
+	"V9uddNhJh5102FA6QHEWdVmkzpvOy4sBNorSfMrcn3ge1C46owqcfDctzarz/td3TLb5DJe50XZesZ1I",
+	"2omk24uklxAFURW/IxSKoihyiy2v6ROpmPAy6YYGymfEI/+yRv2OE1drl/Acexy1EjdjS5AZndsETbHC",
+	"aUtB02PyQbG8eyo0yzF7lxyXpYNmIq4RPiLfhx4rpQFFJCBl59pVZJ9rRUb2bg0b2eqQKTgd7KzBnejd",
+	"id4bit7zxsXQVRm5r2npAbUhs252AKnoCEwkkaZdzKgihUCibAoV2b7sR5CEvC95mnRddaCR31gh2CFU",
+	"kfOFoDPFEEnYXV0jfmbbiOI2KMFNLWKEVTKhQrBsENQ6r3R632Qyq8zqn8q5vMap3Jllbdun3kHiWJMU",
+	"rKRXhOaMMJHeexI0gC7DgqNiK5WY1Itp84ute9GXTy4qsYwqNZTZteTgpm+zipmgw8xu4w9bRDxfvY0B",
+	"W0N9xDq4yxUp6AWXpwopwOLCFub2b1OaMrL/bsbE6Ql5KYVgiSaGPbov7YYgg5DHvaONE0+bQsC34/kq",
+	"bP/afH2HnLAzt3bm1oM3t8rwu/XERewuI02wDstH9fEpnrt78mZ33zkbGkkmLHTYkFl8yLhY+d0+/do8",
+	"/BM8e/NyrUaHE1gRzWxXQG5eo9n74CkUh/G7roeneaQIFWrOcrL/vhhmPPmVLV76wY1R+F/n796GPQLL",
+	"Cr922D/r02t+G1yg4JoQbA6wbVdsEW1A6KADN/ULkP1Zkc/MddmOHu9vaB9qfsG+hXDtDnwOckO8v+Sg",
+	"49C49lcAdIX4XAcdUnBqCP/D6THe3x/Vr+mxmQYO1OZ+wlDWSeAXXnAaW/R91CAso8S16hMSlrOpFItH",
+	"ikj4u/JmmCx0Iqds6yZre40BmdLMyH6WOt1zf61tjm2WU6l0OkRIvz8hdDmCSwnHyCDwoqZ0IxPrLmpm",
+	"XZLWCBMVqdZsOtOtTZKr3knquLaDrWug5NoYuEYSVRjNImp5XkLsDkszEHgR9JqPjYzrldJS9cYuTWaJ",
+	"XB9xwdVkTcH+Mz68k+w7yb6T7DvJvpPsAURiXCC9ID6rWUsylugJXSKVXSrMuga3i4rvbO6dZN5J5p1k",
+	"3knmqs2dQjK3t7XNUkJbe11TGosv15Hb6xrUTnDvbOqd5N5J7p3k3klul3SaWrd3i8huWtsQuXOyWWFg",
+	"v2wynzJIOKKa+U7zkbBbJBJSZJlrvdGSHHCTFsLtvcbcND8olkNj8a0pBZbTmEQ7zqAecOYLAEY8Y1AJ",
+	"NaX5VQkQC6+nZD9lI1pkGkEXQ0EylDJjVNw0wLfJUng6QKjCQSGGXKSDnKki0+u0G4+/uC4yn0s25IqU",
+	"FJXep8zxFBtEBX3sCw7KRuqhu/P9diavg01+3bbksAF30Jy85FGHVmVIAvKJDu0/AnEDorZVLK2sefkH",
+	"02cBfMNbC5+9RV5CRO6VnIOPrcMnxwSe7RCMWCMYmJrI3NYIGNFSKDrMGDHP3R/znE9oztIuIoRUcVMa",
+	"2S0VZfQPZh33YpyxbqEYrhCWploH7YXVDNWZTGliPgmwq+wT+eXN8cvu+S/HjztGtblKqgpsB37Gopt0",
+	"iBz1hd1lZ3Z2fFMo2OH+HhBZf8/Ihv6ekNr9ex8PgOWAf9UX8wkTZMyvmTjokH9KLlhKhgvy9sNrMlxo",
+	"Q7ydFlzO37me4KaeI+rKtlQVTDWgSa9aOnspV7OMLlqqKIyCnvAh1wPfyrA5xJQm8XtJCyes0b3NI6mJ",
+	"IssMDdWs2nVLQJocF7wRzAMX8fEeTPZmWYxDUVuGO9cCFzORU2YVcPtWRt+t7Y17cF29DYpxTtVdwqG2",
+	"yp2faEpqzGqY0h1mVXuzT1yBOXyPetuII38jmFKdTJahsWK7gNL0RnFBBYgxD+gCYoGgvFqh/kJkonZo",
+	"59dcVVThBT6+IiH4ncgWxEGL5AU7AMRV80efUYWGrEcrbgFyMM/GKgZKq/fjVjmtZWs8/PSyw25s00p4",
+	"6tjX1uUtD/P8cCzNLVp7huxUBOFPbULUh4LN252BWM3UPLStXfw+zXi+GBjjq2mK/G60vy5BIBEMs0O4",
+	"IFNlTJ4EL4ZsJpPJC2L0G3pI2TUiwHg0Ei70s+8Nx8RVIBeajVluyCRjYqwnzbm8hr+jjyynIpVTh6bo",
+	"Lp2Pn3XI4+6z78N7ZzCw10stVPrCDQs2Dx0qJnQPBjQf/eO4+z+0+++j7t97g/+3+zHqGCwUUwOaZXKO",
+	"ua/VD/0i5+jdCGlABdsLb6pgGwuR8SmHO+TqnbsPF92GciXOnoLNccH3eTO+plnBwlxZq1YdYd+/Xr0/",
+	"KeUKImlEUm0kqD7Df78gaTvgtLqPyvw9Lq7uiPBeTWd68W61FgITD+edfsuuj+Dct+f1wFrLFgrrrOW+",
+	"uHNCWVtChdJpRyLbIRFwk0jB2ihkdY2LDuye9T3pRbTCJf16NtVbNkdDarGeGfXCmiJES3LFsPzkBmbV",
+	"ctvETKpQjIC9EbNAYrP4y1gkBdBD+vWtkp3M2arMQT6Pq6VHCol92VVNMT1wjpgHHRk8M1N9b2e63cCg",
+	"rchF152KXMvkmDDo4mw7b8hCl1cy8KrEwoCdPcHmgyWu07q/M3z641cWLGtYnN7dzhUpITB3QcBvIgh4",
+	"jiGhAptBO1JoFTQ26GwRZpdF+87hyd/sg1t1KTYnsZwha8+v6w+0zy/vIojV+Wb8RwrTvqhISwReC8zw",
+	"SCHdkOP3py+I2dV0CgSmCNcI9nPQuufO1z6g15RbK6YNrsc+euyedAJ2DWzBIDyzTTDwjaIy4QIj2Rjh",
+	"oZbPbhI7gRPiivi370/a1aegKXgE3ww+nL86G5y+Nf89CLrKmZ9O3/52/Pr0BB55e/zmVYe8Gbz675ev",
+	"P5yf/vbq4K/qBPp9wqDBFq3sF26K4a5RzljHaHLRDDCTJJOKpUuZSXkD6dAHaNvEmE9fOtdUF1vuxdka",
+	"Hq7TOjy3dm4PSBoF890p829JmTvGCTc8staveCWIuTjO41x2p/kXGzDYg7LVkat3lvo3yNz/yKnQqmyT",
+	"qirrfEGEHMrUXG2n0kJKThXLrpck7dV0oc80+vougxY/9yPfMxOIkAgLfORosPw940qrju202ReWNHKW",
+	"yDxlKaEqfKdQrIfmxaAQmmeDqbLtMri2geRm7hiUkB+r7ac3VydS6ZOxrgv17hOXV+RP1cVr+PRG6Rg7",
+	"EfctibjjWhv+UbD5HSg2dubtI0WGbEKz0brCTU1oKueDIRXLQsIfBD73ExWGsb9iKPitJJkUYwaJuamc",
+	"d4dUiPtM9nsLdFY56XukdytKHw7Jb5/YX/MRZmPD+ZIhjbuLDtYMOW7TR3/+QJjgfEf6f0nSL8/V5+G2",
+	"kX5cuM8nkqtKmCvqv/ndPFZaZ3dExPCVUzGSy7x+3jRVrjkXz0mCsJxcip2j5ltz1OQYKQAH5nxCdfMS",
+	"o8jcPFUoK/u+1rUsxoJP0L5amuRulAdy329PVqa3j0aKaXOnM9tgbm9kX7BPFl7Z3fFmObvmslBYRf6C",
+	"uNDtUVu2+yiX00qye+MqNeWCT4vp3vOj2DWqPs03UmlXKGeMVJIzXeSinMnjo9a5QAh/m5P5lbGZcuet",
+	"AByAcmh2oCdc+e6PSGJQ0N/aTMBWoWzUBAE/7zcDOx0Aw8xoDsjotsQJw2J2eso2023pAYHxpw1mAUUP",
+	"JGP0mikyNopTtYT1o70f4IXl5RCNT5oRIbFIYQEGsITqkMpU9IRNzUR8MhK+MJR60jYZHOcmk+EiyYqU",
+	"VWp5y5OJVDrHPh+8e6s5ZDK5usHn8bUNv4xbHp6F+yqdU64BLGU2y+U1zaoU0SE0y1rngu9sPJtfy3no",
+	"CVNWl5r31AvS3+vvoT9eGLa3WoWcsRmjGiORS5gTBqlMxxfQNFL76wUyzeoER6GVKSK13niaQupBWUG4",
+	"nZkapSbzFIDHuOFvCRVaKmHY1dT1wInNB94bDBeVqTBhpOsfTs5wNQAJsNexEYCwCLJT5wjvQRDw77CA",
+	"s7NHr6mm+aCAZtqArwPJ6ObMMqr0QDHm/ukJvVAzwPI3rzuK+9hZQ+aR/ZHM5zRPFXSkcNoHosdDsj+k",
+	"yRX82s7rPI/uy2ivszeMzWG7cf5SszedvUZle8cPAJkbZe/FqHUCmT21cOiR4hYtNSIGtVS1lBocur5l",
+	"UBDYmrAaTVDN169iAxMIbtKrqtdwXDf/dRyl7wTzUEFuVburxNeprcPLgjuFDrFA6dR8W/NpG6bLk5qr",
+	"cq1shLu8zwb0uhQ8ZEdn31T4ERMFK0T+MLIJql/8mbMsVSRjIw0XAaXpwsb7FoTmrFfmu+ZsltGElfhM",
+	"5q99Ya7lmRyrZq5wITKmFKnmGZuDBzv0RV+E9nde2IrJ+URmrDTNuRQYmMz9X4wpw1iqCO0LP7v5hGdB",
+	"ci5EZ823pHhB9CRnbMZT5dZgPtQX9ljAh5bmTCmmegGC3IQaErXwHwjeZuaiZN/oWZYLmg3MmNImkQDW",
+	"FmHTmV7glZzmzHXGaAZEMYN9+/HQJRga3mpqgkHhL0GtfCG69vEA7Ibsvzl/+fRvz561JH4HVl0cJKI0",
+	"EG8E8hFue8xULkEIq3aDtyKjX23mwTefWYoE4smrMqf6sQCFRd+fspQbg3JVXNg+1/GDfeysXnkFpqR6",
+	"6kOpO0QVs5lEB4Sh3k86p3DBsaVCGNivXm/aQ+r3CSq4DZ1su15ir1AqbLugJ0eP738mCDK6wxRb30q4",
+	"B9jCY+FUA1zyBYp6rzfupph7/8nRY5DBSJLwh6ODiDGxjnl8iLH7ULo9PPBDM8MTnOB2lWGw6vXdKhWZ",
+	"60b4EyQ7+oBZzshYCgZtOOcsZwc7ofJtARViyb6SDlW5NaK6FNImIko8N7VGsRpsvDUvWIyXV2penE7M",
+	"LvJOr0g2YEwAbOJmCrhxx3rfEuuhZ6vOcA81HN3g7MPP+H+sW205Egyy1p2719ZWfIa2SrVH1U7rfZNa",
+	"z+a4R5Ue1yqErWtzG98TZVcU1DLK3hHywyZk2B9h/+z8nyM0sdQdYe1ESPxrqplONMnWaZMtQvvUeXMr",
+	"t0R0Ow6WNChhc4ie+7iqTVvh+it11NiaxsyZWdfO7bQTMSXmr6GIZVImZlI+3SzD8ekuw3GX4bjLcLyr",
+	"DMdgMrEcx9tPbZf9uMt+3GU/7rIfd9mPu+zHXfbjrbMfX1TUtCMyo4DJnC6czT1hNEP8fGti14PVam5e",
+	"u3z36yWhCgqiHXTDLJdQKJ4XxjBxzSu1LJIJ2oesL1Ijs6liYXHhpf3o5UGPvIWTGY+hfR/hYiRJxq5Z",
+	"1sxt+gfTv+BcV0oCzT7pw1lGee0g2Sc6nWWGnt/9Grlix5EZ7SLh7JSrDFXLEelCEKClAxxKWujJk0Mu",
+	"dC7VzPBYa2uHd+bRU//gsT6Tcv02SZ+68/m8a0RLt8gzJhKZYu7SenRefpdLcYZfvG8fxLvjygaYM1qG",
+	"WwFS4HN/D3iA9feeo/33ZevSCea1LN3j7OeX5NmP3/+dMPMQ2bdiamBPzgUVHt/TjNznk4wzoVGB10VV",
+	"IsWIjwtzs8PHjDWGTcbklKEgW84D5UG51nYlqMS+2ZEfnz17ctAhc6jDFGzOcmJlBMmkvMLmyegM+9T1",
+	"GZRd2ENldBKwTu1XWBm1C51QkWY2/HqYM5ou/t0q6LDxPoqxSo85WcAW2epQL8+wA6oyhmnKVce2Piu3",
+	"rWP2MjGDAlK07JAhdPaFx2uNU3GsvrB3q3FOU5sR6xomPzk66hgZbO4Q8HP6nPR6vYPLA+w3nVPN+gi+",
+	"DS+amRRCk5k5U6E0FQmzCa8ofiChQ2meZSiY0l5fbCSLzxhNuWBK3a84ru2/dTL+cF8a3X8+5WlwdOBS",
+	"8uUF62gFawokZS9dfzJAG4IxDC0pLXN0kMHI5i10bUFC7N7h3pePX/6/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -342,6 +342,37 @@ var migrations = []migration{
 		`CREATE INDEX upstream_logins_browser ON upstream_logins (browser_session)`,
 		`CREATE INDEX upstream_logins_token ON upstream_logins (login_token)`,
 	}, nil},
+	{18, "second factors (TOTP, WebAuthn credentials, recovery codes), WebAuthn user handles, sign-ins waiting for a second factor, and when a browser last proved one", []string{
+		`CREATE TABLE second_factors (
+			id TEXT NOT NULL PRIMARY KEY,
+			user_id TEXT NOT NULL REFERENCES accounts (user_id) ON DELETE CASCADE,
+			kind TEXT NOT NULL,
+			name TEXT NOT NULL DEFAULT '',
+			secret TEXT NOT NULL DEFAULT '',
+			credential_id TEXT NOT NULL DEFAULT '',
+			confirmed BOOLEAN NOT NULL DEFAULT FALSE,
+			last_step BIGINT NOT NULL DEFAULT 0,
+			created_at BIGINT NOT NULL,
+			last_used_at BIGINT
+		)`,
+		`CREATE INDEX second_factors_user ON second_factors (user_id, kind)`,
+		`CREATE UNIQUE INDEX second_factors_credential ON second_factors (credential_id) WHERE credential_id <> ''`,
+		`CREATE TABLE webauthn_handles (
+			user_id TEXT NOT NULL PRIMARY KEY REFERENCES accounts (user_id) ON DELETE CASCADE,
+			handle TEXT NOT NULL UNIQUE
+		)`,
+		`CREATE TABLE factor_challenges (
+			id_hash TEXT NOT NULL PRIMARY KEY,
+			user_id TEXT NOT NULL DEFAULT '',
+			purpose TEXT NOT NULL,
+			next TEXT NOT NULL DEFAULT '',
+			ceremony TEXT NOT NULL DEFAULT '',
+			created_at BIGINT NOT NULL,
+			expires_at BIGINT NOT NULL
+		)`,
+		`CREATE INDEX factor_challenges_expiry ON factor_challenges (expires_at)`,
+		`ALTER TABLE browser_sessions ADD COLUMN factor_at BIGINT`,
+	}, nil},
 }
 
 // homeserverOutbox is migration 13: the outbox, the switch that turns the

@@ -13,6 +13,7 @@ import (
 	"registrar/db"
 	"registrar/impl/canonical"
 	"registrar/impl/devices"
+	"registrar/impl/factors"
 	"registrar/impl/homeserver"
 	"registrar/impl/images"
 	"registrar/impl/matrix"
@@ -41,6 +42,7 @@ var _ = web.Register(`
 {{define "_nav"}}<nav class="tabs" aria-label="{{t "account_nav"}}">
 <a href="/_registrar/account?action=org.matrix.profile" id="nav-profile"{{if eq .Tab "profile"}} aria-current="page"{{end}}>{{t "nav_profile"}}</a>
 <a href="/_registrar/account?action=org.matrix.devices_list" id="nav-sessions"{{if eq .Tab "sessions"}} aria-current="page"{{end}}>{{t "nav_sessions"}}</a>
+{{- if .Security}}<a href="/_registrar/account?action=security" id="nav-security"{{if eq .Tab "security"}} aria-current="page"{{end}}>{{t "nav_security"}}</a>{{end}}
 {{- if .PasswordChanges}}<a href="/_registrar/account?action=password" id="nav-password"{{if eq .Tab "password"}} aria-current="page"{{end}}>{{t "nav_password"}}</a>{{end}}
 {{- if .Deactivation}}<a href="/_registrar/account?action=org.matrix.account_deactivate" id="nav-deactivate"{{if eq .Tab "deactivate"}} aria-current="page"{{end}}>{{t "nav_deactivate"}}</a>{{end}}</nav>
 <form method="post" action="{{.Logout}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
@@ -172,6 +174,13 @@ type accountView struct {
 	// providers it may link.
 	Identities []identityRow
 	Linkable   []web.ProviderLink
+	// Security: the second factors (Security shows the tab).
+	Security                     bool
+	Factors                      []factorRow
+	RecoveryLeft                 int
+	TOTPOn, WebAuthnOn, Required bool
+	TOTP                         *factors.TOTPEnrolment
+	RecoveryCodes                []string
 	// Sessions.
 	Sessions      []sessionRow
 	Others        bool
@@ -220,7 +229,7 @@ func (s *Server) accountBase(ctx context.Context, b oauth.Browser, acct db.Accou
 	token, set := s.oauth.CSRF(b)
 	lang := web.Lang(ctx)
 	return &accountView{Frame: web.Frame{Title: title, Wide: true}, CSRF: token, User: acct.UserID, Logout: oauth.PathLogout, Tab: tab,
-		PasswordChanges: s.cfg.PasswordConfig.Enabled, Deactivation: s.cfg.AllowDeactivation,
+		PasswordChanges: s.cfg.PasswordConfig.Enabled, Deactivation: s.cfg.AllowDeactivation, Security: s.factors != nil,
 		PasswordRules: s.passwordRules(lang)}, oauth.Cookies(set)
 }
 
@@ -242,6 +251,16 @@ func (s *Server) AccountPage(ctx context.Context, req api.AccountPageRequestObje
 	if signIn != nil {
 		return pageResponse{*signIn}, nil
 	}
+	switch action {
+	case viewSecurity, viewPassword, viewDeactivate:
+		// Sensitive: a fresh second factor first.
+		if p := s.needsStepUp(ctx, b, acct, returnTo); p != nil {
+			return pageResponse{*p}, nil
+		}
+	}
+	if deref(req.Params.First) != "" && action == viewSecurity {
+		return s.account(ctx, b, acct, accountState{action: viewSecurity, notice: "security_make_recovery"}), nil
+	}
 	return s.accountView(ctx, b, acct, action, deviceID, "", nil), nil
 }
 
@@ -252,6 +271,7 @@ var accountViews = map[string]struct{ title, tab string }{
 	viewDevice: {"account_session_title", "sessions"}, viewDelete: {"account_end_session_title", "sessions"},
 	viewPassword: {"account_password_title", "password"}, viewDeactivate: {"account_deactivate_title", "deactivate"},
 	viewCrossSign: {"account_crosssigning_title", ""},
+	viewSecurity:  {"account_security_title", "security"},
 }
 
 // accountView renders one view of the account, with a notice (a message
@@ -276,7 +296,7 @@ func (s *Server) account(ctx context.Context, b oauth.Browser, acct db.Account, 
 	lang := web.Lang(ctx)
 	action, deviceID, notice, failure := st.action, st.deviceID, st.notice, st.failure
 	meta, ok := accountViews[action]
-	if !ok || (action == viewCrossSign && s.homeserver == nil) {
+	if !ok || (action == viewCrossSign && s.homeserver == nil) || (action == viewSecurity && s.factors == nil) {
 		action, meta = viewProfile, accountViews[viewProfile]
 	}
 	v, cookies := s.accountBase(ctx, b, acct, web.T(lang, meta.title), meta.tab)
@@ -326,6 +346,9 @@ func (s *Server) account(ctx context.Context, b oauth.Browser, acct db.Account, 
 		return s.renderAccount(ctx, status, "password", v, cookies)
 	case viewCrossSign:
 		return s.renderAccount(ctx, status, "crosssigning", v, cookies)
+	case viewSecurity:
+		s.securityView(ctx, acct, v)
+		return s.renderAccount(ctx, status, "security", v, cookies)
 	}
 	v.Autofocus = "password"
 	return s.renderAccount(ctx, status, "deactivate", v, cookies)
@@ -549,6 +572,9 @@ func (s *Server) AccountPasswordSubmit(ctx context.Context, req api.AccountPassw
 	}
 	fail := func(err error) (api.AccountPasswordSubmitResponseObject, error) {
 		return s.accountView(ctx, br, acct, viewPassword, "", "", err), nil
+	}
+	if p := s.needsStepUp(ctx, br, acct, viewURL(viewPassword)); p != nil {
+		return pageResponse{*p}, nil
 	}
 	if err := mayChangeAccount(asRequester(acct)); err != nil {
 		return fail(err)
@@ -818,6 +844,9 @@ func (s *Server) AccountDeactivateSubmit(ctx context.Context, req api.AccountDea
 	}
 	fail := func(err error) (api.AccountDeactivateSubmitResponseObject, error) {
 		return s.accountView(ctx, br, acct, viewDeactivate, "", "", err), nil
+	}
+	if p := s.needsStepUp(ctx, br, acct, viewURL(viewDeactivate)); p != nil {
+		return pageResponse{*p}, nil
 	}
 	if !s.cfg.AllowDeactivation {
 		return fail(&formError{status: http.StatusForbidden, code: matrix.CodeForbidden, key: "error_deactivation_disabled"})

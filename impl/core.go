@@ -85,6 +85,12 @@ type handlerStore interface {
 	RecordUpstreamLogin(ctx context.Context, l db.UpstreamLogin) error
 	AttachUpstreamDevice(ctx context.Context, loginTokenHash, deviceID string) error
 	DeleteExpiredUpstream(ctx context.Context) (int64, error)
+	SaveFactorChallenge(ctx context.Context, c db.FactorChallenge) error
+	FactorChallengeByID(ctx context.Context, idHash string) (db.FactorChallenge, error)
+	EndFactorChallenge(ctx context.Context, idHash string) (bool, error)
+	MarkFactorProved(ctx context.Context, idHash string) error
+	BrowserFactorAt(ctx context.Context, idHash string) (*int64, error)
+	DeleteExpiredFactorChallenges(ctx context.Context) (int64, error)
 }
 
 func newCore(cfg config.Config, store *db.Store, now func() time.Time, log *slog.Logger, m *metrics.Set) (*core, error) {

@@ -89,7 +89,8 @@ func (s *Server) fallbackStagePage(ctx context.Context, authType, errKey string)
 
 // fallbackSession checks that the stage has a page here and the session exists.
 func (s *Server) fallbackSession(ctx context.Context, authType, sessionID string) (*uia.Session, error) {
-	if !s.uia.Offers(authType) || (authType != uia.TypeRecaptcha && authType != uia.TypeTerms && authType != uia.TypeSSO) {
+	if !s.uia.Offers(authType) || (authType != uia.TypeRecaptcha && authType != uia.TypeTerms && authType != uia.TypeSSO &&
+		authType != uia.TypeSecondFactor) {
 		return nil, errNoFallback
 	}
 	return s.uia.LoadAny(ctx, sessionID)
@@ -100,6 +101,13 @@ func (s *Server) AuthFallbackPage(ctx context.Context, req api.AuthFallbackPageR
 	sess, err := s.fallbackSession(ctx, req.AuthType, req.Params.Session)
 	if err != nil {
 		return nil, err
+	}
+	if req.AuthType == uia.TypeSecondFactor {
+		page, err := s.factorFallbackPage(ctx, sess, req.Params.Session, nil)
+		if err != nil {
+			return nil, err
+		}
+		return api.AuthFallbackPage200TexthtmlResponse{Body: page, ContentLength: int64(page.Len())}, nil
 	}
 	if req.AuthType == uia.TypeSSO {
 		page, err := s.ssoFallbackPage(ctx, sess, req.Params.Session)
@@ -125,6 +133,18 @@ func (s *Server) AuthFallbackSubmit(ctx context.Context, req api.AuthFallbackSub
 	}
 	var result string
 	switch req.AuthType {
+	case uia.TypeSecondFactor:
+		if sess.Requester == "" {
+			return nil, errNoFallback
+		}
+		if err := s.checkCode(ctx, sess.Requester, deref(req.Body.Code)); err != nil {
+			page, perr := s.factorFallbackPage(ctx, sess, req.Params.Session, err)
+			if perr != nil {
+				return nil, perr
+			}
+			return api.AuthFallbackSubmit200TexthtmlResponse{Body: page, ContentLength: int64(page.Len())}, nil
+		}
+		result = sess.Requester
 	case uia.TypeRecaptcha:
 		response := firstNonEmpty(req.Body.GRecaptchaResponse, req.Body.HCaptchaResponse, req.Body.CfTurnstileResponse)
 		if response == "" {
@@ -174,6 +194,27 @@ func (s *Server) ssoFallbackPage(ctx context.Context, sess *uia.Session, session
 		}
 	}
 	return s.renderFallback(ctx, "fallback-sso", v)
+}
+
+// factorFallbackPage asks the session's user for their second factor.
+func (s *Server) factorFallbackPage(ctx context.Context, sess *uia.Session, sessionID string, failure error) (*bytes.Buffer, error) {
+	if sess.Requester == "" || s.factors == nil {
+		return nil, errNoFallback
+	}
+	sum, err := s.factors.Of(ctx, sess.Requester)
+	if err != nil {
+		return nil, err
+	}
+	v := &factorView{Frame: web.Frame{Title: web.T(web.Lang(ctx), "factor_title"), Autofocus: "code"}, Session: sessionID,
+		WebAuthn: sum.WebAuthn() && s.factors.WebAuthnAvailable()}
+	if failure != nil {
+		s.pageFailure(ctx, &v.Frame, failure, map[string]string{roleCode: "code"})
+	}
+	b, err := s.site.Render(ctx, "fallback-factor", v)
+	if err != nil {
+		return nil, matrix.Internal(err)
+	}
+	return bytes.NewBuffer(b), nil
 }
 
 func (s *Server) fallbackRetry(ctx context.Context, authType, errKey string) (api.AuthFallbackSubmitResponseObject, error) {

@@ -18,7 +18,7 @@ var layers = map[string]int{
 	"devices": 0, "seen": 0, "metrics": 0, "logging": 0, "homeserver": 0, "images": 0,
 	"uia":      1,
 	"config":   2,
-	"accounts": 3, "threepid": 3, "regtokens": 3, "upstream": 3, "ldapauth": 3,
+	"accounts": 3, "threepid": 3, "regtokens": 3, "upstream": 3, "ldapauth": 3, "factors": 3,
 	"useradmin": 4, "oauth": 4, "synapseimport": 4, "testkit": 5,
 }
 

@@ -20,7 +20,7 @@ func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestOb
 	if s.passwordLogins() {
 		flows = append(flows, api.LoginFlow{Type: uia.TypePassword})
 	}
-	if s.upstream.Any() {
+	if s.upstream.Any() || s.ownSSO() {
 		oauthAware := s.cfg.OAuth.Enabled
 		providers := []identityProvider{}
 		sso := api.LoginFlow{Type: loginTypeSSO, OauthAwarePreferred: &oauthAware, IdentityProviders: &providers}
@@ -40,7 +40,7 @@ func (s *Server) GetLoginFlows(ctx context.Context, _ api.GetLoginFlowsRequestOb
 	if s.cfg.LoginViaExistingSession.Enabled {
 		yes := true
 		flows = append(flows, api.LoginFlow{Type: loginTypeToken, GetLoginToken: &yes})
-	} else if s.upstream.Any() {
+	} else if s.upstream.Any() || s.ownSSO() {
 		flows = append(flows, api.LoginFlow{Type: loginTypeToken})
 	}
 	if s.appServices.Any() {
@@ -60,7 +60,7 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (resp ap
 	if body.Type == loginTypeAppService && s.appServices.Any() {
 		return s.loginAppService(ctx, body)
 	}
-	if body.Type == loginTypeToken && (s.cfg.LoginViaExistingSession.Enabled || s.upstream.Any()) {
+	if body.Type == loginTypeToken && (s.cfg.LoginViaExistingSession.Enabled || s.upstream.Any() || s.ownSSO()) {
 		return s.loginWithToken(ctx, body)
 	}
 	if body.Type != uia.TypePassword {
@@ -77,6 +77,15 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (resp ap
 	}
 	if err := loginAllowed(acct); err != nil {
 		return nil, err
+	}
+	if s.factors != nil {
+		// A password alone does not log in an account with a second
+		// factor: its clients sign in through the pages (m.login.sso).
+		if sum, err := s.factors.Of(ctx, acct.UserID); err != nil {
+			return nil, err
+		} else if sum.Enrolled() {
+			return nil, errSecondFactorRequired
+		}
 	}
 	return s.loginResponse(ctx, acct.UserID, acct.PasswordHash, body)
 }
@@ -97,6 +106,11 @@ const (
 	loginTypeToken      = "m.login.token"
 	loginTypeSSO        = "m.login.sso"
 )
+
+// ownSSO reports whether legacy clients may sign in through registrar's
+// own pages (m.login.sso without an identity provider, for accounts with
+// a second factor).
+func (s *Server) ownSSO() bool { return s.factors != nil && s.oauth != nil }
 
 // identityProvider is an entry of m.login.sso's identity_providers.
 type identityProvider = struct {

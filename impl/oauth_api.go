@@ -430,6 +430,31 @@ func (p pageResponse) VisitRedirectToSSOResponse(w http.ResponseWriter) error { 
 // VisitRedirectToIdPResponse implements api.RedirectToIdPResponseObject.
 func (p pageResponse) VisitRedirectToIdPResponse(w http.ResponseWriter) error { return p.write(w) }
 
+// VisitFactorPageResponse implements api.FactorPageResponseObject.
+func (p pageResponse) VisitFactorPageResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitFactorSubmitResponse implements api.FactorSubmitResponseObject.
+func (p pageResponse) VisitFactorSubmitResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitAccountTotpStartResponse implements api.AccountTotpStartResponseObject.
+func (p pageResponse) VisitAccountTotpStartResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitAccountTotpConfirmResponse implements api.AccountTotpConfirmResponseObject.
+func (p pageResponse) VisitAccountTotpConfirmResponse(w http.ResponseWriter) error { return p.write(w) }
+
+// VisitAccountRecoveryCodesResponse implements api.AccountRecoveryCodesResponseObject.
+func (p pageResponse) VisitAccountRecoveryCodesResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitAccountFactorRemoveResponse implements api.AccountFactorRemoveResponseObject.
+func (p pageResponse) VisitAccountFactorRemoveResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+
+// VisitSsoCompleteResponse implements api.SsoCompleteResponseObject.
+func (p pageResponse) VisitSsoCompleteResponse(w http.ResponseWriter) error { return p.write(w) }
+
 // VisitAccountProfileSubmitResponse implements api.AccountProfileSubmitResponseObject.
 func (p pageResponse) VisitAccountProfileSubmitResponse(w http.ResponseWriter) error {
 	return p.write(w)

@@ -18,6 +18,7 @@ import (
 	"registrar/db"
 	"registrar/impl/accounts"
 	"registrar/impl/config"
+	"registrar/impl/factors"
 	"registrar/impl/images"
 	"registrar/impl/ldapauth"
 	"registrar/impl/metrics"
@@ -49,6 +50,9 @@ type Server struct {
 	// directory is the LDAP directory passwords are checked against, nil
 	// for none.
 	directory *ldapauth.Directory
+	// factors are the second factors, nil when they are off (or the pages
+	// are, with the OAuth API).
+	factors *factors.Service
 	// site renders the pages; images keeps the logos they show.
 	site   *web.Site
 	images *images.Fetcher
@@ -106,8 +110,19 @@ func NewServer(cfg config.Config, store *db.Store, opts Options) (*Server, error
 		return nil, err
 	}
 	if s.cfg.OAuth.Enabled {
-		s.oauth = oauth.New(&s.cfg, oauth.Options{Store: s.revoking, Accounts: s.accounts, Remote: s.redis, ClientKey: addressKey,
-			Secret: s.cfg.SecretKey(), Now: now, Log: log, Metrics: m, Site: s.site, Logos: s.images, Providers: s.providerLinks})
+		opts := oauth.Options{Store: s.revoking, Accounts: s.accounts, Remote: s.redis, ClientKey: addressKey,
+			Secret: s.cfg.SecretKey(), Now: now, Log: log, Metrics: m, Site: s.site, Logos: s.images, Providers: s.providerLinks}
+		if s.cfg.SecondFactors.Any() {
+			if s.factors, err = factors.New(s.revoking, factors.Options{Secret: s.cfg.SecretKey(), PublicBaseURL: s.cfg.PublicBaseURL,
+				ServiceName: s.site.Name(), WebAuthn: s.cfg.SecondFactors.WebAuthnEnabled(), Now: now}); err != nil {
+				return nil, err
+			}
+			if s.cfg.SecondFactors.WebAuthnEnabled() && !s.factors.WebAuthnAvailable() {
+				log.Warn("passkeys are off: public_baseurl's host is an IP address, which WebAuthn does not take", "public_baseurl", s.cfg.PublicBaseURL)
+			}
+			opts.AfterPassword, opts.Gate, opts.Passkeys = s.afterPassword, s.factorGate, s.factors.WebAuthnAvailable()
+		}
+		s.oauth = oauth.New(&s.cfg, opts)
 	}
 	if s.uia, err = s.newUIAEngine(); err != nil {
 		return nil, err
@@ -189,6 +204,9 @@ func (s *Server) Sweep(ctx context.Context) {
 		s.log.Warn("sweeping expired OAuth grants, browser sessions and unused clients failed", "error", err)
 	} else if n > 0 {
 		s.log.Info("swept expired OAuth grants, browser sessions and unused clients", "count", n)
+	}
+	if _, err := s.store.DeleteExpiredFactorChallenges(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("sweeping second factor challenges failed", "error", err)
 	}
 	if n, err := s.store.DeleteExpiredUpstream(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("sweeping upstream sign-ins failed", "error", err)

@@ -16,6 +16,9 @@ func (s *Server) newUIAEngine() (*uia.Engine, error) {
 	if s.upstream.Any() {
 		stages = append(stages, uia.SSO{})
 	}
+	if s.factors != nil {
+		stages = append(stages, uia.SecondFactor{})
+	}
 	if len(s.cfg.RegistrationTerms) > 0 {
 		s.terms = uia.NewTerms(s.cfg.RegistrationTerms)
 		stages = append(stages, s.terms)
@@ -80,6 +83,21 @@ func (s *Server) protect(ctx context.Context, req *uia.Request, op func(*uia.Ses
 // and m.login.sso (its fallback page) when it is linked to a configured
 // identity provider.
 func (s *Server) reauthFlows(ctx context.Context) [][]string {
+	flows := s.firstFactorFlows(ctx)
+	// An account with a second factor proves it too.
+	if who := requesterFrom(ctx); who != nil && s.factors != nil {
+		if sum, err := s.factors.Of(ctx, who.UserID); err == nil && sum.Enrolled() {
+			for i := range flows {
+				flows[i] = append(flows[i], uia.TypeSecondFactor)
+			}
+		}
+	}
+	return flows
+}
+
+// firstFactorFlows are reauthFlows' ways to prove the account: the
+// password, or an identity provider.
+func (s *Server) firstFactorFlows(ctx context.Context) [][]string {
 	who := requesterFrom(ctx)
 	if who == nil || !s.upstream.Any() {
 		return [][]string{{uia.TypePassword}}

@@ -590,13 +590,24 @@ func (s *Server) UpstreamBackchannelLogout(ctx context.Context, req api.Upstream
 // provider, or a page to choose one.
 func (s *Server) RedirectToSSO(ctx context.Context, req api.RedirectToSSORequestObject) (api.RedirectToSSOResponseObject, error) {
 	infos := s.upstream.Infos()
-	switch len(infos) {
-	case 0:
+	// Registrar's own pages (password and second factor) are a way too.
+	own := ""
+	if s.ownSSO() {
+		own = "/_registrar/login?" + url.Values{"next": {"/_registrar/sso/complete?" +
+			url.Values{"redirectUrl": {req.Params.RedirectUrl}}.Encode()}}.Encode()
+	}
+	switch {
+	case len(infos) == 0 && own == "":
 		return pageResponse{s.message(ctx, http.StatusNotFound, "upstream_unknown_title", "upstream_none_text", "")}, nil
-	case 1:
+	case len(infos) == 0:
+		return pageResponse{oauth.Page{Status: http.StatusFound, Location: own}}, nil
+	case len(infos) == 1 && own == "":
 		return pageResponse{s.ssoStart(ctx, infos[0].ID, req.Params.RedirectUrl)}, nil
 	}
 	v := &upstreamView{Frame: web.Frame{Title: web.T(web.Lang(ctx), "sso_choose_title")}}
+	if own != "" {
+		v.Providers = append(v.Providers, web.ProviderLink{ID: "registrar", Name: s.site.Name(), URL: own})
+	}
 	for _, p := range infos {
 		v.Providers = append(v.Providers, web.ProviderLink{ID: p.ID, Name: p.Name,
 			URL: "/_matrix/client/v3/login/sso/redirect/" + url.PathEscape(p.ID) + "?" + url.Values{"redirectUrl": {req.Params.RedirectUrl}}.Encode()})

@@ -266,3 +266,15 @@ func (s *Service) CheckPasswordPolicy(password string) *matrix.Error {
 	}
 	return matrix.BadRequest(matrix.CodeWeakPassword, v.Rule)
 }
+
+// CheckFactorAttempts refuses a second factor's check once the account
+// failed too many (rc_login.failed_attempts, counted apart from
+// passwords).
+func (s *Service) CheckFactorAttempts(userID string) error {
+	return s.limits.LoginFailures.Check("factor:"+userID, s.now())
+}
+
+// FailedFactor counts a wrong second factor against the account.
+func (s *Service) FailedFactor(userID string) {
+	_ = s.limits.LoginFailures.Take("factor:"+userID, s.now())
+}

@@ -155,6 +155,10 @@ type Config struct {
 	// LDAP password provider.
 	Modules []Module `yaml:"modules"`
 
+	// SecondFactors are the second factors (TOTP, passkeys) people may
+	// enrol, and who must.
+	SecondFactors SecondFactors `yaml:"second_factors"`
+
 	// Branding is how the pages present the service (MAS's branding
 	// section): its name, logo, colour, policy, terms and imprint.
 	Branding web.Branding `yaml:"branding"`

@@ -46,6 +46,7 @@ func (c *Config) Validate() error {
 	c.validateHomeserver(&p)
 	c.validatePages(&p)
 	c.validateUpstream(&p)
+	c.validateSecondFactors(&p)
 	if len(p) > 0 {
 		return &Error{Problems: p}
 	}

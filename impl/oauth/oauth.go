@@ -85,9 +85,12 @@ type Service struct {
 	clientKey func(ctx context.Context) string
 	// secret keys the CSRF tokens.
 	secret    []byte
-	site      *web.Site
-	images    LogoSource
-	providers func(next string) []web.ProviderLink
+	site          *web.Site
+	images        LogoSource
+	providers     func(next string) []web.ProviderLink
+	afterPassword func(ctx context.Context, b Browser, acct db.Account, next string) *Page
+	gate          func(ctx context.Context, acct db.Account) string
+	passkeys      bool
 
 	keyOnce sync.Once
 	key     *signingKey
@@ -126,6 +129,15 @@ type Options struct {
 	// Providers are the upstream identity providers' buttons of a sign-in
 	// that goes on to next; nil for none.
 	Providers func(next string) []web.ProviderLink
+	// AfterPassword runs once a sign-in's password is right, before the
+	// session starts: a page to answer instead (the second factor), or
+	// nil to go on.
+	AfterPassword func(ctx context.Context, b Browser, acct db.Account, next string) *Page
+	// Gate is where a signed-in account must go before an authorisation
+	// (to enrol a required second factor), "" for nowhere.
+	Gate func(ctx context.Context, acct db.Account) string
+	// Passkeys shows the sign-in page's passkey button.
+	Passkeys bool
 }
 
 // LogoSource knows whether the image at a URL can be served.
@@ -136,7 +148,7 @@ type LogoSource interface {
 // New builds the authorisation server of cfg (cfg.OAuth.Enabled).
 func New(cfg *config.Config, o Options) *Service {
 	s := &Service{cfg: cfg, store: o.Store, accounts: o.Accounts, now: o.Now, log: o.Log, metrics: o.Metrics, clientKey: o.ClientKey, secret: o.Secret,
-		site: o.Site, images: o.Logos, providers: o.Providers,
+		site: o.Site, images: o.Logos, providers: o.Providers, afterPassword: o.AfterPassword, gate: o.Gate, passkeys: o.Passkeys,
 		limits: limits{
 			clientRegistration:  ratelimit.Shared("oauth.rc_client_registration", cfg.OAuth.RcClientRegistration, o.Remote),
 			deviceAuthorization: ratelimit.Shared("oauth.rc_device_authorization", cfg.OAuth.RcDeviceAuthorization, o.Remote),

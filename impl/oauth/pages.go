@@ -73,7 +73,9 @@ var _ = web.Register(`
 <div class="field"><label for="password">{{t "field_password"}}</label>
 {{template "_input" (.Input "password" "password" "current-password" "")}}{{template "_error" (.ErrorOf "password")}}</div>
 <div class="actions"><button type="submit" id="submit">{{t "signin_submit"}}</button></div>
-</form>{{template "_providers" .Providers}}{{else}}<div class="providers" id="providers">{{range .Providers}}<a class="button provider" href="{{.URL}}" id="provider-{{.ID}}">{{t "providers_continue_with" "Provider" .Name}}</a>{{end}}</div>{{end}}{{if .SignUp}}<p class="muted">{{t "signin_new_here"}} <a href="{{.SignUp}}" id="signup">{{t "signin_create_account"}}</a></p>{{end}}{{template "foot" .}}{{end}}
+</form>{{if .Passkeys}}<div class="providers"><p class="divider"><span>{{t "providers_or"}}</span></p>
+<button type="button" class="secondary" id="passkey-signin" data-webauthn="passkey" data-csrf="{{.CSRF}}" data-next="{{.Next}}" hidden>{{t "passkey_signin"}}</button>
+<p class="field-error" id="passkey-error" role="alert" hidden></p></div>{{end}}{{template "_providers" .Providers}}{{else}}<div class="providers" id="providers">{{range .Providers}}<a class="button provider" href="{{.URL}}" id="provider-{{.ID}}">{{t "providers_continue_with" "Provider" .Name}}</a>{{end}}</div>{{end}}{{if .SignUp}}<p class="muted">{{t "signin_new_here"}} <a href="{{.SignUp}}" id="signup">{{t "signin_create_account"}}</a></p>{{end}}{{template "foot" .}}{{end}}
 
 {{define "consent"}}{{template "head" .}}
 {{template "_client" .Client}}
@@ -120,6 +122,8 @@ type view struct {
 	// the sign-in form takes a password.
 	Providers []web.ProviderLink
 	Passwords bool
+	// Passkeys shows the passkey sign-in button (its script unhides it).
+	Passkeys bool
 	// Remembered: the user allowed this client the scope before; the page
 	// only confirms the new session (DeviceID).
 	Remembered bool
@@ -273,6 +277,7 @@ func (s *Service) signInView(ctx context.Context, csrf, next, username string) *
 	}
 	pc := s.cfg.PasswordConfig
 	v.Passwords = pc.Enabled && (pc.LocalDB() || s.cfg.LDAP() != nil) || len(v.Providers) == 0
+	v.Passkeys = s.passkeys
 	if grant := grantOfNext(next); grant != "" {
 		if t, err := s.loadConsentTarget(ctx, grant); err == nil {
 			v.Client = s.clientView(ctx, t.client)
@@ -353,6 +358,11 @@ func (s *Service) SignIn(ctx context.Context, b Browser, f SignInForm) Page {
 	case acct.Locked:
 		outcome = matrix.CodeUserLocked
 		return retry(http.StatusForbidden, "", "error_locked")
+	}
+	if s.afterPassword != nil {
+		if p := s.afterPassword(ctx, b, acct, localNext(f.Next)); p != nil {
+			return *p
+		}
 	}
 	cookie, err := s.startSession(ctx, b, acct.UserID, acct.PasswordHash)
 	switch {
@@ -524,6 +534,11 @@ func (s *Service) ConsentPage(ctx context.Context, b Browser, grantID string) Pa
 	if !ok {
 		return redirect(PathLogin + "?next=" + url.QueryEscape(PathConsent+grantID))
 	}
+	if s.gate != nil {
+		if to := s.gate(ctx, acct); to != "" {
+			return redirect(to)
+		}
+	}
 	token, set := s.csrf(b)
 	return s.consentView(ctx, t, acct, token, "", nonNilCookies(set)...)
 }
@@ -598,6 +613,11 @@ func (s *Service) Consent(ctx context.Context, b Browser, grantID, action, csrf 
 	acct, ok := s.signedIn(ctx, b)
 	if !ok {
 		return redirect(PathLogin + "?next=" + url.QueryEscape(PathConsent+grantID))
+	}
+	if s.gate != nil {
+		if to := s.gate(ctx, acct); to != "" {
+			return redirect(to)
+		}
 	}
 	switch action {
 	case "allow":

@@ -113,3 +113,12 @@ func (s *Sealer) Open(sealed, context string) (plain, nonce []byte, err error) {
 
 // EncodeID is the URL-safe text form of a random binary ID.
 func EncodeID(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// RandomBytes is n bytes from the system's cryptographic source.
+func RandomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}

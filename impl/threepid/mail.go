@@ -20,6 +20,9 @@ const (
 	PurposePasswordReset = "password_reset"
 	PurposeAddThreepid   = "add_threepid"
 	purposeAlreadyInUse  = "already_in_use"
+	// PurposeSecurityNotice tells a person a sign-in method of their
+	// account changed.
+	PurposeSecurityNotice = "security_notice"
 )
 
 // mailer sends validation emails over SMTP.
@@ -53,6 +56,8 @@ type messageData struct {
 	Code string
 	// Brand is the operator's branding.
 	Brand mailBrand
+	// Event is what changed (a security notice).
+	Event string
 }
 
 // brandOf is the branding of cfg as emails show it: a logo that is a
@@ -97,17 +102,19 @@ const mailLayout = `{{define "button"}}<a href="{{.Link}}" style="display:inline
 	`{{if .Brand.Imprint}}<br>{{.Brand.Imprint}}{{end}}</p></td></tr></table></body></html>{{end}}`
 
 var defaultTextTemplates = map[string]string{
-	PurposeRegistration:  "Hello,\n\nTo finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address by opening this link:\n\n{{.Link}}\n{{if .Code}}\nOr enter this code on the sign-up page: {{.Code}}\n{{end}}\nIf you did not ask for this, ignore this email.\n",
-	PurposePasswordReset: "Hello,\n\nA password reset was requested for your account on {{.ServerName}}. To continue, open this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email and your password stays as it is.\n",
-	PurposeAddThreepid:   "Hello,\n\nTo add this email address to your account on {{.ServerName}}, open this link:\n\n{{.Link}}\n{{if .Code}}\nOr enter this code on your account page: {{.Code}}\n{{end}}\nIf you did not ask for this, ignore this email.\n",
-	purposeAlreadyInUse:  "Hello,\n\nSomeone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.\n",
+	PurposeRegistration:   "Hello,\n\nTo finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address by opening this link:\n\n{{.Link}}\n{{if .Code}}\nOr enter this code on the sign-up page: {{.Code}}\n{{end}}\nIf you did not ask for this, ignore this email.\n",
+	PurposePasswordReset:  "Hello,\n\nA password reset was requested for your account on {{.ServerName}}. To continue, open this link:\n\n{{.Link}}\n\nIf you did not ask for this, ignore this email and your password stays as it is.\n",
+	PurposeAddThreepid:    "Hello,\n\nTo add this email address to your account on {{.ServerName}}, open this link:\n\n{{.Link}}\n{{if .Code}}\nOr enter this code on your account page: {{.Code}}\n{{end}}\nIf you did not ask for this, ignore this email.\n",
+	PurposeSecurityNotice: "Hello,\n\nA sign-in method of your account {{.Address}} on {{.ServerName}} changed: {{.Event}}.\n\nIf that was not you, sign in and check your account's security page, or ask the server's administrator for help.\n",
+	purposeAlreadyInUse:   "Hello,\n\nSomeone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.\n",
 }
 
 var defaultHTMLTemplates = map[string]string{
-	PurposeRegistration:  `{{template "top" .}}<p>Hello,</p><p>To finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address:</p><p>{{template "button" .}}Confirm my email address</a></p>{{if .Code}}<p>Or enter this code on the sign-up page: <strong style="font-size:20px;letter-spacing:2px">{{.Code}}</strong></p>{{end}}<p>If you did not ask for this, ignore this email.</p>{{template "bottom" .}}`,
-	PurposePasswordReset: `{{template "top" .}}<p>Hello,</p><p>A password reset was requested for your account on {{.ServerName}}.</p><p>{{template "button" .}}Continue the password reset</a></p><p>If you did not ask for this, ignore this email.</p>{{template "bottom" .}}`,
-	PurposeAddThreepid:   `{{template "top" .}}<p>Hello,</p><p>To add this email address to your account on {{.ServerName}}:</p><p>{{template "button" .}}Confirm my email address</a></p>{{if .Code}}<p>Or enter this code on your account page: <strong style="font-size:20px;letter-spacing:2px">{{.Code}}</strong></p>{{end}}<p>If you did not ask for this, ignore this email.</p>{{template "bottom" .}}`,
-	purposeAlreadyInUse:  `{{template "top" .}}<p>Hello,</p><p>Someone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.</p>{{template "bottom" .}}`,
+	PurposeRegistration:   `{{template "top" .}}<p>Hello,</p><p>To finish creating your {{.AppName}} account on {{.ServerName}}, confirm your email address:</p><p>{{template "button" .}}Confirm my email address</a></p>{{if .Code}}<p>Or enter this code on the sign-up page: <strong style="font-size:20px;letter-spacing:2px">{{.Code}}</strong></p>{{end}}<p>If you did not ask for this, ignore this email.</p>{{template "bottom" .}}`,
+	PurposePasswordReset:  `{{template "top" .}}<p>Hello,</p><p>A password reset was requested for your account on {{.ServerName}}.</p><p>{{template "button" .}}Continue the password reset</a></p><p>If you did not ask for this, ignore this email.</p>{{template "bottom" .}}`,
+	PurposeAddThreepid:    `{{template "top" .}}<p>Hello,</p><p>To add this email address to your account on {{.ServerName}}:</p><p>{{template "button" .}}Confirm my email address</a></p>{{if .Code}}<p>Or enter this code on your account page: <strong style="font-size:20px;letter-spacing:2px">{{.Code}}</strong></p>{{end}}<p>If you did not ask for this, ignore this email.</p>{{template "bottom" .}}`,
+	PurposeSecurityNotice: `{{template "top" .}}<p>Hello,</p><p>A sign-in method of your account {{.Address}} on {{.ServerName}} changed: <strong>{{.Event}}</strong>.</p><p>If that was not you, sign in and check your account's security page, or ask the server's administrator for help.</p>{{template "bottom" .}}`,
+	purposeAlreadyInUse:   `{{template "top" .}}<p>Hello,</p><p>Someone tried to register an account on {{.ServerName}} with this email address, which already has an account. If that was you, you can reset your password instead.</p>{{template "bottom" .}}`,
 }
 
 func newMailer(cfg config.Email, serverName string, brand mailBrand) (*mailer, error) {
@@ -140,7 +147,8 @@ func newMailer(cfg config.Email, serverName string, brand mailBrand) (*mailer, e
 
 func (m *mailer) subject(purpose string) string {
 	s := map[string]string{PurposeRegistration: m.cfg.Subjects.EmailValidation, PurposePasswordReset: m.cfg.Subjects.PasswordReset,
-		PurposeAddThreepid: m.cfg.Subjects.AddThreepid, purposeAlreadyInUse: m.cfg.Subjects.EmailAlreadyInUse}[purpose]
+		PurposeAddThreepid: m.cfg.Subjects.AddThreepid, purposeAlreadyInUse: m.cfg.Subjects.EmailAlreadyInUse,
+		PurposeSecurityNotice: "[%(server_name)s] A sign-in method of your account changed"}[purpose]
 	return strings.NewReplacer("%(server_name)s", m.serverNam, "%(app)s", m.cfg.AppName).Replace(s)
 }
 

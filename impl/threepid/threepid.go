@@ -469,3 +469,17 @@ func (s *Service) SubmitDelegated(ctx context.Context, sid, clientSecret, token 
 	}
 	return ok, true, nil
 }
+
+// NotifySecurity mails a security notice (a second factor added or
+// removed) to every verified email address of the account, when email is
+// configured; a failure is logged, the change stands.
+func (s *Service) NotifySecurity(ctx context.Context, userID string, addresses []string, event string) {
+	if s.mailer == nil {
+		return
+	}
+	for _, to := range addresses {
+		if err := s.mailer.send(ctx, to, PurposeSecurityNotice, messageData{Address: userID, Event: event}); err != nil {
+			s.log.WarnContext(ctx, "sending a security notice failed", "user_id", userID, "error", err)
+		}
+	}
+}

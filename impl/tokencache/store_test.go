@@ -36,6 +36,10 @@ var readOnly = map[string]bool{
 	"DeviceClients": true, "CreateUpstreamSession": true, "UpstreamSessionByID": true, "ReturnUpstreamSession": true,
 	"EndUpstreamSession": true, "ExternalIDOwner": true, "LinkExternalID": true, "UnlinkExternalID": true, "RecordUpstreamLogin": true,
 	"AttachUpstreamDevice": true, "InheritUpstreamLogin": true, "DeleteExpiredUpstream": true,
+	"SecondFactors": true, "AddSecondFactors": true, "ConfirmSecondFactor": true, "UseTOTPStep": true, "UseRecoveryCode": true,
+	"UseWebAuthnCredential": true, "SecondFactorByCredential": true, "RemoveSecondFactor": true, "ResetSecondFactors": true,
+	"WebAuthnHandle": true, "UserByWebAuthnHandle": true, "SaveFactorChallenge": true, "FactorChallengeByID": true,
+	"EndFactorChallenge": true, "MarkFactorProved": true, "BrowserFactorAt": true, "DeleteExpiredFactorChallenges": true,
 }
 
 func TestEveryWriteThatRevokesIsWrapped(t *testing.T) {

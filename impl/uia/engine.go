@@ -41,6 +41,9 @@ const (
 	TypeEmail             = "m.login.email.identity"
 	TypeMsisdn            = "m.login.msisdn"
 	TypeSSO               = "m.login.sso"
+	// TypeSecondFactor is registrar's own stage: the account's second
+	// factor, on its fallback page.
+	TypeSecondFactor = "org.registrar.login.second_factor"
 )
 
 // Stage is one auth type.

@@ -41,6 +41,22 @@ func (SSO) Check(context.Context, *Attempt) (string, error) {
 	return "", Fail(matrix.CodeForbidden, "Complete m.login.sso on its fallback page")
 }
 
+// SecondFactor is registrar's second factor stage: its fallback page
+// checks a code or a passkey and completes it in the session; a client
+// cannot complete it with an auth dict.
+type SecondFactor struct{}
+
+// Type implements Stage.
+func (SecondFactor) Type() string { return TypeSecondFactor }
+
+// Params implements Stage.
+func (SecondFactor) Params() map[string]any { return nil }
+
+// Check implements Stage.
+func (SecondFactor) Check(context.Context, *Attempt) (string, error) {
+	return "", Fail(matrix.CodeForbidden, "Complete "+TypeSecondFactor+" on its fallback page")
+}
+
 // TermsPolicy is one policy of the m.login.terms stage: a version and, per
 // language code, the document's name and URL.
 type TermsPolicy struct {

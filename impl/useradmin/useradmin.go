@@ -24,6 +24,8 @@ import (
 // Store is what user administration needs of the database.
 type Store interface {
 	AccountByUserID(ctx context.Context, userID string) (db.Account, error)
+	SecondFactors(ctx context.Context, userID string) ([]db.SecondFactor, error)
+	ResetSecondFactors(ctx context.Context, userID string) (int64, error)
 	ListAccounts(ctx context.Context, q db.AccountQuery) ([]db.Account, int64, error)
 	UpdateAccount(ctx context.Context, userID string, c db.AccountChanges) (db.Account, error)
 	Threepids(ctx context.Context, userID string) ([]db.Threepid, error)
@@ -278,6 +280,35 @@ func (s *Service) SetShadowBanned(ctx context.Context, actor, user string, banne
 	}
 	_, err = s.update(ctx, actor, action, a, db.AccountChanges{ShadowBanned: &banned}, nil)
 	return err
+}
+
+// SecondFactors lists a user's second factors (never their secrets: the
+// caller shows kinds, names and dates).
+func (s *Service) SecondFactors(ctx context.Context, user string) ([]db.SecondFactor, error) {
+	a, err := s.Account(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.store.SecondFactors(ctx, a.UserID)
+	if err != nil {
+		return nil, matrix.Internal(err)
+	}
+	return out, nil
+}
+
+// ResetSecondFactors removes every second factor of a user (audited): the
+// user signs in with the password alone again.
+func (s *Service) ResetSecondFactors(ctx context.Context, actor, user string) (int64, error) {
+	a, err := s.Account(ctx, user)
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.store.ResetSecondFactors(audited(ctx, actor, "reset_second_factors", a.UserID, map[string]any{}), a.UserID)
+	if err != nil {
+		return 0, matrix.Internal(err)
+	}
+	s.logged(actor, "reset_second_factors", a.UserID, map[string]any{"removed": n})
+	return n, nil
 }
 
 // SetApproved approves (or un-approves) an account awaiting approval.

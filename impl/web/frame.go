@@ -10,7 +10,7 @@ import (
 // a footer with the operator's policy, terms and imprint and the language
 // switcher. Page templates call "head" and "foot" with their view.
 const layout = `{{define "head"}}<!DOCTYPE html>
-<html lang="{{.Lang}}" data-show="{{t "password_show"}}" data-hide="{{t "password_hide"}}">
+<html lang="{{.Lang}}" data-show="{{t "password_show"}}" data-hide="{{t "password_hide"}}" data-done="{{t "fallback_done_text"}}">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light dark">
 <title>{{.Title}} · {{.Site.Name}}</title>
 <link rel="stylesheet" href="{{.Site.StyleURL}}"><script src="{{.Site.ScriptURL}}" defer></script>

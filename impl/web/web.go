@@ -36,7 +36,7 @@ type Policy struct {
 // String renders the policy.
 func (p Policy) String() string {
 	var b strings.Builder
-	b.WriteString("default-src 'none'; style-src 'self'; img-src 'self' data:")
+	b.WriteString("default-src 'none'; style-src 'self'; img-src 'self' data:; connect-src 'self'")
 	scripts := append([]string{"'self'"}, p.ScriptOrigins...)
 	for _, s := range p.Scripts {
 		scripts = append(scripts, Hash(s))
