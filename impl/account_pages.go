@@ -3,6 +3,7 @@ package impl
 import (
 	"context"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -180,6 +181,7 @@ type accountView struct {
 	RecoveryLeft                 int
 	TOTPOn, WebAuthnOn, Required bool
 	TOTP                         *factors.TOTPEnrolment
+	QR                           template.URL
 	RecoveryCodes                []string
 	// Sessions.
 	Sessions      []sessionRow

@@ -3,6 +3,7 @@ package impl
 import (
 	"context"
 	"encoding/json"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -86,7 +87,7 @@ var _ = web.Register(`
 
 {{define "security-totp"}}{{template "head" .}}{{template "_nav" .}}
 <p>{{t "totp_scan"}}</p>
-<p><img src="{{.TOTP.QR}}" alt="{{t "totp_qr_alt"}}" width="240" height="240" id="totp-qr"></p>
+<p><img src="{{.QR}}" alt="{{t "totp_qr_alt"}}" width="240" height="240" id="totp-qr"></p>
 <p>{{t "totp_type"}} <code id="totp-secret">{{.TOTP.Secret}}</code></p>
 <form method="post" action="/_registrar/account/factors/totp/confirm"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <input type="hidden" name="id" value="{{.TOTP.ID}}">
@@ -409,6 +410,9 @@ func (s *Server) AccountTotpStart(ctx context.Context, req api.AccountTotpStartR
 func (s *Server) totpPage(ctx context.Context, b oauth.Browser, acct db.Account, enrol factors.TOTPEnrolment, failure error) pageResponse {
 	v, cookies := s.accountBase(ctx, b, acct, web.T(web.Lang(ctx), "totp_title"), viewSecurity)
 	v.TOTP, v.Autofocus, v.Here = &enrol, "code", viewURL(viewSecurity)
+	if strings.HasPrefix(enrol.QR, "data:image/png;base64,") {
+		v.QR = template.URL(enrol.QR) // a PNG made here
+	}
 	status := http.StatusOK
 	if failure != nil {
 		s.pageFailure(ctx, &v.Frame, failure, map[string]string{roleCode: "code"})
@@ -535,16 +539,24 @@ func (r webauthnResponse) write(w http.ResponseWriter) error {
 }
 
 // VisitWebauthnRegisterBeginResponse implements api.WebauthnRegisterBeginResponseObject.
-func (r webauthnResponse) VisitWebauthnRegisterBeginResponse(w http.ResponseWriter) error { return r.write(w) }
+func (r webauthnResponse) VisitWebauthnRegisterBeginResponse(w http.ResponseWriter) error {
+	return r.write(w)
+}
 
 // VisitWebauthnRegisterFinishResponse implements api.WebauthnRegisterFinishResponseObject.
-func (r webauthnResponse) VisitWebauthnRegisterFinishResponse(w http.ResponseWriter) error { return r.write(w) }
+func (r webauthnResponse) VisitWebauthnRegisterFinishResponse(w http.ResponseWriter) error {
+	return r.write(w)
+}
 
 // VisitWebauthnLoginBeginResponse implements api.WebauthnLoginBeginResponseObject.
-func (r webauthnResponse) VisitWebauthnLoginBeginResponse(w http.ResponseWriter) error { return r.write(w) }
+func (r webauthnResponse) VisitWebauthnLoginBeginResponse(w http.ResponseWriter) error {
+	return r.write(w)
+}
 
 // VisitWebauthnLoginFinishResponse implements api.WebauthnLoginFinishResponseObject.
-func (r webauthnResponse) VisitWebauthnLoginFinishResponse(w http.ResponseWriter) error { return r.write(w) }
+func (r webauthnResponse) VisitWebauthnLoginFinishResponse(w http.ResponseWriter) error {
+	return r.write(w)
+}
 
 var (
 	errNoCeremony = matrix.Forbidden("No ceremony in progress; start again")

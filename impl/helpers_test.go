@@ -605,6 +605,9 @@ type smtpSink struct {
 	mu    sync.Mutex
 	mails []sentMail
 	port  int
+	// arrived is signalled on each mail (for mails sent in the
+	// background).
+	arrived chan struct{}
 }
 
 type sentMail struct {
@@ -658,7 +661,33 @@ func (s *sinkSession) Data(r io.Reader) error {
 	s.sink.mu.Lock()
 	s.sink.mails = append(s.sink.mails, m)
 	s.sink.mu.Unlock()
+	select {
+	case s.sink.arrived <- struct{}{}:
+	default:
+	}
 	return nil
+}
+
+// wait returns the first mail that match accepts, waiting for it to
+// arrive (a mail sent in the background).
+func (s *smtpSink) wait(t *testing.T, match func(sentMail) bool) sentMail {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for {
+		s.mu.Lock()
+		for _, m := range s.mails {
+			if match(m) {
+				s.mu.Unlock()
+				return m
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.arrived:
+		case <-deadline:
+			t.Fatal("the mail never arrived")
+		}
+	}
 }
 
 func decodePart(encoding string, r io.Reader) string {
@@ -675,7 +704,7 @@ func decodePart(encoding string, r io.Reader) string {
 }
 
 func newSMTPSink(t *testing.T) *smtpSink {
-	sink := &smtpSink{}
+	sink := &smtpSink{arrived: make(chan struct{}, 64)}
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: sink}, nil }))
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true

@@ -34,11 +34,19 @@ type oauthEnv struct {
 
 func newOAuthEnv(t *testing.T, mutate ...func(*config.Config)) *oauthEnv {
 	t.Helper()
+	return newOAuthEnvAt(t, "127.0.0.1", mutate...)
+}
+
+// newOAuthEnvAt is newOAuthEnv whose public address names host (localhost
+// for WebAuthn, which takes no IP address).
+func newOAuthEnvAt(t *testing.T, host string, mutate ...func(*config.Config)) *oauthEnv {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "http://" + ln.Addr().String()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	base := "http://" + net.JoinHostPort(host, port)
 	env := newEnv(t, append([]func(*config.Config){func(c *config.Config) {
 		c.PublicBaseURL = base + "/"
 		c.OAuth.Issuer = base + "/"

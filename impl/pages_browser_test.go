@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/pquerna/otp/totp"
 	"golang.org/x/oauth2"
 
 	"registrar/impl/config"
@@ -135,6 +136,8 @@ func pagesConfig(sink *smtpSink) func(*config.Config) {
 		c.RegistrationTerms = map[string]uia.TermsPolicy{"tos": {Version: "2",
 			Translations: map[string]uia.TermsDocument{"en": {Name: "Terms of use", URL: "https://example.org/tos"}}}}
 		c.PasswordConfig.Policy = passwords.Policy{Enabled: true, MinimumLength: 10, RequireDigit: true}
+		on := true
+		c.SecondFactors = config.SecondFactors{TOTP: &on}
 		c.Branding = web.Branding{ServiceName: "Example Chat", PrimaryColor: "#7b2cbf", PolicyURI: "https://example.org/privacy",
 			TOSURI: "https://example.org/terms", Imprint: "Example Ltd, 1 Example Street, Exampleton"}
 	}
@@ -231,6 +234,34 @@ func TestPagesInChromium(t *testing.T) {
 	at("password-error")
 	run("deactivate", chromedp.Navigate(env.base+"/_registrar/account?action=org.matrix.account_deactivate"), chromedp.WaitVisible(id("password")))
 	at("deactivate")
+
+	// Second factors: the security page, an authenticator app's
+	// enrolment, the recovery codes, and the sign-in's second step.
+	run("security", chromedp.Navigate(env.base+"/_registrar/account?action=security"), chromedp.WaitVisible(id("add-totp")))
+	at("security")
+	run("add an app", chromedp.Click(id("add-totp")), chromedp.WaitVisible(id("totp-secret")))
+	at("security-totp")
+	secret, err := chromedp.Run(ctx, chromedp.Text(id("totp-secret")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	totpCode := func() string {
+		c, err := totp.GenerateCode(secret, env.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	run("confirm it", chromedp.SendKeys(id("code"), totpCode()), chromedp.Click(id("confirm-totp")), chromedp.WaitVisible(id("recovery-codes")))
+	at("security-recovery")
+	run("sign out", chromedp.Click(id("signout")), chromedp.WaitVisible(id("username")))
+	run("sign in", chromedp.SendKeys(id("username"), "walker"), chromedp.SendKeys(id("password"), "pw-long-enough-1"),
+		chromedp.Click(id("submit")), chromedp.WaitVisible(id("code")))
+	at("factor")
+	run("a wrong code", chromedp.SendKeys(id("code"), "000000"), chromedp.Click(id("submit")), chromedp.WaitVisible(id("code-error")))
+	at("factor-error")
+	env.clock.Advance(30 * time.Second)
+	run("the right code", chromedp.SendKeys(id("code"), totpCode()), chromedp.Click(id("submit")), chromedp.WaitVisible(id("user")))
 
 	// An app asks.
 	cfg := env.oauthConfig(clientID, 41002, "PAGESDEVICE")

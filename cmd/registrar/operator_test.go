@@ -171,6 +171,12 @@ func TestUsersCommands(t *testing.T) {
 	if show := mustRun("", "users", "show", "bob"); !strings.Contains(show, "locked:") || !strings.Contains(show, "@bob:localhost") {
 		t.Fatalf("show:\n%s", show)
 	}
+	if factors := mustRun("", "users", "factors", "bob"); !strings.HasPrefix(factors, "ID") || !strings.Contains(factors, "recovery codes left: 0") {
+		t.Fatalf("factors:\n%s", factors)
+	}
+	if out := mustRun("", "users", "reset-factors", "bob"); strings.TrimSpace(out) != "removed 0 second factors of @bob:localhost" {
+		t.Fatalf("reset-factors: %q", out)
+	}
 	if devices := mustRun("", "users", "devices", "bob"); !strings.HasPrefix(devices, "DEVICE ID") {
 		t.Fatalf("devices:\n%s", devices)
 	}

@@ -59,14 +59,16 @@ var userCommands = map[string]userCommand{
 	"deactivate": {needsUser: true, flags: func(fs *flag.FlagSet, ua *userArgs) {
 		fs.BoolVar(&ua.erase, "erase", false, "also wipe the profile and mark the user erased")
 	}, run: usersDeactivate},
-	"lock":         {needsUser: true, run: userFlag("locked", (*useradmin.Service).SetLocked, true)},
-	"unlock":       {needsUser: true, run: userFlag("unlocked", (*useradmin.Service).SetLocked, false)},
-	"suspend":      {needsUser: true, run: userFlag("suspended", (*useradmin.Service).SetSuspended, true)},
-	"unsuspend":    {needsUser: true, run: userFlag("unsuspended", (*useradmin.Service).SetSuspended, false)},
-	"make-admin":   {needsUser: true, run: userFlag("made admin", (*useradmin.Service).SetAdmin, true)},
-	"revoke-admin": {needsUser: true, run: userFlag("revoked admin of", (*useradmin.Service).SetAdmin, false)},
-	"approve":      {needsUser: true, run: userFlag("approved", (*useradmin.Service).SetApproved, true)},
-	"devices":      {needsUser: true, run: usersDevices},
+	"lock":          {needsUser: true, run: userFlag("locked", (*useradmin.Service).SetLocked, true)},
+	"unlock":        {needsUser: true, run: userFlag("unlocked", (*useradmin.Service).SetLocked, false)},
+	"suspend":       {needsUser: true, run: userFlag("suspended", (*useradmin.Service).SetSuspended, true)},
+	"unsuspend":     {needsUser: true, run: userFlag("unsuspended", (*useradmin.Service).SetSuspended, false)},
+	"make-admin":    {needsUser: true, run: userFlag("made admin", (*useradmin.Service).SetAdmin, true)},
+	"revoke-admin":  {needsUser: true, run: userFlag("revoked admin of", (*useradmin.Service).SetAdmin, false)},
+	"approve":       {needsUser: true, run: userFlag("approved", (*useradmin.Service).SetApproved, true)},
+	"devices":       {needsUser: true, run: usersDevices},
+	"factors":       {needsUser: true, run: usersFactors},
+	"reset-factors": {needsUser: true, run: usersResetFactors},
 	"audit": {flags: func(fs *flag.FlagSet, ua *userArgs) {
 		fs.IntVar(&ua.limit, "limit", 50, "most records to show, newest first")
 	}, run: usersAudit},
@@ -82,7 +84,7 @@ func passwordFlags(fs *flag.FlagSet, ua *userArgs) {
 // under the admin API's rules, each change audited as "cli:<os user>".
 func users(ctx context.Context, args []string, env operatorEnv) error {
 	if len(args) == 0 {
-		return usageError{errors.New("users: want list, show, create, set-password, deactivate, lock, unlock, suspend, unsuspend, make-admin, revoke-admin, devices, approve or audit")}
+		return usageError{errors.New("users: want list, show, create, set-password, deactivate, lock, unlock, suspend, unsuspend, make-admin, revoke-admin, devices, factors, reset-factors, approve or audit")}
 	}
 	sub := args[0]
 	cmd, ok := userCommands[sub]
@@ -293,6 +295,51 @@ func usersDevices(ctx context.Context, a *impl.Admin, ua userArgs, env operatorE
 		row(w, d.DeviceID, d.DisplayName, timestamp(d.LastSeenAt), d.LastSeenIP, d.LastSeenUserAgent)
 	}
 	return w.Flush()
+}
+
+// usersFactors lists a user's second factors (never their secrets).
+func usersFactors(ctx context.Context, a *impl.Admin, ua userArgs, env operatorEnv) error {
+	list, err := a.Users.SecondFactors(ctx, ua.user)
+	if err != nil {
+		return err
+	}
+	type factor struct {
+		ID, Kind, Name string
+		Created        int64  `json:"created_ts"`
+		LastUsed       *int64 `json:"last_used_ts,omitempty"`
+	}
+	var out []factor
+	recovery := 0
+	for _, f := range list {
+		switch {
+		case f.Kind == db.FactorRecovery:
+			recovery++
+		case f.Confirmed:
+			out = append(out, factor{ID: f.ID, Kind: f.Kind, Name: f.Name, Created: f.CreatedAt, LastUsed: f.LastUsedAt})
+		}
+	}
+	if ua.json {
+		return printJSON(env.stdout, map[string]any{"factors": out, "recovery_codes_left": recovery})
+	}
+	w := table(env.stdout, "ID", "KIND", "NAME", "ADDED", "LAST USED")
+	for _, f := range out {
+		row(w, f.ID, f.Kind, f.Name, timestamp(&f.Created), timestamp(f.LastUsed))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(env.stdout, "recovery codes left: %d\n", recovery)
+	return err
+}
+
+// usersResetFactors removes every second factor of a user (audited).
+func usersResetFactors(ctx context.Context, a *impl.Admin, ua userArgs, env operatorEnv) error {
+	n, err := a.Users.ResetSecondFactors(ctx, cliActor(env), ua.user)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(env.stdout, "removed %d second factors of %s\n", n, ua.user)
+	return err
 }
 
 func usersAudit(ctx context.Context, a *impl.Admin, ua userArgs, env operatorEnv) error {

@@ -271,7 +271,10 @@ func (s *Service) CheckPasswordPolicy(password string) *matrix.Error {
 // failed too many (rc_login.failed_attempts, counted apart from
 // passwords).
 func (s *Service) CheckFactorAttempts(userID string) error {
-	return s.limits.LoginFailures.Check("factor:"+userID, s.now())
+	if err := s.limits.LoginFailures.Check("factor:"+userID, s.now()); err != nil {
+		return err
+	}
+	return nil
 }
 
 // FailedFactor counts a wrong second factor against the account.

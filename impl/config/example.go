@@ -243,6 +243,14 @@ oauth:
 #      #bind_password_file: /etc/registrar/ldap-password
 #      #filter: "(objectClass=posixAccount)"
 
+# Second factors on the account pages (both off by default); the
+# sign-in page then asks for them after the password.
+#second_factors:
+#  totp: true               # authenticator apps
+#  webauthn: true           # passkeys and security keys (public_baseurl must name a host)
+#  required_for_admins: true
+#  required_for: ["^@staff-.*:example\\.org$"]   # or ["all"]
+
 # How the pages and emails present the service (MAS's branding section).
 #branding:
 #  service_name: Example Chat          # default: server_name

@@ -84,7 +84,7 @@ type Service struct {
 	// clientKey is the rate-limit key of a request's client address.
 	clientKey func(ctx context.Context) string
 	// secret keys the CSRF tokens.
-	secret    []byte
+	secret        []byte
 	site          *web.Site
 	images        LogoSource
 	providers     func(next string) []web.ProviderLink

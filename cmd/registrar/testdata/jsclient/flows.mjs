@@ -200,6 +200,16 @@ async function main() {
     out.user = login.user_id;
     out.device = login.device_id;
     await expectError(anon.loginWithToken(arg), "M_FORBIDDEN", "spending the login token twice");
+  } else if (scenario === "second-factor") {
+    // A password login of an account with a second factor: the SDK gets
+    // registrar's errcode and message, and the login flows offer the
+    // browser sign-in (m.login.sso) instead.
+    const e = await expectError(anon.loginWithPassword(arg, arg2), "ORG.REGISTRAR.SECOND_FACTOR_REQUIRED", "password login with a factor");
+    check(e.httpStatus === 403, "status " + e.httpStatus);
+    out.message = e.message;
+    const { flows } = await anon.loginFlows();
+    check(flows.some((f) => f.type === "m.login.sso"), "m.login.sso offered");
+    out.sso = anon.getSsoLoginUrl("https://app.example.org/done");
   } else if (scenario === "oidc") {
     out.oidc = await oidc(anon, arg, arg2);
   } else {
