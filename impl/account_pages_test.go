@@ -121,3 +121,22 @@ func TestInviteLinkAndAccountPagesInChromium(t *testing.T) {
 		t.Fatalf("token accounting %+v", tok)
 	}
 }
+
+// browserSteps runs actions in the browser of ctx, each group bounded (a
+// hung page fails the test instead of stalling it) and, on failure,
+// reporting what the page says. The browser is started on ctx itself.
+func browserSteps(t *testing.T, ctx context.Context) func(what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		step, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := chromedp.Do(step, actions...); err != nil {
+			text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+			t.Fatalf("%s: %v; the page says %q", what, err, text)
+		}
+	}
+}

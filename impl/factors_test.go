@@ -204,15 +204,7 @@ func TestPasskeysInChromium(t *testing.T) {
 	})); err != nil {
 		t.Fatalf("virtual authenticator: %v", err)
 	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(step, actions...); err != nil {
-			text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-			t.Fatalf("%s: %v; the page says %q", what, err, text)
-		}
-	}
+	run := browserSteps(t, ctx)
 	id := func(s string) chromedp.ID { return chromedp.ID(s) }
 	signOut := func() {
 		run("sign out", chromedp.Navigate(env.base+"/_registrar/account"), chromedp.WaitVisible(id("signout")), chromedp.Click(id("signout")),

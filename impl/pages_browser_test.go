@@ -158,22 +158,9 @@ func TestPagesInChromium(t *testing.T) {
 	operatorAccount(t, env.testEnv, "taken")
 	clientID := env.registerClient(t, nil)
 	ctx := browserCtx(t)
-	// The browser starts with the first action on ctx itself (not on a
-	// step's context, whose end would stop it).
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatal(err)
-	}
+	run := browserSteps(t, ctx)
 	dir := screenshotDir(t)
 	t.Logf("screenshots in %s", dir)
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(step, actions...); err != nil {
-			text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
-			t.Fatalf("%s: %v; the page says %q", what, err, text)
-		}
-	}
 	at := func(name string) { t.Helper(); checkPage(t, ctx, axe, dir, name) }
 	id := func(s string) chromedp.ID { return chromedp.ID(s) }
 

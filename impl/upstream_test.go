@@ -152,18 +152,7 @@ func TestSignInWithAnOpenIDProvider(t *testing.T) {
 	op.client("registrar-linking", env.base+"/_registrar/upstream/callback")
 	operatorAccount(t, env.testEnv, "taken")
 	ctx := browserCtx(t)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatal(err)
-	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(step, actions...); err != nil {
-			text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-			t.Fatalf("%s: %v; the page says %q", what, err, text)
-		}
-	}
+	run := browserSteps(t, ctx)
 	text := func(id string) string {
 		t.Helper()
 		got, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(id)))
@@ -337,6 +326,21 @@ func TestUpstreamCallbackRefusals(t *testing.T) {
 	}
 }
 
+// newTokenCatcher is a legacy client's redirectUrl: it hands over the
+// loginToken each visit brings.
+func newTokenCatcher(t *testing.T) (*httptest.Server, <-chan string) {
+	tokens := make(chan string, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case tokens <- r.URL.Query().Get("loginToken"):
+		default:
+		}
+		_, _ = w.Write([]byte(`<!DOCTYPE html><title>app</title><p id="app">back in the app</p>`))
+	}))
+	t.Cleanup(app.Close)
+	return app, tokens
+}
+
 // jsClientDir holds matrix-js-sdk, pinned (make jsclient installs it).
 var jsClientDir = filepath.Join("..", "cmd", "registrar", "testdata", "jsclient")
 
@@ -379,15 +383,7 @@ func TestLegacySSOWithMatrixJSSDK(t *testing.T) {
 	op := newTestOP(t)
 	env := newOAuthEnv(t, upstreamConfig(op))
 	op.client("registrar", env.base+"/_registrar/upstream/callback")
-	tokens := make(chan string, 1)
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case tokens <- r.URL.Query().Get("loginToken"):
-		default:
-		}
-		_, _ = w.Write([]byte(`<!DOCTYPE html><title>app</title><p id="app">back in the app</p>`))
-	}))
-	t.Cleanup(app.Close)
+	app, tokens := newTokenCatcher(t)
 	started := runJSFlow(t, "sso-url", env.base, app.URL+"/done", "oidc-test")
 	ctx := browserCtx(t)
 	if err := chromedp.Do(ctx); err != nil {
@@ -438,15 +434,7 @@ func TestLegacySSOWithMatrixJSSDK(t *testing.T) {
 // then complete for the operation. With passwords off, /register refuses.
 func TestUIASSOForAccountsWithoutPassword(t *testing.T) {
 	op := newTestOP(t)
-	tokens := make(chan string, 1)
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case tokens <- r.URL.Query().Get("loginToken"):
-		default:
-		}
-		_, _ = w.Write([]byte(`<!DOCTYPE html><title>app</title><p id="app">back in the app</p>`))
-	}))
-	t.Cleanup(app.Close)
+	app, tokens := newTokenCatcher(t)
 	env := newOAuthEnv(t, upstreamConfig(op), func(c *config.Config) {
 		c.SSO.ClientWhitelist = []string{app.URL + "/"}
 		c.PasswordConfig.Enabled = false

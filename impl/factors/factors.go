@@ -174,21 +174,29 @@ func (s *Service) StartTOTP(ctx context.Context, userID string) (TOTPEnrolment, 
 	if err != nil {
 		return TOTPEnrolment{}, matrix.Internal(err)
 	}
-	img, err := key.Image(240, 240)
+	qr, err := qrDataURI(key)
 	if err != nil {
-		return TOTPEnrolment{}, matrix.Internal(err)
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		return TOTPEnrolment{}, matrix.Internal(err)
+		return TOTPEnrolment{}, err
 	}
 	id := newID()
 	sealed, _ := s.sealer.Seal([]byte(key.Secret()), "totp "+userID+" "+id)
 	if err := s.store.AddSecondFactors(ctx, []db.SecondFactor{{ID: id, UserID: userID, Kind: db.FactorTOTP, Secret: sealed}}, false); err != nil {
 		return TOTPEnrolment{}, matrix.Internal(err)
 	}
-	return TOTPEnrolment{ID: id, Secret: key.Secret(), URI: key.URL(),
-		QR: "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())}, nil
+	return TOTPEnrolment{ID: id, Secret: key.Secret(), URI: key.URL(), QR: qr}, nil
+}
+
+// qrDataURI is a PNG of the key's otpauth:// URI as a data: URI.
+func qrDataURI(key *otp.Key) (string, error) {
+	img, err := key.Image(240, 240)
+	if err != nil {
+		return "", matrix.Internal(err)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return "", matrix.Internal(err)
+	}
+	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()), nil
 }
 
 // totpSecret opens a factor's sealed secret.
@@ -531,15 +539,11 @@ func (s *Service) PendingTOTP(ctx context.Context, userID, id string) (TOTPEnrol
 		if err != nil {
 			return TOTPEnrolment{}, matrix.Internal(err)
 		}
-		img, err := key.Image(240, 240)
+		qr, err := qrDataURI(key)
 		if err != nil {
-			return TOTPEnrolment{}, matrix.Internal(err)
+			return TOTPEnrolment{}, err
 		}
-		var buf bytes.Buffer
-		if err := png.Encode(&buf, img); err != nil {
-			return TOTPEnrolment{}, matrix.Internal(err)
-		}
-		return TOTPEnrolment{ID: id, Secret: secret, URI: key.URL(), QR: "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())}, nil
+		return TOTPEnrolment{ID: id, Secret: secret, URI: key.URL(), QR: qr}, nil
 	}
 	return TOTPEnrolment{}, matrix.NotFound("No such enrolment")
 }
