@@ -83,10 +83,13 @@ type oauthConsent struct {
 func (oauthConsent) TableName() string { return "oauth_consents" }
 
 type browserSession struct {
-	IDHash    string `gorm:"column:id_hash;primaryKey"`
-	UserID    string `gorm:"column:user_id"`
-	CreatedAt int64  `gorm:"column:created_at;autoCreateTime:false"`
-	ExpiresAt int64  `gorm:"column:expires_at"`
+	IDHash       string `gorm:"column:id_hash;primaryKey"`
+	UserID       string `gorm:"column:user_id"`
+	CreatedAt    int64  `gorm:"column:created_at;autoCreateTime:false"`
+	ExpiresAt    int64  `gorm:"column:expires_at"`
+	UserAgent    string `gorm:"column:user_agent"`
+	IP           string `gorm:"column:ip"`
+	LastActiveAt *int64 `gorm:"column:last_active_at"`
 }
 
 func (browserSession) TableName() string { return "browser_sessions" }
@@ -408,11 +411,18 @@ func (s *Store) CreateBrowserSession(ctx context.Context, idHash, userID string,
 	return translate(err)
 }
 
-// BrowserSession returns the user of a live browser session.
-func (s *Store) BrowserSession(ctx context.Context, idHash string) (string, error) {
+// LiveBrowserSession is a live browser session: its user, and the browser,
+// address and time of its last use.
+type LiveBrowserSession struct {
+	UserID, UserAgent, IP string
+	LastActiveAt          *int64
+}
+
+// BrowserSession returns a live browser session.
+func (s *Store) BrowserSession(ctx context.Context, idHash string) (LiveBrowserSession, error) {
 	var b browserSession
 	err := s.db.WithContext(ctx).Where("id_hash = ? AND expires_at > ?", idHash, s.nowMS()).Take(&b).Error
-	return b.UserID, translate(err)
+	return LiveBrowserSession{UserID: b.UserID, UserAgent: b.UserAgent, IP: b.IP, LastActiveAt: b.LastActiveAt}, translate(err)
 }
 
 // DeleteBrowserSession ends a browser session.

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"registrar/impl"
 	"registrar/impl/config"
@@ -387,5 +388,34 @@ func TestEmailsCarryTheBranding(t *testing.T) {
 		if !strings.Contains(html, want) {
 			t.Errorf("the email lacks %s: %s", want, html)
 		}
+	}
+}
+
+// TestPageViewsNoteTheSessionsUseOncePerMinute: the sessions page's last
+// use is kept to the minute, so a page view writes it only when a minute
+// has passed (or the browser or address changed).
+func TestPageViewsNoteTheSessionsUseOncePerMinute(t *testing.T) {
+	env := newOAuthEnv(t)
+	env.register("viewer", "pw-viewer-1").expect(t, 200, "")
+	b := env.browser(t)
+	b.signIn(b.get(env.base+"/_registrar/login"), "viewer", "pw-viewer-1")
+	lastActive := func() int64 {
+		t.Helper()
+		list, err := env.store.BrowserSessions(context.Background(), "@viewer:example.org")
+		if err != nil || len(list) != 1 || list[0].LastActiveAt == nil {
+			t.Fatalf("sessions %+v %v", list, err)
+		}
+		return *list[0].LastActiveAt
+	}
+	first := lastActive()
+	env.clock.Advance(30 * time.Second)
+	b.get(env.base + "/_registrar/account")
+	if got := lastActive(); got != first {
+		t.Fatalf("a view within the minute wrote %d (was %d)", got, first)
+	}
+	env.clock.Advance(40 * time.Second)
+	b.get(env.base + "/_registrar/account")
+	if got := lastActive(); got != env.clock.Now().UnixMilli() {
+		t.Fatalf("a view after the minute left %d, want %d", got, env.clock.Now().UnixMilli())
 	}
 }

@@ -64,7 +64,7 @@ type Store interface {
 	OAuthConsent(ctx context.Context, userID, clientID string) (string, error)
 	SaveOAuthConsent(ctx context.Context, userID, clientID, scope string) error
 	CreateBrowserSession(ctx context.Context, idHash, userID string, expiresAt int64, verifiedPasswordHash string) error
-	BrowserSession(ctx context.Context, idHash string) (string, error)
+	BrowserSession(ctx context.Context, idHash string) (db.LiveBrowserSession, error)
 	DeleteBrowserSession(ctx context.Context, idHash string) error
 	TouchBrowserSession(ctx context.Context, idHash, userAgent, ip string) error
 	InheritUpstreamLogin(ctx context.Context, browserSession, userID, deviceID string) error

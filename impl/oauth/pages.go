@@ -223,16 +223,21 @@ func (s *Service) signedIn(ctx context.Context, b Browser) (db.Account, bool) {
 	if token == "" {
 		return db.Account{}, false
 	}
-	userID, err := s.store.BrowserSession(ctx, secrets.HashToken(token))
+	live, err := s.store.BrowserSession(ctx, secrets.HashToken(token))
 	if err != nil {
 		return db.Account{}, false
 	}
-	acct, err := s.store.AccountByUserID(ctx, userID)
+	acct, err := s.store.AccountByUserID(ctx, live.UserID)
 	if err != nil || acct.Deactivated() || acct.Locked || acct.ApprovalPending {
 		return db.Account{}, false
 	}
-	if err := s.store.TouchBrowserSession(ctx, secrets.HashToken(token), b.UserAgent, b.IP); err != nil {
-		s.log.WarnContext(ctx, "noting a browser session's use failed", "error", err)
+	// The sessions page shows the last use to the minute: a page view
+	// writes only when that (or the browser or address) changed.
+	now := s.now().UnixMilli()
+	if live.LastActiveAt == nil || now-*live.LastActiveAt >= time.Minute.Milliseconds() || live.UserAgent != b.UserAgent || live.IP != b.IP {
+		if err := s.store.TouchBrowserSession(ctx, secrets.HashToken(token), b.UserAgent, b.IP); err != nil {
+			s.log.WarnContext(ctx, "noting a browser session's use failed", "error", err)
+		}
 	}
 	return acct, true
 }
