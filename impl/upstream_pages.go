@@ -287,8 +287,7 @@ func (s *Server) upstreamReturned(ctx context.Context, p *upstream.Provider, u d
 	// free and there is nothing to ask; otherwise the person picks.
 	if id.Localpart != "" && !cfg.UserMappingProvider.Config.ConfirmLocalpart && len(s.cfg.RegistrationTerms) == 0 {
 		if err := s.accounts.CheckUsername(ctx, id.Localpart, false); err == nil {
-			page, created := s.upstreamCreate(ctx, u, id.Localpart, "")
-			if created {
+			if page, err := s.upstreamCreate(ctx, u, id.Localpart, ""); err == nil {
 				return page
 			}
 		}
@@ -400,30 +399,23 @@ func (s *Server) upstreamSignedIn(ctx context.Context, u db.UpstreamSession, use
 
 // upstreamCreate makes the account of a first sign-in with the registration
 // policy of every way in (the username rules, the limits, the approval
-// queue), linked to the identity, then signs it in; created is false when
-// the policy refused (the page says why).
-func (s *Server) upstreamCreate(ctx context.Context, u db.UpstreamSession, localpart, consent string) (oauth.Page, bool) {
+// queue), linked to the identity, with the provider's name and address,
+// then signs it in; an error is the policy's refusal (nothing is made).
+func (s *Server) upstreamCreate(ctx context.Context, u db.UpstreamSession, localpart, consent string) (oauth.Page, error) {
 	var mapped mappedIdentity
 	_ = json.Unmarshal([]byte(u.Claims), &mapped)
-	n := accounts.NewAccount{Source: accounts.SourceSSO, Localpart: localpart, DisplayName: mapped.DisplayName, ConsentVersion: consent,
-		ClientKey: addressKey(ctx), ExternalIDs: []db.ExternalID{{AuthProvider: u.IdpID, ExternalID: u.Subject}}}
-	if mapped.Email != "" && s.cfg.ThreepidAllowed(db.MediumEmail, mapped.Email) {
-		// The provider vouches for the address; one in use stays where it is.
-		owner, err := s.store.ThreepidOwner(ctx, db.MediumEmail, mapped.Email)
-		if errors.Is(err, db.ErrNotFound) || err == nil && owner == "" {
-			n.Threepids = []db.NewThreepid{{Medium: db.MediumEmail, Address: mapped.Email, ValidatedAt: s.now().UnixMilli()}}
-		}
-	}
-	created, err := s.accounts.Create(ctx, n)
+	created, err := s.accounts.Create(ctx, accounts.NewAccount{Source: accounts.SourceSSO, Localpart: localpart, DisplayName: mapped.DisplayName,
+		ConsentVersion: consent, ClientKey: addressKey(ctx), ExternalIDs: []db.ExternalID{{AuthProvider: u.IdpID, ExternalID: u.Subject}},
+		Threepids: s.accounts.VouchedEmail(ctx, mapped.Email)})
 	if err != nil {
-		return oauth.Page{}, false
+		return oauth.Page{}, err
 	}
 	if created.AwaitingApproval {
 		_, _ = s.store.EndUpstreamSession(ctx, u.ID)
 		s.metrics.UpstreamSignIn(u.IdpID, "awaiting_approval")
-		return s.message(ctx, http.StatusOK, "signup_awaiting_title", "signup_awaiting_text", "", "User", created.UserID), true
+		return s.message(ctx, http.StatusOK, "signup_awaiting_title", "signup_awaiting_text", "", "User", created.UserID), nil
 	}
-	return s.upstreamSignedIn(ctx, u, created.UserID), true
+	return s.upstreamSignedIn(ctx, u, created.UserID), nil
 }
 
 // upstreamPending is the returned sign-in a username page is for, in this
@@ -510,19 +502,11 @@ func (s *Server) UpstreamRegisterSubmit(ctx context.Context, req api.UpstreamReg
 	if err := s.accounts.CheckUsername(ctx, localpart, false); err != nil {
 		return retry(err)
 	}
-	var mapped mappedIdentity
-	_ = json.Unmarshal([]byte(u.Claims), &mapped)
-	n := accounts.NewAccount{Source: accounts.SourceSSO, Localpart: localpart, DisplayName: mapped.DisplayName, ConsentVersion: consent,
-		ClientKey: addressKey(ctx), ExternalIDs: []db.ExternalID{{AuthProvider: u.IdpID, ExternalID: u.Subject}}}
-	created, err := s.accounts.Create(ctx, n)
+	page, err := s.upstreamCreate(ctx, u, localpart, consent)
 	if err != nil {
 		return retry(err)
 	}
-	if created.AwaitingApproval {
-		_, _ = s.store.EndUpstreamSession(ctx, u.ID)
-		return pageResponse{s.message(ctx, http.StatusOK, "signup_awaiting_title", "signup_awaiting_text", "", "User", created.UserID)}, nil
-	}
-	return pageResponse{s.upstreamSignedIn(ctx, u, created.UserID)}, nil
+	return pageResponse{page}, nil
 }
 
 // AccountUpstreamUnlinkSubmit is POST /_registrar/account/upstream/unlink.

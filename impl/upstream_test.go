@@ -249,6 +249,10 @@ func TestSignInWithAnOpenIDProvider(t *testing.T) {
 	if got := text("user"); got != "@taken2:example.org" {
 		t.Fatalf("signed up as %q", got)
 	}
+	// The picked name's account has the provider's address too.
+	if tps, _ := store.Threepids(context.Background(), "@taken2:example.org"); len(tps) != 1 || tps[0].Address != "taken@idp.example" {
+		t.Fatalf("addresses of taken2 %+v", tps)
+	}
 	signOut()
 
 	// The linking provider links bob's first sign-in to the existing

@@ -94,12 +94,7 @@ func (s *Service) directoryAccount(ctx context.Context, p DirectoryPerson) (db.A
 		return db.Account{}, matrix.Internal(err)
 	}
 	n := NewAccount{Source: SourceLDAP, Localpart: localpart, DisplayName: p.Name,
-		ExternalIDs: []db.ExternalID{{AuthProvider: DirectoryProvider, ExternalID: p.UID}}}
-	if p.Mail != "" && s.cfg.ThreepidAllowed(db.MediumEmail, p.Mail) {
-		if owner, err := s.store.ThreepidOwner(ctx, db.MediumEmail, strings.ToLower(p.Mail)); errors.Is(err, db.ErrNotFound) || err == nil && owner == "" {
-			n.Threepids = []db.NewThreepid{{Medium: db.MediumEmail, Address: strings.ToLower(p.Mail), ValidatedAt: s.now().UnixMilli()}}
-		}
-	}
+		ExternalIDs: []db.ExternalID{{AuthProvider: DirectoryProvider, ExternalID: p.UID}}, Threepids: s.VouchedEmail(ctx, p.Mail)}
 	created, err := s.Create(ctx, n)
 	if errors.Is(err, ErrUserInUse) {
 		// Made by a concurrent first login.
@@ -111,4 +106,19 @@ func (s *Service) directoryAccount(ctx context.Context, p DirectoryPerson) (db.A
 	}
 	s.log.InfoContext(ctx, "made the account of an LDAP entry on its first login", "user_id", created.UserID)
 	return s.store.AccountByUserID(ctx, created.UserID)
+}
+
+// VouchedEmail is the email address an identity provider or directory
+// vouches for, as an address to bind to a new account: none when it is
+// empty, not allowed here, or bound to another account already (it stays
+// there).
+func (s *Service) VouchedEmail(ctx context.Context, address string) []db.NewThreepid {
+	address = strings.ToLower(strings.TrimSpace(address))
+	if address == "" || !s.cfg.ThreepidAllowed(db.MediumEmail, address) {
+		return nil
+	}
+	if owner, err := s.store.ThreepidOwner(ctx, db.MediumEmail, address); !errors.Is(err, db.ErrNotFound) && (err != nil || owner != "") {
+		return nil
+	}
+	return []db.NewThreepid{{Medium: db.MediumEmail, Address: address, ValidatedAt: s.now().UnixMilli()}}
 }
