@@ -1,6 +1,7 @@
 package impl_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,25 +114,44 @@ func startSlapd(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	uri := "ldap://" + addr
-	cmd := exec.Command(exe, "-f", conf, "-h", uri+"/", "-d", "0")
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	// With stats logging slapd says "slapd starting" once its listeners
+	// are open: the test reads that rather than polling the port.
+	cmd := exec.Command(exe, "-f", conf, "-h", uri+"/", "-d", "256")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	// slapd answers once it has opened the database and the port.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		conn, err := ldap.DialURL(uri)
-		if err == nil {
-			conn.Close()
-			return uri
+	started := make(chan struct{})
+	var logs strings.Builder
+	var logsMu sync.Mutex
+	go func() {
+		scanner := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for scanner.Scan() {
+			line := scanner.Text()
+			logsMu.Lock()
+			if logs.Len() < 1<<16 {
+				logs.WriteString(line + "\n")
+			}
+			logsMu.Unlock()
+			if strings.HasSuffix(line, "slapd starting") {
+				once.Do(func() { close(started) })
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("slapd did not answer: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	}()
+	select {
+	case <-started:
+		return uri
+	case <-time.After(time.Minute):
+		logsMu.Lock()
+		defer logsMu.Unlock()
+		t.Fatalf("slapd did not start:\n%s", logs.String())
 	}
+	return ""
 }
 
 // ldapConfig checks passwords against uri: searching with a bind DN, or
