@@ -161,9 +161,9 @@ func newID() string { return secrets.RandomString(16) }
 // TOTPEnrolment is a TOTP secret waiting for its first code.
 type TOTPEnrolment struct {
 	ID string
-	// Secret is the base32 secret to type; URI the otpauth:// URI; QR a
-	// PNG of it as a data: URI.
-	Secret, URI, QR string
+	// Secret is the base32 secret to type; QR a PNG of its otpauth:// URI
+	// as a data: URI.
+	Secret, QR string
 }
 
 // StartTOTP makes a TOTP secret for the account, kept (sealed, not yet
@@ -183,7 +183,7 @@ func (s *Service) StartTOTP(ctx context.Context, userID string) (TOTPEnrolment, 
 	if err := s.store.AddSecondFactors(ctx, []db.SecondFactor{{ID: id, UserID: userID, Kind: db.FactorTOTP, Secret: sealed}}, false); err != nil {
 		return TOTPEnrolment{}, matrix.Internal(err)
 	}
-	return TOTPEnrolment{ID: id, Secret: key.Secret(), URI: key.URL(), QR: qr}, nil
+	return TOTPEnrolment{ID: id, Secret: key.Secret(), QR: qr}, nil
 }
 
 // qrDataURI is a PNG of the key's otpauth:// URI as a data: URI.
@@ -543,7 +543,7 @@ func (s *Service) PendingTOTP(ctx context.Context, userID, id string) (TOTPEnrol
 		if err != nil {
 			return TOTPEnrolment{}, err
 		}
-		return TOTPEnrolment{ID: id, Secret: secret, URI: key.URL(), QR: qr}, nil
+		return TOTPEnrolment{ID: id, Secret: secret, QR: qr}, nil
 	}
 	return TOTPEnrolment{}, matrix.NotFound("No such enrolment")
 }

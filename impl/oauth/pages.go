@@ -153,11 +153,6 @@ func (s *Service) page(ctx context.Context, status int, name string, v web.Frame
 	return Page{Status: status, HTML: html, Cookies: cookies}
 }
 
-// Render is a page of any registered template.
-func (s *Service) Render(ctx context.Context, status int, name string, v web.Framed, cookies ...*http.Cookie) Page {
-	return s.page(ctx, status, name, v, cookies...)
-}
-
 // message is a one-paragraph page: title and text are message IDs (the
 // text's placeholders filled from args), with a link back to back when
 // set.

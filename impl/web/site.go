@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"html/template"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -231,16 +230,6 @@ func (s *Site) Render(ctx context.Context, name string, v Framed) ([]byte, error
 		return nil, fmt.Errorf("rendering page %s: %w", name, err)
 	}
 	return buf.Bytes(), nil
-}
-
-// Write renders into w.
-func (s *Site) Write(ctx context.Context, w io.Writer, name string, v Framed) error {
-	b, err := s.Render(ctx, name, v)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
 }
 
 // Name is the service's name: its branding, or the server name.
