@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 
 	"registrar/impl/matrix"
 	"registrar/impl/web"
@@ -95,17 +94,6 @@ func (s *Server) pageFailure(ctx context.Context, f *web.Frame, err error, field
 	switch {
 	case merr.Code == matrix.CodeWeakPassword:
 		place(m.role, web.T(lang, m.key, "Rules", s.passwordRules(lang)))
-	case merr.Code == matrix.CodeUnauthorized:
-		// The stages' refusals share the errcode; their messages are
-		// registrar's own.
-		switch {
-		case strings.Contains(merr.Message, "registration token"):
-			place(roleToken, web.T(lang, "error_registration_token"))
-		case strings.Contains(merr.Message, "aptcha"):
-			place("", web.T(lang, "error_captcha_invalid"))
-		default:
-			f.Error = merr.Message
-		}
 	case known:
 		place(m.role, web.T(lang, m.key))
 	default:

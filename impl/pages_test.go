@@ -419,3 +419,18 @@ func TestPageViewsNoteTheSessionsUseOncePerMinute(t *testing.T) {
 		t.Fatalf("a view after the minute left %d, want %d", got, env.clock.Now().UnixMilli())
 	}
 }
+
+// TestSignUpTokenRefusalStandsBesideTheToken: a wrong registration token
+// (a stage's refusal, M_UNAUTHORIZED like a captcha's) is said beside the
+// token field.
+func TestSignUpTokenRefusalStandsBesideTheToken(t *testing.T) {
+	env := newOAuthEnv(t, tokenRequired)
+	b := env.browser(t)
+	p := b.get(env.base + "/_registrar/signup")
+	p = b.post(env.base+"/_registrar/signup", url.Values{"csrf": {p.csrf(t)}, "step": {"form"}, "username": {"tokenless"},
+		"password": {"pw-tokenless-1"}, "password_confirm": {"pw-tokenless-1"}, "registration_token": {"not-a-token"}})
+	if input := fieldOf(t, p.body, "registration_token"); p.status != 400 || !strings.Contains(input, `aria-invalid="true"`) ||
+		!strings.Contains(p.body, `id="registration_token-error"`) || !strings.Contains(p.body, `data-errcode="M_UNAUTHORIZED"`) {
+		t.Fatalf("%d %s", p.status, p.body)
+	}
+}

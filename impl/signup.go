@@ -320,7 +320,7 @@ func (s *Server) signUpForm(ctx context.Context, f signUpForm, v *signUpView) (r
 		}
 		auth.Type = &stage
 		if session, done, err = s.signUpStep(ctx, registerParams{}, auth, session); err != nil || done != nil {
-			return deref2(done), err
+			return deref2(done), stageRefusal(stage, err)
 		}
 	}
 	if slices.Contains(flow, uia.TypeEmail) {
@@ -332,6 +332,22 @@ func (s *Server) signUpForm(ctx context.Context, f signUpForm, v *signUpView) (r
 		err = matrix.Internal(errors.New("sign-up flow incomplete after its last stage"))
 	}
 	return deref2(done), err
+}
+
+// stageRefusal is a stage's refusal as the page says it: the stages share
+// M_UNAUTHORIZED, and the page knows which stage it submitted.
+func stageRefusal(stage string, err error) error {
+	merr, ok := matrix.As(err)
+	if !ok || merr.Code != matrix.CodeUnauthorized {
+		return err
+	}
+	switch stage {
+	case uia.TypeRegistrationToken:
+		return &formError{status: merr.Status, code: merr.Code, field: "registration_token", key: "error_registration_token"}
+	case uia.TypeRecaptcha:
+		return &formError{status: merr.Status, code: merr.Code, key: "error_captcha_invalid"}
+	}
+	return err
 }
 
 func deref2(r *registered) registered {
