@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -120,13 +123,47 @@ func TestSynapseDelegatesToRegistrar(t *testing.T) {
 	ctx := context.Background()
 
 	// Sign-up with the OAuth 2.0 API in headless Chromium.
-	token, device := oauthSignUp(t, exe, d.front, "frank", "pw-frank-1")
+	token, device, browse := oauthSignUp(t, exe, d.front, "frank", "pw-frank-1")
 	frank := d.client(t, "@frank:localhost", token)
 	who, err := frank.Whoami(ctx)
 	if err != nil || who.UserID != "@frank:localhost" || who.DeviceID != id.DeviceID(device) {
 		t.Fatalf("whoami on Synapse after the OAuth sign-up: %+v %v", who, err)
 	}
 	talk(t, frank, "the OAuth sign-up")
+
+	// The profile page on the real Synapse: the avatar frank set there
+	// (registrar fetches its thumbnail from Synapse), and a display name
+	// set on the page reaches Synapse.
+	var picture bytes.Buffer
+	if err := png.Encode(&picture, image.NewRGBA(image.Rect(0, 0, 64, 64))); err != nil {
+		t.Fatal(err)
+	}
+	upload, err := frank.UploadBytes(ctx, picture.Bytes(), "image/png")
+	if err != nil {
+		t.Fatalf("uploading an avatar to Synapse: %v", err)
+	}
+	if err := frank.SetAvatarURL(ctx, upload.ContentURI); err != nil {
+		t.Fatalf("setting the avatar on Synapse: %v", err)
+	}
+	if err := chromedp.Do(browse, chromedp.Navigate(d.front+"/_registrar/account"), chromedp.WaitVisible(chromedp.CSS("img.avatar"))); err != nil {
+		t.Fatalf("the profile page shows no avatar: %v", err)
+	}
+	avatar, err := chromedp.Run(browse, chromedp.Evaluate[string](`fetch("/_registrar/account/avatar").then(r => r.status + " " + r.headers.get("content-type"))`,
+		chromedp.EvalAwaitPromise))
+	if err != nil || !strings.HasPrefix(avatar, "200 image/") {
+		t.Fatalf("the avatar from Synapse: %q %v", avatar, err)
+	}
+	if err := chromedp.Do(browse, chromedp.Clear(chromedp.ID("display_name")), chromedp.SendKeys(chromedp.ID("display_name"), "Frank Ocean"), chromedp.Click(chromedp.ID("save-profile")),
+		chromedp.WaitVisible(chromedp.ID("notice"))); err != nil {
+		t.Fatalf("saving the display name: %v", err)
+	}
+	eventually(t, "the display name reaches Synapse", func() bool {
+		_, u := d.synapse.adminCall("GET", "/_synapse/admin/v2/users/@frank:localhost", d.adminToken, nil)
+		return u["displayname"] == "Frank Ocean"
+	})
+	if p, err := frank.GetOwnDisplayName(ctx); err != nil || p.DisplayName != "Frank Ocean" {
+		t.Fatalf("frank's display name on Synapse: %+v %v", p, err)
+	}
 
 	// The legacy API: /register, then /login.
 	anon := d.client(t, "", "")
@@ -302,8 +339,9 @@ func TestSynapseBehindTwoRegistrarInstances(t *testing.T) {
 // oauthSignUp signs up with the OAuth 2.0 API as a native client would:
 // dynamic registration, PKCE, prompt=create and the stable scopes, the
 // sign-up and consent pages in headless Chromium, the code exchanged on
-// a loopback redirect. It returns the access token and device ID.
-func oauthSignUp(t *testing.T, exe, base, user, password string) (string, string) {
+// a loopback redirect. It returns the access token, the device ID and the
+// browser (signed in to registrar's pages).
+func oauthSignUp(t *testing.T, exe, base, user, password string) (string, string, context.Context) {
 	t.Helper()
 	ctx := context.Background()
 	var meta struct {
@@ -367,7 +405,7 @@ func oauthSignUp(t *testing.T, exe, base, user, password string) (string, string
 	if err != nil {
 		t.Fatalf("exchanging the code: %v", err)
 	}
-	return tok.AccessToken, device
+	return tok.AccessToken, device, browse
 }
 
 func getJSON(t *testing.T, url string, out any) {
